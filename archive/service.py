@@ -1,0 +1,241 @@
+"""Archive use cases: request a transfer of GED documents, build and check its SEDA package, send it."""
+
+from __future__ import annotations
+
+import tempfile
+from contextlib import ExitStack
+from dataclasses import replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive import packaging, seda, validation
+from archive.models import Transfer
+from archive.schemas import SendIn, TransferIn
+from socle import audit, messages
+from socle.auth import Principal, Role
+from socle.db import new_id, utcnow
+from socle.errors import Conflict, NotFound
+from socle.models import Tenant
+from socle.queue import enqueue
+from socle.settings import get_settings
+from socle.storage import get_store
+
+REQUESTED, BUILT, INVALID, UNVALIDATED, ERROR = "requested", "built", "invalid", "unvalidated", "error"
+SENDING, DELIVERED, DELIVERY_FAILED = "sending", "delivered", "delivery_failed"
+SENDABLE = (BUILT, UNVALIDATED, DELIVERY_FAILED)
+
+
+def request_transfer(session: Session, principal: Principal, body: TransferIn) -> Transfer:
+    principal.require(Role.ARCHIVISTE)
+    tenant = session.get(Tenant, principal.tenant_id)
+    assert tenant is not None
+    transfer_id = new_id()
+    transfer = Transfer(
+        id=transfer_id,
+        message_identifier=f"{tenant.slug}-{utcnow():%Y%m%d}-{transfer_id[:8]}",
+        tenant_id=principal.tenant_id,
+        document_ids=list(dict.fromkeys(body.document_ids)),
+        comment=body.comment,
+        archival_agency=body.archival_agency,
+        transferring_agency=tenant.siren or tenant.slug,
+        created_by=principal.username,
+    )
+    session.add(transfer)
+    session.flush()
+    enqueue(
+        session,
+        messages.GED_EXPORT_FOR_ARCHIVE,
+        key=f"ged.export:{transfer.id}",
+        tenant_id=principal.tenant_id,
+        transfer_id=transfer.id,
+        document_ids=transfer.document_ids,
+    )
+    _audit(session, principal.actor, "archive.transfer.requested", transfer, documents=transfer.document_ids)
+    session.commit()
+    return transfer
+
+
+def build_package(session: Session, tenant_id: str, transfer_id: str, documents: list[dict[str, Any]]) -> Transfer:
+    """Build the SIP from the GED's export, validate it, keep it in the store. Runs once per transfer."""
+    transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
+    if transfer.status != REQUESTED:
+        return transfer
+    work_dir = get_settings().data_dir / "tmp"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    store = get_store()
+    with ExitStack() as stack, tempfile.TemporaryDirectory(dir=work_dir) as folder:
+        files = {doc["document_id"]: stack.enter_context(store.local_path(doc["object_key"])) for doc in documents}
+        try:
+            spec = _transfer_spec(transfer, documents, files)
+            manifest = seda.build_manifest(spec, version=transfer.seda_version)
+        except seda.SedaError as exc:
+            return _fail(session, transfer, str(exc))
+        report = _validate(manifest, transfer.seda_version)
+        sip = Path(folder) / "sip.zip"
+        packaging.write_sip(manifest, seda.sip_entries(spec), sip)
+        problems = packaging.verify_sip(sip)  # re-read what was written: digests and sizes from the zip itself
+        if problems:
+            return _fail(session, transfer, "; ".join(problems))
+        with sip.open("rb") as stream:
+            stored = store.put(stream)
+    transfer.sip_key, transfer.sip_size, transfer.validation = stored.key, stored.size, report
+    transfer.status = {"valid": BUILT, "invalid": INVALID}.get(report["status"], UNVALIDATED)
+    transfer.updated_at = utcnow()
+    _audit(
+        session, "service:archive", "archive.transfer.built", transfer, sha256=stored.key, validation=report["status"]
+    )
+    session.commit()
+    return transfer
+
+
+def _transfer_spec(transfer: Transfer, documents: list[dict[str, Any]], files: dict[str, Path]) -> seda.TransferSpec:
+    units = tuple(_unit(doc, files[doc["document_id"]]) for doc in documents)
+    if len(units) > 1:
+        units = (
+            seda.ArchiveUnitSpec(title=transfer.comment or "Versement", description_level="RecordGrp", children=units),
+        )
+    agency = seda.Agency(transfer.transferring_agency)
+    return seda.TransferSpec(
+        message_identifier=transfer.message_identifier,
+        archival_agreement=None,
+        archival_agency=seda.Agency(transfer.archival_agency),
+        transferring_agency=agency,
+        originating_agency=agency,
+        submission_agency=agency,
+        comment=transfer.comment,
+        units=units,
+        date=transfer.created_at,
+    )
+
+
+def _unit(document: dict[str, Any], path: Path) -> seda.ArchiveUnitSpec:
+    described = packaging.describe_file(path, document["filename"])
+    # The store's files are named by digest: give FileInfo the document's own modification time.
+    described = replace(described, last_modified=datetime.fromisoformat(document["modified_at"]))
+    when = date.fromisoformat(document["date"]) if document.get("date") else None
+    return seda.ArchiveUnitSpec(
+        title=document["title"],
+        description_level="Item",
+        document_type=document["document_type"],
+        start_date=when,
+        end_date=when,
+        keywords=tuple(document.get("tags", ())),
+        originating_agency_archive_unit_identifier=document["document_id"],
+        files=((described, "BinaryMaster_1"),),
+    )
+
+
+def _validate(manifest: bytes, version: str) -> dict[str, Any]:
+    """Never call a package valid without validating it: missing schemas give « unvalidated », said plainly."""
+    schemas = get_settings().seda_schemas
+    if schemas is None:
+        return {
+            "status": "skipped",
+            "message": "validation non faite : schémas SEDA non configurés (SOCLE_SEDA_SCHEMAS) ; "
+            "installez-les avec « socle archive schemas install »",
+            "issues": [],
+        }
+    try:
+        report = validation.validate_manifest(manifest, schemas, version)
+    except validation.SchemaUnavailable as exc:
+        return {"status": "skipped", "message": str(exc), "issues": []}
+    return {
+        "status": "valid" if report.valid else "invalid",
+        "schema": report.schema,
+        "issues": [{"line": issue.line, "path": issue.path, "message": issue.message} for issue in report.issues],
+    }
+
+
+def _fail(session: Session, transfer: Transfer, reason: str) -> Transfer:
+    transfer.status, transfer.error, transfer.updated_at = ERROR, reason, utcnow()
+    _audit(session, "service:archive", "archive.transfer.failed", transfer, reason=reason)
+    session.commit()
+    return transfer
+
+
+def export_failed(session: Session, tenant_id: str, transfer_id: str, reason: str) -> Transfer:
+    transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
+    if transfer.status == REQUESTED:
+        return _fail(session, transfer, reason)
+    return transfer
+
+
+def send(session: Session, principal: Principal, transfer_id: str, body: SendIn) -> Transfer:
+    principal.require(Role.ARCHIVISTE)
+    transfer = get_transfer(session, principal.tenant_id, transfer_id, for_update=True)
+    if transfer.status not in SENDABLE:
+        raise Conflict(
+            f"ce versement ne peut pas être envoyé (état : {transfer.status})", transfer_status=transfer.status
+        )
+    if transfer.status == UNVALIDATED and not body.accept_unvalidated:
+        raise Conflict("le paquet n'a pas été validé (schémas absents) : confirmez avec accept_unvalidated")
+    assert transfer.sip_key is not None and transfer.sip_size is not None
+    transfer.status, transfer.connector, transfer.error, transfer.updated_at = SENDING, body.connector, None, utcnow()
+    enqueue(
+        session,
+        messages.INTEROP_DELIVER,
+        key=f"interop.deliver:{transfer.id}:{body.connector}",
+        tenant_id=principal.tenant_id,
+        connector=body.connector,
+        object_key=transfer.sip_key,
+        size=transfer.sip_size,
+        filename=f"{transfer.message_identifier}.zip",
+        idempotency_key=f"archive:{transfer.id}",
+        reply={
+            "success": messages.ARCHIVE_RECORD_DELIVERY.function,
+            "failure": messages.ARCHIVE_DELIVERY_FAILED.function,
+            "arguments": {"tenant_id": principal.tenant_id, "transfer_id": transfer.id},
+        },
+    )
+    _audit(session, principal.actor, "archive.transfer.sent", transfer, connector=body.connector)
+    session.commit()
+    return transfer
+
+
+def record_delivery(session: Session, tenant_id: str, transfer_id: str, receipt: dict[str, Any]) -> Transfer:
+    transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
+    if transfer.status == SENDING:
+        transfer.status, transfer.receipt, transfer.updated_at = DELIVERED, receipt, utcnow()
+        _audit(session, "service:interop", "archive.transfer.delivered", transfer, receipt=receipt)
+        session.commit()
+    return transfer
+
+
+def delivery_failed(session: Session, tenant_id: str, transfer_id: str, reason: str) -> Transfer:
+    transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
+    if transfer.status == SENDING:
+        transfer.status, transfer.error, transfer.updated_at = DELIVERY_FAILED, reason, utcnow()
+        _audit(session, "service:interop", "archive.transfer.delivery_failed", transfer, reason=reason)
+        session.commit()
+    return transfer
+
+
+def get_transfer(session: Session, tenant_id: str, transfer_id: str, *, for_update: bool = False) -> Transfer:
+    query = select(Transfer).where(Transfer.id == transfer_id, Transfer.tenant_id == tenant_id)
+    if for_update:
+        query = query.with_for_update()
+    transfer = session.execute(query).scalar_one_or_none()
+    if transfer is None:
+        raise NotFound(f"versement {transfer_id} introuvable")
+    return transfer
+
+
+def list_transfers(session: Session, tenant_id: str, limit: int, offset: int) -> list[Transfer]:
+    query = select(Transfer).where(Transfer.tenant_id == tenant_id).order_by(Transfer.created_at.desc())
+    return list(session.execute(query.limit(limit).offset(offset)).scalars())
+
+
+def _audit(session: Session, actor: str, action: str, transfer: Transfer, **details: object) -> None:
+    audit.record(
+        session,
+        tenant_id=transfer.tenant_id,
+        actor=actor,
+        action=action,
+        object_type="transfer",
+        object_id=transfer.id,
+        details={"message_identifier": transfer.message_identifier, **details},
+    )

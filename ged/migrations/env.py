@@ -1,0 +1,4 @@
+from ged.models import GedBase
+from socle.migrating import run_migrations
+
+run_migrations(GedBase.metadata)

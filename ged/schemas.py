@@ -1,0 +1,103 @@
+"""What the GED API accepts and returns."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field, field_validator
+
+from ged.models import Document, Version
+
+
+class Metadata(BaseModel):
+    title: str = Field(min_length=1, max_length=500, description="Titre du document")
+    document_type: str = Field(min_length=1, max_length=100, description="Type de document (délibération…)")
+    date: date | None = Field(None, description="Date du document (AAAA-MM-JJ)")
+    tags: list[str] = Field(default_factory=list, max_length=50, description="Mots-clés")
+
+    @field_validator("tags")
+    @classmethod
+    def _clean_tags(cls, tags: list[str]) -> list[str]:
+        cleaned = []
+        for tag in tags:
+            tag = tag.strip()
+            if not tag or len(tag) > 100:
+                raise ValueError("un mot-clé compte de 1 à 100 caractères")
+            if tag not in cleaned:
+                cleaned.append(tag)
+        return cleaned
+
+
+class MetadataPatch(BaseModel):
+    title: str | None = Field(None, min_length=1, max_length=500)
+    document_type: str | None = Field(None, min_length=1, max_length=100)
+    date: date | None = None
+    tags: list[str] | None = Field(None, max_length=50)
+    comment: str | None = Field(None, max_length=2000, description="Motif de la modification")
+
+
+class Content(BaseModel):
+    object_key: str
+    sha256: str
+    size: int
+    media_type: str
+    filename: str
+
+
+class VersionOut(BaseModel):
+    number: int
+    title: str
+    document_type: str
+    date: date | None
+    tags: list[str]
+    author: str
+    created_at: datetime
+    origin: str | None
+    comment: str | None
+    content: Content
+
+    @classmethod
+    def of(cls, version: Version) -> VersionOut:
+        return cls(
+            number=version.number,
+            title=version.title,
+            document_type=version.document_type,
+            date=version.document_date,
+            tags=version.tags,
+            author=version.author,
+            created_at=version.created_at,
+            origin=version.origin,
+            comment=version.comment,
+            content=Content(
+                object_key=version.object_key,
+                sha256=version.object_key,
+                size=version.size,
+                media_type=version.media_type,
+                filename=version.filename,
+            ),
+        )
+
+
+class DocumentOut(BaseModel):
+    id: str
+    current_version: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    current: VersionOut
+
+    @classmethod
+    def of(cls, document: Document) -> DocumentOut:
+        return cls(
+            id=document.id,
+            current_version=document.current_version,
+            created_by=document.created_by,
+            created_at=document.created_at,
+            updated_at=document.updated_at,
+            current=VersionOut.of(document.current),
+        )
+
+
+class DocumentList(BaseModel):
+    items: list[DocumentOut]
+    total: int

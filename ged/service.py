@@ -1,0 +1,252 @@
+"""GED use cases. Each takes a session and commits once; the API and the jobs only translate around them."""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from ged.models import Document, Version
+from ged.schemas import Metadata, MetadataPatch
+from socle import audit
+from socle.auth import Principal
+from socle.db import utcnow
+from socle.errors import InvalidInput, NotFound
+from socle.settings import get_settings
+from socle.storage import StoredObject, get_store
+
+PDF = "application/pdf"
+
+
+def sniff_media_type(head: bytes, declared: str | None) -> str:
+    """Trust the bytes over the client's label for the types the kit acts on."""
+    if head.startswith(b"%PDF-"):
+        return PDF
+    if declared == PDF:
+        return "application/octet-stream"  # claims to be a PDF but is not
+    return declared or "application/octet-stream"
+
+
+def store_upload(stream: BinaryIO) -> StoredObject:
+    stored = get_store().put(stream, max_size=get_settings().max_upload_bytes)
+    if stored.size == 0:
+        raise InvalidInput("le fichier est vide")
+    return stored
+
+
+def create_document(
+    session: Session, principal: Principal, stored: StoredObject, filename: str, media_type: str, metadata: Metadata
+) -> Document:
+    document = Document(tenant_id=principal.tenant_id, created_by=principal.username, current_version=1)
+    document.versions.append(
+        Version(
+            number=1,
+            object_key=stored.key,
+            size=stored.size,
+            media_type=media_type,
+            filename=_clean_filename(filename),
+            title=metadata.title,
+            document_type=metadata.document_type,
+            document_date=metadata.date,
+            tags=metadata.tags,
+            author=principal.username,
+        )
+    )
+    session.add(document)
+    session.flush()
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action="ged.document.created",
+        object_type="document",
+        object_id=document.id,
+        details={"title": metadata.title, "sha256": stored.key, "size": stored.size},
+    )
+    session.commit()
+    return document
+
+
+def update_metadata(session: Session, principal: Principal, document_id: str, patch: MetadataPatch) -> Document:
+    document = get_document(session, principal.tenant_id, document_id, for_update=True)
+    changes = patch.model_dump(exclude_unset=True, exclude={"comment"})
+    if not changes:
+        raise InvalidInput("aucune modification demandée")
+    if "tags" in changes:
+        changes["tags"] = Metadata(title="x", document_type="x", tags=changes["tags"]).tags
+    current = document.current
+    _add_version(
+        session,
+        document,
+        principal.tenant_id,
+        principal.actor,
+        principal.username,
+        object_key=current.object_key,
+        size=current.size,
+        media_type=current.media_type,
+        filename=current.filename,
+        title=changes.get("title", current.title),
+        document_type=changes.get("document_type", current.document_type),
+        document_date=changes.get("date", current.document_date),
+        tags=changes.get("tags", current.tags),
+        comment=patch.comment,
+    )
+    session.commit()
+    return document
+
+
+def add_content_version(
+    session: Session, principal: Principal, document_id: str, stored: StoredObject, filename: str, media_type: str
+) -> Document:
+    document = get_document(session, principal.tenant_id, document_id, for_update=True)
+    current = document.current
+    _add_version(
+        session,
+        document,
+        principal.tenant_id,
+        principal.actor,
+        principal.username,
+        object_key=stored.key,
+        size=stored.size,
+        media_type=media_type,
+        filename=_clean_filename(filename),
+        title=current.title,
+        document_type=current.document_type,
+        document_date=current.document_date,
+        tags=current.tags,
+    )
+    session.commit()
+    return document
+
+
+def record_signed_version(
+    session: Session,
+    tenant_id: str,
+    document_id: str,
+    folder_id: str,
+    object_key: str,
+    size: int,
+    filename: str,
+    signatories: list[str],
+) -> Version:
+    """Store a signed PDF from the parapheur as a new version, once, however often the job runs."""
+    origin = f"parapheur:{folder_id}"
+    document = get_document(session, tenant_id, document_id, for_update=True)
+    done = next((version for version in document.versions if version.origin == origin), None)
+    if done is not None:
+        return done
+    if not get_store().exists(object_key):
+        raise NotFound(f"PDF signé {object_key} introuvable dans le stockage")
+    current = document.current
+    version = _add_version(
+        session,
+        document,
+        tenant_id,
+        "service:parapheur",
+        "parapheur",
+        object_key=object_key,
+        size=size,
+        media_type=PDF,
+        filename=_clean_filename(filename),
+        title=current.title,
+        document_type=current.document_type,
+        document_date=current.document_date,
+        tags=current.tags,
+        origin=origin,
+        comment="Signé par " + ", ".join(signatories),
+    )
+    session.commit()
+    return version
+
+
+def _add_version(
+    session: Session,
+    document: Document,
+    tenant_id: str,
+    actor: str,
+    author: str,
+    *,
+    object_key: str,
+    size: int,
+    media_type: str,
+    filename: str,
+    title: str,
+    document_type: str,
+    document_date: object,
+    tags: list[str],
+    origin: str | None = None,
+    comment: str | None = None,
+) -> Version:
+    version = Version(
+        number=document.current_version + 1,
+        object_key=object_key,
+        size=size,
+        media_type=media_type,
+        filename=filename,
+        title=title,
+        document_type=document_type,
+        document_date=document_date,
+        tags=tags,
+        author=author,
+        origin=origin,
+        comment=comment,
+    )
+    document.versions.append(version)
+    document.current_version = version.number
+    document.updated_at = utcnow()
+    session.flush()
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="ged.version.created",
+        object_type="document",
+        object_id=document.id,
+        details={"version": version.number, "sha256": object_key, "origin": origin},
+    )
+    return version
+
+
+def get_document(session: Session, tenant_id: str, document_id: str, *, for_update: bool = False) -> Document:
+    query = (
+        select(Document)
+        .where(Document.id == document_id, Document.tenant_id == tenant_id)
+        .options(selectinload(Document.versions))
+    )
+    if for_update:
+        query = query.with_for_update(of=Document)
+    document = session.execute(query).scalar_one_or_none()
+    if document is None:
+        raise NotFound(f"document {document_id} introuvable")
+    return document
+
+
+def get_version(document: Document, number: int) -> Version:
+    version = next((version for version in document.versions if version.number == number), None)
+    if version is None:
+        raise NotFound(f"version {number} du document {document.id} introuvable")
+    return version
+
+
+def list_documents(
+    session: Session, tenant_id: str, *, document_type: str | None, limit: int, offset: int
+) -> tuple[list[Document], int]:
+    current = (Version.document_id == Document.id) & (Version.number == Document.current_version)
+    query = select(Document).join(Version, current).where(Document.tenant_id == tenant_id)
+    if document_type:
+        query = query.where(Version.document_type == document_type)
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    documents = session.execute(
+        query.options(selectinload(Document.versions))
+        .order_by(Document.updated_at.desc(), Document.id)
+        .limit(limit)
+        .offset(offset)
+    ).scalars()
+    return list(documents), total
+
+
+def _clean_filename(filename: str) -> str:
+    # Keep only the last path component: names are shown and reused in packages, never used as paths.
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    return name[:255] or "document"

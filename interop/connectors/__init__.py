@@ -1,0 +1,1 @@
+"""Connectors: one module per kind, each with the same small interface (see ``api``)."""

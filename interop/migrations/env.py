@@ -1,0 +1,4 @@
+from interop.models import InteropBase
+from socle.migrating import run_migrations
+
+run_migrations(InteropBase.metadata)

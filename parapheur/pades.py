@@ -1,0 +1,537 @@
+"""PAdES signing and verification of PDF documents.
+
+Pure domain module: it knows nothing about storage, users or workflows. It signs PDFs with
+pyHanko (PAdES baseline B-B, incremental updates) and checks signatures against explicit trust roots.
+
+pyHanko's high-level API runs its own event loop (``asyncio.run``): call these functions from
+synchronous code or from a worker thread, never directly inside a running event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
+from typing import BinaryIO
+
+import pikepdf
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils import misc as pdf_misc
+from pyhanko.pdf_utils.font.api import FontEngine, FontEngineFactory, ShapeResult
+from pyhanko.pdf_utils.font.basic import COURIER_META, SimpleFontEngine
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.text import TextBoxStyle
+from pyhanko.pdf_utils.writer import BasePdfFileWriter
+from pyhanko.sign import fields, signers
+from pyhanko.sign.diff_analysis import ModificationLevel
+from pyhanko.sign.general import SigningError
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
+from pyhanko.stamp import TextStampStyle
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pyhanko_certvalidator.util import get_pyca_cryptography_hash
+
+# Generous fixed room for the CMS container: it skips pyHanko's dry-run signature (size estimate).
+# An RSA-4096 chain of three certificates fits in well under 8 KiB of DER (16 KiB of hex).
+SIGNATURE_BYTES_RESERVED = 16384
+
+STAMP_WIDTH = 200
+STAMP_HEIGHT = 60
+STAMP_MARGIN = 36
+STAMP_GAP = 6
+STAMP_TEXT = "Signé par %(signer)s\n%(reason)s\nle %(ts)s"
+STAMP_DATE_FORMAT = "%d/%m/%Y à %H:%M %Z"
+
+# The PDF header may sit anywhere in the first kilobyte (ISO 32000-1, annex H).
+_HEADER_WINDOW = 1024
+
+
+class PdfError(ValueError):
+    """The document cannot be processed; the message (in French) can be shown to a user."""
+
+
+class IdentityError(ValueError):
+    """The signing identity cannot be loaded or created; the message (in French) can be shown."""
+
+
+@dataclass(frozen=True)
+class PdfInfo:
+    page_count: int
+    signature_count: int
+
+
+@dataclass(frozen=True)
+class SignatureRequest:
+    signer_name: str
+    reason: str
+    location: str | None = None
+    field_name: str | None = None
+    visible: bool = True
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    field_name: str
+    signer_name: str
+    intact: bool
+    valid: bool
+    covers_whole_document: bool
+    signing_time: datetime | None
+
+
+@dataclass(frozen=True)
+class _PdfFacts:
+    info: PdfInfo
+    filled_field_names: frozenset[str]
+    last_page_box: tuple[float, float, float, float]
+
+
+# --------------------------------------------------------------------------- inspection
+
+
+def inspect_pdf(path: Path) -> PdfInfo:
+    """Check that ``path`` is a readable, unencrypted PDF with pages; count its signatures."""
+    return _examine(path).info
+
+
+def _examine(path: Path) -> _PdfFacts:
+    _check_header(path)
+    try:
+        pdf = pikepdf.open(path)
+    except pikepdf.PasswordError as exc:
+        raise PdfError("Le PDF est protégé par un mot de passe : il ne peut pas être signé.") from exc
+    except (pikepdf.PdfError, OSError, ValueError) as exc:
+        raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+    with pdf:
+        if pdf.is_encrypted:
+            raise PdfError("Le PDF est chiffré : retirez la protection avant de le signer.")
+        if len(pdf.pages) == 0:
+            raise PdfError("Le PDF ne contient aucune page.")
+        names = frozenset(_filled_signature_fields(pdf))
+        return _PdfFacts(
+            info=PdfInfo(page_count=len(pdf.pages), signature_count=len(names)),
+            filled_field_names=names,
+            last_page_box=_normalised_box(pdf.pages[-1].cropbox),
+        )
+
+
+def _check_header(path: Path) -> None:
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(_HEADER_WINDOW)
+    except OSError as exc:
+        raise PdfError("Le fichier est introuvable ou illisible.") from exc
+    if not head:
+        raise PdfError("Le fichier est vide.")
+    if b"%PDF-" not in head:
+        raise PdfError("Le fichier n'est pas un PDF.")
+
+
+def _filled_signature_fields(pdf: pikepdf.Pdf) -> Iterator[str]:
+    acroform = pdf.Root.get("/AcroForm")
+    if not isinstance(acroform, pikepdf.Dictionary):
+        return
+    fields_array = acroform.get("/Fields")
+    if isinstance(fields_array, pikepdf.Array):
+        yield from _walk_fields(fields_array, parent_name="", inherited_type=None, seen=set())
+
+
+def _walk_fields(
+    kids: pikepdf.Array, parent_name: str, inherited_type: pikepdf.Object | None, seen: set[tuple[int, int]]
+) -> Iterator[str]:
+    for field in kids:
+        if not isinstance(field, pikepdf.Dictionary):
+            continue
+        # Malformed forms can loop back on themselves.
+        if field.is_indirect:
+            if field.objgen in seen:
+                continue
+            seen.add(field.objgen)
+        partial = str(field.get("/T", ""))
+        name = f"{parent_name}.{partial}" if parent_name and partial else partial or parent_name
+        field_type = field.get("/FT", inherited_type)
+        children = field.get("/Kids")
+        if isinstance(children, pikepdf.Array):
+            yield from _walk_fields(children, name, field_type, seen)
+        elif field_type == pikepdf.Name.Sig and field.get("/V") is not None:
+            yield name
+
+
+def _normalised_box(box: pikepdf.Array) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = (float(value) for value in box)
+    return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
+
+
+# --------------------------------------------------------------------------- identities
+
+
+def make_self_signed_identity(
+    common_name: str, organisation: str, passphrase: bytes, *, valid_days: int = 1095
+) -> bytes:
+    """Create a fresh RSA-2048 key and a self-signed signing certificate, returned as PKCS#12 bytes.
+
+    The certificate is an end-entity certificate (CA=false) that verifiers use as its own trust root:
+    pyHanko accepts it as a trust anchor and poppler reports the signature valid but the issuer untrusted.
+    """
+    if not passphrase:
+        raise IdentityError("La phrase de passe du certificat ne peut pas être vide.")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    certificate = _self_signed_certificate(key, common_name, organisation, valid_days)
+    return pkcs12.serialize_key_and_certificates(
+        name=common_name.encode("utf-8"),
+        key=key,
+        cert=certificate,
+        cas=None,
+        encryption_algorithm=serialization.BestAvailableEncryption(passphrase),
+    )
+
+
+def _self_signed_certificate(
+    key: rsa.RSAPrivateKey, common_name: str, organisation: str, valid_days: int
+) -> x509.Certificate:
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    now = datetime.now(UTC)
+    key_id = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=True,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        # Backdated a little: a verifier whose clock lags must still accept fresh signatures.
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=valid_days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(key_id, critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(key_id), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+
+
+class _LoadedKeySigner(signers.Signer):
+    """pyHanko signer holding a ready-to-use key object.
+
+    pyHanko's SimpleSigner re-parses its DER key on every signature, which reruns the costly RSA
+    consistency check; keeping the `cryptography` key object avoids that.
+    """
+
+    def __init__(
+        self,
+        key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+        certificate: asn1_x509.Certificate,
+        others: list[asn1_x509.Certificate],
+    ) -> None:
+        registry = SimpleCertificateStore.from_certs([certificate, *others])  # type: ignore[no-untyped-call]
+        super().__init__(signing_cert=certificate, cert_registry=registry)
+        self._key = key
+
+    async def async_sign_raw(self, data: bytes, digest_algorithm: str, dry_run: bool = False) -> bytes:
+        digest = get_pyca_cryptography_hash(digest_algorithm)
+        if isinstance(self._key, rsa.RSAPrivateKey):
+            return self._key.sign(data, padding.PKCS1v15(), digest)
+        return self._key.sign(data, ec.ECDSA(digest))
+
+
+class SigningIdentity:
+    """A loaded signing key and certificate. Load once, then sign many documents with it."""
+
+    def __init__(self, signer: _LoadedKeySigner, subject_name: str, certificate_der: bytes) -> None:
+        self._signer = signer
+        self.subject_name = subject_name
+        self.certificate_der = certificate_der
+
+    @classmethod
+    def from_pkcs12(cls, data: bytes, passphrase: bytes | None) -> SigningIdentity:
+        try:
+            key, certificate, others = pkcs12.load_key_and_certificates(data, passphrase)
+        except (ValueError, TypeError) as exc:
+            raise IdentityError(
+                "Impossible d'ouvrir le certificat : phrase de passe incorrecte ou fichier PKCS#12 invalide."
+            ) from exc
+        if certificate is None or key is None:
+            raise IdentityError("Le fichier PKCS#12 ne contient pas de clé privée et de certificat.")
+        if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+            raise IdentityError("Seules les clés RSA et ECDSA sont prises en charge pour signer.")
+        certificate_der = certificate.public_bytes(serialization.Encoding.DER)
+        signer = _LoadedKeySigner(
+            key,
+            asn1_x509.Certificate.load(certificate_der),
+            [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in others],
+        )
+        return cls(signer, _common_name(certificate), certificate_der)
+
+    def __repr__(self) -> str:
+        return f"SigningIdentity(subject_name={self.subject_name!r})"
+
+
+def _common_name(certificate: x509.Certificate) -> str:
+    for oid in (NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME):
+        attributes = certificate.subject.get_attributes_for_oid(oid)
+        if attributes:
+            return str(attributes[0].value)
+    return certificate.subject.rfc4514_string()
+
+
+# --------------------------------------------------------------------------- signing
+
+
+def sign_pdf(source: Path, destination: Path, identity: SigningIdentity, request: SignatureRequest) -> None:
+    """Add a PAdES B-B signature (SHA-256) to ``source`` as an incremental update, into ``destination``.
+
+    Earlier signatures stay valid. ``destination`` appears atomically and only once fully written;
+    it may be ``source`` itself.
+    """
+    facts = _examine(source)
+    field_name = request.field_name or _next_field_name(facts)
+    if field_name in facts.filled_field_names:
+        raise PdfError(f"Le champ de signature « {field_name} » est déjà signé.")
+    pdf_signer = signers.PdfSigner(
+        _signature_metadata(request, field_name),
+        signer=identity._signer,
+        stamp_style=_stamp_style(),
+        new_field_spec=_field_spec(field_name, request.visible, facts),
+    )
+    with source.open("rb") as input_stream, _atomic_output(destination) as output:
+        _run_signer(pdf_signer, input_stream, output, request)
+
+
+def _next_field_name(facts: _PdfFacts) -> str:
+    number = facts.info.signature_count + 1
+    while f"Signature{number}" in facts.filled_field_names:
+        number += 1
+    return f"Signature{number}"
+
+
+def _signature_metadata(request: SignatureRequest, field_name: str) -> signers.PdfSignatureMetadata:
+    return signers.PdfSignatureMetadata(
+        field_name=field_name,
+        md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter.PADES,
+        reason=request.reason,
+        location=request.location,
+        name=request.signer_name,
+    )
+
+
+def _field_spec(field_name: str, visible: bool, facts: _PdfFacts) -> fields.SigFieldSpec:
+    if not visible:
+        return fields.SigFieldSpec(sig_field_name=field_name)
+    box = _stamp_box(facts.last_page_box, facts.info.signature_count)
+    return fields.SigFieldSpec(sig_field_name=field_name, on_page=-1, box=box)
+
+
+def _stamp_box(page_box: tuple[float, float, float, float], index: int) -> tuple[int, int, int, int]:
+    """Bottom-right of the visible page area, stacked upwards so that successive stamps don't overlap.
+
+    Page rotation (/Rotate) is not taken into account. Tiny pages still get a box inside the page.
+    """
+    left, bottom, right, top = page_box
+    rows = max(1, int((top - bottom - 2 * STAMP_MARGIN) // (STAMP_HEIGHT + STAMP_GAP)))
+    x2 = max(left + 1, right - STAMP_MARGIN)
+    y1 = min(top - 1, bottom + STAMP_MARGIN + (index % rows) * (STAMP_HEIGHT + STAMP_GAP))
+    x1 = max(left, x2 - STAMP_WIDTH)
+    y2 = min(top, y1 + STAMP_HEIGHT)
+    return round(x1), round(y1), round(x2), round(y2)
+
+
+def _stamp_style() -> TextStampStyle:
+    return TextStampStyle(
+        stamp_text=STAMP_TEXT,
+        timestamp_format=STAMP_DATE_FORMAT,
+        text_box_style=TextBoxStyle(font=_WinAnsiCourierFactory()),
+        border_width=1,
+    )
+
+
+def _run_signer(
+    pdf_signer: signers.PdfSigner, input_stream: BinaryIO, output: BinaryIO, request: SignatureRequest
+) -> None:
+    try:
+        # Non-strict parsing: common producers (e.g. Word's hybrid cross-reference files) are rejected
+        # by pyHanko's strict mode, although qpdf and viewers read them fine.
+        writer = IncrementalPdfFileWriter(input_stream, strict=False)
+        pdf_signer.sign_pdf(
+            writer,
+            bytes_reserved=SIGNATURE_BYTES_RESERVED,
+            appearance_text_params={"signer": request.signer_name, "reason": request.reason},
+            output=output,
+        )
+    except SigningError as exc:
+        raise PdfError(f"La signature du PDF a échoué : {exc}") from exc
+    except pdf_misc.PdfError as exc:
+        raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+
+
+@contextlib.contextmanager
+def _atomic_output(destination: Path) -> Iterator[BinaryIO]:
+    """Yield a readable and seekable temporary file that replaces ``destination`` on success only."""
+    temporary = destination.with_name(f".{destination.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        # Mode "x" creates with the usual umask-derived permissions, unlike tempfile's 0600.
+        with temporary.open("xb+") as output:
+            yield output
+            output.flush()
+            os.fsync(output.fileno())
+        os.replace(temporary, destination)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(destination.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform allows opening a directory.
+    with contextlib.suppress(OSError):
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+# --------------------------------------------------------------------------- stamp font
+
+
+def _to_winansi(text: str) -> bytes:
+    """Encode for a WinAnsi font; characters outside it lose their accents, or become "?"."""
+    encoded = bytearray()
+    for char in text:
+        try:
+            encoded += char.encode("cp1252")
+        except UnicodeEncodeError:
+            base = unicodedata.normalize("NFKD", char).encode("cp1252", errors="ignore")
+            encoded += base or b"?"
+    return bytes(encoded)
+
+
+class _WinAnsiCourierEngine(SimpleFontEngine):
+    """Courier (standard font, nothing embedded) that really encodes text as WinAnsi.
+
+    pyHanko's default simple font declares /WinAnsiEncoding but writes strings in PDFDocEncoding.
+    Both agree on ASCII and on Latin-1 letters (é, è, à, ç…), not on French typography such as
+    ’ « — … € œ. The only alternative pyHanko offers, an embedded OpenType font, would make a font
+    file a hard dependency, hence this small engine.
+    """
+
+    def shape(self, txt: str) -> ShapeResult:
+        encoded = _to_winansi(txt)
+        operators = BytesIO()
+        generic.ByteStringObject(encoded).write_to_stream(operators)
+        operators.write(b" Tj")
+        width = len(encoded) * self.avg_width
+        return ShapeResult(graphics_ops=operators.getvalue(), x_advance=width, y_advance=0)
+
+
+class _WinAnsiCourierFactory(FontEngineFactory):
+    def create_font_engine(
+        self, writer: BasePdfFileWriter, obj_stream: generic.StreamObject | None = None
+    ) -> FontEngine:
+        return _WinAnsiCourierEngine(writer, "Courier", 0.6, COURIER_META)
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def verify_pdf(path: Path, trust_roots: list[bytes]) -> list[SignatureCheck]:
+    """Validate every signature of ``path``; a signature is valid only if it chains to ``trust_roots``."""
+    inspect_pdf(path)
+    roots = [asn1_x509.Certificate.load(der) for der in trust_roots]
+    with path.open("rb") as stream:
+        try:
+            reader = PdfFileReader(stream, strict=False)
+            embedded = list(reader.embedded_regular_signatures)
+        except pdf_misc.PdfError as exc:
+            raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+        return [_check_signature(signature, roots) for signature in embedded]
+
+
+def _check_signature(signature: EmbeddedPdfSignature, roots: list[asn1_x509.Certificate]) -> SignatureCheck:
+    # A fresh context per signature: pyHanko caches validation results inside a context.
+    context = ValidationContext(trust_roots=roots, allow_fetching=False)
+    try:
+        status = validate_pdf_signature(signature, signer_validation_context=context)
+    except (SignatureValidationError, pdf_misc.PdfError, ValueError):
+        # Damaged signature containers or byte ranges: report them as broken, not as a crash.
+        return SignatureCheck(
+            field_name=signature.field_name,
+            signer_name=_embedded_signer_name(signature),
+            intact=False,
+            valid=False,
+            covers_whole_document=False,
+            signing_time=None,
+        )
+    return SignatureCheck(
+        field_name=signature.field_name,
+        signer_name=_embedded_signer_name(signature),
+        intact=status.intact,
+        valid=status.intact and status.valid and status.trusted,
+        covers_whole_document=_covers_whole_document(status),
+        signing_time=status.signer_reported_dt,
+    )
+
+
+def _covers_whole_document(status: PdfSignatureStatus) -> bool:
+    if status.coverage == SignatureCoverageLevel.ENTIRE_FILE:
+        return True
+    if status.coverage != SignatureCoverageLevel.ENTIRE_REVISION:
+        return False
+    # Later revisions are fine if they only add signatures or fill forms.
+    level = status.modification_level
+    return level is not None and level <= ModificationLevel.FORM_FILLING
+
+
+def _embedded_signer_name(signature: EmbeddedPdfSignature) -> str:
+    try:
+        subject = signature.signer_cert.subject.native
+    except (ValueError, KeyError, AttributeError):
+        subject = {}
+    name = subject.get("common_name") or subject.get("organization_name")
+    return str(name or signature.sig_object.get("/Name", ""))
+
+
+__all__ = [
+    "IdentityError",
+    "PdfError",
+    "PdfInfo",
+    "SignatureCheck",
+    "SignatureRequest",
+    "SigningIdentity",
+    "inspect_pdf",
+    "make_self_signed_identity",
+    "sign_pdf",
+    "verify_pdf",
+]

@@ -1,0 +1,38 @@
+"""The four services together in one app, each under its own prefix (``socle serve`` with no service)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+import archive.api
+import ged.api
+import interop.api
+import parapheur.api
+from socle.web import health_router, install_error_handlers
+
+# Registered explicitly: a service whose module fails to import stops the kit loudly.
+SERVICE_APPS: dict[str, Callable[[], FastAPI]] = {
+    "parapheur": parapheur.api.create_app,
+    "ged": ged.api.create_app,
+    "archive": archive.api.create_app,
+    "interop": interop.api.create_app,
+}
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="socle",
+        description="Kit de dématérialisation des collectivités : parapheur, GED, archives SEDA, interopérabilité.",
+        version="0.1.0",
+    )
+    install_error_handlers(app)
+    app.include_router(health_router())
+    for name, factory in SERVICE_APPS.items():
+        app.mount(f"/{name}", factory())
+    return app
+
+
+def create_service(name: str) -> FastAPI:
+    return SERVICE_APPS[name]()

@@ -1,0 +1,244 @@
+"""The ``socle`` command: serve, work, migrate, operate; each service's own commands are mounted below.
+
+Errors end with a plain French message and a non-zero status, never a Python trace: 2 for a wrong setting
+or usage, 1 for a refused operation.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from socle.errors import SettingsError, SocleError
+from socle.settings import SERVICES, get_settings
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            click.echo(exc.detail, err=True)
+            ctx.exit(2)
+        except SocleError as exc:
+            click.echo(f"Erreur : {exc.detail}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, help="socle : parapheur, GED, archives SEDA et interopérabilité pour les collectivités.")
+def cli() -> None:
+    get_settings()  # a wrong setting stops every command here, naming the setting
+
+
+def _logging(level: int) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@cli.command(help="Mettre la base de données à jour (migrations de chaque service).")
+def migrate() -> None:
+    from socle.migrating import current_revisions, upgrade_all
+
+    upgrade_all()
+    for package, revision in current_revisions().items():
+        click.echo(f"{package:10} {revision}")
+
+
+@cli.command(help="Servir l'API : un service (ged, parapheur, archive, interop) ou les quatre ensemble.")
+@click.argument("service", required=False, type=click.Choice(SERVICES))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(service: str | None, host: str, port: int) -> None:
+    import uvicorn
+
+    from socle.app import create_app, create_service
+    from socle.migrating import upgrade_all
+    from socle.queue import EmbeddedWorker
+
+    _logging(logging.INFO)
+    settings = get_settings()
+    worker = None
+    if settings.embedded_queue:
+        # Laptop mode: one process holds the database schema, the queue and its worker.
+        upgrade_all()
+        worker = EmbeddedWorker()
+        worker.start()
+    app = create_service(service) if service else create_app()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
+@cli.command(help="Lancer un worker rq pour un ou plusieurs services (demande SOCLE_REDIS_URL).")
+@click.argument("services", nargs=-1, required=True, type=click.Choice(SERVICES))
+@click.option("--burst", is_flag=True, help="S'arrêter quand la file est vide.")
+def worker(services: tuple[str, ...], burst: bool) -> None:
+    from socle.queue import run_worker
+
+    _logging(logging.INFO)
+    run_worker(list(services), burst=burst)
+
+
+@cli.group(cls=_Group, invoke_without_command=True, help="Tâches de fond : échecs, tâches bloquées, relance.")
+@click.option("--all", "show_all", is_flag=True, help="Montrer aussi les tâches en cours et terminées.")
+@click.pass_context
+def jobs(ctx: click.Context, show_all: bool) -> None:
+    if ctx.invoked_subcommand is not None:
+        return
+    from socle.db import new_session
+    from socle.queue import DONE, FAILED, PENDING, QUEUED, RUNNING, list_jobs, stuck_jobs
+
+    with new_session() as session:
+        statuses = (PENDING, QUEUED, RUNNING, DONE, FAILED) if show_all else (FAILED,)
+        rows = list_jobs(session, statuses=statuses)
+        stuck = {job.id for job in stuck_jobs(session)}
+        rows += [job for job in stuck_jobs(session) if job not in rows]
+    if not rows:
+        click.echo("Aucune tâche en échec." if not show_all else "Aucune tâche.")
+        return
+    for job in rows:
+        state = "bloquée" if job.id in stuck else job.status
+        error = (job.last_error or "").strip().splitlines()[-1:] or [""]
+        click.echo(f"{job.id}  {state:8}  essais {job.attempts}/{job.max_attempts}  {job.function}  {error[0][:100]}")
+
+
+@jobs.command("show", help="Détail d'une tâche, avec sa dernière erreur.")
+@click.argument("job_id")
+def jobs_show(job_id: str) -> None:
+    from socle.db import new_session
+    from socle.errors import NotFound
+    from socle.models import Job
+
+    with new_session() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"tâche {job_id} introuvable")
+        for name in ("id", "function", "status", "attempts", "max_attempts", "created_at", "started_at", "finished_at"):
+            click.echo(f"{name:13} {getattr(job, name)}")
+        click.echo(f"{'arguments':13} {job.arguments}")
+        if job.last_error:
+            click.echo("dernière erreur :\n" + job.last_error)
+
+
+@jobs.command("retry", help="Relancer une tâche en échec ou bloquée.")
+@click.argument("job_id")
+def jobs_retry(job_id: str) -> None:
+    from socle.db import transaction
+    from socle.queue import retry
+
+    with transaction() as session:
+        job = retry(session, job_id)
+    click.echo(f"Tâche {job.id} relancée ({job.function}).")
+
+
+@cli.group(cls=_Group, help="Journal d'audit.")
+def audit() -> None:
+    pass
+
+
+@audit.command("verify", help="Vérifier la chaîne d'empreintes du journal (toutes les collectivités par défaut).")
+@click.option("--tenant", help="Identifiant d'une collectivité")
+def audit_verify(tenant: str | None) -> None:
+    from sqlalchemy import select
+
+    from socle import audit as audit_log
+    from socle.auth import get_tenant
+    from socle.db import new_session
+    from socle.models import Tenant
+
+    broken = 0
+    with new_session() as session:
+        tenants = [get_tenant(session, tenant)] if tenant else list(session.execute(select(Tenant)).scalars())
+        for row in tenants:
+            result = audit_log.verify(session, row.id)
+            state = "intact" if result.intact else "ALTÉRÉ"
+            click.echo(f"{row.slug}: {result.entries} entrées, {state}")
+            for problem in result.problems:
+                click.echo(f"  - {problem}")
+            broken += not result.intact
+    if broken:
+        sys.exit(1)
+
+
+@cli.group(cls=_Group, help="Collectivités, utilisateurs et jetons d'accès.")
+def tenant() -> None:
+    pass
+
+
+@tenant.command("create", help="Créer une collectivité.")
+@click.argument("slug")
+@click.argument("name")
+@click.option("--siren", help="SIREN (9 chiffres)")
+def tenant_create(slug: str, name: str, siren: str | None) -> None:
+    from socle.auth import create_tenant
+    from socle.db import transaction
+
+    with transaction() as session:
+        create_tenant(session, slug, name, siren)
+    click.echo(f"Collectivité « {name} » créée ({slug}).")
+
+
+@tenant.command("add-user", help="Ajouter un utilisateur (rôles : agent, secretariat, archiviste, admin).")
+@click.argument("slug")
+@click.argument("username")
+@click.option("--name", "display_name", required=True, help="Nom affiché")
+@click.option("--role", "roles", multiple=True, required=True, help="Rôle (répétable)")
+@click.option("--email")
+def tenant_add_user(slug: str, username: str, display_name: str, roles: tuple[str, ...], email: str | None) -> None:
+    from socle.auth import create_user, get_tenant
+    from socle.db import transaction
+
+    with transaction() as session:
+        create_user(session, get_tenant(session, slug), username, display_name, list(roles), email)
+    click.echo(f"Utilisateur {username} créé.")
+
+
+@tenant.command("token", help="Émettre un jeton d'accès à l'API (affiché une seule fois).")
+@click.argument("slug")
+@click.argument("username")
+@click.option("--label", default="", help="À quoi sert ce jeton")
+def tenant_token(slug: str, username: str, label: str) -> None:
+    from socle.auth import get_tenant, get_user, issue_token
+    from socle.db import transaction
+
+    with transaction() as session:
+        token = issue_token(session, get_user(session, get_tenant(session, slug), username), label)
+    click.echo(token)
+
+
+@cli.command(help="Afficher les réglages en vigueur (secrets masqués).")
+def settings() -> None:
+    current = get_settings()
+    for name, value in current.model_dump().items():
+        shown = "********" if value and ("secret" in name or "key" in name) else value
+        click.echo(f"SOCLE_{name.upper():22} {shown}")
+    click.echo(f"{'(base de données)':28} {current.effective_database_url.split('@')[-1]}")
+
+
+@cli.command(help="Démonstration de bout en bout : GED → parapheur → GED → archives → dépôt.")
+@click.option("--output", type=click.Path(file_okay=False), default=None, help="Dossier des fichiers produits")
+def demo(output: str | None) -> None:
+    from socle.demo import run_demo
+
+    _logging(logging.WARNING)
+    run_demo(output)
+
+
+def _mount_service_commands() -> None:
+    # Explicit: each service's command group, or a loud failure if its module is broken.
+    import archive.cli
+    import parapheur.cli
+
+    cli.add_command(archive.cli.group)
+    cli.add_command(parapheur.cli.group)
+
+
+_mount_service_commands()
+
+
+def main() -> None:
+    cli(prog_name="socle")

@@ -1,0 +1,86 @@
+"""The job messages the services send each other: the only contract between them.
+
+A service never imports another one: it enqueues one of these messages, by name, with JSON arguments
+(ids, object keys, digests; never document bytes). ``docs/jobs.md`` documents them; a test checks that each
+one names an existing job function taking exactly these arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Message:
+    function: str
+    parameters: tuple[str, ...]
+    description: str
+
+    @property
+    def service(self) -> str:
+        return self.function.split(".", 1)[0]
+
+
+# GED
+GED_SEND_TO_PARAPHEUR = Message(
+    "ged.jobs.send_to_parapheur",
+    ("tenant_id", "document_id", "folder_id"),
+    "Le parapheur demande la version courante d'un document pour un dossier ; la GED répond par "
+    "PARAPHEUR_ATTACH_DOCUMENT ou PARAPHEUR_DOCUMENT_UNAVAILABLE.",
+)
+GED_STORE_SIGNED_VERSION = Message(
+    "ged.jobs.store_signed_version",
+    ("tenant_id", "document_id", "folder_id", "object_key", "size", "filename", "signatories"),
+    "Le circuit est terminé : la GED enregistre le PDF signé comme nouvelle version du document.",
+)
+GED_EXPORT_FOR_ARCHIVE = Message(
+    "ged.jobs.export_for_archive",
+    ("tenant_id", "transfer_id", "document_ids"),
+    "Le service d'archives demande les métadonnées et les objets de documents ; la GED répond par "
+    "ARCHIVE_BUILD_PACKAGE ou ARCHIVE_EXPORT_FAILED.",
+)
+
+# Parapheur
+PARAPHEUR_ATTACH_DOCUMENT = Message(
+    "parapheur.jobs.attach_document",
+    ("tenant_id", "folder_id", "document_id", "version", "object_key", "size", "filename", "media_type"),
+    "La GED fournit le document d'un dossier (clé d'objet et empreinte).",
+)
+PARAPHEUR_DOCUMENT_UNAVAILABLE = Message(
+    "parapheur.jobs.document_unavailable",
+    ("tenant_id", "folder_id", "reason"),
+    "La GED ne peut pas fournir le document demandé.",
+)
+
+# Archive
+ARCHIVE_BUILD_PACKAGE = Message(
+    "archive.jobs.build_package",
+    ("tenant_id", "transfer_id", "documents"),
+    "La GED fournit les documents d'un versement : le service d'archives construit et valide le paquet SEDA.",
+)
+ARCHIVE_EXPORT_FAILED = Message(
+    "archive.jobs.export_failed",
+    ("tenant_id", "transfer_id", "reason"),
+    "La GED ne peut pas fournir les documents d'un versement.",
+)
+ARCHIVE_RECORD_DELIVERY = Message(
+    "archive.jobs.record_delivery",
+    ("tenant_id", "transfer_id", "receipt"),
+    "Le connecteur a déposé le paquet : le service d'archives enregistre l'accusé de dépôt.",
+)
+ARCHIVE_DELIVERY_FAILED = Message(
+    "archive.jobs.delivery_failed",
+    ("tenant_id", "transfer_id", "reason"),
+    "Le connecteur n'a pas pu déposer le paquet.",
+)
+
+# Interop
+INTEROP_DELIVER = Message(
+    "interop.jobs.deliver",
+    ("tenant_id", "connector", "object_key", "size", "filename", "idempotency_key", "reply"),
+    "Dépose un objet du stockage par un connecteur du tenant ; « reply » nomme les messages de réponse "
+    "(success, failure) et leurs arguments fixes.",
+)
+
+ALL: tuple[Message, ...] = tuple(value for value in list(globals().values()) if isinstance(value, Message))
+BY_FUNCTION: dict[str, Message] = {message.function: message for message in ALL}

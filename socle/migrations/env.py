@@ -1,0 +1,4 @@
+from socle.migrating import run_migrations
+from socle.models import KernelBase
+
+run_migrations(KernelBase.metadata)

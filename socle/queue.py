@@ -1,0 +1,383 @@
+"""Background jobs: a table of jobs in the database, carried to the workers by rq.
+
+Why both: rq's records expire and, in the embedded mode, live in memory; the ``jobs`` table does not, so it is
+the source of truth (status, attempts, last error) and what ``socle jobs`` shows. A job row is written in the
+same transaction as the change that asks for it, and pushed to rq only after that commit: a rolled-back
+change sends nothing, a committed one is never lost (a sweeper pushes whatever is due and not yet sent).
+
+Every job runs through :func:`execute`, which claims the row first: a job pushed twice runs once, and job
+functions are written so that running one again after a crash has the effect of once.
+
+Embedded mode (no ``SOCLE_REDIS_URL``): an in-memory Redis (fakeredis) and a worker thread in the same
+process. With Redis: ``socle worker <service>`` processes, one rq work horse (fork) per job.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import random
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from redis import Redis
+from rq import Queue, SimpleWorker, Worker
+from rq.serializers import JSONSerializer
+from rq.timeouts import TimerDeathPenalty
+from sqlalchemy import event, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session as SessionClass
+
+from socle.db import new_session, transaction, utcnow
+from socle.errors import InvalidInput, NotFound, SocleError
+from socle.messages import Message
+from socle.models import Job
+from socle.settings import SERVICES, get_settings
+
+log = logging.getLogger("socle.queue")
+
+PENDING, QUEUED, RUNNING, DONE, FAILED = "pending", "queued", "running", "done", "failed"
+_PENDING_IDS = "socle_pending_job_ids"
+_STUCK_GRACE = timedelta(seconds=60)
+
+# ---------------------------------------------------------------------------------------------------------
+# Connections
+
+
+_embedded_server: Any = None
+_wake = threading.Event()
+
+
+def get_redis() -> Redis:
+    settings = get_settings()
+    if settings.redis_url:
+        return Redis.from_url(settings.redis_url)
+    import fakeredis
+
+    global _embedded_server
+    if _embedded_server is None:
+        _embedded_server = fakeredis.FakeServer()
+    return fakeredis.FakeRedis(server=_embedded_server)
+
+
+def rq_queue(service: str, connection: Redis | None = None) -> Queue:
+    return Queue(
+        get_settings().queue_prefix + service,
+        connection=connection or get_redis(),
+        serializer=JSONSerializer,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Producing
+
+
+def enqueue(session: Session, message: Message, *, key: str | None = None, **arguments: Any) -> Job:
+    """Ask for ``message`` to run, in the caller's transaction; it is pushed to rq once that commits.
+
+    ``key`` is a business key (for example ``"ged.signed:<folder id>"``): asking twice with the same key
+    returns the first job instead of creating a second one.
+    """
+    expected, given = set(message.parameters), set(arguments)
+    if expected != given:
+        raise TypeError(f"{message.function}: expected {sorted(expected)}, got {sorted(given)}")
+    if key is not None:
+        existing = session.execute(select(Job).where(Job.key == key)).scalar_one_or_none()
+        if existing is not None:
+            return existing
+    job = Job(
+        service=message.service,
+        function=message.function,
+        arguments=arguments,
+        tenant_id=arguments.get("tenant_id"),
+        key=key,
+        status=PENDING,
+        max_attempts=get_settings().job_max_attempts,
+        next_run_at=utcnow(),
+    )
+    session.add(job)
+    session.flush()
+    session.info.setdefault(_PENDING_IDS, []).append(job.id)
+    return job
+
+
+def _after_commit(session: Session) -> None:
+    ids = session.info.pop(_PENDING_IDS, None)
+    if ids:
+        dispatch(ids)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING_IDS, None)
+
+
+# Registered once for every session: jobs leave only with the transaction that created them.
+event.listen(SessionClass, "after_commit", _after_commit)
+event.listen(SessionClass, "after_soft_rollback", lambda session, _tx: _after_rollback(session))
+
+
+def dispatch(job_ids: Iterable[str]) -> int:
+    """Push pending jobs to rq. A failure here loses nothing: the rows stay pending for the sweeper."""
+    sent = 0
+    try:
+        connection = get_redis()
+        with new_session() as session:
+            for job in session.execute(select(Job).where(Job.id.in_(list(job_ids)))).scalars():
+                if job.status != PENDING:
+                    continue
+                # Push first, then mark: a crash in between only causes a second push, which execute() ignores.
+                rq_queue(job.service, connection).enqueue(
+                    "socle.queue.execute",
+                    job.id,
+                    job_id=f"{job.id}.{job.attempts + 1}",
+                    job_timeout=get_settings().job_timeout,
+                    result_ttl=3600,
+                    failure_ttl=30 * 86400,
+                )
+                session.execute(update(Job).where(Job.id == job.id, Job.status == PENDING).values(status=QUEUED))
+                session.commit()
+                sent += 1
+    except Exception:
+        log.exception("could not push jobs to the queue; the sweeper will try again")
+    if sent:
+        _wake.set()
+    return sent
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass(frozen=True)
+class _Claim:
+    function: str
+    arguments: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+
+def execute(job_id: str) -> str:
+    """Run one job (called by rq). Returns what happened: done, retry, failed or skipped."""
+    claim = _claim(job_id)
+    if claim is None:
+        return "skipped"  # already done, running elsewhere, or given up
+    try:
+        _resolve(claim.function)(**claim.arguments)
+    except Exception as exc:
+        final = _record_failure(job_id, claim, exc)
+        if final:
+            raise  # rq keeps it in its failed registry too
+        return "retry"
+    with transaction() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(status=DONE, finished_at=utcnow(), last_error=None))
+    return "done"
+
+
+def _claim(job_id: str) -> _Claim | None:
+    with transaction() as session:
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status.in_([PENDING, QUEUED]))
+            .values(status=RUNNING, attempts=Job.attempts + 1, started_at=utcnow())
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        job = session.get(Job, job_id)
+        assert job is not None
+        return _Claim(job.function, dict(job.arguments), job.attempts, job.max_attempts)
+
+
+def _resolve(function: str) -> Callable[..., Any]:
+    module_name, _, name = function.rpartition(".")
+    if module_name.split(".")[0] not in SERVICES or not module_name.endswith(".jobs"):
+        raise InvalidInput(f"fonction de tâche refusée : {function}")
+    return getattr(importlib.import_module(module_name), name)  # type: ignore[no-any-return]
+
+
+def _record_failure(job_id: str, claim: _Claim, exc: Exception) -> bool:
+    # A refusal (bad input, unknown object) will not succeed later: fail at once rather than retry for hours.
+    permanent = isinstance(exc, SocleError) and exc.status < 500
+    final = permanent or claim.attempts >= claim.max_attempts
+    error = "".join(traceback.format_exception(exc))[-4000:]
+    log.warning("job %s (%s) failed, attempt %d: %s", job_id, claim.function, claim.attempts, exc)
+    values: dict[str, Any] = {"last_error": error}
+    if final:
+        values.update(status=FAILED, finished_at=utcnow())
+    else:
+        values.update(status=PENDING, next_run_at=utcnow() + backoff(claim.attempts))
+    with transaction() as session:
+        session.execute(update(Job).where(Job.id == job_id).values(**values))
+    return final
+
+
+def backoff(attempt: int) -> timedelta:
+    """Wait before the next attempt; jitter spreads the retries of many jobs that failed together."""
+    steps = get_settings().job_backoff
+    base = steps[min(attempt - 1, len(steps) - 1)]
+    return timedelta(seconds=base * random.uniform(0.9, 1.1))
+
+
+def sweep(services: Iterable[str] = SERVICES) -> int:
+    """Push the jobs that are due; put back jobs whose worker died. Returns how many were pushed."""
+    now = utcnow()
+    services = list(services)
+    stuck_before = now - timedelta(seconds=get_settings().job_timeout) - _STUCK_GRACE
+    with transaction() as session:
+        stuck = session.execute(
+            select(Job).where(Job.service.in_(services), Job.status == RUNNING, Job.started_at < stuck_before)
+        ).scalars()
+        for job in stuck:
+            log.warning("job %s (%s) interrupted, its worker died", job.id, job.function)
+            job.last_error = "tâche interrompue : le worker s'est arrêté pendant l'exécution"
+            if job.attempts >= job.max_attempts:
+                job.status, job.finished_at = FAILED, now
+            else:
+                job.status, job.next_run_at = PENDING, now
+        due = (
+            session.execute(
+                select(Job.id).where(Job.service.in_(services), Job.status == PENDING, Job.next_run_at <= now)
+            )
+            .scalars()
+            .all()
+        )
+    return dispatch(due) if due else 0
+
+
+class _ThreadWorker(SimpleWorker):
+    """An rq worker that can run outside the main thread: no signal handlers, a timer for timeouts."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        pass
+
+
+def work_once(services: Iterable[str] = SERVICES) -> bool:
+    """Sweep, then run every queued job in this thread. Returns whether any job ran."""
+    services = list(services)
+    sweep(services)
+    connection = get_redis()
+    queues = [rq_queue(service, connection) for service in services]
+    worker = _ThreadWorker(queues, connection=connection, serializer=JSONSerializer)
+    return worker.work(burst=True, logging_level="WARNING")
+
+
+class EmbeddedWorker(threading.Thread):
+    """The in-process worker of the embedded mode, woken as soon as a job is pushed."""
+
+    def __init__(self, poll_seconds: float = 1.0) -> None:
+        super().__init__(name="socle-embedded-worker", daemon=True)
+        self.poll_seconds = poll_seconds
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                work_once()
+            except Exception:
+                log.exception("embedded worker: unexpected error")
+            _wake.wait(self.poll_seconds)
+            _wake.clear()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        _wake.set()
+        self.join(timeout=30)
+
+
+def run_worker(services: list[str], *, burst: bool = False) -> None:
+    """``socle worker``: an rq worker on Redis for some services, with a sweeper thread beside it."""
+    settings = get_settings()
+    if settings.embedded_queue:
+        raise InvalidInput(
+            "file embarquée : les tâches tournent dans le processus de « socle serve » ou « socle demo » ; "
+            "définissez SOCLE_REDIS_URL pour lancer des workers séparés"
+        )
+    unknown = sorted(set(services) - set(SERVICES))
+    if unknown:
+        raise InvalidInput(f"service(s) inconnu(s) : {', '.join(unknown)} (attendu : {', '.join(SERVICES)})")
+    stop = threading.Event()
+    sweeper = threading.Thread(target=_sweep_forever, args=(services, stop), name="socle-sweeper", daemon=True)
+    sweeper.start()
+    connection = get_redis()
+    worker = Worker([rq_queue(s, connection) for s in services], connection=connection, serializer=JSONSerializer)
+    try:
+        worker.work(burst=burst, logging_level="INFO")
+    finally:
+        stop.set()
+
+
+def _sweep_forever(services: list[str], stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            sweep(services)
+        except Exception:
+            log.exception("sweeper: unexpected error")
+        stop.wait(2.0)
+
+
+def wait_until_idle(timeout: float = 120.0, *, work_inline: bool | None = None) -> None:
+    """Block until no job is due, queued or running (used by the demo and the tests).
+
+    In the embedded mode without a worker thread, jobs are run here, in this thread.
+    """
+    inline = get_settings().embedded_queue if work_inline is None else work_inline
+    deadline = time.monotonic() + timeout
+    while True:
+        if inline:
+            work_once()
+        if not _busy():
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("des tâches sont encore en cours après le délai d'attente")
+        time.sleep(0.05 if inline else 0.2)
+
+
+def _busy() -> bool:
+    with new_session() as session:
+        row = session.execute(
+            select(Job.id)
+            .where(
+                or_(
+                    Job.status.in_([QUEUED, RUNNING]),
+                    (Job.status == PENDING) & (Job.next_run_at <= utcnow()),
+                )
+            )
+            .limit(1)
+        ).first()
+    return row is not None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Operating
+
+
+def list_jobs(session: Session, *, statuses: Iterable[str] = (FAILED,), limit: int = 100) -> list[Job]:
+    return list(
+        session.execute(
+            select(Job).where(Job.status.in_(list(statuses))).order_by(Job.created_at.desc()).limit(limit)
+        ).scalars()
+    )
+
+
+def stuck_jobs(session: Session) -> list[Job]:
+    before = utcnow() - timedelta(seconds=get_settings().job_timeout) - _STUCK_GRACE
+    return list(session.execute(select(Job).where(Job.status == RUNNING, Job.started_at < before)).scalars())
+
+
+def retry(session: Session, job_id: str) -> Job:
+    """Give a failed (or stuck) job another run, with one more attempt allowed."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"tâche {job_id} introuvable")
+    if job.status == DONE:
+        raise InvalidInput("cette tâche est déjà terminée")
+    job.status, job.next_run_at, job.finished_at = PENDING, utcnow(), None
+    job.max_attempts = max(job.max_attempts, job.attempts + 1)
+    session.info.setdefault(_PENDING_IDS, []).append(job.id)
+    return job

@@ -1,0 +1,166 @@
+"""Settings of the whole kit, read from ``SOCLE_*`` environment variables and an optional TOML file.
+
+The TOML file is named by ``SOCLE_CONFIG``; environment variables win over it. Every setting is validated
+when the program starts, and a wrong one stops it with a message naming the setting
+(:class:`SettingsError`), rather than failing later in the middle of a job.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from socle.errors import SettingsError
+
+SERVICES = ("parapheur", "ged", "archive", "interop")
+
+
+class Settings(BaseSettings):
+    """Configuration reference: every field is documented in ``docs/configuration.md``."""
+
+    model_config = SettingsConfigDict(env_prefix="SOCLE_", extra="forbid", frozen=True)
+
+    data_dir: Path = Field(Path("var"), description="Dossier des données locales (base SQLite, fichiers).")
+    database_url: str | None = Field(None, description="URL SQLAlchemy ; par défaut une base SQLite dans data_dir.")
+    storage_backend: Literal["local", "s3"] = Field("local", description="Stockage des documents.")
+    storage_path: Path | None = Field(None, description="Dossier du stockage local ; par défaut data_dir/objects.")
+    s3_endpoint: str | None = Field(None, description="Adresse du serveur S3 (hôte:port), ex. minio:9000.")
+    s3_access_key: str | None = Field(None, description="Clé d'accès S3.")
+    s3_secret_key: str | None = Field(None, description="Clé secrète S3.")
+    s3_bucket: str = Field("socle", description="Compartiment S3 des documents.")
+    s3_secure: bool = Field(True, description="Utiliser HTTPS pour S3.")
+    s3_region: str | None = Field(None, description="Région S3, si le serveur l'exige.")
+    redis_url: str | None = Field(
+        None, description="URL Redis ; absente, la file de tâches est embarquée dans le processus."
+    )
+    queue_prefix: str = Field("", description="Préfixe des files rq, pour partager un Redis.")
+    job_timeout: int = Field(600, ge=1, description="Durée maximale d'une tâche, en secondes.")
+    job_max_attempts: int = Field(5, ge=1, description="Nombre d'essais d'une tâche avant l'échec visible.")
+    job_backoff: tuple[float, ...] = Field(
+        (10, 60, 300, 1800),
+        description="Attentes entre deux essais, en secondes (la dernière se répète).",
+    )
+    max_upload_bytes: int = Field(
+        200 * 1024 * 1024, ge=1, description="Taille maximale d'un fichier déposé, en octets."
+    )
+    secret_key: str | None = Field(
+        None,
+        description="Clé de chiffrement des secrets (Fernet) ; générée dans data_dir en mode local si absente.",
+    )
+    seda_schemas: Path | None = Field(
+        None, description="Dossier des schémas XSD officiels du SEDA (voir `socle archive schemas install`)."
+    )
+    deposit_root: Path | None = Field(
+        None, description="Racine des dossiers de dépôt (connecteur « dépôt ») ; par défaut data_dir/depots."
+    )
+    environment: Literal["development", "production"] = Field(
+        "development", description="En production, les réglages par défaut risqués sont refusés."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("SOCLE_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @field_validator("job_backoff", mode="before")
+    @classmethod
+    def _split_backoff(cls, value: Any) -> Any:
+        # Environment variables give "10,60,300"; TOML gives a list.
+        if isinstance(value, str):
+            return tuple(float(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        if not value.startswith(("sqlite", "postgresql+psycopg://")):
+            raise ValueError("seules SQLite et PostgreSQL sont prises en charge")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        if self.storage_backend == "s3":
+            missing = [name for name in ("s3_endpoint", "s3_access_key", "s3_secret_key") if not getattr(self, name)]
+            if missing:
+                raise ValueError("le stockage S3 demande aussi " + ", ".join("SOCLE_" + m.upper() for m in missing))
+        if self.environment == "production":
+            if self.secret_key is None:
+                raise ValueError("SOCLE_SECRET_KEY est obligatoire en production")
+            if self.redis_url is None:
+                raise ValueError("SOCLE_REDIS_URL est obligatoire en production (file embarquée : essai seulement)")
+        if not self.job_backoff:
+            raise ValueError("SOCLE_JOB_BACKOFF doit contenir au moins une durée")
+        return self
+
+    # Derived values: computed, never stored twice.
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'socle.db').resolve()}"
+
+    @property
+    def effective_storage_path(self) -> Path:
+        return (self.storage_path or self.data_dir / "objects").resolve()
+
+    @property
+    def effective_deposit_root(self) -> Path:
+        return (self.deposit_root or self.data_dir / "depots").resolve()
+
+    @property
+    def embedded_queue(self) -> bool:
+        return self.redis_url is None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings; raise SettingsError naming each wrong setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+    except (OSError, ValueError) as exc:  # unreadable or malformed TOML file
+        raise SettingsError(f"SOCLE_CONFIG : fichier de configuration illisible ({exc})") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"])
+        label = f"SOCLE_{name.upper()}" if name else "configuration"
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{label} : {message}")
+    return "Réglage invalide :\n  " + "\n  ".join(lines)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Tests call ``reset_settings`` after changing the environment."""
+    return load_settings()
+
+
+def reset_settings() -> None:
+    get_settings.cache_clear()

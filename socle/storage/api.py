@@ -1,0 +1,120 @@
+"""Content-addressed object storage: the key of an object is the SHA-256 of its bytes.
+
+Objects are written once and never changed: writing the same bytes twice stores them once. Every write is
+streamed through a temporary file on disk while its digest is computed, so a document is never held whole
+in memory, and only complete, verified objects become visible under their key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from socle.errors import DigestMismatch, InvalidInput, NotFound, PayloadTooLarge
+
+CHUNK_SIZE = 1024 * 1024
+_KEY = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+
+    @property
+    def sha256(self) -> str:
+        return self.key
+
+
+class ObjectStore(Protocol):
+    def put(self, stream: BinaryIO, *, expected_sha256: str | None = None, max_size: int | None = None) -> StoredObject:
+        """Store the stream's bytes; raise DigestMismatch or PayloadTooLarge without storing anything."""
+
+    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """Read an object as a stream; raise NotFound if there is none."""
+
+    def local_path(self, key: str) -> AbstractContextManager[Path]:
+        """A local file holding the object, for libraries that need a path (verified, read-only)."""
+
+    def size(self, key: str) -> int: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def check(self) -> None:
+        """Raise if the store cannot be written (readiness probe)."""
+
+
+def check_key(key: str) -> str:
+    """Keys come from clients and jobs: refuse anything that is not a SHA-256, so no path can be forged."""
+    if not _KEY.match(key or ""):
+        raise InvalidInput(f"clé d'objet invalide : {key!r}")
+    return key
+
+
+def nested_name(key: str) -> str:
+    """Spread objects over two levels of folders, as a million files in one folder is slow to list."""
+    return f"{key[:2]}/{key[2:4]}/{key}"
+
+
+@dataclass(frozen=True)
+class Spooled:
+    path: Path
+    sha256: str
+    size: int
+
+
+def spool(stream: BinaryIO, folder: Path, *, expected_sha256: str | None, max_size: int | None) -> Spooled:
+    """Copy a stream into a temporary file of ``folder`` while hashing it, then check size and digest.
+
+    The temporary file is removed on any failure; on success the caller moves or uploads it, then removes it.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    size = 0
+    handle, name = tempfile.mkstemp(dir=folder, prefix=".upload-")
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            while chunk := stream.read(CHUNK_SIZE):
+                size += len(chunk)
+                if max_size is not None and size > max_size:
+                    raise PayloadTooLarge(
+                        f"le fichier dépasse la taille maximale de {max_size} octets", max_size=max_size
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        sha256 = digest.hexdigest()
+        if expected_sha256 is not None and sha256 != expected_sha256.lower():
+            raise DigestMismatch(
+                "l'empreinte SHA-256 reçue ne correspond pas au contenu", expected=expected_sha256, actual=sha256
+            )
+        return Spooled(path, sha256, size)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def not_found(key: str) -> NotFound:
+    return NotFound(f"objet {key} introuvable dans le stockage")
+
+
+def iter_chunks(stream: BinaryIO) -> Iterator[bytes]:
+    while chunk := stream.read(CHUNK_SIZE):
+        yield chunk

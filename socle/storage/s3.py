@@ -1,0 +1,101 @@
+"""S3 backend through the ``minio`` client (MinIO, or any S3-compatible service)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from minio import Minio
+from minio.error import S3Error
+
+from socle.errors import DigestMismatch, NotFound
+from socle.storage.api import StoredObject, check_key, nested_name, not_found, sha256_of_file, spool
+
+_MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
+
+
+class S3Store:
+    def __init__(self, client: Minio, bucket: str, spool_dir: Path) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.spool_dir = spool_dir
+        self._bucket_ready = False
+
+    def _name(self, key: str) -> str:
+        return "objects/" + nested_name(check_key(key))
+
+    def _ensure_bucket(self) -> None:
+        if not self._bucket_ready:
+            if not self.client.bucket_exists(self.bucket):
+                self.client.make_bucket(self.bucket)
+            self._bucket_ready = True
+
+    def put(self, stream: BinaryIO, *, expected_sha256: str | None = None, max_size: int | None = None) -> StoredObject:
+        # The key is the digest, known only at the end: spool to local disk first, then upload under the key.
+        spooled = spool(stream, self.spool_dir, expected_sha256=expected_sha256, max_size=max_size)
+        try:
+            self._ensure_bucket()
+            if not self.exists(spooled.sha256):
+                self.client.fput_object(
+                    self.bucket,
+                    self._name(spooled.sha256),
+                    str(spooled.path),
+                    metadata={"x-amz-meta-sha256": spooled.sha256},
+                )
+            return StoredObject(spooled.sha256, spooled.size)
+        finally:
+            spooled.path.unlink(missing_ok=True)
+
+    @contextmanager
+    def open(self, key: str) -> Iterator[BinaryIO]:
+        try:
+            response = self.client.get_object(self.bucket, self._name(key))
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                raise not_found(key) from None
+            raise
+        try:
+            yield cast(BinaryIO, response)
+        finally:
+            response.close()
+            response.release_conn()
+
+    @contextmanager
+    def local_path(self, key: str) -> Iterator[Path]:
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.spool_dir) as folder:
+            path = Path(folder) / key
+            try:
+                self.client.fget_object(self.bucket, self._name(key), str(path))
+            except S3Error as exc:
+                if exc.code in _MISSING:
+                    raise not_found(key) from None
+                raise
+            if sha256_of_file(path) != key:  # never hand out bytes that are not what the key promises
+                raise DigestMismatch(f"l'objet {key} est altéré dans le stockage S3")
+            yield path
+
+    def size(self, key: str) -> int:
+        return int(self._stat(key).size or 0)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._stat(key)
+        except NotFound:
+            return False
+        return True
+
+    def _stat(self, key: str) -> Any:
+        try:
+            return self.client.stat_object(self.bucket, self._name(key))
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                raise not_found(key) from None
+            raise
+
+    def check(self) -> None:
+        self._bucket_ready = False
+        self._ensure_bucket()
