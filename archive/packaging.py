@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, NamedTuple
 
-import pygfried
 from lxml import etree
 
 from archive.seda import DescribedFile, SedaError
@@ -171,6 +170,10 @@ def _identify(path: Path) -> tuple[str | None, str | None, str | None]:
     signatures need): acceptable for now. It sees the path's extension, not the original filename's;
     byte signatures still identify PDFs and text without it.
     """
+    # Imported here, never at module load: pygfried embeds the Go runtime, which hangs in a process forked
+    # after it was loaded, and rq workers fork a work horse per job from a parent that imports this module.
+    import pygfried
+
     result = pygfried.identify(str(path), detailed=True)
     for match in result["files"][0]["matches"]:
         if match["ns"] == "pronom" and match["id"] != "UNKNOWN":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import datetime as dt
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -12,7 +12,7 @@ from ged.models import Document, Version
 class Metadata(BaseModel):
     title: str = Field(min_length=1, max_length=500, description="Titre du document")
     document_type: str = Field(min_length=1, max_length=100, description="Type de document (délibération…)")
-    date: date | None = Field(None, description="Date du document (AAAA-MM-JJ)")
+    date: dt.date | None = Field(None, description="Date du document (AAAA-MM-JJ)")
     tags: list[str] = Field(default_factory=list, max_length=50, description="Mots-clés")
 
     @field_validator("tags")
@@ -31,7 +31,7 @@ class Metadata(BaseModel):
 class MetadataPatch(BaseModel):
     title: str | None = Field(None, min_length=1, max_length=500)
     document_type: str | None = Field(None, min_length=1, max_length=100)
-    date: date | None = None
+    date: dt.date | None = None
     tags: list[str] | None = Field(None, max_length=50)
     comment: str | None = Field(None, max_length=2000, description="Motif de la modification")
 
@@ -48,10 +48,10 @@ class VersionOut(BaseModel):
     number: int
     title: str
     document_type: str
-    date: date | None
+    date: dt.date | None
     tags: list[str]
     author: str
-    created_at: datetime
+    created_at: dt.datetime
     origin: str | None
     comment: str | None
     content: Content
@@ -82,8 +82,8 @@ class DocumentOut(BaseModel):
     id: str
     current_version: int
     created_by: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: dt.datetime
+    updated_at: dt.datetime
     current: VersionOut
 
     @classmethod

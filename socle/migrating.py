@@ -21,7 +21,8 @@ PACKAGES = ("socle", "ged", "parapheur", "archive", "interop")
 def alembic_config(package: str, url: str | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", f"{package}:migrations")
-    config.set_main_option("sqlalchemy.url", url or get_settings().effective_database_url)
+    # Passed as an attribute, not an ini option: configparser would choke on the "%" of encoded URLs.
+    config.attributes["url"] = url or get_settings().effective_database_url
     config.attributes["package"] = package
     return config
 
@@ -46,8 +47,8 @@ def current_revisions(url: str | None = None) -> dict[str, str | None]:
 def run_migrations(metadata: MetaData) -> None:
     """Body of every package's ``migrations/env.py``."""
     config = context.config
-    package = config.attributes.get("package") or config.get_main_option("package")
-    url = config.get_main_option("sqlalchemy.url") or get_settings().effective_database_url
+    package = config.attributes["package"]
+    url = config.attributes.get("url") or get_settings().effective_database_url
 
     def own_tables(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         # The database holds every package's tables: autogenerate must only look at this package's own.

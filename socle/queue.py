@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import multiprocessing
 import random
 import threading
 import time
@@ -134,7 +135,7 @@ def dispatch(job_ids: Iterable[str]) -> int:
                 rq_queue(job.service, connection).enqueue(
                     "socle.queue.execute",
                     job.id,
-                    job_id=f"{job.id}.{job.attempts + 1}",
+                    job_id=f"{job.id}_{job.attempts + 1}",
                     job_timeout=get_settings().job_timeout,
                     result_ttl=3600,
                     failure_ttl=30 * 86400,
@@ -301,24 +302,31 @@ def run_worker(services: list[str], *, burst: bool = False) -> None:
     unknown = sorted(set(services) - set(SERVICES))
     if unknown:
         raise InvalidInput(f"service(s) inconnu(s) : {', '.join(unknown)} (attendu : {', '.join(SERVICES)})")
-    stop = threading.Event()
-    sweeper = threading.Thread(target=_sweep_forever, args=(services, stop), name="socle-sweeper", daemon=True)
+    for service in services:
+        # Imported once here, inherited by every forked work horse: a job does not pay for imports.
+        importlib.import_module(f"{service}.jobs")
+    # The sweeper runs in a spawned process, not a thread: rq forks a work horse per job, and a fork taken
+    # while another thread holds a lock (an import, a connection pool) deadlocks the child.
+    sweeper = multiprocessing.get_context("spawn").Process(
+        target=_sweep_forever, args=(services,), name="socle-sweeper", daemon=True
+    )
     sweeper.start()
     connection = get_redis()
     worker = Worker([rq_queue(s, connection) for s in services], connection=connection, serializer=JSONSerializer)
     try:
         worker.work(burst=burst, logging_level="INFO")
     finally:
-        stop.set()
+        sweeper.terminate()
+        sweeper.join(timeout=10)
 
 
-def _sweep_forever(services: list[str], stop: threading.Event) -> None:
-    while not stop.is_set():
+def _sweep_forever(services: list[str]) -> None:
+    while True:
         try:
             sweep(services)
         except Exception:
             log.exception("sweeper: unexpected error")
-        stop.wait(2.0)
+        time.sleep(2.0)
 
 
 def wait_until_idle(timeout: float = 120.0, *, work_inline: bool | None = None) -> None:
