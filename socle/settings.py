@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -46,7 +47,8 @@ class Settings(BaseSettings):
     queue_prefix: str = Field("", description="Préfixe des files rq, pour partager un Redis.")
     job_timeout: int = Field(600, ge=1, description="Durée maximale d'une tâche, en secondes.")
     job_max_attempts: int = Field(5, ge=1, description="Nombre d'essais d'une tâche avant l'échec visible.")
-    job_backoff: tuple[float, ...] = Field(
+    # NoDecode: the environment gives a plain comma-separated list, not JSON.
+    job_backoff: Annotated[tuple[float, ...], NoDecode] = Field(
         (10, 60, 300, 1800),
         description="Attentes entre deux essais, en secondes (la dernière se répète).",
     )
