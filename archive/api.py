@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, FastAPI, Query, Response
 
 from archive import service
 from archive.schemas import SendIn, TransferIn, TransferOut
@@ -47,7 +47,7 @@ def send(principal: PrincipalDep, session: SessionDep, transfer_id: str, body: S
     return TransferOut.of(service.send(session, principal, transfer_id, body))
 
 
-def create_app():  # noqa: ANN201  (FastAPI)
+def create_app() -> FastAPI:
     return create_service_app(
         "archive",
         "socle — archives",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Query, Response, UploadFile
 from pydantic import ValidationError
 
 from ged import service
@@ -108,7 +108,7 @@ def download_version(principal: PrincipalDep, session: SessionDep, document_id: 
     return object_response(version.object_key, version.filename, version.media_type)
 
 
-def create_app():  # noqa: ANN201  (FastAPI)
+def create_app() -> FastAPI:
     return create_service_app(
         "ged",
         "socle — GED",

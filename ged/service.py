@@ -74,7 +74,7 @@ def update_metadata(session: Session, principal: Principal, document_id: str, pa
     if not changes:
         raise InvalidInput("aucune modification demandée")
     if "tags" in changes:
-        changes["tags"] = Metadata(title="x", document_type="x", tags=changes["tags"]).tags
+        changes["tags"] = Metadata(title="x", document_type="x", date=None, tags=changes["tags"]).tags
     current = document.current
     _add_version(
         session,

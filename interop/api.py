@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, FastAPI, Query
 
 from interop import service
 from interop.schemas import ConnectorIn, ConnectorOut, DeliveryOut, TestResult
@@ -47,7 +47,7 @@ def list_deliveries(
     ]
 
 
-def create_app():  # noqa: ANN201  (FastAPI)
+def create_app() -> FastAPI:
     return create_service_app(
         "interop",
         "socle — interopérabilité",

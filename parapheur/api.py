@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Query, Response, UploadFile
 from pydantic import TypeAdapter, ValidationError
 
 from parapheur import service
@@ -87,7 +87,7 @@ def reject(principal: PrincipalDep, session: SessionDep, folder_id: str, body: R
     return FolderOut.of(service.reject(session, principal, folder_id, body.reason))
 
 
-def create_app():  # noqa: ANN201  (FastAPI)
+def create_app() -> FastAPI:
     return create_service_app(
         "parapheur",
         "socle — parapheur",

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 from conftest import Kit, identity_certificate, pdfsig, run_jobs, upload_document
+
 from parapheur.pades import verify_pdf
 
 

@@ -1,0 +1,44 @@
+# socle — the two commands of a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# The official SEDA schemas are read from a folder, never copied into the project (../shared/seda on the
+# project's machines; elsewhere `socle demo` downloads them, digests checked).
+SEDA   ?= $(abspath ../shared/seda)
+
+.PHONY: demo test install system-deps lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	@if [ -z "$$SOCLE_SEDA_SCHEMAS" ] && [ -f "$(SEDA)/2.2/seda-2.2-main.xsd" ]; then \
+		export SOCLE_SEDA_SCHEMAS="$(SEDA)"; fi; \
+	$(BIN)/socle demo
+
+# Debian packages the tests need: poppler-utils (pdfsig, the independent signature check) and qpdf.
+system-deps:
+	@need=""; \
+	command -v pdfsig >/dev/null || need="$$need poppler-utils"; \
+	command -v qpdf >/dev/null || need="$$need qpdf"; \
+	if [ -n "$$need" ]; then \
+		echo "Installation des paquets Debian :$$need"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need; \
+	fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install system-deps lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) var site .pytest_cache .ruff_cache .mypy_cache
