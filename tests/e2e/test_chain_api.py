@@ -6,9 +6,9 @@ import io
 import zipfile
 from pathlib import Path
 
-from conftest import Kit, identity_certificate, pdfsig, run_jobs, upload_document
-
 from parapheur.pades import verify_pdf
+
+from conftest import Kit, identity_certificate, pdfsig, run_jobs, upload_document
 
 
 def test_document_travels_through_the_four_services(kit: Kit, pdf_bytes: bytes, tmp_path: Path) -> None:
