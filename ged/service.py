@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import BinaryIO
 
 from sqlalchemy import func, select
@@ -29,10 +30,12 @@ def sniff_media_type(head: bytes, declared: str | None) -> str:
 
 
 def store_upload(stream: BinaryIO) -> StoredObject:
-    stored = get_store().put(stream, max_size=get_settings().max_upload_bytes)
-    if stored.size == 0:
+    return get_store().put(stream, max_size=get_settings().max_upload_bytes, check=_refuse_empty)
+
+
+def _refuse_empty(path: Path) -> None:
+    if path.stat().st_size == 0:
         raise InvalidInput("le fichier est vide")
-    return stored
 
 
 def create_document(

@@ -11,8 +11,6 @@ from pydantic import TypeAdapter, ValidationError
 from parapheur import service
 from parapheur.schemas import ActionIn, FolderIn, FolderOut, RejectIn, StepIn
 from socle.errors import InvalidInput, NotFound
-from socle.settings import get_settings
-from socle.storage import get_store
 from socle.web import PrincipalDep, SessionDep, create_service_app, object_response
 
 router = APIRouter(prefix="/folders", tags=["dossiers"])
@@ -38,9 +36,7 @@ def create_folder_from_upload(
         raise InvalidInput(f"circuit invalide : {exc}") from None
     if not steps:
         raise InvalidInput("le circuit doit compter au moins une étape")
-    stored = get_store().put(file.file, max_size=get_settings().max_upload_bytes)
-    if stored.size == 0:
-        raise InvalidInput("le fichier est vide")
+    stored = service.store_pdf_upload(file.file)
     folder = service.create_from_upload(session, principal, title, stored, file.filename or "document.pdf", steps)
     return FolderOut.of(folder)
 

@@ -11,6 +11,7 @@ import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from threading import Lock
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -54,10 +55,14 @@ def create_from_ged(
     return folder
 
 
+def store_pdf_upload(stream: BinaryIO) -> StoredObject:
+    """Keep an uploaded PDF, or refuse it before anything is stored if the parapheur cannot sign it."""
+    return get_store().put(stream, max_size=get_settings().max_upload_bytes, check=_check_pdf_file)
+
+
 def create_from_upload(
     session: Session, principal: Principal, title: str, stored: StoredObject, filename: str, circuit: list[StepIn]
 ) -> Folder:
-    _check_pdf(stored.key)
     folder = _new_folder(session, principal, title, circuit, source="upload")
     folder.status = IN_PROGRESS
     folder.document_key, folder.document_size, folder.document_filename = stored.key, stored.size, filename
@@ -86,12 +91,16 @@ def _check_actors(session: Session, tenant_id: str, usernames: set[str]) -> None
         raise InvalidInput(f"acteur(s) inconnu(s) dans le circuit : {', '.join(unknown)}")
 
 
-def _check_pdf(key: str) -> pades.PdfInfo:
+def _check_pdf_file(path: Path) -> None:
+    try:
+        pades.inspect_pdf(path)
+    except pades.PdfError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _check_pdf(key: str) -> None:
     with get_store().local_path(key) as path:
-        try:
-            return pades.inspect_pdf(path)
-        except pades.PdfError as exc:
-            raise InvalidInput(str(exc)) from None
+        _check_pdf_file(path)
 
 
 def attach_document(

@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,10 @@ from socle.errors import DigestMismatch, InvalidInput, NotFound, PayloadTooLarge
 
 CHUNK_SIZE = 1024 * 1024
 _KEY = re.compile(r"^[0-9a-f]{64}$")
+
+
+# Called on the complete temporary file before it is stored: a refusal (empty file, not a PDF…) leaves nothing.
+FileCheck = Callable[[Path], None]
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,9 @@ class Spooled:
     size: int
 
 
-def spool(stream: BinaryIO, folder: Path, *, expected_sha256: str | None, max_size: int | None) -> Spooled:
+def spool(
+    stream: BinaryIO, folder: Path, *, expected_sha256: str | None, max_size: int | None, check: FileCheck | None = None
+) -> Spooled:
     """Copy a stream into a temporary file of ``folder`` while hashing it, then check size and digest.
 
     The temporary file is removed on any failure; on success the caller moves or uploads it, then removes it.
@@ -97,6 +103,8 @@ def spool(stream: BinaryIO, folder: Path, *, expected_sha256: str | None, max_si
             raise DigestMismatch(
                 "l'empreinte SHA-256 reçue ne correspond pas au contenu", expected=expected_sha256, actual=sha256
             )
+        if check is not None:
+            check(path)
         return Spooled(path, sha256, size)
     except BaseException:
         path.unlink(missing_ok=True)

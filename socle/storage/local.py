@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from socle.files import fsync_dir
-from socle.storage.api import StoredObject, check_key, nested_name, not_found, spool
+from socle.storage.api import FileCheck, StoredObject, check_key, nested_name, not_found, spool
 
 
 class LocalStore:
@@ -20,8 +20,15 @@ class LocalStore:
     def _path(self, key: str) -> Path:
         return self.root / nested_name(check_key(key))
 
-    def put(self, stream: BinaryIO, *, expected_sha256: str | None = None, max_size: int | None = None) -> StoredObject:
-        spooled = spool(stream, self.tmp, expected_sha256=expected_sha256, max_size=max_size)
+    def put(
+        self,
+        stream: BinaryIO,
+        *,
+        expected_sha256: str | None = None,
+        max_size: int | None = None,
+        check: FileCheck | None = None,
+    ) -> StoredObject:
+        spooled = spool(stream, self.tmp, expected_sha256=expected_sha256, max_size=max_size, check=check)
         target = self._path(spooled.sha256)
         try:
             if target.exists():

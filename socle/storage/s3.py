@@ -12,7 +12,7 @@ from minio import Minio
 from minio.error import S3Error
 
 from socle.errors import DigestMismatch, NotFound
-from socle.storage.api import StoredObject, check_key, nested_name, not_found, sha256_of_file, spool
+from socle.storage.api import FileCheck, StoredObject, check_key, nested_name, not_found, sha256_of_file, spool
 
 _MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
 
@@ -33,9 +33,16 @@ class S3Store:
                 self.client.make_bucket(self.bucket)
             self._bucket_ready = True
 
-    def put(self, stream: BinaryIO, *, expected_sha256: str | None = None, max_size: int | None = None) -> StoredObject:
+    def put(
+        self,
+        stream: BinaryIO,
+        *,
+        expected_sha256: str | None = None,
+        max_size: int | None = None,
+        check: FileCheck | None = None,
+    ) -> StoredObject:
         # The key is the digest, known only at the end: spool to local disk first, then upload under the key.
-        spooled = spool(stream, self.spool_dir, expected_sha256=expected_sha256, max_size=max_size)
+        spooled = spool(stream, self.spool_dir, expected_sha256=expected_sha256, max_size=max_size, check=check)
         try:
             self._ensure_bucket()
             if not self.exists(spooled.sha256):
