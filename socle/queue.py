@@ -23,11 +23,12 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
+from rq.job import Job as RqJob
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 from sqlalchemy import event, or_, select, update
@@ -45,6 +46,7 @@ log = logging.getLogger("socle.queue")
 PENDING, QUEUED, RUNNING, DONE, FAILED = "pending", "queued", "running", "done", "failed"
 _PENDING_IDS = "socle_pending_job_ids"
 _STUCK_GRACE = timedelta(seconds=60)
+_LOST_AFTER = timedelta(minutes=5)
 
 # ---------------------------------------------------------------------------------------------------------
 # Connections
@@ -109,7 +111,13 @@ def enqueue(session: Session, message: Message, *, key: str | None = None, **arg
 
 def _after_commit(session: Session) -> None:
     ids = session.info.pop(_PENDING_IDS, None)
-    if ids:
+    if not ids:
+        return
+    if get_settings().embedded_queue:
+        # The in-memory queue lives in the process that runs the embedded worker, perhaps not this one
+        # (``socle jobs retry`` beside ``socle serve``): the rows stay pending and that worker's sweep takes them.
+        _wake.set()
+    else:
         dispatch(ids)
 
 
@@ -239,6 +247,7 @@ def sweep(services: Iterable[str] = SERVICES) -> int:
                 job.status, job.finished_at = FAILED, now
             else:
                 job.status, job.next_run_at = PENDING, now
+        _recover_lost(session, services, now)
         due = (
             session.execute(
                 select(Job.id).where(Job.service.in_(services), Job.status == PENDING, Job.next_run_at <= now)
@@ -247,6 +256,25 @@ def sweep(services: Iterable[str] = SERVICES) -> int:
             .all()
         )
     return dispatch(due) if due else 0
+
+
+def _recover_lost(session: Session, services: list[str], now: datetime) -> None:
+    """Queued long ago but unknown to rq (Redis restarted without persistence): push it again."""
+    lost = session.execute(
+        select(Job).where(Job.service.in_(services), Job.status == QUEUED, Job.next_run_at < now - _LOST_AFTER)
+    ).scalars()
+    connection = get_redis()
+    for job in lost:
+        if not RqJob.exists(f"{job.id}_{job.attempts + 1}", connection=connection):
+            log.warning("job %s (%s) lost by the queue, pushed again", job.id, job.function)
+            job.status, job.next_run_at = PENDING, now
+
+
+def requeue_orphans() -> int:
+    """At the start of an embedded worker: jobs queued in a previous process's memory are pushed again."""
+    with transaction() as session:
+        result = session.execute(update(Job).where(Job.status == QUEUED).values(status=PENDING))
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 class _ThreadWorker(SimpleWorker):
@@ -277,6 +305,7 @@ class EmbeddedWorker(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        requeue_orphans()
         while not self._stop_event.is_set():
             try:
                 work_once()
