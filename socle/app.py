@@ -26,6 +26,8 @@ def create_app() -> FastAPI:
         title="socle",
         description="Kit de dématérialisation des collectivités : parapheur, GED, archives SEDA, interopérabilité.",
         version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.include_router(health_router())

@@ -147,6 +147,15 @@ def revoke_tokens(session: Session, user: User) -> int:
     )
     for token in tokens:
         token.revoked_at = utcnow()
+    audit.record(
+        session,
+        tenant_id=user.tenant_id,
+        actor="system",
+        action="token.revoked",
+        object_type="user",
+        object_id=user.id,
+        details={"count": len(tokens)},
+    )
     return len(tokens)
 
 

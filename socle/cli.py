@@ -210,13 +210,36 @@ def tenant_token(slug: str, username: str, label: str) -> None:
     click.echo(token)
 
 
+@tenant.command("revoke", help="Révoquer tous les jetons d'accès d'un utilisateur.")
+@click.argument("slug")
+@click.argument("username")
+def tenant_revoke(slug: str, username: str) -> None:
+    from socle.auth import get_tenant, get_user, revoke_tokens
+    from socle.db import transaction
+
+    with transaction() as session:
+        count = revoke_tokens(session, get_user(session, get_tenant(session, slug), username))
+    click.echo(f"{count} jeton(s) révoqué(s) pour {username}.")
+
+
 @cli.command(help="Afficher les réglages en vigueur (secrets masqués).")
 def settings() -> None:
     current = get_settings()
     for name, value in current.model_dump().items():
-        shown = "********" if value and ("secret" in name or "key" in name) else value
+        shown = "********" if value and ("secret" in name or "key" in name) else _hide_password(value)
         click.echo(f"SOCLE_{name.upper():22} {shown}")
     click.echo(f"{'(base de données)':28} {current.effective_database_url.split('@')[-1]}")
+
+
+def _hide_password(value: Any) -> Any:
+    """``scheme://user:password@host`` → ``scheme://user:********@host`` (database and Redis URLs)."""
+    if not isinstance(value, str) or "://" not in value:
+        return value
+    scheme, _, rest = value.partition("://")
+    userinfo, at, address = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return value
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:********@{address}"
 
 
 @cli.command(help="Démonstration de bout en bout : GED → parapheur → GED → archives → dépôt.")

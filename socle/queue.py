@@ -15,6 +15,7 @@ process. With Redis: ``socle worker <service>`` processes, one rq work horse (fo
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import multiprocessing
 import random
@@ -203,9 +204,13 @@ def _claim(job_id: str) -> _Claim | None:
 
 def _resolve(function: str) -> Callable[..., Any]:
     module_name, _, name = function.rpartition(".")
-    if module_name.split(".")[0] not in SERVICES or not module_name.endswith(".jobs"):
+    if module_name.split(".")[0] not in SERVICES or not module_name.endswith(".jobs") or name.startswith("_"):
         raise InvalidInput(f"fonction de tâche refusée : {function}")
-    return getattr(importlib.import_module(module_name), name)  # type: ignore[no-any-return]
+    target = getattr(importlib.import_module(module_name), name, None)
+    # Only the jobs module's own functions, not what it imports (enqueue, transaction, service…).
+    if not inspect.isfunction(target) or target.__module__ != module_name:
+        raise InvalidInput(f"fonction de tâche refusée : {function}")
+    return target
 
 
 def _record_failure(job_id: str, claim: _Claim, exc: Exception) -> bool:

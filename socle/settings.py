@@ -81,6 +81,8 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get("SOCLE_CONFIG")
         if config_file:
+            if not Path(config_file).is_file():  # a mistyped path must not silently fall back to the defaults
+                raise FileNotFoundError(f"{config_file} introuvable")
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
 
@@ -112,12 +114,14 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError("le stockage S3 demande aussi " + ", ".join("SOCLE_" + m.upper() for m in missing))
         if self.environment == "production":
-            if self.secret_key is None:
-                raise ValueError("SOCLE_SECRET_KEY est obligatoire en production")
+            if self.secret_key is None or len(self.secret_key) < 32 or "change" in self.secret_key.lower():
+                raise ValueError("SOCLE_SECRET_KEY doit être une vraie clé d'au moins 32 caractères en production")
             if self.redis_url is None:
                 raise ValueError("SOCLE_REDIS_URL est obligatoire en production (file embarquée : essai seulement)")
         if not self.job_backoff:
             raise ValueError("SOCLE_JOB_BACKOFF doit contenir au moins une durée")
+        if any(step < 0 for step in self.job_backoff):
+            raise ValueError("SOCLE_JOB_BACKOFF ne peut pas contenir de durée négative")
         return self
 
     # Derived values: computed, never stored twice.

@@ -169,7 +169,9 @@ def health_router() -> APIRouter:
 
 def create_service_app(name: str, title: str, description: str, routers: list[APIRouter]) -> FastAPI:
     """A service's app: its routers, registered explicitly, plus what every service has."""
-    app = FastAPI(title=title, description=description, version="0.1.0")
+    # No /docs nor /redoc: FastAPI serves them with scripts from a CDN, a third-party request; the
+    # OpenAPI document (/openapi.json) is served and documented instead.
+    app = FastAPI(title=title, description=description, version="0.1.0", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     _limit_upload_size(app)
     app.include_router(health_router())
