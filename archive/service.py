@@ -178,7 +178,8 @@ def send(session: Session, principal: Principal, transfer_id: str, body: SendIn)
     enqueue(
         session,
         messages.INTEROP_DELIVER,
-        key=f"interop.deliver:{transfer.id}:{body.connector}",
+        # No job key: after a failed delivery, sending again must run again. Sending twice is refused above
+        # (a transfer being sent is not sendable) and the delivery's idempotency key stops a double deposit.
         tenant_id=principal.tenant_id,
         connector=body.connector,
         object_key=transfer.sip_key,

@@ -18,14 +18,18 @@ class Metadata(BaseModel):
     @field_validator("tags")
     @classmethod
     def _clean_tags(cls, tags: list[str]) -> list[str]:
-        cleaned = []
-        for tag in tags:
-            tag = tag.strip()
-            if not tag or len(tag) > 100:
-                raise ValueError("un mot-clé compte de 1 à 100 caractères")
-            if tag not in cleaned:
-                cleaned.append(tag)
-        return cleaned
+        return _clean_tags(tags)
+
+
+def _clean_tags(tags: list[str]) -> list[str]:
+    cleaned: list[str] = []
+    for tag in tags:
+        tag = tag.strip()
+        if not tag or len(tag) > 100:
+            raise ValueError("un mot-clé compte de 1 à 100 caractères")
+        if tag not in cleaned:
+            cleaned.append(tag)
+    return cleaned
 
 
 class MetadataPatch(BaseModel):
@@ -34,6 +38,21 @@ class MetadataPatch(BaseModel):
     date: dt.date | None = None
     tags: list[str] | None = Field(None, max_length=50)
     comment: str | None = Field(None, max_length=2000, description="Motif de la modification")
+
+    # Checked here, like at upload: an explicit null or a bad tag is a 422, not an error inside the use case.
+    @field_validator("title", "document_type")
+    @classmethod
+    def _not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("ce champ ne peut pas être effacé")
+        return value
+
+    @field_validator("tags")
+    @classmethod
+    def _clean_tags(cls, tags: list[str] | None) -> list[str]:
+        if tags is None:
+            raise ValueError("ce champ ne peut pas être effacé (liste vide : [])")
+        return _clean_tags(tags)
 
 
 class Content(BaseModel):

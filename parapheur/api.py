@@ -36,6 +36,7 @@ def create_folder_from_upload(
         raise InvalidInput(f"circuit invalide : {exc}") from None
     if not steps:
         raise InvalidInput("le circuit doit compter au moins une étape")
+    service.check_actors(session, principal.tenant_id, steps)  # before storing: a refusal leaves nothing
     stored = service.store_pdf_upload(file.file)
     folder = service.create_from_upload(session, principal, title, stored, file.filename or "document.pdf", steps)
     return FolderOut.of(folder)

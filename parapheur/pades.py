@@ -123,6 +123,7 @@ def _examine(path: Path) -> _PdfFacts:
             raise PdfError("Le PDF est chiffré : retirez la protection avant de le signer.")
         if len(pdf.pages) == 0:
             raise PdfError("Le PDF ne contient aucune page.")
+        _check_signer_can_read(path)
         names = frozenset(_filled_signature_fields(pdf))
         return _PdfFacts(
             info=PdfInfo(page_count=len(pdf.pages), signature_count=len(names)),
@@ -141,6 +142,16 @@ def _check_header(path: Path) -> None:
         raise PdfError("Le fichier est vide.")
     if b"%PDF-" not in head:
         raise PdfError("Le fichier n'est pas un PDF.")
+
+
+def _check_signer_can_read(path: Path) -> None:
+    # qpdf silently rebuilds a damaged file (truncated, no cross-reference table); pyHanko, which signs by
+    # appending to the file as it is, cannot: refuse such a file now rather than when someone signs it.
+    with path.open("rb") as stream:
+        try:
+            PdfFileReader(stream, strict=False)
+        except (pdf_misc.PdfError, ValueError) as exc:
+            raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
 
 
 def _filled_signature_fields(pdf: pikepdf.Pdf) -> Iterator[str]:

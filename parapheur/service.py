@@ -80,6 +80,10 @@ def _new_folder(session: Session, principal: Principal, title: str, circuit: lis
     return folder
 
 
+def check_actors(session: Session, tenant_id: str, circuit: list[StepIn]) -> None:
+    _check_actors(session, tenant_id, {step.actor for step in circuit})
+
+
 def _check_actors(session: Session, tenant_id: str, usernames: set[str]) -> None:
     known = set(
         session.execute(
