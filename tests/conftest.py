@@ -69,6 +69,36 @@ def migrated_database() -> Iterator[None]:
     shutil.rmtree(_BASE_DIR, ignore_errors=True)
 
 
+def reset_caches() -> None:
+    """Forget everything derived from the settings: the next use reads the environment again."""
+    import socle.secrets
+    import socle.settings
+    import socle.storage
+    from socle.db import reset_engines
+
+    socle.settings.reset_settings()
+    reset_engines()
+    socle.storage.get_store.cache_clear()
+    socle.secrets.reset()
+
+
+@pytest.fixture
+def use_env() -> Iterator[Callable[..., None]]:
+    """Set (or, with None, remove) SOCLE_* variables for one test; every cache is reset before and after."""
+    with pytest.MonkeyPatch.context() as patch:
+
+        def apply(**values: str | None) -> None:
+            for name, value in values.items():
+                if value is None:
+                    patch.delenv(name, raising=False)
+                else:
+                    patch.setenv(name, value)
+            reset_caches()
+
+        yield apply
+    reset_caches()
+
+
 def run_jobs(timeout: float = 60) -> None:
     """Run every due job in this thread, until the queue is idle (embedded mode)."""
     queue.wait_until_idle(timeout, work_inline=True)

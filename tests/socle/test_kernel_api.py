@@ -11,10 +11,6 @@ import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 
-import socle.db
-import socle.secrets
-import socle.settings
-import socle.storage
 from socle.auth import get_tenant, get_user, revoke_tokens
 from socle.db import transaction
 from socle.errors import Conflict
@@ -250,25 +246,6 @@ def test_health_and_readiness(anonymous: TestClient, prefix: str) -> None:
     ready = anonymous.get(f"{prefix}/readyz")
     assert ready.status_code == 200, ready.text
     assert ready.json() == {"status": "ok", "checks": {"database": "ok", "storage": "ok", "queue": "ok"}}
-
-
-@pytest.fixture
-def use_env() -> Iterator[Callable[..., None]]:
-    def reset() -> None:
-        socle.settings.reset_settings()
-        socle.db.reset_engines()
-        socle.storage.get_store.cache_clear()
-        socle.secrets.reset()
-
-    with pytest.MonkeyPatch.context() as patch:
-
-        def apply(**values: str) -> None:
-            for name, value in values.items():
-                patch.setenv(name, value)
-            reset()
-
-        yield apply
-    reset()
 
 
 def test_readiness_names_what_is_down(anonymous: TestClient, use_env: Callable[..., None], tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,6 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select, update
 
-import socle.db
-import socle.secrets
-import socle.settings
-import socle.storage
 from socle import messages, queue
 from socle.db import new_session, transaction, utcnow
 from socle.errors import InvalidInput, NotFound
@@ -232,25 +228,6 @@ def test_resolve_accepts_only_service_job_functions() -> None:
     ):
         with pytest.raises(InvalidInput):
             queue._resolve(function)
-
-
-@pytest.fixture
-def use_env() -> Iterator[Callable[..., None]]:
-    def reset() -> None:
-        socle.settings.reset_settings()
-        socle.db.reset_engines()
-        socle.storage.get_store.cache_clear()
-        socle.secrets.reset()
-
-    with pytest.MonkeyPatch.context() as patch:
-
-        def apply(**values: str) -> None:
-            for name, value in values.items():
-                patch.setenv(name, value)
-            reset()
-
-        yield apply
-    reset()
 
 
 def test_backoff_follows_the_settings_and_repeats_the_last_step(use_env: Callable[..., None]) -> None:

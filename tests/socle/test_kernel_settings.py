@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,30 +15,6 @@ from socle.errors import SettingsError
 from socle.settings import load_settings
 
 from conftest import socle_command
-
-
-def _reset() -> None:
-    socle.settings.reset_settings()
-    socle.db.reset_engines()
-    socle.storage.get_store.cache_clear()
-    socle.secrets.reset()
-
-
-@pytest.fixture
-def use_env() -> Iterator[Callable[..., None]]:
-    """Set (or, with None, remove) SOCLE_* variables for one test; every cache is reset before and after."""
-    with pytest.MonkeyPatch.context() as patch:
-
-        def apply(**values: str | None) -> None:
-            for name, value in values.items():
-                if value is None:
-                    patch.delenv(name, raising=False)
-                else:
-                    patch.setenv(name, value)
-            _reset()
-
-        yield apply
-    _reset()
 
 
 def _error(use_env: Callable[..., None], **values: str | None) -> str:
