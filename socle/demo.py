@@ -41,6 +41,9 @@ USERS = {
 }
 
 
+_FOLDER_STATES = {"completed": "terminé", "in_progress": "en cours", "rejected": "rejeté", "error": "en erreur"}
+
+
 def say(step: str, text: str) -> None:
     print(f"[{step:>9}] {text}", flush=True)
 
@@ -144,7 +147,10 @@ def _chain(api: dict[str, httpx.Client], out: Path) -> None:
     _ok(api["agent"].post(f"/parapheur/folders/{folder['id']}/visa", json={"comment": "Vu, conforme."}))
     say("parapheur", "visa de Camille Martin enregistré")
     folder = _ok(api["maire"].post(f"/parapheur/folders/{folder['id']}/sign", json={}))
-    say("parapheur", f"signature PAdES de Dominique Dupont — dossier {folder['status']}")
+    say(
+        "parapheur",
+        f"signature PAdES de Dominique Dupont — dossier {_FOLDER_STATES.get(folder['status'], folder['status'])}",
+    )
 
     document = _wait_for(api["agent"], f"/ged/documents/{doc_id}", "current_version", (2,))
     signed = out / document["current"]["content"]["filename"]
