@@ -1,17 +1,25 @@
-"""Archive HTTP API: versements, their SEDA packages and their sending."""
+"""Archive HTTP API: versements, their SEDA packages and their sending; inspection of any SEDA package."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 
-from archive import service
-from archive.schemas import SendIn, TransferIn, TransferOut
-from socle.errors import NotFound
+from archive import inspection, service
+from archive.schemas import InspectionOut, SendIn, TransferIn, TransferOut
+from socle.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
+from socle.settings import get_settings
 from socle.web import PrincipalDep, SessionDep, create_service_app, object_response
 
 router = APIRouter(prefix="/transfers", tags=["versements"])
+inspections = APIRouter(prefix="/inspections", tags=["inspection"])
 
 
 @router.post("", status_code=202, response_model=TransferOut, summary="Demander un versement de documents de la GED")
@@ -47,10 +55,143 @@ def send(principal: PrincipalDep, session: SessionDep, transfer_id: str, body: S
     return TransferOut.of(service.send(session, principal, transfer_id, body))
 
 
+# --- inspection of an uploaded package ----------------------------------------------------------------
+
+
+class _UploadReceiver:
+    """Multipart callbacks that stream the `file` field into a temporary file, counting its bytes.
+
+    Starlette's own form parsing would first spool the whole body, whatever its size when no
+    Content-Length announces it; here the limit stops the upload as soon as it is crossed.
+    """
+
+    FIELD = b"file"
+
+    def __init__(self, folder: Path, limit: int) -> None:
+        self.folder, self.limit = folder, limit
+        self.received = 0
+        self.path: Path | None = None
+        self.filename = "paquet.zip"
+        self._out: IO[bytes] | None = None
+        self._headers: dict[bytes, bytes] = {}
+        self._field = self._value = b""
+        self._in_file = False
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda data, start, end: self._append("_field", data[start:end]),
+            "on_header_value": lambda data, start, end: self._append("_value", data[start:end]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _append(self, name: str, data: bytes) -> None:
+        value = getattr(self, name) + data
+        if len(value) > 8192:
+            raise InvalidInput("en-tête multipart trop long")
+        setattr(self, name, value)
+
+    def _part_begin(self) -> None:
+        self._headers, self._in_file = {}, False
+
+    def _header_end(self) -> None:
+        self._headers[self._field.lower()] = self._value
+        self._field = self._value = b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        if options.get(b"name") != self.FIELD:
+            return
+        if self.path is not None:
+            raise InvalidInput("un seul paquet par inspection (champ « file » en double)")
+        name = options.get(b"filename", b"").decode("utf-8", "replace").replace("\\", "/")
+        self.filename = PurePosixPath(name).name[:200] or self.filename
+        self.folder.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=self.folder, prefix=".inspection-", suffix=".zip")
+        self.path, self._out, self._in_file = Path(name), os.fdopen(handle, "wb"), True
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        # Every part counts: a flood of other fields is bounded as well.
+        self.received += end - start
+        if self.received > self.limit:
+            raise PayloadTooLarge(f"le paquet dépasse la taille maximale de {self.limit} octets", max_size=self.limit)
+        if self._in_file and self._out is not None:
+            self._out.write(data[start:end])
+
+    def _part_end(self) -> None:
+        if self._in_file and self._out is not None:
+            self._out.close()
+        self._in_file = False
+
+    def discard(self) -> None:
+        if self._out is not None:
+            self._out.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+async def _receive_package(request: Request) -> tuple[Path, str]:
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or not options.get(b"boundary"):
+        raise UnsupportedMediaType("envoyez le paquet en multipart/form-data, dans le champ « file »")
+    settings = get_settings()
+    receiver = _UploadReceiver(settings.data_dir / "tmp", settings.max_upload_bytes)
+    parser = MultipartParser(options[b"boundary"], receiver.callbacks())  # type: ignore[arg-type]
+    try:
+        # Chunks are small (the server's reads): writing them from the event loop is a short block.
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+        if receiver.path is None:
+            raise InvalidInput("aucun paquet reçu : joignez le zip dans le champ « file »")
+    except MultipartParseError as exc:
+        receiver.discard()
+        raise InvalidInput(f"envoi multipart mal formé : {exc}") from None
+    except BaseException:
+        receiver.discard()
+        raise
+    return receiver.path, receiver.filename
+
+
+_UPLOAD_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary", "description": "Le paquet (zip)"}},
+                }
+            }
+        },
+    }
+}
+
+
+@inspections.post(
+    "",
+    response_model=InspectionOut,
+    summary="Inspecter un paquet SEDA 2.x : arborescence, empreintes et tailles recalculées",
+    openapi_extra=_UPLOAD_SCHEMA,
+)
+async def inspect_package(principal: PrincipalDep, request: Request) -> InspectionOut:
+    # Any authenticated user: the package is only read, nothing is kept.
+    path, filename = await _receive_package(request)
+    try:
+        report = await run_in_threadpool(inspection.inspect_sip, path, None, filename=filename)
+    finally:
+        path.unlink(missing_ok=True)
+    return InspectionOut.of(report)
+
+
 def create_app() -> FastAPI:
     return create_service_app(
         "archive",
         "socle — archives",
-        "Versements SEDA : construction, validation et envoi des paquets d'archives.",
-        [router],
+        "Versements SEDA : construction, validation et envoi des paquets d'archives ; inspection de paquets.",
+        [router, inspections],
     )

@@ -1,18 +1,19 @@
-"""``socle archive …``: the official SEDA schemas, and checking a package."""
+"""``socle archive …``: the official SEDA schemas, building a package from a folder, checking a package."""
 
 from __future__ import annotations
 
 import sys
 import zipfile
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
-from archive import packaging, validation, xsd_install
+from archive import inspection, packaging, seda, sources, validation, xsd_install
 from socle.settings import get_settings
 
 
-@click.group(name="archive", help="Archives : schémas SEDA, vérification de paquets.")
+@click.group(name="archive", help="Archives : schémas SEDA, construction, vérification et inspection de paquets.")
 def group() -> None:
     pass
 
@@ -74,3 +75,112 @@ def verify(sip: Path, seda_version: str) -> None:
     if problems:
         sys.exit(1)
     click.echo("Paquet conforme.")
+
+
+# --- build ---------------------------------------------------------------------------------------------
+
+
+def _refuse(title: str, problems: list[str]) -> NoReturn:
+    click.echo(title, err=True)
+    for problem in problems:
+        click.echo(f"- {problem}", err=True)
+    sys.exit(1)
+
+
+def _check_build_arguments(
+    folder: Path, csv_path: Path | None, seda_version: str, agencies: dict[str, str | None], output: Path
+) -> None:
+    """Refuse, in French and before reading anything, what cannot make a package."""
+    problems = []
+    if not folder.is_dir():
+        problems.append(f"« {folder} » n'est pas un dossier.")
+    if csv_path is not None and not csv_path.is_file():
+        problems.append(f"Le CSV « {csv_path} » n'existe pas.")
+    if seda_version not in seda.NAMESPACES:
+        problems.append(f"Version SEDA inconnue : {seda_version} (disponibles : {', '.join(sorted(seda.NAMESPACES))}).")
+    problems += [f"Indiquez l'identifiant du service : {option} ID." for option, value in agencies.items() if not value]
+    if not output.parent.is_dir():
+        problems.append(f"Le dossier de destination « {output.parent} » n'existe pas.")
+    # A package written inside the folder it describes would be versed by the next run.
+    elif folder.is_dir() and output.resolve().is_relative_to(folder.resolve()):
+        problems.append(f"Le paquet « {output} » ne peut pas être écrit dans le dossier versé.")
+    if problems:
+        _refuse("Versement refusé :", problems)
+
+
+def _validate_or_refuse(manifest: bytes, seda_version: str) -> str:
+    """The validation line to print; refuses an invalid manifest before anything is written."""
+    folder = get_settings().seda_schemas
+    if folder is None:
+        return "Validation XSD non faite : SOCLE_SEDA_SCHEMAS n'est pas défini (paquet non validé)."
+    try:
+        report = validation.validate_manifest(manifest, folder, seda_version)
+    except validation.SchemaUnavailable as exc:
+        return f"Validation XSD non faite (paquet non validé) : {exc}"
+    if not report.valid:
+        _refuse(
+            "Versement refusé : le manifeste n'est pas conforme au schéma SEDA.", [i.message for i in report.issues]
+        )
+    return f"Manifeste conforme au schéma SEDA {seda_version} ({report.schema})."
+
+
+@group.command(
+    "build", help="Construire un paquet SEDA (SIP) depuis un dossier, avec un CSV de métadonnées facultatif."
+)
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="CSV de métadonnées au format de ReSIP")
+@click.option("--version", "seda_version", default="2.2", show_default=True, help="Version du SEDA (2.1, 2.2, 2.3)")
+@click.option("--archival-agency", help="Identifiant du service d'archives destinataire")
+@click.option("--transferring-agency", help="Identifiant du service versant (aussi producteur)")
+@click.option(
+    "--output", type=click.Path(dir_okay=False, path_type=Path), help="Paquet à écrire (défaut : DOSSIER.zip)"
+)
+def build(
+    folder: Path,
+    csv_path: Path | None,
+    seda_version: str,
+    archival_agency: str | None,
+    transferring_agency: str | None,
+    output: Path | None,
+) -> None:
+    destination = output or folder.resolve().parent / f"{folder.resolve().name}.zip"
+    agencies = {"--archival-agency": archival_agency, "--transferring-agency": transferring_agency}
+    _check_build_arguments(folder, csv_path, seda_version, agencies, destination)
+    assert archival_agency and transferring_agency
+    try:
+        spec = sources.transfer_from_folder(
+            folder, archival_agency=archival_agency, transferring_agency=transferring_agency, csv_path=csv_path
+        )
+        manifest = seda.build_manifest(spec, version=seda_version)
+    except sources.SourceError as exc:
+        _refuse("Versement refusé :", exc.problems)
+    except seda.SedaError as exc:
+        _refuse("Versement refusé :", [str(exc)])
+    validation_line = _validate_or_refuse(manifest, seda_version)
+    entries = seda.sip_entries(spec)
+    try:
+        packaging.write_sip(manifest, entries, destination)
+    except (seda.SedaError, OSError) as exc:
+        _refuse("Paquet non écrit :", [str(exc)])
+    units = sum(1 for _ in sources.iter_units(spec.units))
+    size = sum(file.size for _, file in entries)
+    click.echo(validation_line)
+    click.echo(
+        f"Paquet écrit : {destination} (SEDA {seda_version}, {units} unité(s), "
+        f"{len(entries)} fichier(s), {size} octets)."
+    )
+
+
+# --- inspect -------------------------------------------------------------------------------------------
+
+
+@group.command("inspect", help="Inspecter un paquet SEDA 2.x : arborescence, empreintes et tailles recalculées.")
+@click.argument("sip", type=click.Path(path_type=Path))
+def inspect(sip: Path) -> None:
+    if not sip.is_file():
+        _refuse("Inspection impossible :", [f"« {sip} » n'est pas un fichier."])
+    report = inspection.inspect_sip(sip)
+    for line in inspection.render_text(report):
+        click.echo(line)
+    if not report.ok:
+        sys.exit(1)

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from archive.inspection import InspectedObject, InspectedUnit, InspectionReport
 from archive.models import Transfer
 
 
@@ -64,4 +65,64 @@ class TransferOut(BaseModel):
             created_by=transfer.created_by,
             created_at=transfer.created_at,
             updated_at=transfer.updated_at,
+        )
+
+
+class InspectedUnitOut(BaseModel):
+    unit_id: str
+    title: str | None
+    level: str | None
+    object_ids: list[str]
+    children: list[InspectedUnitOut]
+
+    @classmethod
+    def of(cls, unit: InspectedUnit) -> InspectedUnitOut:
+        return cls(
+            unit_id=unit.unit_id,
+            title=unit.title,
+            level=unit.level,
+            object_ids=list(unit.object_ids),
+            children=[cls.of(child) for child in unit.children],
+        )
+
+
+class InspectedObjectOut(BaseModel):
+    object_id: str
+    group_id: str | None
+    usage: str | None
+    uri: str | None
+    entry: str | None
+    filename: str | None
+    algorithm: str | None
+    declared_digest: str | None
+    computed_digest: str | None
+    declared_size: int | None
+    computed_size: int | None
+    ok: bool
+    problems: list[str]
+
+    @classmethod
+    def of(cls, obj: InspectedObject) -> InspectedObjectOut:
+        return cls(**{**obj.__dict__, "problems": list(obj.problems)}, ok=obj.ok)
+
+
+class InspectionOut(BaseModel):
+    filename: str
+    version: str | None = Field(description="Version SEDA lue dans l'espace de noms du manifeste")
+    message_identifier: str | None
+    ok: bool = Field(description="Vrai quand aucun écart n'a été trouvé")
+    problems: list[str] = Field(description="Tous les écarts, paquet et objets confondus")
+    units: list[InspectedUnitOut]
+    objects: list[InspectedObjectOut]
+
+    @classmethod
+    def of(cls, report: InspectionReport) -> InspectionOut:
+        return cls(
+            filename=report.filename,
+            version=report.version,
+            message_identifier=report.message_identifier,
+            ok=report.ok,
+            problems=list(report.all_problems),
+            units=[InspectedUnitOut.of(unit) for unit in report.units],
+            objects=[InspectedObjectOut.of(obj) for obj in report.objects],
         )

@@ -25,12 +25,19 @@ __all__ = [
     "TransferSpec",
     "build_manifest",
     "sip_entries",
+    "version_of_namespace",
 ]
 
-# One entry per supported SEDA version; 2.1 and 2.3 only need their namespace here once their
-# differences (SigningInformation, DataObjectUse...) are handled where they diverge.
+# One entry per supported SEDA version. Compared in the XSDs for everything this builder writes (header,
+# CodeListVersions, DataObjectGroup/BinaryDataObject, Content, AppraisalRule/AccessRule, agencies): the
+# three versions declare the same elements in the same order; only the namespace changes. 2.3 differs from
+# 2.2 in the technical and ontology parts alone (SigningInformation replaces Signature, PersistentIdentifier,
+# DataObjectUse/DataObjectNumber), all optional and not written here. The Vitam edition of 2.1 relaxes
+# its sequences with xsd:any (hence XSD 1.1) but accepts the same elements.
 NAMESPACES: dict[str, str] = {
+    "2.1": "fr:gouv:culture:archivesdefrance:seda:v2.1",
     "2.2": "fr:gouv:culture:archivesdefrance:seda:v2.2",
+    "2.3": "fr:gouv:culture:archivesdefrance:seda:v2.3",
 }
 
 # None of them is mandatory in 2.2 (each group is minOccurs=0, CodeListVersions may even be empty),
@@ -105,8 +112,9 @@ class ArchiveUnitSpec:
     originating_agency_archive_unit_identifier: str | None = None
     files: tuple[tuple[DescribedFile, str], ...] = ()
     children: tuple[ArchiveUnitSpec, ...] = ()
-    appraisal_rule: tuple[str, date, str] | None = None
-    access_rule: tuple[str, date] | None = None
+    # (rule id, start date, final action); the start date may be unknown (StartDate is optional in SEDA).
+    appraisal_rule: tuple[str, date | None, str] | None = None
+    access_rule: tuple[str, date | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +128,15 @@ class TransferSpec:
     comment: str | None
     units: tuple[ArchiveUnitSpec, ...]
     date: datetime
+
+
+_NAMESPACE_PATTERN = re.compile(r"fr:gouv:culture:archivesdefrance:seda:v(2\.[0-9]+)")
+
+
+def version_of_namespace(namespace: str) -> str | None:
+    """'2.1', '2.2'… for a SEDA 2.x namespace (even one this builder does not write), None otherwise."""
+    match = _NAMESPACE_PATTERN.fullmatch(namespace.strip())
+    return match.group(1) if match else None
 
 
 # --- identifiers ---------------------------------------------------------------------------------
@@ -330,13 +347,13 @@ def _add_management(writer: _Writer, unit_element: etree._Element, unit: Archive
         rule_id, start, final_action = unit.appraisal_rule
         rule = writer.add(management, "AppraisalRule")
         writer.add(rule, "Rule", rule_id)
-        writer.add(rule, "StartDate", start.isoformat())
+        writer.add_optional(rule, "StartDate", start.isoformat() if start else None)
         writer.add(rule, "FinalAction", final_action)
     if unit.access_rule:
         rule_id, start = unit.access_rule
         rule = writer.add(management, "AccessRule")
         writer.add(rule, "Rule", rule_id)
-        writer.add(rule, "StartDate", start.isoformat())
+        writer.add_optional(rule, "StartDate", start.isoformat() if start else None)
 
 
 def _add_content(

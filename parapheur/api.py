@@ -9,11 +9,12 @@ from fastapi import APIRouter, FastAPI, File, Form, Query, Response, UploadFile
 from pydantic import TypeAdapter, ValidationError
 
 from parapheur import service
-from parapheur.schemas import ActionIn, FolderIn, FolderOut, RejectIn, StepIn
+from parapheur.schemas import ActionIn, FolderIn, FolderOut, RejectIn, StepIn, ValidationOut
 from socle.errors import InvalidInput, NotFound
 from socle.web import PrincipalDep, SessionDep, create_service_app, object_response
 
 router = APIRouter(prefix="/folders", tags=["dossiers"])
+validations = APIRouter(prefix="/validations", tags=["validation"])
 _CIRCUIT = TypeAdapter(list[StepIn])
 
 
@@ -84,10 +85,21 @@ def reject(principal: PrincipalDep, session: SessionDep, folder_id: str, body: R
     return FolderOut.of(service.reject(session, principal, folder_id, body.reason))
 
 
+@validations.post("", response_model=ValidationOut, summary="Vérifier les signatures d'un PDF")
+def validate(
+    principal: PrincipalDep,
+    session: SessionDep,
+    file: Annotated[UploadFile, File(description="Le PDF signé à vérifier")],
+) -> ValidationOut:
+    # A sync route on purpose: pyHanko runs its own event loop (asyncio.run), which needs a worker thread.
+    reports = service.validate_upload(session, principal.tenant_id, file.file)
+    return ValidationOut.of(file.filename, reports)
+
+
 def create_app() -> FastAPI:
     return create_service_app(
         "parapheur",
         "socle — parapheur",
         "Circuits de visa et de signature électronique (PAdES).",
-        [router],
+        [router, validations],
     )

@@ -1,7 +1,8 @@
 """PAdES signing and verification of PDF documents.
 
 Pure domain module: it knows nothing about storage, users or workflows. It signs PDFs with
-pyHanko (PAdES baseline B-B, incremental updates) and checks signatures against explicit trust roots.
+pyHanko (PAdES baseline B-B, B-T, B-LT and B-LTA, incremental updates) and checks signatures against explicit
+trust roots, down to a per-signature validation report.
 
 pyHanko's high-level API runs its own event loop (``asyncio.run``): call these functions from
 synchronous code or from a worker thread, never directly inside a running event loop.
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import pikepdf
 from asn1crypto import x509 as asn1_x509
@@ -37,19 +38,28 @@ from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.sign import fields, signers
 from pyhanko.sign.diff_analysis import ModificationLevel
-from pyhanko.sign.general import SigningError
-from pyhanko.sign.validation import validate_pdf_signature
-from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
+from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
+from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.sign.validation.errors import NoDSSFoundError, SignatureValidationError
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.errors import ExpiredError, NotYetValidError, PathError, PathValidationError, RevokedError
+from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
 # Generous fixed room for the CMS container: it skips pyHanko's dry-run signature (size estimate).
 # An RSA-4096 chain of three certificates fits in well under 8 KiB of DER (16 KiB of hex).
 SIGNATURE_BYTES_RESERVED = 16384
+# Above B-B the container also holds the timestamp token and its authority's certificates.
+TIMESTAMPED_BYTES_RESERVED = 32768
+# Per request, to the timestamp authority and the revocation responders.
+SERVICE_TIMEOUT_SECONDS = 10.0
 
 STAMP_WIDTH = 200
 STAMP_HEIGHT = 60
@@ -70,6 +80,22 @@ class IdentityError(ValueError):
     """The signing identity cannot be loaded or created; the message (in French) can be shown."""
 
 
+class SigningError(ValueError):
+    """The signature cannot be made at the requested level; the message (in French) can be shown.
+
+    ``retryable`` is true when an outside service (timestamp authority, OCSP or CRL responder) could not be
+    reached: the same signature may succeed later. Nothing is written when this is raised.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+SignatureLevel = Literal["B-B", "B-T", "B-LT", "B-LTA"]
+LEVELS: tuple[SignatureLevel, ...] = ("B-B", "B-T", "B-LT", "B-LTA")
+
+
 @dataclass(frozen=True)
 class PdfInfo:
     page_count: int
@@ -83,6 +109,20 @@ class SignatureRequest:
     location: str | None = None
     field_name: str | None = None
     visible: bool = True
+    level: SignatureLevel = "B-B"
+
+
+@dataclass(frozen=True)
+class TrustServices:
+    """The outside services that signatures above B-B rely on.
+
+    ``trust_roots`` (DER) anchor the validation of the signer's chain when validation data is embedded
+    (B-LT, B-LTA); by default, the self-signed certificates found in the identity's own chain.
+    """
+
+    tsa_url: str | None = None
+    trust_roots: tuple[bytes, ...] = ()
+    timeout: float = SERVICE_TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -124,10 +164,12 @@ def _examine(path: Path) -> _PdfFacts:
         if len(pdf.pages) == 0:
             raise PdfError("Le PDF ne contient aucune page.")
         _check_signer_can_read(path)
-        names = frozenset(_filled_signature_fields(pdf))
+        filled = dict(_filled_signature_fields(pdf))
+        # Document timestamps (B-LTA) fill a signature field too, but are nobody's signature.
+        signature_count = sum(1 for kind in filled.values() if kind != pikepdf.Name.DocTimeStamp)
         return _PdfFacts(
-            info=PdfInfo(page_count=len(pdf.pages), signature_count=len(names)),
-            filled_field_names=names,
+            info=PdfInfo(page_count=len(pdf.pages), signature_count=signature_count),
+            filled_field_names=frozenset(filled),
             last_page_box=_normalised_box(pdf.pages[-1].cropbox),
         )
 
@@ -154,7 +196,8 @@ def _check_signer_can_read(path: Path) -> None:
             raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
 
 
-def _filled_signature_fields(pdf: pikepdf.Pdf) -> Iterator[str]:
+def _filled_signature_fields(pdf: pikepdf.Pdf) -> Iterator[tuple[str, object]]:
+    """(field name, /Type of its value) for every filled signature field."""
     acroform = pdf.Root.get("/AcroForm")
     if not isinstance(acroform, pikepdf.Dictionary):
         return
@@ -165,7 +208,7 @@ def _filled_signature_fields(pdf: pikepdf.Pdf) -> Iterator[str]:
 
 def _walk_fields(
     kids: pikepdf.Array, parent_name: str, inherited_type: pikepdf.Object | None, seen: set[tuple[int, int]]
-) -> Iterator[str]:
+) -> Iterator[tuple[str, object]]:
     for field in kids:
         if not isinstance(field, pikepdf.Dictionary):
             continue
@@ -180,8 +223,8 @@ def _walk_fields(
         children = field.get("/Kids")
         if isinstance(children, pikepdf.Array):
             yield from _walk_fields(children, name, field_type, seen)
-        elif field_type == pikepdf.Name.Sig and field.get("/V") is not None:
-            yield name
+        elif field_type == pikepdf.Name.Sig and (value := field.get("/V")) is not None:
+            yield name, value.get("/Type") if isinstance(value, pikepdf.Dictionary) else None
 
 
 def _normalised_box(box: pikepdf.Array) -> tuple[float, float, float, float]:
@@ -320,24 +363,64 @@ def _common_name(certificate: x509.Certificate) -> str:
 # --------------------------------------------------------------------------- signing
 
 
-def sign_pdf(source: Path, destination: Path, identity: SigningIdentity, request: SignatureRequest) -> None:
-    """Add a PAdES B-B signature (SHA-256) to ``source`` as an incremental update, into ``destination``.
+def sign_pdf(
+    source: Path,
+    destination: Path,
+    identity: SigningIdentity,
+    request: SignatureRequest,
+    services: TrustServices | None = None,
+) -> None:
+    """Add a PAdES signature (SHA-256) at ``request.level`` to ``source`` as an incremental update.
 
-    Earlier signatures stay valid. ``destination`` appears atomically and only once fully written;
-    it may be ``source`` itself.
+    B-B needs nothing else; B-T adds an RFC 3161 signature timestamp from ``services.tsa_url``; B-LT also
+    embeds the validation data (certificates, OCSP responses, CRLs) in the document security store; B-LTA
+    then seals it with a document timestamp. Earlier signatures stay valid. ``destination`` appears
+    atomically and only once fully written; it may be ``source`` itself.
+
+    :raises PdfError: the document cannot be signed.
+    :raises SigningError: expired certificate, revoked certificate, or a service that cannot be reached.
     """
     facts = _examine(source)
+    _check_certificate_dates(identity)
     field_name = request.field_name or _next_field_name(facts)
     if field_name in facts.filled_field_names:
         raise PdfError(f"Le champ de signature « {field_name} » est déjà signé.")
+    services = services or TrustServices()
     pdf_signer = signers.PdfSigner(
-        _signature_metadata(request, field_name),
+        _signature_metadata(request, field_name, identity, services),
         signer=identity._signer,
+        timestamper=_timestamper(request.level, services),
         stamp_style=_stamp_style(),
         new_field_spec=_field_spec(field_name, request.visible, facts),
     )
     with source.open("rb") as input_stream, _atomic_output(destination) as output:
         _run_signer(pdf_signer, input_stream, output, request)
+
+
+def _check_certificate_dates(identity: SigningIdentity) -> None:
+    # Checked here for every level: pyHanko itself only validates the certificate when it embeds
+    # validation data, and a B-B signature made with an expired certificate would be worthless.
+    certificate = identity._signer.signing_cert
+    assert certificate is not None  # always set by SigningIdentity.from_pkcs12
+    now = datetime.now(UTC)
+    if certificate.not_valid_after < now:
+        expiry = certificate.not_valid_after.strftime("%d/%m/%Y")
+        raise SigningError(f"Le certificat de signature de {identity.subject_name} a expiré le {expiry}.")
+    if certificate.not_valid_before > now:
+        start = certificate.not_valid_before.strftime("%d/%m/%Y")
+        raise SigningError(
+            f"Le certificat de signature de {identity.subject_name} n'est valable qu'à partir du {start}."
+        )
+
+
+def _timestamper(level: SignatureLevel, services: TrustServices) -> RequestsHTTPTimeStamper | None:
+    if level == "B-B":
+        return None
+    if not services.tsa_url:
+        raise SigningError(f"Aucune autorité d'horodatage n'est configurée : signature {level} impossible.")
+    # The requests-based client, like the revocation fetchers: no aiohttp session to open and close around
+    # each of pyHanko's event loops (one per signature).
+    return RequestsHTTPTimeStamper(services.tsa_url, timeout=services.timeout)  # type: ignore[no-untyped-call]
 
 
 def _next_field_name(facts: _PdfFacts) -> str:
@@ -347,7 +430,10 @@ def _next_field_name(facts: _PdfFacts) -> str:
     return f"Signature{number}"
 
 
-def _signature_metadata(request: SignatureRequest, field_name: str) -> signers.PdfSignatureMetadata:
+def _signature_metadata(
+    request: SignatureRequest, field_name: str, identity: SigningIdentity, services: TrustServices
+) -> signers.PdfSignatureMetadata:
+    long_term = request.level in ("B-LT", "B-LTA")
     return signers.PdfSignatureMetadata(
         field_name=field_name,
         md_algorithm="sha256",
@@ -355,7 +441,28 @@ def _signature_metadata(request: SignatureRequest, field_name: str) -> signers.P
         reason=request.reason,
         location=request.location,
         name=request.signer_name,
+        embed_validation_info=long_term,
+        validation_context=_signing_validation_context(identity, services) if long_term else None,
+        use_pades_lta=request.level == "B-LTA",
     )
+
+
+def _signing_validation_context(identity: SigningIdentity, services: TrustServices) -> ValidationContext:
+    # hard-fail: a certificate that names a responder must get an answer from it, otherwise the signature
+    # would claim B-LT without the data that makes it so.
+    return ValidationContext(
+        trust_roots=_signing_trust_roots(identity, services),
+        other_certs=list(identity._signer.cert_registry),
+        allow_fetching=True,
+        revocation_mode="hard-fail",
+        fetcher_backend=RequestsFetcherBackend(per_request_timeout=services.timeout),
+    )
+
+
+def _signing_trust_roots(identity: SigningIdentity, services: TrustServices) -> list[asn1_x509.Certificate]:
+    if services.trust_roots:
+        return [asn1_x509.Certificate.load(der) for der in services.trust_roots]
+    return [cert for cert in identity._signer.cert_registry if cert.self_signed]
 
 
 def _field_spec(field_name: str, visible: bool, facts: _PdfFacts) -> fields.SigFieldSpec:
@@ -397,14 +504,47 @@ def _run_signer(
         writer = IncrementalPdfFileWriter(input_stream, strict=False)
         pdf_signer.sign_pdf(
             writer,
-            bytes_reserved=SIGNATURE_BYTES_RESERVED,
+            bytes_reserved=SIGNATURE_BYTES_RESERVED if request.level == "B-B" else TIMESTAMPED_BYTES_RESERVED,
             appearance_text_params={"signer": request.signer_name, "reason": request.reason},
             output=output,
         )
-    except SigningError as exc:
-        raise PdfError(f"La signature du PDF a échoué : {exc}") from exc
+    except TimestampRequestError as exc:
+        raise SigningError(
+            f"L'autorité d'horodatage ne répond pas : signature {request.level} impossible pour le moment.",
+            retryable=True,
+        ) from exc
+    except PyHankoSigningError as exc:
+        raise _signing_failure(exc, request.level) from exc
     except pdf_misc.PdfError as exc:
         raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+
+
+def _signing_failure(exc: PyHankoSigningError, level: SignatureLevel) -> Exception:
+    """Translate pyHanko's failure, whose cause says why the chain could not be validated."""
+    cause = _validation_cause(exc)
+    if isinstance(cause, RevokedError):
+        return SigningError("Le certificat du signataire est révoqué : la signature est refusée.")
+    if isinstance(cause, ExpiredError | NotYetValidError):
+        return SigningError("Le certificat du signataire ou de son autorité n'est pas en cours de validité.")
+    if isinstance(cause, PathValidationError):
+        # Most often a responder (OCSP, CRL) that did not answer: trying again later may work.
+        return SigningError(
+            f"Les données de validation du certificat (OCSP, CRL) sont inaccessibles : signature {level} "
+            "impossible pour le moment.",
+            retryable=True,
+        )
+    if cause is not None:
+        return SigningError(f"Le certificat du signataire n'a pas pu être validé : signature {level} impossible.")
+    return PdfError(f"La signature du PDF a échoué : {exc}")
+
+
+def _validation_cause(exc: BaseException) -> BaseException | None:
+    seen: BaseException | None = exc.__cause__ or exc.__context__
+    while seen is not None:
+        if isinstance(seen, PathValidationError | PathError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 @contextlib.contextmanager
@@ -515,6 +655,219 @@ def _check_signature(signature: EmbeddedPdfSignature, roots: list[asn1_x509.Cert
     )
 
 
+# --------------------------------------------------------------------------- validation report
+
+RevocationStatus = Literal["good", "revoked", "unknown"]
+
+_REVOCATION_LABELS: dict[str, str] = {
+    "good": "non révoqué",
+    "revoked": "RÉVOQUÉ",
+    "unknown": "statut de révocation inconnu",
+}
+
+
+@dataclass(frozen=True)
+class SignatureReport:
+    """What a verifier can say about one signature of a PDF.
+
+    ``revocation`` is the signer certificate's status at the signature's timestamp when the document carries
+    its own validation data (B-LT and above), now otherwise. ``level`` is the PAdES baseline level the
+    signature reaches, None when the signature itself is broken.
+    """
+
+    field_name: str
+    signer_name: str
+    signing_time: datetime | None
+    intact: bool
+    chain_trusted: bool
+    revocation: RevocationStatus
+    revocation_date: datetime | None
+    timestamp_time: datetime | None
+    level: SignatureLevel | None
+    covers_whole_document: bool
+
+    @property
+    def valid(self) -> bool:
+        # An unknown revocation status does not invalidate: offline, a B-B or B-T signature cannot say more.
+        return self.intact and self.chain_trusted and self.revocation != "revoked" and self.covers_whole_document
+
+    @property
+    def summary(self) -> str:
+        """One French sentence for the user."""
+        verdict = "valide" if self.valid else "NON VALIDE"
+        level = f" (niveau PAdES {self.level})" if self.level else ""
+        facts = [
+            "document intact" if self.intact else "document ALTÉRÉ depuis la signature",
+            "certificat reconnu" if self.chain_trusted else "certificat NON reconnu par la liste de confiance",
+            _revocation_text(self.revocation, self.revocation_date),
+        ]
+        if self.timestamp_time is not None:
+            facts.append(f"horodatée le {_french_time(self.timestamp_time)}")
+        if self.intact and not self.covers_whole_document:
+            facts.append("des modifications non autorisées ont suivi la signature")
+        return f"Signature « {self.field_name} » de {self.signer_name} : {verdict}{level} ; {', '.join(facts)}."
+
+
+def _revocation_text(revocation: RevocationStatus, since: datetime | None) -> str:
+    if revocation == "revoked" and since is not None:
+        return f"certificat RÉVOQUÉ depuis le {_french_time(since)}"
+    return _REVOCATION_LABELS[revocation]
+
+
+def _french_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%d/%m/%Y à %H:%M:%S UTC")
+
+
+@dataclass(frozen=True)
+class _Evidence:
+    """What the document and the caller provide to validate its signatures."""
+
+    roots: list[asn1_x509.Certificate]
+    dss: DocumentSecurityStore | None
+    document_timestamps: list[EmbeddedPdfSignature]
+    allow_fetching: bool
+
+    @property
+    def has_revocation_data(self) -> bool:
+        return self.dss is not None and bool(self.dss.ocsps or self.dss.crls)
+
+    def context(self, mode: str, *, fetch: bool, moment: datetime | None = None) -> ValidationContext:
+        # A fresh context per validation: pyHanko caches results (and fetched data) inside a context.
+        kwargs: dict[str, object] = {"trust_roots": self.roots, "allow_fetching": fetch, "revocation_mode": mode}
+        if fetch:
+            kwargs["fetcher_backend"] = RequestsFetcherBackend(per_request_timeout=SERVICE_TIMEOUT_SECONDS)
+        if moment is not None:
+            # At the proven signing time, validation data gathered right around it is acceptable.
+            kwargs.update(moment=moment, retroactive_revinfo=True)
+        if self.dss is None:
+            # Empty lists, not None: pyHanko refuses a strict context that could never find revocation data,
+            # whereas here the strict pass failing is the expected answer ("unknown").
+            return ValidationContext(ocsps=[], crls=[], **kwargs)  # type: ignore[arg-type]
+        return self.dss.as_validation_context(kwargs)
+
+
+def validation_report(path: Path, trust_roots: list[bytes], *, allow_fetching: bool = False) -> list[SignatureReport]:
+    """Report on every signature of ``path``: integrity, trust, revocation, timestamp and PAdES level.
+
+    ``trust_roots`` (DER) are the tenant's trust list. Without ``allow_fetching`` nothing leaves the machine:
+    revocation is then known only from the validation data embedded in the document (B-LT and above).
+
+    :raises PdfError: the file is not a readable PDF.
+    """
+    inspect_pdf(path)
+    roots = [asn1_x509.Certificate.load(der) for der in trust_roots]
+    with path.open("rb") as stream:
+        try:
+            reader = PdfFileReader(stream, strict=False)
+            evidence = _Evidence(roots, _read_dss(reader), list(reader.embedded_timestamp_signatures), allow_fetching)
+            return [_report(signature, evidence) for signature in reader.embedded_regular_signatures]
+        except pdf_misc.PdfError as exc:
+            raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+
+
+def _read_dss(reader: PdfFileReader) -> DocumentSecurityStore | None:
+    try:
+        return DocumentSecurityStore.read_dss(reader)
+    except NoDSSFoundError:
+        return None
+
+
+@dataclass(frozen=True)
+class _Checked:
+    status: PdfSignatureStatus
+    strict: bool  # every certificate that names a responder had its revocation checked
+    long_term: bool  # ... with the embedded data only, at the timestamped signing time
+
+
+def _report(signature: EmbeddedPdfSignature, evidence: _Evidence) -> SignatureReport:
+    try:
+        checked = _check(signature, evidence)
+    except (SignatureValidationError, pdf_misc.PdfError, ValueError):
+        # Damaged signature containers or byte ranges: report them as broken, not as a crash.
+        return _broken_report(signature)
+    status = checked.status
+    timestamp = status.timestamp_validity
+    details = status.revocation_details
+    return SignatureReport(
+        field_name=signature.field_name,
+        signer_name=_embedded_signer_name(signature),
+        signing_time=status.signer_reported_dt,
+        intact=status.intact,
+        chain_trusted=status.trusted or (status.revoked and status.validation_path is not None),
+        revocation="revoked" if status.revoked else "good" if checked.strict and status.trusted else "unknown",
+        revocation_date=details.revocation_date if details is not None else None,
+        timestamp_time=timestamp.timestamp if timestamp is not None and timestamp.intact else None,
+        level=_level(signature, checked, evidence),
+        covers_whole_document=_covers_whole_document(status),
+    )
+
+
+def _check(signature: EmbeddedPdfSignature, evidence: _Evidence) -> _Checked:
+    status = _validate(signature, evidence.context("hard-fail", fetch=evidence.allow_fetching))
+    proven_time = _proven_time(status)
+    if proven_time is not None and evidence.has_revocation_data:
+        # B-LT's promise: the embedded data alone validates the signature at its timestamped time, even
+        # once the OCSP responses have gone stale or the certificate has expired.
+        long_term = _validate(signature, evidence.context("hard-fail", fetch=False, moment=proven_time))
+        if long_term.trusted:
+            return _Checked(long_term, strict=True, long_term=True)
+    if status.trusted or status.revoked:
+        return _Checked(status, strict=True, long_term=False)
+    # Missing revocation data makes the strict validation fail: ask again about the chain alone.
+    lenient = _validate(signature, evidence.context("soft-fail", fetch=evidence.allow_fetching))
+    return _Checked(lenient, strict=False, long_term=False)
+
+
+def _validate(signature: EmbeddedPdfSignature, context: ValidationContext) -> PdfSignatureStatus:
+    return validate_pdf_signature(signature, signer_validation_context=context)
+
+
+def _proven_time(status: PdfSignatureStatus) -> datetime | None:
+    timestamp = status.timestamp_validity
+    return timestamp.timestamp if timestamp is not None and timestamp.trusted else None
+
+
+def _level(signature: EmbeddedPdfSignature, checked: _Checked, evidence: _Evidence) -> SignatureLevel | None:
+    status = checked.status
+    if not (status.intact and status.valid):
+        return None
+    if _proven_time(status) is None:
+        return "B-B"
+    if not checked.long_term:
+        return "B-T"
+    return "B-LTA" if _sealed_by_document_timestamp(signature, evidence) else "B-LT"
+
+
+def _sealed_by_document_timestamp(signature: EmbeddedPdfSignature, evidence: _Evidence) -> bool:
+    # A trusted document timestamp in a later revision covers the validation data added after the signature.
+    later = [ts for ts in evidence.document_timestamps if ts.signed_revision > signature.signed_revision]
+    return any(_document_timestamp_trusted(ts, evidence) for ts in later)
+
+
+def _document_timestamp_trusted(timestamp: EmbeddedPdfSignature, evidence: _Evidence) -> bool:
+    # soft-fail: the timestamp's own revocation data only comes with the next archive timestamp.
+    try:
+        status = validate_pdf_timestamp(timestamp, validation_context=evidence.context("soft-fail", fetch=False))
+    except (SignatureValidationError, pdf_misc.PdfError, ValueError):
+        return False
+    return status.trusted
+
+
+def _broken_report(signature: EmbeddedPdfSignature) -> SignatureReport:
+    return SignatureReport(
+        field_name=signature.field_name,
+        signer_name=_embedded_signer_name(signature),
+        signing_time=None,
+        intact=False,
+        chain_trusted=False,
+        revocation="unknown",
+        revocation_date=None,
+        timestamp_time=None,
+        level=None,
+        covers_whole_document=False,
+    )
+
+
 def _covers_whole_document(status: PdfSignatureStatus) -> bool:
     if status.coverage == SignatureCoverageLevel.ENTIRE_FILE:
         return True
@@ -535,14 +888,21 @@ def _embedded_signer_name(signature: EmbeddedPdfSignature) -> str:
 
 
 __all__ = [
+    "LEVELS",
     "IdentityError",
     "PdfError",
     "PdfInfo",
+    "RevocationStatus",
     "SignatureCheck",
+    "SignatureLevel",
+    "SignatureReport",
     "SignatureRequest",
+    "SigningError",
     "SigningIdentity",
+    "TrustServices",
     "inspect_pdf",
     "make_self_signed_identity",
     "sign_pdf",
+    "validation_report",
     "verify_pdf",
 ]

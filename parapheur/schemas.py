@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from parapheur.models import Folder, Step
+from parapheur.pades import SignatureReport
 
 
 class StepIn(BaseModel):
@@ -84,4 +85,56 @@ class FolderOut(BaseModel):
             created_at=folder.created_at,
             updated_at=folder.updated_at,
             steps=[StepOut.of(step) for step in folder.steps],
+        )
+
+
+class SignatureReportOut(BaseModel):
+    """One signature of a validated PDF."""
+
+    field_name: str = Field(description="Champ de signature du PDF")
+    signer: str = Field(description="Nom du signataire (certificat)")
+    signing_time: datetime | None = Field(description="Heure de signature déclarée par le signataire")
+    intact: bool = Field(description="Le contenu signé n'a pas été modifié")
+    chain_trusted: bool = Field(description="Le certificat remonte à une autorité de la liste de confiance")
+    revocation: Literal["good", "revoked", "unknown"] = Field(description="Statut de révocation du certificat")
+    revocation_date: datetime | None
+    timestamp_time: datetime | None = Field(description="Heure de l'horodatage de la signature, s'il y en a un")
+    level: Literal["B-B", "B-T", "B-LT", "B-LTA"] | None = Field(description="Niveau PAdES atteint")
+    covers_whole_document: bool = Field(description="Seules des modifications autorisées ont suivi la signature")
+    valid: bool
+    summary: str = Field(description="Résumé en français")
+
+    @classmethod
+    def of(cls, report: SignatureReport) -> SignatureReportOut:
+        return cls(
+            field_name=report.field_name,
+            signer=report.signer_name,
+            signing_time=report.signing_time,
+            intact=report.intact,
+            chain_trusted=report.chain_trusted,
+            revocation=report.revocation,
+            revocation_date=report.revocation_date,
+            timestamp_time=report.timestamp_time,
+            level=report.level,
+            covers_whole_document=report.covers_whole_document,
+            valid=report.valid,
+            summary=report.summary,
+        )
+
+
+class ValidationOut(BaseModel):
+    """Validation report of a PDF: valid when it has signatures and every one of them is valid."""
+
+    filename: str | None
+    valid: bool
+    signature_count: int
+    signatures: list[SignatureReportOut]
+
+    @classmethod
+    def of(cls, filename: str | None, reports: list[SignatureReport]) -> ValidationOut:
+        return cls(
+            filename=filename,
+            valid=bool(reports) and all(report.valid for report in reports),
+            signature_count=len(reports),
+            signatures=[SignatureReportOut.of(report) for report in reports],
         )

@@ -22,11 +22,12 @@ from parapheur.schemas import StepIn
 from socle import audit, messages, secrets
 from socle.auth import Principal
 from socle.db import utcnow
-from socle.errors import Conflict, Forbidden, InvalidInput, NotFound
+from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceUnavailable
 from socle.models import Tenant, User
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
+from socle.storage.api import spool
 
 AWAITING, IN_PROGRESS, COMPLETED, REJECTED, ERROR = "awaiting_document", "in_progress", "completed", "rejected", "error"
 
@@ -241,6 +242,9 @@ def _sign_current_document(
             pades.sign_pdf(source, output, identity, request)
         except pades.PdfError as exc:
             raise InvalidInput(str(exc)) from None
+        except pades.SigningError as exc:
+            # A responder that is down is the service's problem, not the user's: the act may be retried.
+            raise (ServiceUnavailable if exc.retryable else InvalidInput)(str(exc)) from None
         with output.open("rb") as stream:
             return store.put(stream)
 
@@ -338,3 +342,36 @@ def load_identity(session: Session, tenant_id: str, username: str) -> pades.Sign
         while len(_LOADED) > 64:
             _LOADED.popitem(last=False)
     return identity
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Validating signed PDFs
+
+
+def validate_upload(session: Session, tenant_id: str, stream: BinaryIO) -> list[pades.SignatureReport]:
+    """Validation report of an uploaded PDF, kept in a temporary file (within the upload limit) then removed.
+
+    Trust roots, for now: the certificates of the tenant's registered signing identities (the tenant's trust
+    list proper comes later). Nothing is fetched from the network: revocation is known from the validation
+    data embedded in the document (B-LT and above), and says "unknown" otherwise.
+    """
+    settings = get_settings()
+    spooled = spool(
+        stream,
+        settings.data_dir / "tmp",
+        expected_sha256=None,
+        max_size=settings.max_upload_bytes,
+        check=_check_pdf_file,
+    )
+    try:
+        return pades.validation_report(spooled.path, tenant_trust_roots(session, tenant_id))
+    except pades.PdfError as exc:
+        raise InvalidInput(str(exc)) from None
+    finally:
+        spooled.path.unlink(missing_ok=True)
+
+
+def tenant_trust_roots(session: Session, tenant_id: str) -> list[bytes]:
+    return list(
+        session.execute(select(SigningIdentity.certificate_der).where(SigningIdentity.tenant_id == tenant_id)).scalars()
+    )

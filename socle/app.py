@@ -29,7 +29,7 @@ def create_app() -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
-    install_error_handlers(app)
+    install_error_handlers(app)  # each mounted service limits its own request bodies
     app.include_router(health_router())
     for name, factory in SERVICE_APPS.items():
         app.mount(f"/{name}", factory())

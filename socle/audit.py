@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import select
@@ -60,7 +61,7 @@ def entry_hash(entry: AuditEntry) -> str:
     content = {
         "tenant_id": entry.tenant_id,
         "seq": entry.seq,
-        "at": entry.at.isoformat(),
+        "at": entry.at.astimezone(UTC).isoformat(),
         "actor": entry.actor,
         "action": entry.action,
         "object_type": entry.object_type,

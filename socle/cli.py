@@ -95,8 +95,9 @@ def jobs(ctx: click.Context, show_all: bool) -> None:
     with new_session() as session:
         statuses = (PENDING, QUEUED, RUNNING, DONE, FAILED) if show_all else (FAILED,)
         rows = list_jobs(session, statuses=statuses)
-        stuck = {job.id for job in stuck_jobs(session)}
-        rows += [job for job in stuck_jobs(session) if job not in rows]
+        stuck_rows = stuck_jobs(session)
+        stuck = {job.id for job in stuck_rows}
+        rows += [job for job in stuck_rows if job not in rows]
     if not rows:
         click.echo("Aucune tâche en échec." if not show_all else "Aucune tâche.")
         return

@@ -34,10 +34,9 @@ from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm import Session as SessionClass
 
 from socle.db import new_session, transaction, utcnow
-from socle.errors import InvalidInput, NotFound, SocleError
+from socle.errors import Conflict, InvalidInput, NotFound, SocleError
 from socle.messages import Message
 from socle.models import Job
 from socle.settings import SERVICES, get_settings
@@ -57,10 +56,16 @@ _embedded_server: Any = None
 _wake = threading.Event()
 
 
+_clients: dict[str, Redis] = {}
+
+
 def get_redis() -> Redis:
     settings = get_settings()
     if settings.redis_url:
-        return Redis.from_url(settings.redis_url)
+        # One client (and its connection pool) per URL, not one per commit; redis-py is fork-aware.
+        if settings.redis_url not in _clients:
+            _clients[settings.redis_url] = Redis.from_url(settings.redis_url)
+        return _clients[settings.redis_url]
     import fakeredis
 
     global _embedded_server
@@ -127,8 +132,8 @@ def _after_rollback(session: Session) -> None:
 
 
 # Registered once for every session: jobs leave only with the transaction that created them.
-event.listen(SessionClass, "after_commit", _after_commit)
-event.listen(SessionClass, "after_soft_rollback", lambda session, _tx: _after_rollback(session))
+event.listen(Session, "after_commit", _after_commit)
+event.listen(Session, "after_soft_rollback", lambda session, _tx: _after_rollback(session))
 
 
 def dispatch(job_ids: Iterable[str]) -> int:
@@ -184,15 +189,24 @@ def execute(job_id: str) -> str:
             raise  # rq keeps it in its failed registry too
         return "retry"
     with transaction() as session:
-        session.execute(update(Job).where(Job.id == job_id).values(status=DONE, finished_at=utcnow(), last_error=None))
+        session.execute(_own_run(job_id, claim).values(status=DONE, finished_at=utcnow(), last_error=None))
     return "done"
+
+
+def _own_run(job_id: str, claim: _Claim) -> Any:
+    """Update the row only if it is still this run's: a run declared stuck and retried meanwhile wins."""
+    return update(Job).where(Job.id == job_id, Job.status == RUNNING, Job.attempts == claim.attempts)
 
 
 def _claim(job_id: str) -> _Claim | None:
     with transaction() as session:
         result = session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status.in_([PENDING, QUEUED]))
+            .where(
+                Job.id == job_id,
+                # A stale push of a job waiting for its backoff must not run it early.
+                or_(Job.status == QUEUED, (Job.status == PENDING) & (Job.next_run_at <= utcnow())),
+            )
             .values(status=RUNNING, attempts=Job.attempts + 1, started_at=utcnow())
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -225,7 +239,7 @@ def _record_failure(job_id: str, claim: _Claim, exc: Exception) -> bool:
     else:
         values.update(status=PENDING, next_run_at=utcnow() + backoff(claim.attempts))
     with transaction() as session:
-        session.execute(update(Job).where(Job.id == job_id).values(**values))
+        session.execute(_own_run(job_id, claim).values(**values))
     return final
 
 
@@ -240,7 +254,7 @@ def sweep(services: Iterable[str] = SERVICES) -> int:
     """Push the jobs that are due; put back jobs whose worker died. Returns how many were pushed."""
     now = utcnow()
     services = list(services)
-    stuck_before = now - timedelta(seconds=get_settings().job_timeout) - _STUCK_GRACE
+    stuck_before = _stuck_before()
     with transaction() as session:
         stuck = session.execute(
             select(Job).where(Job.service.in_(services), Job.status == RUNNING, Job.started_at < stuck_before)
@@ -407,9 +421,12 @@ def list_jobs(session: Session, *, statuses: Iterable[str] = (FAILED,), limit: i
     )
 
 
+def _stuck_before() -> datetime:
+    return utcnow() - timedelta(seconds=get_settings().job_timeout) - _STUCK_GRACE
+
+
 def stuck_jobs(session: Session) -> list[Job]:
-    before = utcnow() - timedelta(seconds=get_settings().job_timeout) - _STUCK_GRACE
-    return list(session.execute(select(Job).where(Job.status == RUNNING, Job.started_at < before)).scalars())
+    return list(session.execute(select(Job).where(Job.status == RUNNING, Job.started_at < _stuck_before())).scalars())
 
 
 def retry(session: Session, job_id: str) -> Job:
@@ -417,8 +434,9 @@ def retry(session: Session, job_id: str) -> Job:
     job = session.get(Job, job_id)
     if job is None:
         raise NotFound(f"tâche {job_id} introuvable")
-    if job.status == DONE:
-        raise InvalidInput("cette tâche est déjà terminée")
+    stuck = job.status == RUNNING and job.started_at is not None and job.started_at < _stuck_before()
+    if job.status != FAILED and not stuck:
+        raise Conflict(f"seule une tâche en échec ou bloquée peut être relancée (état : {job.status})")
     job.status, job.next_run_at, job.finished_at = PENDING, utcnow(), None
     job.max_attempts = max(job.max_attempts, job.attempts + 1)
     session.info.setdefault(_PENDING_IDS, []).append(job.id)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -74,18 +75,78 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_error)
 
 
-def _limit_upload_size(app: FastAPI) -> None:
-    """Refuse an oversized body from its announced length, before reading it; storage enforces it too."""
+JSON_BODY_LIMIT = 1024 * 1024
+_MULTIPART_MARGIN = 64 * 1024  # the multipart envelope around the file
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        limit = get_settings().max_upload_bytes
-        # The multipart envelope adds a few hundred bytes around the file.
-        if length and length.isdigit() and int(length) > limit + 64 * 1024:
-            error = PayloadTooLarge(f"le fichier dépasse la taille maximale de {limit} octets", max_size=limit)
-            return _socle_error(request, error)
-        return await call_next(request)
+
+class BodyLimit:
+    """Refuse an oversized request body as its bytes arrive, before the app buffers it anywhere.
+
+    The announced length is checked first, but a chunked body announces none: bytes are counted as they
+    are received, and past the limit the client gets 413 and the app sees a disconnection.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        limit, shown = self._limit(headers.get("content-type", ""))
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            await self._refuse(send, shown)
+            return
+        received, refused, started = 0, False, False
+
+        async def counting_receive() -> dict[str, Any]:
+            nonlocal received, refused
+            message: dict[str, Any] = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit and not refused:
+                    refused = True
+                    if not started:
+                        await self._refuse(send, shown)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 is already sent: whatever the app answers after the disconnection is dropped
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+
+    @staticmethod
+    def _limit(content_type: str) -> tuple[int, int]:
+        """The byte limit of the body, and the one to tell the user (the file's, without the envelope)."""
+        if content_type.startswith("multipart/form-data"):
+            file_limit = get_settings().max_upload_bytes
+            return file_limit + _MULTIPART_MARGIN, file_limit
+        return JSON_BODY_LIMIT, JSON_BODY_LIMIT
+
+    @staticmethod
+    async def _refuse(send: Any, limit: int) -> None:
+        body = json.dumps(
+            PayloadTooLarge(f"la requête dépasse la taille maximale de {limit} octets", max_size=limit).problem()
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -173,7 +234,7 @@ def create_service_app(name: str, title: str, description: str, routers: list[AP
     # OpenAPI document (/openapi.json) is served and documented instead.
     app = FastAPI(title=title, description=description, version="0.1.0", docs_url=None, redoc_url=None)
     install_error_handlers(app)
-    _limit_upload_size(app)
+    app.add_middleware(BodyLimit)
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)

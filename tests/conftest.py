@@ -316,6 +316,17 @@ def s3_server() -> Iterator[S3Server]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def pki() -> Iterator[Any]:
+    """The parapheur's test PKI (tests/parapheur/pki): CA, signers, OCSP, CRL and timestamps on 127.0.0.1."""
+    try:
+        from testpki import running_pki
+    except ImportError as exc:
+        missing(f"certomancer[web-api] n'est pas installé : {exc}")
+    with running_pki() as pki:
+        yield pki
+
+
 def socle_command(
     *args: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:

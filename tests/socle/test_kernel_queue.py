@@ -22,7 +22,7 @@ from sqlalchemy import delete, func, select, update
 
 from socle import messages, queue
 from socle.db import new_session, transaction, utcnow
-from socle.errors import InvalidInput, NotFound
+from socle.errors import Conflict, InvalidInput, NotFound
 from socle.models import AuditEntry, Job
 from socle.settings import get_settings
 from socle.storage import get_store
@@ -300,12 +300,20 @@ def test_a_transient_failure_is_retried_then_failed_and_can_be_retried(make_kit:
     assert socle_command("jobs", "retry", job_id, timeout=120).returncode == 1  # already done: refused
 
 
-def test_retry_refuses_unknown_and_finished_jobs(tenant_id: str) -> None:
+def test_retry_refuses_unknown_finished_and_running_jobs(tenant_id: str) -> None:
     with transaction() as session:
         job_id = _ask_document(session, tenant_id).id
+        running_id = _ask_document(session, tenant_id).id
     assert queue.execute(job_id) == "done"
-    with transaction() as session, pytest.raises(InvalidInput):
+    with transaction() as session, pytest.raises(Conflict):
         queue.retry(session, job_id)
+    # A job still running within its time limit must not get a second, concurrent run.
+    with transaction() as session:
+        session.execute(update(Job).where(Job.id == running_id).values(status="running", started_at=utcnow()))
+    with transaction() as session, pytest.raises(Conflict):
+        queue.retry(session, running_id)
+    with transaction() as session:  # leave no running job behind: later tests wait for an idle queue
+        session.execute(update(Job).where(Job.id == running_id).values(status="failed"))
     with transaction() as session, pytest.raises(NotFound):
         queue.retry(session, str(uuid.uuid4()))
     result = socle_command("jobs", "retry", "inconnue", timeout=120)

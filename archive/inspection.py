@@ -1,0 +1,508 @@
+"""Inspecting any SEDA 2.x package (socle's, ReSIP's, Vitam's samples): its tree, and every digest re-computed.
+
+Domain code: reads a zip, returns an InspectionReport (messages in French), writes nothing. A package is
+untrusted input, so:
+- nothing is extracted; entry names that are absolute or climb out (``../``) are refused and never read;
+- an entry whose declared size or compression ratio exceeds the limits is refused before reading, and
+  while reading the bytes are counted, never trusting the header (a lying header cannot inflate further);
+- the manifest is parsed without DTD, entity substitution or network, and any DOCTYPE is refused
+  (external entities, billion laughs).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote
+
+from lxml import etree
+
+from archive.seda import version_of_namespace
+
+__all__ = [
+    "InspectedObject",
+    "InspectedUnit",
+    "InspectionLimits",
+    "InspectionReport",
+    "inspect_sip",
+    "render_text",
+]
+
+CHUNK_SIZE = 1024 * 1024
+MAX_DEPTH = 200  # units nested (or chained by reference) deeper than this are not listed
+# The SEDA code list of digest algorithms (MessageDigestAlgorithmCodeList), spelled as in manifests.
+HASH_NAMES = {"SHA-512": "sha512", "SHA-384": "sha384", "SHA-256": "sha256", "SHA-1": "sha1", "MD5": "md5"}
+
+
+@dataclass(frozen=True)
+class InspectionLimits:
+    """What an inspection accepts; lower them for uploads from the web, or in tests."""
+
+    max_entries: int = 200_000
+    max_entry_size: int = 16 * 1024**3
+    max_total_size: int = 256 * 1024**3
+    max_manifest_size: int = 512 * 1024**2
+    # Deflate gives about 1,000:1 on zeros, real documents rarely 20:1; small entries may legitimately
+    # compress far better (a blank page), so the ratio is only checked above ratio_floor bytes.
+    max_ratio: float = 100.0
+    ratio_floor: int = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InspectedObject:
+    object_id: str
+    group_id: str | None
+    usage: str | None
+    uri: str | None
+    entry: str | None  # the zip entry actually read (Content/ and content/ are both accepted)
+    filename: str | None
+    algorithm: str | None
+    declared_digest: str | None
+    computed_digest: str | None
+    declared_size: int | None
+    computed_size: int | None
+    problems: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class InspectedUnit:
+    unit_id: str
+    title: str | None
+    level: str | None
+    object_ids: tuple[str, ...]
+    children: tuple[InspectedUnit, ...] = ()
+
+
+@dataclass(frozen=True)
+class InspectionReport:
+    filename: str
+    version: str | None = None
+    message_identifier: str | None = None
+    units: tuple[InspectedUnit, ...] = ()
+    objects: tuple[InspectedObject, ...] = ()
+    # Package-level problems; each object's own are in InspectedObject.problems (see all_problems).
+    problems: tuple[str, ...] = ()
+
+    @property
+    def all_problems(self) -> tuple[str, ...]:
+        return (*self.problems, *(problem for obj in self.objects for problem in obj.problems))
+
+    @property
+    def ok(self) -> bool:
+        return not self.all_problems
+
+
+class _Refused(Exception):
+    """A reason to stop the inspection (French message)."""
+
+
+# --- entries -----------------------------------------------------------------------------------------
+
+
+def _unsafe_name(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return (
+        name.startswith(("/", "\\"))
+        or "\\" in name
+        or "\x00" in name
+        or re.match(r"[A-Za-z]:", name) is not None
+        or ".." in parts
+    )
+
+
+def _check_entries(
+    infos: list[zipfile.ZipInfo], limits: InspectionLimits
+) -> tuple[dict[str, zipfile.ZipInfo], list[str]]:
+    """The entries safe to read, by name, and why the others are refused."""
+    if len(infos) > limits.max_entries:
+        raise _Refused(f"Le paquet contient {len(infos)} entrées, plus que la limite de {limits.max_entries}.")
+    safe: dict[str, zipfile.ZipInfo] = {}
+    problems: list[str] = []
+    for info in infos:
+        reason = _entry_refusal(info, limits)
+        if reason is None and info.filename in safe:
+            reason = "nom en double dans le zip"
+        if reason:
+            problems.append(f"Entrée « {info.filename} » refusée : {reason}.")
+        elif not info.is_dir():
+            safe[info.filename] = info
+    total = sum(info.file_size for info in safe.values())
+    if total > limits.max_total_size:
+        raise _Refused(
+            f"Le paquet déclare {total} octets une fois décompressé, plus que la limite de {limits.max_total_size}."
+        )
+    return safe, problems
+
+
+def _entry_refusal(info: zipfile.ZipInfo, limits: InspectionLimits) -> str | None:
+    if _unsafe_name(info.filename):
+        return "chemin absolu ou sortant du paquet"
+    if info.flag_bits & 0x1:
+        return "entrée chiffrée"
+    if info.file_size > limits.max_entry_size:
+        return f"taille déclarée {info.file_size} octets, au-delà de la limite de {limits.max_entry_size}"
+    if info.file_size > limits.ratio_floor and info.file_size > limits.max_ratio * max(info.compress_size, 1):
+        ratio = info.file_size / max(info.compress_size, 1)
+        limit = f"{limits.max_ratio:.0f}:1"
+        return f"taux de compression {ratio:.0f}:1 au-delà de la limite de {limit} (bombe de décompression ?)"
+    return None
+
+
+def _read_chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: InspectionLimits) -> Iterator[bytes]:
+    """An entry's bytes, counted: more than declared, than the size limit or than the ratio stops the reading."""
+    size = 0
+    ceiling = min(info.file_size, limits.max_entry_size)
+    with archive.open(info) as stream:
+        while chunk := stream.read(CHUNK_SIZE):
+            size += len(chunk)
+            if size > ceiling:
+                raise _Refused(f"l'entrée « {info.filename} » donne plus d'octets que déclaré ({info.file_size})")
+            if size > limits.ratio_floor and size > limits.max_ratio * max(info.compress_size, 1):
+                raise _Refused(f"l'entrée « {info.filename} » dépasse le taux de compression autorisé")
+            yield chunk
+
+
+# --- manifest ----------------------------------------------------------------------------------------
+
+
+def _find_manifest(safe: dict[str, zipfile.ZipInfo]) -> zipfile.ZipInfo:
+    found = [info for name, info in safe.items() if name.lower() == "manifest.xml"]
+    if len(found) != 1:
+        raise _Refused(
+            "Le paquet ne contient pas de manifest.xml à sa racine." if not found else "Plusieurs manifest.xml."
+        )
+    return found[0]
+
+
+def _parse_manifest(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: InspectionLimits) -> etree._Element:
+    if info.file_size > limits.max_manifest_size:
+        raise _Refused(f"Le manifeste fait {info.file_size} octets, plus que la limite de {limits.max_manifest_size}.")
+    try:
+        data = b"".join(_read_chunks(archive, info, limits))
+    except (zipfile.BadZipFile, OSError, NotImplementedError) as error:
+        raise _Refused(f"Le manifeste est illisible : {error}.") from None
+    except _Refused as refused:
+        raise _Refused(f"Manifeste refusé : {refused}.") from None
+    # No DTD loaded, no entity substituted, no network; huge_tree=False keeps libxml2's depth and size guards.
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
+    )
+    try:
+        tree = etree.ElementTree(etree.fromstring(data, parser))
+    except etree.XMLSyntaxError as error:
+        if "entit" in str(error).lower() or b"<!DOCTYPE" in data[:65536]:
+            raise _Refused("Manifeste refusé : il déclare une DTD ou des entités XML, interdites ici.") from None
+        raise _Refused(f"Le manifeste est mal formé : {error}.") from None
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        raise _Refused("Manifeste refusé : il déclare une DTD (DOCTYPE), interdite ici (entités externes).")
+    return tree.getroot()
+
+
+# --- objects -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    archive: zipfile.ZipFile
+    safe: dict[str, zipfile.ZipInfo]
+    limits: InspectionLimits
+    namespace: str
+    used_entries: set[str] = field(default_factory=set)
+
+    def tag(self, name: str) -> str:
+        return f"{{{self.namespace}}}{name}"
+
+    def text(self, element: etree._Element, path: str) -> str | None:
+        found = element.find("/".join(self.tag(part) for part in path.split("/")))
+        value = (found.text or "").strip() if found is not None else ""
+        return value or None
+
+
+def _group_of(context: _Context, element: etree._Element) -> str | None:
+    parent = element.getparent()
+    if parent is not None and parent.tag == context.tag("DataObjectGroup"):
+        return str(parent.get("id", "")) or None
+    # SEDA 2.1 style: objects beside each other, grouped by a DataObjectGroupId / ReferenceId child.
+    return context.text(element, "DataObjectGroupId") or context.text(element, "DataObjectGroupReferenceId")
+
+
+def _entry_for(context: _Context, uri: str) -> str | None:
+    for candidate in dict.fromkeys((uri, unquote(uri), uri.removeprefix("./"), unquote(uri).removeprefix("./"))):
+        if candidate in context.safe:
+            return candidate
+    # ReSIP writes Content/, socle content/: a case-insensitive match is accepted when it is unambiguous.
+    lowered = [name for name in context.safe if name.lower() == unquote(uri).removeprefix("./").lower()]
+    return lowered[0] if len(lowered) == 1 else None
+
+
+def _inspect_object(context: _Context, element: etree._Element) -> InspectedObject:
+    object_id = element.get("id") or "?"
+    uri = context.text(element, "Uri")
+    digest_element = element.find(context.tag("MessageDigest"))
+    algorithm = digest_element.get("algorithm") if digest_element is not None else None
+    declared_digest = _hex_digest(digest_element.text if digest_element is not None else None)
+    size_text = context.text(element, "Size")
+    declared_size = int(size_text) if size_text and size_text.isdigit() else None
+    entry = _entry_for(context, uri) if uri else None
+    base = InspectedObject(
+        object_id=object_id,
+        group_id=_group_of(context, element),
+        usage=context.text(element, "DataObjectVersion"),
+        uri=uri,
+        entry=entry,
+        filename=context.text(element, "FileInfo/Filename"),
+        algorithm=algorithm,
+        declared_digest=declared_digest,
+        computed_digest=None,
+        declared_size=declared_size,
+        computed_size=None,
+    )
+    return _check_object(context, base, size_text)
+
+
+def _check_object(context: _Context, obj: InspectedObject, size_text: str | None) -> InspectedObject:
+    where = f"L'objet {obj.object_id}"
+    problems = []
+    if size_text is not None and obj.declared_size is None:
+        problems.append(f"{where} déclare une taille invalide : « {size_text} ».")
+    if obj.uri is None:
+        return _with(obj, [*problems, f"{where} n'a pas d'Uri : son fichier ne peut pas être vérifié."])
+    if obj.entry is None:
+        return _with(obj, [*problems, f"{where} déclare « {obj.uri} », absent du paquet (ou refusé)."])
+    context.used_entries.add(obj.entry)
+    hash_name = HASH_NAMES.get(re.sub(r"^SHA-?", "SHA-", (obj.algorithm or "").strip().upper()))
+    if hash_name is None:
+        return _with(
+            obj, [*problems, f"{where} a une empreinte d'algorithme non pris en charge : « {obj.algorithm} »."]
+        )
+    try:
+        digest, size = _digest_entry(context, context.safe[obj.entry], hash_name)
+    except _Refused as refused:
+        return _with(obj, [*problems, f"{where} : lecture interrompue, {refused}."])
+    except (zipfile.BadZipFile, OSError, NotImplementedError, EOFError) as error:
+        return _with(obj, [*problems, f"{where} : l'entrée « {obj.entry} » est illisible ({error})."])
+    if obj.declared_size is not None and size != obj.declared_size:
+        problems.append(f"{where} (« {obj.entry} ») fait {size} octets, le manifeste en déclare {obj.declared_size}.")
+    if digest != obj.declared_digest:
+        problems.append(f"{where} (« {obj.entry} ») : l'empreinte {obj.algorithm} ne correspond pas au manifeste.")
+    return InspectedObject(
+        **{**obj.__dict__, "computed_digest": digest, "computed_size": size, "problems": tuple(problems)}
+    )
+
+
+def _with(obj: InspectedObject, problems: list[str]) -> InspectedObject:
+    return InspectedObject(**{**obj.__dict__, "problems": tuple(problems)})
+
+
+def _digest_entry(context: _Context, info: zipfile.ZipInfo, hash_name: str) -> tuple[str, int]:
+    digest = hashlib.new(hash_name)
+    size = 0
+    for chunk in _read_chunks(context.archive, info, context.limits):
+        digest.update(chunk)
+        size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _hex_digest(value: str | None) -> str | None:
+    """MessageDigest is hexBinary or base64Binary (SEDA BinaryType): normalised to lowercase hex."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    if re.fullmatch(r"[0-9A-Fa-f]+", text) and len(text) % 2 == 0:
+        return text.lower()
+    try:
+        return base64.b64decode(text, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return text
+
+
+# --- units -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Tree:
+    context: _Context
+    declared: dict[str, etree._Element]  # top-level units, by id (targets of ArchiveUnitRefId)
+    groups: dict[str, list[str]]  # group id → object ids
+    object_ids: set[str]
+    problems: list[str]
+
+
+def _units(
+    context: _Context, root: etree._Element, objects: list[InspectedObject]
+) -> tuple[tuple[InspectedUnit, ...], list[str]]:
+    descriptive = root.find(f"{context.tag('DataObjectPackage')}/{context.tag('DescriptiveMetadata')}")
+    if descriptive is None:
+        return (), ["Le manifeste n'a pas de DescriptiveMetadata : aucune unité d'archives."]
+    top = [element for element in descriptive if element.tag == context.tag("ArchiveUnit")]
+    groups: dict[str, list[str]] = {}
+    for obj in objects:
+        if obj.group_id:
+            groups.setdefault(obj.group_id, []).append(obj.object_id)
+    physical = {element.get("id", "") for element in root.iter(context.tag("PhysicalDataObject"))}
+    tree = _Tree(
+        context, {unit.get("id", ""): unit for unit in top}, groups, {o.object_id for o in objects} | physical, []
+    )
+    # Flat packages (ReSIP, Vitam) list every unit at the top and nest references: the roots are the
+    # top-level units that no ArchiveUnitRefId points to.
+    referenced = {(ref.text or "").strip() for ref in descriptive.iter(context.tag("ArchiveUnitRefId"))}
+    roots = [unit for unit in top if unit.get("id") not in referenced]
+    if top and not roots:
+        tree.problems.append("Toutes les unités sont référencées par une autre : l'arborescence forme une boucle.")
+    return tuple(_unit(tree, element, set(), 0) for element in roots), tree.problems
+
+
+def _unit(tree: _Tree, element: etree._Element, ancestors: set[str], depth: int) -> InspectedUnit:
+    context = tree.context
+    unit_id = element.get("id") or "?"
+    if depth > MAX_DEPTH:
+        tree.problems.append(f"Unité {unit_id} : arborescence trop profonde (plus de {MAX_DEPTH} niveaux), non listée.")
+        return InspectedUnit(unit_id, None, None, ())
+    children = []
+    for child in element.findall(context.tag("ArchiveUnit")):
+        target = context.text(child, "ArchiveUnitRefId")
+        if target is None:
+            children.append(_unit(tree, child, ancestors | {unit_id}, depth + 1))
+        elif target in ancestors or target == unit_id:
+            tree.problems.append(f"Unité {unit_id} : la référence à {target} forme une boucle.")
+        elif target not in tree.declared:
+            tree.problems.append(f"Unité {unit_id} : ArchiveUnitRefId « {target} » ne désigne aucune unité.")
+        else:
+            children.append(_unit(tree, tree.declared[target], ancestors | {unit_id}, depth + 1))
+    return InspectedUnit(
+        unit_id=unit_id,
+        title=context.text(element, "Content/Title"),
+        level=context.text(element, "Content/DescriptionLevel"),
+        object_ids=_unit_objects(tree, element, unit_id),
+        children=tuple(children),
+    )
+
+
+def _unit_objects(tree: _Tree, element: etree._Element, unit_id: str) -> tuple[str, ...]:
+    ids: list[str] = []
+    for reference in element.findall(tree.context.tag("DataObjectReference")):
+        for child in reference:
+            target = (child.text or "").strip()
+            name = etree.QName(child).localname
+            if name == "DataObjectGroupReferenceId" and target in tree.groups:
+                ids.extend(tree.groups[target])
+            elif name == "DataObjectReferenceId" and target in tree.object_ids:
+                ids.append(target)
+            elif name in ("DataObjectGroupReferenceId", "DataObjectReferenceId"):
+                tree.problems.append(f"Unité {unit_id} : {name} « {target} » ne désigne aucun objet du paquet.")
+    return tuple(dict.fromkeys(ids))
+
+
+# --- entry point -------------------------------------------------------------------------------------
+
+
+def inspect_sip(path: Path, limits: InspectionLimits | None = None, *, filename: str | None = None) -> InspectionReport:
+    """Inspect the package at `path`; `filename` is the name to report (an upload's original name)."""
+    name = filename or path.name
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return _inspect(archive, name, limits or InspectionLimits())
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as error:
+        return InspectionReport(name, problems=(f"Le paquet {name} n'est pas un zip lisible : {error}.",))
+    except _Refused as refused:
+        return InspectionReport(name, problems=(str(refused),))
+
+
+def _inspect(archive: zipfile.ZipFile, name: str, limits: InspectionLimits) -> InspectionReport:
+    safe, problems = _check_entries(archive.infolist(), limits)
+    try:
+        manifest = _find_manifest(safe)
+        root = _parse_manifest(archive, manifest, limits)
+        namespace = _seda_namespace(root)
+    except _Refused as refused:  # the entries refused so far are reported too
+        return InspectionReport(name, problems=(*problems, str(refused)))
+    version = version_of_namespace(namespace)
+    context = _Context(archive, safe, limits, namespace, {manifest.filename})
+    objects = [_inspect_object(context, element) for element in root.iter(context.tag("BinaryDataObject"))]
+    problems += _duplicates(objects)
+    units, unit_problems = _units(context, root, objects)
+    problems += unit_problems
+    problems += [
+        f"L'entrée « {entry} » du paquet n'est déclarée par aucun objet du manifeste."
+        for entry in sorted(set(safe) - context.used_entries)
+    ]
+    return InspectionReport(
+        filename=name,
+        version=version,
+        message_identifier=context.text(root, "MessageIdentifier"),
+        units=units,
+        objects=tuple(objects),
+        problems=tuple(problems),
+    )
+
+
+def _seda_namespace(root: etree._Element) -> str:
+    name = etree.QName(root)
+    if name.localname != "ArchiveTransfer" or version_of_namespace(name.namespace or "") is None:
+        raise _Refused(
+            f"Le manifeste n'est pas un ArchiveTransfer SEDA 2.x "
+            f"(élément {name.localname}, espace de noms « {name.namespace or ''} »)."
+        )
+    return name.namespace or ""
+
+
+def _duplicates(objects: list[InspectedObject]) -> list[str]:
+    seen: dict[str, str] = {}
+    problems = []
+    for obj in objects:
+        if obj.entry and obj.entry in seen:
+            problems.append(
+                f"L'entrée « {obj.entry} » est déclarée par deux objets ({seen[obj.entry]} et {obj.object_id})."
+            )
+        elif obj.entry:
+            seen[obj.entry] = obj.object_id
+    return problems
+
+
+# --- text rendering (CLI) ----------------------------------------------------------------------------
+
+
+def render_text(report: InspectionReport) -> list[str]:
+    """The report as lines for a terminal: header, unit tree with objects, then every discrepancy."""
+    lines = [f"Paquet {report.filename} : SEDA {report.version or '?'}, message {report.message_identifier or '?'}"]
+    objects = {obj.object_id: obj for obj in report.objects}
+    if report.units:
+        lines.append("Unités d'archives :")
+        for unit, depth in _walk(report.units, 1):
+            lines.append(f"{'  ' * depth}- [{unit.level or '?'}] {unit.title or '(sans titre)'} ({unit.unit_id})")
+            for object_id in unit.object_ids:
+                lines.append(f"{'  ' * (depth + 2)}{_object_line(objects.get(object_id), object_id)}")
+    checked = sum(1 for obj in report.objects if obj.computed_digest is not None)
+    lines.append(f"Objets : {len(report.objects)} déclaré(s), {checked} relu(s) et recalculé(s).")
+    problems = report.all_problems
+    if problems:
+        lines.append(f"Écarts ({len(problems)}) :")
+        lines += [f"  - {problem}" for problem in problems]
+    else:
+        lines.append("Aucun écart : empreintes et tailles conformes au manifeste.")
+    return lines
+
+
+def _walk(units: tuple[InspectedUnit, ...], depth: int) -> Iterator[tuple[InspectedUnit, int]]:
+    for unit in units:
+        yield unit, depth
+        yield from _walk(unit.children, depth + 1)
+
+
+def _object_line(obj: InspectedObject | None, object_id: str) -> str:
+    if obj is None:
+        return f"objet {object_id} (physique ou non vérifiable)"
+    state = "conforme" if obj.ok else "ÉCART"
+    where = obj.entry or obj.uri or "?"
+    size = obj.computed_size if obj.computed_size is not None else "?"
+    return f"objet {obj.object_id} [{obj.usage or '?'}] {where} : {size} octets, {obj.algorithm or '?'} {state}"

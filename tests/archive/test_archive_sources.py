@@ -1,0 +1,289 @@
+"""`socle archive build DIR`: a folder tree (and a ReSIP-style CSV) into a validated SIP, bad input refused."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from lxml import etree
+
+from archive import cli, sources
+from archive.packaging import describe_file, verify_sip
+from archive.seda import NAMESPACES, DescribedFile, build_manifest
+from archive.sources import SourceError, transfer_from_folder
+from archive.validation import validate_manifest
+
+from conftest import SHARED_SEDA
+
+NS = {"s": NAMESPACES["2.2"]}
+AGENCIES = {"archival_agency": "AD37", "transferring_agency": "MAIRIE-01"}
+
+
+def fast_describe(path: Path, name: str) -> DescribedFile:
+    return describe_file(path, name, identify=False)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """versement/{Conseil/2024/delib-1.txt, Conseil/2024/delib-2.txt, RH/arrêté.txt, note.txt}"""
+    root = tmp_path / "versement"
+    (root / "Conseil" / "2024").mkdir(parents=True)
+    (root / "RH").mkdir()
+    (root / "Conseil" / "2024" / "delib-1.txt").write_text("Délibération 1\n", encoding="utf-8")
+    (root / "Conseil" / "2024" / "delib-2.txt").write_text("Délibération 2\n", encoding="utf-8")
+    (root / "RH" / "arrêté.txt").write_text("Arrêté\n", encoding="utf-8")
+    (root / "note.txt").write_text("Note\n", encoding="utf-8")
+    return root
+
+
+def build(*args: str) -> Result:
+    return CliRunner().invoke(cli.group, ["build", *args])
+
+
+def problems_of(folder: Path, **options: object) -> list[str]:
+    with pytest.raises(SourceError) as raised:
+        transfer_from_folder(folder, describe=fast_describe, **AGENCIES, **options)  # type: ignore[arg-type]
+    return raised.value.problems
+
+
+# --- the folder alone -----------------------------------------------------------------------------------
+
+
+def test_folder_tree_becomes_units(tree: Path) -> None:
+    spec = transfer_from_folder(tree, describe=fast_describe, **AGENCIES)
+
+    (root,) = spec.units
+    assert (root.title, root.description_level) == ("versement", "RecordGrp")
+    conseil, rh, note = root.children
+    assert (conseil.title, conseil.description_level) == ("Conseil", "RecordGrp")
+    assert (conseil.children[0].title, conseil.children[0].description_level) == ("2024", "File")
+    assert [item.title for item in conseil.children[0].children] == ["delib-1.txt", "delib-2.txt"]
+    assert (rh.description_level, rh.children[0].title) == ("File", "arrêté.txt")
+    assert note.description_level == "Item" and note.files[0][1] == "BinaryMaster_1"
+    assert validate_manifest(build_manifest(spec), SHARED_SEDA).valid
+
+
+@pytest.mark.parametrize("version", ["2.1", "2.2", "2.3"])
+def test_build_command_writes_a_valid_verified_sip(tree: Path, tmp_path: Path, version: str) -> None:
+    output = tmp_path / "out" / "sip.zip"
+    output.parent.mkdir()
+
+    result = build(
+        str(tree),
+        "--version",
+        version,
+        "--archival-agency",
+        "AD37",
+        "--transferring-agency",
+        "M1",
+        "--output",
+        str(output),
+    )
+
+    assert result.exit_code == 0, result.output
+    assert f"conforme au schéma SEDA {version}" in result.output
+    assert "4 fichier(s)" in result.output
+    assert verify_sip(output) == []
+    with zipfile.ZipFile(output) as archive:
+        manifest = archive.read("manifest.xml")
+    assert NAMESPACES[version].encode() in manifest
+    assert [path.name for path in output.parent.iterdir()] == ["sip.zip"]  # no temporary file left
+
+
+def test_default_output_is_next_to_the_folder(tree: Path) -> None:
+    result = build(str(tree), "--archival-agency", "AD37", "--transferring-agency", "M1")
+    assert result.exit_code == 0, result.output
+    assert (tree.parent / "versement.zip").is_file()
+
+
+def test_skipped_validation_is_said_plainly(tree: Path, tmp_path: Path, use_env: Callable[..., None]) -> None:
+    use_env(SOCLE_SEDA_SCHEMAS=None)
+    output = tmp_path / "sip.zip"
+
+    result = build(str(tree), "--archival-agency", "A", "--transferring-agency", "T", "--output", str(output))
+
+    assert result.exit_code == 0, result.output
+    assert "Validation XSD non faite" in result.output and "non validé" in result.output
+    assert output.is_file()
+
+
+def test_usage_problems_are_refused_in_french(tree: Path, tmp_path: Path) -> None:
+    result = build(str(tree), "--version", "3.0", "--output", str(tree / "sip.zip"))
+
+    assert result.exit_code == 1
+    assert "Version SEDA inconnue : 3.0" in result.output
+    assert "--archival-agency" in result.output and "--transferring-agency" in result.output
+    assert "ne peut pas être écrit dans le dossier versé" in result.output
+    assert build(str(tmp_path / "absent"), "--archival-agency", "A", "--transferring-agency", "T").exit_code == 1
+
+
+# --- bad folders ------------------------------------------------------------------------------------
+
+
+def test_symlink_leading_outside_is_refused_and_nothing_written(tree: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hors du versement", encoding="utf-8")
+    (tree / "RH" / "lien").symlink_to(secret)
+    output = tmp_path / "out.zip"
+
+    result = build(str(tree), "--archival-agency", "A", "--transferring-agency", "T", "--output", str(output))
+
+    assert result.exit_code == 1
+    assert "Lien symbolique « RH/lien » vers l'extérieur du dossier" in result.output
+    assert not output.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["secret.txt", "versement"]
+
+
+def test_symlink_to_a_file_inside_is_followed(tree: Path) -> None:
+    (tree / "RH" / "copie.txt").symlink_to(tree / "note.txt")
+    spec = transfer_from_folder(tree, describe=fast_describe, **AGENCIES)
+    rh = spec.units[0].children[1]
+    assert [unit.title for unit in rh.children] == ["arrêté.txt", "copie.txt"]
+
+
+def test_empty_unreadable_and_badly_named_files_are_all_reported(tree: Path) -> None:
+    (tree / "vide.pdf").touch()
+    (tree / "RH" / "secret.txt").write_text("illisible", encoding="utf-8")
+    os.mkfifo(tree / "tube")
+    os.close(os.open(os.path.join(os.fsencode(tree), b"caf\xe9.txt"), os.O_CREAT | os.O_WRONLY))
+
+    def describe(path: Path, name: str) -> DescribedFile:
+        # Root reads everything: a permission error is simulated where the real one would occur.
+        if name == "secret.txt":
+            raise PermissionError(13, "Permission non accordée", str(path))
+        return fast_describe(path, name)
+
+    with pytest.raises(SourceError) as raised:
+        transfer_from_folder(tree, describe=describe, **AGENCIES)
+    text = "\n".join(raised.value.problems)
+
+    assert "Fichier vide « vide.pdf »" in text and "Size ≥ 1" in text
+    assert "Fichier illisible « RH/secret.txt »" in text
+    assert "Nom non valide en UTF-8" in text and "caf\\xe9.txt" in text
+    assert "« tube » n'est ni un fichier ni un dossier" in text
+    assert len(raised.value.problems) == 4
+
+
+# --- the CSV ---------------------------------------------------------------------------------------------
+
+CSV_HEADER = (
+    '"ID";"ParentID";"File";"DescriptionLevel";"Content.Title";"Content.Description";"Content.StartDate";'
+    '"Content.EndDate";"Content.Keyword.0.KeywordContent";"Content.Keyword.1.KeywordContent";'
+    '"Management.AppraisalRule.Rule";"Management.AppraisalRule.StartDate";"Management.AppraisalRule.FinalAction"'
+)
+
+
+def write_csv(folder: Path, *rows: str, header: str = CSV_HEADER) -> Path:
+    path = folder.parent / "metadata.csv"
+    path.write_text("\n".join((header, *rows)) + "\n", encoding="utf-8")
+    return path
+
+
+def resip_csv(tree: Path) -> Path:
+    return write_csv(
+        tree,
+        '"1";"";"";"Series";"Conseil municipal";"Délibérations";"2024-01-01";"2024-12-31";"conseil";;;;',
+        '"2";"1";"Conseil\\2024";"RecordGrp";"Séances 2024";;;;;;;;',
+        '"3";"2";"Conseil\\2024\\delib-1.txt";"Item";"Délibération 1";;"2024-03-01";"2024-03-01";"budget";"vote";'
+        '"APP-10";"2024-03-01";"Destroy"',
+        '"4";"2";"Conseil/2024/delib-2.txt";;"Délibération 2";;;;;;"APP-10";;"Keep"',
+        '"5";"1";"RH\\arrêté.txt";"Item";"Arrêté";;;;;;;;',
+        '"6";"";"note.txt";;;;;;;;;;',
+    )
+
+
+def test_resip_csv_gives_the_tree_and_metadata(tree: Path) -> None:
+    spec = transfer_from_folder(tree, csv_path=resip_csv(tree), describe=fast_describe, **AGENCIES)
+
+    series, note = spec.units
+    assert (series.title, series.description_level, series.keywords) == ("Conseil municipal", "Series", ("conseil",))
+    seances, arrete = series.children
+    assert arrete.files[0][0].filename == "arrêté.txt"
+    assert (seances.title, seances.files) == ("Séances 2024", ())  # a folder: no object
+    delib1, delib2 = seances.children
+    assert delib1.keywords == ("budget", "vote")
+    assert delib1.appraisal_rule is not None and delib1.appraisal_rule[2] == "Destroy"
+    assert delib1.files[0][0].filename == "delib-1.txt"
+    assert delib2.description_level == "Item" and delib2.appraisal_rule == ("APP-10", None, "Keep")
+    assert (note.title, note.description_level) == ("note.txt", "Item")  # defaults from the file
+    manifest = build_manifest(spec)
+    assert validate_manifest(manifest, SHARED_SEDA).valid
+    root = etree.fromstring(manifest)
+    assert root.xpath("//s:Keyword/s:KeywordContent/text()", namespaces=NS) == ["conseil", "budget", "vote"]
+    assert root.xpath("count(//s:AppraisalRule)", namespaces=NS) == 2
+
+
+def test_build_command_with_csv(tree: Path, tmp_path: Path) -> None:
+    output = tmp_path / "sip.zip"
+    result = build(
+        str(tree), "--csv", str(resip_csv(tree)), "--archival-agency", "A", "--transferring-agency", "T",
+        "--output", str(output),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "6 unité(s), 4 fichier(s)" in result.output
+    assert verify_sip(output) == []
+
+
+@pytest.mark.parametrize(
+    ("rows", "header", "expected"),
+    [
+        (
+            ['"1";"";"";"Series";"X";"";"";"";"";"";"";"";"";"?"'],
+            CSV_HEADER + ';"Content.Couleur"',
+            "Colonnes inconnues",
+        ),
+        (['"1";"9";"note.txt";;"X";;;;;;;;'], CSV_HEADER, "ParentID « 9 » ne désigne aucun ID"),
+        (['"1";"";"absent.txt";;"X";;;;;;;;'], CSV_HEADER, "File « absent.txt » n'existe pas"),
+        (['"1";"";"..\\..\\secret.txt";;"X";;;;;;;;'], CSV_HEADER, "sort du dossier versé"),
+        (['"1";"";"/etc/passwd";;"X";;;;;;;;'], CSV_HEADER, "sort du dossier versé"),
+        (['"1";"";"note.txt";"Dossier";"X";;;;;;;;'], CSV_HEADER, "niveau de description inconnu « Dossier »"),
+        (['"1";"";"note.txt";;"X";;"2024-31-01";;;;;;'], CSV_HEADER, "date invalide « 2024-31-01 »"),
+        (['"1";"";"note.txt";;"X";;"2024-02-01";"2024-01-01";;;;;'], CSV_HEADER, "est postérieure"),
+        (['"1";"";"note.txt";;"X";;;;;;"APP";;"Jeter"'], CSV_HEADER, "FinalAction (Keep ou Destroy)"),
+        (['"1";"2";"note.txt";;"X";;;;;;;;', '"2";"1";"";;"Y";;;;;;;;'], CSV_HEADER, "forme une boucle"),
+        (['"1";"";"note.txt";;"X";;;;;;;;', '"1";"";"";;"Y";;;;;;;;'], CSV_HEADER, "déjà utilisé ligne 2"),
+        (['"1";"";"note.txt"'], '"ID";"File";"Content.Title"', "colonnes obligatoires : ParentID"),
+    ],
+)
+def test_bad_csv_is_refused(tmp_path: Path, rows: list[str], header: str, expected: str) -> None:
+    folder = tmp_path / "dossier"
+    folder.mkdir()
+    (folder / "note.txt").write_text("note", encoding="utf-8")
+
+    problems = problems_of(folder, csv_path=write_csv(folder, *rows, header=header))
+
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_files_left_out_of_the_csv_are_reported(tree: Path) -> None:
+    csv_path = write_csv(tree, '"1";"";"note.txt";;"Note";;;;;;;;')
+    problems = problems_of(tree, csv_path=csv_path)
+    assert sum("aucune ligne du CSV ne le décrit" in problem for problem in problems) == 3
+    assert any("Conseil/2024/delib-1.txt" in problem for problem in problems)
+
+
+def test_bad_csv_through_the_command_writes_nothing(tree: Path, tmp_path: Path) -> None:
+    csv_path = write_csv(tree, '"1";"";"note.txt";;"Note";;;;;;;;', header=CSV_HEADER + ';"Content.Inconnue"')
+    output = tmp_path / "sip.zip"
+    result = build(
+        str(tree),
+        "--csv",
+        str(csv_path),
+        "--archival-agency",
+        "A",
+        "--transferring-agency",
+        "T",
+        "--output",
+        str(output),
+    )
+    assert result.exit_code == 1
+    assert "Versement refusé" in result.output and "Content.Inconnue" in result.output
+    assert not output.exists()
+
+
+def test_known_columns_are_documented() -> None:
+    assert {"ID", "ParentID", "File", "Content.Title", "Management.AppraisalRule.FinalAction"} <= sources.KNOWN_COLUMNS

@@ -1,0 +1,58 @@
+"""Oversized bodies are refused as they arrive, announced or not, before anything is stored."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from conftest import Kit, assert_problem
+
+LIMIT = int(os.environ["SOCLE_MAX_UPLOAD_BYTES"])
+
+
+def _objects() -> set[Path]:
+    root = Path(os.environ["SOCLE_DATA_DIR"]) / "objects"
+    return {path for path in root.rglob("*") if path.is_file() and ".tmp" not in path.parts}
+
+
+def _chunks(total: int, boundary: str) -> Iterator[bytes]:
+    yield (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="gros.pdf"\r\n'
+        "Content-Type: application/pdf\r\n\r\n"
+    ).encode()
+    sent = 0
+    while sent < total:
+        yield b"%" * 65536
+        sent += 65536
+    yield f'\r\n--{boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\nT\r\n--{boundary}--\r\n'.encode()
+
+
+def test_chunked_upload_without_length_is_cut_at_the_limit(kit: Kit) -> None:
+    before = _objects()
+    boundary = "socle-limite"
+    response = kit["agent"].post(
+        "/ged/documents",
+        content=_chunks(LIMIT + 256 * 1024, boundary),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert "content-length" not in {key.lower() for key in response.request.headers}
+    assert_problem(response, 413)
+    assert _objects() == before
+
+
+def test_json_bodies_are_capped_at_one_mebibyte(kit: Kit) -> None:
+    response = kit["agent"].post(
+        "/parapheur/folders",
+        content=b'{"title": "' + b"x" * (1024 * 1024) + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert_problem(response, 413)
+
+
+def test_anonymous_oversized_body_is_refused_before_reading(app) -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as anonymous:
+        response = anonymous.post("/ged/documents", content=b"0" * 10, headers={"Content-Length": str(LIMIT * 4)})
+    assert_problem(response, 413)
