@@ -32,7 +32,7 @@ def list_transfers(
     principal: PrincipalDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[TransferOut]:
     return [TransferOut.of(t) for t in service.list_transfers(session, principal.tenant_id, limit, offset)]
 

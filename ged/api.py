@@ -48,7 +48,7 @@ def list_documents(
     session: SessionDep,
     document_type: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> DocumentList:
     documents, total = service.list_documents(
         session, principal.tenant_id, document_type=document_type, limit=limit, offset=offset

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,19 +15,25 @@ from socle import audit
 from socle.auth import Principal
 from socle.db import utcnow
 from socle.errors import InvalidInput, NotFound
+from socle.files import display_name
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
 
 PDF = "application/pdf"
 
 
+_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$")
+OCTET_STREAM = "application/octet-stream"
+
+
 def sniff_media_type(head: bytes, declared: str | None) -> str:
-    """Trust the bytes over the client's label for the types the kit acts on."""
+    """Trust the bytes over the client's label for the types the kit acts on; keep other labels if sane."""
     if head.startswith(b"%PDF-"):
         return PDF
-    if declared == PDF:
-        return "application/octet-stream"  # claims to be a PDF but is not
-    return declared or "application/octet-stream"
+    label = (declared or "").split(";", 1)[0].strip().lower()
+    if label == PDF or not _MEDIA_TYPE.match(label):
+        return OCTET_STREAM  # claims to be a PDF but is not, or is no media type at all
+    return label
 
 
 def store_upload(stream: BinaryIO) -> StoredObject:
@@ -48,7 +55,7 @@ def create_document(
             object_key=stored.key,
             size=stored.size,
             media_type=media_type,
-            filename=_clean_filename(filename),
+            filename=display_name(filename),
             title=metadata.title,
             document_type=metadata.document_type,
             document_date=metadata.date,
@@ -76,8 +83,6 @@ def update_metadata(session: Session, principal: Principal, document_id: str, pa
     changes = patch.model_dump(exclude_unset=True, exclude={"comment"})
     if not changes:
         raise InvalidInput("aucune modification demandée")
-    if "tags" in changes:
-        changes["tags"] = Metadata(title="x", document_type="x", date=None, tags=changes["tags"]).tags
     current = document.current
     _add_version(
         session,
@@ -113,7 +118,7 @@ def add_content_version(
         object_key=stored.key,
         size=stored.size,
         media_type=media_type,
-        filename=_clean_filename(filename),
+        filename=display_name(filename),
         title=current.title,
         document_type=current.document_type,
         document_date=current.document_date,
@@ -151,7 +156,7 @@ def record_signed_version(
         object_key=object_key,
         size=size,
         media_type=PDF,
-        filename=_clean_filename(filename),
+        filename=display_name(filename),
         title=current.title,
         document_type=current.document_type,
         document_date=current.document_date,
@@ -247,9 +252,3 @@ def list_documents(
         .offset(offset)
     ).scalars()
     return list(documents), total
-
-
-def _clean_filename(filename: str) -> str:
-    # Keep only the last path component: names are shown and reused in packages, never used as paths.
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1].strip()
-    return name[:255] or "document"

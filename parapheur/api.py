@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 from parapheur import service
 from parapheur.schemas import ActionIn, FolderIn, FolderOut, RejectIn, StepIn, ValidationOut
 from socle.errors import InvalidInput, NotFound
+from socle.files import display_name
 from socle.web import PrincipalDep, SessionDep, create_service_app, object_response
 
 router = APIRouter(prefix="/folders", tags=["dossiers"])
@@ -18,7 +19,8 @@ validations = APIRouter(prefix="/validations", tags=["validation"])
 _CIRCUIT = TypeAdapter(list[StepIn])
 
 
-@router.post("", status_code=201, response_model=FolderOut, summary="Créer un dossier sur un document de la GED")
+# 202: the GED sends the document through the queue; the folder then goes in_progress, or error with the reason.
+@router.post("", status_code=202, response_model=FolderOut, summary="Créer un dossier sur un document de la GED")
 def create_folder(principal: PrincipalDep, session: SessionDep, body: FolderIn) -> FolderOut:
     return FolderOut.of(service.create_from_ged(session, principal, body.title, body.ged_document_id, body.circuit))
 
@@ -33,13 +35,20 @@ def create_folder_from_upload(
 ) -> FolderOut:
     try:
         steps = _CIRCUIT.validate_python(json.loads(circuit))
-    except (ValueError, ValidationError) as exc:
-        raise InvalidInput(f"circuit invalide : {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"étape {'.'.join(map(str, e['loc']))} : {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise InvalidInput(f"circuit invalide : {problems}") from None
+    except ValueError:
+        raise InvalidInput("circuit invalide : ce n'est pas du JSON") from None
     if not steps:
         raise InvalidInput("le circuit doit compter au moins une étape")
     service.check_actors(session, principal.tenant_id, steps)  # before storing: a refusal leaves nothing
+    session.rollback()  # no transaction (on SQLite, a lock) held while the upload is spooled and checked
     stored = service.store_pdf_upload(file.file)
-    folder = service.create_from_upload(session, principal, title, stored, file.filename or "document.pdf", steps)
+    filename = display_name(file.filename or "", "document.pdf")
+    folder = service.create_from_upload(session, principal, title, stored, filename, steps)
     return FolderOut.of(folder)
 
 
@@ -49,7 +58,7 @@ def list_folders(
     session: SessionDep,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[FolderOut]:
     return [
         FolderOut.of(folder) for folder in service.list_folders(session, principal.tenant_id, status, limit, offset)

@@ -18,7 +18,7 @@ class StepIn(BaseModel):
 
 class FolderIn(BaseModel):
     title: str = Field(min_length=1, max_length=500)
-    ged_document_id: str = Field(description="Document de la GED à faire viser et signer")
+    ged_document_id: str = Field(max_length=36, description="Document de la GED à faire viser et signer")
     circuit: list[StepIn] = Field(min_length=1, max_length=50)
 
 

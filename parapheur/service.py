@@ -236,8 +236,8 @@ def _sign_current_document(
     assert source_key is not None
     work_dir = get_settings().data_dir / "tmp"
     work_dir.mkdir(parents=True, exist_ok=True)
-    with store.local_path(source_key) as source, tempfile.TemporaryDirectory(dir=work_dir) as folder_dir:
-        output = Path(folder_dir) / "signed.pdf"
+    with store.local_path(source_key) as source, tempfile.TemporaryDirectory(dir=work_dir) as scratch:
+        output = Path(scratch) / "signed.pdf"
         try:
             pades.sign_pdf(source, output, identity, request)
         except pades.PdfError as exc:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def fsync_dir(folder: Path) -> None:
@@ -29,3 +32,13 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
+
+
+def display_name(filename: str, default: str = "document") -> str:
+    """A client's file name made safe to keep and show: last path component, no control characters.
+
+    Names are shown and reused in headers and packages, never used as paths; a control character would
+    make the Content-Disposition header unsendable.
+    """
+    name = _CONTROL.sub("", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip()
+    return name[:255] or default

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from socle.auth import Principal, authenticate
 from socle.db import new_session
 from socle.errors import PayloadTooLarge, SocleError
+from socle.files import display_name
 from socle.settings import get_settings
 
 log = logging.getLogger("socle.web")
@@ -176,6 +177,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def content_disposition(filename: str) -> str:
+    filename = display_name(filename)
     ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
 
@@ -264,5 +266,6 @@ def object_response(key: str, filename: str, media_type: str) -> Response:
         "Content-Length": str(size),
         "ETag": f'"{key}"',
         "Repr-Digest": f"sha-256=:{digest}:",
+        "X-Content-Type-Options": "nosniff",  # a stored file is served as what it was labelled, never sniffed
     }
     return StreamingResponse(body(), media_type=media_type, headers=headers)

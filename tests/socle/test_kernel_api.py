@@ -79,7 +79,7 @@ def test_another_tenants_objects_are_404(make_kit: Callable[..., Kit]) -> None:
         "/parapheur/folders",
         json={"title": "Voisins", "ged_document_id": document["id"], "circuit": [{"kind": "visa", "actor": "agent"}]},
     )
-    assert folder.status_code == 201, folder.text
+    assert folder.status_code == 202, folder.text
     transfer = theirs["archiviste"].post(
         "/archive/transfers", json={"document_ids": [document["id"]], "archival_agency": "AD037"}
     )
@@ -124,7 +124,7 @@ def test_a_message_cannot_reach_another_tenants_document(make_kit: Callable[...,
         "/parapheur/folders",
         json={"title": "Emprunt", "ged_document_id": document["id"], "circuit": [{"kind": "visa", "actor": "agent"}]},
     )
-    assert folder.status_code == 201, folder.text
+    assert folder.status_code == 202, folder.text
     run_jobs()
     answered = mine["agent"].get(f"/parapheur/folders/{folder.json()['id']}").json()
     assert answered["status"] == "error"

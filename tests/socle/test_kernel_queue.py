@@ -359,7 +359,7 @@ def test_a_job_interrupted_by_a_dead_worker_runs_again_once(kit: Kit) -> None:
             "circuit": [{"kind": "signature", "actor": "maire"}],
         },
     )
-    assert folder.status_code == 201, folder.text
+    assert folder.status_code == 202, folder.text
     folder_id = folder.json()["id"]
     run_jobs()
     signed = kit["maire"].post(f"/parapheur/folders/{folder_id}/sign", json={})
