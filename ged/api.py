@@ -9,7 +9,15 @@ from fastapi import APIRouter, FastAPI, File, Form, Query, Response, UploadFile
 from pydantic import ValidationError
 
 from ged import service
-from ged.schemas import DocumentList, DocumentOut, Metadata, MetadataPatch, VersionOut
+from ged.schemas import (
+    DeliveryAccepted,
+    DeliveryIn,
+    DocumentList,
+    DocumentOut,
+    Metadata,
+    MetadataPatch,
+    VersionOut,
+)
 from socle.errors import InvalidInput
 from socle.web import PrincipalDep, SessionDep, create_service_app, object_response
 
@@ -106,6 +114,17 @@ def download(principal: PrincipalDep, session: SessionDep, document_id: str) -> 
 def download_version(principal: PrincipalDep, session: SessionDep, document_id: str, number: int) -> Response:
     version = service.get_version(service.get_document(session, principal.tenant_id, document_id), number)
     return object_response(version.object_key, version.filename, version.media_type)
+
+
+@router.post(
+    "/{document_id}/deliver",
+    status_code=202,
+    response_model=DeliveryAccepted,
+    summary="Déposer la version courante par un connecteur",
+)
+def deliver(principal: PrincipalDep, session: SessionDep, document_id: str, body: DeliveryIn) -> DeliveryAccepted:
+    version = service.request_delivery(session, principal, document_id, body.connector)
+    return DeliveryAccepted(document_id=document_id, version=version.number, connector=body.connector)
 
 
 def create_app() -> FastAPI:

@@ -120,3 +120,14 @@ class DocumentOut(BaseModel):
 class DocumentList(BaseModel):
     items: list[DocumentOut]
     total: int
+
+
+class DeliveryIn(BaseModel):
+    connector: str = Field(min_length=1, max_length=100, description="Connecteur d'interopérabilité (dépôt…)")
+
+
+class DeliveryAccepted(BaseModel):
+    document_id: str
+    version: int
+    connector: str
+    status: str = Field("accepted", description="Suivi de l'envoi et accusé : /interop/deliveries")

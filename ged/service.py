@@ -11,11 +11,12 @@ from sqlalchemy.orm import Session, selectinload
 
 from ged.models import Document, Version
 from ged.schemas import Metadata, MetadataPatch
-from socle import audit
+from socle import audit, messages
 from socle.auth import Principal
 from socle.db import utcnow
 from socle.errors import InvalidInput, NotFound
 from socle.files import display_name
+from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
 
@@ -252,3 +253,31 @@ def list_documents(
         .offset(offset)
     ).scalars()
     return list(documents), total
+
+
+def request_delivery(session: Session, principal: Principal, document_id: str, connector: str) -> Version:
+    """Send the current version through one of the tenant's interop connectors (dépôt…); at most once."""
+    version = get_document(session, principal.tenant_id, document_id).current
+    enqueue(
+        session,
+        messages.INTEROP_DELIVER,
+        key=f"interop.deliver:ged:{document_id}:{version.number}:{connector}",
+        tenant_id=principal.tenant_id,
+        connector=connector,
+        object_key=version.object_key,
+        size=version.size,
+        filename=version.filename,
+        idempotency_key=f"ged:{document_id}:{version.number}",
+        reply=None,  # the delivery and its receipt are followed in the interop service (/interop/deliveries)
+    )
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action="ged.document.delivery_requested",
+        object_type="document",
+        object_id=document_id,
+        details={"connector": connector, "version": version.number},
+    )
+    session.commit()
+    return version

@@ -16,7 +16,7 @@ def deliver(
     size: int,
     filename: str,
     idempotency_key: str,
-    reply: dict[str, Any],
+    reply: dict[str, Any] | None,
 ) -> None:
     with transaction() as session:
         service.deliver(

@@ -64,10 +64,8 @@ def list_connectors(session: Session, tenant_id: str) -> list[Connector]:
 
 def implementation(connector: Connector) -> ConnectorImpl:
     if connector.kind == "depot":
-        root = get_settings().effective_deposit_root
-        return DepotConnector(
-            folder_for(root, connector.config["tenant_slug"], connector.config["path"]), connector.name
-        )
+        root, slug = get_settings().effective_deposit_root, connector.config["tenant_slug"]
+        return DepotConnector(folder_for(root, slug, connector.config["path"]), connector.name, root / slug)
     raise InvalidInput(f"type de connecteur inconnu : {connector.kind}")
 
 
@@ -89,10 +87,10 @@ def deliver(
     size: int,
     filename: str,
     idempotency_key: str,
-    reply: dict[str, Any],
+    reply: dict[str, Any] | None,
 ) -> None:
     """Deliver once: the delivery row is found again by its key, and the connector recognises a past send."""
-    _check_reply(reply)
+    _check_reply(reply, tenant_id)
     try:
         connector = get_connector(session, tenant_id, connector_name)
         if not connector.enabled:
@@ -146,7 +144,12 @@ def _delivery_for(
     return delivery
 
 
-def _check_reply(reply: dict[str, Any]) -> None:
+def _check_reply(reply: dict[str, Any] | None, tenant_id: str) -> None:
+    """No reply at all is fine; otherwise only documented messages, and only to the same tenant."""
+    if reply is None:
+        return
+    if reply.get("arguments", {}).get("tenant_id") != tenant_id:
+        raise InvalidInput("une réponse ne peut viser qu'un objet de la même collectivité")
     # Only documented messages may be named as replies: a job argument must not choose arbitrary code to run.
     for outcome, extra in (("success", "receipt"), ("failure", "reason")):
         message = messages.BY_FUNCTION.get(reply.get(outcome, ""))
@@ -156,12 +159,14 @@ def _check_reply(reply: dict[str, Any]) -> None:
 
 def _reply(
     session: Session,
-    reply: dict[str, Any],
+    reply: dict[str, Any] | None,
     *,
     receipt: dict[str, Any] | None = None,
     failure: str | None = None,
     key: str | None = None,
 ) -> None:
+    if reply is None:
+        return
     arguments = dict(reply["arguments"])
     if failure is not None:
         message, arguments["reason"] = messages.BY_FUNCTION[reply["failure"]], failure

@@ -29,7 +29,7 @@ def group() -> None:
 @click.option("--pkcs12", "pkcs12", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--passphrase-env",
-    default="SOCLE_PKCS12_PASSPHRASE",
+    default="PKCS12_PASSPHRASE",
     show_default=True,
     help="Variable d'environnement de la phrase secrète (jamais en argument : elle resterait dans l'historique)",
 )

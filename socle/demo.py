@@ -209,7 +209,8 @@ def _chain(api: dict[str, httpx.Client], out: Path) -> None:
     print()
     print(f"PDF signé : {signed}")
     print(f"Paquet SEDA : {sip}")
-    print(f"Accusé de dépôt : {receipt['path']}.receipt.json")
+    deposited = get_settings().effective_deposit_root / TENANT / receipt["path"]
+    print(f"Accusé de dépôt : {deposited}.receipt.json")
 
 
 def _check_signature(path: Path) -> None:

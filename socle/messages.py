@@ -79,7 +79,7 @@ INTEROP_DELIVER = Message(
     "interop.jobs.deliver",
     ("tenant_id", "connector", "object_key", "size", "filename", "idempotency_key", "reply"),
     "Dépose un objet du stockage par un connecteur du tenant ; « reply » nomme les messages de réponse "
-    "(success, failure) et leurs arguments fixes.",
+    "(success, failure) et leurs arguments fixes, ou vaut null quand personne n'attend de réponse.",
 )
 
 ALL: tuple[Message, ...] = tuple(value for value in list(globals().values()) if isinstance(value, Message))

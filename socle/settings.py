@@ -7,6 +7,7 @@ when the program starts, and a wrong one stops it with a message naming the sett
 
 from __future__ import annotations
 
+import difflib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -114,6 +115,10 @@ class Settings(BaseSettings):
             if missing:
                 raise ValueError("le stockage S3 demande aussi " + ", ".join("SOCLE_" + m.upper() for m in missing))
         if self.environment == "production":
+            if self.database_url is None:
+                raise ValueError("SOCLE_DATABASE_URL est obligatoire en production (SQLite : essai seulement)")
+            if self.s3_secret_key and "change" in self.s3_secret_key.lower():
+                raise ValueError("SOCLE_S3_SECRET_KEY : remplacez la valeur d'exemple")
             if self.secret_key is None or len(self.secret_key) < 32 or "change" in self.secret_key.lower():
                 raise ValueError("SOCLE_SECRET_KEY doit être une vraie clé d'au moins 32 caractères en production")
             if self.redis_url is None:
@@ -144,12 +149,33 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: Any) -> Settings:
     """Read and validate the settings; raise SettingsError naming each wrong setting."""
+    _refuse_unknown_variables()
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
     except (OSError, ValueError) as exc:  # unreadable or malformed TOML file
         raise SettingsError(f"SOCLE_CONFIG : fichier de configuration illisible ({exc})") from None
+
+
+# Read by the kit but not settings: the TOML file's path, and the test suite's own servers.
+_NOT_SETTINGS = ("SOCLE_CONFIG", "SOCLE_TEST_")
+
+
+def _refuse_unknown_variables() -> None:
+    """A mistyped name would otherwise be ignored silently, and its default used instead (SQLite in production)."""
+    known = {f"SOCLE_{name.upper()}" for name in Settings.model_fields}
+    unknown = sorted(
+        name
+        for name in os.environ
+        if name.startswith("SOCLE_") and name not in known and not name.startswith(_NOT_SETTINGS)
+    )
+    if unknown:
+        lines = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            lines.append(f"{name} : réglage inconnu" + (f" (vouliez-vous dire {close[0]} ?)" if close else ""))
+        raise SettingsError("Réglage invalide :\n  " + "\n  ".join(lines))
 
 
 def _describe(exc: ValidationError) -> str:

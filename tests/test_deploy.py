@@ -96,11 +96,13 @@ def test_env_example_has_what_production_requires(env_example: dict[str, str]) -
 
 def test_env_example_is_valid_and_consistent(env_example: dict[str, str]) -> None:
     values = _socle_settings(env_example)
-    # The example's placeholder key must be refused in production, so nobody deploys it by mistake…
-    with pytest.raises(SettingsError, match="SOCLE_SECRET_KEY"):
+    # The example's placeholder secrets must be refused in production, so nobody deploys them by mistake…
+    with pytest.raises(SettingsError, match="SOCLE_S3_SECRET_KEY"):
         load_settings(**values)
-    # …and everything else is valid once a real key is set.
-    settings = load_settings(**{**values, "secret_key": "k" * 44})
+    with pytest.raises(SettingsError, match="SOCLE_SECRET_KEY"):
+        load_settings(**{**values, "s3_secret_key": "s" * 40})
+    # …and everything else is valid once real secrets are set.
+    settings = load_settings(**{**values, "secret_key": "k" * 44, "s3_secret_key": "s" * 40})
     assert settings.environment == "production"
     database = urlsplit(env_example["SOCLE_DATABASE_URL"])
     assert database.hostname == "postgres"

@@ -30,7 +30,11 @@ def folder_for(root: Path, tenant_slug: str, relative: str) -> Path:
     path = PurePosixPath(relative.strip() or ".")
     if path.is_absolute() or ".." in path.parts:
         raise InvalidInput("le chemin du dépôt doit être relatif, sans « .. »")
-    return root / tenant_slug / path
+    tenant_root = (root / tenant_slug).resolve()
+    folder = (tenant_root / path).resolve()  # a symbolic link inside the tree must not lead out of it either
+    if not folder.is_relative_to(tenant_root):
+        raise InvalidInput("le chemin du dépôt sort du dossier de la collectivité")
+    return folder
 
 
 def safe_filename(filename: str) -> str:
@@ -41,9 +45,10 @@ def safe_filename(filename: str) -> str:
 
 
 class DepotConnector:
-    def __init__(self, folder: Path, name: str) -> None:
+    def __init__(self, folder: Path, name: str, tenant_root: Path) -> None:
         self.folder = folder
         self.name = name
+        self.tenant_root = tenant_root.resolve()
 
     def deliver(self, store: ObjectStore, object_key: str, filename: str, size: int) -> dict[str, Any]:
         target = self.folder / safe_filename(filename)
@@ -59,7 +64,8 @@ class DepotConnector:
         receipt = {
             "connector": self.name,
             "name": target.name,
-            "path": str(target),
+            # Relative to the collectivité's deposit folder: server paths are not shown to API clients.
+            "path": target.relative_to(self.tenant_root).as_posix(),
             "size": target.stat().st_size,
             "sha256": object_key,
             "deposited_at": datetime.now(UTC).isoformat(),
@@ -94,4 +100,4 @@ class DepotConnector:
         self.folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".test-"):
             pass
-        return f"dossier de dépôt accessible en écriture : {self.folder}"
+        return f"dossier de dépôt accessible en écriture : {self.folder.relative_to(self.tenant_root).as_posix()}"

@@ -293,7 +293,7 @@ def test_send_to_a_depot_connector_delivers_with_a_receipt(kit: Kit, pdf_bytes: 
     receipt = transfer["receipt"]
     name = f"{transfer['message_identifier']}.zip"
     deposited = deposit_folder(kit) / name
-    assert receipt["name"] == name and Path(receipt["path"]) == deposited
+    assert receipt["name"] == name and deposit_folder(kit, ".") / receipt["path"] == deposited
     assert receipt["size"] == len(sip) and receipt["sha256"] == hashlib.sha256(sip).hexdigest()
     assert receipt["connector"] == "sae" and receipt["deposited_at"]
     assert deposited.read_bytes() == sip
@@ -323,4 +323,4 @@ def test_send_to_an_unknown_connector_fails_then_succeeds_once_it_exists(kit: Ki
     delivered = transfer_of(kit, transfer["id"])
     assert delivered["status"] == "delivered", delivered
     assert delivered["error"] is None
-    assert Path(delivered["receipt"]["path"]).read_bytes() == download_sip(kit, transfer)
+    assert (deposit_folder(kit, ".") / delivered["receipt"]["path"]).read_bytes() == download_sip(kit, transfer)

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 from parapheur.pades import verify_pdf
+from socle.settings import get_settings
 
 from conftest import Kit, identity_certificate, pdfsig, run_jobs, upload_document
 
@@ -65,5 +66,13 @@ def test_document_travels_through_the_four_services(kit: Kit, pdf_bytes: bytes, 
     run_jobs()
     transfer = kit["archiviste"].get(f"/archive/transfers/{transfer['id']}").json()
     assert transfer["status"] == "delivered", transfer
-    deposited = Path(transfer["receipt"]["path"])
+    deposited = get_settings().effective_deposit_root / kit.slug / transfer["receipt"]["path"]
     assert deposited.read_bytes() == sip
+
+    # A GED document can be deposited too, directly.
+    accepted = kit["agent"].post(f"/ged/documents/{document['id']}/deliver", json={"connector": "sae"})
+    assert accepted.status_code == 202, accepted.text
+    run_jobs()
+    delivered = [d for d in kit["admin"].get("/interop/deliveries").json() if d["filename"] == "acte-signe.pdf"]
+    assert len(delivered) == 1 and delivered[0]["status"] == "done"
+    assert (deposited.parent / "acte-signe.pdf").read_bytes() == signed_pdf.read_bytes()

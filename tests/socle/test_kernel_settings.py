@@ -93,6 +93,9 @@ def test_s3_backend_without_its_settings_names_what_is_missing(use_env: Callable
 
 def test_production_refuses_the_risky_defaults(use_env: Callable[..., None]) -> None:
     detail = _error(use_env, SOCLE_ENVIRONMENT="production", SOCLE_REDIS_URL="redis://redis:6379/0")
+    assert "SOCLE_DATABASE_URL" in detail  # SQLite is for trying the kit, not for production
+
+    detail = _error(use_env, SOCLE_DATABASE_URL="postgresql://socle@db/socle")
     assert "SOCLE_SECRET_KEY" in detail
 
     for placeholder in ("trop-courte", "change-me-" * 4):
@@ -104,6 +107,11 @@ def test_production_refuses_the_risky_defaults(use_env: Callable[..., None]) -> 
     use_env(SOCLE_REDIS_URL="redis://redis:6379/0")
     settings = load_settings()
     assert settings.environment == "production" and not settings.embedded_queue
+
+
+def test_a_mistyped_variable_is_refused_with_a_suggestion(use_env: Callable[..., None]) -> None:
+    detail = _error(use_env, SOCLE_DATABSE_URL="postgresql://socle@db/socle")
+    assert "SOCLE_DATABSE_URL : réglage inconnu" in detail and "SOCLE_DATABASE_URL" in detail
 
 
 def test_toml_file_is_read_and_the_environment_wins(use_env: Callable[..., None], tmp_path: Path) -> None:
