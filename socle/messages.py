@@ -8,6 +8,7 @@ one names an existing job function taking exactly these arguments.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,9 @@ class Message:
     function: str
     parameters: tuple[str, ...]
     description: str
+    # Sent by the kernel, once, when this job fails for good, so that the object waiting for it does not stay
+    # stuck: a message whose parameters are found among this one's, plus « reason ».
+    on_failure: str | None = None
 
     @property
     def service(self) -> str:
@@ -27,6 +31,7 @@ GED_SEND_TO_PARAPHEUR = Message(
     ("tenant_id", "document_id", "folder_id"),
     "Le parapheur demande la version courante d'un document pour un dossier ; la GED répond par "
     "PARAPHEUR_ATTACH_DOCUMENT ou PARAPHEUR_DOCUMENT_UNAVAILABLE.",
+    on_failure="parapheur.jobs.document_unavailable",
 )
 GED_STORE_SIGNED_VERSION = Message(
     "ged.jobs.store_signed_version",
@@ -38,6 +43,7 @@ GED_EXPORT_FOR_ARCHIVE = Message(
     ("tenant_id", "transfer_id", "document_ids"),
     "Le service d'archives demande les métadonnées et les objets de documents ; la GED répond par "
     "ARCHIVE_BUILD_PACKAGE ou ARCHIVE_EXPORT_FAILED.",
+    on_failure="archive.jobs.export_failed",
 )
 
 # Parapheur
@@ -45,6 +51,7 @@ PARAPHEUR_ATTACH_DOCUMENT = Message(
     "parapheur.jobs.attach_document",
     ("tenant_id", "folder_id", "document_id", "version", "object_key", "size", "filename", "media_type"),
     "La GED fournit le document d'un dossier (clé d'objet et empreinte).",
+    on_failure="parapheur.jobs.document_unavailable",
 )
 PARAPHEUR_DOCUMENT_UNAVAILABLE = Message(
     "parapheur.jobs.document_unavailable",
@@ -57,6 +64,7 @@ ARCHIVE_BUILD_PACKAGE = Message(
     "archive.jobs.build_package",
     ("tenant_id", "transfer_id", "documents"),
     "La GED fournit les documents d'un versement : le service d'archives construit et valide le paquet SEDA.",
+    on_failure="archive.jobs.export_failed",
 )
 ARCHIVE_EXPORT_FAILED = Message(
     "archive.jobs.export_failed",
@@ -81,6 +89,19 @@ INTEROP_DELIVER = Message(
     "Dépose un objet du stockage par un connecteur du tenant ; « reply » nomme les messages de réponse "
     "(success, failure) et leurs arguments fixes, ou vaut null quand personne n'attend de réponse.",
 )
+
+
+def failure_message(message: Message, arguments: dict[str, Any], reason: str) -> tuple[Message, dict[str, Any]] | None:
+    """What to send when a job of ``message`` with these arguments has failed for good, if anything."""
+    if "reply" in message.parameters:  # the asker named its own failure reply
+        reply = arguments.get("reply")
+        target = BY_FUNCTION.get(reply["failure"]) if reply else None
+        return (target, {**reply["arguments"], "reason": reason}) if target and reply else None
+    target = BY_FUNCTION.get(message.on_failure or "")
+    if target is None:
+        return None
+    return target, {name: arguments[name] for name in target.parameters if name != "reason"} | {"reason": reason}
+
 
 ALL: tuple[Message, ...] = tuple(value for value in list(globals().values()) if isinstance(value, Message))
 BY_FUNCTION: dict[str, Message] = {message.function: message for message in ALL}

@@ -35,6 +35,7 @@ from rq.timeouts import TimerDeathPenalty
 from sqlalchemy import event, or_, select, update
 from sqlalchemy.orm import Session
 
+from socle import messages
 from socle.db import new_session, transaction, utcnow
 from socle.errors import Conflict, InvalidInput, NotFound, SocleError
 from socle.messages import Message
@@ -239,8 +240,22 @@ def _record_failure(job_id: str, claim: _Claim, exc: Exception) -> bool:
     else:
         values.update(status=PENDING, next_run_at=utcnow() + backoff(claim.attempts))
     with transaction() as session:
-        session.execute(_own_run(job_id, claim).values(**values))
+        updated = session.execute(_own_run(job_id, claim).values(**values))
+        if final and updated.rowcount == 1:  # type: ignore[attr-defined]
+            _compensate(session, job_id, claim, exc)
     return final
+
+
+def _compensate(session: Session, job_id: str, claim: _Claim, exc: Exception) -> None:
+    """Tell the object waiting for this job that it will not come, once (keyed by the failed job)."""
+    message = messages.BY_FUNCTION.get(claim.function)
+    # A technical error's text may hold server paths: users get the job id, operators the detail (socle jobs).
+    detail = exc.detail if isinstance(exc, SocleError) else f"erreur technique (socle jobs show {job_id})"
+    reason = f"échec définitif de la tâche {claim.function} après {claim.attempts} essai(s) : {detail}"[:2000]
+    found = messages.failure_message(message, claim.arguments, reason) if message else None
+    if found is not None:
+        target, arguments = found
+        enqueue(session, target, key=f"failure:{job_id}", **arguments)
 
 
 def backoff(attempt: int) -> timedelta:
