@@ -22,7 +22,7 @@ from socle.errors import Conflict, NotFound
 from socle.models import Tenant
 from socle.queue import enqueue
 from socle.settings import get_settings
-from socle.storage import get_store
+from socle.storage import StoredObject, get_store
 
 REQUESTED, BUILT, INVALID, UNVALIDATED, ERROR = "requested", "built", "invalid", "unvalidated", "error"
 SENDING, DELIVERED, DELIVERY_FAILED = "sending", "delivered", "delivery_failed"
@@ -61,27 +61,21 @@ def request_transfer(session: Session, principal: Principal, body: TransferIn) -
 
 def build_package(session: Session, tenant_id: str, transfer_id: str, documents: list[dict[str, Any]]) -> Transfer:
     """Build the SIP from the GED's export, validate it, keep it in the store. Runs once per transfer."""
-    transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
+    transfer = get_transfer(session, tenant_id, transfer_id)
     if transfer.status != REQUESTED:
         return transfer
-    work_dir = get_settings().data_dir / "tmp"
-    work_dir.mkdir(parents=True, exist_ok=True)
-    store = get_store()
-    with ExitStack() as stack, tempfile.TemporaryDirectory(dir=work_dir) as folder:
-        files = {doc["document_id"]: stack.enter_context(store.local_path(doc["object_key"])) for doc in documents}
-        try:
-            spec = _transfer_spec(transfer, documents, files)
-            manifest = seda.build_manifest(spec, version=transfer.seda_version)
-        except seda.SedaError as exc:
-            return _fail(session, transfer, str(exc))
-        report = _validate(manifest, transfer.seda_version)
-        sip = Path(folder) / "sip.zip"
-        packaging.write_sip(manifest, seda.sip_entries(spec), sip)
-        problems = packaging.verify_sip(sip)  # re-read what was written: digests and sizes from the zip itself
-        if problems:
-            return _fail(session, transfer, "; ".join(problems))
-        with sip.open("rb") as stream:
-            stored = store.put(stream)
+    # The build reads and writes every file: hold no transaction meanwhile (on SQLite, the database's write lock).
+    session.commit()
+    failure: str | None = None
+    try:
+        stored, report = _build_sip(transfer, documents)
+    except seda.SedaError as exc:
+        failure = str(exc)
+    transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
+    if transfer.status != REQUESTED:
+        return transfer  # built meanwhile by another run: its result stands
+    if failure is not None:
+        return _fail(session, transfer, failure)
     transfer.sip_key, transfer.sip_size, transfer.validation = stored.key, stored.size, report
     transfer.status = {"valid": BUILT, "invalid": INVALID}.get(report["status"], UNVALIDATED)
     transfer.updated_at = utcnow()
@@ -90,6 +84,25 @@ def build_package(session: Session, tenant_id: str, transfer_id: str, documents:
     )
     session.commit()
     return transfer
+
+
+def _build_sip(transfer: Transfer, documents: list[dict[str, Any]]) -> tuple[StoredObject, dict[str, Any]]:
+    """Manifest, validation, zip, self-check, then the store; raise SedaError for a package that cannot be."""
+    work_dir = get_settings().data_dir / "tmp"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    store = get_store()
+    with ExitStack() as stack, tempfile.TemporaryDirectory(dir=work_dir) as scratch:
+        files = {doc["document_id"]: stack.enter_context(store.local_path(doc["object_key"])) for doc in documents}
+        spec = _transfer_spec(transfer, documents, files)
+        manifest = seda.build_manifest(spec, version=transfer.seda_version)
+        report = _validate(manifest, transfer.seda_version)
+        sip = Path(scratch) / "sip.zip"
+        packaging.write_sip(manifest, seda.sip_entries(spec), sip)
+        problems = packaging.verify_sip(sip)  # re-read what was written: digests and sizes from the zip itself
+        if problems:
+            raise seda.SedaError("; ".join(problems))
+        with sip.open("rb") as stream:
+            return store.put(stream), report
 
 
 def _transfer_spec(transfer: Transfer, documents: list[dict[str, Any]], files: dict[str, Path]) -> seda.TransferSpec:

@@ -101,6 +101,9 @@ def deliver(
         return
     delivery = _delivery_for(session, tenant_id, connector, object_key, size, filename, idempotency_key)
     if delivery.status != "done":
+        # The row exists before sending; the copy itself holds no transaction (on SQLite, the write lock). A
+        # crash after the copy is harmless: the next run finds the deposit and its receipt already there.
+        session.commit()
         try:
             receipt = implementation(connector).deliver(get_store(), object_key, filename, size)
         except SocleError as exc:  # refused by the destination: retrying would not help

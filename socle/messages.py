@@ -93,10 +93,14 @@ INTEROP_DELIVER = Message(
 
 def failure_message(message: Message, arguments: dict[str, Any], reason: str) -> tuple[Message, dict[str, Any]] | None:
     """What to send when a job of ``message`` with these arguments has failed for good, if anything."""
-    if "reply" in message.parameters:  # the asker named its own failure reply
-        reply = arguments.get("reply")
-        target = BY_FUNCTION.get(reply["failure"]) if reply else None
-        return (target, {**reply["arguments"], "reason": reason}) if target and reply else None
+    if "reply" in message.parameters:  # the asker named its own failure reply: checked like any reply
+        reply = arguments.get("reply") or {}
+        target, fixed = BY_FUNCTION.get(reply.get("failure", "")), reply.get("arguments", {})
+        if target is None or fixed.get("tenant_id") != arguments.get("tenant_id"):
+            return None  # never to another tenant's object
+        if set(target.parameters) != set(fixed) | {"reason"}:
+            return None
+        return target, {**fixed, "reason": reason}
     target = BY_FUNCTION.get(message.on_failure or "")
     if target is None:
         return None

@@ -308,7 +308,8 @@ def test_replies_must_be_documented_messages(kit: Kit) -> None:
         assert job is not None and job.status == "failed"
     assert deliveries(kit.tenant_id) == []
     assert not folder(kit).exists() or list(folder(kit).iterdir()) == []
-    assert transfer_row(transfer_id).status == "sending"
+    # The refused delivery is reported through the (valid, same-tenant) failure reply: not stuck in "sending".
+    assert transfer_row(transfer_id).status == "delivery_failed"
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -346,3 +347,32 @@ def test_a_tenant_cannot_deliver_through_another_tenants_connector(make_kit: Cal
     assert not folder(owner).exists() or list(folder(owner).iterdir()) == []
     assert intruder["admin"].get("/interop/deliveries").json() == []
     assert_problem(intruder["admin"].get("/interop/connectors/partage"), 404)
+
+
+def test_a_reply_cannot_reach_another_tenants_transfer(make_kit: Callable[..., Kit]) -> None:
+    mine, theirs = make_kit(with_identity=False), make_kit(with_identity=False)
+    assert create_connector(mine).status_code == 201
+    their_transfer = sending_transfer(theirs)
+    with transaction() as session:
+        job = enqueue(
+            session,
+            messages.INTEROP_DELIVER,
+            tenant_id=mine.tenant_id,
+            connector="depot",
+            object_key=store(os.urandom(128)).key,
+            size=128,
+            filename="x.zip",
+            idempotency_key="vers-les-voisins",
+            reply={
+                "success": messages.ARCHIVE_RECORD_DELIVERY.function,
+                "failure": messages.ARCHIVE_DELIVERY_FAILED.function,
+                "arguments": {"tenant_id": theirs.tenant_id, "transfer_id": their_transfer},
+            },
+        )
+    run_jobs()
+
+    with new_session() as session:
+        assert session.get(Job, job.id).status == "failed"
+    assert deliveries(mine.tenant_id) == []
+    # Neither the success nor the failure reply reached the other collectivité's transfer.
+    assert transfer_row(their_transfer).status == "sending"
