@@ -62,8 +62,12 @@ def verify(sip: Path, seda_version: str) -> None:
     except (zipfile.BadZipFile, KeyError) as exc:
         raise click.ClickException(f"paquet illisible : {exc}") from None
     folder = get_settings().seda_schemas
+    validated = folder is not None
     if folder is None:
-        click.echo("Validation XSD non faite : SOCLE_SEDA_SCHEMAS n'est pas défini.")
+        click.echo(
+            "Validation XSD non faite : SOCLE_SEDA_SCHEMAS n'est pas défini "
+            "(installez les schémas avec « socle archive schemas install »)."
+        )
     else:
         try:
             report = validation.validate_manifest(manifest, folder, seda_version)
@@ -74,7 +78,10 @@ def verify(sip: Path, seda_version: str) -> None:
         click.echo(f"- {problem}")
     if problems:
         sys.exit(1)
-    click.echo("Paquet conforme.")
+    # Never "conforme" without the schema: only what was checked is said.
+    click.echo(
+        "Paquet conforme au schéma, empreintes et tailles exactes." if validated else "Empreintes et tailles exactes."
+    )
 
 
 # --- build ---------------------------------------------------------------------------------------------

@@ -32,7 +32,8 @@ SENDABLE = (BUILT, UNVALIDATED, DELIVERY_FAILED)
 def request_transfer(session: Session, principal: Principal, body: TransferIn) -> Transfer:
     principal.require(Role.ARCHIVISTE)
     tenant = session.get(Tenant, principal.tenant_id)
-    assert tenant is not None
+    if tenant is None:
+        raise NotFound("collectivité inconnue")
     transfer_id = new_id()
     transfer = Transfer(
         id=transfer_id,
@@ -129,13 +130,16 @@ def _unit(document: dict[str, Any], path: Path) -> seda.ArchiveUnitSpec:
     described = packaging.describe_file(path, document["filename"])
     # The store's files are named by digest: give FileInfo the document's own modification time.
     described = replace(described, last_modified=datetime.fromisoformat(document["modified_at"]))
-    when = date.fromisoformat(document["date"]) if document.get("date") else None
+    # Without a date of its own, the document's life in the GED bounds the unit.
+    dated = date.fromisoformat(document["date"]) if document.get("date") else None
+    start = dated or datetime.fromisoformat(document["created_at"]).date()
+    end = dated or datetime.fromisoformat(document["modified_at"]).date()
     return seda.ArchiveUnitSpec(
         title=document["title"],
         description_level="Item",
         document_type=document["document_type"],
-        start_date=when,
-        end_date=when,
+        start_date=start,
+        end_date=end,
         keywords=tuple(document.get("tags", ())),
         originating_agency_archive_unit_identifier=document["document_id"],
         files=((described, "BinaryMaster_1"),),
@@ -186,7 +190,8 @@ def send(session: Session, principal: Principal, transfer_id: str, body: SendIn)
         )
     if transfer.status == UNVALIDATED and not body.accept_unvalidated:
         raise Conflict("le paquet n'a pas été validé (schémas absents) : confirmez avec accept_unvalidated")
-    assert transfer.sip_key is not None and transfer.sip_size is not None
+    if transfer.sip_key is None or transfer.sip_size is None:
+        raise Conflict("ce versement n'a pas de paquet construit")
     transfer.status, transfer.connector, transfer.error, transfer.updated_at = SENDING, body.connector, None, utcnow()
     enqueue(
         session,

@@ -233,7 +233,8 @@ def _sign_current_document(
 ) -> StoredObject:
     store = get_store()
     source_key = folder.signed_key or folder.document_key
-    assert source_key is not None
+    if source_key is None:
+        raise Conflict("ce dossier n'a pas encore de document")
     work_dir = get_settings().data_dir / "tmp"
     work_dir.mkdir(parents=True, exist_ok=True)
     with store.local_path(source_key) as source, tempfile.TemporaryDirectory(dir=work_dir) as scratch:

@@ -26,7 +26,7 @@ import pikepdf
 import uvicorn
 
 from socle import audit, queue
-from socle.auth import create_tenant, create_user, get_tenant, get_user, issue_token
+from socle.auth import create_tenant, create_user, get_tenant, get_user, issue_token, revoke_tokens
 from socle.db import new_session, transaction
 from socle.errors import NotFound, SocleError
 from socle.migrating import upgrade_all
@@ -102,6 +102,7 @@ def _prepare_tenant() -> dict[str, str]:
                 user = get_user(session, tenant, username)
             except NotFound:
                 user = create_user(session, tenant, username, display_name, roles)
+            revoke_tokens(session, user)  # a rerun must not pile up live tokens
             tokens[username] = issue_token(session, user, "démonstration")
         passphrase = random_secrets.token_urlsafe(16).encode()
         pkcs12 = make_self_signed_identity(USERS["maire"][0], tenant.name, passphrase)
