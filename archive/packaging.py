@@ -6,7 +6,6 @@ import base64
 import binascii
 import hashlib
 import os
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterable
@@ -17,6 +16,7 @@ from typing import IO, NamedTuple
 from lxml import etree
 
 from archive.seda import DescribedFile, SedaError
+from socle.files import atomic_output
 
 __all__ = [
     "ALREADY_COMPRESSED_MIME_TYPES",
@@ -208,21 +208,10 @@ def write_sip(manifest: bytes, files: Iterable[tuple[str, DescribedFile]], desti
     """
     entries = list(files)
     _check_entry_names([name for name, _ in entries])
-    folder = destination.parent
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{destination.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "w+b") as raw:
-            with zipfile.ZipFile(raw, "w", allowZip64=True) as archive:
-                _write_manifest(archive, manifest)
-                for name, file in entries:
-                    _write_file(archive, name, file)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(temporary, destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    _fsync_directory(folder)
+    with atomic_output(destination) as raw, zipfile.ZipFile(raw, "w", allowZip64=True) as archive:
+        _write_manifest(archive, manifest)
+        for name, file in entries:
+            _write_file(archive, name, file)
 
 
 def _check_entry_names(names: list[str]) -> None:
@@ -264,17 +253,6 @@ def _write_file(archive: zipfile.ZipFile, name: str, file: DescribedFile) -> Non
             f"Le fichier « {file.filename} » a changé depuis sa description "
             f"({size} octets lus, {file.size} attendus) : paquet abandonné."
         )
-
-
-def _fsync_directory(folder: Path) -> None:
-    """Make the rename itself durable (POSIX only: Windows has no directory descriptors)."""
-    if not hasattr(os, "O_DIRECTORY"):
-        return
-    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 # --- verification ----------------------------------------------------------------------------------

@@ -10,9 +10,6 @@ synchronous code or from a worker thread, never directly inside a running event 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +49,8 @@ from pyhanko_certvalidator.errors import ExpiredError, NotYetValidError, PathErr
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
+
+from socle.files import atomic_output
 
 # Generous fixed room for the CMS container: it skips pyHanko's dry-run signature (size estimate).
 # An RSA-4096 chain of three certificates fits in well under 8 KiB of DER (16 KiB of hex).
@@ -393,7 +392,7 @@ def sign_pdf(
         stamp_style=_stamp_style(),
         new_field_spec=_field_spec(field_name, request.visible, facts),
     )
-    with source.open("rb") as input_stream, _atomic_output(destination) as output:
+    with source.open("rb") as input_stream, atomic_output(destination) as output:
         _run_signer(pdf_signer, input_stream, output, request)
 
 
@@ -545,33 +544,6 @@ def _validation_cause(exc: BaseException) -> BaseException | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
-
-
-@contextlib.contextmanager
-def _atomic_output(destination: Path) -> Iterator[BinaryIO]:
-    """Yield a readable and seekable temporary file that replaces ``destination`` on success only."""
-    temporary = destination.with_name(f".{destination.name}.{secrets.token_hex(6)}.tmp")
-    try:
-        # Mode "x" creates with the usual umask-derived permissions, unlike tempfile's 0600.
-        with temporary.open("xb+") as output:
-            yield output
-            output.flush()
-            os.fsync(output.fileno())
-        os.replace(temporary, destination)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    _fsync_directory(destination.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform allows opening a directory.
-    with contextlib.suppress(OSError):
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 # --------------------------------------------------------------------------- stamp font

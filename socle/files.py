@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -19,19 +22,26 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+@contextmanager
+def atomic_output(destination: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A seekable temporary file beside ``destination`` that replaces it, durably, only if the block succeeds."""
+    handle, name = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
+        with os.fdopen(handle, "w+b") as out:
+            yield out
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(name, mode)
-        os.replace(name, path)
-        fsync_dir(path.parent)
+        os.chmod(name, mode)  # mkstemp's 0600 would hide the file from the other services' users
+        os.replace(name, destination)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
+    fsync_dir(destination.parent)
+
+
+def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
+    with atomic_output(path, mode) as out:
+        out.write(data)
 
 
 def display_name(filename: str, default: str = "document") -> str:
