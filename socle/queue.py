@@ -143,7 +143,8 @@ def dispatch(job_ids: Iterable[str]) -> int:
     try:
         connection = get_redis()
         with new_session() as session:
-            for job in session.execute(select(Job).where(Job.id.in_(list(job_ids)))).scalars():
+            # Materialised first: each push commits, which must not cut a cursor still being read.
+            for job in session.execute(select(Job).where(Job.id.in_(list(job_ids)))).scalars().all():
                 if job.status != PENDING:
                     continue
                 # Push first, then mark: a crash in between only causes a second push, which execute() ignores.
@@ -155,7 +156,11 @@ def dispatch(job_ids: Iterable[str]) -> int:
                     result_ttl=3600,
                     failure_ttl=30 * 86400,
                 )
-                session.execute(update(Job).where(Job.id == job.id, Job.status == PENDING).values(status=QUEUED))
+                session.execute(  # next_run_at now says since when it is queued (see _recover_lost)
+                    update(Job)
+                    .where(Job.id == job.id, Job.status == PENDING)
+                    .values(status=QUEUED, next_run_at=utcnow())
+                )
                 session.commit()
                 sent += 1
     except Exception:
@@ -279,6 +284,8 @@ def sweep(services: Iterable[str] = SERVICES) -> int:
             job.last_error = "tâche interrompue : le worker s'est arrêté pendant l'exécution"
             if job.attempts >= job.max_attempts:
                 job.status, job.finished_at = FAILED, now
+                claim = _Claim(job.function, dict(job.arguments), job.attempts, job.max_attempts)
+                _compensate(session, job.id, claim, RuntimeError("worker arrêté pendant l'exécution"))
             else:
                 job.status, job.next_run_at = PENDING, now
         _recover_lost(session, services, now)

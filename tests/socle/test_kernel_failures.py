@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
 from socle import messages, queue
-from socle.db import transaction
+from socle.db import transaction, utcnow
 from socle.models import Job
 from socle.settings import get_settings
 from socle.storage import get_store
@@ -67,3 +69,29 @@ def test_a_package_that_cannot_be_built_ends_in_error_not_requested(kit: Kit) ->
     after = kit["archiviste"].get(f"/archive/transfers/{transfer['id']}").json()
     assert after["status"] == "error", after
     assert "introuvable" in after["error"]
+
+
+def test_a_job_whose_worker_died_on_its_last_attempt_tells_the_folder(kit: Kit) -> None:
+    document = upload_document(kit["agent"], make_pdf("Dernier essai"))
+    folder = (
+        kit["agent"]
+        .post(
+            "/parapheur/folders",
+            json={
+                "title": "Dernier essai",
+                "ged_document_id": document["id"],
+                "circuit": [{"kind": "visa", "actor": "agent"}],
+            },
+        )
+        .json()
+    )
+    with transaction() as session:  # its worker died during the last allowed attempt, two hours ago
+        job = session.execute(
+            select(Job).where(Job.function == messages.GED_SEND_TO_PARAPHEUR.function, Job.tenant_id == kit.tenant_id)
+        ).scalar_one()
+        job.status, job.attempts, job.started_at = queue.RUNNING, job.max_attempts, utcnow() - timedelta(hours=2)
+
+    run_jobs()
+
+    after = kit["agent"].get(f"/parapheur/folders/{folder['id']}").json()
+    assert after["status"] == "error" and "échec définitif" in after["error"], after
