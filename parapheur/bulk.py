@@ -32,6 +32,7 @@ IN_FLIGHT_PER_WORKER = 4
 
 UNEXPECTED_ERROR = "Erreur inattendue pendant la signature de ce document."
 WORKER_LOST_ERROR = "Le processus de signature s'est arrêté pendant ce document : il n'a pas été signé, relancez-le."
+WORKERS_UNAVAILABLE_ERROR = "Les processus de signature n'ont pas pu démarrer : ce document n'a pas été signé."
 
 Job = tuple[Path, Path]
 
@@ -129,6 +130,7 @@ def _sign_in_pool(
     limit = workers * IN_FLIGHT_PER_WORKER
     pending: dict[Future[BulkResult], Job] = {}
     pool = _new_pool(pkcs12, passphrase, request, workers)
+    signed_in_pool = 0
     try:
         while True:
             for job in islice(jobs, limit - len(pending)):
@@ -136,33 +138,47 @@ def _sign_in_pool(
             if not pending:
                 return
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            lost = yield from _collect(done, pending)
-            if lost:
-                # A worker died (native crash, out of memory): the pool is unusable. The documents it held
-                # are reported; the rest of the batch goes on in a fresh pool.
-                yield from _abandon(pending)
-                pool.shutdown(wait=True, cancel_futures=True)
-                pool = _new_pool(pkcs12, passphrase, request, workers)
+            lost, signed = yield from _collect(done, pending)
+            signed_in_pool += signed
+            if not lost:
+                continue
+            # A worker died (native crash, out of memory): the pool is unusable. The documents it held are
+            # reported and the rest of the batch goes on in a fresh pool, unless this pool never did any work:
+            # then workers cannot run at all here, and retrying would only fail again.
+            yield from _abandon(pending)
+            pool.shutdown(wait=True, cancel_futures=True)
+            if signed_in_pool == 0:
+                yield from _abandon_all(jobs)
+                return
+            pool, signed_in_pool = _new_pool(pkcs12, passphrase, request, workers), 0
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _collect(
     done: set[Future[BulkResult]], pending: dict[Future[BulkResult], Job]
-) -> Generator[BulkResult, None, bool]:
-    """Yield the results of ``done``; return True when the pool broke."""
-    lost = False
+) -> Generator[BulkResult, None, tuple[bool, int]]:
+    """Yield the results of ``done``; return whether the pool broke and how many tasks it completed."""
+    lost, completed = False, 0
     for future in done:
         source, destination = pending.pop(future)
         try:
-            yield future.result()
+            result = future.result()
         except BrokenProcessPool:
             lost = True
-            yield BulkResult(source, destination, ok=False, error=WORKER_LOST_ERROR)
-    return lost
+            result = BulkResult(source, destination, ok=False, error=WORKER_LOST_ERROR)
+        else:
+            completed += 1
+        yield result
+    return lost, completed
 
 
 def _abandon(pending: dict[Future[BulkResult], Job]) -> Iterator[BulkResult]:
     for source, destination in pending.values():
         yield BulkResult(source, destination, ok=False, error=WORKER_LOST_ERROR)
     pending.clear()
+
+
+def _abandon_all(jobs: Iterator[Job]) -> Iterator[BulkResult]:
+    for source, destination in jobs:
+        yield BulkResult(source, destination, ok=False, error=WORKERS_UNAVAILABLE_ERROR)
