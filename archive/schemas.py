@@ -7,8 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from archive.inspection import InspectedObject, InspectedUnit, InspectionReport
-from archive.models import Transfer
+from socle.schemas import ReadModel
 
 
 class TransferIn(BaseModel):
@@ -26,7 +25,7 @@ class SendIn(BaseModel):
     )
 
 
-class TransferOut(BaseModel):
+class TransferOut(ReadModel):
     id: str
     status: str
     seda_version: str
@@ -35,7 +34,7 @@ class TransferOut(BaseModel):
     comment: str | None
     archival_agency: str
     transferring_agency: str
-    sip_sha256: str | None
+    sip_sha256: str | None = Field(validation_alias="sip_key")
     sip_size: int | None
     validation: dict[str, Any] | None
     connector: str | None
@@ -45,48 +44,16 @@ class TransferOut(BaseModel):
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, transfer: Transfer) -> TransferOut:
-        return cls(
-            id=transfer.id,
-            status=transfer.status,
-            seda_version=transfer.seda_version,
-            message_identifier=transfer.message_identifier,
-            document_ids=transfer.document_ids,
-            comment=transfer.comment,
-            archival_agency=transfer.archival_agency,
-            transferring_agency=transfer.transferring_agency,
-            sip_sha256=transfer.sip_key,
-            sip_size=transfer.sip_size,
-            validation=transfer.validation,
-            connector=transfer.connector,
-            receipt=transfer.receipt,
-            error=transfer.error,
-            created_by=transfer.created_by,
-            created_at=transfer.created_at,
-            updated_at=transfer.updated_at,
-        )
 
-
-class InspectedUnitOut(BaseModel):
+class InspectedUnitOut(ReadModel):
     unit_id: str
     title: str | None
     level: str | None
     object_ids: list[str]
     children: list[InspectedUnitOut]
 
-    @classmethod
-    def of(cls, unit: InspectedUnit) -> InspectedUnitOut:
-        return cls(
-            unit_id=unit.unit_id,
-            title=unit.title,
-            level=unit.level,
-            object_ids=list(unit.object_ids),
-            children=[cls.of(child) for child in unit.children],
-        )
 
-
-class InspectedObjectOut(BaseModel):
+class InspectedObjectOut(ReadModel):
     object_id: str
     group_id: str | None
     usage: str | None
@@ -101,28 +68,14 @@ class InspectedObjectOut(BaseModel):
     ok: bool
     problems: list[str]
 
-    @classmethod
-    def of(cls, obj: InspectedObject) -> InspectedObjectOut:
-        return cls(**{**obj.__dict__, "problems": list(obj.problems)}, ok=obj.ok)
 
-
-class InspectionOut(BaseModel):
+class InspectionOut(ReadModel):
     filename: str
     version: str | None = Field(description="Version SEDA lue dans l'espace de noms du manifeste")
     message_identifier: str | None
     ok: bool = Field(description="Vrai quand aucun écart n'a été trouvé")
-    problems: list[str] = Field(description="Tous les écarts, paquet et objets confondus")
+    problems: list[str] = Field(
+        validation_alias="all_problems", description="Tous les écarts, paquet et objets confondus"
+    )
     units: list[InspectedUnitOut]
     objects: list[InspectedObjectOut]
-
-    @classmethod
-    def of(cls, report: InspectionReport) -> InspectionOut:
-        return cls(
-            filename=report.filename,
-            version=report.version,
-            message_identifier=report.message_identifier,
-            ok=report.ok,
-            problems=list(report.all_problems),
-            units=[InspectedUnitOut.of(unit) for unit in report.units],
-            objects=[InspectedObjectOut.of(obj) for obj in report.objects],
-        )

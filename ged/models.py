@@ -57,3 +57,12 @@ class Version(GedBase):
     comment: Mapped[str | None] = mapped_column(Text)
 
     document: Mapped[Document] = relationship(back_populates="versions")
+
+    @property
+    def sha256(self) -> str:
+        return self.object_key  # content-addressed: the key is the digest
+
+    @property
+    def content(self) -> Version:
+        """The stored bytes' description (key, digest, size, type, name), which the API groups apart."""
+        return self

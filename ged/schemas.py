@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import BaseModel, Field, field_validator
 
-from ged.models import Document, Version
+from socle.schemas import ReadModel
 
 
 class Metadata(BaseModel):
@@ -55,7 +55,7 @@ class MetadataPatch(BaseModel):
         return _clean_tags(tags)
 
 
-class Content(BaseModel):
+class Content(ReadModel):
     object_key: str
     sha256: str
     size: int
@@ -63,11 +63,11 @@ class Content(BaseModel):
     filename: str
 
 
-class VersionOut(BaseModel):
+class VersionOut(ReadModel):
     number: int
     title: str
     document_type: str
-    date: dt.date | None
+    date: dt.date | None = Field(validation_alias="document_date")
     tags: list[str]
     author: str
     created_at: dt.datetime
@@ -75,46 +75,14 @@ class VersionOut(BaseModel):
     comment: str | None
     content: Content
 
-    @classmethod
-    def of(cls, version: Version) -> VersionOut:
-        return cls(
-            number=version.number,
-            title=version.title,
-            document_type=version.document_type,
-            date=version.document_date,
-            tags=version.tags,
-            author=version.author,
-            created_at=version.created_at,
-            origin=version.origin,
-            comment=version.comment,
-            content=Content(
-                object_key=version.object_key,
-                sha256=version.object_key,
-                size=version.size,
-                media_type=version.media_type,
-                filename=version.filename,
-            ),
-        )
 
-
-class DocumentOut(BaseModel):
+class DocumentOut(ReadModel):
     id: str
     current_version: int
     created_by: str
     created_at: dt.datetime
     updated_at: dt.datetime
     current: VersionOut
-
-    @classmethod
-    def of(cls, document: Document) -> DocumentOut:
-        return cls(
-            id=document.id,
-            current_version=document.current_version,
-            created_by=document.created_by,
-            created_at=document.created_at,
-            updated_at=document.updated_at,
-            current=VersionOut.of(document.current),
-        )
 
 
 class DocumentList(BaseModel):

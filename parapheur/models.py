@@ -39,6 +39,16 @@ class Folder(ParapheurBase):
 
     steps: Mapped[list[Step]] = relationship(order_by="Step.position", cascade="all, delete-orphan")
 
+    @property
+    def current_sha256(self) -> str | None:
+        """Digest of the PDF as it stands: signed so far, or as received."""
+        return self.signed_key or self.document_key
+
+    @property
+    def active_step(self) -> int | None:
+        """The step waiting for an act; none once the circuit is over or before the document arrived."""
+        return self.current_step if self.status == "in_progress" else None
+
 
 class Step(ParapheurBase):
     __tablename__ = "parapheur_steps"

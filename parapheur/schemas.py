@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from parapheur.models import Folder, Step
 from parapheur.pades import SignatureReport
+from socle.schemas import ReadModel
 
 
 class StepIn(BaseModel):
@@ -30,7 +30,7 @@ class RejectIn(BaseModel):
     reason: str = Field(min_length=1, max_length=2000, description="Motif du rejet (obligatoire)")
 
 
-class StepOut(BaseModel):
+class StepOut(ReadModel):
     position: int
     kind: str
     actor: str
@@ -39,28 +39,18 @@ class StepOut(BaseModel):
     acted_at: datetime | None
     comment: str | None
 
-    @classmethod
-    def of(cls, step: Step) -> StepOut:
-        return cls(
-            position=step.position,
-            kind=step.kind,
-            actor=step.actor,
-            status=step.status,
-            acted_by=step.acted_by,
-            acted_at=step.acted_at,
-            comment=step.comment,
-        )
 
-
-class FolderOut(BaseModel):
+class FolderOut(ReadModel):
     id: str
     title: str
     status: str
     source: str
     ged_document_id: str | None
     document_filename: str | None
-    document_sha256: str | None = Field(description="Empreinte du PDF dans son état actuel (signé ou non)")
-    current_step: int | None
+    document_sha256: str | None = Field(
+        validation_alias="current_sha256", description="Empreinte du PDF dans son état actuel (signé ou non)"
+    )
+    current_step: int | None = Field(validation_alias="active_step", description="Étape attendue, s'il y en a une")
     rejection_reason: str | None
     error: str | None
     created_by: str
@@ -68,31 +58,12 @@ class FolderOut(BaseModel):
     updated_at: datetime
     steps: list[StepOut]
 
-    @classmethod
-    def of(cls, folder: Folder) -> FolderOut:
-        return cls(
-            id=folder.id,
-            title=folder.title,
-            status=folder.status,
-            source=folder.source,
-            ged_document_id=folder.ged_document_id,
-            document_filename=folder.document_filename,
-            document_sha256=folder.signed_key or folder.document_key,
-            current_step=folder.current_step if folder.status == "in_progress" else None,
-            rejection_reason=folder.rejection_reason,
-            error=folder.error,
-            created_by=folder.created_by,
-            created_at=folder.created_at,
-            updated_at=folder.updated_at,
-            steps=[StepOut.of(step) for step in folder.steps],
-        )
 
-
-class SignatureReportOut(BaseModel):
+class SignatureReportOut(ReadModel):
     """One signature of a validated PDF."""
 
     field_name: str = Field(description="Champ de signature du PDF")
-    signer: str = Field(description="Nom du signataire (certificat)")
+    signer: str = Field(validation_alias="signer_name", description="Nom du signataire (certificat)")
     signing_time: datetime | None = Field(description="Heure de signature déclarée par le signataire")
     intact: bool = Field(description="Le contenu signé n'a pas été modifié")
     chain_trusted: bool = Field(description="Le certificat remonte à une autorité de la liste de confiance")
@@ -103,23 +74,6 @@ class SignatureReportOut(BaseModel):
     covers_whole_document: bool = Field(description="Seules des modifications autorisées ont suivi la signature")
     valid: bool
     summary: str = Field(description="Résumé en français")
-
-    @classmethod
-    def of(cls, report: SignatureReport) -> SignatureReportOut:
-        return cls(
-            field_name=report.field_name,
-            signer=report.signer_name,
-            signing_time=report.signing_time,
-            intact=report.intact,
-            chain_trusted=report.chain_trusted,
-            revocation=report.revocation,
-            revocation_date=report.revocation_date,
-            timestamp_time=report.timestamp_time,
-            level=report.level,
-            covers_whole_document=report.covers_whole_document,
-            valid=report.valid,
-            summary=report.summary,
-        )
 
 
 class ValidationOut(BaseModel):
