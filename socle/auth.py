@@ -69,15 +69,7 @@ def create_tenant(session: Session, slug: str, name: str, siren: str | None = No
     session.add(tenant)
     session.flush()
     audit.start_chain(session, tenant.id)
-    audit.record(
-        session,
-        tenant_id=tenant.id,
-        actor="system",
-        action="tenant.created",
-        object_type="tenant",
-        object_id=tenant.id,
-        details={"slug": slug, "name": name},
-    )
+    _audit(session, tenant.id, "tenant.created", "tenant", tenant.id, slug=slug, name=name)
     return tenant
 
 
@@ -102,15 +94,7 @@ def create_user(
     user = User(tenant_id=tenant.id, username=username, display_name=display_name, roles=roles, email=email)
     session.add(user)
     session.flush()
-    audit.record(
-        session,
-        tenant_id=tenant.id,
-        actor="system",
-        action="user.created",
-        object_type="user",
-        object_id=user.id,
-        details={"username": username, "roles": roles},
-    )
+    _audit(session, tenant.id, "user.created", "user", user.id, username=username, roles=roles)
     return user
 
 
@@ -127,15 +111,7 @@ def issue_token(session: Session, user: User, label: str = "") -> str:
     """Return a new token; it is shown once and only its hash is kept."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(ApiToken(tenant_id=user.tenant_id, user_id=user.id, token_hash=hash_token(token), label=label))
-    audit.record(
-        session,
-        tenant_id=user.tenant_id,
-        actor="system",
-        action="token.issued",
-        object_type="user",
-        object_id=user.id,
-        details={"label": label},
-    )
+    _audit(session, user.tenant_id, "token.issued", "user", user.id, label=label)
     return token
 
 
@@ -147,15 +123,7 @@ def revoke_tokens(session: Session, user: User) -> int:
     )
     for token in tokens:
         token.revoked_at = utcnow()
-    audit.record(
-        session,
-        tenant_id=user.tenant_id,
-        actor="system",
-        action="token.revoked",
-        object_type="user",
-        object_id=user.id,
-        details={"count": len(tokens)},
-    )
+    _audit(session, user.tenant_id, "token.revoked", "user", user.id, count=len(tokens))
     return len(tokens)
 
 
@@ -178,4 +146,17 @@ def authenticate(session: Session, token: str | None) -> Principal:
         username=row.User.username,
         display_name=row.User.display_name,
         roles=frozenset(row.User.roles),
+    )
+
+
+def _audit(session: Session, tenant_id: str, action: str, object_type: str, object_id: str, **details: object) -> None:
+    # Accounts and tokens are managed by operators through the CLI: the kit itself is the recorded actor.
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor="system",
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        details=details,
     )
