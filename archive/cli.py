@@ -9,8 +9,11 @@ from typing import NoReturn
 
 import click
 
-from archive import inspection, packaging, seda, sources, validation, xsd_install
+from archive import xsd_install
 from socle.settings import get_settings
+
+# Domain modules (lxml, xmlschema, siegfried) are imported inside the commands: every `socle …` command
+# loads this group.
 
 
 @click.group(name="archive", help="Archives : schémas SEDA, construction, vérification et inspection de paquets.")
@@ -55,6 +58,8 @@ def schemas_check(folder: Path | None) -> None:
 @click.argument("sip", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--version", "seda_version", default="2.2", show_default=True)
 def verify(sip: Path, seda_version: str) -> None:
+    from archive import packaging, validation
+
     try:
         problems = packaging.verify_sip(sip)
         with zipfile.ZipFile(sip) as archive:
@@ -98,6 +103,8 @@ def _check_build_arguments(
     folder: Path, csv_path: Path | None, seda_version: str, agencies: dict[str, str | None], output: Path
 ) -> None:
     """Refuse, in French and before reading anything, what cannot make a package."""
+    from archive import seda
+
     problems = []
     if not folder.is_dir():
         problems.append(f"« {folder} » n'est pas un dossier.")
@@ -117,6 +124,8 @@ def _check_build_arguments(
 
 def _validate_or_refuse(manifest: bytes, seda_version: str) -> str:
     """The validation line to print; refuses an invalid manifest before anything is written."""
+    from archive import validation
+
     folder = get_settings().seda_schemas
     if folder is None:
         return "Validation XSD non faite : SOCLE_SEDA_SCHEMAS n'est pas défini (paquet non validé)."
@@ -150,6 +159,8 @@ def build(
     transferring_agency: str | None,
     output: Path | None,
 ) -> None:
+    from archive import packaging, seda, sources
+
     destination = output or folder.resolve().parent / f"{folder.resolve().name}.zip"
     agencies = {"--archival-agency": archival_agency, "--transferring-agency": transferring_agency}
     _check_build_arguments(folder, csv_path, seda_version, agencies, destination)
@@ -184,6 +195,8 @@ def build(
 @group.command("inspect", help="Inspecter un paquet SEDA 2.x : arborescence, empreintes et tailles recalculées.")
 @click.argument("sip", type=click.Path(path_type=Path))
 def inspect(sip: Path) -> None:
+    from archive import inspection
+
     if not sip.is_file():
         _refuse("Inspection impossible :", [f"« {sip} » n'est pas un fichier."])
     report = inspection.inspect_sip(sip)

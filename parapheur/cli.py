@@ -11,11 +11,12 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from parapheur import pades, service
-from parapheur.schemas import ValidationOut
 from socle.auth import get_tenant
 from socle.db import transaction
 from socle.errors import InvalidInput
+
+# The signing modules (pyHanko) are imported inside the commands: every `socle …` command loads this
+# group, and most of them never sign anything.
 
 
 @click.group(name="parapheur", help="Parapheur : identités de signature, vérification des signatures.")
@@ -34,6 +35,8 @@ def group() -> None:
     help="Variable d'environnement de la phrase secrète (jamais en argument : elle resterait dans l'historique)",
 )
 def identity_import(tenant: str, username: str, pkcs12: Path, passphrase_env: str) -> None:
+    from parapheur import service
+
     passphrase = os.environ.get(passphrase_env)
     if passphrase is None:
         passphrase = click.prompt("Phrase secrète du PKCS#12", hide_input=True)
@@ -61,6 +64,9 @@ def identity_import(tenant: str, username: str, pkcs12: Path, passphrase_env: st
 )
 @click.option("--json", "as_json", is_flag=True, help="Rapport en JSON")
 def verify(pdf: Path, trust_files: tuple[Path, ...], online: bool, as_json: bool) -> None:
+    from parapheur import pades
+    from parapheur.schemas import ValidationOut
+
     # pyHanko logs every failed check with its trace; the report already says what failed, in French.
     logging.getLogger("pyhanko").setLevel(logging.CRITICAL)
     logging.getLogger("pyhanko_certvalidator").setLevel(logging.CRITICAL)
