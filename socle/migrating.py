@@ -6,11 +6,13 @@ and its own version table ``alembic_version_<package>``, so a service's schema e
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from alembic import command, context
 from alembic.config import Config
-from sqlalchemy import MetaData
+from sqlalchemy import Connection, MetaData
 
 from socle.db import engine_for
 from socle.settings import get_settings
@@ -55,7 +57,7 @@ def run_migrations(metadata: MetaData) -> None:
         return type_ != "table" or name in metadata.tables
 
     engine = engine_for(url)
-    with engine.connect() as connection:
+    with engine.connect() as connection, _sqlite_foreign_keys_deferred(connection):
         context.configure(
             connection=connection,
             target_metadata=metadata,
@@ -66,3 +68,23 @@ def run_migrations(metadata: MetaData) -> None:
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()
+
+
+@contextmanager
+def _sqlite_foreign_keys_deferred(connection: Connection) -> Iterator[None]:
+    """On SQLite, batch migrations rebuild a table by copying it: with foreign keys enforced, dropping the old
+    copy of a referenced table fails. They are switched off for the migration (outside any transaction, where
+    SQLite honours the pragma), then checked as a whole before being switched back on."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left rows whose foreign keys point nowhere: {broken[:5]}")
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
