@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import difflib
 import os
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -66,9 +67,31 @@ class Settings(BaseSettings):
     deposit_root: Path | None = Field(
         None, description="Racine des dossiers de dépôt (connecteur « dépôt ») ; par défaut data_dir/depots."
     )
+    public_url: str | None = Field(
+        None,
+        description="Adresse publique du kit (ex. https://socle.mairie.fr), pour les liens des courriels.",
+        max_length=500,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+    )
     environment: Literal["development", "production"] = Field(
         "development", description="En production, les réglages par défaut risqués sont refusés."
     )
+    smtp_host: str | None = Field(
+        None, description="Serveur SMTP des courriels ; absent, ils sont écrits dans data_dir/mails (aucun envoi)."
+    )
+    smtp_port: int | None = Field(
+        None, ge=1, le=65535, description="Port SMTP ; par défaut 25, 587 (starttls) ou 465 (tls)."
+    )
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        "starttls", description="Chiffrement SMTP : none, starttls ou tls (TLS implicite)."
+    )
+    smtp_username: str | None = Field(None, description="Identifiant SMTP, si le serveur demande une authentification.")
+    # SecretStr: `socle settings`, logs and reprs show asterisks, never the password.
+    smtp_password: SecretStr | None = Field(None, description="Mot de passe SMTP.")
+    mail_from: str | None = Field(
+        None, description="Expéditeur des courriels, ex. « Parapheur <parapheur@mairie.fr> »."
+    )
+    smtp_timeout: float = Field(30, gt=0, description="Délai maximal d'une opération SMTP, en secondes.")
 
     @classmethod
     def settings_customise_sources(
@@ -108,8 +131,19 @@ class Settings(BaseSettings):
             raise ValueError("seules SQLite et PostgreSQL sont prises en charge")
         return value
 
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        _name, address = parseaddr(value)
+        if "@" not in address or any(char in value for char in "\r\n"):
+            raise ValueError("adresse d'expéditeur invalide (attendu : adresse@domaine ou « Nom <adresse@domaine> »)")
+        return value
+
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
+        self._coherent_smtp()
         if self.storage_backend == "s3":
             missing = [name for name in ("s3_endpoint", "s3_access_key", "s3_secret_key") if not getattr(self, name)]
             if missing:
@@ -129,6 +163,22 @@ class Settings(BaseSettings):
             raise ValueError("SOCLE_JOB_BACKOFF ne peut pas contenir de durée négative")
         return self
 
+    def _coherent_smtp(self) -> None:
+        if self.smtp_host and not self.mail_from:
+            raise ValueError("SOCLE_SMTP_HOST demande aussi SOCLE_MAIL_FROM (l'expéditeur des courriels)")
+        if bool(self.smtp_username) != bool(self.smtp_password and self.smtp_password.get_secret_value()):
+            raise ValueError("SOCLE_SMTP_USERNAME et SOCLE_SMTP_PASSWORD vont ensemble")
+        if (
+            self.environment == "production"
+            and self.smtp_username
+            and self.smtp_security == "none"
+            and self.smtp_host not in ("localhost", "127.0.0.1", "::1")
+        ):
+            raise ValueError("SOCLE_SMTP_SECURITY=none enverrait le mot de passe SMTP en clair : starttls ou tls")
+        password = self.smtp_password.get_secret_value() if self.smtp_password else ""
+        if self.environment == "production" and "change-me" in password.lower():
+            raise ValueError("SOCLE_SMTP_PASSWORD : remplacez la valeur d'exemple")
+
     # Derived values: computed, never stored twice.
     @property
     def effective_database_url(self) -> str:
@@ -141,6 +191,14 @@ class Settings(BaseSettings):
     @property
     def effective_deposit_root(self) -> Path:
         return (self.deposit_root or self.data_dir / "depots").resolve()
+
+    @property
+    def effective_smtp_port(self) -> int:
+        return self.smtp_port or {"none": 25, "starttls": 587, "tls": 465}[self.smtp_security]
+
+    @property
+    def mail_outbox(self) -> Path:
+        return (self.data_dir / "mails").resolve()
 
     @property
     def embedded_queue(self) -> bool:
