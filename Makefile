@@ -21,11 +21,17 @@ demo: install
 		export SOCLE_SEDA_SCHEMAS="$(SEDA)"; fi; \
 	$(BIN)/socle demo
 
-# Debian packages the tests need: poppler-utils (pdfsig, the independent signature check) and qpdf.
+# Debian packages the tests need: poppler-utils (pdfsig, the independent signature check), qpdf, and
+# softhsm2 with opensc's pkcs11-tool (a real PKCS#11 token for the smart-card tests), xmlsec1 and openssl
+# (the independent checks of XAdES and CAdES signatures).
 system-deps:
 	@need=""; \
 	command -v pdfsig >/dev/null || need="$$need poppler-utils"; \
 	command -v qpdf >/dev/null || need="$$need qpdf"; \
+	command -v softhsm2-util >/dev/null || need="$$need softhsm2"; \
+	command -v pkcs11-tool >/dev/null || need="$$need opensc"; \
+	command -v xmlsec1 >/dev/null || need="$$need xmlsec1"; \
+	command -v openssl >/dev/null || need="$$need openssl"; \
 	if [ -n "$$need" ]; then \
 		echo "Installation des paquets Debian :$$need"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

@@ -448,3 +448,20 @@ class SigningIdentity(ParapheurBase):
     pin_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     stamp_image: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TrustAnchor(ParapheurBase):
+    """A certificate of the tenant's trust list: signature chains are validated up to one of these (the
+    certification authorities the collectivité accepts, e.g. RGS ones, or its own)."""
+
+    __tablename__ = "parapheur_trust_anchors"
+    __table_args__ = (UniqueConstraint("tenant_id", "sha256"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(500))
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime)
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    added_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

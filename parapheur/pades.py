@@ -10,13 +10,15 @@ synchronous code or from a worker thread, never directly inside a running event 
 
 from __future__ import annotations
 
+import contextlib
+import math
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import BinaryIO, Literal, cast
 
 import pikepdf
 from asn1crypto import x509 as asn1_x509
@@ -25,10 +27,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
+from PIL import Image
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils import misc as pdf_misc
 from pyhanko.pdf_utils.font.api import FontEngine, FontEngineFactory, ShapeResult
 from pyhanko.pdf_utils.font.basic import COURIER_META, SimpleFontEngine
+from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
@@ -38,11 +42,11 @@ from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
-from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
+from pyhanko.sign.validation import add_validation_info, validate_pdf_signature, validate_pdf_timestamp
 from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.errors import NoDSSFoundError, SignatureValidationError
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
-from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
+from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel, TimestampSignatureStatus
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import ExpiredError, NotYetValidError, PathError, PathValidationError, RevokedError
@@ -64,7 +68,12 @@ STAMP_WIDTH = 200
 STAMP_HEIGHT = 60
 STAMP_MARGIN = 36
 STAMP_GAP = 6
-STAMP_TEXT = "Signé par %(signer)s\n%(reason)s\nle %(ts)s"
+# The image sits behind the text, faded so that the text stays readable over it.
+STAMP_IMAGE_OPACITY = 0.5
+STAMP_IMAGE_MAX_BYTES = 5_000_000
+STAMP_IMAGE_MAX_PIXELS = 25_000_000
+# 1,200 pixels over a 200-point stamp is over 400 dpi: more is only weight in every signed PDF.
+STAMP_IMAGE_MAX_SIDE = 1200
 STAMP_DATE_FORMAT = "%d/%m/%Y à %H:%M %Z"
 
 # The PDF header may sit anywhere in the first kilobyte (ISO 32000-1, annex H).
@@ -102,13 +111,34 @@ class PdfInfo:
 
 
 @dataclass(frozen=True)
+class StampPlacement:
+    """Where the visible stamp goes, in PDF points (1/72 inch) from the visible page's lower-left corner.
+
+    ``page`` is 1-based, -1 meaning the last page. With ``x`` or ``y`` left to None, that coordinate is chosen
+    automatically: bottom-right of the page, successive stamps stacked upwards.
+    """
+
+    page: int = -1
+    x: float | None = None
+    y: float | None = None
+    width: float = STAMP_WIDTH
+    height: float = STAMP_HEIGHT
+
+
+@dataclass(frozen=True)
 class SignatureRequest:
+    """What to sign and how: the stamp's wording (``role``, ``on_behalf_of``, ``stamp_image``) and place."""
+
     signer_name: str
     reason: str
     location: str | None = None
     field_name: str | None = None
     visible: bool = True
     level: SignatureLevel = "B-B"
+    role: str | None = None
+    on_behalf_of: str | None = None
+    stamp_image: bytes | None = None
+    placement: StampPlacement = StampPlacement()
 
 
 @dataclass(frozen=True)
@@ -138,7 +168,12 @@ class SignatureCheck:
 class _PdfFacts:
     info: PdfInfo
     filled_field_names: frozenset[str]
-    last_page_box: tuple[float, float, float, float]
+    page_boxes: tuple[tuple[float, float, float, float], ...]  # visible area (crop box) of each page
+    certification: int | None  # DocMDP /P of the author's certification signature, if the document has one
+
+    @property
+    def last_page_box(self) -> tuple[float, float, float, float]:
+        return self.page_boxes[-1]
 
 
 # --------------------------------------------------------------------------- inspection
@@ -169,7 +204,8 @@ def _examine(path: Path) -> _PdfFacts:
         return _PdfFacts(
             info=PdfInfo(page_count=len(pdf.pages), signature_count=signature_count),
             filled_field_names=frozenset(filled),
-            last_page_box=_normalised_box(pdf.pages[-1].cropbox),
+            page_boxes=tuple(_normalised_box(page.cropbox) for page in pdf.pages),
+            certification=_docmdp_permission(pdf),
         )
 
 
@@ -190,9 +226,17 @@ def _check_signer_can_read(path: Path) -> None:
     # appending to the file as it is, cannot: refuse such a file now rather than when someone signs it.
     with path.open("rb") as stream:
         try:
-            PdfFileReader(stream, strict=False)
-        except (pdf_misc.PdfError, ValueError) as exc:
+            # The reader is lazy: resolve the catalogue and the page tree, whose offsets a damaged
+            # cross-reference table gets wrong.
+            reader = PdfFileReader(stream, strict=False)
+            reader.root["/Pages"].get_object()["/Count"]
+        except _PARSER_FAILURES as exc:
             raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+
+
+# pyHanko's parser trips on some damaged files with bare Python errors: a startxref that points to an object
+# which is not a cross-reference stream fails an ``assert``, for instance.
+_PARSER_FAILURES = (pdf_misc.PdfError, ValueError, AssertionError, KeyError, IndexError, TypeError)
 
 
 def _filled_signature_fields(pdf: pikepdf.Pdf) -> Iterator[tuple[str, object]]:
@@ -224,6 +268,25 @@ def _walk_fields(
             yield from _walk_fields(children, name, field_type, seen)
         elif field_type == pikepdf.Name.Sig and (value := field.get("/V")) is not None:
             yield name, value.get("/Type") if isinstance(value, pikepdf.Dictionary) else None
+
+
+def _docmdp_permission(pdf: pikepdf.Pdf) -> int | None:
+    """The /P of the document's certification signature (1: no change, 2: forms and signatures, 3: annotations).
+
+    ISO 32000-1, 12.8.2.2: the signature referenced by /Perms /DocMDP carries a /Reference whose DocMDP
+    transform parameters hold /P, 2 when absent.
+    """
+    perms = pdf.Root.get("/Perms")
+    signature = perms.get("/DocMDP") if isinstance(perms, pikepdf.Dictionary) else None
+    if not isinstance(signature, pikepdf.Dictionary):
+        return None
+    references = signature.get("/Reference")
+    for reference in references if isinstance(references, pikepdf.Array) else []:
+        if isinstance(reference, pikepdf.Dictionary) and reference.get("/TransformMethod") == pikepdf.Name.DocMDP:
+            params = reference.get("/TransformParams")
+            value = params.get("/P", 2) if isinstance(params, pikepdf.Dictionary) else 2
+            return value if isinstance(value, int) else 2
+    return 2
 
 
 def _normalised_box(box: pikepdf.Array) -> tuple[float, float, float, float]:
@@ -380,6 +443,7 @@ def sign_pdf(
     :raises SigningError: expired certificate, revoked certificate, or a service that cannot be reached.
     """
     facts = _examine(source)
+    _check_can_sign(facts, request)
     _check_certificate_dates(identity)
     field_name = request.field_name or _next_field_name(facts)
     if field_name in facts.filled_field_names:
@@ -389,11 +453,27 @@ def sign_pdf(
         _signature_metadata(request, field_name, identity, services),
         signer=identity._signer,
         timestamper=_timestamper(request.level, services),
-        stamp_style=_stamp_style(),
-        new_field_spec=_field_spec(field_name, request.visible, facts),
+        stamp_style=_stamp_style(request),
+        new_field_spec=_field_spec(field_name, request.visible, facts, request.placement),
     )
     with source.open("rb") as input_stream, atomic_output(destination) as output:
         _run_signer(pdf_signer, input_stream, output, request)
+
+
+def _check_can_sign(facts: _PdfFacts, request: SignatureRequest) -> None:
+    # pyHanko would refuse "no changes" too, but in English and only once the signature is being made.
+    if facts.certification == 1:
+        raise PdfError(
+            "Le document est certifié par son auteur et sa certification interdit toute modification : "
+            "il ne peut pas recevoir d'autre signature."
+        )
+    # A certification allows new signatures, not new visible fields (pyHanko's reading of ISO 32000-1,
+    # 12.8.2.2): a stamp would make the author's signature report changes it does not allow.
+    if facts.certification is not None and request.visible:
+        raise PdfError(
+            "Le document est certifié par son auteur : un cachet de signature visible invaliderait sa "
+            "certification. Signez-le sans cachet visible."
+        )
 
 
 def _check_certificate_dates(identity: SigningIdentity) -> None:
@@ -461,37 +541,120 @@ def _signing_validation_context(identity: SigningIdentity, services: TrustServic
 def _signing_trust_roots(identity: SigningIdentity, services: TrustServices) -> list[asn1_x509.Certificate]:
     if services.trust_roots:
         return [asn1_x509.Certificate.load(der) for der in services.trust_roots]
-    return [cert for cert in identity._signer.cert_registry if cert.self_signed]
+    return _self_signed(identity._signer.cert_registry)
 
 
-def _field_spec(field_name: str, visible: bool, facts: _PdfFacts) -> fields.SigFieldSpec:
+def _field_spec(
+    field_name: str, visible: bool, facts: _PdfFacts, placement: StampPlacement = StampPlacement()
+) -> fields.SigFieldSpec:
+    """The new signature field: invisible, or a stamp at ``placement`` (raises PdfError if off the page)."""
     if not visible:
         return fields.SigFieldSpec(sig_field_name=field_name)
-    box = _stamp_box(facts.last_page_box, facts.info.signature_count)
-    return fields.SigFieldSpec(sig_field_name=field_name, on_page=-1, box=box)
+    page_index = _page_index(placement.page, facts.info.page_count)
+    box = _stamp_box(facts.page_boxes[page_index], facts.info.signature_count, placement)
+    return fields.SigFieldSpec(sig_field_name=field_name, on_page=page_index, box=box)
 
 
-def _stamp_box(page_box: tuple[float, float, float, float], index: int) -> tuple[int, int, int, int]:
-    """Bottom-right of the visible page area, stacked upwards so that successive stamps don't overlap.
+def _page_index(page: int, page_count: int) -> int:
+    if page == -1:
+        return page_count - 1
+    if not 1 <= page <= page_count:
+        raise PdfError(
+            f"Le cachet de signature ne peut pas aller en page {page} : le document compte {page_count} page(s)."
+        )
+    return page - 1
 
-    Page rotation (/Rotate) is not taken into account. Tiny pages still get a box inside the page.
+
+def _stamp_box(
+    page_box: tuple[float, float, float, float], index: int, placement: StampPlacement = StampPlacement()
+) -> tuple[int, int, int, int]:
+    """The stamp's rectangle in page coordinates: where ``placement`` says, automatic coordinates filled in.
+
+    Automatic: bottom-right of the visible page area, stacked upwards so that successive stamps don't overlap;
+    tiny pages still get a box inside the page. Page rotation (/Rotate) is not taken into account.
+
+    :raises PdfError: a given coordinate puts the stamp outside the page, or a dimension is not positive.
     """
+    width, height = placement.width, placement.height
+    if not (math.isfinite(width) and math.isfinite(height) and width > 0 and height > 0):
+        raise PdfError("Les dimensions du cachet de signature doivent être des nombres positifs.")
     left, bottom, right, top = page_box
-    rows = max(1, int((top - bottom - 2 * STAMP_MARGIN) // (STAMP_HEIGHT + STAMP_GAP)))
     x2 = max(left + 1, right - STAMP_MARGIN)
-    y1 = min(top - 1, bottom + STAMP_MARGIN + (index % rows) * (STAMP_HEIGHT + STAMP_GAP))
-    x1 = max(left, x2 - STAMP_WIDTH)
-    y2 = min(top, y1 + STAMP_HEIGHT)
-    return round(x1), round(y1), round(x2), round(y2)
+    rows = max(1, int((top - bottom - 2 * STAMP_MARGIN) // (height + STAMP_GAP)))
+    y1 = min(top - 1, bottom + STAMP_MARGIN + (index % rows) * (height + STAMP_GAP))
+    auto = (max(left, x2 - width), y1, x2, min(top, y1 + height))
+    x1 = auto[0] if placement.x is None else left + placement.x
+    y1 = auto[1] if placement.y is None else bottom + placement.y
+    box = (x1, y1, x1 + width, y1 + height) if placement.x is not None or placement.y is not None else auto
+    inside = left <= box[0] and bottom <= box[1] and box[2] <= right and box[3] <= top
+    if not (inside and all(math.isfinite(value) for value in box)):
+        raise PdfError(
+            f"Le cachet de signature ({_points(width)} × {_points(height)} points à x = {_points(x1 - left)}, "
+            f"y = {_points(y1 - bottom)}) sort de la page, qui mesure {_points(right - left)} × "
+            f"{_points(top - bottom)} points."
+        )
+    # pyHanko types the box as integers but writes any number; keep fractions of a point.
+    return cast(tuple[int, int, int, int], tuple(round(value, 2) for value in box))
 
 
-def _stamp_style() -> TextStampStyle:
+def _points(value: float) -> str:
+    return f"{value:g}".replace(".", ",")
+
+
+def _stamp_style(request: SignatureRequest | None = None) -> TextStampStyle:
+    """The stamp's look; its text comes from :func:`_stamp_params` (raises PdfError for a bad image)."""
+    background = _stamp_background(request.stamp_image) if request is not None and request.stamp_image else None
     return TextStampStyle(
-        stamp_text=STAMP_TEXT,
+        stamp_text=_stamp_template(request),
         timestamp_format=STAMP_DATE_FORMAT,
         text_box_style=TextBoxStyle(font=_WinAnsiCourierFactory()),
         border_width=1,
+        background=background,
+        background_opacity=STAMP_IMAGE_OPACITY,
     )
+
+
+def _stamp_template(request: SignatureRequest | None) -> str:
+    # The user's words are interpolation parameters, never part of the template: a "%" in them stays a "%".
+    lines = ["Signé par %(signer)s"]
+    if request is not None and request.role:
+        lines.append("%(role)s")
+    if request is not None and request.on_behalf_of:
+        lines.append("par délégation de %(on_behalf_of)s")
+    lines += ["%(reason)s", "le %(ts)s"]
+    return "\n".join(lines)
+
+
+def _stamp_params(request: SignatureRequest) -> dict[str, str]:
+    """The values of the stamp template's parameters (the date, ``ts``, is pyHanko's)."""
+    params = {"signer": request.signer_name, "reason": request.reason}
+    if request.role:
+        params["role"] = request.role
+    if request.on_behalf_of:
+        params["on_behalf_of"] = request.on_behalf_of
+    return params
+
+
+def _stamp_background(data: bytes) -> PdfImage:
+    """The stamp image, checked and reduced to what a 200-point stamp needs."""
+    if len(data) > STAMP_IMAGE_MAX_BYTES:
+        raise PdfError(f"L'image du cachet est trop volumineuse ({STAMP_IMAGE_MAX_BYTES // 1_000_000} Mo au plus).")
+    unreadable = "L'image du cachet est illisible : fournissez un fichier PNG ou JPEG."
+    try:
+        image = Image.open(BytesIO(data))  # reads the header only
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise PdfError(unreadable) from exc
+    if image.format not in ("PNG", "JPEG"):
+        raise PdfError("L'image du cachet doit être au format PNG ou JPEG.")
+    if image.width * image.height > STAMP_IMAGE_MAX_PIXELS:
+        raise PdfError("L'image du cachet a trop de pixels (25 millions au plus).")
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise PdfError(unreadable) from exc
+    image.thumbnail((STAMP_IMAGE_MAX_SIDE, STAMP_IMAGE_MAX_SIDE))
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    return PdfImage(image.convert("RGBA" if has_alpha else "RGB"))
 
 
 def _run_signer(
@@ -504,7 +667,7 @@ def _run_signer(
         pdf_signer.sign_pdf(
             writer,
             bytes_reserved=SIGNATURE_BYTES_RESERVED if request.level == "B-B" else TIMESTAMPED_BYTES_RESERVED,
-            appearance_text_params={"signer": request.signer_name, "reason": request.reason},
+            appearance_text_params=_stamp_params(request),
             output=output,
         )
     except TimestampRequestError as exc:
@@ -522,7 +685,7 @@ def _signing_failure(exc: PyHankoSigningError, level: SignatureLevel) -> Excepti
     """Translate pyHanko's failure, whose cause says why the chain could not be validated."""
     cause = _validation_cause(exc)
     if isinstance(cause, RevokedError):
-        return SigningError("Le certificat du signataire est révoqué : la signature est refusée.")
+        return SigningError(_revoked_message(cause, level))
     if isinstance(cause, ExpiredError | NotYetValidError):
         return SigningError("Le certificat du signataire ou de son autorité n'est pas en cours de validité.")
     if isinstance(cause, PathValidationError):
@@ -533,8 +696,21 @@ def _signing_failure(exc: PyHankoSigningError, level: SignatureLevel) -> Excepti
             retryable=True,
         )
     if cause is not None:
-        return SigningError(f"Le certificat du signataire n'a pas pu être validé : signature {level} impossible.")
+        return SigningError(
+            "Le certificat du signataire ou celui de l'autorité d'horodatage ne se rattache pas à la liste de "
+            f"confiance : signature {level} impossible."
+        )
     return PdfError(f"La signature du PDF a échoué : {exc}")
+
+
+def _revoked_message(cause: RevokedError, level: SignatureLevel) -> str:
+    since = cause.revocation_dt.astimezone(UTC).strftime("%d/%m/%Y")
+    leaf = cause.current_path.leaf
+    name = leaf.subject.native.get("common_name") if isinstance(leaf, asn1_x509.Certificate) else None
+    whose = f"de « {name} »" if name else "du signataire"
+    if not cause.is_ee_cert:
+        whose = f"d'une autorité de certification de la chaîne {whose}"
+    return f"Le certificat {whose} est révoqué depuis le {since} : signature {level} refusée."
 
 
 def _validation_cause(exc: BaseException) -> BaseException | None:
@@ -544,6 +720,158 @@ def _validation_cause(exc: BaseException) -> BaseException | None:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+# --------------------------------------------------------------------------- upgrade
+
+
+def upgrade_pdf(source: Path, destination: Path, target: SignatureLevel, services: TrustServices) -> SignatureLevel:
+    """Raise the signatures already in ``source`` towards the PAdES level ``target``; return the level reached.
+
+    A signature without a trusted time gets a document timestamp over it (B-T, as ETSI EN 319 142-1 allows);
+    B-LT then adds the validation data (certificates, OCSP responses, CRLs) of every signature and timestamp
+    to the document security store; B-LTA seals that data with a further document timestamp. Each step is an
+    incremental update: the signatures stay valid. The level reached is the lowest among the document's
+    signatures, as :func:`validation_report` sees it offline against ``services.trust_roots`` (by default, the
+    self-signed certificates the signatures carry). A document already at ``target`` or above is left as it
+    is. ``destination`` appears atomically and may be ``source``; nothing is written on failure.
+
+    :raises PdfError: not a readable PDF, no signature to upgrade, or a broken signature.
+    :raises SigningError: no timestamp authority configured, revoked certificate, target not reachable with
+        these trust roots; ``retryable`` when the timestamp authority or a revocation responder cannot be
+        reached (try again later).
+    """
+    if target not in LEVELS:
+        raise ValueError(f"Niveau PAdES inconnu : {target!r} (attendu : {', '.join(LEVELS)}).")
+    _examine(source)
+    document = BytesIO(source.read_bytes())
+    roots = _upgrade_roots(document, services)
+    level = _document_level(document, roots)
+    if LEVELS.index(level) >= LEVELS.index(target):
+        if destination.resolve() != source.resolve():
+            with atomic_output(destination) as output:
+                output.write(document.getvalue())
+        return level
+    _raise_level(document, level, target, roots, services)
+    reached = _document_level(document, roots)
+    if LEVELS.index(reached) < LEVELS.index(target):
+        # Written anyway, a retried job would pile up document timestamps that prove nothing to this verifier.
+        raise SigningError(
+            f"Le document n'atteindrait que le niveau {reached} au lieu de {target} : le certificat de l'autorité "
+            "d'horodatage ou du signataire n'est pas reconnu par la liste de confiance."
+        )
+    with atomic_output(destination) as output:
+        output.write(document.getvalue())
+    return reached
+
+
+def _upgrade_roots(document: BinaryIO, services: TrustServices) -> list[asn1_x509.Certificate]:
+    if services.trust_roots:
+        return [asn1_x509.Certificate.load(der) for der in services.trust_roots]
+    reader = _reader(document)
+    carried = [cert for sig in reader.embedded_signatures for cert in [sig.signer_cert, *sig.other_embedded_certs]]
+    return _self_signed(carried)
+
+
+def _self_signed(certificates: Iterable[asn1_x509.Certificate]) -> list[asn1_x509.Certificate]:
+    # asn1crypto answers "no", "maybe" or "yes": a non-empty string either way.
+    unique = {cert.dump(): cert for cert in certificates if cert.self_signed != "no"}
+    return list(unique.values())
+
+
+def _reader(document: BinaryIO) -> PdfFileReader:
+    document.seek(0)
+    try:
+        return PdfFileReader(document, strict=False)
+    except pdf_misc.PdfError as exc:
+        raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+
+
+def _document_level(document: BinaryIO, roots: list[asn1_x509.Certificate]) -> SignatureLevel:
+    """The lowest PAdES level among the document's signatures, seen offline."""
+    document.seek(0)
+    reports = _reports(document, roots, allow_fetching=False)
+    if not reports:
+        raise PdfError("Le document ne porte aucune signature : il n'y a rien à compléter.")
+    for report in reports:
+        if report.level is None:
+            raise PdfError(
+                f"La signature « {report.field_name} » est altérée ou invalide : le document ne peut pas être complété."
+            )
+    return min((report.level for report in reports if report.level is not None), key=LEVELS.index)
+
+
+def _raise_level(
+    document: BytesIO,
+    level: SignatureLevel,
+    target: SignatureLevel,
+    roots: list[asn1_x509.Certificate],
+    services: TrustServices,
+) -> None:
+    long_term = LEVELS.index(target) >= LEVELS.index("B-LT")
+    # One context for the whole upgrade: the CRLs and OCSP answers it fetches serve every step.
+    context = _fetching_context(roots, services)
+    if level == "B-B":
+        _add_document_timestamp(document, target, services, context if long_term else None)
+    if long_term and level in ("B-B", "B-T"):
+        _add_validation_data(document, target, context)
+    if target == "B-LTA":
+        _add_document_timestamp(document, target, services, context)
+
+
+def _fetching_context(roots: list[asn1_x509.Certificate], services: TrustServices) -> ValidationContext:
+    # hard-fail, as when signing at B-LT: no answer from a responder means no B-LT.
+    return ValidationContext(
+        trust_roots=roots,
+        allow_fetching=True,
+        revocation_mode="hard-fail",
+        fetcher_backend=RequestsFetcherBackend(per_request_timeout=services.timeout),
+    )
+
+
+def _add_document_timestamp(
+    document: BytesIO, target: SignatureLevel, services: TrustServices, context: ValidationContext | None
+) -> None:
+    """Append a document timestamp; with ``context``, the authority's validation data follows it in the DSS."""
+    timestamper = signers.PdfTimeStamper(_timestamper(target, services))  # type: ignore[arg-type]
+    document.seek(0)
+    with _upgrade_errors(target):
+        writer = IncrementalPdfFileWriter(document, strict=False)
+        timestamper.timestamp_pdf(
+            writer, "sha256", validation_context=context, bytes_reserved=SIGNATURE_BYTES_RESERVED, in_place=True
+        )
+
+
+def _add_validation_data(document: BytesIO, target: SignatureLevel, context: ValidationContext) -> None:
+    """Put in the DSS what validates each signature and each document timestamp (one revision each at most)."""
+    names = [signature.field_name for signature in _reader(document).embedded_signatures]
+    for name in names:
+        # A fresh reader each time: every call appends a revision to the document.
+        signature = next(sig for sig in _reader(document).embedded_signatures if sig.field_name == name)
+        with _upgrade_errors(target):
+            add_validation_info(signature, context, in_place=True)
+
+
+@contextlib.contextmanager
+def _upgrade_errors(target: SignatureLevel) -> Iterator[None]:
+    """Translate pyHanko's and the certificate validator's failures into French, retryable or not."""
+    try:
+        yield
+    except TimestampRequestError as exc:
+        raise SigningError(
+            f"L'autorité d'horodatage ne répond pas : le document ne peut pas être porté au niveau {target} "
+            "pour le moment.",
+            retryable=True,
+        ) from exc
+    except PyHankoSigningError as exc:
+        raise _signing_failure(exc, target) from exc
+    except (PathValidationError, PathError) as exc:
+        # Raised bare while gathering validation data: wrap it as pyHanko does when signing.
+        wrapped = PyHankoSigningError(str(exc))
+        wrapped.__cause__ = exc
+        raise _signing_failure(wrapped, target) from exc
+    except pdf_misc.PdfError as exc:
+        raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
 
 
 # --------------------------------------------------------------------------- stamp font
@@ -640,11 +968,11 @@ _REVOCATION_LABELS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class SignatureReport:
-    """What a verifier can say about one signature of a PDF.
+    """What a verifier can say about one signature (of a PDF; the CAdES and XAdES validators report the same).
 
     ``revocation`` is the signer certificate's status at the signature's timestamp when the document carries
     its own validation data (B-LT and above), now otherwise. ``level`` is the PAdES baseline level the
-    signature reaches, None when the signature itself is broken.
+    signature reaches (in ``signature_format``), None when the signature itself is broken.
     """
 
     field_name: str
@@ -657,6 +985,7 @@ class SignatureReport:
     timestamp_time: datetime | None
     level: SignatureLevel | None
     covers_whole_document: bool
+    signature_format: Literal["PAdES", "CAdES", "XAdES"] = "PAdES"
 
     @property
     def valid(self) -> bool:
@@ -667,7 +996,7 @@ class SignatureReport:
     def summary(self) -> str:
         """One French sentence for the user."""
         verdict = "valide" if self.valid else "NON VALIDE"
-        level = f" (niveau PAdES {self.level})" if self.level else ""
+        level = f" (niveau {self.signature_format} {self.level})" if self.level else ""
         facts = [
             "document intact" if self.intact else "document ALTÉRÉ depuis la signature",
             "certificat reconnu" if self.chain_trusted else "certificat NON reconnu par la liste de confiance",
@@ -698,6 +1027,7 @@ class _Evidence:
     dss: DocumentSecurityStore | None
     document_timestamps: list[EmbeddedPdfSignature]
     allow_fetching: bool
+    reader: PdfFileReader
 
     @property
     def has_revocation_data(self) -> bool:
@@ -729,12 +1059,17 @@ def validation_report(path: Path, trust_roots: list[bytes], *, allow_fetching: b
     inspect_pdf(path)
     roots = [asn1_x509.Certificate.load(der) for der in trust_roots]
     with path.open("rb") as stream:
-        try:
-            reader = PdfFileReader(stream, strict=False)
-            evidence = _Evidence(roots, _read_dss(reader), list(reader.embedded_timestamp_signatures), allow_fetching)
-            return [_report(signature, evidence) for signature in reader.embedded_regular_signatures]
-        except pdf_misc.PdfError as exc:
-            raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+        return _reports(stream, roots, allow_fetching=allow_fetching)
+
+
+def _reports(stream: BinaryIO, roots: list[asn1_x509.Certificate], *, allow_fetching: bool) -> list[SignatureReport]:
+    try:
+        reader = PdfFileReader(stream, strict=False)
+        timestamps = list(reader.embedded_timestamp_signatures)
+        evidence = _Evidence(roots, _read_dss(reader), timestamps, allow_fetching, reader)
+        return [_report(signature, evidence) for signature in reader.embedded_regular_signatures]
+    except pdf_misc.PdfError as exc:
+        raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
 
 
 def _read_dss(reader: PdfFileReader) -> DocumentSecurityStore | None:
@@ -745,10 +1080,19 @@ def _read_dss(reader: PdfFileReader) -> DocumentSecurityStore | None:
 
 
 @dataclass(frozen=True)
+class _Proof:
+    """A trusted timestamp proving that the signature existed at ``time``."""
+
+    time: datetime
+    revision: int  # the revision it covers: the signature's own for a signature timestamp
+
+
+@dataclass(frozen=True)
 class _Checked:
     status: PdfSignatureStatus
     strict: bool  # every certificate that names a responder had its revocation checked
     long_term: bool  # ... with the embedded data only, at the timestamped signing time
+    proof: _Proof | None
 
 
 def _report(signature: EmbeddedPdfSignature, evidence: _Evidence) -> SignatureReport:
@@ -768,61 +1112,96 @@ def _report(signature: EmbeddedPdfSignature, evidence: _Evidence) -> SignatureRe
         chain_trusted=status.trusted or (status.revoked and status.validation_path is not None),
         revocation="revoked" if status.revoked else "good" if checked.strict and status.trusted else "unknown",
         revocation_date=details.revocation_date if details is not None else None,
-        timestamp_time=timestamp.timestamp if timestamp is not None and timestamp.intact else None,
+        timestamp_time=_timestamp_time(timestamp, checked.proof),
         level=_level(signature, checked, evidence),
         covers_whole_document=_covers_whole_document(status),
     )
 
 
+def _timestamp_time(timestamp: TimestampSignatureStatus | None, proof: _Proof | None) -> datetime | None:
+    if timestamp is not None and timestamp.intact:
+        return timestamp.timestamp
+    return proof.time if proof is not None else None
+
+
 def _check(signature: EmbeddedPdfSignature, evidence: _Evidence) -> _Checked:
     status = _validate(signature, evidence.context("hard-fail", fetch=evidence.allow_fetching))
-    proven_time = _proven_time(status)
-    if proven_time is not None and evidence.has_revocation_data:
+    proof = _signature_timestamp_proof(signature, status) or _document_timestamp_proof(signature, evidence)
+    if proof is not None and evidence.has_revocation_data:
         # B-LT's promise: the embedded data alone validates the signature at its timestamped time, even
         # once the OCSP responses have gone stale or the certificate has expired.
-        long_term = _validate(signature, evidence.context("hard-fail", fetch=False, moment=proven_time))
+        long_term = _validate(signature, evidence.context("hard-fail", fetch=False, moment=proof.time))
         if long_term.trusted:
-            return _Checked(long_term, strict=True, long_term=True)
+            return _Checked(long_term, strict=True, long_term=True, proof=proof)
     if status.trusted or status.revoked:
-        return _Checked(status, strict=True, long_term=False)
+        return _Checked(status, strict=True, long_term=False, proof=proof)
     # Missing revocation data makes the strict validation fail: ask again about the chain alone.
     lenient = _validate(signature, evidence.context("soft-fail", fetch=evidence.allow_fetching))
-    return _Checked(lenient, strict=False, long_term=False)
+    # Offline, the timestamp authority's own revocation status is unknown too: soft-fail trusts its chain.
+    proof = proof or _signature_timestamp_proof(signature, lenient)
+    return _Checked(lenient, strict=False, long_term=False, proof=proof)
 
 
 def _validate(signature: EmbeddedPdfSignature, context: ValidationContext) -> PdfSignatureStatus:
     return validate_pdf_signature(signature, signer_validation_context=context)
 
 
-def _proven_time(status: PdfSignatureStatus) -> datetime | None:
+def _signature_timestamp_proof(signature: EmbeddedPdfSignature, status: PdfSignatureStatus) -> _Proof | None:
     timestamp = status.timestamp_validity
-    return timestamp.timestamp if timestamp is not None and timestamp.trusted else None
+    if timestamp is None or not timestamp.trusted:
+        return None
+    return _Proof(timestamp.timestamp, signature.signed_revision)
+
+
+def _document_timestamp_proof(signature: EmbeddedPdfSignature, evidence: _Evidence) -> _Proof | None:
+    # ETSI EN 319 142-1 (PAdES-B-T): the trusted time may come from a signature timestamp or from a
+    # document timestamp added over the signature later, which is how a B-B signature is upgraded.
+    for timestamp in evidence.document_timestamps:
+        if timestamp.signed_revision > signature.signed_revision:
+            time = _document_timestamp_time(timestamp, evidence)
+            if time is not None:
+                return _Proof(time, timestamp.signed_revision)
+    return None
 
 
 def _level(signature: EmbeddedPdfSignature, checked: _Checked, evidence: _Evidence) -> SignatureLevel | None:
     status = checked.status
     if not (status.intact and status.valid):
         return None
-    if _proven_time(status) is None:
+    if checked.proof is None:
         return "B-B"
     if not checked.long_term:
         return "B-T"
-    return "B-LTA" if _sealed_by_document_timestamp(signature, evidence) else "B-LT"
+    return "B-LTA" if _sealed_by_document_timestamp(checked.proof, evidence) else "B-LT"
 
 
-def _sealed_by_document_timestamp(signature: EmbeddedPdfSignature, evidence: _Evidence) -> bool:
-    # A trusted document timestamp in a later revision covers the validation data added after the signature.
-    later = [ts for ts in evidence.document_timestamps if ts.signed_revision > signature.signed_revision]
-    return any(_document_timestamp_trusted(ts, evidence) for ts in later)
+def _sealed_by_document_timestamp(proof: _Proof, evidence: _Evidence) -> bool:
+    # A trusted document timestamp after the proof of existence, over a revision that already holds validation
+    # data, protects that data (B-LTA). The proving document timestamp itself cannot: the data came after it.
+    return any(
+        timestamp.signed_revision > proof.revision
+        and _holds_revocation_data(evidence.reader, timestamp.signed_revision)
+        and _document_timestamp_time(timestamp, evidence) is not None
+        for timestamp in evidence.document_timestamps
+    )
 
 
-def _document_timestamp_trusted(timestamp: EmbeddedPdfSignature, evidence: _Evidence) -> bool:
+def _holds_revocation_data(reader: PdfFileReader, revision: int) -> bool:
+    dss = reader.get_historical_root(revision).get("/DSS")
+    if dss is None:
+        return False
+    dss = dss.get_object()
+    return bool(dss.get("/OCSPs") or dss.get("/CRLs"))
+
+
+def _document_timestamp_time(timestamp: EmbeddedPdfSignature, evidence: _Evidence) -> datetime | None:
+    """The time of a trusted, intact document timestamp; None otherwise."""
     # soft-fail: the timestamp's own revocation data only comes with the next archive timestamp.
     try:
         status = validate_pdf_timestamp(timestamp, validation_context=evidence.context("soft-fail", fetch=False))
     except (SignatureValidationError, pdf_misc.PdfError, ValueError):
-        return False
-    return status.trusted
+        return None
+    return status.timestamp if status.trusted and status.intact else None
 
 
 def _broken_report(signature: EmbeddedPdfSignature) -> SignatureReport:
@@ -871,10 +1250,12 @@ __all__ = [
     "SignatureRequest",
     "SigningError",
     "SigningIdentity",
+    "StampPlacement",
     "TrustServices",
     "inspect_pdf",
     "make_self_signed_identity",
     "sign_pdf",
+    "upgrade_pdf",
     "validation_report",
     "verify_pdf",
 ]

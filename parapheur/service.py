@@ -1,48 +1,165 @@
-"""Parapheur use cases: folders, their circuit (visa then signature), and signing identities.
+"""The parapheur's workflow engine: folders (dossiers) of a sous-type travel along their circuit of steps.
 
-A folder's state machine: awaiting_document → in_progress → completed | rejected; error when its document
-cannot be used. Each act is checked against the current step's actor, recorded in the step, the audit log,
-and, when the circuit ends on a GED document, sent back to the GED as a new version.
+A folder's life: draft (brouillon; awaiting_document while the GED sends its document) → in_progress (en
+cours) when sent → completed, rejected, or withdrawn by its creator; error when its document cannot be used.
+Each step waits for desks (bureaux); a user acts for a desk they hold, or for a desk that delegates to one of
+theirs. Every act is a StepAct, a FolderEvent (the history) and an entry of the tenant's audit log.
 """
 
 from __future__ import annotations
 
-import tempfile
-from collections import OrderedDict
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
-from threading import Lock
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from parapheur import pades
-from parapheur.models import Folder, SigningIdentity, Step
-from parapheur.schemas import StepIn
-from socle import audit, messages, secrets
-from socle.auth import Principal
+from parapheur import circuits, config, events, pades, signing, verification
+from parapheur.circuits import Actor
+from parapheur.models import (
+    Annotation,
+    Desk,
+    Folder,
+    FolderDocument,
+    FolderEvent,
+    OpinionRequest,
+    ReadMark,
+    SigningIdentity,
+    Step,
+    StepAct,
+    Subtype,
+    TrustAnchor,
+)
+from socle import audit, messages
+from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceUnavailable
-from socle.models import Tenant, User
+from socle.errors import Conflict, Forbidden, InvalidInput, NotFound
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
-from socle.storage.api import spool
+from socle.storage.api import Spooled, spool
 
-AWAITING, IN_PROGRESS, COMPLETED, REJECTED, ERROR = "awaiting_document", "in_progress", "completed", "rejected", "error"
+DRAFT, AWAITING, IN_PROGRESS = "draft", "awaiting_document", "in_progress"
+COMPLETED, REJECTED, WITHDRAWN, ERROR = "completed", "rejected", "withdrawn", "error"
+# Acts that count towards a step's completion; the others (reject, transfer) are recorded but do not count.
+COMPLETING = frozenset({"visa", "signature", "seal", "reading", "external_signature", "paper_signature"})
+# Acts the droit de remords may take back.
+UNDOABLE = frozenset({"visa", "signature", "reading", "paper_signature"})
+_ACTION_FOR_KIND = {"visa": "visa", "signature": "signature", "reading": "reading"}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def today() -> date:
+    """The date due dates are compared with."""
+    return utcnow().date()
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Creating folders
+# Creating and sending folders
 
 
-def create_from_ged(
-    session: Session, principal: Principal, title: str, document_id: str, circuit: list[StepIn]
-) -> Folder:
-    folder = _new_folder(session, principal, title, circuit, source="ged")
-    folder.ged_document_id = document_id
-    folder.status = AWAITING
+@dataclass(frozen=True)
+class FolderSpec:
+    """What a new folder is given: its sous-type, title, metadata, due date and external signers."""
+
+    subtype_id: str
+    title: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    due_date: date | None = None
+    external_signers: list[dict[str, str]] = field(default_factory=list)
+    send: bool = False
+
+
+def check_spec(session: Session, principal: Principal, spec: FolderSpec) -> Subtype:
+    """Check a new folder's sous-type, its creator's right and its external signers, before anything is stored.
+
+    Raises NotFound (sous-type), Forbidden (not a member of a creator desk), InvalidInput (external signers).
+    """
+    subtype = config.get_subtype(session, principal.tenant_id, spec.subtype_id)
+    held = config.user_desk_ids(session, principal.tenant_id, principal.username)
+    allowed = set(subtype.creator_desk_ids or []) or None
+    if not held or (allowed is not None and not held & allowed):
+        names = config.desk_names(session, principal.tenant_id)
+        wanted = ", ".join(sorted(names.get(desk_id, desk_id) for desk_id in allowed or []))
+        raise Forbidden(
+            f"vous ne pouvez pas créer de dossier « {subtype.name} » : réservé aux membres des bureaux {wanted}"
+            if wanted
+            else "vous ne pouvez pas créer de dossier : vous n'êtes membre d'aucun bureau"
+        )
+    expected = circuits.external_step_count(subtype.circuit)
+    if len(spec.external_signers) != expected:
+        raise InvalidInput(
+            f"le circuit de « {subtype.name} » compte {expected} signature(s) externe(s) : "
+            f"{len(spec.external_signers)} signataire(s) externe(s) donné(s)"
+        )
+    for signer in spec.external_signers:
+        if not str(signer.get("name") or "").strip() or not _EMAIL.match(str(signer.get("email") or "")):
+            raise InvalidInput("signataire externe : un nom et une adresse électronique valide sont requis")
+    if not isinstance(spec.metadata, dict):
+        raise InvalidInput("les métadonnées sont un objet JSON")
+    return subtype
+
+
+def _new_folder(session: Session, principal: Principal, spec: FolderSpec, subtype: Subtype, source: str) -> Folder:
+    folder = Folder(
+        tenant_id=principal.tenant_id,
+        title=spec.title,
+        source=source,
+        status=DRAFT,
+        subtype_id=subtype.id,
+        signature_format=subtype.type.signature_format,
+        signature_level=subtype.type.level,
+        field_values=dict(spec.metadata),
+        due_date=spec.due_date or _default_due(subtype),
+        created_by=principal.username,
+    )
+    folder.steps = _steps_from(subtype, spec.external_signers)
+    session.add(folder)
     session.flush()
+    return folder
+
+
+def _default_due(subtype: Subtype) -> date | None:
+    return today() + timedelta(days=subtype.due_days) if subtype.due_days is not None else None
+
+
+def _steps_from(subtype: Subtype, external_signers: list[dict[str, str]]) -> list[Step]:
+    """The folder's own copy of the sous-type's circuit; external steps get their signers in order."""
+    signers = iter(external_signers)
+    steps = []
+    for position, template in enumerate(subtype.circuit):
+        step = Step(
+            position=position,
+            kind=template["kind"],
+            desk_ids=list(template.get("desk_ids") or []),
+            mode=template.get("mode") or "all",
+            quorum=template.get("quorum"),
+            mandatory_metadata=list(template.get("mandatory_metadata") or []),
+            status="pending",
+        )
+        if step.kind == "external_signature":
+            signer = next(signers, {})
+            step.external_name, step.external_email = signer.get("name"), signer.get("email")
+        steps.append(step)
+    return steps
+
+
+def create_from_ged(session: Session, principal: Principal, spec: FolderSpec, document_id: str) -> Folder:
+    """A folder on a GED document: the GED sends the document through the queue (awaiting_document).
+
+    With ``spec.send`` the folder starts as soon as the document arrives. Raises as :func:`check_spec`.
+    """
+    subtype = check_spec(session, principal, spec)
+    folder = _new_folder(session, principal, spec, subtype, source="ged")
+    folder.ged_document_id, folder.status = document_id, AWAITING
+    if spec.send:
+        _check_sendable(subtype, folder, with_documents=False)
+        folder.sent_at = utcnow()
     enqueue(
         session,
         messages.GED_SEND_TO_PARAPHEUR,
@@ -51,49 +168,102 @@ def create_from_ged(
         document_id=document_id,
         folder_id=folder.id,
     )
-    _audit(session, principal.tenant_id, principal.actor, "parapheur.folder.created", folder, document=document_id)
+    _created(session, principal, folder, document=document_id)
     session.commit()
     return folder
 
 
-def store_pdf_upload(stream: BinaryIO) -> StoredObject:
-    """Keep an uploaded PDF, or refuse it before anything is stored if the parapheur cannot sign it."""
-    return get_store().put(stream, max_size=get_settings().max_upload_bytes, check=_check_pdf_file)
+@dataclass(frozen=True)
+class Upload:
+    """One uploaded file: its stream, the name the user gave it and its media type."""
+
+    stream: BinaryIO
+    filename: str
+    media_type: str
+
+
+def spool_uploads(signature_format: str, mains: list[Upload], annexes: list[Upload]) -> list[tuple[Spooled, str]]:
+    """Copy every upload to a temporary file and check it (main files must suit the signature format).
+
+    All files are checked before any is stored: a refusal leaves nothing. Returns (spooled file, role) pairs;
+    the caller removes the temporary files (:func:`discard`).
+    """
+    if not mains:
+        raise InvalidInput("au moins un document principal est requis")
+    settings = get_settings()
+    spooled: list[tuple[Spooled, str]] = []
+    try:
+        for role, uploads in (("main", mains), ("annex", annexes)):
+            for upload in uploads:
+                check = main_check(signature_format) if role == "main" else _not_empty
+                item = spool(
+                    upload.stream, settings.data_dir / "tmp", expected_sha256=None, max_size=settings.max_upload_bytes
+                )
+                spooled.append((item, role))
+                _checked(check, item.path, upload.filename)
+    except BaseException:
+        discard(spooled)
+        raise
+    return spooled
+
+
+def _checked(check: Any, path: Path, filename: str) -> None:
+    try:
+        check(path)
+    except InvalidInput as exc:
+        raise InvalidInput(f"« {filename} » : {exc.detail}") from None
+
+
+def discard(spooled: Iterable[tuple[Spooled, str]]) -> None:
+    """Remove the temporary files of :func:`spool_uploads`."""
+    for item, _ in spooled:
+        item.path.unlink(missing_ok=True)
 
 
 def create_from_upload(
-    session: Session, principal: Principal, title: str, stored: StoredObject, filename: str, circuit: list[StepIn]
+    session: Session,
+    principal: Principal,
+    spec: FolderSpec,
+    files: list[tuple[Spooled, str]],
+    uploads: list[Upload],
 ) -> Folder:
-    folder = _new_folder(session, principal, title, circuit, source="upload")
-    folder.status = IN_PROGRESS
-    folder.document_key, folder.document_size, folder.document_filename = stored.key, stored.size, filename
+    """A folder with uploaded main documents and annexes (already checked by :func:`spool_uploads`).
+
+    ``files`` and ``uploads`` are in the same order. The folder is a draft, or sent at once with ``spec.send``.
+    """
+    subtype = check_spec(session, principal, spec)
+    store = get_store()
+    folder = _new_folder(session, principal, spec, subtype, source="upload")
+    for position, ((item, role), upload) in enumerate(zip(files, uploads, strict=True)):
+        with item.path.open("rb") as handle:
+            stored: StoredObject = store.put(handle)
+        folder.documents.append(
+            FolderDocument(
+                role=role,
+                position=position,
+                filename=upload.filename,
+                media_type=upload.media_type,
+                key=stored.key,
+                size=stored.size,
+                added_by=principal.username,
+            )
+        )
     session.flush()
-    _audit(session, principal.tenant_id, principal.actor, "parapheur.folder.created", folder, sha256=stored.key)
+    _created(session, principal, folder, documents=[document.key for document in folder.documents])
+    if spec.send:
+        _send(session, principal, folder, subtype)
     session.commit()
     return folder
 
 
-def _new_folder(session: Session, principal: Principal, title: str, circuit: list[StepIn], source: str) -> Folder:
-    _check_actors(session, principal.tenant_id, {step.actor for step in circuit})
-    folder = Folder(tenant_id=principal.tenant_id, title=title, source=source, created_by=principal.username)
-    folder.steps = [Step(position=index, kind=step.kind, actor=step.actor) for index, step in enumerate(circuit)]
-    session.add(folder)
-    return folder
+def _created(session: Session, principal: Principal, folder: Folder, **details: Any) -> None:
+    _event(session, folder, _user(principal), "created", None, details)
+    _audit(session, folder, principal.actor, "parapheur.folder.created", subtype=folder.subtype_id, **details)
 
 
-def check_actors(session: Session, tenant_id: str, circuit: list[StepIn]) -> None:
-    _check_actors(session, tenant_id, {step.actor for step in circuit})
-
-
-def _check_actors(session: Session, tenant_id: str, usernames: set[str]) -> None:
-    known = set(
-        session.execute(
-            select(User.username).where(User.tenant_id == tenant_id, User.username.in_(usernames), User.active)
-        ).scalars()
-    )
-    unknown = sorted(usernames - known)
-    if unknown:
-        raise InvalidInput(f"acteur(s) inconnu(s) dans le circuit : {', '.join(unknown)}")
+def main_check(signature_format: str) -> Any:
+    """The check a main document must pass for this signature format: PDF (PAdES), XML (XAdES), any (CAdES)."""
+    return {"pades": _check_pdf_file, "xades": _check_xml_file}.get(signature_format, _not_empty)
 
 
 def _check_pdf_file(path: Path) -> None:
@@ -103,156 +273,653 @@ def _check_pdf_file(path: Path) -> None:
         raise InvalidInput(str(exc)) from None
 
 
-def _check_pdf(key: str) -> None:
-    with get_store().local_path(key) as path:
-        _check_pdf_file(path)
+def _check_xml_file(path: Path) -> None:
+    from lxml import etree
+
+    _not_empty(path)
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        etree.parse(str(path), parser)
+    except etree.XMLSyntaxError as exc:
+        raise InvalidInput(f"ce n'est pas un document XML bien formé ({exc})") from None
+
+
+def _not_empty(path: Path) -> None:
+    if path.stat().st_size == 0:
+        raise InvalidInput("le fichier est vide")
+
+
+def send(session: Session, principal: Principal, folder_id: str) -> Folder:
+    """Send a draft on its circuit (brouillon → en cours): its creator only.
+
+    A folder still awaiting its GED document is marked sent and starts when the document arrives.
+    Raises Forbidden (not the creator), Conflict (not a draft), InvalidInput (mandatory metadata missing,
+    no main document).
+    """
+    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    if folder.created_by != principal.username:
+        raise Forbidden("seul le créateur du dossier peut l'envoyer")
+    if folder.status not in (DRAFT, AWAITING) or folder.sent_at is not None:
+        raise Conflict(f"seul un brouillon peut être envoyé (état : {folder.status})", folder_status=folder.status)
+    subtype = _subtype_of(session, folder)
+    if folder.status == AWAITING:
+        _check_sendable(subtype, folder, with_documents=False)
+        folder.sent_at = utcnow()
+        _event(session, folder, _user(principal), "send_requested", None, {})
+    else:
+        _send(session, principal, folder, subtype)
+    session.commit()
+    return folder
+
+
+def _subtype_of(session: Session, folder: Folder) -> Subtype:
+    if folder.subtype_id is None:
+        raise Conflict("ce dossier n'a pas de sous-type : il ne peut pas être envoyé")
+    return config.get_subtype(session, folder.tenant_id, folder.subtype_id)
+
+
+def _check_sendable(subtype: Subtype, folder: Folder, *, with_documents: bool) -> None:
+    missing = circuits.missing_metadata(subtype.mandatory_metadata or [], folder.field_values or {})
+    if missing:
+        raise InvalidInput(f"métadonnée(s) obligatoire(s) manquante(s) : {', '.join(missing)}", missing=missing)
+    if with_documents and not folder.main_documents:
+        raise InvalidInput("le dossier n'a aucun document principal")
+
+
+def _send(session: Session, principal: Principal | None, folder: Folder, subtype: Subtype) -> None:
+    _check_sendable(subtype, folder, with_documents=True)
+    # The circuit is copied again at sending: a sous-type changed since the draft applies, signers kept.
+    externals = [
+        {"name": step.external_name or "", "email": step.external_email or ""}
+        for step in folder.steps
+        if step.kind == "external_signature"
+    ]
+    if len(externals) == circuits.external_step_count(subtype.circuit):
+        folder.steps.clear()
+        session.flush()
+        folder.steps.extend(_steps_from(subtype, externals))
+    folder.sent_at = folder.sent_at or utcnow()
+    actor = _user(principal) if principal else _SERVICE
+    _event(session, folder, actor, "sent", None, {})
+    _audit(session, folder, _audit_actor(actor), "parapheur.folder.sent")
+    _start(session, folder)
+
+
+def _start(session: Session, folder: Folder) -> None:
+    folder.status, folder.current_step, folder.updated_at = IN_PROGRESS, 0, utcnow()
+    _begin_step(session, folder, folder.steps[0])
+
+
+def _begin_step(session: Session, folder: Folder, step: Step) -> None:
+    step.status, step.started_at, step.completed_at = "current", utcnow(), None
+    session.flush()
+    events.step_started(session, folder, step)
 
 
 def attach_document(
-    session: Session, tenant_id: str, folder_id: str, *, key: str, size: int, filename: str, version: int
+    session: Session,
+    tenant_id: str,
+    folder_id: str,
+    *,
+    key: str,
+    size: int,
+    filename: str,
+    version: int,
+    media_type: str = "application/pdf",
 ) -> Folder:
-    """The GED's answer: the folder gets its document, if it is a PDF the parapheur can sign."""
+    """The GED's answer: the folder gets its main document if it suits the format; sent folders then start."""
     folder = get_folder(session, tenant_id, folder_id, for_update=True)
     if folder.status != AWAITING:
         return folder  # already answered: a second run changes nothing
-    folder.document_key, folder.document_size, folder.document_filename = key, size, filename
-    folder.ged_version = version
+    folder.ged_version, folder.updated_at = version, utcnow()
     try:
-        _check_pdf(key)
-        folder.status = IN_PROGRESS
+        with get_store().local_path(key) as path:
+            main_check(folder.signature_format)(path)
     except InvalidInput as exc:
         folder.status, folder.error = ERROR, exc.detail
-    folder.updated_at = utcnow()
-    _audit(session, tenant_id, "service:ged", "parapheur.folder.document_attached", folder, status=folder.status)
+    else:
+        folder.documents.append(
+            FolderDocument(
+                role="main",
+                position=0,
+                filename=filename,
+                media_type=media_type,
+                key=key,
+                size=size,
+                added_by="service:ged",
+            )
+        )
+        folder.status = DRAFT
+        session.flush()
+        if folder.sent_at is not None:
+            try:
+                _send(session, None, folder, _subtype_of(session, folder))
+            except (InvalidInput, NotFound, Conflict) as exc:
+                folder.status, folder.error = ERROR, exc.detail
+    _event(session, folder, _GED, "document_attached", None, {"status": folder.status})
+    _audit(session, folder, "service:ged", "parapheur.folder.document_attached", status=folder.status)
     session.commit()
     return folder
 
 
 def mark_unavailable(session: Session, tenant_id: str, folder_id: str, reason: str) -> Folder:
+    """The GED cannot send the document: the folder ends in error with the reason."""
     folder = get_folder(session, tenant_id, folder_id, for_update=True)
     if folder.status == AWAITING:
         folder.status, folder.error, folder.updated_at = ERROR, reason, utcnow()
-        _audit(session, tenant_id, "service:ged", "parapheur.folder.document_unavailable", folder, reason=reason)
+        _event(session, folder, _GED, "document_unavailable", reason, {})
+        _audit(session, folder, "service:ged", "parapheur.folder.document_unavailable", reason=reason)
         session.commit()
     return folder
 
 
+def set_metadata(session: Session, principal: Principal, folder_id: str, values: dict[str, Any]) -> Folder:
+    """Fill in metadata (merged; None removes a key): the creator before sending, the current actors after."""
+    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    if folder.status in (DRAFT, AWAITING):
+        if folder.created_by != principal.username:
+            raise Forbidden("seul le créateur du dossier peut modifier un brouillon")
+    elif folder.status == IN_PROGRESS:
+        acting_actor(session, principal, folder, folder.steps[folder.current_step])
+    else:
+        raise Conflict(f"le dossier est clos (état : {folder.status})", folder_status=folder.status)
+    merged = {**(folder.field_values or {}), **values}
+    folder.field_values = {name: value for name, value in merged.items() if value is not None}
+    folder.updated_at = utcnow()
+    _event(session, folder, _user(principal), "metadata_updated", None, {"fields": sorted(values)})
+    _audit(session, folder, principal.actor, "parapheur.folder.metadata_updated", fields=sorted(values))
+    session.commit()
+    return folder
+
+
 # ---------------------------------------------------------------------------------------------------------
-# Acting on the current step
+# Who acts
 
 
-def visa(session: Session, principal: Principal, folder_id: str, comment: str | None) -> Folder:
-    folder, step = _current_step_for(session, principal, folder_id, "visa")
-    _complete_step(step, principal, comment)
-    _audit(session, principal.tenant_id, principal.actor, "parapheur.visa", folder, step=step.position)
-    _advance(session, folder)
-    session.commit()
-    return folder
+def _user(principal: Principal) -> Actor:
+    return Actor(principal.username, principal.display_name)
 
 
-def sign(session: Session, principal: Principal, folder_id: str, comment: str | None) -> Folder:
-    folder, step = _current_step_for(session, principal, folder_id, "signature")
-    identity = load_identity(session, principal.tenant_id, principal.username)
-    request = pades.SignatureRequest(
-        signer_name=principal.display_name, reason=f"Signature : {folder.title}"[:200], location=principal.tenant_name
-    )
-    signed = _sign_current_document(folder, identity, request)
-    folder.signed_key = signed.key
-    _complete_step(step, principal, comment)
-    _audit(
-        session,
-        principal.tenant_id,
-        principal.actor,
-        "parapheur.signature",
-        folder,
-        step=step.position,
-        sha256=signed.key,
-        certificate=identity.subject_name,
-    )
-    _advance(session, folder)
-    session.commit()
-    return folder
+_SERVICE = Actor("service:parapheur", "Parapheur")
+_GED = Actor("service:ged", "GED")
 
 
-def reject(session: Session, principal: Principal, folder_id: str, reason: str) -> Folder:
-    if not reason.strip():
-        raise InvalidInput("le motif du rejet est obligatoire")
-    folder, step = _current_step_for(session, principal, folder_id, None)
-    step.status, step.acted_by, step.acted_at, step.comment = REJECTED, principal.username, utcnow(), reason
-    folder.status, folder.rejection_reason, folder.updated_at = REJECTED, reason, utcnow()
-    _audit(session, principal.tenant_id, principal.actor, "parapheur.rejected", folder, reason=reason)
-    session.commit()
-    return folder
+def _live_acts(step: Step) -> list[StepAct]:
+    return [act for act in step.acts if act.undone_at is None]
 
 
-def _current_step_for(session: Session, principal: Principal, folder_id: str, kind: str | None) -> tuple[Folder, Step]:
+def _acted_desks(step: Step) -> set[str | None]:
+    return {act.on_behalf_of_desk_id or act.desk_id for act in _live_acts(step) if act.action in COMPLETING}
+
+
+def acting_actor(
+    session: Session, principal: Principal, folder: Folder, step: Step, desk_id: str | None = None
+) -> Actor:
+    """Which desk of ``step`` this user acts for: one they hold, else one delegating to theirs right now.
+
+    A delegation limited to some sous-types applies only to folders of those. ``desk_id`` picks the step's
+    desk to act for when the user could act for several. Desks that already acted are skipped.
+    Raises Forbidden (no desk of the step, no delegation), Conflict (their desks already acted).
+    """
+    held = config.user_desk_ids(session, folder.tenant_id, principal.username)
+    acted = _acted_desks(step)
+    wanted = [d for d in step.desk_ids if desk_id is None or d == desk_id]
+    direct = [d for d in wanted if d in held]
+    delegating = {
+        delegation.from_desk_id: delegation.to_desk_id
+        for delegation in config.active_delegations(session, folder.tenant_id)
+        if delegation.from_desk_id in wanted
+        and delegation.to_desk_id in held
+        and delegation.from_desk_id not in direct
+        and config.delegation_applies(delegation, folder.subtype_id)
+    }
+    free = [d for d in direct if d not in acted]
+    if free:
+        desk = _desk(session, free[0])
+        return Actor(principal.username, principal.display_name, desk.id, desk.name, stamp_role=desk.stamp_role)
+    free_delegated = [d for d in wanted if d in delegating and d not in acted]
+    if free_delegated:
+        replaced, own = _desk(session, free_delegated[0]), _desk(session, delegating[free_delegated[0]])
+        return Actor(
+            principal.username,
+            principal.display_name,
+            own.id,
+            own.name,
+            on_behalf_of_desk_id=replaced.id,
+            on_behalf_of_name=replaced.name,
+            stamp_role=replaced.stamp_role,
+        )
+    if direct or delegating:
+        raise Conflict("votre bureau a déjà agi sur cette étape")
+    raise Forbidden("vous n'êtes membre d'aucun bureau attendu à l'étape en cours (ni délégataire de l'un d'eux)")
+
+
+def _desk(session: Session, desk_id: str) -> Desk:
+    desk = session.get(Desk, desk_id)
+    if desk is None:
+        raise NotFound(f"bureau {desk_id} introuvable")
+    return desk
+
+
+def current_for(
+    session: Session,
+    principal: Principal,
+    folder_id: str,
+    kinds: Iterable[str] | None,
+    desk_id: str | None = None,
+    *,
+    completing: bool = True,
+) -> tuple[Folder, Step, Actor]:
+    """The folder (locked), its current step and who acts, checked in this order: state, who, step kind, and
+    (for an act that counts towards the step) the step's mandatory metadata.
+
+    Raises NotFound, Conflict (not in progress, wrong step kind, desk already acted), Forbidden, InvalidInput.
+    """
     folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
     if folder.status != IN_PROGRESS:
         raise Conflict(f"le dossier n'attend aucune action (état : {folder.status})", folder_status=folder.status)
     step = folder.steps[folder.current_step]
-    if step.actor != principal.username:
-        raise Forbidden("vous n'êtes pas l'acteur de l'étape en cours de ce dossier")
-    if kind is not None and step.kind != kind:
-        raise Conflict(f"l'étape en cours attend : {step.kind}")
-    return folder, step
+    actor = acting_actor(session, principal, folder, step, desk_id)
+    if kinds is not None and step.kind not in kinds:
+        raise Conflict(f"l'étape en cours attend : {circuits.STEP_KINDS[step.kind]}", step_kind=step.kind)
+    if completing:
+        missing = circuits.missing_metadata(step.mandatory_metadata or [], folder.field_values or {})
+        if missing:
+            raise InvalidInput(
+                f"métadonnée(s) obligatoire(s) pour agir à cette étape : {', '.join(missing)}", missing=missing
+            )
+    return folder, step, actor
 
 
-def _complete_step(step: Step, principal: Principal, comment: str | None) -> None:
-    step.status, step.acted_by, step.acted_at, step.comment = "done", principal.username, utcnow(), comment
+# ---------------------------------------------------------------------------------------------------------
+# Recording acts
 
 
-def _advance(session: Session, folder: Folder) -> None:
+def record_act(
+    session: Session,
+    folder: Folder,
+    step: Step,
+    actor: Actor,
+    action: str,
+    comment: str | None = None,
+    previous_keys: dict[str, str | None] | None = None,
+    details: dict[str, Any] | None = None,
+) -> StepAct:
+    """Record one act on a step (StepAct, history, audit), then complete the step and move on if its rule is met.
+
+    Moving on starts the next step (``events.step_started``) or ends the folder (``events.folder_ended``, and a
+    GED folder's signed document is sent back to the GED). Nothing is committed here.
+    """
+    act = StepAct(
+        folder_id=folder.id,
+        desk_id=actor.desk_id,
+        on_behalf_of_desk_id=actor.on_behalf_of_desk_id,
+        username=actor.username,
+        display_name=actor.display_name,
+        action=action,
+        comment=comment,
+        at=utcnow(),
+        previous_keys=previous_keys,
+    )
+    step.acts.append(act)
+    session.flush()
+    _event(session, folder, actor, action, comment, {"step": step.position, "act": act.id, **(details or {})})
+    _audit(
+        session,
+        folder,
+        _audit_actor(actor),
+        f"parapheur.{action}",
+        step=step.position,
+        desk=actor.desk_name,
+        on_behalf_of=actor.on_behalf_of_name,
+        **(details or {}),
+    )
     folder.updated_at = utcnow()
-    if folder.current_step + 1 < len(folder.steps):
-        folder.current_step += 1
+    if action in COMPLETING and circuits.is_complete(step.mode, step.quorum, step.desk_ids, _acted_desks(step)):
+        _complete_step(session, folder, step, actor)
+    return act
+
+
+def _complete_step(session: Session, folder: Folder, step: Step, actor: Actor) -> None:
+    step.status, step.completed_at = "done", utcnow()
+    if step.position + 1 < len(folder.steps):
+        folder.current_step = step.position + 1
+        _begin_step(session, folder, folder.steps[folder.current_step])
         return
     folder.status = COMPLETED
-    _audit(session, folder.tenant_id, "service:parapheur", "parapheur.folder.completed", folder)
-    if folder.source == "ged" and folder.signed_key and folder.ged_document_id:
-        enqueue(
-            session,
-            messages.GED_STORE_SIGNED_VERSION,
-            key=f"ged.signed:{folder.id}",
+    _event(session, folder, _SERVICE, "completed", None, {})
+    _audit(session, folder, "service:parapheur", "parapheur.folder.completed")
+    send_back_to_ged(session, folder)
+    events.folder_ended(session, folder, actor)
+
+
+def send_back_to_ged(session: Session, folder: Folder) -> None:
+    """A GED folder's signed document goes back to the GED as a new version; not while a degraded signature
+    still owes its level (the upgrade job sends it once reached: the send-back is keyed by folder, once)."""
+    main = folder.main_documents
+    signed_key = main[0].signed_key if main else None
+    if folder.pending_level is not None:
+        return
+    if folder.source != "ged" or not folder.ged_document_id or not signed_key:
+        return  # a detached signature (CAdES) leaves the GED's document as it is
+    document = main[0]
+    signatories = [
+        act.username
+        for step in folder.steps
+        for act in _live_acts(step)
+        if act.action in ("signature", "seal", "external_signature", "paper_signature")
+    ]
+    enqueue(
+        session,
+        messages.GED_STORE_SIGNED_VERSION,
+        key=f"ged.signed:{folder.id}",
+        tenant_id=folder.tenant_id,
+        document_id=folder.ged_document_id,
+        folder_id=folder.id,
+        object_key=signed_key,
+        size=get_store().size(signed_key),
+        filename=signed_name(document.filename),
+        signatories=signatories,
+    )
+
+
+def signed_name(filename: str) -> str:
+    """``acte.pdf`` → ``acte-signe.pdf``."""
+    stem, dot, extension = filename.rpartition(".")
+    return f"{stem}-signe.{extension}" if dot and stem else f"{filename}-signe"
+
+
+def _event(
+    session: Session, folder: Folder, actor: Actor, action: str, comment: str | None, details: dict[str, Any]
+) -> None:
+    session.add(
+        FolderEvent(
             tenant_id=folder.tenant_id,
-            document_id=folder.ged_document_id,
             folder_id=folder.id,
-            object_key=folder.signed_key,
-            size=get_store().size(folder.signed_key),
-            filename=_signed_name(folder.document_filename or "document.pdf"),
-            signatories=[step.acted_by or step.actor for step in folder.steps if step.kind == "signature"],
+            at=utcnow(),
+            actor=actor.username,
+            actor_name=actor.display_name,
+            desk_id=actor.desk_id,
+            on_behalf_of_desk_id=actor.on_behalf_of_desk_id,
+            action=action,
+            comment=comment,
+            details=json.loads(json.dumps(details, default=str)),
         )
+    )
 
 
-def _signed_name(filename: str) -> str:
-    stem = filename[:-4] if filename.lower().endswith(".pdf") else filename
-    return f"{stem}-signe.pdf"
+def _audit_actor(actor: Actor) -> str:
+    return actor.username if ":" in actor.username else f"user:{actor.username}"
 
 
-def _sign_current_document(
-    folder: Folder, identity: pades.SigningIdentity, request: pades.SignatureRequest
-) -> StoredObject:
-    store = get_store()
-    source_key = folder.signed_key or folder.document_key
-    if source_key is None:
-        raise Conflict("ce dossier n'a pas encore de document")
-    work_dir = get_settings().data_dir / "tmp"
-    work_dir.mkdir(parents=True, exist_ok=True)
-    with store.local_path(source_key) as source, tempfile.TemporaryDirectory(dir=work_dir) as scratch:
-        output = Path(scratch) / "signed.pdf"
-        try:
-            pades.sign_pdf(source, output, identity, request)
-        except pades.PdfError as exc:
-            raise InvalidInput(str(exc)) from None
-        except pades.SigningError as exc:
-            # A responder that is down is the service's problem, not the user's: the act may be retried.
-            raise (ServiceUnavailable if exc.retryable else InvalidInput)(str(exc)) from None
-        with output.open("rb") as stream:
-            return store.put(stream)
+def _audit(session: Session, folder: Folder, actor: str, action: str, **details: object) -> None:
+    audit.record(
+        session,
+        tenant_id=folder.tenant_id,
+        actor=actor,
+        action=action,
+        object_type="folder",
+        object_id=folder.id,
+        details={"title": folder.title, **{k: v for k, v in details.items() if v is not None}},
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Acts on the current step
+
+
+def visa(
+    session: Session, principal: Principal, folder_id: str, comment: str | None, desk_id: str | None = None
+) -> Folder:
+    """Viser the current visa step. Raises NotFound, Conflict (state, step kind, desk already acted),
+    Forbidden (no desk of the step), InvalidInput (the step's mandatory metadata missing)."""
+    folder, step, actor = current_for(session, principal, folder_id, ("visa",), desk_id)
+    record_act(session, folder, step, actor, "visa", comment)
+    session.commit()
+    return folder
+
+
+def sign(
+    session: Session, principal: Principal, folder_id: str, comment: str | None, desk_id: str | None = None
+) -> Folder:
+    """Sign the current signature step with the user's identity (``signing.sign_documents``).
+
+    When the sous-type requires reading, the user must first have opened every main document in its current
+    state. A failing signature (InvalidInput, Conflict, ServiceUnavailable from signing) changes nothing.
+    """
+    folder, step, actor = current_for(session, principal, folder_id, ("signature",), desk_id)
+    check_read(session, principal, folder)
+    previous = signing.sign_documents(session, folder, actor)
+    record_act(session, folder, step, actor, "signature", comment, previous_keys=previous)
+    session.commit()
+    return folder
+
+
+def check_read(session: Session, principal: Principal, folder: Folder) -> None:
+    """Lecture obligatoire: raise Conflict unless the user opened every main document in its current state."""
+    subtype = session.get(Subtype, folder.subtype_id) if folder.subtype_id else None
+    if subtype is None or not subtype.reading_required:
+        return
+    read = set(
+        session.execute(
+            select(ReadMark.document_key).where(
+                ReadMark.folder_id == folder.id, ReadMark.username == principal.username
+            )
+        ).scalars()
+    )
+    unread = [document.filename for document in folder.main_documents if document.current_key not in read]
+    if unread:
+        raise Conflict(f"lecture obligatoire avant de signer : ouvrez d'abord {', '.join(unread)}", unread=unread)
+
+
+def read_step(
+    session: Session, principal: Principal, folder_id: str, comment: str | None, desk_id: str | None = None
+) -> Folder:
+    """Mark the current reading step read (lecture) for one of the user's desks."""
+    folder, step, actor = current_for(session, principal, folder_id, ("reading",), desk_id)
+    record_act(session, folder, step, actor, "reading", comment)
+    session.commit()
+    return folder
+
+
+def reject(session: Session, principal: Principal, folder_id: str, reason: str, desk_id: str | None = None) -> Folder:
+    """Reject the folder at its current step; the reason is required. The folder ends (rejected)."""
+    if not reason.strip():
+        raise InvalidInput("le motif du rejet est obligatoire")
+    folder, step, actor = current_for(session, principal, folder_id, None, desk_id, completing=False)
+    record_act(session, folder, step, actor, "reject", reason)
+    step.status, step.completed_at = REJECTED, utcnow()
+    folder.status, folder.rejection_reason = REJECTED, reason
+    events.folder_ended(session, folder, actor)
+    session.commit()
+    return folder
+
+
+def transfer(
+    session: Session,
+    principal: Principal,
+    folder_id: str,
+    to_desk_id: str,
+    comment: str | None,
+    desk_id: str | None = None,
+) -> Folder:
+    """Hand the current step over to another desk of the tenant, for this folder only (transférer)."""
+    folder, step, actor = current_for(session, principal, folder_id, None, desk_id, completing=False)
+    target = config.get_desk(session, principal.tenant_id, to_desk_id)
+    replaced = actor.acting_for
+    if target.id in step.desk_ids:
+        raise Conflict(f"le bureau « {target.name} » est déjà attendu à cette étape")
+    step.desk_ids = [target.id if d == replaced else d for d in step.desk_ids]
+    record_act(session, folder, step, actor, "transfer", comment, details={"from_desk": replaced, "to_desk": target.id})
+    events.step_started(session, folder, step)  # the new desk is told, as if the step started for it
+    session.commit()
+    return folder
+
+
+def undo(session: Session, principal: Principal, folder_id: str) -> Folder:
+    """Droit de remords: take back one's own last act while nobody acted on the folder since.
+
+    The step comes back as current (the next one back to pending), a signature's documents are restored.
+    Raises Conflict when the folder is closed, the user has no act to take back, or a later act exists.
+    """
+    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    if folder.status != IN_PROGRESS:
+        raise Conflict(f"droit de remords impossible : le dossier est clos (état : {folder.status})")
+    acts = sorted(
+        ((act, step) for step in folder.steps for act in _live_acts(step)), key=lambda pair: (pair[0].at, pair[0].id)
+    )
+    own = [index for index, (act, _) in enumerate(acts) if act.username == principal.username]
+    if not own:
+        raise Conflict("droit de remords impossible : vous n'avez pas agi sur ce dossier")
+    act, step = acts[own[-1]]
+    if own[-1] != len(acts) - 1:
+        raise Conflict("droit de remords impossible : un autre acteur a agi depuis votre action")
+    if act.action not in UNDOABLE:
+        raise Conflict(f"droit de remords impossible : l'action « {act.action} » ne se reprend pas")
+    if step.position != folder.current_step:
+        following = folder.steps[folder.current_step]
+        following.status, following.started_at = "pending", None
+        folder.current_step = step.position
+    step.status, step.completed_at = "current", None
+    act.undone_at = utcnow()
+    if act.previous_keys:
+        signing.restore_documents(folder, act.previous_keys)
+    actor = Actor(
+        principal.username, principal.display_name, act.desk_id, on_behalf_of_desk_id=act.on_behalf_of_desk_id
+    )
+    _event(session, folder, actor, "undone", None, {"step": step.position, "act": act.id, "action": act.action})
+    _audit(session, folder, principal.actor, "parapheur.undone", step=step.position, undone_action=act.action)
+    folder.updated_at = utcnow()
+    session.commit()
+    return folder
+
+
+def withdraw(session: Session, principal: Principal, folder_id: str, comment: str | None) -> Folder:
+    """Withdraw a folder (retirer): its creator only, while it has not ended."""
+    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    if folder.created_by != principal.username:
+        raise Forbidden("seul le créateur du dossier peut le retirer")
+    if folder.status in circuits.ENDED_STATUSES:
+        raise Conflict(f"le dossier est déjà clos (état : {folder.status})", folder_status=folder.status)
+    folder.status, folder.updated_at = WITHDRAWN, utcnow()
+    actor = _user(principal)
+    _event(session, folder, actor, "withdrawn", comment, {})
+    _audit(session, folder, principal.actor, "parapheur.folder.withdrawn")
+    events.folder_ended(session, folder, actor)
+    session.commit()
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Annotations and opinions
+
+
+def _involved(session: Session, principal: Principal, folder: Folder) -> bool:
+    """The creator, an administrator, or a member (or current delegate) of a desk of the circuit."""
+    if folder.created_by == principal.username or Role.ADMIN in principal.roles:
+        return True
+    held = config.user_desk_ids(session, folder.tenant_id, principal.username)
+    desks = {d for step in folder.steps for d in step.desk_ids}
+    delegated = {
+        delegation.from_desk_id
+        for delegation in config.active_delegations(session, folder.tenant_id)
+        if delegation.to_desk_id in held
+    }
+    return bool(desks & (held | delegated))
+
+
+def annotate(session: Session, principal: Principal, folder_id: str, text: str, public: bool) -> Annotation:
+    """Add a note, public or private (visible to its author only). Those involved in the folder only."""
+    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    if not text.strip():
+        raise InvalidInput("l'annotation est vide")
+    if not _involved(session, principal, folder):
+        raise Forbidden("seuls le créateur et les bureaux du circuit peuvent annoter ce dossier")
+    annotation = Annotation(
+        folder_id=folder.id,
+        author=principal.username,
+        author_name=principal.display_name,
+        text=text,
+        public=public,
+        step_position=folder.active_step,
+    )
+    session.add(annotation)
+    session.flush()
+    # A private note's text stays out of the history and the audit log, which others read.
+    details = {"annotation": annotation.id, "public": public}
+    _event(session, folder, _user(principal), "annotation", text if public else None, details)
+    _audit(session, folder, principal.actor, "parapheur.annotation", public=public)
+    session.commit()
+    return annotation
+
+
+def visible_annotations(session: Session, principal: Principal, folder: Folder) -> list[Annotation]:
+    """The folder's annotations this user may see: the public ones and their own private ones."""
+    query = (
+        select(Annotation)
+        .where(Annotation.folder_id == folder.id)
+        .where(Annotation.public | (Annotation.author == principal.username))
+        .order_by(Annotation.at)
+    )
+    return list(session.execute(query).scalars())
+
+
+def ask_opinion(session: Session, principal: Principal, folder_id: str, desk_id: str, question: str) -> OpinionRequest:
+    """Ask a desk for its opinion (demander un avis): a current actor only; the folder does not move."""
+    folder, step, actor = current_for(session, principal, folder_id, None, completing=False)
+    desk = config.get_desk(session, principal.tenant_id, desk_id)
+    if not question.strip():
+        raise InvalidInput("la question est vide")
+    opinion = OpinionRequest(folder_id=folder.id, desk_id=desk.id, asked_by=principal.username, question=question)
+    session.add(opinion)
+    session.flush()
+    _event(session, folder, actor, "opinion_requested", question, {"opinion": opinion.id, "desk": desk.name})
+    _audit(session, folder, principal.actor, "parapheur.opinion_requested", desk=desk.name, step=step.position)
+    session.commit()
+    return opinion
+
+
+def answer_opinion(
+    session: Session, principal: Principal, folder_id: str, opinion_id: str, answer: str
+) -> OpinionRequest:
+    """A member of the asked desk answers, once."""
+    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    opinion = session.execute(
+        select(OpinionRequest).where(OpinionRequest.id == opinion_id, OpinionRequest.folder_id == folder.id)
+    ).scalar_one_or_none()
+    if opinion is None:
+        raise NotFound(f"demande d'avis {opinion_id} introuvable")
+    desk = config.get_desk(session, principal.tenant_id, opinion.desk_id)
+    if principal.username not in {member.username for member in desk.members}:
+        raise Forbidden(f"seuls les membres du bureau « {desk.name} » peuvent donner cet avis")
+    if opinion.answered_at is not None:
+        raise Conflict("cet avis a déjà été donné")
+    if not answer.strip():
+        raise InvalidInput("l'avis est vide")
+    opinion.answer, opinion.answered_by, opinion.answered_at = answer, principal.username, utcnow()
+    actor = Actor(principal.username, principal.display_name, desk.id, desk.name)
+    _event(session, folder, actor, "opinion_given", answer, {"opinion": opinion.id, "desk": desk.name})
+    _audit(session, folder, principal.actor, "parapheur.opinion_given", desk=desk.name)
+    session.commit()
+    return opinion
+
+
+def opinions_of(session: Session, folder: Folder) -> list[OpinionRequest]:
+    """The folder's opinion requests, oldest first."""
+    query = select(OpinionRequest).where(OpinionRequest.folder_id == folder.id).order_by(OpinionRequest.asked_at)
+    return list(session.execute(query).scalars())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading
 
 
 def get_folder(session: Session, tenant_id: str, folder_id: str, *, for_update: bool = False) -> Folder:
+    """The tenant's folder with its steps, acts and documents; raises NotFound (also for another tenant's)."""
     query = (
-        select(Folder).where(Folder.id == folder_id, Folder.tenant_id == tenant_id).options(selectinload(Folder.steps))
+        select(Folder)
+        .where(Folder.id == folder_id, Folder.tenant_id == tenant_id)
+        .options(selectinload(Folder.steps).selectinload(Step.acts), selectinload(Folder.documents))
     )
     if for_update:
         query = query.with_for_update(of=Folder)
@@ -262,117 +929,150 @@ def get_folder(session: Session, tenant_id: str, folder_id: str, *, for_update: 
     return folder
 
 
-def list_folders(session: Session, tenant_id: str, status: str | None, limit: int, offset: int) -> list[Folder]:
-    query = select(Folder).where(Folder.tenant_id == tenant_id).options(selectinload(Folder.steps))
+def list_folders(
+    session: Session,
+    tenant_id: str,
+    *,
+    status: str | None = None,
+    subtype_id: str | None = None,
+    late: bool = False,
+    q: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Folder]:
+    """The tenant's folders, newest activity first, filtered by status, sous-type, lateness, words of the title."""
+    query = (
+        select(Folder)
+        .where(Folder.tenant_id == tenant_id)
+        .options(selectinload(Folder.steps).selectinload(Step.acts), selectinload(Folder.documents))
+    )
     if status:
         query = query.where(Folder.status == status)
-    return list(session.execute(query.order_by(Folder.updated_at.desc()).limit(limit).offset(offset)).scalars())
+    if subtype_id:
+        query = query.where(Folder.subtype_id == subtype_id)
+    if late:
+        query = query.where(Folder.due_date < today(), Folder.status.not_in(circuits.ENDED_STATUSES))
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(Folder.title.ilike(pattern, escape="\\"))
+    query = query.order_by(Folder.updated_at.desc(), Folder.id).limit(limit).offset(offset)
+    return list(session.execute(query).scalars())
 
 
-def _audit(session: Session, tenant_id: str, actor: str, action: str, folder: Folder, **details: object) -> None:
-    audit.record(
-        session,
-        tenant_id=tenant_id,
-        actor=actor,
-        action=action,
-        object_type="folder",
-        object_id=folder.id,
-        details={"title": folder.title, **details},
+def history(session: Session, tenant_id: str, folder_id: str) -> list[FolderEvent]:
+    """The folder's history (FolderEvent rows), in order; raises NotFound as :func:`get_folder`."""
+    folder = get_folder(session, tenant_id, folder_id)
+    query = select(FolderEvent).where(FolderEvent.folder_id == folder.id).order_by(FolderEvent.at, FolderEvent.id)
+    return list(session.execute(query).scalars())
+
+
+def open_document(session: Session, principal: Principal, folder_id: str, document_id: str | None) -> FolderDocument:
+    """A document of the folder in its current state (the first main one when ``document_id`` is None).
+
+    Opening it records a ReadMark for this user and this state of the document (lecture obligatoire).
+    """
+    folder = get_folder(session, principal.tenant_id, folder_id)
+    if document_id is None:
+        documents = folder.main_documents
+        if not documents:
+            raise NotFound("ce dossier n'a pas encore de document")
+        document = documents[0]
+    else:
+        found = [document for document in folder.documents if document.id == document_id]
+        if not found:
+            raise NotFound(f"document {document_id} introuvable dans ce dossier")
+        document = found[0]
+    _record_read(session, principal, folder, document)
+    return document
+
+
+def _record_read(session: Session, principal: Principal, folder: Folder, document: FolderDocument) -> None:
+    key = document.current_key
+    known = session.execute(
+        select(ReadMark.id).where(
+            ReadMark.folder_id == folder.id, ReadMark.username == principal.username, ReadMark.document_key == key
+        )
+    ).first()
+    if known is not None:
+        return
+    session.add(ReadMark(folder_id=folder.id, username=principal.username, document_key=key))
+    _event(session, folder, _user(principal), "document_read", None, {"document": document.id, "sha256": key})
+    _audit(session, folder, principal.actor, "parapheur.document_read", document=document.id, sha256=key)
+    session.commit()
+
+
+BOXES = ("to_act", "in_progress", "late", "delegated")
+
+
+def desk_folders(
+    session: Session, principal: Principal, desk_id: str, box: str, limit: int = 50, offset: int = 0
+) -> list[Folder]:
+    """A desk's box, for its members (or an administrator).
+
+    to_act: the current step waits for this desk; late: the same, past their due date; in_progress: folders
+    on their way whose circuit names this desk, not waiting for it now; delegated: the current step waits for
+    a desk that delegates to this one now (for the folder's sous-type).
+    """
+    desk = config.get_desk(session, principal.tenant_id, desk_id)
+    if Role.ADMIN not in principal.roles and principal.username not in {m.username for m in desk.members}:
+        raise Forbidden(f"seuls les membres du bureau « {desk.name} » voient ses dossiers")
+    if box not in BOXES:
+        raise InvalidInput(f"corbeille inconnue : {box} (attendu : {', '.join(BOXES)})")
+    folders = list_folders(session, principal.tenant_id, status=IN_PROGRESS, limit=100_000)
+    delegations = [d for d in config.active_delegations(session, principal.tenant_id) if d.to_desk_id == desk.id]
+    chosen = [folder for folder in folders if _in_box(folder, desk.id, box, delegations)]
+    return chosen[offset : offset + limit]
+
+
+def _waits_for(folder: Folder, desk_id: str) -> bool:
+    step = folder.steps[folder.current_step]
+    return desk_id in step.desk_ids and desk_id not in _acted_desks(step)
+
+
+def _in_box(folder: Folder, desk_id: str, box: str, delegations: list[Any]) -> bool:
+    if box == "to_act":
+        return _waits_for(folder, desk_id)
+    if box == "late":
+        return _waits_for(folder, desk_id) and circuits.is_late(folder.due_date, today(), folder.status)
+    if box == "in_progress":
+        named = any(desk_id in step.desk_ids for step in folder.steps)
+        return named and not _waits_for(folder, desk_id)
+    return any(
+        _waits_for(folder, delegation.from_desk_id) and config.delegation_applies(delegation, folder.subtype_id)
+        for delegation in delegations
     )
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Signing identities
-
-
-def import_identity(
-    session: Session, tenant: Tenant, username: str, pkcs12: bytes, passphrase: bytes
-) -> SigningIdentity:
-    """Keep a user's PKCS#12, encrypted; the passphrase too, so the server can sign on the user's act."""
-    user = session.execute(
-        select(User).where(User.tenant_id == tenant.id, User.username == username)
-    ).scalar_one_or_none()
-    if user is None:
-        raise NotFound(f"utilisateur « {username} » inconnu")
-    try:
-        loaded = pades.SigningIdentity.from_pkcs12(pkcs12, passphrase)
-    except pades.IdentityError as exc:
-        raise InvalidInput(str(exc)) from None
-    row = session.execute(
-        select(SigningIdentity).where(SigningIdentity.tenant_id == tenant.id, SigningIdentity.username == username)
-    ).scalar_one_or_none()
-    if row is None:
-        row = SigningIdentity(tenant_id=tenant.id, username=username)
-        session.add(row)
-    row.subject, row.certificate_der = loaded.subject_name, loaded.certificate_der
-    row.pkcs12_encrypted, row.passphrase_encrypted = secrets.encrypt(pkcs12), secrets.encrypt(passphrase)
-    session.flush()
-    audit.record(
-        session,
-        tenant_id=tenant.id,
-        actor="system",
-        action="parapheur.identity.imported",
-        object_type="user",
-        object_id=user.id,
-        details={"subject": loaded.subject_name},
-    )
-    return row
-
-
-_LOADED: OrderedDict[tuple[str, str], pades.SigningIdentity] = OrderedDict()
-_LOADED_LOCK = Lock()
-
-
-def load_identity(session: Session, tenant_id: str, username: str) -> pades.SigningIdentity:
-    """Decrypt and load a user's identity once per process: loading a key costs far more than signing."""
-    row = session.execute(
-        select(SigningIdentity).where(SigningIdentity.tenant_id == tenant_id, SigningIdentity.username == username)
-    ).scalar_one_or_none()
-    if row is None:
-        raise Conflict("aucune identité de signature n'est enregistrée pour vous")
-    cache_key = (row.id, row.subject + row.certificate_der.hex()[-32:])
-    with _LOADED_LOCK:
-        if cache_key in _LOADED:
-            _LOADED.move_to_end(cache_key)
-            return _LOADED[cache_key]
-    identity = pades.SigningIdentity.from_pkcs12(
-        secrets.decrypt(row.pkcs12_encrypted), secrets.decrypt(row.passphrase_encrypted)
-    )
-    with _LOADED_LOCK:
-        _LOADED[cache_key] = identity
-        while len(_LOADED) > 64:
-            _LOADED.popitem(last=False)
-    return identity
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Validating signed PDFs
 
 
-def validate_upload(session: Session, tenant_id: str, stream: BinaryIO) -> list[pades.SignatureReport]:
-    """Validation report of an uploaded PDF, kept in a temporary file (within the upload limit) then removed.
+def validate_upload(
+    session: Session, tenant_id: str, stream: BinaryIO, data_stream: BinaryIO | None = None
+) -> tuple[list[pades.SignatureReport], list[str]]:
+    """Validation report of an uploaded signed file (PDF, PES, or detached CAdES with ``data_stream``, the file
+    it signs), kept in temporary files within the upload limit, then removed.
 
-    Trust roots, for now: the certificates of the tenant's registered signing identities (the tenant's trust
-    list proper comes later). Nothing is fetched from the network: revocation is known from the validation
-    data embedded in the document (B-LT and above), and says "unknown" otherwise.
+    Chains are validated against the tenant's trust list. Nothing is fetched from the network: revocation is
+    known from the validation data embedded in the document (B-LT and above).
     """
     settings = get_settings()
-    spooled = spool(
-        stream,
-        settings.data_dir / "tmp",
-        expected_sha256=None,
-        max_size=settings.max_upload_bytes,
-        check=_check_pdf_file,
-    )
+    spooled = []
     try:
-        return pades.validation_report(spooled.path, tenant_trust_roots(session, tenant_id))
-    except pades.PdfError as exc:
-        raise InvalidInput(str(exc)) from None
+        for upload in (stream, data_stream):
+            if upload is not None:
+                spooled.append(
+                    spool(upload, settings.data_dir / "tmp", expected_sha256=None, max_size=settings.max_upload_bytes)
+                )
+        data_file = spooled[1].path if len(spooled) > 1 else None
+        return verification.reports_for(spooled[0].path, tenant_trust_roots(session, tenant_id), data_file=data_file)
     finally:
-        spooled.path.unlink(missing_ok=True)
+        for item in spooled:
+            item.path.unlink(missing_ok=True)
 
 
 def tenant_trust_roots(session: Session, tenant_id: str) -> list[bytes]:
-    return list(
-        session.execute(select(SigningIdentity.certificate_der).where(SigningIdentity.tenant_id == tenant_id)).scalars()
-    )
+    """The tenant's trust list, and the certificates of its own signing identities (agents' and seals')."""
+    anchors = select(TrustAnchor.certificate_der).where(TrustAnchor.tenant_id == tenant_id)
+    own = select(SigningIdentity.certificate_der).where(SigningIdentity.tenant_id == tenant_id)
+    return [*session.execute(anchors).scalars(), *session.execute(own).scalars()]

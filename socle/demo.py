@@ -88,7 +88,7 @@ def _ensure_schemas() -> None:
 def _prepare_tenant() -> dict[str, str]:
     """The demo collectivité, its users and a self-signed signing identity for the mayor (kept across runs)."""
     from parapheur.pades import make_self_signed_identity
-    from parapheur.service import import_identity
+    from parapheur.identities import import_identity
 
     tokens: dict[str, str] = {}
     with transaction() as session:
@@ -129,17 +129,20 @@ def _chain(api: dict[str, httpx.Client], out: Path) -> None:
     doc_id = document["id"]
     say("GED", f"document déposé : {doc_id} (v1, sha256 {document['current']['content']['sha256'][:16]}…)")
 
+    subtype_id = _typology(api["admin"])
     folder = _ok(
         api["agent"].post(
             "/parapheur/folders",
             json={
+                "subtype_id": subtype_id,
                 "title": "Délibération 2026-042",
                 "ged_document_id": doc_id,
-                "circuit": [{"kind": "visa", "actor": "agent"}, {"kind": "signature", "actor": "maire"}],
+                "metadata": {"numero": "2026-042"},
+                "send": True,
             },
         )
     )
-    say("parapheur", f"dossier créé : {folder['id']} — circuit visa (agent) puis signature (maire)")
+    say("parapheur", f"dossier créé et envoyé : {folder['id']} — visa (Secrétariat) puis signature (Maire)")
     folder = _wait_for(api["agent"], f"/parapheur/folders/{folder['id']}", "status", ("in_progress", "error"))
     if folder["status"] != "in_progress":
         raise SocleError(f"le dossier n'a pas reçu son document : {folder['error']}")
@@ -212,6 +215,48 @@ def _chain(api: dict[str, httpx.Client], out: Path) -> None:
     print(f"Paquet SEDA : {sip}")
     deposited = get_settings().effective_deposit_root / TENANT / receipt["path"]
     print(f"Accusé de dépôt : {deposited}.receipt.json")
+
+
+def _typology(admin: httpx.Client) -> str:
+    """Desks « Secrétariat » and « Maire », the type « Délibération » (PAdES) and its sous-type (kept across runs)."""
+    desks = {desk["name"]: desk["id"] for desk in _ok_list(admin.get("/parapheur/desks"))}
+    for name, members, role in (("Secrétariat", ["agent"], "Secrétaire de mairie"), ("Maire", ["maire"], "Maire")):
+        if name not in desks:
+            desk = {"name": name, "members": members, "stamp_role": role}
+            desks[name] = _ok(admin.post("/parapheur/desks", json=desk))["id"]
+            say("parapheur", f"bureau « {name} » créé ({', '.join(members)})")
+    types = {row["name"]: row["id"] for row in _ok_list(admin.get("/parapheur/types"))}
+    type_id = (
+        types.get("Délibération")
+        or _ok(
+            admin.post("/parapheur/types", json={"name": "Délibération", "signature_format": "pades", "level": "B-B"})
+        )["id"]
+    )
+    subtypes: dict[str, str] = {
+        row["name"]: row["id"] for row in _ok_list(admin.get("/parapheur/subtypes", params={"type_id": type_id}))
+    }
+    if "Conseil municipal" in subtypes:
+        return subtypes["Conseil municipal"]
+    circuit = [
+        {"kind": "visa", "desk_ids": [desks["Secrétariat"]]},
+        {"kind": "signature", "desk_ids": [desks["Maire"]]},
+    ]
+    body: dict[str, Any] = {
+        "name": "Conseil municipal",
+        "circuit": circuit,
+        "creator_desk_ids": [desks["Secrétariat"]],
+        "due_days": 15,
+    }
+    subtype_id: str = _ok(admin.post(f"/parapheur/types/{type_id}/subtypes", json=body))["id"]
+    say("parapheur", "typologie « Délibération / Conseil municipal » créée : visa (Secrétariat) puis signature (Maire)")
+    return subtype_id
+
+
+def _ok_list(response: httpx.Response) -> list[dict[str, Any]]:
+    if response.status_code >= 400:
+        _ok(response)
+    body: list[dict[str, Any]] = response.json()
+    return body
 
 
 def _check_signature(path: Path) -> None:

@@ -58,6 +58,34 @@ PARAPHEUR_DOCUMENT_UNAVAILABLE = Message(
     ("tenant_id", "folder_id", "reason"),
     "La GED ne peut pas fournir le document demandé.",
 )
+# Parapheur, jobs of its own (asked by the parapheur for itself)
+PARAPHEUR_UPGRADE_SIGNATURE = Message(
+    "parapheur.jobs.upgrade_signature",
+    ("tenant_id", "folder_id"),
+    "Une signature a été faite à un niveau inférieur (horodatage ou révocation injoignable) : la porter au "
+    "niveau attendu ; réessayée tant que le service manque.",
+)
+PARAPHEUR_APPLY_SEAL = Message(
+    "parapheur.jobs.apply_seal",
+    ("tenant_id", "folder_id", "step_id"),
+    "Une étape « cachet serveur » commence : signer avec le cachet du sous-type et passer à l'étape suivante.",
+)
+PARAPHEUR_SEND_NOTICE = Message(
+    "parapheur.jobs.send_notice",
+    ("tenant_id", "recipient", "notice"),
+    "Envoyer un avis par courriel à un utilisateur (« recipient » = identifiant) ou à un signataire externe "
+    "(« recipient » = adresse) ; réessayé si le serveur SMTP est injoignable.",
+)
+PARAPHEUR_SEND_DIGESTS = Message(
+    "parapheur.jobs.send_digests",
+    ("tenant_id",),
+    "Envoyer les récapitulatifs des avis en attente (préférence « digest ») et les avis de retard.",
+)
+PARAPHEUR_RUN_BULK = Message(
+    "parapheur.jobs.run_bulk",
+    ("tenant_id", "operation_id"),
+    "Viser ou signer une sélection de dossiers, chacun dans sa transaction ; l'échec de l'un n'arrête pas les autres.",
+)
 
 # Archive
 ARCHIVE_BUILD_PACKAGE = Message(
@@ -81,6 +109,12 @@ ARCHIVE_DELIVERY_FAILED = Message(
     ("tenant_id", "transfer_id", "reason"),
     "Le connecteur n'a pas pu déposer le paquet.",
 )
+ARCHIVE_RECORD_SAE_MESSAGE = Message(
+    "archive.jobs.record_sae_message",
+    ("tenant_id", "transfer_id", "message_kind", "object_key", "size"),
+    "Le système d'archivage a répondu (« acknowledgement » ou « reply », message SEDA dans le stockage) : le "
+    "service d'archives le lit et fait avancer le versement (reçu, accepté ou refusé).",
+)
 
 # Interop
 INTEROP_DELIVER = Message(
@@ -88,6 +122,12 @@ INTEROP_DELIVER = Message(
     ("tenant_id", "connector", "object_key", "size", "filename", "idempotency_key", "reply"),
     "Dépose un objet du stockage par un connecteur du tenant ; « reply » nomme les messages de réponse "
     "(success, failure) et leurs arguments fixes, ou vaut null quand personne n'attend de réponse.",
+)
+INTEROP_FOLLOW_SAE = Message(
+    "interop.jobs.follow_sae",
+    ("tenant_id", "delivery_id"),
+    "Suivre chez le SAE (Vitam, As@lae) l'opération d'un envoi : transmettre l'accusé et la réponse au service "
+    "d'archives (archive.jobs.record_sae_message), relancé selon la politique du connecteur.",
 )
 
 

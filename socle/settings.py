@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     deposit_root: Path | None = Field(
         None, description="Racine des dossiers de dépôt (connecteur « dépôt ») ; par défaut data_dir/depots."
     )
+    tsa_url: str | None = Field(
+        None,
+        description="Autorité d'horodatage (RFC 3161) des signatures au-delà du niveau B-B (B-T, B-LT, B-LTA).",
+        max_length=500,
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+    )
     public_url: str | None = Field(
         None,
         description="Adresse publique du kit (ex. https://socle.mairie.fr), pour les liens des courriels.",
@@ -216,8 +222,9 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError(f"SOCLE_CONFIG : fichier de configuration illisible ({exc})") from None
 
 
-# Read by the kit but not settings: the TOML file's path, and the test suite's own servers.
-_NOT_SETTINGS = ("SOCLE_CONFIG", "SOCLE_TEST_")
+# Read by the kit but not settings: the TOML file's path, the test suite's own servers, and what the smart-card
+# client (`socle parapheur sign-with-card`) takes from its user's environment: an API token and a card PIN.
+_NOT_SETTINGS = ("SOCLE_CONFIG", "SOCLE_TEST_", "SOCLE_API_TOKEN", "SOCLE_CARD_PIN")
 
 
 def _refuse_unknown_variables() -> None:

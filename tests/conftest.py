@@ -145,7 +145,7 @@ def make_kit(app: Any) -> Iterator[Callable[..., Kit]]:
                 user = create_user(session, tenant, username, display_name, roles)
                 kit.tokens[username] = issue_token(session, user, "tests")
             if with_identity:
-                from parapheur.service import import_identity
+                from parapheur.identities import import_identity
 
                 import_identity(session, tenant, "maire", *signing_identity())
         for username, token in kit.tokens.items():

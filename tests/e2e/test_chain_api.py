@@ -6,6 +6,8 @@ import io
 import zipfile
 from pathlib import Path
 
+from parapheur_kit import Standard
+
 from parapheur.pades import verify_pdf
 from socle.settings import get_settings
 
@@ -14,14 +16,16 @@ from conftest import Kit, identity_certificate, pdfsig, run_jobs, upload_documen
 
 def test_document_travels_through_the_four_services(kit: Kit, pdf_bytes: bytes, tmp_path: Path) -> None:
     document = upload_document(kit["agent"], pdf_bytes)
+    setup = Standard(kit)
     folder = (
         kit["agent"]
         .post(
             "/parapheur/folders",
             json={
+                "subtype_id": setup.visa_then_sign,
                 "title": "Délibération",
                 "ged_document_id": document["id"],
-                "circuit": [{"kind": "visa", "actor": "agent"}, {"kind": "signature", "actor": "maire"}],
+                "send": True,
             },
         )
         .json()

@@ -1,12 +1,16 @@
 """Tests of PAdES signing and verification, cross-checked with poppler's pdfsig and qpdf."""
 
 import os
+import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pikepdf
 import pytest
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import fields, signers
 
 from parapheur.pades import (
     IdentityError,
@@ -238,6 +242,27 @@ def _no_pages(path: Path) -> None:
     pikepdf.new().save(path)
 
 
+def _classic_xref(path: Path) -> bytes:
+    """A PDF with a plain cross-reference table (no object or xref streams) to damage."""
+    write_pdf(path, object_stream_mode=pikepdf.ObjectStreamMode.disable)
+    return path.read_bytes()
+
+
+def _shifted_xref_offsets(path: Path) -> None:
+    # Every object's offset is wrong: qpdf rebuilds such a table, an incremental signature cannot rely on it.
+    data = _classic_xref(path)
+    path.write_bytes(re.sub(rb"(\d{10}) (00000 n)", lambda m: b"%010d %s" % (int(m[1]) + 7, m[2]), data))
+
+
+def _startxref_to_nowhere(path: Path) -> None:
+    data = _classic_xref(path)
+    path.write_bytes(re.sub(rb"startxref\s+\d+", b"startxref\n12", data))
+
+
+def _garbled_xref_keyword(path: Path) -> None:
+    path.write_bytes(_classic_xref(path).replace(b"\nxref\n", b"\nxrfe\n"))
+
+
 @pytest.mark.parametrize(
     ("make_input", "message"),
     [
@@ -247,6 +272,9 @@ def _no_pages(path: Path) -> None:
         (_password_protected, "mot de passe"),
         (_encrypted_without_user_password, "chiffré"),
         (_no_pages, "aucune page"),
+        (_shifted_xref_offsets, "endommagé"),
+        (_startxref_to_nowhere, "endommagé"),
+        (_garbled_xref_keyword, "endommagé"),
     ],
 )
 def test_unusable_input_is_refused_without_output(
@@ -304,3 +332,48 @@ def test_identity_exposes_only_public_data(identity: SigningIdentity) -> None:
 def test_empty_passphrase_is_refused() -> None:
     with pytest.raises(IdentityError, match="vide"):
         make_self_signed_identity("Marie Dupont", "Commune", b"")
+
+
+# --------------------------------------------------------------------------- certified documents
+
+
+def certify(source: Path, destination: Path, identity: SigningIdentity, permission: fields.MDPPerm) -> None:
+    """A certification (author) signature made with pyHanko directly, as another product would."""
+    metadata = signers.PdfSignatureMetadata(
+        field_name="Certification", certify=True, docmdp_permissions=permission, md_algorithm="sha256"
+    )
+    with source.open("rb") as stream, destination.open("wb") as output:
+        signers.PdfSigner(metadata, signer=identity._signer).sign_pdf(
+            IncrementalPdfFileWriter(stream, strict=False), output=output
+        )
+
+
+def test_document_certified_against_changes_is_refused_before_signing(
+    source: Path, identity: SigningIdentity, request_: SignatureRequest
+) -> None:
+    certified = source.with_name("certifie.pdf")
+    certify(source, certified, identity, fields.MDPPerm.NO_CHANGES)
+    destination = source.with_name("signe.pdf")
+
+    with pytest.raises(PdfError, match="certifié par son auteur et sa certification interdit toute modification"):
+        sign_pdf(certified, destination, identity, request_)
+    assert leftovers(source.parent, {source.name, certified.name}) == set()
+
+
+@pytest.mark.parametrize("permission", [fields.MDPPerm.FILL_FORMS, fields.MDPPerm.ANNOTATE])
+def test_document_certified_for_signatures_gets_them_without_a_stamp(
+    permission: fields.MDPPerm, source: Path, identity: SigningIdentity, request_: SignatureRequest
+) -> None:
+    certified = source.with_name("certifie.pdf")
+    certify(source, certified, identity, permission)
+    with pytest.raises(PdfError, match="un cachet de signature visible invaliderait sa certification"):
+        sign_pdf(certified, certified, identity, request_)
+
+    sign_pdf(certified, certified, identity, replace(request_, visible=False))
+
+    checks = verify_pdf(certified, [identity.certificate_der])
+    assert [(c.field_name, c.valid, c.covers_whole_document) for c in checks] == [
+        ("Certification", True, True),
+        ("Signature2", True, True),  # the certification counts as the first signature
+    ]
+    assert pdfsig(certified).count(VALID) == 2

@@ -153,7 +153,9 @@ def test_revoked_signer_is_reported_revoked(pki: TestPki, services: TrustService
 def test_revoked_signer_cannot_sign_long_term(pki: TestPki, services: TrustServices, source: Path) -> None:
     revoked = SigningIdentity.from_pkcs12(pki.pkcs12("revoked"), PKCS12_PASSPHRASE)
     destination = source.with_name("revoque.pdf")
-    with pytest.raises(SigningError, match="révoqué") as raised:
+    with pytest.raises(
+        SigningError, match="« Révoqué Dupont » est révoqué depuis le 01/01/2025 : signature B-LT"
+    ) as raised:
         sign_pdf(source, destination, revoked, request("B-LT"), services)
     assert not raised.value.retryable
     assert sorted(p.name for p in source.parent.iterdir()) == ["acte.pdf"]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
+from parapheur_kit import Standard
 
 from socle.auth import get_tenant, get_user, revoke_tokens
 from socle.db import transaction
@@ -77,7 +78,7 @@ def test_another_tenants_objects_are_404(make_kit: Callable[..., Kit]) -> None:
     document = upload_document(theirs["agent"], make_pdf("Chez les voisins"))
     folder = theirs["agent"].post(
         "/parapheur/folders",
-        json={"title": "Voisins", "ged_document_id": document["id"], "circuit": [{"kind": "visa", "actor": "agent"}]},
+        json={"title": "Voisins", "ged_document_id": document["id"], "subtype_id": Standard(theirs).sign_only},
     )
     assert folder.status_code == 202, folder.text
     transfer = theirs["archiviste"].post(
@@ -122,7 +123,7 @@ def test_a_message_cannot_reach_another_tenants_document(make_kit: Callable[...,
     document = upload_document(theirs["agent"], make_pdf("Chez les voisins"))
     folder = mine["agent"].post(
         "/parapheur/folders",
-        json={"title": "Emprunt", "ged_document_id": document["id"], "circuit": [{"kind": "visa", "actor": "agent"}]},
+        json={"title": "Emprunt", "ged_document_id": document["id"], "subtype_id": Standard(mine).sign_only},
     )
     assert folder.status_code == 202, folder.text
     run_jobs()
@@ -189,8 +190,8 @@ def test_an_oversized_upload_is_a_413_problem_and_stores_nothing(kit: Kit, extra
     assert body["max_size"] == limit
     folder = kit["agent"].post(
         "/parapheur/folders/upload",
-        files={"file": ("gros.pdf", content, "application/pdf")},
-        data={"title": "Trop gros", "circuit": '[{"kind": "visa", "actor": "agent"}]'},
+        files={"files": ("gros.pdf", content, "application/pdf")},
+        data={"title": "Trop gros", "subtype_id": Standard(kit).sign_only},
     )
     assert_problem(folder, 413)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from parapheur_kit import Standard
 from sqlalchemy import select
 
 from socle import messages, queue
@@ -80,7 +81,7 @@ def test_a_job_whose_worker_died_on_its_last_attempt_tells_the_folder(kit: Kit) 
             json={
                 "title": "Dernier essai",
                 "ged_document_id": document["id"],
-                "circuit": [{"kind": "visa", "actor": "agent"}],
+                "subtype_id": Standard(kit).sign_only,
             },
         )
         .json()

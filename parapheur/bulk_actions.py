@@ -1,0 +1,132 @@
+"""Bulk actions: one "viser" or "signer" on a selection of folders, processed by a job, folder by folder.
+
+Each folder goes through the engine (service.visa / service.sign) in its own transaction, in which its item is
+marked done: a failure rolls back that folder only, is recorded on its item with the French reason, and the
+next folder goes on. A job run twice skips the items already processed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from parapheur import service
+from parapheur.models import BulkItem, BulkOperation
+from socle import messages
+from socle.auth import Principal
+from socle.db import new_session, transaction, utcnow
+from socle.errors import Forbidden, InvalidInput, NotFound, SocleError
+from socle.models import Tenant, User
+from socle.queue import enqueue
+
+log = logging.getLogger("parapheur.bulk")
+
+ACTIONS = ("visa", "sign")
+MAX_FOLDERS = 500
+
+
+def create(
+    session: Session, principal: Principal, action: str, folder_ids: list[str], comment: str | None
+) -> BulkOperation:
+    """Record the operation and its items, and enqueue its job; commits. :raises InvalidInput: bad request."""
+    if action not in ACTIONS:
+        raise InvalidInput(f"action inconnue : {action} (attendu : visa ou sign)")
+    unique = list(dict.fromkeys(folder_ids))
+    if not unique:
+        raise InvalidInput("la sélection ne contient aucun dossier")
+    if len(unique) > MAX_FOLDERS:
+        raise InvalidInput(f"une action groupée porte sur {MAX_FOLDERS} dossiers au plus")
+    operation = BulkOperation(
+        tenant_id=principal.tenant_id, username=principal.username, action=action, comment=comment, status="pending"
+    )
+    operation.items = [BulkItem(folder_id=folder_id, position=index) for index, folder_id in enumerate(unique)]
+    session.add(operation)
+    session.flush()
+    enqueue(
+        session,
+        messages.PARAPHEUR_RUN_BULK,
+        key=f"parapheur.bulk:{operation.id}",
+        tenant_id=principal.tenant_id,
+        operation_id=operation.id,
+    )
+    session.commit()
+    return operation
+
+
+def get(session: Session, principal: Principal, operation_id: str) -> BulkOperation:
+    """An operation of the caller's (another person's is not shown). :raises NotFound."""
+    operation = session.get(BulkOperation, operation_id)
+    if operation is None or operation.tenant_id != principal.tenant_id or operation.username != principal.username:
+        raise NotFound(f"opération groupée {operation_id} introuvable")
+    return operation
+
+
+def run(tenant_id: str, operation_id: str) -> None:
+    """Process every pending item; the operation is finished when none is left."""
+    with transaction() as session:
+        operation = session.get(BulkOperation, operation_id)
+        if operation is None or operation.tenant_id != tenant_id or operation.status == "finished":
+            return
+        operation.status = "running"
+        principal = _principal(session, operation)
+        pending = [(item.id, item.folder_id) for item in operation.items if item.status == "pending"]
+        action, comment = operation.action, operation.comment
+    for item_id, folder_id in pending:
+        _process(principal, action, comment, item_id, folder_id)
+    with transaction() as session:
+        operation = session.get(BulkOperation, operation_id)
+        if operation is not None:
+            operation.status, operation.finished_at = "finished", utcnow()
+
+
+def _principal(session: Session, operation: BulkOperation) -> Principal:
+    """The person who asked, as they are now: a deactivated user's operation acts on nothing."""
+    row = session.execute(
+        select(User, Tenant)
+        .join(Tenant, Tenant.id == User.tenant_id)
+        .where(User.tenant_id == operation.tenant_id, User.username == operation.username)
+    ).one_or_none()
+    if row is None or not row.User.active:
+        raise Forbidden(f"l'utilisateur « {operation.username} » n'est plus actif")
+    return Principal(
+        tenant_id=row.Tenant.id,
+        tenant_slug=row.Tenant.slug,
+        tenant_name=row.Tenant.name,
+        user_id=row.User.id,
+        username=row.User.username,
+        display_name=row.User.display_name,
+        roles=frozenset(row.User.roles),
+    )
+
+
+def _process(principal: Principal, action: str, comment: str | None, item_id: str, folder_id: str) -> None:
+    session = new_session()
+    try:
+        item = session.get(BulkItem, item_id)
+        if item is None or item.status != "pending":
+            return
+        # Marked done before the act: the engine commits both together, or neither.
+        item.status, item.done_at = "done", utcnow()
+        if action == "visa":
+            service.visa(session, principal, folder_id, comment)
+        else:
+            service.sign(session, principal, folder_id, comment)
+        session.commit()
+    except SocleError as exc:
+        session.rollback()
+        _fail(item_id, exc.detail)
+    except Exception:
+        session.rollback()
+        log.exception("bulk item %s (folder %s) failed", item_id, folder_id)
+        _fail(item_id, "erreur technique inattendue ; elle est journalisée")
+    finally:
+        session.close()
+
+
+def _fail(item_id: str, reason: str) -> None:
+    with transaction() as session:
+        item = session.get(BulkItem, item_id)
+        if item is not None and item.status == "pending":
+            item.status, item.error, item.done_at = "failed", reason[:2000], utcnow()

@@ -1,0 +1,148 @@
+"""Circuit rules, without a database: step templates, when a step is complete, when a folder is late.
+
+A circuit is an ordered list of steps; each step waits for desks (bureaux), never for people, and completes
+when all of them acted (``all``), any one of them (``any``), or ``quorum`` of them (``quorum``). Seal and
+external steps have no desk: the server, or the outside signer, acts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from socle.errors import InvalidInput
+
+STEP_KINDS: dict[str, str] = {
+    "visa": "visa",
+    "signature": "signature",
+    "seal": "cachet serveur",
+    "reading": "lecture",
+    "external_signature": "signature externe",
+    "paper_signature": "signature papier",
+}
+MODES = ("all", "any", "quorum")
+# Steps acted on by something else than a desk: the server's seal, an outside signer by e-mail.
+DESKLESS_KINDS = frozenset({"seal", "external_signature"})
+ENDED_STATUSES = frozenset({"completed", "rejected", "withdrawn"})
+_TEMPLATE_KEYS = {"kind", "desk_ids", "mode", "quorum", "mandatory_metadata"}
+MAX_STEPS = 50
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, and for which desk: ``on_behalf_of_*`` is set when the act is done under a delegation."""
+
+    username: str  # or "externe:<email>" / "service:parapheur"
+    display_name: str
+    desk_id: str | None = None
+    desk_name: str | None = None
+    on_behalf_of_desk_id: str | None = None
+    on_behalf_of_name: str | None = None  # the replaced desk's name: "en l'absence de …"
+    stamp_role: str | None = None  # Desk.stamp_role of the desk acted for
+
+    @property
+    def acting_for(self) -> str | None:
+        """The step's desk this act counts for: the replaced one under a delegation, else the actor's own."""
+        return self.on_behalf_of_desk_id or self.desk_id
+
+
+def validate_template(raw: Any, position: int) -> dict[str, Any]:
+    """Check one step template and return it normalised (every key present, defaults applied).
+
+    Raises InvalidInput (French, naming the step by its 1-based number) on any unknown kind, mode or key, a
+    missing desk list, or a quorum outside 1..number of desks.
+    """
+    label = f"étape {position + 1}"
+    if not isinstance(raw, Mapping):
+        raise InvalidInput(f"{label} : une étape est un objet JSON")
+    unknown = sorted(set(raw) - _TEMPLATE_KEYS)
+    if unknown:
+        raise InvalidInput(f"{label} : champ(s) inconnu(s) : {', '.join(unknown)}")
+    kind = raw.get("kind")
+    if kind not in STEP_KINDS:
+        raise InvalidInput(f"{label} : type d'étape inconnu ({kind!r}) ; attendu : {', '.join(STEP_KINDS)}")
+    desk_ids = _string_list(raw.get("desk_ids") or [], f"{label} : desk_ids")
+    if len(set(desk_ids)) != len(desk_ids):
+        raise InvalidInput(f"{label} : un même bureau est cité deux fois")
+    mode = raw.get("mode") or "all"
+    if mode not in MODES:
+        raise InvalidInput(f"{label} : mode inconnu ({mode!r}) ; attendu : all, any ou quorum")
+    quorum = raw.get("quorum")
+    if kind in DESKLESS_KINDS:
+        if desk_ids:
+            raise InvalidInput(f"{label} : une étape « {STEP_KINDS[kind]} » ne désigne pas de bureau")
+        mode, quorum = "any", None
+    else:
+        if not desk_ids:
+            raise InvalidInput(f"{label} : au moins un bureau est requis")
+        quorum = _quorum(mode, quorum, len(desk_ids), label)
+    mandatory = _string_list(raw.get("mandatory_metadata") or [], f"{label} : mandatory_metadata")
+    return {"kind": kind, "desk_ids": desk_ids, "mode": mode, "quorum": quorum, "mandatory_metadata": mandatory}
+
+
+def validate_circuit(raw: Any) -> list[dict[str, Any]]:
+    """Check a whole circuit (1 to 50 step templates) and return the normalised templates."""
+    if not isinstance(raw, list) or not raw:
+        raise InvalidInput("le circuit doit compter au moins une étape")
+    if len(raw) > MAX_STEPS:
+        raise InvalidInput(f"le circuit compte plus de {MAX_STEPS} étapes")
+    return [validate_template(item, position) for position, item in enumerate(raw)]
+
+
+def circuit_desk_ids(templates: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The desks a circuit's templates name."""
+    return {desk_id for template in templates for desk_id in template.get("desk_ids") or []}
+
+
+def external_step_count(templates: Iterable[Mapping[str, Any]]) -> int:
+    """How many external signature steps a circuit has (one external signer each)."""
+    return sum(1 for template in templates if template.get("kind") == "external_signature")
+
+
+def _quorum(mode: str, quorum: Any, desks: int, label: str) -> int | None:
+    if mode != "quorum":
+        if quorum is not None:
+            raise InvalidInput(f"{label} : un quorum n'a de sens qu'en mode « quorum »")
+        return None
+    if not isinstance(quorum, int) or isinstance(quorum, bool) or not 1 <= quorum <= desks:
+        raise InvalidInput(f"{label} : le quorum doit être un entier entre 1 et {desks} (nombre de bureaux)")
+    return quorum
+
+
+def _string_list(value: Any, label: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
+        raise InvalidInput(f"{label} doit être une liste de chaînes non vides")
+    return list(value)
+
+
+def required_count(mode: str, quorum: int | None, desk_count: int) -> int:
+    """How many distinct desks must act for a step to complete (1 for a step without desks)."""
+    if desk_count == 0 or mode == "any":
+        return 1
+    if mode == "quorum":
+        return min(quorum or 1, desk_count)
+    return desk_count
+
+
+def is_complete(mode: str, quorum: int | None, desk_ids: list[str], acted_desk_ids: Iterable[str | None]) -> bool:
+    """Whether a step's rule is met, given the desks its live (not undone) acts were done for.
+
+    Acts are counted once per desk, and only for the step's desks; a step without desks (seal, external)
+    completes with its first act, which has no desk.
+    """
+    acted = set(acted_desk_ids)
+    if not desk_ids:
+        return bool(acted)
+    return len(acted & set(desk_ids)) >= required_count(mode, quorum, len(desk_ids))
+
+
+def is_late(due_date: date | None, today: date, status: str) -> bool:
+    """A folder is late when its due date is past and it has not ended."""
+    return due_date is not None and due_date < today and status not in ENDED_STATUSES
+
+
+def missing_metadata(required: Iterable[str], values: Mapping[str, Any]) -> list[str]:
+    """The mandatory metadata names without a value (absent, None or blank)."""
+    return [name for name in required if values.get(name) is None or str(values.get(name)).strip() == ""]

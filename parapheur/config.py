@@ -1,0 +1,588 @@
+"""Parapheur configuration use cases: desks (bureaux) and their members, delegations, types and sous-types.
+
+Configuration is the administrator's (role admin), except a delegation from a desk, which that desk's own
+members may also set. Every id is looked up within the caller's tenant: another tenant's id is unknown (404).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from parapheur import circuits, verification
+from parapheur.models import (
+    Delegation,
+    Desk,
+    DeskMember,
+    Folder,
+    SignatureType,
+    SigningIdentity,
+    Step,
+    Subtype,
+    TrustAnchor,
+)
+from socle import audit
+from socle.auth import Principal, Role
+from socle.db import utcnow
+from socle.errors import Conflict, Forbidden, InvalidInput, NotFound
+from socle.models import User
+
+FORMATS = ("pades", "cades", "xades")
+LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
+
+
+def _require_admin(principal: Principal) -> None:
+    if Role.ADMIN not in principal.roles:
+        raise Forbidden("la configuration du parapheur est réservée aux administrateurs")
+
+
+def _without_nulls(changes: dict[str, Any], nullable: tuple[str, ...]) -> dict[str, Any]:
+    """A patch's null values only clear the fields that may be empty; elsewhere they mean "unchanged"."""
+    return {name: value for name, value in changes.items() if value is not None or name in nullable}
+
+
+def _audit(session: Session, principal: Principal, action: str, kind: str, object_id: str, **details: Any) -> None:
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action=action,
+        object_type=kind,
+        object_id=object_id,
+        details=details,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Desks and members
+
+
+def get_desk(session: Session, tenant_id: str, desk_id: str) -> Desk:
+    """The tenant's desk; raises NotFound for an unknown id or another tenant's."""
+    desk = session.execute(select(Desk).where(Desk.id == desk_id, Desk.tenant_id == tenant_id)).scalar_one_or_none()
+    if desk is None:
+        raise NotFound(f"bureau {desk_id} introuvable")
+    return desk
+
+
+def list_desks(session: Session, tenant_id: str) -> list[Desk]:
+    """The tenant's desks, by name."""
+    return list(session.execute(select(Desk).where(Desk.tenant_id == tenant_id).order_by(Desk.name)).scalars())
+
+
+def check_desks(session: Session, tenant_id: str, desk_ids: Iterable[str]) -> None:
+    """Raise NotFound naming the ids that are not desks of this tenant."""
+    wanted = set(desk_ids)
+    if not wanted:
+        return
+    known = set(session.execute(select(Desk.id).where(Desk.tenant_id == tenant_id, Desk.id.in_(wanted))).scalars())
+    unknown = sorted(wanted - known)
+    if unknown:
+        raise NotFound(f"bureau(x) introuvable(s) : {', '.join(unknown)}")
+
+
+def desk_names(session: Session, tenant_id: str) -> dict[str, str]:
+    """{desk id: name} for the tenant's desks."""
+    return dict(session.execute(select(Desk.id, Desk.name).where(Desk.tenant_id == tenant_id)).all())
+
+
+def user_desk_ids(session: Session, tenant_id: str, username: str) -> set[str]:
+    """The desks this user holds."""
+    return set(
+        session.execute(
+            select(Desk.id)
+            .join(DeskMember, DeskMember.desk_id == Desk.id)
+            .where(Desk.tenant_id == tenant_id, DeskMember.username == username)
+        ).scalars()
+    )
+
+
+def _check_users(session: Session, tenant_id: str, usernames: Iterable[str]) -> list[str]:
+    wanted = sorted(set(usernames))
+    if not wanted:
+        return []
+    known = set(
+        session.execute(
+            select(User.username).where(User.tenant_id == tenant_id, User.username.in_(wanted), User.active)
+        ).scalars()
+    )
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise InvalidInput(f"utilisateur(s) inconnu(s) ou inactif(s) : {', '.join(unknown)}")
+    return wanted
+
+
+def _check_desk_name(session: Session, tenant_id: str, name: str, desk_id: str | None = None) -> None:
+    query = select(Desk.id).where(Desk.tenant_id == tenant_id, Desk.name == name)
+    if desk_id is not None:
+        query = query.where(Desk.id != desk_id)
+    if session.execute(query).first() is not None:
+        raise Conflict(f"un bureau « {name} » existe déjà")
+
+
+def create_desk(
+    session: Session,
+    principal: Principal,
+    name: str,
+    description: str | None = None,
+    stamp_role: str | None = None,
+    members: list[str] | None = None,
+) -> Desk:
+    """Create a desk with its members (active users of the tenant). Raises Forbidden, Conflict, InvalidInput."""
+    _require_admin(principal)
+    _check_desk_name(session, principal.tenant_id, name)
+    usernames = _check_users(session, principal.tenant_id, members or [])
+    desk = Desk(tenant_id=principal.tenant_id, name=name, description=description, stamp_role=stamp_role)
+    desk.members = [DeskMember(username=username) for username in usernames]
+    session.add(desk)
+    session.flush()
+    _audit(session, principal, "parapheur.desk.created", "desk", desk.id, name=name, members=usernames)
+    session.commit()
+    return desk
+
+
+def update_desk(session: Session, principal: Principal, desk_id: str, changes: dict[str, Any]) -> Desk:
+    """Change a desk's name, description, stamp role, or replace its members (``members``)."""
+    _require_admin(principal)
+    desk = get_desk(session, principal.tenant_id, desk_id)
+    changes = _without_nulls(changes, ("description", "stamp_role"))
+    if "name" in changes:
+        _check_desk_name(session, principal.tenant_id, changes["name"], desk.id)
+        desk.name = changes["name"]
+    for field in ("description", "stamp_role"):
+        if field in changes:
+            setattr(desk, field, changes[field])
+    if changes.get("members") is not None:
+        usernames = _check_users(session, principal.tenant_id, changes["members"])
+        kept = {member.username: member for member in desk.members}
+        desk.members = [kept.get(username) or DeskMember(username=username) for username in usernames]
+    session.flush()
+    _audit(session, principal, "parapheur.desk.updated", "desk", desk.id, changes=sorted(changes))
+    session.commit()
+    return desk
+
+
+def add_member(session: Session, principal: Principal, desk_id: str, username: str) -> Desk:
+    """Add an active user of the tenant to a desk (nothing changes if already a member)."""
+    _require_admin(principal)
+    desk = get_desk(session, principal.tenant_id, desk_id)
+    _check_users(session, principal.tenant_id, [username])
+    if username not in {member.username for member in desk.members}:
+        desk.members.append(DeskMember(username=username))
+        session.flush()
+        _audit(session, principal, "parapheur.desk.member_added", "desk", desk.id, username=username)
+    session.commit()
+    return desk
+
+
+def remove_member(session: Session, principal: Principal, desk_id: str, username: str) -> Desk:
+    """Remove a member from a desk; raises NotFound when the user is not one."""
+    _require_admin(principal)
+    desk = get_desk(session, principal.tenant_id, desk_id)
+    member = next((member for member in desk.members if member.username == username), None)
+    if member is None:
+        raise NotFound(f"« {username} » n'est pas membre du bureau « {desk.name} »")
+    desk.members.remove(member)
+    session.flush()
+    _audit(session, principal, "parapheur.desk.member_removed", "desk", desk.id, username=username)
+    session.commit()
+    return desk
+
+
+def delete_desk(session: Session, principal: Principal, desk_id: str) -> None:
+    """Delete a desk no sous-type, folder step nor delegation refers to (Conflict otherwise)."""
+    _require_admin(principal)
+    desk = get_desk(session, principal.tenant_id, desk_id)
+    subtypes = session.execute(select(Subtype).where(Subtype.tenant_id == principal.tenant_id)).scalars()
+    used_by = [
+        subtype.name
+        for subtype in subtypes
+        if desk.id in circuits.circuit_desk_ids(subtype.circuit) or desk.id in (subtype.creator_desk_ids or [])
+    ]
+    if used_by:
+        raise Conflict(f"le bureau « {desk.name} » est utilisé par le(s) sous-type(s) : {', '.join(used_by)}")
+    steps = session.execute(
+        select(Step.desk_ids).join(Folder, Folder.id == Step.folder_id).where(Folder.tenant_id == principal.tenant_id)
+    ).scalars()
+    if any(desk.id in (desk_ids or []) for desk_ids in steps):
+        raise Conflict(f"le bureau « {desk.name} » figure dans le circuit de dossiers")
+    delegations = session.execute(
+        select(func.count())
+        .select_from(Delegation)
+        .where((Delegation.from_desk_id == desk.id) | (Delegation.to_desk_id == desk.id))
+    ).scalar_one()
+    if delegations:
+        raise Conflict(f"le bureau « {desk.name} » a des délégations : supprimez-les d'abord")
+    _audit(session, principal, "parapheur.desk.deleted", "desk", desk.id, name=desk.name)
+    session.delete(desk)
+    session.commit()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Delegations
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def create_delegation(
+    session: Session,
+    principal: Principal,
+    from_desk_id: str,
+    to_desk_id: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    subtype_ids: list[str] | None = None,
+) -> Delegation:
+    """Let ``to_desk``'s members act for ``from_desk`` between two instants, maybe for some sous-types only.
+
+    Allowed to administrators and to the members of ``from_desk``. Raises NotFound (unknown desk or
+    sous-type), InvalidInput (a desk to itself, an empty or reversed range), Forbidden.
+    """
+    from_desk = get_desk(session, principal.tenant_id, from_desk_id)
+    to_desk = get_desk(session, principal.tenant_id, to_desk_id)
+    if Role.ADMIN not in principal.roles and principal.username not in {m.username for m in from_desk.members}:
+        raise Forbidden(f"seuls les membres du bureau « {from_desk.name} » ou un administrateur peuvent le déléguer")
+    if from_desk.id == to_desk.id:
+        raise InvalidInput("un bureau ne peut pas se déléguer à lui-même")
+    starts_at, ends_at = _aware(starts_at), _aware(ends_at)
+    if ends_at <= starts_at:
+        raise InvalidInput("la fin de la délégation doit suivre son début")
+    if subtype_ids is not None:
+        for subtype_id in subtype_ids:
+            get_subtype(session, principal.tenant_id, subtype_id)
+    delegation = Delegation(
+        tenant_id=principal.tenant_id,
+        from_desk_id=from_desk.id,
+        to_desk_id=to_desk.id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        subtype_ids=sorted(set(subtype_ids)) if subtype_ids else None,
+        created_by=principal.username,
+    )
+    session.add(delegation)
+    session.flush()
+    _audit(
+        session,
+        principal,
+        "parapheur.delegation.created",
+        "delegation",
+        delegation.id,
+        from_desk=from_desk.name,
+        to_desk=to_desk.name,
+        starts_at=starts_at.isoformat(),
+        ends_at=ends_at.isoformat(),
+        subtype_ids=delegation.subtype_ids,
+    )
+    session.commit()
+    return delegation
+
+
+def list_delegations(session: Session, tenant_id: str, desk_id: str | None = None) -> list[Delegation]:
+    """The tenant's delegations, from or to ``desk_id`` when given, by start date."""
+    query = select(Delegation).where(Delegation.tenant_id == tenant_id)
+    if desk_id is not None:
+        query = query.where((Delegation.from_desk_id == desk_id) | (Delegation.to_desk_id == desk_id))
+    return list(session.execute(query.order_by(Delegation.starts_at, Delegation.id)).scalars())
+
+
+def overlapping(delegation: Delegation, others: Iterable[Delegation]) -> list[str]:
+    """Ids of the other delegations from the same desk whose range meets this one's (allowed, but shown)."""
+    return [
+        other.id
+        for other in others
+        if other.id != delegation.id
+        and other.from_desk_id == delegation.from_desk_id
+        and other.starts_at < delegation.ends_at
+        and delegation.starts_at < other.ends_at
+    ]
+
+
+def delete_delegation(session: Session, principal: Principal, delegation_id: str) -> None:
+    """End a delegation: administrators and the delegating desk's members; NotFound, Forbidden."""
+    delegation = session.execute(
+        select(Delegation).where(Delegation.id == delegation_id, Delegation.tenant_id == principal.tenant_id)
+    ).scalar_one_or_none()
+    if delegation is None:
+        raise NotFound(f"délégation {delegation_id} introuvable")
+    from_desk = get_desk(session, principal.tenant_id, delegation.from_desk_id)
+    if Role.ADMIN not in principal.roles and principal.username not in {m.username for m in from_desk.members}:
+        raise Forbidden(f"seuls les membres du bureau « {from_desk.name} » ou un administrateur peuvent la supprimer")
+    _audit(session, principal, "parapheur.delegation.deleted", "delegation", delegation.id)
+    session.delete(delegation)
+    session.commit()
+
+
+def active_delegations(session: Session, tenant_id: str, at: datetime | None = None) -> list[Delegation]:
+    """The delegations running at ``at`` (now by default)."""
+    moment = at or utcnow()
+    return list(
+        session.execute(
+            select(Delegation).where(
+                Delegation.tenant_id == tenant_id, Delegation.starts_at <= moment, Delegation.ends_at > moment
+            )
+        ).scalars()
+    )
+
+
+def delegation_applies(delegation: Delegation, subtype_id: str | None) -> bool:
+    """Whether a delegation covers folders of this sous-type (None in its list: all of them)."""
+    return not delegation.subtype_ids or subtype_id in delegation.subtype_ids
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Types
+
+
+def get_type(session: Session, tenant_id: str, type_id: str) -> SignatureType:
+    """The tenant's type; raises NotFound for an unknown id or another tenant's."""
+    row = session.execute(
+        select(SignatureType).where(SignatureType.id == type_id, SignatureType.tenant_id == tenant_id)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"type {type_id} introuvable")
+    return row
+
+
+def list_types(session: Session, tenant_id: str) -> list[SignatureType]:
+    """The tenant's types, by name."""
+    query = select(SignatureType).where(SignatureType.tenant_id == tenant_id).order_by(SignatureType.name)
+    return list(session.execute(query).scalars())
+
+
+def _check_type_values(values: dict[str, Any]) -> None:
+    if values.get("signature_format", "pades") not in FORMATS:
+        raise InvalidInput("format de signature inconnu : attendu pades, cades ou xades")
+    if values.get("level", "B-B") not in LEVELS:
+        raise InvalidInput("niveau de signature inconnu : attendu B-B, B-T, B-LT ou B-LTA")
+    page = values.get("stamp_page", -1)
+    if page != -1 and page < 1:
+        raise InvalidInput("page du cachet : un numéro de page (à partir de 1), ou -1 pour la dernière")
+    for name in ("stamp_x", "stamp_y"):
+        if values.get(name) is not None and values[name] < 0:
+            raise InvalidInput("position du cachet : des coordonnées positives, en points")
+    if (values.get("stamp_x") is None) != (values.get("stamp_y") is None):
+        raise InvalidInput("position du cachet : donnez x et y ensemble, ou aucun des deux (placement automatique)")
+    for name in ("stamp_width", "stamp_height"):
+        if values.get(name, 1) <= 0:
+            raise InvalidInput("taille du cachet : largeur et hauteur strictement positives, en points")
+
+
+_TYPE_FIELDS = ("name", "signature_format", "level", "stamp_page", "stamp_x", "stamp_y", "stamp_width", "stamp_height")
+
+
+def _check_type_name(session: Session, tenant_id: str, name: str, type_id: str | None = None) -> None:
+    query = select(SignatureType.id).where(SignatureType.tenant_id == tenant_id, SignatureType.name == name)
+    if type_id is not None:
+        query = query.where(SignatureType.id != type_id)
+    if session.execute(query).first() is not None:
+        raise Conflict(f"un type « {name} » existe déjà")
+
+
+def create_type(session: Session, principal: Principal, values: dict[str, Any]) -> SignatureType:
+    """Create a type (format, level, stamp box). Raises Forbidden, Conflict (name taken), InvalidInput."""
+    _require_admin(principal)
+    _check_type_values(values)
+    _check_type_name(session, principal.tenant_id, values["name"])
+    row = SignatureType(tenant_id=principal.tenant_id, **{k: v for k, v in values.items() if k in _TYPE_FIELDS})
+    session.add(row)
+    session.flush()
+    _audit(session, principal, "parapheur.type.created", "type", row.id, name=row.name, format=row.signature_format)
+    session.commit()
+    return row
+
+
+def update_type(session: Session, principal: Principal, type_id: str, changes: dict[str, Any]) -> SignatureType:
+    """Change a type; folders already created keep the format and level they were given."""
+    _require_admin(principal)
+    row = get_type(session, principal.tenant_id, type_id)
+    changes = _without_nulls(changes, ("stamp_x", "stamp_y"))
+    merged = {name: getattr(row, name) for name in _TYPE_FIELDS} | changes
+    _check_type_values(merged)
+    if "name" in changes:
+        _check_type_name(session, principal.tenant_id, changes["name"], row.id)
+    for name in _TYPE_FIELDS:
+        if name in changes:
+            setattr(row, name, changes[name])
+    session.flush()
+    _audit(session, principal, "parapheur.type.updated", "type", row.id, changes=sorted(changes))
+    session.commit()
+    return row
+
+
+def delete_type(session: Session, principal: Principal, type_id: str) -> None:
+    """Delete a type without sous-types (Conflict otherwise)."""
+    _require_admin(principal)
+    row = get_type(session, principal.tenant_id, type_id)
+    if session.execute(select(Subtype.id).where(Subtype.type_id == row.id)).first() is not None:
+        raise Conflict(f"le type « {row.name} » a des sous-types : supprimez-les d'abord")
+    _audit(session, principal, "parapheur.type.deleted", "type", row.id, name=row.name)
+    session.delete(row)
+    session.commit()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sous-types
+
+
+def get_subtype(session: Session, tenant_id: str, subtype_id: str) -> Subtype:
+    """The tenant's sous-type; raises NotFound for an unknown id or another tenant's."""
+    row = session.execute(
+        select(Subtype).where(Subtype.id == subtype_id, Subtype.tenant_id == tenant_id)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"sous-type {subtype_id} introuvable")
+    return row
+
+
+def list_subtypes(session: Session, tenant_id: str, type_id: str | None = None) -> list[Subtype]:
+    """The tenant's sous-types (of one type when ``type_id`` is given), by name."""
+    query = select(Subtype).where(Subtype.tenant_id == tenant_id)
+    if type_id is not None:
+        query = query.where(Subtype.type_id == type_id)
+    return list(session.execute(query.order_by(Subtype.name)).scalars())
+
+
+_SUBTYPE_FIELDS = (
+    "name",
+    "circuit",
+    "seal_identity_id",
+    "mandatory_metadata",
+    "creator_desk_ids",
+    "reading_required",
+    "due_days",
+)
+
+
+def _check_subtype_values(session: Session, tenant_id: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Validate a sous-type's fields; returns them with the circuit normalised."""
+    templates = circuits.validate_circuit(values.get("circuit"))
+    check_desks(session, tenant_id, circuits.circuit_desk_ids(templates) | set(values.get("creator_desk_ids") or []))
+    seal_id = values.get("seal_identity_id")
+    if seal_id is not None:
+        found = session.execute(
+            select(SigningIdentity.id).where(
+                SigningIdentity.id == seal_id, SigningIdentity.tenant_id == tenant_id, SigningIdentity.purpose == "seal"
+            )
+        ).first()
+        if found is None:
+            raise NotFound(f"identité de cachet serveur {seal_id} introuvable")
+    elif any(template["kind"] == "seal" for template in templates):
+        raise InvalidInput(
+            "un circuit avec une étape « cachet serveur » demande une identité de cachet (seal_identity_id)"
+        )
+    due_days = values.get("due_days")
+    if due_days is not None and not 0 <= due_days <= 3650:
+        raise InvalidInput("le délai de traitement (due_days) doit être compris entre 0 et 3650 jours")
+    return values | {"circuit": templates}
+
+
+def create_subtype(session: Session, principal: Principal, type_id: str, values: dict[str, Any]) -> Subtype:
+    """Create a sous-type of a type: its circuit (the tenant's desks only), seal identity, rules.
+
+    Raises Forbidden, NotFound (type, desk, seal identity), InvalidInput (circuit), Conflict (name taken).
+    """
+    _require_admin(principal)
+    parent = get_type(session, principal.tenant_id, type_id)
+    values = _check_subtype_values(session, principal.tenant_id, values)
+    _check_subtype_name(session, parent.id, values["name"])
+    row = Subtype(
+        tenant_id=principal.tenant_id, type_id=parent.id, **{k: v for k, v in values.items() if k in _SUBTYPE_FIELDS}
+    )
+    session.add(row)
+    session.flush()
+    _audit(session, principal, "parapheur.subtype.created", "subtype", row.id, name=row.name, type=parent.name)
+    session.commit()
+    return row
+
+
+def _check_subtype_name(session: Session, type_id: str, name: str, subtype_id: str | None = None) -> None:
+    query = select(Subtype.id).where(Subtype.type_id == type_id, Subtype.name == name)
+    if subtype_id is not None:
+        query = query.where(Subtype.id != subtype_id)
+    if session.execute(query).first() is not None:
+        raise Conflict(f"un sous-type « {name} » existe déjà pour ce type")
+
+
+def update_subtype(session: Session, principal: Principal, subtype_id: str, changes: dict[str, Any]) -> Subtype:
+    """Change a sous-type; folders already sent keep the circuit they were given."""
+    _require_admin(principal)
+    row = get_subtype(session, principal.tenant_id, subtype_id)
+    changes = _without_nulls(changes, ("seal_identity_id", "due_days"))
+    merged = {name: getattr(row, name) for name in _SUBTYPE_FIELDS} | changes
+    merged = _check_subtype_values(session, principal.tenant_id, merged)
+    if "name" in changes:
+        _check_subtype_name(session, row.type_id, changes["name"], row.id)
+    for name in _SUBTYPE_FIELDS:
+        if name in changes:
+            setattr(row, name, merged[name])
+    session.flush()
+    _audit(session, principal, "parapheur.subtype.updated", "subtype", row.id, changes=sorted(changes))
+    session.commit()
+    return row
+
+
+def delete_subtype(session: Session, principal: Principal, subtype_id: str) -> None:
+    """Delete a sous-type no folder uses (Conflict otherwise)."""
+    _require_admin(principal)
+    row = get_subtype(session, principal.tenant_id, subtype_id)
+    if session.execute(select(Folder.id).where(Folder.subtype_id == row.id)).first() is not None:
+        raise Conflict(f"le sous-type « {row.name} » a des dossiers : il ne peut plus être supprimé")
+    _audit(session, principal, "parapheur.subtype.deleted", "subtype", row.id, name=row.name)
+    session.delete(row)
+    session.commit()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The trust list: certificates that signature chains must lead to
+
+
+def add_trust_anchors(session: Session, principal: Principal, data: bytes, filename: str) -> list[TrustAnchor]:
+    """Add the certificates of a PEM (one or several) or DER file to the tenant's trust list; known ones are
+    kept as they are. Raises Forbidden, InvalidInput (not a certificate)."""
+    _require_admin(principal)
+    anchors = []
+    for certificate in verification.load_certificates(data, filename):
+        der = verification.der(certificate)
+        digest = hashlib.sha256(der).hexdigest()
+        anchor = session.execute(
+            select(TrustAnchor).where(TrustAnchor.tenant_id == principal.tenant_id, TrustAnchor.sha256 == digest)
+        ).scalar_one_or_none()
+        if anchor is None:
+            anchor = TrustAnchor(
+                tenant_id=principal.tenant_id,
+                sha256=digest,
+                subject=certificate.subject.rfc4514_string()[:500],
+                not_after=certificate.not_valid_after_utc,
+                certificate_der=der,
+                added_by=principal.username,
+            )
+            session.add(anchor)
+            session.flush()
+            _audit(session, principal, "parapheur.trust.added", "certificate", anchor.id, subject=anchor.subject)
+        anchors.append(anchor)
+    session.commit()
+    return anchors
+
+
+def trust_anchors(session: Session, tenant_id: str) -> list[TrustAnchor]:
+    query = select(TrustAnchor).where(TrustAnchor.tenant_id == tenant_id).order_by(TrustAnchor.subject)
+    return list(session.execute(query).scalars())
+
+
+def remove_trust_anchor(session: Session, principal: Principal, anchor_id: str) -> None:
+    _require_admin(principal)
+    anchor = session.execute(
+        select(TrustAnchor).where(TrustAnchor.tenant_id == principal.tenant_id, TrustAnchor.id == anchor_id)
+    ).scalar_one_or_none()
+    if anchor is None:
+        raise NotFound(f"certificat de confiance {anchor_id} introuvable")
+    session.delete(anchor)
+    _audit(session, principal, "parapheur.trust.removed", "certificate", anchor.id, subject=anchor.subject)
+    session.commit()

@@ -1,0 +1,261 @@
+"""Signing identities kept by the parapheur: users' PKCS#12 files and the tenant's server seals (cachets).
+
+Secrets (PKCS#12 file, passphrase, PIN) are stored encrypted with :mod:`socle.secrets` and decrypted only
+to load the key; a loaded identity is kept per process (loading a key costs far more than signing with it).
+Nothing secret is ever logged, audited or returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from threading import Lock
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from parapheur import pades
+from parapheur.models import SigningIdentity
+from socle import audit, secrets
+from socle.errors import Conflict, InvalidInput, NotFound
+from socle.models import Tenant, User
+
+USER, SEAL = "user", "seal"
+_CACHE_SIZE = 64
+_LOADED: OrderedDict[tuple[str, str], pades.SigningIdentity] = OrderedDict()
+_LOADED_LOCK = Lock()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Importing
+
+
+def import_identity(
+    session: Session,
+    tenant: Tenant,
+    username: str,
+    pkcs12: bytes,
+    passphrase: bytes,
+    *,
+    stamp_image: bytes | None = None,
+) -> SigningIdentity:
+    """Keep a user's PKCS#12 and its passphrase, encrypted, so that the server can sign on the user's act.
+
+    :param stamp_image: optional PNG/JPEG drawn in the user's visible stamps.
+    :raises NotFound: unknown user. :raises InvalidInput: unreadable PKCS#12, wrong passphrase, bad image.
+    """
+    user = session.execute(
+        select(User).where(User.tenant_id == tenant.id, User.username == username)
+    ).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"utilisateur « {username} » inconnu")
+    loaded = _open_pkcs12(pkcs12, passphrase)
+    _check_image(stamp_image)
+    row = session.execute(
+        select(SigningIdentity).where(SigningIdentity.tenant_id == tenant.id, SigningIdentity.username == username)
+    ).scalar_one_or_none()
+    if row is None:
+        row = SigningIdentity(tenant_id=tenant.id, username=username, purpose=USER)
+        session.add(row)
+    _fill_pkcs12(row, loaded, pkcs12, passphrase, stamp_image)
+    session.flush()
+    _audit(session, tenant.id, "parapheur.identity.imported", "user", user.id, loaded.subject_name)
+    return row
+
+
+def import_seal_pkcs12(
+    session: Session, tenant: Tenant, label: str, pkcs12: bytes, passphrase: bytes, *, stamp_image: bytes | None = None
+) -> SigningIdentity:
+    """Keep (or replace) the tenant's seal identity named ``label`` from a PKCS#12 file.
+
+    :raises InvalidInput: unreadable PKCS#12, wrong passphrase, bad image, empty label.
+    """
+    loaded = _open_pkcs12(pkcs12, passphrase)
+    _check_image(stamp_image)
+    row = _seal_row(session, tenant.id, label)
+    _fill_pkcs12(row, loaded, pkcs12, passphrase, stamp_image)
+    session.flush()
+    _audit(session, tenant.id, "parapheur.seal.imported", "seal", row.id, loaded.subject_name)
+    return row
+
+
+def import_seal_pkcs11(
+    session: Session,
+    tenant: Tenant,
+    label: str,
+    *,
+    module_path: str,
+    token_label: str,
+    pin: str,
+    key_label: str | None = None,
+    stamp_image: bytes | None = None,
+) -> SigningIdentity:
+    """Keep (or replace) the tenant's seal identity ``label`` held by a PKCS#11 token (HSM, card).
+
+    The token is opened once now, to check the PIN and read the certificate; the PIN is kept encrypted.
+    :raises InvalidInput: module, token or key not found, wrong PIN, bad image.
+    """
+    from parapheur import tokens
+
+    _check_image(stamp_image)
+    try:
+        with tokens.open_pkcs11_identity(module_path, token_label, pin, key_label) as loaded:
+            subject, certificate = loaded.subject_name, loaded.certificate_der
+    except pades.IdentityError as exc:
+        raise InvalidInput(str(exc)) from None
+    row = _seal_row(session, tenant.id, label)
+    row.kind, row.subject, row.certificate_der, row.stamp_image = "pkcs11", subject, certificate, stamp_image
+    row.pkcs12_encrypted = row.passphrase_encrypted = None
+    row.pkcs11_module, row.pkcs11_token, row.pkcs11_key = module_path, token_label, key_label
+    row.pin_encrypted = secrets.encrypt(pin.encode())
+    session.flush()
+    _audit(session, tenant.id, "parapheur.seal.imported", "seal", row.id, subject)
+    return row
+
+
+def _seal_row(session: Session, tenant_id: str, label: str) -> SigningIdentity:
+    label = label.strip()
+    if not label:
+        raise InvalidInput("le nom du cachet est obligatoire")
+    row = session.execute(
+        select(SigningIdentity).where(
+            SigningIdentity.tenant_id == tenant_id, SigningIdentity.purpose == SEAL, SigningIdentity.label == label
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        row = SigningIdentity(tenant_id=tenant_id, purpose=SEAL, label=label)
+        session.add(row)
+    return row
+
+
+def _open_pkcs12(pkcs12: bytes, passphrase: bytes) -> pades.SigningIdentity:
+    try:
+        return pades.SigningIdentity.from_pkcs12(pkcs12, passphrase)
+    except pades.IdentityError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _fill_pkcs12(
+    row: SigningIdentity, loaded: pades.SigningIdentity, pkcs12: bytes, passphrase: bytes, image: bytes | None
+) -> None:
+    row.kind, row.subject, row.certificate_der, row.stamp_image = (
+        "pkcs12",
+        loaded.subject_name,
+        loaded.certificate_der,
+        image,
+    )
+    row.pkcs12_encrypted, row.passphrase_encrypted = secrets.encrypt(pkcs12), secrets.encrypt(passphrase)
+    row.pkcs11_module = row.pkcs11_token = row.pkcs11_key = None
+    row.pin_encrypted = None
+
+
+def _check_image(image: bytes | None) -> None:
+    if image is None:
+        return
+    try:
+        pades._stamp_background(image)  # the very check the stamp will make: refuse now, not at signing time
+    except pades.PdfError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _audit(session: Session, tenant_id: str, action: str, object_type: str, object_id: str, subject: str) -> None:
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor="system",
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        details={"subject": subject},
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def user_identity_row(session: Session, tenant_id: str, username: str) -> SigningIdentity:
+    """The user's identity row. :raises Conflict: none registered."""
+    row = session.execute(
+        select(SigningIdentity).where(SigningIdentity.tenant_id == tenant_id, SigningIdentity.username == username)
+    ).scalar_one_or_none()
+    if row is None:
+        raise Conflict("aucune identité de signature n'est enregistrée pour vous")
+    return row
+
+
+def identity_row(session: Session, tenant_id: str, identity_id: str) -> SigningIdentity:
+    """An identity of this tenant by id. :raises Conflict: unknown (a sous-type naming a removed seal)."""
+    row = session.get(SigningIdentity, identity_id)
+    if row is None or row.tenant_id != tenant_id:
+        raise Conflict("l'identité de signature (cachet) configurée est introuvable")
+    return row
+
+
+def seal_rows(session: Session, tenant_id: str) -> list[SigningIdentity]:
+    return list(
+        session.execute(
+            select(SigningIdentity)
+            .where(SigningIdentity.tenant_id == tenant_id, SigningIdentity.purpose == SEAL)
+            .order_by(SigningIdentity.label)
+        ).scalars()
+    )
+
+
+def load_identity(session: Session, tenant_id: str, username: str) -> pades.SigningIdentity:
+    """Decrypt and load a user's identity (cached per process). :raises Conflict: none registered."""
+    return load_row(user_identity_row(session, tenant_id, username))
+
+
+def load_row(row: SigningIdentity) -> pades.SigningIdentity:
+    """The loaded key of an identity row, cached per process and keyed by its certificate and secrets.
+
+    :raises InvalidInput: the stored key cannot be opened any more (token missing, PIN changed…).
+    """
+    cache_key = (row.id, _fingerprint(row))
+    with _LOADED_LOCK:
+        if cache_key in _LOADED:
+            _LOADED.move_to_end(cache_key)
+            return _LOADED[cache_key]
+    identity = _open(row)
+    with _LOADED_LOCK:
+        _LOADED[cache_key] = identity
+        while len(_LOADED) > _CACHE_SIZE:
+            _LOADED.popitem(last=False)
+    return identity
+
+
+def forget(row: SigningIdentity) -> None:
+    """Drop a cached identity (a token session that died is opened again on next use)."""
+    with _LOADED_LOCK:
+        for key in [key for key in _LOADED if key[0] == row.id]:
+            del _LOADED[key]
+
+
+def _fingerprint(row: SigningIdentity) -> str:
+    parts = [
+        row.certificate_der,
+        row.pkcs12_encrypted or b"",
+        row.pin_encrypted or b"",
+        (row.pkcs11_token or "").encode(),
+    ]
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()
+
+
+def _open(row: SigningIdentity) -> pades.SigningIdentity:
+    try:
+        if row.kind == "pkcs11":
+            from parapheur import tokens
+
+            if not (row.pkcs11_module and row.pkcs11_token and row.pin_encrypted):
+                raise InvalidInput("l'identité PKCS#11 enregistrée est incomplète")
+            return tokens.open_pkcs11_identity(
+                row.pkcs11_module, row.pkcs11_token, secrets.decrypt(row.pin_encrypted).decode(), row.pkcs11_key
+            )
+        if row.pkcs12_encrypted is None or row.passphrase_encrypted is None:
+            raise InvalidInput("l'identité PKCS#12 enregistrée est incomplète")
+        return pades.SigningIdentity.from_pkcs12(
+            secrets.decrypt(row.pkcs12_encrypted), secrets.decrypt(row.passphrase_encrypted)
+        )
+    except pades.IdentityError as exc:
+        raise InvalidInput(f"identité de signature inutilisable : {exc}") from None

@@ -1,0 +1,377 @@
+"""Who hears about a folder, and how: per-person preference (immediate, digest, none), then mail jobs.
+
+Low level like parapheur.events (never imports the engine): it decides the recipients and either enqueues a
+``parapheur.jobs.send_notice`` job (immediate) or keeps a PendingNotice row for the next digest. The mails
+themselves are built by parapheur.notifications and sent by socle.mail, in the jobs.
+
+A notice travels as a JSON dict (see :func:`payload`). The one-time link of an external signer is a secret:
+it travels encrypted (socle.secrets) in ``sealed_link`` and is decrypted only to write the mail.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from parapheur.models import Delegation, Desk, DeskMember, Folder, NotificationPreference, PendingNotice, Step
+from socle import messages, secrets
+from socle.db import utcnow
+from socle.errors import InvalidInput
+from socle.queue import enqueue
+from socle.settings import get_settings
+
+if TYPE_CHECKING:
+    from parapheur.notifications import Notice
+
+log = logging.getLogger("parapheur.notify")
+
+Mode = Literal["immediate", "digest", "none"]
+IMMEDIATE: Mode = "immediate"
+DIGEST: Mode = "digest"
+NONE: Mode = "none"
+MODES: tuple[Mode, ...] = (IMMEDIATE, DIGEST, NONE)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Preferences
+
+
+def get_preference(session: Session, tenant_id: str, username: str) -> Mode:
+    """The person's mode; immediate when never chosen."""
+    row = _preference_row(session, tenant_id, username)
+    return next((mode for mode in MODES if row is not None and row.mode == mode), IMMEDIATE)
+
+
+def set_preference(session: Session, tenant_id: str, username: str, mode: str) -> Mode:
+    """Choose immediate, digest or none. :raises InvalidInput: another mode."""
+    chosen = next((known for known in MODES if known == mode), None)
+    if chosen is None:
+        raise InvalidInput(f"mode de notification inconnu : {mode} (attendu : {', '.join(MODES)})")
+    row = _preference_row(session, tenant_id, username)
+    if row is None:
+        row = NotificationPreference(tenant_id=tenant_id, username=username)
+        session.add(row)
+    row.mode = chosen
+    session.flush()
+    return chosen
+
+
+def _preference_row(session: Session, tenant_id: str, username: str) -> NotificationPreference | None:
+    return session.execute(
+        select(NotificationPreference).where(
+            NotificationPreference.tenant_id == tenant_id, NotificationPreference.username == username
+        )
+    ).scalar_one_or_none()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Building notices
+
+
+def payload(
+    kind: str,
+    folder: Folder,
+    *,
+    actor_name: str | None = None,
+    on_behalf_of: str | None = None,
+    desk_name: str | None = None,
+    comment: str | None = None,
+    link: str | None = None,
+    secret_link: str | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """A notice as JSON (job argument, PendingNotice.payload); ``secret_link`` is stored encrypted."""
+    data: dict[str, Any] = {
+        "kind": kind,
+        "folder_id": folder.id,
+        "folder_title": folder.title,
+        "at": (at or utcnow()).isoformat(),
+        "actor_name": actor_name,
+        "on_behalf_of": on_behalf_of,
+        "desk_name": desk_name,
+        "comment": comment,
+        "due_date": folder.due_date.isoformat() if folder.due_date else None,
+        "link": link or folder_link(folder.id),
+    }
+    if secret_link is not None:
+        data["link"] = None
+        data["sealed_link"] = secrets.encrypt(secret_link.encode()).decode("ascii")
+    return data
+
+
+def notice_of(data: dict[str, Any]) -> Notice:
+    """The notifications.Notice of a payload (the sealed link decrypted)."""
+    from parapheur.notifications import Notice
+
+    link = data.get("link")
+    if data.get("sealed_link"):
+        link = secrets.decrypt(data["sealed_link"].encode("ascii")).decode()
+    return Notice(
+        kind=data["kind"],
+        folder_id=data["folder_id"],
+        folder_title=data["folder_title"],
+        at=datetime.fromisoformat(data["at"]),
+        actor_name=data.get("actor_name"),
+        on_behalf_of=data.get("on_behalf_of"),
+        desk_name=data.get("desk_name"),
+        comment=data.get("comment"),
+        due_date=date.fromisoformat(data["due_date"]) if data.get("due_date") else None,
+        link=link,
+    )
+
+
+def public_url() -> str:
+    """The address people reach the kit at (setting ``public_url``), without a trailing slash; may be empty."""
+    return (get_settings().public_url or "").rstrip("/")
+
+
+def folder_link(folder_id: str) -> str | None:
+    base = public_url()
+    return f"{base}/parapheur/folders/{folder_id}" if base else None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Recipients
+
+
+def desk_names(session: Session, desk_ids: list[str]) -> dict[str, str]:
+    if not desk_ids:
+        return {}
+    rows = session.execute(select(Desk.id, Desk.name).where(Desk.id.in_(desk_ids))).all()
+    return {row.id: row.name for row in rows}
+
+
+def members(session: Session, desk_ids: list[str]) -> list[str]:
+    if not desk_ids:
+        return []
+    return sorted(set(session.execute(select(DeskMember.username).where(DeskMember.desk_id.in_(desk_ids))).scalars()))
+
+
+def delegate_desks(session: Session, folder: Folder, desk_ids: list[str], at: datetime | None = None) -> list[str]:
+    """Desks holding, right now, a delegation from one of ``desk_ids`` that covers this folder's sous-type."""
+    if not desk_ids:
+        return []
+    now = at or utcnow()
+    rows = session.execute(
+        select(Delegation).where(
+            Delegation.tenant_id == folder.tenant_id,
+            Delegation.from_desk_id.in_(desk_ids),
+            Delegation.starts_at <= now,
+            Delegation.ends_at > now,
+        )
+    ).scalars()
+    return sorted(
+        {row.to_desk_id for row in rows if not row.subtype_ids or (folder.subtype_id in (row.subtype_ids or []))}
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sending (through jobs) or keeping for the digest
+
+
+def deliver(session: Session, tenant_id: str, usernames: list[str], data: dict[str, Any], key: str) -> None:
+    """Give ``data`` to each person by their preference. ``key`` makes it once each (a job run twice)."""
+    for username in usernames:
+        mode = get_preference(session, tenant_id, username)
+        if mode == IMMEDIATE:
+            enqueue(
+                session,
+                messages.PARAPHEUR_SEND_NOTICE,
+                key=f"notice:{key}:{username}",
+                tenant_id=tenant_id,
+                recipient=username,
+                notice=data,
+            )
+        elif mode == DIGEST and not _already_pending(session, tenant_id, username, data, key):
+            session.add(
+                PendingNotice(
+                    tenant_id=tenant_id,
+                    username=username,
+                    folder_id=data["folder_id"],
+                    kind=data["kind"],
+                    payload={**data, "key": key},
+                )
+            )
+
+
+def _already_pending(session: Session, tenant_id: str, username: str, data: dict[str, Any], key: str) -> bool:
+    rows = session.execute(
+        select(PendingNotice.payload).where(
+            PendingNotice.tenant_id == tenant_id,
+            PendingNotice.username == username,
+            PendingNotice.folder_id == data["folder_id"],
+            PendingNotice.kind == data["kind"],
+        )
+    ).scalars()
+    return any(row.get("key") == key for row in rows)
+
+
+def to_act(session: Session, folder: Folder, step: Step) -> None:
+    """ "À traiter" notices for the members of the step's desks, and of the desks replacing them today."""
+    names = desk_names(session, step.desk_ids)
+    started = (step.started_at or utcnow()).isoformat()
+    for desk_id in step.desk_ids:
+        data = payload("to_act", folder, desk_name=names.get(desk_id))
+        key = f"to_act:{step.id}:{started}:{desk_id}"
+        deliver(session, folder.tenant_id, members(session, [desk_id]), data, key)
+        substitutes = delegate_desks(session, folder, [desk_id])
+        if substitutes:
+            # The delegate hears it too, told whom it replaces.
+            note = f"Vous le recevez par délégation, en l'absence du bureau « {names.get(desk_id, '')} »."
+            data = payload("to_act", folder, desk_name=names.get(desk_id), comment=note)
+            deliver(session, folder.tenant_id, members(session, substitutes), data, f"{key}:delegation")
+
+
+def folder_ended(session: Session, folder: Folder, actor_name: str | None, on_behalf_of: str | None) -> None:
+    """ "Terminé" or "rejeté" notice to the folder's creator."""
+    if folder.status == "completed":
+        data = payload("completed", folder, actor_name=actor_name, on_behalf_of=on_behalf_of)
+    elif folder.status == "rejected":
+        data = payload(
+            "rejected", folder, actor_name=actor_name, on_behalf_of=on_behalf_of, comment=folder.rejection_reason
+        )
+    else:
+        return  # withdrawn: its creator did it, nobody else waits for it
+    deliver(session, folder.tenant_id, [folder.created_by], data, f"{data['kind']}:{folder.id}")
+
+
+def external_signature(session: Session, folder: Folder, step: Step, link: str) -> None:
+    """The mail with the one-time link, to the external signer (always immediate: no preference)."""
+    if not step.external_email:
+        log.warning("external step %s of folder %s has no e-mail address", step.id, folder.id)
+        return
+    data = payload("external_signature", folder, desk_name=step.external_name, secret_link=link)
+    enqueue(
+        session,
+        messages.PARAPHEUR_SEND_NOTICE,
+        key=f"notice:external:{step.id}:{step.token_hash}",
+        tenant_id=folder.tenant_id,
+        recipient=step.external_email,
+        notice=data,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Late folders and digests
+
+
+def late_folders(session: Session, tenant_id: str, today: date) -> list[Folder]:
+    return list(
+        session.execute(
+            select(Folder).where(Folder.tenant_id == tenant_id, Folder.status == "in_progress", Folder.due_date < today)
+        ).scalars()
+    )
+
+
+def notice_late(session: Session, tenant_id: str, today: date) -> int:
+    """ "En retard" notices (once a day per folder and person) to whoever the current step waits for."""
+    count = 0
+    for folder in late_folders(session, tenant_id, today):
+        step = next((s for s in folder.steps if s.position == folder.current_step), None)
+        if step is None or not step.desk_ids:
+            continue
+        desks = list(step.desk_ids) + delegate_desks(session, folder, list(step.desk_ids))
+        usernames = members(session, desks)
+        deliver(session, tenant_id, usernames, payload("late", folder), f"late:{folder.id}:{today.isoformat()}")
+        count += len(usernames)
+    return count
+
+
+def pending_usernames(session: Session, tenant_id: str) -> list[str]:
+    return sorted(
+        set(
+            session.execute(
+                select(PendingNotice.username).where(
+                    PendingNotice.tenant_id == tenant_id, PendingNotice.sent_at.is_(None)
+                )
+            ).scalars()
+        )
+    )
+
+
+def pending_for(session: Session, tenant_id: str, username: str) -> list[PendingNotice]:
+    return list(
+        session.execute(
+            select(PendingNotice)
+            .where(
+                PendingNotice.tenant_id == tenant_id,
+                PendingNotice.username == username,
+                PendingNotice.sent_at.is_(None),
+            )
+            .order_by(PendingNotice.created_at)
+            .with_for_update()
+        ).scalars()
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Sending (in jobs)
+
+
+def send_notice(tenant_id: str, recipient: str, data: dict[str, Any]) -> None:
+    """Mail one notice. ``recipient``: a username (its current address is used) or an external address.
+
+    :raises MailError: from socle.mail; retryable ones make the kernel retry the job.
+    """
+    from parapheur.notifications import notice_mail
+    from socle import mail
+    from socle.db import new_session
+
+    if "@" in recipient:
+        address: str | None = recipient
+    else:
+        with new_session() as session:
+            address = _address(session, tenant_id, recipient)
+    if address is None:
+        log.info("no e-mail address for %s: notice %s not sent", recipient, data.get("kind"))
+        return
+    mail.send(notice_mail((address,), notice_of(data)))
+
+
+def _address(session: Session, tenant_id: str, username: str) -> str | None:
+    from socle.models import User
+
+    return session.execute(
+        select(User.email).where(User.tenant_id == tenant_id, User.username == username, User.active)
+    ).scalar_one_or_none()
+
+
+def send_late_and_digests(tenant_id: str, today: date | None = None) -> tuple[int, int]:
+    """Late notices first (so that they are part of the digest), then one digest per person; once each.
+
+    :returns: (late notices given, digest mails sent).
+    """
+    from socle.db import transaction
+
+    with transaction() as session:
+        late = notice_late(session, tenant_id, today or utcnow().date())
+    with transaction() as session:
+        usernames = pending_usernames(session, tenant_id)
+    sent = sum(1 for username in usernames if send_digest(tenant_id, username))
+    return late, sent
+
+
+def send_digest(tenant_id: str, username: str) -> bool:
+    """One digest mail with the person's pending notices, marked sent in the same transaction.
+
+    A mail failure leaves them pending (the transaction rolls back) for the next run.
+    """
+    from parapheur.notifications import digest_mail
+    from socle import mail
+    from socle.db import transaction
+
+    with transaction() as session:
+        rows = pending_for(session, tenant_id, username)
+        if not rows:
+            return False
+        address = _address(session, tenant_id, username)
+        if address is not None:
+            mail.send(digest_mail((address,), [notice_of(row.payload) for row in rows]))
+        now = utcnow()
+        for row in rows:
+            row.sent_at = now
+        return address is not None

@@ -1,0 +1,400 @@
+"""Signing a folder's main documents for one act, in the folder's format: PAdES, CAdES detached or XAdES (PES).
+
+Low level on purpose: the engine (parapheur.service) calls :func:`sign_documents` before recording a signature
+act, and :func:`restore_documents` when the act is undone (droit de remords); this module never imports it.
+
+Degrade, then upgrade: when the level asked for needs a responder (TSA, OCSP, CRL) that does not answer, the
+document is signed at the highest level possible now, the folder's ``pending_level`` keeps the level owed,
+and the job ``parapheur.jobs.upgrade_signature`` raises it later (see :func:`upgrade_folder`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from io import BytesIO
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from asn1crypto import cms
+from sqlalchemy.orm import Session
+
+from parapheur import identities, pades
+from parapheur.models import Folder, FolderDocument, FolderEvent, SignatureType, Subtype
+from socle import messages
+from socle.db import utcnow
+from socle.errors import InvalidInput, ServiceUnavailable
+from socle.models import Tenant
+from socle.queue import enqueue
+from socle.settings import get_settings
+from socle.storage import get_store
+
+if TYPE_CHECKING:
+    from parapheur.circuits import Actor
+
+log = logging.getLogger("parapheur.signing")
+
+PADES, CADES, XADES = "pades", "cades", "xades"
+# What to fall back to when a responder is down: B-T needs the TSA only, B-LT and B-LTA revocation data too.
+_FALLBACKS: dict[str, tuple[pades.SignatureLevel, ...]] = {
+    "B-B": ("B-B",),
+    "B-T": ("B-T", "B-B"),
+    "B-LT": ("B-LT", "B-T", "B-B"),
+    "B-LTA": ("B-LTA", "B-T", "B-B"),
+}
+_CADES_LEVELS = ("B-B", "B-T")
+
+
+def trust_services() -> pades.TrustServices:
+    """The timestamp authority (setting ``tsa_url``) used above B-B; none configured → B-T is impossible."""
+    return pades.TrustServices(tsa_url=get_settings().tsa_url)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Signing an act
+
+
+def sign_documents(
+    session: Session,
+    folder: Folder,
+    actor: Actor,
+    *,
+    identity_id: str | None = None,
+    stamp_name: str | None = None,
+) -> dict[str, str | None]:
+    """Sign every main document of ``folder`` for ``actor``'s act, in the folder's format and level.
+
+    :param identity_id: the identity to sign with (a seal); None = the acting user's own identity.
+    :param stamp_name: the name the stamp shows after "Signé par" (default: the actor's display name).
+    :returns: {document id: its signed_key (or signature_key for CAdES) before this act}, for the droit de
+        remords. Documents are updated in the session; nothing is committed here.
+    :raises InvalidInput: unusable document (encrypted, broken, certified against changes, not a PES),
+        unusable identity (wrong PIN, expired or revoked certificate).
+    :raises Conflict: no identity registered for the user.
+    :raises ServiceUnavailable: even a B-B signature could not be made for a service reason (retry later).
+    """
+    row = (
+        identities.identity_row(session, folder.tenant_id, identity_id)
+        if identity_id
+        else identities.user_identity_row(session, folder.tenant_id, actor.username)
+    )
+    identity = identities.load_row(row)
+    documents = folder.main_documents
+    if not documents:
+        raise InvalidInput("ce dossier n'a aucun document principal à signer")
+    request = signature_request(session, folder, actor, row.stamp_image, stamp_name)
+    previous: dict[str, str | None] = {}
+    reached: list[pades.SignatureLevel] = []
+    for document in documents:
+        previous[document.id], level = _sign_one(folder, document, identity, request)
+        reached.append(level)
+    after_signing(session, folder, actor, reached)
+    return previous
+
+
+def restore_documents(folder: Folder, previous: dict[str, str | None]) -> None:
+    """Undo a signature act: put back each document's key as it was before (see :func:`sign_documents`)."""
+    for document in folder.documents:
+        if document.id not in previous:
+            continue
+        if folder.signature_format == CADES:
+            document.signature_key = previous[document.id]
+        else:
+            document.signed_key = previous[document.id]
+
+
+def signature_request(
+    session: Session, folder: Folder, actor: Actor, stamp_image: bytes | None = None, stamp_name: str | None = None
+) -> pades.SignatureRequest:
+    """The PAdES request of an act on ``folder``: level, stamp wording (role, delegation, image) and place."""
+    tenant = session.get(Tenant, folder.tenant_id)
+    return pades.SignatureRequest(
+        signer_name=stamp_name or actor.display_name,
+        reason=f"Signature : {folder.title}"[:200],
+        location=tenant.name if tenant else None,
+        level=_level(folder.signature_level),
+        role=actor.stamp_role,
+        on_behalf_of=actor.on_behalf_of_name,
+        stamp_image=stamp_image,
+        placement=placement(session, folder),
+    )
+
+
+def placement(session: Session, folder: Folder) -> pades.StampPlacement:
+    """Where the folder's type puts the stamp (automatic when the folder has no typology)."""
+    subtype = session.get(Subtype, folder.subtype_id) if folder.subtype_id else None
+    kind: SignatureType | None = subtype.type if subtype else None
+    if kind is None:
+        return pades.StampPlacement()
+    return pades.StampPlacement(
+        page=kind.stamp_page, x=kind.stamp_x, y=kind.stamp_y, width=kind.stamp_width, height=kind.stamp_height
+    )
+
+
+def _level(value: str | None) -> pades.SignatureLevel:
+    for level in pades.LEVELS:
+        if level == value:
+            return level
+    return "B-B"
+
+
+def _sign_one(
+    folder: Folder, document: FolderDocument, identity: pades.SigningIdentity, request: pades.SignatureRequest
+) -> tuple[str | None, pades.SignatureLevel]:
+    """Sign one document; returns (its key before, the level reached)."""
+    if folder.signature_format == CADES:
+        before = document.signature_key
+        signature, level = _cades(document, identity, request.level)
+        document.signature_key = _put_bytes(signature)
+        return before, level
+    before = document.signed_key
+    with _scratch() as scratch, get_store().local_path(document.current_key) as source:
+        output = scratch / "signed"
+        if folder.signature_format == XADES:
+            _xades(source, output, identity, request)
+            level = request.level  # XAdES-EPES for Hélios: no level ladder
+        else:
+            level = _pades(source, output, identity, request)
+        document.signed_key = _put_file(output)
+    return before, level
+
+
+def _pades(
+    source: Path, output: Path, identity: pades.SigningIdentity, request: pades.SignatureRequest
+) -> pades.SignatureLevel:
+    services = trust_services()
+    last: pades.SigningError | None = None
+    for level in _FALLBACKS[request.level]:
+        try:
+            pades.sign_pdf(source, output, identity, _at_level(request, level), services)
+            return level
+        except pades.PdfError as exc:
+            raise InvalidInput(str(exc)) from None
+        except pades.SigningError as exc:
+            if not exc.retryable:
+                raise InvalidInput(str(exc)) from None
+            last = exc
+            log.warning("signature at %s impossible now (%s), trying a lower level", level, exc)
+    raise ServiceUnavailable(str(last))
+
+
+def _at_level(request: pades.SignatureRequest, level: pades.SignatureLevel) -> pades.SignatureRequest:
+    return replace(request, level=level)
+
+
+def _xades(source: Path, output: Path, identity: pades.SigningIdentity, request: pades.SignatureRequest) -> None:
+    from parapheur import xades
+
+    try:
+        xades.sign_pes(source, output, identity, role=request.role, city=request.location)
+    except (xades.PesError, pades.SigningError, pades.PdfError) as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def _cades(
+    document: FolderDocument, identity: pades.SigningIdentity, wanted: pades.SignatureLevel
+) -> tuple[bytes, pades.SignatureLevel]:
+    """A detached signature of the document as received, added beside the earlier signers' ones."""
+    from parapheur import cades
+
+    target: pades.SignatureLevel = "B-T" if wanted != "B-B" else "B-B"
+    services = trust_services()
+    last: pades.SigningError | None = None
+    with get_store().local_path(document.key) as source:
+        for level in _FALLBACKS[target]:
+            try:
+                signature = cades.sign_detached(source, identity, level=level, services=services)
+                break
+            except pades.PdfError as exc:
+                raise InvalidInput(str(exc)) from None
+            except pades.SigningError as exc:
+                if not exc.retryable:
+                    raise InvalidInput(str(exc)) from None
+                last = exc
+        else:
+            raise ServiceUnavailable(str(last))
+    if document.signature_key:
+        signature = merge_cms(_get_bytes(document.signature_key), signature)
+    return signature, level
+
+
+def merge_cms(existing: bytes, added: bytes) -> bytes:
+    """One detached CMS holding the signer infos of both (co-signature): each signer's bytes are kept as is."""
+    old, new = cms.ContentInfo.load(existing)["content"], cms.ContentInfo.load(added)["content"]
+    algorithms = list(old["digest_algorithms"])
+    for algorithm in new["digest_algorithms"]:
+        if all(algorithm.dump() != known.dump() for known in algorithms):
+            algorithms.append(algorithm)
+    certificates = list(old["certificates"]) if old["certificates"].native is not None else []
+    for certificate in new["certificates"] if new["certificates"].native is not None else []:
+        if all(certificate.dump() != known.dump() for known in certificates):
+            certificates.append(certificate)
+    merged = cms.SignedData(
+        {
+            "version": max(old["version"].native, new["version"].native, key=lambda v: int(v[1:])),
+            "digest_algorithms": algorithms,
+            "encap_content_info": old["encap_content_info"],
+            "certificates": certificates,
+            "signer_infos": list(old["signer_infos"]) + list(new["signer_infos"]),
+        }
+    )
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": merged}).dump())
+
+
+def after_signing(session: Session, folder: Folder, actor: Actor, reached: list[pades.SignatureLevel]) -> None:
+    """A degraded signature: the folder owes its level; note it in the history and ask for the upgrade."""
+    wanted = _level(folder.signature_level)
+    if folder.signature_format == XADES or not reached:
+        return
+    if folder.signature_format == CADES and wanted not in _CADES_LEVELS:
+        wanted = "B-T"
+    lowest = min(reached, key=pades.LEVELS.index)
+    if pades.LEVELS.index(lowest) >= pades.LEVELS.index(wanted):
+        return
+    folder.pending_level = wanted
+    session.add(
+        FolderEvent(
+            tenant_id=folder.tenant_id,
+            folder_id=folder.id,
+            at=utcnow(),
+            actor=actor.username,
+            actor_name=actor.display_name,
+            desk_id=actor.desk_id,
+            on_behalf_of_desk_id=actor.on_behalf_of_desk_id,
+            action="signature_degraded",
+            comment=f"Signature faite au niveau {lowest} (service d'horodatage ou de révocation injoignable) ; "
+            f"le niveau {wanted} sera atteint automatiquement.",
+            details={"reached": lowest, "pending": wanted},
+        )
+    )
+    request_upgrade(session, folder)
+
+
+def request_upgrade(session: Session, folder: Folder) -> None:
+    """Enqueue the upgrade job, once per signed state of the folder (keyed by its documents' keys)."""
+    state = "|".join(f"{doc.signed_key}:{doc.signature_key}" for doc in folder.main_documents)
+    digest = hashlib.sha256(state.encode()).hexdigest()[:32]
+    enqueue(
+        session,
+        messages.PARAPHEUR_UPGRADE_SIGNATURE,
+        key=f"parapheur.upgrade:{folder.id}:{digest}",
+        tenant_id=folder.tenant_id,
+        folder_id=folder.id,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Upgrading a degraded signature
+
+
+def upgrade_folder(session: Session, folder: Folder) -> pades.SignatureLevel | None:
+    """Raise the folder's signed documents to ``pending_level``; clears it once reached. Idempotent.
+
+    :returns: the level reached, or None when nothing was owed.
+    :raises ServiceUnavailable: a responder is still down (the job is retried later).
+    :raises InvalidInput: the document cannot be upgraded (the pending level is then given up and noted).
+    """
+    target = folder.pending_level
+    if target is None:
+        return None
+    wanted = _level(target)
+    reached: list[pades.SignatureLevel] = []
+    for document in folder.main_documents:
+        if folder.signature_format == CADES:
+            if document.signature_key:
+                document.signature_key = _put_bytes(_timestamp_cms(_get_bytes(document.signature_key)))
+            reached.append("B-T")
+        elif document.signed_key:
+            reached.append(_upgrade_pdf(document, wanted))
+    lowest = min(reached, key=pades.LEVELS.index) if reached else wanted
+    if pades.LEVELS.index(lowest) >= pades.LEVELS.index(wanted):
+        folder.pending_level = None
+    session.add(
+        FolderEvent(
+            tenant_id=folder.tenant_id,
+            folder_id=folder.id,
+            at=utcnow(),
+            actor="service:parapheur",
+            actor_name="Parapheur",
+            action="signature_upgraded",
+            comment=f"Signature portée au niveau {lowest}.",
+            details={"reached": lowest, "pending": folder.pending_level},
+        )
+    )
+    return lowest
+
+
+def _upgrade_pdf(document: FolderDocument, target: pades.SignatureLevel) -> pades.SignatureLevel:
+    assert document.signed_key is not None
+    with _scratch() as scratch, get_store().local_path(document.signed_key) as source:
+        output = scratch / "upgraded.pdf"
+        try:
+            level = pades.upgrade_pdf(source, output, target, trust_services())
+        except pades.PdfError as exc:
+            raise InvalidInput(str(exc)) from None
+        except pades.SigningError as exc:
+            raise (ServiceUnavailable if exc.retryable else InvalidInput)(str(exc)) from None
+        document.signed_key = _put_file(output)
+    return level
+
+
+def _timestamp_cms(signature: bytes) -> bytes:
+    """Add a signature timestamp (CAdES B-T) to each signer info that has none yet."""
+    from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+    from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
+
+    services = trust_services()
+    if not services.tsa_url:
+        raise ServiceUnavailable("aucune autorité d'horodatage n'est configurée (réglage tsa_url)")
+    stamper = RequestsHTTPTimeStamper(services.tsa_url, timeout=services.timeout)  # type: ignore[no-untyped-call]
+    info = cms.ContentInfo.load(signature)
+    signed = info["content"]
+    infos = []
+    for signer in signed["signer_infos"]:
+        unsigned = list(signer["unsigned_attrs"]) if signer["unsigned_attrs"].native is not None else []
+        if not any(attr["type"].native == "signature_time_stamp_token" for attr in unsigned):
+            digest = hashlib.sha256(signer["signature"].native).digest()
+            try:
+                token = asyncio.run(stamper.async_timestamp(digest, "sha256"))
+            except TimestampRequestError as exc:
+                raise ServiceUnavailable(f"l'autorité d'horodatage ne répond pas : {exc}") from None
+            unsigned.append(cms.CMSAttribute({"type": "signature_time_stamp_token", "values": [token]}))
+            signer = cms.SignerInfo({**{key: signer[key] for key in _SIGNER_FIELDS}, "unsigned_attrs": unsigned})
+        infos.append(signer)
+    rebuilt = cms.SignedData({**{key: signed[key] for key in _SIGNED_FIELDS}, "signer_infos": infos})
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": rebuilt}).dump())
+
+
+_SIGNER_FIELDS = ("version", "sid", "digest_algorithm", "signed_attrs", "signature_algorithm", "signature")
+_SIGNED_FIELDS = ("version", "digest_algorithms", "encap_content_info", "certificates")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Store helpers
+
+
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    work_dir = get_settings().data_dir / "tmp"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_dir) as scratch:
+        yield Path(scratch)
+
+
+def _put_file(path: Path) -> str:
+    with path.open("rb") as stream:
+        return get_store().put(stream).key
+
+
+def _put_bytes(data: bytes) -> str:
+    return get_store().put(BytesIO(data)).key
+
+
+def _get_bytes(key: str) -> bytes:
+    with get_store().open(key) as stream:
+        return bytes(stream.read())
