@@ -12,14 +12,25 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from archive import inspection, service
-from archive.schemas import InspectionOut, SendIn, TransferIn, TransferOut
+from archive import inspection, profiles, referential, service
+from archive.schemas import (
+    InspectionOut,
+    ProfileOut,
+    ReferentialIn,
+    ReferentialOut,
+    SendIn,
+    TransferIn,
+    TransferOut,
+)
+from socle.auth import Role
 from socle.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from socle.settings import get_settings
 from socle.web import PrincipalDep, SessionDep, create_service_app, object_response
 
 router = APIRouter(prefix="/transfers", tags=["versements"])
 inspections = APIRouter(prefix="/inspections", tags=["inspection"])
+profile_routes = APIRouter(prefix="/profiles", tags=["profils d'archivage"])
+referential_routes = APIRouter(prefix="/referential", tags=["référentiel"])
 
 
 @router.post("", status_code=202, response_model=TransferOut, summary="Demander un versement de documents de la GED")
@@ -67,8 +78,8 @@ class _UploadReceiver:
 
     FIELD = b"file"
 
-    def __init__(self, folder: Path, limit: int) -> None:
-        self.folder, self.limit = folder, limit
+    def __init__(self, folder: Path, limit: int, noun: str = "paquet") -> None:
+        self.folder, self.limit, self.noun = folder, limit, noun
         self.received = 0
         self.path: Path | None = None
         self.filename = "paquet.zip"
@@ -106,7 +117,7 @@ class _UploadReceiver:
         if options.get(b"name") != self.FIELD:
             return
         if self.path is not None:
-            raise InvalidInput("un seul paquet par inspection (champ « file » en double)")
+            raise InvalidInput(f"un seul {self.noun} à la fois (champ « file » en double)")
         name = options.get(b"filename", b"").decode("utf-8", "replace").replace("\\", "/")
         self.filename = PurePosixPath(name).name[:200] or self.filename
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -117,7 +128,9 @@ class _UploadReceiver:
         # Every part counts: a flood of other fields is bounded as well.
         self.received += end - start
         if self.received > self.limit:
-            raise PayloadTooLarge(f"le paquet dépasse la taille maximale de {self.limit} octets", max_size=self.limit)
+            raise PayloadTooLarge(
+                f"le {self.noun} dépasse la taille maximale de {self.limit} octets", max_size=self.limit
+            )
         if self._in_file and self._out is not None:
             self._out.write(data[start:end])
 
@@ -133,12 +146,14 @@ class _UploadReceiver:
             self.path.unlink(missing_ok=True)
 
 
-async def _receive_package(request: Request) -> tuple[Path, str]:
+async def _receive_package(request: Request, noun: str = "paquet", limit: int | None = None) -> tuple[Path, str]:
     content_type, options = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or not options.get(b"boundary"):
-        raise UnsupportedMediaType("envoyez le paquet en multipart/form-data, dans le champ « file »")
+        raise UnsupportedMediaType(f"envoyez le {noun} en multipart/form-data, dans le champ « file »")
     settings = get_settings()
-    receiver = _UploadReceiver(settings.data_dir / "tmp", settings.max_upload_bytes)
+    receiver = _UploadReceiver(
+        settings.data_dir / "tmp", min(limit or settings.max_upload_bytes, settings.max_upload_bytes), noun
+    )
     parser = MultipartParser(options[b"boundary"], receiver.callbacks())  # type: ignore[arg-type]
     try:
         # Chunks are small (the server's reads): writing them from the event loop is a short block.
@@ -146,7 +161,7 @@ async def _receive_package(request: Request) -> tuple[Path, str]:
             parser.write(chunk)
         parser.finalize()
         if receiver.path is None:
-            raise InvalidInput("aucun paquet reçu : joignez le zip dans le champ « file »")
+            raise InvalidInput(f"aucun {noun} reçu : joignez le fichier dans le champ « file »")
     except MultipartParseError as exc:
         receiver.discard()
         raise InvalidInput(f"envoi multipart mal formé : {exc}") from None
@@ -188,10 +203,56 @@ async def inspect_package(principal: PrincipalDep, request: Request) -> Inspecti
     return InspectionOut.of(report)
 
 
+# --- archival profiles and referential -----------------------------------------------------------------
+
+
+@profile_routes.get("", response_model=list[ProfileOut], summary="Lister les profils d'archivage de la collectivité")
+def list_profiles(principal: PrincipalDep, session: SessionDep) -> list[ProfileOut]:
+    return [ProfileOut.of(profile) for profile in profiles.list_profiles(session, principal.tenant_id)]
+
+
+@profile_routes.put(
+    "/{name}",
+    response_model=ProfileOut,
+    summary="Déposer ou remplacer un profil d'archivage (RelaxNG, SHERPA ou PASTIS)",
+    openapi_extra=_UPLOAD_SCHEMA,
+)
+async def upload_profile(principal: PrincipalDep, session: SessionDep, name: str, request: Request) -> ProfileOut:
+    principal.require(Role.ARCHIVISTE)  # before reading any byte
+    path, _ = await _receive_package(request, "profil", profiles.MAX_PROFILE_BYTES)
+    try:
+        data = path.read_bytes()
+    finally:
+        path.unlink(missing_ok=True)
+    profile = await run_in_threadpool(profiles.upload_profile, session, principal, name, data)
+    return ProfileOut.of(profile)
+
+
+@profile_routes.get("/{name}", summary="Télécharger un profil d'archivage")
+def download_profile(principal: PrincipalDep, session: SessionDep, name: str) -> Response:
+    profile = profiles.get_profile(session, principal.tenant_id, name)
+    return object_response(profile.object_key, f"{profile.name}.rng", "application/xml")
+
+
+@referential_routes.get("", response_model=ReferentialOut, summary="Consulter le référentiel de la collectivité")
+def get_referential(principal: PrincipalDep, session: SessionDep) -> ReferentialOut:
+    found = referential.get_referential(session, principal.tenant_id)
+    if found is None:
+        return ReferentialOut(rules=[], digest_algorithms=["SHA-512"], updated_by=None, updated_at=None)
+    return ReferentialOut.of(found)
+
+
+@referential_routes.put(
+    "", response_model=ReferentialOut, summary="Remplacer le référentiel : règles de gestion, algorithmes d'empreinte"
+)
+def set_referential(principal: PrincipalDep, session: SessionDep, body: ReferentialIn) -> ReferentialOut:
+    return ReferentialOut.of(referential.set_referential(session, principal, body))
+
+
 def create_app() -> FastAPI:
     return create_service_app(
         "archive",
         "socle — archives",
         "Versements SEDA : construction, validation et envoi des paquets d'archives ; inspection de paquets.",
-        [router, inspections],
+        [router, inspections, profile_routes, referential_routes],
     )

@@ -54,16 +54,35 @@ def schemas_check(folder: Path | None) -> None:
     click.echo("Schémas complets et intacts.")
 
 
-@group.command("verify", help="Vérifier un paquet SEDA : empreintes, tailles, et schéma si configuré.")
+@group.command(
+    "verify", help="Vérifier un paquet SEDA : empreintes, tailles, schéma si configuré, profil, contrôles métier."
+)
 @click.argument("sip", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--version", "seda_version", default="2.2", show_default=True)
-def verify(sip: Path, seda_version: str) -> None:
-    from archive import packaging, validation
+@click.option(
+    "--profile",
+    "profile_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Profil d'archivage RelaxNG (SHERPA, PASTIS) que le bordereau doit respecter",
+)
+@click.option(
+    "--algorithm",
+    "algorithms",
+    multiple=True,
+    default=("SHA-512",),
+    show_default=True,
+    help="Algorithme d'empreinte accepté par le SAE (option répétable)",
+)
+def verify(sip: Path, seda_version: str, profile_path: Path | None, algorithms: tuple[str, ...]) -> None:
+    from lxml import etree
+
+    from archive import checks, packaging, profiles, validation
 
     try:
         problems = packaging.verify_sip(sip)
         with zipfile.ZipFile(sip) as archive:
             manifest = archive.read("manifest.xml")
+            files = sum(1 for info in archive.infolist() if not info.is_dir() and info.filename != "manifest.xml")
     except (zipfile.BadZipFile, KeyError) as exc:
         raise click.ClickException(f"paquet illisible : {exc}") from None
     folder = get_settings().seda_schemas
@@ -79,13 +98,30 @@ def verify(sip: Path, seda_version: str) -> None:
         except validation.SchemaUnavailable as exc:
             raise click.ClickException(str(exc)) from None
         problems += [f"ligne {issue.line} {issue.path or ''} : {issue.message}" for issue in report.issues]
+    try:
+        tree = etree.ElementTree(
+            etree.fromstring(manifest, etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True))
+        )
+    except etree.XMLSyntaxError as exc:
+        raise click.ClickException(f"manifeste illisible : {exc}") from None
+    if profile_path is not None:
+        try:
+            profile = profiles.compile_profile(profile_path.read_bytes())
+        except profiles.ProfileError as exc:
+            raise click.ClickException(str(exc)) from None
+        problems += [issue.message for issue in profiles.validate_against_profile(tree, profile, profile_path.name)]
+    rules = checks.BusinessRules(frozenset(algorithms), None)
+    problems += [issue.message for issue in checks.check_manifest(tree, rules, file_count=files)]
     for problem in problems:
         click.echo(f"- {problem}")
     if problems:
         sys.exit(1)
     # Never "conforme" without the schema: only what was checked is said.
+    checked = "profil, " if profile_path is not None else ""
     click.echo(
-        "Paquet conforme au schéma, empreintes et tailles exactes." if validated else "Empreintes et tailles exactes."
+        f"Paquet conforme au schéma, {checked}contrôles métier passés, empreintes et tailles exactes."
+        if validated
+        else f"{checked.capitalize()}Contrôles métier passés, empreintes et tailles exactes."
     )
 
 

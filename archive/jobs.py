@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from archive import service
+from archive import lifecycle, service
 from socle.db import transaction
 
 
@@ -26,3 +26,8 @@ def record_delivery(*, tenant_id: str, transfer_id: str, receipt: dict[str, Any]
 def delivery_failed(*, tenant_id: str, transfer_id: str, reason: str) -> None:
     with transaction() as session:
         service.delivery_failed(session, tenant_id, transfer_id, reason)
+
+
+def record_sae_message(*, tenant_id: str, transfer_id: str, message_kind: str, object_key: str, size: int) -> None:
+    with transaction() as session:
+        lifecycle.record_sae_message(session, tenant_id, transfer_id, message_kind, object_key, size)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, String, Text
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from socle.db import UTCDateTime, new_id, utcnow
 
@@ -16,7 +16,8 @@ class ArchiveBase(DeclarativeBase):
 
 
 class Transfer(ArchiveBase):
-    """A versement: requested → built | invalid | unvalidated | error → sending → delivered | delivery_failed."""
+    """A versement: requested → built | invalid | unvalidated | error → sending → delivered | delivery_failed,
+    then, from the archival system's messages: acknowledged → accepted | rejected."""
 
     __tablename__ = "archive_transfers"
 
@@ -35,6 +36,72 @@ class Transfer(ArchiveBase):
     connector: Mapped[str | None] = mapped_column(String(100))
     receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    # The tenant's archival profile (RelaxNG) the manifest must also satisfy, by name.
+    profile: Mapped[str | None] = mapped_column(String(100))
+    # What the archival system (SAE) answered: its reply's identifier and code, the ids it gave the units.
+    sae_message_identifier: Mapped[str | None] = mapped_column(String(200))
+    reply_code: Mapped[str | None] = mapped_column(String(50))
+    sae_identifiers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    reply: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    messages: Mapped[list[SaeMessage]] = relationship(
+        lazy="selectin", order_by="SaeMessage.received_at", back_populates="transfer"
+    )
+
+
+class SaeMessage(ArchiveBase):
+    """A SEDA message received from the archival system for a transfer, kept even when refused.
+
+    The same stored object (same bytes) of the same kind for the same transfer is recorded once.
+    """
+
+    __tablename__ = "archive_sae_messages"
+    __table_args__ = (UniqueConstraint("transfer_id", "kind", "object_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    transfer_id: Mapped[str] = mapped_column(ForeignKey("archive_transfers.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # acknowledgement | reply
+    object_key: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(20))  # recorded | refused
+    message_identifier: Mapped[str | None] = mapped_column(String(200))
+    request_identifier: Mapped[str | None] = mapped_column(String(200))
+    reply_code: Mapped[str | None] = mapped_column(String(50))
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    refusal: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    transfer: Mapped[Transfer] = relationship(back_populates="messages")
+
+
+class ArchivalProfile(ArchiveBase):
+    """An archival profile (RelaxNG, as SHERPA or PASTIS make them) uploaded by a tenant, kept in the store."""
+
+    __tablename__ = "archive_profiles"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    object_key: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    uploaded_by: Mapped[str] = mapped_column(String(100))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Referential(ArchiveBase):
+    """A tenant's management rules (id, category, duration) and accepted digest algorithms, as its SAE has them."""
+
+    __tablename__ = "archive_referentials"
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    digest_algorithms: Mapped[list[str]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

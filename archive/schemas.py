@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
+from archive.statuses import STATUS_LABELS
 from socle.schemas import ReadModel
 
 
@@ -16,6 +17,58 @@ class TransferIn(BaseModel):
         min_length=1, max_length=100, description="Identifiant du service d'archives destinataire"
     )
     comment: str | None = Field(None, max_length=2000, description="Intitulé du versement")
+    profile: str | None = Field(
+        None, min_length=1, max_length=100, description="Profil d'archivage (RelaxNG) de la collectivité à respecter"
+    )
+
+
+RuleCategory = Literal[
+    "AppraisalRule", "AccessRule", "StorageRule", "DisseminationRule", "ReuseRule", "ClassificationRule"
+]
+DigestAlgorithm = Literal["MD5", "SHA-1", "SHA-256", "SHA-384", "SHA-512"]
+
+
+class RuleIn(BaseModel):
+    id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="Identifiant")
+    category: RuleCategory = Field(description="Catégorie SEDA de la règle (AppraisalRule, AccessRule…)")
+    duration: str | None = Field(
+        None,
+        max_length=20,
+        pattern=r"^P(\d+Y(\d+M)?(\d+D)?|\d+M(\d+D)?|\d+D)$",
+        description="Durée ISO 8601 (P10Y, P6M…) ; vide pour une durée illimitée",
+    )
+    description: str | None = Field(None, max_length=500, description="Intitulé")
+
+
+class ReferentialIn(BaseModel):
+    rules: list[RuleIn] = Field(max_length=5000, description="Règles de gestion connues du système d'archivage")
+    digest_algorithms: list[DigestAlgorithm] = Field(
+        default_factory=lambda: list[DigestAlgorithm](["SHA-512"]),
+        min_length=1,
+        description="Algorithmes d'empreinte acceptés (Vitam : SHA-512)",
+    )
+
+
+class RuleOut(ReadModel):
+    id: str
+    category: str
+    duration: str | None
+    description: str | None
+
+
+class ReferentialOut(ReadModel):
+    rules: list[RuleOut]
+    digest_algorithms: list[str]
+    updated_by: str | None
+    updated_at: datetime | None
+
+
+class ProfileOut(ReadModel):
+    name: str
+    sha256: str = Field(validation_alias="object_key")
+    size: int
+    uploaded_by: str
+    uploaded_at: datetime
 
 
 class SendIn(BaseModel):
@@ -23,6 +76,19 @@ class SendIn(BaseModel):
     accept_unvalidated: bool = Field(
         False, description="Envoyer un paquet que les schémas absents n'ont pas permis de valider"
     )
+
+
+class SaeMessageOut(ReadModel):
+    kind: str = Field(description="acknowledgement (accusé de réception) ou reply (réponse au transfert)")
+    status: str = Field(description="recorded (pris en compte) ou refused (refusé, voir refusal)")
+    object_sha256: str = Field(validation_alias="object_key")
+    size: int
+    message_identifier: str | None
+    request_identifier: str | None
+    reply_code: str | None
+    refusal: str | None
+    summary: dict[str, Any] | None
+    received_at: datetime
 
 
 class TransferOut(ReadModel):
@@ -40,9 +106,23 @@ class TransferOut(ReadModel):
     connector: str | None
     receipt: dict[str, Any] | None
     error: str | None
+    profile: str | None
+    sae_message_identifier: str | None = Field(description="Identifiant de la réponse du système d'archivage")
+    reply_code: str | None = Field(description="Code de la réponse (OK, WARNING, KO, 000…)")
+    sae_identifiers: dict[str, Any] | None = Field(description="Identifiants donnés par le système d'archivage")
+    reply: dict[str, Any] | None = Field(description="Résumé de la réponse : verdict, motifs, événements")
+    acknowledged_at: datetime | None
+    replied_at: datetime | None
+    messages: list[SaeMessageOut] = Field(description="Messages reçus du système d'archivage, refusés compris")
     created_by: str
     created_at: datetime
     updated_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status_label(self) -> str:
+        """The state in words, for the archivist."""
+        return STATUS_LABELS.get(self.status, self.status)
 
 
 class InspectedUnitOut(ReadModel):

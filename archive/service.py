@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import tempfile
 from contextlib import ExitStack
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import packaging, seda, validation
+from archive import checks, packaging, profiles, referential, seda, validation
 from archive.models import Transfer
 from archive.schemas import SendIn, TransferIn
+from archive.statuses import (
+    AFTER_DELIVERY,
+    BUILT,
+    DELIVERED,
+    DELIVERY_FAILED,
+    ERROR,
+    INVALID,
+    REQUESTED,
+    SENDABLE,
+    SENDING,
+    UNVALIDATED,
+)
 from socle import audit, messages
 from socle.auth import Principal, Role
 from socle.db import new_id, utcnow
@@ -24,16 +37,14 @@ from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
 
-REQUESTED, BUILT, INVALID, UNVALIDATED, ERROR = "requested", "built", "invalid", "unvalidated", "error"
-SENDING, DELIVERED, DELIVERY_FAILED = "sending", "delivered", "delivery_failed"
-SENDABLE = (BUILT, UNVALIDATED, DELIVERY_FAILED)
-
 
 def request_transfer(session: Session, principal: Principal, body: TransferIn) -> Transfer:
     principal.require(Role.ARCHIVISTE)
     tenant = session.get(Tenant, principal.tenant_id)
     if tenant is None:
         raise NotFound("collectivité inconnue")
+    if body.profile is not None:
+        profiles.get_profile(session, principal.tenant_id, body.profile)  # refused now rather than at build
     transfer_id = new_id()
     transfer = Transfer(
         id=transfer_id,
@@ -42,6 +53,7 @@ def request_transfer(session: Session, principal: Principal, body: TransferIn) -
         document_ids=list(dict.fromkeys(body.document_ids)),
         comment=body.comment,
         archival_agency=body.archival_agency,
+        profile=body.profile,
         transferring_agency=tenant.siren or tenant.slug,
         created_by=principal.username,
     )
@@ -55,7 +67,7 @@ def request_transfer(session: Session, principal: Principal, body: TransferIn) -
         transfer_id=transfer.id,
         document_ids=transfer.document_ids,
     )
-    _audit(session, principal.actor, "archive.transfer.requested", transfer, documents=transfer.document_ids)
+    audit_transfer(session, principal.actor, "archive.transfer.requested", transfer, documents=transfer.document_ids)
     session.commit()
     return transfer
 
@@ -65,12 +77,17 @@ def build_package(session: Session, tenant_id: str, transfer_id: str, documents:
     transfer = get_transfer(session, tenant_id, transfer_id)
     if transfer.status != REQUESTED:
         return transfer
+    try:
+        controls = _controls(session, transfer)
+    except NotFound as exc:  # the transfer's profile is gone
+        transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
+        return _fail(session, transfer, exc.detail) if transfer.status == REQUESTED else transfer
     # The build reads and writes every file: hold no transaction meanwhile (on SQLite, the database's write lock).
     session.commit()
     failure: str | None = None
     try:
-        stored, report = _build_sip(transfer, documents)
-    except seda.SedaError as exc:
+        stored, report = _build_sip(transfer, documents, controls)
+    except (seda.SedaError, profiles.ProfileError) as exc:
         failure = str(exc)
     transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
     if transfer.status != REQUESTED:
@@ -80,14 +97,33 @@ def build_package(session: Session, tenant_id: str, transfer_id: str, documents:
     transfer.sip_key, transfer.sip_size, transfer.validation = stored.key, stored.size, report
     transfer.status = {"valid": BUILT, "invalid": INVALID}.get(report["status"], UNVALIDATED)
     transfer.updated_at = utcnow()
-    _audit(
+    audit_transfer(
         session, "service:archive", "archive.transfer.built", transfer, sha256=stored.key, validation=report["status"]
     )
     session.commit()
     return transfer
 
 
-def _build_sip(transfer: Transfer, documents: list[dict[str, Any]]) -> tuple[StoredObject, dict[str, Any]]:
+@dataclass(frozen=True)
+class Controls:
+    """What a package is checked against after the XSD: the transfer's profile and the tenant's rules."""
+
+    rules: checks.BusinessRules
+    profile_name: str | None = None
+    profile_key: str | None = None
+
+
+def _controls(session: Session, transfer: Transfer) -> Controls:
+    rules = referential.business_rules(session, transfer.tenant_id)
+    if transfer.profile is None:
+        return Controls(rules)
+    profile = profiles.get_profile(session, transfer.tenant_id, transfer.profile)
+    return Controls(rules, profile.name, profile.object_key)
+
+
+def _build_sip(
+    transfer: Transfer, documents: list[dict[str, Any]], controls: Controls
+) -> tuple[StoredObject, dict[str, Any]]:
     """Manifest, validation, zip, self-check, then the store; raise SedaError for a package that cannot be."""
     work_dir = get_settings().data_dir / "tmp"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -96,9 +132,10 @@ def _build_sip(transfer: Transfer, documents: list[dict[str, Any]]) -> tuple[Sto
         files = {doc["document_id"]: stack.enter_context(store.local_path(doc["object_key"])) for doc in documents}
         spec = _transfer_spec(transfer, documents, files)
         manifest = seda.build_manifest(spec, version=transfer.seda_version)
-        report = _validate(manifest, transfer.seda_version)
+        entries = seda.sip_entries(spec)
+        report = validate_package(manifest, transfer.seda_version, controls, file_count=len(entries))
         sip = Path(scratch) / "sip.zip"
-        packaging.write_sip(manifest, seda.sip_entries(spec), sip)
+        packaging.write_sip(manifest, entries, sip)
         problems = packaging.verify_sip(sip)  # re-read what was written: digests and sizes from the zip itself
         if problems:
             raise seda.SedaError("; ".join(problems))
@@ -146,7 +183,42 @@ def _unit(document: dict[str, Any], path: Path) -> seda.ArchiveUnitSpec:
     )
 
 
-def _validate(manifest: bytes, version: str) -> dict[str, Any]:
+def validate_package(manifest: bytes, version: str, controls: Controls, *, file_count: int | None) -> dict[str, Any]:
+    """The validation report of a manifest: XSD, then the archival profile, then the business checks.
+
+    Its shape: status (valid | invalid | skipped), schema, message (when skipped), issues (line, path, message,
+    check) and checks (each one's own status). Without the XSDs, other findings still make it « invalid ».
+    """
+    report = _validate_schema(manifest, version)
+    for issue in report["issues"]:
+        issue["check"] = "schema"
+    report["checks"] = {"schema": report["status"], "profile": None, "business": None}
+    report["profile"] = controls.profile_name
+    try:
+        tree = etree.ElementTree(
+            etree.fromstring(manifest, etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True))
+        )
+    except etree.XMLSyntaxError:
+        return report  # already reported by the schema check; nothing more can be read
+    found: list[validation.ValidationIssue] = []
+    if controls.profile_key is not None and controls.profile_name is not None:
+        issues = profiles.validate_against_profile(
+            tree, profiles.load_profile(controls.profile_key), controls.profile_name
+        )
+        report["checks"]["profile"] = "invalid" if issues else "valid"
+        found += issues
+    issues = checks.check_manifest(tree, controls.rules, file_count=file_count)
+    report["checks"]["business"] = "invalid" if issues else "valid"
+    found += issues
+    report["issues"] += [
+        {"line": issue.line, "path": issue.path, "message": issue.message, "check": issue.check} for issue in found
+    ]
+    if found:
+        report["status"] = "invalid"
+    return report
+
+
+def _validate_schema(manifest: bytes, version: str) -> dict[str, Any]:
     """Never call a package valid without validating it: missing schemas give « unvalidated », said plainly."""
     schemas = get_settings().seda_schemas
     if schemas is None:
@@ -169,7 +241,7 @@ def _validate(manifest: bytes, version: str) -> dict[str, Any]:
 
 def _fail(session: Session, transfer: Transfer, reason: str) -> Transfer:
     transfer.status, transfer.error, transfer.updated_at = ERROR, reason, utcnow()
-    _audit(session, "service:archive", "archive.transfer.failed", transfer, reason=reason)
+    audit_transfer(session, "service:archive", "archive.transfer.failed", transfer, reason=reason)
     session.commit()
     return transfer
 
@@ -210,16 +282,27 @@ def send(session: Session, principal: Principal, transfer_id: str, body: SendIn)
             "arguments": {"tenant_id": principal.tenant_id, "transfer_id": transfer.id},
         },
     )
-    _audit(session, principal.actor, "archive.transfer.sent", transfer, connector=body.connector)
+    audit_transfer(session, principal.actor, "archive.transfer.sent", transfer, connector=body.connector)
     session.commit()
     return transfer
 
 
 def record_delivery(session: Session, tenant_id: str, transfer_id: str, receipt: dict[str, Any]) -> Transfer:
+    """Keep the connector's receipt. The SAE's first message may have come first: the state then stays."""
     transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
     if transfer.status == SENDING:
         transfer.status, transfer.receipt, transfer.updated_at = DELIVERED, receipt, utcnow()
-        _audit(session, "service:interop", "archive.transfer.delivered", transfer, receipt=receipt)
+        audit_transfer(session, "service:interop", "archive.transfer.delivered", transfer, receipt=receipt)
+        session.commit()
+    elif transfer.status in AFTER_DELIVERY and transfer.receipt is None:
+        transfer.receipt, transfer.updated_at = receipt, utcnow()
+        if transfer.sae_identifiers is not None:  # accepted before the receipt came: add the SAE's operation
+            transfer.sae_identifiers = {
+                **transfer.sae_identifiers,
+                "sae": receipt.get("sae"),
+                "operation_id": receipt.get("operation_id"),
+            }
+        audit_transfer(session, "service:interop", "archive.transfer.delivered", transfer, receipt=receipt)
         session.commit()
     return transfer
 
@@ -228,7 +311,7 @@ def delivery_failed(session: Session, tenant_id: str, transfer_id: str, reason: 
     transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
     if transfer.status == SENDING:
         transfer.status, transfer.error, transfer.updated_at = DELIVERY_FAILED, reason, utcnow()
-        _audit(session, "service:interop", "archive.transfer.delivery_failed", transfer, reason=reason)
+        audit_transfer(session, "service:interop", "archive.transfer.delivery_failed", transfer, reason=reason)
         session.commit()
     return transfer
 
@@ -248,7 +331,7 @@ def list_transfers(session: Session, tenant_id: str, limit: int, offset: int) ->
     return list(session.execute(query.limit(limit).offset(offset)).scalars())
 
 
-def _audit(session: Session, actor: str, action: str, transfer: Transfer, **details: object) -> None:
+def audit_transfer(session: Session, actor: str, action: str, transfer: Transfer, **details: object) -> None:
     audit.record(
         session,
         tenant_id=transfer.tenant_id,

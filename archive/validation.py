@@ -24,7 +24,9 @@ __all__ = [
     "SchemaUnavailable",
     "ValidationIssue",
     "ValidationReport",
+    "element_path",
     "load_schema",
+    "readable_path",
     "validate_manifest",
 ]
 
@@ -61,6 +63,8 @@ class ValidationIssue:
     line: int | None
     path: str | None
     message: str
+    # Which check found it: "schema" (XSD), "profile" (archival profile) or "business" (an SAE's rules).
+    check: str = "schema"
 
 
 @dataclass(frozen=True)
@@ -183,7 +187,7 @@ def _xsd11_issues(schema: xmlschema.XMLSchema11, tree: etree._ElementTree) -> li
     for error in schema.iter_errors(tree):
         element = error.elem if isinstance(error.elem, etree._Element) else None
         line = element.sourceline if element is not None else getattr(error, "sourceline", None)
-        path = _element_path(element) if element is not None else error.path
+        path = element_path(element) if element is not None else error.path
         where = f"Ligne {line}" if line else "Manifeste"
         if path:
             where += f", {path}"
@@ -207,7 +211,7 @@ def _dangling_references(tree: etree._ElementTree) -> list[ValidationIssue]:
     issues = []
     for element, target in references:
         if not target or target not in ids:
-            line, path = element.sourceline, _element_path(element)
+            line, path = element.sourceline, element_path(element)
             message = f"Ligne {line}, {path} : la référence « {target} » ne désigne aucun identifiant"
             issues.append(ValidationIssue(line, path, message))
     return issues
@@ -215,15 +219,16 @@ def _dangling_references(tree: etree._ElementTree) -> list[ValidationIssue]:
 
 def _issue(tree: etree._ElementTree, error: etree._LogEntry) -> ValidationIssue:
     line = error.line or None
-    path = _readable_path(tree, error.path)
+    path = readable_path(tree, error.path)
     where = f"Ligne {line}" if line else "Manifeste"
     if path:
         where += f", {path}"
     return ValidationIssue(line, path, f"{where} : {_french(error.message)}")
 
 
-def _readable_path(tree: etree._ElementTree, path: str | None) -> str | None:
-    """lxml gives '/*/*[4]/*[2]' for namespaced documents; turn it into local names with ids."""
+def readable_path(tree: etree._ElementTree, path: str | None) -> str | None:
+    """An error log's element path, readable: lxml gives '/*/*[4]/*[2]' for namespaced documents; turn it into
+    local names with ids."""
     if not path:
         return None
     try:
@@ -231,11 +236,12 @@ def _readable_path(tree: etree._ElementTree, path: str | None) -> str | None:
     except etree.XPathError:
         return path
     if isinstance(found, list) and found and isinstance(found[0], etree._Element):
-        return _element_path(found[0])
+        return element_path(found[0])
     return path
 
 
-def _element_path(element: etree._Element) -> str:
+def element_path(element: etree._Element) -> str:
+    """The element's path by local names, with ids where there are: /ArchiveTransfer/…/ArchiveUnit[ID4]/Content."""
     parts = []
     for node in (*reversed(list(element.iterancestors())), element):
         name = etree.QName(node).localname

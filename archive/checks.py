@@ -1,0 +1,153 @@
+"""Business checks after the XSD, mirroring what an archival system (Vitam, As@lae) refuses at ingest.
+
+The XSD lets through what these systems reject: a unit without Title or DescriptionLevel, a StartDate after
+its EndDate, a digest algorithm the SAE does not recompute, objects without their file (or files without
+their object), rule identifiers its referential does not know. Each finding is a ValidationIssue, worded
+like the XSD's own (line, element path, French message), with ``check="business"``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from archive.validation import ValidationIssue, element_path
+
+__all__ = [
+    "DEFAULT_DIGEST_ALGORITHMS",
+    "DIGEST_ALGORITHMS",
+    "RULE_CATEGORIES",
+    "BusinessRules",
+    "check_manifest",
+]
+
+# The SEDA code list for MessageDigest/@algorithm; Vitam recomputes SHA-512 only.
+DIGEST_ALGORITHMS = ("MD5", "SHA-1", "SHA-256", "SHA-384", "SHA-512")
+DEFAULT_DIGEST_ALGORITHMS = ("SHA-512",)
+RULE_CATEGORIES = (
+    "AppraisalRule",
+    "AccessRule",
+    "StorageRule",
+    "DisseminationRule",
+    "ReuseRule",
+    "ClassificationRule",
+)
+# xsd:date, xsd:dateTime, gYearMonth or gYear: what SEDA's DateType and dates accept, year first.
+_DATE = re.compile(r"^(-?\d{4,})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+@dataclass(frozen=True)
+class BusinessRules:
+    """What the tenant's archival system accepts."""
+
+    digest_algorithms: frozenset[str] = frozenset(DEFAULT_DIGEST_ALGORITHMS)
+    # Rule id → its category (AppraisalRule…). None: rule identifiers are not checked (no referential known).
+    rules: Mapping[str, str] | None = field(default=None)
+
+
+def check_manifest(
+    tree: etree._ElementTree, rules: BusinessRules, *, file_count: int | None = None
+) -> list[ValidationIssue]:
+    """Check a SEDA 2.x manifest (already parsed) against ``rules``; ``file_count``: files in the package.
+
+    Returns the issues found, in document order per check; an empty list when the manifest passes.
+    """
+    root = tree.getroot()
+    namespace = etree.QName(root).namespace or ""
+    prefix = "{" + namespace + "}" if namespace else ""
+    categories = {prefix + category: category for category in RULE_CATEGORIES}
+    issues: list[ValidationIssue] = []
+    objects = 0
+    # One pass over the tree: a 100,000-unit manifest has millions of elements.
+    for element in root.iter(prefix + "ArchiveUnit", prefix + "BinaryDataObject", *categories):
+        tag = element.tag
+        if tag == prefix + "ArchiveUnit":
+            content = element.find(prefix + "Content")
+            if content is not None:  # a unit made only of an ArchiveUnitRefId describes nothing itself
+                issues += _unit_issues(element, content, prefix)
+        elif tag == prefix + "BinaryDataObject":
+            objects += 1
+            issues += _digest_issues(element, prefix, rules.digest_algorithms)
+        elif rules.rules is not None:
+            issues += _rule_issues(element, categories[str(tag)], prefix, rules.rules)
+    if file_count is not None and file_count != objects:
+        issues.append(
+            _issue(
+                root,
+                f"le bordereau déclare {objects} objet(s) binaire(s) mais le paquet contient "
+                f"{file_count} fichier(s) : chaque objet doit avoir exactement un fichier",
+                at_root=True,
+            )
+        )
+    return issues
+
+
+def _issue(element: etree._Element, message: str, *, at_root: bool = False) -> ValidationIssue:
+    line = None if at_root else element.sourceline
+    path = element_path(element)
+    where = f"Ligne {line}, {path}" if line else path
+    return ValidationIssue(line, path, f"{where} : {message}", check="business")
+
+
+def _unit_issues(unit: etree._Element, content: etree._Element, prefix: str) -> list[ValidationIssue]:
+    # One look at each child of Content: this runs once per unit.
+    level = titled = False
+    start = end = None
+    for child in content:
+        tag = child.tag
+        if tag == prefix + "DescriptionLevel":
+            level = level or bool((child.text or "").strip())
+        elif tag == prefix + "Title":
+            titled = titled or bool((child.text or "").strip())
+        elif tag == prefix + "StartDate":
+            start = child
+        elif tag == prefix + "EndDate":
+            end = child
+    issues = []
+    if not level:
+        issues.append(_issue(unit, "DescriptionLevel manquant : le niveau de description est obligatoire"))
+    if not titled:
+        issues.append(_issue(unit, "Title manquant : l'intitulé est obligatoire"))
+    if start is not None and end is not None:
+        first, last = _date_parts(start.text), _date_parts(end.text)
+        common = min(len(first), len(last))
+        if common and first[:common] > last[:common]:
+            shown = (end.text or "").strip(), (start.text or "").strip()
+            issues.append(_issue(end, "la date de fin ({}) précède la date de début ({})".format(*shown)))
+    return issues
+
+
+def _date_parts(text: str | None) -> tuple[int, ...]:
+    """(year, month, day) as far as the value says them; () when it cannot be read (the XSD reports it)."""
+    match = _DATE.match((text or "").strip())
+    if match is None:
+        return ()
+    return tuple(int(part) for part in match.groups() if part is not None)
+
+
+def _digest_issues(obj: etree._Element, prefix: str, accepted: frozenset[str]) -> list[ValidationIssue]:
+    digest = obj.find(prefix + "MessageDigest")
+    if digest is None:
+        return [_issue(obj, "MessageDigest manquant : l'empreinte de l'objet est obligatoire")]
+    algorithm = digest.get("algorithm", "")
+    if algorithm not in accepted:
+        allowed = ", ".join(sorted(accepted))
+        return [_issue(digest, f"algorithme d'empreinte « {algorithm} » non accepté (acceptés : {allowed})")]
+    return []
+
+
+def _rule_issues(
+    element: etree._Element, category: str, prefix: str, referential: Mapping[str, str]
+) -> list[ValidationIssue]:
+    issues = []
+    for rule in element.iterfind(prefix + "Rule"):
+        value = (rule.text or "").strip()
+        known = referential.get(value)
+        if known is None:
+            issues.append(_issue(rule, f"règle « {value} » inconnue du référentiel de la collectivité"))
+        elif known != category:
+            issues.append(_issue(rule, f"règle « {value} » de catégorie {known}, utilisée comme {category}"))
+    return issues

@@ -1,0 +1,146 @@
+"""A sent transfer's life after its deposit: the archival system's Acknowledgement, then its ArchiveTransferReply.
+
+delivered (or still sending: the connector's receipt and the SAE's first message may arrive in either order)
+→ acknowledged → accepted | rejected. Every message received is kept (``archive_sae_messages``), with its
+refusal reason when it does not belong to the transfer; the same stored message twice is recorded once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive import replies
+from archive.models import SaeMessage, Transfer
+from archive.service import audit_transfer, get_transfer
+from archive.statuses import ACCEPTED, ACKNOWLEDGED, DELIVERED, REJECTED, SENDING
+from socle.db import utcnow
+from socle.errors import InvalidInput
+from socle.storage import check_key, get_store
+
+# Where each kind of message may move a transfer from.
+AWAITING: dict[str, tuple[str, ...]] = {
+    "acknowledgement": (SENDING, DELIVERED),
+    "reply": (SENDING, DELIVERED, ACKNOWLEDGED),
+}
+RECORDED, REFUSED = "recorded", "refused"
+ACTOR = "service:interop"
+
+
+def record_sae_message(
+    session: Session, tenant_id: str, transfer_id: str, message_kind: str, object_key: str, size: int
+) -> Transfer:
+    """Record a SEDA message of the archival system (stored under ``object_key``) and move the transfer on.
+
+    Raises NotFound for a transfer of another tenant (nothing recorded) and InvalidInput for an unknown kind
+    or object key. A message that does not fit the transfer is recorded as refused, with its French reason.
+    """
+    if message_kind not in AWAITING:
+        raise InvalidInput(f"type de message inconnu : {message_kind!r} (acknowledgement ou reply attendu)")
+    check_key(object_key)
+    transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
+    if _already_recorded(session, transfer.id, message_kind, object_key):
+        return transfer  # the same message again: recorded once
+    record = SaeMessage(
+        tenant_id=tenant_id, transfer_id=transfer.id, kind=message_kind, object_key=object_key, size=size
+    )
+    session.add(record)
+    try:
+        message = replies.parse_sae_message(_read(object_key, size))
+        _fill(record, message)
+        refusal = _refusal(transfer, message_kind, message)
+    except replies.ReplyError as error:
+        message, refusal = None, str(error)
+    if message is None or refusal is not None:
+        _refuse(session, transfer, record, refusal or "Message refusé.")
+    else:
+        record.status = RECORDED
+        _apply(session, transfer, message)
+    session.commit()
+    return transfer
+
+
+def _already_recorded(session: Session, transfer_id: str, kind: str, object_key: str) -> bool:
+    query = select(SaeMessage.id).where(
+        SaeMessage.transfer_id == transfer_id, SaeMessage.kind == kind, SaeMessage.object_key == object_key
+    )
+    return session.execute(query).first() is not None
+
+
+def _refuse(session: Session, transfer: Transfer, record: SaeMessage, reason: str) -> None:
+    """Keep the message and why it was refused; the transfer's state does not change."""
+    record.status, record.refusal = REFUSED, reason
+    transfer.updated_at = utcnow()
+    details = {"kind": record.kind, "object_key": record.object_key, "reason": reason}
+    audit_transfer(session, ACTOR, "archive.transfer.sae_message_refused", transfer, **details)
+
+
+def _read(object_key: str, size: int) -> bytes:
+    """The stored message, never more than the limit: a larger one is refused unread."""
+    limit = replies.MAX_MESSAGE_BYTES
+    if size > limit:
+        raise replies.ReplyError(f"Message refusé : {size} octets, plus que la limite de {limit}.")
+    with get_store().open(object_key) as stream:
+        return stream.read(limit + 1)
+
+
+def _fill(record: SaeMessage, message: replies.SaeMessage) -> None:
+    record.message_identifier = message.message_identifier[:200]
+    record.request_identifier = message.request_identifier[:200]
+    record.reply_code = message.reply_code[:50] if message.reply_code else None
+    record.summary = message.summary()
+
+
+def _refusal(transfer: Transfer, kind: str, message: replies.SaeMessage) -> str | None:
+    """Why this message cannot move this transfer, in French; None when it can."""
+    if message.kind != kind:
+        return (
+            f"Message refusé : annoncé comme {replies.KIND_LABELS[kind]} "
+            f"mais c'est un(e) {replies.KIND_LABELS[message.kind]}."
+        )
+    if message.request_identifier != transfer.message_identifier:
+        return (
+            f"Message refusé : il répond au message « {message.request_identifier} », "
+            f"pas à ce versement (« {transfer.message_identifier} »)."
+        )
+    if transfer.status not in AWAITING[kind]:
+        label = replies.KIND_LABELS[message.kind]
+        return f"Message refusé : le versement n'attend pas de {label} (état : {transfer.status})."
+    return None
+
+
+def _apply(session: Session, transfer: Transfer, message: replies.SaeMessage) -> None:
+    now = utcnow()
+    transfer.updated_at = now
+    if message.kind == "acknowledgement":
+        transfer.status, transfer.acknowledged_at = ACKNOWLEDGED, now
+        audit_transfer(
+            session, ACTOR, "archive.transfer.acknowledged", transfer, sae_message_identifier=message.message_identifier
+        )
+        return
+    transfer.reply_code, transfer.reply, transfer.replied_at = message.reply_code, message.summary(), now
+    transfer.sae_message_identifier = message.message_identifier[:200]
+    details: dict[str, Any] = {"sae_message_identifier": message.message_identifier, "reply_code": message.reply_code}
+    if message.outcome == "accepted":
+        transfer.status, transfer.error = ACCEPTED, None
+        transfer.sae_identifiers = _identifiers(transfer, message)
+        audit_transfer(session, ACTOR, "archive.transfer.accepted", transfer, **details)
+    else:
+        transfer.status = REJECTED
+        transfer.error = " ".join([message.verdict(), *(f"{reason}." for reason in message.reasons())])
+        audit_transfer(session, ACTOR, "archive.transfer.rejected", transfer, reasons=message.reasons(), **details)
+
+
+def _identifiers(transfer: Transfer, message: replies.SaeMessage) -> dict[str, Any]:
+    """What the archivist needs to find the archives in the SAE: its message, operation, units and objects."""
+    receipt = transfer.receipt or {}
+    return {
+        "sae": receipt.get("sae"),
+        "operation_id": receipt.get("operation_id"),
+        "message_identifier": message.message_identifier,
+        "archival_agency": message.archival_agency,
+        "units": message.units,
+        "objects": message.objects,
+    }

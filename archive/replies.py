@@ -1,0 +1,292 @@
+"""Reading the SEDA messages an archival system (SAE) sends back: Acknowledgement and ArchiveTransferReply.
+
+SEDA 2.1, 2.2 and 2.3 declare both messages identically; only the namespace changes. A message comes from
+outside: it is parsed without DTD, entity substitution or network access, and refused above a size limit.
+
+Reply codes. Vitam answers ``OK``, ``WARNING`` (accepted, with warnings) or ``KO``/``FATAL`` (refused).
+As@lae keeps the SEDA 1.0 code list: ``000`` is success (``001``/``002``: success with a reservation on the
+signature), any other code is a refusal (1xx the message, 2xx the agencies, 3xx the agreement…).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from lxml import etree
+
+from archive.seda import NAMESPACES, version_of_namespace
+
+__all__ = [
+    "ACCEPTED_CODES",
+    "MAX_MESSAGE_BYTES",
+    "ReplyError",
+    "SaeEvent",
+    "SaeMessage",
+    "parse_sae_message",
+]
+
+MessageKind = Literal["acknowledgement", "reply"]
+Outcome = Literal["received", "accepted", "rejected"]
+
+# An ArchiveTransferReply lists every unit and object of the transfer: a few MB for the largest packages.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+ROOTS: dict[str, MessageKind] = {"Acknowledgement": "acknowledgement", "ArchiveTransferReply": "reply"}
+KIND_LABELS: dict[str, str] = {"acknowledgement": "accusé de réception", "reply": "réponse au transfert"}
+
+# Success codes, with the reservation they carry (None: plain success).
+ACCEPTED_CODES: dict[str, str | None] = {
+    "OK": None,
+    "WARNING": "accepté avec avertissements",
+    "000": None,
+    "001": "accepté, mais la signature du message est invalide",
+    "002": "accepté, sans prise en compte de la signature",
+}
+REFUSAL_LABELS: dict[str, str] = {
+    "KO": "refusé",
+    "FATAL": "refusé (erreur technique du système d'archivage)",
+}
+
+
+class ReplyError(ValueError):
+    """A message that cannot be read as a SEDA Acknowledgement or ArchiveTransferReply (message in French)."""
+
+
+@dataclass(frozen=True)
+class SaeEvent:
+    """One Operation/Event of a reply: what the SAE checked and how it went."""
+
+    type_code: str | None
+    type: str | None
+    date_time: str | None
+    outcome: str | None
+    outcome_detail: str | None
+    outcome_detail_message: str | None
+    detail: str | None
+
+    @property
+    def failed(self) -> bool:
+        return (self.outcome or "").upper() in {"KO", "FATAL", "ERROR"}
+
+    def describe(self) -> str:
+        """One French line: the step, its outcome and the SAE's own explanation."""
+        step = self.type or self.type_code or "étape sans nom"
+        if self.type and self.type_code and self.type_code != self.type:
+            step = f"{self.type} ({self.type_code})"
+        line = f"{step} : {self.outcome or 'résultat non précisé'}"
+        if self.outcome_detail:
+            line += f" [{self.outcome_detail}]"
+        explanation = self.outcome_detail_message or self.detail
+        return f"{line} — {explanation}" if explanation else line
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {
+            "type_code": self.type_code,
+            "type": self.type,
+            "date_time": self.date_time,
+            "outcome": self.outcome,
+            "outcome_detail": self.outcome_detail,
+            "outcome_detail_message": self.outcome_detail_message,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class SaeMessage:
+    """What socle keeps of a SAE message; ``summary()`` is what the archivist reads."""
+
+    kind: MessageKind
+    version: str
+    message_identifier: str
+    date: str | None
+    request_identifier: str  # MessageReceivedIdentifier (acknowledgement) or MessageRequestIdentifier (reply)
+    reply_code: str | None = None
+    grant_date: str | None = None
+    archival_agency: str | None = None
+    transferring_agency: str | None = None
+    comments: tuple[str, ...] = ()
+    events: tuple[SaeEvent, ...] = ()
+    # Unit id in the transfer → the SAE's SystemId(s) and ArchivalAgencyArchiveUnitIdentifier(s);
+    # object id → its DataObjectSystemId and DataObjectGroupSystemId.
+    units: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    objects: dict[str, dict[str, str | None]] = field(default_factory=dict)
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.kind == "acknowledgement":
+            return "received"
+        return "accepted" if (self.reply_code or "").upper() in ACCEPTED_CODES else "rejected"
+
+    @property
+    def reservation(self) -> str | None:
+        """The warning an accepted reply carries (WARNING, 001…), in French."""
+        return ACCEPTED_CODES.get((self.reply_code or "").upper()) if self.outcome == "accepted" else None
+
+    def verdict(self) -> str:
+        """One French sentence: what the SAE said."""
+        if self.kind == "acknowledgement":
+            return f"Accusé de réception du système d'archivage (message {self.message_identifier})."
+        code = self.reply_code or ""
+        if self.outcome == "accepted":
+            reservation = f", {self.reservation}" if self.reservation else ""
+            return f"Transfert accepté par le système d'archivage (code {code}{reservation})."
+        label = REFUSAL_LABELS.get(code.upper(), "refusé")
+        return f"Transfert {label} par le système d'archivage (code {code})."
+
+    def reasons(self) -> list[str]:
+        """For a refusal, the French lines an archivist needs: failed events first, then comments."""
+        failed = [event.describe() for event in self.events if event.failed]
+        return failed + [f"Commentaire : {comment}" for comment in self.comments]
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON summary, with French labels, kept with the transfer."""
+        return {
+            "type": KIND_LABELS[self.kind],
+            "version_seda": self.version,
+            "identifiant_message": self.message_identifier,
+            "date": self.date,
+            "identifiant_demande": self.request_identifier,
+            "code_reponse": self.reply_code,
+            "issue": {"received": "reçu", "accepted": "accepté", "rejected": "refusé"}[self.outcome],
+            "verdict": self.verdict(),
+            "motifs": self.reasons() if self.outcome == "rejected" else [],
+            "date_prise_en_charge": self.grant_date,
+            "service_archives": self.archival_agency,
+            "service_versant": self.transferring_agency,
+            "evenements": [event.as_dict() for event in self.events],
+            "unites": self.units,
+            "objets": self.objects,
+        }
+
+
+def parse_sae_message(data: bytes, *, max_size: int = MAX_MESSAGE_BYTES) -> SaeMessage:
+    """Parse an Acknowledgement or ArchiveTransferReply of SEDA 2.1 to 2.3.
+
+    Raises ReplyError (French message) for a message too large, not well-formed, declaring a DTD, of another
+    namespace or root, or missing its identifiers.
+    """
+    root = _safe_root(data, max_size)
+    namespace = etree.QName(root).namespace or ""
+    version = version_of_namespace(namespace)
+    if version is None or version not in NAMESPACES:
+        supported = ", ".join(sorted(NAMESPACES))
+        raise ReplyError(f"Message refusé : espace de noms « {namespace} » inconnu (SEDA {supported} attendus).")
+    kind = ROOTS.get(etree.QName(root).localname)
+    if kind is None:
+        raise ReplyError(
+            f"Message refusé : « {etree.QName(root).localname} » n'est ni un Acknowledgement ni un "
+            "ArchiveTransferReply."
+        )
+    reader = _Reader(namespace)
+    identifier = _required(reader, root, "MessageIdentifier")
+    date = reader.text(root, "Date")
+    comments = tuple(text for text in (_text(e) for e in reader.all(root, "Comment")) if text)
+    if kind == "acknowledgement":
+        received = _required(reader, root, "MessageReceivedIdentifier")
+        return SaeMessage(kind, version, identifier, date, received, comments=comments)
+    return SaeMessage(
+        kind,
+        version,
+        identifier,
+        date,
+        _required(reader, root, "MessageRequestIdentifier"),
+        reply_code=reader.text(root, "ReplyCode"),
+        grant_date=reader.text(root, "GrantDate"),
+        archival_agency=reader.text(root, "ArchivalAgency/{ns}Identifier"),
+        transferring_agency=reader.text(root, "TransferringAgency/{ns}Identifier"),
+        comments=comments,
+        events=tuple(_event(reader, element) for element in reader.all(root, "Operation/{ns}Event")),
+        units=_units(reader, root),
+        objects=_objects(reader, root),
+    )
+
+
+def _safe_root(data: bytes, max_size: int) -> etree._Element:
+    if len(data) > max_size:
+        raise ReplyError(f"Message refusé : {len(data)} octets, plus que la limite de {max_size}.")
+    if not data.strip():
+        raise ReplyError("Message refusé : il est vide.")
+    # No DTD loaded, no entity substituted, no network; huge_tree=False keeps libxml2's depth and size guards.
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
+    )
+    try:
+        tree = etree.ElementTree(etree.fromstring(data, parser))
+    except etree.XMLSyntaxError as error:
+        if "entit" in str(error).lower() or b"<!DOCTYPE" in data[:65536]:
+            raise ReplyError("Message refusé : il déclare une DTD ou des entités XML, interdites ici.") from None
+        raise ReplyError(f"Message refusé : XML mal formé ({error}).") from None
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        raise ReplyError("Message refusé : il déclare une DTD (DOCTYPE), interdite ici.")
+    return tree.getroot()
+
+
+class _Reader:
+    """Namespaced lookups: paths are written with ``{ns}`` before each step after the first."""
+
+    def __init__(self, namespace: str) -> None:
+        self.prefix = "{" + namespace + "}"
+
+    def path(self, relative: str) -> str:
+        return self.prefix + relative.replace("{ns}", self.prefix)
+
+    def text(self, element: etree._Element, relative: str) -> str | None:
+        return _text(element.find(self.path(relative)))
+
+    def all(self, element: etree._Element, relative: str) -> list[etree._Element]:
+        return list(element.iterfind(self.path(relative)))
+
+
+def _text(element: etree._Element | None) -> str | None:
+    if element is None or element.text is None:
+        return None
+    return element.text.strip() or None
+
+
+def _required(reader: _Reader, root: etree._Element, name: str) -> str:
+    value = reader.text(root, name)
+    if value is None:
+        raise ReplyError(f"Message refusé : l'élément obligatoire {name} est absent ou vide.")
+    return value
+
+
+def _event(reader: _Reader, element: etree._Element) -> SaeEvent:
+    return SaeEvent(
+        type_code=reader.text(element, "EventTypeCode"),
+        type=reader.text(element, "EventType"),
+        date_time=reader.text(element, "EventDateTime"),
+        outcome=reader.text(element, "Outcome"),
+        outcome_detail=reader.text(element, "OutcomeDetail"),
+        outcome_detail_message=reader.text(element, "OutcomeDetailMessage"),
+        detail=reader.text(element, "EventDetail"),
+    )
+
+
+def _units(reader: _Reader, root: etree._Element) -> dict[str, dict[str, list[str]]]:
+    """Each unit of the reply (any depth) with the identifiers the SAE gave it, when it says them: its
+    SystemId (Vitam) and its ArchivalAgencyArchiveUnitIdentifier (the archives' own reference)."""
+    units: dict[str, dict[str, list[str]]] = {}
+    for unit in root.iter(reader.prefix + "ArchiveUnit"):
+        found = {
+            key: [text for text in (_text(e) for e in reader.all(unit, f"Content/{{ns}}{name}")) if text]
+            for key, name in (("system_ids", "SystemId"), ("archival_agency_identifiers", _AGENCY_UNIT_ID))
+        }
+        if unit.get("id") and any(found.values()):
+            units[unit.get("id", "")] = found
+    return units
+
+
+_AGENCY_UNIT_ID = "ArchivalAgencyArchiveUnitIdentifier"
+
+
+def _objects(reader: _Reader, root: etree._Element) -> dict[str, dict[str, str | None]]:
+    objects: dict[str, dict[str, str | None]] = {}
+    for tag in ("BinaryDataObject", "PhysicalDataObject"):
+        for element in root.iter(reader.prefix + tag):
+            system_id = reader.text(element, "DataObjectSystemId")
+            if element.get("id") and system_id:
+                objects[element.get("id", "")] = {
+                    "system_id": system_id,
+                    "group_system_id": reader.text(element, "DataObjectGroupSystemId"),
+                }
+    return objects

@@ -1,0 +1,23 @@
+"""The states of a transfer (versement), and their French labels."""
+
+from __future__ import annotations
+
+REQUESTED, BUILT, INVALID, UNVALIDATED, ERROR = "requested", "built", "invalid", "unvalidated", "error"
+SENDING, DELIVERED, DELIVERY_FAILED = "sending", "delivered", "delivery_failed"
+SENDABLE = (BUILT, UNVALIDATED, DELIVERY_FAILED)
+# Set from the archival system's messages (archive.lifecycle).
+ACKNOWLEDGED, ACCEPTED, REJECTED = "acknowledged", "accepted", "rejected"
+AFTER_DELIVERY = (ACKNOWLEDGED, ACCEPTED, REJECTED)
+STATUS_LABELS: dict[str, str] = {
+    REQUESTED: "demandé : paquet en préparation",
+    BUILT: "prêt : paquet construit et valide",
+    INVALID: "paquet non conforme",
+    UNVALIDATED: "paquet construit, non validé (schémas absents)",
+    ERROR: "en erreur",
+    SENDING: "en cours d'envoi",
+    DELIVERED: "envoyé : déposé auprès du système d'archivage",
+    DELIVERY_FAILED: "échec de l'envoi",
+    ACKNOWLEDGED: "reçu par le système d'archivage (accusé de réception)",
+    ACCEPTED: "accepté par le système d'archivage",
+    REJECTED: "refusé par le système d'archivage",
+}
