@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Query
 
 from interop import service
-from interop.schemas import ConnectorIn, ConnectorOut, DeliveryOut, TestResult
+from interop.schemas import ConnectorIn, ConnectorOut, ConnectorPatch, DeliveryOut, TestResult
 from socle.auth import Role
 from socle.web import PrincipalDep, SessionDep, create_service_app
 
@@ -30,6 +30,11 @@ def get_connector(principal: PrincipalDep, session: SessionDep, name: str) -> Co
     return ConnectorOut.of(service.get_connector(session, principal.tenant_id, name))
 
 
+@connectors.patch("/{name}", response_model=ConnectorOut, summary="Activer ou désactiver un connecteur")
+def patch_connector(principal: PrincipalDep, session: SessionDep, name: str, body: ConnectorPatch) -> ConnectorOut:
+    return ConnectorOut.of(service.set_enabled(session, principal, name, body.enabled))
+
+
 @connectors.post("/{name}/test", response_model=TestResult, summary="Tester la connexion")
 def test_connector(principal: PrincipalDep, session: SessionDep, name: str) -> TestResult:
     principal.require(Role.ADMIN)
@@ -47,10 +52,21 @@ def list_deliveries(
     ]
 
 
+@deliveries.get("/{delivery_id}", response_model=DeliveryOut, summary="Consulter un envoi et son suivi")
+def get_delivery(principal: PrincipalDep, session: SessionDep, delivery_id: str) -> DeliveryOut:
+    return DeliveryOut.of(*service.get_delivery(session, principal.tenant_id, delivery_id))
+
+
+@deliveries.post("/{delivery_id}/resume", response_model=DeliveryOut, summary="Reprendre le suivi d'un envoi en erreur")
+def resume_delivery(principal: PrincipalDep, session: SessionDep, delivery_id: str) -> DeliveryOut:
+    delivery = service.resume_follow(session, principal, delivery_id)
+    return DeliveryOut.of(*service.get_delivery(session, principal.tenant_id, delivery.id))
+
+
 def create_app() -> FastAPI:
     return create_service_app(
         "interop",
         "socle — interopérabilité",
-        "Connecteurs vers les plateformes extérieures ; ici, le dépôt dans un dossier.",
+        "Connecteurs vers les plateformes extérieures : dépôt dans un dossier, SAE Vitam et As@lae.",
         [connectors, deliveries],
     )

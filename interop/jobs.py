@@ -29,3 +29,9 @@ def deliver(
             idempotency_key=idempotency_key,
             reply=reply,
         )
+
+
+def follow_sae(*, tenant_id: str, delivery_id: str) -> None:
+    """One check of an SAE operation (messages.INTEROP_FOLLOW_SAE); the next one is scheduled by the service."""
+    with transaction() as session:
+        service.follow_sae(session, tenant_id, delivery_id)

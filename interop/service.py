@@ -1,23 +1,42 @@
-"""Interop use cases: configuring connectors and delivering objects through them."""
+"""Interop use cases: configuring connectors, delivering objects through them, following SAE operations."""
 
 from __future__ import annotations
 
+import io
+import logging
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from interop.connectors.api import Connector as ConnectorImpl
+from interop.connectors.asalae import AsalaeConnector
 from interop.connectors.depot import DepotConnector, folder_for
+from interop.connectors.sae import FollowResult
+from interop.connectors.vitam import VitamConnector
 from interop.models import Connector, Delivery
-from interop.schemas import ConnectorIn
-from socle import audit, messages
+from interop.retry import DEFAULT_POLICY, RetryPolicy, parse_policy
+from interop.schemas import SECRET_FIELDS, ConnectorIn
+from socle import audit, messages, secrets
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import Conflict, InvalidInput, NotFound, SocleError
+from socle.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable, SocleError
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import get_store
+
+log = logging.getLogger("interop")
+
+# The archive service's answer to a SEDA message from the SAE (declared by the archive in socle.messages).
+RECORD_SAE_MESSAGE = "archive.jobs.record_sae_message"
+RECORD_DELIVERY = "archive.jobs.record_delivery"
+
+
+class FollowExhausted(SocleError):
+    """The retry policy is spent and the SAE has not answered: the job fails, visible in ``socle jobs``."""
+
+    status = 409
 
 
 def create_connector(session: Session, principal: Principal, body: ConnectorIn) -> Connector:
@@ -27,12 +46,17 @@ def create_connector(session: Session, principal: Principal, body: ConnectorIn) 
     ).scalar_one_or_none()
     if exists is not None:
         raise Conflict(f"le connecteur « {body.name} » existe déjà")
-    folder_for(get_settings().effective_deposit_root, principal.tenant_slug, body.config.path)  # validates the path
+    config = body.config.model_dump()
+    if body.kind == "depot":
+        folder_for(get_settings().effective_deposit_root, principal.tenant_slug, config["path"])  # validates the path
+    # Secrets are encrypted at rest and kept apart, under a key the API never returns (see ConnectorOut).
+    hidden = {name: config.pop(name) for name in SECRET_FIELDS if name in config}
+    config["secrets"] = {name: secrets.encrypt(value.encode()).decode() for name, value in hidden.items() if value}
     connector = Connector(
         tenant_id=principal.tenant_id,
         name=body.name,
         kind=body.kind,
-        config={**body.config.model_dump(), "tenant_slug": principal.tenant_slug},
+        config={**config, "tenant_slug": principal.tenant_slug},
     )
     session.add(connector)
     session.flush()
@@ -62,20 +86,55 @@ def list_connectors(session: Session, tenant_id: str) -> list[Connector]:
     return list(session.execute(select(Connector).where(Connector.tenant_id == tenant_id)).scalars())
 
 
+def set_enabled(session: Session, principal: Principal, name: str, enabled: bool) -> Connector:
+    """Enable or disable a connector (administrator); a disabled connector refuses deliveries.
+
+    :raises NotFound: no such connector in the tenant.
+    """
+    principal.require(Role.ADMIN)
+    connector = get_connector(session, principal.tenant_id, name)
+    if connector.enabled != enabled:
+        connector.enabled = enabled
+        audit.record(
+            session,
+            tenant_id=principal.tenant_id,
+            actor=principal.actor,
+            action="interop.connector.enabled" if enabled else "interop.connector.disabled",
+            object_type="connector",
+            object_id=connector.id,
+            details={"name": name},
+        )
+    session.commit()
+    return connector
+
+
+def _secrets(connector: Connector) -> dict[str, str]:
+    stored = connector.config.get("secrets") or {}
+    return {name: secrets.decrypt(token.encode()).decode() for name, token in stored.items()}
+
+
 def implementation(connector: Connector) -> ConnectorImpl:
     if connector.kind == "depot":
         root, slug = get_settings().effective_deposit_root, connector.config["tenant_slug"]
         return DepotConnector(folder_for(root, slug, connector.config["path"]), connector.name, root / slug)
+    if connector.kind == "vitam":
+        return VitamConnector(connector.name, connector.config, _secrets(connector))
+    if connector.kind == "asalae":
+        return AsalaeConnector(connector.name, connector.config, _secrets(connector))
     raise InvalidInput(f"type de connecteur inconnu : {connector.kind}")
 
 
 def test_connector(session: Session, principal: Principal, name: str) -> tuple[bool, str]:
+    """Try the connector for real (a write in the folder, a call to the platform); failures are reported, not raised."""
+    connector = get_connector(session, principal.tenant_id, name)
     try:
-        return True, implementation(get_connector(session, principal.tenant_id, name)).test()
-    except SocleError:
-        raise
+        return True, implementation(connector).test()
     except OSError as exc:
         return False, f"échec : {exc.strerror or exc}"
+    except SocleError as exc:
+        if connector.kind == "depot" and exc.status < 500:
+            raise
+        return False, f"échec : {exc.detail}"
 
 
 def deliver(
@@ -100,18 +159,27 @@ def deliver(
         session.commit()
         return
     delivery = _delivery_for(session, tenant_id, connector, object_key, size, filename, idempotency_key)
+    delivery.reply = reply
     if delivery.status != "done":
-        # The row exists before sending; the copy itself holds no transaction (on SQLite, the write lock). A
-        # crash after the copy is harmless: the next run finds the deposit and its receipt already there.
+        # « sending » is committed before the send: a run that finds it knows an earlier one may have reached
+        # the platform (a worker killed, a timeout after the upload) and asks the platform before sending again.
+        interrupted = delivery.status == "sending"
+        delivery.status, delivery.error = "sending", None
+        # The send itself holds no transaction (on SQLite, the write lock).
         session.commit()
         try:
-            receipt = implementation(connector).deliver(get_store(), object_key, filename, size)
-        except SocleError as exc:  # refused by the destination: retrying would not help
-            delivery.status, delivery.error = "failed", exc.detail
+            receipt = _send(implementation(connector), object_key, filename, size, interrupted)
+        except SocleError as exc:
+            if exc.status >= 500:
+                raise  # the platform did not answer as it should: the kernel retries, still « sending »
+            delivery.status, delivery.error = "failed", exc.detail  # refused: retrying would not help
             _reply(session, reply, failure=exc.detail)
             session.commit()
             return
         delivery.status, delivery.receipt, delivery.delivered_at = "done", receipt, utcnow()
+        if receipt.get("sae"):
+            delivery.follow_status, delivery.follow_state = "following", "envoyé, en attente de la plateforme"
+            _schedule_check(session, delivery, utcnow())
         audit.record(
             session,
             tenant_id=tenant_id,
@@ -123,6 +191,16 @@ def deliver(
         )
     _reply(session, reply, receipt=delivery.receipt, key=f"reply:{delivery.id}")
     session.commit()
+
+
+def _send(impl: ConnectorImpl, object_key: str, filename: str, size: int, interrupted: bool) -> dict[str, Any]:
+    store = get_store()
+    if interrupted and isinstance(impl, VitamConnector | AsalaeConnector):
+        found = impl.find_sent(store, object_key, size)
+        if found is not None:
+            log.info("send of %s found on the platform after an interruption: not sent again", object_key)
+            return found
+    return impl.deliver(store, object_key, filename, size)
 
 
 def _delivery_for(
@@ -187,3 +265,157 @@ def list_deliveries(session: Session, tenant_id: str, limit: int) -> list[tuple[
         .limit(limit)
     ).all()
     return [(row[0], row[1]) for row in rows]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Following an SAE operation
+
+
+def _schedule_check(session: Session, delivery: Delivery, when: datetime) -> None:
+    """Enqueue the next check of the operation, to run at ``when`` (the sweeper pushes it when it is due)."""
+    enqueue(
+        session,
+        messages.INTEROP_FOLLOW_SAE,
+        key=f"interop.follow:{delivery.id}:{delivery.follow_checks}",
+        not_before=when,
+        tenant_id=delivery.tenant_id,
+        delivery_id=delivery.id,
+    )
+    delivery.next_check_at = when
+
+
+def _policy(connector: Connector) -> RetryPolicy:
+    return parse_policy(str(connector.config.get("retry_policy") or DEFAULT_POLICY))
+
+
+def follow_sae(session: Session, tenant_id: str, delivery_id: str) -> Delivery:
+    """One check of an SAE operation: forward what the platform has, then schedule the next check or stop.
+
+    Each SEDA message received (Acknowledgement, ArchiveTransferReply) is kept in the store and, when the
+    delivery was asked by the archive service, sent to it once (ARCHIVE_RECORD_SAE_MESSAGE).
+
+    :raises FollowExhausted: the retry policy is spent without a reply (the delivery's follow-up is in error).
+    """
+    delivery = _delivery(session, tenant_id, delivery_id)
+    if delivery.follow_status not in ("following", "error") or not delivery.receipt:
+        return delivery  # done, or not an SAE delivery: a second run of the same check does nothing
+    connector = session.get(Connector, delivery.connector_id)
+    if connector is None:
+        raise NotFound("connecteur de l'envoi introuvable")
+    impl, receipt = implementation(connector), dict(delivery.receipt)
+    session.commit()  # no transaction held during the calls to the platform
+    result: FollowResult | None = None
+    problem: str | None = None
+    try:
+        assert isinstance(impl, VitamConnector | AsalaeConnector)
+        result = impl.follow(receipt)
+    except SocleError as exc:  # unreachable, 5xx, HTML or malformed XML: counted as a try of the policy
+        problem = exc.detail
+    delivery = _delivery(session, tenant_id, delivery_id, for_update=True)
+    delivery.follow_checks += 1
+    delivery.last_check_at, delivery.next_check_at = utcnow(), None
+    delivery.follow_state = result.state if result is not None else problem
+    if result is not None:
+        _forward(session, delivery, "acknowledgement", result.acknowledgement)
+        _forward(session, delivery, "reply", result.reply)
+        if result.finished:
+            delivery.follow_status, delivery.follow_error = "done", None
+            _audit_follow(session, delivery, "interop.sae.replied", state=result.state)
+            session.commit()
+            return delivery
+    tries_in_round = delivery.follow_checks - delivery.follow_round_start
+    wait = _policy(connector).delay(tries_in_round - 1)
+    if wait is None:
+        return _exhausted(session, delivery, connector, tries_in_round)
+    delivery.follow_status = "following"
+    _schedule_check(session, delivery, utcnow() + wait)
+    session.commit()
+    return delivery
+
+
+def _exhausted(session: Session, delivery: Delivery, connector: Connector, tries: int) -> Delivery:
+    error = (
+        f"pas de réponse de la plateforme après {tries} essai(s) ({_policy(connector).describe()}) ; "
+        f"dernier état : {delivery.follow_state or 'inconnu'}. "
+        f"Reprendre : POST /interop/deliveries/{delivery.id}/resume"
+    )
+    delivery.follow_status, delivery.follow_error = "error", error
+    _audit_follow(session, delivery, "interop.sae.follow_failed", error=error)
+    session.commit()
+    raise FollowExhausted(error)
+
+
+def _forward(session: Session, delivery: Delivery, kind: str, xml: bytes | None) -> None:
+    """Keep a SEDA message in the store and tell the archive service, once per kind."""
+    field = "acknowledgement_key" if kind == "acknowledgement" else "reply_key"
+    if xml is None or getattr(delivery, field) is not None:
+        return
+    stored = get_store().put(io.BytesIO(xml))
+    setattr(delivery, field, stored.key)
+    reply = delivery.reply or {}
+    # The rule: only a delivery asked by the archive service (its success reply is record_delivery) is told,
+    # with that reply's fixed arguments unchanged (tenant_id, transfer_id) plus the message.
+    if reply.get("success") != RECORD_DELIVERY:
+        return
+    message = messages.BY_FUNCTION.get(RECORD_SAE_MESSAGE)
+    if message is None:
+        raise ServiceUnavailable(f"le message {RECORD_SAE_MESSAGE} n'est pas déclaré (service d'archives trop ancien)")
+    arguments = dict(reply.get("arguments") or {})
+    if arguments.get("tenant_id") != delivery.tenant_id:
+        raise InvalidInput("une réponse ne peut viser qu'un objet de la même collectivité")
+    enqueue(
+        session,
+        message,
+        key=f"interop.sae-message:{delivery.id}:{kind}",
+        **arguments,
+        message_kind=kind,
+        object_key=stored.key,
+        size=stored.size,
+    )
+
+
+def resume_follow(session: Session, principal: Principal, delivery_id: str) -> Delivery:
+    """An operator resumes a follow-up stopped in error: a new round of the retry policy, starting now.
+
+    :raises Conflict: the delivery's follow-up is not in error.
+    """
+    principal.require(Role.ADMIN)
+    delivery = _delivery(session, principal.tenant_id, delivery_id, for_update=True)
+    if delivery.follow_status != "error":
+        raise Conflict(f"seul un suivi en erreur peut être repris (état : {delivery.follow_status or 'aucun suivi'})")
+    delivery.follow_status, delivery.follow_error = "following", None
+    delivery.follow_round_start = delivery.follow_checks
+    _schedule_check(session, delivery, utcnow())
+    _audit_follow(session, delivery, "interop.sae.follow_resumed", actor=principal.actor)
+    session.commit()
+    return delivery
+
+
+def _delivery(session: Session, tenant_id: str, delivery_id: str, *, for_update: bool = False) -> Delivery:
+    query = select(Delivery).where(Delivery.id == delivery_id, Delivery.tenant_id == tenant_id)
+    if for_update:
+        query = query.with_for_update()
+    delivery = session.execute(query).scalar_one_or_none()
+    if delivery is None:
+        raise NotFound(f"envoi {delivery_id} introuvable")
+    return delivery
+
+
+def get_delivery(session: Session, tenant_id: str, delivery_id: str) -> tuple[Delivery, str]:
+    delivery = _delivery(session, tenant_id, delivery_id)
+    connector = session.get(Connector, delivery.connector_id)
+    return delivery, connector.name if connector is not None else "?"
+
+
+def _audit_follow(
+    session: Session, delivery: Delivery, action: str, actor: str = "service:interop", **details: Any
+) -> None:
+    audit.record(
+        session,
+        tenant_id=delivery.tenant_id,
+        actor=actor,
+        action=action,
+        object_type="delivery",
+        object_id=delivery.id,
+        details={"checks": delivery.follow_checks, **details},
+    )

@@ -87,11 +87,14 @@ def rq_queue(service: str, connection: Redis | None = None) -> Queue:
 # Producing
 
 
-def enqueue(session: Session, message: Message, *, key: str | None = None, **arguments: Any) -> Job:
+def enqueue(
+    session: Session, message: Message, *, key: str | None = None, not_before: datetime | None = None, **arguments: Any
+) -> Job:
     """Ask for ``message`` to run, in the caller's transaction; it is pushed to rq once that commits.
 
     ``key`` is a business key (for example ``"ged.signed:<folder id>"``): asking twice with the same key
-    returns the first job instead of creating a second one.
+    returns the first job instead of creating a second one. ``not_before`` delays it: the sweeper pushes it
+    once it is due.
     """
     expected, given = set(message.parameters), set(arguments)
     if expected != given:
@@ -108,11 +111,12 @@ def enqueue(session: Session, message: Message, *, key: str | None = None, **arg
         key=key,
         status=PENDING,
         max_attempts=get_settings().job_max_attempts,
-        next_run_at=utcnow(),
+        next_run_at=max(not_before, utcnow()) if not_before else utcnow(),
     )
     session.add(job)
     session.flush()
-    session.info.setdefault(_PENDING_IDS, []).append(job.id)
+    if not_before is None or not_before <= utcnow():
+        session.info.setdefault(_PENDING_IDS, []).append(job.id)
     return job
 
 
@@ -145,8 +149,8 @@ def dispatch(job_ids: Iterable[str]) -> int:
         with new_session() as session:
             # Materialised first: each push commits, which must not cut a cursor still being read.
             for job in session.execute(select(Job).where(Job.id.in_(list(job_ids)))).scalars().all():
-                if job.status != PENDING:
-                    continue
+                if job.status != PENDING or job.next_run_at > utcnow():
+                    continue  # already on its way, or not due yet (the sweeper pushes it then)
                 # Push first, then mark: a crash in between only causes a second push, which execute() ignores.
                 rq_queue(job.service, connection).enqueue(
                     "socle.queue.execute",

@@ -46,12 +46,15 @@ def _rq_ids(service: str) -> list[str]:
     return list(queue.rq_queue(service).job_ids)
 
 
-def _ask_document(session: Any, tenant_id: str, *, key: str | None = None, folder_id: str | None = None) -> Job:
+def _ask_document(
+    session: Any, tenant_id: str, *, key: str | None = None, folder_id: str | None = None, not_before: Any = None
+) -> Job:
     """GED_SEND_TO_PARAPHEUR for a document that does not exist: the GED answers « unavailable »."""
     return queue.enqueue(
         session,
         messages.GED_SEND_TO_PARAPHEUR,
         key=key,
+        not_before=not_before,
         tenant_id=tenant_id,
         document_id=str(uuid.uuid4()),
         folder_id=folder_id or str(uuid.uuid4()),
@@ -100,6 +103,34 @@ def test_a_committed_job_is_pushed_by_the_sweep_then_runs(tenant_id: str) -> Non
     assert reply.function == messages.PARAPHEUR_DOCUMENT_UNAVAILABLE.function
     assert reply.status == queue.FAILED and reply.attempts == 1
     assert "NotFound" in (reply.last_error or "")
+
+
+def test_a_job_asked_for_later_waits_until_it_is_due(
+    tenant_id: str, redis_url: str, use_env: Callable[..., None]
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex[:8]}-"
+    use_env(SOCLE_REDIS_URL=redis_url, SOCLE_QUEUE_PREFIX=prefix)
+    later = utcnow() + timedelta(hours=1)
+    with transaction() as session:
+        job_id = _ask_document(session, tenant_id, not_before=later).id
+    try:
+        waiting = _job(job_id)
+        assert (waiting.status, waiting.next_run_at) == (queue.PENDING, later)  # not pushed at commit
+        assert queue.rq_queue("ged").count == 0
+        assert queue.dispatch([job_id]) == 0  # nor by anyone before it is due
+        assert queue.sweep(["ged"]) == 0
+        with transaction() as session:
+            session.execute(update(Job).where(Job.id == job_id).values(next_run_at=utcnow() - timedelta(seconds=1)))
+        assert queue.sweep(["ged"]) == 1
+        assert _job(job_id).status == queue.QUEUED and queue.rq_queue("ged").job_ids == [f"{job_id}_1"]
+    finally:
+        from redis import Redis
+
+        with transaction() as session:
+            session.execute(delete(Job).where(Job.id == job_id))
+        connection = Redis.from_url(redis_url)
+        for name in [*connection.scan_iter(f"rq:*{prefix}*"), *connection.scan_iter(f"rq:job:{job_id}*")]:
+            connection.delete(name)
 
 
 def test_with_redis_a_job_is_pushed_at_commit_and_only_then(

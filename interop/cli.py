@@ -1,0 +1,92 @@
+"""``socle interop …``: the platform simulators, so that a municipality can rehearse without the real SAE."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+# The simulators (Starlette, uvicorn, lxml) are imported inside the command: every `socle …` command loads
+# this group.
+
+
+@click.group(name="interop", help="Interopérabilité : simulateurs des plateformes (Vitam, As@lae).")
+def group() -> None:
+    pass
+
+
+@group.command("simulate", help="Lancer un simulateur de SAE sur 127.0.0.1 (répétition, jamais en production).")
+@click.argument("platform", type=click.Choice(["vitam", "asalae"]))
+@click.option("--port", default=8090, show_default=True, type=click.IntRange(1, 65535), help="Port d'écoute")
+@click.option(
+    "--verdict", type=click.Choice(["OK", "KO"]), default="OK", show_default=True, help="Réponse au transfert"
+)
+@click.option("--pending-checks", default=0, show_default=True, help="Suivis répondant « en cours » avant la réponse")
+@click.option("--delay", default=0.0, show_default=True, help="Secondes ajoutées à chaque réponse (plateforme lente)")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="POINT=PANNE",
+    help="Panne à provoquer une fois, ex. send=500, status=timeout, reply=malformed, reply=html (répétable)",
+)
+@click.option("--user", default="socle", show_default=True, help="As@lae : utilisateur accepté")
+@click.option("--password", default="socle", show_default=True, help="As@lae : mot de passe accepté")
+@click.option("--token", default=None, help="As@lae : jeton accepté (au lieu de l'utilisateur)")
+@click.option(
+    "--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Certificat serveur (PEM)"
+)
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Clé du certificat")
+@click.option("--client-ca", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="AC des clients (mTLS)")
+def simulate(
+    platform: str,
+    port: int,
+    verdict: str,
+    pending_checks: int,
+    delay: float,
+    faults: tuple[str, ...],
+    user: str,
+    password: str,
+    token: str | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    client_ca: Path | None,
+) -> None:
+    import uvicorn
+
+    from interop.simulators import asalae, vitam
+    from interop.simulators.common import PlatformState
+
+    state = PlatformState()
+    try:
+        state.scenario.update({"verdict": verdict, "pending_checks": pending_checks, "delay": delay})
+        state.scenario.update({"faults": _faults(faults)})
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if platform == "vitam":
+        app = vitam.create_app(state)
+    else:
+        app = asalae.create_app(state, asalae.Credentials(user, password, token))
+    tls: dict[str, object] = {}
+    if tls_cert:
+        tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key) if tls_key else None}
+        if client_ca:
+            import ssl
+
+            tls |= {"ssl_ca_certs": str(client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    scheme = "https" if tls_cert else "http"
+    click.echo(f"Simulateur {platform} sur {scheme}://127.0.0.1:{port} — données de répétition, jamais de production.")
+    click.echo(f"Réglages : {json.dumps(state.scenario.__dict__, ensure_ascii=False)}")
+    click.echo(f"Ce qui a été reçu : GET {scheme}://127.0.0.1:{port}/_simulateur ; pannes : PUT …/_simulateur/scenario")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", **tls)  # type: ignore[arg-type]
+
+
+def _faults(values: tuple[str, ...]) -> dict[str, list[str]]:
+    faults: dict[str, list[str]] = {}
+    for value in values:
+        point, sep, fault = value.partition("=")
+        if not sep:
+            raise ValueError(f"panne attendue sous la forme POINT=PANNE : {value}")
+        faults.setdefault(point.strip(), []).append(fault.strip())
+    return faults
