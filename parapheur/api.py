@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI, File, Form, Query, Response, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from parapheur import config, service
+from parapheur import api_signing, config, service
 from parapheur.models import Folder
 from parapheur.schemas import (
     ActionIn,
@@ -477,16 +477,5 @@ def create_app() -> FastAPI:
         "parapheur",
         "socle — parapheur",
         "Circuits de visa et de signature électronique : bureaux, délégations, typologies, dossiers.",
-        [router, desks, delegations, typologies, validations, trust, *_a2_routers()],
+        [router, desks, delegations, typologies, validations, trust, *api_signing.ROUTERS],
     )
-
-
-# --- signature, external links, bulk, bordereau (A2)
-# The routes are in parapheur.api_signing: client-side signing (prepare/finish), paper signature, bordereau,
-# bulk actions, notification preferences, and the public one-time-link routes of external signatures.
-
-
-def _a2_routers() -> list[APIRouter]:
-    from parapheur import api_signing
-
-    return api_signing.ROUTERS

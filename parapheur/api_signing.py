@@ -1,8 +1,7 @@
 """Parapheur HTTP API, the routes around the engine: client-side signing (smart card), paper signature,
 bordereau, bulk actions, notification preferences, and the public routes of external signature links.
 
-Registered by parapheur.api.create_app (kept apart from the engine's routes so that two people can work on
-them at once without editing the same lines).
+Registered by parapheur.api.create_app, after the engine's routes.
 """
 
 from __future__ import annotations

@@ -70,11 +70,17 @@ def run(tenant_id: str, operation_id: str) -> None:
         if operation is None or operation.tenant_id != tenant_id or operation.status == "finished":
             return
         operation.status = "running"
-        principal = _principal(session, operation)
         pending = [(item.id, item.folder_id) for item in operation.items if item.status == "pending"]
         action, comment = operation.action, operation.comment
+        try:
+            principal: Principal | None = _principal(session, operation)
+        except Forbidden as exc:
+            principal, refusal = None, exc.detail
     for item_id, folder_id in pending:
-        _process(principal, action, comment, item_id, folder_id)
+        if principal is None:
+            _fail(item_id, refusal)  # nothing is done in the name of someone who may no longer act
+        else:
+            _process(principal, action, comment, item_id, folder_id)
     with transaction() as session:
         operation = session.get(BulkOperation, operation_id)
         if operation is not None:

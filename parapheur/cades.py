@@ -9,6 +9,7 @@ call them from synchronous code or a worker thread.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +33,8 @@ from parapheur.pades import (
     SigningError,
     SigningIdentity,
     TrustServices,
-    _check_certificate_dates,
+    check_certificate_dates,
+    timestamper,
 )
 
 FIELD_NAME = "CAdES %d"
@@ -55,8 +57,8 @@ def sign_detached(
     """
     if level not in ("B-B", "B-T"):
         raise SigningError(f"Une signature CAdES détachée se fait au niveau B-B ou B-T, pas {level}.")
-    _check_certificate_dates(identity)
-    timestamper = _timestamper(level, services or TrustServices())
+    check_certificate_dates(identity)
+    stamper = timestamper(level, services or TrustServices())
     try:
         stream = source.open("rb")
     except OSError as exc:
@@ -65,7 +67,7 @@ def sign_detached(
         with stream:
             content_info = asyncio.run(
                 identity._signer.async_sign_general_data(
-                    stream, "sha256", detached=True, use_cades=True, timestamper=timestamper
+                    stream, "sha256", detached=True, use_cades=True, timestamper=stamper
                 )
             )
     except (TimestampRequestError, requests.RequestException) as exc:
@@ -77,12 +79,64 @@ def sign_detached(
     return bytes(content_info.dump())
 
 
-def _timestamper(level: SignatureLevel, services: TrustServices) -> RequestsHTTPTimeStamper | None:
-    if level == "B-B":
-        return None
+def merge_signatures(existing: bytes, added: bytes) -> bytes:
+    """One detached CMS holding the signer infos of both (co-signature): each signer's bytes are kept as is.
+
+    :raises PdfError: either is not a CMS SignedData.
+    """
+    old, new = _signed_data(existing), _signed_data(added)
+    algorithms = list(old["digest_algorithms"])
+    for algorithm in new["digest_algorithms"]:
+        if all(algorithm.dump() != known.dump() for known in algorithms):
+            algorithms.append(algorithm)
+    certificates = list(old["certificates"]) if old["certificates"].native is not None else []
+    for certificate in new["certificates"] if new["certificates"].native is not None else []:
+        if all(certificate.dump() != known.dump() for known in certificates):
+            certificates.append(certificate)
+    merged = cms.SignedData(
+        {
+            "version": max(old["version"].native, new["version"].native, key=lambda v: int(v[1:])),
+            "digest_algorithms": algorithms,
+            "encap_content_info": old["encap_content_info"],
+            "certificates": certificates,
+            "signer_infos": list(old["signer_infos"]) + list(new["signer_infos"]),
+        }
+    )
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": merged}).dump())
+
+
+def add_signature_timestamps(signature: bytes, services: TrustServices) -> bytes:
+    """Raise a detached CMS to CAdES B-T: a signature timestamp on each signer info that has none yet.
+
+    :raises PdfError: ``signature`` is not a detached CMS SignedData.
+    :raises SigningError: ``retryable`` when no timestamp authority is configured or it does not answer (the
+        upgrade job then tries again later).
+    """
+    signed = _signed_data(signature)
     if not services.tsa_url:
-        raise SigningError(f"Aucune autorité d'horodatage n'est configurée : signature {level} impossible.")
-    return RequestsHTTPTimeStamper(services.tsa_url, timeout=services.timeout)  # type: ignore[no-untyped-call]
+        raise SigningError("Aucune autorité d'horodatage n'est configurée (réglage tsa_url).", retryable=True)
+    stamper = RequestsHTTPTimeStamper(services.tsa_url, timeout=services.timeout)  # type: ignore[no-untyped-call]
+    infos = []
+    for signer in signed["signer_infos"]:
+        unsigned = list(signer["unsigned_attrs"]) if signer["unsigned_attrs"].native is not None else []
+        if not any(attr["type"].native == "signature_time_stamp_token" for attr in unsigned):
+            # RFC 5126, 6.1.1: the token covers the signature value.
+            digest = hashlib.sha256(signer["signature"].native).digest()
+            try:
+                token = asyncio.run(stamper.async_timestamp(digest, "sha256"))
+            except (TimestampRequestError, requests.RequestException) as exc:
+                raise SigningError(
+                    "L'autorité d'horodatage ne répond pas : signature B-T impossible pour le moment.", retryable=True
+                ) from exc
+            unsigned.append(cms.CMSAttribute({"type": "signature_time_stamp_token", "values": [token]}))
+            signer = cms.SignerInfo({**{key: signer[key] for key in _SIGNER_FIELDS}, "unsigned_attrs": unsigned})
+        infos.append(signer)
+    rebuilt = cms.SignedData({**{key: signed[key] for key in _SIGNED_FIELDS}, "signer_infos": infos})
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": rebuilt}).dump())
+
+
+_SIGNER_FIELDS = ("version", "sid", "digest_algorithm", "signed_attrs", "signature_algorithm", "signature")
+_SIGNED_FIELDS = ("version", "digest_algorithms", "encap_content_info", "certificates")
 
 
 # --------------------------------------------------------------------------- validation
@@ -138,7 +192,7 @@ def _report(
     except PdfError:
         raise  # the data file, not the signature, is the problem
     except (SignatureValidationError, ValueError, KeyError):
-        return _broken_report(name, signer_name)
+        return SignatureReport.broken(name, signer_name, "CAdES")
     status = checked.status
     timestamp = status.timestamp_validity
     details = status.revocation_details
@@ -201,20 +255,4 @@ def _signer_name(signed_data: cms.SignedData) -> str:
     return ""
 
 
-def _broken_report(name: str, signer_name: str) -> SignatureReport:
-    return SignatureReport(
-        field_name=name,
-        signer_name=signer_name,
-        signing_time=None,
-        intact=False,
-        chain_trusted=False,
-        revocation="unknown",
-        revocation_date=None,
-        timestamp_time=None,
-        level=None,
-        covers_whole_document=False,
-        signature_format="CAdES",
-    )
-
-
-__all__ = ["sign_detached", "validate_detached"]
+__all__ = ["add_signature_timestamps", "merge_signatures", "sign_detached", "validate_detached"]

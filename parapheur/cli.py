@@ -6,16 +6,13 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import click
 
 from socle.auth import get_tenant
 from socle.db import transaction
 from socle.errors import InvalidInput
-
-if TYPE_CHECKING:
-    pass
 
 # The signing modules (pyHanko) are imported inside the commands: every `socle …` command loads this
 # group, and most of them never sign anything.

@@ -361,6 +361,12 @@ def _check_type_values(values: dict[str, Any]) -> None:
         raise InvalidInput("format de signature inconnu : attendu pades, cades ou xades")
     if values.get("level", "B-B") not in LEVELS:
         raise InvalidInput("niveau de signature inconnu : attendu B-B, B-T, B-LT ou B-LTA")
+    # Said now rather than lowered in silence at each signature: XAdES-EPES for Hélios carries no timestamp,
+    # and a detached CAdES signature goes no further than B-T here.
+    if values.get("signature_format") == "xades" and values.get("level", "B-B") != "B-B":
+        raise InvalidInput("une signature XAdES de flux PES (Hélios) se fait au niveau B-B : choisissez ce niveau")
+    if values.get("signature_format") == "cades" and values.get("level", "B-B") not in ("B-B", "B-T"):
+        raise InvalidInput("une signature CAdES détachée se fait au niveau B-B ou B-T : choisissez l'un des deux")
     page = values.get("stamp_page", -1)
     if page != -1 and page < 1:
         raise InvalidInput("page du cachet : un numéro de page (à partir de 1), ou -1 pour la dernière")

@@ -153,7 +153,7 @@ def _check_image(image: bytes | None) -> None:
     if image is None:
         return
     try:
-        pades._stamp_background(image)  # the very check the stamp will make: refuse now, not at signing time
+        pades.check_stamp_image(image)  # the very check the stamp will make: refuse now, not at signing time
     except pades.PdfError as exc:
         raise InvalidInput(str(exc)) from None
 
@@ -210,6 +210,8 @@ def load_identity(session: Session, tenant_id: str, username: str) -> pades.Sign
 def load_row(row: SigningIdentity) -> pades.SigningIdentity:
     """The loaded key of an identity row, cached per process and keyed by its certificate and secrets.
 
+    A stale entry of the same row (imported again since) and the entries pushed out of the cache are closed:
+    a token identity keeps its login open until then.
     :raises InvalidInput: the stored key cannot be opened any more (token missing, PIN changed…).
     """
     cache_key = (row.id, _fingerprint(row))
@@ -217,19 +219,32 @@ def load_row(row: SigningIdentity) -> pades.SigningIdentity:
         if cache_key in _LOADED:
             _LOADED.move_to_end(cache_key)
             return _LOADED[cache_key]
-    identity = _open(row)
+        stale = [_LOADED.pop(key) for key in [key for key in _LOADED if key[0] == row.id]]
+    # Closed before opening: a token keeps one login per process, checked against the PIN that opened it.
+    for identity in stale:
+        _close(identity)
+    opened = _open(row)
     with _LOADED_LOCK:
-        _LOADED[cache_key] = identity
-        while len(_LOADED) > _CACHE_SIZE:
-            _LOADED.popitem(last=False)
+        identity = _LOADED.setdefault(cache_key, opened)  # another thread may have opened it meanwhile
+        _LOADED.move_to_end(cache_key)
+        dropped = [_LOADED.popitem(last=False)[1] for _ in range(len(_LOADED) - _CACHE_SIZE)]
+    for unused in ([opened] if identity is not opened else []) + dropped:
+        _close(unused)
     return identity
 
 
 def forget(row: SigningIdentity) -> None:
-    """Drop a cached identity (a token session that died is opened again on next use)."""
+    """Drop and close the cached keys of ``row`` (a token identity logs out); the next use opens it again."""
     with _LOADED_LOCK:
-        for key in [key for key in _LOADED if key[0] == row.id]:
-            del _LOADED[key]
+        dropped = [_LOADED.pop(key) for key in [key for key in _LOADED if key[0] == row.id]]
+    for identity in dropped:
+        _close(identity)
+
+
+def _close(identity: pades.SigningIdentity) -> None:
+    close = getattr(identity, "close", None)  # only token identities hold a session (tokens is imported lazily)
+    if close is not None:
+        close()
 
 
 def _fingerprint(row: SigningIdentity) -> str:

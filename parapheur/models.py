@@ -8,8 +8,9 @@ name desks, never people, so that a folder waits for "le bureau du maire" whoeve
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -27,6 +28,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from socle.db import UTCDateTime, new_id, utcnow
+
+if TYPE_CHECKING:
+    from parapheur.circuits import Actor
 
 
 class ParapheurBase(DeclarativeBase):
@@ -289,6 +293,29 @@ class FolderEvent(ParapheurBase):
     action: Mapped[str] = mapped_column(String(50))
     comment: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    @classmethod
+    def of_act(
+        cls,
+        folder: Folder,
+        actor: Actor,
+        action: str,
+        comment: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> FolderEvent:
+        """A history line of ``folder``, now, by ``actor`` (both desks kept when acting under a delegation)."""
+        return cls(
+            tenant_id=folder.tenant_id,
+            folder_id=folder.id,
+            at=utcnow(),
+            actor=actor.username,
+            actor_name=actor.display_name,
+            desk_id=actor.desk_id,
+            on_behalf_of_desk_id=actor.on_behalf_of_desk_id,
+            action=action,
+            comment=comment,
+            details=json.loads(json.dumps(details or {}, default=str)),  # dates and the like as JSON text
+        )
 
 
 class Annotation(ParapheurBase):

@@ -442,22 +442,49 @@ def sign_pdf(
     :raises PdfError: the document cannot be signed.
     :raises SigningError: expired certificate, revoked certificate, or a service that cannot be reached.
     """
-    facts = _examine(source)
-    _check_can_sign(facts, request)
-    _check_certificate_dates(identity)
-    field_name = request.field_name or _next_field_name(facts)
-    if field_name in facts.filled_field_names:
-        raise PdfError(f"Le champ de signature « {field_name} » est déjà signé.")
+    check_certificate_dates(identity)
+    plan = plan_signature(source, request)
     services = services or TrustServices()
     pdf_signer = signers.PdfSigner(
-        _signature_metadata(request, field_name, identity, services),
+        _signature_metadata(request, plan.field_name, identity, services),
         signer=identity._signer,
-        timestamper=_timestamper(request.level, services),
-        stamp_style=_stamp_style(request),
-        new_field_spec=_field_spec(field_name, request.visible, facts, request.placement),
+        timestamper=timestamper(request.level, services),
+        stamp_style=plan.stamp_style,
+        new_field_spec=plan.field_spec,
     )
     with source.open("rb") as input_stream, atomic_output(destination) as output:
         _run_signer(pdf_signer, input_stream, output, request)
+
+
+@dataclass(frozen=True)
+class SignaturePlan:
+    """Where and how a new signature goes in a PDF: its field (with the stamp's box) and the stamp's look."""
+
+    field_name: str
+    field_spec: fields.SigFieldSpec
+    stamp_style: TextStampStyle
+    stamp_params: dict[str, str]  # the stamp text's values, given to pyHanko as ``appearance_text_params``
+
+
+def plan_signature(source: Path, request: SignatureRequest) -> SignaturePlan:
+    """Check that ``source`` can take the signature ``request`` describes; choose its field and its stamp.
+
+    Shared by the server-side signature (:func:`sign_pdf`) and the client-side one (``parapheur.remote``).
+
+    :raises PdfError: unreadable, encrypted or certified document, field already signed, stamp off the page,
+        unusable stamp image.
+    """
+    facts = _examine(source)
+    _check_can_sign(facts, request)
+    field_name = request.field_name or _next_field_name(facts)
+    if field_name in facts.filled_field_names:
+        raise PdfError(f"Le champ de signature « {field_name} » est déjà signé.")
+    return SignaturePlan(
+        field_name=field_name,
+        field_spec=_field_spec(field_name, request.visible, facts, request.placement),
+        stamp_style=_stamp_style(request),
+        stamp_params=_stamp_params(request),
+    )
 
 
 def _check_can_sign(facts: _PdfFacts, request: SignatureRequest) -> None:
@@ -476,9 +503,12 @@ def _check_can_sign(facts: _PdfFacts, request: SignatureRequest) -> None:
         )
 
 
-def _check_certificate_dates(identity: SigningIdentity) -> None:
-    # Checked here for every level: pyHanko itself only validates the certificate when it embeds
-    # validation data, and a B-B signature made with an expired certificate would be worthless.
+def check_certificate_dates(identity: SigningIdentity) -> None:
+    """Refuse a certificate that has expired or is not valid yet, whatever the format (PAdES, CAdES, XAdES).
+
+    pyHanko itself only validates the certificate when it embeds validation data, and a B-B signature made
+    with an expired certificate would be worthless. :raises SigningError: in French, with the date.
+    """
     certificate = identity._signer.signing_cert
     assert certificate is not None  # always set by SigningIdentity.from_pkcs12
     now = datetime.now(UTC)
@@ -492,7 +522,11 @@ def _check_certificate_dates(identity: SigningIdentity) -> None:
         )
 
 
-def _timestamper(level: SignatureLevel, services: TrustServices) -> RequestsHTTPTimeStamper | None:
+def timestamper(level: SignatureLevel, services: TrustServices) -> RequestsHTTPTimeStamper | None:
+    """The RFC 3161 client for a signature at ``level``: None at B-B.
+
+    :raises SigningError: a timestamped level and no timestamp authority configured.
+    """
     if level == "B-B":
         return None
     if not services.tsa_url:
@@ -633,6 +667,14 @@ def _stamp_params(request: SignatureRequest) -> dict[str, str]:
     if request.on_behalf_of:
         params["on_behalf_of"] = request.on_behalf_of
     return params
+
+
+def check_stamp_image(data: bytes) -> None:
+    """Check an image meant for the visible stamp (PNG or JPEG, size, pixels), as signing will.
+
+    :raises PdfError: in French, what is wrong with it.
+    """
+    _stamp_background(data)
 
 
 def _stamp_background(data: bytes) -> PdfImage:
@@ -833,11 +875,11 @@ def _add_document_timestamp(
     document: BytesIO, target: SignatureLevel, services: TrustServices, context: ValidationContext | None
 ) -> None:
     """Append a document timestamp; with ``context``, the authority's validation data follows it in the DSS."""
-    timestamper = signers.PdfTimeStamper(_timestamper(target, services))  # type: ignore[arg-type]
+    document_stamper = signers.PdfTimeStamper(timestamper(target, services))  # type: ignore[arg-type]
     document.seek(0)
     with _upgrade_errors(target):
         writer = IncrementalPdfFileWriter(document, strict=False)
-        timestamper.timestamp_pdf(
+        document_stamper.timestamp_pdf(
             writer, "sha256", validation_context=context, bytes_reserved=SIGNATURE_BYTES_RESERVED, in_place=True
         )
 
@@ -987,6 +1029,25 @@ class SignatureReport:
     covers_whole_document: bool
     signature_format: Literal["PAdES", "CAdES", "XAdES"] = "PAdES"
 
+    @classmethod
+    def broken(
+        cls, field_name: str, signer_name: str, signature_format: Literal["PAdES", "CAdES", "XAdES"] = "PAdES"
+    ) -> SignatureReport:
+        """The report of a signature that cannot even be checked (unreadable, altered container)."""
+        return cls(
+            field_name=field_name,
+            signer_name=signer_name,
+            signing_time=None,
+            intact=False,
+            chain_trusted=False,
+            revocation="unknown",
+            revocation_date=None,
+            timestamp_time=None,
+            level=None,
+            covers_whole_document=False,
+            signature_format=signature_format,
+        )
+
     @property
     def valid(self) -> bool:
         # An unknown revocation status does not invalidate: offline, a B-B or B-T signature cannot say more.
@@ -1100,7 +1161,7 @@ def _report(signature: EmbeddedPdfSignature, evidence: _Evidence) -> SignatureRe
         checked = _check(signature, evidence)
     except (SignatureValidationError, pdf_misc.PdfError, ValueError):
         # Damaged signature containers or byte ranges: report them as broken, not as a crash.
-        return _broken_report(signature)
+        return SignatureReport.broken(signature.field_name, _embedded_signer_name(signature))
     status = checked.status
     timestamp = status.timestamp_validity
     details = status.revocation_details
@@ -1204,21 +1265,6 @@ def _document_timestamp_time(timestamp: EmbeddedPdfSignature, evidence: _Evidenc
     return status.timestamp if status.trusted and status.intact else None
 
 
-def _broken_report(signature: EmbeddedPdfSignature) -> SignatureReport:
-    return SignatureReport(
-        field_name=signature.field_name,
-        signer_name=_embedded_signer_name(signature),
-        signing_time=None,
-        intact=False,
-        chain_trusted=False,
-        revocation="unknown",
-        revocation_date=None,
-        timestamp_time=None,
-        level=None,
-        covers_whole_document=False,
-    )
-
-
 def _covers_whole_document(status: PdfSignatureStatus) -> bool:
     if status.coverage == SignatureCoverageLevel.ENTIRE_FILE:
         return True
@@ -1246,15 +1292,20 @@ __all__ = [
     "RevocationStatus",
     "SignatureCheck",
     "SignatureLevel",
+    "SignaturePlan",
     "SignatureReport",
     "SignatureRequest",
     "SigningError",
     "SigningIdentity",
     "StampPlacement",
     "TrustServices",
+    "check_certificate_dates",
+    "check_stamp_image",
     "inspect_pdf",
     "make_self_signed_identity",
+    "plan_signature",
     "sign_pdf",
+    "timestamper",
     "upgrade_pdf",
     "validation_report",
     "verify_pdf",

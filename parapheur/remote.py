@@ -127,23 +127,19 @@ def prepare(
     certificate = _load_certificate(certificate_der)
     chain = [_load_certificate(der) for der in chain_der]
     _check_certificate(certificate)
-    facts = pades._examine(source)
-    pades._check_can_sign(facts, request)
-    field_name = request.field_name or pades._next_field_name(facts)
-    if field_name in facts.filled_field_names:
-        raise PdfError(f"Le champ de signature « {field_name} » est déjà signé.")
+    plan = pades.plan_signature(source, request)
     level: SignatureLevel = "B-B" if request.level == "B-B" else "B-T"
     # No signature value yet: bytes_reserved is given, so pyHanko never needs one to size the container.
     signer = signers.ExternalSigner(certificate, _registry([certificate, *chain]), None)
     pdf_signer = signers.PdfSigner(
-        _metadata(request, field_name),
+        _metadata(request, plan.field_name),
         signer=signer,
-        stamp_style=pades._stamp_style(request),
-        new_field_spec=pades._field_spec(field_name, request.visible, facts, request.placement),
+        stamp_style=plan.stamp_style,
+        new_field_spec=plan.field_spec,
     )
     reserved = pades.SIGNATURE_BYTES_RESERVED if level == "B-B" else pades.TIMESTAMPED_BYTES_RESERVED
     with source.open("rb") as input_stream, atomic_output(prepared_pdf) as output:
-        digest, signed_attributes = _run(_digest(pdf_signer, signer, input_stream, output, request, reserved))
+        digest, signed_attributes = _run(_digest(pdf_signer, signer, input_stream, output, plan.stamp_params, reserved))
     state = _State(
         document_digest=digest.document_digest,
         reserved_region=(digest.reserved_region_start, digest.reserved_region_end),
@@ -151,7 +147,7 @@ def prepare(
         certificate=certificate.dump(),
         chain=tuple(cert.dump() for cert in chain),
         level=level,
-        field_name=field_name,
+        field_name=plan.field_name,
     )
     return PreparedSignature(state.dump(), signed_attributes, DIGEST_ALGORITHM, level)
 
@@ -172,13 +168,13 @@ async def _digest(
     signer: signers.ExternalSigner,
     input_stream: BinaryIO,
     output: BinaryIO,
-    request: SignatureRequest,
+    stamp_params: dict[str, str],
     bytes_reserved: int,
 ) -> tuple[PreparedByteRangeDigest, bytes]:
     # Non-strict parsing, as in pades.sign_pdf: common producers' files fail pyHanko's strict mode.
     writer = IncrementalPdfFileWriter(input_stream, strict=False)
     digest, _, _ = await pdf_signer.async_digest_doc_for_signing(
-        writer, bytes_reserved=bytes_reserved, appearance_text_params=pades._stamp_params(request), output=output
+        writer, bytes_reserved=bytes_reserved, appearance_text_params=stamp_params, output=output
     )
     attributes = await signer.signed_attrs(digest.document_digest, DIGEST_ALGORITHM, use_pades=True)
     return digest, attributes.dump()
@@ -243,7 +239,7 @@ def _container(
     certificate = asn1_x509.Certificate.load(prepared.certificate)
     chain = [asn1_x509.Certificate.load(der) for der in prepared.chain]
     signer = signers.ExternalSigner(certificate, _registry([certificate, *chain]), signature_value)
-    timestamper = pades._timestamper(prepared.level, services)
+    timestamper = pades.timestamper(prepared.level, services)
     try:
         container: cms.ContentInfo = _run(
             signer.async_sign_prescribed_attributes(DIGEST_ALGORITHM, attributes, timestamper=timestamper)

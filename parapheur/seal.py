@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from parapheur import identities, service, signing
 from parapheur.circuits import Actor
 from parapheur.models import Folder, FolderEvent, SigningIdentity, Step, Subtype
-from socle.db import transaction, utcnow
+from socle.db import transaction
 from socle.errors import Conflict, SocleError
 
 SERVICE_ACTOR = "service:parapheur"
@@ -60,15 +60,5 @@ def _record_failure(tenant_id: str, folder_id: str, step_id: str, reason: str) -
         if folder is None or step is None:
             return
         folder.error = f"cachet serveur impossible : {reason}"
-        session.add(
-            FolderEvent(
-                tenant_id=tenant_id,
-                folder_id=folder_id,
-                at=utcnow(),
-                actor=SERVICE_ACTOR,
-                actor_name="Parapheur",
-                action="seal_failed",
-                comment=folder.error,
-                details={"step": step.position},
-            )
-        )
+        service_actor = Actor(SERVICE_ACTOR, "Parapheur")
+        session.add(FolderEvent.of_act(folder, service_actor, "seal_failed", folder.error, {"step": step.position}))

@@ -8,7 +8,6 @@ theirs. Every act is a StepAct, a FolderEvent (the history) and an entry of the 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -274,14 +273,13 @@ def _check_pdf_file(path: Path) -> None:
 
 
 def _check_xml_file(path: Path) -> None:
-    from lxml import etree
+    from parapheur import xades
 
     _not_empty(path)
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
     try:
-        etree.parse(str(path), parser)
-    except etree.XMLSyntaxError as exc:
-        raise InvalidInput(f"ce n'est pas un document XML bien formé ({exc})") from None
+        xades.check_pes(path)  # the signature's own check: refused now rather than at the signature step
+    except xades.PesError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def _not_empty(path: Path) -> None:
@@ -632,20 +630,7 @@ def signed_name(filename: str) -> str:
 def _event(
     session: Session, folder: Folder, actor: Actor, action: str, comment: str | None, details: dict[str, Any]
 ) -> None:
-    session.add(
-        FolderEvent(
-            tenant_id=folder.tenant_id,
-            folder_id=folder.id,
-            at=utcnow(),
-            actor=actor.username,
-            actor_name=actor.display_name,
-            desk_id=actor.desk_id,
-            on_behalf_of_desk_id=actor.on_behalf_of_desk_id,
-            action=action,
-            comment=comment,
-            details=json.loads(json.dumps(details, default=str)),
-        )
-    )
+    session.add(FolderEvent.of_act(folder, actor, action, comment, details))
 
 
 def _audit_actor(actor: Actor) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -64,13 +65,13 @@ def prepare(
     service.check_read(session, principal, folder)
     document = _single_pdf(folder)
     request = signing.signature_request(session, folder, actor)
-    with signing._scratch() as scratch, get_store().local_path(document.current_key) as source:
+    with signing.scratch_dir() as scratch, get_store().local_path(document.current_key) as source:
         prepared_pdf = scratch / "prepared.pdf"
         try:
             prepared = remote.prepare(source, prepared_pdf, certificate_der, chain_der, request)
         except (pades.PdfError, pades.IdentityError, pades.SigningError) as exc:
             raise InvalidInput(str(exc)) from None
-        prepared_key = signing._put_file(prepared_pdf)
+        prepared_key = signing.put_file(prepared_pdf)
     row = PreparedSignature(
         tenant_id=folder.tenant_id,
         folder_id=folder.id,
@@ -92,20 +93,24 @@ def prepare(
 def finish(session: Session, principal: Principal, folder_id: str, prepared_id: str, signature_value: bytes) -> Folder:
     """Complete a prepared signature with the card's value, record the signature act; commits.
 
-    :raises NotFound: unknown preparation (or another user's). :raises Conflict: expired, already used, or
+    :raises NotFound: unknown preparation. :raises Forbidden: another user's. :raises Conflict: expired, used, or
         the folder moved on since. :raises InvalidInput: the value does not match the certificate.
     :raises ServiceUnavailable: the timestamp authority is down (the preparation stays usable until it expires).
     """
-    folder, step, actor = service.current_for(session, principal, folder_id, ("signature",))
     row = session.get(PreparedSignature, prepared_id)
-    if row is None or row.folder_id != folder.id or row.tenant_id != folder.tenant_id:
+    if row is None or row.folder_id != folder_id or row.tenant_id != principal.tenant_id:
         raise NotFound("signature préparée introuvable")
     if row.username != principal.username:
         raise Forbidden("cette signature a été préparée par une autre personne")
+    # The step's desk the preparation was made for (the replaced one under delegation), not merely the first
+    # free desk of the user's: someone holding two desks of the step prepared for one of them.
+    step_desk = row.on_behalf_of_desk_id or row.desk_id
+    folder, step, actor = service.current_for(session, principal, folder_id, ("signature",), step_desk)
+    session.refresh(row)  # read again under the folder's lock: a finish running at the same time may have used it
     _check_still_valid(row, folder, step, actor)
     document = next(doc for doc in folder.documents if doc.id == row.document_id)
     state_level = _state_level(row.state)
-    with signing._scratch() as scratch, get_store().local_path(row.prepared_key) as prepared_pdf:
+    with signing.scratch_dir() as scratch, get_store().local_path(row.prepared_key) as prepared_pdf:
         output = scratch / "signed.pdf"
         try:
             remote.finish(prepared_pdf, row.state, signature_value, output, signing.trust_services())
@@ -114,7 +119,7 @@ def finish(session: Session, principal: Principal, folder_id: str, prepared_id: 
         except pades.PdfError as exc:
             raise InvalidInput(str(exc)) from None
         previous = {document.id: document.signed_key}
-        document.signed_key = signing._put_file(output)
+        document.signed_key = signing.put_file(output)
     row.used_at = utcnow()
     signing.after_signing(session, folder, actor, [state_level])
     service.record_act(session, folder, step, actor, "signature", "Signature par carte (poste de l'agent)", previous)
@@ -147,8 +152,6 @@ def _check_still_valid(row: PreparedSignature, folder: Folder, step: Step, actor
 
 
 def _state_level(state: bytes) -> pades.SignatureLevel:
-    import json
-
     try:
         return "B-T" if json.loads(state).get("level") == "B-T" else "B-B"
     except (ValueError, AttributeError):

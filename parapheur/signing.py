@@ -10,32 +10,27 @@ and the job ``parapheur.jobs.upgrade_signature`` raises it later (see :func:`upg
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from io import BytesIO
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TypeVar
 
-from asn1crypto import cms
 from sqlalchemy.orm import Session
 
 from parapheur import identities, pades
+from parapheur.circuits import Actor
 from parapheur.models import Folder, FolderDocument, FolderEvent, SignatureType, Subtype
 from socle import messages
-from socle.db import utcnow
 from socle.errors import InvalidInput, ServiceUnavailable
 from socle.models import Tenant
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import get_store
-
-if TYPE_CHECKING:
-    from parapheur.circuits import Actor
 
 log = logging.getLogger("parapheur.signing")
 
@@ -48,6 +43,8 @@ _FALLBACKS: dict[str, tuple[pades.SignatureLevel, ...]] = {
     "B-LTA": ("B-LTA", "B-T", "B-B"),
 }
 _CADES_LEVELS = ("B-B", "B-T")
+_T = TypeVar("_T")
+_SERVICE = Actor("service:parapheur", "Parapheur")
 
 
 def trust_services() -> pades.TrustServices:
@@ -153,14 +150,14 @@ def _sign_one(
         document.signature_key = _put_bytes(signature)
         return before, level
     before = document.signed_key
-    with _scratch() as scratch, get_store().local_path(document.current_key) as source:
+    with scratch_dir() as scratch, get_store().local_path(document.current_key) as source:
         output = scratch / "signed"
         if folder.signature_format == XADES:
             _xades(source, output, identity, request)
             level = request.level  # XAdES-EPES for Hélios: no level ladder
         else:
             level = _pades(source, output, identity, request)
-        document.signed_key = _put_file(output)
+        document.signed_key = put_file(output)
     return before, level
 
 
@@ -168,11 +165,26 @@ def _pades(
     source: Path, output: Path, identity: pades.SigningIdentity, request: pades.SignatureRequest
 ) -> pades.SignatureLevel:
     services = trust_services()
+
+    def sign_at(level: pades.SignatureLevel) -> None:
+        pades.sign_pdf(source, output, identity, _at_level(request, level), services)
+
+    _, level = _highest_possible(request.level, sign_at)
+    return level
+
+
+def _highest_possible(
+    wanted: pades.SignatureLevel, sign_at: Callable[[pades.SignatureLevel], _T]
+) -> tuple[_T, pades.SignatureLevel]:
+    """Sign at ``wanted``, else at the next level down while a responder is down (degrade, then upgrade).
+
+    :raises InvalidInput: the document or the identity cannot sign at all.
+    :raises ServiceUnavailable: not even B-B could be made for a service reason.
+    """
     last: pades.SigningError | None = None
-    for level in _FALLBACKS[request.level]:
+    for level in _FALLBACKS[wanted]:
         try:
-            pades.sign_pdf(source, output, identity, _at_level(request, level), services)
-            return level
+            return sign_at(level), level
         except pades.PdfError as exc:
             raise InvalidInput(str(exc)) from None
         except pades.SigningError as exc:
@@ -204,46 +216,18 @@ def _cades(
 
     target: pades.SignatureLevel = "B-T" if wanted != "B-B" else "B-B"
     services = trust_services()
-    last: pades.SigningError | None = None
     with get_store().local_path(document.key) as source:
-        for level in _FALLBACKS[target]:
-            try:
-                signature = cades.sign_detached(source, identity, level=level, services=services)
-                break
-            except pades.PdfError as exc:
-                raise InvalidInput(str(exc)) from None
-            except pades.SigningError as exc:
-                if not exc.retryable:
-                    raise InvalidInput(str(exc)) from None
-                last = exc
-        else:
-            raise ServiceUnavailable(str(last))
+
+        def sign_at(level: pades.SignatureLevel) -> bytes:
+            return cades.sign_detached(source, identity, level=level, services=services)
+
+        signature, level = _highest_possible(target, sign_at)
     if document.signature_key:
-        signature = merge_cms(_get_bytes(document.signature_key), signature)
+        try:
+            signature = cades.merge_signatures(_get_bytes(document.signature_key), signature)
+        except pades.PdfError as exc:  # the stored .p7s is unreadable: said, not a server error
+            raise InvalidInput(str(exc)) from None
     return signature, level
-
-
-def merge_cms(existing: bytes, added: bytes) -> bytes:
-    """One detached CMS holding the signer infos of both (co-signature): each signer's bytes are kept as is."""
-    old, new = cms.ContentInfo.load(existing)["content"], cms.ContentInfo.load(added)["content"]
-    algorithms = list(old["digest_algorithms"])
-    for algorithm in new["digest_algorithms"]:
-        if all(algorithm.dump() != known.dump() for known in algorithms):
-            algorithms.append(algorithm)
-    certificates = list(old["certificates"]) if old["certificates"].native is not None else []
-    for certificate in new["certificates"] if new["certificates"].native is not None else []:
-        if all(certificate.dump() != known.dump() for known in certificates):
-            certificates.append(certificate)
-    merged = cms.SignedData(
-        {
-            "version": max(old["version"].native, new["version"].native, key=lambda v: int(v[1:])),
-            "digest_algorithms": algorithms,
-            "encap_content_info": old["encap_content_info"],
-            "certificates": certificates,
-            "signer_infos": list(old["signer_infos"]) + list(new["signer_infos"]),
-        }
-    )
-    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": merged}).dump())
 
 
 def after_signing(session: Session, folder: Folder, actor: Actor, reached: list[pades.SignatureLevel]) -> None:
@@ -257,20 +241,12 @@ def after_signing(session: Session, folder: Folder, actor: Actor, reached: list[
     if pades.LEVELS.index(lowest) >= pades.LEVELS.index(wanted):
         return
     folder.pending_level = wanted
+    comment = (
+        f"Signature faite au niveau {lowest} (service d'horodatage ou de révocation injoignable) ; "
+        f"le niveau {wanted} sera atteint automatiquement."
+    )
     session.add(
-        FolderEvent(
-            tenant_id=folder.tenant_id,
-            folder_id=folder.id,
-            at=utcnow(),
-            actor=actor.username,
-            actor_name=actor.display_name,
-            desk_id=actor.desk_id,
-            on_behalf_of_desk_id=actor.on_behalf_of_desk_id,
-            action="signature_degraded",
-            comment=f"Signature faite au niveau {lowest} (service d'horodatage ou de révocation injoignable) ; "
-            f"le niveau {wanted} sera atteint automatiquement.",
-            details={"reached": lowest, "pending": wanted},
-        )
+        FolderEvent.of_act(folder, actor, "signature_degraded", comment, {"reached": lowest, "pending": wanted})
     )
     request_upgrade(session, folder)
 
@@ -295,9 +271,10 @@ def request_upgrade(session: Session, folder: Folder) -> None:
 def upgrade_folder(session: Session, folder: Folder) -> pades.SignatureLevel | None:
     """Raise the folder's signed documents to ``pending_level``; clears it once reached. Idempotent.
 
-    :returns: the level reached, or None when nothing was owed.
+    :returns: the level reached, or None when nothing was owed (or no signature is left to upgrade).
     :raises ServiceUnavailable: a responder is still down (the job is retried later).
-    :raises InvalidInput: the document cannot be upgraded (the pending level is then given up and noted).
+    :raises InvalidInput: the document cannot be upgraded (the job fails; the folder keeps its pending level,
+        for an operator to retry the job once the cause is fixed).
     """
     target = folder.pending_level
     if target is None:
@@ -307,31 +284,37 @@ def upgrade_folder(session: Session, folder: Folder) -> pades.SignatureLevel | N
     for document in folder.main_documents:
         if folder.signature_format == CADES:
             if document.signature_key:
-                document.signature_key = _put_bytes(_timestamp_cms(_get_bytes(document.signature_key)))
-            reached.append("B-T")
+                document.signature_key = _put_bytes(_timestamp_cades(_get_bytes(document.signature_key)))
+                reached.append("B-T")
         elif document.signed_key:
             reached.append(_upgrade_pdf(document, wanted))
-    lowest = min(reached, key=pades.LEVELS.index) if reached else wanted
+    if not reached:
+        # The degraded signature was taken back (droit de remords): nothing is owed, no upgrade to claim.
+        folder.pending_level = None
+        return None
+    lowest = min(reached, key=pades.LEVELS.index)
     if pades.LEVELS.index(lowest) >= pades.LEVELS.index(wanted):
         folder.pending_level = None
-    session.add(
-        FolderEvent(
-            tenant_id=folder.tenant_id,
-            folder_id=folder.id,
-            at=utcnow(),
-            actor="service:parapheur",
-            actor_name="Parapheur",
-            action="signature_upgraded",
-            comment=f"Signature portée au niveau {lowest}.",
-            details={"reached": lowest, "pending": folder.pending_level},
-        )
-    )
+    details = {"reached": lowest, "pending": folder.pending_level}
+    comment = f"Signature portée au niveau {lowest}."
+    session.add(FolderEvent.of_act(folder, _SERVICE, "signature_upgraded", comment, details))
     return lowest
+
+
+def _timestamp_cades(signature: bytes) -> bytes:
+    from parapheur import cades
+
+    try:
+        return cades.add_signature_timestamps(signature, trust_services())
+    except pades.SigningError as exc:
+        raise (ServiceUnavailable if exc.retryable else InvalidInput)(str(exc)) from None
+    except pades.PdfError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def _upgrade_pdf(document: FolderDocument, target: pades.SignatureLevel) -> pades.SignatureLevel:
     assert document.signed_key is not None
-    with _scratch() as scratch, get_store().local_path(document.signed_key) as source:
+    with scratch_dir() as scratch, get_store().local_path(document.signed_key) as source:
         output = scratch / "upgraded.pdf"
         try:
             level = pades.upgrade_pdf(source, output, target, trust_services())
@@ -339,39 +322,8 @@ def _upgrade_pdf(document: FolderDocument, target: pades.SignatureLevel) -> pade
             raise InvalidInput(str(exc)) from None
         except pades.SigningError as exc:
             raise (ServiceUnavailable if exc.retryable else InvalidInput)(str(exc)) from None
-        document.signed_key = _put_file(output)
+        document.signed_key = put_file(output)
     return level
-
-
-def _timestamp_cms(signature: bytes) -> bytes:
-    """Add a signature timestamp (CAdES B-T) to each signer info that has none yet."""
-    from pyhanko.sign.timestamps.common_utils import TimestampRequestError
-    from pyhanko.sign.timestamps.requests_client import RequestsHTTPTimeStamper
-
-    services = trust_services()
-    if not services.tsa_url:
-        raise ServiceUnavailable("aucune autorité d'horodatage n'est configurée (réglage tsa_url)")
-    stamper = RequestsHTTPTimeStamper(services.tsa_url, timeout=services.timeout)  # type: ignore[no-untyped-call]
-    info = cms.ContentInfo.load(signature)
-    signed = info["content"]
-    infos = []
-    for signer in signed["signer_infos"]:
-        unsigned = list(signer["unsigned_attrs"]) if signer["unsigned_attrs"].native is not None else []
-        if not any(attr["type"].native == "signature_time_stamp_token" for attr in unsigned):
-            digest = hashlib.sha256(signer["signature"].native).digest()
-            try:
-                token = asyncio.run(stamper.async_timestamp(digest, "sha256"))
-            except TimestampRequestError as exc:
-                raise ServiceUnavailable(f"l'autorité d'horodatage ne répond pas : {exc}") from None
-            unsigned.append(cms.CMSAttribute({"type": "signature_time_stamp_token", "values": [token]}))
-            signer = cms.SignerInfo({**{key: signer[key] for key in _SIGNER_FIELDS}, "unsigned_attrs": unsigned})
-        infos.append(signer)
-    rebuilt = cms.SignedData({**{key: signed[key] for key in _SIGNED_FIELDS}, "signer_infos": infos})
-    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": rebuilt}).dump())
-
-
-_SIGNER_FIELDS = ("version", "sid", "digest_algorithm", "signed_attrs", "signature_algorithm", "signature")
-_SIGNED_FIELDS = ("version", "digest_algorithms", "encap_content_info", "certificates")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -379,14 +331,16 @@ _SIGNED_FIELDS = ("version", "digest_algorithms", "encap_content_info", "certifi
 
 
 @contextmanager
-def _scratch() -> Iterator[Path]:
+def scratch_dir() -> Iterator[Path]:
+    """A private temporary folder under the data directory (same file system as the store), removed after."""
     work_dir = get_settings().data_dir / "tmp"
     work_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work_dir) as scratch:
         yield Path(scratch)
 
 
-def _put_file(path: Path) -> str:
+def put_file(path: Path) -> str:
+    """Store a file's content; its object key."""
     with path.open("rb") as stream:
         return get_store().put(stream).key
 

@@ -64,4 +64,5 @@ def load_certificates(data: bytes, name: str) -> list[x509.Certificate]:
 
 
 def der(certificate: x509.Certificate) -> bytes:
+    """The certificate in DER."""
     return certificate.public_bytes(Encoding.DER)

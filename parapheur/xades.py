@@ -46,7 +46,7 @@ from parapheur.pades import (
     RevocationStatus,
     SignatureReport,
     SigningIdentity,
-    _check_certificate_dates,
+    check_certificate_dates,
 )
 from socle.files import atomic_output
 
@@ -107,6 +107,14 @@ def _bordereaux(root: etree._Element) -> list[etree._Element]:
     ]
 
 
+def check_pes(path: Path) -> None:
+    """Check that ``path`` is what :func:`sign_pes` accepts: well-formed XML, no DOCTYPE, a PES Aller root.
+
+    Parsed without entity expansion nor network access. :raises PesError: in French, what is wrong.
+    """
+    _read(path)
+
+
 def _read(path: Path) -> tuple[bytes, etree._ElementTree]:
     try:
         data = path.read_bytes()
@@ -132,7 +140,7 @@ def sign_pes(
     """
     data, tree = _read(source)
     bordereaux = _signable_bordereaux(tree.getroot())
-    _check_certificate_dates(identity)
+    check_certificate_dates(identity)
     key = _IdentityKey(identity)
     chain = _certificate_chain(identity)
     signatures = [_sign_bordereau(bordereau, key, chain, role, city) for bordereau in bordereaux]
@@ -501,4 +509,12 @@ def _subject_name(certificate: x509.Certificate) -> str:
     return certificate.subject.rfc4514_string()
 
 
-__all__ = ["HELIOS_POLICY_DIGEST", "HELIOS_POLICY_ID", "PesError", "sign_pes", "unsigned_bordereaux", "validate_pes"]
+__all__ = [
+    "HELIOS_POLICY_DIGEST",
+    "HELIOS_POLICY_ID",
+    "PesError",
+    "check_pes",
+    "sign_pes",
+    "unsigned_bordereaux",
+    "validate_pes",
+]

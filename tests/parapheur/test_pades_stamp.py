@@ -94,6 +94,12 @@ def is_dark(pixel: tuple[int, int, int]) -> bool:
     return max(pixel) < 100
 
 
+def is_inked(pixel: tuple[int, int, int]) -> bool:
+    # Text alone at 72 dpi is anti-aliased grey: how dark it gets depends on where the glyphs fall on the
+    # pixel grid (a stamp 42 points higher drew 48 "dark" pixels and 317 inked ones).
+    return max(pixel) < 140
+
+
 def is_reddish(pixel: tuple[int, int, int]) -> bool:
     red, green, blue = pixel
     return red > 180 and green < 170 and blue < 170 and red - green > 60
@@ -214,7 +220,7 @@ def test_successive_stamped_signatures_all_stay_valid(
         "Signature3": ([60, 60, 260, 120], 3),
     }
     for rect, page in widgets(second).values():
-        assert sum(map(is_dark, pixels_in(render(second, page), rect))) > 100
+        assert sum(map(is_inked, pixels_in(render(second, page), rect))) > 100
     assert pdfsig(second).count(VALID) == 3
     reports = validation_report(second, [identity.certificate_der, deputy.certificate_der])
     assert [(r.field_name, r.signer_name) for r in reports] == [

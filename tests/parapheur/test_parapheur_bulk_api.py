@@ -6,8 +6,12 @@ from pathlib import Path
 
 from parapheur_kit import Standard, act, folder_of, ok, sent_folder
 from signing_helpers import actions, object_path, save
+from sqlalchemy import update
 
 from parapheur import jobs, pades
+from parapheur.models import BulkOperation
+from socle.db import new_session, transaction
+from socle.models import User
 
 from conftest import Kit, assert_problem, identity_certificate, pdfsig, run_jobs
 
@@ -69,3 +73,23 @@ def test_a_bulk_item_on_another_tenants_folder_fails_without_touching_it(kit: Ki
     progress = ok(kit["maire"].get(f"/parapheur/bulk/{operation['id']}"))
     assert progress["failed"] == 1 and "introuvable" in progress["items"][0]["error"]
     assert folder_of(other, foreign["id"])["status"] == "in_progress"
+
+
+def test_an_operation_of_a_user_deactivated_since_fails_every_item_and_finishes(kit: Kit) -> None:
+    setup = Standard(kit)
+    folder = sent_folder(kit, setup.visa_then_sign)
+    operation = ok(
+        kit["agent"].post("/parapheur/folders/bulk", json={"action": "visa", "folder_ids": [folder["id"]]}), 202
+    )
+    with transaction() as session:
+        session.execute(
+            update(User).where(User.tenant_id == kit.tenant_id, User.username == "agent").values(active=False)
+        )
+    run_jobs()
+    with new_session() as session:
+        row = session.get(BulkOperation, operation["id"])
+        assert row is not None and row.status == "finished" and row.finished_at is not None
+        assert [(item.status, item.error) for item in row.items] == [
+            ("failed", "l'utilisateur « agent » n'est plus actif")
+        ]
+    assert folder_of(kit, folder["id"], "maire")["current_step"] == 0  # nothing was done in their name

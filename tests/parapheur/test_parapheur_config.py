@@ -150,6 +150,9 @@ def test_types_validate_format_level_and_stamp(make_kit: Callable[..., Kit]) -> 
         ({"stamp_x": 10}, "ensemble"),
         ({"stamp_x": -1, "stamp_y": 10}, "positives"),
         ({"stamp_width": 0}, "largeur"),
+        # Levels a format cannot reach are refused, not silently lowered at signing time.
+        ({"signature_format": "xades", "level": "B-T"}, "XAdES"),
+        ({"signature_format": "cades", "level": "B-LT"}, "CAdES"),
     ]
     for fields, expected in bad:
         body = assert_problem(kit["admin"].post("/parapheur/types", json={"name": "Mauvais", **fields}), 422)
@@ -157,7 +160,10 @@ def test_types_validate_format_level_and_stamp(make_kit: Callable[..., Kit]) -> 
     assert_problem(kit["agent"].post("/parapheur/types", json={"name": "Agent"}), 403)
     assert_problem(kit["admin"].post("/parapheur/types", json={"name": "Actes"}), 409)
 
-    changed = ok(kit["admin"].patch(f"/parapheur/types/{created['id']}", json={"signature_format": "xades"}))
+    still_b_t = kit["admin"].patch(f"/parapheur/types/{created['id']}", json={"signature_format": "xades"})
+    assert "B-B" in assert_problem(still_b_t, 422)["detail"]
+    to_xades = {"signature_format": "xades", "level": "B-B"}
+    changed = ok(kit["admin"].patch(f"/parapheur/types/{created['id']}", json=to_xades))
     assert changed["signature_format"] == "xades" and changed["stamp_page"] == 1
     assert_problem(kit["admin"].patch(f"/parapheur/types/{created['id']}", json={"stamp_height": -5}), 422)
     # A null leaves a required field as it is, and clears an optional one.

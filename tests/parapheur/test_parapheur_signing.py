@@ -232,6 +232,26 @@ def test_with_the_tsa_down_the_signature_is_degraded_then_upgraded(
     assert folder_of(kit, folder["id"])["documents"][0]["current_sha256"] == key
 
 
+def test_a_degraded_signature_taken_back_owes_nothing_and_no_upgrade_is_claimed(
+    kit: Kit, pki: TestPki, use_tsa: Callable[[str | None], None], use_env: Callable[..., None]
+) -> None:
+    use_env(SOCLE_JOB_BACKOFF="3600")
+    setup = Standard(kit)
+    import_pki_identity(kit, "maire", pki)
+    circuit = [{"kind": "signature", "desk_ids": [setup.maire]}, {"kind": "visa", "desk_ids": [setup.secretariat]}]
+    folder = sent_folder(kit, typed(kit, circuit, level="B-T"))
+    use_tsa(closed_port_url())
+    assert ok(act(kit, "maire", folder["id"], "sign"))["pending_level"] == "B-T"
+    undone = ok(act(kit, "maire", folder["id"], "undo"))  # droit de remords: the document is as it was
+    assert undone["documents"][0]["current_sha256"] == undone["documents"][0]["sha256"]
+
+    use_tsa(pki.tsa_url)
+    make_due(UPGRADE, folder["id"])
+    run_jobs()
+    assert folder_of(kit, folder["id"])["pending_level"] is None
+    assert "signature_upgraded" not in actions(folder["id"])  # no signature left to upgrade: none is claimed
+
+
 def test_a_degraded_cades_signature_gets_its_timestamp_later(
     kit: Kit, pki: TestPki, tmp_path: Path, use_tsa: Callable[[str | None], None], use_env: Callable[..., None]
 ) -> None:
@@ -463,6 +483,28 @@ def test_a_prepared_signature_serves_once_and_only_its_preparer(kit: Kit, pki: T
     assert again.status_code in (409, 403), again.text  # used, and the maire's desk already acted
     assert folder_of(kit, folder["id"])["status"] == "in_progress"
     assert_problem(kit["maire"].post(f"{base}/prepare", json={"certificate": "pas du base64 !"}), 422)
+
+
+def test_a_card_signature_prepared_for_one_of_two_desks_is_finished_for_that_desk(kit: Kit, pki: TestPki) -> None:
+    import base64
+
+    from parapheur.remote import sign_with_token
+
+    token = softhsm(pki).signer
+    setup = Standard(kit)
+    deputy = desk(kit, "Maire adjoint", ["maire"], "Premier adjoint")  # the maire holds both desks of the step
+    circuit = [{"kind": "signature", "desk_ids": [setup.maire, deputy], "mode": "all"}]
+    folder = sent_folder(kit, typed(kit, circuit))
+    base = f"/parapheur/folders/{folder['id']}/signature"
+    body = {"certificate": base64.b64encode(pki.certificate_der("signer")).decode(), "desk_id": deputy}
+    prepared = ok(kit["maire"].post(f"{base}/prepare", json=body))
+    value, _ = sign_with_token(
+        base64.b64decode(prepared["data_to_sign"]), token.module_path, token.label, token.pin, token.key_label
+    )
+    finish = {"id": prepared["id"], "signature": base64.b64encode(value).decode()}
+    done = ok(kit["maire"].post(f"{base}/finish", json=finish))
+    [act_done] = [a for a in done["steps"][0]["acts"] if a["action"] == "signature"]
+    assert act_done["desk_id"] == deputy  # the desk chosen at preparation, not the first one the maire holds
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -125,6 +125,11 @@ def test_main_documents_must_suit_the_format(kit: Kit) -> None:
     assert "XML" in assert_problem(not_xml, 422)["detail"]
     pdf_for_xades = upload_folder(kit, xades, [("acte.pdf", make_pdf(), "application/pdf")])
     assert "XML" in assert_problem(pdf_for_xades, 422)["detail"]
+    # Checked as the signature will check it, when it is uploaded: a PES Aller, no DOCTYPE (no entity expanded).
+    entity = b'<!DOCTYPE PES_Aller [<!ENTITY x SYSTEM "file:///etc/passwd">]><PES_Aller>&x;</PES_Aller>'
+    assert "DOCTYPE" in assert_problem(upload_folder(kit, xades, [("pes.xml", entity, "text/xml")]), 422)["detail"]
+    other_xml = upload_folder(kit, xades, [("pes.xml", b"<Mandat/>", "text/xml")])
+    assert "PES Aller" in assert_problem(other_xml, 422)["detail"]
     pes = ok(upload_folder(kit, xades, [("pes.xml", b"<PES_Aller><Bordereau/></PES_Aller>", "text/xml")]), 201)
     assert pes["signature_format"] == "xades"
     two = [("contrat.docx", b"PK\x03\x04 contenu", "application/octet-stream"), ("b.txt", b"texte", "text/plain")]

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from pkcs11.exceptions import PinIncorrect
-from softhsm import SoftHsm, softhsm
+from softhsm import SoftHsm, SoftToken, softhsm
 from testpki import TestPki
 
+from parapheur import identities
 from parapheur.pades import (
     IdentityError,
     SignatureRequest,
@@ -21,8 +22,10 @@ from parapheur.pades import (
     verify_pdf,
 )
 from parapheur.tokens import TokenIdentity, open_pkcs11_identity
+from socle.auth import get_tenant
+from socle.db import transaction
 
-from conftest import make_pdf, pdfsig
+from conftest import Kit, make_pdf, pdfsig
 
 VALID = "Signature is Valid"
 
@@ -156,3 +159,33 @@ def test_pin_never_in_repr_nor_logs(hsm: SoftHsm, source: Path, caplog: pytest.L
     assert "Carte agent" in shown
     assert token.pin not in shown and token.pin not in caplog.text
     assert "pin-faux" not in caplog.text and "pin-faux" not in repr(caught.value)
+
+
+def _wrong_pin_cause(token: SoftToken) -> BaseException | None:
+    """Who refused a wrong PIN: the card itself (PinIncorrect) only when no login of this process lingers."""
+    with pytest.raises(IdentityError) as caught:
+        open_pkcs11_identity(token.module_path, token.label, "pin-faux")
+    return caught.value.__cause__
+
+
+def test_the_identity_cache_logs_out_what_it_drops(hsm: SoftHsm, kit: Kit) -> None:
+    token = hsm.signer
+    with transaction() as session:
+        tenant = get_tenant(session, kit.slug)
+        row = identities.import_seal_pkcs11(
+            session, tenant, "HSM", module_path=token.module_path, token_label=token.label, pin=token.pin
+        )
+        first = identities.load_row(row)
+        assert identities.load_row(row) is first  # cached: one login for every signature
+        # Imported again (a new PIN, another key…): the next load opens it again and closes the stale one.
+        row = identities.import_seal_pkcs11(
+            session, tenant, "HSM", module_path=token.module_path, token_label=token.label, pin=token.pin
+        )
+        second = identities.load_row(row)
+        assert second is not first
+        with pytest.raises(SigningError):
+            first.sign_raw(b"donnees")
+        identities.forget(row)
+    with pytest.raises(SigningError):
+        second.sign_raw(b"donnees")
+    assert isinstance(_wrong_pin_cause(token), PinIncorrect)
