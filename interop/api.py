@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query
 
-from interop import service
-from interop.schemas import ConnectorIn, ConnectorOut, ConnectorPatch, DeliveryOut, TestResult
+from interop import flows, service
+from interop.models import TdtClassification
+from interop.schemas import (
+    ClassificationOut,
+    ConnectorIn,
+    ConnectorOut,
+    ConnectorPatch,
+    DeliveryOut,
+    FlowIn,
+    FlowOut,
+    PrefectureReplyIn,
+    TestResult,
+)
 from socle.auth import Role
 from socle.web import PrincipalDep, SessionDep, create_service_app
 
@@ -63,10 +74,89 @@ def resume_delivery(principal: PrincipalDep, session: SessionDep, delivery_id: s
     return DeliveryOut.of(*service.get_delivery(session, principal.tenant_id, delivery.id))
 
 
+# --------------------------------------------------------------------------------------------------------
+# Flows (interop.flows) and the @ctes classification kept per TdT connector
+
+flows_router = APIRouter(prefix="/flows", tags=["flux"])
+STATE_FILTER = "running, waiting, error, done, stuck (bloqués) ou le nom d'un état"
+
+
+@flows_router.post("", status_code=201, response_model=FlowOut, summary="Démarrer un flux (actes, helios, dépôt, mail)")
+def start_flow(principal: PrincipalDep, session: SessionDep, body: FlowIn) -> FlowOut:
+    documents = [document.model_dump(exclude_none=True) for document in body.documents]
+    flow = flows.start_flow(session, principal, body.kind, body.connector, documents, body.metadata)
+    return FlowOut.of(flow)
+
+
+@flows_router.get("", response_model=list[FlowOut], summary="Lister les flux (state=error : ceux en erreur)")
+def list_flows(
+    principal: PrincipalDep,
+    session: SessionDep,
+    state: Annotated[str | None, Query(max_length=40, description=STATE_FILTER)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> list[FlowOut]:
+    return [FlowOut.of(flow) for flow in flows.list_flows(session, principal.tenant_id, state, limit)]
+
+
+@flows_router.get("/{flow_id}", response_model=FlowOut, summary="Consulter un flux et son historique")
+def get_flow(principal: PrincipalDep, session: SessionDep, flow_id: str) -> FlowOut:
+    flow = flows.get_flow(session, principal.tenant_id, flow_id)
+    return FlowOut.of(flow, flows.history(session, flow))
+
+
+@flows_router.post("/{flow_id}/resume", response_model=FlowOut, summary="Reprendre un flux en erreur")
+def resume_flow(principal: PrincipalDep, session: SessionDep, flow_id: str) -> FlowOut:
+    flow = flows.resume(session, principal, flow_id)
+    return FlowOut.of(flow, flows.history(session, flow))
+
+
+@flows_router.post("/{flow_id}/cancel", response_model=FlowOut, summary="Demander l'annulation d'un acte transmis")
+def cancel_flow(principal: PrincipalDep, session: SessionDep, flow_id: str) -> FlowOut:
+    flow = flows.cancel_act(session, principal, flow_id)
+    return FlowOut.of(flow, flows.history(session, flow))
+
+
+@connectors.get("/{name}/prefecture", summary="Courriers de la préfecture en attente chez le TdT")
+def prefecture_letters(principal: PrincipalDep, session: SessionDep, name: str) -> list[dict[str, Any]]:
+    return flows.prefecture_letters(session, principal, name)
+
+
+@connectors.post("/{name}/prefecture/{letter_id}/reply", summary="Répondre à un courrier de la préfecture")
+def answer_prefecture(
+    principal: PrincipalDep, session: SessionDep, name: str, letter_id: str, body: PrefectureReplyIn
+) -> dict[str, str]:
+    answer = flows.answer_prefecture(session, principal, name, letter_id, body.type, body.object_key, body.filename)
+    return {"transaction_id": answer}
+
+
+@connectors.post(
+    "/{name}/classification", response_model=ClassificationOut, summary="Récupérer la classification @ctes du TdT"
+)
+def fetch_classification(principal: PrincipalDep, session: SessionDep, name: str) -> ClassificationOut:
+    return _classification_out(name, flows.fetch_classification(session, principal, name))
+
+
+@connectors.get("/{name}/classification", response_model=ClassificationOut, summary="Classification @ctes gardée")
+def get_classification(principal: PrincipalDep, session: SessionDep, name: str) -> ClassificationOut:
+    return _classification_out(name, flows.get_classification(session, principal.tenant_id, name))
+
+
+def _classification_out(name: str, row: TdtClassification) -> ClassificationOut:
+    return ClassificationOut(
+        connector=name,
+        classification_date=row.classification_date,
+        fetched_at=row.fetched_at,
+        platform_date=row.platform_date,
+        natures=row.natures,
+        matieres=row.matieres,
+        sha256=row.object_key,
+    )
+
+
 def create_app() -> FastAPI:
     return create_service_app(
         "interop",
         "socle — interopérabilité",
         "Connecteurs vers les plateformes extérieures : dépôt dans un dossier, SAE Vitam et As@lae.",
-        [connectors, deliveries],
+        [connectors, deliveries, flows_router],
     )

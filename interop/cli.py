@@ -17,7 +17,7 @@ def group() -> None:
 
 
 @group.command("simulate", help="Lancer un simulateur de SAE sur 127.0.0.1 (répétition, jamais en production).")
-@click.argument("platform", type=click.Choice(["vitam", "asalae"]))
+@click.argument("platform", type=click.Choice(["vitam", "asalae", "s2low", "cmis"]))
 @click.option("--port", default=8090, show_default=True, type=click.IntRange(1, 65535), help="Port d'écoute")
 @click.option(
     "--verdict", type=click.Choice(["OK", "KO"]), default="OK", show_default=True, help="Réponse au transfert"
@@ -64,8 +64,14 @@ def simulate(
         state.scenario.update({"faults": _faults(faults)})
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if platform == "vitam":
+    if platform == "s2low":
+        app = _s2low_app(verdict, pending_checks, delay, faults)
+    elif platform == "vitam":
         app = vitam.create_app(state)
+    elif platform == "cmis":  # a GED over CMIS 1.1 Browser Binding (basic authentication with --user/--password)
+        from interop.simulators import cmis
+
+        app = cmis.create_app(cmis.CmisRepository(state=state, credentials=(user, password)))
     else:
         app = asalae.create_app(state, asalae.Credentials(user, password, token))
     tls: dict[str, object] = {}
@@ -90,3 +96,41 @@ def _faults(values: tuple[str, ...]) -> dict[str, list[str]]:
             raise ValueError(f"panne attendue sous la forme POINT=PANNE : {value}")
         faults.setdefault(point.strip(), []).append(fault.strip())
     return faults
+
+
+def _s2low_app(verdict: str, pending_checks: int, delay: float, faults: tuple[str, ...]) -> object:
+    """The S²LOW simulator, checking @ctes packages against the XSD of the setting actes_schemas if set."""
+    from interop.simulators import s2low
+    from socle.settings import get_settings
+
+    state = s2low.S2lowState(schemas=get_settings().actes_schemas)
+    try:
+        state.scenario.update({"verdict": verdict, "pending_checks": pending_checks, "delay": delay})
+        state.scenario.update({"faults": _faults(faults)})
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    return s2low.create_app(state)
+
+
+@group.command("flows", help="Lister les flux d'une collectivité (par défaut ceux en erreur).")
+@click.option("--tenant", required=True, help="Identifiant court (slug) de la collectivité")
+@click.option("--state", default="error", show_default=True, help="running, waiting, error, done, stuck, un état")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))
+def flows_command(tenant: str, state: str, limit: int) -> None:
+    from sqlalchemy import select
+
+    from interop import flows
+    from socle.db import new_session
+    from socle.models import Tenant
+
+    with new_session() as session:
+        row = session.execute(select(Tenant).where(Tenant.slug == tenant)).scalar_one_or_none()
+        if row is None:
+            raise click.UsageError(f"collectivité inconnue : {tenant}")
+        found = flows.list_flows(session, row.id, state or None, limit)
+        if not found:
+            click.echo(f"Aucun flux « {state} ».")
+        for flow in found:
+            click.echo(f"{flow.id}  {flow.kind:7} {flow.status:8} {flow.state:28} {flow.updated_at:%Y-%m-%d %H:%M}")
+            if flow.error:
+                click.echo(f"    {flow.error}")

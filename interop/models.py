@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Date, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from socle.db import UTCDateTime, new_id, utcnow
@@ -63,3 +63,78 @@ class Delivery(InteropBase):
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledgement_key: Mapped[str | None] = mapped_column(String(64))
     reply_key: Mapped[str | None] = mapped_column(String(64))
+
+
+class Flow(InteropBase):
+    """A document on its way out (flux): a state machine whose every transition is a job on the interop queue.
+
+    ``state`` is where the document stands in its kind's machine (interop.flows); ``status`` says whether a job
+    is on its way (running), the flow waits for a platform or another service (waiting), is done, or stopped in
+    error (``error`` kept, an operator resumes it). ``data`` holds what the steps learnt (transaction id, keys of
+    the package and of the acknowledgements, GED document id).
+    """
+
+    __tablename__ = "interop_flows"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    connector: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), index=True, default="running")
+    documents: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    flow_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    # Tries of the current waiting state (a platform that has not answered yet), and where the round started.
+    checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    round_start: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    steps: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class FlowEvent(InteropBase):
+    """One line of a flow's history: a transition (or a try that changed nothing but is worth seeing)."""
+
+    __tablename__ = "interop_flow_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    flow_id: Mapped[str] = mapped_column(String(36), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    from_state: Mapped[str | None] = mapped_column(String(40))
+    to_state: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class FlowLock(InteropBase):
+    """A lock key held while a step runs: what must not run in parallel (one transmission per flow…)."""
+
+    __tablename__ = "interop_flow_locks"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TdtClassification(InteropBase):
+    """A tenant's @ctes classification (natures, codes matières) as fetched from its TdT, with its date."""
+
+    __tablename__ = "interop_tdt_classifications"
+    __table_args__ = (UniqueConstraint("tenant_id", "connector_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    connector_id: Mapped[str] = mapped_column(String(36))
+    classification_date: Mapped[date] = mapped_column(Date)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The TdT's own date of its latest classification, when it says so (newer than ours: ours is stale).
+    platform_date: Mapped[date | None] = mapped_column(Date)
+    natures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    matieres: Mapped[dict[str, Any]] = mapped_column(JSON)
+    object_key: Mapped[str] = mapped_column(String(64))

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime
+from string import Template
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
+from interop.connectors.layout import LayoutFields
 from interop.models import Connector, Delivery
 from interop.retry import DEFAULT_POLICY, parse_policy
 from socle.errors import InvalidInput
 
 # Configuration fields that are secrets: encrypted at rest (socle.secrets), never returned by the API.
-SECRET_FIELDS = ("client_key", "password", "token")
+SECRET_FIELDS = ("client_key", "password", "token", "signing_secret")
 
 
-class DepotConfig(BaseModel):
+class DepotConfig(LayoutFields):
     kind: Literal["depot"] = Field("depot", exclude=True)
     path: str = Field("", max_length=500, description="Sous-dossier du dépôt, relatif au dossier de la collectivité")
 
@@ -60,13 +63,229 @@ class AsalaeConfig(SaeConfig):
     token: str | None = Field(None, max_length=2000, description="Jeton d'accès (secret), à la place du mot de passe")
 
 
-CONFIG_MODELS: dict[str, type[BaseModel]] = {"depot": DepotConfig, "vitam": VitamConfig, "asalae": AsalaeConfig}
+# --- I2's connector kinds: SFTP and WebDAV dépôts, mail, signed webhooks, external CMIS GED, external parapheur
+
+
+def _template_names(allowed: frozenset[str]) -> Any:
+    """A validator for a « $name » template (string.Template): only the listed names may appear."""
+
+    def check(value: str | None) -> str | None:
+        if value is None:
+            return None
+        template = Template(value)
+        if not template.is_valid():
+            raise ValueError("modèle invalide : un « $ » doit précéder un nom (écrire « $$ » pour un dollar)")
+        unknown = set(template.get_identifiers()) - allowed
+        if unknown:
+            names = ", ".join(f"${name}" for name in sorted(allowed))
+            raise ValueError(f"variable(s) inconnue(s) : {', '.join(sorted(unknown))} (possibles : {names})")
+        return value
+
+    return check
+
+
+TEMPLATE_NAMES = frozenset({"filename", "size", "sha256", "connector", "link"})
+
+
+def _matching(pattern: str, message: str) -> AfterValidator:
+    """A check by regular expression with a French message (pydantic's own pattern message is English)."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
+
+
+UrlText = Annotated[
+    str, Field(max_length=500), _matching(r"https?://[^\s]+", "adresse invalide : attendu « https://… » (ou http://)")
+]
+
+
+class SftpConfig(LayoutFields):
+    kind: Literal["sftp"] = Field("sftp", exclude=True)
+    host: Annotated[str, _matching(r"[A-Za-z0-9.:\[\]-]+", "nom ou adresse de serveur SFTP invalide")] = Field(
+        min_length=1, max_length=253, description="Serveur SFTP"
+    )
+    port: int = Field(22, ge=1, le=65535)
+    username: str = Field(min_length=1, max_length=200, description="Utilisateur")
+    password: str | None = Field(None, max_length=500, description="Mot de passe (secret)")
+    client_key: str | None = Field(None, max_length=20_000, description="Clé privée OpenSSH (secret), sans phrase")
+    host_key: str = Field(max_length=20_000, description="Clé publique du serveur (« ssh-ed25519 AAAA… »)")
+    path: str = Field(".", min_length=1, max_length=500, description="Dossier distant")
+    timeout: float = Field(30, gt=0, le=600, description="Délai d'attente, en secondes")
+
+    @field_validator("host_key")
+    @classmethod
+    def _host_key(cls, value: str) -> str:
+        from interop.connectors.sftp import parse_host_key
+
+        try:
+            parse_host_key(value)
+        except InvalidInput as exc:
+            raise ValueError(exc.detail) from None
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _credentials(self) -> SftpConfig:
+        from interop.connectors.sftp import parse_private_key
+
+        if not self.password and not self.client_key:
+            raise ValueError("il faut un mot de passe ou une clé privée pour le serveur SFTP")
+        if self.client_key:
+            try:
+                parse_private_key(self.client_key)
+            except InvalidInput as exc:
+                raise ValueError(exc.detail) from None
+        return self
+
+
+class WebdavConfig(LayoutFields):
+    kind: Literal["webdav"] = Field("webdav", exclude=True)
+    url: UrlText = Field(description="Adresse de la collection de dépôt")
+    username: str | None = Field(None, max_length=200, description="Utilisateur (authentification basique)")
+    password: str | None = Field(None, max_length=500, description="Mot de passe (secret)")
+    ca_file: str | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
+    timeout: float = Field(60, gt=0, le=600, description="Délai d'attente, en secondes")
+
+
+class MailConfig(BaseModel):
+    kind: Literal["mail"] = Field("mail", exclude=True)
+    to: list[str] = Field(min_length=1, max_length=50, description="Destinataires")
+    subject: str = Field(
+        "Document transmis : $filename", min_length=1, max_length=300, description="Objet ($filename…)"
+    )
+    body: str | None = Field(None, max_length=20_000, description="Texte du message ($filename, $link…)")
+    mode: Literal["attachment", "link"] = Field("attachment", description="Le document en pièce jointe, ou un lien")
+    link_url: UrlText | None = Field(None, description="Adresse du document pour le mode lien ($sha256, $filename)")
+    max_attachment_mb: float = Field(10, gt=0, le=50, description="Taille maximale d'une pièce jointe, en Mo")
+
+    _subject = field_validator("subject")(_template_names(TEMPLATE_NAMES))
+    _body = field_validator("body")(_template_names(TEMPLATE_NAMES))
+    _link = field_validator("link_url")(_template_names(TEMPLATE_NAMES - {"link"}))
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            local, at, domain = address.strip().rpartition("@")
+            if not at or not local or "." not in domain or any(char in address for char in "\r\n,;<> "):
+                raise ValueError(f"adresse de courriel invalide : « {address} »")
+        return [address.strip() for address in value]
+
+    @model_validator(mode="after")
+    def _link_mode(self) -> MailConfig:
+        if self.mode == "link" and not self.link_url:
+            raise ValueError("le mode « link » demande l'adresse du document (link_url)")
+        return self
+
+
+class WebhookConfig(BaseModel):
+    kind: Literal["webhook"] = Field("webhook", exclude=True)
+    url: UrlText = Field(description="Adresse qui reçoit les événements (POST)")
+    signing_secret: Annotated[
+        str, _matching(r".{32,}", "le secret de signature doit compter 32 caractères au moins")
+    ] = Field(max_length=500, description="Secret partagé de la signature HMAC-SHA256 (32 caractères au moins)")
+    event: Annotated[str, _matching(r"[a-z0-9_.-]+", "type d'événement invalide (a-z, 0-9, « . », « _ », « - »)")] = (
+        Field("document.delivered", max_length=100, description="Type d'événement")
+    )
+    link_url: UrlText | None = Field(None, description="Adresse du document ($sha256…)")
+    ca_file: str | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
+    timeout: float = Field(15, gt=0, le=120, description="Délai d'attente, en secondes")
+
+    _link = field_validator("link_url")(_template_names(TEMPLATE_NAMES - {"link"}))
+
+
+class CmisConfig(BaseModel):
+    kind: Literal["cmis"] = Field("cmis", exclude=True)
+    url: UrlText = Field(description="Point d'accès CMIS Browser Binding (…/browser)")
+    repository_id: str | None = Field(None, max_length=200, description="Dépôt CMIS (défaut : le premier annoncé)")
+    folder: str = Field("/", max_length=500, description="Dossier de destination (« /Actes/2026 »)")
+    create_folders: bool = Field(True, description="Créer les dossiers manquants")
+    object_type: str = Field("cmis:document", max_length=200, description="Type CMIS des documents créés")
+    checksum_property: Annotated[str, _matching(r"[A-Za-z][\w:.-]*", "nom de propriété CMIS invalide")] | None = Field(
+        None,
+        max_length=200,
+        description="Propriété recevant « sha256:<empreinte> », cherchée avant tout envoi (ex. cmis:description)",
+    )
+    username: str | None = Field(None, max_length=200, description="Utilisateur (authentification basique)")
+    password: str | None = Field(None, max_length=500, description="Mot de passe (secret)")
+    ca_file: str | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
+    timeout: float = Field(60, gt=0, le=600, description="Délai d'attente, en secondes")
+
+    @field_validator("folder")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        if ".." in value.split("/"):
+            raise ValueError("le dossier CMIS ne peut pas contenir « .. »")
+        return "/" + value.strip("/") if value.strip("/") else "/"
+
+
+class ParapheurConfig(BaseModel):
+    kind: Literal["parapheur"] = Field("parapheur", exclude=True)
+    url: UrlText = Field(description="Adresse de l'autre instance socle")
+    token: str = Field(min_length=1, max_length=2000, description="Jeton d'accès à son API (secret)")
+    subtype_id: str = Field(min_length=1, max_length=36, description="Sous-type du circuit de signature")
+    title: str = Field("$filename", min_length=1, max_length=500, description="Titre du dossier créé ($filename…)")
+    send: bool = Field(True, description="Envoyer le dossier dans le circuit dès sa création")
+    ca_file: str | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
+    timeout: float = Field(60, gt=0, le=600, description="Délai d'attente, en secondes")
+
+    _title = field_validator("title")(_template_names(TEMPLATE_NAMES - {"link"}))
+
+
+class S2lowConfig(SaeConfig):
+    """A S²LOW account (TdT): certificate, optional basic auth, and how the prefecture knows the collectivité."""
+
+    kind: Literal["s2low"] = Field("s2low", exclude=True)
+    username: str | None = Field(None, max_length=200, description="Utilisateur (authentification basique)")
+    password: str | None = Field(None, max_length=500, description="Mot de passe (secret)")
+    siren: str | None = Field(None, pattern=r"^[0-9]{9}$", description="SIREN (défaut : celui de la collectivité)")
+    department: str = Field(pattern=r"^[09][0-9][AB0-9]$", description="Département, 3 caractères (037, 02A)")
+    arrondissement: str = Field("0", pattern=r"^[0-9]$", description="Arrondissement (1 chiffre)")
+    collectivity_nature: str = Field("01", pattern=r"^[0-9]{2}$", description="Code nature de la collectivité")
+    return_emails: list[str] = Field(
+        min_length=1, max_length=10, description="Adresses de retour de la préfecture (au moins une)"
+    )
+    classification_max_age_days: int = Field(
+        30, ge=1, le=3650, description="Âge maximal de la classification @ctes avant l'envoi, en jours"
+    )
+
+
+CONFIG_MODELS: dict[str, type[BaseModel]] = {
+    "s2low": S2lowConfig,
+    "depot": DepotConfig,
+    "vitam": VitamConfig,
+    "asalae": AsalaeConfig,
+    **{
+        "sftp": SftpConfig,
+        "webdav": WebdavConfig,
+        "mail": MailConfig,
+        "webhook": WebhookConfig,
+        "cmis": CmisConfig,
+        "parapheur": ParapheurConfig,
+    },
+}
 
 
 class ConnectorIn(BaseModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    kind: Literal["depot", "vitam", "asalae"]
-    config: Annotated[DepotConfig | VitamConfig | AsalaeConfig, Field(discriminator="kind")]
+    kind: Literal["depot", "vitam", "asalae", "sftp", "webdav", "mail", "webhook", "cmis", "parapheur", "s2low"]
+    config: Annotated[
+        DepotConfig
+        | VitamConfig
+        | AsalaeConfig
+        | SftpConfig
+        | WebdavConfig
+        | MailConfig
+        | WebhookConfig
+        | CmisConfig
+        | ParapheurConfig
+        | S2lowConfig,
+        Field(discriminator="kind"),
+    ]
 
     @model_validator(mode="before")
     @classmethod
@@ -160,3 +379,89 @@ class FollowOut(BaseModel):
             acknowledgement_sha256=delivery.acknowledgement_key,
             reply_sha256=delivery.reply_key,
         )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Flows (interop.flows)
+
+
+class FlowDocumentIn(BaseModel):
+    object_key: str = Field(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$", description="Clé d'objet")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="Empreinte attendue (vérifiée)")
+    filename: str = Field(min_length=1, max_length=255, description="Nom du fichier")
+    type_pj: str | None = Field(None, max_length=10, description="@ctes : type de pièce (99_AU, 99_DE…)")
+
+
+class FlowIn(BaseModel):
+    kind: Literal["actes", "helios", "depot", "mail"]
+    connector: str = Field(min_length=1, max_length=100, description="Connecteur (S²LOW pour actes et helios)")
+    documents: list[FlowDocumentIn] = Field(min_length=1, max_length=100, description="Acte puis annexes, ou PES")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="actes : numero, date (AAAA-MM-JJ), nature (1 à 6), matiere (« 1.2 »), objet",
+    )
+
+
+class FlowEventOut(BaseModel):
+    at: datetime
+    from_state: str | None
+    to_state: str
+    actor: str
+    message: str
+    details: dict[str, Any] | None
+
+
+class FlowOut(BaseModel):
+    id: str
+    kind: str
+    connector: str
+    state: str
+    status: str = Field(description="running, waiting (plateforme ou GED), error (reprenable), done")
+    error: str | None
+    documents: list[dict[str, Any]]
+    metadata: dict[str, Any]
+    data: dict[str, Any] = Field(description="Ce que les étapes ont appris (transaction, empreintes des retours…)")
+    checks: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    next_check_at: datetime | None
+    history: list[FlowEventOut] | None = None
+
+    @classmethod
+    def of(cls, flow: Any, events: list[Any] | None = None) -> FlowOut:
+        return cls(
+            id=flow.id,
+            kind=flow.kind,
+            connector=flow.connector,
+            state=flow.state,
+            status=flow.status,
+            error=flow.error,
+            documents=flow.documents,
+            metadata=flow.flow_metadata,
+            data={key: value for key, value in (flow.data or {}).items() if key != "sending"},
+            checks=flow.checks,
+            created_by=flow.created_by,
+            created_at=flow.created_at,
+            updated_at=flow.updated_at,
+            next_check_at=flow.next_check_at,
+            history=[FlowEventOut.model_validate(event, from_attributes=True) for event in events]
+            if events is not None
+            else None,
+        )
+
+
+class ClassificationOut(BaseModel):
+    connector: str
+    classification_date: date
+    fetched_at: datetime
+    platform_date: date | None = Field(description="Date annoncée par la préfecture, si plus récente (périmée)")
+    natures: dict[str, Any]
+    matieres: dict[str, Any]
+    sha256: str
+
+
+class PrefectureReplyIn(BaseModel):
+    type: str = Field(pattern=r"^[0-9]{1,2}$", description="Type de réponse S²LOW (ex. 3 : réponse à une lettre)")
+    object_key: str = Field(pattern=r"^[0-9a-f]{64}$", description="Clé d'objet du document de réponse")
+    filename: str = Field(min_length=1, max_length=255)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,9 +13,17 @@ from sqlalchemy.orm import Session
 
 from interop.connectors.api import Connector as ConnectorImpl
 from interop.connectors.asalae import AsalaeConnector
+from interop.connectors.cmis import CmisConnector
 from interop.connectors.depot import DepotConnector, folder_for
+from interop.connectors.layout import Layout
+from interop.connectors.mail import MailConnector
+from interop.connectors.parapheur import ParapheurConnector
+from interop.connectors.s2low import S2lowConnector
 from interop.connectors.sae import FollowResult
+from interop.connectors.sftp import SftpConnector
 from interop.connectors.vitam import VitamConnector
+from interop.connectors.webdav import WebdavConnector
+from interop.connectors.webhook import WebhookConnector
 from interop.models import Connector, Delivery
 from interop.retry import DEFAULT_POLICY, RetryPolicy, parse_policy
 from interop.schemas import SECRET_FIELDS, ConnectorIn
@@ -27,6 +36,17 @@ from socle.settings import get_settings
 from socle.storage import get_store
 
 log = logging.getLogger("interop")
+
+# Connector kinds built from (name, config, decrypted secrets) alone.
+OTHER_KINDS: dict[str, Callable[[str, dict[str, Any], dict[str, str]], ConnectorImpl]] = {
+    "sftp": SftpConnector,
+    "webdav": WebdavConnector,
+    "mail": MailConnector,
+    "webhook": WebhookConnector,
+    "cmis": CmisConnector,
+    "parapheur": ParapheurConnector,
+    "s2low": S2lowConnector,
+}
 
 # The archive service's answer to a SEDA message from the SAE (declared by the archive in socle.messages).
 RECORD_SAE_MESSAGE = "archive.jobs.record_sae_message"
@@ -116,11 +136,14 @@ def _secrets(connector: Connector) -> dict[str, str]:
 def implementation(connector: Connector) -> ConnectorImpl:
     if connector.kind == "depot":
         root, slug = get_settings().effective_deposit_root, connector.config["tenant_slug"]
-        return DepotConnector(folder_for(root, slug, connector.config["path"]), connector.name, root / slug)
+        folder = folder_for(root, slug, connector.config["path"])
+        return DepotConnector(folder, connector.name, root / slug, Layout.of(connector.config))
     if connector.kind == "vitam":
         return VitamConnector(connector.name, connector.config, _secrets(connector))
     if connector.kind == "asalae":
         return AsalaeConnector(connector.name, connector.config, _secrets(connector))
+    if connector.kind in OTHER_KINDS:
+        return OTHER_KINDS[connector.kind](connector.name, connector.config, _secrets(connector))
     raise InvalidInput(f"type de connecteur inconnu : {connector.kind}")
 
 
@@ -177,7 +200,7 @@ def deliver(
             session.commit()
             return
         delivery.status, delivery.receipt, delivery.delivered_at = "done", receipt, utcnow()
-        if receipt.get("sae"):
+        if receipt.get("sae") or receipt.get("follow"):
             delivery.follow_status, delivery.follow_state = "following", "envoyé, en attente de la plateforme"
             _schedule_check(session, delivery, utcnow())
         audit.record(
@@ -195,8 +218,9 @@ def deliver(
 
 def _send(impl: ConnectorImpl, object_key: str, filename: str, size: int, interrupted: bool) -> dict[str, Any]:
     store = get_store()
-    if interrupted and isinstance(impl, VitamConnector | AsalaeConnector):
-        found = impl.find_sent(store, object_key, size)
+    find_sent = getattr(impl, "find_sent", None)  # connectors that can tell whether they already have it
+    if interrupted and find_sent is not None:
+        found = find_sent(store, object_key, size)
         if found is not None:
             log.info("send of %s found on the platform after an interruption: not sent again", object_key)
             return found
@@ -307,8 +331,10 @@ def follow_sae(session: Session, tenant_id: str, delivery_id: str) -> Delivery:
     result: FollowResult | None = None
     problem: str | None = None
     try:
-        assert isinstance(impl, VitamConnector | AsalaeConnector)
-        result = impl.follow(receipt)
+        follow = getattr(impl, "follow", None)  # SAE connectors and the external parapheur follow their sends
+        if follow is None:
+            raise Conflict(f"le connecteur « {connector.name} » ne suit pas ses envois")
+        result = follow(receipt)
     except SocleError as exc:  # unreachable, 5xx, HTML or malformed XML: counted as a try of the policy
         problem = exc.detail
     delivery = _delivery(session, tenant_id, delivery_id, for_update=True)

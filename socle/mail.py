@@ -62,12 +62,39 @@ def send(mail: Mail) -> None:
         MailError: invalid recipient or header (not retryable), server unreachable or timing out, or 4xx
             answer (retryable), 5xx refusal, failed authentication or certificate (not retryable).
     """
+    send_message(build_message(mail, get_settings().mail_from or _OUTBOX_SENDER), mail.to)
+
+
+def send_message(message: EmailMessage, recipients: tuple[str, ...]) -> None:
+    """Send an already built message (e.g. with attachments) like :func:`send`: through SMTP, or to the outbox.
+
+    Raises:
+        MailError: as :func:`send`.
+    """
     settings = get_settings()
-    message = build_message(mail, settings.mail_from or _OUTBOX_SENDER)
     if settings.smtp_host is None:
         write_to_outbox(message, settings.mail_outbox)
         return
-    _deliver(message, mail.to, settings)
+    _deliver(message, recipients, settings)
+
+
+def check_connection() -> str:
+    """Connect (and log in) to the configured SMTP server without sending anything; a French report.
+
+    Raises:
+        MailError: the server cannot be reached or refuses the connection or the login.
+    """
+    settings = get_settings()
+    if settings.smtp_host is None:
+        return "aucun serveur SMTP configuré (SOCLE_SMTP_HOST) : les courriels sont écrits dans le dossier mails"
+    password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
+    try:
+        with _connection(settings) as smtp:
+            if settings.smtp_username and password:
+                smtp.login(settings.smtp_username, password)
+    except OSError as exc:
+        raise _explain(exc, settings, password) from None
+    return f"serveur SMTP {settings.smtp_host}:{settings.effective_smtp_port} joignable ({settings.smtp_security})"
 
 
 def build_message(mail: Mail, sender: str) -> EmailMessage:

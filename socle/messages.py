@@ -45,6 +45,43 @@ GED_EXPORT_FOR_ARCHIVE = Message(
     "ARCHIVE_BUILD_PACKAGE ou ARCHIVE_EXPORT_FAILED.",
     on_failure="archive.jobs.export_failed",
 )
+GED_MARK_ARCHIVED = Message(
+    "ged.jobs.mark_archived",
+    ("tenant_id", "transfer_id", "documents"),
+    "Le système d'archivage a accepté un versement : la GED marque ses documents « archivés » avec leur "
+    "identifiant dans le SAE (« documents » : liste de {document_id, sae_identifier}) et propose à "
+    "l'élimination la copie GED de ceux dont le sort final est la destruction.",
+)
+GED_STORE_FLOW_DOCUMENT = Message(
+    "ged.jobs.store_flow_document",
+    ("tenant_id", "flow_id", "name", "object_key", "size", "filename", "media_type", "title", "document_type"),
+    "Un flux d'interopérabilité rapporte un document (ARActe, PES Acquit, PES Retour) : la GED l'enregistre comme "
+    "nouveau document, une seule fois, et répond par INTEROP_FLOW_DOCUMENT_STORED.",
+    on_failure="interop.jobs.flow_failed",
+)
+GED_PURGE_TRASH = Message(
+    "ged.jobs.purge_trash",
+    ("tenant_id",),
+    "Purger la corbeille de la GED d'une collectivité : supprimer les documents dont le délai de restauration "
+    "est passé, sauf ceux qui sont gelés ou encore sous leur DUA.",
+)
+# GED, jobs of its own (renditions of a new content version, see ged/renditions.py)
+GED_EXTRACT_TEXT = Message(
+    "ged.jobs.extract_text",
+    ("tenant_id", "document_id", "version"),
+    "Extraire le texte d'une version (pdftotext, ou reconnaissance de caractères OCRmyPDF en français pour un "
+    "PDF sans couche texte ou une image), le ranger dans le stockage et réindexer le document.",
+)
+GED_MAKE_PREVIEW = Message(
+    "ged.jobs.make_preview",
+    ("tenant_id", "document_id", "version"),
+    "Faire l'aperçu (PNG) et la vignette de la première page d'une version (PDF ou image).",
+)
+GED_MAKE_PDFA = Message(
+    "ged.jobs.make_pdfa",
+    ("tenant_id", "document_id", "version"),
+    "Faire une copie PDF/A-2b d'une version PDF (Ghostscript ; OCRmyPDF pour un PDF scanné).",
+)
 
 # Parapheur
 PARAPHEUR_ATTACH_DOCUMENT = Message(
@@ -128,6 +165,24 @@ INTEROP_FOLLOW_SAE = Message(
     ("tenant_id", "delivery_id"),
     "Suivre chez le SAE (Vitam, As@lae) l'opération d'un envoi : transmettre l'accusé et la réponse au service "
     "d'archives (archive.jobs.record_sae_message), relancé selon la politique du connecteur.",
+)
+INTEROP_FLOW_STEP = Message(
+    "interop.jobs.flow_step",
+    ("tenant_id", "flow_id", "state"),
+    "Faire avancer un flux (actes, helios, dépôt, mail) depuis l'état « state » : une transition par tâche ; "
+    "sans effet si le flux a déjà quitté cet état.",
+    on_failure="interop.jobs.flow_failed",
+)
+INTEROP_FLOW_FAILED = Message(
+    "interop.jobs.flow_failed",
+    ("tenant_id", "flow_id", "reason"),
+    "Une tâche d'un flux a échoué définitivement : le flux passe en erreur, visible et reprenable.",
+)
+INTEROP_FLOW_DOCUMENT_STORED = Message(
+    "interop.jobs.flow_document_stored",
+    ("tenant_id", "flow_id", "name", "document_id"),
+    "La GED a enregistré un document d'un flux (« name » : aracte, acquit, retour) ; le flux est classé quand "
+    "tous le sont.",
 )
 
 

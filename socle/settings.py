@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     seda_schemas: Path | None = Field(
         None, description="Dossier des schémas XSD officiels du SEDA (voir `socle archive schemas install`)."
     )
+    actes_schemas: Path | None = Field(
+        None, description="Dossier du schéma XSD @ctes (actesv1_1.xsd et ses imports), pour valider avant l'envoi."
+    )
     deposit_root: Path | None = Field(
         None, description="Racine des dossiers de dépôt (connecteur « dépôt ») ; par défaut data_dir/depots."
     )
@@ -98,6 +101,9 @@ class Settings(BaseSettings):
         None, description="Expéditeur des courriels, ex. « Parapheur <parapheur@mairie.fr> »."
     )
     smtp_timeout: float = Field(30, gt=0, description="Délai maximal d'une opération SMTP, en secondes.")
+    ged_trash_days: int = Field(
+        30, ge=1, le=3650, description="Délai de restauration des documents de la corbeille GED, en jours."
+    )
 
     @classmethod
     def settings_customise_sources(

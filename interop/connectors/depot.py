@@ -1,28 +1,21 @@
-"""The « dépôt » connector: deposits objects into a folder, each with a JSON receipt beside it.
+"""The « dépôt » connector: deposits objects into a local folder, laid out as configured (see layout.py).
 
-A deposit is atomic and happens once: the file is written under a temporary name, checked against its
-digest, then linked to its final name (a link never overwrites). If the same bytes are already there, the
-earlier deposit is recognised and its receipt returned; a different file under that name is refused.
+By default each file gets a JSON receipt beside it. A deposit is atomic and happens once: the file is
+checked against its digest, written under a temporary name, then linked to its final name (a link never
+overwrites). If the same bytes are already there, the earlier deposit is recognised and its receipt
+returned; a different file under that name is refused (or suffixed, or replaced, as configured).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import re
-import tempfile
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from socle.errors import Conflict, DigestMismatch, InvalidInput
-from socle.files import fsync_dir, write_atomically
-from socle.storage import ObjectStore, sha256_of_file
-from socle.storage.api import iter_chunks
+from interop.connectors.layout import RECEIPT_SUFFIX, Layout, LocalTarget, deposit, probe, safe_filename
+from socle.errors import InvalidInput
+from socle.storage import ObjectStore
 
-RECEIPT_SUFFIX = ".receipt.json"
-_UNSAFE = re.compile(r"[^\w.\- ]", re.UNICODE)
+__all__ = ["RECEIPT_SUFFIX", "DepotConnector", "folder_for", "safe_filename"]
 
 
 def folder_for(root: Path, tenant_slug: str, relative: str) -> Path:
@@ -37,67 +30,20 @@ def folder_for(root: Path, tenant_slug: str, relative: str) -> Path:
     return folder
 
 
-def safe_filename(filename: str) -> str:
-    name = _UNSAFE.sub("_", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip(". ")
-    if not name or name.endswith(RECEIPT_SUFFIX):
-        raise InvalidInput(f"nom de fichier refusé pour un dépôt : {filename!r}")
-    return name[:200]
-
-
 class DepotConnector:
-    def __init__(self, folder: Path, name: str, tenant_root: Path) -> None:
+    def __init__(self, folder: Path, name: str, tenant_root: Path, layout: Layout | None = None) -> None:
         self.folder = folder
         self.name = name
         self.tenant_root = tenant_root.resolve()
+        self.layout = layout or Layout()
 
     def deliver(self, store: ObjectStore, object_key: str, filename: str, size: int) -> dict[str, Any]:
-        target = self.folder / safe_filename(filename)
-        receipt_path = target.with_name(target.name + RECEIPT_SUFFIX)
         self.folder.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            if sha256_of_file(target) != object_key:
-                raise Conflict(f"un autre fichier porte déjà le nom {target.name} dans le dépôt")
-        else:
-            self._copy(store, object_key, size, target)
-        if receipt_path.exists():
-            return dict(json.loads(receipt_path.read_text()))
-        receipt = {
-            "connector": self.name,
-            "name": target.name,
-            # Relative to the collectivité's deposit folder: server paths are not shown to API clients.
-            "path": target.relative_to(self.tenant_root).as_posix(),
-            "size": target.stat().st_size,
-            "sha256": object_key,
-            "deposited_at": datetime.now(UTC).isoformat(),
-        }
-        write_atomically(receipt_path, json.dumps(receipt, ensure_ascii=False, indent=2).encode())
-        return receipt
-
-    def _copy(self, store: ObjectStore, object_key: str, size: int, target: Path) -> None:
-        handle, name = tempfile.mkstemp(dir=self.folder, prefix=f".{target.name}.")
-        partial = Path(name)
-        try:
-            digest = hashlib.sha256()
-            with os.fdopen(handle, "wb") as out, store.open(object_key) as stream:
-                for chunk in iter_chunks(stream):
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            if digest.hexdigest() != object_key or partial.stat().st_size != size:
-                raise DigestMismatch(f"l'objet {object_key} lu dans le stockage ne correspond pas à son empreinte")
-            os.chmod(partial, 0o644)
-            try:
-                os.link(partial, target)  # atomic, and never replaces a file deposited meanwhile
-            except FileExistsError:
-                if sha256_of_file(target) != object_key:
-                    raise Conflict(f"un autre fichier porte déjà le nom {target.name} dans le dépôt") from None
-            fsync_dir(self.folder)
-        finally:
-            partial.unlink(missing_ok=True)
+        # Relative to the collectivité's deposit folder: server paths are not shown to API clients.
+        shown = self.folder.relative_to(self.tenant_root).as_posix()
+        target = LocalTarget(self.folder)
+        return deposit(target, self.layout, store, object_key, filename, size, connector=self.name, shown_folder=shown)
 
     def test(self) -> str:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=self.folder, prefix=".test-"):
-            pass
+        probe(LocalTarget(self.folder))
         return f"dossier de dépôt accessible en écriture : {self.folder.relative_to(self.tenant_root).as_posix()}"

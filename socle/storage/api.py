@@ -38,8 +38,18 @@ class StoredObject:
 
 
 class ObjectStore(Protocol):
-    def put(self, stream: BinaryIO, *, expected_sha256: str | None = None, max_size: int | None = None) -> StoredObject:
-        """Store the stream's bytes; raise DigestMismatch or PayloadTooLarge without storing anything."""
+    def put(
+        self,
+        stream: BinaryIO,
+        *,
+        expected_sha256: str | None = None,
+        max_size: int | None = None,
+        check: FileCheck | None = None,
+    ) -> StoredObject:
+        """Store the stream's bytes; raise DigestMismatch or PayloadTooLarge without storing anything.
+
+        ``check`` looks at the complete file before it is stored (e.g. refuses an empty file or a non-PDF).
+        """
 
     def open(self, key: str) -> AbstractContextManager[BinaryIO]:
         """Read an object as a stream; raise NotFound if there is none."""

@@ -1,0 +1,385 @@
+"""@ctes packaging: the act message, its envelope and the tar.gz a TdT (S²LOW) forwards to the prefecture.
+
+The ACTES protocol (namespace ``http://www.interieur.gouv.fr/ACTES#v1.1-20040216``, messages in ISO-8859-1):
+
+- the act message ``DPT-SIREN-YYYYMMDD-NUMERO-NATURE-1-1_0.xml`` (element ``Acte``: date of the decision,
+  internal number, nature, codes matières, object, date of the classification used, the act's file and its
+  annexes);
+- the files, named ``<type>-DPT-SIREN-YYYYMMDD-NUMERO-NATURE-1-1_<n>.<ext>`` (n = 1 for the act, 2… for the
+  annexes; type « 99_AU » unless given);
+- the envelope ``EACT--SIREN--YYYYMMDD-<serial>.xml`` (``EnveloppeCLMISILL``: the collectivité, return addresses,
+  the list of act messages);
+- all in ``TRI-EACT--SIREN--YYYYMMDD-<serial>.tar.gz``.
+
+Everything is validated against the ACTES XSD before it leaves: the folder of the setting ``actes_schemas``.
+The tenant's classification (natures, codes matières), fetched from the TdT, is checked too, and refused
+when stale.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import re
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from socle.errors import InvalidInput
+from socle.storage import ObjectStore, StoredObject
+
+NS = "http://www.interieur.gouv.fr/ACTES#v1.1-20040216"
+INSEE_NS = "http://xml.insee.fr/schema"
+ENCODING = "ISO-8859-1"
+SCHEMA_FILE = "actesv1_1.xsd"
+# Natures of acts (code → abbreviation, label), as the prefectures' classification lists them.
+NATURES: dict[int, tuple[str, str]] = {
+    1: ("DE", "Délibérations"),
+    2: ("AR", "Actes réglementaires"),
+    3: ("AI", "Actes individuels"),
+    4: ("CC", "Contrats, conventions et avenants"),
+    5: ("BF", "Documents budgétaires et financiers"),
+    6: ("AU", "Autres"),
+}
+DEFAULT_PJ_TYPE = "99_AU"
+_NUMBER = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+_DEPARTMENT = re.compile(r"^[09][0-9][AB0-9]$")
+_SIREN = re.compile(r"^[0-9]{9}$")
+_PJ_TYPE = re.compile(r"^[0-9]{2}_[A-Z0-9]{2,3}$")
+_EMAIL = re.compile(r"^[_a-zA-Z0-9\-]+(\.[_a-zA-Z0-9\-]+)*@[a-zA-Z0-9\-]+(\.[a-zA-Z0-9\-]+)*\.[a-zA-Z]{2,6}$")
+
+
+@dataclass(frozen=True)
+class Sender:
+    """The collectivité as the prefecture knows it (connector settings)."""
+
+    siren: str
+    department: str  # 3 characters: « 037 », « 02A »
+    arrondissement: str = "0"
+    nature: str = "01"  # code nature de la collectivité, 2 digits
+    return_emails: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ActFile:
+    object_key: str
+    filename: str
+    pj_type: str = DEFAULT_PJ_TYPE
+
+
+@dataclass(frozen=True)
+class Act:
+    """One act to transmit: its fields, its file and its annexes (stored objects)."""
+
+    number: str
+    decision_date: date
+    nature: int
+    matiere: tuple[int, ...]  # « 1.2 » → (1, 2): 2 to 5 levels
+    subject: str
+    document: ActFile
+    annexes: tuple[ActFile, ...] = ()
+    previous_act_id: str | None = None
+
+
+@dataclass
+class Package:
+    """What :func:`build_package` produced: the tar.gz in the store and what the flow keeps of it."""
+
+    stored: StoredObject
+    filename: str
+    act_id: str
+    files: list[str] = field(default_factory=list)
+
+
+def parse_matiere(value: str) -> tuple[int, ...]:
+    """« 1.2 » or « 1.2.3 » → (1, 2) / (1, 2, 3). :raises InvalidInput: not 2 to 5 numbers separated by dots."""
+    parts = str(value).strip().split(".")
+    if not 2 <= len(parts) <= 5 or not all(part.isdigit() for part in parts):
+        raise InvalidInput(f"code matière invalide : « {value} » (attendu par exemple « 1.2 », 2 à 5 niveaux)")
+    return tuple(int(part) for part in parts)
+
+
+def act_from_metadata(metadata: dict[str, Any], documents: list[dict[str, Any]]) -> Act:
+    """Read an act from a flow's metadata and documents (the first document is the act, the others annexes).
+
+    :raises InvalidInput: a missing or invalid field, named in French.
+    """
+    try:
+        nature = int(metadata.get("nature", 0))
+    except (TypeError, ValueError):
+        nature = 0
+    if nature not in NATURES:
+        raise InvalidInput(f"nature d'acte invalide : {metadata.get('nature')!r} (1 à 6 : DE, AR, AI, CC, BF, AU)")
+    number = str(metadata.get("numero") or "")
+    if not _NUMBER.match(number):
+        raise InvalidInput(f"numéro interne invalide : « {number} » (1 à 15 caractères : lettres, chiffres, _)")
+    try:
+        decision_date = date.fromisoformat(str(metadata.get("date") or ""))
+    except ValueError:
+        raise InvalidInput("date de la décision absente ou invalide (AAAA-MM-JJ)") from None
+    subject = str(metadata.get("objet") or "").strip()
+    if not subject or len(subject) > 500:
+        raise InvalidInput("objet de l'acte obligatoire, 500 caractères au plus")
+    if not documents:
+        raise InvalidInput("un acte demande au moins un document (l'acte lui-même)")
+    files = [_act_file(document) for document in documents]
+    return Act(
+        number=number,
+        decision_date=decision_date,
+        nature=nature,
+        matiere=parse_matiere(str(metadata.get("matiere") or "")),
+        subject=subject,
+        document=files[0],
+        annexes=tuple(files[1:]),
+        previous_act_id=metadata.get("precedent_acte"),
+    )
+
+
+def _act_file(document: dict[str, Any]) -> ActFile:
+    pj_type = str(document.get("type_pj") or DEFAULT_PJ_TYPE)
+    if not _PJ_TYPE.match(pj_type):
+        raise InvalidInput(f"type de pièce invalide : « {pj_type} » (ex. 99_AU, 99_DE)")
+    return ActFile(str(document["object_key"]), str(document.get("filename") or "document.pdf"), pj_type)
+
+
+def act_id(sender: Sender, act: Act) -> str:
+    """The act's unique identifier at the prefecture: DPT-SIREN-YYYYMMDD-NUMERO-XX (also the idempotency key)."""
+    return f"{sender.department}-{sender.siren}-{act.decision_date:%Y%m%d}-{act.number}-{NATURES[act.nature][0]}"
+
+
+def file_names(sender: Sender, act: Act) -> tuple[str, list[str]]:
+    """The act message's name and its files' names, by the ACTES naming convention."""
+    base = act_id(sender, act)
+    message = f"{base}-1-1_0.xml"
+    names = []
+    for number, item in enumerate((act.document, *act.annexes), start=1):
+        extension = Path(item.filename).suffix.lower() or ".pdf"
+        names.append(f"{item.pj_type}-{base}-1-1_{number}{extension}")
+    return message, names
+
+
+def _check_sender(sender: Sender) -> None:
+    if not _SIREN.match(sender.siren or ""):
+        raise InvalidInput(f"SIREN de la collectivité invalide : « {sender.siren} » (9 chiffres)")
+    if not _DEPARTMENT.match(sender.department):
+        raise InvalidInput(f"département invalide : « {sender.department} » (3 caractères, ex. 037, 02A)")
+    if not sender.return_emails or not all(_EMAIL.match(email) for email in sender.return_emails):
+        raise InvalidInput("au moins une adresse de retour valide est obligatoire (courriels de la préfecture)")
+
+
+def _element(parent: etree._Element | None, name: str, text: str | None = None, **attributes: str) -> etree._Element:
+    tag = f"{{{NS}}}{name}"
+    element = etree.Element(tag, nsmap={"actes": NS, "insee": INSEE_NS}) if parent is None else parent.makeelement(tag)
+    if parent is not None:
+        parent.append(element)
+    for key, value in attributes.items():
+        namespace = INSEE_NS if key == "SIREN" else NS
+        element.set(f"{{{namespace}}}{key}", value)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def act_xml(act: Act, classification_date: date, names: list[str]) -> bytes:
+    """The ``Acte`` message (ISO-8859-1)."""
+    root = _element(
+        None,
+        "Acte",
+        Date=act.decision_date.isoformat(),
+        NumeroInterne=act.number,
+        CodeNatureActe=str(act.nature),
+    )
+    for level, code in enumerate(act.matiere, start=1):
+        _element(root, f"CodeMatiere{level}", CodeMatiere=str(code))
+    _element(root, "Objet", act.subject)
+    if act.previous_act_id:
+        _element(root, "PrecedentIdentifiantActe", IDActe=act.previous_act_id)
+    _element(root, "ClassificationDateVersion", classification_date.isoformat())
+    _element(_element(root, "Document"), "NomFichier", names[0])
+    annexes = _element(root, "Annexes", Nombre=str(len(names) - 1))
+    for name in names[1:]:
+        _element(_element(annexes, "Annexe"), "NomFichier", name)
+    _element(root, "DocumentPapier", "N")
+    return bytes(etree.tostring(root, xml_declaration=True, encoding=ENCODING))
+
+
+def envelope_xml(sender: Sender, messages: list[str]) -> bytes:
+    """The ``EnveloppeCLMISILL`` listing the act messages (ISO-8859-1)."""
+    root = _element(None, "EnveloppeCLMISILL")
+    emitter = _element(root, "Emetteur")
+    _element(
+        emitter,
+        "IDCL",
+        SIREN=sender.siren,
+        Departement=sender.department,
+        Arrondissement=sender.arrondissement,
+        Nature=sender.nature,
+    )
+    addresses = _element(root, "AdressesRetour")
+    for email in sender.return_emails:
+        _element(addresses, "Email", email)
+    forms = _element(root, "FormulairesEnvoyes")
+    for name in messages:
+        _element(_element(forms, "Formulaire"), "NomFichier", name)
+    return bytes(etree.tostring(root, xml_declaration=True, encoding=ENCODING))
+
+
+@lru_cache(maxsize=4)
+def _schema(folder: str) -> etree.XMLSchema:
+    path = Path(folder) / SCHEMA_FILE
+    if not path.is_file():
+        raise InvalidInput(f"schéma ACTES introuvable : {path} (réglage actes_schemas)")
+    # The XSD imports siret.xsd beside it; no network access while loading.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    return etree.XMLSchema(etree.parse(str(path), parser))
+
+
+def validate(xml: bytes, schemas: Path | None, what: str) -> None:
+    """Validate an ACTES message against the XSD of ``schemas``.
+
+    :raises InvalidInput: no schema folder configured, or the message is not valid (first errors, in French).
+    """
+    if schemas is None:
+        raise InvalidInput("réglage actes_schemas absent : les messages @ctes ne peuvent pas être validés")
+    schema = _schema(str(schemas))
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    document = etree.fromstring(xml, parser)
+    if not schema.validate(document):
+        errors = "; ".join(f"ligne {error.line} : {error.message}" for error in list(schema.error_log)[:3])
+        raise InvalidInput(f"{what} non conforme au schéma ACTES : {errors}")
+
+
+@dataclass(frozen=True)
+class Classification:
+    """The tenant's classification as kept: its date, natures and codes matières (« 1.2 » → label)."""
+
+    classification_date: date
+    fetched_at: datetime
+    platform_date: date | None
+    natures: dict[str, Any]
+    matieres: dict[str, Any]
+
+
+def parse_classification(root: etree._Element) -> tuple[date, dict[str, Any], dict[str, str]]:
+    """Read a ``RetourClassification``: its date, natures (code → label, abbreviation, PJ types), matières.
+
+    :raises InvalidInput: not a RetourClassification, or no date.
+    """
+    if etree.QName(root).localname != "RetourClassification" or etree.QName(root).namespace != NS:
+        raise InvalidInput("la classification reçue n'est pas un RetourClassification @ctes")
+    text = root.findtext(f"{{{NS}}}DateClassification")
+    try:
+        when = date.fromisoformat((text or "").strip())
+    except ValueError:
+        raise InvalidInput("classification reçue sans date valide") from None
+    natures: dict[str, Any] = {}
+    for nature in root.iter(f"{{{NS}}}NatureActe"):
+        code = nature.get(f"{{{NS}}}CodeNatureActe") or ""
+        natures[code] = {
+            "label": nature.get(f"{{{NS}}}Libelle"),
+            "abbreviation": nature.get(f"{{{NS}}}TypeAbrege"),
+            "pj_types": [pj.get(f"{{{NS}}}CodeTypePJ") for pj in nature.iter(f"{{{NS}}}TypePJNatureActe")],
+        }
+    matieres: dict[str, str] = {}
+    _walk_matieres(root.find(f"{{{NS}}}Matieres"), 1, (), matieres)
+    return when, natures, matieres
+
+
+def _walk_matieres(parent: etree._Element | None, level: int, prefix: tuple[str, ...], out: dict[str, str]) -> None:
+    if parent is None or level > 5:
+        return
+    for child in parent.findall(f"{{{NS}}}Matiere{level}"):
+        code = (*prefix, child.get(f"{{{NS}}}CodeMatiere") or "")
+        out[".".join(code)] = child.get(f"{{{NS}}}Libelle") or ""
+        _walk_matieres(child, level + 1, code, out)
+
+
+def check_classification(act: Act, classification: Classification | None, max_age_days: int, now: datetime) -> None:
+    """Refuse an act whose classification is missing, stale, or lacks its nature or code matière.
+
+    Stale: the TdT has announced a newer one (an ARActe's ClassificationDateVersionEnCours), or it was fetched
+    more than ``max_age_days`` ago.
+
+    :raises InvalidInput: with what to do (fetch the classification again).
+    """
+    again = "récupérez-la de nouveau (POST /interop/connectors/{nom}/classification)"
+    if classification is None:
+        raise InvalidInput(f"classification @ctes de la collectivité absente : {again}")
+    if classification.platform_date and classification.platform_date > classification.classification_date:
+        raise InvalidInput(
+            f"classification @ctes périmée : celle de la préfecture date du {classification.platform_date:%d/%m/%Y}, "
+            f"la nôtre du {classification.classification_date:%d/%m/%Y} ; {again}"
+        )
+    if now - classification.fetched_at > timedelta(days=max_age_days):
+        raise InvalidInput(
+            f"classification @ctes trop ancienne : récupérée le {classification.fetched_at:%d/%m/%Y}, "
+            f"plus de {max_age_days} jours ; {again}"
+        )
+    if classification.natures and str(act.nature) not in classification.natures:
+        raise InvalidInput(f"nature d'acte {act.nature} absente de la classification de la préfecture")
+    code = ".".join(str(part) for part in act.matiere)
+    if code not in classification.matieres:
+        raise InvalidInput(f"code matière « {code} » absent de la classification de la préfecture")
+
+
+def build_package(
+    store: ObjectStore, sender: Sender, act: Act, classification_date: date, serial: str, schemas: Path | None
+) -> Package:
+    """Write the act message and the envelope, validate both, and store the tar.gz with the act's files.
+
+    :param serial: a number unique to the envelope for this SIREN and day (the flow's).
+    :raises InvalidInput: bad sender, a message not valid against the XSD, a file missing from the store.
+    """
+    _check_sender(sender)
+    message_name, names = file_names(sender, act)
+    message = act_xml(act, classification_date, names)
+    validate(message, schemas, "message Acte")
+    today = datetime.now().strftime("%Y%m%d")
+    envelope_name = f"EACT--{sender.siren}--{today}-{serial}.xml"
+    envelope = envelope_xml(sender, [message_name])
+    validate(envelope, schemas, "enveloppe")
+    items = (act.document, *act.annexes)
+    for item in items:
+        if not store.exists(item.object_key):
+            raise InvalidInput(f"fichier {item.filename} introuvable dans le stockage ({item.object_key[:12]}…)")
+    with tempfile.TemporaryFile() as spool:
+        # mtime 0 and a fixed gzip header: the same act gives the same bytes (and the same key in the store).
+        with gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) as zipped, tarfile.open(fileobj=zipped, mode="w") as tar:
+            _add(tar, envelope_name, io.BytesIO(envelope), len(envelope))
+            _add(tar, message_name, io.BytesIO(message), len(message))
+            for item, name in zip(items, names, strict=True):
+                with store.open(item.object_key) as stream:
+                    _add(tar, name, stream, store.size(item.object_key))
+        spool.seek(0)
+        stored = store.put(spool)
+    return Package(stored, f"TRI-EACT--{sender.siren}--{today}-{serial}.tar.gz", act_id(sender, act), names)
+
+
+def _add(tar: tarfile.TarFile, name: str, stream: Any, size: int) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = size, 0, 0o644
+    tar.addfile(info, stream)
+
+
+def read_package(data: bytes) -> dict[str, bytes]:
+    """The files of an @ctes tar.gz by name (the simulator and the tests read packages with it).
+
+    :raises InvalidInput: not a tar.gz, or an entry that is not a plain file.
+    """
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            files: dict[str, bytes] = {}
+            for member in tar.getmembers():
+                if not member.isfile() or "/" in member.name or member.name.startswith("."):
+                    raise InvalidInput(f"entrée inattendue dans l'archive : {member.name}")
+                extracted = tar.extractfile(member)
+                files[member.name] = extracted.read() if extracted is not None else b""
+            return files
+    except (tarfile.TarError, OSError, EOFError):
+        raise InvalidInput("l'archive @ctes n'est pas un tar.gz lisible") from None

@@ -1,0 +1,852 @@
+"""Flows (flux): document types as state machines, each transition a job on the interop queue.
+
+A flow is started by the API (``POST /interop/flows``: kind, documents, metadata); each state with a step is
+run by one job (messages.INTEROP_FLOW_STEP, keyed by the flow's step number, so a job pushed twice runs
+once and a stale job — the flow has moved on — does nothing). Every transition is a line of the flow's
+history (FlowEvent) and of the audit log.
+
+A step may hold a lock key (FlowLock) while it runs: what must not run twice at once (one transmission per
+flow) waits. A step ends in one of: :class:`Advance` (a new state), :class:`Wait` (the platform has nothing
+yet: asked again under the connector's retry policy), :class:`Pause` (another service will answer with a
+message). A platform that does not answer as it should counts as a try of the same policy; once spent, or
+when the platform refuses, the flow stops in error with the platform's words kept, visible
+(``GET /interop/flows?state=error``, ``socle interop flows``) and resumable (``POST /interop/flows/{id}/resume``).
+
+Kinds: ``actes`` (act signed → S²LOW → ARActe → GED), ``helios`` (PES Aller signed → S²LOW → PES Acquit and
+PES Retour → GED), ``depot`` and ``mail`` (each document through any connector's ``deliver``).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from interop import actes
+from interop.connectors.s2low import ACKNOWLEDGED, S2lowConnector, S2lowDuplicate, acquit_refusal, aracte_fields
+from interop.connectors.sae import parse_xml
+from interop.models import Connector, Delivery, Flow, FlowEvent, FlowLock, TdtClassification
+from interop.retry import DEFAULT_POLICY, parse_policy
+from socle import audit, messages
+from socle.auth import Principal, Role
+from socle.db import utcnow
+from socle.errors import Conflict, InvalidInput, NotFound, SocleError
+from socle.models import Tenant
+from socle.queue import enqueue
+from socle.settings import get_settings
+from socle.storage import get_store
+
+log = logging.getLogger("interop.flows")
+
+KINDS = ("actes", "helios", "depot", "mail")
+TDT_KINDS = ("s2low",)
+STATUSES = ("running", "waiting", "error", "done")
+DSIG = "http://www.w3.org/2000/09/xmldsig#"
+# Waiting for the GED's answer; final states.
+FILING, FILED, DELIVERED, CANCELLED = "classement GED", "classé", "déposé", "annulation demandée"
+LOCK_GRACE = timedelta(seconds=60)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Outcomes of a step
+
+
+@dataclass
+class Advance:
+    to: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    wait: bool = False  # the new state polls the platform: its first step after the policy's delay
+
+
+@dataclass
+class Wait:
+    message: str
+
+
+@dataclass
+class Pause:
+    """Another service answers with a message (the GED): no job until then."""
+
+    message: str
+
+
+Outcome = Advance | Wait | Pause
+
+
+@dataclass
+class Step:
+    run: Callable[[Session, Flow, Connector], Outcome]
+    lock: Callable[[Flow], str] | None = None
+
+
+# --------------------------------------------------------------------------------------------------------
+# Starting, listing, resuming
+
+
+def start_flow(
+    session: Session,
+    principal: Principal,
+    kind: str,
+    connector_name: str,
+    documents: list[dict[str, Any]],
+    metadata: dict[str, Any],
+) -> Flow:
+    """Start a flow: check what can be checked now, record it, enqueue its first step.
+
+    :param documents: each {object_key, filename, sha256?, type_pj?}; the object must be in the store.
+    :raises InvalidInput: unknown kind, a connector of the wrong kind, a document missing, bad metadata.
+    :raises NotFound: no such connector. :raises Conflict: the connector is disabled.
+    """
+    principal.require(Role.AGENT, Role.ARCHIVISTE)
+    if kind not in KINDS:
+        raise InvalidInput(f"type de flux inconnu : {kind} (attendu : {', '.join(KINDS)})")
+    connector = _connector(session, principal.tenant_id, connector_name)
+    _check_connector_kind(kind, connector)
+    checked = [_checked_document(document) for document in documents]
+    if not checked:
+        raise InvalidInput("un flux demande au moins un document")
+    if kind == "actes":
+        actes.act_from_metadata(metadata, checked)  # a bad field is refused now, not at the first step
+    flow = Flow(
+        tenant_id=principal.tenant_id,
+        kind=kind,
+        connector=connector_name,
+        state="nouveau",
+        status="running",
+        documents=checked,
+        flow_metadata=dict(metadata),
+        data={},
+        created_by=principal.actor,
+    )
+    session.add(flow)
+    session.flush()
+    _event(session, flow, None, "nouveau", principal.actor, f"flux « {kind} » créé", {"connector": connector_name})
+    _enqueue_step(session, flow)
+    session.commit()
+    return flow
+
+
+def _connector(session: Session, tenant_id: str, name: str) -> Connector:
+    connector = session.execute(
+        select(Connector).where(Connector.tenant_id == tenant_id, Connector.name == name)
+    ).scalar_one_or_none()
+    if connector is None:
+        raise NotFound(f"connecteur « {name} » introuvable")
+    if not connector.enabled:
+        raise Conflict(f"le connecteur « {name} » est désactivé")
+    return connector
+
+
+def _check_connector_kind(kind: str, connector: Connector) -> None:
+    if kind in ("actes", "helios") and connector.kind not in TDT_KINDS:
+        raise InvalidInput(
+            f"le flux « {kind} » passe par un tiers de télétransmission (S²LOW), pas « {connector.kind} »"
+        )
+    if kind == "mail" and connector.kind != "mail":
+        raise InvalidInput(f"le flux « mail » passe par un connecteur de courriel, pas « {connector.kind} »")
+    if kind == "depot" and connector.kind in (*TDT_KINDS, "mail"):
+        raise InvalidInput(f"le flux « dépôt » ne passe pas par un connecteur « {connector.kind} »")
+
+
+def _checked_document(document: dict[str, Any]) -> dict[str, Any]:
+    key = str(document.get("object_key") or "")
+    digest = document.get("sha256")
+    if digest is not None and str(digest).lower() != key.lower():
+        raise InvalidInput(f"empreinte du document {document.get('filename')} différente de sa clé d'objet")
+    store = get_store()
+    if not key or not store.exists(key):
+        raise InvalidInput(f"document absent du stockage : {key[:16] or '(clé vide)'}")
+    out = {"object_key": key, "filename": str(document.get("filename") or "document"), "size": store.size(key)}
+    if document.get("type_pj"):
+        out["type_pj"] = str(document["type_pj"])
+    return out
+
+
+def _stuck_before() -> datetime:
+    return utcnow() - timedelta(seconds=get_settings().job_timeout) - LOCK_GRACE
+
+
+def _stuck() -> Any:
+    """A flow on its way whose next step should have run long ago (a lost job, a GED that never answered)."""
+    return Flow.status.in_(("running", "waiting")) & (
+        func.coalesce(Flow.next_check_at, Flow.updated_at) < _stuck_before()
+    )
+
+
+def list_flows(session: Session, tenant_id: str, state: str | None, limit: int) -> list[Flow]:
+    """The tenant's flows, newest first.
+
+    :param state: a status (running, waiting, error, done), ``stuck`` (on its way but nothing has happened for
+        longer than a job may take), or a state name.
+    """
+    query = select(Flow).where(Flow.tenant_id == tenant_id)
+    if state == "stuck":
+        query = query.where(_stuck())
+    elif state in STATUSES:
+        query = query.where(Flow.status == state)
+    elif state:
+        query = query.where(Flow.state == state)
+    return list(session.execute(query.order_by(Flow.created_at.desc()).limit(limit)).scalars())
+
+
+def get_flow(session: Session, tenant_id: str, flow_id: str, *, for_update: bool = False) -> Flow:
+    """:raises NotFound: no such flow in the tenant."""
+    query = select(Flow).where(Flow.id == flow_id, Flow.tenant_id == tenant_id)
+    if for_update:
+        query = query.with_for_update()
+    flow = session.execute(query).scalar_one_or_none()
+    if flow is None:
+        raise NotFound(f"flux {flow_id} introuvable")
+    return flow
+
+
+def history(session: Session, flow: Flow) -> list[FlowEvent]:
+    """The flow's transitions, oldest first."""
+    return list(session.execute(select(FlowEvent).where(FlowEvent.flow_id == flow.id).order_by(FlowEvent.id)).scalars())
+
+
+def resume(session: Session, principal: Principal, flow_id: str) -> Flow:
+    """An operator resumes a flow stopped in error, or stuck: its current state's step runs again, a new round
+    of tries (a stale job of the same state is harmless: the lock key and the state checks stand).
+
+    :raises Conflict: the flow is neither in error nor stuck.
+    """
+    principal.require(Role.ADMIN)
+    flow = get_flow(session, principal.tenant_id, flow_id, for_update=True)
+    stuck = session.execute(select(Flow.id).where(Flow.id == flow.id, _stuck())).first() is not None
+    if flow.status != "error" and not stuck:
+        raise Conflict(f"seul un flux en erreur ou bloqué peut être repris (statut : {flow.status})")
+    flow.status, flow.error, flow.round_start = "running", None, flow.checks
+    _event(session, flow, flow.state, flow.state, principal.actor, "flux repris par un opérateur")
+    _enqueue_step(session, flow)
+    session.commit()
+    return flow
+
+
+# --------------------------------------------------------------------------------------------------------
+# Running a step (the job)
+
+
+def run_step(tenant_id: str, flow_id: str, state: str) -> None:
+    """Run the step of ``state`` if the flow is still there (a stale or repeated job does nothing)."""
+    from socle.db import transaction
+
+    with transaction() as session:
+        flow = get_flow(session, tenant_id, flow_id)
+        step = MACHINES[flow.kind].get(flow.state)
+        if flow.state != state or flow.status not in ("running", "waiting") or step is None:
+            return
+        connector = session.execute(
+            select(Connector).where(Connector.tenant_id == tenant_id, Connector.name == flow.connector)
+        ).scalar_one_or_none()
+        if connector is None:
+            _fail(session, flow, f"connecteur « {flow.connector} » supprimé")
+            return
+        lock = step.lock(flow) if step.lock else None
+        holder = f"{flow.id}:{flow.steps}"
+        if lock and not _acquire(session, lock, holder):
+            log.info("flow %s: %s is held, step %s postponed", flow.id, lock, state)
+            _enqueue_step(session, flow, utcnow() + timedelta(seconds=5))
+            return
+        try:
+            _run(session, flow, connector, step)
+        finally:
+            if lock:
+                session.rollback()
+                session.execute(delete(FlowLock).where(FlowLock.key == lock, FlowLock.holder == holder))
+                session.commit()
+
+
+def _run(session: Session, flow: Flow, connector: Connector, step: Step) -> None:
+    session.commit()  # no transaction held while the platform is called (on SQLite, the write lock)
+    try:
+        outcome = step.run(session, flow, connector)
+    except SocleError as exc:
+        session.rollback()
+        flow = get_flow(session, flow.tenant_id, flow.id, for_update=True)
+        if exc.status >= 500:
+            _count_try(session, flow, connector, exc.detail)  # the platform did not answer as it should
+        else:
+            _fail(session, flow, exc.detail)  # refused: trying again with the same input would not help
+        session.commit()
+        return
+    if isinstance(outcome, Advance):
+        _advance(session, flow, outcome)
+    elif isinstance(outcome, Wait):
+        _count_try(session, flow, connector, outcome.message)
+    else:
+        flow.status = "waiting"
+        flow.updated_at = utcnow()
+    session.commit()
+
+
+def _acquire(session: Session, key: str, holder: str) -> bool:
+    """Take the lock key; the same holder again (its job re-run after a crash) or a stale holder gives it up."""
+    found = session.get(FlowLock, key)
+    stale = utcnow() - timedelta(seconds=get_settings().job_timeout) - LOCK_GRACE
+    if found is not None:
+        if found.holder != holder and found.acquired_at > stale:
+            return False
+        found.holder, found.acquired_at = holder, utcnow()
+        session.commit()
+        return True
+    session.add(FlowLock(key=key, holder=holder))
+    try:
+        session.commit()
+    except IntegrityError:  # taken at the same instant by another worker
+        session.rollback()
+        return False
+    return True
+
+
+def _enqueue_step(session: Session, flow: Flow, when: datetime | None = None) -> None:
+    flow.steps += 1
+    flow.next_check_at = when
+    enqueue(
+        session,
+        messages.INTEROP_FLOW_STEP,
+        key=f"interop.flow:{flow.id}:{flow.steps}",
+        not_before=when,
+        tenant_id=flow.tenant_id,
+        flow_id=flow.id,
+        state=flow.state,
+    )
+
+
+def _advance(session: Session, flow: Flow, outcome: Advance, actor: str = "service:interop") -> None:
+    before = flow.state
+    flow.state, flow.checks, flow.round_start, flow.updated_at = outcome.to, 0, 0, utcnow()
+    _event(session, flow, before, outcome.to, actor, outcome.message, outcome.details)
+    if outcome.to not in MACHINES[flow.kind]:
+        flow.status, flow.next_check_at = "done", None
+        return
+    flow.status = "running"
+    wait = _policy(session, flow).delay(0) if outcome.wait else None
+    if outcome.wait:
+        flow.status = "waiting"
+    _enqueue_step(session, flow, utcnow() + wait if wait else None)
+
+
+def _policy_text(session: Session, flow: Flow) -> str:
+    connector = session.execute(
+        select(Connector).where(Connector.tenant_id == flow.tenant_id, Connector.name == flow.connector)
+    ).scalar_one_or_none()
+    return str((connector.config if connector else {}).get("retry_policy") or DEFAULT_POLICY)
+
+
+def _policy(session: Session, flow: Flow) -> Any:
+    return parse_policy(_policy_text(session, flow))
+
+
+def _count_try(session: Session, flow: Flow, connector: Connector, message: str) -> None:
+    """One more try of the current state; the next one after the policy's delay, or the flow in error."""
+    flow.checks += 1
+    flow.data = {**flow.data, "last_message": message}
+    policy = parse_policy(str(connector.config.get("retry_policy") or DEFAULT_POLICY))
+    tries = flow.checks - flow.round_start
+    wait = policy.delay(tries - 1)
+    if wait is None:
+        _fail(session, flow, f"{message} — après {tries} essai(s) ({policy.describe()})")
+        return
+    flow.status, flow.updated_at = "waiting", utcnow()
+    _enqueue_step(session, flow, utcnow() + wait)
+
+
+def _fail(session: Session, flow: Flow, reason: str) -> None:
+    flow.status, flow.next_check_at, flow.updated_at = "error", None, utcnow()
+    flow.error = f"{reason}. Reprendre : POST /interop/flows/{flow.id}/resume"
+    _event(session, flow, flow.state, flow.state, "service:interop", f"erreur : {reason}", {"status": "error"})
+
+
+def fail_from_job(tenant_id: str, flow_id: str, reason: str) -> None:
+    """A job of the flow failed for good (messages.INTEROP_FLOW_FAILED): the flow stops in error, visible."""
+    from socle.db import transaction
+
+    with transaction() as session:
+        flow = get_flow(session, tenant_id, flow_id, for_update=True)
+        if flow.status not in ("done", "error"):
+            _fail(session, flow, reason)
+
+
+def document_stored(tenant_id: str, flow_id: str, name: str, document_id: str) -> None:
+    """The GED has stored one of the flow's documents (messages.INTEROP_FLOW_DOCUMENT_STORED); once all are,
+    the flow is filed. A repeated message changes nothing."""
+    from socle.db import transaction
+
+    with transaction() as session:
+        flow = get_flow(session, tenant_id, flow_id, for_update=True)
+        stored = dict(flow.data.get("ged_documents") or {})
+        if flow.state != FILING or name in stored:
+            return
+        stored[name] = document_id
+        flow.data = {**flow.data, "ged_documents": stored}
+        if set(stored) >= set(flow.data.get("ged_expected") or []):
+            _advance(session, flow, Advance(FILED, "documents enregistrés dans la GED", {"documents": stored}))
+        else:
+            flow.updated_at = utcnow()
+
+
+def _event(
+    session: Session,
+    flow: Flow,
+    before: str | None,
+    after: str,
+    actor: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    session.add(
+        FlowEvent(
+            flow_id=flow.id,
+            tenant_id=flow.tenant_id,
+            from_state=before,
+            to_state=after,
+            actor=actor,
+            message=message,
+            details=details or None,
+        )
+    )
+    audit.record(
+        session,
+        tenant_id=flow.tenant_id,
+        actor=actor,
+        action="interop.flow.error" if (details or {}).get("status") == "error" else "interop.flow.transition",
+        object_type="flow",
+        object_id=flow.id,
+        details={"kind": flow.kind, "from": before, "to": after, "message": message[:500]},
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# S²LOW and the classification
+
+
+def s2low(connector: Connector) -> S2lowConnector:
+    """The S²LOW client of a TdT connector, its secrets decrypted."""
+    from interop.service import _secrets
+
+    return S2lowConnector(connector.name, connector.config, _secrets(connector))
+
+
+def fetch_classification(session: Session, principal: Principal, connector_name: str) -> TdtClassification:
+    """Fetch the tenant's @ctes classification from its TdT and keep it with its date (administrator).
+
+    :raises InvalidInput: not a TdT connector, or an answer that is not a RetourClassification.
+    :raises SaeUnavailable: the TdT did not answer as expected.
+    """
+    principal.require(Role.ADMIN)
+    connector = _connector(session, principal.tenant_id, connector_name)
+    if connector.kind not in TDT_KINDS:
+        raise InvalidInput(f"« {connector_name} » n'est pas un tiers de télétransmission")
+    raw = s2low(connector).classification()
+    when, natures, matieres = actes.parse_classification(parse_xml(raw, "classification @ctes"))
+    stored = get_store().put(io.BytesIO(raw))
+    row = _classification(session, connector)
+    if row is None:
+        row = TdtClassification(tenant_id=principal.tenant_id, connector_id=connector.id)
+        session.add(row)
+    row.classification_date, row.fetched_at, row.object_key = when, utcnow(), stored.key
+    row.natures, row.matieres = natures, matieres
+    if row.platform_date is not None and row.platform_date <= when:
+        row.platform_date = None
+    session.flush()
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action="interop.classification.fetched",
+        object_type="connector",
+        object_id=connector.id,
+        details={"date": when.isoformat(), "matieres": len(matieres), "sha256": stored.key},
+    )
+    session.commit()
+    return row
+
+
+def _classification(session: Session, connector: Connector) -> TdtClassification | None:
+    return session.execute(
+        select(TdtClassification).where(
+            TdtClassification.tenant_id == connector.tenant_id, TdtClassification.connector_id == connector.id
+        )
+    ).scalar_one_or_none()
+
+
+def get_classification(session: Session, tenant_id: str, connector_name: str) -> TdtClassification:
+    """:raises NotFound: never fetched."""
+    connector = _connector(session, tenant_id, connector_name)
+    row = _classification(session, connector)
+    if row is None:
+        raise NotFound(f"classification @ctes jamais récupérée pour « {connector_name} »")
+    return row
+
+
+def _checked_classification(session: Session, flow: Flow, connector: Connector, act: actes.Act) -> date:
+    row = _classification(session, connector)
+    kept = (
+        actes.Classification(row.classification_date, row.fetched_at, row.platform_date, row.natures, row.matieres)
+        if row
+        else None
+    )
+    max_age = int(connector.config.get("classification_max_age_days") or 30)
+    try:
+        actes.check_classification(act, kept, max_age, utcnow())
+    except InvalidInput as exc:
+        raise InvalidInput(exc.detail.replace("{nom}", connector.name)) from None
+    assert row is not None
+    return row.classification_date
+
+
+def _sender(session: Session, flow: Flow, connector: Connector) -> actes.Sender:
+    tenant = session.get(Tenant, flow.tenant_id)
+    config = connector.config
+    return actes.Sender(
+        siren=str(config.get("siren") or (tenant.siren if tenant else "") or ""),
+        department=str(config.get("department") or ""),
+        arrondissement=str(config.get("arrondissement") or "0"),
+        nature=str(config.get("collectivity_nature") or "01"),
+        return_emails=tuple(config.get("return_emails") or ()),
+    )
+
+
+def _set(flow: Flow, **values: Any) -> None:
+    flow.data = {**flow.data, **values}  # a new dict: SQLAlchemy sees the JSON changed
+
+
+# --------------------------------------------------------------------------------------------------------
+# actes
+
+
+def _actes_package(session: Session, flow: Flow, connector: Connector) -> Outcome:
+    act = actes.act_from_metadata(flow.flow_metadata, flow.documents)
+    classification_date = _checked_classification(session, flow, connector, act)
+    sender = _sender(session, flow, connector)
+    schemas: Path | None = get_settings().actes_schemas
+    package = actes.build_package(get_store(), sender, act, classification_date, flow.id[:8], schemas)
+    _set(
+        flow,
+        act_id=package.act_id,
+        package_key=package.stored.key,
+        package_name=package.filename,
+        files=package.files,
+    )
+    details = {"act_id": package.act_id, "package": package.filename, "sha256": package.stored.key}
+    return Advance("prêt", "paquet @ctes construit et validé (schéma ACTES)", details)
+
+
+def _actes_send(session: Session, flow: Flow, connector: Connector) -> Outcome:
+    act = actes.act_from_metadata(flow.flow_metadata, flow.documents)
+    _checked_classification(session, flow, connector, act)  # refused before sending, even on a resume
+    tdt, act_id = s2low(connector), str(flow.data["act_id"])
+    return _send_once(
+        session,
+        flow,
+        lambda: tdt.find_actes(act_id),
+        lambda: tdt.send_actes(get_store(), flow.data["package_key"], flow.data["package_name"]),
+    )
+
+
+def _send_once(session: Session, flow: Flow, find: Callable[[], str | None], send: Callable[[], str]) -> Outcome:
+    """Send once: « sending » is committed first, so a later run knows to ask the platform before sending again."""
+    if flow.data.get("transaction_id"):
+        return Advance("posté", "déjà transmis", {"transaction_id": flow.data["transaction_id"]}, wait=True)
+    if flow.data.get("sending"):
+        found = find()
+        if found is not None:
+            _set(flow, transaction_id=found, recovered=True)
+            message = "transmission retrouvée sur la plateforme après une interruption : pas de nouvel envoi"
+            return Advance("posté", message, {"transaction_id": found, "recovered": True}, wait=True)
+    _set(flow, sending=True)
+    session.commit()
+    try:
+        transaction_id = send()
+    except S2lowDuplicate:
+        found = find()
+        if found is None:
+            raise
+        transaction_id = found
+        _set(flow, recovered=True)
+    _set(flow, transaction_id=transaction_id)
+    return Advance("posté", "transmis au tiers de télétransmission", {"transaction_id": transaction_id}, wait=True)
+
+
+def _actes_follow(session: Session, flow: Flow, connector: Connector) -> Outcome:
+    status = s2low(connector).actes_status(str(flow.data["transaction_id"]))
+    if status.failed:
+        raise InvalidInput(f"transmission en état « {status.label} » chez S²LOW {status.message}".strip())
+    if status.code != ACKNOWLEDGED or status.document is None:
+        if status.label != flow.state:
+            return Advance(status.label, f"état S²LOW : {status.label}", {"code": status.code}, wait=True)
+        return Wait(f"état S²LOW : {status.label}")
+    stored = get_store().put(io.BytesIO(status.document))
+    fields = aracte_fields(status.document)
+    _set(flow, aracte_key=stored.key, aracte=fields)
+    if fields["id_acte"] != flow.data["act_id"]:
+        session.commit()  # the ARActe is kept with the flow, whatever comes next
+        raise InvalidInput(
+            f"ARActe pour un acte inconnu : {fields['id_acte'] or '(sans identifiant)'} au lieu de "
+            f"{flow.data['act_id']} (ARActe gardé, empreinte {stored.key[:16]}…)"
+        )
+    _note_prefecture_classification(session, flow, connector, fields["classification_en_cours"])
+    _set(flow, ged_expected=["aracte"])
+    details = {"sha256": stored.key, **fields}
+    return Advance(FILING, f"acquittement reçu le {fields['date_reception']}", details)
+
+
+def _note_prefecture_classification(session: Session, flow: Flow, connector: Connector, value: str) -> None:
+    """The ARActe says which classification the prefecture has: a newer one than ours makes ours stale."""
+    try:
+        theirs = date.fromisoformat(value)
+    except ValueError:
+        return
+    row = _classification(session, connector)
+    if row is not None and theirs > row.classification_date:
+        row.platform_date = theirs
+
+
+def _file_in_ged(session: Session, flow: Flow, connector: Connector) -> Outcome:
+    """Ask the GED to store what the platform sent back (one message per document; the GED answers each)."""
+    what = _ged_documents(flow)
+    for name in flow.data.get("ged_expected") or []:
+        key, filename, title, media_type = what[name]
+        enqueue(
+            session,
+            messages.GED_STORE_FLOW_DOCUMENT,
+            key=f"ged.flow-document:{flow.id}:{name}:{flow.steps}",
+            tenant_id=flow.tenant_id,
+            flow_id=flow.id,
+            name=name,
+            object_key=key,
+            size=get_store().size(key),
+            filename=filename,
+            media_type=media_type,
+            title=title,
+            document_type=flow.kind,
+        )
+    return Pause("documents confiés à la GED")
+
+
+def _ged_documents(flow: Flow) -> dict[str, tuple[str, str, str, str]]:
+    data, subject = flow.data, str(flow.flow_metadata.get("objet") or flow.documents[0]["filename"])
+    found: dict[str, tuple[str, str, str, str]] = {}
+    if data.get("aracte_key"):
+        found["aracte"] = (
+            data["aracte_key"],
+            f"ARActe-{data['act_id']}.xml",
+            f"Accusé de réception — {subject}",
+            "application/xml",
+        )
+    if data.get("acquit_key"):
+        found["acquit"] = (
+            data["acquit_key"],
+            f"PES_Acquit-{flow.documents[0]['filename']}",
+            f"PES Acquit — {flow.documents[0]['filename']}",
+            "application/xml",
+        )
+    if data.get("retour_key"):
+        found["retour"] = (
+            data["retour_key"],
+            f"PES_Retour-{flow.documents[0]['filename']}",
+            f"PES Retour — {flow.documents[0]['filename']}",
+            "application/xml",
+        )
+    return found
+
+
+# --------------------------------------------------------------------------------------------------------
+# helios
+
+
+def _helios_check(session: Session, flow: Flow, connector: Connector) -> Outcome:
+    document = flow.documents[0]
+    with get_store().open(document["object_key"]) as stream:
+        data = stream.read()
+    try:
+        root = parse_xml(data, "PES Aller")
+    except SocleError as exc:
+        raise InvalidInput(exc.detail) from None
+    if etree.QName(root).localname != "PES_Aller":
+        raise InvalidInput(f"le document n'est pas un PES Aller (élément racine {etree.QName(root).localname})")
+    if root.find(f".//{{{DSIG}}}Signature") is None:
+        raise InvalidInput("PES Aller non signé : il doit passer par le parapheur (signature XAdES) avant l'envoi")
+    return Advance("prêt", "PES Aller lisible et signé", {"filename": document["filename"]})
+
+
+def _helios_send(session: Session, flow: Flow, connector: Connector) -> Outcome:
+    tdt, document = s2low(connector), flow.documents[0]
+    return _send_once(
+        session,
+        flow,
+        lambda: tdt.find_helios(document["filename"]),
+        lambda: tdt.send_helios(get_store(), document["object_key"], document["filename"]),
+    )
+
+
+def _helios_follow(session: Session, flow: Flow, connector: Connector) -> Outcome:
+    tdt, transaction_id = s2low(connector), str(flow.data["transaction_id"])
+    status = tdt.helios_status(transaction_id)
+    if status.failed:
+        raise InvalidInput(f"PES en état « {status.label} » chez S²LOW {status.message}".strip())
+    if status.code != ACKNOWLEDGED:
+        if status.label != flow.state:
+            return Advance(status.label, f"état S²LOW : {status.label}", {"code": status.code}, wait=True)
+        return Wait(f"état S²LOW : {status.label}")
+    acquit = tdt.helios_acquit(transaction_id)
+    stored = get_store().put(io.BytesIO(acquit))
+    _set(flow, acquit_key=stored.key)
+    refusal = acquit_refusal(acquit)
+    if refusal is not None:
+        session.commit()  # the PES Acquit is kept with the flow: it holds the accountant's reasons
+        raise InvalidInput(f"{refusal} (PES Acquit gardé, empreinte {stored.key[:16]}…)")
+    expected = ["acquit"]
+    retour = tdt.helios_retour(transaction_id)
+    if retour is not None:
+        _set(flow, retour_key=get_store().put(io.BytesIO(retour)).key)
+        expected.append("retour")
+    _set(flow, ged_expected=expected)
+    return Advance(FILING, "PES Acquit reçu : accepté par le comptable", {"sha256": stored.key, "retour": bool(retour)})
+
+
+# --------------------------------------------------------------------------------------------------------
+# dépôt and mail: any connector's deliver
+
+
+def _deliver_all(session: Session, flow: Flow, connector: Connector) -> Outcome:
+    """Each document through the connector, as a delivery with a stable key (never twice, see service.deliver)."""
+    from interop import service
+
+    receipts = []
+    for number, document in enumerate(flow.documents):
+        key = f"flow:{flow.id}:{number}"
+        service.deliver(
+            session,
+            tenant_id=flow.tenant_id,
+            connector_name=flow.connector,
+            object_key=document["object_key"],
+            size=int(document["size"]),
+            filename=document["filename"],
+            idempotency_key=key,
+            reply=None,
+        )
+        delivery = session.execute(
+            select(Delivery).where(Delivery.tenant_id == flow.tenant_id, Delivery.idempotency_key == key)
+        ).scalar_one_or_none()
+        if delivery is None:
+            raise InvalidInput(f"connecteur « {flow.connector} » désactivé : {document['filename']} non remis")
+        if delivery.status != "done":
+            raise InvalidInput(f"{document['filename']} : {delivery.error or 'non remis'}")
+        receipts.append(delivery.id)
+    done = "envoyé" if flow.kind == "mail" else DELIVERED
+    return Advance(done, f"{len(receipts)} document(s) remis par « {flow.connector} »", {"deliveries": receipts})
+
+
+def _flow_lock(flow: Flow) -> str:
+    return f"flow-send:{flow.id}"  # one transmission per flow at a time
+
+
+# The machines: state → step. A state without a step is final (the flow is done).
+MACHINES: dict[str, dict[str, Step]] = {
+    "actes": {
+        "nouveau": Step(_actes_package),
+        "prêt": Step(_actes_send, _flow_lock),
+        "posté": Step(_actes_follow),
+        "en attente de transmission": Step(_actes_follow),
+        "transmis": Step(_actes_follow),
+        FILING: Step(_file_in_ged),
+    },
+    "helios": {
+        "nouveau": Step(_helios_check),
+        "prêt": Step(_helios_send, _flow_lock),
+        "posté": Step(_helios_follow),
+        "en attente de transmission": Step(_helios_follow),
+        "transmis": Step(_helios_follow),
+        FILING: Step(_file_in_ged),
+    },
+    "depot": {"nouveau": Step(_deliver_all, _flow_lock)},
+    "mail": {"nouveau": Step(_deliver_all, _flow_lock)},
+}
+
+
+# --------------------------------------------------------------------------------------------------------
+# What an operator does beside the flows: cancel a transmitted act, read and answer the prefecture
+
+
+def cancel_act(session: Session, principal: Principal, flow_id: str) -> Flow:
+    """Ask the TdT to cancel a transmitted act (administrator); the flow ends in « annulation demandée ».
+
+    :raises Conflict: not an « actes » flow, or nothing transmitted yet. :raises SaeUnavailable: TdT unreachable.
+    """
+    principal.require(Role.ADMIN)
+    flow = get_flow(session, principal.tenant_id, flow_id, for_update=True)
+    if flow.kind != "actes" or not flow.data.get("transaction_id") or flow.state == CANCELLED:
+        raise Conflict("seul un acte déjà transmis, et pas encore annulé, peut faire l'objet d'une annulation")
+    connector = _connector(session, principal.tenant_id, flow.connector)
+    session.commit()
+    cancellation = s2low(connector).cancel(str(flow.data["transaction_id"]))
+    flow = get_flow(session, principal.tenant_id, flow_id, for_update=True)
+    _set(flow, cancel_transaction_id=cancellation)
+    before, flow.state, flow.status, flow.error, flow.next_check_at = flow.state, CANCELLED, "done", None, None
+    details = {"transaction_id": flow.data["transaction_id"], "cancel_transaction_id": cancellation}
+    _event(session, flow, before, CANCELLED, principal.actor, "annulation de l'acte demandée au TdT", details)
+    session.commit()
+    return flow
+
+
+def prefecture_letters(session: Session, principal: Principal, connector_name: str) -> list[dict[str, Any]]:
+    """The prefecture's letters waiting on the TdT, each with the flow of its act when there is one."""
+    connector = _connector(session, principal.tenant_id, connector_name)
+    if connector.kind not in TDT_KINDS:
+        raise InvalidInput(f"« {connector_name} » n'est pas un tiers de télétransmission")
+    letters = s2low(connector).prefecture_documents()
+    transactions = {str(letter.get("related_transaction_id")) for letter in letters}
+    flows_by_transaction = {
+        str(flow.data.get("transaction_id")): flow.id
+        for flow in session.execute(
+            select(Flow).where(Flow.tenant_id == principal.tenant_id, Flow.kind == "actes")
+        ).scalars()
+        if str(flow.data.get("transaction_id")) in transactions
+    }
+    return [
+        letter | {"flow_id": flows_by_transaction.get(str(letter.get("related_transaction_id")))} for letter in letters
+    ]
+
+
+def answer_prefecture(
+    session: Session,
+    principal: Principal,
+    connector_name: str,
+    letter_id: str,
+    reply_type: str,
+    object_key: str,
+    filename: str,
+) -> str:
+    """Answer a letter of the prefecture with a stored file (administrator); return the reply's transaction id.
+
+    :raises InvalidInput: the file is not in the store. :raises S2lowRefused: the TdT refused the reply.
+    """
+    principal.require(Role.ADMIN)
+    connector = _connector(session, principal.tenant_id, connector_name)
+    if not get_store().exists(object_key):
+        raise InvalidInput(f"document absent du stockage : {object_key[:16]}")
+    session.commit()
+    answer = s2low(connector).reply_prefecture(letter_id, reply_type, get_store(), object_key, filename)
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action="interop.prefecture.answered",
+        object_type="connector",
+        object_id=connector.id,
+        details={"letter": letter_id, "type": reply_type, "sha256": object_key, "transaction": answer},
+    )
+    session.commit()
+    return answer
