@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from archive import lifecycle, service
-from socle.db import transaction
+from sqlalchemy.orm import Session
+
+from archive import lifecycle, profiles, service
+from archive.models import Transfer
+from socle import messages
+from socle.db import transaction, utcnow
+from socle.errors import InvalidInput, NotFound
+from socle.models import Tenant
+from socle.queue import enqueue
 
 
 def build_package(*, tenant_id: str, transfer_id: str, documents: list[dict[str, Any]]) -> None:
@@ -31,3 +39,97 @@ def delivery_failed(*, tenant_id: str, transfer_id: str, reason: str) -> None:
 def record_sae_message(*, tenant_id: str, transfer_id: str, message_kind: str, object_key: str, size: int) -> None:
     with transaction() as session:
         lifecycle.record_sae_message(session, tenant_id, transfer_id, message_kind, object_key, size)
+
+
+# The namespace of the transfers asked by interop flows: the same flow always names the same transfer.
+FLOW_TRANSFER_NAMESPACE = uuid.UUID("5b0f3c8e-2f4b-4d36-9a51-3f7c6e1d8a20")
+
+
+def _flow_transfer_id(tenant_id: str, flow_id: str) -> str:
+    """The id of the transfer asked by an interop flow: derived from the flow, so that asking again finds it."""
+    return str(uuid.uuid5(FLOW_TRANSFER_NAMESPACE, f"{tenant_id}:{flow_id}"))
+
+
+def request_transfer(
+    *,
+    tenant_id: str,
+    flow_id: str,
+    document_ids: list[str],
+    archival_agency: str,
+    connector: str,
+    profile: str | None,
+    comment: str | None,
+) -> None:
+    """An interop flow asks for its GED documents to be archived: create the transfer once, then answer the flow.
+
+    Like ``service.request_transfer`` for the API: the GED is asked for the documents, the package is built when
+    they come. The transfer's id is derived from the flow: a repeated message finds it and only answers again.
+
+    :raises InvalidInput: no document, or no archival agency. :raises NotFound: unknown collectivité or profile.
+    """
+    transfer_id = _flow_transfer_id(tenant_id, flow_id)
+    with transaction() as session:
+        if session.get(Transfer, transfer_id) is None:
+            _create_flow_transfer(
+                session, tenant_id, transfer_id, flow_id, document_ids, archival_agency, connector, profile, comment
+            )
+        enqueue(
+            session,
+            messages.INTEROP_FLOW_DOCUMENT_STORED,
+            key=f"interop.flow-transfer:{transfer_id}",
+            tenant_id=tenant_id,
+            flow_id=flow_id,
+            name="versement",
+            document_id=transfer_id,
+        )
+
+
+def _create_flow_transfer(
+    session: Session,
+    tenant_id: str,
+    transfer_id: str,
+    flow_id: str,
+    document_ids: list[str],
+    archival_agency: str,
+    connector: str,
+    profile: str | None,
+    comment: str | None,
+) -> Transfer:
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound("collectivité inconnue")
+    ids = list(dict.fromkeys(str(document_id) for document_id in document_ids))
+    if not ids:
+        raise InvalidInput("versement demandé par un flux sans aucun document de la GED")
+    agency = (archival_agency or "").strip()
+    if not agency or len(agency) > 100:
+        raise InvalidInput("service d'archives destinataire absent ou trop long (100 caractères au plus)")
+    if profile is not None:
+        profiles.get_profile(session, tenant_id, profile)  # refused now rather than at the build
+    transfer = Transfer(
+        id=transfer_id,
+        message_identifier=f"{tenant.slug}-{utcnow():%Y%m%d}-{transfer_id[:8]}",
+        tenant_id=tenant_id,
+        document_ids=ids,
+        comment=(comment or "")[:2000] or None,
+        archival_agency=agency,
+        profile=profile,
+        transferring_agency=tenant.siren or tenant.slug,
+        # The SAE connector the flow names: what the archivist sends it with, once the package is built.
+        connector=connector or None,
+        created_by=f"interop:{flow_id}"[:100],
+    )
+    session.add(transfer)
+    session.flush()
+    enqueue(
+        session,
+        messages.GED_EXPORT_FOR_ARCHIVE,
+        key=f"ged.export:{transfer.id}",
+        tenant_id=tenant_id,
+        transfer_id=transfer.id,
+        document_ids=transfer.document_ids,
+    )
+    service.audit_transfer(
+        session, "service:interop", "archive.transfer.requested", transfer, documents=ids, flow_id=flow_id
+    )
+    return transfer

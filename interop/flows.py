@@ -12,7 +12,8 @@ message). A platform that does not answer as it should counts as a try of the sa
 when the platform refuses, the flow stops in error with the platform's words kept, visible
 (``GET /interop/flows?state=error``, ``socle interop flows``) and resumable (``POST /interop/flows/{id}/resume``).
 
-Kinds: ``actes`` (act signed → S²LOW → ARActe → GED), ``helios`` (PES Aller signed → S²LOW → PES Acquit and
+Kinds: ``actes`` (act signed → S²LOW → ARActe → GED → archive service, when the metadata name an ``archive``:
+see :func:`archive_settings`), ``helios`` (PES Aller signed → S²LOW → PES Acquit and
 PES Retour → GED), ``depot`` and ``mail`` (each document through any connector's ``deliver``).
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import io
 import logging
+import mimetypes
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -53,6 +55,9 @@ STATUSES = ("running", "waiting", "error", "done")
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
 # Waiting for the GED's answer; final states.
 FILING, FILED, DELIVERED, CANCELLED = "classement GED", "classé", "déposé", "annulation demandée"
+# actes with an « archive » in their metadata: « classé » then asks the archive service for a transfer.
+ARCHIVED, TRANSFER = "versé aux archives", "versement"
+SAE_KINDS = ("vitam", "asalae")
 LOCK_GRACE = timedelta(seconds=60)
 
 
@@ -117,6 +122,11 @@ def start_flow(
         raise InvalidInput("un flux demande au moins un document")
     if kind == "actes":
         actes.act_from_metadata(metadata, checked)  # a bad field is refused now, not at the first step
+        archive = archive_settings(metadata)
+        if archive is not None:
+            sae = _connector(session, principal.tenant_id, archive["connector"])
+            if sae.kind not in SAE_KINDS:
+                raise InvalidInput(f"« {sae.name} » n'est pas un connecteur de système d'archivage (Vitam, As@lae)")
     flow = Flow(
         tenant_id=principal.tenant_id,
         kind=kind,
@@ -243,7 +253,7 @@ def run_step(tenant_id: str, flow_id: str, state: str) -> None:
 
     with transaction() as session:
         flow = get_flow(session, tenant_id, flow_id)
-        step = MACHINES[flow.kind].get(flow.state)
+        step = _step_of(flow, flow.state)
         if flow.state != state or flow.status not in ("running", "waiting") or step is None:
             return
         connector = session.execute(
@@ -327,7 +337,7 @@ def _advance(session: Session, flow: Flow, outcome: Advance, actor: str = "servi
     before = flow.state
     flow.state, flow.checks, flow.round_start, flow.updated_at = outcome.to, 0, 0, utcnow()
     _event(session, flow, before, outcome.to, actor, outcome.message, outcome.details)
-    if outcome.to not in MACHINES[flow.kind]:
+    if _step_of(flow, outcome.to) is None:
         flow.status, flow.next_check_at = "done", None
         return
     flow.status = "running"
@@ -335,6 +345,13 @@ def _advance(session: Session, flow: Flow, outcome: Advance, actor: str = "servi
     if outcome.wait:
         flow.status = "waiting"
     _enqueue_step(session, flow, utcnow() + wait if wait else None)
+
+
+def _step_of(flow: Flow, state: str) -> Step | None:
+    """The step of ``state`` in the flow's machine; « classé » is final unless the act is to be archived."""
+    if flow.kind == "actes" and state == FILED and archive_settings(flow.flow_metadata) is None:
+        return None
+    return MACHINES[flow.kind].get(state)
 
 
 def _policy_text(session: Session, flow: Flow) -> str:
@@ -385,6 +402,9 @@ def document_stored(tenant_id: str, flow_id: str, name: str, document_id: str) -
 
     with transaction() as session:
         flow = get_flow(session, tenant_id, flow_id, for_update=True)
+        if name == TRANSFER:
+            _transfer_created(session, flow, document_id)
+            return
         stored = dict(flow.data.get("ged_documents") or {})
         if flow.state != FILING or name in stored:
             return
@@ -597,7 +617,7 @@ def _actes_follow(session: Session, flow: Flow, connector: Connector) -> Outcome
             f"{flow.data['act_id']} (ARActe gardé, empreinte {stored.key[:16]}…)"
         )
     _note_prefecture_classification(session, flow, connector, fields["classification_en_cours"])
-    _set(flow, ged_expected=["aracte"])
+    _set(flow, ged_expected=["aracte", *_act_documents_to_file(flow)])
     details = {"sha256": stored.key, **fields}
     return Advance(FILING, f"acquittement reçu le {fields['date_reception']}", details)
 
@@ -635,9 +655,89 @@ def _file_in_ged(session: Session, flow: Flow, connector: Connector) -> Outcome:
     return Pause("documents confiés à la GED")
 
 
+def archive_settings(metadata: dict[str, Any]) -> dict[str, Any] | None:
+    """The transfer an « actes » flow asks for once filed, from its metadata ``archive``; None: none asked.
+
+    ``archive`` = {connector (the SAE connector), archival_agency, profile?, comment?, document_ids?}:
+    ``document_ids`` names the act's documents already in the GED; without it, the act and its annexes are filed
+    in the GED with the ARActe, and all of them are archived.
+
+    :raises InvalidInput: an ``archive`` that is not an object, or without its connector or archival agency.
+    """
+    value = metadata.get("archive")
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput("« archive » doit être un objet : connector, archival_agency, profile (facultatif)")
+    connector, agency = str(value.get("connector") or "").strip(), str(value.get("archival_agency") or "").strip()
+    if not connector:
+        raise InvalidInput("archive : le connecteur du système d'archivage (connector) est obligatoire")
+    if not agency or len(agency) > 100:
+        raise InvalidInput("archive : le service d'archives destinataire (archival_agency) est obligatoire (100 car.)")
+    ids = value.get("document_ids")
+    if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids) or not ids):
+        raise InvalidInput("archive : document_ids doit être une liste non vide d'identifiants de documents GED")
+    profile, comment = value.get("profile"), value.get("comment")
+    return {
+        "connector": connector,
+        "archival_agency": agency,
+        "profile": str(profile) if profile else None,
+        "comment": str(comment)[:2000] if comment else None,
+        "document_ids": list(ids) if ids else None,
+    }
+
+
+def _act_document_names(flow: Flow) -> list[str]:
+    return ["acte", *(f"annexe-{number}" for number in range(1, len(flow.documents)))]
+
+
+def _act_documents_to_file(flow: Flow) -> list[str]:
+    """The act's own documents go to the GED with its ARActe when they are to be archived and not there yet."""
+    settings = archive_settings(flow.flow_metadata)
+    return _act_document_names(flow) if settings is not None and settings["document_ids"] is None else []
+
+
+def _actes_archive(session: Session, flow: Flow, connector: Connector) -> Outcome:
+    """Filed: ask the archive service for a transfer of the act, its annexes and its ARActe (it answers once)."""
+    settings = archive_settings(flow.flow_metadata)
+    assert settings is not None  # « classé » has this step only then (see _step_of)
+    filed = dict(flow.data.get("ged_documents") or {})
+    acts = settings["document_ids"] or [filed[name] for name in _act_document_names(flow)]
+    document_ids = list(dict.fromkeys([*acts, filed["aracte"]]))
+    subject = str(flow.flow_metadata.get("objet") or "")
+    enqueue(
+        session,
+        messages.ARCHIVE_REQUEST_TRANSFER,
+        key=f"archive.flow-transfer:{flow.id}:{flow.steps}",
+        tenant_id=flow.tenant_id,
+        flow_id=flow.id,
+        document_ids=document_ids,
+        archival_agency=settings["archival_agency"],
+        connector=settings["connector"],
+        profile=settings["profile"],
+        comment=settings["comment"] or f"Acte {flow.data.get('act_id')} — {subject}"[:2000],
+    )
+    _set(flow, archive_documents=document_ids)
+    return Pause("versement demandé au service d'archives")
+
+
+def _transfer_created(session: Session, flow: Flow, transfer_id: str) -> None:
+    """The archive service created the flow's transfer: the flow ends « versé aux archives », once."""
+    if flow.kind != "actes" or flow.state != FILED or flow.status not in ("running", "waiting"):
+        return  # a repeated answer, or a flow that has moved on
+    _set(flow, transfer_id=transfer_id)
+    details = {"transfer_id": transfer_id, "documents": flow.data.get("archive_documents")}
+    _advance(session, flow, Advance(ARCHIVED, "versement créé par le service d'archives", details))
+
+
 def _ged_documents(flow: Flow) -> dict[str, tuple[str, str, str, str]]:
     data, subject = flow.data, str(flow.flow_metadata.get("objet") or flow.documents[0]["filename"])
     found: dict[str, tuple[str, str, str, str]] = {}
+    if flow.kind == "actes":
+        for name, document in zip(_act_document_names(flow), flow.documents, strict=True):
+            title = subject if name == "acte" else f"{name.replace('-', ' ').capitalize()} — {subject}"
+            media_type = mimetypes.guess_type(document["filename"])[0] or "application/octet-stream"
+            found[name] = (document["object_key"], document["filename"], title, media_type)
     if data.get("aracte_key"):
         found["aracte"] = (
             data["aracte_key"],
@@ -762,6 +862,7 @@ MACHINES: dict[str, dict[str, Step]] = {
         "en attente de transmission": Step(_actes_follow),
         "transmis": Step(_actes_follow),
         FILING: Step(_file_in_ged),
+        FILED: Step(_actes_archive),  # only when the act is to be archived (see _step_of)
     },
     "helios": {
         "nouveau": Step(_helios_check),

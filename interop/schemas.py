@@ -61,6 +61,10 @@ class AsalaeConfig(SaeConfig):
     username: str | None = Field(None, max_length=200, description="Utilisateur (authentification basique)")
     password: str | None = Field(None, max_length=500, description="Mot de passe (secret)")
     token: str | None = Field(None, max_length=2000, description="Jeton d'accès (secret), à la place du mot de passe")
+    chunk_size: int = Field(
+        0, ge=0, description="Au-delà de cette taille (octets), l'archive part en morceaux ; 0 : jamais"
+    )
+    chunk_retries: int = Field(3, ge=1, le=20, description="Essais d'un même morceau avant d'abandonner l'exécution")
 
 
 # --- I2's connector kinds: SFTP and WebDAV dépôts, mail, signed webhooks, external CMIS GED, external parapheur

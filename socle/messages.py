@@ -152,6 +152,14 @@ ARCHIVE_RECORD_SAE_MESSAGE = Message(
     "Le système d'archivage a répondu (« acknowledgement » ou « reply », message SEDA dans le stockage) : le "
     "service d'archives le lit et fait avancer le versement (reçu, accepté ou refusé).",
 )
+ARCHIVE_REQUEST_TRANSFER = Message(
+    "archive.jobs.request_transfer",
+    ("tenant_id", "flow_id", "document_ids", "archival_agency", "connector", "profile", "comment"),
+    "Un flux d'interopérabilité (actes) demande le versement de ses documents GED (l'acte, ses annexes, l'ARActe) : "
+    "le service d'archives crée le versement une seule fois par flux, comme l'API, et répond par "
+    "INTEROP_FLOW_DOCUMENT_STORED (« name » : versement, « document_id » : l'identifiant du versement).",
+    on_failure="interop.jobs.flow_failed",
+)
 
 # Interop
 INTEROP_DELIVER = Message(
@@ -181,8 +189,9 @@ INTEROP_FLOW_FAILED = Message(
 INTEROP_FLOW_DOCUMENT_STORED = Message(
     "interop.jobs.flow_document_stored",
     ("tenant_id", "flow_id", "name", "document_id"),
-    "La GED a enregistré un document d'un flux (« name » : aracte, acquit, retour) ; le flux est classé quand "
-    "tous le sont.",
+    "La GED a enregistré un document d'un flux (« name » : aracte, acquit, retour, acte, annexe-N) ; le flux est "
+    "classé quand tous le sont. Le service d'archives l'envoie aussi (« name » : versement) quand il a créé le "
+    "versement demandé par le flux.",
 )
 
 

@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from s2low_helpers import (
@@ -24,16 +26,20 @@ from s2low_helpers import (
     step_jobs,
     store,
 )
+from sae_helpers import Simulator, add_connector, asalae_config, running_asalae
 from sqlalchemy import select
 
+from archive import jobs as archive_jobs
+from archive.models import Transfer
 from ged.models import Document, Version
 from interop import flows
 from interop.models import Flow, FlowLock
-from socle import queue
+from socle import messages, queue
 from socle.db import new_session, transaction, utcnow
 from socle.models import AuditEntry, Job
+from socle.storage import get_store
 
-from conftest import ROOT, Kit, assert_problem, make_pdf, run_jobs
+from conftest import ROOT, Kit, assert_problem, make_pdf, run_jobs, upload_document
 
 
 @pytest.fixture(autouse=True)
@@ -355,3 +361,117 @@ def test_the_ged_stores_a_flow_document_once_even_after_a_crash(kit: Kit) -> Non
             .all()
         )
         assert len(replies) == 1 and replies[0].arguments["document_id"] == orphan_document
+
+
+# --------------------------------------------------------------------------------------------------------
+# « classé » → the archive service: a transfer of the act, its annexes and its ARActe
+
+
+@pytest.fixture
+def asalae_sim() -> Iterator[Simulator]:
+    yield from running_asalae()
+
+
+def archived_act_request(number: str, **archive: Any) -> dict[str, Any]:
+    body = act_request(number)
+    body["metadata"]["archive"] = {"connector": "sae", "archival_agency": "AD037"} | archive
+    return body
+
+
+def transfers_of(tenant_id: str) -> list[Transfer]:
+    with new_session() as session:
+        rows = list(session.execute(select(Transfer).where(Transfer.tenant_id == tenant_id)).scalars())
+        for row in rows:
+            session.expunge(row)
+        return rows
+
+
+def test_a_filed_act_is_archived_through_the_archive_service(kit: Kit, sim: S2low, asalae_sim: Simulator) -> None:
+    add_s2low(kit, sim)
+    add_connector(kit, "sae", "asalae", asalae_config(asalae_sim))
+    flow_id = start(kit, archived_act_request("DEL_30"))
+
+    flow = drive(flow_id)
+    assert flow.status == "done" and flow.state == "versé aux archives", flow.error
+    states = [event.to_state for event in events(flow_id)]
+    assert states[-3:] == ["classement GED", "classé", "versé aux archives"]
+    filed = flow.data["ged_documents"]
+    assert set(filed) == {"aracte", "acte", "annexe-1"}
+
+    # One transfer, built by the archive service from the GED's export of the three documents.
+    [transfer] = transfers_of(kit.tenant_id)
+    assert flow.data["transfer_id"] == transfer.id
+    assert transfer.document_ids == [filed["acte"], filed["annexe-1"], filed["aracte"]]
+    assert transfer.archival_agency == "AD037" and transfer.connector == "sae"
+    assert transfer.status == "built", (transfer.status, transfer.error, transfer.validation)
+    assert "DEL_30" in (transfer.comment or "") and transfer.created_by == f"interop:{flow_id}"
+    with get_store().local_path(transfer.sip_key or "") as path, zipfile.ZipFile(path) as sip:
+        names = sip.namelist()
+        manifest = sip.read("manifest.xml").decode()
+    assert len(names) == 4  # the manifest and the three documents
+    assert "Approbation du budget primitif 2027" in manifest and "ARActe" in manifest
+    with new_session() as session:  # the act's own documents are GED documents now, found again by their origin
+        origins = session.execute(select(Version.origin).where(Version.document_id.in_(filed.values()))).scalars()
+        assert sorted(origins) == sorted(f"interop:{flow_id}:{name}" for name in filed)
+
+    # The archivist sends it with the connector the flow named: As@lae receives the act's package once.
+    sent = kit["archiviste"].post(f"/archive/transfers/{transfer.id}/send", json={"connector": transfer.connector})
+    assert sent.status_code == 202, sent.text
+    run_jobs()
+    assert asalae_sim.sends(transfer.message_identifier) == 1
+    assert kit["archiviste"].get(f"/archive/transfers/{transfer.id}").json()["status"] == "accepted"
+
+
+def test_the_transfer_is_asked_once_even_when_the_messages_come_again(kit: Kit, sim: S2low) -> None:
+    add_s2low(kit, sim)
+    add_connector(kit, "sae", "asalae", {"url": "http://127.0.0.1:9", "username": "u", "password": "p"})
+    flow = drive(start(kit, archived_act_request("DEL_31")))
+    assert flow.state == "versé aux archives", flow.error
+    [transfer] = transfers_of(kit.tenant_id)
+    history = len(events(flow.id))
+
+    with transaction() as session:  # the archive's job and its answer run again (a worker died after them)
+        function = messages.ARCHIVE_REQUEST_TRANSFER.function
+        request = session.execute(
+            select(Job).where(Job.function == function, Job.tenant_id == kit.tenant_id)
+        ).scalar_one()
+        arguments = dict(request.arguments)
+    archive_jobs.request_transfer(**arguments)
+    flows.document_stored(kit.tenant_id, flow.id, "versement", "un-autre-versement")
+    run_jobs()
+    assert [row.id for row in transfers_of(kit.tenant_id)] == [transfer.id]
+    assert flow_of(flow.id).data["transfer_id"] == transfer.id and len(events(flow.id)) == history
+    with new_session() as session:
+        exports = session.execute(
+            select(Job).where(Job.function == messages.GED_EXPORT_FOR_ARCHIVE.function, Job.tenant_id == kit.tenant_id)
+        ).scalars()
+        assert len(list(exports)) == 1
+
+
+def test_acts_already_in_the_ged_are_archived_by_their_ids(kit: Kit, sim: S2low) -> None:
+    add_s2low(kit, sim)
+    add_connector(kit, "sae", "asalae", {"url": "http://127.0.0.1:9", "username": "u", "password": "p"})
+    signed = upload_document(kit["agent"], make_pdf("Délibération signée, déjà dans la GED"))
+    flow = drive(start(kit, archived_act_request("DEL_32", document_ids=[signed["id"]])))
+    assert flow.state == "versé aux archives", flow.error
+    assert set(flow.data["ged_documents"]) == {"aracte"}  # the act is not filed a second time
+    [transfer] = transfers_of(kit.tenant_id)
+    assert transfer.document_ids == [signed["id"], flow.data["ged_documents"]["aracte"]]
+    assert transfer.status == "built", transfer.error
+
+
+def test_a_bad_archive_request_is_refused_or_stops_the_flow_in_french(kit: Kit, sim: S2low) -> None:
+    add_s2low(kit, sim)
+    refused = kit["agent"].post("/interop/flows", json=archived_act_request("DEL_33", archival_agency=""))
+    assert "service d'archives destinataire" in assert_problem(refused, 422)["detail"]
+    unknown = kit["agent"].post("/interop/flows", json=archived_act_request("DEL_33"))
+    assert "connecteur « sae » introuvable" in assert_problem(unknown, 404)["detail"]
+    wrong = kit["agent"].post("/interop/flows", json=archived_act_request("DEL_33", connector="tdt"))
+    assert "n'est pas un connecteur de système d'archivage" in assert_problem(wrong, 422)["detail"]
+
+    # An archival profile the archive service does not know: the flow stops in error, filed, resumable.
+    add_connector(kit, "sae", "asalae", {"url": "http://127.0.0.1:9", "username": "u", "password": "p"})
+    flow = drive(start(kit, archived_act_request("DEL_34", profile="inconnu")))
+    assert flow.status == "error" and flow.state == "classé", flow.state
+    assert "profil d'archivage « inconnu » introuvable" in (flow.error or "")
+    assert transfers_of(kit.tenant_id) == []
