@@ -1,11 +1,13 @@
 """Bulk signing: many PDFs, one identity, in a process pool; failures stay per document."""
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from parapheur.bulk import IN_FLIGHT_PER_WORKER, BulkResult, sign_many
+from parapheur.bulk import IN_FLIGHT_PER_WORKER, SMALL_BATCH, WORKER_LOST_ERROR, BulkResult, sign_many
 from parapheur.pades import IdentityError, SignatureRequest, verify_pdf
 
 from conftest import identity_certificate, make_pdf, pdfsig, signing_identity
@@ -74,7 +76,6 @@ def test_batch_in_two_workers_every_output_valid(tmp_path: Path) -> None:
         [check] = verify_pdf(path, trusted)
         assert check.intact and check.valid and check.covers_whole_document, path.name
         assert check.signer_name == "Dominique Dupont"
-    for path in signed[:: GOOD_COUNT // 3]:
         assert "Signature is Valid" in pdfsig(path), path.name
     # Written atomically: no temporary file left beside the outputs.
     assert {p.name for p in (tmp_path / "signes").iterdir()} == {p.name for p in signed}
@@ -90,6 +91,18 @@ def test_in_process_gives_the_same_results(tmp_path: Path) -> None:
     assert check.valid
 
 
+def test_small_batch_by_default_needs_no_pool(tmp_path: Path) -> None:
+    jobs = batch(tmp_path)
+    assert len(jobs) < SMALL_BATCH
+    results = []
+    for result in sign_many(jobs, *signing_identity(), REQUEST):
+        assert pool_workers() == []  # signed in this process: no worker was started for it
+        results.append(result)
+    check_results(jobs, results)
+    [check] = verify_pdf(results[-1].destination, [identity_certificate()])
+    assert check.valid
+
+
 def test_wrong_passphrase_fails_before_any_document(tmp_path: Path) -> None:
     jobs = batch(tmp_path)
     pkcs12, _ = signing_identity()
@@ -100,3 +113,52 @@ def test_wrong_passphrase_fails_before_any_document(tmp_path: Path) -> None:
 
 def test_empty_batch(tmp_path: Path) -> None:
     assert list(sign_many([], *signing_identity(), REQUEST, workers=2)) == []
+
+
+def pool_workers() -> list[int]:
+    """Pids of the signing workers: the children of this process's fork server."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+    servers = {pid for pid, parent in parents.items() if parent == os.getpid() and is_fork_server(pid)}
+    return [pid for pid, parent in parents.items() if parent in servers]
+
+
+def is_fork_server(pid: int) -> bool:
+    try:
+        return b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def test_killed_worker_loses_only_its_unfinished_documents(tmp_path: Path) -> None:
+    sources = tmp_path / "a-signer"
+    sources.mkdir()
+    (tmp_path / "signes").mkdir()
+    jobs = []
+    for index in range(60):
+        path = sources / f"{index:02d}.pdf"
+        path.write_bytes(make_pdf(f"Arrêté n° {index}"))
+        jobs.append((path, tmp_path / "signes" / path.name))
+    results: list[BulkResult] = []
+    for result in sign_many(jobs, *signing_identity(), REQUEST, workers=2):
+        if not results:
+            workers = pool_workers()
+            assert len(workers) == 2
+            os.kill(workers[0], signal.SIGKILL)  # as the kernel's OOM killer would
+        results.append(result)
+
+    assert sorted(r.source for r in results) == sorted(source for source, _ in jobs)  # each exactly once
+    lost = [r for r in results if not r.ok]
+    assert lost and all(r.error == WORKER_LOST_ERROR and not r.destination.exists() for r in lost)
+    signed = [r.destination for r in results if r.ok]
+    # Those finished by the pool that broke are reported signed, and the batch went on in a fresh pool.
+    assert len(signed) > 1 and {p.name for p in (tmp_path / "signes").iterdir()} == {p.name for p in signed}
+    trusted = [identity_certificate()]
+    for path in signed:
+        [check] = verify_pdf(path, trusted)
+        assert check.valid, path.name
