@@ -23,7 +23,8 @@ demo: install
 
 # Debian packages the tests need: poppler-utils (pdfsig, the independent signature check), qpdf, and
 # softhsm2 with opensc's pkcs11-tool (a real PKCS#11 token for the smart-card tests), xmlsec1 and openssl
-# (the independent checks of XAdES and CAdES signatures).
+# (the independent checks of XAdES and CAdES signatures), ocrmypdf with tesseract-ocr-fra (French OCR
+# and PDF/A-2b copies of GED documents; it brings Ghostscript).
 system-deps:
 	@need=""; \
 	command -v pdfsig >/dev/null || need="$$need poppler-utils"; \
@@ -32,6 +33,8 @@ system-deps:
 	command -v pkcs11-tool >/dev/null || need="$$need opensc"; \
 	command -v xmlsec1 >/dev/null || need="$$need xmlsec1"; \
 	command -v openssl >/dev/null || need="$$need openssl"; \
+	command -v ocrmypdf >/dev/null || need="$$need ocrmypdf"; \
+	tesseract --list-langs 2>/dev/null | grep -qx fra || need="$$need tesseract-ocr-fra"; \
 	if [ -n "$$need" ]; then \
 		echo "Installation des paquets Debian :$$need"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

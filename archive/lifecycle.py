@@ -16,8 +16,10 @@ from archive import replies
 from archive.models import SaeMessage, Transfer
 from archive.service import audit_transfer, get_transfer
 from archive.statuses import ACCEPTED, ACKNOWLEDGED, DELIVERED, REJECTED, SENDING
+from socle import messages
 from socle.db import utcnow
 from socle.errors import InvalidInput
+from socle.queue import enqueue
 from socle.storage import check_key, get_store
 
 # Where each kind of message may move a transfer from.
@@ -127,10 +129,43 @@ def _apply(session: Session, transfer: Transfer, message: replies.SaeMessage) ->
         transfer.status, transfer.error = ACCEPTED, None
         transfer.sae_identifiers = _identifiers(transfer, message)
         audit_transfer(session, ACTOR, "archive.transfer.accepted", transfer, **details)
+        _tell_ged(session, transfer, message)
     else:
         transfer.status = REJECTED
         transfer.error = " ".join([message.verdict(), *(f"{reason}." for reason in message.reasons())])
         audit_transfer(session, ACTOR, "archive.transfer.rejected", transfer, reasons=message.reasons(), **details)
+
+
+def _tell_ged(session: Session, transfer: Transfer, message: replies.SaeMessage) -> None:
+    """The GED marks the transfer's documents archived, each with the identifier the SAE gave its unit."""
+    if not transfer.document_ids:
+        return  # a package built from a folder tree: no GED document
+    documents = [
+        {"document_id": document_id, "sae_identifier": _unit_identifier(message, unit_id) or message.message_identifier}
+        for document_id, unit_id in zip(transfer.document_ids, _unit_ids(len(transfer.document_ids)), strict=True)
+    ]
+    enqueue(
+        session,
+        messages.GED_MARK_ARCHIVED,
+        key=f"ged.archived:{transfer.id}",
+        tenant_id=transfer.tenant_id,
+        transfer_id=transfer.id,
+        documents=documents,
+    )
+
+
+def _unit_ids(count: int) -> list[str]:
+    # The package's units, in the GED's document order (archive.service._transfer_spec): one document is AU1;
+    # several are grouped under AU1, as AU2, AU3…
+    return ["AU1"] if count == 1 else [f"AU{index + 2}" for index in range(count)]
+
+
+def _unit_identifier(message: replies.SaeMessage, unit_id: str) -> str | None:
+    found = message.units.get(unit_id, {})
+    for key in ("system_ids", "archival_agency_identifiers"):
+        if found.get(key):
+            return str(found[key][0])
+    return None
 
 
 def _identifiers(transfer: Transfer, message: replies.SaeMessage) -> dict[str, Any]:

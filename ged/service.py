@@ -1,30 +1,46 @@
-"""GED use cases. Each takes a session and commits once; the API and the jobs only translate around them."""
+"""GED use cases. Each takes a session and commits once; the API and the jobs only translate around them.
+
+Every write checks the user's rights (ged.access), refuses a held, eliminated or checked-out-by-another
+document, keeps typed metadata valid (ged.types), recomputes the DUA, is audited, and re-indexes the
+document (ged.indexing); a new content also schedules its renditions (ged.renditions).
+"""
 
 from __future__ import annotations
 
+import json
 import re
+from datetime import timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from ged.models import Document, Version
+from ged import access, holds, indexing, renditions, types
+from ged.models import Document, DocumentType, Version
 from ged.schemas import Metadata, MetadataPatch
 from socle import audit, messages
 from socle.auth import Principal
 from socle.db import utcnow
-from socle.errors import InvalidInput, NotFound
+from socle.errors import Conflict, InvalidInput, NotFound, SocleError
 from socle.files import display_name
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
 
 PDF = "application/pdf"
-
+ELIMINATED, ARCHIVED, TRANSFERRED = "eliminated", "archived", "transferred"
 
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}$")
 OCTET_STREAM = "application/octet-stream"
+
+
+class Gone(SocleError):
+    """The content was eliminated: the document's record stays (tombstone), its bytes do not."""
+
+    status = 410
+    title = "Contenu éliminé"
+    slug = "gone"
 
 
 def sniff_media_type(head: bytes, declared: str | None) -> str:
@@ -46,61 +62,192 @@ def _refuse_empty(path: Path) -> None:
         raise InvalidInput("le fichier est vide")
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Checks shared by the writes
+
+
+def check_can_create(session: Session, principal: Principal, metadata: Metadata) -> DocumentType | None:
+    """Check, before any byte is stored, that the user may file such a document there, with these values;
+    its type if any.
+
+    :raises NotFound: unknown folder; InvalidInput: unknown type code, a wrong field value (naming the
+        field); Forbidden: no right « write ».
+    """
+    access.require_folder(session, principal, metadata.folder_id, "write")
+    document_type = types.by_code(session, principal.tenant_id, metadata.type) if metadata.type else None
+    access.require_type(session, principal, document_type.id if document_type else None, "write")
+    types.validate_values(session, principal.tenant_id, document_type, metadata.field_values)
+    return document_type
+
+
+def check_writable(session: Session, principal: Principal, document: Document, right: str = "write") -> None:
+    """The user may change this document now: right, not eliminated, not held, not checked out by another.
+
+    :raises NotFound, Forbidden: rights; Conflict: eliminated, held (naming the hold) or checked out.
+    """
+    access.require(session, principal, document, right)
+    if document.disposal == ELIMINATED:
+        raise Conflict("document éliminé : il ne peut plus être modifié")
+    holds.check_not_held(session, document)
+    if document.checked_out_by and document.checked_out_by != principal.username:
+        raise Conflict(f"document extrait (check-out) par {document.checked_out_by} : lui seul peut le modifier")
+
+
+def _after_write(session: Session, document: Document, new_content: Version | None = None) -> None:
+    """What every write ends with, before the commit: DUA, search index, renditions of new content."""
+    document_type = session.get(DocumentType, document.type_id) if document.type_id else None
+    document.dua_ends_on = types.dua_ends_on(document, document_type)
+    session.flush()
+    indexing.index_document(session, document)
+    if new_content is not None:
+        renditions.schedule(session, document, new_content)
+
+
+def _audit(session: Session, tenant_id: str, actor: str, action: str, document_id: str, **details: Any) -> None:
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action=action,
+        object_type="document",
+        object_id=document_id,
+        details=details,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Documents and versions
+
+
 def create_document(
     session: Session, principal: Principal, stored: StoredObject, filename: str, media_type: str, metadata: Metadata
 ) -> Document:
-    document = Document(tenant_id=principal.tenant_id, created_by=principal.username, current_version=1)
-    document.versions.append(
-        Version(
-            number=1,
-            object_key=stored.key,
-            size=stored.size,
-            media_type=media_type,
-            filename=display_name(filename),
-            title=metadata.title,
-            document_type=metadata.document_type,
-            document_date=metadata.date,
-            tags=metadata.tags,
-            author=principal.username,
-        )
+    """Create a document from stored bytes and its metadata (type, folder, typed fields checked).
+
+    :raises InvalidInput: a field value (naming the field), an unknown type; NotFound: unknown folder;
+        Forbidden: no right « write » on the folder or the type.
+    """
+    document_type = check_can_create(session, principal, metadata)
+    values = types.validate_values(session, principal.tenant_id, document_type, metadata.field_values)
+    document = Document(
+        tenant_id=principal.tenant_id,
+        created_by=principal.username,
+        current_version=1,
+        folder_id=metadata.folder_id,
+        type_id=document_type.id if document_type else None,
+        created_at=utcnow(),
     )
+    version = Version(
+        number=1,
+        object_key=stored.key,
+        size=stored.size,
+        media_type=media_type,
+        filename=display_name(filename),
+        title=metadata.title,
+        document_type=metadata.label,
+        document_date=metadata.date,
+        tags=metadata.tags,
+        author=principal.username,
+        field_values=values,
+    )
+    document.versions.append(version)
     session.add(document)
     session.flush()
-    audit.record(
+    _audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor=principal.actor,
-        action="ged.document.created",
-        object_type="document",
-        object_id=document.id,
-        details={"title": metadata.title, "sha256": stored.key, "size": stored.size},
+        principal.tenant_id,
+        principal.actor,
+        "ged.document.created",
+        document.id,
+        title=metadata.title,
+        sha256=stored.key,
+        size=stored.size,
+        type=metadata.type,
+        folder_id=metadata.folder_id,
     )
+    _after_write(session, document, version)
     session.commit()
     return document
 
 
 def update_metadata(session: Session, principal: Principal, document_id: str, patch: MetadataPatch) -> Document:
+    """Change metadata: a new version with the same content; a folder change alone files the document.
+
+    :raises InvalidInput: nothing to change, a field value; Conflict: held…; NotFound, Forbidden: rights.
+    """
     document = get_document(session, principal.tenant_id, document_id, for_update=True)
+    check_writable(session, principal, document)
     changes = patch.model_dump(exclude_unset=True, exclude={"comment"})
     if not changes:
         raise InvalidInput("aucune modification demandée")
+    if "folder_id" in changes:
+        _refile(session, principal, document, changes.pop("folder_id"))
+    version = _new_metadata_version(session, principal, document, changes, patch.comment) if changes else None
+    # The new version carries the same bytes: its renditions are those of the previous one (copied, no job).
+    _after_write(session, document, version)
+    session.commit()
+    return document
+
+
+def _new_metadata_version(
+    session: Session, principal: Principal, document: Document, changes: dict[str, Any], comment: str | None
+) -> Version:
     current = document.current
-    _add_version(
+    document_type = session.get(DocumentType, document.type_id) if document.type_id else None
+    previous_values = current.field_values
+    if "type" in changes:
+        code = changes.pop("type")
+        new_type = types.by_code(session, principal.tenant_id, code) if code else None
+        if (new_type.id if new_type else None) != document.type_id:
+            access.require_type(session, principal, new_type.id if new_type else None, "write")
+            document_type, previous_values = new_type, {}  # another schema: the old values stay in old versions
+            document.type_id = new_type.id if new_type else None
+            changes.setdefault("document_type", new_type.code if new_type else current.document_type)
+    values = types.validate_values(
+        session, principal.tenant_id, document_type, changes.get("field_values") or {}, previous_values
+    )
+    return _add_version(
         session,
         document,
         principal.tenant_id,
         principal.actor,
         principal.username,
-        object_key=current.object_key,
-        size=current.size,
-        media_type=current.media_type,
-        filename=current.filename,
+        base=current,
         title=changes.get("title", current.title),
         document_type=changes.get("document_type", current.document_type),
         document_date=changes.get("date", current.document_date),
         tags=changes.get("tags", current.tags),
-        comment=patch.comment,
+        field_values=values,
+        comment=comment,
     )
+
+
+def _refile(session: Session, principal: Principal, document: Document, folder_id: str | None) -> None:
+    if folder_id == document.folder_id:
+        return
+    access.require_folder(session, principal, folder_id, "write")  # also: unknown or another tenant's → 404
+    before, document.folder_id = document.folder_id, folder_id
+    document.updated_at = utcnow()
+    _audit(
+        session,
+        principal.tenant_id,
+        principal.actor,
+        "ged.document.filed",
+        document.id,
+        folder_id=folder_id,
+        previous=before,
+    )
+
+
+def file_document(session: Session, principal: Principal, document_id: str, folder_id: str | None) -> Document:
+    """File a document in a folder of the plan (None: out of the plan), without a new version.
+
+    :raises NotFound: unknown folder; Forbidden: no right « write » on the document or the target folder.
+    """
+    document = get_document(session, principal.tenant_id, document_id, for_update=True)
+    check_writable(session, principal, document)
+    _refile(session, principal, document, folder_id)
+    _after_write(session, document)
     session.commit()
     return document
 
@@ -108,23 +255,22 @@ def update_metadata(session: Session, principal: Principal, document_id: str, pa
 def add_content_version(
     session: Session, principal: Principal, document_id: str, stored: StoredObject, filename: str, media_type: str
 ) -> Document:
+    """A new content for the document (metadata carried over). :raises Conflict: held…; NotFound, Forbidden."""
     document = get_document(session, principal.tenant_id, document_id, for_update=True)
-    current = document.current
-    _add_version(
+    check_writable(session, principal, document)
+    version = _add_version(
         session,
         document,
         principal.tenant_id,
         principal.actor,
         principal.username,
+        base=document.current,
         object_key=stored.key,
         size=stored.size,
         media_type=media_type,
         filename=display_name(filename),
-        title=current.title,
-        document_type=current.document_type,
-        document_date=current.document_date,
-        tags=current.tags,
     )
+    _after_write(session, document, version)
     session.commit()
     return document
 
@@ -139,34 +285,40 @@ def record_signed_version(
     filename: str,
     signatories: list[str],
 ) -> Version:
-    """Store a signed PDF from the parapheur as a new version, once, however often the job runs."""
+    """Store a signed PDF from the parapheur as a new version, once, however often the job runs.
+
+    :raises Conflict: the document is held or eliminated meanwhile (the job waits for a retry).
+    """
     origin = f"parapheur:{folder_id}"
     document = get_document(session, tenant_id, document_id, for_update=True)
     done = next((version for version in document.versions if version.origin == origin), None)
     if done is not None:
         return done
+    if document.disposal == ELIMINATED:
+        raise Conflict("document éliminé : la version signée ne peut plus y être ajoutée")
+    holds.check_not_held(session, document)
     if not get_store().exists(object_key):
         raise NotFound(f"PDF signé {object_key} introuvable dans le stockage")
-    current = document.current
     version = _add_version(
         session,
         document,
         tenant_id,
         "service:parapheur",
         "parapheur",
+        base=document.current,
         object_key=object_key,
         size=size,
         media_type=PDF,
         filename=display_name(filename),
-        title=current.title,
-        document_type=current.document_type,
-        document_date=current.document_date,
-        tags=current.tags,
         origin=origin,
         comment="Signé par " + ", ".join(signatories),
     )
+    _after_write(session, document, version)
     session.commit()
     return version
+
+
+_CARRIED = ("object_key", "size", "media_type", "filename", "title", "document_type", "document_date", "tags")
 
 
 def _add_version(
@@ -176,48 +328,40 @@ def _add_version(
     actor: str,
     author: str,
     *,
-    object_key: str,
-    size: int,
-    media_type: str,
-    filename: str,
-    title: str,
-    document_type: str,
-    document_date: object,
-    tags: list[str],
+    base: Version,
     origin: str | None = None,
     comment: str | None = None,
+    **overrides: Any,
 ) -> Version:
-    version = Version(
-        number=document.current_version + 1,
-        object_key=object_key,
-        size=size,
-        media_type=media_type,
-        filename=filename,
-        title=title,
-        document_type=document_type,
-        document_date=document_date,
-        tags=tags,
-        author=author,
-        origin=origin,
-        comment=comment,
-    )
+    """A new version: ``base``'s content and metadata with ``overrides``; field values carried over too."""
+    values = {name: getattr(base, name) for name in _CARRIED}
+    values["field_values"] = dict(base.field_values or {})
+    values.update(overrides)
+    version = Version(number=document.current_version + 1, author=author, origin=origin, comment=comment, **values)
     document.versions.append(version)
     document.current_version = version.number
     document.updated_at = utcnow()
     session.flush()
-    audit.record(
+    _audit(
         session,
-        tenant_id=tenant_id,
-        actor=actor,
-        action="ged.version.created",
-        object_type="document",
-        object_id=document.id,
-        details={"version": version.number, "sha256": object_key, "origin": origin},
+        tenant_id,
+        actor,
+        "ged.version.created",
+        document.id,
+        version=version.number,
+        sha256=version.object_key,
+        origin=origin,
     )
     return version
 
 
-def get_document(session: Session, tenant_id: str, document_id: str, *, for_update: bool = False) -> Document:
+def get_document(
+    session: Session, tenant_id: str, document_id: str, *, for_update: bool = False, trashed: bool = False
+) -> Document:
+    """A document of the tenant, its versions loaded; in the trash only with ``trashed``.
+
+    :raises NotFound: unknown, another tenant's, or in the trash.
+    """
     query = (
         select(Document)
         .where(Document.id == document_id, Document.tenant_id == tenant_id)
@@ -228,7 +372,27 @@ def get_document(session: Session, tenant_id: str, document_id: str, *, for_upda
     document = session.execute(query).scalar_one_or_none()
     if document is None:
         raise NotFound(f"document {document_id} introuvable")
+    if document.deleted_at is not None and not trashed:
+        raise NotFound(f"document {document_id} introuvable (il est dans la corbeille)")
     return document
+
+
+def read_document(session: Session, principal: Principal, document_id: str, right: str = "read") -> Document:
+    """A document the user may read (or has ``right`` on). :raises NotFound, Forbidden."""
+    document = get_document(session, principal.tenant_id, document_id)
+    access.require(session, principal, document, right)
+    return document
+
+
+def readable_content(document: Document, version: Version) -> Version:
+    """:raises Gone: the content was eliminated (the record stays)."""
+    if document.disposal == ELIMINATED:
+        raise Gone(f"contenu du document {document.id} éliminé le {_day(document)} ; seule sa notice reste")
+    return version
+
+
+def _day(document: Document) -> str:
+    return document.disposal_at.date().isoformat() if document.disposal_at else "?"
 
 
 def get_version(document: Document, number: int) -> Version:
@@ -238,13 +402,46 @@ def get_version(document: Document, number: int) -> Version:
     return version
 
 
+def _current_version_join() -> Any:
+    return (Version.document_id == Document.id) & (Version.number == Document.current_version)
+
+
 def list_documents(
-    session: Session, tenant_id: str, *, document_type: str | None, limit: int, offset: int
+    session: Session,
+    principal: Principal,
+    *,
+    document_type: str | None = None,
+    type_code: str | None = None,
+    folder_id: str | None = None,
+    tag: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
 ) -> tuple[list[Document], int]:
-    current = (Version.document_id == Document.id) & (Version.number == Document.current_version)
-    query = select(Document).join(Version, current).where(Document.tenant_id == tenant_id)
+    """The live documents the user may read (not in the trash, not eliminated), newest change first."""
+    query = (
+        select(Document)
+        .join(Version, _current_version_join())
+        .where(access.readable(session, principal), Document.deleted_at.is_(None))
+        .where((Document.disposal.is_(None)) | (Document.disposal != ELIMINATED))
+    )
     if document_type:
         query = query.where(Version.document_type == document_type)
+    if type_code:
+        found = types.find_by_code(session, principal.tenant_id, type_code)
+        query = query.where(Document.type_id == (found.id if found else None))
+    if folder_id:
+        access.require_folder(session, principal, folder_id, "read")
+        query = query.where(Document.folder_id == folder_id)
+    if tag:
+        query = query.where(cast(Version.tags, String).like(f"%{_like(json.dumps(tag))}%", escape="\\"))
+    return _page(session, query, limit, offset)
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _page(session: Session, query: Any, limit: int, offset: int) -> tuple[list[Document], int]:
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     documents = session.execute(
         query.options(selectinload(Document.versions))
@@ -257,7 +454,8 @@ def list_documents(
 
 def request_delivery(session: Session, principal: Principal, document_id: str, connector: str) -> Version:
     """Send the current version through one of the tenant's interop connectors (dépôt…); at most once."""
-    version = get_document(session, principal.tenant_id, document_id).current
+    document = read_document(session, principal, document_id)
+    version = readable_content(document, document.current)
     enqueue(
         session,
         messages.INTEROP_DELIVER,
@@ -270,14 +468,64 @@ def request_delivery(session: Session, principal: Principal, document_id: str, c
         idempotency_key=f"ged:{document_id}:{version.number}",
         reply=None,  # the delivery and its receipt are followed in the interop service (/interop/deliveries)
     )
-    audit.record(
+    _audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor=principal.actor,
-        action="ged.document.delivery_requested",
-        object_type="document",
-        object_id=document_id,
-        details={"connector": connector, "version": version.number},
+        principal.tenant_id,
+        principal.actor,
+        "ged.document.delivery_requested",
+        document_id,
+        connector=connector,
+        version=version.number,
     )
     session.commit()
     return version
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Trash
+
+
+def trash_days() -> int:
+    return get_settings().ged_trash_days
+
+
+def trash_document(session: Session, principal: Principal, document_id: str) -> Document:
+    """Put a document in the trash (restorable for ``ged_trash_days``).
+
+    :raises Conflict: held (naming the hold) or eliminated; NotFound, Forbidden: rights.
+    """
+    document = get_document(session, principal.tenant_id, document_id, for_update=True)
+    check_writable(session, principal, document, "delete")
+    document.deleted_at, document.deleted_by = utcnow(), principal.username
+    _audit(
+        session, principal.tenant_id, principal.actor, "ged.document.trashed", document.id, title=document.current.title
+    )
+    _after_write(session, document)
+    session.commit()
+    return document
+
+
+def restore_document(session: Session, principal: Principal, document_id: str) -> Document:
+    """Take a document out of the trash, within the window.
+
+    :raises Conflict: not in the trash, or the window has closed.
+    """
+    document = get_document(session, principal.tenant_id, document_id, for_update=True, trashed=True)
+    access.require(session, principal, document, "delete")
+    if document.deleted_at is None:
+        raise Conflict("le document n'est pas dans la corbeille")
+    limit = document.deleted_at + timedelta(days=trash_days())
+    if utcnow() > limit:
+        raise Conflict(f"délai de restauration dépassé : {trash_days()} jours après la suppression")
+    document.deleted_at, document.deleted_by = None, None
+    document.updated_at = utcnow()
+    _audit(session, principal.tenant_id, principal.actor, "ged.document.restored", document.id)
+    _after_write(session, document)
+    session.commit()
+    return document
+
+
+def list_trash(session: Session, principal: Principal, *, limit: int, offset: int) -> tuple[list[Document], int]:
+    """The documents in the trash the user may read."""
+    query = select(Document).where(access.readable(session, principal), Document.deleted_at.is_not(None))
+    return _page(session, query, limit, offset)

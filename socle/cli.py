@@ -255,10 +255,12 @@ def demo(output: str | None) -> None:
 def _mount_service_commands() -> None:
     # Explicit: each service's command group, or a loud failure if its module is broken.
     import archive.cli
+    import ged.cli
     import interop.cli
     import parapheur.cli
 
     cli.add_command(archive.cli.group)
+    cli.add_command(ged.cli.group)
     cli.add_command(interop.cli.group)
     cli.add_command(parapheur.cli.group)
 

@@ -87,8 +87,8 @@ def _ensure_schemas() -> None:
 
 def _prepare_tenant() -> dict[str, str]:
     """The demo collectivité, its users and a self-signed signing identity for the mayor (kept across runs)."""
-    from parapheur.pades import make_self_signed_identity
     from parapheur.identities import import_identity
+    from parapheur.pades import make_self_signed_identity
 
     tokens: dict[str, str] = {}
     with transaction() as session:

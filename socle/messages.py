@@ -45,6 +45,14 @@ GED_EXPORT_FOR_ARCHIVE = Message(
     "ARCHIVE_BUILD_PACKAGE ou ARCHIVE_EXPORT_FAILED.",
     on_failure="archive.jobs.export_failed",
 )
+GED_SELECT_FOR_ARCHIVE = Message(
+    "ged.jobs.select_for_archive",
+    ("tenant_id", "transfer_id", "folder_id", "dua_reached"),
+    "Le service d'archives demande un dossier du plan de classement (avec ses sous-dossiers) ou les documents "
+    "arrivés au terme de leur DUA avec le sort final « conserver » ou « trier » : la GED les choisit et répond "
+    "comme à GED_EXPORT_FOR_ARCHIVE (ARCHIVE_BUILD_PACKAGE ou ARCHIVE_EXPORT_FAILED).",
+    on_failure="archive.jobs.export_failed",
+)
 GED_MARK_ARCHIVED = Message(
     "ged.jobs.mark_archived",
     ("tenant_id", "transfer_id", "documents"),

@@ -61,6 +61,10 @@ class ObjectStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
 
+    def delete(self, key: str) -> None:
+        """Remove an object for good (purge, elimination); nothing happens if there is none. Callers make sure
+        no one references the key any more: the store itself is shared and content-addressed."""
+
     def check(self) -> None:
         """Raise if the store cannot be written (readiness probe)."""
 

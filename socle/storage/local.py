@@ -66,6 +66,9 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
 
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     def check(self) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
         probe = self.tmp / f".probe-{os.getpid()}"

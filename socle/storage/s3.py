@@ -95,6 +95,9 @@ class S3Store:
             return False
         return True
 
+    def delete(self, key: str) -> None:
+        self.client.remove_object(self.bucket, self._name(key))  # S3 answers success for a missing object
+
     def _stat(self, key: str) -> Any:
         try:
             return self.client.stat_object(self.bucket, self._name(key))

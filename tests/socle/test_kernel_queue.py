@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from parapheur_kit import Standard
 from sqlalchemy import delete, func, select, update
 
 from socle import messages, queue
@@ -387,7 +388,8 @@ def test_a_job_interrupted_by_a_dead_worker_runs_again_once(kit: Kit) -> None:
         json={
             "title": "Arrêté",
             "ged_document_id": document["id"],
-            "circuit": [{"kind": "signature", "actor": "maire"}],
+            "subtype_id": Standard(kit).sign_only,
+            "send": True,
         },
     )
     assert folder.status_code == 202, folder.text

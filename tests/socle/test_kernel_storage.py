@@ -168,6 +168,16 @@ def test_a_large_stream_round_trips(backend: Backend) -> None:
     assert _leftovers(backend.spool) == []
 
 
+def test_delete_removes_one_object_for_good(backend: Backend) -> None:
+    gone, kept = backend.store.put(io.BytesIO(b"a eliminer")), backend.store.put(io.BytesIO(b"a garder"))
+    backend.store.delete(gone.key)
+    assert not backend.store.exists(gone.key) and backend.objects() == [kept.key]
+    backend.store.delete(gone.key)  # twice: nothing more happens
+    assert backend.objects() == [kept.key]
+    with pytest.raises(InvalidInput):
+        backend.store.delete("../" + "a" * 61)
+
+
 def test_unknown_key_is_not_found(backend: Backend) -> None:
     key = _sha(b"jamais stocke")
     assert not backend.store.exists(key)

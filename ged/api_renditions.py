@@ -1,0 +1,117 @@
+"""GED HTTP API for renditions: state of a version's renditions, its extracted text, preview, thumbnail and
+PDF/A-2b copy. Every route checks the read right on the document (ged.access)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from ged import access, renditions, service
+from ged.models import Version
+from socle.auth import Principal
+from socle.errors import NotFound
+from socle.web import PrincipalDep, SessionDep, object_response
+
+router = APIRouter(prefix="/documents", tags=["rendus"])
+
+VersionQuery = Annotated[int | None, Query(ge=1, le=1_000_000, description="Numéro de version (défaut : courante)")]
+
+_TEXT_MESSAGES = {
+    renditions.PENDING: "extraction du texte en cours",
+    renditions.DONE: "texte extrait",
+    renditions.OCR_UNAVAILABLE: "document sans couche texte : la reconnaissance de caractères (OCRmyPDF) n'est pas "
+    "installée sur ce serveur",
+    renditions.FAILED: "le texte n'a pas pu être extrait",
+    renditions.NONE: "pas d'extraction de texte pour ce type de fichier",
+}
+
+
+class RenditionsOut(BaseModel):
+    document_id: str
+    version: int
+    text_status: str = Field(description="pending, done, ocr_unavailable, failed ou none")
+    text_message: str = Field(description="L'état du texte, en clair")
+    text_reason: str | None = Field(None, description="Pourquoi l'extraction a échoué")
+    text: bool = Field(description="Texte extrait disponible (…/text)")
+    preview: bool = Field(description="Aperçu de la première page disponible (…/preview)")
+    thumbnail: bool = Field(description="Vignette disponible (…/thumbnail)")
+    pdfa: bool = Field(description="Copie PDF/A-2b disponible (…/pdfa)")
+
+
+def _version(session: Session, principal: Principal, document_id: str, number: int | None) -> Version:
+    document = service.get_document(session, principal.tenant_id, document_id)
+    access.require(session, principal, document, "read")
+    return document.current if number is None else service.get_version(document, number)
+
+
+@router.get("/{document_id}/renditions", response_model=RenditionsOut, summary="État des rendus d'une version")
+def get_renditions(
+    principal: PrincipalDep, session: SessionDep, document_id: str, version: VersionQuery = None
+) -> RenditionsOut:
+    target = _version(session, principal, document_id, version)
+    reason = None
+    if target.text_status == renditions.FAILED:
+        reason = renditions.text_reason(session, principal.tenant_id, document_id, target.number)
+    return RenditionsOut(
+        document_id=document_id,
+        version=target.number,
+        text_status=target.text_status,
+        text_message=_TEXT_MESSAGES.get(target.text_status, target.text_status),
+        text_reason=reason,
+        text=target.text_key is not None,
+        preview=target.preview_key is not None,
+        thumbnail=target.thumbnail_key is not None,
+        pdfa=target.pdfa_key is not None,
+    )
+
+
+def _stem(filename: str) -> str:
+    return filename.rsplit(".", 1)[0] if "." in filename else filename
+
+
+def _missing(what: str, target: Version) -> NotFound:
+    kind = renditions.media_kind(target.media_type)
+    if kind is None or (kind != "pdf" and what == "la copie PDF/A"):
+        return NotFound(f"{what} n'existe pas pour ce type de fichier ({target.media_type})")
+    return NotFound(f"{what} de la version {target.number} n'est pas (encore) disponible")
+
+
+@router.get("/{document_id}/text", summary="Texte extrait (UTF-8)")
+def get_text(principal: PrincipalDep, session: SessionDep, document_id: str, version: VersionQuery = None) -> Response:
+    target = _version(session, principal, document_id, version)
+    if target.text_key is None:
+        if target.text_status in (renditions.FAILED, renditions.OCR_UNAVAILABLE, renditions.NONE):
+            raise NotFound(f"pas de texte : {_TEXT_MESSAGES[target.text_status]}")
+        raise _missing("le texte", target)
+    return object_response(target.text_key, f"{_stem(target.filename)}.txt", "text/plain; charset=utf-8")
+
+
+@router.get("/{document_id}/preview", summary="Aperçu de la première page (PNG)")
+def get_preview(
+    principal: PrincipalDep, session: SessionDep, document_id: str, version: VersionQuery = None
+) -> Response:
+    target = _version(session, principal, document_id, version)
+    if target.preview_key is None:
+        raise _missing("l'aperçu", target)
+    return object_response(target.preview_key, f"{_stem(target.filename)}-apercu.png", "image/png")
+
+
+@router.get("/{document_id}/thumbnail", summary="Vignette de la première page (PNG)")
+def get_thumbnail(
+    principal: PrincipalDep, session: SessionDep, document_id: str, version: VersionQuery = None
+) -> Response:
+    target = _version(session, principal, document_id, version)
+    if target.thumbnail_key is None:
+        raise _missing("la vignette", target)
+    return object_response(target.thumbnail_key, f"{_stem(target.filename)}-vignette.png", "image/png")
+
+
+@router.get("/{document_id}/pdfa", summary="Copie PDF/A-2b")
+def get_pdfa(principal: PrincipalDep, session: SessionDep, document_id: str, version: VersionQuery = None) -> Response:
+    target = _version(session, principal, document_id, version)
+    if target.pdfa_key is None:
+        raise _missing("la copie PDF/A", target)
+    return object_response(target.pdfa_key, f"{_stem(target.filename)}-pdfa.pdf", "application/pdf")

@@ -1,0 +1,179 @@
+"""The classification plan (plan de classement): a tree of folders per tenant.
+
+``Folder.path`` is the ids from the root to the folder: a subtree is a prefix query, a move rewrites the
+paths of the subtree, and a folder cannot move under itself. Creating, renaming, moving or deleting a folder
+needs the right « manage » on the folder (on its parent to create); at the root, the role admin or archiviste.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ged import access
+from ged.models import Document, Folder, Permission
+from ged.schemas import FolderIn, FolderPatch
+from socle import audit
+from socle.auth import Principal, Role
+from socle.errors import Conflict, InvalidInput, NotFound
+
+MAX_DEPTH = 40  # path is 2,000 characters: 40 levels of 36-character ids and their slashes
+
+
+def get_folder(session: Session, tenant_id: str, folder_id: str, *, for_update: bool = False) -> Folder:
+    """:raises NotFound: unknown folder or another tenant's."""
+    query = select(Folder).where(Folder.id == folder_id, Folder.tenant_id == tenant_id)
+    if for_update:
+        query = query.with_for_update()
+    folder = session.execute(query).scalar_one_or_none()
+    if folder is None:
+        raise NotFound(f"dossier {folder_id} introuvable")
+    return folder
+
+
+def _require_manage(session: Session, principal: Principal, folder_id: str | None) -> None:
+    if folder_id is None:
+        principal.require(Role.ARCHIVISTE)  # the plan's top level is the archivist's or the admin's
+    else:
+        access.require_folder(session, principal, folder_id, "manage")
+
+
+def create_folder(session: Session, principal: Principal, body: FolderIn) -> Folder:
+    """Create a folder under ``parent_id`` (or at the root).
+
+    :raises NotFound: unknown parent; Forbidden: no right « manage »; Conflict: the name exists there.
+    """
+    _require_manage(session, principal, body.parent_id)
+    parent = get_folder(session, principal.tenant_id, body.parent_id) if body.parent_id else None
+    if parent is not None and parent.path.count("/") + 1 >= MAX_DEPTH:
+        raise InvalidInput(f"le plan de classement ne peut dépasser {MAX_DEPTH} niveaux")
+    _check_name_free(session, principal.tenant_id, body.parent_id, body.name)
+    folder = Folder(
+        tenant_id=principal.tenant_id,
+        parent_id=body.parent_id,
+        name=body.name.strip(),
+        code=body.code,
+        path="",
+        created_by=principal.username,
+    )
+    session.add(folder)
+    session.flush()
+    folder.path = f"{parent.path}/{folder.id}" if parent else folder.id
+    _audit(session, principal, "ged.folder.created", folder, name=folder.name, parent_id=folder.parent_id)
+    _commit(session, folder.name)
+    return folder
+
+
+def update_folder(session: Session, principal: Principal, folder_id: str, patch: FolderPatch) -> Folder:
+    """Rename and/or move a folder with its subtree.
+
+    :raises InvalidInput: a move under itself or one of its subfolders; Conflict: the name exists there.
+    """
+    changes = patch.model_dump(exclude_unset=True)
+    if not changes:
+        raise InvalidInput("aucune modification demandée")
+    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    _require_manage(session, principal, folder.id)
+    if "name" in changes and changes["name"] is None:
+        raise InvalidInput("name : ce champ ne peut pas être effacé")
+    name = (changes.get("name") or folder.name).strip()
+    parent_id = changes.get("parent_id", folder.parent_id)
+    if parent_id != folder.parent_id or name != folder.name:
+        _check_name_free(session, principal.tenant_id, parent_id, name, exclude=folder.id)
+    if parent_id != folder.parent_id:
+        _move(session, principal, folder, parent_id)
+    folder.name = name
+    if "code" in changes:
+        folder.code = changes["code"] or None
+    _audit(session, principal, "ged.folder.updated", folder, name=name, parent_id=parent_id, changes=sorted(changes))
+    _commit(session, name)
+    return folder
+
+
+def _move(session: Session, principal: Principal, folder: Folder, parent_id: str | None) -> None:
+    _require_manage(session, principal, parent_id)
+    parent = get_folder(session, principal.tenant_id, parent_id) if parent_id else None
+    if parent is not None and (parent.id == folder.id or parent.path.startswith(folder.path + "/")):
+        raise InvalidInput("un dossier ne peut pas être déplacé dans lui-même ni dans l'un de ses sous-dossiers")
+    old_prefix = folder.path
+    new_prefix = f"{parent.path}/{folder.id}" if parent else folder.id
+    subtree = list(
+        session.execute(
+            select(Folder).where(Folder.tenant_id == folder.tenant_id, Folder.path.like(old_prefix + "/%"))
+        ).scalars()
+    )
+    depth = max([f.path.count("/") for f in subtree] + [folder.path.count("/")]) - old_prefix.count("/")
+    if new_prefix.count("/") + depth + 1 > MAX_DEPTH:
+        raise InvalidInput(f"le plan de classement ne peut dépasser {MAX_DEPTH} niveaux")
+    for child in subtree:
+        child.path = new_prefix + child.path[len(old_prefix) :]
+    folder.path, folder.parent_id = new_prefix, parent_id
+
+
+def delete_folder(session: Session, principal: Principal, folder_id: str) -> None:
+    """Delete an empty folder. :raises Conflict: it has subfolders or documents (even in the trash)."""
+    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    _require_manage(session, principal, folder.id)
+    child = session.execute(select(Folder.id).where(Folder.parent_id == folder.id).limit(1)).first()
+    document = session.execute(select(Document.id).where(Document.folder_id == folder.id).limit(1)).first()
+    if child is not None or document is not None:
+        raise Conflict(f"le dossier « {folder.name} » n'est pas vide : il ne peut être supprimé")
+    for permission in session.execute(
+        select(Permission).where(Permission.target_kind == "folder", Permission.target_id == folder.id)
+    ).scalars():
+        session.delete(permission)
+    _audit(session, principal, "ged.folder.deleted", folder, name=folder.name, parent_id=folder.parent_id)
+    session.delete(folder)
+    session.commit()
+
+
+def children(session: Session, principal: Principal, folder_id: str | None) -> list[Folder]:
+    """The subfolders the user may read, by name."""
+    query = select(Folder).where(Folder.tenant_id == principal.tenant_id, Folder.parent_id == folder_id)
+    folders = list(session.execute(query.order_by(Folder.name, Folder.id)).scalars())
+    visible = access.readable_folder_ids(session, principal, [folder.id for folder in folders])
+    return [folder for folder in folders if folder.id in visible]
+
+
+def ancestors(session: Session, folder: Folder) -> list[Folder]:
+    """The folders from the root down to ``folder`` included (breadcrumb, CMIS parents)."""
+    ids = folder.path.split("/")
+    found = {f.id: f for f in session.execute(select(Folder).where(Folder.id.in_(ids))).scalars()}
+    return [found[i] for i in ids if i in found]
+
+
+def _check_name_free(
+    session: Session, tenant_id: str, parent_id: str | None, name: str, exclude: str | None = None
+) -> None:
+    query = select(func.count()).where(
+        Folder.tenant_id == tenant_id,
+        Folder.parent_id.is_(None) if parent_id is None else Folder.parent_id == parent_id,
+        Folder.name == name.strip(),
+    )
+    if exclude is not None:
+        query = query.where(Folder.id != exclude)
+    if session.execute(query).scalar_one():
+        raise Conflict(f"un dossier « {name.strip()} » existe déjà à cet endroit")
+
+
+def _commit(session: Session, name: str) -> None:
+    try:
+        session.commit()
+    except IntegrityError:  # two requests creating the same name at once: the unique constraint decides
+        session.rollback()
+        raise Conflict(f"un dossier « {name} » existe déjà à cet endroit") from None
+
+
+def _audit(session: Session, principal: Principal, action: str, folder: Folder, **details: Any) -> None:
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action=action,
+        object_type="folder",
+        object_id=folder.id,
+        details=details,
+    )

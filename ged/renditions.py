@@ -1,0 +1,526 @@
+"""GED renditions made by background jobs for each new content version: extracted text (pdftotext, or OCR with
+OCRmyPDF in French when a PDF has no text layer, or for an image), a first-page preview and a thumbnail (PNG,
+pdftoppm or Pillow), and a PDF/A-2b copy (Ghostscript; OCRmyPDF for a scan, which it makes searchable).
+
+Each rendition is one job keyed by the version (``ged.text:<version id>``…): asking twice enqueues once, and a
+job finding its rendition already made does nothing. The heavy tools run outside any transaction, with a time
+limit and on bounded inputs; a store that does not answer raises, so the queue retries later; a damaged file
+is recorded as such (``text_status`` "failed" with a French reason in the audit log), never retried forever.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pikepdf
+from PIL import Image
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from ged import indexing
+from ged.models import Document, Version
+from socle import audit, messages, queue
+from socle.db import new_id, transaction
+from socle.models import Job
+from socle.queue import enqueue
+from socle.storage import get_store
+
+log = logging.getLogger("ged.renditions")
+
+PDF = "application/pdf"
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/tiff", "image/gif", "image/bmp", "image/webp"})
+
+# text_status values (see ged.models.Version)
+PENDING, DONE, OCR_UNAVAILABLE, FAILED, NONE = "pending", "done", "ocr_unavailable", "failed", "none"
+
+PREVIEW_WIDTH = 1000
+THUMBNAIL_WIDTH = 200
+# Bounds on what the heavy tools are given: beyond them the rendition is refused, not attempted.
+MAX_INPUT_BYTES = 200 * 1024 * 1024
+MAX_TEXT_BYTES = 20 * 1024 * 1024
+MAX_OCR_PAGES = 200
+MAX_IMAGE_PIXELS = 100_000_000
+TOOL_TIMEOUT = 120  # seconds, per tool run
+OCR_TIMEOUT = 600
+
+_SYSTEM = "système"  # actor of the audit entries written by the rendition jobs
+
+
+def schedule(session: Session, document: Document, version: Version) -> None:
+    """Enqueue the rendition jobs of a new content version, in the caller's transaction.
+
+    PDFs get text extraction (OCR when no text layer), preview and thumbnail, and a PDF/A-2b copy; images a
+    preview and thumbnail and OCR text; other types none (``text_status`` "none"). A version with the same
+    bytes as an earlier one whose renditions are all made (a metadata change) takes them, without jobs.
+    Idempotent: each job is keyed by the version, so scheduling the same version again enqueues nothing more.
+
+    :param session: the caller's session; the jobs leave when it commits.
+    :param document: the document the version belongs to.
+    :param version: the new version (flushed here if it has no id yet).
+    """
+    if version.id is None or document.id is None:
+        session.flush()
+    kind = media_kind(version.media_type)
+    if kind is None:
+        version.text_status = NONE
+        return
+    if _copy_from_same_content(document, version) or _coming_for_same_content(session, document, version):
+        return
+    arguments: dict[str, Any] = {"tenant_id": document.tenant_id, "document_id": document.id, "version": version.number}
+    enqueue(session, messages.GED_EXTRACT_TEXT, key=f"ged.text:{version.id}", **arguments)
+    enqueue(session, messages.GED_MAKE_PREVIEW, key=f"ged.preview:{version.id}", **arguments)
+    if kind == "pdf":
+        enqueue(session, messages.GED_MAKE_PDFA, key=f"ged.pdfa:{version.id}", **arguments)
+
+
+def _copy_from_same_content(document: Document, version: Version) -> bool:
+    """A version with the same bytes as an earlier one (a metadata change) takes its finished renditions."""
+    for earlier in document.versions:
+        if earlier is version or earlier.object_key != version.object_key or earlier.text_status == PENDING:
+            continue
+        if earlier.preview_key is None or (media_kind(version.media_type) == "pdf" and earlier.pdfa_key is None):
+            continue  # not all made (or failed): this version gets its own jobs
+        version.text_status, version.text_key = earlier.text_status, earlier.text_key
+        version.preview_key, version.thumbnail_key, version.pdfa_key = (
+            earlier.preview_key,
+            earlier.thumbnail_key,
+            earlier.pdfa_key,
+        )
+        return True
+    return False
+
+
+def _coming_for_same_content(session: Session, document: Document, version: Version) -> bool:
+    """An earlier version with the same bytes still has its jobs to run: they fill this version in too."""
+    keys = [
+        f"ged.text:{earlier.id}"
+        for earlier in document.versions
+        if earlier is not version and earlier.object_key == version.object_key and earlier.text_status == PENDING
+    ]
+    if not keys:
+        return False
+    waiting = select(Job.id).where(Job.key.in_(keys), Job.status.in_((queue.PENDING, queue.QUEUED, queue.RUNNING)))
+    return session.execute(waiting.limit(1)).first() is not None
+
+
+def redo_text(session: Session, tenant_id: str | None, statuses: tuple[str, ...] = (OCR_UNAVAILABLE,)) -> int:
+    """Extract the text again of the versions whose ``text_status`` is one of ``statuses`` (after OCRmyPDF was
+    installed, say); returns how many. Each goes back to "pending" with a new job, in the caller's transaction;
+    running it twice before the jobs ran finds them pending and enqueues nothing more.
+
+    :param tenant_id: only this collectivité's documents, or every one with None.
+    """
+    query = select(Version, Document).join(Document, Document.id == Version.document_id)
+    query = query.where(Version.text_status.in_(statuses), Document.deleted_at.is_(None))
+    if tenant_id is not None:
+        query = query.where(Document.tenant_id == tenant_id)
+    count = 0
+    for version, document in session.execute(query.with_for_update(of=Version)).all():
+        version.text_status, version.text_key = PENDING, None
+        arguments: dict[str, Any] = {"tenant_id": document.tenant_id, "document_id": document.id}
+        key = f"ged.text:{version.id}:{new_id()}"  # a new run, not the first job (done, so kept)
+        enqueue(session, messages.GED_EXTRACT_TEXT, key=key, version=version.number, **arguments)
+        count += 1
+    return count
+
+
+def media_kind(media_type: str) -> str | None:
+    """``"pdf"``, ``"image"`` or None (no rendition) for a version's media type."""
+    if media_type == PDF:
+        return "pdf"
+    if media_type in IMAGE_TYPES:
+        return "image"
+    return None
+
+
+class RenditionFailed(Exception):
+    """The file itself cannot be rendered (damaged, too big, unsupported): recorded, not retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Target:
+    version_id: str
+    object_key: str
+    media_type: str
+    size: int
+
+
+def _load(tenant_id: str, document_id: str, number: int, done: Callable[[Version], bool]) -> _Target | None:
+    """The version to render, or None when it is gone or its rendition is already made (a second run)."""
+    with transaction() as session:
+        version = session.execute(
+            select(Version)
+            .join(Document, Document.id == Version.document_id)
+            .where(Document.tenant_id == tenant_id, Document.id == document_id, Version.number == number)
+        ).scalar_one_or_none()
+        if version is None or done(version):
+            return None
+        return _Target(version.id, version.object_key, version.media_type, version.size)
+
+
+@contextmanager
+def _input_file(target: _Target) -> Iterator[Path]:
+    if target.size > MAX_INPUT_BYTES:
+        raise RenditionFailed(f"fichier trop volumineux pour les rendus ({target.size} octets)")
+    # A store that does not answer raises here (not a RenditionFailed): the queue retries the job later.
+    with get_store().local_path(target.object_key) as path:
+        yield path
+
+
+def _put_bytes(data: bytes) -> str:
+    return get_store().put(io.BytesIO(data)).key
+
+
+def _put_file(path: Path) -> str:
+    with path.open("rb") as stream:
+        return get_store().put(stream).key
+
+
+def run_tool(arguments: list[str], *, timeout: float = TOOL_TIMEOUT, cwd: Path | None = None) -> str:
+    """Run an external tool with a time limit; its failure becomes a RenditionFailed with a French reason."""
+    try:
+        result = subprocess.run(arguments, capture_output=True, timeout=timeout, cwd=cwd, check=False)
+    except subprocess.TimeoutExpired:
+        raise RenditionFailed(f"{arguments[0]} : délai de {timeout:.0f} s dépassé") from None
+    except OSError as exc:
+        raise RenditionFailed(f"{arguments[0]} : impossible de lancer l'outil ({exc.strerror})") from None
+    if result.returncode != 0:
+        detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        last = detail[-1][:300] if detail else f"code de sortie {result.returncode}"
+        raise RenditionFailed(f"{arguments[0]} a échoué : {last}")
+    return result.stdout.decode("utf-8", "replace")
+
+
+def ocr_available() -> bool:
+    """Whether OCRmyPDF (with Tesseract) is installed on this machine."""
+    return shutil.which("ocrmypdf") is not None and shutil.which("tesseract") is not None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Text
+
+
+def extract_text(tenant_id: str, document_id: str, number: int) -> None:
+    """Job body: extract the version's text (OCR if needed), store it, record its status and re-index.
+
+    Raises whatever the store raises when it does not answer (the queue retries); a damaged file ends with
+    ``text_status`` "failed".
+    """
+    target = _load(tenant_id, document_id, number, lambda version: version.text_status != PENDING)
+    if target is None:
+        return
+    try:
+        with _input_file(target) as path, tempfile.TemporaryDirectory(prefix="ged-text-") as work:
+            status, text = _text_of(path, target.media_type, Path(work))
+    except RenditionFailed as exc:
+        _record_text(tenant_id, document_id, target, FAILED, None, exc.reason)
+        return
+    text_key = _put_bytes(_utf8_prefix(text.encode("utf-8")[:MAX_TEXT_BYTES]).encode()) if text is not None else None
+    _record_text(tenant_id, document_id, target, status, text_key, None)
+
+
+def _text_of(path: Path, media_type: str, work: Path) -> tuple[str, str | None]:
+    if media_type == PDF:
+        text = pdf_text(path)
+        if text.strip() or not has_images(path):
+            return DONE, text  # text, or nothing a scanner made: OCR would find nothing to read
+    if not ocr_available():
+        return OCR_UNAVAILABLE, None
+    return DONE, ocr_text(path, media_type, work)
+
+
+def pdf_text(path: Path) -> str:
+    """The text layer of a PDF, with pdftotext (pages separated by form feeds), at most MAX_TEXT_BYTES."""
+    with tempfile.TemporaryDirectory(prefix="ged-pdftotext-") as work:
+        output = Path(work) / "text.txt"  # a file, not a pipe: a huge text is never held whole in memory
+        run_tool(["pdftotext", "-enc", "UTF-8", "-q", str(path), str(output)])
+        with output.open("rb") as stream:
+            return _utf8_prefix(stream.read(MAX_TEXT_BYTES))
+
+
+def _utf8_prefix(data: bytes) -> str:
+    # A cut may fall inside a character: drop that partial character, nothing else.
+    return data.decode("utf-8", "ignore") if len(data) >= MAX_TEXT_BYTES else data.decode("utf-8", "replace")
+
+
+def ocr_text(path: Path, media_type: str, work: Path) -> str:
+    """The text of a scanned PDF or an image, recognised in French by OCRmyPDF (Tesseract)."""
+    source = path
+    if media_type != PDF:
+        source = image_to_pdf(path, work / "image.pdf")
+    _check_pages(source)
+    sidecar = work / "ocr.txt"
+    run_tool(
+        [
+            "ocrmypdf",
+            "--quiet",
+            "-l",
+            "fra",
+            "--skip-text",
+            "--output-type",
+            "none",
+            "--sidecar",
+            str(sidecar),
+            "--jobs",
+            "1",
+            str(source),
+            "-",
+        ],
+        timeout=OCR_TIMEOUT,
+    )
+    # OCRmyPDF writes a marker for the pages it skipped (those that had text after all): not the document's text.
+    lines = sidecar.read_text("utf-8", "replace").splitlines()
+    return "\n".join(line for line in lines if not line.startswith("[OCR skipped on page")).strip() + "\n"
+
+
+def image_to_pdf(path: Path, destination: Path) -> Path:
+    """Wrap an image as a one-page PDF (at 300 dpi when the image does not say) for OCRmyPDF."""
+    with _open_image(path) as image:
+        dpi = image.info.get("dpi", (300, 300))
+        image.convert("RGB").save(destination, "PDF", resolution=float(dpi[0] or 300))
+    return destination
+
+
+def _is_signed(path: Path) -> bool:
+    try:
+        with pikepdf.open(path) as pdf:
+            form = pdf.Root.get("/AcroForm")
+            return isinstance(form, pikepdf.Dictionary) and int(form.get("/SigFlags", 0)) & 1 == 1
+    except (pikepdf.PdfError, ValueError) as exc:
+        raise RenditionFailed(f"PDF illisible : {str(exc)[:200]}") from None
+
+
+def has_images(path: Path) -> bool:
+    """Whether a PDF holds any picture: without one (blank or vector pages), OCR has nothing to read."""
+    try:
+        with pikepdf.open(path) as pdf:
+            return any(
+                isinstance(obj, pikepdf.Stream) and obj.get("/Subtype") == pikepdf.Name.Image for obj in pdf.objects
+            )
+    except (pikepdf.PdfError, ValueError) as exc:
+        raise RenditionFailed(f"PDF illisible : {str(exc)[:200]}") from None
+
+
+def _check_pages(path: Path) -> None:
+    try:
+        with pikepdf.open(path) as pdf:
+            pages = len(pdf.pages)
+    except (pikepdf.PdfError, ValueError) as exc:
+        raise RenditionFailed(f"PDF illisible : {str(exc)[:200]}") from None
+    if pages > MAX_OCR_PAGES:
+        raise RenditionFailed(f"trop de pages pour la reconnaissance de texte ({pages}, au plus {MAX_OCR_PAGES})")
+
+
+def _record_text(
+    tenant_id: str, document_id: str, target: _Target, status: str, text_key: str | None, reason: str | None
+) -> None:
+    with transaction() as session:
+        version = session.get(Version, target.version_id, with_for_update=True)
+        if version is None or version.text_status != PENDING:
+            return  # another run got there first
+        if reason is not None:
+            _audit_failure(session, tenant_id, document_id, version, "texte", reason)
+        numbers = set()
+        for same in _same_content(session, target, Version.text_status == PENDING):
+            same.text_status, same.text_key = status, text_key
+            numbers.add(same.number)
+        document = session.get(Document, document_id)
+        if document is not None and document.current_version in numbers and text_key is not None:
+            indexing.index_document(session, document)
+
+
+def _same_content(session: Session, target: _Target, missing: ColumnElement[bool]) -> list[Version]:
+    """The target version and the document's other versions with the same bytes still missing a rendition
+    (metadata changes made meanwhile): one rendition serves them all, locked for the update."""
+    document_id = select(Version.document_id).where(Version.id == target.version_id).scalar_subquery()
+    query = select(Version).where(Version.document_id == document_id, Version.object_key == target.object_key)
+    return list(session.execute(query.where(missing).with_for_update()).scalars())
+
+
+def _audit_failure(
+    session: Session, tenant_id: str, document_id: str, version: Version, what: str, reason: str
+) -> None:
+    log.warning("rendition %s of document %s v%d failed: %s", what, document_id, version.number, reason)
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=_SYSTEM,
+        action="ged.rendition.failed",
+        object_type="document",
+        object_id=document_id,
+        details={"version": version.number, "rendu": what, "raison": reason},
+    )
+
+
+def text_reason(session: Session, tenant_id: str, document_id: str, number: int) -> str | None:
+    """Why the text of a version could not be extracted (from the audit log), if it failed."""
+    from socle.models import AuditEntry
+
+    entries = session.execute(
+        select(AuditEntry)
+        .where(
+            AuditEntry.tenant_id == tenant_id,
+            AuditEntry.object_id == document_id,
+            AuditEntry.action == "ged.rendition.failed",
+        )
+        .order_by(AuditEntry.id.desc())
+    ).scalars()
+    for entry in entries:
+        details = entry.details or {}
+        if details.get("version") == number and details.get("rendu") == "texte":
+            return str(details.get("raison"))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Preview and thumbnail
+
+
+def make_preview(tenant_id: str, document_id: str, number: int) -> None:
+    """Job body: the first page as a PNG preview (PREVIEW_WIDTH px wide) and thumbnail (THUMBNAIL_WIDTH px)."""
+    target = _load(tenant_id, document_id, number, lambda version: version.preview_key is not None)
+    if target is None:
+        return
+    try:
+        with _input_file(target) as path, tempfile.TemporaryDirectory(prefix="ged-preview-") as work:
+            preview, thumbnail = _first_page_pngs(path, target.media_type, Path(work))
+        preview_key, thumbnail_key = _put_bytes(preview), _put_bytes(thumbnail)
+    except RenditionFailed as exc:
+        with transaction() as session:
+            version = session.get(Version, target.version_id)
+            if version is not None:
+                _audit_failure(session, tenant_id, document_id, version, "aperçu", exc.reason)
+        return
+    with transaction() as session:
+        for same in _same_content(session, target, Version.preview_key.is_(None)):
+            same.preview_key, same.thumbnail_key = preview_key, thumbnail_key
+
+
+def _first_page_pngs(path: Path, media_type: str, work: Path) -> tuple[bytes, bytes]:
+    """The first page as PNG, PREVIEW_WIDTH then THUMBNAIL_WIDTH wide (never enlarged)."""
+    source = path
+    if media_type == PDF:
+        # Raw pixels out of pdftoppm, PNG by Pillow: pdftoppm's own PNG output compresses at a slow level, and
+        # the thumbnail is made from the same decoded page. -H crops a freakishly tall page (a banner).
+        run_tool(
+            ["pdftoppm", "-f", "1", "-l", "1", "-singlefile", "-scale-to-x", str(PREVIEW_WIDTH), "-scale-to-y",
+             "-1", "-H", str(PREVIEW_WIDTH * 10), str(path), str(work / "page")]
+        )  # fmt: skip
+        source = work / "page.ppm"
+    with _open_image(source) as image:
+        return _png(image, PREVIEW_WIDTH), _png(image, THUMBNAIL_WIDTH)
+
+
+def _png(image: Image.Image, width: int) -> bytes:
+    scaled = image.copy()
+    scaled.thumbnail((width, width * 10))  # keeps the ratio; never enlarges
+    if scaled.mode not in ("RGB", "RGBA", "L", "LA"):
+        scaled = scaled.convert("RGBA" if "transparency" in scaled.info or scaled.mode == "PA" else "RGB")
+    out = io.BytesIO()
+    scaled.save(out, "PNG", compress_level=3)  # a fair size for a quarter of the default level's time
+    return out.getvalue()
+
+
+@contextmanager
+def _open_image(path: Path) -> Iterator[Image.Image]:
+    try:
+        image = Image.open(path)
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise RenditionFailed(f"image trop grande ({image.width} × {image.height} pixels)")
+        image.load()
+    except (OSError, Image.DecompressionBombError, SyntaxError) as exc:
+        raise RenditionFailed(f"image illisible : {str(exc)[:200]}") from None
+    with image:
+        yield image
+
+
+# ---------------------------------------------------------------------------------------------------------
+# PDF/A-2b
+
+
+def make_pdfa(tenant_id: str, document_id: str, number: int) -> None:
+    """Job body: a PDF/A-2b copy of a PDF version (see to_pdfa)."""
+    target = _load(tenant_id, document_id, number, lambda version: version.pdfa_key is not None)
+    if target is None:
+        return
+    try:
+        with _input_file(target) as path, tempfile.TemporaryDirectory(prefix="ged-pdfa-") as work:
+            output = to_pdfa(path, Path(work))
+            pdfa_key = _put_file(output)
+    except RenditionFailed as exc:
+        with transaction() as session:
+            version = session.get(Version, target.version_id)
+            if version is not None:
+                _audit_failure(session, tenant_id, document_id, version, "PDF/A", exc.reason)
+        return
+    with transaction() as session:
+        for same in _same_content(session, target, Version.pdfa_key.is_(None)):
+            same.pdfa_key = pdfa_key
+
+
+def to_pdfa(path: Path, work: Path) -> Path:
+    """Convert a PDF to PDF/A-2b in ``work``; returns the output's path. Raises RenditionFailed.
+
+    Ghostscript converts a PDF that has text (a tenth of a second); a scan without text goes through
+    OCRmyPDF when installed, which adds a French text layer, so that its PDF/A copy is searchable too.
+    """
+    output = work / "pdfa.pdf"
+    if _is_signed(path):
+        # Converting rewrites the file: the copy would carry a broken signature. The signed original stays.
+        raise RenditionFailed("PDF signé : pas de copie PDF/A, elle invaliderait la signature")
+    scanned = not pdf_text(path).strip() and has_images(path)
+    if scanned and ocr_available():
+        run_tool(
+            ["ocrmypdf", "--quiet", "-l", "fra", "--skip-text", "--output-type", "pdfa-2", "--jobs", "1",
+             "--optimize", "0", str(path), str(output)],
+            timeout=OCR_TIMEOUT,
+        )  # fmt: skip
+    elif shutil.which("gs"):
+        run_tool(
+            ["gs", "-q", "-dPDFA=2", "-dBATCH", "-dNOPAUSE", "-dSAFER", f"--permit-file-read={work}/",
+             "-dPDFACompatibilityPolicy=1", "-sColorConversionStrategy=RGB", "-sDEVICE=pdfwrite",
+             f"-sOutputFile={output}", str(_output_intent(work)), str(path)],
+        )  # fmt: skip
+    else:
+        raise RenditionFailed("Ghostscript n'est pas installé : pas de copie PDF/A")
+    return output
+
+
+def _output_intent(work: Path) -> Path:
+    """The PostScript that gives Ghostscript's PDF/A its OutputIntent (PDF/A demands one for RGB): an sRGB
+    profile made by Pillow's LittleCMS, written beside it."""
+    from PIL import ImageCms
+
+    profile = work / "srgb.icc"
+    profile.write_bytes(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    definition = work / "pdfa-intent.ps"
+    definition.write_text(
+        "%!\n"
+        "[/_objdef {socle_icc} /type /stream /OBJ pdfmark\n"
+        "[{socle_icc} << /N 3 >> /PUT pdfmark\n"
+        f"[{{socle_icc}} ({_ps_string(str(profile))}) (r) file /PUT pdfmark\n"
+        "[/_objdef {socle_intent} /type /dict /OBJ pdfmark\n"
+        "[{socle_intent} << /Type /OutputIntent /S /GTS_PDFA1 /DestOutputProfile {socle_icc}"
+        " /OutputConditionIdentifier (sRGB) /Info (sRGB IEC61966-2.1) >> /PUT pdfmark\n"
+        "[{Catalog} << /OutputIntents [ {socle_intent} ] >> /PUT pdfmark\n",
+        encoding="ascii",
+    )
+    return definition
+
+
+def _ps_string(text: str) -> str:
+    # A temporary folder's path inside a PostScript string: its backslashes and parentheses escaped.
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")

@@ -1,0 +1,445 @@
+"""The end of a document's life: the archivist's retention view, eliminations, the trash purge and the
+archive loop (documents accepted by the SAE).
+
+Content leaves the store only when no other version of any document still needs the same bytes (the store
+is content-addressed: two documents with the same bytes share one object). Each removal is proven in the
+audit log: which documents, the digests of every version, who, when.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from ged import access, holds, indexing
+from ged.models import Document, DocumentType, Elimination, HeldDocument, SearchEntry, Version
+from ged.service import ARCHIVED, ELIMINATED, get_document, trash_days
+from socle import audit
+from socle.auth import Principal, Role
+from socle.db import utcnow
+from socle.errors import Conflict, Forbidden, InvalidInput, NotFound
+from socle.storage import get_store
+
+log = logging.getLogger("ged.retention")
+
+STATES = ("reached", "to_transfer", "to_eliminate")
+TRANSFER_ACTIONS, DESTROY = ("keep", "sort"), "destroy"
+PROPOSED, APPROVED, REFUSED, DONE = "proposed", "approved", "refused", "done"
+SYSTEM = "service:ged"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Retention view
+
+
+def retention_query(session: Session, principal: Principal, state: str) -> Any:
+    """Documents at the end of their DUA: ``reached`` (all), ``to_transfer`` (final action keep or sort, not
+    yet transferred) or ``to_eliminate`` (destroy; and archived documents of such a type: the GED copy)."""
+    if state not in STATES:
+        raise InvalidInput(f"state : état inconnu « {state} » (reached, to_transfer ou to_eliminate)")
+    reached = Document.dua_ends_on <= utcnow().date()
+    query = (
+        select(Document)
+        .join(DocumentType, DocumentType.id == Document.type_id)
+        .where(access.readable(session, principal), Document.deleted_at.is_(None))
+    )
+    active = Document.disposal.is_(None)
+    if state == "reached":
+        return query.where(reached, active)
+    if state == "to_transfer":
+        return query.where(reached, active, DocumentType.final_action.in_(TRANSFER_ACTIONS))
+    return query.where(DocumentType.final_action == DESTROY, or_(reached & active, Document.disposal == ARCHIVED))
+
+
+def retention_list(
+    session: Session, principal: Principal, state: str, *, limit: int, offset: int
+) -> tuple[list[tuple[Document, DocumentType, list[str]]], int]:
+    """The archivist's view: each document with its type and the holds on it, oldest DUA end first."""
+    principal.require(Role.ARCHIVISTE)
+    query = retention_query(session, principal, state)
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    documents = list(
+        session.execute(
+            query.options(selectinload(Document.versions))
+            .order_by(Document.dua_ends_on, Document.id)
+            .limit(limit)
+            .offset(offset)
+        ).scalars()
+    )
+    held = holds.active_holds(session, [document.id for document in documents])
+    type_by_id = {
+        t.id: t
+        for t in session.execute(
+            select(DocumentType).where(DocumentType.id.in_({d.type_id for d in documents}))
+        ).scalars()
+    }
+    return [(d, type_by_id[d.type_id or ""], held.get(d.id, [])) for d in documents], total
+
+
+def _eliminable(session: Session, document: Document) -> str | None:
+    """Why this document cannot be proposed for elimination, or None."""
+    document_type = session.get(DocumentType, document.type_id) if document.type_id else None
+    if document.disposal == ELIMINATED:
+        return "déjà éliminé"
+    if document_type is None or document_type.final_action != DESTROY:
+        return "son type ne prévoit pas la destruction"
+    if document.disposal == ARCHIVED:
+        return None  # the GED copy of an archived document
+    if document.dua_ends_on is None or document.dua_ends_on > utcnow().date():
+        return "sa DUA n'est pas échue" if document.dua_ends_on else "sa DUA n'a pas commencé"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Eliminations
+
+
+def propose_elimination(
+    session: Session, principal: Principal | None, document_ids: list[str], comment: str | None, *, tenant_id: str = ""
+) -> Elimination:
+    """Propose documents for elimination (an archivist, or the GED itself after an archiving).
+
+    :raises InvalidInput: a document that cannot be eliminated (why, per document); Conflict: held.
+    """
+    if principal is not None:
+        principal.require(Role.ARCHIVISTE)
+        tenant_id = principal.tenant_id
+    problems: list[str] = []
+    for document_id in dict.fromkeys(document_ids):
+        document = get_document(session, tenant_id, document_id, trashed=True)
+        if principal is not None:
+            access.require(session, principal, document, "read")
+        holds.check_not_held(session, document)
+        reason = _eliminable(session, document)
+        if reason:
+            problems.append(f"{document_id} : {reason}")
+    if problems:
+        raise InvalidInput("documents non éliminables : " + " ; ".join(problems))
+    pending = _pending_for(session, tenant_id, document_ids)
+    if pending:
+        raise Conflict("déjà proposés à l'élimination : " + ", ".join(pending))
+    elimination = Elimination(
+        tenant_id=tenant_id,
+        document_ids=list(dict.fromkeys(document_ids)),
+        comment=comment,
+        proposed_by=principal.username if principal else SYSTEM,
+        proposed_at=utcnow(),
+    )
+    session.add(elimination)
+    session.flush()
+    _audit(
+        session,
+        tenant_id,
+        principal.actor if principal else SYSTEM,
+        "ged.elimination.proposed",
+        elimination,
+        documents=elimination.document_ids,
+        comment=comment,
+    )
+    return elimination
+
+
+def _pending_for(session: Session, tenant_id: str, document_ids: list[str]) -> list[str]:
+    open_ones = session.execute(
+        select(Elimination.document_ids).where(
+            Elimination.tenant_id == tenant_id, Elimination.status.in_((PROPOSED, APPROVED))
+        )
+    ).scalars()
+    taken = {document_id for ids in open_ones for document_id in ids}
+    return [document_id for document_id in document_ids if document_id in taken]
+
+
+def get_elimination(session: Session, tenant_id: str, elimination_id: str, *, for_update: bool = False) -> Elimination:
+    query = select(Elimination).where(Elimination.id == elimination_id, Elimination.tenant_id == tenant_id)
+    if for_update:
+        query = query.with_for_update()
+    elimination = session.execute(query).scalar_one_or_none()
+    if elimination is None:
+        raise NotFound(f"élimination {elimination_id} introuvable")
+    return elimination
+
+
+def list_eliminations(session: Session, principal: Principal, status: str | None = None) -> list[Elimination]:
+    principal.require(Role.ARCHIVISTE)
+    query = select(Elimination).where(Elimination.tenant_id == principal.tenant_id)
+    if status:
+        query = query.where(Elimination.status == status)
+    return list(session.execute(query.order_by(Elimination.proposed_at.desc())).scalars())
+
+
+def decide_elimination(
+    session: Session, principal: Principal, elimination_id: str, approve: bool, comment: str | None
+) -> Elimination:
+    """Approve or refuse a proposal: by an archivist or admin other than the one who proposed it.
+
+    :raises Forbidden: the proposer decides; Conflict: already decided.
+    """
+    principal.require(Role.ARCHIVISTE)
+    elimination = get_elimination(session, principal.tenant_id, elimination_id, for_update=True)
+    if elimination.status != PROPOSED:
+        raise Conflict(f"élimination déjà traitée (état : {elimination.status})")
+    if elimination.proposed_by == principal.username:
+        raise Forbidden("une élimination est approuvée ou refusée par une autre personne que celle qui l'a proposée")
+    elimination.status = APPROVED if approve else REFUSED
+    elimination.decided_by, elimination.decided_at = principal.username, utcnow()
+    if comment:
+        elimination.comment = f"{elimination.comment or ''}\n{principal.username} : {comment}".strip()
+    action = "ged.elimination.approved" if approve else "ged.elimination.refused"
+    _audit(session, principal.tenant_id, principal.actor, action, elimination, comment=comment)
+    session.commit()
+    return elimination
+
+
+def carry_out_elimination(session: Session, principal: Principal, elimination_id: str) -> Elimination:
+    """Eliminate the approved documents: content removed from the store (when no other version needs it),
+    renditions removed, the record kept as a tombstone (disposal « eliminated »); proof in the audit log.
+
+    :raises Conflict: not approved, or a document held meanwhile (naming the hold).
+    """
+    principal.require(Role.ARCHIVISTE)
+    elimination = get_elimination(session, principal.tenant_id, elimination_id, for_update=True)
+    if elimination.status != APPROVED:
+        raise Conflict(f"seule une élimination approuvée peut être exécutée (état : {elimination.status})")
+    documents = [
+        get_document(session, principal.tenant_id, doc_id, for_update=True, trashed=True)
+        for doc_id in elimination.document_ids
+    ]
+    for document in documents:
+        holds.check_not_held(session, document)
+    now, keys, proof = utcnow(), set(), []
+    for document in documents:
+        keys |= _content_keys(document)
+        proof.append(_proof(document))
+        for version in document.versions:
+            version.text_key = version.preview_key = version.thumbnail_key = version.pdfa_key = None
+        document.disposal, document.disposal_at = ELIMINATED, now
+        _document_audit(
+            session,
+            principal.tenant_id,
+            principal.actor,
+            "ged.document.eliminated",
+            document,
+            elimination_id=elimination.id,
+            versions=proof[-1]["versions"],
+        )
+        indexing.index_document(session, document)
+    elimination.status, elimination.done_at = DONE, now
+    _audit(
+        session,
+        principal.tenant_id,
+        principal.actor,
+        "ged.elimination.done",
+        elimination,
+        documents=proof,
+        approved_by=elimination.decided_by,
+        proposed_by=elimination.proposed_by,
+        at=now.isoformat(),
+    )
+    session.commit()
+    remove_unreferenced(session, keys)
+    return elimination
+
+
+def _proof(document: Document) -> dict[str, Any]:
+    return {
+        "document_id": document.id,
+        "title": document.current.title,
+        "versions": [{"number": v.number, "sha256": v.object_key, "size": v.size} for v in document.versions],
+    }
+
+
+def _content_keys(document: Document) -> set[str]:
+    keys: set[str] = set()
+    for version in document.versions:
+        keys |= {
+            k
+            for k in (
+                version.object_key,
+                version.text_key,
+                version.preview_key,
+                version.thumbnail_key,
+                version.pdfa_key,
+            )
+            if k
+        }
+    return keys
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Store clean-up
+
+
+def referenced(session: Session, key: str) -> bool:
+    """Whether a version of any document, any tenant, still needs the object: its content (unless the
+    document was eliminated) or one of its renditions."""
+    content = (
+        select(Version.id)
+        .join(Document, Document.id == Version.document_id)
+        .where(Version.object_key == key, or_(Document.disposal.is_(None), Document.disposal != ELIMINATED))
+    )
+    rendition = select(Version.id).where(
+        or_(Version.text_key == key, Version.preview_key == key, Version.thumbnail_key == key, Version.pdfa_key == key)
+    )
+    return (
+        session.execute(content.limit(1)).first() is not None or session.execute(rendition.limit(1)).first() is not None
+    )
+
+
+def remove_unreferenced(session: Session, keys: set[str]) -> list[str]:
+    """Delete from the store the objects no version needs any more (after the commit that freed them)."""
+    removed: list[str] = []
+    for key in sorted(keys):
+        if referenced(session, key):
+            continue
+        try:
+            delete_object(key)
+            removed.append(key)
+        except Exception:  # an object left behind is only space; the records are already consistent
+            log.exception("object %s could not be removed from the store", key)
+    session.rollback()
+    return removed
+
+
+def delete_object(key: str) -> None:
+    """Remove an object from the store (the caller checked that nothing references it any more)."""
+    get_store().delete(key)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Trash purge
+
+
+@dataclass
+class PurgeReport:
+    purged: list[str] = field(default_factory=list)
+    kept: dict[str, str] = field(default_factory=dict)
+    removed_objects: list[str] = field(default_factory=list)
+
+
+def purge(session: Session, tenant_id: str | None = None, *, actor: str = SYSTEM) -> PurgeReport:
+    """Remove for good the documents in the trash past the restore window, except the held ones and those
+    still under their DUA (kept, with the reason). Each document in its own transaction.
+
+    :param tenant_id: one tenant, or every tenant when None.
+    """
+    limit = utcnow() - timedelta(days=trash_days())
+    query = select(Document.id, Document.tenant_id).where(Document.deleted_at.is_not(None), Document.deleted_at < limit)
+    if tenant_id is not None:
+        query = query.where(Document.tenant_id == tenant_id)
+    candidates = list(session.execute(query.order_by(Document.deleted_at)))
+    session.rollback()
+    report = PurgeReport()
+    for document_id, owner in candidates:
+        reason = _purge_one(session, owner, document_id, actor, report)
+        if reason:
+            report.kept[document_id] = reason
+    return report
+
+
+def _purge_one(session: Session, tenant_id: str, document_id: str, actor: str, report: PurgeReport) -> str | None:
+    document = get_document(session, tenant_id, document_id, for_update=True, trashed=True)
+    held = holds.active_holds(session, [document.id]).get(document.id)
+    if held:
+        session.rollback()
+        return f"gelé par « {held[0]} »"
+    if document.dua_ends_on is not None and document.dua_ends_on > utcnow().date():
+        session.rollback()
+        return f"DUA en cours jusqu'au {document.dua_ends_on.isoformat()}"
+    keys, proof = _content_keys(document), _proof(document)
+    _document_audit(
+        session,
+        tenant_id,
+        actor,
+        "ged.document.purged",
+        document,
+        versions=proof["versions"],
+        title=proof["title"],
+        deleted_by=document.deleted_by,
+    )
+    session.execute(delete(SearchEntry).where(SearchEntry.document_id == document.id))
+    session.execute(delete(HeldDocument).where(HeldDocument.document_id == document.id))  # released holds only
+    session.delete(document)  # its versions go with it (cascade)
+    session.commit()
+    report.purged.append(document_id)
+    report.removed_objects += remove_unreferenced(session, keys)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The archive loop
+
+
+def mark_archived(session: Session, tenant_id: str, transfer_id: str, documents: list[dict[str, Any]]) -> list[str]:
+    """The SAE accepted a transfer: its documents become « archived » with their SAE identifier; those
+    whose type's final action is destroy are proposed for elimination of the GED copy (once). Idempotent.
+
+    :returns: the documents newly marked.
+    """
+    newly: list[Document] = []
+    for item in documents:
+        if not isinstance(item, dict) or not isinstance(item.get("document_id"), str):
+            log.warning("transfer %s: malformed archived document %r skipped", transfer_id, item)
+            continue
+        try:
+            document = get_document(session, tenant_id, item["document_id"], for_update=True, trashed=True)
+        except NotFound:
+            log.warning("archived document %s unknown in tenant %s", item.get("document_id"), tenant_id)
+            continue
+        if document.disposal == ELIMINATED or (
+            document.disposal == ARCHIVED and document.archive_transfer_id == transfer_id
+        ):
+            continue  # done already: the job ran twice, or the copy is gone
+        document.disposal, document.disposal_at = ARCHIVED, utcnow()
+        raw = item.get("sae_identifier")
+        document.sae_identifier = str(raw)[:200] if raw else None
+        document.archive_transfer_id = transfer_id
+        _document_audit(
+            session,
+            tenant_id,
+            "service:archive",
+            "ged.document.archived",
+            document,
+            transfer_id=transfer_id,
+            sae_identifier=document.sae_identifier,
+        )
+        indexing.index_document(session, document)
+        newly.append(document)
+    session.flush()
+    to_destroy = [d.id for d in newly if _eliminable(session, d) is None and not holds.active_holds(session, [d.id])]
+    if to_destroy and not _pending_for(session, tenant_id, to_destroy):
+        propose_elimination(
+            session, None, to_destroy, f"Copie GED de documents archivés (versement {transfer_id})", tenant_id=tenant_id
+        )
+    session.commit()
+    return [d.id for d in newly]
+
+
+def _audit(session: Session, tenant_id: str, actor: str, action: str, elimination: Elimination, **details: Any) -> None:
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action=action,
+        object_type="elimination",
+        object_id=elimination.id,
+        details=details,
+    )
+
+
+def _document_audit(
+    session: Session, tenant_id: str, actor: str, action: str, document: Document, **details: Any
+) -> None:
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action=action,
+        object_type="document",
+        object_id=document.id,
+        details=details,
+    )

@@ -1,0 +1,363 @@
+"""Document types: typed metadata schemas (validated on every write) and their retention rule (DUA).
+
+A field is never deleted: left out of a new schema it is ``retired``, its values stay in the versions that
+have them and are carried over, but no new value is accepted. ``schema_version`` counts the changes.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ged.models import Document, DocumentType
+from ged.schemas import DocumentTypeIn, DocumentTypePatch, FieldDef
+from socle import audit
+from socle.auth import Principal, Role
+from socle.db import utcnow
+from socle.errors import Conflict, InvalidInput, NotFound
+
+BASE_EVENTS = ("creation", "document_date")
+_TRUE, _FALSE = {"true", "oui", "vrai", "1"}, {"false", "non", "faux", "0"}
+MAX_TEXT = 5000
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CRUD (role admin)
+
+
+def create_type(session: Session, principal: Principal, body: DocumentTypeIn) -> DocumentType:
+    """Create a document type. :raises Conflict: the code exists; InvalidInput: a bad schema or DUA event."""
+    principal.require(Role.ADMIN)
+    if find_by_code(session, principal.tenant_id, body.code) is not None:
+        raise Conflict(f"le type de document « {body.code} » existe déjà")
+    fields = [field.model_dump() for field in body.fields]
+    _check_schema(fields, body.dua_event)
+    document_type = DocumentType(
+        tenant_id=principal.tenant_id,
+        code=body.code,
+        name=body.name,
+        fields=fields,
+        schema_version=1,
+        dua_months=body.dua_months,
+        dua_event=body.dua_event,
+        final_action=body.final_action,
+    )
+    session.add(document_type)
+    session.flush()
+    _audit(session, principal, "ged.type.created", document_type, code=body.code)
+    session.commit()
+    return document_type
+
+
+def update_type(session: Session, principal: Principal, type_id: str, patch: DocumentTypePatch) -> DocumentType:
+    """Change a type's name, schema or retention rule; a new DUA rule is applied to its documents.
+
+    :raises InvalidInput: a field's kind changed, a bad DUA event; NotFound: unknown type.
+    """
+    principal.require(Role.ADMIN)
+    document_type = get_type(session, principal.tenant_id, type_id)
+    changes = patch.model_dump(exclude_unset=True)
+    if not changes:
+        raise InvalidInput("aucune modification demandée")
+    if "fields" in changes and changes["fields"] is not None:
+        fields = evolve_fields(document_type.fields, [FieldDef.model_validate(f) for f in changes["fields"]])
+    else:
+        fields = document_type.fields
+    event = changes.get("dua_event") or document_type.dua_event
+    _check_schema(fields, event)
+    schema_changed = fields != document_type.fields
+    document_type.fields = fields
+    for name in ("name", "dua_months", "dua_event", "final_action"):
+        if name in changes and (changes[name] is not None or name == "dua_months"):
+            setattr(document_type, name, changes[name])
+    if schema_changed:
+        document_type.schema_version += 1
+    document_type.updated_at = utcnow()
+    session.flush()
+    _audit(session, principal, "ged.type.updated", document_type, changes=sorted(changes), schema=schema_changed)
+    if {"dua_months", "dua_event"} & set(changes):
+        recompute_dua(session, document_type)
+    session.commit()
+    return document_type
+
+
+def delete_type(session: Session, principal: Principal, type_id: str) -> None:
+    """Delete an unused type. :raises Conflict: documents still have it."""
+    principal.require(Role.ADMIN)
+    document_type = get_type(session, principal.tenant_id, type_id)
+    used = session.execute(select(Document.id).where(Document.type_id == type_id).limit(1)).first()
+    if used is not None:
+        raise Conflict(f"le type « {document_type.code} » est utilisé par des documents : il ne peut être supprimé")
+    from ged.models import Permission
+
+    for permission in session.execute(
+        select(Permission).where(Permission.target_kind == "type", Permission.target_id == type_id)
+    ).scalars():
+        session.delete(permission)
+    _audit(session, principal, "ged.type.deleted", document_type, code=document_type.code)
+    session.delete(document_type)
+    session.commit()
+
+
+def evolve_fields(current: list[dict[str, Any]], wanted: list[FieldDef]) -> list[dict[str, Any]]:
+    """The new field list: wanted fields in their order, then every current field left out, retired.
+
+    :raises InvalidInput: a field's kind changes (its existing values would no longer fit).
+    """
+    by_name = {field["name"]: field for field in current}
+    result: list[dict[str, Any]] = []
+    for field in wanted:
+        old = by_name.get(field.name)
+        if old is not None and old["kind"] != field.kind:
+            raise InvalidInput(
+                f"champ « {field.name} » : son type ne peut pas passer de {old['kind']} à {field.kind} "
+                "(retirez-le et créez-en un autre)"
+            )
+        result.append(field.model_dump())
+    kept = {field.name for field in wanted}
+    result.extend({**field, "retired": True} for field in current if field["name"] not in kept)
+    return result
+
+
+def _check_schema(fields: list[dict[str, Any]], event: str) -> None:
+    names = [field["name"] for field in fields]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise InvalidInput(f"champ(s) en double : {', '.join(duplicates)}")
+    if event in BASE_EVENTS:
+        return
+    dates = {field["name"] for field in fields if field["kind"] == "date" and not field.get("retired")}
+    if event not in dates:
+        raise InvalidInput(
+            f"point de départ de la DUA inconnu : « {event} » (creation, document_date ou le nom d'un champ date)"
+        )
+
+
+def get_type(session: Session, tenant_id: str, type_id: str) -> DocumentType:
+    document_type = session.get(DocumentType, type_id)
+    if document_type is None or document_type.tenant_id != tenant_id:
+        raise NotFound(f"type de document {type_id} introuvable")
+    return document_type
+
+
+def find_by_code(session: Session, tenant_id: str, code: str) -> DocumentType | None:
+    query = select(DocumentType).where(DocumentType.tenant_id == tenant_id, DocumentType.code == code)
+    return session.execute(query).scalar_one_or_none()
+
+
+def by_code(session: Session, tenant_id: str, code: str) -> DocumentType:
+    """:raises InvalidInput: no type with this code in the tenant (a 422 on the metadata)."""
+    document_type = find_by_code(session, tenant_id, code)
+    if document_type is None:
+        raise InvalidInput(f"type : type de document « {code} » inconnu")
+    return document_type
+
+
+def list_types(session: Session, tenant_id: str) -> list[DocumentType]:
+    query = select(DocumentType).where(DocumentType.tenant_id == tenant_id).order_by(DocumentType.code)
+    return list(session.execute(query).scalars())
+
+
+def _audit(session: Session, principal: Principal, action: str, document_type: DocumentType, **details: Any) -> None:
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action=action,
+        object_type="document_type",
+        object_id=document_type.id,
+        details=details,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Field values
+
+
+def validate_values(
+    session: Session,
+    tenant_id: str,
+    document_type: DocumentType | None,
+    values: dict[str, Any],
+    previous: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The complete, normalised field values of a version: ``values`` merged over ``previous``.
+
+    A null in ``values`` clears the field. Retired fields keep their earlier value and accept no new one.
+    JSON values: text, choice, reference and decimal as strings (decimals exact), integer, boolean, date as
+    AAAA-MM-JJ.
+
+    :raises InvalidInput: a French message naming the field (unknown, retired, wrong type, missing).
+    """
+    if document_type is None:
+        if values:
+            raise InvalidInput("field_values : le document n'a pas de type, il n'a pas de champs typés")
+        return {}
+    fields = {field["name"]: field for field in document_type.fields}
+    merged = {name: value for name, value in (previous or {}).items() if name in fields}
+    for name, raw in values.items():
+        field = fields.get(name)
+        if field is None:
+            raise InvalidInput(f"champ « {name} » : inconnu du type « {document_type.code} »", field=name)
+        if field.get("retired"):
+            raise InvalidInput(f"champ « {name} » : retiré du type « {document_type.code} »", field=name)
+        if raw is None or raw == "":
+            merged.pop(name, None)
+        else:
+            merged[name] = coerce_value(session, tenant_id, field, raw)
+    for field in document_type.fields:
+        if field.get("required") and not field.get("retired") and field["name"] not in merged:
+            raise InvalidInput(f"champ « {field['label']} » ({field['name']}) : obligatoire", field=field["name"])
+    return merged
+
+
+def coerce_value(session: Session, tenant_id: str, field: dict[str, Any], raw: Any) -> Any:
+    """One value, checked against its field's kind and normalised; strings are read too (forms, CSV).
+
+    :raises InvalidInput: naming the field.
+    """
+    kind, name = field["kind"], field["name"]
+    try:
+        value = _COERCE[kind](raw, field)
+    except (ValueError, TypeError, InvalidOperation) as exc:
+        raise InvalidInput(f"champ « {field['label']} » ({name}) : {exc}", field=name) from None
+    if kind == "reference":
+        _check_reference(session, tenant_id, field, str(value))
+    return value
+
+
+def _text(raw: Any, field: dict[str, Any]) -> str:
+    if not isinstance(raw, str):
+        raise ValueError("texte attendu")
+    value = raw.strip()
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"{MAX_TEXT} caractères au plus")
+    return value
+
+
+def _integer(raw: Any, field: dict[str, Any]) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("nombre entier attendu")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit() and len(raw) < 20:
+        return int(raw.strip())
+    raise ValueError("nombre entier attendu")
+
+
+def _decimal(raw: Any, field: dict[str, Any]) -> str:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ValueError("nombre décimal attendu")
+    text = str(raw).strip().replace(",", ".") if isinstance(raw, str) else repr(raw)
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError("nombre décimal attendu (ex. 1234.50)") from None
+    if not value.is_finite() or len(text) > 40:
+        raise ValueError("nombre décimal attendu (ex. 1234.50)")
+    return format(value, "f")
+
+
+def _date(raw: Any, field: dict[str, Any]) -> str:
+    if isinstance(raw, date) and not isinstance(raw, datetime):
+        return raw.isoformat()
+    if not isinstance(raw, str):
+        raise ValueError("date attendue (AAAA-MM-JJ)")
+    try:
+        return date.fromisoformat(raw.strip()).isoformat()
+    except ValueError:
+        raise ValueError("date attendue (AAAA-MM-JJ)") from None
+
+
+def _boolean(raw: Any, field: dict[str, Any]) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+        return raw.strip().lower() in _TRUE
+    raise ValueError("oui/non attendu (true ou false)")
+
+
+def _choice(raw: Any, field: dict[str, Any]) -> str:
+    value = _text(raw, field)
+    if value not in field["choices"]:
+        raise ValueError(f"« {value} » n'est pas permis (valeurs : {', '.join(field['choices'])})")
+    return value
+
+
+def _reference(raw: Any, field: dict[str, Any]) -> str:
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > 36:
+        raise ValueError("identifiant de document attendu")
+    return raw.strip()
+
+
+_COERCE = {
+    "text": _text,
+    "integer": _integer,
+    "decimal": _decimal,
+    "date": _date,
+    "boolean": _boolean,
+    "choice": _choice,
+    "reference": _reference,
+}
+
+
+def _check_reference(session: Session, tenant_id: str, field: dict[str, Any], document_id: str) -> None:
+    found = session.execute(
+        select(Document.id).where(
+            Document.id == document_id, Document.tenant_id == tenant_id, Document.deleted_at.is_(None)
+        )
+    ).first()
+    if found is None:
+        raise InvalidInput(
+            f"champ « {field['label']} » ({field['name']}) : le document {document_id} n'existe pas",
+            field=field["name"],
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Retention (DUA)
+
+
+def dua_ends_on(document: Document, document_type: DocumentType | None) -> date | None:
+    """When the document's DUA ends, from its type's rule and its current version; None without a rule or
+    while the starting event has no date (the DUA has not started)."""
+    if document_type is None or document_type.dua_months is None:
+        return None
+    start = _start(document, document_type.dua_event)
+    return None if start is None else add_months(start, document_type.dua_months)
+
+
+def _start(document: Document, event: str) -> date | None:
+    if event == "creation":
+        return document.created_at.date() if document.created_at else utcnow().date()
+    version = document.current
+    if event == "document_date":
+        return version.document_date
+    value = (version.field_values or {}).get(event)
+    return date.fromisoformat(value) if isinstance(value, str) else None
+
+
+def add_months(start: date, months: int) -> date:
+    """``start`` plus whole months, the day clamped to the month's end (31 January + 1 month: 28/29 February)."""
+    index = start.month - 1 + months
+    year, month = start.year + index // 12, index % 12 + 1
+    return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+
+
+def recompute_dua(session: Session, document_type: DocumentType) -> int:
+    """Apply a type's (new) DUA rule to its documents; returns how many changed."""
+    from sqlalchemy.orm import selectinload
+
+    changed = 0
+    query = select(Document).where(Document.type_id == document_type.id).options(selectinload(Document.versions))
+    for document in session.execute(query).scalars():
+        ends = dua_ends_on(document, document_type)
+        if ends != document.dua_ends_on:
+            document.dua_ends_on = ends
+            changed += 1
+    return changed

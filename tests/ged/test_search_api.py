@@ -1,0 +1,114 @@
+"""GET /ged/search through the real API: documents uploaded by users are found by their French words,
+only within the tenant, with facets and paging; every bad parameter is a French 422 (or 404)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import pytest
+
+from conftest import Kit, assert_problem, make_pdf, upload_document
+
+
+@pytest.fixture
+def documents(kit: Kit) -> dict[str, str]:
+    agent = kit["agent"]
+    made = {
+        "budget": upload_document(
+            agent, make_pdf(), title="Délibérations du conseil municipal : budget 2025", date="2025-01-20",
+            tags=["budget", "finances"],
+        ),
+        "voirie": upload_document(
+            agent, make_pdf(), title="Arrêté de circulation, travaux de voirie", document_type="arrete",
+            date="2024-06-03", tags=["voirie"],
+        ),
+        "eau": upload_document(
+            agent, make_pdf(), title="Délibération sur le prix de l'eau", date="2024-12-10", tags=["finances"],
+        ),
+    }  # fmt: skip
+    return {name: document["id"] for name, document in made.items()}
+
+
+def test_uploaded_documents_are_found_by_their_french_words(kit: Kit, documents: dict[str, str]) -> None:
+    response = kit["agent"].get("/ged/search", params={"q": "délibération"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["total"] == 2
+    assert {item["document_id"] for item in body["items"]} == {documents["budget"], documents["eau"]}
+    assert body["terms"] == [["deliber"]]
+    assert set(body["facets"]) == {"type", "folder", "tag", "year"}
+    assert {(value["value"], value["count"]) for value in body["facets"]["tag"]} == {("finances", 2), ("budget", 1)}
+    assert {(value["value"], value["count"]) for value in body["facets"]["year"]} == {("2025", 1), ("2024", 1)}
+    item = next(item for item in body["items"] if item["document_id"] == documents["budget"])
+    assert item["title"] == "Délibérations du conseil municipal : budget 2025"
+    assert item["document_date"] == "2025-01-20"
+    assert item["version"] == 1
+
+
+def test_filters_sort_and_pages_through_the_query_string(kit: Kit, documents: dict[str, str]) -> None:
+    def ids(**params: object) -> list[str]:
+        response = kit["agent"].get("/ged/search", params=params)
+        assert response.status_code == 200, response.text
+        return [item["document_id"] for item in response.json()["items"]]
+
+    assert ids(q="finances", tag="finances", sort="date") == [documents["budget"], documents["eau"]]
+    assert ids(tag=["finances", "budget"]) == [documents["budget"]]
+    assert ids(document_type="arrete") == [documents["voirie"]]
+    assert ids(date_from="2024-07-01", date_to="2024-12-31") == [documents["eau"]]
+    assert ids(sort="date", limit="1", offset="1") == [documents["eau"]]
+    assert ids(sort="title") == [documents["voirie"], documents["eau"], documents["budget"]]
+    assert kit["agent"].get("/ged/search", params={"facets": "false"}).json()["facets"] == {}
+
+
+def test_other_tenants_never_see_the_documents(
+    make_kit: Callable[..., Kit], kit: Kit, documents: dict[str, str]
+) -> None:
+    other = make_kit(with_identity=False)
+    upload_document(other["agent"], make_pdf(), title="Délibération d'une autre commune")
+    body = other["agent"].get("/ged/search", params={"q": "délibération"}).json()
+    assert body["total"] == 1
+    assert documents["budget"] not in {item["document_id"] for item in body["items"]}
+    assert kit["agent"].get("/ged/search", params={"q": "délibération"}).json()["total"] == 2
+
+
+@pytest.mark.parametrize("hostile", ['" OR 1=1 --', "NEAR(", "*", "'", "délibération OR 1=1", "%", "\\"])
+def test_hostile_queries_are_plain_words(kit: Kit, documents: dict[str, str], hostile: str) -> None:
+    response = kit["agent"].get("/ged/search", params={"q": hostile})
+    assert response.status_code == 200, response.text
+    assert response.json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"limit": "0"}, "limit : nombre entier de 1 à 100"),
+        ({"limit": "beaucoup"}, "limit : nombre entier"),
+        ({"offset": "-1"}, "offset : nombre entier de 0 à 10000"),
+        ({"offset": "99999"}, "offset"),
+        ({"date_from": "12/03/2024"}, "date_from : date attendue au format AAAA-MM-JJ"),
+        ({"date_from": "2024-05-01", "date_to": "2024-04-01"}, "postérieure"),
+        ({"sort": "pertinence"}, "tri inconnu"),
+        ({"facets": "peut-être"}, "facets : true ou false"),
+        ({"field.Montant": "1"}, "filtre de champ mal formé"),
+        ({"field.montant.entre": "1"}, "filtre de champ mal formé"),
+        ({"field.montant": "1"}, "champ inconnu"),
+        ({"type": "inexistant"}, "type de document inconnu"),
+        ({"q": "x" * 501}, "trop longue"),
+    ],
+)
+def test_bad_parameters_get_a_french_422(kit: Kit, params: dict[str, str], message: str) -> None:
+    problem = assert_problem(kit["agent"].get("/ged/search", params=params), 422)
+    assert message in problem["detail"]
+
+
+def test_an_unknown_folder_is_not_found(kit: Kit) -> None:
+    problem = assert_problem(kit["agent"].get("/ged/search", params={"folder": str(uuid.uuid4())}), 404)
+    assert "introuvable" in problem["detail"]
+
+
+def test_search_needs_a_user(app: object) -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as anonymous:  # type: ignore[arg-type]
+        assert_problem(anonymous.get("/ged/search", params={"q": "budget"}), 401)
