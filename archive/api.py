@@ -7,14 +7,16 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Body, FastAPI, Query, Request, Response
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
-from archive import inspection, profiles, referential, service
+from archive import inspection, mapping, profiles, referential, service
 from archive.schemas import (
     InspectionOut,
+    MappingIn,
+    MappingOut,
     ProfileOut,
     ReferentialIn,
     ReferentialOut,
@@ -31,6 +33,7 @@ router = APIRouter(prefix="/transfers", tags=["versements"])
 inspections = APIRouter(prefix="/inspections", tags=["inspection"])
 profile_routes = APIRouter(prefix="/profiles", tags=["profils d'archivage"])
 referential_routes = APIRouter(prefix="/referential", tags=["référentiel"])
+mapping_routes = APIRouter(prefix="/mappings", tags=["correspondances GED → SEDA"])
 
 
 @router.post("", status_code=202, response_model=TransferOut, summary="Demander un versement de documents de la GED")
@@ -249,10 +252,41 @@ def set_referential(principal: PrincipalDep, session: SessionDep, body: Referent
     return ReferentialOut.of(referential.set_referential(session, principal, body))
 
 
+_MAPPING_SCHEMA = MappingIn.model_json_schema()
+
+
+# --- mappings of GED document types to SEDA ----------------------------------------------------------------
+
+
+@mapping_routes.get("", response_model=list[MappingOut], summary="Lister les correspondances enregistrées")
+def list_mappings(principal: PrincipalDep, session: SessionDep) -> list[MappingOut]:
+    return mapping.list_mappings(session, principal.tenant_id)
+
+
+@mapping_routes.get(
+    "/{type_code}", response_model=MappingOut, summary="Consulter la correspondance d'un type de document GED"
+)
+def get_mapping(principal: PrincipalDep, session: SessionDep, type_code: str) -> MappingOut:
+    return mapping.get_mapping(session, principal.tenant_id, type_code)
+
+
+@mapping_routes.put(
+    "/{type_code}",
+    response_model=MappingOut,
+    summary="Enregistrer la correspondance d'un type de document GED vers le SEDA (archiviste)",
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _MAPPING_SCHEMA}}}},
+)
+def set_mapping(
+    principal: PrincipalDep, session: SessionDep, type_code: str, body: Annotated[Any, Body()]
+) -> MappingOut:
+    # The body is checked by archive.mapping, whose messages are French and name each element.
+    return mapping.set_mapping(session, principal, type_code, body)
+
+
 def create_app() -> FastAPI:
     return create_service_app(
         "archive",
         "socle — archives",
         "Versements SEDA : construction, validation et envoi des paquets d'archives ; inspection de paquets.",
-        [router, inspections, profile_routes, referential_routes],
+        [router, inspections, profile_routes, referential_routes, mapping_routes],
     )

@@ -140,9 +140,17 @@ def _tell_ged(session: Session, transfer: Transfer, message: replies.SaeMessage)
     """The GED marks the transfer's documents archived, each with the identifier the SAE gave its unit."""
     if not transfer.document_ids:
         return  # a package built from a folder tree: no GED document
+    # Each document's unit as the build recorded it (nested under folder units for a transfer by folder); the
+    # flat numbering for packages built before it was recorded.
+    units = transfer.document_units or dict(
+        zip(transfer.document_ids, _unit_ids(len(transfer.document_ids)), strict=True)
+    )
     documents = [
-        {"document_id": document_id, "sae_identifier": _unit_identifier(message, unit_id) or message.message_identifier}
-        for document_id, unit_id in zip(transfer.document_ids, _unit_ids(len(transfer.document_ids)), strict=True)
+        {
+            "document_id": document_id,
+            "sae_identifier": _unit_identifier(message, units[document_id]) or message.message_identifier,
+        }
+        for document_id in transfer.document_ids
     ]
     enqueue(
         session,

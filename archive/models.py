@@ -27,6 +27,11 @@ class Transfer(ArchiveBase):
     seda_version: Mapped[str] = mapped_column(String(5), default="2.2")
     message_identifier: Mapped[str] = mapped_column(String(100))
     document_ids: Mapped[list[str]] = mapped_column(JSON)
+    # How the documents were chosen: {"kind": "documents" | "folder" | "dua_reached", "folder_id": …}; for a
+    # folder or a DUA selection, ``document_ids`` is filled from the GED's answer.
+    selection: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Each document's unit in the package (document id → AU id), known once built: folders nest the units.
+    document_units: Mapped[dict[str, str] | None] = mapped_column(JSON)
     comment: Mapped[str | None] = mapped_column(Text)
     archival_agency: Mapped[str] = mapped_column(String(100))
     transferring_agency: Mapped[str] = mapped_column(String(100))
@@ -103,5 +108,19 @@ class Referential(ArchiveBase):
     tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     digest_algorithms: Mapped[list[str]] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TransferMapping(ArchiveBase):
+    """How a GED document type's metadata becomes SEDA, per tenant (archive.mapping): edited by archivists."""
+
+    __tablename__ = "archive_mappings"
+    __table_args__ = (UniqueConstraint("tenant_id", "type_code"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    type_code: Mapped[str] = mapped_column(String(100))
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_by: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

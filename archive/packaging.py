@@ -6,9 +6,12 @@ import base64
 import binascii
 import hashlib
 import os
+import tempfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, NamedTuple
@@ -29,6 +32,14 @@ __all__ = [
 ]
 
 CHUNK_SIZE = 1024 * 1024
+# Bytes siegfried sees of each file: the beginning and the end, DROID's default scan limit (64 KiB each way).
+# Signatures anchored at either end (PDF, JPEG, PNG, ZIP, office files…) are all there; a marker searched
+# anywhere in a large file (a PDF/A identifier deep inside) may be missed: the generic format is then given.
+IDENTIFY_HEAD = 64 * 1024
+IDENTIFY_TAIL = 64 * 1024
+_ZIP_SIGNATURE = b"PK\x03\x04"
+_IDENTIFIER: tuple[int, ThreadPoolExecutor] | None = None
+_IDENTIFIER_LOCK = threading.Lock()
 MANIFEST_NAME = "manifest.xml"
 
 # Deflating these costs CPU (about 27 MB/s on incompressible data) for no gain: they are stored.
@@ -134,14 +145,19 @@ ALREADY_COMPRESSED_SUFFIXES = frozenset(
 
 
 def describe_file(path: Path, filename: str | None = None, *, identify: bool = True) -> DescribedFile:
-    """Describe a file for a SEDA manifest, reading its bytes once (SHA-512, CRC-32 and size together).
+    """Describe a file for a SEDA manifest, reading its bytes once: SHA-512, CRC-32, size and format together.
 
-    `filename` is the original name (defaults to the path's name). An empty file is described
-    (size 0): the manifest builder is the one that refuses it.
+    The format is identified by siegfried on the bytes kept during that read (the first IDENTIFY_HEAD and last
+    IDENTIFY_TAIL bytes, the whole file when smaller), as DROID does with its default scan limit; a larger
+    zip-based file is identified on the file itself, whose members siegfried reads.
+    `filename` is the original name (defaults to the path's name). An empty file is described (size 0): the
+    manifest builder is the one that refuses it. Raises OSError when the file cannot be read.
     """
     digest = hashlib.sha512()
     crc = 0
     size = 0
+    head = bytearray()
+    tail = b""
     with path.open("rb") as stream:
         # fstat on the open descriptor: the date belongs to the very file whose bytes are hashed.
         modified = datetime.fromtimestamp(os.fstat(stream.fileno()).st_mtime, tz=UTC)
@@ -149,7 +165,18 @@ def describe_file(path: Path, filename: str | None = None, *, identify: bool = T
             digest.update(chunk)
             crc = zlib.crc32(chunk, crc)
             size += len(chunk)
-    puid, mime_type, format_name = _identify(path) if identify and size > 0 else (None, None, None)
+            if len(head) < IDENTIFY_HEAD:
+                head += chunk[: IDENTIFY_HEAD - len(head)]
+            tail = (tail + chunk)[-IDENTIFY_TAIL:] if len(chunk) < IDENTIFY_TAIL else chunk[-IDENTIFY_TAIL:]
+    identified: tuple[str | None, str | None, str | None] = (None, None, None)
+    if identify and size > IDENTIFY_HEAD + IDENTIFY_TAIL and head.startswith(_ZIP_SIGNATURE):
+        # Office documents (DOCX, ODT…) are told apart from plain zips by their members: siegfried opens the
+        # file itself and reads its central directory and those few members, not the whole file.
+        identified = _identifier().submit(_identify, path).result()
+    elif identify and size > 0:
+        sample = bytes(head) if size <= IDENTIFY_HEAD else bytes(head) + _tail_after_head(tail, size)
+        identified = _identify_sample(sample, path.suffix)
+    puid, mime_type, format_name = identified
     return DescribedFile(
         path=path,
         filename=filename or path.name,
@@ -163,13 +190,41 @@ def describe_file(path: Path, filename: str | None = None, *, identify: bool = T
     )
 
 
-def _identify(path: Path) -> tuple[str | None, str | None, str | None]:
-    """PRONOM id, MIME type and format name according to siegfried.
+def _tail_after_head(tail: bytes, size: int) -> bytes:
+    """The part of the tail that the head does not already hold (files a little larger than the head)."""
+    return tail[-(size - IDENTIFY_HEAD) :]
 
-    pygfried only identifies by path, so siegfried opens the file a second time (reading the parts its
-    signatures need): acceptable for now. It sees the path's extension, not the original filename's;
-    byte signatures still identify PDFs and text without it.
+
+def _identify_sample(sample: bytes, suffix: str) -> tuple[str | None, str | None, str | None]:
+    """Identify a sample in the identification thread (see _identifier), waiting for the answer."""
+    return _identifier().submit(_identify_in_thread, sample, suffix).result()
+
+
+def _identifier() -> ThreadPoolExecutor:
+    """The process's single siegfried thread.
+
+    siegfried is Go code called with the GIL held: calls from several threads run one at a time anyway, and
+    three times slower (Go binds each new calling thread). One thread does them all while the other threads
+    read and hash. Recreated in a forked child, where the parent's thread does not exist.
     """
+    global _IDENTIFIER
+    with _IDENTIFIER_LOCK:
+        if _IDENTIFIER is None or _IDENTIFIER[0] != os.getpid():
+            _IDENTIFIER = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="siegfried"))
+        return _IDENTIFIER[1]
+
+
+def _identify_in_thread(sample: bytes, suffix: str) -> tuple[str | None, str | None, str | None]:
+    # pygfried only identifies by path: the sample goes to a temporary file with the original extension
+    # (siegfried uses it when byte signatures tie).
+    with tempfile.NamedTemporaryFile(prefix="socle-identify-", suffix=suffix) as copy:
+        copy.write(sample)
+        copy.flush()
+        return _identify(Path(copy.name))
+
+
+def _identify(path: Path) -> tuple[str | None, str | None, str | None]:
+    """PRONOM id, MIME type and format name according to siegfried."""
     # Imported here, never at module load: pygfried embeds the Go runtime, which hangs in a process forked
     # after it was loaded, and rq workers fork a work horse per job from a parent that imports this module.
     import pygfried
@@ -198,13 +253,19 @@ def compression_for(file: DescribedFile) -> int:
 # --- writing ---------------------------------------------------------------------------------------
 
 
-def write_sip(manifest: bytes, files: Iterable[tuple[str, DescribedFile]], destination: Path) -> None:
+def write_sip(manifest: bytes | Path, files: Iterable[tuple[str, DescribedFile]], destination: Path) -> None:
     """Write the SIP zip atomically: manifest.xml first, then each file under its entry name.
+
+    `manifest` is the manifest's bytes, or a file holding them (seda.write_manifest): a large manifest then
+    never sits in memory.
 
     The zip is written to a seekable temporary file next to the destination, so zipfile puts sizes and
     CRC in the local headers and never sets the data-descriptor flag (streaming readers such as Vitam's
-    commons-compress cannot read stored entries that use one). Each file is checked against its
-    description while copied; a mismatch raises SedaError and leaves no destination.
+    commons-compress cannot read stored entries that use one). Zip64 records are added where sizes or offsets
+    need them; non-ASCII names get the UTF-8 flag. Already-compressed formats are stored; the others are
+    deflated, and stored after all when deflating does not make them smaller. Each file is read once and
+    checked against its description (size and CRC-32) while copied; a mismatch raises SedaError and leaves
+    no destination.
     """
     entries = list(files)
     _check_entry_names([name for name, _ in entries])
@@ -234,25 +295,54 @@ def _entry_info(name: str, modified: datetime, compression: int, size: int) -> z
     return info
 
 
-def _write_manifest(archive: zipfile.ZipFile, manifest: bytes) -> None:
-    info = _entry_info(MANIFEST_NAME, datetime.now(UTC), zipfile.ZIP_DEFLATED, len(manifest))
-    archive.writestr(info, manifest)
+def _write_manifest(archive: zipfile.ZipFile, manifest: bytes | Path) -> None:
+    if isinstance(manifest, bytes):
+        info = _entry_info(MANIFEST_NAME, datetime.now(UTC), zipfile.ZIP_DEFLATED, len(manifest))
+        archive.writestr(info, manifest)
+        return
+    info = _entry_info(MANIFEST_NAME, datetime.now(UTC), zipfile.ZIP_DEFLATED, manifest.stat().st_size)
+    with manifest.open("rb") as source, archive.open(info, "w") as target:
+        while chunk := source.read(CHUNK_SIZE):
+            target.write(chunk)
 
 
 def _write_file(archive: zipfile.ZipFile, name: str, file: DescribedFile) -> None:
-    info = _entry_info(name, file.last_modified, compression_for(file), file.size)
-    digest = hashlib.sha512()
+    compression = compression_for(file)
+    info = _copy_entry(archive, name, file, compression)
+    if compression == zipfile.ZIP_DEFLATED and info.compress_size >= info.file_size:
+        _drop_last_entry(archive, info)
+        info = _copy_entry(archive, name, file, zipfile.ZIP_STORED)
+
+
+def _copy_entry(archive: zipfile.ZipFile, name: str, file: DescribedFile, compression: int) -> zipfile.ZipInfo:
+    info = _entry_info(name, file.last_modified, compression, file.size)
     size = 0
     with file.path.open("rb") as source, archive.open(info, "w") as target:
         while chunk := source.read(CHUNK_SIZE):
-            digest.update(chunk)
             size += len(chunk)
             target.write(chunk)
-    if size != file.size or digest.hexdigest() != file.sha512 or file.crc32 != info.CRC:
+    # zipfile computed the CRC-32 of the bytes it wrote: with the size, it tells whether the file changed
+    # since its digest was taken, without hashing it a second time.
+    if size != file.size or file.crc32 != info.CRC:
         raise SedaError(
             f"Le fichier « {file.filename} » a changé depuis sa description "
             f"({size} octets lus, {file.size} attendus) : paquet abandonné."
         )
+    return info
+
+
+def _drop_last_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    """Forget the entry just written, so that it can be written again (stored) in its place.
+
+    zipfile has no API for this: the entry is the last one of `filelist`, and the central directory is only
+    written on close, from `start_dir`; truncating the file there leaves the archive as before the entry.
+    """
+    archive.filelist.remove(info)
+    del archive.NameToInfo[info.filename]
+    assert archive.fp is not None
+    archive.fp.seek(info.header_offset)
+    archive.fp.truncate()
+    archive.start_dir = info.header_offset
 
 
 # --- verification ----------------------------------------------------------------------------------

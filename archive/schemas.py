@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from archive.statuses import STATUS_LABELS
 from socle.schemas import ReadModel
 
 
 class TransferIn(BaseModel):
-    document_ids: list[str] = Field(min_length=1, max_length=1000, description="Documents de la GED à verser")
+    """A transfer asks for exactly one selection: documents by id, a folder of the plan, or the DUA's end."""
+
+    document_ids: list[str] | None = Field(
+        None, min_length=1, max_length=1000, description="Documents de la GED à verser"
+    )
+    folder_id: str | None = Field(
+        None, min_length=1, max_length=36, description="Dossier du plan de classement à verser, sous-dossiers compris"
+    )
+    dua_reached: bool = Field(
+        False, description="Verser les documents dont la DUA est échue, sort final « conserver » ou « trier »"
+    )
     archival_agency: str = Field(
         min_length=1, max_length=100, description="Identifiant du service d'archives destinataire"
     )
@@ -20,12 +31,85 @@ class TransferIn(BaseModel):
     profile: str | None = Field(
         None, min_length=1, max_length=100, description="Profil d'archivage (RelaxNG) de la collectivité à respecter"
     )
+    seda_version: Literal["2.1", "2.2", "2.3"] = Field("2.2", description="Version du SEDA du bordereau")
+
+    @model_validator(mode="after")
+    def _one_selection(self) -> TransferIn:
+        chosen = [self.document_ids is not None, self.folder_id is not None, self.dua_reached]
+        if sum(chosen) != 1:
+            raise ValueError("indiquez exactement une sélection : document_ids, folder_id ou dua_reached (vrai)")
+        return self
 
 
 RuleCategory = Literal[
     "AppraisalRule", "AccessRule", "StorageRule", "DisseminationRule", "ReuseRule", "ClassificationRule"
 ]
 DigestAlgorithm = Literal["MD5", "SHA-1", "SHA-256", "SHA-384", "SHA-512"]
+
+# Where a mapped value comes from in the GED's export: the document's own metadata, or one of its type's
+# typed fields (« field:<name> »). Checked against the document at build time: the archive does not know types.
+SOURCES = ("title", "document_type", "type_name", "author", "document_date", "created_at", "modified_at", "dua_start")
+SOURCE_PATTERN = rf"^({'|'.join(SOURCES)}|field:[A-Za-z0-9_.-]{{1,100}})$"
+AGENCY_PATTERN = r"^(tenant|field:[A-Za-z0-9_.-]{1,100})$"
+DescriptionLevel = Literal[
+    "Fonds", "Subfonds", "Class", "Collection", "Series", "Subseries", "RecordGrp", "SubGrp", "File", "Item"
+]
+
+
+class MappingIn(BaseModel):
+    """How a GED document type's metadata becomes SEDA: each value names its source (see SOURCE_PATTERN)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field("title", pattern=SOURCE_PATTERN, description="Source du titre (Title)")
+    description: str | None = Field(None, pattern=SOURCE_PATTERN, description="Source de la description")
+    description_level: DescriptionLevel = Field("Item", description="Niveau de description (DescriptionLevel)")
+    start_date: str = Field(
+        "document_date", pattern=SOURCE_PATTERN, description="Source de la date de début (StartDate)"
+    )
+    end_date: str = Field("document_date", pattern=SOURCE_PATTERN, description="Source de la date de fin (EndDate)")
+    keywords_from_tags: bool = Field(True, description="Les mots-clés de la GED deviennent des Keyword")
+    keyword_fields: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Champs typés dont la valeur devient un Keyword",
+    )
+    originating_agency: str = Field(
+        "tenant",
+        pattern=AGENCY_PATTERN,
+        description="Service producteur : « tenant » (SIREN de la collectivité) ou « field:<nom> »",
+    )
+    submission_agency: str = Field(
+        "tenant",
+        pattern=AGENCY_PATTERN,
+        description="Service versant : « tenant » (SIREN de la collectivité) ou « field:<nom> »",
+    )
+    appraisal_rule: str | None = Field(
+        None,
+        max_length=100,
+        description="Règle de sort final (AppraisalRule) du référentiel ; vide : celle dont la durée est la DUA",
+    )
+    access_rule: str | None = Field(
+        None, max_length=100, description="Règle de communicabilité (AccessRule) du référentiel ; vide : aucune"
+    )
+    access_start: str = Field(
+        "document_date", pattern=SOURCE_PATTERN, description="Source de la date de départ de la communicabilité"
+    )
+
+    @field_validator("keyword_fields")
+    @classmethod
+    def _field_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name):
+                raise ValueError(f"nom de champ invalide : « {name[:100]} »")
+        return list(dict.fromkeys(names))
+
+
+class MappingOut(MappingIn):
+    type_code: str
+    default: bool = Field(description="Vrai tant qu'aucun archiviste n'a enregistré de correspondance pour ce type")
+    updated_by: str | None
+    updated_at: datetime | None
 
 
 class RuleIn(BaseModel):
@@ -97,6 +181,10 @@ class TransferOut(ReadModel):
     seda_version: str
     message_identifier: str
     document_ids: list[str]
+    selection: dict[str, Any] | None = Field(description="Sélection demandée : documents, dossier (folder_id) ou DUA")
+    document_units: dict[str, str] | None = Field(
+        description="Unité d'archives de chaque document dans le paquet (identifiant du document → AU…)"
+    )
     comment: str | None
     archival_agency: str
     transferring_agency: str

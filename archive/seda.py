@@ -7,12 +7,14 @@ functions below append children exactly in schema order.
 
 from __future__ import annotations
 
+import io
 import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from lxml import etree
 
@@ -26,6 +28,7 @@ __all__ = [
     "build_manifest",
     "sip_entries",
     "version_of_namespace",
+    "write_manifest",
 ]
 
 # One entry per supported SEDA version. Compared in the XSDs for everything this builder writes (header,
@@ -87,7 +90,7 @@ class Agency:
     name: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DescribedFile:
     path: Path
     filename: str
@@ -100,7 +103,7 @@ class DescribedFile:
     last_modified: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ArchiveUnitSpec:
     title: str
     description_level: str = "Item"
@@ -142,7 +145,7 @@ def version_of_namespace(namespace: str) -> str | None:
 # --- identifiers ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _PlannedObject:
     object_id: str
     uri: str
@@ -150,7 +153,7 @@ class _PlannedObject:
     file: DescribedFile
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _PlannedUnit:
     unit_id: str
     spec: ArchiveUnitSpec
@@ -244,6 +247,10 @@ class _Writer:
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
 
+    def element(self, tag: str, **attributes: str) -> etree._Element:
+        """A detached block, serialised on its own by _Output.block."""
+        return etree.Element(f"{{{self.namespace}}}{tag}", attributes, nsmap={None: self.namespace})
+
     def add(self, parent: etree._Element, tag: str, text: str | None = None, **attributes: str) -> etree._Element:
         element = etree.SubElement(parent, f"{{{self.namespace}}}{tag}", attributes)
         if text is not None:
@@ -255,10 +262,45 @@ class _Writer:
             self.add(parent, tag, text)
 
 
+class _Output:
+    """Writes the manifest block by block, exactly as lxml pretty-prints the whole tree (two spaces a level).
+
+    Only the blocks (a DataObjectGroup, a unit's Content…) exist as lxml elements, one at a time: memory does not
+    grow with the number of files. The elements that hold many blocks are opened and closed by hand.
+    """
+
+    def __init__(self, out: BinaryIO, namespace: str) -> None:
+        self.out = out
+        self.declaration = f' xmlns="{namespace}"'.encode()
+
+    def open(self, tag: str, depth: int, attributes: str = "") -> None:
+        self.out.write(f"{'  ' * depth}<{tag}{attributes}>\n".encode())
+
+    def close(self, tag: str, depth: int) -> None:
+        self.out.write(f"{'  ' * depth}</{tag}>\n".encode())
+
+    def block(self, element: etree._Element, depth: int) -> None:
+        etree.indent(element, space="  ", level=depth)
+        text = etree.tostring(element, encoding="UTF-8")
+        # A detached element declares its namespace; in the document, the root already does.
+        self.out.write(b"  " * depth + text.replace(self.declaration, b"", 1) + b"\n")
+
+
 def build_manifest(spec: TransferSpec, *, version: str = "2.2") -> bytes:
     """Return the ArchiveTransfer manifest as UTF-8 XML with declaration.
 
     Raises SedaError for an unsupported version, a naive date, an empty file or an inconsistent unit.
+    """
+    out = io.BytesIO()
+    write_manifest(spec, out, version=version)
+    return out.getvalue()
+
+
+def write_manifest(spec: TransferSpec, out: BinaryIO, *, version: str = "2.2") -> None:
+    """Write the ArchiveTransfer manifest (UTF-8 XML with declaration) to `out`, in constant memory.
+
+    The same bytes as build_manifest. Raises SedaError for an unsupported version, a naive date, an empty
+    file or an inconsistent unit (before anything is written).
     """
     namespace = NAMESPACES.get(version)
     if namespace is None:
@@ -268,45 +310,66 @@ def build_manifest(spec: TransferSpec, *, version: str = "2.2") -> bytes:
         raise SedaError("La date du message doit comporter un fuseau horaire.")
     units = _plan_units(spec.units)
     writer = _Writer(namespace)
-    root = etree.Element(f"{{{namespace}}}ArchiveTransfer", nsmap={None: namespace})
-    writer.add_optional(root, "Comment", spec.comment)
-    writer.add(root, "Date", _datetime(spec.date))
-    writer.add(root, "MessageIdentifier", spec.message_identifier)
-    writer.add_optional(root, "ArchivalAgreement", spec.archival_agreement)
-    _add_code_lists(writer, root)
-    _add_package(writer, root, spec, units)
-    _add_agency(writer, root, "ArchivalAgency", spec.archival_agency)
-    _add_agency(writer, root, "TransferringAgency", spec.transferring_agency)
-    return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    output = _Output(out, namespace)
+    out.write(b"<?xml version='1.0' encoding='UTF-8'?>\n")
+    output.open("ArchiveTransfer", 0, f' xmlns="{namespace}"')
+    if spec.comment:
+        _leaf(writer, output, "Comment", spec.comment)
+    _leaf(writer, output, "Date", _datetime(spec.date))
+    _leaf(writer, output, "MessageIdentifier", spec.message_identifier)
+    if spec.archival_agreement:
+        _leaf(writer, output, "ArchivalAgreement", spec.archival_agreement)
+    output.block(_code_lists(writer), 1)
+    _write_package(writer, output, spec, units)
+    output.block(_agency(writer, "ArchivalAgency", spec.archival_agency), 1)
+    output.block(_agency(writer, "TransferringAgency", spec.transferring_agency), 1)
+    output.close("ArchiveTransfer", 0)
+
+
+def _leaf(writer: _Writer, output: _Output, tag: str, text: str) -> None:
+    element = writer.element(tag)
+    element.text = text
+    output.block(element, 1)
 
 
 def _datetime(value: datetime) -> str:
     return value.isoformat(timespec="seconds")
 
 
-def _add_code_lists(writer: _Writer, root: etree._Element) -> None:
-    code_lists = writer.add(root, "CodeListVersions")
+def _code_lists(writer: _Writer) -> etree._Element:
+    code_lists = writer.element("CodeListVersions")
     for name in CODE_LIST_VERSIONS:
         writer.add(code_lists, name, f"{name}0")
+    return code_lists
+
+
+def _agency(writer: _Writer, tag: str, agency: Agency) -> etree._Element:
+    element = writer.element(tag)
+    writer.add(element, "Identifier", agency.identifier)
+    return element
 
 
 def _add_agency(writer: _Writer, parent: etree._Element, tag: str, agency: Agency) -> None:
     writer.add(writer.add(parent, tag), "Identifier", agency.identifier)
 
 
-def _add_package(writer: _Writer, root: etree._Element, spec: TransferSpec, units: tuple[_PlannedUnit, ...]) -> None:
-    package = writer.add(root, "DataObjectPackage")
+def _write_package(writer: _Writer, output: _Output, spec: TransferSpec, units: tuple[_PlannedUnit, ...]) -> None:
+    output.open("DataObjectPackage", 1)
     for unit in _walk(units):
         if unit.group_id:
-            group = writer.add(package, "DataObjectGroup", id=unit.group_id)
+            group = writer.element("DataObjectGroup", id=unit.group_id)
             for obj in unit.objects:
                 _add_binary_object(writer, group, obj)
-    descriptive = writer.add(package, "DescriptiveMetadata")
+            output.block(group, 2)
+    output.open("DescriptiveMetadata", 2)
     for unit in units:
-        _add_unit(writer, descriptive, unit, spec, is_root=True)
-    management = writer.add(package, "ManagementMetadata")
+        _write_unit(writer, output, unit, spec, depth=3)
+    output.close("DescriptiveMetadata", 2)
+    management = writer.element("ManagementMetadata")
     writer.add(management, "OriginatingAgencyIdentifier", spec.originating_agency.identifier)
     writer.add(management, "SubmissionAgencyIdentifier", spec.submission_agency.identifier)
+    output.block(management, 2)
+    output.close("DataObjectPackage", 1)
 
 
 def _add_binary_object(writer: _Writer, group: etree._Element, obj: _PlannedObject) -> None:
@@ -326,23 +389,25 @@ def _add_binary_object(writer: _Writer, group: etree._Element, obj: _PlannedObje
     writer.add(info, "LastModified", _datetime(file.last_modified))
 
 
-def _add_unit(
-    writer: _Writer, parent: etree._Element, unit: _PlannedUnit, spec: TransferSpec, *, is_root: bool
-) -> None:
-    element = writer.add(parent, "ArchiveUnit", id=unit.unit_id)
-    _add_management(writer, element, unit.spec)
-    _add_content(writer, element, unit.spec, spec if is_root else None)
+def _write_unit(writer: _Writer, output: _Output, unit: _PlannedUnit, spec: TransferSpec, *, depth: int) -> None:
+    output.open("ArchiveUnit", depth, f' id="{unit.unit_id}"')  # generated ids (AU12): nothing to escape
+    if unit.spec.appraisal_rule or unit.spec.access_rule:
+        management = writer.element("Management")
+        _add_management(writer, management, unit.spec)
+        output.block(management, depth + 1)
+    content = writer.element("Content")
+    _add_content(writer, content, unit.spec, spec if depth == 3 else None)
+    output.block(content, depth + 1)
     if unit.group_id:
-        reference = writer.add(element, "DataObjectReference")
+        reference = writer.element("DataObjectReference")
         writer.add(reference, "DataObjectGroupReferenceId", unit.group_id)
+        output.block(reference, depth + 1)
     for child in unit.children:
-        _add_unit(writer, element, child, spec, is_root=False)
+        _write_unit(writer, output, child, spec, depth=depth + 1)
+    output.close("ArchiveUnit", depth)
 
 
-def _add_management(writer: _Writer, unit_element: etree._Element, unit: ArchiveUnitSpec) -> None:
-    if not (unit.appraisal_rule or unit.access_rule):
-        return
-    management = writer.add(unit_element, "Management")
+def _add_management(writer: _Writer, management: etree._Element, unit: ArchiveUnitSpec) -> None:
     if unit.appraisal_rule:
         rule_id, start, final_action = unit.appraisal_rule
         rule = writer.add(management, "AppraisalRule")
@@ -357,9 +422,8 @@ def _add_management(writer: _Writer, unit_element: etree._Element, unit: Archive
 
 
 def _add_content(
-    writer: _Writer, unit_element: etree._Element, unit: ArchiveUnitSpec, root_spec: TransferSpec | None
+    writer: _Writer, content: etree._Element, unit: ArchiveUnitSpec, root_spec: TransferSpec | None
 ) -> None:
-    content = writer.add(unit_element, "Content")
     writer.add(content, "DescriptionLevel", unit.description_level)
     writer.add(content, "Title", unit.title)
     writer.add_optional(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import tempfile
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
-from datetime import date, datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import checks, packaging, profiles, referential, seda, validation
+from archive import checks, mapping, packaging, profiles, referential, seda, validation
 from archive.models import Transfer
 from archive.schemas import SendIn, TransferIn
 from archive.statuses import (
@@ -37,8 +37,16 @@ from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
 
+# How a transfer's documents were chosen (Transfer.selection["kind"]).
+DOCUMENTS, FOLDER, DUA_REACHED = "documents", "folder", "dua_reached"
+
 
 def request_transfer(session: Session, principal: Principal, body: TransferIn) -> Transfer:
+    """Ask the GED for documents to transfer: given by id, a folder of the plan (with its subtree), or those
+    whose DUA ended with final action keep or sort; the package is built when the GED answers.
+
+    :raises Forbidden: not an archivist. :raises NotFound: unknown collectivité or profile.
+    """
     principal.require(Role.ARCHIVISTE)
     tenant = session.get(Tenant, principal.tenant_id)
     if tenant is None:
@@ -50,7 +58,9 @@ def request_transfer(session: Session, principal: Principal, body: TransferIn) -
         id=transfer_id,
         message_identifier=f"{tenant.slug}-{utcnow():%Y%m%d}-{transfer_id[:8]}",
         tenant_id=principal.tenant_id,
-        document_ids=list(dict.fromkeys(body.document_ids)),
+        seda_version=body.seda_version,
+        document_ids=list(dict.fromkeys(body.document_ids or [])),
+        selection=_selection(body),
         comment=body.comment,
         archival_agency=body.archival_agency,
         profile=body.profile,
@@ -59,24 +69,56 @@ def request_transfer(session: Session, principal: Principal, body: TransferIn) -
     )
     session.add(transfer)
     session.flush()
-    enqueue(
+    if body.document_ids is not None:
+        enqueue(
+            session,
+            messages.GED_EXPORT_FOR_ARCHIVE,
+            key=f"ged.export:{transfer.id}",
+            tenant_id=principal.tenant_id,
+            transfer_id=transfer.id,
+            document_ids=transfer.document_ids,
+        )
+    else:  # the GED chooses the documents: it alone knows its plan and its DUAs
+        enqueue(
+            session,
+            messages.GED_SELECT_FOR_ARCHIVE,
+            key=f"ged.export:{transfer.id}",
+            tenant_id=principal.tenant_id,
+            transfer_id=transfer.id,
+            folder_id=body.folder_id,
+            dua_reached=body.dua_reached,
+        )
+    audit_transfer(
         session,
-        messages.GED_EXPORT_FOR_ARCHIVE,
-        key=f"ged.export:{transfer.id}",
-        tenant_id=principal.tenant_id,
-        transfer_id=transfer.id,
-        document_ids=transfer.document_ids,
+        principal.actor,
+        "archive.transfer.requested",
+        transfer,
+        documents=transfer.document_ids,
+        selection=transfer.selection,
     )
-    audit_transfer(session, principal.actor, "archive.transfer.requested", transfer, documents=transfer.document_ids)
     session.commit()
     return transfer
 
 
+def _selection(body: TransferIn) -> dict[str, Any]:
+    if body.folder_id is not None:
+        return {"kind": FOLDER, "folder_id": body.folder_id}
+    return {"kind": DUA_REACHED} if body.dua_reached else {"kind": DOCUMENTS}
+
+
 def build_package(session: Session, tenant_id: str, transfer_id: str, documents: list[dict[str, Any]]) -> Transfer:
-    """Build the SIP from the GED's export, validate it, keep it in the store. Runs once per transfer."""
+    """Build the SIP from the GED's export, validate it, keep it in the store. Runs once per transfer.
+
+    The documents are described by the tenant's mappings (archive.mapping); for a selection (folder, DUA), the
+    transfer's ``document_ids`` become the GED's choice. A document the mapping cannot describe fails it.
+    """
     transfer = get_transfer(session, tenant_id, transfer_id)
     if transfer.status != REQUESTED:
         return transfer
+    if not documents:
+        transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
+        empty = "aucun document à verser : la sélection est vide"
+        return _fail(session, transfer, empty) if transfer.status == REQUESTED else transfer
     try:
         controls = _controls(session, transfer)
     except NotFound as exc:  # the transfer's profile is gone
@@ -86,7 +128,7 @@ def build_package(session: Session, tenant_id: str, transfer_id: str, documents:
     session.commit()
     failure: str | None = None
     try:
-        stored, report = _build_sip(transfer, documents, controls)
+        stored, report, units = _build_sip(transfer, documents, controls)
     except (seda.SedaError, profiles.ProfileError) as exc:
         failure = str(exc)
     transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
@@ -95,10 +137,17 @@ def build_package(session: Session, tenant_id: str, transfer_id: str, documents:
     if failure is not None:
         return _fail(session, transfer, failure)
     transfer.sip_key, transfer.sip_size, transfer.validation = stored.key, stored.size, report
+    transfer.document_ids, transfer.document_units = [doc["document_id"] for doc in documents], units
     transfer.status = {"valid": BUILT, "invalid": INVALID}.get(report["status"], UNVALIDATED)
     transfer.updated_at = utcnow()
     audit_transfer(
-        session, "service:archive", "archive.transfer.built", transfer, sha256=stored.key, validation=report["status"]
+        session,
+        "service:archive",
+        "archive.transfer.built",
+        transfer,
+        sha256=stored.key,
+        validation=report["status"],
+        documents=transfer.document_ids,
     )
     session.commit()
     return transfer
@@ -111,26 +160,31 @@ class Controls:
     rules: checks.BusinessRules
     profile_name: str | None = None
     profile_key: str | None = None
+    mapper: mapping.Mapper = field(default_factory=lambda: mapping.Mapper({}, None))
 
 
 def _controls(session: Session, transfer: Transfer) -> Controls:
     rules = referential.business_rules(session, transfer.tenant_id)
+    mapper = mapping.Mapper.load(session, transfer.tenant_id)
     if transfer.profile is None:
-        return Controls(rules)
+        return Controls(rules, mapper=mapper)
     profile = profiles.get_profile(session, transfer.tenant_id, transfer.profile)
-    return Controls(rules, profile.name, profile.object_key)
+    return Controls(rules, profile.name, profile.object_key, mapper)
 
 
 def _build_sip(
     transfer: Transfer, documents: list[dict[str, Any]], controls: Controls
-) -> tuple[StoredObject, dict[str, Any]]:
-    """Manifest, validation, zip, self-check, then the store; raise SedaError for a package that cannot be."""
+) -> tuple[StoredObject, dict[str, Any], dict[str, str]]:
+    """Manifest, validation, zip, self-check, then the store; raise SedaError for a package that cannot be.
+
+    Also returns each document's unit id in the package (document id → AU id).
+    """
     work_dir = get_settings().data_dir / "tmp"
     work_dir.mkdir(parents=True, exist_ok=True)
     store = get_store()
     with ExitStack() as stack, tempfile.TemporaryDirectory(dir=work_dir) as scratch:
         files = {doc["document_id"]: stack.enter_context(store.local_path(doc["object_key"])) for doc in documents}
-        spec = _transfer_spec(transfer, documents, files)
+        spec = _transfer_spec(transfer, documents, files, controls.mapper)
         manifest = seda.build_manifest(spec, version=transfer.seda_version)
         entries = seda.sip_entries(spec)
         report = validate_package(manifest, transfer.seda_version, controls, file_count=len(entries))
@@ -140,47 +194,105 @@ def _build_sip(
         if problems:
             raise seda.SedaError("; ".join(problems))
         with sip.open("rb") as stream:
-            return store.put(stream), report
+            return store.put(stream), report, document_units(spec.units)
 
 
-def _transfer_spec(transfer: Transfer, documents: list[dict[str, Any]], files: dict[str, Path]) -> seda.TransferSpec:
-    units = tuple(_unit(doc, files[doc["document_id"]]) for doc in documents)
-    if len(units) > 1:
-        units = (
-            seda.ArchiveUnitSpec(title=transfer.comment or "Versement", description_level="RecordGrp", children=units),
-        )
-    agency = seda.Agency(transfer.transferring_agency)
+def _transfer_spec(
+    transfer: Transfer, documents: list[dict[str, Any]], files: dict[str, Path], mapper: mapping.Mapper
+) -> seda.TransferSpec:
+    mapped = [mapper.map_document(doc, _files(doc, files[doc["document_id"]])) for doc in documents]
+    selection = transfer.selection or {}
+    if selection.get("kind") == FOLDER:
+        units = _folder_units(selection["folder_id"], documents, [m.unit for m in mapped])
+    else:
+        units = tuple(m.unit for m in mapped)
+        if len(units) > 1:
+            title = transfer.comment or "Versement"
+            units = (seda.ArchiveUnitSpec(title=title, description_level="RecordGrp", children=units),)
+    tenant = transfer.transferring_agency
     return seda.TransferSpec(
         message_identifier=transfer.message_identifier,
         archival_agreement=None,
         archival_agency=seda.Agency(transfer.archival_agency),
-        transferring_agency=agency,
-        originating_agency=agency,
-        submission_agency=agency,
+        transferring_agency=seda.Agency(tenant),
+        originating_agency=seda.Agency(_agency([m.originating_agency for m in mapped], tenant, "producteur")),
+        submission_agency=seda.Agency(_agency([m.submission_agency for m in mapped], tenant, "versant")),
         comment=transfer.comment,
         units=units,
         date=transfer.created_at,
     )
 
 
-def _unit(document: dict[str, Any], path: Path) -> seda.ArchiveUnitSpec:
+def _agency(found: list[str | None], tenant: str, role: str) -> str:
+    """The one agency of the package: the root units carry it for all their documents."""
+    agencies = sorted({agency or tenant for agency in found})
+    if len(agencies) > 1:
+        raise mapping.MappingError(
+            f"les documents n'ont pas le même service {role} ({', '.join(agencies)}) : faites un versement par service"
+        )
+    return agencies[0]
+
+
+def _files(document: dict[str, Any], path: Path) -> tuple[tuple[seda.DescribedFile, str], ...]:
     described = packaging.describe_file(path, document["filename"])
     # The store's files are named by digest: give FileInfo the document's own modification time.
     described = replace(described, last_modified=datetime.fromisoformat(document["modified_at"]))
-    # Without a date of its own, the document's life in the GED bounds the unit.
-    dated = date.fromisoformat(document["date"]) if document.get("date") else None
-    start = dated or datetime.fromisoformat(document["created_at"]).date()
-    end = dated or datetime.fromisoformat(document["modified_at"]).date()
-    return seda.ArchiveUnitSpec(
-        title=document["title"],
-        description_level="Item",
-        document_type=document["document_type"],
-        start_date=start,
-        end_date=end,
-        keywords=tuple(document.get("tags", ())),
-        originating_agency_archive_unit_identifier=document["document_id"],
-        files=((described, "BinaryMaster_1"),),
-    )
+    return ((described, "BinaryMaster_1"),)
+
+
+@dataclass
+class _FolderNode:
+    """A folder of the plan in the package: a unit, its documents' units, then its subfolders' units."""
+
+    title: str
+    items: list[seda.ArchiveUnitSpec] = field(default_factory=list)
+    children: dict[str, _FolderNode] = field(default_factory=dict)
+
+    def unit(self, level: str) -> seda.ArchiveUnitSpec:
+        children = [*self.items, *(node.unit("SubGrp") for node in self.children.values())]
+        return seda.ArchiveUnitSpec(title=self.title, description_level=level, children=tuple(children))
+
+
+def _folder_units(
+    folder_id: str, documents: list[dict[str, Any]], units: list[seda.ArchiveUnitSpec]
+) -> tuple[seda.ArchiveUnitSpec, ...]:
+    """The plan's folders as nested units, from the selected folder down: one unit per folder (RecordGrp,
+    then SubGrp), each holding its documents' units. A document is placed by its path at export time."""
+    root: _FolderNode | None = None
+    for document, unit in zip(documents, units, strict=True):
+        path = document.get("folder") or []
+        start = next((index for index, folder in enumerate(path) if folder["id"] == folder_id), None)
+        below = path[start:] if start is not None else []
+        if root is None:
+            root = _FolderNode(_folder_title(below[0]) if below else "Dossier versé")
+        node = root
+        for folder in below[1:]:
+            node = node.children.setdefault(folder["id"], _FolderNode(_folder_title(folder)))
+        node.items.append(unit)
+    assert root is not None  # documents is never empty here (checked by build_package)
+    return (root.unit("RecordGrp"),)
+
+
+def _folder_title(folder: dict[str, Any]) -> str:
+    return f"{folder['code']} {folder['name']}" if folder.get("code") else str(folder["name"])
+
+
+def document_units(units: tuple[seda.ArchiveUnitSpec, ...]) -> dict[str, str]:
+    """Each document's unit id (document id → AU n), numbered like seda.build_manifest: depth first, in order."""
+    found: dict[str, str] = {}
+    counter = 0
+
+    def walk(unit: seda.ArchiveUnitSpec) -> None:
+        nonlocal counter
+        counter += 1
+        if unit.files and unit.originating_agency_archive_unit_identifier:
+            found[unit.originating_agency_archive_unit_identifier] = f"AU{counter}"
+        for child in unit.children:
+            walk(child)
+
+    for unit in units:
+        walk(unit)
+    return found
 
 
 def validate_package(manifest: bytes, version: str, controls: Controls, *, file_count: int | None) -> dict[str, Any]:

@@ -20,7 +20,9 @@ import os
 import re
 import stat
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
@@ -32,6 +34,8 @@ __all__ = ["KNOWN_COLUMNS", "SourceError", "iter_units", "transfer_from_folder"]
 
 USAGE = "BinaryMaster_1"
 MAX_DEPTH = 100  # deeper trees are refused: a generous bound that keeps recursion safe
+DESCRIBE_THREADS = 2  # the machines this runs on have few cores; siegfried itself uses one thread
+DESCRIBE_WINDOW = 16
 # Columns that name a SEDA element this builder writes; anything else is refused, never silently dropped.
 KNOWN_COLUMNS = frozenset(
     {
@@ -81,20 +85,57 @@ class _Folder:
 
 
 @dataclass
+class _Pending:
+    """A regular file found by the walk, described afterwards (several at a time)."""
+
+    folder: _Folder
+    target: Path
+    name: str
+    relative: str
+
+
+@dataclass
 class _Scan:
     root: _Folder
     files: dict[str, DescribedFile]
     folders: set[str]
     problems: list[str]
+    pending: list[_Pending] = field(default_factory=list)
 
 
 def _scan(root: Path, describe: Describer) -> _Scan:
     scan = _Scan(_Folder("", root.name), {}, {""}, [])
-    _scan_folder(root.resolve(), root, scan.root, scan, describe, depth=0)
+    _scan_folder(root.resolve(), root, scan.root, scan, depth=0)
+    _describe_all(scan, describe)
     return scan
 
 
-def _scan_folder(real_root: Path, path: Path, folder: _Folder, scan: _Scan, describe: Describer, depth: int) -> None:
+def _describe_all(scan: _Scan, describe: Describer) -> None:
+    """Describe the files found, in walk order, DESCRIBE_THREADS at a time.
+
+    Reading and hashing release the GIL: while one thread waits for the format identification, another
+    reads and hashes the next file. At most DESCRIBE_WINDOW descriptions are in flight, so memory does
+    not grow with the number of files.
+    """
+    with ThreadPoolExecutor(DESCRIBE_THREADS, thread_name_prefix="describe") as pool:
+        window: deque[tuple[_Pending, Future[DescribedFile]]] = deque()
+        for item in scan.pending:
+            window.append((item, pool.submit(describe, item.target, item.name)))
+            if len(window) >= DESCRIBE_WINDOW:
+                _collect(*window.popleft(), scan)
+        while window:
+            _collect(*window.popleft(), scan)
+    scan.pending.clear()
+
+
+def _collect(item: _Pending, future: Future[DescribedFile], scan: _Scan) -> None:
+    described = _described(future, item.relative, scan.problems)
+    if described is not None:
+        item.folder.files.append((item.relative, described))
+        scan.files[item.relative] = described
+
+
+def _scan_folder(real_root: Path, path: Path, folder: _Folder, scan: _Scan, depth: int) -> None:
     if depth > MAX_DEPTH:
         scan.problems.append(f"« {folder.relative} » : arborescence trop profonde (plus de {MAX_DEPTH} niveaux).")
         return
@@ -121,12 +162,9 @@ def _scan_folder(real_root: Path, path: Path, folder: _Folder, scan: _Scan, desc
             child = _Folder(relative, entry.name)
             folder.folders.append(child)
             scan.folders.add(relative)
-            _scan_folder(real_root, Path(entry.path), child, scan, describe, depth + 1)
+            _scan_folder(real_root, Path(entry.path), child, scan, depth + 1)
         elif stat.S_ISREG(mode):
-            described = _describe(target, entry.name, relative, describe, scan.problems)
-            if described is not None:
-                folder.files.append((relative, described))
-                scan.files[relative] = described
+            scan.pending.append(_Pending(folder, target, entry.name, relative))
         else:  # FIFO, socket, device: opening some of them blocks forever
             scan.problems.append(f"« {relative} » n'est ni un fichier ni un dossier : ignoré, versement refusé.")
 
@@ -159,9 +197,9 @@ def _resolve_entry(real_root: Path, path: Path, relative: str, problems: list[st
     return target
 
 
-def _describe(path: Path, name: str, relative: str, describe: Describer, problems: list[str]) -> DescribedFile | None:
+def _described(future: Future[DescribedFile], relative: str, problems: list[str]) -> DescribedFile | None:
     try:
-        described = describe(path, name)
+        described = future.result()
     except OSError as error:
         problems.append(f"Fichier illisible « {relative} » : {error.strerror or error}.")
         return None

@@ -150,6 +150,10 @@ class RenditionFailed(Exception):
         self.reason = reason
 
 
+class RenditionNotApplicable(RenditionFailed):
+    """Nothing is wrong with the file, but this rendition must not be made for it (e.g. PDF/A of a signed PDF)."""
+
+
 @dataclass(frozen=True)
 class _Target:
     version_id: str
@@ -351,9 +355,17 @@ def _same_content(session: Session, target: _Target, missing: ColumnElement[bool
 
 
 def _audit_failure(
-    session: Session, tenant_id: str, document_id: str, version: Version, what: str, reason: str
+    session: Session,
+    tenant_id: str,
+    document_id: str,
+    version: Version,
+    what: str,
+    reason: str,
+    *,
+    expected: bool = False,
 ) -> None:
-    log.warning("rendition %s of document %s v%d failed: %s", what, document_id, version.number, reason)
+    level = logging.INFO if expected else logging.WARNING
+    log.log(level, "rendition %s of document %s v%d not made: %s", what, document_id, version.number, reason)
     audit.record(
         session,
         tenant_id=tenant_id,
@@ -464,7 +476,8 @@ def make_pdfa(tenant_id: str, document_id: str, number: int) -> None:
         with transaction() as session:
             version = session.get(Version, target.version_id)
             if version is not None:
-                _audit_failure(session, tenant_id, document_id, version, "PDF/A", exc.reason)
+                expected = isinstance(exc, RenditionNotApplicable)
+                _audit_failure(session, tenant_id, document_id, version, "PDF/A", exc.reason, expected=expected)
         return
     with transaction() as session:
         for same in _same_content(session, target, Version.pdfa_key.is_(None)):
@@ -480,7 +493,7 @@ def to_pdfa(path: Path, work: Path) -> Path:
     output = work / "pdfa.pdf"
     if _is_signed(path):
         # Converting rewrites the file: the copy would carry a broken signature. The signed original stays.
-        raise RenditionFailed("PDF signé : pas de copie PDF/A, elle invaliderait la signature")
+        raise RenditionNotApplicable("PDF signé : pas de copie PDF/A, elle invaliderait la signature")
     scanned = not pdf_text(path).strip() and has_images(path)
     if scanned and ocr_available():
         run_tool(

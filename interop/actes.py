@@ -9,7 +9,7 @@ The ACTES protocol (namespace ``http://www.interieur.gouv.fr/ACTES#v1.1-20040216
   annexes; type « 99_AU » unless given);
 - the envelope ``EACT--SIREN--YYYYMMDD-<serial>.xml`` (``EnveloppeCLMISILL``: the collectivité, return addresses,
   the list of act messages);
-- all in ``TRI-EACT--SIREN--YYYYMMDD-<serial>.tar.gz``.
+- all in ``TRI-EACT--SIREN--YYYYMMDD-<serial>.tar.gz``, TRI being the TdT's application trigram (S²LOW checks it).
 
 Everything is validated against the ACTES XSD before it leaves: the folder of the setting ``actes_schemas``.
 The tenant's classification (natures, codes matières), fetched from the TdT, is checked too, and refused
@@ -64,6 +64,8 @@ class Sender:
     arrondissement: str = "0"
     nature: str = "01"  # code nature de la collectivité, 2 digits
     return_emails: tuple[str, ...] = ()
+    # The TdT's application trigram: S²LOW refuses an archive whose name does not start with its own one.
+    trigram: str = "TRI"
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,8 @@ def _check_sender(sender: Sender) -> None:
         raise InvalidInput(f"SIREN de la collectivité invalide : « {sender.siren} » (9 chiffres)")
     if not _DEPARTMENT.match(sender.department):
         raise InvalidInput(f"département invalide : « {sender.department} » (3 caractères, ex. 037, 02A)")
+    if not re.fullmatch(r"[A-Za-z0-9]{3}", sender.trigram):
+        raise InvalidInput(f"trigramme du TdT invalide : « {sender.trigram} » (3 lettres ou chiffres)")
     if not sender.return_emails or not all(_EMAIL.match(email) for email in sender.return_emails):
         raise InvalidInput("au moins une adresse de retour valide est obligatoire (courriels de la préfecture)")
 
@@ -358,7 +362,9 @@ def build_package(
                     _add(tar, name, stream, store.size(item.object_key))
         spool.seek(0)
         stored = store.put(spool)
-    return Package(stored, f"TRI-EACT--{sender.siren}--{today}-{serial}.tar.gz", act_id(sender, act), names)
+    return Package(
+        stored, f"{sender.trigram}-EACT--{sender.siren}--{today}-{serial}.tar.gz", act_id(sender, act), names
+    )
 
 
 def _add(tar: tarfile.TarFile, name: str, stream: Any, size: int) -> None:

@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from interop import actes
-from interop.connectors.s2low import ACKNOWLEDGED, S2lowConnector, S2lowDuplicate, acquit_refusal, aracte_fields
+from interop.connectors.s2low import S2lowConnector, S2lowDuplicate, acquit_refusal, aracte_fields
 from interop.connectors.sae import parse_xml
 from interop.models import Connector, Delivery, Flow, FlowEvent, FlowLock, TdtClassification
 from interop.retry import DEFAULT_POLICY, parse_policy
@@ -535,6 +535,7 @@ def _sender(session: Session, flow: Flow, connector: Connector) -> actes.Sender:
         arrondissement=str(config.get("arrondissement") or "0"),
         nature=str(config.get("collectivity_nature") or "01"),
         return_emails=tuple(config.get("return_emails") or ()),
+        trigram=str(config.get("actes_trigram") or "TRI"),
     )
 
 
@@ -603,7 +604,7 @@ def _actes_follow(session: Session, flow: Flow, connector: Connector) -> Outcome
     status = s2low(connector).actes_status(str(flow.data["transaction_id"]))
     if status.failed:
         raise InvalidInput(f"transmission en état « {status.label} » chez S²LOW {status.message}".strip())
-    if status.code != ACKNOWLEDGED or status.document is None:
+    if status.document is None:  # the ARActe comes with status 4, or later states of an acknowledged act
         if status.label != flow.state:
             return Advance(status.label, f"état S²LOW : {status.label}", {"code": status.code}, wait=True)
         return Wait(f"état S²LOW : {status.label}")
@@ -783,12 +784,20 @@ def _helios_check(session: Session, flow: Flow, connector: Connector) -> Outcome
 
 def _helios_send(session: Session, flow: Flow, connector: Connector) -> Outcome:
     tdt, document = s2low(connector), flow.documents[0]
-    return _send_once(
-        session,
-        flow,
-        lambda: tdt.find_helios(document["filename"]),
-        lambda: tdt.send_helios(get_store(), document["object_key"], document["filename"]),
-    )
+    try:
+        # S²LOW cannot be asked for a PES by name: a resend after a crash is refused as a « doublon », and the
+        # flow stops for an operator rather than sending twice.
+        return _send_once(
+            session,
+            flow,
+            lambda: None,
+            lambda: tdt.send_helios(get_store(), document["object_key"], document["filename"]),
+        )
+    except S2lowDuplicate as exc:
+        raise InvalidInput(
+            f"{exc.detail} — S²LOW a déjà reçu ce PES mais ne permet pas de retrouver sa transaction par le nom "
+            "du fichier : vérifiez-la sur S²LOW avant toute reprise (aucun second envoi n'a été accepté)"
+        ) from None
 
 
 def _helios_follow(session: Session, flow: Flow, connector: Connector) -> Outcome:
@@ -796,7 +805,7 @@ def _helios_follow(session: Session, flow: Flow, connector: Connector) -> Outcom
     status = tdt.helios_status(transaction_id)
     if status.failed:
         raise InvalidInput(f"PES en état « {status.label} » chez S²LOW {status.message}".strip())
-    if status.code != ACKNOWLEDGED:
+    if not status.acquit_ready:
         if status.label != flow.state:
             return Advance(status.label, f"état S²LOW : {status.label}", {"code": status.code}, wait=True)
         return Wait(f"état S²LOW : {status.label}")
@@ -807,13 +816,9 @@ def _helios_follow(session: Session, flow: Flow, connector: Connector) -> Outcom
     if refusal is not None:
         session.commit()  # the PES Acquit is kept with the flow: it holds the accountant's reasons
         raise InvalidInput(f"{refusal} (PES Acquit gardé, empreinte {stored.key[:16]}…)")
-    expected = ["acquit"]
-    retour = tdt.helios_retour(transaction_id)
-    if retour is not None:
-        _set(flow, retour_key=get_store().put(io.BytesIO(retour)).key)
-        expected.append("retour")
-    _set(flow, ged_expected=expected)
-    return Advance(FILING, "PES Acquit reçu : accepté par le comptable", {"sha256": stored.key, "retour": bool(retour)})
+    # PES Retour belong to the collectivité on S²LOW, not to a transaction: they are not this flow's.
+    _set(flow, ged_expected=["acquit"])
+    return Advance(FILING, "PES Acquit reçu : accepté par le comptable", {"sha256": stored.key})
 
 
 # --------------------------------------------------------------------------------------------------------

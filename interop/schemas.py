@@ -256,6 +256,11 @@ class S2lowConfig(SaeConfig):
     classification_max_age_days: int = Field(
         30, ge=1, le=3650, description="Âge maximal de la classification @ctes avant l'envoi, en jours"
     )
+    actes_trigram: str = Field(
+        "TRI",
+        pattern=r"^[A-Za-z0-9]{3}$",
+        description="Trigramme d'application de la plateforme S²LOW (nom des archives)",
+    )
 
 
 CONFIG_MODELS: dict[str, type[BaseModel]] = {
@@ -466,6 +471,6 @@ class ClassificationOut(BaseModel):
 
 
 class PrefectureReplyIn(BaseModel):
-    type: str = Field(pattern=r"^[0-9]{1,2}$", description="Type de réponse S²LOW (ex. 3 : réponse à une lettre)")
+    type: Literal["3", "4"] = Field(description="Type de réponse S²LOW : 3, refus ; 4, réponse à la lettre")
     object_key: str = Field(pattern=r"^[0-9a-f]{64}$", description="Clé d'objet du document de réponse")
     filename: str = Field(min_length=1, max_length=255)

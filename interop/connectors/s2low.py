@@ -1,22 +1,33 @@
 """The S²LOW connector (tiers de télétransmission): @ctes to the prefecture, Hélios to the public accountant.
 
-Protocol (S²LOW's API, as its clients such as Pastell use it; authentication by TLS client certificate, with
-an optional basic auth in front):
+Protocol, as read in S²LOW's code (libriciel/s2low, public.ssl/modules) and in Pastell's S2low connector;
+authentication by TLS client certificate, with an optional basic auth in front. With ``api=1`` S²LOW answers
+plain text « OK\\n<value>\\n » or « KO\\n<message>\\n », the message in ISO-8859-1 (some pages echo UTF-8):
 
-- @ctes: ``POST /modules/actes/actes_transac_create.php`` (multipart: ``api=1``, file ``enveloppe`` = the tar.gz)
-  → ``OK\\n<id>`` or ``KO\\n<message>``; ``GET actes_transac_get_status.php?transaction=ID`` → ``OK\\n<code>``
-  (then the ARActe XML once the code is 4); ``POST actes_transac_cancel.php`` (``id``); the classification
-  ``GET actes_classification_fetch.php?api=1`` (RetourClassification); the prefecture's letters
-  ``GET api/list_document_prefecture.php`` (JSON), ``GET actes_transac_get_document.php?id=`` and the reply
-  ``POST actes_transac_reponse_create.php`` (``id``, ``type``, file ``fichier``);
-- Hélios: ``POST /modules/helios/api/helios_importer_fichier.php`` (file ``enveloppe`` = the signed PES Aller) →
-  XML ``<import><id/><resultat>OK|KO</resultat><message/></import>``; ``GET api/helios_transac_get_status.php?
-  transaction=ID`` → XML ``<transaction><id/><resultat/><status/><message/></transaction>``; the PES Acquit
-  ``GET helios_download_acquit.php?id=`` and the PES Retour ``GET api/helios_get_retour.php?transaction=``;
-- finding what was sent before a crash: ``GET /modules/actes/api/find_transaction.php?unique_id=`` (the act's
-  IDActe) and ``GET /modules/helios/api/find_transaction.php?filename=`` (the PES file name) → ``OK\\n<id>`` or
-  ``KO\\n…``. These two are the simulator's convention: check them against the S²LOW version in use.
+- @ctes: ``POST /modules/actes/actes_transac_submit.php`` (``api=1``, file ``enveloppe`` = the @ctes tar.gz,
+  named after the ACTES convention) → ``OK\\n<count>\\n<id>…``; S²LOW refuses an act whose number is already
+  known for the collectivité (« Un numéro interne d'acte entre en conflit… »). Platforms may switch the
+  envelope import off (« fonctionnalité dépréciée »: ``actes_transac_create.php`` with form fields instead);
+  ``GET actes_transac_get_status.php?transaction=ID`` (or ``?unique_id=IDActe``) → ``OK\\n<code>\\n`` then
+  the ARActe when the code is 4, the error when it is -1; ``GET api/list_actes.php?status_id=&offset=&limit=``
+  (JSON, the collectivité's transactions in one status); ``POST actes_transac_cancel.php`` (``api``, ``id``) →
+  ``OK\\n<id>``; ``GET actes_classification_fetch.php?api=1`` (RetourClassification XML);
+- the prefecture's documents: ``GET api/list_document_prefecture.php`` (JSON, unread ones: id, type 2 courrier
+  simple / 3 demande de pièces / 4 lettre d'observations / 5 déféré, related_transaction_id, number,
+  unique_id, last_status_id), ``GET actes_transac_get_document.php?id=`` (redirects to the message's tar.gz),
+  ``GET api/document_prefecture_mark_as_read.php?transaction_id=`` and the reply ``POST
+  actes_transac_reponse_create.php`` (``api``, ``id``, ``type_envoie`` 3 refus / 4 réponse, ``type_acte``, file
+  ``acte_pdf_file``) → ``OK\\n<id>``;
+- Hélios: ``POST /modules/helios/api/helios_importer_fichier.php`` (file ``enveloppe``) → XML
+  ``<import><id/><resultat>OK|KO</resultat><message/></import>`` (a file already posted: « doublon détecté »);
+  ``GET api/helios_transac_get_status.php?transaction=ID`` → XML ``<transaction><id/><resultat/><status/>
+  <message/></transaction>``, the PES Acquit being there in status 4 (acquitté), 6 (refusé) and 8 (information
+  disponible); ``GET helios_download_acquit.php?id=``; the PES Retour belong to the collectivité, not to a
+  transaction: ``GET api/helios_get_list.php`` (unread ones), ``GET api/helios_get_retour.php?id=`` and
+  ``GET api/helios_change_status.php?id=`` (marks it read).
 
+S²LOW has no lookup by our own key: an act is found again by its IDActe (``unique_id``) then its number in
+the list of its status; a PES file cannot be looked up, but S²LOW refuses it a second time (doublon).
 Answers that are not what the protocol promises (HTML page, malformed XML, 5xx, timeout) raise
 :class:`SaeUnavailable` (retried); a ``KO`` raises :class:`S2lowRefused` with the platform's words. Every XML
 goes through :func:`interop.connectors.sae.parse_xml` (no DTD, no entities, no network).
@@ -32,11 +43,12 @@ import httpx
 from lxml import etree
 
 from interop.connectors.sae import SaeRefused, SaeUnavailable, excerpt, http_client, parse_xml, request
+from socle.errors import InvalidInput
 from socle.storage import ObjectStore
 
 ACTES = "/modules/actes"
 HELIOS = "/modules/helios"
-# S²LOW's transaction statuses, mapped to the flow's words (French: shown to users as is).
+# S²LOW's @ctes statuses (ActesStatusSQL), in the flow's words (French: shown to users as is).
 STATUS_LABELS: dict[int, str] = {
     -1: "erreur",
     0: "annulé",
@@ -45,11 +57,45 @@ STATUS_LABELS: dict[int, str] = {
     3: "transmis",
     4: "acquittement reçu",
     5: "validé",
-    6: "refusé",
     7: "document reçu",
-    8: "envoyé au SAE",
+    8: "acquittement envoyé",
+    12: "envoyé au SAE",
+    13: "archivé par le SAE",
+    14: "erreur lors de l'archivage",
+    16: "détruit",
+    17: "en attente d'être posté",
+    18: "en attente d'être signé",
+    19: "en attente de transmission au SAE",
+    20: "erreur lors de l'envoi au SAE",
+    21: "document reçu (pas d'AR)",
 }
-ACKNOWLEDGED, ERROR, CANCELLED, REFUSED = 4, -1, 0, 6
+# S²LOW's Hélios statuses (HeliosStatus): their numbers mean other things than @ctes ones from 6 on.
+HELIOS_LABELS: dict[int, str] = {
+    -1: "erreur",
+    0: "annulé",
+    1: "posté",
+    2: "en attente de transmission",
+    3: "transmis",
+    4: "acquitté",
+    5: "validé",
+    6: "refusé par le comptable",
+    7: "en traitement",
+    8: "information disponible",
+    9: "envoyé au SAE",
+    10: "accepté par le SAE",
+    11: "refusé par le SAE",
+    13: "en attente d'être signé",
+    14: "en attente d'être posté",
+    19: "en attente de transmission au SAE",
+    20: "erreur lors de l'envoi au SAE",
+    22: "détruit",
+    24: "transmis sans acquittement",
+}
+ACKNOWLEDGED, ERROR, CANCELLED = 4, -1, 0
+HELIOS_ACQUIT_STATUSES = frozenset({4, 6, 8})  # the PES Acquit is on S²LOW (ApiHeliosStatusResolver)
+# After the acknowledgement an act keeps living on S²LOW (SAE, letters): these still mean « acquitté ».
+ACTES_AFTER_ACK = frozenset({4, 5, 12, 13, 14, 19, 20})
+DUPLICATE_WORDS = ("déjà", "doublon", "conflit avec un acte existant", "même numéro")
 
 
 class S2lowRefused(SaeRefused):
@@ -57,7 +103,7 @@ class S2lowRefused(SaeRefused):
 
 
 class S2lowDuplicate(S2lowRefused):
-    """S²LOW already has this act or PES file (a send repeated after a crash)."""
+    """S²LOW already has this act number or PES file (a send repeated after a crash)."""
 
 
 @dataclass(frozen=True)
@@ -68,10 +114,16 @@ class Status:
     label: str
     message: str = ""
     document: bytes | None = None  # the ARActe (actes) once acknowledged
+    failed: bool = False  # a dead end: error or cancelled
+    acquit_ready: bool = False  # Hélios: the PES Acquit can be downloaded
 
-    @property
-    def failed(self) -> bool:
-        return self.code in (ERROR, CANCELLED, REFUSED)
+
+def decode(content: bytes) -> str:
+    """S²LOW's text: UTF-8 where the page echoes its own strings, ISO-8859-1 where it converts them."""
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        return content.decode("iso-8859-1")
 
 
 class S2lowConnector:
@@ -99,87 +151,132 @@ class S2lowConnector:
 
     @staticmethod
     def _lines(response: httpx.Response, what: str) -> list[str]:
-        text = response.content.decode("utf-8", "replace").strip()
-        head = text[:100].lower()
-        if head.startswith(("<!doctype html", "<html")):
+        text = decode(response.content).strip()
+        if text[:100].lower().startswith(("<!doctype html", "<html")):
             raise SaeUnavailable(f"{what} : S²LOW a répondu une page HTML ({excerpt(response.content)})")
         lines = [line.strip() for line in text.splitlines()]
-        if not lines or lines[0] not in ("OK", "KO"):
+        head = lines[0] if lines else ""
+        if head.startswith("KO"):
+            # « KO\nmessage », or « KO : message » (actes_transac_reponse_create.php called with api in the URL)
+            said = " ".join([head[2:].lstrip(" :"), *lines[1:]]).strip() or "sans message"
+            duplicate = any(word in said.lower() for word in DUPLICATE_WORDS)
+            raise (S2lowDuplicate if duplicate else S2lowRefused)(f"{what} refusé par S²LOW : {said}")
+        if head != "OK":
             raise SaeUnavailable(f"{what} : réponse illisible de S²LOW ({excerpt(response.content)})")
-        if lines[0] == "KO":
-            said = " ".join(lines[1:]) or "sans message"
-            kind = S2lowDuplicate if "déjà" in said.lower() or "doublon" in said.lower() else S2lowRefused
-            raise kind(f"{what} refusé par S²LOW : {said}")
         return lines[1:]
 
     # ------------------------------------------------------------------------------------------------
     # @ctes
 
     def send_actes(self, store: ObjectStore, package_key: str, filename: str) -> str:
-        """Post an @ctes tar.gz; return the transaction id.
+        """Post an @ctes tar.gz (envelope import); return the act's transaction id.
 
-        :raises S2lowDuplicate: S²LOW already has this act. :raises S2lowRefused: other KO.
-        :raises SaeUnavailable: no usable answer (retried; the flow asks before sending again).
+        :raises S2lowDuplicate: S²LOW already has this act number. :raises S2lowRefused: other KO (among them a
+            platform where the envelope import is switched off). :raises SaeUnavailable: no usable answer.
         """
         with store.open(package_key) as stream:
             response = self._call(
                 "POST",
-                f"{ACTES}/actes_transac_create.php",
+                f"{ACTES}/actes_transac_submit.php",
                 data={"api": "1"},
                 files={"enveloppe": (filename, stream, "application/x-gzip")},
             )
         lines = self._lines(response, "envoi de l'acte")
-        if not lines or not lines[0].isdigit():
+        # « OK\n<number of transactions>\n<id>… »: our envelope carries one act.
+        if len(lines) < 2 or not lines[0].isdigit() or not lines[1].isdigit():
             raise SaeUnavailable(f"envoi de l'acte : identifiant de transaction absent ({excerpt(response.content)})")
-        return lines[0]
+        return lines[1]
 
     def find_actes(self, unique_id: str) -> str | None:
-        """The transaction id S²LOW holds for this act (IDActe), or None."""
-        return self._find(f"{ACTES}/api/find_transaction.php", {"unique_id": unique_id})
+        """The transaction id S²LOW holds for this act (its IDActe), or None when S²LOW does not know it.
 
-    def _find(self, url: str, params: dict[str, str]) -> str | None:
-        response = self._call("GET", url, params=params)
+        S²LOW answers a status by ``unique_id`` but not the id: the id is then read in the list of the
+        collectivité's transactions in that status, by the act's number (unique per collectivité).
+        :raises SaeUnavailable: the act is known but not found in its list (retried).
+        """
+        response = self._call("GET", f"{ACTES}/actes_transac_get_status.php", params={"unique_id": unique_id})
         try:
-            lines = self._lines(response, "recherche d'une transmission")
+            lines = self._lines(response, "recherche de l'acte")
         except S2lowRefused:
-            return None
-        return lines[0] if lines and lines[0].isdigit() else None
+            return None  # « Numéro de transaction invalide. »: never received
+        code = _code(lines, "recherche de l'acte")
+        number = unique_id.split("-")[3] if unique_id.count("-") >= 4 else ""
+        for offset in range(0, 1000, 100):
+            rows = self.list_actes(code, offset)
+            found = [str(row.get("id")) for row in rows if str(row.get("number")) == number]
+            if found:
+                return found[0]
+            if len(rows) < 100:
+                break
+        raise SaeUnavailable(f"acte {unique_id} connu de S²LOW (état {code}) mais absent de sa liste")
+
+    def list_actes(self, status: int, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        """The collectivité's act transactions in one status, newest first (id, number, subject, type…)."""
+        params = {"status_id": str(status), "offset": str(offset), "limit": str(limit)}
+        response = self._call("GET", f"{ACTES}/api/list_actes.php", params=params)
+        try:
+            body = json.loads(decode(response.content))
+        except ValueError:
+            raise SaeUnavailable(f"liste des actes : JSON attendu ({excerpt(response.content)})") from None
+        rows = body.get("transactions") if isinstance(body, dict) else None
+        if not isinstance(rows, list):
+            raise SaeUnavailable("liste des actes : « transactions » attendu")
+        return [row for row in rows if isinstance(row, dict)]
 
     def actes_status(self, transaction_id: str) -> Status:
         """The status of an act's transaction; with the ARActe once acknowledged (parsed safely, kept raw)."""
         response = self._call("GET", f"{ACTES}/actes_transac_get_status.php", params={"transaction": transaction_id})
-        lines = self._lines(response, f"état de la transaction {transaction_id}")
-        try:
-            code = int(lines[0])
-        except (IndexError, ValueError):
-            raise SaeUnavailable(f"état de la transaction {transaction_id} : code illisible") from None
-        document = None
-        if code == ACKNOWLEDGED:
-            # The ARActe follows the two lines as S²LOW stored it (ISO-8859-1): kept as bytes, never re-encoded.
-            raw = response.content.lstrip().split(b"\n", 2)
-            document = raw[2].strip() if len(raw) > 2 and raw[2].strip() else None
-            if document is None:
-                raise SaeUnavailable(f"transaction {transaction_id} acquittée sans ARActe dans la réponse")
-            parse_xml(document, "ARActe")
-        return Status(code, STATUS_LABELS.get(code, f"état {code}"), document=document)
+        what = f"état de la transaction {transaction_id}"
+        code = _code(self._lines(response, what), what)
+        label = STATUS_LABELS.get(code, f"état {code}")
+        rest = response.content.lstrip().split(b"\n", 2)
+        tail = rest[2].strip() if len(rest) > 2 else b""
+        if code == ERROR:
+            return Status(code, label, message=decode(tail)[:500], failed=True)
+        if code not in ACTES_AFTER_ACK:
+            return Status(code, label, failed=code == CANCELLED)
+        if code != ACKNOWLEDGED:
+            # S²LOW joins to a status only that status' return flow: past 4 (SAE…), the ARActe has its own page.
+            return Status(code, label, document=self.aracte(transaction_id))
+        # The ARActe follows the two lines as S²LOW stored it (ISO-8859-1): kept as bytes, never re-encoded.
+        if not tail:
+            raise SaeUnavailable(f"transaction {transaction_id} acquittée sans ARActe dans la réponse")
+        parse_xml(tail, "ARActe")
+        return Status(code, label, document=tail)
+
+    def aracte(self, transaction_id: str) -> bytes:
+        """The ARActe of an acknowledged act (the return flow of its status 4), checked to be XML."""
+        response = self._call("GET", f"{ACTES}/actes_transac_get_ARActe.php", params={"id": transaction_id})
+        parse_xml(response.content, "ARActe")
+        return response.content
 
     def cancel(self, transaction_id: str) -> str:
-        """Ask S²LOW to cancel a transmitted act; return the cancellation's transaction id."""
+        """Ask S²LOW to cancel an acknowledged act; return the cancellation's transaction id.
+
+        :raises S2lowRefused: not acknowledged yet, or a cancellation already pending.
+        """
         response = self._call("POST", f"{ACTES}/actes_transac_cancel.php", data={"api": "1", "id": transaction_id})
         lines = self._lines(response, f"annulation de la transaction {transaction_id}")
         return lines[0] if lines else ""
 
     def classification(self) -> bytes:
-        """The tenant's classification (RetourClassification XML), checked to be XML."""
+        """The tenant's classification (RetourClassification XML), checked to be XML.
+
+        :raises S2lowRefused: S²LOW answered KO. :raises SaeUnavailable: not XML.
+        """
         response = self._call("GET", f"{ACTES}/actes_classification_fetch.php", params={"api": "1"})
+        if response.content.lstrip().startswith(b"KO"):
+            self._lines(response, "classification @ctes")
         parse_xml(response.content, "classification @ctes")
         return response.content
 
     def prefecture_documents(self) -> list[dict[str, Any]]:
-        """The prefecture's letters not yet read: each {id, type, related_transaction_id, date}."""
-        response = self._call("GET", f"{ACTES}/api/list_document_prefecture.php", params={"api": "1"})
+        """The prefecture's unread documents: each {id, type, related_transaction_id, number, unique_id,
+        last_status_id} (type 2 courrier simple, 3 demande de pièces complémentaires, 4 lettre d'observations,
+        5 déféré au tribunal administratif)."""
+        response = self._call("GET", f"{ACTES}/api/list_document_prefecture.php")
         try:
-            rows = json.loads(response.content)
+            rows = json.loads(decode(response.content))
         except ValueError:
             raise SaeUnavailable(f"courriers de la préfecture : JSON attendu ({excerpt(response.content)})") from None
         if not isinstance(rows, list):
@@ -187,22 +284,56 @@ class S2lowConnector:
         return [row for row in rows if isinstance(row, dict)]
 
     def prefecture_document(self, document_id: str) -> bytes:
-        """One letter of the prefecture (its @ctes XML), checked to be XML."""
-        response = self._call("GET", f"{ACTES}/actes_transac_get_document.php", params={"id": document_id})
-        parse_xml(response.content, "courrier de la préfecture")
+        """One document of the prefecture: the tar.gz of its @ctes message and files (S²LOW redirects to it)."""
+        response = self._call(
+            "GET", f"{ACTES}/actes_transac_get_document.php", params={"id": document_id}, follow_redirects=True
+        )
+        if not response.content.startswith(b"\x1f\x8b"):
+            if response.content.lstrip().startswith(b"KO"):
+                self._lines(response, f"courrier {document_id} de la préfecture")
+            raise SaeUnavailable(f"courrier de la préfecture : archive tar.gz attendue ({excerpt(response.content)})")
         return response.content
 
-    def reply_prefecture(self, document_id: str, reply_type: str, store: ObjectStore, key: str, filename: str) -> str:
-        """Answer a letter of the prefecture with a file; return the reply's transaction id."""
+    def mark_prefecture_document_read(self, document_id: str) -> None:
+        """Tell S²LOW the document was fetched: it leaves the unread list."""
+        response = self._call(
+            "GET", f"{ACTES}/api/document_prefecture_mark_as_read.php", params={"transaction_id": document_id}
+        )
+        try:
+            answer = json.loads(decode(response.content))
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict) or answer.get("result") != "ok":
+            raise SaeUnavailable(f"courrier {document_id} : marquage « lu » non confirmé ({excerpt(response.content)})")
+
+    def reply_prefecture(
+        self,
+        document_id: str,
+        reply_type: str,
+        store: ObjectStore,
+        key: str,
+        filename: str,
+        document_type: str = "99_AU",
+    ) -> str:
+        """Answer a document of the prefecture with a PDF; return the reply's transaction id.
+
+        :param reply_type: ``4`` a reply, ``3`` a refusal to reply (S²LOW's ``type_envoie``).
+        :param document_type: the typology code of the PDF (``type_acte``, a code of the classification).
+        :raises InvalidInput: another reply type. :raises S2lowRefused: KO.
+        """
+        if reply_type not in ("3", "4"):
+            raise InvalidInput("type de réponse à la préfecture : 4 (réponse) ou 3 (refus de répondre)")
         with store.open(key) as stream:
             response = self._call(
                 "POST",
                 f"{ACTES}/actes_transac_reponse_create.php",
-                data={"api": "1", "id": document_id, "type": reply_type},
-                files={"fichier": (filename, stream, "application/pdf")},
+                data={"api": "1", "id": document_id, "type_envoie": reply_type, "type_acte": document_type},
+                files={"acte_pdf_file": (filename, stream, "application/pdf")},
             )
         lines = self._lines(response, "réponse à la préfecture")
-        return lines[0] if lines else ""
+        if not lines or not lines[0].isdigit():
+            raise SaeUnavailable(f"réponse à la préfecture : identifiant absent ({excerpt(response.content)})")
+        return lines[0]
 
     # ------------------------------------------------------------------------------------------------
     # Hélios
@@ -210,7 +341,7 @@ class S2lowConnector:
     def send_helios(self, store: ObjectStore, key: str, filename: str) -> str:
         """Post a signed PES Aller; return the transaction id.
 
-        :raises S2lowDuplicate: the file name is already known. :raises S2lowRefused: KO. :raises SaeUnavailable.
+        :raises S2lowDuplicate: the file was already posted. :raises S2lowRefused: KO. :raises SaeUnavailable.
         """
         with store.open(key) as stream:
             response = self._call(
@@ -218,24 +349,22 @@ class S2lowConnector:
                 f"{HELIOS}/api/helios_importer_fichier.php",
                 files={"enveloppe": (filename, stream, "application/xml")},
             )
+        if response.content.lstrip().startswith(b"KO"):  # authentication and rights are answered in text
+            self._lines(response, "envoi du PES")
         root = parse_xml(response.content, "import Hélios")
         result, message = _text(root, "resultat"), _text(root, "message")
         if etree.QName(root).localname != "import" or result not in ("OK", "KO"):
             raise SaeUnavailable(f"import Hélios : réponse inattendue ({excerpt(response.content)})")
         if result == "KO":
-            duplicate = "déjà" in message.lower() or "doublon" in message.lower()
+            duplicate = any(word in message.lower() for word in DUPLICATE_WORDS)
             raise (S2lowDuplicate if duplicate else S2lowRefused)(f"PES refusé par S²LOW : {message or 'sans message'}")
         transaction = _text(root, "id")
         if not transaction.isdigit():
             raise SaeUnavailable("import Hélios : identifiant de transaction absent")
         return transaction
 
-    def find_helios(self, filename: str) -> str | None:
-        """The transaction id S²LOW holds for this PES file name, or None."""
-        return self._find(f"{HELIOS}/api/find_transaction.php", {"filename": filename})
-
     def helios_status(self, transaction_id: str) -> Status:
-        """The status of a PES transaction (4: the PES Acquit is there)."""
+        """The status of a PES transaction (4, 6 or 8: the PES Acquit is there)."""
         response = self._call(
             "GET", f"{HELIOS}/api/helios_transac_get_status.php", params={"transaction": transaction_id}
         )
@@ -246,7 +375,13 @@ class S2lowConnector:
             code = int(_text(root, "status"))
         except ValueError:
             raise SaeUnavailable(f"état du PES {transaction_id} : code illisible") from None
-        return Status(code, STATUS_LABELS.get(code, f"état {code}"), message=_text(root, "message"))
+        return Status(
+            code,
+            HELIOS_LABELS.get(code, f"état {code}"),
+            message=_text(root, "message"),
+            failed=code in (ERROR, CANCELLED),
+            acquit_ready=code in HELIOS_ACQUIT_STATUSES,
+        )
 
     def helios_acquit(self, transaction_id: str) -> bytes:
         """The PES Acquit of a transaction (XML, checked)."""
@@ -254,16 +389,31 @@ class S2lowConnector:
         parse_xml(response.content, "PES Acquit")
         return response.content
 
-    def helios_retour(self, transaction_id: str) -> bytes | None:
-        """The PES Retour of a transaction when the accountant has sent one, else None."""
-        with self._client() as client:
-            response = request(
-                client, "GET", f"{HELIOS}/api/helios_get_retour.php", params={"transaction": transaction_id}
-            )
-        if response.status_code == 404:
-            return None
-        parse_xml(response.content, "PES Retour")
+    def pes_retours(self) -> list[dict[str, str]]:
+        """The collectivité's unread PES Retour: each {id, nom, date}."""
+        response = self._call("GET", f"{HELIOS}/api/helios_get_list.php")
+        root = parse_xml(response.content, "liste des PES Retour")
+        if _text(root, "resultat") == "KO":
+            raise S2lowRefused(f"liste des PES Retour : {_text(root, 'message') or 'refus sans message'}")
+        return [
+            {"id": _text(item, "id"), "nom": _text(item, "nom"), "date": _text(item, "date")}
+            for item in root.iter("pes_retour")
+        ]
+
+    def pes_retour(self, retour_id: str) -> bytes:
+        """One PES Retour file. :raises S2lowRefused: S²LOW answered its <get_retour> KO."""
+        response = self._call("GET", f"{HELIOS}/api/helios_get_retour.php", params={"id": retour_id})
+        root = parse_xml(response.content, "PES Retour")
+        if etree.QName(root).localname == "get_retour" and _text(root, "resultat") == "KO":
+            raise S2lowRefused(f"PES Retour {retour_id} : {_text(root, 'message') or 'refus sans message'}")
         return response.content
+
+    def mark_pes_retour_read(self, retour_id: str) -> None:
+        """Mark a PES Retour read on S²LOW: it leaves the unread list."""
+        response = self._call("GET", f"{HELIOS}/api/helios_change_status.php", params={"id": retour_id})
+        root = parse_xml(response.content, "PES Retour lu")
+        if _text(root, "resultat") == "KO":
+            raise S2lowRefused(f"PES Retour {retour_id} : {_text(root, 'message') or 'refus sans message'}")
 
     # ------------------------------------------------------------------------------------------------
 
@@ -278,19 +428,38 @@ class S2lowConnector:
         return "S²LOW joignable, certificat accepté"
 
 
+def _code(lines: list[str], what: str) -> int:
+    try:
+        return int(lines[0])
+    except (IndexError, ValueError):
+        raise SaeUnavailable(f"{what} : code illisible") from None
+
+
 def _text(root: etree._Element, name: str) -> str:
     found = root.find(name)
     return (found.text or "").strip() if found is not None else ""
 
 
 def acquit_refusal(acquit: bytes) -> str | None:
-    """The accountant's refusal in a PES Acquit (EtatAck other than 1), with its reasons; None when accepted."""
+    """The accountant's refusal in a PES Acquit, with its anomalies; None when accepted.
+
+    A PES Acquit is accepted when every ``ACQUIT/ElementACQUIT/EtatAck/@V`` is 1; the anomalies of a refusal are
+    in ``ElementACQUIT/DetailPiece/Erreur`` (``NumAnoAck``, ``LibelleAnoAck``).
+    """
     root = parse_xml(acquit, "PES Acquit")
-    states = [element.get("V", "") for element in root.iter("EtatAck")]
-    if states and all(state == "1" for state in states):
+    elements = list(root.iter("ElementACQUIT"))
+    states = [element.find("EtatAck") for element in elements]
+    values = [state.get("V", "") if state is not None else "" for state in states]
+    if values and all(value == "1" for value in values):
         return None
-    reasons = [element.get("V", "") for element in root.iter("LibelleAnoAck") if element.get("V")]
-    return "PES refusé par le comptable : " + ("; ".join(reasons) or f"état {', '.join(states) or 'absent'}")
+    reasons = []
+    for error in root.iter("Erreur"):
+        number, label = error.find("NumAnoAck"), error.find("LibelleAnoAck")
+        text = label.get("V", "") if label is not None else ""
+        code = number.get("V", "") if number is not None else ""
+        if text or code:
+            reasons.append(f"{text} (anomalie {code})" if code else text)
+    return "PES refusé par le comptable : " + ("; ".join(reasons) or f"état {', '.join(values) or 'absent'}")
 
 
 def aracte_fields(aracte: bytes) -> dict[str, str]:

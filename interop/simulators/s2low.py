@@ -1,18 +1,25 @@
 """A S²LOW simulator: @ctes and Hélios transactions as the platform answers them, with its failures.
 
-Written from the protocol the connector speaks (see ``interop.connectors.s2low``). What it checks like the
-real platform: the tar.gz is readable, its envelope and act message are valid against the ACTES XSD (when a
-schema folder is given), an act (IDActe) or a PES file name is received once — a second send is answered
-« KO … déjà … ». Scenario knobs (``PUT /_simulateur/scenario``, or ``socle interop simulate s2low``):
+Written from S²LOW's own pages (libriciel/s2low, public.ssl/modules; see ``interop.connectors.s2low``): the
+same addresses, parameters and answers (« OK\\n… » / « KO\\n… » texts, the Hélios XML answers, the JSON of
+the ``api/`` pages). What it checks like the real platform: the tar.gz is readable, its envelope and act
+message are valid against the ACTES XSD (when a schema folder is given), an act number is received once per
+collectivité (« Un numéro interne d'acte entre en conflit… ») and a PES file once (« doublon détecté »); a
+cancellation needs an acknowledged act. Scenario knobs (``PUT /_simulateur/scenario``, or ``socle interop
+simulate s2low``):
 
-- ``faults``: per endpoint (send, status, find, classification, helios_send, helios_status, acquit, retour,
-  documents), a list consumed one per call: ``500``, ``html``, ``timeout``, ``malformed``, ``ko`` (a KO answer),
-  ``accept_then_timeout`` (send only: received, the answer never comes);
+- ``faults``: per endpoint (send, status, find — the list of acts —, classification, helios_send,
+  helios_status, acquit, retour, documents), a list consumed one per call: ``500``, ``html``, ``timeout``,
+  ``malformed``, ``ko`` (a KO answer), ``denied`` (« KO Accès refusé » in text, as S²LOW checks rights before
+  answering in its page's format), ``accept_then_timeout`` (send only: received, the answer never comes);
 - ``pending_checks``: status calls answering « posté / en attente / transmis » before the acknowledgement;
 - ``verdict``: ``KO`` puts transactions in error (status -1) instead of acknowledging them;
 - ``aracte_unknown``: the ARActe sent back names another act (an acknowledgement for an unknown act);
-- ``acquit``: ``KO`` makes the accountant refuse the PES (PES Acquit with EtatAck 2);
-- ``pes_retour``: the accountant also sends a PES Retour;
+- ``acquit``: ``KO`` makes the accountant refuse the PES (status 6, PES Acquit with EtatAck 2);
+- ``pes_retour``: the accountant also sends a PES Retour (in the collectivité's unread list);
+- ``envelope_submission``: ``false`` answers the envelope import as platforms that switched it off;
+- ``sae_after_ack``: an acknowledged act is already « envoyé au SAE » (12) when asked: its status carries
+  no ARActe any more, which is then on ``actes_transac_get_ARActe.php``;
 - ``classification_date``: the date of the prefecture's classification (a later one makes the tenant's stale);
 - ``delay``: seconds before every answer (a slow platform).
 """
@@ -20,8 +27,10 @@ schema folder is given), an act (IDActe) or a PES file name is received once —
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
+import tarfile
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,16 +39,23 @@ from typing import Any
 from lxml import etree
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from interop import actes
 from interop.simulators.common import HTML_ERROR, Scenario
 from socle.errors import InvalidInput
 
-FAULTS = ("500", "html", "timeout", "malformed", "accept_then_timeout", "ko")
+FAULTS = ("500", "html", "timeout", "malformed", "accept_then_timeout", "ko", "denied")
 NS = actes.NS
 LATIN1 = "ISO-8859-1"
+DUPLICATE_ACT = "Un numéro interne d'acte entre en conflit avec un acte existant dans la base de données."
+DUPLICATE_PES = "doublon détecté. Ce fichier a déjà été posté"
+SUBMISSION_OFF = (
+    "Cette fonctionnalité est déprécié. Vous devez désormais utiliser : "
+    "'/modules/actes/actes_transac_create.php' pour créer un acte."
+)
+LETTER_TYPES = {2: "courrier simple", 3: "demande de pièces complémentaires", 4: "lettre d'observations", 5: "déféré"}
 
 
 @dataclass
@@ -47,6 +63,8 @@ class S2lowScenario(Scenario):
     aracte_unknown: bool = False
     acquit: str = "OK"
     pes_retour: bool = False
+    envelope_submission: bool = True
+    sae_after_ack: bool = False
     classification_date: str = "2026-01-15"
 
     def update(self, values: dict[str, Any]) -> None:
@@ -57,7 +75,7 @@ class S2lowScenario(Scenario):
             if unknown:
                 raise ValueError(f"panne inconnue : {', '.join(sorted(unknown))}")
             self.faults[str(endpoint)] = list(faults)
-        for name in ("aracte_unknown", "pes_retour"):
+        for name in ("aracte_unknown", "pes_retour", "envelope_submission", "sae_after_ack"):
             if name in rest:
                 setattr(self, name, bool(rest.pop(name)))
         if "acquit" in rest:
@@ -78,7 +96,15 @@ class Transaction:
     act: bytes | None = None  # the Acte message received
     checks: int = 0
     verdict: str = "OK"
+    acquit: str = "OK"
     cancelled: bool = False
+    last_status: int = 1
+
+    @property
+    def number(self) -> str:
+        """The act's number: the fourth part of its IDActe (dept-SIREN-date-number-nature)."""
+        parts = self.key.split("-")
+        return parts[3] if self.kind == "actes" and len(parts) >= 5 else ""
 
 
 @dataclass
@@ -86,20 +112,38 @@ class S2lowState:
     scenario: S2lowScenario = field(default_factory=S2lowScenario)
     schemas: Path | None = None
     credentials: tuple[str, str] | None = None
+    trigram: str = "TRI"  # the platform's ACTES_APPLI_TRIGRAMME, first part of an archive's name
     transactions: dict[str, Transaction] = field(default_factory=dict)
     sends: dict[str, int] = field(default_factory=dict)  # sends per IDActe / PES file name
     letters: list[dict[str, Any]] = field(default_factory=list)
     replies: list[dict[str, Any]] = field(default_factory=list)
+    retours: list[dict[str, Any]] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
 
     def by_key(self, kind: str, key: str) -> Transaction | None:
         return next((t for t in self.transactions.values() if t.kind == kind and t.key == key), None)
 
-    def add_letter(self, transaction_id: str, kind: str = "LettreObservations") -> str:
-        """The prefecture writes about an act (a test or the operator rehearsing asks for it)."""
+    def by_number(self, number: str) -> Transaction | None:
+        return next((t for t in self.transactions.values() if t.kind == "actes" and t.number == number), None)
+
+    def add_letter(self, transaction_id: str, kind: int = 4) -> str:
+        """The prefecture writes about an act (type 2 to 5; a test or the operator rehearsing asks for it)."""
+        if kind not in LETTER_TYPES:
+            raise ValueError("type de courrier : 2, 3, 4 ou 5")
+        act = self.transactions.get(transaction_id)
         letter_id = str(next(self.counter))
-        self.letters.append({"id": letter_id, "type": kind, "related_transaction_id": transaction_id})
+        self.letters.append(
+            {
+                "id": letter_id,
+                "type": str(kind),
+                "related_transaction_id": transaction_id,
+                "number": act.number if act else "",
+                "unique_id": act.key if act else "",
+                "last_status_id": 7,
+                "lu": False,
+            }
+        )
         return letter_id
 
     def summary(self) -> dict[str, Any]:
@@ -111,16 +155,18 @@ class S2lowState:
             },
             "letters": list(self.letters),
             "replies": list(self.replies),
+            "retours": [{k: v for k, v in r.items() if k != "content"} for r in self.retours],
             "requests": self.requests[-200:],
         }
 
 
 def _ok(*lines: str) -> Response:
-    return PlainTextResponse("\n".join(("OK", *lines)))
+    return Response("\n".join(("OK", *lines, "")).encode(LATIN1), media_type="text/plain")
 
 
 def _ko(message: str) -> Response:
-    return PlainTextResponse(f"KO\n{message}")
+    # Pages going through ResponseHelper::returnAndExit convert their message to ISO-8859-1.
+    return Response(f"KO\n{message}\n".encode(LATIN1), media_type="text/plain")
 
 
 async def _fault(state: S2lowState, endpoint: str) -> tuple[Response | None, bool]:
@@ -136,11 +182,26 @@ async def _fault(state: S2lowState, endpoint: str) -> tuple[Response | None, boo
         await asyncio.sleep(state.scenario.hang_seconds)
         return Response(b"", status_code=504), False
     if fault == "malformed":
-        return Response(b"<?xml version='1.0'?><import><id>12</id><resul", media_type="application/xml"), False
+        body = b'{"transactions": [' if endpoint in ("find", "documents") else b"<?xml version='1.0'?><import><resul"
+        return Response(body, media_type="application/xml"), False
+    if fault == "denied":  # the user's rights, checked before any page's own format: always plain text
+        return PlainTextResponse("KO\nAccès refusé"), False
     if fault == "ko":
         message = "Erreur simulée : la plateforme refuse la demande"
         return (_import("KO", message=message) if endpoint.startswith("helios") else _ko(message)), False
     return None, fault == "accept_then_timeout"
+
+
+def _archive_name_error(name: str, trigram: str) -> str | None:
+    """What S²LOW says of an archive name that is not « TRI-EACT--… .tar.gz » with its own trigram, or None."""
+    parts = name.split("-")
+    if len(parts) < 2 or not name.endswith(".tar.gz"):
+        return "Le nom de l'archive n'est pas correct"
+    if parts[0] != trigram:
+        return f"Le trigramme trouvé ({parts[0]}) ne correspond pas au trigramme attendu ({trigram})"
+    if parts[1] != "EACT":
+        return f"Le quadrigramme trouvé ({parts[1]}) ne correspond pas au quadrigramme attendu (EACT)"
+    return None
 
 
 def _safe_parse(data: bytes) -> etree._Element:
@@ -214,25 +275,42 @@ def classification_xml(when: str) -> bytes:
     return bytes(etree.tostring(root, xml_declaration=True, encoding=LATIN1))
 
 
-def _letter(state: S2lowState, letter: dict[str, Any]) -> bytes:
+def _letter_archive(state: S2lowState, letter: dict[str, Any]) -> bytes:
+    """The tar.gz S²LOW hands out for a prefecture's document: its @ctes message and the letter's PDF."""
     transaction = state.transactions.get(str(letter["related_transaction_id"]))
+    act_id = transaction.key if transaction else "037-000000000-20260101-X-DE"
     root = etree.Element(f"{{{NS}}}LettreObservations", nsmap={"actes": NS})
-    root.set(f"{{{NS}}}IDActe", transaction.key if transaction else "037-000000000-20260101-X-DE")
+    root.set(f"{{{NS}}}IDActe", act_id)
     root.set(f"{{{NS}}}DateCourrierPref", datetime.now(UTC).date().isoformat())
     etree.SubElement(root, f"{{{NS}}}Motif").text = "Observations simulées de la préfecture"
     document = etree.SubElement(root, f"{{{NS}}}Document")
-    etree.SubElement(document, f"{{{NS}}}NomFichier").text = f"courrier-{letter['id']}.pdf"
-    return bytes(etree.tostring(root, xml_declaration=True, encoding=LATIN1))
+    pdf_name = f"courrier-{letter['id']}.pdf"
+    etree.SubElement(document, f"{{{NS}}}NomFichier").text = pdf_name
+    members = {
+        f"{act_id}-{letter['type']}-1_0.xml": bytes(etree.tostring(root, xml_declaration=True, encoding=LATIN1)),
+        pdf_name: b"%PDF-1.4\n% courrier simule\n%%EOF\n",
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
 
 
 def _acquit(transaction: Transaction, accepted: bool) -> bytes:
+    """A PES Acquit as the DGFiP writes it: Enveloppe/Parametres/NomFic, ACQUIT/ElementACQUIT/EtatAck."""
     root = etree.Element("PES_ACQUIT")
+    etree.SubElement(etree.SubElement(etree.SubElement(root, "Enveloppe"), "Parametres"), "NomFic").set(
+        "V", transaction.key
+    )
     element = etree.SubElement(etree.SubElement(root, "ACQUIT"), "ElementACQUIT")
-    etree.SubElement(element, "NomFic").set("V", transaction.key)
     etree.SubElement(element, "EtatAck").set("V", "1" if accepted else "2")
     if not accepted:
-        detail = etree.SubElement(etree.SubElement(element, "DetailPiece"), "Erreur")
-        etree.SubElement(detail, "LibelleAnoAck").set("V", "Bordereau 12 : montant du mandat incohérent (simulé)")
+        error = etree.SubElement(etree.SubElement(element, "DetailPiece"), "Erreur")
+        etree.SubElement(error, "NumAnoAck").set("V", "42")
+        etree.SubElement(error, "LibelleAnoAck").set("V", "Bordereau 12 : montant du mandat incohérent (simulé)")
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
@@ -259,20 +337,32 @@ def create_app(state: S2lowState | None = None) -> Starlette:
         return None
 
     def status_code(transaction: Transaction) -> int:
+        """The status a call finds, moving the transaction on by one check."""
         transaction.checks += 1
+        return current_status(transaction)
+
+    def current_status(transaction: Transaction) -> int:
         if transaction.cancelled:
             return 0
         if transaction.checks <= platform.scenario.pending_checks:
-            return min(transaction.checks, 3)
-        return -1 if transaction.verdict == "KO" else 4
+            return max(1, min(transaction.checks, 3))
+        if transaction.verdict == "KO":
+            return -1
+        if transaction.kind == "helios" and transaction.acquit == "KO":
+            return 6
+        return 4
 
-    async def actes_create(request: Request) -> Response:
+    async def actes_submit(request: Request) -> Response:
         if (refusal := refused(request)) is not None:
             return refusal
         form = await request.form()
         upload = form.get("enveloppe")
-        if form.get("api") != "1" or upload is None or isinstance(upload, str):
-            return _ko("Paramètres manquants : api et enveloppe")
+        if not platform.scenario.envelope_submission:
+            return _ko(SUBMISSION_OFF)
+        if upload is None or isinstance(upload, str):
+            return _ko("Pas de fichier archive spécifié.")
+        if (refused_name := _archive_name_error(upload.filename or "", platform.trigram)) is not None:
+            return _ko(f"L'archive n'a pas un nom valide : {refused_name}")
         data = await upload.read()
         answer, hang = await _fault(platform, "send")
         if answer is not None:
@@ -280,17 +370,17 @@ def create_app(state: S2lowState | None = None) -> Starlette:
         try:
             act_id, message = _read_actes(data, platform.schemas)
         except InvalidInput as exc:
-            return _ko(exc.detail)
+            return _ko(f"Erreur d'importation de l'enveloppe :\n{exc.detail}")
         platform.sends[act_id] = platform.sends.get(act_id, 0) + 1
-        if platform.by_key("actes", act_id) is not None:
-            return _ko(f"L'acte {act_id} a déjà été transmis (doublon)")
         transaction = Transaction(
             str(next(platform.counter)), "actes", act_id, datetime.now(UTC), message, verdict=platform.scenario.verdict
         )
+        if platform.by_number(transaction.number) is not None:
+            return _ko(DUPLICATE_ACT)
         platform.transactions[transaction.id] = transaction
         if hang:
             await asyncio.sleep(platform.scenario.hang_seconds)
-        return _ok(transaction.id)
+        return _ok("1", transaction.id)
 
     async def actes_status(request: Request) -> Response:
         if (refusal := refused(request)) is not None:
@@ -298,32 +388,66 @@ def create_app(state: S2lowState | None = None) -> Starlette:
         answer, _ = await _fault(platform, "status")
         if answer is not None:
             return answer
-        transaction = platform.transactions.get(request.query_params.get("transaction", ""))
+        unique_id = request.query_params.get("unique_id")
+        if unique_id:
+            transaction = platform.by_key("actes", unique_id)
+        else:
+            transaction = platform.transactions.get(request.query_params.get("transaction", ""))
         if transaction is None or transaction.kind != "actes":
-            return _ko("Transaction inconnue")
+            return PlainTextResponse("KO\nNuméro de transaction invalide.")  # echoed as is (UTF-8) by S²LOW
         code = status_code(transaction)
-        if code != 4:
-            return _ok(str(code))
-        return Response(b"OK\n4\n" + _aracte(transaction, platform.scenario), media_type="text/plain")
+        transaction.last_status = code
+        if code == 4 and platform.scenario.sae_after_ack:
+            transaction.last_status = 12
+            return _ok("12")
+        if code == 4:
+            return Response(b"OK\n4\n" + _aracte(transaction, platform.scenario), media_type="text/plain")
+        if code == -1:
+            return Response("OK\n-1\nErreur simulée : enveloppe refusée par le ministère".encode(LATIN1))
+        return _ok(str(code))
 
-    async def find(request: Request) -> Response:
+    async def get_aracte(request: Request) -> Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
+        transaction = platform.transactions.get(request.query_params.get("id", ""))
+        if transaction is None or transaction.kind != "actes" or current_status(transaction) != 4:
+            return RedirectResponse("index.php", status_code=302)  # S²LOW's page sends the browser back
+        return Response(_aracte(transaction, platform.scenario), media_type="application/xml")
+
+    async def list_actes(request: Request) -> Response:
         if (refusal := refused(request)) is not None:
             return refusal
         answer, _ = await _fault(platform, "find")
         if answer is not None:
             return answer
-        kind = "helios" if "/helios/" in request.url.path else "actes"
-        key = request.query_params.get("filename" if kind == "helios" else "unique_id", "")
-        found = platform.by_key(kind, key)
-        return _ok(found.id) if found is not None else _ko("Aucune transaction")
+        try:
+            status = int(request.query_params.get("status_id", "0"))
+            offset = int(request.query_params.get("offset", "0"))
+            limit = int(request.query_params.get("limit", "100"))
+        except ValueError:
+            return JSONResponse({"error": "paramètre entier attendu"})
+        matching = sorted(
+            (t for t in platform.transactions.values() if t.kind == "actes" and t.last_status == status),
+            key=lambda t: -int(t.id),
+        )
+        rows = [
+            {"id": t.id, "subject": "", "number": t.number, "date": t.received_at.date().isoformat(), "type": "1"}
+            for t in matching[offset : offset + limit]
+        ]
+        body = {"status_id": status, "authority_id": 1, "offset": offset, "limit": limit, "transactions": rows}
+        return JSONResponse(body)
 
     async def cancel(request: Request) -> Response:
         if (refusal := refused(request)) is not None:
             return refusal
         form = await request.form()
         transaction = platform.transactions.get(str(form.get("id") or ""))
-        if transaction is None:
-            return _ko("Transaction inconnue")
+        if transaction is None or transaction.kind != "actes":
+            return _ko("Erreur d'initialisation de la transaction.")
+        if transaction.cancelled:
+            return _ko("Une demande d'annulation est déjà en cours pour cette transaction.")
+        if current_status(transaction) != 4:
+            return _ko("Impossible d'annuler une transaction qui n'est pas en état « Acquittement reçu ».")
         transaction.cancelled = True
         return _ok(str(next(platform.counter)))
 
@@ -341,26 +465,57 @@ def create_app(state: S2lowState | None = None) -> Starlette:
         answer, _ = await _fault(platform, "documents")
         if answer is not None:
             return answer
-        return JSONResponse(platform.letters)
+        return JSONResponse([{k: v for k, v in x.items() if k != "lu"} for x in platform.letters if not x["lu"]])
+
+    async def mark_read(request: Request) -> Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
+        for letter in platform.letters:
+            if letter["id"] == request.query_params.get("transaction_id"):
+                letter["lu"] = True
+        return JSONResponse({"result": "ok"})
 
     async def document(request: Request) -> Response:
         if (refusal := refused(request)) is not None:
             return refusal
-        letter = next((x for x in platform.letters if x["id"] == request.query_params.get("id")), None)
+        wanted = request.query_params.get("id", "")
+        letter = next((x for x in platform.letters if x["id"] == wanted), None)
+        if letter is not None:  # a prefecture's message: S²LOW redirects to its envelope
+            return RedirectResponse(f"actes_download_file.php?env={wanted}", status_code=302)
+        act = platform.transactions.get(wanted)
+        if act is None:
+            return PlainTextResponse("KO\nNuméro de transaction invalide.")
+        lines = [
+            f"{x['type']}-{x['last_status_id']}-{x['id']}"
+            for x in platform.letters
+            if x["related_transaction_id"] == wanted
+        ]
+        return PlainTextResponse("".join(f"{line}\n" for line in lines))
+
+    async def download(request: Request) -> Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
+        letter = next((x for x in platform.letters if x["id"] == request.query_params.get("env")), None)
         if letter is None:
-            return _ko("Document inconnu")
-        return Response(_letter(platform, letter), media_type="application/xml")
+            return _ko("Enveloppe inconnue")
+        return Response(_letter_archive(platform, letter), media_type="application/x-gzip")
 
     async def reply(request: Request) -> Response:
         if (refusal := refused(request)) is not None:
             return refusal
         form = await request.form()
-        upload = form.get("fichier")
+        upload = form.get("acte_pdf_file")
+        if not form.get("type_acte"):
+            return _ko("Erreur lors de la réception du fichier : typologie absente")
         if upload is None or isinstance(upload, str):
-            return _ko("Fichier de réponse manquant")
+            return PlainTextResponse("KO : Envoi de fichier illégal.")
+        if form.get("type_envoie") not in ("3", "4"):
+            return PlainTextResponse("KO : type de réponse inconnu")
         content = await upload.read()
         reply_id = str(next(platform.counter))
-        platform.replies.append({"id": reply_id, "to": form.get("id"), "type": form.get("type"), "size": len(content)})
+        platform.replies.append(
+            {"id": reply_id, "to": form.get("id"), "type": form.get("type_envoie"), "size": len(content)}
+        )
         return _ok(reply_id)
 
     async def helios_import(request: Request) -> Response:
@@ -369,7 +524,7 @@ def create_app(state: S2lowState | None = None) -> Starlette:
         form = await request.form()
         upload = form.get("enveloppe")
         if upload is None or isinstance(upload, str):
-            return _import("KO", message="Fichier enveloppe manquant")
+            return _import("KO", message="Echec lors du téléchargement du fichier")
         data, filename = await upload.read(), upload.filename or ""
         answer, hang = await _fault(platform, "helios_send")
         if answer is not None:
@@ -382,12 +537,19 @@ def create_app(state: S2lowState | None = None) -> Starlette:
             return _import("KO", message="Le fichier n'est pas un PES Aller")
         platform.sends[filename] = platform.sends.get(filename, 0) + 1
         if platform.by_key("helios", filename) is not None:
-            return _import("KO", message=f"Le fichier {filename} a déjà été transmis (doublon)")
-        transaction = Transaction(str(next(platform.counter)), "helios", filename, datetime.now(UTC))
+            return _import("KO", message=DUPLICATE_PES)
+        transaction = Transaction(
+            str(next(platform.counter)),
+            "helios",
+            filename,
+            datetime.now(UTC),
+            verdict=platform.scenario.verdict,
+            acquit=platform.scenario.acquit,
+        )
         platform.transactions[transaction.id] = transaction
         if hang:
             await asyncio.sleep(platform.scenario.hang_seconds)
-        return _import("OK", transaction.id)
+        return _import("OK", transaction.id, "Téléchargement du fichier réussi.")
 
     async def helios_status(request: Request) -> Response:
         if (refusal := refused(request)) is not None:
@@ -395,10 +557,19 @@ def create_app(state: S2lowState | None = None) -> Starlette:
         answer, _ = await _fault(platform, "helios_status")
         if answer is not None:
             return answer
-        transaction = platform.transactions.get(request.query_params.get("transaction", ""))
+        wanted = request.query_params.get("transaction", "")
+        transaction = platform.transactions.get(wanted)
         if transaction is None or transaction.kind != "helios":
-            return _xml("transaction", resultat="KO", message="Transaction inconnue")
-        return _xml("transaction", id=transaction.id, resultat="OK", status=str(status_code(transaction)), message="")
+            return _xml("transaction", id=wanted, resultat="KO", message="Numéro de transaction invalide", status="")
+        code = status_code(transaction)
+        if code == 4 and platform.scenario.pes_retour and not any(r["of"] == transaction.id for r in platform.retours):
+            retour_id = str(next(platform.counter))
+            name = f"PES_RETOUR_{retour_id}.xml"
+            content = _pes_retour(transaction)
+            platform.retours.append(
+                {"id": retour_id, "nom": name, "of": transaction.id, "lu": False, "content": content}
+            )
+        return _xml("transaction", id=transaction.id, resultat="OK", message=f"état {code}", status=str(code))
 
     async def acquit(request: Request) -> Response:
         if (refusal := refused(request)) is not None:
@@ -407,25 +578,51 @@ def create_app(state: S2lowState | None = None) -> Starlette:
         if answer is not None:
             return answer
         transaction = platform.transactions.get(request.query_params.get("id", ""))
-        if transaction is None or transaction.checks <= platform.scenario.pending_checks:
-            return PlainTextResponse("Acquit non disponible", status_code=404)
-        return Response(_acquit(transaction, platform.scenario.acquit == "OK"), media_type="application/xml")
+        if transaction is None or current_status(transaction) not in (4, 6):
+            return PlainTextResponse("Le fichier n'est pas encore disponible", status_code=404)
+        return Response(_acquit(transaction, transaction.acquit == "OK"), media_type="application/xml")
 
-    async def retour(request: Request) -> Response:
+    async def retour_list(request: Request) -> Response:
         if (refusal := refused(request)) is not None:
             return refusal
         answer, _ = await _fault(platform, "retour")
         if answer is not None:
             return answer
-        transaction = platform.transactions.get(request.query_params.get("transaction", ""))
-        if transaction is None or not platform.scenario.pes_retour:
-            return PlainTextResponse("Pas de PES Retour", status_code=404)
-        return Response(_pes_retour(transaction), media_type="application/xml")
+        root = etree.Element("liste")
+        etree.SubElement(root, "idColl").text = "1"
+        etree.SubElement(root, "dateDemande").text = datetime.now(UTC).date().isoformat()
+        etree.SubElement(root, "resultat").text = "OK"
+        etree.SubElement(root, "message").text = ""
+        for item in (r for r in platform.retours if not r["lu"]):
+            element = etree.SubElement(root, "pes_retour")
+            etree.SubElement(element, "id").text = item["id"]
+            etree.SubElement(element, "nom").text = item["nom"]
+            etree.SubElement(element, "date").text = datetime.now(UTC).date().isoformat()
+        return Response(etree.tostring(root, xml_declaration=True, encoding="UTF-8"), media_type="text/xml")
+
+    async def retour(request: Request) -> Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
+        wanted = request.query_params.get("id", "")
+        item = next((r for r in platform.retours if r["id"] == wanted), None)
+        if item is None:
+            return _xml("get_retour", id=wanted, resultat="KO", message="retour id n'est pas correcte")
+        return Response(item["content"], media_type="text/xml")
+
+    async def retour_read(request: Request) -> Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
+        wanted = request.query_params.get("id", "")
+        item = next((r for r in platform.retours if r["id"] == wanted), None)
+        if item is None:
+            return _xml("transaction", idRetour=wanted, resultat="KO", message="Changement de status est echoué.")
+        item["lu"] = True
+        return _xml("transaction", idRetour=wanted, resultat="OK", message="reussi de changer status")
 
     async def test_connection(request: Request) -> Response:
         if (refusal := refused(request)) is not None:
             return refusal
-        return _ok()
+        return PlainTextResponse("OK")
 
     async def control(request: Request) -> Response:
         if request.method == "PUT":
@@ -435,24 +632,33 @@ def create_app(state: S2lowState | None = None) -> Starlette:
                 return JSONResponse({"erreur": str(exc)}, status_code=400)
         if request.method == "POST":
             body = json.loads(await request.body() or b"{}")
-            platform.add_letter(str(body.get("transaction", "")), str(body.get("type") or "LettreObservations"))
+            try:
+                platform.add_letter(str(body.get("transaction", "")), int(body.get("type") or 4))
+            except (ValueError, TypeError) as exc:
+                return JSONResponse({"erreur": str(exc)}, status_code=400)
         return JSONResponse(platform.summary() | {"scenario": platform.scenario.__dict__})
 
+    actes_pages = "/modules/actes"
+    helios_pages = "/modules/helios"
     app = Starlette(
         routes=[
-            Route("/modules/actes/actes_transac_create.php", actes_create, methods=["POST"]),
-            Route("/modules/actes/actes_transac_get_status.php", actes_status, methods=["GET"]),
-            Route("/modules/actes/actes_transac_cancel.php", cancel, methods=["POST"]),
-            Route("/modules/actes/actes_classification_fetch.php", classification, methods=["GET"]),
-            Route("/modules/actes/api/list_document_prefecture.php", documents, methods=["GET"]),
-            Route("/modules/actes/actes_transac_get_document.php", document, methods=["GET"]),
-            Route("/modules/actes/actes_transac_reponse_create.php", reply, methods=["POST"]),
-            Route("/modules/actes/api/find_transaction.php", find, methods=["GET"]),
-            Route("/modules/helios/api/helios_importer_fichier.php", helios_import, methods=["POST"]),
-            Route("/modules/helios/api/helios_transac_get_status.php", helios_status, methods=["GET"]),
-            Route("/modules/helios/helios_download_acquit.php", acquit, methods=["GET"]),
-            Route("/modules/helios/api/helios_get_retour.php", retour, methods=["GET"]),
-            Route("/modules/helios/api/find_transaction.php", find, methods=["GET"]),
+            Route(f"{actes_pages}/actes_transac_submit.php", actes_submit, methods=["POST"]),
+            Route(f"{actes_pages}/actes_transac_get_status.php", actes_status, methods=["GET"]),
+            Route(f"{actes_pages}/api/list_actes.php", list_actes, methods=["GET"]),
+            Route(f"{actes_pages}/actes_transac_get_ARActe.php", get_aracte, methods=["GET"]),
+            Route(f"{actes_pages}/actes_transac_cancel.php", cancel, methods=["POST"]),
+            Route(f"{actes_pages}/actes_classification_fetch.php", classification, methods=["GET"]),
+            Route(f"{actes_pages}/api/list_document_prefecture.php", documents, methods=["GET"]),
+            Route(f"{actes_pages}/api/document_prefecture_mark_as_read.php", mark_read, methods=["GET"]),
+            Route(f"{actes_pages}/actes_transac_get_document.php", document, methods=["GET"]),
+            Route(f"{actes_pages}/actes_download_file.php", download, methods=["GET"]),
+            Route(f"{actes_pages}/actes_transac_reponse_create.php", reply, methods=["POST"]),
+            Route(f"{helios_pages}/api/helios_importer_fichier.php", helios_import, methods=["POST"]),
+            Route(f"{helios_pages}/api/helios_transac_get_status.php", helios_status, methods=["GET"]),
+            Route(f"{helios_pages}/helios_download_acquit.php", acquit, methods=["GET"]),
+            Route(f"{helios_pages}/api/helios_get_list.php", retour_list, methods=["GET"]),
+            Route(f"{helios_pages}/api/helios_get_retour.php", retour, methods=["GET"]),
+            Route(f"{helios_pages}/api/helios_change_status.php", retour_read, methods=["GET"]),
             Route("/api/test-connexion.php", test_connection, methods=["GET"]),
             Route("/_simulateur", control, methods=["GET"]),
             Route("/_simulateur/scenario", control, methods=["PUT"]),
@@ -467,7 +673,7 @@ def _xml(root_name: str, **children: str) -> Response:
     root = etree.Element(root_name)
     for name, text in children.items():
         etree.SubElement(root, name).text = text
-    return Response(etree.tostring(root, xml_declaration=True, encoding="UTF-8"), media_type="application/xml")
+    return Response(etree.tostring(root, xml_declaration=True, encoding="UTF-8"), media_type="text/xml")
 
 
 def _import(result: str, transaction_id: str = "", message: str = "") -> Response:

@@ -307,8 +307,17 @@ def test_an_act_can_be_cancelled_and_the_prefecture_answered(kit: Kit, sim: S2lo
 
     letter = sim.state.add_letter(transaction_id)
     letters = kit["agent"].get("/interop/connectors/tdt/prefecture").json()
+    act_id = sim.state.transactions[transaction_id].key
     assert letters == [
-        {"id": letter, "type": "LettreObservations", "related_transaction_id": transaction_id, "flow_id": flow_id}
+        {
+            "id": letter,
+            "type": "4",  # S²LOW's type: 4, lettre d'observations
+            "related_transaction_id": transaction_id,
+            "number": "DEL_18",
+            "unique_id": act_id,
+            "last_status_id": 7,
+            "flow_id": flow_id,
+        }
     ]
     answer = store(make_pdf("Réponse de la commune"))
     body = {"type": "3", "object_key": answer.key, "filename": "reponse.pdf"}

@@ -1,4 +1,4 @@
-"""The « helios » flow end to end: signed PES Aller → S²LOW simulator → PES Acquit (and PES Retour) → GED."""
+"""The « helios » flow end to end: signed PES Aller → S²LOW simulator → PES Acquit → GED."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def pes_request(filename: str, content: bytes = SIGNED_PES) -> dict:
     return {"kind": "helios", "connector": "tdt", "documents": [{"object_key": obj.key, "filename": filename}]}
 
 
-def test_a_pes_goes_to_the_accountant_and_its_acquit_and_retour_into_the_ged(kit: Kit, sim: S2low) -> None:
+def test_a_pes_goes_to_the_accountant_and_its_acquit_into_the_ged(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, fetch=False)  # Hélios needs no @ctes classification
     sim.scenario(pending_checks=2, pes_retour=True)
     flow = drive(start(kit, pes_request("PESALR2_213700000_2026_001.xml")))
@@ -40,12 +40,14 @@ def test_a_pes_goes_to_the_accountant_and_its_acquit_and_retour_into_the_ged(kit
     states = [event.to_state for event in events(flow.id)]
     assert states == ["nouveau", "prêt", "posté", "en attente de transmission", "classement GED", "classé"]
     stored = flow.data["ged_documents"]
-    assert set(stored) == {"acquit", "retour"}
+    assert set(stored) == {"acquit"}
     with new_session() as session:
         origins = session.execute(
             select(Version.origin).where(Version.document_id.in_(list(stored.values())))
         ).scalars()
-        assert sorted(origins) == [f"interop:{flow.id}:acquit", f"interop:{flow.id}:retour"]
+        assert sorted(origins) == [f"interop:{flow.id}:acquit"]
+    # The PES Retour is the collectivité's on S²LOW (not the transaction's): the flow leaves it unread there.
+    assert [retour["lu"] for retour in sim.state.retours] == [False]
     with get_store().open(flow.data["acquit_key"]) as acquit:
         assert b'<EtatAck V="1"/>' in acquit.read()
 
@@ -73,12 +75,14 @@ def test_an_unsigned_or_unreadable_pes_is_refused_before_sending(kit: Kit, sim: 
     assert resumed.status_code == 200 and drive(unsigned.id).status == "error"  # same input, same refusal
 
 
-def test_a_pes_duplicate_after_a_timeout_is_found_not_sent_again(kit: Kit, sim: S2low) -> None:
+def test_a_pes_received_before_a_timeout_is_never_accepted_twice(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, fetch=False)
     sim.scenario(faults={"helios_send": ["accept_then_timeout"]}, hang_seconds=3)
     flow = drive(start(kit, pes_request("PES_T.xml")))
-    assert flow.status == "done", flow.error
-    assert sim.sends("PES_T.xml") == 1 and flow.data["recovered"] is True
+    # S²LOW has no lookup by file name: the retry is refused as a « doublon » and the flow stops for an operator.
+    assert flow.status == "error" and "doublon détecté" in (flow.error or "")
+    assert "vérifiez-la sur S²LOW" in (flow.error or "")
+    assert [t.key for t in sim.state.transactions.values()] == ["PES_T.xml"]
 
 
 def test_a_tdt_flow_refuses_an_unknown_kind(kit: Kit, sim: S2low) -> None:

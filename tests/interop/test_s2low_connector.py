@@ -6,6 +6,7 @@ import datetime as dt
 import ipaddress
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -65,16 +66,42 @@ def test_an_act_is_sent_followed_and_acknowledged(sim: S2low) -> None:
     actes.validate(final.document, ACTES_SCHEMAS, "ARActe")  # the simulator's ARActe is valid ACTES
     fields = aracte_fields(final.document)
     assert fields["id_acte"] == built.act_id and fields["classification_en_cours"] == "2026-01-15"
+    # S²LOW knows the act by its IDActe; its id comes from the list of its status, by the act's number.
     assert tdt.find_actes(built.act_id) == transaction and tdt.find_actes("037-1-2-3-DE") is None
+    assert [row["number"] for row in tdt.list_actes(4)] == ["D100"]
     assert tdt.test() == "S²LOW joignable, certificat accepté"
+    assert sim.state.requests[0] == "POST /modules/actes/actes_transac_submit.php"
 
 
-def test_a_second_send_of_the_same_act_is_a_duplicate(sim: S2low) -> None:
+def test_the_archive_name_carries_the_platforms_trigram(sim: S2low) -> None:
+    sim.state.trigram = "SLO"
+    with pytest.raises(S2lowRefused, match=r"trigramme trouvé \(TRI\) ne correspond pas au trigramme attendu \(SLO\)"):
+        send(connector(sim), package("D098"))
+    act = actes.Act(
+        "D098", date(2026, 11, 30), 1, (7, 1), "Budget", actes.ActFile(store(make_pdf("D098")).key, "a.pdf")
+    )
+    sender = actes.Sender("213700000", "037", return_emails=("greffe@mairie-test.fr",), trigram="SLO")
+    built = actes.build_package(get_store(), sender, act, date(2026, 1, 15), "1", ACTES_SCHEMAS)
+    assert built.filename.startswith("SLO-EACT--213700000--") and send(connector(sim), built).isdigit()
+    with pytest.raises(InvalidInput, match="trigramme du TdT invalide"):
+        actes.build_package(get_store(), replace(sender, trigram="S-"), act, date(2026, 1, 15), "1", None)
+
+
+def test_an_envelope_import_switched_off_is_a_clear_refusal(sim: S2low) -> None:
+    sim.scenario(envelope_submission=False)
+    with pytest.raises(S2lowRefused, match=r"déprécié.*actes_transac_create\.php"):
+        send(connector(sim), package("D099"))
+
+
+def test_a_second_send_of_the_same_act_number_is_a_duplicate(sim: S2low) -> None:
     tdt, built = connector(sim), package("D101")
     send(tdt, built)
-    with pytest.raises(S2lowDuplicate, match="déjà été transmis"):
+    with pytest.raises(S2lowDuplicate, match="numéro interne d'acte entre en conflit"):
         send(tdt, built)
-    assert sim.sends(built.act_id) == 2 and len(sim.state.transactions) == 1
+    # The number is unique per collectivité, whatever the rest of the act: another matière is refused too.
+    with pytest.raises(S2lowDuplicate):
+        send(tdt, package("D101", matiere=(1, 1)))
+    assert sim.sends(built.act_id) == 3 and len(sim.state.transactions) == 1
 
 
 @pytest.mark.parametrize(
@@ -121,12 +148,31 @@ def test_an_error_status_and_a_cancellation(sim: S2low) -> None:
     sim.scenario(verdict="KO")
     failed = tdt.actes_status(send(tdt, package("D303")))
     assert failed.code == -1 and failed.failed and failed.label == "erreur"
-    sim.scenario(verdict="OK", pending_checks=5)
+    assert "refusée par le ministère" in failed.message  # the error S²LOW gives after the code (ISO-8859-1)
+    sim.scenario(verdict="OK", pending_checks=1)
     transaction = send(tdt, package("D304"))
+    # S²LOW cancels only an acknowledged act, and only once.
+    with pytest.raises(S2lowRefused, match="pas en état « Acquittement reçu »"):
+        tdt.cancel(transaction)
+    assert tdt.actes_status(transaction).label == "posté" and tdt.actes_status(transaction).code == 4
     assert tdt.cancel(transaction).isdigit()
-    assert tdt.actes_status(transaction).label == "annulé"
-    with pytest.raises(S2lowRefused, match="Transaction inconnue"):
+    with pytest.raises(S2lowRefused, match="déjà en cours"):
+        tdt.cancel(transaction)
+    cancelled = tdt.actes_status(transaction)
+    assert cancelled.label == "annulé" and cancelled.failed
+    with pytest.raises(S2lowRefused, match="Numéro de transaction invalide"):
         tdt.actes_status("999999")
+
+
+def test_an_act_already_sent_to_the_sae_still_gives_its_aracte(sim: S2low) -> None:
+    tdt, built = connector(sim), package("D307")
+    sim.scenario(sae_after_ack=True)
+    status = tdt.actes_status(send(tdt, built))
+    assert status.code == 12 and status.label == "envoyé au SAE" and not status.failed
+    assert status.document is not None and aracte_fields(status.document)["id_acte"] == built.act_id
+    assert "GET /modules/actes/actes_transac_get_ARActe.php" in sim.state.requests
+    with pytest.raises(SaeUnavailable, match="ARActe"):
+        tdt.aracte("424242")  # not acknowledged: S²LOW redirects to its index page
 
 
 def test_an_aracte_for_an_unknown_act_is_recognisable(sim: S2low) -> None:
@@ -141,29 +187,58 @@ def test_prefecture_letters_are_listed_read_and_answered(sim: S2low) -> None:
     transaction = send(tdt, package("D306"))
     letter = sim.state.add_letter(transaction)
     listed = tdt.prefecture_documents()
-    assert listed == [{"id": letter, "type": "LettreObservations", "related_transaction_id": transaction}]
-    content = tdt.prefecture_document(letter)
-    actes.validate(content, ACTES_SCHEMAS, "courrier")
+    unique_id = sim.state.transactions[transaction].key
+    assert listed == [
+        {
+            "id": letter,
+            "type": "4",
+            "related_transaction_id": transaction,
+            "number": "D306",
+            "unique_id": unique_id,
+            "last_status_id": 7,
+        }
+    ]
+    # The document is the tar.gz of the prefecture's @ctes message and its files (through S²LOW's redirect).
+    files = actes.read_package(tdt.prefecture_document(letter))
+    message = next(content for name, content in files.items() if name.endswith(".xml"))
+    actes.validate(message, ACTES_SCHEMAS, "courrier")
+    assert any(name.endswith(".pdf") for name in files)
+    tdt.mark_prefecture_document_read(letter)
+    assert tdt.prefecture_documents() == []
     answer = store(make_pdf("Réponse aux observations"))
-    assert tdt.reply_prefecture(letter, "3", get_store(), answer.key, "reponse.pdf").isdigit()
-    assert sim.state.replies[0]["to"] == letter and sim.state.replies[0]["size"] == answer.size
+    assert tdt.reply_prefecture(letter, "4", get_store(), answer.key, "reponse.pdf").isdigit()
+    assert sim.state.replies[0] == {"id": sim.state.replies[0]["id"], "to": letter, "type": "4", "size": answer.size}
+    with pytest.raises(InvalidInput, match="4 \\(réponse\\) ou 3"):
+        tdt.reply_prefecture(letter, "LettreObservations", get_store(), answer.key, "reponse.pdf")
+    with pytest.raises(S2lowRefused, match="typologie absente"):
+        tdt.reply_prefecture(letter, "3", get_store(), answer.key, "reponse.pdf", document_type="")
 
 
 def test_helios_import_status_acquit_and_retour(sim: S2low) -> None:
     tdt, pes = connector(sim), store(PES)
     sim.scenario(pending_checks=1, pes_retour=True)
     transaction = tdt.send_helios(get_store(), pes.key, "PES_2026_001.xml")
-    assert tdt.helios_status(transaction).label == "posté"
-    assert tdt.helios_status(transaction).code == 4
+    first = tdt.helios_status(transaction)
+    assert first.label == "posté" and not first.acquit_ready
+    accepted = tdt.helios_status(transaction)
+    assert accepted.code == 4 and accepted.acquit_ready and not accepted.failed
     assert acquit_refusal(tdt.helios_acquit(transaction)) is None
-    assert b"PES_Retour" in (tdt.helios_retour(transaction) or b"")
-    assert tdt.find_helios("PES_2026_001.xml") == transaction
-    with pytest.raises(S2lowDuplicate, match="doublon"):
+    with pytest.raises(S2lowDuplicate, match="doublon détecté"):
         tdt.send_helios(get_store(), pes.key, "PES_2026_001.xml")
-    sim.scenario(acquit="KO", pes_retour=False)
-    refused = acquit_refusal(tdt.helios_acquit(transaction))
-    assert refused is not None and "montant du mandat incohérent" in refused
-    assert tdt.helios_retour(transaction) is None
+    # The PES Retour are the collectivité's: listed unread, fetched by their own id, then marked read.
+    [retour] = tdt.pes_retours()
+    assert retour["nom"].endswith(".xml") and b"PES_Retour" in tdt.pes_retour(retour["id"])
+    tdt.mark_pes_retour_read(retour["id"])
+    assert tdt.pes_retours() == []
+    with pytest.raises(S2lowRefused, match="retour id n'est pas correcte"):
+        tdt.pes_retour("424242")
+    # The accountant refuses another PES: status 6, the PES Acquit is there and says why.
+    sim.scenario(acquit="KO", pes_retour=False, pending_checks=0)
+    other = tdt.send_helios(get_store(), pes.key, "PES_2026_002.xml")
+    status = tdt.helios_status(other)
+    assert status.code == 6 and status.acquit_ready and not status.failed and status.label == "refusé par le comptable"
+    refused = acquit_refusal(tdt.helios_acquit(other))
+    assert refused is not None and "montant du mandat incohérent (simulé) (anomalie 42)" in refused
 
 
 def test_helios_faults(sim: S2low) -> None:
@@ -175,11 +250,14 @@ def test_helios_faults(sim: S2low) -> None:
         tdt.send_helios(get_store(), pes.key, "PES_F.xml")
     with pytest.raises(S2lowRefused, match="PES refusé par S²LOW : Erreur simulée"):
         tdt.send_helios(get_store(), pes.key, "PES_F.xml")
-    sim.scenario(faults={"find": ["malformed", "html"]})
-    with pytest.raises(SaeUnavailable, match="réponse illisible"):
-        tdt.find_helios("PES_F.xml")
-    with pytest.raises(SaeUnavailable, match="page HTML"):
-        tdt.find_helios("PES_F.xml")
+    sim.scenario(faults={"helios_send": ["denied"]})
+    with pytest.raises(S2lowRefused, match="envoi du PES refusé par S²LOW : Accès refusé"):
+        tdt.send_helios(get_store(), pes.key, "PES_F.xml")
+    sim.scenario(faults={"helios_status": ["html"], "retour": ["malformed"]})
+    with pytest.raises(SaeUnavailable, match="état du PES 1 : la plateforme a répondu une page HTML"):
+        tdt.helios_status("1")
+    with pytest.raises(SaeUnavailable, match="XML mal formé"):
+        tdt.pes_retours()
     with pytest.raises(S2lowRefused, match="pas un PES Aller"):
         tdt.send_helios(get_store(), store(b"<PES_Retour/>").key, "PES_G.xml")
 

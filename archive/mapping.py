@@ -1,0 +1,340 @@
+"""From GED metadata to SEDA: a mapping per tenant and GED document type, edited by the archivists.
+
+A mapping names, for each SEDA element, where its value comes from in the GED's export (``ged.jobs._export``):
+the document's own metadata (title, dates, author…) or one of its type's typed fields (``field:<name>``).
+Without a saved mapping, the default applies: the GED title, the document date, the tags as keywords, the
+collectivité as producer and submitter, and the AppraisalRule of the referential whose duration is the DUA.
+
+The archive service does not know the GED's types: a field named by a mapping is checked against each
+document when the package is built, and a missing value fails the transfer with the field's name.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from archive import referential, seda
+from archive.models import TransferMapping
+from archive.schemas import MappingIn, MappingOut
+from socle import audit
+from socle.auth import Principal, Role
+from socle.db import utcnow
+from socle.errors import InvalidInput
+
+__all__ = [
+    "DEFAULT_MAPPING",
+    "MappedUnit",
+    "Mapper",
+    "MappingError",
+    "get_mapping",
+    "list_mappings",
+    "parse_mapping",
+    "set_mapping",
+]
+
+DEFAULT_MAPPING = MappingIn.model_validate({})
+TYPE_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+# The GED's final actions, in SEDA: « trier » (sort) keeps the records, the archivist sorts them later.
+FINAL_ACTIONS = {"keep": "Keep", "destroy": "Destroy", "sort": "Keep"}
+SORT_NOTE = "Sort final « trier » dans la GED : conservés à titre provisoire, un tri reste à faire (FinalAction Keep)."
+UNTYPED = "sans-type"  # the mapping key of documents without a GED type
+
+_MESSAGES = {
+    "missing": "valeur obligatoire absente",
+    "extra_forbidden": "élément inconnu de la correspondance",
+    "string_pattern_mismatch": "source inconnue : attendu title, document_type, type_name, author, document_date, "
+    "created_at, modified_at, dua_start ou field:<nom du champ> (tenant ou field:<nom> pour un service)",
+    "literal_error": "valeur non admise",
+    "string_type": "texte attendu",
+    "bool_type": "vrai ou faux attendu",
+    "bool_parsing": "vrai ou faux attendu",
+    "list_type": "liste attendue",
+    "too_long": "liste trop longue",
+    "string_too_long": "texte trop long",
+    "dict_type": "objet JSON attendu",
+    "model_type": "objet JSON attendu",
+}
+
+
+class MappingError(seda.SedaError):
+    """A document the mapping cannot describe (a named field empty or of the wrong kind): the transfer fails."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading and editing
+
+
+def parse_mapping(raw: Any) -> MappingIn:
+    """Check a mapping sent by an archivist.
+
+    :raises InvalidInput: in French, naming each wrong element of the mapping.
+    """
+    try:
+        return MappingIn.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "correspondance"
+            text = _MESSAGES.get(error["type"])
+            if text is None:  # our own validators already speak French
+                text = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{where} : {text}")
+        raise InvalidInput("correspondance invalide : " + " ; ".join(problems)) from None
+
+
+def _check_type_code(type_code: str) -> None:
+    if type_code != UNTYPED and not TYPE_CODE.fullmatch(type_code):
+        raise InvalidInput(f"type_code : code de type de document invalide « {type_code[:100]} »")
+
+
+def get_mapping(session: Session, tenant_id: str, type_code: str) -> MappingOut:
+    """The mapping of a GED type code in the tenant: the saved one, or the default (``default`` true)."""
+    _check_type_code(type_code)
+    found = _saved(session, tenant_id, type_code)
+    if found is None:
+        return MappingOut(
+            **DEFAULT_MAPPING.model_dump(), type_code=type_code, default=True, updated_by=None, updated_at=None
+        )
+    return _out(found)
+
+
+def list_mappings(session: Session, tenant_id: str) -> list[MappingOut]:
+    """The mappings the tenant's archivists saved, by type code."""
+    query = select(TransferMapping).where(TransferMapping.tenant_id == tenant_id).order_by(TransferMapping.type_code)
+    return [_out(found) for found in session.execute(query).scalars()]
+
+
+def set_mapping(session: Session, principal: Principal, type_code: str, raw: Any) -> MappingOut:
+    """Save the mapping of a GED type code (archiviste), checked, rules included against the referential.
+
+    :raises Forbidden: not an archivist. :raises InvalidInput: a wrong element, named; a rule the referential
+        does not have in the right category.
+    """
+    principal.require(Role.ARCHIVISTE)
+    _check_type_code(type_code)
+    body = parse_mapping(raw)
+    _check_rules(session, principal.tenant_id, body)
+    found = _saved(session, principal.tenant_id, type_code, for_update=True)
+    if found is None:
+        found = TransferMapping(tenant_id=principal.tenant_id, type_code=type_code)
+        session.add(found)
+    found.mapping = body.model_dump()
+    found.updated_by, found.updated_at = principal.username, utcnow()
+    session.flush()
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action="archive.mapping.updated",
+        object_type="mapping",
+        object_id=type_code,
+        details={"mapping": found.mapping},
+    )
+    session.commit()
+    return _out(found)
+
+
+def _saved(session: Session, tenant_id: str, type_code: str, *, for_update: bool = False) -> TransferMapping | None:
+    query = select(TransferMapping).where(
+        TransferMapping.tenant_id == tenant_id, TransferMapping.type_code == type_code
+    )
+    if for_update:
+        query = query.with_for_update()
+    return session.execute(query).scalar_one_or_none()
+
+
+def _out(found: TransferMapping) -> MappingOut:
+    values = {**DEFAULT_MAPPING.model_dump(), **found.mapping}  # a mapping saved before a new element existed
+    return MappingOut(
+        **values, type_code=found.type_code, default=False, updated_by=found.updated_by, updated_at=found.updated_at
+    )
+
+
+def _check_rules(session: Session, tenant_id: str, body: MappingIn) -> None:
+    saved = referential.get_referential(session, tenant_id)
+    if saved is None:
+        return  # without a referential, rule ids are not checked (as for the packages)
+    categories = {rule["id"]: rule["category"] for rule in saved.rules}
+    for name, category in (("appraisal_rule", "AppraisalRule"), ("access_rule", "AccessRule")):
+        rule_id = getattr(body, name)
+        if rule_id is not None and categories.get(rule_id) != category:
+            raise InvalidInput(
+                f"correspondance invalide : {name} : la règle « {rule_id} » n'est pas une règle {category} "
+                "du référentiel de la collectivité"
+            )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Applying
+
+
+@dataclass(frozen=True)
+class MappedUnit:
+    """A document described for SEDA: its unit, and the agencies its mapping names (None: the tenant's)."""
+
+    unit: seda.ArchiveUnitSpec
+    originating_agency: str | None
+    submission_agency: str | None
+
+
+class Mapper:
+    """Applies the tenant's mappings to the GED's export; loaded once, before the package is built."""
+
+    def __init__(self, mappings: dict[str, MappingIn], rules: list[dict[str, Any]] | None) -> None:
+        self.mappings, self.rules = mappings, rules
+
+    @classmethod
+    def load(cls, session: Session, tenant_id: str) -> Mapper:
+        """Every saved mapping of the tenant, and its referential's rules (None without a referential)."""
+        query = select(TransferMapping).where(TransferMapping.tenant_id == tenant_id)
+        mappings = {
+            found.type_code: MappingIn.model_validate({**DEFAULT_MAPPING.model_dump(), **found.mapping})
+            for found in session.execute(query).scalars()
+        }
+        saved = referential.get_referential(session, tenant_id)
+        return cls(mappings, list(saved.rules) if saved is not None else None)
+
+    def mapping_for(self, document: dict[str, Any]) -> tuple[str, MappingIn]:
+        code = (document.get("type") or {}).get("code") or UNTYPED
+        return code, self.mappings.get(code, DEFAULT_MAPPING)
+
+    def map_document(self, document: dict[str, Any], files: tuple[tuple[seda.DescribedFile, str], ...]) -> MappedUnit:
+        """Describe one exported document with its type's mapping.
+
+        :raises MappingError: a value the mapping names is missing or of the wrong kind, or no rule fits the DUA.
+        """
+        code, mapping = self.mapping_for(document)
+        read = _Reader(document, code)
+        notes = [read.text(mapping.description, "description")] if mapping.description else []
+        appraisal = self._appraisal(read, mapping)
+        if (document.get("type") or {}).get("final_action") == "sort" and appraisal is not None:
+            notes.append(SORT_NOTE)
+        keywords = list(document.get("tags", ())) if mapping.keywords_from_tags else []
+        for name in mapping.keyword_fields:
+            keywords += read.keywords(name)
+        access = None
+        if mapping.access_rule:
+            access = (mapping.access_rule, read.date(mapping.access_start, "access_start", None))
+        unit = seda.ArchiveUnitSpec(
+            title=read.text(mapping.title, "title"),
+            description_level=mapping.description_level,
+            description="\n".join(note for note in notes if note) or None,
+            start_date=read.date(mapping.start_date, "start_date", "created_at"),
+            end_date=read.date(mapping.end_date, "end_date", "modified_at"),
+            keywords=tuple(dict.fromkeys(keyword for keyword in keywords if keyword)),
+            document_type=document.get("document_type"),
+            originating_agency_archive_unit_identifier=document["document_id"],
+            files=files,
+            appraisal_rule=appraisal,
+            access_rule=access,
+        )
+        return MappedUnit(
+            unit,
+            read.agency(mapping.originating_agency, "originating_agency"),
+            read.agency(mapping.submission_agency, "submission_agency"),
+        )
+
+    def _appraisal(self, read: _Reader, mapping: MappingIn) -> tuple[str, date | None, str] | None:
+        """AppraisalRule: the mapping's rule, or the referential's whose duration is the DUA; start at the DUA's
+        event, final action from the GED's. None for a document without type or DUA (and no rule named)."""
+        document_type = read.document.get("type") or {}
+        action = FINAL_ACTIONS.get(document_type.get("final_action") or "")
+        if action is None:
+            return None
+        months = document_type.get("dua_months")
+        rule_id = mapping.appraisal_rule or (self._rule_for(read.code, months) if months is not None else None)
+        if rule_id is None:
+            return None
+        start = document_type.get("dua_start")
+        return rule_id, date.fromisoformat(start) if start else None, action
+
+    def _rule_for(self, code: str, months: int) -> str:
+        duration = _duration(months)
+        if self.rules is None:
+            return f"DUA-{duration}"  # no referential: nothing to match, a readable id (rules are not checked)
+        for rule in self.rules:
+            if rule["category"] == "AppraisalRule" and _months(rule.get("duration")) == months:
+                return str(rule["id"])
+        raise MappingError(
+            f"type « {code} » : aucune règle AppraisalRule du référentiel n'a la durée de la DUA ({duration}) ; "
+            f"choisissez-en une dans la correspondance (appraisal_rule, PUT /archive/mappings/{code})"
+        )
+
+
+class _Reader:
+    """Reads the values a mapping names from one exported document; errors name the mapping's element."""
+
+    def __init__(self, document: dict[str, Any], code: str) -> None:
+        self.document, self.code = document, code
+
+    def raw(self, source: str) -> Any:
+        document, document_type = self.document, self.document.get("type") or {}
+        if source.startswith("field:"):
+            return (document.get("field_values") or {}).get(source.removeprefix("field:"))
+        return {
+            "title": document.get("title"),
+            "document_type": document.get("document_type"),
+            "type_name": document_type.get("name"),
+            "author": document.get("author"),
+            "document_date": document.get("date"),
+            "created_at": document.get("created_at"),
+            "modified_at": document.get("modified_at"),
+            "dua_start": document_type.get("dua_start"),
+        }[source]
+
+    def _fail(self, element: str, source: str, problem: str) -> MappingError:
+        return MappingError(
+            f"correspondance du type « {self.code} », {element} : {source} {problem} "
+            f"pour le document {self.document['document_id']}"
+        )
+
+    def text(self, source: str, element: str) -> str:
+        value = self.raw(source)
+        if value is None or isinstance(value, (list, dict)) or not str(value).strip():
+            raise self._fail(element, source, "est vide ou n'est pas un texte")
+        return str(value).strip()
+
+    def date(self, source: str, element: str, fallback: str | None) -> date | None:
+        """A date from an ISO date or date-time; the fallback source when empty (None: no date)."""
+        value = self.raw(source)
+        if value in (None, "") and fallback is not None:
+            value = self.raw(fallback)
+        if value in (None, ""):
+            return None
+        try:
+            return date.fromisoformat(str(value)[:10])
+        except ValueError:
+            raise self._fail(element, source, f"n'est pas une date (« {str(value)[:50]} »)") from None
+
+    def keywords(self, name: str) -> list[str]:
+        value = (self.document.get("field_values") or {}).get(name)
+        values = value if isinstance(value, list) else [value]
+        return [str(item).strip() for item in values if item not in (None, "") and not isinstance(item, dict)]
+
+    def agency(self, source: str, element: str) -> str | None:
+        if source == "tenant":
+            return None
+        agency = self.text(source, element)
+        if len(agency) > 100:
+            raise self._fail(element, source, "dépasse 100 caractères")
+        return agency
+
+
+def _duration(months: int) -> str:
+    """An ISO 8601 duration in whole years when it can be (P10Y), else in months (P18M)."""
+    return f"P{months // 12}Y" if months and months % 12 == 0 else f"P{months}M"
+
+
+def _months(duration: Any) -> int | None:
+    """A referential duration (P10Y, P6M, P1Y6M) in months; None for days or an unlimited rule."""
+    found = re.fullmatch(r"P(?:(\d+)Y)?(?:(\d+)M)?", str(duration or ""))
+    if found is None or not any(found.groups()):
+        return None
+    return int(found.group(1) or 0) * 12 + int(found.group(2) or 0)

@@ -1,0 +1,366 @@
+"""Transfers chosen in the GED (a folder of the plan with its subtree, or the documents at the end of their
+DUA), described by the archivists' mapping per document type, built through the queue into valid SIPs."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import xmlschema
+from lxml import etree
+
+from archive.seda import NAMESPACES
+from archive.validation import validate_manifest
+
+from conftest import SHARED_SEDA, Kit, assert_problem, make_pdf, run_jobs
+
+# --- GED side, through its API ---------------------------------------------------------------------------
+
+
+def make_type(kit: Kit, code: str, **body: Any) -> None:
+    response = kit["admin"].post("/ged/types", json={"code": code, "name": code.capitalize(), **body})
+    assert response.status_code == 201, response.text
+
+
+def make_folder(kit: Kit, name: str, parent_id: str | None = None, code: str | None = None) -> str:
+    response = kit["admin"].post("/ged/plan", json={"name": name, "parent_id": parent_id, "code": code})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def add_document(kit: Kit, title: str, **data: Any) -> str:
+    if "field_values" in data:
+        data["field_values"] = json.dumps(data["field_values"])
+    response = kit["admin"].post(
+        "/ged/documents",
+        files={"file": ("acte.pdf", make_pdf(title), "application/pdf")},
+        data={"title": title, **data},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def set_referential(kit: Kit, rules: list[dict[str, Any]]) -> None:
+    response = kit["archiviste"].put("/archive/referential", json={"rules": rules})
+    assert response.status_code == 200, response.text
+
+
+def put_mapping(kit: Kit, type_code: str, **mapping: Any) -> dict[str, Any]:
+    response = kit["archiviste"].put(f"/archive/mappings/{type_code}", json=mapping)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+# --- archive side ------------------------------------------------------------------------------------------
+
+
+def transfer(kit: Kit, **selection: Any) -> dict[str, Any]:
+    """Request a transfer, run the queue (GED then archive), return the transfer as the API shows it."""
+    response = kit["archiviste"].post("/archive/transfers", json={"archival_agency": "AD037", **selection})
+    assert response.status_code == 202, response.text
+    run_jobs()
+    found = kit["archiviste"].get(f"/archive/transfers/{response.json()['id']}")
+    assert found.status_code == 200, found.text
+    return dict(found.json())
+
+
+def manifest_of(kit: Kit, built: dict[str, Any]) -> bytes:
+    assert built["status"] == "built", built
+    response = kit["archiviste"].get(f"/archive/transfers/{built['id']}/sip")
+    assert response.status_code == 200, response.text
+    with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+        return archive.read("manifest.xml")
+
+
+class Manifest:
+    """Reading helpers over a manifest of any SEDA 2.x version."""
+
+    def __init__(self, data: bytes, version: str) -> None:
+        self.root = etree.fromstring(data)
+        self.ns = {"s": NAMESPACES[version]}
+
+    def units(self) -> list[etree._Element]:
+        return list(self.root.iterfind(".//s:ArchiveUnit", self.ns))
+
+    def text(self, element: etree._Element, path: str) -> str | None:
+        return element.findtext(path, namespaces=self.ns)
+
+    def texts(self, element: etree._Element, path: str) -> list[str]:
+        return [str(found.text) for found in element.iterfind(path, self.ns)]
+
+    def title(self, unit: etree._Element) -> str | None:
+        return self.text(unit, "s:Content/s:Title")
+
+    def children(self, unit: etree._Element) -> list[etree._Element]:
+        return list(unit.iterfind("s:ArchiveUnit", self.ns))
+
+    def roots(self) -> list[etree._Element]:
+        return list(self.root.iterfind(".//s:DescriptiveMetadata/s:ArchiveUnit", self.ns))
+
+    def unit_of(self, document_id: str) -> etree._Element:
+        found = [
+            u for u in self.units() if self.text(u, "s:Content/s:OriginatingAgencyArchiveUnitIdentifier") == document_id
+        ]
+        assert len(found) == 1, document_id
+        return found[0]
+
+
+# --- a council's plan --------------------------------------------------------------------------------------
+
+FIELDS = [
+    {"name": "seance", "label": "Date de séance", "kind": "date"},
+    {"name": "service", "label": "Service producteur", "kind": "text"},
+    {"name": "matiere", "label": "Matière", "kind": "choice", "choices": ["Finances", "Voirie"]},
+    {"name": "objet", "label": "Objet", "kind": "text"},
+]
+
+
+@pytest.fixture
+def council(kit: Kit) -> dict[str, Any]:
+    """A plan « 1D Conseil municipal » / « 2026 » / « Séance de mars », a folder beside it, deliberations in
+    each (one of them in the trash, one held), and the referential's rules."""
+    make_type(kit, "deliberation", fields=FIELDS, dua_months=120, dua_event="seance", final_action="keep")
+    council = make_folder(kit, "Conseil municipal", code="1D")
+    year = make_folder(kit, "2026", council)
+    march = make_folder(kit, "Séance de mars", year)
+    other = make_folder(kit, "Ressources humaines")
+    values = {"seance": "2026-03-12", "service": "FR_MAIRIE_DGS", "matiere": "Finances"}
+
+    def deliberation(title: str, folder: str, **extra: Any) -> str:
+        return add_document(
+            kit, title, type="deliberation", folder_id=folder, date="2026-03-15", tags=["conseil"],
+            field_values={**values, "objet": f"Objet {title}", **extra},
+        )  # fmt: skip
+
+    ids = {
+        "top": deliberation("Règlement intérieur", council),
+        "year": deliberation("Budget primitif 2026", year),
+        "march": deliberation("Tarifs de la cantine", march, matiere="Voirie"),
+        "elsewhere": deliberation("Tableau des effectifs", other),
+        "trashed": deliberation("Brouillon", march),
+        "held": deliberation("Marché contesté", year),
+    }
+    assert kit["admin"].delete(f"/ged/documents/{ids['trashed']}").status_code == 200
+    hold = kit["archiviste"].post("/ged/holds", json={"name": "Contentieux", "reason": "Recours au TA"})
+    assert hold.status_code == 201, hold.text
+    held = kit["archiviste"].post(f"/ged/holds/{hold.json()['id']}/documents", json={"document_ids": [ids["held"]]})
+    assert held.status_code == 200, held.text
+    set_referential(
+        kit,
+        [
+            {"id": "APP-DELIB", "category": "AppraisalRule", "duration": "P10Y"},
+            {"id": "AR038", "category": "AccessRule", "duration": "P25Y"},
+        ],
+    )
+    return {"folders": {"council": council, "year": year, "march": march, "other": other}, "documents": ids}
+
+
+@pytest.fixture(scope="module")
+def seda22() -> xmlschema.XMLSchema:
+    """The official 2.2 XSD read by xmlschema: a validator independent of the kit's (lxml)."""
+    return xmlschema.XMLSchema(
+        str(SHARED_SEDA / "2.2" / "seda-2.2-main.xsd"),
+        locations=[
+            ("http://www.w3.org/XML/1998/namespace", str(SHARED_SEDA / "w3c" / "xml.xsd")),
+            ("http://www.w3.org/1999/xlink", str(SHARED_SEDA / "w3c" / "xlink.xsd")),
+        ],
+        allow="local",
+    )
+
+
+@pytest.mark.parametrize("version", ["2.1", "2.2", "2.3"])
+def test_folder_transfer_nests_the_plan_and_maps_the_metadata(
+    kit: Kit, council: dict[str, Any], version: str, seda22: xmlschema.XMLSchema
+) -> None:
+    put_mapping(
+        kit,
+        "deliberation",
+        start_date="field:seance",
+        keyword_fields=["matiere"],
+        originating_agency="field:service",
+        access_rule="AR038",
+        access_start="field:seance",
+    )
+    documents = council["documents"]
+    built = transfer(kit, folder_id=council["folders"]["council"], seda_version=version, comment="Conseil 2026")
+
+    data = manifest_of(kit, built)
+    assert built["validation"]["status"] == "valid", built["validation"]
+    report = validate_manifest(data, SHARED_SEDA, version)
+    assert report.valid, report.issues
+    if version == "2.2":
+        assert [str(error.reason) for error in seda22.iter_errors(data)] == []
+    assert built["selection"] == {"kind": "folder", "folder_id": council["folders"]["council"]}
+    # Live documents of the subtree only: not the folder beside it, not the trashed one, not the held one.
+    assert sorted(built["document_ids"]) == sorted([documents["top"], documents["year"], documents["march"]])
+
+    manifest = Manifest(data, version)
+    [root] = manifest.roots()
+    assert manifest.title(root) == "1D Conseil municipal"
+    assert manifest.text(root, "s:Content/s:DescriptionLevel") == "RecordGrp"
+    top, year = manifest.children(root)
+    assert manifest.title(top) == "Règlement intérieur"
+    assert (manifest.title(year), manifest.text(year, "s:Content/s:DescriptionLevel")) == ("2026", "SubGrp")
+    budget, march = manifest.children(year)
+    assert manifest.title(budget) == "Budget primitif 2026"
+    assert manifest.title(march) == "Séance de mars"
+    assert [manifest.title(unit) for unit in manifest.children(march)] == ["Tarifs de la cantine"]
+
+    # Each document's unit, as the archive loop needs it to tell the GED.
+    assert built["document_units"] == {
+        document_id: unit.get("id") for document_id in built["document_ids"] for unit in [manifest.unit_of(document_id)]
+    }
+    item = manifest.unit_of(documents["march"])
+    assert manifest.text(item, "s:Content/s:DescriptionLevel") == "Item"
+    assert manifest.text(item, "s:Content/s:StartDate") == "2026-03-12"  # the séance, as mapped
+    assert manifest.text(item, "s:Content/s:EndDate") == "2026-03-15"  # the document date, by default
+    assert manifest.texts(item, "s:Content/s:Keyword/s:KeywordContent") == ["conseil", "Voirie"]
+    appraisal = item.find("s:Management/s:AppraisalRule", manifest.ns)
+    assert appraisal is not None
+    # The DUA (120 months from the séance) is the referential's 10-year rule; final action keep → Keep.
+    assert manifest.text(appraisal, "s:Rule") == "APP-DELIB"
+    assert manifest.text(appraisal, "s:StartDate") == "2026-03-12"
+    assert manifest.text(appraisal, "s:FinalAction") == "Keep"
+    assert manifest.text(item, "s:Management/s:AccessRule/s:Rule") == "AR038"
+    assert manifest.text(root, "s:Content/s:OriginatingAgency/s:Identifier") == "FR_MAIRIE_DGS"
+    assert manifest.text(root, "s:Content/s:SubmissionAgency/s:Identifier") == "213700000"  # the tenant's SIREN
+
+
+def test_dua_selection_takes_keep_and_sort_documents_whose_dua_ended(kit: Kit) -> None:
+    for code, action in (("contrat", "keep"), ("courrier", "sort"), ("bon", "destroy")):
+        make_type(kit, code, dua_months=12, dua_event="document_date", final_action=action)
+    make_type(kit, "registre", dua_months=1200, dua_event="document_date", final_action="keep")
+    kept = add_document(kit, "Contrat de maintenance", type="contrat", date="2019-05-02")
+    sorted_ = add_document(kit, "Courrier du préfet", type="courrier", date="2020-01-31")
+    add_document(kit, "Bon de commande", type="bon", date="2019-05-02")  # destroy: eliminated, not transferred
+    add_document(kit, "Registre des délibérations", type="registre", date="2019-05-02")  # DUA runs until 2119
+    add_document(kit, "Note sans type", document_type="note", date="2001-01-01")  # no type, no DUA
+    set_referential(kit, [{"id": "APP-1AN", "category": "AppraisalRule", "duration": "P1Y"}])
+
+    built = transfer(kit, dua_reached=True)
+
+    assert built["selection"] == {"kind": "dua_reached"}
+    assert built["validation"]["status"] == "valid", built["validation"]
+    assert sorted(built["document_ids"]) == sorted([kept, sorted_])
+    manifest = Manifest(manifest_of(kit, built), "2.2")
+    for document_id, start in ((kept, "2019-05-02"), (sorted_, "2020-01-31")):
+        unit = manifest.unit_of(document_id)
+        assert manifest.text(unit, "s:Management/s:AppraisalRule/s:Rule") == "APP-1AN"
+        assert manifest.text(unit, "s:Management/s:AppraisalRule/s:StartDate") == start
+        assert manifest.text(unit, "s:Management/s:AppraisalRule/s:FinalAction") == "Keep"
+    # « trier » is kept, with a note saying a sort remains to be done.
+    assert "trier" in (manifest.text(manifest.unit_of(sorted_), "s:Content/s:Description") or "")
+    assert manifest.text(manifest.unit_of(kept), "s:Content/s:Description") is None
+
+    again = transfer(kit, dua_reached=True)  # nothing new: the same ones are still live (not yet archived)
+    assert sorted(again["document_ids"]) == sorted([kept, sorted_])
+
+
+def test_destroy_maps_to_destroy_and_a_dua_without_rule_in_the_referential_fails(kit: Kit) -> None:
+    make_type(kit, "bon", dua_months=18, dua_event="document_date", final_action="destroy")
+    bon = add_document(kit, "Bon de commande", type="bon", date="2019-05-02")
+
+    manifest = Manifest(manifest_of(kit, transfer(kit, document_ids=[bon])), "2.2")
+    appraisal = manifest.unit_of(bon).find("s:Management/s:AppraisalRule", manifest.ns)
+    assert appraisal is not None  # no referential: a rule id that says the DUA
+    assert (manifest.text(appraisal, "s:Rule"), manifest.text(appraisal, "s:FinalAction")) == ("DUA-P18M", "Destroy")
+
+    set_referential(kit, [{"id": "APP-10", "category": "AppraisalRule", "duration": "P10Y"}])
+    failed = transfer(kit, document_ids=[bon])
+    assert failed["status"] == "error"
+    assert "P18M" in failed["error"] and "appraisal_rule" in failed["error"] and "« bon »" in failed["error"]
+
+
+def test_mapping_edited_by_the_archivist_changes_the_manifest(kit: Kit) -> None:
+    make_type(kit, "arrete", fields=FIELDS)
+    document = add_document(
+        kit, "AR-2026-12", type="arrete", date="2026-02-01", tags=["voirie"],
+        field_values={"objet": "Stationnement rue Nationale", "matiere": "Voirie"},
+    )  # fmt: skip
+    default = kit["archiviste"].get("/archive/mappings/arrete")
+    assert default.status_code == 200 and default.json()["default"] is True
+    assert default.json()["title"] == "title" and default.json()["description_level"] == "Item"
+    before = Manifest(manifest_of(kit, transfer(kit, document_ids=[document])), "2.2")
+    unit = before.unit_of(document)
+    assert before.title(unit) == "AR-2026-12"
+    assert before.texts(unit, "s:Content/s:Keyword/s:KeywordContent") == ["voirie"]
+
+    saved = put_mapping(
+        kit,
+        "arrete",
+        title="field:objet",
+        description="title",
+        description_level="File",
+        keywords_from_tags=False,
+        keyword_fields=["matiere"],
+    )
+    assert saved["default"] is False and saved["updated_by"] == "archiviste"
+    assert kit["archiviste"].get("/archive/mappings/arrete").json()["title"] == "field:objet"
+    assert [m["type_code"] for m in kit["agent"].get("/archive/mappings").json()] == ["arrete"]
+
+    after = Manifest(manifest_of(kit, transfer(kit, document_ids=[document])), "2.2")
+    unit = after.unit_of(document)
+    assert after.title(unit) == "Stationnement rue Nationale"
+    assert after.text(unit, "s:Content/s:Description") == "AR-2026-12"
+    assert after.text(unit, "s:Content/s:DescriptionLevel") == "File"
+    assert after.texts(unit, "s:Content/s:Keyword/s:KeywordContent") == ["Voirie"]
+
+    # A document without the field the mapping names: the transfer fails, naming both.
+    bare = add_document(kit, "AR-2026-13", type="arrete")
+    failed = transfer(kit, document_ids=[bare])
+    assert failed["status"] == "error"
+    assert "title" in failed["error"] and "field:objet" in failed["error"] and bare in failed["error"]
+
+
+@pytest.mark.parametrize(
+    ("mapping", "words"),
+    [
+        ({"title": "titre"}, ["title", "source inconnue"]),
+        ({"description_level": "Dossier"}, ["description_level", "valeur non admise"]),
+        ({"couleur": "bleu"}, ["couleur", "inconnu"]),
+        ({"keyword_fields": ["mat ière"]}, ["keyword_fields", "nom de champ invalide"]),
+        ({"originating_agency": "title"}, ["originating_agency", "tenant"]),
+        ({"appraisal_rule": "APP-99"}, ["appraisal_rule", "APP-99", "référentiel"]),
+        ({"access_rule": "APP-10"}, ["access_rule", "AccessRule"]),
+        ([], ["objet JSON attendu"]),
+    ],
+)
+def test_wrong_mapping_is_refused_in_french_naming_the_element(kit: Kit, mapping: Any, words: list[str]) -> None:
+    set_referential(kit, [{"id": "APP-10", "category": "AppraisalRule", "duration": "P10Y"}])
+    body = assert_problem(kit["archiviste"].put("/archive/mappings/arrete", json=mapping), 422)
+    assert all(word in body["detail"] for word in words), body["detail"]
+    assert kit["archiviste"].get("/archive/mappings/arrete").json()["default"] is True  # nothing saved
+
+
+def test_only_archivists_edit_mappings(kit: Kit) -> None:
+    assert_problem(kit["agent"].put("/archive/mappings/arrete", json={}), 403)
+    assert_problem(kit["archiviste"].put("/archive/mappings/bad%20code", json={}), 422)
+
+
+def test_another_tenants_folder_an_empty_folder_or_two_selections_are_refused(
+    kit: Kit, make_kit: Callable[..., Kit]
+) -> None:
+    other = make_kit(with_identity=False)
+    foreign = make_folder(other, "Conseil communautaire")
+    add_document(other, "Délibération d’ailleurs", document_type="deliberation", folder_id=foreign)
+
+    refused = transfer(kit, folder_id=foreign)
+    assert refused["status"] == "error" and refused["sip_sha256"] is None
+    assert "introuvable" in refused["error"] and refused["document_ids"] == []
+
+    empty = transfer(kit, folder_id=make_folder(kit, "Vide"))
+    assert empty["status"] == "error"
+    assert "« Vide » ne contient aucun document à verser" in empty["error"]
+
+    nothing = transfer(kit, dua_reached=True)
+    assert nothing["status"] == "error" and "DUA" in nothing["error"]
+
+    for body in ({"document_ids": ["x"], "folder_id": foreign}, {}, {"dua_reached": False}):
+        problem = assert_problem(
+            kit["archiviste"].post("/archive/transfers", json={"archival_agency": "A", **body}), 422
+        )
+        assert "exactement une sélection" in problem["detail"]
