@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI, File, Form, Query, Response, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from parapheur import api_signing, config, service
+from parapheur import api_identities, api_signing, config, service
 from parapheur.models import Folder
 from parapheur.schemas import (
     ActionIn,
@@ -319,6 +319,7 @@ def list_folders(
     folders = service.list_folders(
         session,
         principal.tenant_id,
+        visible_to=principal,
         status=status,
         subtype_id=subtype_id,
         late=late,
@@ -338,12 +339,12 @@ def _detail(session: Session, principal: Principal, folder: Folder) -> FolderDet
 
 @router.get("/{folder_id}", response_model=FolderDetailOut, summary="Consulter un dossier")
 def get_folder(principal: PrincipalDep, session: SessionDep, folder_id: str) -> FolderDetailOut:
-    return _detail(session, principal, service.get_folder(session, principal.tenant_id, folder_id))
+    return _detail(session, principal, service.folder_for(session, principal, folder_id))
 
 
 @router.get("/{folder_id}/history", response_model=list[EventOut], summary="Historique du dossier")
 def history(principal: PrincipalDep, session: SessionDep, folder_id: str) -> list[EventOut]:
-    return [EventOut.of(event) for event in service.history(session, principal.tenant_id, folder_id)]
+    return [EventOut.of(event) for event in service.history(session, principal, folder_id)]
 
 
 @router.get("/{folder_id}/document", summary="Télécharger le premier document principal, état actuel")
@@ -477,5 +478,5 @@ def create_app() -> FastAPI:
         "parapheur",
         "socle — parapheur",
         "Circuits de visa et de signature électronique : bureaux, délégations, typologies, dossiers.",
-        [router, desks, delegations, typologies, validations, trust, *api_signing.ROUTERS],
+        [router, desks, delegations, typologies, validations, trust, api_identities.router, *api_signing.ROUTERS],
     )

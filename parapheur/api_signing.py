@@ -76,7 +76,7 @@ def paper_signature(
 
 @signatures.get("/{folder_id}/documents/{document_id}/signature", summary="Télécharger la signature détachée (.p7s)")
 def detached_signature(principal: PrincipalDep, session: SessionDep, folder_id: str, document_id: str) -> Response:
-    folder = service.get_folder(session, principal.tenant_id, folder_id)
+    folder = service.folder_for(session, principal, folder_id)
     document = next((doc for doc in folder.documents if doc.id == document_id), None)
     if document is None or document.signature_key is None:
         raise NotFound("ce document n'a pas de signature détachée")
@@ -85,7 +85,7 @@ def detached_signature(principal: PrincipalDep, session: SessionDep, folder_id: 
 
 @signatures.get("/{folder_id}/bordereau", summary="Bordereau de l'historique (PDF)")
 def bordereau(principal: PrincipalDep, session: SessionDep, folder_id: str) -> Response:
-    folder = service.get_folder(session, principal.tenant_id, folder_id)
+    folder = service.folder_for(session, principal, folder_id)
     with tempfile.TemporaryDirectory(dir=_work_dir()) as scratch:
         path = Path(scratch) / "bordereau.pdf"
         report.write_bordereau(session, folder, path)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parapheur import pades
-from parapheur.models import SigningIdentity
+from parapheur.models import SigningIdentity, Subtype
 from socle import audit, secrets
 from socle.errors import Conflict, InvalidInput, NotFound
 from socle.models import Tenant, User
@@ -38,10 +38,12 @@ def import_identity(
     passphrase: bytes,
     *,
     stamp_image: bytes | None = None,
+    actor: str = "system",
 ) -> SigningIdentity:
     """Keep a user's PKCS#12 and its passphrase, encrypted, so that the server can sign on the user's act.
 
     :param stamp_image: optional PNG/JPEG drawn in the user's visible stamps.
+    :param actor: who imports it, for the audit log (the CLI: "system").
     :raises NotFound: unknown user. :raises InvalidInput: unreadable PKCS#12, wrong passphrase, bad image.
     """
     user = session.execute(
@@ -59,12 +61,19 @@ def import_identity(
         session.add(row)
     _fill_pkcs12(row, loaded, pkcs12, passphrase, stamp_image)
     session.flush()
-    _audit(session, tenant.id, "parapheur.identity.imported", "user", user.id, loaded.subject_name)
+    _audit(session, tenant.id, "parapheur.identity.imported", "user", user.id, loaded.subject_name, actor)
     return row
 
 
 def import_seal_pkcs12(
-    session: Session, tenant: Tenant, label: str, pkcs12: bytes, passphrase: bytes, *, stamp_image: bytes | None = None
+    session: Session,
+    tenant: Tenant,
+    label: str,
+    pkcs12: bytes,
+    passphrase: bytes,
+    *,
+    stamp_image: bytes | None = None,
+    actor: str = "system",
 ) -> SigningIdentity:
     """Keep (or replace) the tenant's seal identity named ``label`` from a PKCS#12 file.
 
@@ -75,7 +84,7 @@ def import_seal_pkcs12(
     row = _seal_row(session, tenant.id, label)
     _fill_pkcs12(row, loaded, pkcs12, passphrase, stamp_image)
     session.flush()
-    _audit(session, tenant.id, "parapheur.seal.imported", "seal", row.id, loaded.subject_name)
+    _audit(session, tenant.id, "parapheur.seal.imported", "seal", row.id, loaded.subject_name, actor)
     return row
 
 
@@ -158,16 +167,84 @@ def _check_image(image: bytes | None) -> None:
         raise InvalidInput(str(exc)) from None
 
 
-def _audit(session: Session, tenant_id: str, action: str, object_type: str, object_id: str, subject: str) -> None:
+def _audit(
+    session: Session,
+    tenant_id: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    subject: str,
+    actor: str = "system",
+) -> None:
     audit.record(
         session,
         tenant_id=tenant_id,
-        actor="system",
+        actor=actor,
         action=action,
         object_type=object_type,
         object_id=object_id,
         details={"subject": subject},
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Listing and removing
+
+
+def list_rows(session: Session, tenant_id: str, purpose: str | None = None) -> list[SigningIdentity]:
+    """The tenant's identities (users' then seals', by name), or those of one ``purpose`` (user, seal)."""
+    query = select(SigningIdentity).where(SigningIdentity.tenant_id == tenant_id)
+    if purpose is not None:
+        query = query.where(SigningIdentity.purpose == purpose)
+    rows = session.execute(query).scalars()
+    return sorted(rows, key=lambda row: (row.purpose != USER, row.username or row.label or "", row.id))
+
+
+def remove_user_identity(session: Session, tenant_id: str, username: str, *, actor: str) -> None:
+    """Remove a user's identity (the user can then no longer sign on the server); its cached key is closed.
+
+    :raises NotFound: the user has none.
+    """
+    row = session.execute(
+        select(SigningIdentity).where(
+            SigningIdentity.tenant_id == tenant_id,
+            SigningIdentity.purpose == USER,
+            SigningIdentity.username == username,
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"aucune identité de signature enregistrée pour « {username} »")
+    _remove(session, row, "parapheur.identity.removed", "user", actor)
+
+
+def remove_seal(session: Session, tenant_id: str, identity_id: str, *, actor: str) -> None:
+    """Remove one of the tenant's seals, unless a sous-type still uses it.
+
+    :raises NotFound: unknown id, or another tenant's. :raises Conflict: a sous-type names it.
+    """
+    row = session.get(SigningIdentity, identity_id)
+    if row is None or row.tenant_id != tenant_id or row.purpose != SEAL:
+        raise NotFound(f"cachet {identity_id} introuvable")
+    users = session.execute(
+        select(Subtype.name).where(Subtype.tenant_id == tenant_id, Subtype.seal_identity_id == row.id)
+    ).scalars()
+    names = sorted(users)
+    if names:
+        raise Conflict(f"le cachet « {row.label} » est utilisé par le(s) sous-type(s) : {', '.join(names)}")
+    _remove(session, row, "parapheur.seal.removed", "seal", actor)
+
+
+def _remove(session: Session, row: SigningIdentity, action: str, object_type: str, actor: str) -> None:
+    object_id = row.id
+    if row.purpose == USER:
+        user = session.execute(
+            select(User.id).where(User.tenant_id == row.tenant_id, User.username == row.username)
+        ).scalar_one_or_none()
+        object_id = user or row.id
+    _audit(session, row.tenant_id, action, object_type, object_id, row.subject, actor)
+    forget(row)
+    session.delete(row)
+    session.flush()
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -378,6 +378,47 @@ class TrustAnchorOut(ReadModel):
     created_at: datetime
 
 
+class IdentityOut(BaseModel):
+    """A signing identity as an administrator sees it: whose, which certificate, until when. Never a secret."""
+
+    id: str
+    purpose: str = Field(description="user (identité d'un agent) ou seal (cachet serveur)")
+    username: str | None = Field(description="L'agent, pour une identité d'agent")
+    label: str | None = Field(description="Le nom du cachet, pour un cachet")
+    kind: str = Field(description="pkcs12 (fichier) ou pkcs11 (jeton matériel)")
+    subject: str
+    issuer: str
+    serial_number: str = Field(description="Numéro de série du certificat, en hexadécimal")
+    not_before: datetime = Field(description="Début de validité du certificat")
+    not_after: datetime = Field(description="Fin de validité du certificat")
+    valid_now: bool = Field(description="Le certificat est dans sa période de validité")
+    stamp_image: bool = Field(description="Une image est dessinée dans le tampon de signature")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> IdentityOut:
+        """From a SigningIdentity row: the certificate's facts are read from its DER, nothing else."""
+        from cryptography import x509
+
+        certificate = x509.load_der_x509_certificate(row.certificate_der)
+        start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+        return cls(
+            id=row.id,
+            purpose=row.purpose,
+            username=row.username,
+            label=row.label,
+            kind=row.kind,
+            subject=row.subject,
+            issuer=certificate.issuer.rfc4514_string(),
+            serial_number=format(certificate.serial_number, "x"),
+            not_before=start,
+            not_after=end,
+            valid_now=start <= utcnow() <= end,
+            stamp_image=row.stamp_image is not None,
+            created_at=row.created_at,
+        )
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Signature, external links, bulk, notifications (A2)
 

@@ -15,10 +15,10 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from parapheur import circuits, config, events, pades, signing, verification
+from parapheur import access, circuits, config, events, pades, signing, verification
 from parapheur.circuits import Actor
 from parapheur.models import (
     Annotation,
@@ -294,7 +294,7 @@ def send(session: Session, principal: Principal, folder_id: str) -> Folder:
     Raises Forbidden (not the creator), Conflict (not a draft), InvalidInput (mandatory metadata missing,
     no main document).
     """
-    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    folder = folder_for(session, principal, folder_id, for_update=True)
     if folder.created_by != principal.username:
         raise Forbidden("seul le créateur du dossier peut l'envoyer")
     if folder.status not in (DRAFT, AWAITING) or folder.sent_at is not None:
@@ -413,7 +413,7 @@ def mark_unavailable(session: Session, tenant_id: str, folder_id: str, reason: s
 
 def set_metadata(session: Session, principal: Principal, folder_id: str, values: dict[str, Any]) -> Folder:
     """Fill in metadata (merged; None removes a key): the creator before sending, the current actors after."""
-    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    folder = folder_for(session, principal, folder_id, for_update=True)
     if folder.status in (DRAFT, AWAITING):
         if folder.created_by != principal.username:
             raise Forbidden("seul le créateur du dossier peut modifier un brouillon")
@@ -513,7 +513,7 @@ def current_for(
 
     Raises NotFound, Conflict (not in progress, wrong step kind, desk already acted), Forbidden, InvalidInput.
     """
-    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    folder = folder_for(session, principal, folder_id, for_update=True)
     if folder.status != IN_PROGRESS:
         raise Conflict(f"le dossier n'attend aucune action (état : {folder.status})", folder_status=folder.status)
     step = folder.steps[folder.current_step]
@@ -747,7 +747,7 @@ def undo(session: Session, principal: Principal, folder_id: str) -> Folder:
     The step comes back as current (the next one back to pending), a signature's documents are restored.
     Raises Conflict when the folder is closed, the user has no act to take back, or a later act exists.
     """
-    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    folder = folder_for(session, principal, folder_id, for_update=True)
     if folder.status != IN_PROGRESS:
         raise Conflict(f"droit de remords impossible : le dossier est clos (état : {folder.status})")
     acts = sorted(
@@ -781,7 +781,7 @@ def undo(session: Session, principal: Principal, folder_id: str) -> Folder:
 
 def withdraw(session: Session, principal: Principal, folder_id: str, comment: str | None) -> Folder:
     """Withdraw a folder (retirer): its creator only, while it has not ended."""
-    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    folder = folder_for(session, principal, folder_id, for_update=True)
     if folder.created_by != principal.username:
         raise Forbidden("seul le créateur du dossier peut le retirer")
     if folder.status in circuits.ENDED_STATUSES:
@@ -815,7 +815,7 @@ def _involved(session: Session, principal: Principal, folder: Folder) -> bool:
 
 def annotate(session: Session, principal: Principal, folder_id: str, text: str, public: bool) -> Annotation:
     """Add a note, public or private (visible to its author only). Those involved in the folder only."""
-    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    folder = folder_for(session, principal, folder_id, for_update=True)
     if not text.strip():
         raise InvalidInput("l'annotation est vide")
     if not _involved(session, principal, folder):
@@ -868,7 +868,7 @@ def answer_opinion(
     session: Session, principal: Principal, folder_id: str, opinion_id: str, answer: str
 ) -> OpinionRequest:
     """A member of the asked desk answers, once."""
-    folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
+    folder = folder_for(session, principal, folder_id, for_update=True)
     opinion = session.execute(
         select(OpinionRequest).where(OpinionRequest.id == opinion_id, OpinionRequest.folder_id == folder.id)
     ).scalar_one_or_none()
@@ -914,10 +914,22 @@ def get_folder(session: Session, tenant_id: str, folder_id: str, *, for_update: 
     return folder
 
 
+def folder_for(session: Session, principal: Principal, folder_id: str, *, for_update: bool = False) -> Folder:
+    """The folder as :func:`get_folder`, if this user may see it (:mod:`parapheur.access`).
+
+    Raises NotFound, the very answer given for an id that exists nowhere: a folder's existence is not revealed.
+    """
+    folder = get_folder(session, principal.tenant_id, folder_id, for_update=for_update)
+    if not access.can_see(session, principal, folder):
+        raise NotFound(f"dossier {folder_id} introuvable")
+    return folder
+
+
 def list_folders(
     session: Session,
     tenant_id: str,
     *,
+    visible_to: Principal | None = None,
     status: str | None = None,
     subtype_id: str | None = None,
     late: bool = False,
@@ -925,12 +937,13 @@ def list_folders(
     limit: int = 50,
     offset: int = 0,
 ) -> list[Folder]:
-    """The tenant's folders, newest activity first, filtered by status, sous-type, lateness, words of the title."""
-    query = (
-        select(Folder)
-        .where(Folder.tenant_id == tenant_id)
-        .options(selectinload(Folder.steps).selectinload(Step.acts), selectinload(Folder.documents))
-    )
+    """The tenant's folders, newest activity first, filtered by status, sous-type, lateness, words of the title.
+
+    :param visible_to: only the folders this user may see (:func:`parapheur.access.visible_clause`), in SQL.
+    """
+    query = select(Folder).where(Folder.tenant_id == tenant_id)
+    if visible_to is not None:
+        query = query.where(access.visible_clause(session, visible_to))
     if status:
         query = query.where(Folder.status == status)
     if subtype_id:
@@ -940,13 +953,23 @@ def list_folders(
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(Folder.title.ilike(pattern, escape="\\"))
-    query = query.order_by(Folder.updated_at.desc(), Folder.id).limit(limit).offset(offset)
+    return _page(session, query, limit, offset)
+
+
+def _page(session: Session, query: Any, limit: int, offset: int) -> list[Folder]:
+    """One page of folders, newest activity first, loaded with their steps, acts and documents."""
+    query = (
+        query.options(selectinload(Folder.steps).selectinload(Step.acts), selectinload(Folder.documents))
+        .order_by(Folder.updated_at.desc(), Folder.id)
+        .limit(limit)
+        .offset(offset)
+    )
     return list(session.execute(query).scalars())
 
 
-def history(session: Session, tenant_id: str, folder_id: str) -> list[FolderEvent]:
-    """The folder's history (FolderEvent rows), in order; raises NotFound as :func:`get_folder`."""
-    folder = get_folder(session, tenant_id, folder_id)
+def history(session: Session, principal: Principal, folder_id: str) -> list[FolderEvent]:
+    """The folder's history (FolderEvent rows), in order; raises NotFound as :func:`folder_for`."""
+    folder = folder_for(session, principal, folder_id)
     query = select(FolderEvent).where(FolderEvent.folder_id == folder.id).order_by(FolderEvent.at, FolderEvent.id)
     return list(session.execute(query).scalars())
 
@@ -955,8 +978,9 @@ def open_document(session: Session, principal: Principal, folder_id: str, docume
     """A document of the folder in its current state (the first main one when ``document_id`` is None).
 
     Opening it records a ReadMark for this user and this state of the document (lecture obligatoire).
+    Raises NotFound (unknown folder or document, or a folder this user may not see).
     """
-    folder = get_folder(session, principal.tenant_id, folder_id)
+    folder = folder_for(session, principal, folder_id)
     if document_id is None:
         documents = folder.main_documents
         if not documents:
@@ -1003,29 +1027,45 @@ def desk_folders(
         raise Forbidden(f"seuls les membres du bureau « {desk.name} » voient ses dossiers")
     if box not in BOXES:
         raise InvalidInput(f"corbeille inconnue : {box} (attendu : {', '.join(BOXES)})")
-    folders = list_folders(session, principal.tenant_id, status=IN_PROGRESS, limit=100_000)
-    delegations = [d for d in config.active_delegations(session, principal.tenant_id) if d.to_desk_id == desk.id]
-    chosen = [folder for folder in folders if _in_box(folder, desk.id, box, delegations)]
-    return chosen[offset : offset + limit]
-
-
-def _waits_for(folder: Folder, desk_id: str) -> bool:
-    step = folder.steps[folder.current_step]
-    return desk_id in step.desk_ids and desk_id not in _acted_desks(step)
-
-
-def _in_box(folder: Folder, desk_id: str, box: str, delegations: list[Any]) -> bool:
-    if box == "to_act":
-        return _waits_for(folder, desk_id)
-    if box == "late":
-        return _waits_for(folder, desk_id) and circuits.is_late(folder.due_date, today(), folder.status)
-    if box == "in_progress":
-        named = any(desk_id in step.desk_ids for step in folder.steps)
-        return named and not _waits_for(folder, desk_id)
-    return any(
-        _waits_for(folder, delegation.from_desk_id) and config.delegation_applies(delegation, folder.subtype_id)
-        for delegation in delegations
+    query = select(Folder).where(
+        Folder.tenant_id == principal.tenant_id, Folder.status == IN_PROGRESS, _box_clause(session, desk, box)
     )
+    return _page(session, query, limit, offset)
+
+
+def _box_clause(session: Session, desk: Desk, box: str) -> ColumnElement[bool]:
+    """SQL on Folder (in progress): the folders of this box of ``desk``."""
+    if box == "to_act":
+        return _waits_for(desk.id)
+    if box == "late":
+        return _waits_for(desk.id) & (Folder.due_date < today())
+    if box == "in_progress":
+        named = select(Step.id).where(Step.folder_id == Folder.id, access.names_desk(Step.desk_ids, desk.id))
+        return named.exists() & ~_waits_for(desk.id)
+    clauses = []
+    for delegation in access.delegations_to(session, desk.tenant_id, [desk.id]):
+        clause = _waits_for(delegation.from_desk_id)
+        if delegation.subtype_ids:
+            clause = clause & Folder.subtype_id.in_(delegation.subtype_ids)
+        clauses.append(clause)
+    return or_(*clauses) if clauses else false()
+
+
+def _waits_for(desk_id: str) -> ColumnElement[bool]:
+    """SQL on Folder: its current step names ``desk_id``, and that desk has not acted on it yet (live acts)."""
+    acted = select(StepAct.id).where(
+        StepAct.step_id == Step.id,
+        StepAct.undone_at.is_(None),
+        StepAct.action.in_(COMPLETING),
+        func.coalesce(StepAct.on_behalf_of_desk_id, StepAct.desk_id) == desk_id,
+    )
+    current = select(Step.id).where(
+        Step.folder_id == Folder.id,
+        Step.position == Folder.current_step,
+        access.names_desk(Step.desk_ids, desk_id),
+        ~acted.exists(),
+    )
+    return current.exists()
 
 
 # ---------------------------------------------------------------------------------------------------------

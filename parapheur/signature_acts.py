@@ -97,6 +97,7 @@ def finish(session: Session, principal: Principal, folder_id: str, prepared_id: 
         the folder moved on since. :raises InvalidInput: the value does not match the certificate.
     :raises ServiceUnavailable: the timestamp authority is down (the preparation stays usable until it expires).
     """
+    service.folder_for(session, principal, folder_id)  # a folder this user may not see: 404 before anything
     row = session.get(PreparedSignature, prepared_id)
     if row is None or row.folder_id != folder_id or row.tenant_id != principal.tenant_id:
         raise NotFound("signature préparée introuvable")

@@ -148,7 +148,9 @@ def test_ged_folder_kept_as_draft_until_sent(kit: Kit, pdf_bytes: bytes) -> None
     folder = folder_of(kit, folder_id)
     assert folder["status"] == "draft" and folder["current_step"] is None and len(folder["documents"]) == 1
     assert_problem(act(kit, "agent", folder_id, "visa"), 409)
-    assert_problem(kit["maire"].post(f"/parapheur/folders/{folder_id}/send"), 403)  # its creator only
+    # Its creator only: a draft is not shown to the circuit before it is sent; an administrator sees it.
+    assert_problem(kit["maire"].post(f"/parapheur/folders/{folder_id}/send"), 404)
+    assert_problem(kit["admin"].post(f"/parapheur/folders/{folder_id}/send"), 403)
     sent = ok(kit["agent"].post(f"/parapheur/folders/{folder_id}/send"))
     assert sent["status"] == "in_progress" and sent["steps"][0]["status"] == "current" and sent["sent_at"]
     assert_problem(kit["agent"].post(f"/parapheur/folders/{folder_id}/send"), 409)
@@ -211,7 +213,7 @@ def test_acting_out_of_turn_is_refused(kit: Kit, pdf_bytes: bytes) -> None:
     # Step 0 is the Secrétariat's visa.
     assert_problem(act(kit, "maire", folder_id, "visa"), 403)
     assert_problem(act(kit, "maire", folder_id, "sign"), 403)
-    assert_problem(act(kit, "archiviste", folder_id, "reject", {"reason": "non"}), 403)
+    assert_problem(act(kit, "archiviste", folder_id, "reject", {"reason": "non"}), 404)  # outside the circuit
     assert_problem(act(kit, "agent", folder_id, "sign"), 409)  # the agent's step is a visa
     assert act(kit, "agent", folder_id, "visa").status_code == 200
     # Step 1 is the Maire's signature.

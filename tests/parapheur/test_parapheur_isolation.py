@@ -14,10 +14,15 @@ from typing import Any
 
 from parapheur_kit import Standard, act, ok, sent_folder
 
-from conftest import Kit, assert_problem, identity_certificate
+from socle.auth import create_user, get_tenant
+from socle.db import transaction
+
+from conftest import Kit, assert_problem, identity_certificate, signing_identity
 
 NOW = datetime.now(UTC)
 _B64 = base64.b64encode(b"x").decode()
+_PKCS12 = {"files": {"file": ("id.p12", signing_identity()[0], "application/x-pkcs12")}}
+_PASSPHRASE = signing_identity()[1].decode()
 
 
 def _victim(kit: Kit) -> dict[str, str]:
@@ -45,6 +50,14 @@ def _victim(kit: Kit) -> dict[str, str]:
     )[0]
     bulk = ok(kit["agent"].post("/parapheur/folders/bulk", json={"action": "visa", "folder_ids": [folder["id"]]}), 202)
     subtype = ok(kit["admin"].get(f"/parapheur/subtypes/{setup.visa_then_sign}"))
+    with transaction() as session:  # a user no other collectivité has: a username is only known in its own
+        create_user(session, get_tenant(session, kit.slug), "victime", "Victime", ["agent"])
+    seal = ok(
+        kit["admin"].post(
+            "/parapheur/identities/seals", data={"label": "Cachet", "passphrase": _PASSPHRASE}, **_PKCS12
+        ),
+        201,
+    )
     return {
         "desk_id": setup.maire,
         "delegation_id": delegation["id"],
@@ -55,7 +68,8 @@ def _victim(kit: Kit) -> dict[str, str]:
         "opinion_id": opinion["id"],
         "anchor_id": anchor["id"],
         "operation_id": bulk["id"],
-        "username": "maire",
+        "username": "victime",
+        "identity_id": seal["id"],
     }
 
 
@@ -98,6 +112,9 @@ _CALLS: dict[tuple[str, str], dict[str, Any]] = {
     ("get", "/folders/{folder_id}/documents/{document_id}/signature"): {},
     ("get", "/folders/{folder_id}/bordereau"): {},
     ("get", "/bulk/{operation_id}"): {},
+    ("post", "/identities/users/{username}"): {**_PKCS12, "data": {"passphrase": _PASSPHRASE}},
+    ("delete", "/identities/users/{username}"): {},
+    ("delete", "/identities/seals/{identity_id}"): {},
 }
 # Public routes of external signature: their secret is the credential (tested in test_parapheur_external).
 _PUBLIC = {"/external/{secret}", "/external/{secret}/documents/{document_id}", "/external/{secret}/sign"}

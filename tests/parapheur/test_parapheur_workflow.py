@@ -78,7 +78,9 @@ def test_draft_then_send_checks_metadata_and_documents(kit: Kit) -> None:
     assert draft["metadata"] == {"objet": "cantine"} and draft["signature_format"] == "pades"
     body = assert_problem(kit["agent"].post(f"/parapheur/folders/{draft['id']}/send"), 422)
     assert "montant" in body["detail"]
-    assert_problem(kit["maire"].patch(f"/parapheur/folders/{draft['id']}/metadata", json={"metadata": {}}), 403)
+    # A draft is its creator's: an outsider is told it does not exist, an administrator sees it but cannot edit.
+    assert_problem(kit["maire"].patch(f"/parapheur/folders/{draft['id']}/metadata", json={"metadata": {}}), 404)
+    assert_problem(kit["admin"].patch(f"/parapheur/folders/{draft['id']}/metadata", json={"metadata": {}}), 403)
     filled = ok(kit["agent"].patch(f"/parapheur/folders/{draft['id']}/metadata", json={"metadata": {"montant": 12}}))
     assert filled["metadata"] == {"objet": "cantine", "montant": 12}
     sent = ok(kit["agent"].post(f"/parapheur/folders/{draft['id']}/send"))
@@ -166,7 +168,7 @@ def test_quorum_two_of_three(kit: Kit, app: Any) -> None:
     first = ok(act(kit, "agent", folder["id"], "visa"))
     assert first["status"] == "in_progress" and first["steps"][0]["status"] == "current"
     assert "déjà agi" in assert_problem(act(kit, "agent", folder["id"], "visa"), 409)["detail"]
-    assert_problem(act(kit, "archiviste", folder["id"], "visa"), 403)
+    assert_problem(act(kit, "archiviste", folder["id"], "visa"), 404)  # outside the circuit: not shown
     second = ok(act(kit, "elu", folder["id"], "visa"))
     assert second["status"] == "completed" and second["steps"][0]["status"] == "done"
     assert [a["desk_id"] for a in second["steps"][0]["acts"]] == [desks[0], desks[2]]
@@ -212,11 +214,11 @@ def test_delegation_runs_between_its_dates_and_says_so(kit: Kit, app: Any) -> No
     setup = Standard(kit)
     adjoint = desk(kit, "Adjoint", ["adjoint"], "Premier adjoint")
     folder = sent_folder(kit, setup.sign_only)
-    assert_problem(act(kit, "adjoint", folder["id"], "sign"), 403)
+    assert_problem(act(kit, "adjoint", folder["id"], "sign"), 404)  # no running delegation: not shown
     # Past and future delegations do not count.
     delegate(kit, setup.maire, adjoint, timedelta(days=-10), timedelta(days=-1))
     delegate(kit, setup.maire, adjoint, timedelta(days=1), timedelta(days=10))
-    assert_problem(act(kit, "adjoint", folder["id"], "sign"), 403)
+    assert_problem(act(kit, "adjoint", folder["id"], "sign"), 404)  # no running delegation: not shown
     assert ok(kit["adjoint"].get(f"/parapheur/desks/{adjoint}/folders", params={"box": "delegated"})) == []
 
     delegate(kit, setup.maire, adjoint, timedelta(hours=-1), timedelta(days=1))
@@ -244,7 +246,7 @@ def test_delegation_limited_to_some_subtypes(kit: Kit, app: Any) -> None:
     other = typology(kit, [{"kind": "visa", "desk_ids": [setup.maire]}], name="Autre visa", type_name="W")
     delegate(kit, setup.maire, adjoint, timedelta(hours=-1), timedelta(days=1), subtype_ids=[visa_maire])
     covered, not_covered = sent_folder(kit, visa_maire), sent_folder(kit, other)
-    assert_problem(act(kit, "adjoint", not_covered["id"], "visa"), 403)
+    assert_problem(act(kit, "adjoint", not_covered["id"], "visa"), 404)  # not covered: not shown
     box = ok(kit["adjoint"].get(f"/parapheur/desks/{adjoint}/folders", params={"box": "delegated"}))
     assert [item["id"] for item in box] == [covered["id"]]
     assert ok(act(kit, "adjoint", covered["id"], "visa"))["status"] == "completed"
@@ -346,7 +348,7 @@ def test_annotations_public_and_private(kit: Kit) -> None:
     ok(kit["agent"].post(f"/parapheur/folders/{folder['id']}/annotations", json={"text": "À voir"}), 201)
     private = {"text": "Note pour moi : vérifier le montant", "public": False}
     ok(kit["maire"].post(f"/parapheur/folders/{folder['id']}/annotations", json=private), 201)
-    assert_problem(kit["archiviste"].post(f"/parapheur/folders/{folder['id']}/annotations", json=private), 403)
+    assert_problem(kit["archiviste"].post(f"/parapheur/folders/{folder['id']}/annotations", json=private), 404)
     assert_problem(kit["agent"].post(f"/parapheur/folders/{folder['id']}/annotations", json={"text": " "}), 422)
     seen_by_maire = [note["text"] for note in folder_of(kit, folder["id"], "maire")["annotations"]]
     seen_by_agent = [note["text"] for note in folder_of(kit, folder["id"], "agent")["annotations"]]
