@@ -35,6 +35,7 @@ from archive.seda import (
     sip_entries,
     write_manifest,
 )
+from archive.validation import validate_manifest
 
 LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 DATA_DESCRIPTOR_FLAG = 0x08
@@ -320,3 +321,19 @@ def test_large_office_document_is_not_taken_for_a_plain_zip(tmp_path: Path) -> N
 
     assert describe_file(small).puid == describe_file(large).puid == pygfried.identify(str(large)) == "fmt/412"
     assert packaging.compression_for(describe_file(large)) == zipfile.ZIP_STORED
+
+
+def test_streamed_validation_never_misses_a_dangling_reference(mixed: list[DescribedFile]) -> None:
+    """Valid against the XSD, but an object's Relationship points nowhere: the streamed check must not say valid."""
+    manifest = build_manifest(make_spec(mixed))
+    broken = manifest.replace(
+        b"<DataObjectVersion>", b'<Relationship target="NULLE-PART" type="voir"/>\n<DataObjectVersion>', 1
+    )
+    schemas = Path(os.environ["SOCLE_SEDA_SCHEMAS"])  # the official XSDs, set by conftest
+    sound = validate_manifest(manifest, schemas)
+    report = validate_manifest(broken, schemas)
+
+    assert sound.valid
+    assert not report.valid
+    assert [issue.message for issue in report.issues if "NULLE-PART" in issue.message]
+    assert all("NULLE-PART" in issue.message for issue in report.issues)  # schema-valid otherwise
