@@ -14,7 +14,10 @@ when the platform refuses, the flow stops in error with the platform's words kep
 
 Kinds: ``actes`` (act signed → S²LOW → ARActe → GED → archive service, when the metadata name an ``archive``:
 see :func:`archive_settings`), ``helios`` (PES Aller signed → S²LOW → PES Acquit and
-PES Retour → GED), ``depot`` and ``mail`` (each document through any connector's ``deliver``).
+PES Retour → GED), ``depot`` and ``mail`` (each document through any connector's ``deliver``), ``signature``
+(documents à signer: a folder on a parapheur through a « parapheur » connector, followed until its circuit ends,
+the signed documents fetched → GED). ``actes`` and ``helios`` start with the same signature stage when their
+metadata name one: ``signature: {"connector": "<parapheur connector>"}``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from string import Template
 from typing import Any
 
 from lxml import etree
@@ -34,6 +38,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from interop import actes
+from interop.connectors.mail import template_values
+from interop.connectors.parapheur import ParapheurConnector, send_id
 from interop.connectors.s2low import S2lowConnector, S2lowDuplicate, acquit_refusal, aracte_fields
 from interop.connectors.sae import parse_xml
 from interop.models import Connector, Delivery, Flow, FlowEvent, FlowLock, TdtClassification
@@ -49,7 +55,7 @@ from socle.storage import get_store
 
 log = logging.getLogger("interop.flows")
 
-KINDS = ("actes", "helios", "depot", "mail")
+KINDS = ("actes", "helios", "depot", "mail", "signature")
 TDT_KINDS = ("s2low",)
 STATUSES = ("running", "waiting", "error", "done")
 DSIG = "http://www.w3.org/2000/09/xmldsig#"
@@ -58,6 +64,9 @@ FILING, FILED, DELIVERED, CANCELLED = "classement GED", "classé", "déposé", "
 # actes with an « archive » in their metadata: « classé » then asks the archive service for a transfer.
 ARCHIVED, TRANSFER = "versé aux archives", "versement"
 SAE_KINDS = ("vitam", "asalae")
+# The signature stage: « au parapheur » (« au parapheur : étape 2 sur 3 » while the circuit runs), then « signé »
+# (actes, helios: their own machine goes on from there), or « rejeté » (final).
+AT_PARAPHEUR, SIGNED, REJECTED = "au parapheur", "signé", "rejeté"
 LOCK_GRACE = timedelta(seconds=60)
 
 
@@ -92,6 +101,7 @@ Outcome = Advance | Wait | Pause
 class Step:
     run: Callable[[Session, Flow, Connector], Outcome]
     lock: Callable[[Flow], str] | None = None
+    connector: Callable[[Flow], str] | None = None  # the connector the step talks to (default: the flow's)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -120,6 +130,11 @@ def start_flow(
     checked = [_checked_document(document) for document in documents]
     if not checked:
         raise InvalidInput("un flux demande au moins un document")
+    signing = signature_settings(kind, connector_name, metadata)
+    if signing is not None:
+        parapheur = _connector(session, principal.tenant_id, signing)
+        if parapheur.kind != "parapheur":
+            raise InvalidInput(f"« {parapheur.name} » n'est pas un connecteur de parapheur (signature)")
     if kind == "actes":
         actes.act_from_metadata(metadata, checked)  # a bad field is refused now, not at the first step
         archive = archive_settings(metadata)
@@ -164,6 +179,8 @@ def _check_connector_kind(kind: str, connector: Connector) -> None:
         )
     if kind == "mail" and connector.kind != "mail":
         raise InvalidInput(f"le flux « mail » passe par un connecteur de courriel, pas « {connector.kind} »")
+    if kind == "signature" and connector.kind != "parapheur":
+        raise InvalidInput(f"le flux « signature » passe par un connecteur de parapheur, pas « {connector.kind} »")
     if kind == "depot" and connector.kind in (*TDT_KINDS, "mail"):
         raise InvalidInput(f"le flux « dépôt » ne passe pas par un connecteur « {connector.kind} »")
 
@@ -256,11 +273,12 @@ def run_step(tenant_id: str, flow_id: str, state: str) -> None:
         step = _step_of(flow, flow.state)
         if flow.state != state or flow.status not in ("running", "waiting") or step is None:
             return
+        name = _connector_name(flow, flow.state)
         connector = session.execute(
-            select(Connector).where(Connector.tenant_id == tenant_id, Connector.name == flow.connector)
+            select(Connector).where(Connector.tenant_id == tenant_id, Connector.name == name)
         ).scalar_one_or_none()
         if connector is None:
-            _fail(session, flow, f"connecteur « {flow.connector} » supprimé")
+            _fail(session, flow, f"connecteur « {name} » supprimé")
             return
         lock = step.lock(flow) if step.lock else None
         holder = f"{flow.id}:{flow.steps}"
@@ -351,12 +369,23 @@ def _step_of(flow: Flow, state: str) -> Step | None:
     """The step of ``state`` in the flow's machine; « classé » is final unless the act is to be archived."""
     if flow.kind == "actes" and state == FILED and archive_settings(flow.flow_metadata) is None:
         return None
+    if state.startswith(AT_PARAPHEUR):  # « au parapheur », « au parapheur : étape 2 sur 3 »
+        return SIGNATURE_FOLLOW
+    if state == "nouveau" and signature_settings(flow.kind, flow.connector, flow.flow_metadata) is not None:
+        return SIGNATURE_SEND
     return MACHINES[flow.kind].get(state)
 
 
+def _connector_name(flow: Flow, state: str) -> str:
+    """The connector the step of ``state`` talks to: its retry policy paces the step's tries."""
+    step = _step_of(flow, state)
+    return step.connector(flow) if step is not None and step.connector is not None else flow.connector
+
+
 def _policy_text(session: Session, flow: Flow) -> str:
+    name = _connector_name(flow, flow.state)
     connector = session.execute(
-        select(Connector).where(Connector.tenant_id == flow.tenant_id, Connector.name == flow.connector)
+        select(Connector).where(Connector.tenant_id == flow.tenant_id, Connector.name == name)
     ).scalar_one_or_none()
     return str((connector.config if connector else {}).get("retry_policy") or DEFAULT_POLICY)
 
@@ -739,6 +768,11 @@ def _ged_documents(flow: Flow) -> dict[str, tuple[str, str, str, str]]:
             title = subject if name == "acte" else f"{name.replace('-', ' ').capitalize()} — {subject}"
             media_type = mimetypes.guess_type(document["filename"])[0] or "application/octet-stream"
             found[name] = (document["object_key"], document["filename"], title, media_type)
+    if flow.kind == "signature":
+        for number, document in enumerate(flow.documents, start=1):
+            media_type = mimetypes.guess_type(document["filename"])[0] or "application/octet-stream"
+            title = subject if len(flow.documents) == 1 else f"{subject} ({number}/{len(flow.documents)})"
+            found[f"document-{number}"] = (document["object_key"], document["filename"], title, media_type)
     if data.get("aracte_key"):
         found["aracte"] = (
             data["aracte_key"],
@@ -822,6 +856,133 @@ def _helios_follow(session: Session, flow: Flow, connector: Connector) -> Outcom
 
 
 # --------------------------------------------------------------------------------------------------------
+# The signature stage: « signature » flows, and « actes » / « helios » flows whose metadata name a parapheur
+
+
+def signature_settings(kind: str, connector_name: str, metadata: dict[str, Any]) -> str | None:
+    """The parapheur connector a flow's documents are signed through first; None: no signature stage.
+
+    A « signature » flow's own connector; for « actes » and « helios », metadata ``signature: {"connector"}``.
+
+    :raises InvalidInput: ``signature`` malformed, or asked of a flow kind that cannot have it.
+    """
+    if kind == "signature":
+        return connector_name
+    value = metadata.get("signature")
+    if value is None:
+        return None
+    if kind not in ("actes", "helios"):
+        raise InvalidInput(f"le flux « {kind} » ne passe pas par le parapheur (signature réservée à actes et helios)")
+    name = str(value.get("connector") or "").strip() if isinstance(value, dict) else ""
+    if not name:
+        raise InvalidInput('« signature » doit être un objet : {"connector": "<connecteur de parapheur>"}')
+    return name
+
+
+def _signature_connector(flow: Flow) -> str:
+    name = signature_settings(flow.kind, flow.connector, flow.flow_metadata)
+    assert name is not None  # the signature steps exist only then (see _step_of)
+    return name
+
+
+def _parapheur(connector: Connector) -> ParapheurConnector:
+    from interop.service import _secrets
+
+    if connector.kind != "parapheur":
+        raise InvalidInput(f"« {connector.name} » n'est pas un connecteur de parapheur (signature)")
+    return ParapheurConnector(connector.name, connector.config, _secrets(connector))
+
+
+def _to_sign(flow: Flow) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(documents to sign, annexes joined unsigned): an act is signed, its annexes are not; a PES alone."""
+    if flow.kind == "actes":
+        return flow.documents[:1], flow.documents[1:]
+    if flow.kind == "helios":
+        return flow.documents[:1], []
+    return list(flow.documents), []
+
+
+def _signature_send(session: Session, flow: Flow, connector: Connector) -> Outcome:
+    """Create the flow's folder on the parapheur, once: its marker finds an earlier creation (a lost answer, a
+    worker killed before the folder's id was kept)."""
+    folder_id = flow.data.get("folder_id")
+    if folder_id:
+        return Advance(AT_PARAPHEUR, "dossier déjà créé sur le parapheur", {"folder_id": folder_id}, wait=True)
+    parapheur = _parapheur(connector)
+    mains, annexes = _to_sign(flow)
+    first = mains[0]
+    values = template_values(connector.name, first["filename"], int(first["size"]), first["object_key"], None)
+    title = Template(str(connector.config.get("title") or "$filename")).safe_substitute(values)[:200]
+    folder = parapheur.create_folder(
+        get_store(),
+        [(doc["object_key"], doc["filename"]) for doc in mains],
+        [(doc["object_key"], doc["filename"]) for doc in annexes],
+        title,
+        send_id(connector.name, f"flow:{flow.id}"),
+    )
+    _set(flow, folder_id=folder["id"], folder_url=f"{parapheur.base}/parapheur/folders/{folder['id']}")
+    details = {"folder_id": folder["id"], "status": folder.get("status"), "connector": connector.name}
+    return Advance(AT_PARAPHEUR, f"dossier « {title} » créé sur le parapheur « {connector.name} »", details, wait=True)
+
+
+def _signature_follow(session: Session, flow: Flow, connector: Connector) -> Outcome:
+    """Where the folder stands: a new step of the circuit is a transition; rejected ends the flow « rejeté »;
+    completed: the signed documents are fetched, stored (digest checked) and the flow goes on."""
+    parapheur, folder_id = _parapheur(connector), str(flow.data["folder_id"])
+    result = parapheur.follow({"folder_id": folder_id})
+    status, details = result.details["status"], result.details
+    if not result.finished:
+        label = (
+            f"{AT_PARAPHEUR} : étape {details['step']} sur {details['steps']}" if "step" in details else AT_PARAPHEUR
+        )
+        if label != flow.state:
+            return Advance(label, f"parapheur : {result.state}", {"folder_id": folder_id}, wait=True)
+        return Wait(f"parapheur : {result.state}")
+    if status == "rejected":
+        reason = str(details.get("reason") or "sans motif")
+        _set(flow, rejection_reason=reason)
+        return Advance(REJECTED, f"rejeté au parapheur : {reason}", {"folder_id": folder_id, "reason": reason})
+    if status != "completed":
+        raise InvalidInput(f"dossier {folder_id} du parapheur « {connector.name} » : {result.state}")
+    signed = _fetch_signed(flow, parapheur, folder_id)
+    _set(flow, unsigned_documents=flow.documents)
+    flow.documents = signed + _to_sign(flow)[1]
+    details = {
+        "folder_id": folder_id,
+        "documents": [{"filename": d["filename"], "sha256": d["object_key"]} for d in signed],
+    }
+    if flow.kind == "signature":
+        _set(flow, ged_expected=[f"document-{number}" for number in range(1, len(signed) + 1)])
+        return Advance(FILING, f"{len(signed)} document(s) signé(s) reçu(s) du parapheur", details)
+    return Advance(SIGNED, "document signé reçu du parapheur", details)
+
+
+def _fetch_signed(flow: Flow, parapheur: ParapheurConnector, folder_id: str) -> list[dict[str, Any]]:
+    """The flow's documents to sign, as they came back: stored, each matched to the one sent by its digest."""
+    back = {str(doc["sha256"]): content for doc, content in parapheur.fetch_signed(folder_id)}
+    out = []
+    for document in _to_sign(flow)[0]:
+        content = back.get(document["object_key"])
+        if content is None:
+            raise InvalidInput(f"{document['filename']} absent du dossier {folder_id} revenu du parapheur")
+        stored = get_store().put(io.BytesIO(content))
+        if stored.key == document["object_key"] and flow.kind != "helios":  # helios: _helios_check says why
+            raise InvalidInput(
+                f"{document['filename']} est revenu du parapheur sans signature (circuit sans signature ?)"
+            )
+        out.append({**document, "object_key": stored.key, "size": stored.size})
+    return out
+
+
+def _sign_lock(flow: Flow) -> str:
+    return f"flow-sign:{flow.id}"  # one folder creation per flow at a time
+
+
+SIGNATURE_SEND = Step(_signature_send, _sign_lock, _signature_connector)
+SIGNATURE_FOLLOW = Step(_signature_follow, None, _signature_connector)
+
+
+# --------------------------------------------------------------------------------------------------------
 # dépôt and mail: any connector's deliver
 
 
@@ -862,6 +1023,7 @@ def _flow_lock(flow: Flow) -> str:
 MACHINES: dict[str, dict[str, Step]] = {
     "actes": {
         "nouveau": Step(_actes_package),
+        SIGNED: Step(_actes_package),  # after the signature stage
         "prêt": Step(_actes_send, _flow_lock),
         "posté": Step(_actes_follow),
         "en attente de transmission": Step(_actes_follow),
@@ -871,6 +1033,7 @@ MACHINES: dict[str, dict[str, Step]] = {
     },
     "helios": {
         "nouveau": Step(_helios_check),
+        SIGNED: Step(_helios_check),  # after the signature stage: the PES must have come back signed
         "prêt": Step(_helios_send, _flow_lock),
         "posté": Step(_helios_follow),
         "en attente de transmission": Step(_helios_follow),
@@ -879,6 +1042,7 @@ MACHINES: dict[str, dict[str, Step]] = {
     },
     "depot": {"nouveau": Step(_deliver_all, _flow_lock)},
     "mail": {"nouveau": Step(_deliver_all, _flow_lock)},
+    "signature": {FILING: Step(_file_in_ged)},  # « nouveau » and « au parapheur… »: see _step_of
 }
 
 

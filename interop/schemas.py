@@ -236,8 +236,16 @@ class ParapheurConfig(BaseModel):
     send: bool = Field(True, description="Envoyer le dossier dans le circuit dès sa création")
     ca_file: str | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
     timeout: float = Field(60, gt=0, le=600, description="Délai d'attente, en secondes")
+    retry_policy: str = Field(
+        DEFAULT_POLICY, max_length=500, description="Relances du suivi du dossier : « 10 X 3 » puis « 60 X 24 »"
+    )
 
     _title = field_validator("title")(_template_names(TEMPLATE_NAMES - {"link"}))
+
+    @field_validator("retry_policy")
+    @classmethod
+    def _policy(cls, value: str) -> str:
+        return SaeConfig._policy(value)
 
 
 class S2lowConfig(SaeConfig):
@@ -402,12 +410,15 @@ class FlowDocumentIn(BaseModel):
 
 
 class FlowIn(BaseModel):
-    kind: Literal["actes", "helios", "depot", "mail"]
-    connector: str = Field(min_length=1, max_length=100, description="Connecteur (S²LOW pour actes et helios)")
+    kind: Literal["actes", "helios", "depot", "mail", "signature"]
+    connector: str = Field(
+        min_length=1, max_length=100, description="Connecteur (S²LOW pour actes et helios, parapheur pour signature)"
+    )
     documents: list[FlowDocumentIn] = Field(min_length=1, max_length=100, description="Acte puis annexes, ou PES")
     metadata: dict[str, Any] = Field(
         default_factory=dict,
-        description="actes : numero, date (AAAA-MM-JJ), nature (1 à 6), matiere (« 1.2 »), objet",
+        description="actes : numero, date (AAAA-MM-JJ), nature (1 à 6), matiere (« 1.2 »), objet ; actes et helios : "
+        'signature {"connector"} (passage au parapheur d\'abord)',
     )
 
 

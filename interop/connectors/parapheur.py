@@ -68,29 +68,7 @@ class ParapheurConnector:
         name = safe_filename(filename)
         values = template_values(self.name, name, size, object_key, None)
         title = Template(str(self.config.get("title") or "$filename")).safe_substitute(values)[:500]
-        marker = send_id(self.name, object_key)
-        with self.session() as client:
-            folder = self._earlier(client, title, marker, object_key)
-            if folder is None:
-                with store.open(object_key) as stream:
-                    data = stream.read()
-                if hashlib.sha256(data).hexdigest() != object_key:
-                    raise DigestMismatch(f"l'objet {object_key} lu dans le stockage ne correspond pas à son empreinte")
-                media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-                form = {
-                    "subtype_id": str(self.config["subtype_id"]),
-                    "title": title,
-                    "metadata": json.dumps({MARKER: marker}),
-                    "send": "true" if self.config.get("send", True) else "false",
-                }
-                folder = self._call(
-                    client,
-                    "POST",
-                    "/parapheur/folders/upload",
-                    "création du dossier",
-                    data=form,
-                    files=[("files", (name, data, media_type))],
-                )
+        folder = self.create_folder(store, [(object_key, name)], [], title, send_id(self.name, object_key))
         return {
             "connector": self.name,
             "follow": "parapheur",  # the interop service follows the folder until its circuit ends
@@ -101,6 +79,60 @@ class ParapheurConnector:
             "sha256": object_key,
             "sent_at": datetime.now(UTC).isoformat(),
         }
+
+    def create_folder(
+        self,
+        store: ObjectStore,
+        mains: list[tuple[str, str]],
+        annexes: list[tuple[str, str]],
+        title: str,
+        marker: str,
+    ) -> dict[str, Any]:
+        """Create one folder (once) with ``mains`` to sign and ``annexes`` joined, each (object key, file name).
+
+        The folder carries ``marker`` in its metadata: a folder of the sous-type with this title, this marker and
+        the first main document *is* an earlier creation (an answer lost, a worker killed), and is returned.
+
+        :raises DigestMismatch: a stored object does not match its key.
+        :raises Conflict: refused by the other instance. :raises ServiceUnavailable: unreachable, 5xx.
+        """
+        with self.session() as client:
+            folder = self._earlier(client, title, marker, mains[0][0])
+            if folder is not None:
+                return folder
+            form = {
+                "subtype_id": str(self.config["subtype_id"]),
+                "title": title,
+                "metadata": json.dumps({MARKER: marker}),
+                "send": "true" if self.config.get("send", True) else "false",
+            }
+            parts = [("files", _part(store, key, name)) for key, name in mains]
+            parts += [("annexes", _part(store, key, name)) for key, name in annexes]
+            created: dict[str, Any] = self._call(
+                client, "POST", "/parapheur/folders/upload", "création du dossier", data=form, files=parts
+            )
+            return created
+
+    def fetch_signed(self, folder_id: str) -> list[tuple[dict[str, Any], bytes]]:
+        """The main documents of a finished folder in their current (signed) state, in order, each checked
+        against the SHA-256 the other instance announces: [(document as listed, content)].
+
+        :raises DigestMismatch: a document received differs from its announced digest.
+        :raises Conflict: refused (folder unknown, not readable). :raises ServiceUnavailable: unreachable, 5xx.
+        """
+        out: list[tuple[dict[str, Any], bytes]] = []
+        with self.session() as client:
+            folder = self._call(client, "GET", f"/parapheur/folders/{folder_id}", "lecture du dossier signé")
+            mains = [doc for doc in folder.get("documents") or [] if doc.get("role", "main") == "main"]
+            for doc in sorted(mains, key=lambda item: int(item.get("position") or 0)):
+                path = f"/parapheur/folders/{folder_id}/documents/{doc['id']}"
+                content = self._download(client, path, f"téléchargement de {doc.get('filename')}")
+                if hashlib.sha256(content).hexdigest() != doc.get("current_sha256"):
+                    raise DigestMismatch(
+                        f"document {doc.get('filename')} reçu du parapheur : empreinte différente de celle annoncée"
+                    )
+                out.append((dict(doc), content))
+        return out
 
     def follow(self, receipt: dict[str, Any]) -> FollowResult:
         """Where the folder of ``receipt`` stands on the other instance (finished: signed, rejected…)."""
@@ -119,6 +151,10 @@ class ParapheurConnector:
             for doc in folder.get("documents") or []
         ]
         details = {"status": status, "folder_id": folder.get("id"), "documents": documents}
+        if status == "in_progress" and folder.get("current_step") is not None:
+            details |= {"step": int(folder["current_step"]) + 1, "steps": len(folder.get("steps") or [])}
+        if status == "rejected":
+            details["reason"] = folder.get("rejection_reason")
         return FollowResult(finished=status in FINISHED, state=state, details=details)
 
     def test(self) -> str:
@@ -152,6 +188,17 @@ class ParapheurConnector:
                 return None
         return None
 
+    def _download(self, client: httpx.Client, path: str, what: str) -> bytes:
+        try:
+            response = client.get(path, headers={"Accept": "*/*"})
+        except httpx.TransportError as exc:
+            raise http_failure(exc, f"{what}, parapheur {self.base}") from None
+        if response.status_code >= 500:
+            raise ServiceUnavailable(f"{what} : erreur {response.status_code} du parapheur : {_said(response)}")
+        if response.status_code >= 400:
+            raise Conflict(f"{what} : refus {response.status_code} du parapheur : {_said(response)}")
+        return response.content
+
     def _call(self, client: httpx.Client, method: str, path: str, what: str, **kwargs: Any) -> Any:
         try:
             response = client.request(method, path, **kwargs)
@@ -167,6 +214,16 @@ class ParapheurConnector:
             raise ServiceUnavailable(
                 f"{what} : le parapheur n'a pas répondu en JSON ({excerpt(response.content)})"
             ) from None
+
+
+def _part(store: ObjectStore, key: str, filename: str) -> tuple[str, bytes, str]:
+    """One file of the upload, read from the store and checked against its key."""
+    with store.open(key) as stream:
+        data = stream.read()
+    if hashlib.sha256(data).hexdigest() != key:
+        raise DigestMismatch(f"l'objet {key} lu dans le stockage ne correspond pas à son empreinte")
+    name = safe_filename(filename)
+    return name, data, mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 def _said(response: httpx.Response) -> str:
