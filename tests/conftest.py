@@ -16,6 +16,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,8 +240,8 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+@contextmanager
+def _postgres_schema() -> Iterator[str]:
     """A private schema in the machine's PostgreSQL (database test), dropped at the end."""
     base = os.environ.get("SOCLE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
     try:
@@ -258,6 +259,20 @@ def postgres_url() -> Iterator[str]:
     finally:
         connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
         connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private schema shared by the session's PostgreSQL tests."""
+    with _postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def own_postgres_url() -> Iterator[str]:
+    """A schema of its own, for a test whose workers would otherwise run the jobs other tests left pending."""
+    with _postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -20,12 +20,12 @@ def _outputs(stdout: str) -> dict[str, Path]:
 
 
 def test_demo_runs_on_postgres_redis_and_s3(
-    postgres_url: str, redis_url: str, s3_server: S3Server, tmp_path: Path
+    own_postgres_url: str, redis_url: str, s3_server: S3Server, tmp_path: Path
 ) -> None:
     bucket = f"socle{uuid.uuid4().hex[:10]}"
     env = {
         "SOCLE_DATA_DIR": str(tmp_path / "data"),
-        "SOCLE_DATABASE_URL": postgres_url,
+        "SOCLE_DATABASE_URL": own_postgres_url,
         "SOCLE_REDIS_URL": redis_url,
         "SOCLE_QUEUE_PREFIX": f"test-{uuid.uuid4().hex[:8]}-",
         **s3_server.env(bucket),
