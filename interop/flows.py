@@ -162,11 +162,9 @@ def start_flow(
 
 
 def _connector(session: Session, tenant_id: str, name: str) -> Connector:
-    connector = session.execute(
-        select(Connector).where(Connector.tenant_id == tenant_id, Connector.name == name)
-    ).scalar_one_or_none()
-    if connector is None:
-        raise NotFound(f"connecteur « {name} » introuvable")
+    from interop.service import get_connector
+
+    connector = get_connector(session, tenant_id, name)
     if not connector.enabled:
         raise Conflict(f"le connecteur « {name} » est désactivé")
     return connector
@@ -780,21 +778,16 @@ def _ged_documents(flow: Flow) -> dict[str, tuple[str, str, str, str]]:
             f"Accusé de réception — {subject}",
             "application/xml",
         )
-    if data.get("acquit_key"):
-        found["acquit"] = (
-            data["acquit_key"],
-            f"PES_Acquit-{flow.documents[0]['filename']}",
-            f"PES Acquit — {flow.documents[0]['filename']}",
-            "application/xml",
-        )
-    if data.get("retour_key"):
-        found["retour"] = (
-            data["retour_key"],
-            f"PES_Retour-{flow.documents[0]['filename']}",
-            f"PES Retour — {flow.documents[0]['filename']}",
-            "application/xml",
-        )
+    for name in ("acquit", "retour"):
+        if data.get(f"{name}_key"):
+            found[name] = _pes_answer(flow, name)
     return found
+
+
+def _pes_answer(flow: Flow, name: str) -> tuple[str, str, str, str]:
+    """The PES answer ``name`` (acquit, retour) kept for a Hélios flow: object key, file name, title, media type."""
+    filename, kind = flow.documents[0]["filename"], name.capitalize()
+    return flow.data[f"{name}_key"], f"PES_{kind}-{filename}", f"PES {kind} — {filename}", "application/xml"
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -8,13 +8,14 @@ certificate only (subject, issuer, validity), never the file or a secret.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from parapheur import identities
+from parapheur.models import SigningIdentity
 from parapheur.schemas import IdentityOut
 from socle.auth import Principal, Role
 from socle.errors import Forbidden, InvalidInput, NotFound
@@ -53,6 +54,49 @@ def _tenant(session: Session, principal: Principal) -> Tenant:
     return tenant
 
 
+class _Importer(Protocol):
+    """:func:`identities.import_identity` or :func:`identities.import_seal_pkcs12`: same arguments, same result."""
+
+    def __call__(
+        self,
+        session: Session,
+        tenant: Tenant,
+        name: str,
+        pkcs12: bytes,
+        passphrase: bytes,
+        /,
+        *,
+        stamp_image: bytes | None = None,
+        actor: str = "system",
+    ) -> SigningIdentity: ...
+
+
+def _import_pkcs12(
+    principal: Principal,
+    session: Session,
+    importer: _Importer,
+    name: str,
+    file: UploadFile,
+    passphrase: SecretStr,
+    stamp_image: UploadFile | None,
+) -> IdentityOut:
+    """Read the uploaded PKCS#12 (and stamp image), keep it under ``name`` with ``importer``, commit."""
+    _require_admin(principal)
+    pkcs12 = _read(file, _PKCS12_MAX, "fichier PKCS#12")
+    image = _read(stamp_image, _IMAGE_MAX, "image du tampon") if stamp_image is not None else None
+    row = importer(
+        session,
+        _tenant(session, principal),
+        name,
+        pkcs12,
+        passphrase.get_secret_value().encode(),
+        stamp_image=image,
+        actor=principal.actor,
+    )
+    session.commit()
+    return IdentityOut.of(row)
+
+
 @router.get("", response_model=list[IdentityOut], summary="Lister les identités de signature (administrateur)")
 def list_identities(
     principal: PrincipalDep, session: SessionDep, purpose: Literal["user", "seal"] | None = None
@@ -75,20 +119,7 @@ def import_user_identity(
     passphrase: _Passphrase,
     stamp_image: _Image = None,
 ) -> IdentityOut:
-    _require_admin(principal)
-    pkcs12 = _read(file, _PKCS12_MAX, "fichier PKCS#12")
-    image = _read(stamp_image, _IMAGE_MAX, "image du tampon") if stamp_image is not None else None
-    row = identities.import_identity(
-        session,
-        _tenant(session, principal),
-        username,
-        pkcs12,
-        passphrase.get_secret_value().encode(),
-        stamp_image=image,
-        actor=principal.actor,
-    )
-    session.commit()
-    return IdentityOut.of(row)
+    return _import_pkcs12(principal, session, identities.import_identity, username, file, passphrase, stamp_image)
 
 
 @router.delete("/users/{username}", status_code=204, summary="Retirer l'identité d'un agent (administrateur)")
@@ -113,20 +144,7 @@ def import_seal(
     passphrase: _Passphrase,
     stamp_image: _Image = None,
 ) -> IdentityOut:
-    _require_admin(principal)
-    pkcs12 = _read(file, _PKCS12_MAX, "fichier PKCS#12")
-    image = _read(stamp_image, _IMAGE_MAX, "image du tampon") if stamp_image is not None else None
-    row = identities.import_seal_pkcs12(
-        session,
-        _tenant(session, principal),
-        label,
-        pkcs12,
-        passphrase.get_secret_value().encode(),
-        stamp_image=image,
-        actor=principal.actor,
-    )
-    session.commit()
-    return IdentityOut.of(row)
+    return _import_pkcs12(principal, session, identities.import_seal_pkcs12, label, file, passphrase, stamp_image)
 
 
 @router.delete("/seals/{identity_id}", status_code=204, summary="Retirer un cachet inutilisé (administrateur)")

@@ -46,6 +46,29 @@ def _without_nulls(changes: dict[str, Any], nullable: tuple[str, ...]) -> dict[s
     return {name: value for name, value in changes.items() if value is not None or name in nullable}
 
 
+def _merged(row: Any, fields: tuple[str, ...], changes: dict[str, Any]) -> dict[str, Any]:
+    """The row's editable fields with a patch's changes laid over them: what the row would become."""
+    return {name: getattr(row, name) for name in fields} | changes
+
+
+def _save_changes(
+    session: Session,
+    principal: Principal,
+    row: Any,
+    kind: str,
+    fields: tuple[str, ...],
+    changes: dict[str, Any],
+    merged: dict[str, Any],
+) -> None:
+    """Write the changed fields (their checked value, taken from ``merged``), audit the update and commit."""
+    for name in fields:
+        if name in changes:
+            setattr(row, name, merged[name])
+    session.flush()
+    _audit(session, principal, f"parapheur.{kind}.updated", kind, row.id, changes=sorted(changes))
+    session.commit()
+
+
 def _audit(session: Session, principal: Principal, action: str, kind: str, object_id: str, **details: Any) -> None:
     audit.record(
         session,
@@ -409,16 +432,11 @@ def update_type(session: Session, principal: Principal, type_id: str, changes: d
     _require_admin(principal)
     row = get_type(session, principal.tenant_id, type_id)
     changes = _without_nulls(changes, ("stamp_x", "stamp_y"))
-    merged = {name: getattr(row, name) for name in _TYPE_FIELDS} | changes
+    merged = _merged(row, _TYPE_FIELDS, changes)
     _check_type_values(merged)
     if "name" in changes:
         _check_type_name(session, principal.tenant_id, changes["name"], row.id)
-    for name in _TYPE_FIELDS:
-        if name in changes:
-            setattr(row, name, changes[name])
-    session.flush()
-    _audit(session, principal, "parapheur.type.updated", "type", row.id, changes=sorted(changes))
-    session.commit()
+    _save_changes(session, principal, row, "type", _TYPE_FIELDS, changes, merged)
     return row
 
 
@@ -521,16 +539,11 @@ def update_subtype(session: Session, principal: Principal, subtype_id: str, chan
     _require_admin(principal)
     row = get_subtype(session, principal.tenant_id, subtype_id)
     changes = _without_nulls(changes, ("seal_identity_id", "due_days"))
-    merged = {name: getattr(row, name) for name in _SUBTYPE_FIELDS} | changes
+    merged = _merged(row, _SUBTYPE_FIELDS, changes)
     merged = _check_subtype_values(session, principal.tenant_id, merged)
     if "name" in changes:
         _check_subtype_name(session, row.type_id, changes["name"], row.id)
-    for name in _SUBTYPE_FIELDS:
-        if name in changes:
-            setattr(row, name, merged[name])
-    session.flush()
-    _audit(session, principal, "parapheur.subtype.updated", "subtype", row.id, changes=sorted(changes))
-    session.commit()
+    _save_changes(session, principal, row, "subtype", _SUBTYPE_FIELDS, changes, merged)
     return row
 
 
