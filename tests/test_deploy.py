@@ -143,3 +143,11 @@ def test_dockerfile_installs_every_package() -> None:
     for package in ("socle", "ged", "parapheur", "archive", "interop"):
         assert re.search(rf"^COPY {package} ", text, re.MULTILINE), f"{package} n'est pas copié dans l'image"
     assert re.search(r"^COPY pyproject\.toml README\.md ", text, re.MULTILINE)
+
+
+def test_dockerfile_installs_the_tools_the_ged_calls() -> None:
+    """The GED's renditions call these programs (ged/renditions.py): without them, every document would fail."""
+    text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
+    installed = " ".join(re.findall(r"apt-get install ([^\n&]+)", text))
+    for package in ("poppler-utils", "ocrmypdf", "tesseract-ocr-fra"):
+        assert package in installed, f"{package} manque à l'image"
