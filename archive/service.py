@@ -400,10 +400,13 @@ def send(session: Session, principal: Principal, transfer_id: str, body: SendIn)
 
 
 def record_delivery(session: Session, tenant_id: str, transfer_id: str, receipt: dict[str, Any]) -> Transfer:
-    """Keep the connector's receipt. The SAE's first message may have come first: the state then stays."""
+    """Keep the connector's receipt. The SAE's first message may have come first: the state then stays.
+
+    A transfer whose delivery failed comes back too: an operator resumed the delivery and it went through.
+    """
     transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
-    if transfer.status == SENDING:
-        transfer.status, transfer.receipt, transfer.updated_at = DELIVERED, receipt, utcnow()
+    if transfer.status in (SENDING, DELIVERY_FAILED):
+        transfer.status, transfer.receipt, transfer.error, transfer.updated_at = DELIVERED, receipt, None, utcnow()
         audit_transfer(session, "service:interop", "archive.transfer.delivered", transfer, receipt=receipt)
         session.commit()
     elif transfer.status in AFTER_DELIVERY and transfer.receipt is None:

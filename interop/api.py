@@ -16,6 +16,7 @@ from interop.schemas import (
     DeliveryOut,
     FlowIn,
     FlowOut,
+    FlowResumeIn,
     PrefectureReplyIn,
     TestResult,
 )
@@ -41,9 +42,19 @@ def get_connector(principal: PrincipalDep, session: SessionDep, name: str) -> Co
     return ConnectorOut.of(service.get_connector(session, principal.tenant_id, name))
 
 
-@connectors.patch("/{name}", response_model=ConnectorOut, summary="Activer ou désactiver un connecteur")
+@connectors.patch("/{name}", response_model=ConnectorOut, summary="Modifier, activer ou désactiver un connecteur")
 def patch_connector(principal: PrincipalDep, session: SessionDep, name: str, body: ConnectorPatch) -> ConnectorOut:
-    return ConnectorOut.of(service.set_enabled(session, principal, name, body.enabled))
+    connector = service.get_connector(session, principal.tenant_id, name)
+    if body.config is not None:
+        connector = service.update_connector(session, principal, name, body.config)
+    if body.enabled is not None:
+        connector = service.set_enabled(session, principal, name, body.enabled)
+    return ConnectorOut.of(connector)
+
+
+@connectors.delete("/{name}", status_code=204, summary="Supprimer un connecteur (refusé s'il sert encore)")
+def delete_connector(principal: PrincipalDep, session: SessionDep, name: str) -> None:
+    service.delete_connector(session, principal, name)
 
 
 @connectors.post("/{name}/test", response_model=TestResult, summary="Tester la connexion")
@@ -68,9 +79,11 @@ def get_delivery(principal: PrincipalDep, session: SessionDep, delivery_id: str)
     return DeliveryOut.of(*service.get_delivery(session, principal.tenant_id, delivery_id))
 
 
-@deliveries.post("/{delivery_id}/resume", response_model=DeliveryOut, summary="Reprendre le suivi d'un envoi en erreur")
+@deliveries.post(
+    "/{delivery_id}/resume", response_model=DeliveryOut, summary="Reprendre un envoi ou son suivi en erreur"
+)
 def resume_delivery(principal: PrincipalDep, session: SessionDep, delivery_id: str) -> DeliveryOut:
-    delivery = service.resume_follow(session, principal, delivery_id)
+    delivery = service.resume_delivery(session, principal, delivery_id)
     return DeliveryOut.of(*service.get_delivery(session, principal.tenant_id, delivery.id))
 
 
@@ -105,8 +118,10 @@ def get_flow(principal: PrincipalDep, session: SessionDep, flow_id: str) -> Flow
 
 
 @flows_router.post("/{flow_id}/resume", response_model=FlowOut, summary="Reprendre un flux en erreur")
-def resume_flow(principal: PrincipalDep, session: SessionDep, flow_id: str) -> FlowOut:
-    flow = flows.resume(session, principal, flow_id)
+def resume_flow(
+    principal: PrincipalDep, session: SessionDep, flow_id: str, body: FlowResumeIn | None = None
+) -> FlowOut:
+    flow = flows.resume(session, principal, flow_id, body.transaction_id if body else None)
     return FlowOut.of(flow, flows.history(session, flow))
 
 
@@ -114,6 +129,11 @@ def resume_flow(principal: PrincipalDep, session: SessionDep, flow_id: str) -> F
 def cancel_flow(principal: PrincipalDep, session: SessionDep, flow_id: str) -> FlowOut:
     flow = flows.cancel_act(session, principal, flow_id)
     return FlowOut.of(flow, flows.history(session, flow))
+
+
+@connectors.post("/{name}/pes-retours", status_code=202, summary="Relever les PES Retour du TdT vers la GED")
+def collect_pes_retours(principal: PrincipalDep, session: SessionDep, name: str) -> dict[str, str]:
+    return {"job_id": flows.request_pes_retours(session, principal, name)}
 
 
 @connectors.get("/{name}/prefecture", summary="Courriers de la préfecture en attente chez le TdT")

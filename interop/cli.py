@@ -11,12 +11,15 @@ import click
 # this group.
 
 
-@click.group(name="interop", help="Interopérabilité : simulateurs des plateformes (Vitam, As@lae).")
+@click.group(
+    name="interop",
+    help="Interopérabilité : simulateurs des plateformes (S²LOW, Vitam, As@lae, CMIS), flux, PES Retour.",
+)
 def group() -> None:
     pass
 
 
-@group.command("simulate", help="Lancer un simulateur de SAE sur 127.0.0.1 (répétition, jamais en production).")
+@group.command("simulate", help="Lancer un simulateur de plateforme sur 127.0.0.1 (répétition, jamais en production).")
 @click.argument("platform", type=click.Choice(["vitam", "asalae", "s2low", "cmis"]))
 @click.option("--port", default=8090, show_default=True, type=click.IntRange(1, 65535), help="Port d'écoute")
 @click.option(
@@ -134,3 +137,22 @@ def flows_command(tenant: str, state: str, limit: int) -> None:
             click.echo(f"{flow.id}  {flow.kind:7} {flow.status:8} {flow.state:28} {flow.updated_at:%Y-%m-%d %H:%M}")
             if flow.error:
                 click.echo(f"    {flow.error}")
+
+
+@group.command(
+    "pes-retours",
+    help="Récupérer les PES Retour non lus d'un connecteur S²LOW et les classer dans la GED (à lancer par cron).",
+)
+@click.option("--tenant", required=True, help="Identifiant court (slug) de la collectivité")
+@click.option("--connector", required=True, help="Nom du connecteur de télétransmission (S²LOW)")
+def pes_retours_command(tenant: str, connector: str) -> None:
+    from interop import flows
+    from socle.auth import get_tenant
+    from socle.db import transaction
+
+    with transaction() as session:
+        row = get_tenant(session, tenant)
+        counts = flows.collect_pes_retours(session, row.id, connector)
+    click.echo(
+        f"PES Retour confiés à la GED : {counts.get('asked', 0)} ; marqués lus chez S²LOW : {counts.get('marked', 0)}."
+    )

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from interop import actes
 from interop.connectors.mail import template_values
 from interop.connectors.parapheur import ParapheurConnector, send_id
-from interop.connectors.s2low import S2lowConnector, S2lowDuplicate, acquit_refusal, aracte_fields
+from interop.connectors.s2low import S2lowConnector, S2lowDuplicate, S2lowRefused, acquit_refusal, aracte_fields
 from interop.connectors.sae import parse_xml
 from interop.models import Connector, Delivery, Flow, FlowEvent, FlowLock, TdtClassification
 from interop.retry import DEFAULT_POLICY, parse_policy
@@ -48,7 +48,7 @@ from socle import audit, messages
 from socle.auth import Principal, Role
 from socle.db import utcnow
 from socle.errors import Conflict, InvalidInput, NotFound, SocleError
-from socle.models import Tenant
+from socle.models import Job, Tenant
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import get_store
@@ -68,6 +68,12 @@ SAE_KINDS = ("vitam", "asalae")
 # (actes, helios: their own machine goes on from there), or « rejeté » (final).
 AT_PARAPHEUR, SIGNED, REJECTED = "au parapheur", "signé", "rejeté"
 LOCK_GRACE = timedelta(seconds=60)
+# A PES Retour in the GED: named « retour:<S²LOW id> », its « flow » the TdT connector's id (see collect_pes_retours).
+RETOUR_PREFIX = "retour:"
+# The platform's states the « actes » and « helios » machines follow (each a state with the follow step).
+FOLLOW_STATES = ("posté", "en attente de transmission", "transmis")
+# The states a flow may end in; any other state without a step is an error, never « done ».
+FINAL_STATES = frozenset({FILED, ARCHIVED, DELIVERED, "envoyé", REJECTED, CANCELLED})
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -240,21 +246,52 @@ def history(session: Session, flow: Flow) -> list[FlowEvent]:
     return list(session.execute(select(FlowEvent).where(FlowEvent.flow_id == flow.id).order_by(FlowEvent.id)).scalars())
 
 
-def resume(session: Session, principal: Principal, flow_id: str) -> Flow:
+def resume(session: Session, principal: Principal, flow_id: str, transaction_id: str | None = None) -> Flow:
     """An operator resumes a flow stopped in error, or stuck: its current state's step runs again, a new round
-    of tries (a stale job of the same state is harmless: the lock key and the state checks stand).
+    of tries (a delayed job of the flow is harmless: it carries an older step number, see :func:`run_step`).
 
-    :raises Conflict: the flow is neither in error nor stuck.
+    :param transaction_id: a Hélios flow whose PES S²LOW received though the answer was lost (a resend is
+        refused as a « doublon » and S²LOW cannot find a PES by name): the transaction the operator found on
+        S²LOW. It is checked there, then kept: the flow follows it and never sends again.
+    :raises Conflict: the flow is neither in error nor stuck; a transaction given to a flow that is not a
+        Hélios flow waiting to send. :raises InvalidInput: S²LOW does not know the transaction.
     """
     principal.require(Role.ADMIN)
     flow = get_flow(session, principal.tenant_id, flow_id, for_update=True)
     stuck = session.execute(select(Flow.id).where(Flow.id == flow.id, _stuck())).first() is not None
     if flow.status != "error" and not stuck:
         raise Conflict(f"seul un flux en erreur ou bloqué peut être repris (statut : {flow.status})")
+    details: dict[str, Any] = {}
+    if transaction_id is not None:
+        flow = _resume_with_transaction(session, principal, flow, transaction_id)
+        details = {"transaction_id": transaction_id}
     flow.status, flow.error, flow.round_start = "running", None, flow.checks
-    _event(session, flow, flow.state, flow.state, principal.actor, "flux repris par un opérateur")
+    message = "flux repris par un opérateur" + (f" (transaction S²LOW {transaction_id})" if details else "")
+    _event(session, flow, flow.state, flow.state, principal.actor, message, details)
     _enqueue_step(session, flow)
     session.commit()
+    return flow
+
+
+def _resume_with_transaction(session: Session, principal: Principal, flow: Flow, transaction_id: str) -> Flow:
+    """Check on S²LOW the transaction an operator gives a Hélios flow, and keep it (the flow locked again)."""
+    if flow.kind != "helios" or flow.state != "prêt" or flow.data.get("transaction_id"):
+        raise Conflict(
+            "une transaction S²LOW ne peut être donnée qu'à un flux Hélios arrêté avant de connaître la sienne "
+            f"(état « {flow.state} »)"
+        )
+    if not transaction_id.strip() or not transaction_id.isdigit():
+        raise InvalidInput(f"identifiant de transaction S²LOW invalide : « {transaction_id[:40]} » (chiffres attendus)")
+    connector = _connector(session, principal.tenant_id, flow.connector)
+    session.commit()  # no lock held while S²LOW answers
+    try:
+        status = s2low(connector).helios_status(transaction_id)
+    except S2lowRefused as exc:
+        raise InvalidInput(f"transaction {transaction_id} introuvable sur S²LOW : {exc.detail}") from None
+    flow = get_flow(session, principal.tenant_id, flow.id, for_update=True)
+    if flow.data.get("transaction_id"):
+        raise Conflict(f"le flux connaît déjà sa transaction S²LOW ({flow.data['transaction_id']})")
+    _set(flow, transaction_id=transaction_id, recovered=True, platform_state=status.label)
     return flow
 
 
@@ -262,12 +299,20 @@ def resume(session: Session, principal: Principal, flow_id: str) -> Flow:
 # Running a step (the job)
 
 
-def run_step(tenant_id: str, flow_id: str, state: str) -> None:
-    """Run the step of ``state`` if the flow is still there (a stale or repeated job does nothing)."""
+def run_step(tenant_id: str, flow_id: str, state: str, step_number: int) -> None:
+    """Run the step of ``state`` if the flow is still there and this job is its latest one.
+
+    :param step_number: the flow's step count when the job was enqueued; a job the flow has moved past (a
+        delayed job of a flow an operator resumed since, a job pushed twice) does nothing, so the lock holder
+        ``{flow}:{step}`` is never shared by two jobs.
+    """
     from socle.db import transaction
 
     with transaction() as session:
-        flow = get_flow(session, tenant_id, flow_id)
+        flow = get_flow(session, tenant_id, flow_id, for_update=True)
+        if flow.steps != step_number:
+            log.info("flow %s: stale job (step %s, flow at %s) ignored", flow.id, step_number, flow.steps)
+            return
         step = _step_of(flow, flow.state)
         if flow.state != state or flow.status not in ("running", "waiting") or step is None:
             return
@@ -346,6 +391,7 @@ def _enqueue_step(session: Session, flow: Flow, when: datetime | None = None) ->
         tenant_id=flow.tenant_id,
         flow_id=flow.id,
         state=flow.state,
+        step=flow.steps,
     )
 
 
@@ -354,6 +400,9 @@ def _advance(session: Session, flow: Flow, outcome: Advance, actor: str = "servi
     flow.state, flow.checks, flow.round_start, flow.updated_at = outcome.to, 0, 0, utcnow()
     _event(session, flow, before, outcome.to, actor, outcome.message, outcome.details)
     if _step_of(flow, outcome.to) is None:
+        if outcome.to not in FINAL_STATES:  # a state the machine does not know: stop, visible, never « done »
+            _fail(session, flow, f"état « {outcome.to} » sans étape dans le flux « {flow.kind} »")
+            return
         flow.status, flow.next_check_at = "done", None
         return
     flow.status = "running"
@@ -417,7 +466,11 @@ def fail_from_job(tenant_id: str, flow_id: str, reason: str) -> None:
     from socle.db import transaction
 
     with transaction() as session:
-        flow = get_flow(session, tenant_id, flow_id, for_update=True)
+        query = select(Flow).where(Flow.id == flow_id, Flow.tenant_id == tenant_id).with_for_update()
+        flow = session.execute(query).scalar_one_or_none()
+        if flow is None:  # a PES Retour's GED job (« flow_id »: its connector): left unread on S²LOW, kept in view
+            log.warning("GED job of %s failed for good: %s", flow_id, reason)
+            return
         if flow.status not in ("done", "error"):
             _fail(session, flow, reason)
 
@@ -427,6 +480,9 @@ def document_stored(tenant_id: str, flow_id: str, name: str, document_id: str) -
     the flow is filed. A repeated message changes nothing."""
     from socle.db import transaction
 
+    if name.startswith(RETOUR_PREFIX):  # a PES Retour collected for a TdT connector, not a flow's document
+        pes_retour_stored(tenant_id, flow_id, name.removeprefix(RETOUR_PREFIX), document_id)
+        return
     with transaction() as session:
         flow = get_flow(session, tenant_id, flow_id, for_update=True)
         if name == TRANSFER:
@@ -605,6 +661,7 @@ def _actes_send(session: Session, flow: Flow, connector: Connector) -> Outcome:
 
 def _send_once(session: Session, flow: Flow, find: Callable[[], str | None], send: Callable[[], str]) -> Outcome:
     """Send once: « sending » is committed first, so a later run knows to ask the platform before sending again."""
+    session.refresh(flow, with_for_update=True)  # the sending state as committed, not as read before
     if flow.data.get("transaction_id"):
         return Advance("posté", "déjà transmis", {"transaction_id": flow.data["transaction_id"]}, wait=True)
     if flow.data.get("sending"):
@@ -632,9 +689,7 @@ def _actes_follow(session: Session, flow: Flow, connector: Connector) -> Outcome
     if status.failed:
         raise InvalidInput(f"transmission en état « {status.label} » chez S²LOW {status.message}".strip())
     if status.document is None:  # the ARActe comes with status 4, or later states of an acknowledged act
-        if status.label != flow.state:
-            return Advance(status.label, f"état S²LOW : {status.label}", {"code": status.code}, wait=True)
-        return Wait(f"état S²LOW : {status.label}")
+        return _follow_on(session, flow, status.code, status.label)
     stored = get_store().put(io.BytesIO(status.document))
     fields = aracte_fields(status.document)
     _set(flow, aracte_key=stored.key, aracte=fields)
@@ -648,6 +703,21 @@ def _actes_follow(session: Session, flow: Flow, connector: Connector) -> Outcome
     _set(flow, ged_expected=["aracte", *_act_documents_to_file(flow)])
     details = {"sha256": stored.key, **fields}
     return Advance(FILING, f"acquittement reçu le {fields['date_reception']}", details)
+
+
+def _follow_on(session: Session, flow: Flow, code: int, label: str) -> Outcome:
+    """The platform's state carries neither a failure nor the awaited document: the flow keeps following.
+
+    A state of the machine (posté, en attente de transmission, transmis) is a transition; any other (Hélios 7
+    « en traitement », @ctes 17, 18, 21…) is only noted, in flow.data and once in the history, and the follow
+    step is tried again under the connector's policy: it never ends the flow.
+    """
+    if label in FOLLOW_STATES and label != flow.state:
+        return Advance(label, f"état S²LOW : {label}", {"code": code}, wait=True)
+    if label not in FOLLOW_STATES and flow.data.get("platform_state") != label:
+        _set(flow, platform_state=label, platform_code=code)
+        _event(session, flow, flow.state, flow.state, "service:interop", f"état S²LOW : {label}", {"code": code})
+    return Wait(f"état S²LOW : {label}")
 
 
 def _note_prefecture_classification(session: Session, flow: Flow, connector: Connector, value: str) -> None:
@@ -833,9 +903,7 @@ def _helios_follow(session: Session, flow: Flow, connector: Connector) -> Outcom
     if status.failed:
         raise InvalidInput(f"PES en état « {status.label} » chez S²LOW {status.message}".strip())
     if not status.acquit_ready:
-        if status.label != flow.state:
-            return Advance(status.label, f"état S²LOW : {status.label}", {"code": status.code}, wait=True)
-        return Wait(f"état S²LOW : {status.label}")
+        return _follow_on(session, flow, status.code, status.label)
     acquit = tdt.helios_acquit(transaction_id)
     stored = get_store().put(io.BytesIO(acquit))
     _set(flow, acquit_key=stored.key)
@@ -846,6 +914,103 @@ def _helios_follow(session: Session, flow: Flow, connector: Connector) -> Outcom
     # PES Retour belong to the collectivité on S²LOW, not to a transaction: they are not this flow's.
     _set(flow, ged_expected=["acquit"])
     return Advance(FILING, "PES Acquit reçu : accepté par le comptable", {"sha256": stored.key})
+
+
+# --------------------------------------------------------------------------------------------------------
+# PES Retour: the collectivité's, not a transaction's; collected per TdT connector into the GED
+
+
+def request_pes_retours(session: Session, principal: Principal, connector_name: str) -> str:
+    """Ask for the collection of a TdT connector's unread PES Retour (administrator); return the job's id.
+
+    :raises InvalidInput: not a TdT connector. :raises NotFound: no such connector. :raises Conflict: disabled.
+    """
+    principal.require(Role.ADMIN)
+    connector = _connector(session, principal.tenant_id, connector_name)
+    if connector.kind not in TDT_KINDS:
+        raise InvalidInput(f"« {connector_name} » n'est pas un tiers de télétransmission")
+    job = enqueue(
+        session, messages.INTEROP_COLLECT_PES_RETOURS, tenant_id=principal.tenant_id, connector=connector_name
+    )
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action="interop.pes_retours.requested",
+        object_type="connector",
+        object_id=connector.id,
+        details={"job": job.id},
+    )
+    session.commit()
+    return job.id
+
+
+def collect_pes_retours(session: Session, tenant_id: str, connector_name: str) -> dict[str, int]:
+    """File each unread PES Retour of a TdT connector in the GED, once; return {asked, marked}.
+
+    Each is asked of the GED under the name ``retour:<id>`` (the GED's origin, so stored once, whatever the
+    runs); it is marked read on S²LOW only once the GED has answered (:func:`pes_retour_stored`), or here, by a
+    later run, when that answer exists already (its marking was lost).
+
+    :raises SaeUnavailable: S²LOW did not answer as expected (the job is tried again).
+    """
+    connector = _connector(session, tenant_id, connector_name)
+    if connector.kind not in TDT_KINDS:
+        raise InvalidInput(f"« {connector_name} » n'est pas un tiers de télétransmission")
+    session.commit()  # no transaction held while S²LOW answers
+    tdt, counts = s2low(connector), {"asked": 0, "marked": 0}
+    for retour in tdt.pes_retours():
+        retour_id = retour["id"]
+        name = f"{RETOUR_PREFIX}{retour_id}"
+        answered = session.execute(
+            select(Job.id).where(Job.key == f"interop.flow-stored:interop:{connector.id}:{name}")
+        ).first()
+        if answered is not None:  # the GED confirmed already: only the read mark is missing
+            tdt.mark_pes_retour_read(retour_id)
+            counts["marked"] += 1
+            continue
+        stored = get_store().put(io.BytesIO(tdt.pes_retour(retour_id)))
+        filename = retour["nom"] or f"PES_Retour_{retour_id}.xml"
+        enqueue(
+            session,
+            messages.GED_STORE_FLOW_DOCUMENT,
+            key=f"ged.flow-document:{connector.id}:{name}",
+            tenant_id=tenant_id,
+            flow_id=connector.id,
+            name=name,
+            object_key=stored.key,
+            size=stored.size,
+            filename=filename,
+            media_type="application/xml",
+            title=f"PES Retour — {filename}",
+            document_type="helios",
+        )
+        session.commit()
+        counts["asked"] += 1
+    return counts
+
+
+def pes_retour_stored(tenant_id: str, connector_id: str, retour_id: str, document_id: str) -> None:
+    """The GED stored a PES Retour: it is marked read on S²LOW (a KO of S²LOW is raised: the job tries again)."""
+    from socle.db import transaction
+
+    with transaction() as session:
+        connector = session.execute(
+            select(Connector).where(Connector.tenant_id == tenant_id, Connector.id == connector_id)
+        ).scalar_one_or_none()
+        if connector is None:  # deleted since: nothing to mark
+            return
+        session.commit()
+        s2low(connector).mark_pes_retour_read(retour_id)
+        audit.record(
+            session,
+            tenant_id=tenant_id,
+            actor="service:interop",
+            action="interop.pes_retour.filed",
+            object_type="connector",
+            object_id=connector.id,
+            details={"retour": retour_id, "document": document_id},
+        )
 
 
 # --------------------------------------------------------------------------------------------------------

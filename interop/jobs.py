@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from interop import service
 from socle.db import transaction
+
+log = logging.getLogger("interop.jobs")
 
 
 def deliver(
@@ -37,11 +40,14 @@ def follow_sae(*, tenant_id: str, delivery_id: str) -> None:
         service.follow_sae(session, tenant_id, delivery_id)
 
 
-def flow_step(*, tenant_id: str, flow_id: str, state: str) -> None:
-    """One transition of a flow (messages.INTEROP_FLOW_STEP); the next one is enqueued by the flow itself."""
+def flow_step(*, tenant_id: str, flow_id: str, state: str, step: int) -> None:
+    """One transition of a flow (messages.INTEROP_FLOW_STEP); the next one is enqueued by the flow itself.
+
+    ``step``: the flow's step number when this job was enqueued; a job the flow has moved past does nothing.
+    """
     from interop import flows
 
-    flows.run_step(tenant_id, flow_id, state)
+    flows.run_step(tenant_id, flow_id, state, step)
 
 
 def flow_failed(*, tenant_id: str, flow_id: str, reason: str) -> None:
@@ -56,3 +62,27 @@ def flow_document_stored(*, tenant_id: str, flow_id: str, name: str, document_id
     from interop import flows
 
     flows.document_stored(tenant_id, flow_id, name, document_id)
+
+
+def delivery_failed(
+    *, tenant_id: str, connector: str, idempotency_key: str, reply: dict[str, Any] | None, reason: str
+) -> None:
+    """A delivery job failed for good (messages.INTEROP_DELIVERY_FAILED): the delivery is in error, the asker told."""
+    with transaction() as session:
+        service.delivery_failed(
+            session,
+            tenant_id=tenant_id,
+            connector_name=connector,
+            idempotency_key=idempotency_key,
+            reply=reply,
+            reason=reason,
+        )
+
+
+def collect_pes_retours(*, tenant_id: str, connector: str) -> None:
+    """File a TdT connector's unread PES Retour in the GED (messages.INTEROP_COLLECT_PES_RETOURS)."""
+    from interop import flows
+
+    with transaction() as session:
+        counts = flows.collect_pes_retours(session, tenant_id, connector)
+    log.info("PES Retour of %s: %s", connector, counts)

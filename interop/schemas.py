@@ -18,7 +18,32 @@ from socle.errors import InvalidInput
 SECRET_FIELDS = ("client_key", "password", "token", "signing_secret")
 
 
-class DepotConfig(LayoutFields):
+def _valid_policy(value: str | None) -> str | None:
+    """A retry policy in Pastell's syntax (interop.retry), with the parser's French message on error."""
+    if value is None:
+        return None
+    try:
+        parse_policy(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.detail) from None
+    return value.strip()
+
+
+class DeliveryRetry(BaseModel):
+    """The delivery's own retries after a passing failure (unreachable, 5xx), for the connectors without follow-up."""
+
+    retry_policy: str | None = Field(
+        None,
+        max_length=500,
+        description="Relances de l'envoi après une panne passagère : « 1 X 3 » puis « 30 X 4 » (minutes) ; "
+        "absent : celles de la file (SOCLE_JOB_BACKOFF)",
+        exclude_if=lambda value: value is None,  # not stored when absent, like the layout options
+    )
+
+    _retry_policy = field_validator("retry_policy")(_valid_policy)
+
+
+class DepotConfig(LayoutFields, DeliveryRetry):
     kind: Literal["depot"] = Field("depot", exclude=True)
     path: str = Field("", max_length=500, description="Sous-dossier du dépôt, relatif au dossier de la collectivité")
 
@@ -35,14 +60,7 @@ class SaeConfig(BaseModel):
         DEFAULT_POLICY, max_length=500, description="Relances du suivi : « 10 X 3 » puis « 60 X 24 » (minutes)"
     )
 
-    @field_validator("retry_policy")
-    @classmethod
-    def _policy(cls, value: str) -> str:
-        try:
-            parse_policy(value)
-        except InvalidInput as exc:
-            raise ValueError(exc.detail) from None
-        return value.strip()
+    _policy = field_validator("retry_policy")(_valid_policy)
 
 
 class VitamConfig(SaeConfig):
@@ -108,7 +126,7 @@ UrlText = Annotated[
 ]
 
 
-class SftpConfig(LayoutFields):
+class SftpConfig(LayoutFields, DeliveryRetry):
     kind: Literal["sftp"] = Field("sftp", exclude=True)
     host: Annotated[str, _matching(r"[A-Za-z0-9.:\[\]-]+", "nom ou adresse de serveur SFTP invalide")] = Field(
         min_length=1, max_length=253, description="Serveur SFTP"
@@ -146,7 +164,7 @@ class SftpConfig(LayoutFields):
         return self
 
 
-class WebdavConfig(LayoutFields):
+class WebdavConfig(LayoutFields, DeliveryRetry):
     kind: Literal["webdav"] = Field("webdav", exclude=True)
     url: UrlText = Field(description="Adresse de la collection de dépôt")
     username: str | None = Field(None, max_length=200, description="Utilisateur (authentification basique)")
@@ -155,7 +173,7 @@ class WebdavConfig(LayoutFields):
     timeout: float = Field(60, gt=0, le=600, description="Délai d'attente, en secondes")
 
 
-class MailConfig(BaseModel):
+class MailConfig(DeliveryRetry):
     kind: Literal["mail"] = Field("mail", exclude=True)
     to: list[str] = Field(min_length=1, max_length=50, description="Destinataires")
     subject: str = Field(
@@ -186,7 +204,7 @@ class MailConfig(BaseModel):
         return self
 
 
-class WebhookConfig(BaseModel):
+class WebhookConfig(DeliveryRetry):
     kind: Literal["webhook"] = Field("webhook", exclude=True)
     url: UrlText = Field(description="Adresse qui reçoit les événements (POST)")
     signing_secret: Annotated[
@@ -202,7 +220,7 @@ class WebhookConfig(BaseModel):
     _link = field_validator("link_url")(_template_names(TEMPLATE_NAMES - {"link"}))
 
 
-class CmisConfig(BaseModel):
+class CmisConfig(DeliveryRetry):
     kind: Literal["cmis"] = Field("cmis", exclude=True)
     url: UrlText = Field(description="Point d'accès CMIS Browser Binding (…/browser)")
     repository_id: str | None = Field(None, max_length=200, description="Dépôt CMIS (défaut : le premier annoncé)")
@@ -242,10 +260,7 @@ class ParapheurConfig(BaseModel):
 
     _title = field_validator("title")(_template_names(TEMPLATE_NAMES - {"link"}))
 
-    @field_validator("retry_policy")
-    @classmethod
-    def _policy(cls, value: str) -> str:
-        return SaeConfig._policy(value)
+    _policy = field_validator("retry_policy")(_valid_policy)
 
 
 class S2lowConfig(SaeConfig):
@@ -314,7 +329,18 @@ class ConnectorIn(BaseModel):
 
 
 class ConnectorPatch(BaseModel):
-    enabled: bool = Field(description="Activer ou désactiver le connecteur")
+    enabled: bool | None = Field(None, description="Activer ou désactiver le connecteur")
+    config: dict[str, Any] | None = Field(
+        None,
+        description="Nouvelle configuration complète, validée comme à la création ; un secret absent est gardé, "
+        "donné il est remplacé, null il est retiré",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> ConnectorPatch:
+        if self.enabled is None and self.config is None:
+            raise ValueError("rien à modifier : donner « enabled » ou « config »")
+        return self
 
 
 class ConnectorOut(BaseModel):
@@ -419,6 +445,16 @@ class FlowIn(BaseModel):
         default_factory=dict,
         description="actes : numero, date (AAAA-MM-JJ), nature (1 à 6), matiere (« 1.2 »), objet ; actes et helios : "
         'signature {"connector"} (passage au parapheur d\'abord)',
+    )
+
+
+class FlowResumeIn(BaseModel):
+    transaction_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=20,
+        pattern=r"^[0-9]+$",
+        description="Hélios : la transaction S²LOW du PES reçu malgré une réponse perdue (vérifiée, puis suivie)",
     )
 
 

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from interop.connectors.api import Connector as ConnectorImpl
@@ -24,13 +25,14 @@ from interop.connectors.sftp import SftpConnector
 from interop.connectors.vitam import VitamConnector
 from interop.connectors.webdav import WebdavConnector
 from interop.connectors.webhook import WebhookConnector
-from interop.models import Connector, Delivery
+from interop.models import Connector, Delivery, Flow, TdtClassification
 from interop.retry import DEFAULT_POLICY, RetryPolicy, parse_policy
-from interop.schemas import SECRET_FIELDS, ConnectorIn
+from interop.schemas import CONFIG_MODELS, SECRET_FIELDS, ConnectorIn
 from socle import audit, messages, secrets
 from socle.auth import Principal, Role
 from socle.db import utcnow
 from socle.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable, SocleError
+from socle.models import Job
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import get_store
@@ -128,6 +130,99 @@ def set_enabled(session: Session, principal: Principal, name: str, enabled: bool
     return connector
 
 
+def update_connector(session: Session, principal: Principal, name: str, config: dict[str, Any]) -> Connector:
+    """Replace a connector's configuration (administrator), validated as at creation.
+
+    Secret fields are write-only: absent, the stored encrypted value is kept; given, it is encrypted anew;
+    given as null, it is removed. The audit entry names the changed fields, never a secret's value.
+
+    :raises NotFound: no such connector. :raises InvalidInput: the configuration is refused (French message).
+    """
+    principal.require(Role.ADMIN)
+    connector = get_connector(session, principal.tenant_id, name)
+    kept = _secrets(connector)
+    given = {key: config[key] for key in SECRET_FIELDS if key in config}
+    merged = {**{key: value for key, value in kept.items() if key not in given}, **config}
+    checked = _validated(CONFIG_MODELS[connector.kind], merged)
+    if connector.kind == "depot":
+        folder_for(get_settings().effective_deposit_root, principal.tenant_slug, checked["path"])
+    tokens = dict(connector.config.get("secrets") or {})
+    for key, value in given.items():
+        tokens.pop(key, None)
+        if value:
+            tokens[key] = secrets.encrypt(str(value).encode()).decode()
+    for key in SECRET_FIELDS:
+        checked.pop(key, None)
+    before = {key: value for key, value in connector.config.items() if key not in ("secrets", "tenant_slug")}
+    changed = sorted(key for key in set(before) | set(checked) if before.get(key) != checked.get(key))
+    # A new dict, not an in-place change: the JSON column is only written when the attribute is reassigned.
+    connector.config = {**checked, "secrets": tokens, "tenant_slug": connector.config["tenant_slug"]}
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action="interop.connector.updated",
+        object_type="connector",
+        object_id=connector.id,
+        details={"name": name, "changed": changed, "secrets_changed": sorted(given)},
+    )
+    session.commit()
+    return connector
+
+
+def _validated(model: type[BaseModel], config: dict[str, Any]) -> dict[str, Any]:
+    """The configuration read by its kind's model, or InvalidInput with the validators' (French) messages."""
+    try:
+        return model.model_validate(config).model_dump()
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(part) for part in error['loc']) or 'config'} : {error['msg'].removeprefix('Value error, ')}"
+            for error in exc.errors()
+        ]
+        raise InvalidInput("configuration refusée : " + " ; ".join(problems)) from None
+
+
+def delete_connector(session: Session, principal: Principal, name: str) -> None:
+    """Delete a connector (administrator); its past deliveries stay in the history.
+
+    :raises NotFound: no such connector. :raises Conflict: deliveries or flows in progress still use it.
+    """
+    principal.require(Role.ADMIN)
+    connector = get_connector(session, principal.tenant_id, name)
+    sending = session.execute(
+        select(Delivery.id).where(
+            Delivery.connector_id == connector.id,
+            Delivery.status.in_(("pending", "sending")) | (Delivery.follow_status == "following"),
+        )
+    ).all()
+    flows = session.execute(
+        select(Flow).where(Flow.tenant_id == principal.tenant_id, Flow.status.in_(("running", "waiting")))
+    ).scalars()
+    using = [flow.id for flow in flows if name in (flow.connector, _signature_connector(flow))]
+    if sending or using:
+        raise Conflict(
+            f"le connecteur « {name} » est utilisé par {len(sending)} envoi(s) et {len(using)} flux en cours : "
+            "attendez leur fin ou désactivez-le"
+        )
+    session.execute(delete(TdtClassification).where(TdtClassification.connector_id == connector.id))
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action="interop.connector.deleted",
+        object_type="connector",
+        object_id=connector.id,
+        details={"name": name, "kind": connector.kind},
+    )
+    session.delete(connector)
+    session.commit()
+
+
+def _signature_connector(flow: Flow) -> str | None:
+    signature = (flow.flow_metadata or {}).get("signature")
+    return signature.get("connector") if isinstance(signature, dict) else None
+
+
 def _secrets(connector: Connector) -> dict[str, str]:
     stored = connector.config.get("secrets") or {}
     return {name: secrets.decrypt(token.encode()).decode() for name, token in stored.items()}
@@ -186,7 +281,7 @@ def deliver(
     if delivery.status != "done":
         # « sending » is committed before the send: a run that finds it knows an earlier one may have reached
         # the platform (a worker killed, a timeout after the upload) and asks the platform before sending again.
-        interrupted = delivery.status == "sending"
+        interrupted = delivery.status in ("sending", "error")
         delivery.status, delivery.error = "sending", None
         # The send itself holds no transaction (on SQLite, the write lock).
         session.commit()
@@ -194,6 +289,8 @@ def deliver(
             receipt = _send(implementation(connector), object_key, filename, size, interrupted)
         except SocleError as exc:
             if exc.status >= 500:
+                if _retry_later(session, connector, delivery, exc.detail):
+                    return  # the connector's own policy: a new job at its time, or the delivery in error
                 raise  # the platform did not answer as it should: the kernel retries, still « sending »
             delivery.status, delivery.error = "failed", exc.detail  # refused: retrying would not help
             _reply(session, reply, failure=exc.detail)
@@ -214,6 +311,57 @@ def deliver(
         )
     _reply(session, reply, receipt=delivery.receipt, key=f"reply:{delivery.id}")
     session.commit()
+
+
+def _retry_later(session: Session, connector: Connector, delivery: Delivery, detail: str) -> bool:
+    """Apply the connector's delivery retry policy after a passing failure; False when it has none.
+
+    Each retry is a new INTEROP_DELIVER job, keyed by the delivery, the round (resumes) and the try, delayed with
+    ``not_before``: the jobs table counts the tries. Once the policy is spent, the delivery is in error.
+    """
+    # SAE, TdT and parapheur configurations have a policy too, but for following their operations.
+    text = connector.config.get("retry_policy") if connector.kind in DELIVERY_RETRY_KINDS else None
+    if not text:
+        return False
+    policy = parse_policy(str(text))
+    prefix = f"{RETRY_KEY}:{delivery.id}:{_count_keys(session, f'{RESUME_KEY}:{delivery.id}:')}:"
+    tries = _count_keys(session, prefix) + 1  # the first try is the asker's own job
+    wait = policy.delay(tries - 1)
+    if wait is None:
+        _fail(session, delivery, connector.name, f"échec après {tries} essai(s) ({policy.describe()}) : {detail}")
+        session.commit()
+        return True
+    delivery.error = f"essai {tries} en échec, nouvel essai dans {round(wait.total_seconds())} s : {detail}"
+    _enqueue_delivery(session, delivery, connector.name, key=f"{prefix}{tries}", not_before=utcnow() + wait)
+    session.commit()
+    return True
+
+
+RETRY_KEY, RESUME_KEY = "interop.deliver-retry", "interop.deliver-resume"
+DELIVERY_RETRY_KINDS = ("depot", "sftp", "webdav", "mail", "webhook", "cmis")
+
+
+def _count_keys(session: Session, prefix: str) -> int:
+    return int(session.execute(select(func.count()).select_from(Job).where(Job.key.like(f"{prefix}%"))).scalar_one())
+
+
+def _enqueue_delivery(
+    session: Session, delivery: Delivery, connector_name: str, *, key: str, not_before: datetime | None = None
+) -> None:
+    """Ask INTEROP_DELIVER again for this delivery: same idempotency key, same reply."""
+    enqueue(
+        session,
+        messages.INTEROP_DELIVER,
+        key=key,
+        not_before=not_before,
+        tenant_id=delivery.tenant_id,
+        connector=connector_name,
+        object_key=delivery.object_key,
+        size=delivery.size,
+        filename=delivery.filename,
+        idempotency_key=delivery.idempotency_key,
+        reply=delivery.reply,
+    )
 
 
 def _send(impl: ConnectorImpl, object_key: str, filename: str, size: int, interrupted: bool) -> dict[str, Any]:
@@ -281,14 +429,14 @@ def _reply(
 
 
 def list_deliveries(session: Session, tenant_id: str, limit: int) -> list[tuple[Delivery, str]]:
-    rows = session.execute(
+    rows = session.execute(  # outer join: the deliveries of a deleted connector stay in the history
         select(Delivery, Connector.name)
-        .join(Connector, Connector.id == Delivery.connector_id)
+        .outerjoin(Connector, Connector.id == Delivery.connector_id)
         .where(Delivery.tenant_id == tenant_id)
         .order_by(Delivery.created_at.desc())
         .limit(limit)
     ).all()
-    return [(row[0], row[1]) for row in rows]
+    return [(row[0], row[1] or "?") for row in rows]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -400,6 +548,95 @@ def _forward(session: Session, delivery: Delivery, kind: str, xml: bytes | None)
     )
 
 
+def delivery_failed(
+    session: Session,
+    *,
+    tenant_id: str,
+    connector_name: str,
+    idempotency_key: str,
+    reply: dict[str, Any] | None,
+    reason: str,
+) -> None:
+    """The delivery job failed for good: the delivery goes to « error » with that message, the asker is told.
+
+    A delivery already done is left alone (its success reply has gone). The failure reply is sent only when it
+    names a documented message of the same tenant (messages.reply_failure), once per delivery key.
+    """
+    delivery = session.execute(
+        select(Delivery)
+        .join(Connector, Connector.id == Delivery.connector_id)
+        .where(
+            Delivery.tenant_id == tenant_id,
+            Connector.name == connector_name,
+            Delivery.idempotency_key == idempotency_key,
+        )
+        .with_for_update()
+    ).scalar_one_or_none()
+    if delivery is not None and delivery.status == "done":
+        return
+    if delivery is not None:
+        _fail(session, delivery, connector_name, reason)
+    else:
+        _reply_failure(session, tenant_id, connector_name, idempotency_key, reply, reason)
+    session.commit()
+
+
+def _fail(session: Session, delivery: Delivery, connector_name: str, reason: str) -> None:
+    """The delivery in error (resumable), audited, and the asker's failure reply sent."""
+    delivery.status, delivery.error = "error", f"{reason}. Reprendre : POST /interop/deliveries/{delivery.id}/resume"
+    audit.record(
+        session,
+        tenant_id=delivery.tenant_id,
+        actor="service:interop",
+        action="interop.delivery.failed",
+        object_type="delivery",
+        object_id=delivery.id,
+        details={"error": delivery.error},
+    )
+    _reply_failure(session, delivery.tenant_id, connector_name, delivery.idempotency_key, delivery.reply, reason)
+
+
+def _reply_failure(
+    session: Session, tenant_id: str, connector: str, key: str, reply: dict[str, Any] | None, reason: str
+) -> None:
+    # Once per delivery key: a resumed delivery that fails again does not tell the asker twice.
+    found = messages.reply_failure({"tenant_id": tenant_id, "reply": reply}, reason)
+    if found is not None:
+        target, arguments = found
+        enqueue(session, target, key=f"reply-failure:{tenant_id}:{connector}:{key}", **arguments)
+
+
+def resume_delivery(session: Session, principal: Principal, delivery_id: str) -> Delivery:
+    """An operator resumes a delivery in error (its send again, same idempotency key) or its stopped follow-up.
+
+    The send is asked again as « sending »: the connector first looks for an earlier send that reached the
+    platform (``find_sent``), so what was delivered is not sent twice.
+
+    :raises Conflict: neither the delivery nor its follow-up is in error.
+    """
+    principal.require(Role.ADMIN)
+    delivery = _delivery(session, principal.tenant_id, delivery_id, for_update=True)
+    if delivery.status != "error":
+        return resume_follow(session, principal, delivery_id)
+    connector = session.get(Connector, delivery.connector_id)
+    if connector is None:
+        raise Conflict("le connecteur de cet envoi a été supprimé : l'envoi ne peut pas être repris")
+    delivery.status, delivery.error = "sending", None
+    resumes = _count_keys(session, f"{RESUME_KEY}:{delivery.id}:")
+    _enqueue_delivery(session, delivery, connector.name, key=f"{RESUME_KEY}:{delivery.id}:{resumes + 1}")
+    audit.record(
+        session,
+        tenant_id=delivery.tenant_id,
+        actor=principal.actor,
+        action="interop.delivery.resumed",
+        object_type="delivery",
+        object_id=delivery.id,
+        details={"idempotency_key": delivery.idempotency_key},
+    )
+    session.commit()
+    return delivery
+
+
 def resume_follow(session: Session, principal: Principal, delivery_id: str) -> Delivery:
     """An operator resumes a follow-up stopped in error: a new round of the retry policy, starting now.
 
@@ -408,7 +645,10 @@ def resume_follow(session: Session, principal: Principal, delivery_id: str) -> D
     principal.require(Role.ADMIN)
     delivery = _delivery(session, principal.tenant_id, delivery_id, for_update=True)
     if delivery.follow_status != "error":
-        raise Conflict(f"seul un suivi en erreur peut être repris (état : {delivery.follow_status or 'aucun suivi'})")
+        raise Conflict(
+            "seul un envoi ou un suivi en erreur peut être repris "
+            f"(envoi : {delivery.status}, suivi : {delivery.follow_status or 'aucun'})"
+        )
     delivery.follow_status, delivery.follow_error = "following", None
     delivery.follow_round_start = delivery.follow_checks
     _schedule_check(session, delivery, utcnow())

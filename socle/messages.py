@@ -174,7 +174,15 @@ INTEROP_DELIVER = Message(
     "interop.jobs.deliver",
     ("tenant_id", "connector", "object_key", "size", "filename", "idempotency_key", "reply"),
     "Dépose un objet du stockage par un connecteur du tenant ; « reply » nomme les messages de réponse "
-    "(success, failure) et leurs arguments fixes, ou vaut null quand personne n'attend de réponse.",
+    "(success, failure) et leurs arguments fixes, ou vaut null quand personne n'attend de réponse. Relancé selon "
+    "la file ; en échec définitif, INTEROP_DELIVERY_FAILED met l'envoi en erreur et envoie la réponse d'échec.",
+    on_failure="interop.jobs.delivery_failed",
+)
+INTEROP_DELIVERY_FAILED = Message(
+    "interop.jobs.delivery_failed",
+    ("tenant_id", "connector", "idempotency_key", "reply", "reason"),
+    "Un dépôt (INTEROP_DELIVER) a échoué définitivement : l'envoi passe en erreur avec le dernier message, "
+    "reprenable (POST /interop/deliveries/{id}/resume), et le demandeur reçoit sa réponse « failure ».",
 )
 INTEROP_FOLLOW_SAE = Message(
     "interop.jobs.follow_sae",
@@ -184,10 +192,18 @@ INTEROP_FOLLOW_SAE = Message(
 )
 INTEROP_FLOW_STEP = Message(
     "interop.jobs.flow_step",
-    ("tenant_id", "flow_id", "state"),
+    ("tenant_id", "flow_id", "state", "step"),
     "Faire avancer un flux (actes, helios, dépôt, mail) depuis l'état « state » : une transition par tâche ; "
-    "sans effet si le flux a déjà quitté cet état.",
+    "sans effet si le flux a déjà quitté cet état ou si « step » (le numéro d'étape du flux à la mise en file) "
+    "n'est plus le sien (tâche périmée, flux repris depuis).",
     on_failure="interop.jobs.flow_failed",
+)
+INTEROP_COLLECT_PES_RETOURS = Message(
+    "interop.jobs.collect_pes_retours",
+    ("tenant_id", "connector"),
+    "Relever les PES Retour non lus d'un connecteur TdT (S²LOW) : chacun est confié à la GED une seule fois "
+    "(GED_STORE_FLOW_DOCUMENT, « name » : retour:<id>, « flow_id » : l'identifiant du connecteur) et marqué lu "
+    "chez S²LOW quand la GED a répondu par INTEROP_FLOW_DOCUMENT_STORED.",
 )
 INTEROP_FLOW_FAILED = Message(
     "interop.jobs.flow_failed",
@@ -204,19 +220,28 @@ INTEROP_FLOW_DOCUMENT_STORED = Message(
 
 
 def failure_message(message: Message, arguments: dict[str, Any], reason: str) -> tuple[Message, dict[str, Any]] | None:
-    """What to send when a job of ``message`` with these arguments has failed for good, if anything."""
-    if "reply" in message.parameters:  # the asker named its own failure reply: checked like any reply
-        reply = arguments.get("reply") or {}
-        target, fixed = BY_FUNCTION.get(reply.get("failure", "")), reply.get("arguments", {})
-        if target is None or fixed.get("tenant_id") != arguments.get("tenant_id"):
-            return None  # never to another tenant's object
-        if set(target.parameters) != set(fixed) | {"reason"}:
-            return None
-        return target, {**fixed, "reason": reason}
+    """What to send when a job of ``message`` with these arguments has failed for good, if anything.
+
+    The job's own ``on_failure`` comes first: a message that has both it and a ``reply`` parameter receives the
+    reply among its arguments and is the one that tells the asker (see :func:`reply_failure`).
+    """
     target = BY_FUNCTION.get(message.on_failure or "")
-    if target is None:
+    if target is not None:
+        return target, {name: arguments[name] for name in target.parameters if name != "reason"} | {"reason": reason}
+    if "reply" in message.parameters:  # the asker named its own failure reply: checked like any reply
+        return reply_failure(arguments, reason)
+    return None
+
+
+def reply_failure(arguments: dict[str, Any], reason: str) -> tuple[Message, dict[str, Any]] | None:
+    """The asker's failure reply named in ``arguments["reply"]``, if it is a documented message of the same tenant."""
+    reply = arguments.get("reply") or {}
+    target, fixed = BY_FUNCTION.get(reply.get("failure", "")), reply.get("arguments", {})
+    if target is None or fixed.get("tenant_id") != arguments.get("tenant_id"):
+        return None  # never to another tenant's object
+    if set(target.parameters) != set(fixed) | {"reason"}:
         return None
-    return target, {name: arguments[name] for name in target.parameters if name != "reason"} | {"reason": reason}
+    return target, {**fixed, "reason": reason}
 
 
 ALL: tuple[Message, ...] = tuple(value for value in list(globals().values()) if isinstance(value, Message))

@@ -13,6 +13,8 @@ simulate s2low``):
   ``malformed``, ``ko`` (a KO answer), ``denied`` (« KO Accès refusé » in text, as S²LOW checks rights before
   answering in its page's format), ``accept_then_timeout`` (send only: received, the answer never comes);
 - ``pending_checks``: status calls answering « posté / en attente / transmis » before the acknowledgement;
+- ``intermediate``: status codes answered one per call after the pending ones and before the verdict (Hélios 7
+  « en traitement », 24; @ctes 17, 18, 21): states without the awaited document, that end nothing;
 - ``verdict``: ``KO`` puts transactions in error (status -1) instead of acknowledging them;
 - ``aracte_unknown``: the ARActe sent back names another act (an acknowledgement for an unknown act);
 - ``acquit``: ``KO`` makes the accountant refuse the PES (status 6, PES Acquit with EtatAck 2);
@@ -66,6 +68,7 @@ class S2lowScenario(Scenario):
     envelope_submission: bool = True
     sae_after_ack: bool = False
     classification_date: str = "2026-01-15"
+    intermediate: list[int] = field(default_factory=list)
 
     def update(self, values: dict[str, Any]) -> None:
         """Change knobs; :raises ValueError: an unknown knob or fault (French message)."""
@@ -82,6 +85,11 @@ class S2lowScenario(Scenario):
             if rest["acquit"] not in ("OK", "KO"):
                 raise ValueError("acquit : OK ou KO")
             self.acquit = rest.pop("acquit")
+        if "intermediate" in rest:
+            codes = rest.pop("intermediate") or []
+            if not isinstance(codes, list) or not all(isinstance(code, int) and code > 4 for code in codes):
+                raise ValueError("intermediate : une liste de codes d'état supérieurs à 4")
+            self.intermediate = list(codes)
         if "classification_date" in rest:
             self.classification_date = date.fromisoformat(str(rest.pop("classification_date"))).isoformat()
         super().update(rest)
@@ -346,6 +354,9 @@ def create_app(state: S2lowState | None = None) -> Starlette:
             return 0
         if transaction.checks <= platform.scenario.pending_checks:
             return max(1, min(transaction.checks, 3))
+        past = transaction.checks - platform.scenario.pending_checks
+        if past <= len(platform.scenario.intermediate):
+            return platform.scenario.intermediate[past - 1]
         if transaction.verdict == "KO":
             return -1
         if transaction.kind == "helios" and transaction.acquit == "KO":

@@ -228,7 +228,9 @@ def test_a_repeated_step_job_does_nothing(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
     flow_id = start(kit, act_request("DEL_13"))
     assert drive(flow_id).status == "done"
-    flows.run_step(kit.tenant_id, flow_id, "prêt")  # a stale job for a state the flow has left
+    sent = next(job for job in step_jobs(flow_id) if job.arguments["state"] == "prêt")
+    flows.run_step(kit.tenant_id, flow_id, "prêt", sent.arguments["step"])  # run again, the flow has moved on
+    flows.run_step(kit.tenant_id, flow_id, "prêt", flow_of(flow_id).steps)  # a job for a state the flow has left
     assert sim.sends(act_id("DEL_13")) == 1
 
 
@@ -484,3 +486,25 @@ def test_a_bad_archive_request_is_refused_or_stops_the_flow_in_french(kit: Kit, 
     assert flow.status == "error" and flow.state == "classé", flow.state
     assert "profil d'archivage « inconnu » introuvable" in (flow.error or "")
     assert transfers_of(kit.tenant_id) == []
+
+
+def test_platform_states_without_the_aracte_keep_the_act_followed(kit: Kit, sim: S2low) -> None:
+    add_s2low(kit, sim, retry_policy="1s X 6")  # each such state is a try of the policy
+    sim.scenario(pending_checks=1, intermediate=[17, 18, 21])  # none of them carries the ARActe
+    flow = drive(start(kit, act_request("DEL_40")))
+    assert flow.status == "done" and flow.state == "classé", flow.error
+    assert flow.data["aracte"]["id_acte"] == act_id("DEL_40") and set(flow.data["ged_documents"]) == {"aracte"}
+    lines = [(event.from_state, event.to_state, event.message) for event in events(flow.id)]
+    for label in ("en attente d'être posté", "en attente d'être signé", "document reçu (pas d'AR)"):
+        assert ("posté", "posté", f"état S²LOW : {label}") in lines
+    assert flow.data["platform_state"] == "document reçu (pas d'AR)"
+
+
+def test_a_state_without_a_step_never_ends_a_flow_done(kit: Kit, sim: S2low) -> None:
+    add_s2low(kit, sim)
+    flow_id = start(kit, act_request("DEL_41"))
+    with transaction() as session:
+        flow = flows.get_flow(session, kit.tenant_id, flow_id, for_update=True)
+        flows._advance(session, flow, flows.Advance("état inconnu", "une plateforme imprévue"))
+    flow = flow_of(flow_id)
+    assert flow.status == "error" and "état « état inconnu » sans étape" in (flow.error or "")

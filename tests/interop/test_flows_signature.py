@@ -395,7 +395,7 @@ def test_a_worker_killed_while_creating_or_following_makes_no_second_folder(
     folders = ok(kit["agent"].get("/parapheur/folders", params={"subtype_id": setup.sign_only}))
     assert len(folders) == 1 and flow_of(flow_id).data["folder_id"] == folders[0]["id"]
     assert wrapper.uploads == uploads + 1  # found again by its marker: no second upload
-    flows.run_step(kit.tenant_id, flow_id, "nouveau")  # a stale creation job: the flow has moved on
+    flows.run_step(kit.tenant_id, flow_id, "nouveau", step_jobs(flow_id)[0].arguments["step"])  # a stale creation job
     assert tick(flow_id) == "au parapheur : étape 1 sur 1"
 
     # Signed meanwhile; the worker following the folder is killed while the parapheur answers.
