@@ -108,6 +108,7 @@ class Step:
     run: Callable[[Session, Flow, Connector], Outcome]
     lock: Callable[[Flow], str] | None = None
     connector: Callable[[Flow], str] | None = None  # the connector the step talks to (default: the flow's)
+    sends: bool = False  # the step sends to the platform: paced by the connector's send_retry_policy if set
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -434,7 +435,15 @@ def _policy_text(session: Session, flow: Flow) -> str:
     connector = session.execute(
         select(Connector).where(Connector.tenant_id == flow.tenant_id, Connector.name == name)
     ).scalar_one_or_none()
-    return str((connector.config if connector else {}).get("retry_policy") or DEFAULT_POLICY)
+    return _connector_policy(connector.config if connector else {}, flow)
+
+
+def _connector_policy(config: dict[str, Any], flow: Flow) -> str:
+    """The policy pacing the current step: ``send_retry_policy`` for a sending step when set, else ``retry_policy``."""
+    step = _step_of(flow, flow.state)
+    if step is not None and step.sends and config.get("send_retry_policy"):
+        return str(config["send_retry_policy"])
+    return str(config.get("retry_policy") or DEFAULT_POLICY)
 
 
 def _policy(session: Session, flow: Flow) -> Any:
@@ -445,7 +454,7 @@ def _count_try(session: Session, flow: Flow, connector: Connector, message: str)
     """One more try of the current state; the next one after the policy's delay, or the flow in error."""
     flow.checks += 1
     flow.data = {**flow.data, "last_message": message}
-    policy = parse_policy(str(connector.config.get("retry_policy") or DEFAULT_POLICY))
+    policy = parse_policy(_connector_policy(connector.config, flow))
     tries = flow.checks - flow.round_start
     wait = policy.delay(tries - 1)
     if wait is None:
@@ -1136,7 +1145,7 @@ def _sign_lock(flow: Flow) -> str:
     return f"flow-sign:{flow.id}"  # one folder creation per flow at a time
 
 
-SIGNATURE_SEND = Step(_signature_send, _sign_lock, _signature_connector)
+SIGNATURE_SEND = Step(_signature_send, _sign_lock, _signature_connector, sends=True)
 SIGNATURE_FOLLOW = Step(_signature_follow, None, _signature_connector)
 
 
@@ -1182,7 +1191,7 @@ MACHINES: dict[str, dict[str, Step]] = {
     "actes": {
         "nouveau": Step(_actes_package),
         SIGNED: Step(_actes_package),  # after the signature stage
-        "prêt": Step(_actes_send, _flow_lock),
+        "prêt": Step(_actes_send, _flow_lock, sends=True),
         "posté": Step(_actes_follow),
         "en attente de transmission": Step(_actes_follow),
         "transmis": Step(_actes_follow),
@@ -1192,7 +1201,7 @@ MACHINES: dict[str, dict[str, Step]] = {
     "helios": {
         "nouveau": Step(_helios_check),
         SIGNED: Step(_helios_check),  # after the signature stage: the PES must have come back signed
-        "prêt": Step(_helios_send, _flow_lock),
+        "prêt": Step(_helios_send, _flow_lock, sends=True),
         "posté": Step(_helios_follow),
         "en attente de transmission": Step(_helios_follow),
         "transmis": Step(_helios_follow),

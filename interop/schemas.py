@@ -43,6 +43,17 @@ class DeliveryRetry(BaseModel):
     _retry_policy = field_validator("retry_policy")(_valid_policy)
 
 
+# For the connectors whose ``retry_policy`` paces the following of an operation (SAE, TdT, parapheur): the
+# sending's own retries after a passing failure. Absent: the kernel's (deliveries) or ``retry_policy`` (flows).
+SEND_RETRY_FIELD: Any = Field(
+    None,
+    max_length=500,
+    description="Relances de l'envoi après une panne passagère : « 1 X 3 » puis « 30 X 4 » (minutes) ; "
+    "absent : celles de la file pour un envoi, celles du suivi pour un flux",
+    exclude_if=lambda value: value is None,
+)
+
+
 class DepotConfig(LayoutFields, DeliveryRetry):
     kind: Literal["depot"] = Field("depot", exclude=True)
     path: str = Field("", max_length=500, description="Sous-dossier du dépôt, relatif au dossier de la collectivité")
@@ -59,8 +70,9 @@ class SaeConfig(BaseModel):
     retry_policy: str = Field(
         DEFAULT_POLICY, max_length=500, description="Relances du suivi : « 10 X 3 » puis « 60 X 24 » (minutes)"
     )
+    send_retry_policy: str | None = SEND_RETRY_FIELD
 
-    _policy = field_validator("retry_policy")(_valid_policy)
+    _policy = field_validator("retry_policy", "send_retry_policy")(_valid_policy)
 
 
 class VitamConfig(SaeConfig):
@@ -257,10 +269,11 @@ class ParapheurConfig(BaseModel):
     retry_policy: str = Field(
         DEFAULT_POLICY, max_length=500, description="Relances du suivi du dossier : « 10 X 3 » puis « 60 X 24 »"
     )
+    send_retry_policy: str | None = SEND_RETRY_FIELD
 
     _title = field_validator("title")(_template_names(TEMPLATE_NAMES - {"link"}))
 
-    _policy = field_validator("retry_policy")(_valid_policy)
+    _policy = field_validator("retry_policy", "send_retry_policy")(_valid_policy)
 
 
 class S2lowConfig(SaeConfig):

@@ -319,8 +319,10 @@ def _retry_later(session: Session, connector: Connector, delivery: Delivery, det
     Each retry is a new INTEROP_DELIVER job, keyed by the delivery, the round (resumes) and the try, delayed with
     ``not_before``: the jobs table counts the tries. Once the policy is spent, the delivery is in error.
     """
-    # SAE, TdT and parapheur configurations have a policy too, but for following their operations.
-    text = connector.config.get("retry_policy") if connector.kind in DELIVERY_RETRY_KINDS else None
+    # SAE, TdT and parapheur configurations have a ``retry_policy`` too, but for following their operations:
+    # their sending is paced by ``send_retry_policy`` (absent: the kernel's retries).
+    field = "retry_policy" if connector.kind in DELIVERY_RETRY_KINDS else "send_retry_policy"
+    text = connector.config.get(field)
     if not text:
         return False
     policy = parse_policy(str(text))

@@ -156,6 +156,14 @@ def http_client(
         yield client
 
 
+def certificate_refused(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification failure behind a transport error (unknown authority, another name), if any."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+        cause = cause.__cause__ or cause.__context__
+    return cause
+
+
 def request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
     """Send one request; network failures and 5xx become SaeUnavailable, 4xx SaeRefused (platform's words kept).
 
@@ -166,6 +174,12 @@ def request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx
     except httpx.TimeoutException:
         raise SaeUnavailable(f"délai dépassé en attendant la plateforme ({method} {url})") from None
     except httpx.TransportError as exc:
+        refused = certificate_refused(exc)
+        if refused is not None:  # the platform answered with a certificate we do not trust: retrying won't help
+            raise SaeRefused(
+                f"certificat de la plateforme refusé ({refused.verify_message}) ; vérifier ca_file ou l'adresse "
+                f"({method} {url})"
+            ) from None
         raise SaeUnavailable(f"plateforme injoignable ({method} {url}) : {exc}") from None
     said = excerpt(response.content)
     if response.status_code >= 500:

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from interop.connectors.layout import Layout, deposit, probe
-from interop.connectors.sae import excerpt
+from interop.connectors.sae import certificate_refused, excerpt
 from socle.errors import Conflict, ServiceUnavailable, SocleError
 from socle.storage import ObjectStore
 
@@ -105,10 +105,8 @@ def http_failure(exc: httpx.TransportError, what: str) -> SocleError:
     A certificate the server presents and we do not trust (unknown authority, another name) is a refusal:
     retrying will not change it. A timeout, a refused or cut connection is transient (the job is retried).
     """
-    cause: BaseException | None = exc
-    while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
-        cause = cause.__cause__ or cause.__context__
-    if isinstance(cause, ssl.SSLCertVerificationError):
+    cause = certificate_refused(exc)
+    if cause is not None:
         return Conflict(
             f"{what} : certificat du serveur refusé ({cause.verify_message}) ; vérifier ca_file ou l'adresse"
         )

@@ -158,6 +158,22 @@ def test_a_500_on_send_is_retried_and_sent_once(kit: Kit, sim: S2low) -> None:
     assert "transmis au tiers de télétransmission" in tries
 
 
+def test_the_sending_step_follows_send_retry_policy_and_the_following_retry_policy(kit: Kit, sim: S2low) -> None:
+    add_s2low(kit, sim, retry_policy="1s X 5", send_retry_policy="1s X 1")
+    sim.scenario(faults={"send": ["500", "500"]})
+    flow = drive(start(kit, act_request("DEL_41")))
+    assert flow.status == "error" and flow.state == "prêt" and sim.sends(act_id("DEL_41")) == 0
+    assert "après 2 essai(s) (toutes les 1 s × 1)" in (flow.error or "") and "erreur 500" in (flow.error or "")
+
+    assert kit["admin"].post(f"/interop/flows/{flow.id}/resume").status_code == 200
+    resumed = drive(flow.id)
+    assert resumed.status == "done" and sim.sends(act_id("DEL_41")) == 1, resumed.error
+
+    sim.scenario(faults={"status": ["500", "500", "500"]})  # following: retry_policy « 1s X 5 » outlasts them
+    followed = drive(start(kit, act_request("DEL_42")))
+    assert followed.status == "done" and sim.sends(act_id("DEL_42")) == 1, followed.error
+
+
 def test_a_timeout_after_the_send_does_not_send_twice(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
     sim.scenario(faults={"send": ["accept_then_timeout"]}, hang_seconds=3)

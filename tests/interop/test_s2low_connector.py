@@ -347,7 +347,7 @@ def test_tls_with_a_client_certificate(tls: dict[str, Path], use_env: Callable[.
         assert good.test().startswith("S²LOW joignable")
         with pytest.raises(SaeUnavailable, match="injoignable"):  # no client certificate: handshake refused
             connector(sim, ca_file=str(tls["ca"])).test()
-        with pytest.raises(SaeUnavailable, match="CERTIFICATE_VERIFY_FAILED"):  # server not trusted
+        with pytest.raises(SaeRefused, match="certificat de la plateforme refusé"):  # server not trusted: no retry
             connector(sim).test()
         with pytest.raises(InvalidInput, match="certificat client ou clé illisible"):
             connector(sim, ca_file=str(tls["ca"]), client_certificate=tls["client"].read_text(), client_key="?").test()

@@ -72,6 +72,7 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "server_key": _pem(server_key),
         "client": _certificate("application-socle", client_key, ca, ca_key).public_bytes(serialization.Encoding.PEM),
         "client_key": _pem(client_key),
+        "ca_key": _pem(ca_key),
     }
     paths = {}
     for name, data in files.items():
@@ -116,7 +117,63 @@ def test_vitam_over_tls_with_a_client_certificate(kit: Kit, vitam_tls: Simulator
     assert not anonymous["ok"] and "injoignable" in anonymous["message"], anonymous
     add_connector(kit, "sans-ac", "vitam", {k: v for k, v in config.items() if k != "ca_file"})
     untrusted = kit["admin"].post("/interop/connectors/sans-ac/test").json()
-    assert not untrusted["ok"] and "CERTIFICATE_VERIFY_FAILED" in untrusted["message"], untrusted
+    assert not untrusted["ok"] and "certificat de la plateforme refusé" in untrusted["message"], untrusted
+    assert "self-signed certificate" in untrusted["message"], untrusted
+
+
+@pytest.fixture
+def vitam_other_host(tls_files: dict[str, Path], tmp_path: Path) -> Iterator[Simulator]:
+    """The simulator presenting a certificate the connector's CA signed, but issued for « autre.example »."""
+    ca = x509.load_pem_x509_certificate(tls_files["ca"].read_bytes())
+    ca_key = serialization.load_pem_private_key(tls_files["ca_key"].read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "autre.example")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("autre.example")]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (tmp_path / "autre.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "autre.key").write_bytes(_pem(key))
+    state = PlatformState()
+    tls = {"certfile": str(tmp_path / "autre.pem"), "keyfile": str(tmp_path / "autre.key")}
+    yield from running(vitam.create_app(state), state, **tls)
+
+
+def test_a_certificate_for_another_host_is_never_sent_to_and_stated(
+    kit: Kit, vitam_other_host: Simulator, tls_files: dict[str, Path]
+) -> None:
+    config = {
+        "url": vitam_other_host.url,  # https://127.0.0.1:…, while the certificate names autre.example
+        "tenant": 2,
+        "timeout": 5,
+        "ca_file": str(tls_files["ca"]),
+        "client_certificate": tls_files["client"].read_text(),
+        "client_key": tls_files["client_key"].read_text(),
+        "send_retry_policy": "1s X 1",
+    }
+    add_connector(kit, "vitam", "vitam", config)
+    identifier = f"{kit.slug}-autre-hote"
+    ask_delivery(kit, store_sip(identifier), "vitam", "k1", None)
+    run_jobs()
+    delivery = delivery_of(kit.tenant_id, "k1")
+    # Refused at once (retrying would not change the certificate), the TLS verdict kept in French and in full.
+    assert delivery.status == "failed", (delivery.status, delivery.error)
+    error = delivery.error or ""
+    assert "certificat de la plateforme refusé" in error and "vérifier ca_file ou l'adresse" in error, error
+    assert "127.0.0.1" in error and "mismatch" in error, error  # the name the certificate does not carry
+    assert vitam_other_host.sends(identifier) == 0 and vitam_other_host.state.requests == []
+    shown = kit["agent"].get(f"/interop/deliveries/{delivery.id}").json()
+    assert shown["status"] == delivery.status and "mismatch" in shown["error"], shown
 
 
 def test_an_unreadable_client_key_is_reported(kit: Kit, vitam_tls: Simulator, tls_files: dict[str, Path]) -> None:

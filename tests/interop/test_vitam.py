@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -25,7 +26,7 @@ from archive.validation import validate_manifest
 from interop.connectors.sae import SaeUnavailable, parse_xml
 from interop.models import Connector
 from socle import messages, queue
-from socle.db import new_session
+from socle.db import new_session, utcnow
 from socle.models import Job
 from socle.storage import get_store
 
@@ -323,3 +324,64 @@ def test_xml_from_a_platform_is_parsed_without_entities_or_dtd() -> None:
         parse_xml(external, "réponse")
     with pytest.raises(SaeUnavailable, match="page HTML"):
         parse_xml(b"<!DOCTYPE html><html><body>Erreur</body></html>", "réponse")
+
+
+# --------------------------------------------------------------------------------------------------------
+# send_retry_policy: the sending's own pace, retry_policy keeping the following's
+
+
+def _send_retries(delivery_id: str) -> list[Job]:
+    with new_session() as session:
+        query = select(Job).where(Job.key.like(f"interop.deliver-retry:{delivery_id}:%")).order_by(Job.created_at)
+        return list(session.execute(query).scalars())
+
+
+def _run_when_due(jobs: list[Job]) -> None:
+    """Sleep until the last delayed retry is due (the policy's seconds), then run the queue."""
+    time.sleep(max(0.0, (max(job.next_run_at for job in jobs) - utcnow()).total_seconds()) + 0.05)
+    run_jobs()
+
+
+def test_send_retry_policy_paces_the_upload_then_stops_in_error(kit: Kit, vitam_sim: Simulator) -> None:
+    add_connector(kit, "vitam", "vitam", vitam_config(vitam_sim, send_retry_policy="1s X 2"))
+    vitam_sim.scenario(faults={"send": ["500", "500", "500"]})
+    identifier = f"{kit.slug}-relances"
+    first_job = ask_delivery(kit, store_sip(identifier), "vitam", "k1", None)
+    run_jobs()
+    delivery = delivery_of(kit.tenant_id, "k1")
+    assert delivery.status == "sending" and "essai 1 en échec" in (delivery.error or "")
+    assert "erreur 500" in (delivery.error or "")
+
+    _run_when_due(_send_retries(delivery.id))
+    _run_when_due(_send_retries(delivery.id))
+    delivery = delivery_of(kit.tenant_id, "k1")
+    assert delivery.status == "error"
+    assert (delivery.error or "").startswith("échec après 3 essai(s) (toutes les 1 s × 2)")
+    uploads = [line for line in vitam_sim.state.requests if line == "POST /ingest-external/v1/ingests"]
+    assert len(uploads) == 3 and vitam_sim.sends(identifier) == 0 and len(_send_retries(delivery.id)) == 2
+    with new_session() as session:  # each try's job ended normally: the policy, not the kernel, counted the tries
+        keys = [first_job, *(job.id for job in _send_retries(delivery.id))]
+        assert {session.get(Job, key).status for key in keys} == {queue.DONE}  # type: ignore[union-attr]
+    assert follow_jobs(delivery.id) == []
+
+
+def test_following_keeps_retry_policy_when_send_retry_policy_is_set(kit: Kit, vitam_sim: Simulator) -> None:
+    config = vitam_config(vitam_sim, retry_policy="1s X 1", send_retry_policy="1s X 3")
+    assert add_connector(kit, "vitam", "vitam", config)["config"]["send_retry_policy"] == "1s X 3"
+    vitam_sim.scenario(faults={"send": ["500"]}, pending_checks=100)
+    identifier = f"{kit.slug}-suivi"
+    ask_delivery(kit, store_sip(identifier), "vitam", "k1", None)
+    run_jobs()
+    delivery = delivery_of(kit.tenant_id, "k1")
+    _run_when_due(_send_retries(delivery.id))  # the second try goes through
+    assert delivery_of(kit.tenant_id, "k1").status == "done" and vitam_sim.sends(identifier) == 1
+
+    followed = follow_until_settled(delivery.id)
+    assert followed.follow_status == "error" and followed.follow_checks == 2  # retry_policy « 1s X 1 »
+    assert "(toutes les 1 s × 1)" in (followed.follow_error or "")
+
+
+def test_a_bad_send_retry_policy_is_refused_in_french(kit: Kit) -> None:
+    config = {"url": "http://127.0.0.1:1", "tenant": 1, "send_retry_policy": "souvent"}
+    response = kit["admin"].post("/interop/connectors", json={"name": "v", "kind": "vitam", "config": config})
+    assert response.status_code == 422 and "politique de relance illisible : « souvent »" in response.text
