@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date
-from typing import Any, cast
+from typing import Any
 
-import sqlalchemy.dialects.postgresql  # noqa: F401  # registers to_tsvector's PostgreSQL form before func uses it
-from sqlalchemy import ColumnElement, Index, Table, func, literal_column, select, text
+from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.orm import Session, selectinload
 
-from ged.models import Document, ReindexRun, SearchEntry, Version
+from ged.models import SEARCH_TERMS_VECTOR, Document, ReindexRun, SearchEntry, Version
 from ged.terms import normalise
 from socle.db import utcnow
 from socle.errors import NotFound
@@ -27,14 +26,8 @@ log = logging.getLogger("ged.indexing")
 # scan. PostgreSQL also stops recording word positions past 16,383, so more would not help phrases.
 MAX_TEXT_CHARS = 200_000
 
-# The terms as PostgreSQL's full-text vector. ``simple``: the terms are already French stems, it only splits
-# them. Queries must use this exact expression for the planner to use the GIN index below.
-TERMS_VECTOR = func.to_tsvector(literal_column("'simple'::regconfig"), SearchEntry.__table__.c.terms)
-
-# The GIN index made by migration ged0003, declared on the table so that models and migrations compare
-# equal (tests/test_migrations.py). PostgreSQL only: SQLite has the FTS5 table of the same migration.
-TERMS_INDEX = Index("ix_ged_search_terms_fts", TERMS_VECTOR, postgresql_using="gin").ddl_if(dialect="postgresql")
-cast(Table, SearchEntry.__table__).append_constraint(TERMS_INDEX)
+# The terms as PostgreSQL's full-text vector (declared with the table, in ged.models, with its GIN index).
+TERMS_VECTOR = SEARCH_TERMS_VECTOR
 
 
 def index_document(session: Session, document: Document) -> None:

@@ -6,9 +6,23 @@ elimination proposals. Content lives in the object store, referenced by digest (
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+import sqlalchemy.dialects.postgresql  # noqa: F401  # registers to_tsvector's PostgreSQL form before func uses it
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    literal_column,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from socle.db import UTCDateTime, new_id, utcnow
@@ -267,6 +281,16 @@ class SearchEntry(GedBase):
     field_values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     terms: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# The terms as PostgreSQL's full-text vector. ``simple``: the terms are already French stems, it only splits
+# them. Queries must use this exact expression for the planner to use the GIN index (made by migration
+# ged0003); declared here, with the table, so that models and migrations compare equal whoever imports what.
+# PostgreSQL only: SQLite has the FTS5 table of the same migration.
+SEARCH_TERMS_VECTOR = func.to_tsvector(literal_column("'simple'::regconfig"), SearchEntry.__table__.c.terms)
+cast(Table, SearchEntry.__table__).append_constraint(
+    Index("ix_ged_search_terms_fts", SEARCH_TERMS_VECTOR, postgresql_using="gin").ddl_if(dialect="postgresql")
+)
 
 
 class ReindexRun(GedBase):
