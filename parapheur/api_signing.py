@@ -7,13 +7,11 @@ Registered by parapheur.api.create_app, after the engine's routes.
 from __future__ import annotations
 
 import base64
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
-from parapheur import bulk_actions, external, notify, report, service, signature_acts
+from parapheur import bulk_actions, external, notify, report, service, signature_acts, signing
 from parapheur.schemas import (
     BulkIn,
     BulkOut,
@@ -29,7 +27,6 @@ from parapheur.schemas import (
 )
 from socle.errors import NotFound
 from socle.files import display_name
-from socle.settings import get_settings
 from socle.web import PrincipalDep, SessionDep, content_disposition, object_response
 
 # Every route needs an API token except the external ones, public on purpose: the one-time secret in the
@@ -86,18 +83,12 @@ def detached_signature(principal: PrincipalDep, session: SessionDep, folder_id: 
 @signatures.get("/{folder_id}/bordereau", summary="Bordereau de l'historique (PDF)")
 def bordereau(principal: PrincipalDep, session: SessionDep, folder_id: str) -> Response:
     folder = service.folder_for(session, principal, folder_id)
-    with tempfile.TemporaryDirectory(dir=_work_dir()) as scratch:
-        path = Path(scratch) / "bordereau.pdf"
+    with signing.scratch_dir() as scratch:
+        path = scratch / "bordereau.pdf"
         report.write_bordereau(session, folder, path)
         content = path.read_bytes()
     headers = {"Content-Disposition": content_disposition(f"bordereau-{folder.id}.pdf")}
     return Response(content, media_type="application/pdf", headers=headers)
-
-
-def _work_dir() -> Path:
-    folder = get_settings().data_dir / "tmp"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @bulk_router.post("/folders/bulk", status_code=202, response_model=BulkOut, summary="Viser ou signer une sélection")

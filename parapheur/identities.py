@@ -279,11 +279,6 @@ def seal_rows(session: Session, tenant_id: str) -> list[SigningIdentity]:
     )
 
 
-def load_identity(session: Session, tenant_id: str, username: str) -> pades.SigningIdentity:
-    """Decrypt and load a user's identity (cached per process). :raises Conflict: none registered."""
-    return load_row(user_identity_row(session, tenant_id, username))
-
-
 def load_row(row: SigningIdentity) -> pades.SigningIdentity:
     """The loaded key of an identity row, cached per process and keyed by its certificate and secrets.
 

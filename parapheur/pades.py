@@ -84,6 +84,9 @@ class PdfError(ValueError):
     """The document cannot be processed; the message (in French) can be shown to a user."""
 
 
+DAMAGED_PDF = "Le fichier PDF est endommagé ou illisible."  # one message for any unreadable PDF
+
+
 class IdentityError(ValueError):
     """The signing identity cannot be loaded or created; the message (in French) can be shown."""
 
@@ -191,7 +194,7 @@ def _examine(path: Path) -> _PdfFacts:
     except pikepdf.PasswordError as exc:
         raise PdfError("Le PDF est protégé par un mot de passe : il ne peut pas être signé.") from exc
     except (pikepdf.PdfError, OSError, ValueError) as exc:
-        raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+        raise PdfError(DAMAGED_PDF) from exc
     with pdf:
         if pdf.is_encrypted:
             raise PdfError("Le PDF est chiffré : retirez la protection avant de le signer.")
@@ -231,7 +234,7 @@ def _check_signer_can_read(path: Path) -> None:
             reader = PdfFileReader(stream, strict=False)
             reader.root["/Pages"].get_object()["/Count"]
         except _PARSER_FAILURES as exc:
-            raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+            raise PdfError(DAMAGED_PDF) from exc
 
 
 # pyHanko's parser trips on some damaged files with bare Python errors: a startxref that points to an object
@@ -720,7 +723,7 @@ def _run_signer(
     except PyHankoSigningError as exc:
         raise _signing_failure(exc, request.level) from exc
     except pdf_misc.PdfError as exc:
-        raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+        raise PdfError(DAMAGED_PDF) from exc
 
 
 def _signing_failure(exc: PyHankoSigningError, level: SignatureLevel) -> Exception:
@@ -826,7 +829,7 @@ def _reader(document: BinaryIO) -> PdfFileReader:
     try:
         return PdfFileReader(document, strict=False)
     except pdf_misc.PdfError as exc:
-        raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+        raise PdfError(DAMAGED_PDF) from exc
 
 
 def _document_level(document: BinaryIO, roots: list[asn1_x509.Certificate]) -> SignatureLevel:
@@ -913,7 +916,7 @@ def _upgrade_errors(target: SignatureLevel) -> Iterator[None]:
         wrapped.__cause__ = exc
         raise _signing_failure(wrapped, target) from exc
     except pdf_misc.PdfError as exc:
-        raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+        raise PdfError(DAMAGED_PDF) from exc
 
 
 # --------------------------------------------------------------------------- stamp font
@@ -968,7 +971,7 @@ def verify_pdf(path: Path, trust_roots: list[bytes]) -> list[SignatureCheck]:
             reader = PdfFileReader(stream, strict=False)
             embedded = list(reader.embedded_regular_signatures)
         except pdf_misc.PdfError as exc:
-            raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+            raise PdfError(DAMAGED_PDF) from exc
         return [_check_signature(signature, roots) for signature in embedded]
 
 
@@ -1130,7 +1133,7 @@ def _reports(stream: BinaryIO, roots: list[asn1_x509.Certificate], *, allow_fetc
         evidence = _Evidence(roots, _read_dss(reader), timestamps, allow_fetching, reader)
         return [_report(signature, evidence) for signature in reader.embedded_regular_signatures]
     except pdf_misc.PdfError as exc:
-        raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+        raise PdfError(DAMAGED_PDF) from exc
 
 
 def _read_dss(reader: PdfFileReader) -> DocumentSecurityStore | None:

@@ -332,7 +332,7 @@ def _run(coroutine: Any) -> Any:
     except PyHankoSigningError as exc:
         raise PdfError(f"La préparation de la signature a échoué : {exc}") from exc
     except pdf_misc.PdfError as exc:
-        raise PdfError("Le fichier PDF est endommagé ou illisible.") from exc
+        raise PdfError(pades.DAMAGED_PDF) from exc
 
 
 def _b64encode(data: bytes) -> str:
