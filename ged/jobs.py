@@ -307,7 +307,7 @@ def _type_export(document: Any, document_type: Any) -> dict[str, Any] | None:
     if document_type is None:
         return None
     # The DUA's own starting date (the type's rule), not the end minus the months: month ends are clamped.
-    start = types._start(document, document_type.dua_event) if document_type.dua_months is not None else None
+    start = types.dua_start(document, document_type.dua_event) if document_type.dua_months is not None else None
     return {
         "code": document_type.code,
         "name": document_type.name,

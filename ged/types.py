@@ -328,11 +328,12 @@ def dua_ends_on(document: Document, document_type: DocumentType | None) -> date 
     while the starting event has no date (the DUA has not started)."""
     if document_type is None or document_type.dua_months is None:
         return None
-    start = _start(document, document_type.dua_event)
+    start = dua_start(document, document_type.dua_event)
     return None if start is None else add_months(start, document_type.dua_months)
 
 
-def _start(document: Document, event: str) -> date | None:
+def dua_start(document: Document, event: str) -> date | None:
+    """The date the DUA starts from for ``event`` (creation, document_date or a field name); None while unknown."""
     if event == "creation":
         return document.created_at.date() if document.created_at else utcnow().date()
     version = document.current

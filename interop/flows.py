@@ -545,9 +545,9 @@ def _event(
 
 def s2low(connector: Connector) -> S2lowConnector:
     """The S²LOW client of a TdT connector, its secrets decrypted."""
-    from interop.service import _secrets
+    from interop.service import connector_secrets
 
-    return S2lowConnector(connector.name, connector.config, _secrets(connector))
+    return S2lowConnector(connector.name, connector.config, connector_secrets(connector))
 
 
 def fetch_classification(session: Session, principal: Principal, connector_name: str) -> TdtClassification:
@@ -1053,11 +1053,11 @@ def _signature_connector(flow: Flow) -> str:
 
 
 def _parapheur(connector: Connector) -> ParapheurConnector:
-    from interop.service import _secrets
+    from interop.service import connector_secrets
 
     if connector.kind != "parapheur":
         raise InvalidInput(f"« {connector.name} » n'est pas un connecteur de parapheur (signature)")
-    return ParapheurConnector(connector.name, connector.config, _secrets(connector))
+    return ParapheurConnector(connector.name, connector.config, connector_secrets(connector))
 
 
 def _to_sign(flow: Flow) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

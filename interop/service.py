@@ -140,7 +140,7 @@ def update_connector(session: Session, principal: Principal, name: str, config: 
     """
     principal.require(Role.ADMIN)
     connector = get_connector(session, principal.tenant_id, name)
-    kept = _secrets(connector)
+    kept = connector_secrets(connector)
     given = {key: config[key] for key in SECRET_FIELDS if key in config}
     merged = {**{key: value for key, value in kept.items() if key not in given}, **config}
     checked = _validated(CONFIG_MODELS[connector.kind], merged)
@@ -223,7 +223,8 @@ def _signature_connector(flow: Flow) -> str | None:
     return signature.get("connector") if isinstance(signature, dict) else None
 
 
-def _secrets(connector: Connector) -> dict[str, str]:
+def connector_secrets(connector: Connector) -> dict[str, str]:
+    """The connector's stored credentials, decrypted (name -> value); never sent back by the API."""
     stored = connector.config.get("secrets") or {}
     return {name: secrets.decrypt(token.encode()).decode() for name, token in stored.items()}
 
@@ -234,11 +235,11 @@ def implementation(connector: Connector) -> ConnectorImpl:
         folder = folder_for(root, slug, connector.config["path"])
         return DepotConnector(folder, connector.name, root / slug, Layout.of(connector.config))
     if connector.kind == "vitam":
-        return VitamConnector(connector.name, connector.config, _secrets(connector))
+        return VitamConnector(connector.name, connector.config, connector_secrets(connector))
     if connector.kind == "asalae":
-        return AsalaeConnector(connector.name, connector.config, _secrets(connector))
+        return AsalaeConnector(connector.name, connector.config, connector_secrets(connector))
     if connector.kind in OTHER_KINDS:
-        return OTHER_KINDS[connector.kind](connector.name, connector.config, _secrets(connector))
+        return OTHER_KINDS[connector.kind](connector.name, connector.config, connector_secrets(connector))
     raise InvalidInput(f"type de connecteur inconnu : {connector.kind}")
 
 

@@ -35,7 +35,7 @@ def stored_secrets(kit: Kit, name: str) -> tuple[dict[str, str], dict[str, str]]
     """The connector's secrets as decrypted by the service, and as stored (encrypted)."""
     with new_session() as session:
         connector = service.get_connector(session, kit.tenant_id, name)
-        return service._secrets(connector), dict(connector.config["secrets"])
+        return service.connector_secrets(connector), dict(connector.config["secrets"])
 
 
 def audit_of(kit: Kit, action: str) -> list[AuditEntry]:

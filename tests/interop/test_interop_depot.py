@@ -137,8 +137,6 @@ def test_connector_creation_refusals(make_kit: Callable[..., Kit]) -> None:
 
 
 def test_connectors_never_show_secrets(kit: Kit) -> None:
-    created = create_connector(kit, "avec-secret", "sae", secret_password="motdepasse-tres-secret")
-    assert created.status_code == 201
     # A connector kind with credentials keeps them in its configuration: they must stay on the server.
     with transaction() as session:
         session.add(
@@ -149,12 +147,7 @@ def test_connectors_never_show_secrets(kit: Kit) -> None:
                 config={"path": "p", "tenant_slug": kit.slug, "secret_token": "jeton-tres-secret"},
             )
         )
-    answers = [
-        created,
-        kit["admin"].get("/interop/connectors"),
-        kit["admin"].get("/interop/connectors/pastell"),
-        kit["admin"].get("/interop/connectors/avec-secret"),
-    ]
+    answers = [kit["admin"].get("/interop/connectors"), kit["admin"].get("/interop/connectors/pastell")]
     for response in answers:
         assert response.status_code in (200, 201)
         assert "tres-secret" not in response.text and "secret_" not in response.text
