@@ -7,9 +7,15 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 import archive.api
+import archive.ui
 import ged.api
+import ged.ui
 import interop.api
+import interop.ui
 import parapheur.api
+import parapheur.ui
+from socle.ui import admin as kernel_admin
+from socle.ui.app import create_ui_app
 from socle.web import health_router, install_error_handlers
 
 # Registered explicitly: a service whose module fails to import stops the kit loudly.
@@ -33,7 +39,13 @@ def create_app() -> FastAPI:
     app.include_router(health_router())
     for name, factory in SERVICE_APPS.items():
         app.mount(f"/{name}", factory())
+    # The web interface last: its pages use French paths (/bureau, /documents…) that no API prefix shadows.
+    app.mount("/", create_ui_app(UI_ROUTERS))
     return app
+
+
+# Each service's pages (its ui.py), plus the kernel's administration of accounts.
+UI_ROUTERS = [parapheur.ui.router, ged.ui.router, archive.ui.router, interop.ui.router, kernel_admin.router]
 
 
 def create_service(name: str) -> FastAPI:

@@ -107,6 +107,16 @@ def get_user(session: Session, tenant: Tenant, username: str) -> User:
     return user
 
 
+def set_password(session: Session, user: User, password: str) -> None:
+    """Set a local account's sign-in password; the user's open web sessions are closed."""
+    from socle.ui.passwords import hash_password
+    from socle.ui.sessions import close_user_sessions
+
+    user.password_hash = hash_password(password)
+    close_user_sessions(session, user.id)
+    _audit(session, user.tenant_id, "user.password_set", "user", user.id)
+
+
 def issue_token(session: Session, user: User, label: str = "") -> str:
     """Return a new token; it is shown once and only its hash is kept."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)

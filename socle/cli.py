@@ -76,11 +76,17 @@ def serve(service: str | None, host: str, port: int) -> None:
 @cli.command(help="Lancer un worker rq pour un ou plusieurs services (demande SOCLE_REDIS_URL).")
 @click.argument("services", nargs=-1, required=True, type=click.Choice(SERVICES))
 @click.option("--burst", is_flag=True, help="S'arrêter quand la file est vide.")
-def worker(services: tuple[str, ...], burst: bool) -> None:
+@click.option(
+    "--no-fork",
+    is_flag=True,
+    help="Exécuter chaque tâche dans le processus du worker (sans fork) : moitié moins de processeur par tâche "
+    "courte ; garder le fork pour les tâches qui chargent des bibliothèques non sûres après fork (archives).",
+)
+def worker(services: tuple[str, ...], burst: bool, no_fork: bool) -> None:
     from socle.queue import run_worker
 
     _logging(logging.INFO)
-    run_worker(list(services), burst=burst)
+    run_worker(list(services), burst=burst, fork=not no_fork)
 
 
 @cli.group(cls=_Group, invoke_without_command=True, help="Tâches de fond : échecs, tâches bloquées, relance.")
@@ -221,6 +227,34 @@ def tenant_revoke(slug: str, username: str) -> None:
     with transaction() as session:
         count = revoke_tokens(session, get_user(session, get_tenant(session, slug), username))
     click.echo(f"{count} jeton(s) révoqué(s) pour {username}.")
+
+
+@tenant.command("password", help="Définir le mot de passe de connexion à l'interface web d'un utilisateur.")
+@click.argument("slug")
+@click.argument("username")
+@click.password_option("--password", prompt="Nouveau mot de passe", help="Sinon demandé (12 caractères au moins).")
+def tenant_password(slug: str, username: str, password: str) -> None:
+    from socle.auth import get_tenant, get_user, set_password
+    from socle.db import transaction
+
+    with transaction() as session:
+        set_password(session, get_user(session, get_tenant(session, slug), username), password)
+    click.echo(f"Mot de passe de {username} enregistré ; ses sessions ouvertes sont fermées.")
+
+
+@cli.group(cls=_Group, help="Interface web : catalogues de traduction.")
+def ui() -> None:
+    pass
+
+
+@ui.command("catalogues", help="Mettre à jour les catalogues anglais (messages français extraits des pages).")
+@click.argument("packages", nargs=-1)
+def ui_catalogues(packages: tuple[str, ...]) -> None:
+    from socle.ui.catalogues import update
+
+    for package in packages or ("socle.ui", "parapheur", "ged", "archive", "interop"):
+        untranslated = update(package)
+        click.echo(f"{package:10} {untranslated} message(s) à traduire")
 
 
 @cli.command(help="Afficher les réglages en vigueur (secrets masqués).")

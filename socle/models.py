@@ -39,6 +39,40 @@ class User(KernelBase):
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Local sign-in (scrypt, see socle.ui.passwords); None for accounts that sign in only through OpenID Connect.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    # "<provider>|<sub>" of the OpenID Connect identity bound to this account, if any.
+    oidc_subject: Mapped[str | None] = mapped_column(String(300), index=True)
+    locale: Mapped[str] = mapped_column(String(8), default="fr", server_default="fr")
+
+
+class UiSession(KernelBase):
+    """A signed-in browser. Only the SHA-256 of the cookie's value is kept, like API tokens."""
+
+    __tablename__ = "ui_sessions"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(100), default="password")  # "password" or "oidc:<provider>"
+    id_token: Mapped[str | None] = mapped_column(Text)  # kept for the provider's logout (id_token_hint)
+    flash: Mapped[list[Any]] = mapped_column(JSON, default=list)  # messages shown once, after a redirect
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class LoginAttempt(KernelBase):
+    """A failed sign-in, counted per account and per client address to slow down password guessing."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (Index("ix_login_attempts_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class ApiToken(KernelBase):

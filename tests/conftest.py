@@ -126,6 +126,20 @@ USERS: dict[str, tuple[str, list[str]]] = {
 }
 
 
+UI_PASSWORD = "mot de passe de test"  # every kit user's password for the web interface
+_UI_PASSWORD_HASH: str | None = None
+
+
+def ui_password_hash() -> str:
+    """Hashed once per run: scrypt is slow on purpose."""
+    global _UI_PASSWORD_HASH
+    if _UI_PASSWORD_HASH is None:
+        from socle.ui.passwords import hash_password
+
+        _UI_PASSWORD_HASH = hash_password(UI_PASSWORD)
+    return _UI_PASSWORD_HASH
+
+
 @pytest.fixture(scope="session")
 def app() -> Any:
     from socle.app import create_app
@@ -144,6 +158,7 @@ def make_kit(app: Any) -> Iterator[Callable[..., Kit]]:
             kit = Kit(slug, tenant.id)
             for username, (display_name, roles) in USERS.items():
                 user = create_user(session, tenant, username, display_name, roles)
+                user.password_hash = ui_password_hash()
                 kit.tokens[username] = issue_token(session, user, "tests")
             if with_identity:
                 from parapheur.identities import import_identity

@@ -1,0 +1,7 @@
+"""Web pages of the interop service (server-rendered; see socle.ui)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

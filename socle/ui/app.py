@@ -1,0 +1,126 @@
+"""The web interface as one FastAPI app, mounted at ``/`` beside the services' APIs (``socle serve``).
+
+Security headers are set on every answer: a strict Content Security Policy (no inline script or style, no
+third party), no framing, no referrer leak, and no caching of pages that show public records.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from socle.errors import SocleError
+from socle.ui import rendering
+from socle.ui.web import CsrfRejected, LoginRequired, login_url, render
+from socle.web import BodyLimit
+
+log = logging.getLogger("socle.ui")
+
+CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ]
+)
+_SECURITY_HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_static = scope["path"].startswith(rendering.STATIC_PREFIX + "/")
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"cache-control"]
+                headers += _SECURITY_HEADERS
+                # Assets carry their digest in the URL: cached for a year. Pages are never cached.
+                cache = b"public, max-age=31536000, immutable" if is_static else b"no-store"
+                message["headers"] = [*headers, (b"cache-control", cache)]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def create_ui_app(routers: list[APIRouter]) -> FastAPI:
+    from socle.ui import shell
+
+    app = FastAPI(title="socle — interface", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)
+    app.mount(rendering.STATIC_PREFIX, StaticFiles(directory=rendering.STATIC_DIR), name="static")
+    app.include_router(shell.router)
+    for router in routers:
+        app.include_router(router)
+    app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(CsrfRejected, _csrf_rejected)
+    app.add_exception_handler(SocleError, _socle_error)
+    app.add_exception_handler(RequestValidationError, _bad_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    return app
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    # The trace goes to the log only: a user never sees the inside of the kit.
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error_page(request, 500, "Erreur interne", "Une erreur inattendue s'est produite ; elle est journalisée.")
+
+
+async def _login_required(request: Request, exc: Exception) -> Response:
+    return RedirectResponse(login_url(request), status_code=303)
+
+
+async def _csrf_rejected(request: Request, exc: Exception) -> Response:
+    return _error_page(
+        request,
+        403,
+        "Formulaire expiré",
+        "Ce formulaire a expiré ou ne vient pas de cette page. Rechargez la page puis recommencez.",
+    )
+
+
+async def _socle_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SocleError)
+    return _error_page(request, exc.status, exc.title, exc.detail)
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return _error_page(request, 400, "Requête invalide", "L'adresse ou le formulaire contient une valeur invalide.")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        return _error_page(request, 404, "Page introuvable", "Cette page n'existe pas ou vous n'y avez pas accès.")
+    return _error_page(request, exc.status_code, "Erreur", str(exc.detail))
+
+
+def _error_page(request: Request, status: int, title: str, detail: str, **extra: Any) -> Response:
+    return render(request, "socle/error.html", {"title": title, "detail": detail, **extra}, status=status)

@@ -1,0 +1,87 @@
+"""Keep each package's English catalogues in step with its French pages.
+
+Messages are extracted from the package's templates (``{{ _("…") }}``, ``{% trans %}``) and from its Python
+UI code (``t(request, "…")``, ``Section("…")``); a catalogue gains the new ones (empty, to translate) and
+keeps the translations it has. ``missing()`` lists what is not translated yet: the tests call it.
+
+Administration pages (templates ``admin*.html``, modules ``admin.py`` and ``ui_admin*.py``) have their own
+catalogue, ``admin.po``, beside ``messages.po``: the two can be edited apart. Pages read both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_file
+from babel.messages.pofile import read_po, write_po
+
+_KEYWORDS = {"_": None, "gettext": None, "t": (2,), "Section": (1,), "_error_page": (3, 4)}
+
+
+def _package_dir(package: str) -> Path:
+    return Path(str(resources.files(package)))
+
+
+def catalogue_path(package: str, locale: str = "en", domain: str = "messages") -> Path:
+    return _package_dir(package) / "locale" / locale / "LC_MESSAGES" / f"{domain}.po"
+
+
+def domain_of(path: Path) -> str:
+    return "admin" if path.name.startswith(("admin", "ui_admin")) else "messages"
+
+
+def _sources(package: str) -> Iterator[tuple[str, Path]]:
+    root = _package_dir(package)
+    for template in sorted((root / "templates").rglob("*.html")):
+        yield "jinja2.ext:babel_extract", template
+    for name in ("ui.py", "admin.py", "shell.py", "web.py", "app.py", "oidc.py"):
+        if (root / name).is_file():
+            yield "python", root / name
+    for module in sorted(root.glob("ui_*.py")):
+        yield "python", module
+
+
+def extract(package: str, domain: str | None = None) -> set[str]:
+    messages: set[str] = set()
+    for method, path in _sources(package):
+        if domain is not None and domain_of(path) != domain:
+            continue
+        options = {"extensions": "jinja2.ext.i18n", "trimmed": "false"} if method.startswith("jinja2") else {}
+        for _lineno, message, _comments, _context in extract_from_file(
+            method, str(path), keywords=_KEYWORDS, options=options
+        ):
+            texts = message if isinstance(message, tuple) else (message,)
+            messages.update(text for text in texts if text)
+    return messages
+
+
+def _read(package: str, locale: str) -> Catalog:
+    path = catalogue_path(package, locale)
+    if not path.is_file():
+        return Catalog(locale=locale, project="socle")
+    with path.open("rb") as source:
+        return read_po(source, locale=locale)
+
+
+def update(package: str, locale: str = "en") -> int:
+    """Add the new French messages to the catalogue; return how many are still untranslated."""
+    catalog = _read(package, locale)
+    for message in sorted(extract(package)):
+        if message not in catalog:
+            catalog.add(message, "")
+    path = catalogue_path(package, locale)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("wb") as target:
+        write_po(target, catalog, width=120, sort_output=True, omit_header=False)
+    temporary.replace(path)
+    return len(missing(package, locale))
+
+
+def missing(package: str, locale: str = "en") -> list[str]:
+    """French messages of the package's pages that have no translation in the catalogue."""
+    catalog = _read(package, locale)
+    return sorted(message for message in extract(package) if message not in catalog or not catalog[message].string)

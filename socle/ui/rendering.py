@@ -1,0 +1,155 @@
+"""Server-side rendering of the web interface: Jinja2 templates, French first, English from catalogues.
+
+Each service registers its own templates folder (``<package>/templates``) and catalogues
+(``<package>/locale/en/LC_MESSAGES/*.po``); templates are named ``<package>/<file>.html``.
+Message ids are the French texts themselves, so French needs no catalogue and can never show a raw id.
+Catalogues are read from their ``.po`` sources at start-up: no compiled file is kept in the repository.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from babel.dates import format_date, format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_decimal
+from babel.support import NullTranslations, Translations
+
+LOCALES = ("fr", "en")
+DEFAULT_LOCALE = "fr"
+LOCALE_NAMES = {"fr": "Français", "en": "English"}
+_TZ = ZoneInfo("Europe/Paris")  # collectivités work in French local time; times are stored in UTC
+
+
+@dataclass(frozen=True)
+class Section:
+    """An entry of the main navigation, shown to users holding one of ``roles`` (empty: everyone)."""
+
+    title: str  # French; translated through the catalogues
+    url: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    order: int = 50
+
+
+_packages: list[str] = ["socle.ui"]
+_sections: list[Section] = []
+
+
+def register(package: str, *sections: Section) -> None:
+    """Declare a package's templates and catalogue, and its navigation entries. Call at import time."""
+    if package not in _packages:
+        _packages.append(package)
+        _environment.cache_clear()
+        translations.cache_clear()
+    for section in sections:
+        if section not in _sections:
+            _sections.append(section)
+    _sections.sort(key=lambda section: (section.order, section.title))
+
+
+def sections_for(roles: frozenset[str]) -> list[Section]:
+    return [s for s in _sections if not s.roles or roles & s.roles or "admin" in roles]
+
+
+def _template_folder(package: str) -> Path:
+    return Path(str(resources.files(package))) / "templates"
+
+
+@cache
+def translations(locale: str) -> NullTranslations:
+    if locale == DEFAULT_LOCALE:
+        return NullTranslations()
+    merged = Translations()
+    for package in _packages:
+        folder = Path(str(resources.files(package))) / "locale" / locale / "LC_MESSAGES"
+        for po in sorted(folder.glob("*.po")):
+            with po.open("rb") as source:
+                catalog = read_po(source, locale=locale)
+            compiled = io.BytesIO()
+            write_mo(compiled, catalog)
+            compiled.seek(0)
+            merged.merge(Translations(compiled))
+    return merged
+
+
+def gettext(locale: str, message: str, **values: Any) -> str:
+    text = translations(locale).gettext(message)
+    return text % values if values else text
+
+
+@cache
+def _environment(locale: str) -> jinja2.Environment:
+    loader = jinja2.PrefixLoader(
+        {package.split(".")[0]: jinja2.FileSystemLoader(_template_folder(package)) for package in _packages}
+    )
+    env = jinja2.Environment(
+        loader=loader,
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,  # a missing value is a bug to see in the tests, not a blank
+    )
+    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["date"] = lambda value: _format_date(value, locale)
+    env.filters["datetime"] = lambda value: _format_datetime(value, locale)
+    env.filters["number"] = lambda value: format_decimal(value, locale=locale) if value is not None else ""
+    env.filters["filesize"] = lambda value: _format_size(value, locale)
+    env.globals["static"] = static_url
+    env.globals["LOCALE_NAMES"] = LOCALE_NAMES
+    return env
+
+
+def render_template(locale: str, name: str, context: dict[str, Any]) -> str:
+    return _environment(locale if locale in LOCALES else DEFAULT_LOCALE).get_template(name).render(context)
+
+
+def _format_date(value: date | datetime | None, locale: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.astimezone(_TZ).date() if value.tzinfo else value.date()
+    return format_date(value, format="long", locale=locale)
+
+
+def _format_datetime(value: datetime | None, locale: str) -> str:
+    if value is None:
+        return ""
+    return format_datetime(value, format="medium", tzinfo=_TZ, locale=locale)
+
+
+def _format_size(value: int | None, locale: str) -> str:
+    if value is None:
+        return ""
+    for unit in ("o", "Kio", "Mio", "Gio"):
+        if value < 1024 or unit == "Gio":
+            shown = format_decimal(round(value, 1), locale=locale)
+            return f"{shown}\u00a0{unit if locale == 'fr' else unit.replace('o', 'B')}"
+        value /= 1024  # type: ignore[assignment]
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Static assets: served by the kit itself, with a digest in the URL so they can be cached for a year.
+
+STATIC_DIR = Path(__file__).parent / "static"
+STATIC_PREFIX = "/static"
+
+
+@cache
+def _static_digest(name: str) -> str:
+    return hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:12]
+
+
+def static_url(name: str) -> str:
+    return f"{STATIC_PREFIX}/{name}?v={_static_digest(name)}"

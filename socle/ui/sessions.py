@@ -1,0 +1,173 @@
+"""Browser sessions of the web interface: opened at sign-in, checked on every page, closed at sign-out.
+
+The cookie holds a random value; the database keeps only its SHA-256 (like API tokens), the user, the
+tenant and the session's CSRF token. A session ends after an idle period or an absolute lifetime.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from socle import audit
+from socle.auth import Principal, hash_token
+from socle.db import utcnow
+from socle.models import LoginAttempt, Tenant, UiSession, User
+
+COOKIE = "socle_session"
+IDLE = timedelta(hours=2)
+LIFETIME = timedelta(hours=12)
+_TOUCH_EVERY = timedelta(minutes=1)  # last_seen is written at most once a minute, not on every page
+
+# Sign-in throttling: failures counted over a window, per account and per client address.
+ATTEMPT_WINDOW = timedelta(minutes=15)
+MAX_FAILURES_PER_ACCOUNT = 5
+MAX_FAILURES_PER_ADDRESS = 20
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """The signed-in user of a request, with what the pages need besides the principal."""
+
+    principal: Principal
+    session_id: str
+    csrf_token: str
+    locale: str
+
+
+def open_session(
+    db: Session, user: User, *, method: str = "password", id_token: str | None = None, client: str = ""
+) -> str:
+    """Record a new session for ``user`` and return the cookie value (shown once, never stored)."""
+    value = secrets.token_urlsafe(32)
+    now = utcnow()
+    db.add(
+        UiSession(
+            token_hash=hash_token(value),
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            csrf_token=secrets.token_urlsafe(32),
+            method=method,
+            id_token=id_token,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + LIFETIME,
+        )
+    )
+    audit.record(
+        db,
+        tenant_id=user.tenant_id,
+        actor=f"user:{user.username}",
+        action="session.opened",
+        object_type="user",
+        object_id=user.id,
+        details={"method": method, "client": client},
+    )
+    return value
+
+
+def read_session(db: Session, value: str | None) -> SignedIn | None:
+    """The session behind a cookie value, or None if it is unknown, expired, or its user was disabled."""
+    if not value:
+        return None
+    row = db.execute(
+        select(UiSession, User, Tenant)
+        .join(User, User.id == UiSession.user_id)
+        .join(Tenant, Tenant.id == UiSession.tenant_id)
+        .where(UiSession.token_hash == hash_token(value))
+    ).one_or_none()
+    if row is None:
+        return None
+    ui_session, user, tenant = row
+    now = utcnow()
+    if not user.active or now >= ui_session.expires_at or now - ui_session.last_seen_at > IDLE:
+        db.delete(ui_session)
+        return None
+    if now - ui_session.last_seen_at > _TOUCH_EVERY:
+        ui_session.last_seen_at = now
+    principal = Principal(
+        tenant_id=tenant.id,
+        tenant_slug=tenant.slug,
+        tenant_name=tenant.name,
+        user_id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        roles=frozenset(user.roles),
+    )
+    return SignedIn(principal, ui_session.id, ui_session.csrf_token, user.locale or "fr")
+
+
+def close_session(db: Session, value: str | None) -> UiSession | None:
+    """End the session behind a cookie value; return it (for the provider's logout) or None."""
+    if not value:
+        return None
+    ui_session = db.execute(select(UiSession).where(UiSession.token_hash == hash_token(value))).scalar_one_or_none()
+    if ui_session is None:
+        return None
+    user = db.get(User, ui_session.user_id)
+    audit.record(
+        db,
+        tenant_id=ui_session.tenant_id,
+        actor=f"user:{user.username if user else '?'}",
+        action="session.closed",
+        object_type="user",
+        object_id=ui_session.user_id,
+        details={"method": ui_session.method},
+    )
+    db.delete(ui_session)
+    return ui_session
+
+
+def close_user_sessions(db: Session, user_id: str) -> None:
+    """Sign a user out everywhere (account disabled, password changed)."""
+    db.execute(delete(UiSession).where(UiSession.user_id == user_id))
+
+
+def push_flash(db: Session, session_id: str, message: str, kind: str = "success") -> None:
+    """Keep a message to show on the next page (after a POST-redirect-GET)."""
+    ui_session = db.get(UiSession, session_id)
+    if ui_session is not None:
+        ui_session.flash = [*ui_session.flash, {"kind": kind, "message": message}]
+
+
+def pop_flash(db: Session, session_id: str) -> list[dict[str, Any]]:
+    ui_session = db.get(UiSession, session_id)
+    if ui_session is None or not ui_session.flash:
+        return []
+    messages = list(ui_session.flash)
+    ui_session.flash = []
+    return messages
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Throttling
+
+
+def throttle_wait(db: Session, account_key: str, address_key: str) -> int:
+    """Minutes to wait before another try, or 0 when sign-in is allowed for this account and address."""
+    since = utcnow() - ATTEMPT_WINDOW
+    waits = []
+    for key, limit in ((account_key, MAX_FAILURES_PER_ACCOUNT), (address_key, MAX_FAILURES_PER_ADDRESS)):
+        count, oldest = db.execute(
+            select(func.count(), func.min(LoginAttempt.at)).where(LoginAttempt.key == key, LoginAttempt.at >= since)
+        ).one()
+        if count >= limit and oldest is not None:
+            remaining = oldest.replace(tzinfo=since.tzinfo) + ATTEMPT_WINDOW - utcnow()
+            waits.append(max(1, int(remaining.total_seconds() // 60) + 1))
+    return max(waits, default=0)
+
+
+def record_failure(db: Session, *keys: str) -> None:
+    now = utcnow()
+    db.execute(delete(LoginAttempt).where(LoginAttempt.at < now - ATTEMPT_WINDOW))
+    for key in keys:
+        db.add(LoginAttempt(key=key, at=now))
+
+
+def clear_failures(db: Session, account_key: str) -> None:
+    db.execute(delete(LoginAttempt).where(LoginAttempt.key == account_key))

@@ -1,0 +1,121 @@
+"""The pages every service shares: home, sign-in, sign-out, language."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+
+from socle.models import Tenant, User
+from socle.ui import rendering, sessions
+from socle.ui.passwords import verify_password
+from socle.ui.web import LOCALE_COOKIE, DbDep, FormDep, LoginRequired, UserDep, current_user, render, safe_next, t
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, db: DbDep) -> Response:
+    try:
+        user = current_user(request, db)
+    except LoginRequired:
+        return RedirectResponse("/connexion", status_code=303)
+    return render(request, "socle/home.html", {"signed_in": user}, db=db)
+
+
+@router.get("/connexion", response_class=HTMLResponse)
+def login_page(request: Request, db: DbDep, suivant: str = "") -> Response:
+    return _login_form(request, db, suivant)
+
+
+@router.post("/connexion", response_class=HTMLResponse)
+def login(request: Request, db: DbDep, form: FormDep) -> Response:
+    values = {key: str(form.get(key, "")) for key in ("tenant", "username", "suivant")}
+    password = str(form.get("password", ""))
+    errors: dict[str, str] = {}
+    if not values["tenant"].strip():
+        errors["tenant"] = t(request, "Choisissez votre collectivité.")
+    if not values["username"].strip():
+        errors["username"] = t(request, "Saisissez votre identifiant.")
+    if not password:
+        errors["password"] = t(request, "Saisissez votre mot de passe.")
+    if errors:
+        return _login_form(request, db, values["suivant"], values=values, errors=errors, status=400)
+    account_key = f"account:{values['tenant']}/{values['username'].strip().lower()}"
+    address_key = f"address:{request.client.host if request.client else '?'}"
+    wait = sessions.throttle_wait(db, account_key, address_key)
+    if wait:
+        message = t(request, "Trop de tentatives de connexion. Réessayez dans %(minutes)s minutes.", minutes=wait)
+        return _login_form(request, db, values["suivant"], values=values, errors={"form": message}, status=429)
+    user = db.execute(
+        select(User)
+        .join(Tenant, Tenant.id == User.tenant_id)
+        .where(Tenant.slug == values["tenant"], User.username == values["username"].strip())
+    ).scalar_one_or_none()
+    if not verify_password(password, user.password_hash if user else None) or user is None or not user.active:
+        sessions.record_failure(db, account_key, address_key)
+        message = t(request, "Identifiant ou mot de passe incorrect.")
+        return _login_form(request, db, values["suivant"], values=values, errors={"form": message}, status=401)
+    sessions.clear_failures(db, account_key)
+    cookie = sessions.open_session(db, user, client=address_key)
+    return signed_in_redirect(safe_next(values["suivant"]), cookie)
+
+
+def signed_in_redirect(target: str, cookie: str) -> Response:
+    """Answer a successful sign-in: set the session cookie and go where the user was going."""
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(
+        sessions.COOKIE,
+        cookie,
+        max_age=int(sessions.LIFETIME.total_seconds()),
+        httponly=True,
+        secure=True,
+        samesite="lax",  # lax, not strict: a link from a notification mail must open the folder signed in
+    )
+    return response
+
+
+def _login_form(
+    request: Request,
+    db: DbDep,
+    suivant: str,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    tenants = db.execute(select(Tenant.slug, Tenant.name).order_by(Tenant.name)).all()
+    values = values or {}
+    if len(tenants) == 1 and not values.get("tenant"):
+        values["tenant"] = tenants[0].slug
+    context = {
+        "tenants": tenants,
+        "suivant": safe_next(suivant, ""),
+        "values": values,
+        "errors": errors or {},
+        "providers": login_providers(),
+    }
+    return render(request, "socle/login.html", context, status=status)
+
+
+def login_providers() -> list[dict[str, str]]:
+    """OpenID Connect providers offered on the sign-in page (name, title, start URL)."""
+    return []
+
+
+@router.post("/deconnexion")
+def logout(request: Request, db: DbDep, user: UserDep, form: FormDep) -> Response:
+    sessions.close_session(db, request.cookies.get(sessions.COOKIE))
+    response = RedirectResponse("/connexion", status_code=303)
+    response.delete_cookie(sessions.COOKIE, httponly=True, secure=True, samesite="lax")
+    return response
+
+
+@router.post("/langue")
+def choose_language(request: Request, form: FormDep) -> Response:
+    locale = str(form.get("locale", ""))
+    target = safe_next(str(form.get("suivant", "")))
+    response = RedirectResponse(target, status_code=303)
+    if locale in rendering.LOCALES:
+        response.set_cookie(LOCALE_COOKIE, locale, max_age=365 * 24 * 3600, secure=True, samesite="lax")
+    return response

@@ -1,0 +1,191 @@
+"""What every page of the web interface shares: who is signed in, CSRF, rendering, errors as pages.
+
+A service's pages live in its own ``ui.py`` (an ``APIRouter``) and call its domain functions with the
+signed-in principal, exactly as its API does: same rights, same tenant confinement, same 404 for another
+collectivité's objects.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Iterator
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from socle.auth import Role
+from socle.db import new_session
+from socle.errors import Forbidden
+from socle.ui import rendering
+from socle.ui.sessions import COOKIE, SignedIn, pop_flash, push_flash, read_session
+
+ANON_CSRF_COOKIE = "socle_csrf"  # double-submit token for the forms shown before sign-in
+LOCALE_COOKIE = "socle_langue"
+
+
+class LoginRequired(Exception):
+    """No valid session: the page answers with a redirect to sign-in, then back to where the user was."""
+
+
+class CsrfRejected(Exception):
+    pass
+
+
+def get_db() -> Iterator[Session]:
+    db = new_session()
+    try:
+        yield db
+        db.commit()  # session bookkeeping (last seen, flash messages) is kept even on read-only pages
+    except BaseException:
+        db.rollback()
+        raise
+    finally:
+        db.close()
+
+
+DbDep = Annotated[Session, Depends(get_db)]
+
+
+def current_user(request: Request, db: DbDep) -> SignedIn:
+    signed_in = read_session(db, request.cookies.get(COOKIE))
+    if signed_in is None:
+        db.commit()  # an expired session row is removed even though the page is refused
+        raise LoginRequired()
+    request.state.signed_in = signed_in
+    return signed_in
+
+
+UserDep = Annotated[SignedIn, Depends(current_user)]
+
+
+def require_role(user: SignedIn, *roles: Role) -> None:
+    """Raise Forbidden (shown as a page) unless the user holds one of ``roles`` or is an admin."""
+    user.principal.require(*roles)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CSRF: every form carries a token bound to the session (or, before sign-in, to a cookie).
+
+
+def csrf_token(request: Request) -> str:
+    signed_in: SignedIn | None = getattr(request.state, "signed_in", None)
+    if signed_in is not None:
+        return signed_in.csrf_token
+    token = request.cookies.get(ANON_CSRF_COOKIE) or getattr(request.state, "new_anon_csrf", None)
+    if not token:
+        token = secrets.token_urlsafe(32)
+        request.state.new_anon_csrf = token  # set as a cookie by render()
+    return token
+
+
+async def read_form(request: Request) -> FormData:
+    """The submitted form, after checking its CSRF token and that it comes from this site."""
+    form = await request.form()
+    origin = request.headers.get("origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host", ""):
+        raise CsrfRejected()
+    sent = form.get("csrf")
+    expected = [token for token in (_session_csrf(request), request.cookies.get(ANON_CSRF_COOKIE)) if token]
+    if not isinstance(sent, str) or not any(hmac.compare_digest(sent, token) for token in expected):
+        raise CsrfRejected()
+    return form
+
+
+def _session_csrf(request: Request) -> str | None:
+    """The CSRF token of the request's session, also on pages that don't require one (language choice)."""
+    signed_in: SignedIn | None = getattr(request.state, "signed_in", None)
+    if signed_in is None and request.cookies.get(COOKIE):
+        db = new_session()
+        try:
+            signed_in = read_session(db, request.cookies.get(COOKIE))
+        finally:
+            db.rollback()
+            db.close()
+    return signed_in.csrf_token if signed_in is not None else None
+
+
+FormDep = Annotated[FormData, Depends(read_form)]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Rendering
+
+
+def locale_of(request: Request) -> str:
+    chosen = request.cookies.get(LOCALE_COOKIE)
+    if chosen in rendering.LOCALES:
+        return chosen
+    signed_in: SignedIn | None = getattr(request.state, "signed_in", None)
+    return signed_in.locale if signed_in is not None else rendering.DEFAULT_LOCALE
+
+
+def render(
+    request: Request,
+    template: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status: int = 200,
+    db: Session | None = None,
+) -> HTMLResponse:
+    """Render a page with what the layout needs: the user, navigation, CSRF token, flash messages, language."""
+    signed_in: SignedIn | None = getattr(request.state, "signed_in", None)
+    locale = locale_of(request)
+    flash = pop_flash(db, signed_in.session_id) if db is not None and signed_in is not None else []
+    page = {
+        "request": request,
+        "user": signed_in.principal if signed_in else None,
+        "sections": rendering.sections_for(signed_in.principal.roles) if signed_in else [],
+        "csrf": csrf_token(request),
+        "locale": locale,
+        "flash": flash,
+        "current_path": request.url.path,
+        "errors": {},
+        "values": {},
+        **(context or {}),
+    }
+    response = HTMLResponse(rendering.render_template(locale, template, page), status_code=status)
+    new_token = getattr(request.state, "new_anon_csrf", None)
+    if new_token:
+        response.set_cookie(ANON_CSRF_COOKIE, new_token, httponly=True, secure=True, samesite="strict")
+    return response
+
+
+def redirect(
+    url: str, *, db: Session | None = None, user: SignedIn | None = None, message: str = ""
+) -> RedirectResponse:
+    """POST-redirect-GET, with an optional message shown once on the next page."""
+    if message and db is not None and user is not None:
+        push_flash(db, user.session_id, message)
+    return RedirectResponse(url, status_code=303)
+
+
+def t(request: Request, message: str, **values: Any) -> str:
+    """Translate a French message of Python code (flash messages, errors) into the page's language."""
+    return rendering.gettext(locale_of(request), message, **values)
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """Only a path on this site may be a redirect target (no open redirect to another host)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def login_url(request: Request) -> str:
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return f"/connexion?suivant={quote(here, safe='')}"
+
+
+def field_errors(exc: Exception, field: str) -> dict[str, str]:
+    """One error message tied to one field, as the form templates expect it."""
+    return {field: getattr(exc, "detail", str(exc))}
+
+
+def forbid_unless(condition: bool, message: str) -> None:
+    if not condition:
+        raise Forbidden(message)
