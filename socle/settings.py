@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -26,6 +26,27 @@ from pydantic_settings import (
 from socle.errors import SettingsError
 
 SERVICES = ("parapheur", "ged", "archive", "interop")
+
+
+class OidcProvider(BaseModel):
+    """An OpenID Connect provider offered on the sign-in page (Keycloak, ProConnect…)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,30}$", description="Identifiant court, dans les adresses.")
+    title: str = Field(min_length=1, max_length=100, description="Nom affiché : « ProConnect », « Keycloak »…")
+    issuer: str = Field(pattern=r"^https?://[^\s]+$", description="Émetteur ; la découverte est lue sous /.well-known.")
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    scopes: str = "openid email profile"
+    # ProConnect signs its userinfo answers (application/jwt): a signature is then required, never optional.
+    signed_userinfo: bool = False
+    # PKCE is added unless the provider refuses unknown authorize parameters (ProConnect).
+    pkce: bool = True
+    # How a signed-in identity finds its collectivité: a fixed one (a Keycloak per collectivité), or the
+    # SIREN at the head of the "siret" claim (ProConnect, matched with the collectivité's SIREN).
+    tenant: str | None = None
+    tenant_from_siret: bool = False
 
 
 class Settings(BaseSettings):
@@ -103,6 +124,9 @@ class Settings(BaseSettings):
     smtp_timeout: float = Field(30, gt=0, description="Délai maximal d'une opération SMTP, en secondes.")
     ged_trash_days: int = Field(
         30, ge=1, le=3650, description="Délai de restauration des documents de la corbeille GED, en jours."
+    )
+    oidc_providers: tuple[OidcProvider, ...] = Field(
+        (), description="Fournisseurs OpenID Connect de l'interface web (JSON dans l'environnement)."
     )
 
     @classmethod

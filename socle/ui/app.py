@@ -69,13 +69,14 @@ class SecurityHeaders:
 
 
 def create_ui_app(routers: list[APIRouter]) -> FastAPI:
-    from socle.ui import shell
+    from socle.ui import oidc, shell
 
     app = FastAPI(title="socle — interface", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit)
     app.mount(rendering.STATIC_PREFIX, StaticFiles(directory=rendering.STATIC_DIR), name="static")
     app.include_router(shell.router)
+    app.include_router(oidc.router)
     for router in routers:
         app.include_router(router)
     app.add_exception_handler(LoginRequired, _login_required)

@@ -99,14 +99,25 @@ def _login_form(
 
 
 def login_providers() -> list[dict[str, str]]:
-    """OpenID Connect providers offered on the sign-in page (name, title, start URL)."""
-    return []
+    """OpenID Connect providers offered on the sign-in page (title, start URL)."""
+    from socle.ui.oidc import login_providers as configured
+
+    return configured()
 
 
 @router.post("/deconnexion")
 def logout(request: Request, db: DbDep, user: UserDep, form: FormDep) -> Response:
-    sessions.close_session(db, request.cookies.get(sessions.COOKIE))
-    response = RedirectResponse("/connexion", status_code=303)
+    from socle.ui.oidc import logout_url
+
+    closed = sessions.close_session(db, request.cookies.get(sessions.COOKIE))
+    provider_logout = logout_url(closed.method, closed.id_token) if closed else None
+    if provider_logout:
+        # The provider's session is ended by a link, not a redirect: the CSP's form-action forbids a form
+        # from landing on another site, and the user may want to stay signed in there.
+        request.state.signed_in = None
+        response: Response = render(request, "socle/logged_out.html", {"provider_logout": provider_logout})
+    else:
+        response = RedirectResponse("/connexion", status_code=303)
     response.delete_cookie(sessions.COOKIE, httponly=True, secure=True, samesite="lax")
     return response
 
