@@ -26,7 +26,7 @@ import pikepdf
 import uvicorn
 
 from socle import audit, queue
-from socle.auth import create_tenant, create_user, get_tenant, get_user, issue_token, revoke_tokens
+from socle.auth import create_tenant, create_user, get_tenant, get_user, issue_token, revoke_tokens, set_password
 from socle.db import new_session, transaction
 from socle.errors import NotFound, SocleError
 from socle.migrating import upgrade_all
@@ -48,6 +48,9 @@ def say(step: str, text: str) -> None:
     print(f"[{step:>9}] {text}", flush=True)
 
 
+DEMO_PASSWORD_FILE = "interface.txt"
+
+
 def run_demo(output: str | None) -> None:
     settings = get_settings()
     mode = "embarqué (SQLite, fichiers, file en mémoire)" if settings.embedded_queue else "production (Redis)"
@@ -56,7 +59,7 @@ def run_demo(output: str | None) -> None:
     upgrade_all()
     out = Path(output or settings.data_dir / "demo").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    tokens = _prepare_tenant()
+    tokens = _prepare_tenant(out)
     with _api_server() as base_url, _workers():
         clients = {name: _client(base_url, token) for name, token in tokens.items()}
         try:
@@ -85,12 +88,16 @@ def _ensure_schemas() -> None:
     reset_settings()
 
 
-def _prepare_tenant() -> dict[str, str]:
-    """The demo collectivité, its users and a self-signed signing identity for the mayor (kept across runs)."""
+def _prepare_tenant(out: Path) -> dict[str, str]:
+    """The demo collectivité, its users and a self-signed signing identity for the mayor (kept across runs).
+
+    Each user also gets a fresh password for the web interface, written to ``out/interface.txt``.
+    """
     from parapheur.identities import import_identity
     from parapheur.pades import make_self_signed_identity
 
     tokens: dict[str, str] = {}
+    passwords: dict[str, str] = {}
     with transaction() as session:
         try:
             tenant = get_tenant(session, TENANT)
@@ -104,11 +111,23 @@ def _prepare_tenant() -> dict[str, str]:
                 user = create_user(session, tenant, username, display_name, roles)
             revoke_tokens(session, user)  # a rerun must not pile up live tokens
             tokens[username] = issue_token(session, user, "démonstration")
+            passwords[username] = random_secrets.token_urlsafe(12)
+            set_password(session, user, passwords[username])
         passphrase = random_secrets.token_urlsafe(16).encode()
         pkcs12 = make_self_signed_identity(USERS["maire"][0], tenant.name, passphrase)
         identity = import_identity(session, tenant, "maire", pkcs12, passphrase)
         say("parapheur", f"identité de signature auto-signée : {identity.subject}")
+    lines = [f"Collectivité : {TENANT}"] + [f"{name} : {password}" for name, password in passwords.items()]
+    write_private(out / DEMO_PASSWORD_FILE, "\n".join(lines) + "\n")
     return tokens
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, atomically (the demo's passwords)."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.chmod(0o600)
+    temporary.replace(path)
 
 
 def _chain(api: dict[str, httpx.Client], out: Path) -> None:
@@ -215,6 +234,9 @@ def _chain(api: dict[str, httpx.Client], out: Path) -> None:
     print(f"Paquet SEDA : {sip}")
     deposited = get_settings().effective_deposit_root / TENANT / receipt["path"]
     print(f"Accusé de dépôt : {deposited}.receipt.json")
+    print()
+    print("Interface web : lancer `.venv/bin/socle serve`, puis ouvrir http://127.0.0.1:8000/")
+    print(f"  (identifiants et mots de passe des utilisateurs de démonstration : {out / DEMO_PASSWORD_FILE})")
 
 
 def _typology(admin: httpx.Client) -> str:
