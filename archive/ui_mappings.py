@@ -1,0 +1,176 @@
+"""Mappings per GED document type (correspondances GED → SEDA): the archivists view and edit them.
+
+The archive service does not know the GED's types: a type is opened by its code, and the fields a mapping
+names are checked against each document when a package is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from archive import mapping, referential
+from archive.schemas import SOURCES, DescriptionLevel
+from archive.ui_shared import _, require_archivist
+from socle.errors import InvalidInput
+from socle.ui.sessions import SignedIn
+from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
+
+router = APIRouter(include_in_schema=False)
+
+SOURCE_FIELDS = ("title", "description", "start_date", "end_date", "access_start")
+AGENCY_FIELDS = ("originating_agency", "submission_agency")
+RULE_FIELDS = (("appraisal_rule", "AppraisalRule"), ("access_rule", "AccessRule"))
+FORM_FIELDS = (
+    *SOURCE_FIELDS,
+    *AGENCY_FIELDS,
+    "description_level",
+    "keywords_from_tags",
+    "keyword_fields",
+    "appraisal_rule",
+    "access_rule",
+)
+SOURCE_NAMES = {
+    "title": _("titre du document"),
+    "document_type": _("code du type de document"),
+    "type_name": _("nom du type de document"),
+    "author": _("auteur"),
+    "document_date": _("date du document"),
+    "created_at": _("date d'enregistrement dans la GED"),
+    "modified_at": _("date de dernière modification"),
+    "dua_start": _("date de départ de la DUA"),
+}
+PREFIX = "correspondance invalide : "
+
+
+@router.get("/archives/correspondances", response_class=HTMLResponse)
+def mappings_list(request: Request, db: DbDep, user: UserDep, code: str = Query("", alias="type")) -> Response:
+    """The saved mappings; a type code typed in the box opens its mapping (the default one if none is saved)."""
+    require_archivist(user)
+    code = code.strip()
+    if code:
+        try:
+            mapping.get_mapping(db, user.principal.tenant_id, code)
+        except InvalidInput:
+            message = t(request, "Code de type invalide : lettres, chiffres, point, tiret ou souligné.")
+            return _list_page(request, db, user, {"type": code}, {"type": message}, status=422)
+        return redirect(f"/archives/correspondances/{code}")
+    return _list_page(request, db, user, {}, {})
+
+
+def _list_page(
+    request: Request,
+    db: Session,
+    user: SignedIn,
+    values: dict[str, str],
+    errors: dict[str, str],
+    *,
+    status: int = 200,
+) -> Response:
+    context = {
+        "mappings": mapping.list_mappings(db, user.principal.tenant_id),
+        "untyped": mapping.UNTYPED,
+        "values": values,
+        "errors": errors,
+    }
+    return render(request, "archive/mappings.html", context, status=status, db=db)
+
+
+@router.get("/archives/correspondances/{type_code}", response_class=HTMLResponse)
+def mapping_page(request: Request, db: DbDep, user: UserDep, type_code: str) -> Response:
+    require_archivist(user)
+    found = mapping.get_mapping(db, user.principal.tenant_id, type_code)
+    return _mapping_page(request, db, user, type_code, _values(found.model_dump()), {}, found=found)
+
+
+@router.post("/archives/correspondances/{type_code}", response_class=HTMLResponse)
+def save_mapping(request: Request, db: DbDep, user: UserDep, form: FormDep, type_code: str) -> Response:
+    require_archivist(user)
+    values = {name: str(form.get(name, "")) for name in FORM_FIELDS}
+    values["keywords_from_tags"] = "1" if form.get("keywords_from_tags") else ""
+    try:
+        mapping.set_mapping(db, user.principal, type_code, _raw(form))
+    except InvalidInput as exc:
+        db.rollback()
+        return _mapping_page(request, db, user, type_code, values, _errors(exc.detail), status=422)
+    message = t(request, "Correspondance du type « %(code)s » enregistrée.", code=type_code)
+    return redirect(f"/archives/correspondances/{type_code}", db=db, user=user, message=message)
+
+
+def _mapping_page(
+    request: Request,
+    db: Session,
+    user: SignedIn,
+    type_code: str,
+    values: dict[str, str],
+    errors: dict[str, str],
+    *,
+    found: Any = None,
+    status: int = 200,
+) -> Response:
+    if found is None:
+        found = mapping.get_mapping(db, user.principal.tenant_id, type_code)
+    saved = referential.get_referential(db, user.principal.tenant_id)
+    rules = list(saved.rules) if saved is not None else None
+    context = {
+        "type_code": type_code,
+        "untyped": mapping.UNTYPED,
+        "mapping": found,
+        "values": values,
+        "errors": errors,
+        "levels": [(level, level) for level in get_args(DescriptionLevel)],
+        "sources": [(source, SOURCE_NAMES[source]) for source in SOURCES],
+        "rule_choices": None
+        if rules is None
+        else {
+            name: [(rule["id"], _rule_label(rule)) for rule in rules if rule["category"] == category]
+            for name, category in RULE_FIELDS
+        },
+    }
+    return render(request, "archive/mapping.html", context, status=status, db=db)
+
+
+def _rule_label(rule: dict[str, Any]) -> str:
+    parts = [rule["id"], rule.get("duration") or "", rule.get("description") or ""]
+    return " — ".join(part for part in parts if part)
+
+
+def _values(saved: dict[str, Any]) -> dict[str, str]:
+    """A mapping as the form shows it."""
+    values = {name: "" if saved.get(name) is None else str(saved[name]) for name in FORM_FIELDS}
+    values["keywords_from_tags"] = "1" if saved.get("keywords_from_tags") else ""
+    values["keyword_fields"] = ", ".join(saved.get("keyword_fields") or [])
+    return values
+
+
+def _raw(form: FormData) -> dict[str, Any]:
+    """The mapping as the API receives it: empty optional values are absent, keywords a list."""
+    raw: dict[str, Any] = {}
+    for name in (*SOURCE_FIELDS, *AGENCY_FIELDS, "description_level"):
+        value = str(form.get(name, "")).strip()
+        if value:
+            raw[name] = value
+    for name, _category in RULE_FIELDS:
+        raw[name] = str(form.get(name, "")).strip() or None
+    raw["keywords_from_tags"] = bool(form.get("keywords_from_tags"))
+    text = str(form.get("keyword_fields", ""))
+    raw["keyword_fields"] = [name.strip() for name in text.replace(";", ",").split(",") if name.strip()]
+    return raw
+
+
+def _errors(detail: str) -> dict[str, str]:
+    """The domain names each wrong element (« correspondance invalide : title : … ; start_date : … »): each
+    message goes next to its field."""
+    errors: dict[str, str] = {}
+    for part in detail.removeprefix(PREFIX).split(" ; "):
+        element, separator, message = part.partition(" : ")
+        field = element.split(".")[0]
+        if separator and field in FORM_FIELDS:
+            errors.setdefault(field, message[:1].upper() + message[1:])
+        else:
+            errors["form"] = detail
+    return errors

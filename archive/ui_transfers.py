@@ -1,0 +1,538 @@
+"""The transfers (versements) pages: build one, read its validation report, send it, follow it to the reply."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from archive import profiles, referential, service
+from archive.models import Transfer
+from archive.schemas import SendIn, TransferIn
+from archive.statuses import (
+    ACCEPTED,
+    ACKNOWLEDGED,
+    AFTER_DELIVERY,
+    BUILT,
+    DELIVERED,
+    DELIVERY_FAILED,
+    ERROR,
+    INVALID,
+    REJECTED,
+    REQUESTED,
+    SENDABLE,
+    SENDING,
+    UNVALIDATED,
+)
+from archive.ui_shared import (
+    GROUPS,
+    SELECTION_NAMES,
+    STATUS_HELP,
+    STATUS_NAMES,
+    _,
+    require_archivist,
+    selection_kind,
+    transfer_rows,
+)
+from socle.auth import Principal, Role
+from socle.db import utcnow
+from socle.errors import Conflict, InvalidInput, NotFound
+from socle.storage import get_store
+from socle.ui.sessions import SignedIn
+from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
+from socle.web import object_response
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 50
+SEDA_VERSIONS = ("2.1", "2.2", "2.3")
+SHOWN_ROWS = 200  # documents, issues, units listed on one page: the page stays light whatever the package
+REVALIDABLE = (BUILT, INVALID, UNVALIDATED)
+FIELDS = ("selection", "document_ids", "folder_id", "archival_agency", "comment", "seda_version", "profile")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# List
+
+
+@router.get("/archives/transferts", response_class=HTMLResponse)
+def transfers_list(request: Request, db: DbDep, user: UserDep, etat: str = "", page: int = 1) -> Response:
+    require_archivist(user)
+    statuses = _filter_statuses(etat)
+    query = select(Transfer).where(Transfer.tenant_id == user.principal.tenant_id)
+    if statuses is not None:
+        query = query.where(Transfer.status.in_(statuses))
+    else:
+        etat = ""
+    total = db.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(page, 1), pages)
+    found = db.execute(
+        query.order_by(Transfer.created_at.desc(), Transfer.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+    ).scalars()
+    context = {
+        "transfers": transfer_rows(list(found)),
+        "total": total,
+        "page": page,
+        "pages": pages,
+        "etat": etat,
+        "groups": [(key, group[0]) for key, group in GROUPS.items()],
+        "statuses": list(STATUS_NAMES.items()),
+    }
+    return render(request, "archive/transfers.html", context, db=db)
+
+
+def _filter_statuses(etat: str) -> tuple[str, ...] | None:
+    """The states a filter stands for: a group (« a-envoyer »…) or one state; None for every state."""
+    if etat in GROUPS:
+        return GROUPS[etat][1]
+    if etat in STATUS_NAMES:
+        return (etat,)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# New transfer
+
+
+@router.get("/archives/transferts/nouveau", response_class=HTMLResponse)
+def new_transfer_form(
+    request: Request,
+    db: DbDep,
+    user: UserDep,
+    selection: str = "",
+    documents: str = "",
+    dossier: str = "",
+    depuis: str = "",
+) -> Response:
+    """The form, prefilled from a link (GED pages: ``?documents=ID,ID`` or ``?dossier=ID``; ``?selection=dua``)
+    or from an earlier transfer to do again (``?depuis=ID``)."""
+    require_archivist(user)
+    values = {"seda_version": "2.2", "archival_agency": _last_agency(db, user.principal.tenant_id)}
+    if depuis:
+        values |= _values_of(service.get_transfer(db, user.principal.tenant_id, depuis))
+    if documents:
+        values |= {"selection": "documents", "document_ids": "\n".join(_split_ids(documents))}
+    elif dossier:
+        values |= {"selection": "dossier", "folder_id": dossier.strip()}
+    elif selection in ("documents", "dossier", "dua"):
+        values["selection"] = selection
+    return _form_page(request, db, user, values)
+
+
+@router.post("/archives/transferts/nouveau", response_class=HTMLResponse)
+def new_transfer(request: Request, db: DbDep, user: UserDep, form: FormDep) -> Response:
+    require_archivist(user)
+    values = {name: str(form.get(name, "")) for name in FIELDS}
+    body, errors = _transfer_body(request, values)
+    if body is None:
+        return _form_page(request, db, user, values, errors, status=422)
+    try:
+        transfer = service.request_transfer(db, user.principal, body)
+    except NotFound as exc:  # the profile was removed meanwhile
+        db.rollback()
+        return _form_page(request, db, user, values, {"profile": exc.detail}, status=422)
+    message = t(request, "Versement demandé : la GED prépare les documents, puis le paquet est construit et validé.")
+    return redirect(f"/archives/transferts/{transfer.id}", db=db, user=user, message=message)
+
+
+def _form_page(
+    request: Request,
+    db: Session,
+    user: SignedIn,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    *,
+    status: int = 200,
+) -> Response:
+    names = [profile.name for profile in profiles.list_profiles(db, user.principal.tenant_id)]
+    context = {
+        "values": values,
+        "errors": errors or {},
+        "profiles": [(name, name) for name in names],
+        "versions": [(version, f"SEDA {version}") for version in SEDA_VERSIONS],
+    }
+    return render(request, "archive/transfer_new.html", context, status=status, db=db)
+
+
+def _last_agency(db: Session, tenant_id: str) -> str:
+    """The archival agency of the tenant's last transfer: most collectivités send to one service only."""
+    query = select(Transfer.archival_agency).where(Transfer.tenant_id == tenant_id)
+    return db.execute(query.order_by(Transfer.created_at.desc()).limit(1)).scalar_one_or_none() or ""
+
+
+def _values_of(transfer: Transfer) -> dict[str, str]:
+    selection = transfer.selection or {"kind": "documents"}
+    kind = {"documents": "documents", "folder": "dossier", "dua_reached": "dua"}.get(selection.get("kind", ""), "")
+    return {
+        "selection": kind,
+        "document_ids": "\n".join(transfer.document_ids or []) if kind == "documents" else "",
+        "folder_id": str(selection.get("folder_id") or ""),
+        "archival_agency": transfer.archival_agency,
+        "comment": transfer.comment or "",
+        "seda_version": transfer.seda_version,
+        "profile": transfer.profile or "",
+    }
+
+
+def _split_ids(text: str) -> list[str]:
+    return list(dict.fromkeys(part for part in re.split(r"[\s,;]+", text) if part))
+
+
+def _transfer_body(request: Request, values: dict[str, str]) -> tuple[TransferIn | None, dict[str, str]]:
+    """The API's request from the form, or the errors of each field (in the page's language)."""
+    errors: dict[str, str] = {}
+    body: dict[str, Any] = {
+        "archival_agency": values["archival_agency"].strip(),
+        "comment": values["comment"].strip() or None,
+        "profile": values["profile"].strip() or None,
+        "seda_version": values["seda_version"] or "2.2",
+    }
+    kind = values["selection"]
+    if kind == "documents":
+        body["document_ids"] = _split_ids(values["document_ids"])
+        if not body["document_ids"]:
+            errors["document_ids"] = t(request, "Indiquez au moins un identifiant de document.")
+    elif kind == "dossier":
+        body["folder_id"] = values["folder_id"].strip()
+        if not body["folder_id"]:
+            errors["folder_id"] = t(request, "Indiquez l'identifiant du dossier du plan de classement.")
+    elif kind == "dua":
+        body["dua_reached"] = True
+    else:
+        errors["selection"] = t(request, "Choisissez ce qu'il faut verser.")
+    if not body["archival_agency"]:
+        errors["archival_agency"] = t(request, "Indiquez l'identifiant du service d'archives destinataire.")
+    if errors:
+        return None, errors
+    try:
+        return TransferIn.model_validate(body), {}
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "selection"
+            errors.setdefault(field if field in FIELDS else "selection", _field_message(request, error))
+        return None, errors
+
+
+def _field_message(request: Request, error: Any) -> str:
+    limit = (error.get("ctx") or {}).get("max_length")
+    if error["type"] == "too_long":
+        return t(request, "Trop d'éléments : %(max)s au plus.", max=limit)
+    if error["type"] == "string_too_long":
+        return t(request, "Texte trop long : %(max)s caractères au plus.", max=limit)
+    if error["type"] == "literal_error":
+        return t(request, "Valeur non admise.")
+    return t(request, "Valeur invalide.")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# One transfer
+
+
+@router.get("/archives/transferts/{transfer_id}", response_class=HTMLResponse)
+def transfer_page(request: Request, db: DbDep, user: UserDep, transfer_id: str) -> Response:
+    require_archivist(user)
+    transfer = service.get_transfer(db, user.principal.tenant_id, transfer_id)
+    return _detail_page(request, db, transfer)
+
+
+@router.get("/archives/transferts/{transfer_id}/paquet")
+def download_package(db: DbDep, user: UserDep, transfer_id: str) -> Response:
+    require_archivist(user)
+    transfer = service.get_transfer(db, user.principal.tenant_id, transfer_id)
+    if transfer.sip_key is None:
+        raise NotFound("le paquet de ce versement n'est pas encore construit")
+    return object_response(transfer.sip_key, f"{transfer.message_identifier}.zip", "application/zip")
+
+
+@router.post("/archives/transferts/{transfer_id}/envoyer", response_class=HTMLResponse)
+def send_transfer(request: Request, db: DbDep, user: UserDep, form: FormDep, transfer_id: str) -> Response:
+    require_archivist(user)
+    values = {"connector": str(form.get("connector", "")).strip(), "accept_unvalidated": _checked(form)}
+    if not values["connector"]:
+        errors = {"connector": t(request, "Indiquez le connecteur du système d'archivage.")}
+        return _detail_again(request, db, user, transfer_id, values, errors, 422)
+    try:
+        body = SendIn(connector=values["connector"], accept_unvalidated=bool(values["accept_unvalidated"]))
+    except ValidationError:
+        errors = {"connector": t(request, "Texte trop long : %(max)s caractères au plus.", max=100)}
+        return _detail_again(request, db, user, transfer_id, values, errors, 422)
+    try:
+        service.send(db, user.principal, transfer_id, body)
+    except Conflict as exc:
+        db.rollback()
+        transfer = service.get_transfer(db, user.principal.tenant_id, transfer_id)
+        field = "accept_unvalidated" if transfer.status == UNVALIDATED else "form"
+        return _detail_again(request, db, user, transfer_id, values, {field: exc.detail}, 409)
+    message = t(request, "Versement envoyé : le connecteur dépose le paquet auprès du système d'archivage.")
+    return redirect(f"/archives/transferts/{transfer_id}", db=db, user=user, message=message)
+
+
+@router.post("/archives/transferts/{transfer_id}/valider", response_class=HTMLResponse)
+def revalidate_transfer(request: Request, db: DbDep, user: UserDep, form: FormDep, transfer_id: str) -> Response:
+    require_archivist(user)
+    try:
+        transfer = revalidate(db, user.principal, transfer_id)
+    except Conflict as exc:
+        db.rollback()
+        return _detail_again(request, db, user, transfer_id, {}, {"form": exc.detail}, 409)
+    message = {
+        BUILT: t(request, "Paquet validé : il est conforme."),
+        INVALID: t(request, "Paquet validé : il n'est pas conforme, voir le rapport."),
+    }.get(transfer.status, t(request, "Validation non faite : les schémas SEDA ne sont pas installés."))
+    return redirect(f"/archives/transferts/{transfer_id}", db=db, user=user, message=message)
+
+
+def _checked(form: FormData) -> str:
+    return "1" if form.get("accept_unvalidated") else ""
+
+
+def _detail_again(
+    request: Request,
+    db: Session,
+    user: SignedIn,
+    transfer_id: str,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int,
+) -> Response:
+    transfer = service.get_transfer(db, user.principal.tenant_id, transfer_id)
+    return _detail_page(request, db, transfer, values=values, errors=errors, status=status)
+
+
+def _detail_page(
+    request: Request,
+    db: Session,
+    transfer: Transfer,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    kind = selection_kind(transfer)
+    context = {
+        "transfer": transfer,
+        "status_name": STATUS_NAMES.get(transfer.status, transfer.status),
+        "status_help": STATUS_HELP.get(transfer.status, ""),
+        "selection_name": SELECTION_NAMES.get(kind, kind),
+        "folder_id": (transfer.selection or {}).get("folder_id"),
+        "steps": steps(transfer),
+        "report": report_view(transfer.validation),
+        "documents": (transfer.document_ids or [])[:SHOWN_ROWS],
+        "units": _units_view(transfer),
+        "sae_messages": transfer.messages,
+        "can_send": transfer.status in SENDABLE and transfer.sip_key is not None,
+        "can_revalidate": transfer.status in REVALIDABLE and transfer.sip_key is not None,
+        "can_redo": transfer.status in (INVALID, ERROR, REJECTED, DELIVERY_FAILED),
+        "values": {"connector": transfer.connector or _last_connector(db, transfer.tenant_id), **(values or {})},
+        "errors": errors or {},
+        "shown_rows": SHOWN_ROWS,
+    }
+    return render(request, "archive/transfer.html", context, status=status, db=db)
+
+
+def _last_connector(db: Session, tenant_id: str) -> str:
+    query = select(Transfer.connector).where(Transfer.tenant_id == tenant_id, Transfer.connector.is_not(None))
+    return db.execute(query.order_by(Transfer.updated_at.desc()).limit(1)).scalar_one_or_none() or ""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The transfer's life in steps, and its validation report in plain words
+
+DONE, CURRENT, TODO, FAILED, WARNING = "done", "current", "todo", "failed", "warning"
+STEP_STATES = {
+    DONE: _("fait"),
+    CURRENT: _("en cours"),
+    TODO: _("à venir"),
+    FAILED: _("en échec"),
+    WARNING: _("fait, sans validation complète"),
+}
+
+
+def steps(transfer: Transfer) -> list[dict[str, Any]]:
+    """Prepared → validated → sent → acknowledged → accepted or rejected: each step's state and date."""
+    status = transfer.status
+    sent = status in (DELIVERED, *AFTER_DELIVERY)
+    validation = (transfer.validation or {}).get("status")
+    prepared = {REQUESTED: CURRENT, ERROR: FAILED}.get(status, DONE)
+    if status in (REQUESTED, ERROR):
+        validated = TODO
+    elif status == INVALID:
+        validated = FAILED
+    else:
+        validated = DONE if validation == "valid" else WARNING
+    sending = {SENDING: CURRENT, DELIVERY_FAILED: FAILED}.get(status, DONE if sent else TODO)
+    if status == ACKNOWLEDGED or (status in (ACCEPTED, REJECTED) and transfer.acknowledged_at):
+        acknowledged = DONE
+    else:
+        acknowledged = CURRENT if status == DELIVERED else TODO
+    replied = {ACCEPTED: DONE, REJECTED: FAILED}.get(status, CURRENT if status == ACKNOWLEDGED else TODO)
+    found: list[dict[str, Any]] = [
+        {"name": _("Paquet préparé"), "state": prepared, "at": None},
+        {"name": _("Paquet validé"), "state": validated, "at": None},
+        {"name": _("Paquet envoyé"), "state": sending, "at": None},
+        {
+            "name": _("Accusé de réception du système d'archivage"),
+            "state": acknowledged,
+            "at": transfer.acknowledged_at,
+        },
+        {
+            "name": _("Versement refusé") if status == REJECTED else _("Versement accepté"),
+            "state": replied,
+            "at": transfer.replied_at,
+        },
+    ]
+    return [{**step, "state_name": STEP_STATES[step["state"]]} for step in found]
+
+
+CHECKS = (
+    ("schema", _("Schéma XSD du SEDA")),
+    ("profile", _("Profil d'archivage")),
+    ("business", _("Contrôles métier du système d'archivage")),
+)
+CHECK_STATES = {"valid": _("conforme"), "invalid": _("non conforme"), "skipped": _("non fait")}
+
+
+def report_view(validation: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The validation report for people: each check's verdict, then each problem with the element it concerns."""
+    if not validation:
+        return None
+    statuses = validation.get("checks") or {"schema": validation.get("status")}
+    issues = validation.get("issues") or []
+    checks = []
+    for key, name in CHECKS:
+        found = [issue for issue in issues if issue.get("check", "schema") == key]
+        checks.append(
+            {
+                "key": key,
+                "name": name,
+                "status": statuses.get(key),
+                "verdict": CHECK_STATES.get(statuses.get(key) or "", _("sans objet")),
+                "count": len(found),
+                "issues": [issue_view(issue) for issue in found[:SHOWN_ROWS]],
+            }
+        )
+    return {
+        "status": validation.get("status"),
+        "message": validation.get("message"),
+        "profile": validation.get("profile"),
+        "count": len(issues),
+        "checks": checks,
+    }
+
+
+_ID_PART = re.compile(r"^(?P<name>[^\[]+)\[(?P<id>.+)\]$")
+ELEMENT_KINDS = {
+    "ArchiveUnit": _("unité d'archives"),
+    "BinaryDataObject": _("objet binaire"),
+    "PhysicalDataObject": _("objet physique"),
+    "DataObjectGroup": _("groupe d'objets"),
+}
+
+
+def issue_view(issue: dict[str, Any]) -> dict[str, Any]:
+    """One problem: the element (its name, and the unit or object it belongs to), the line, the French message
+    without the location it starts with (shown apart)."""
+    path = str(issue.get("path") or "")
+    line = issue.get("line")
+    parts = [part for part in path.split("/") if part]
+    element = _ID_PART.sub(r"\g<name>", parts[-1]) if parts else None
+    owner = None
+    for part in reversed(parts):
+        found = _ID_PART.match(part)
+        if found:
+            owner = {"kind": ELEMENT_KINDS.get(found["name"], found["name"]), "id": found["id"]}
+            break
+    return {
+        "element": element,
+        "owner": owner,
+        "path": path or None,
+        "line": line,
+        "problem": _without_location(str(issue.get("message") or ""), line, path),
+    }
+
+
+def _without_location(message: str, line: Any, path: str) -> str:
+    """The message without the « Ligne 12, /ArchiveTransfer/… : » it starts with: the page shows both apart."""
+    prefixes = [f"Ligne {line}, {path} : ", f"Manifeste, {path} : ", f"{path} : "] if path else []
+    prefixes += [f"Ligne {line} : ", "Manifeste : "]
+    for prefix in prefixes:
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+            break
+    return message[:1].upper() + message[1:]
+
+
+def _units_view(transfer: Transfer) -> list[dict[str, Any]]:
+    """Each unit the archival system identified, with the GED document it holds when known."""
+    units = (transfer.sae_identifiers or {}).get("units") or {}
+    documents = {unit: document for document, unit in (transfer.document_units or {}).items()}
+    return [
+        {
+            "unit": unit_id,
+            "document": documents.get(unit_id),
+            "system_ids": ", ".join(found.get("system_ids") or []),
+            "archival_ids": ", ".join(found.get("archival_agency_identifiers") or []),
+        }
+        for unit_id, found in list(units.items())[:SHOWN_ROWS]
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Validating a built package again
+
+
+def revalidate(db: Session, principal: Principal, transfer_id: str) -> Transfer:
+    """Validate a built package again against the XSD, the transfer's profile and the tenant's referential as
+    they are now: after the schemas are installed, or the referential or profile corrected. The package itself
+    is unchanged (its content is what the GED exported); a wrong mapping needs a new transfer.
+
+    :raises Conflict: the transfer has no package to validate, or its profile is gone.
+    """
+    principal.require(Role.ARCHIVISTE)
+    transfer = service.get_transfer(db, principal.tenant_id, transfer_id)
+    if transfer.status not in REVALIDABLE or transfer.sip_key is None:
+        label = STATUS_NAMES.get(transfer.status, transfer.status).lower()
+        raise Conflict(f"ce versement n'a pas de paquet à valider (état : {label})")
+    try:
+        controls = _controls(db, transfer)
+    except NotFound as exc:
+        raise Conflict(f"validation impossible : {exc.detail}") from None
+    version, key = transfer.seda_version, transfer.sip_key
+    db.commit()  # reading the package holds no transaction (SQLite's write lock)
+    manifest, files = _read_manifest(key)
+    report = service.validate_package(manifest, version, controls, file_count=files)
+    transfer = service.get_transfer(db, principal.tenant_id, transfer_id, for_update=True)
+    if transfer.status not in REVALIDABLE or transfer.sip_key != key:
+        return transfer  # sent or rebuilt meanwhile: what happened stands
+    transfer.validation = report
+    transfer.status = {"valid": BUILT, "invalid": INVALID}.get(report["status"], UNVALIDATED)
+    transfer.updated_at = utcnow()
+    service.audit_transfer(db, principal.actor, "archive.transfer.revalidated", transfer, validation=report["status"])
+    db.commit()
+    return transfer
+
+
+def _controls(db: Session, transfer: Transfer) -> service.Controls:
+    rules = referential.business_rules(db, transfer.tenant_id)
+    if transfer.profile is None:
+        return service.Controls(rules)
+    profile = profiles.get_profile(db, transfer.tenant_id, transfer.profile)
+    return service.Controls(rules, profile.name, profile.object_key)
+
+
+def _read_manifest(key: str) -> tuple[bytes, int]:
+    """The package's manifest and its number of files, read from the store."""
+    with get_store().local_path(key) as path, zipfile.ZipFile(path) as package:
+        files = sum(1 for info in package.infolist() if not info.is_dir() and info.filename != "manifest.xml")
+        try:
+            return package.read("manifest.xml"), files
+        except KeyError:
+            raise InvalidInput("le paquet stocké n'a pas de manifeste (manifest.xml)") from None
