@@ -58,14 +58,42 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                own = [h[1] for h in message.get("headers", []) if h[0].lower() == b"cache-control"]
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"cache-control"]
                 headers += _SECURITY_HEADERS
-                # Assets carry their digest in the URL: cached for a year. Pages are never cached.
+                # Assets carry their digest in the URL: cached for a year. Pages are never cached, except what a
+                # route marks "private" itself (a document's page images, whose URL names the document's digest).
                 cache = b"public, max-age=31536000, immutable" if is_static else b"no-store"
+                if not is_static and own and own[0].startswith(b"private"):
+                    cache = own[0]
                 message["headers"] = [*headers, (b"cache-control", cache)]
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class PageBodyLimit(BodyLimit):
+    """The kernel's body limit, answering with a page: a browser user reads why the upload was refused."""
+
+    @staticmethod
+    async def _refuse(send: Any, limit: int) -> None:
+        context = {
+            "title": "Fichier trop volumineux",
+            "detail": f"Le fichier dépasse la taille maximale acceptée ({limit // (1024 * 1024)} Mio). "
+            "Rien n'a été enregistré.",
+            "user": None,
+            "sections": [],
+            "csrf": "",
+            "locale": rendering.DEFAULT_LOCALE,
+            "flash": [],
+            "current_path": "/",
+            "errors": {},
+            "values": {},
+        }
+        body = rendering.render_template(rendering.DEFAULT_LOCALE, "socle/error.html", context).encode()
+        headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers + _SECURITY_HEADERS})
+        await send({"type": "http.response.body", "body": body})
 
 
 def create_ui_app(routers: list[APIRouter]) -> FastAPI:
@@ -73,7 +101,7 @@ def create_ui_app(routers: list[APIRouter]) -> FastAPI:
 
     app = FastAPI(title="socle — interface", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit)
+    app.add_middleware(PageBodyLimit)
     app.mount(rendering.STATIC_PREFIX, StaticFiles(directory=rendering.STATIC_DIR), name="static")
     app.include_router(shell.router)
     app.include_router(oidc.router)

@@ -185,3 +185,15 @@ def test_every_page_message_has_an_english_translation() -> None:
 
     for package in ("socle.ui", "parapheur", "ged", "archive", "interop"):
         assert missing(package) == [], f"{package} : messages sans traduction anglaise (socle ui catalogues)"
+
+
+def test_an_upload_over_the_limit_gets_a_page_saying_why(app: Any, kit: Kit, use_env: Any) -> None:
+    use_env(SOCLE_MAX_UPLOAD_BYTES=str(1024 * 1024))
+    client = sign_in(app, kit, "agent")
+    token = csrf_of(client.get("/").text)
+    answer = client.post(
+        "/langue", data={"csrf": token}, files={"fichier": ("gros.pdf", b"%PDF-" + b"0" * (2 * 1024 * 1024))}
+    )
+    assert answer.status_code == 413
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "Fichier trop volumineux" in answer.text and "1 Mio" in answer.text
