@@ -77,7 +77,7 @@ class PageBodyLimit(BodyLimit):
 
     @staticmethod
     async def _refuse(send: Any, limit: int) -> None:
-        context = {
+        context: dict[str, Any] = {
             "title": "Fichier trop volumineux",
             "detail": f"Le fichier dépasse la taille maximale acceptée ({limit // (1024 * 1024)} Mio). "
             "Rien n'a été enregistré.",
