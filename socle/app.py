@@ -14,6 +14,7 @@ import interop.api
 import interop.ui
 import parapheur.api
 import parapheur.ui
+import parapheur.ui_admin
 from socle.ui import admin as kernel_admin
 from socle.ui.app import create_ui_app
 from socle.web import health_router, install_error_handlers
@@ -45,7 +46,14 @@ def create_app() -> FastAPI:
 
 
 # Each service's pages (its ui.py), plus the kernel's administration of accounts.
-UI_ROUTERS = [parapheur.ui.router, ged.ui.router, archive.ui.router, interop.ui.router, kernel_admin.router]
+UI_ROUTERS = [
+    parapheur.ui.router,
+    parapheur.ui_admin.router,
+    ged.ui.router,
+    archive.ui.router,
+    interop.ui.router,
+    kernel_admin.router,
+]
 
 
 def create_service(name: str) -> FastAPI:

@@ -22,6 +22,8 @@ from socle.models import ApiToken, Tenant, User
 
 TOKEN_PREFIX = "socle_"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
+_EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 
 
 class Role(StrEnum):
@@ -81,11 +83,20 @@ def get_tenant(session: Session, slug: str) -> Tenant:
 
 
 def create_user(
-    session: Session, tenant: Tenant, username: str, display_name: str, roles: list[str], email: str | None = None
+    session: Session,
+    tenant: Tenant,
+    username: str,
+    display_name: str,
+    roles: list[str],
+    email: str | None = None,
+    *,
+    actor: str = "system",
 ) -> User:
-    unknown = sorted(set(roles) - {role.value for role in Role})
-    if unknown:
-        raise InvalidInput(f"rôle(s) inconnu(s) : {', '.join(unknown)}")
+    if not _USERNAME.match(username):
+        raise InvalidInput(
+            "identifiant invalide : lettres, chiffres, « . », « _ », « - » ou « @ », 100 caractères au plus"
+        )
+    _check_profile(display_name, email, roles)
     exists = session.execute(
         select(User).where(User.tenant_id == tenant.id, User.username == username)
     ).scalar_one_or_none()
@@ -94,8 +105,79 @@ def create_user(
     user = User(tenant_id=tenant.id, username=username, display_name=display_name, roles=roles, email=email)
     session.add(user)
     session.flush()
-    _audit(session, tenant.id, "user.created", "user", user.id, username=username, roles=roles)
+    _audit(session, tenant.id, "user.created", "user", user.id, actor=actor, username=username, roles=roles)
     return user
+
+
+def _check_profile(display_name: str, email: str | None, roles: list[str]) -> None:
+    if not display_name.strip() or len(display_name) > 200:
+        raise InvalidInput("le nom affiché est obligatoire (200 caractères au plus)")
+    if email is not None and (len(email) > 254 or not _EMAIL.match(email)):
+        raise InvalidInput(f"adresse de courriel invalide : « {email[:254]} »")
+    unknown = sorted(set(roles) - {role.value for role in Role})
+    if unknown:
+        raise InvalidInput(f"rôle(s) inconnu(s) : {', '.join(unknown)}")
+
+
+def get_user_by_id(session: Session, tenant_id: str, user_id: str) -> User:
+    """The tenant's user; raises NotFound for an unknown id or another tenant's."""
+    user = session.execute(select(User).where(User.tenant_id == tenant_id, User.id == user_id)).scalar_one_or_none()
+    if user is None:
+        raise NotFound("utilisateur introuvable")
+    return user
+
+
+def update_user(
+    session: Session, user: User, *, display_name: str, email: str | None, roles: list[str], actor: str
+) -> None:
+    """Change a user's name, e-mail and roles. Raises InvalidInput, or Conflict when the collectivité would be
+    left without an active administrator."""
+    _check_profile(display_name, email, roles)
+    if Role.ADMIN.value not in roles:
+        _keep_an_admin(session, user)
+    changed = sorted(
+        name
+        for name, value in (("display_name", display_name), ("email", email), ("roles", sorted(roles)))
+        if value != (sorted(user.roles) if name == "roles" else getattr(user, name))
+    )
+    user.display_name, user.email, user.roles = display_name, email, list(roles)
+    _audit(session, user.tenant_id, "user.updated", "user", user.id, actor=actor, changed=changed, roles=roles)
+
+
+def set_active(session: Session, user: User, active: bool, *, actor: str) -> None:
+    """Enable or disable an account. A disabled user's web sessions are closed and their API tokens stop
+    working (``authenticate`` refuses them). Raises Conflict for the last active administrator."""
+    from socle.ui.sessions import close_user_sessions
+
+    if user.active == active:
+        return
+    if not active:
+        _keep_an_admin(session, user)
+        close_user_sessions(session, user.id)
+    user.active = active
+    _audit(session, user.tenant_id, "user.enabled" if active else "user.disabled", "user", user.id, actor=actor)
+
+
+def _keep_an_admin(session: Session, user: User) -> None:
+    """Refuse to take away the collectivité's last active administrator (nobody could repair it but an operator)."""
+    if not user.active or Role.ADMIN.value not in user.roles:
+        return
+    others = session.execute(
+        select(User.roles).where(User.tenant_id == user.tenant_id, User.id != user.id, User.active)
+    ).scalars()
+    if not any(Role.ADMIN.value in roles for roles in others):
+        raise Conflict("la collectivité doit garder au moins un administrateur actif")
+
+
+def update_tenant(session: Session, tenant: Tenant, *, name: str, siren: str | None, actor: str) -> None:
+    """Change the collectivité's name and SIREN (its identifier, used at sign-in and in storage, stays)."""
+    if not name.strip() or len(name) > 200:
+        raise InvalidInput("le nom de la collectivité est obligatoire (200 caractères au plus)")
+    if siren is not None and not re.fullmatch(r"\d{9}", siren):
+        raise InvalidInput("le SIREN doit compter 9 chiffres")
+    changed = sorted(key for key, value in (("name", name), ("siren", siren)) if getattr(tenant, key) != value)
+    tenant.name, tenant.siren = name, siren
+    _audit(session, tenant.id, "tenant.updated", "tenant", tenant.id, actor=actor, changed=changed)
 
 
 def get_user(session: Session, tenant: Tenant, username: str) -> User:
@@ -107,14 +189,16 @@ def get_user(session: Session, tenant: Tenant, username: str) -> User:
     return user
 
 
-def set_password(session: Session, user: User, password: str) -> None:
-    """Set a local account's sign-in password; the user's open web sessions are closed."""
+def set_password(session: Session, user: User, password: str | None, *, actor: str = "system") -> None:
+    """Set a local account's sign-in password, or remove it (None: OpenID Connect only); the user's open web
+    sessions are closed."""
     from socle.ui.passwords import hash_password
     from socle.ui.sessions import close_user_sessions
 
-    user.password_hash = hash_password(password)
+    user.password_hash = hash_password(password) if password is not None else None
     close_user_sessions(session, user.id)
-    _audit(session, user.tenant_id, "user.password_set", "user", user.id)
+    action = "user.password_set" if password is not None else "user.password_removed"
+    _audit(session, user.tenant_id, action, "user", user.id, actor=actor)
 
 
 def issue_token(session: Session, user: User, label: str = "") -> str:
@@ -159,12 +243,21 @@ def authenticate(session: Session, token: str | None) -> Principal:
     )
 
 
-def _audit(session: Session, tenant_id: str, action: str, object_type: str, object_id: str, **details: object) -> None:
-    # Accounts and tokens are managed by operators through the CLI: the kit itself is the recorded actor.
+def _audit(
+    session: Session,
+    tenant_id: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    *,
+    actor: str = "system",
+    **details: object,
+) -> None:
+    # Through the CLI the kit itself is the recorded actor; through the administration pages, the administrator.
     audit.record(
         session,
         tenant_id=tenant_id,
-        actor="system",
+        actor=actor,
         action=action,
         object_type=object_type,
         object_id=object_id,

@@ -55,7 +55,7 @@ def _validation_error(request: Request, exc: Exception) -> Response:
     return problem_response(422, "Données invalides", detail, "invalid-input", errors=errors)
 
 
-def _http_error(request: Request, exc: Exception) -> Response:
+def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     title = _STATUS_TITLES.get(exc.status_code, "Erreur")
     return problem_response(exc.status_code, title, str(exc.detail), f"http-{exc.status_code}")
@@ -72,7 +72,7 @@ def _unexpected_error(request: Request, exc: Exception) -> Response:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SocleError, _socle_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

@@ -20,6 +20,7 @@ from socle.errors import SocleError
 from socle.ui import rendering
 from socle.ui.web import CsrfRejected, LoginRequired, login_url, render
 from socle.web import BodyLimit
+from socle.web import http_error as api_http_error
 
 log = logging.getLogger("socle.ui")
 
@@ -146,9 +147,16 @@ async def _bad_request(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
+    if not _wants_a_page(request):
+        # An API client that missed its route (/nulle-part, /archive) gets problem+json like the APIs give.
+        return api_http_error(request, exc)
     if exc.status_code == 404:
         return _error_page(request, 404, "Page introuvable", "Cette page n'existe pas ou vous n'y avez pas accès.")
     return _error_page(request, exc.status_code, "Erreur", str(exc.detail))
+
+
+def _wants_a_page(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
 
 
 def _error_page(request: Request, status: int, title: str, detail: str, **extra: Any) -> Response:

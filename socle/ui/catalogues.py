@@ -58,8 +58,11 @@ def extract(package: str, domain: str | None = None) -> set[str]:
     return messages
 
 
-def _read(package: str, locale: str) -> Catalog:
-    path = catalogue_path(package, locale)
+DOMAINS = ("messages", "admin")
+
+
+def _read(package: str, locale: str, domain: str = "messages") -> Catalog:
+    path = catalogue_path(package, locale, domain)
     if not path.is_file():
         return Catalog(locale=locale, project="socle")
     with path.open("rb") as source:
@@ -67,21 +70,30 @@ def _read(package: str, locale: str) -> Catalog:
 
 
 def update(package: str, locale: str = "en") -> int:
-    """Add the new French messages to the catalogue; return how many are still untranslated."""
-    catalog = _read(package, locale)
-    for message in sorted(extract(package)):
-        if message not in catalog:
-            catalog.add(message, "")
-    path = catalogue_path(package, locale)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    with temporary.open("wb") as target:
-        write_po(target, catalog, width=120, sort_output=True, omit_header=False)
-    temporary.replace(path)
+    """Add the new French messages to each catalogue (messages, admin); return how many are still untranslated."""
+    for domain in DOMAINS:
+        wanted = extract(package, domain)
+        path = catalogue_path(package, locale, domain)
+        if not wanted and not path.is_file():
+            continue  # no administration page in this package: no empty admin.po
+        catalog = _read(package, locale, domain)
+        for message in sorted(wanted):
+            if message not in catalog:
+                catalog.add(message, "")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        with temporary.open("wb") as target:
+            write_po(target, catalog, width=120, sort_output=True, omit_header=False)
+        temporary.replace(path)
     return len(missing(package, locale))
 
 
 def missing(package: str, locale: str = "en") -> list[str]:
-    """French messages of the package's pages that have no translation in the catalogue."""
-    catalog = _read(package, locale)
-    return sorted(message for message in extract(package) if message not in catalog or not catalog[message].string)
+    """French messages of the package's pages that have no translation in their catalogue (messages or admin)."""
+    untranslated: set[str] = set()
+    for domain in DOMAINS:
+        catalog = _read(package, locale, domain)
+        untranslated.update(
+            message for message in extract(package, domain) if message not in catalog or not catalog[message].string
+        )
+    return sorted(untranslated)

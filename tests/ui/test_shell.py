@@ -174,10 +174,12 @@ def test_english_is_available(app: Any, kit: Kit) -> None:
 
 
 def test_unknown_page_is_a_page_not_json(app: Any) -> None:
-    answer = anonymous(app).get("/nulle-part")
+    answer = anonymous(app).get("/nulle-part", headers={"Accept": "text/html,application/xhtml+xml"})
     assert answer.status_code == 404
     assert answer.headers["content-type"].startswith("text/html")
     assert "Page introuvable" in answer.text
+    # An API client that missed its route still gets problem+json.
+    assert anonymous(app).get("/nulle-part").headers["content-type"] == "application/problem+json"
 
 
 def test_every_page_message_has_an_english_translation() -> None:
