@@ -121,3 +121,16 @@ def test_holds_are_the_archivist_s(app: Any, kit: Kit, make_kit: Any) -> None:
     other = make_kit(with_identity=False)
     foreign = other["archiviste"].post("/ged/holds", json={"name": "Autre", "reason": "x"}).json()
     assert sign_in(app, kit, "archiviste").get(f"/gels/{foreign['id']}").status_code == 404
+
+
+def test_archivists_are_offered_a_transfer_from_a_document_and_a_folder(app: Any, kit: Kit) -> None:
+    folder = make_folder(kit, "Délibérations 2019")
+    document = new_document(kit, "Délibération 2019-04", folder_id=folder["id"])
+    archivist = sign_in(app, kit, "archiviste")
+    page = archivist.get(f"/documents/{document['id']}").text
+    assert f'href="/archives/transferts/nouveau?documents={document["id"]}"' in page
+    assert f'href="/archives/transferts/nouveau?dossier={folder["id"]}"' in archivist.get(f"/plan/{folder['id']}").text
+    form = archivist.get(f"/archives/transferts/nouveau?documents={document['id']}")
+    assert form.status_code == 200 and document["id"] in form.text
+    agent = sign_in(app, kit, "agent")
+    assert "/archives/transferts/nouveau" not in agent.get(f"/documents/{document['id']}").text
