@@ -69,6 +69,15 @@ def send(principal: PrincipalDep, session: SessionDep, transfer_id: str, body: S
     return TransferOut.of(service.send(session, principal, transfer_id, body))
 
 
+@router.post(
+    "/{transfer_id}/validate",
+    response_model=TransferOut,
+    summary="Revalider le paquet construit (schémas installés, référentiel ou profil corrigés)",
+)
+def validate(principal: PrincipalDep, session: SessionDep, transfer_id: str) -> TransferOut:
+    return TransferOut.of(service.revalidate(session, principal, transfer_id))
+
+
 # --- inspection of an uploaded package ----------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import zipfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -26,12 +27,13 @@ from archive.statuses import (
     REQUESTED,
     SENDABLE,
     SENDING,
+    STATUS_LABELS,
     UNVALIDATED,
 )
 from socle import audit, messages
 from socle.auth import Principal, Role
 from socle.db import new_id, utcnow
-from socle.errors import Conflict, NotFound
+from socle.errors import Conflict, InvalidInput, NotFound
 from socle.models import Tenant
 from socle.queue import enqueue
 from socle.settings import get_settings
@@ -397,6 +399,51 @@ def send(session: Session, principal: Principal, transfer_id: str, body: SendIn)
     audit_transfer(session, principal.actor, "archive.transfer.sent", transfer, connector=body.connector)
     session.commit()
     return transfer
+
+
+# A built package can be validated again (its XSD, profile and referential as they are now) until it is sent.
+REVALIDABLE = (BUILT, INVALID, UNVALIDATED)
+
+
+def revalidate(session: Session, principal: Principal, transfer_id: str) -> Transfer:
+    """Validate a built package again against the XSD, the transfer's profile and the tenant's referential as
+    they are now: after the schemas are installed, or the referential or profile corrected. The package itself
+    is unchanged (its content is what the GED exported); a wrong mapping needs a new transfer.
+
+    :raises Conflict: the transfer has no package to validate, or its profile is gone.
+    """
+    principal.require(Role.ARCHIVISTE)
+    transfer = get_transfer(session, principal.tenant_id, transfer_id)
+    if transfer.status not in REVALIDABLE or transfer.sip_key is None:
+        label = STATUS_LABELS.get(transfer.status, transfer.status)
+        raise Conflict(f"ce versement n'a pas de paquet à valider (état : {label})", transfer_status=transfer.status)
+    try:
+        controls = _controls(session, transfer)
+    except NotFound as exc:
+        raise Conflict(f"validation impossible : {exc.detail}") from None
+    version, key = transfer.seda_version, transfer.sip_key
+    session.commit()  # reading the package holds no transaction (SQLite's write lock)
+    manifest, files = _read_manifest(key)
+    report = validate_package(manifest, version, controls, file_count=files)
+    transfer = get_transfer(session, principal.tenant_id, transfer_id, for_update=True)
+    if transfer.status not in REVALIDABLE or transfer.sip_key != key:
+        return transfer  # sent or rebuilt meanwhile: what happened stands
+    transfer.validation = report
+    transfer.status = {"valid": BUILT, "invalid": INVALID}.get(report["status"], UNVALIDATED)
+    transfer.updated_at = utcnow()
+    audit_transfer(session, principal.actor, "archive.transfer.revalidated", transfer, validation=report["status"])
+    session.commit()
+    return transfer
+
+
+def _read_manifest(key: str) -> tuple[bytes, int]:
+    """The package's manifest and its number of files, read from the store."""
+    with get_store().local_path(key) as path, zipfile.ZipFile(path) as package:
+        files = sum(1 for info in package.infolist() if not info.is_dir() and info.filename != "manifest.xml")
+        try:
+            return package.read("manifest.xml"), files
+        except KeyError:
+            raise InvalidInput("le paquet stocké n'a pas de manifeste (manifest.xml)") from None
 
 
 def record_delivery(session: Session, tenant_id: str, transfer_id: str, receipt: dict[str, Any]) -> Transfer:

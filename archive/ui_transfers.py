@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import zipfile
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from archive import profiles, referential, service
+from archive import profiles, service
 from archive.models import Transfer
 from archive.schemas import SendIn, TransferIn
 from archive.statuses import (
@@ -41,10 +40,7 @@ from archive.ui_shared import (
     selection_kind,
     transfer_rows,
 )
-from socle.auth import Principal, Role
-from socle.db import utcnow
-from socle.errors import Conflict, InvalidInput, NotFound
-from socle.storage import get_store
+from socle.errors import Conflict, NotFound
 from socle.ui.sessions import SignedIn
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
 from socle.web import object_response
@@ -54,7 +50,6 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 SEDA_VERSIONS = ("2.1", "2.2", "2.3")
 SHOWN_ROWS = 200  # documents, issues, units listed on one page: the page stays light whatever the package
-REVALIDABLE = (BUILT, INVALID, UNVALIDATED)
 FIELDS = ("selection", "document_ids", "folder_id", "archival_agency", "comment", "seda_version", "profile")
 
 
@@ -279,7 +274,7 @@ def send_transfer(request: Request, db: DbDep, user: UserDep, form: FormDep, tra
 def revalidate_transfer(request: Request, db: DbDep, user: UserDep, form: FormDep, transfer_id: str) -> Response:
     require_archivist(user)
     try:
-        transfer = revalidate(db, user.principal, transfer_id)
+        transfer = service.revalidate(db, user.principal, transfer_id)
     except Conflict as exc:
         db.rollback()
         return _detail_again(request, db, user, transfer_id, {}, {"form": exc.detail}, 409)
@@ -329,7 +324,7 @@ def _detail_page(
         "units": _units_view(transfer),
         "sae_messages": transfer.messages,
         "can_send": transfer.status in SENDABLE and transfer.sip_key is not None,
-        "can_revalidate": transfer.status in REVALIDABLE and transfer.sip_key is not None,
+        "can_revalidate": transfer.status in service.REVALIDABLE and transfer.sip_key is not None,
         "can_redo": transfer.status in (INVALID, ERROR, REJECTED, DELIVERY_FAILED),
         "values": {"connector": transfer.connector or _last_connector(db, transfer.tenant_id), **(values or {})},
         "errors": errors or {},
@@ -483,56 +478,3 @@ def _units_view(transfer: Transfer) -> list[dict[str, Any]]:
         }
         for unit_id, found in list(units.items())[:SHOWN_ROWS]
     ]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Validating a built package again
-
-
-def revalidate(db: Session, principal: Principal, transfer_id: str) -> Transfer:
-    """Validate a built package again against the XSD, the transfer's profile and the tenant's referential as
-    they are now: after the schemas are installed, or the referential or profile corrected. The package itself
-    is unchanged (its content is what the GED exported); a wrong mapping needs a new transfer.
-
-    :raises Conflict: the transfer has no package to validate, or its profile is gone.
-    """
-    principal.require(Role.ARCHIVISTE)
-    transfer = service.get_transfer(db, principal.tenant_id, transfer_id)
-    if transfer.status not in REVALIDABLE or transfer.sip_key is None:
-        label = STATUS_NAMES.get(transfer.status, transfer.status).lower()
-        raise Conflict(f"ce versement n'a pas de paquet à valider (état : {label})")
-    try:
-        controls = _controls(db, transfer)
-    except NotFound as exc:
-        raise Conflict(f"validation impossible : {exc.detail}") from None
-    version, key = transfer.seda_version, transfer.sip_key
-    db.commit()  # reading the package holds no transaction (SQLite's write lock)
-    manifest, files = _read_manifest(key)
-    report = service.validate_package(manifest, version, controls, file_count=files)
-    transfer = service.get_transfer(db, principal.tenant_id, transfer_id, for_update=True)
-    if transfer.status not in REVALIDABLE or transfer.sip_key != key:
-        return transfer  # sent or rebuilt meanwhile: what happened stands
-    transfer.validation = report
-    transfer.status = {"valid": BUILT, "invalid": INVALID}.get(report["status"], UNVALIDATED)
-    transfer.updated_at = utcnow()
-    service.audit_transfer(db, principal.actor, "archive.transfer.revalidated", transfer, validation=report["status"])
-    db.commit()
-    return transfer
-
-
-def _controls(db: Session, transfer: Transfer) -> service.Controls:
-    rules = referential.business_rules(db, transfer.tenant_id)
-    if transfer.profile is None:
-        return service.Controls(rules)
-    profile = profiles.get_profile(db, transfer.tenant_id, transfer.profile)
-    return service.Controls(rules, profile.name, profile.object_key)
-
-
-def _read_manifest(key: str) -> tuple[bytes, int]:
-    """The package's manifest and its number of files, read from the store."""
-    with get_store().local_path(key) as path, zipfile.ZipFile(path) as package:
-        files = sum(1 for info in package.infolist() if not info.is_dir() and info.filename != "manifest.xml")
-        try:
-            return package.read("manifest.xml"), files
-        except KeyError:
-            raise InvalidInput("le paquet stocké n'a pas de manifeste (manifest.xml)") from None

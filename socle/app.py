@@ -10,6 +10,7 @@ import archive.api
 import archive.ui
 import ged.api
 import ged.ui
+import ged.ui_retention
 import interop.api
 import interop.ui
 import parapheur.api
@@ -50,6 +51,7 @@ UI_ROUTERS = [
     parapheur.ui.router,
     parapheur.ui_admin.router,
     ged.ui.router,
+    ged.ui_retention.router,
     archive.ui.router,
     interop.ui.router,
     kernel_admin.router,

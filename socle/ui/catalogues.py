@@ -77,7 +77,7 @@ def update(package: str, locale: str = "en") -> int:
         if not wanted and not path.is_file():
             continue  # no administration page in this package: no empty admin.po
         catalog = _read(package, locale, domain)
-        for message in sorted(wanted):
+        for message in sorted(wanted - _translated_apart(package, locale)):
             if message not in catalog:
                 catalog.add(message, "")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,4 +96,17 @@ def missing(package: str, locale: str = "en") -> list[str]:
         untranslated.update(
             message for message in extract(package, domain) if message not in catalog or not catalog[message].string
         )
-    return sorted(untranslated)
+    return sorted(untranslated - _translated_apart(package, locale))
+
+
+def _translated_apart(package: str, locale: str) -> set[str]:
+    """Messages translated by the folder's other catalogues (e.g. ``retention.po``, written by hand for pages
+    kept apart): the pages read every ``.po`` of the folder, so these need no entry in messages or admin."""
+    folder = catalogue_path(package, locale).parent
+    found: set[str] = set()
+    for path in sorted(folder.glob("*.po")) if folder.is_dir() else []:
+        if path.stem in DOMAINS:
+            continue
+        with path.open("rb") as source:
+            found.update(str(message.id) for message in read_po(source, locale=locale) if message.id and message.string)
+    return found

@@ -24,6 +24,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
+from markupsafe import Markup, escape
 
 LOCALES = ("fr", "en")
 DEFAULT_LOCALE = "fr"
@@ -100,7 +101,17 @@ def _environment(locale: str) -> jinja2.Environment:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,  # a missing value is a bug to see in the tests, not a blank
     )
-    env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
+    catalogue = translations(locale)
+
+    # Jinja marks what gettext returns as safe HTML. A message may be a variable holding what a user typed
+    # (a flash message naming a hold, an error detail): escape it first, so nothing a user typed is markup.
+    def gettext(message: str) -> Markup:
+        return escape(catalogue.gettext(message))
+
+    def ngettext(singular: str, plural: str, count: int) -> Markup:
+        return escape(catalogue.ngettext(singular, plural, count))
+
+    env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["date"] = lambda value: _format_date(value, locale)
     env.filters["datetime"] = lambda value: _format_datetime(value, locale)
     env.filters["number"] = lambda value: format_decimal(value, locale=locale) if value is not None else ""

@@ -108,6 +108,7 @@ def test_home_offers_the_dua_transfer_and_counts_the_transfers(app: Any, kit: Ki
     assert page.text.count("<h1>") == 1
     assert "Prêts à envoyer : 0" in page.text
     assert 'href="/archives/transferts/nouveau?selection=dua"' in page.text
+    assert 'href="/archives/dua"' in page.text and 'href="/archives/eliminations"' in page.text
     assert "Aucun versement de fin de DUA pour l'instant." in page.text
     built_transfer(kit, client)
     assert "Prêts à envoyer : 1" in client.get("/archives").text

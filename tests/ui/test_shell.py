@@ -199,3 +199,24 @@ def test_an_upload_over_the_limit_gets_a_page_saying_why(app: Any, kit: Kit, use
     assert answer.status_code == 413
     assert answer.headers["content-type"].startswith("text/html")
     assert "Fichier trop volumineux" in answer.text and "1 Mio" in answer.text
+
+
+def test_what_a_user_typed_is_never_markup_even_through_translation() -> None:
+    from socle.ui import rendering
+
+    context = {
+        "title": "Introuvable",
+        "detail": "collectivité « <b>x</b> » inconnue",
+        "user": None,
+        "sections": [],
+        "csrf": "",
+        "locale": "fr",
+        "flash": [{"kind": "success", "message": "Gel « <a href=//evil>ici</a> » créé"}],
+        "current_path": "/",
+        "errors": {},
+        "values": {},
+    }
+    for locale in ("fr", "en"):
+        page = rendering.render_template(locale, "socle/error.html", context)
+        assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+        assert "<a href=//evil>" not in page

@@ -1,0 +1,421 @@
+"""GED pages for archivists: what reached the end of its DUA, and eliminations with their four-eyes approval.
+
+They sit under /archives, the archivist's section, but read the GED: the archive service never sees the GED's
+documents. A document at the end of its DUA follows its type's final action: « conserver » or « trier » ones
+are chosen for a transfer (the archive's form, by link), « détruire » ones are proposed for elimination, which
+another person approves before anyone carries it out. Everything goes through ged.retention, with the
+signed-in principal: the same rights, tenant and messages as the API.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+from starlette.datastructures import FormData
+
+from ged import access, holds, retention, types
+from ged.models import Document, DocumentType, Elimination
+from ged.service import ARCHIVED, ELIMINATED
+from socle.auth import Principal, Role
+from socle.errors import Conflict, Forbidden, InvalidInput, NotFound
+from socle.models import AuditEntry
+from socle.ui import rendering
+from socle.ui.sessions import SignedIn
+from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
+
+router = APIRouter(include_in_schema=False)
+rendering.register("ged")  # the templates are the GED's; the navigation entry is the archive's « Archives »
+
+PAGE_SIZE = 50
+SHOWN_DOCUMENTS = 200  # documents listed on an elimination's page: the page stays light whatever its size
+MAX_COMMENT = 5000  # as the API's EliminationIn and DecisionIn
+TRANSFER_FORM = "/archives/transferts/nouveau"
+
+
+def _(message: str) -> str:
+    """Marks a French text for the catalogues; the templates translate it when they show it."""
+    return message
+
+
+# The filter's words (in the URL) → the GED's final action; « tous » is every document whose DUA ended.
+FINAL_ACTIONS: dict[str, str] = {"conserver": "keep", "trier": "sort", "detruire": retention.DESTROY}
+FINAL_ACTION_NAMES: dict[str, str] = {"keep": _("Conserver"), "sort": _("Trier"), "destroy": _("Détruire")}
+STATUS_NAMES: dict[str, str] = {
+    retention.PROPOSED: _("Proposée, en attente d'approbation"),
+    retention.APPROVED: _("Approuvée, à exécuter"),
+    retention.REFUSED: _("Refusée"),
+    retention.DONE: _("Exécutée"),
+}
+# The eliminations list's filter: the words in the URL → the domain's states.
+STATUS_FILTERS: dict[str, str] = {
+    "proposees": retention.PROPOSED,
+    "approuvees": retention.APPROVED,
+    "refusees": retention.REFUSED,
+    "executees": retention.DONE,
+}
+OPEN = (retention.PROPOSED, retention.APPROVED)
+
+
+def require_archivist(user: SignedIn) -> Principal:
+    """These pages are the archivists' (and the administrators'): a Forbidden page for anyone else."""
+    user.principal.require(Role.ARCHIVISTE)
+    return user.principal
+
+
+def sentence(message: str) -> str:
+    """A domain message (« une élimination est… ») shown as a sentence of its own."""
+    message = message.strip()
+    if not message:
+        return message
+    return message[:1].upper() + message[1:] + ("" if message.endswith((".", "?", "!", ")")) else ".")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What reached the end of its DUA
+
+
+@dataclass(frozen=True)
+class Filters:
+    sort: str  # "", "conserver", "trier", "detruire"
+    type: str  # a document type's code, or ""
+    page: int
+
+    def url(self, **changes: Any) -> str:
+        wanted = {"sort": self.sort, "type": self.type, "page": self.page, **changes}
+        query = {key: value for key, value in wanted.items() if value and not (key == "page" and value == 1)}
+        return "/archives/dua" + (f"?{urlencode(query)}" if query else "")
+
+
+@dataclass(frozen=True)
+class DuaRow:
+    document: Document
+    type_name: str
+    type_code: str
+    final_action: str
+    held_by: list[str]
+    elimination_id: str | None  # an open proposal that already includes it
+    choice: str | None  # the selection it may join: "verser", "eliminer", or None
+
+
+def page_number(raw: str) -> int:
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 100_000 else 1
+
+
+def filters_of(sort: str, type_code: str, page: str) -> Filters:
+    """The list's filters from the URL; unknown values are dropped rather than refused."""
+    return Filters(sort if sort in FINAL_ACTIONS else "", type_code.strip()[:100], page_number(page))
+
+
+def _retention_query(db: Session, principal: Principal, filters: Filters) -> Any:
+    """The GED's own selection (ged.retention.retention_query), narrowed by final action and type."""
+    action = FINAL_ACTIONS.get(filters.sort)
+    state = {None: "reached", retention.DESTROY: "to_eliminate"}.get(action, "to_transfer")
+    query = retention.retention_query(db, principal, state)
+    if action in retention.TRANSFER_ACTIONS:
+        query = query.where(DocumentType.final_action == action)
+    if filters.type:
+        query = query.where(DocumentType.code == filters.type)
+    return query
+
+
+def dua_rows(db: Session, principal: Principal, filters: Filters) -> tuple[list[DuaRow], Filters, int, int]:
+    """One page of the documents whose DUA ended, oldest end first: (rows, filters on the page shown, total,
+    pages). Past the last page, the last page."""
+    principal.require(Role.ARCHIVISTE)
+    query = _retention_query(db, principal, filters)
+    total = db.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+    pages = max(1, -(-total // PAGE_SIZE))
+    filters = Filters(filters.sort, filters.type, min(filters.page, pages))
+    documents = list(
+        db.execute(
+            query.options(selectinload(Document.versions))
+            .order_by(Document.dua_ends_on, Document.id)
+            .limit(PAGE_SIZE)
+            .offset((filters.page - 1) * PAGE_SIZE)
+        ).scalars()
+    )
+    ids = [document.id for document in documents]
+    held = holds.active_holds(db, ids)
+    pending = _open_proposals(db, principal)
+    type_of = _types(db, {document.type_id for document in documents})
+    rows = []
+    for document in documents:
+        document_type = type_of[document.type_id or ""]
+        elimination_id = pending.get(document.id)
+        if held.get(document.id):
+            choice = None  # a held document is neither transferred nor eliminated until the hold is lifted
+        elif document_type.final_action == retention.DESTROY:
+            choice = None if elimination_id else "eliminer"
+        else:
+            choice = "verser"
+        rows.append(
+            DuaRow(
+                document=document,
+                type_name=document_type.name,
+                type_code=document_type.code,
+                final_action=document_type.final_action,
+                held_by=held.get(document.id, []),
+                elimination_id=elimination_id,
+                choice=choice,
+            )
+        )
+    return rows, filters, total, pages
+
+
+def _types(db: Session, type_ids: set[str | None]) -> dict[str, DocumentType]:
+    wanted = [type_id for type_id in type_ids if type_id]
+    if not wanted:
+        return {}
+    return {found.id: found for found in db.execute(select(DocumentType).where(DocumentType.id.in_(wanted))).scalars()}
+
+
+def _open_proposals(db: Session, principal: Principal) -> dict[str, str]:
+    """Document id → the open (proposed or approved) elimination that includes it."""
+    found: dict[str, str] = {}
+    for elimination in retention.list_eliminations(db, principal):
+        if elimination.status in OPEN:
+            found.update(dict.fromkeys(elimination.document_ids, elimination.id))
+    return found
+
+
+def _dua_page(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    filters: Filters,
+    *,
+    values: dict[str, Any] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    rows, filters, total, pages = dua_rows(db, principal, filters)
+    type_options = [(found.code, f"{found.name} ({found.code})") for found in types.list_types(db, principal.tenant_id)]
+    context = {
+        "rows": rows,
+        "filters": filters,
+        "total": total,
+        "pages": pages,
+        "sort_options": [(key, FINAL_ACTION_NAMES[code]) for key, code in FINAL_ACTIONS.items()],
+        "type_options": type_options,
+        "filter_values": {"sort": filters.sort, "type": filters.type},
+        "final_action_names": FINAL_ACTION_NAMES,
+        "to_transfer": any(row.choice == "verser" for row in rows),
+        "to_eliminate": any(row.choice == "eliminer" for row in rows),
+        "archived": ARCHIVED,
+        "values": {"eliminer": [], "verser": [], **(values or {})},
+        "errors": errors or {},
+    }
+    return render(request, "ged/retention.html", context, status=status, db=db)
+
+
+TypeQuery = Annotated[str, Query(alias="type")]
+
+
+@router.get("/archives/dua", response_class=HTMLResponse)
+def dua_page(
+    request: Request, db: DbDep, user: UserDep, sort: str = "", type_code: TypeQuery = "", page: str = "1"
+) -> Response:
+    return _dua_page(request, db, require_archivist(user), filters_of(sort, type_code, page))
+
+
+@router.get("/archives/dua/verser", response_class=HTMLResponse)
+def choose_for_transfer(
+    request: Request,
+    db: DbDep,
+    user: UserDep,
+    verser: Annotated[list[str] | None, Query()] = None,
+    sort: str = "",
+    type_code: TypeQuery = "",
+    page: str = "1",
+) -> Response:
+    """The documents ticked for a transfer → the archive's transfer form, prefilled with them."""
+    principal = require_archivist(user)
+    chosen = list(dict.fromkeys(value.strip() for value in verser or [] if value.strip()))[:PAGE_SIZE]
+    if not chosen:
+        errors = {"verser": t(request, "Cochez au moins un document à verser.")}
+        return _dua_page(request, db, principal, filters_of(sort, type_code, page), errors=errors, status=422)
+    return redirect(f"{TRANSFER_FORM}?{urlencode({'documents': ','.join(chosen)})}")
+
+
+@router.post("/archives/dua/eliminer", response_class=HTMLResponse)
+def propose(request: Request, db: DbDep, user: UserDep, form: FormDep) -> Response:
+    principal = require_archivist(user)
+    filters = filters_of(_text(form, "sort"), _text(form, "type"), _text(form, "page") or "1")
+    chosen = list(dict.fromkeys(value.strip() for value in form.getlist("eliminer") if isinstance(value, str)))
+    chosen = [value for value in chosen if value]
+    comment = _text(form, "commentaire")
+    values = {"eliminer": chosen, "commentaire": comment}
+    errors: dict[str, str] = {}
+    if not chosen:
+        errors["eliminer"] = t(request, "Cochez au moins un document à éliminer.")
+    if len(comment) > MAX_COMMENT:
+        errors["commentaire"] = t(request, "%(count)s caractères au plus.", count=MAX_COMMENT)
+    if errors:
+        return _dua_page(request, db, principal, filters, values=values, errors=errors, status=422)
+    try:
+        elimination = retention.propose_elimination(db, principal, chosen, comment or None)
+    except (InvalidInput, Conflict, NotFound) as exc:
+        db.rollback()
+        errors = {"eliminer": sentence(exc.detail)}
+        return _dua_page(request, db, principal, filters, values=values, errors=errors, status=exc.status)
+    db.commit()
+    message = t(request, "Élimination proposée : une autre personne doit maintenant l'approuver.")
+    return redirect(f"/archives/eliminations/{elimination.id}", db=db, user=user, message=message)
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Eliminations
+
+
+@router.get("/archives/eliminations", response_class=HTMLResponse)
+def eliminations_page(request: Request, db: DbDep, user: UserDep, etat: str = "", page: str = "1") -> Response:
+    principal = require_archivist(user)
+    status = STATUS_FILTERS.get(etat)
+    found = retention.list_eliminations(db, principal, status)
+    pages = max(1, -(-len(found) // PAGE_SIZE))
+    number = min(page_number(page), pages)
+    context = {
+        "eliminations": found[(number - 1) * PAGE_SIZE : number * PAGE_SIZE],
+        "total": len(found),
+        "page": number,
+        "pages": pages,
+        "etat": etat if status else "",
+        "status_filters": [(key, STATUS_NAMES[value]) for key, value in STATUS_FILTERS.items()],
+        "status_names": STATUS_NAMES,
+        "username": principal.username,
+    }
+    return render(request, "ged/eliminations.html", context, db=db)
+
+
+@dataclass(frozen=True)
+class EliminationDocument:
+    id: str
+    document: Document | None  # None: not readable by this user (or gone); only its id is shown
+    type_name: str
+    held_by: list[str]
+
+
+def _documents(db: Session, principal: Principal, elimination: Elimination) -> list[EliminationDocument]:
+    """The proposal's documents that the user may read (one query), with their type and active holds."""
+    ids = elimination.document_ids[:SHOWN_DOCUMENTS]
+    readable = {
+        document.id: document
+        for document in db.execute(
+            select(Document)
+            .where(Document.id.in_(ids), access.readable(db, principal))
+            .options(selectinload(Document.versions))
+        ).scalars()
+    }
+    held = holds.active_holds(db, ids)
+    type_of = _types(db, {document.type_id for document in readable.values()})
+    return [
+        EliminationDocument(
+            id=document_id,
+            document=readable.get(document_id),
+            type_name=type_of[readable[document_id].type_id or ""].name
+            if document_id in readable and readable[document_id].type_id in type_of
+            else "",
+            held_by=held.get(document_id, []),
+        )
+        for document_id in ids
+    ]
+
+
+def proof_of(db: Session, elimination: Elimination) -> AuditEntry | None:
+    """The audit entry that proves a carried-out elimination (which documents, the digests, who, when)."""
+    query = select(AuditEntry).where(
+        AuditEntry.tenant_id == elimination.tenant_id,
+        AuditEntry.object_type == "elimination",
+        AuditEntry.object_id == elimination.id,
+        AuditEntry.action == "ged.elimination.done",
+    )
+    return db.execute(query.order_by(AuditEntry.seq.desc()).limit(1)).scalar_one_or_none()
+
+
+def _elimination_page(
+    request: Request,
+    db: Session,
+    principal: Principal,
+    elimination_id: str,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    principal.require(Role.ARCHIVISTE)
+    elimination = retention.get_elimination(db, principal.tenant_id, elimination_id)
+    documents = _documents(db, principal, elimination)
+    proof = proof_of(db, elimination) if elimination.status == retention.DONE else None
+    context = {
+        "elimination": elimination,
+        "status_name": STATUS_NAMES.get(elimination.status, elimination.status),
+        "documents": documents,
+        "hidden": len(elimination.document_ids) - len(documents),
+        "held": [item for item in documents if item.held_by],
+        "is_proposer": elimination.proposed_by == principal.username,
+        "can_decide": elimination.status == retention.PROPOSED,
+        "can_carry_out": elimination.status == retention.APPROVED,
+        "proof": proof,
+        "proof_documents": (proof.details.get("documents") or [])[:SHOWN_DOCUMENTS] if proof else [],
+        "final_action_names": FINAL_ACTION_NAMES,
+        "eliminated": ELIMINATED,
+        "values": values or {},
+        "errors": errors or {},
+    }
+    return render(request, "ged/elimination.html", context, status=status, db=db)
+
+
+@router.get("/archives/eliminations/{elimination_id}", response_class=HTMLResponse)
+def elimination_page(request: Request, db: DbDep, user: UserDep, elimination_id: str) -> Response:
+    return _elimination_page(request, db, require_archivist(user), elimination_id)
+
+
+@router.post("/archives/eliminations/{elimination_id}/decision", response_class=HTMLResponse)
+def decide(request: Request, db: DbDep, user: UserDep, form: FormDep, elimination_id: str) -> Response:
+    """Approve or refuse a proposal; the domain refuses the person who proposed it (four eyes)."""
+    principal = require_archivist(user)
+    decision, comment = _text(form, "decision"), _text(form, "commentaire")
+    values = {"commentaire": comment}
+    if decision not in ("approuver", "refuser"):
+        errors = {"form": t(request, "Choisissez d'approuver ou de refuser l'élimination.")}
+        return _elimination_page(request, db, principal, elimination_id, values=values, errors=errors, status=422)
+    if len(comment) > MAX_COMMENT:
+        errors = {"commentaire": t(request, "%(count)s caractères au plus.", count=MAX_COMMENT)}
+        return _elimination_page(request, db, principal, elimination_id, values=values, errors=errors, status=422)
+    try:
+        retention.decide_elimination(db, principal, elimination_id, decision == "approuver", comment or None)
+    except (Forbidden, Conflict) as exc:
+        db.rollback()
+        errors = {"form": sentence(exc.detail)}
+        return _elimination_page(
+            request, db, principal, elimination_id, values=values, errors=errors, status=exc.status
+        )
+    if decision == "approuver":
+        message = t(request, "Élimination approuvée : elle peut maintenant être exécutée.")
+    else:
+        message = t(request, "Élimination refusée : les documents sont conservés.")
+    return redirect(f"/archives/eliminations/{elimination_id}", db=db, user=user, message=message)
+
+
+@router.post("/archives/eliminations/{elimination_id}/executer", response_class=HTMLResponse)
+def carry_out(request: Request, db: DbDep, user: UserDep, form: FormDep, elimination_id: str) -> Response:
+    principal = require_archivist(user)
+    try:
+        retention.carry_out_elimination(db, principal, elimination_id)
+    except Conflict as exc:
+        db.rollback()
+        errors = {"form": sentence(exc.detail)}
+        return _elimination_page(request, db, principal, elimination_id, errors=errors, status=exc.status)
+    message = t(request, "Élimination exécutée : la preuve est inscrite au journal d'audit.")
+    return redirect(f"/archives/eliminations/{elimination_id}", db=db, user=user, message=message)
