@@ -1,17 +1,19 @@
 """Benchmark: GED ingest through the HTTP API, text extraction by the workers included.
 
 The whole production chain on this machine: PostgreSQL (a database of its own, created and dropped here), a
-local S3 server (moto, its own process), Redis with a key prefix of its own, ``uvicorn`` serving the GED API
-(several processes) and ``socle worker ged`` processes. Clients (threads, one HTTP connection each) post N
-generated ~100 KB PDFs, each with a text layer and a picture, all different; the workers extract their text
-(and make the preview, thumbnail and PDF/A copy that every new PDF version also gets).
+local S3 server (moto, its own process; or the local storage, to tell the S3 stand-in's share),
+Redis with a key prefix of its own, ``uvicorn`` serving the GED API (several processes) and
+``socle worker ged`` processes. Clients (threads, one HTTP connection each) post N generated ~100 KB PDFs,
+each with a text layer and a picture, all different; the workers extract their text (and make the preview,
+thumbnail and PDF/A copy that every new PDF version also gets, on the slower « renditions » lane).
 
 Measured: documents/s accepted by the API; documents/s until every text is extracted (``text_status`` done);
 until every rendition job is done; request latencies; each job kind's mean run time (from the job table);
-CPU seconds of each part (from /proc: server, workers with their forked work horses, S3 server; PostgreSQL
-and Redis are the machine's, counted with the rest); the load average before and after.
+CPU seconds of each part, from /proc: server, workers (with their forked work horses), S3 server, the
+PostgreSQL backends of the bench's database, the Redis server (shared with whatever else uses it); the rest
+of the machine (the bench's own clients, other work); the load average before and after.
 
-    .venv/bin/python bench/ged_ingest.py --count 500 --clients 8 --workers 2
+    .venv/bin/python bench/ged_ingest.py --count 300 --clients 8 --workers 2 --slow-workers 1 --no-wait-renditions
 """
 
 from __future__ import annotations
@@ -159,8 +161,11 @@ class Group:
 
 
 def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    # From the tree the bench belongs to (``python -m``, uvicorn's app dir), whatever copy is installed.
     with log.open("ab") as out:
-        return subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT
+        )
 
 
 def _free_port() -> int:
@@ -201,36 +206,32 @@ class Settings:
     redis: str
     prefix: str
     worker_kind: str = "fork"
-
-
-# An experiment, not socle's way (``socle worker`` forks an rq work horse per job): the same queue and sweeper
-# with rq's SimpleWorker, which runs each job in the worker process itself and so keeps its connections, its
-# imports and SQLAlchemy's compiled statements from one job to the next.
-SIMPLE_WORKER = """
-import importlib, multiprocessing
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
-from socle import queue
-importlib.import_module("ged.jobs")
-sweeper = multiprocessing.get_context("spawn").Process(target=queue._sweep_forever, args=(["ged"],), daemon=True)
-sweeper.start()
-connection = queue.get_redis()
-worker = SimpleWorker([queue.rq_queue("ged", connection)], connection=connection, serializer=JSONSerializer)
-worker.work(logging_level="WARNING")
-"""
+    storage: str = "moto"
+    slow_workers: int = 0
+    wait_renditions: bool = True
 
 
 def uvicorn_command(settings: Settings, port: int) -> list[str]:
     return [
         str(BIN / "uvicorn"), "--factory", "ged.api:create_app", "--host", "127.0.0.1", "--port", str(port),
         "--workers", str(settings.server_processes), "--log-level", "warning", "--no-access-log",
+        "--app-dir", str(ROOT),
     ]  # fmt: skip
 
 
 def worker_command(settings: Settings) -> list[str]:
-    if settings.worker_kind == "simple":
-        return [sys.executable, "-c", SIMPLE_WORKER]
-    return [str(BIN / "socle"), "worker", "ged"]
+    return [
+        sys.executable,
+        "-m",
+        "socle",
+        "worker",
+        "ged",
+        *(["--no-fork"] if settings.worker_kind == "nofork" else []),
+    ]
+
+
+def s3_command(port: int) -> list[str]:
+    return [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
 
 
 @contextmanager
@@ -262,15 +263,18 @@ def environment(settings: Settings, database_url: str, s3_port: int, data_dir: P
         SOCLE_DATABASE_URL=database_url,
         SOCLE_REDIS_URL=settings.redis,
         SOCLE_QUEUE_PREFIX=settings.prefix,
-        SOCLE_STORAGE_BACKEND="s3",
-        SOCLE_S3_ENDPOINT=f"127.0.0.1:{s3_port}",
-        SOCLE_S3_ACCESS_KEY="bench",
-        SOCLE_S3_SECRET_KEY="bench-secret",
-        SOCLE_S3_SECURE="false",
-        SOCLE_S3_REGION="us-east-1",
-        SOCLE_S3_BUCKET="bench-ingest",
         SOCLE_MAX_UPLOAD_BYTES=str(10 * 1024 * 1024),
     )
+    if settings.storage != "local":
+        env.update(
+            SOCLE_STORAGE_BACKEND="s3",
+            SOCLE_S3_ENDPOINT=f"127.0.0.1:{s3_port}",
+            SOCLE_S3_ACCESS_KEY="bench",
+            SOCLE_S3_SECRET_KEY="bench-secret",
+            SOCLE_S3_SECURE="false",
+            SOCLE_S3_REGION="us-east-1",
+            SOCLE_S3_BUCKET="bench-ingest",
+        )
     return env
 
 
@@ -286,7 +290,9 @@ def make_token(env: dict[str, str]) -> str:
         "    user = create_user(session, tenant, 'agent', 'Agent du banc', ['agent'])\n"
         "    print(issue_token(session, user, 'bench'))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, cwd=ROOT
+    )
     return result.stdout.strip().splitlines()[-1]
 
 
@@ -348,8 +354,9 @@ def wait_for(env: dict[str, str], sql: str, expected: int, timeout: float) -> fl
     raise TimeoutError(f"attente dépassée : {sql}")
 
 
-def job_stats(env: dict[str, str]) -> list[tuple[str, int, float, float, int]]:
-    """Per job function: count, mean run time (ms), mean wait from creation to start (s), attempts > 1."""
+def job_stats(env: dict[str, str], since: Any) -> list[tuple[str, int, float, float, int]]:
+    """Per job function: count, mean run time (ms), mean wait from creation to start (s), attempts > 1; the jobs
+    created ``since`` (the measured ones, not the warm-up's)."""
     import psycopg
 
     url = env["SOCLE_DATABASE_URL"].replace("postgresql+psycopg://", "postgresql://")
@@ -357,34 +364,92 @@ def job_stats(env: dict[str, str]) -> list[tuple[str, int, float, float, int]]:
         rows = connection.execute(
             "SELECT function, count(*), avg(extract(epoch FROM finished_at - started_at)) * 1000,"
             " avg(extract(epoch FROM started_at - created_at)), sum(CASE WHEN attempts > 1 THEN 1 ELSE 0 END)"
-            " FROM jobs WHERE status = 'done' GROUP BY function ORDER BY function"
+            " FROM jobs WHERE status = 'done' AND created_at >= %s GROUP BY function ORDER BY function",
+            (since,),
         ).fetchall()
     return [(str(r[0]), int(r[1]), float(r[2]), float(r[3]), int(r[4])) for r in rows]
 
 
+def _matching(predicate: Any) -> list[int]:
+    """Pids of the live processes whose command line satisfies ``predicate``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+            except OSError:
+                continue
+            if predicate(command):
+                found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class Outside:
+    """Processes the bench did not start (PostgreSQL backends, the Redis server), followed pid by pid: a process
+    that ends between two readings loses its share (PostgreSQL's pooled backends live as long as the run)."""
+
+    name: str
+    predicate: Any
+    start: dict[int, float] = field(default_factory=dict)
+
+    def mark(self) -> None:
+        self.start = {pid: _ticks(pid, children=False) for pid in _matching(self.predicate)}
+
+    def used(self) -> float:
+        return sum(_ticks(pid, children=False) - self.start.get(pid, 0.0) for pid in _matching(self.predicate))
+
+
+WARM_UP = 20
+DONE_JOBS = "SELECT count(*) FROM jobs WHERE status IN ('done', 'failed') AND function LIKE 'ged.jobs.%'"
+
+
 def run(settings: Settings) -> dict[str, Any]:
     rng = random.Random(20261201)
-    documents = [make_pdf(number, rng) for number in range(settings.count)]
+    documents = [make_pdf(number, rng) for number in range(settings.count + WARM_UP)]
+    warm_up, documents = documents[settings.count :], documents[: settings.count]
     work = Path(tempfile.mkdtemp(prefix="socle-bench-ingest-"))
-    groups = {name: Group(name) for name in ("S3 (moto)", "API (uvicorn)", "workers")}
+    s3_name = "S3 (moto)" if settings.storage == "moto" else "stockage local (sans S3)"
+    groups = {name: Group(name) for name in (s3_name, "API (uvicorn)", "workers : texte", "workers : rendus lents")}
+    # PostgreSQL titles its processes « postgres: <cluster>: <user> <database> <client> <state> ».
+    backend = f" postgres {settings.database} "
+    outside = [
+        Outside(
+            f"PostgreSQL (connexions à {settings.database})",
+            lambda command: command.startswith("postgres:") and backend in command,
+        ),
+        Outside(
+            "PostgreSQL (processus communs : WAL, checkpointer… ; partagés)",
+            lambda command: command.startswith("postgres:") and "(" not in command and "[local]" not in command,
+        ),
+        Outside("Redis (tout le serveur, partagé)", lambda command: command.split(" ", 1)[0].endswith("redis-server")),
+    ]
     try:
         with database(settings) as database_url:
             clean_redis(settings)
             s3_port, api_port = _free_port(), _free_port()
-            groups["S3 (moto)"].processes.append(
-                _start(
-                    [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)], dict(os.environ), work / "s3.log"
-                )
-            )
-            _wait_port(s3_port)
+            if settings.storage != "local":
+                groups[s3_name].processes.append(_start(s3_command(s3_port), dict(os.environ), work / "s3.log"))
+                _wait_port(s3_port)
             env = environment(settings, database_url, s3_port, work / "data")
             token = make_token(env)
             groups["API (uvicorn)"].processes.append(_start(uvicorn_command(settings, api_port), env, work / "api.log"))
             for _ in range(settings.workers):
-                groups["workers"].processes.append(_start(worker_command(settings), env, work / "worker.log"))
+                command = worker_command(settings) + (["--lane", "main"] if settings.slow_workers else [])
+                groups["workers : texte"].processes.append(_start(command, env, work / "worker.log"))
+            for _ in range(settings.slow_workers):
+                # Slow renditions at the lowest CPU priority: they take what uploads and text extraction leave.
+                command = ["nice", "-n", "19", *worker_command(settings), "--lane", "renditions"]
+                groups["workers : rendus lents"].processes.append(_start(command, env, work / "worker.log"))
             _wait_port(api_port)
-            time.sleep(3)  # the workers import their modules
-            for group in groups.values():
+            # A few documents first, not measured: each process's first requests and jobs pay for lazy imports,
+            # connections and SQLAlchemy's statement cache (about a second of CPU each).
+            warmed = post_all(f"http://127.0.0.1:{api_port}", token, warm_up, settings.clients)
+            if warmed.errors:
+                raise RuntimeError(f"échec des dépôts de mise en route : {warmed.errors[:3]}")
+            wait_for(env, DONE_JOBS, 3 * WARM_UP, 600)
+            since = _scalar(env, "SELECT now()")
+            for group in [*groups.values(), *outside]:
                 group.mark()
             load_before = os.getloadavg()[0]
             system_before = _system_cpu()
@@ -392,17 +457,20 @@ def run(settings: Settings) -> dict[str, Any]:
             upload = post_all(f"http://127.0.0.1:{api_port}", token, documents, settings.clients)
             uploaded = time.monotonic()
             ok = settings.count - len(upload.errors)
-            text_done = wait_for(env, "SELECT count(*) FROM ged_versions WHERE text_status <> 'pending'", ok, 3600)
-            all_done = wait_for(
-                env, "SELECT count(*) FROM jobs WHERE status IN ('done', 'failed') AND function LIKE 'ged.jobs.%'",
-                3 * ok, 3600,
-            )  # fmt: skip
-            cpu = {name: group.used() for name, group in groups.items()}
+            text_done = wait_for(
+                env, "SELECT count(*) FROM ged_versions WHERE text_status <> 'pending'", ok + WARM_UP, 3600
+            )
+            text_cpu = {group.name: group.used() for group in [*groups.values(), *outside]}
+            text_system = _system_cpu() - system_before
+            load_text = os.getloadavg()[0]
+            # Else the run ends with the texts: the slow renditions' backlog is not measured.
+            all_done = wait_for(env, DONE_JOBS, 3 * (ok + WARM_UP), 3600) if settings.wait_renditions else None
+            cpu = {group.name: group.used() for group in [*groups.values(), *outside]}
             system = _system_cpu() - system_before
             load_after = os.getloadavg()[0]
             statuses = _scalar(env, "SELECT string_agg(text_status || ':' || n, ' ') FROM "
                                "(SELECT text_status, count(*) n FROM ged_versions GROUP BY text_status) s")  # fmt: skip
-            jobs = job_stats(env)
+            jobs = job_stats(env, since)
             failed_jobs = _scalar(env, "SELECT count(*) FROM jobs WHERE status = 'failed'")
     finally:
         for group in reversed(list(groups.values())):
@@ -413,12 +481,14 @@ def run(settings: Settings) -> dict[str, Any]:
         "sizes": [len(document) for document in documents],
         "upload_seconds": uploaded - started,
         "text_seconds": text_done - started,
-        "all_seconds": all_done - started,
+        "all_seconds": all_done - started if all_done is not None else None,
         "latencies": upload.latencies,
         "errors": upload.errors,
+        "text_cpu": text_cpu,
+        "text_system_cpu": text_system,
         "cpu": cpu,
         "system_cpu": system,
-        "load": (load_before, load_after),
+        "load": (load_before, load_text, load_after),
         "statuses": statuses,
         "jobs": jobs,
         "failed_jobs": failed_jobs,
@@ -429,11 +499,16 @@ def report(settings: Settings, result: dict[str, Any]) -> None:
     n = settings.count
     latencies = sorted(result["latencies"])
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
-    kind = "« socle worker ged »" if settings.worker_kind == "fork" else "SimpleWorker (essai)"
+    kind = "« socle worker ged »" if settings.worker_kind == "fork" else "« socle worker ged --no-fork »"
     size = statistics.mean(result["sizes"]) / 1000
-    print(f"N = {n} PDF (taille moyenne {size:.1f} Ko), {settings.clients} clients, ")
-    print(f"{settings.server_processes} processus uvicorn, {settings.workers} workers {kind}")
-    print(f"charge (1 min) avant / après : {result['load'][0]:.2f} / {result['load'][1]:.2f}")
+    print(f"N = {n} PDF (taille moyenne {size:.1f} Ko), {settings.clients} clients, stockage : {settings.storage}")
+    print(f"{settings.server_processes} processus uvicorn, {settings.workers} workers {kind}", end="")
+    if settings.slow_workers:
+        print(f" pour la file principale, {settings.slow_workers} pour les rendus lents (nice 19)")
+    else:
+        print(" (toutes les files, la principale d'abord)")
+    before, at_text, after = result["load"]
+    print(f"charge (1 min) avant / texte extrait / fin : {before:.2f} / {at_text:.2f} / {after:.2f}")
     print(f"erreurs HTTP : {len(result['errors'])} {result['errors'][:3]}")
     print(f"text_status : {result['statuses']} ; tâches en échec : {result['failed_jobs']}")
     print()
@@ -444,7 +519,10 @@ def report(settings: Settings, result: dict[str, Any]) -> None:
         ("… et texte extrait de tous", "text_seconds"),
         ("… et tous les rendus faits (aperçu, vignette, PDF/A)", "all_seconds"),
     ):
-        print(f"| {label} | {result[key]:.1f} | {n / result[key]:.1f} |")
+        if result[key] is None:
+            print(f"| {label} | non attendu | |")
+        else:
+            print(f"| {label} | {result[key]:.1f} | {n / result[key]:.1f} |")
     print()
     print(f"latence d'un dépôt : médiane {statistics.median(latencies) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
     print()
@@ -453,15 +531,17 @@ def report(settings: Settings, result: dict[str, Any]) -> None:
     for function, count, run_ms, wait_s, retried in result["jobs"]:
         print(f"| {function} | {count} | {run_ms:.0f} | {wait_s:.1f} | {retried} |")
     print()
-    print("| processus | CPU (s) | CPU par document (ms) |")
+    print("| processus | CPU jusqu'au texte extrait (ms/doc) | CPU jusqu'à la fin (ms/doc) |")
     print("|---|---:|---:|")
-    ours = 0.0
-    for name, seconds in result["cpu"].items():
-        ours += seconds
-        print(f"| {name} | {seconds:.1f} | {seconds / n * 1000:.1f} |")
-    rest = result["system_cpu"] - ours
-    print(f"| reste de la machine (PostgreSQL, Redis, banc, autres travaux) | {rest:.1f} | {rest / n * 1000:.1f} |")
-    print(f"| total machine | {result['system_cpu']:.1f} | {result['system_cpu'] / n * 1000:.1f} |")
+    for name in result["cpu"]:
+        print(f"| {name} | {result['text_cpu'][name] / n * 1000:.1f} | {result['cpu'][name] / n * 1000:.1f} |")
+    rests = [
+        system - sum(cpu.values())
+        for system, cpu in ((result["text_system_cpu"], result["text_cpu"]), (result["system_cpu"], result["cpu"]))
+    ]
+    label = "reste de la machine (clients du banc, autres travaux)"
+    print(f"| {label} | {rests[0] / n * 1000:.1f} | {rests[1] / n * 1000:.1f} |")
+    print(f"| total machine | {result['text_system_cpu'] / n * 1000:.1f} | {result['system_cpu'] / n * 1000:.1f} |")
 
 
 def main() -> None:
@@ -469,6 +549,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500, help="nombre de PDF déposés")
     parser.add_argument("--clients", type=int, default=8, help="clients HTTP simultanés")
     parser.add_argument("--workers", type=int, default=2, help="processus « socle worker ged »")
+    parser.add_argument(
+        "--slow-workers", type=int, default=0,
+        help="processus à part pour les rendus lents, en priorité basse (nice 19) ; les autres ne font alors que "
+        "la file principale (texte)",
+    )  # fmt: skip
     parser.add_argument("--server-processes", type=int, default=2, help="processus uvicorn")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432", help="serveur PostgreSQL")
     parser.add_argument("--database", default="socle_bench_ingest", help="base créée puis supprimée par le banc")
@@ -476,14 +561,25 @@ def main() -> None:
     parser.add_argument("--prefix", default="socle-bench-ingest:", help="préfixe des files rq dans Redis")
     parser.add_argument(
         "--worker-kind",
-        choices=("fork", "simple"),
-        default="fork",
-        help="fork : « socle worker ged » (un processus rq par tâche) ; simple : essai avec SimpleWorker de rq",
+        choices=("fork", "nofork"),
+        default="nofork",
+        help="fork : un processus rq par tâche ; nofork : « socle worker ged --no-fork », les tâches dans le worker",
+    )
+    parser.add_argument(
+        "--storage",
+        choices=("moto", "local"),
+        default="moto",
+        help="serveur S3 de remplacement (moto, en Python) ou stockage local sur disque, pour isoler la part de moto",
+    )
+    parser.add_argument(
+        "--no-wait-renditions",
+        action="store_true",
+        help="s'arrêter quand tous les textes sont extraits, sans attendre aperçus et copies PDF/A",
     )
     args = parser.parse_args()
     settings = Settings(
         args.count, args.clients, args.workers, args.server_processes, args.postgres, args.database, args.redis,
-        args.prefix, args.worker_kind,
+        args.prefix, args.worker_kind, args.storage, args.slow_workers, not args.no_wait_renditions,
     )  # fmt: skip
     report(settings, run(settings))
 

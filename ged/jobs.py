@@ -266,6 +266,74 @@ def store_flow_document(
         )
 
 
+def file_signed_document(
+    *,
+    tenant_id: str,
+    folder_id: str,
+    object_key: str,
+    size: int,
+    filename: str,
+    media_type: str,
+    title: str,
+    document_type: str,
+    signatories: list[str],
+) -> None:
+    """A signed document of a folder made by upload in the parapheur: filed once as a new document, answered."""
+    from sqlalchemy import select
+
+    from ged.models import Document, Version
+    from ged.schemas import Metadata
+    from socle.auth import Principal
+    from socle.models import Tenant
+    from socle.storage import StoredObject
+
+    origin = f"parapheur:{folder_id}"
+    with transaction() as session:
+        found = session.execute(
+            select(Version.document_id).join(Document).where(Document.tenant_id == tenant_id, Version.origin == origin)
+        ).scalar_one_or_none()
+        if found is None:  # a run killed between the creation and the origin's commit left it unmarked
+            orphan = (
+                session.execute(
+                    select(Version)
+                    .join(Document)
+                    .where(
+                        Document.tenant_id == tenant_id,
+                        Version.object_key == object_key,
+                        Version.author == "parapheur",
+                        Version.origin.is_(None),
+                    )
+                )
+                .scalars()
+                .first()
+            )
+            if orphan is not None:
+                orphan.origin, found = origin, orphan.document_id
+        if found is None:
+            tenant = session.get(Tenant, tenant_id)
+            if tenant is None:
+                raise NotFound(f"collectivité {tenant_id} introuvable")
+            parapheur = Principal(
+                tenant.id, tenant.slug, tenant.name, "service:parapheur", "parapheur", "Parapheur", frozenset({"admin"})
+            )
+            label = document_type[:100] or "Parapheur"
+            metadata = Metadata(title=title[:500], document_type=label, tags=["parapheur"])
+            document = service.create_document(
+                session, parapheur, StoredObject(object_key, size), filename, media_type, metadata
+            )
+            document.current.origin = origin
+            document.current.comment = ("Signé par " + ", ".join(signatories))[:2000] if signatories else None
+            found = document.id
+        enqueue(
+            session,
+            messages.PARAPHEUR_FILED_IN_GED,
+            key=f"parapheur.filed:{folder_id}",
+            tenant_id=tenant_id,
+            folder_id=folder_id,
+            document_id=found,
+        )
+
+
 def _export(session: Any, document: Any) -> dict[str, Any]:
     """What the archive service maps to SEDA: metadata of the current version, its type and DUA, where it is
     filed in the plan (folder names from the root), and the digests of every version."""
@@ -342,6 +410,12 @@ def extract_text(*, tenant_id: str, document_id: str, version: int) -> None:
     renditions.extract_text(tenant_id, document_id, version)
 
 
+def ocr_text(*, tenant_id: str, document_id: str, version: int) -> None:
+    from ged import renditions
+
+    renditions.ocr_text_job(tenant_id, document_id, version)
+
+
 def make_preview(*, tenant_id: str, document_id: str, version: int) -> None:
     from ged import renditions
 
@@ -361,7 +435,7 @@ def _preload_for_work_horses() -> None:
     import contextlib
     import importlib
 
-    for name in ("ged.renditions", "minio", "psycopg", "PIL.PngImagePlugin", "PIL.PpmImagePlugin"):
+    for name in ("ged.renditions", "minio", "psycopg", "pypdfium2", "PIL.PngImagePlugin", "PIL.PpmImagePlugin"):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
 

@@ -1,11 +1,16 @@
-"""GED renditions made by background jobs for each new content version: extracted text (pdftotext, or OCR with
-OCRmyPDF in French when a PDF has no text layer, or for an image), a first-page preview and a thumbnail (PNG,
-pdftoppm or Pillow), and a PDF/A-2b copy (Ghostscript; OCRmyPDF for a scan, which it makes searchable).
+"""GED renditions made by background jobs for each new content version: extracted text (PDFium in the worker's
+own process; then OCR with OCRmyPDF in French, as a job of its own, when a PDF has no text layer, or for an
+image), a first-page preview and a thumbnail (PNG, pdftoppm or Pillow), and a PDF/A-2b copy (Ghostscript;
+OCRmyPDF for a scan, which it makes searchable).
 
 Each rendition is one job keyed by the version (``ged.text:<version id>``…): asking twice enqueues once, and a
-job finding its rendition already made does nothing. The heavy tools run outside any transaction, with a time
-limit and on bounded inputs; a store that does not answer raises, so the queue retries later; a damaged file
-is recorded as such (``text_status`` "failed" with a French reason in the audit log), never retried forever.
+job finding its rendition already made does nothing. The text job is quick (a few milliseconds for an act) and
+runs on the GED's main queue; OCR, preview and PDF/A take a tenth of a second to minutes and run on the
+« renditions » lane (see socle.messages), so that a document is searchable without waiting for them.
+
+The heavy tools run outside any transaction, with a time limit and on bounded inputs; a store that does not
+answer raises, so the queue retries later; a damaged file is recorded as such (``text_status`` "failed" with a
+French reason in the audit log), never retried forever.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import pikepdf
+import pypdfium2
 from PIL import Image
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from ged import indexing
@@ -76,10 +83,13 @@ def schedule(session: Session, document: Document, version: Version) -> None:
     if _copy_from_same_content(document, version) or _coming_for_same_content(session, document, version):
         return
     arguments: dict[str, Any] = {"tenant_id": document.tenant_id, "document_id": document.id, "version": version.number}
-    enqueue(session, messages.GED_EXTRACT_TEXT, key=f"ged.text:{version.id}", **arguments)
-    enqueue(session, messages.GED_MAKE_PREVIEW, key=f"ged.preview:{version.id}", **arguments)
+    asked = [
+        (messages.GED_EXTRACT_TEXT, f"ged.text:{version.id}", arguments),
+        (messages.GED_MAKE_PREVIEW, f"ged.preview:{version.id}", arguments),
+    ]
     if kind == "pdf":
-        enqueue(session, messages.GED_MAKE_PDFA, key=f"ged.pdfa:{version.id}", **arguments)
+        asked.append((messages.GED_MAKE_PDFA, f"ged.pdfa:{version.id}", arguments))
+    queue.enqueue_all(session, asked)  # one query and one flush for the lot, on every upload
 
 
 def _copy_from_same_content(document: Document, version: Version) -> bool:
@@ -101,14 +111,19 @@ def _copy_from_same_content(document: Document, version: Version) -> bool:
 
 def _coming_for_same_content(session: Session, document: Document, version: Version) -> bool:
     """An earlier version with the same bytes still has its jobs to run: they fill this version in too."""
-    keys = [
-        f"ged.text:{earlier.id}"
+    earlier_ids = [
+        earlier.id
         for earlier in document.versions
         if earlier is not version and earlier.object_key == version.object_key and earlier.text_status == PENDING
     ]
-    if not keys:
+    if not earlier_ids:
         return False
-    waiting = select(Job.id).where(Job.key.in_(keys), Job.status.in_((queue.PENDING, queue.QUEUED, queue.RUNNING)))
+    # The text job, or the OCR job it handed a scan over to.
+    asked = or_(
+        Job.key.in_([f"ged.text:{earlier_id}" for earlier_id in earlier_ids]),
+        *(Job.key.startswith(f"ged.ocr:{earlier_id}:") for earlier_id in earlier_ids),
+    )
+    waiting = select(Job.id).where(asked, Job.status.in_((queue.PENDING, queue.QUEUED, queue.RUNNING)))
     return session.execute(waiting.limit(1)).first() is not None
 
 
@@ -218,7 +233,8 @@ def ocr_available() -> bool:
 
 
 def extract_text(tenant_id: str, document_id: str, number: int) -> None:
-    """Job body: extract the version's text (OCR if needed), store it, record its status and re-index.
+    """Job body: extract the text layer of a PDF version, store it, record its status and re-index; a scan or an
+    image goes to the OCR job (``ocr_text``), or gets ``text_status`` "ocr_unavailable" without OCRmyPDF.
 
     Raises whatever the store raises when it does not answer (the queue retries); a damaged file ends with
     ``text_status`` "failed".
@@ -227,32 +243,107 @@ def extract_text(tenant_id: str, document_id: str, number: int) -> None:
     if target is None:
         return
     try:
-        with _input_file(target) as path, tempfile.TemporaryDirectory(prefix="ged-text-") as work:
-            status, text = _text_of(path, target.media_type, Path(work))
+        with _input_file(target) as path:
+            # No text layer: nothing a scanner made (blank or vector pages) means empty text, not OCR.
+            text = pdf_text(path) if target.media_type == PDF else None
+            needs_ocr = text is None or (not text.strip() and has_images(path))
     except RenditionFailed as exc:
         _record_text(tenant_id, document_id, target, FAILED, None, exc.reason)
         return
-    text_key = _put_bytes(_utf8_prefix(text.encode("utf-8")[:MAX_TEXT_BYTES]).encode()) if text is not None else None
-    _record_text(tenant_id, document_id, target, status, text_key, None)
+    if not needs_ocr:
+        _store_text(tenant_id, document_id, target, text or "")
+    elif not ocr_available():
+        _record_text(tenant_id, document_id, target, OCR_UNAVAILABLE, None, None)
+    else:
+        _ask_for_ocr(tenant_id, document_id, number, target)
 
 
-def _text_of(path: Path, media_type: str, work: Path) -> tuple[str, str | None]:
-    if media_type == PDF:
-        text = pdf_text(path)
-        if text.strip() or not has_images(path):
-            return DONE, text  # text, or nothing a scanner made: OCR would find nothing to read
-    if not ocr_available():
-        return OCR_UNAVAILABLE, None
-    return DONE, ocr_text(path, media_type, work)
+def _ask_for_ocr(tenant_id: str, document_id: str, number: int, target: _Target) -> None:
+    """Enqueue the OCR job of a version, unless one is already on its way (a second run of the text job)."""
+    with transaction() as session:
+        version = session.get(Version, target.version_id, with_for_update=True)  # one asker at a time
+        if version is None or version.text_status != PENDING:
+            return
+        active = (queue.PENDING, queue.QUEUED, queue.RUNNING)
+        coming = select(Job.id).where(Job.key.startswith(f"ged.ocr:{version.id}:"), Job.status.in_(active))
+        if session.execute(coming.limit(1)).first() is not None:
+            return
+        # A new key for each OCR run: after « redo-text », the OCR done before must not stand for the new one.
+        arguments: dict[str, Any] = {"tenant_id": tenant_id, "document_id": document_id, "version": number}
+        enqueue(session, messages.GED_OCR_TEXT, key=f"ged.ocr:{version.id}:{new_id()}", **arguments)
+
+
+def ocr_text_job(tenant_id: str, document_id: str, number: int) -> None:
+    """Job body: recognise the text of a scanned PDF or an image in French (OCRmyPDF), store it, re-index."""
+    target = _load(tenant_id, document_id, number, lambda version: version.text_status != PENDING)
+    if target is None:
+        return
+    if not ocr_available():  # uninstalled since the text job asked
+        _record_text(tenant_id, document_id, target, OCR_UNAVAILABLE, None, None)
+        return
+    try:
+        with _input_file(target) as path, tempfile.TemporaryDirectory(prefix="ged-ocr-") as work:
+            text = ocr_text(path, target.media_type, Path(work))
+    except RenditionFailed as exc:
+        _record_text(tenant_id, document_id, target, FAILED, None, exc.reason)
+        return
+    _store_text(tenant_id, document_id, target, text)
+
+
+def _store_text(tenant_id: str, document_id: str, target: _Target, text: str) -> None:
+    text_key = _put_bytes(_utf8_prefix(text.encode("utf-8")[:MAX_TEXT_BYTES]).encode())
+    _record_text(tenant_id, document_id, target, DONE, text_key, None)
+
+
+# PDFium is not thread-safe: one text extraction at a time in a process (the embedded worker is a thread).
+_PDFIUM = threading.Lock()
+_PDFIUM_ERRORS = {  # why PDFium could not open a document (pypdfium2.raw.FPDF_ERR_*)
+    2: "fichier introuvable ou illisible",
+    3: "structure du fichier endommagée ou format inconnu",
+    4: "protégé par un mot de passe",
+    5: "chiffrement non pris en charge",
+    6: "page introuvable ou endommagée",
+}
 
 
 def pdf_text(path: Path) -> str:
-    """The text layer of a PDF, with pdftotext (pages separated by form feeds), at most MAX_TEXT_BYTES."""
-    with tempfile.TemporaryDirectory(prefix="ged-pdftotext-") as work:
-        output = Path(work) / "text.txt"  # a file, not a pipe: a huge text is never held whole in memory
-        run_tool(["pdftotext", "-enc", "UTF-8", "-q", str(path), str(output)])
-        with output.open("rb") as stream:
-            return _utf8_prefix(stream.read(MAX_TEXT_BYTES))
+    """The text layer of a PDF, read by PDFium in this process (pages separated by form feeds, as pdftotext
+    does), at most MAX_TEXT_BYTES: pages are read one at a time and the reading stops there.
+
+    PDFium (Chromium's PDF engine) saves starting a pdftotext process per document, about half of its cost.
+    :raises RenditionFailed: a damaged or encrypted PDF.
+    """
+    pieces: list[bytes] = []
+    size = 0
+    with _PDFIUM:
+        try:
+            document = pypdfium2.PdfDocument(path)
+        except pypdfium2.PdfiumError as exc:
+            raise RenditionFailed(f"PDF illisible : {_PDFIUM_ERRORS.get(exc.err_code, 'erreur inconnue')}") from None
+        try:
+            for index in range(len(document)):
+                piece = (_page_text(document, index).replace("\r\n", "\n").replace("\r", "\n") + "\f").encode()
+                pieces.append(piece)
+                size += len(piece)
+                if size >= MAX_TEXT_BYTES:
+                    break
+        except pypdfium2.PdfiumError:
+            raise RenditionFailed("PDF illisible : une page ne peut pas être lue") from None
+        finally:
+            document.close()
+    return _utf8_prefix(b"".join(pieces)[:MAX_TEXT_BYTES])
+
+
+def _page_text(document: pypdfium2.PdfDocument, index: int) -> str:
+    page = document[index]
+    try:
+        textpage = page.get_textpage()
+        try:
+            return str(textpage.get_text_range())
+        finally:
+            textpage.close()
+    finally:
+        page.close()
 
 
 def _utf8_prefix(data: bytes) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
@@ -282,8 +283,9 @@ def create_folder_from_upload(
     due_date: Annotated[str, Form(description="Date limite AAAA-MM-JJ")] = "",
     external_signers: Annotated[str, Form(description='Signataires externes : [{"name", "email"}, …]')] = "",
     send: Annotated[bool, Form(description="Envoyer dès la création")] = False,
+    ged_filing: Annotated[bool, Form(description="Classer le document signé dans la GED, circuit terminé")] = False,
 ) -> FolderOut:
-    spec = _upload_spec(subtype_id, title, metadata, due_date, external_signers, send)
+    spec = replace(_upload_spec(subtype_id, title, metadata, due_date, external_signers, send), ged_filing=ged_filing)
     subtype = service.check_spec(session, principal, spec)  # before storing: a refusal leaves nothing
     signature_format = subtype.type.signature_format
     session.rollback()  # no transaction (on SQLite, a lock) held while the files are spooled and checked

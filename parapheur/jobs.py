@@ -35,6 +35,12 @@ def document_unavailable(*, tenant_id: str, folder_id: str, reason: str) -> None
         service.mark_unavailable(session, tenant_id, folder_id, reason)
 
 
+def filed_in_ged(*, tenant_id: str, folder_id: str, document_id: str) -> None:
+    """The GED filed the signed document of an uploaded folder: keep its id on the folder."""
+    with transaction() as session:
+        service.record_ged_filing(session, tenant_id, folder_id, document_id)
+
+
 def upgrade_signature(*, tenant_id: str, folder_id: str) -> None:
     """Raise a degraded signature to the folder's pending level (retried while a responder is down)."""
     with transaction() as session:
@@ -42,7 +48,7 @@ def upgrade_signature(*, tenant_id: str, folder_id: str) -> None:
         owed = folder.pending_level
         signing.upgrade_folder(session, folder)
         if owed and folder.pending_level is None and folder.status == "completed":
-            # A GED folder that ended while its signature was owed goes back now, at its full level.
+            # A folder that ended while its signature was owed goes to the GED now, at its full level.
             service.send_back_to_ged(session, folder)
 
 

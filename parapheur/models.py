@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -164,6 +165,9 @@ class Folder(ParapheurBase):
     pending_level: Mapped[str | None] = mapped_column(String(5))
     ged_document_id: Mapped[str | None] = mapped_column(String(36))
     ged_version: Mapped[int | None] = mapped_column(Integer)
+    # An uploaded folder asked to be filed in the GED once signed (« classer dans la GED »): the GED creates a
+    # document from the signed PDF and answers with its id (then kept in ``ged_document_id``).
+    ged_filing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     field_values: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     due_date: Mapped[date | None] = mapped_column(Date)
     current_step: Mapped[int] = mapped_column(Integer, default=0)

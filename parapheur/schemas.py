@@ -265,6 +265,7 @@ class FolderOut(ReadModel):
     pending_level: str | None
     ged_document_id: str | None
     ged_version: int | None
+    ged_filing: bool = Field(description="Dossier déposé : document signé à classer dans la GED, circuit terminé")
     metadata: dict[str, Any] = Field(validation_alias="field_values")
     due_date: date | None
     documents: list[DocumentOut]

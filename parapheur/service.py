@@ -37,7 +37,7 @@ from parapheur.models import (
 from socle import audit, messages
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import Conflict, Forbidden, InvalidInput, NotFound
+from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
@@ -72,6 +72,7 @@ class FolderSpec:
     due_date: date | None = None
     external_signers: list[dict[str, str]] = field(default_factory=list)
     send: bool = False
+    ged_filing: bool = False  # an uploaded folder: file the signed document in the GED once completed
 
 
 def check_spec(session: Session, principal: Principal, spec: FolderSpec) -> Subtype:
@@ -116,6 +117,7 @@ def _new_folder(session: Session, principal: Principal, spec: FolderSpec, subtyp
         field_values=dict(spec.metadata),
         due_date=spec.due_date or _default_due(subtype),
         created_by=principal.username,
+        ged_filing=spec.ged_filing and source == "upload",  # a GED folder goes back to its own document
     )
     folder.steps = _steps_from(subtype, spec.external_signers)
     session.add(folder)
@@ -200,6 +202,11 @@ def spool_uploads(signature_format: str, mains: list[Upload], annexes: list[Uplo
                 )
                 spooled.append((item, role))
                 _checked(check, item.path, upload.filename)
+    except SocleError as exc:
+        exc.extra.setdefault("role", role)  # which file was refused: a form shows it next to its field
+        exc.extra.setdefault("filename", upload.filename)
+        discard(spooled)
+        raise
     except BaseException:
         discard(spooled)
         raise
@@ -592,14 +599,13 @@ def _complete_step(session: Session, folder: Folder, step: Step, actor: Actor) -
 
 
 def send_back_to_ged(session: Session, folder: Folder) -> None:
-    """A GED folder's signed document goes back to the GED as a new version; not while a degraded signature
+    """A GED folder's signed document goes back to the GED as a new version, and an uploaded folder's is filed
+    there as a new document when its creator asked for it (``ged_filing``); not while a degraded signature
     still owes its level (the upgrade job sends it once reached: the send-back is keyed by folder, once)."""
     main = folder.main_documents
     signed_key = main[0].signed_key if main else None
-    if folder.pending_level is not None:
-        return
-    if folder.source != "ged" or not folder.ged_document_id or not signed_key:
-        return  # a detached signature (CAdES) leaves the GED's document as it is
+    if folder.pending_level is not None or not signed_key:
+        return  # a detached signature (CAdES) leaves the document as it is
     document = main[0]
     signatories = [
         act.username
@@ -607,6 +613,11 @@ def send_back_to_ged(session: Session, folder: Folder) -> None:
         for act in _live_acts(step)
         if act.action in ("signature", "seal", "external_signature", "paper_signature")
     ]
+    if folder.source == "upload" and folder.ged_filing:
+        _file_in_ged(session, folder, document, signed_key, signatories)
+        return
+    if folder.source != "ged" or not folder.ged_document_id:
+        return
     enqueue(
         session,
         messages.GED_STORE_SIGNED_VERSION,
@@ -619,6 +630,38 @@ def send_back_to_ged(session: Session, folder: Folder) -> None:
         filename=signed_name(document.filename),
         signatories=signatories,
     )
+
+
+def _file_in_ged(
+    session: Session, folder: Folder, document: FolderDocument, signed_key: str, signatories: list[str]
+) -> None:
+    subtype = session.get(Subtype, folder.subtype_id) if folder.subtype_id else None
+    enqueue(
+        session,
+        messages.GED_FILE_SIGNED_DOCUMENT,
+        key=f"ged.file:{folder.id}",
+        tenant_id=folder.tenant_id,
+        folder_id=folder.id,
+        object_key=signed_key,
+        size=get_store().size(signed_key),
+        filename=signed_name(document.filename),
+        media_type=document.media_type,
+        title=folder.title,
+        document_type=subtype.name if subtype else "Parapheur",
+        signatories=signatories,
+    )
+
+
+def record_ged_filing(session: Session, tenant_id: str, folder_id: str, document_id: str) -> Folder:
+    """The GED's answer to GED_FILE_SIGNED_DOCUMENT: the folder keeps the id of its document there (once)."""
+    folder = get_folder(session, tenant_id, folder_id, for_update=True)
+    if folder.ged_document_id == document_id:
+        return folder  # already recorded: a second run changes nothing
+    folder.ged_document_id = document_id
+    _event(session, folder, _GED, "filed_in_ged", None, {"document": document_id})
+    _audit(session, folder, "service:ged", "parapheur.folder.filed_in_ged", document=document_id)
+    session.commit()
+    return folder
 
 
 def signed_name(filename: str) -> str:
@@ -813,6 +856,11 @@ def _involved(session: Session, principal: Principal, folder: Folder) -> bool:
     return bool(desks & (held | delegated))
 
 
+def may_annotate(session: Session, principal: Principal, folder: Folder) -> bool:
+    """Whether this user may annotate the folder (see :func:`annotate`)."""
+    return _involved(session, principal, folder)
+
+
 def annotate(session: Session, principal: Principal, folder_id: str, text: str, public: bool) -> Annotation:
     """Add a note, public or private (visible to its author only). Those involved in the folder only."""
     folder = folder_for(session, principal, folder_id, for_update=True)
@@ -936,10 +984,12 @@ def list_folders(
     q: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    subtype_ids: Iterable[str] | None = None,
 ) -> list[Folder]:
     """The tenant's folders, newest activity first, filtered by status, sous-type, lateness, words of the title.
 
     :param visible_to: only the folders this user may see (:func:`parapheur.access.visible_clause`), in SQL.
+    :param subtype_ids: only folders of these sous-types (the sous-types of a type, say).
     """
     query = select(Folder).where(Folder.tenant_id == tenant_id)
     if visible_to is not None:
@@ -950,10 +1000,17 @@ def list_folders(
         query = query.where(Folder.subtype_id == subtype_id)
     if late:
         query = query.where(Folder.due_date < today(), Folder.status.not_in(circuits.ENDED_STATUSES))
+    return _page(session, _narrowed(query, subtype_ids, q), limit, offset)
+
+
+def _narrowed(query: Any, subtype_ids: Iterable[str] | None, q: str | None) -> Any:
+    """``query`` on Folder, kept to these sous-types (None: all) and to titles containing ``q``."""
+    if subtype_ids is not None:
+        query = query.where(Folder.subtype_id.in_(list(subtype_ids)))
     if q:
         pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         query = query.where(Folder.title.ilike(pattern, escape="\\"))
-    return _page(session, query, limit, offset)
+    return query
 
 
 def _page(session: Session, query: Any, limit: int, offset: int) -> list[Folder]:
@@ -1014,23 +1071,51 @@ BOXES = ("to_act", "in_progress", "late", "delegated")
 
 
 def desk_folders(
-    session: Session, principal: Principal, desk_id: str, box: str, limit: int = 50, offset: int = 0
+    session: Session,
+    principal: Principal,
+    desk_id: str,
+    box: str,
+    limit: int = 50,
+    offset: int = 0,
+    *,
+    subtype_ids: Iterable[str] | None = None,
+    q: str | None = None,
 ) -> list[Folder]:
-    """A desk's box, for its members (or an administrator).
+    """A desk's box, for its members (or an administrator), narrowed as :func:`list_folders` does.
 
     to_act: the current step waits for this desk; late: the same, past their due date; in_progress: folders
     on their way whose circuit names this desk, not waiting for it now; delegated: the current step waits for
     a desk that delegates to this one now (for the folder's sous-type).
     """
+    query = _narrowed(_box_query(session, principal, desk_id, box), subtype_ids, q)
+    return _page(session, query, limit, offset)
+
+
+def desk_box_count(session: Session, principal: Principal, desk_id: str, box: str) -> int:
+    """How many folders a desk's box holds (checked as :func:`desk_folders`)."""
+    query = _box_query(session, principal, desk_id, box)
+    return int(session.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+
+
+def _box_query(session: Session, principal: Principal, desk_id: str, box: str) -> Any:
     desk = config.get_desk(session, principal.tenant_id, desk_id)
     if Role.ADMIN not in principal.roles and principal.username not in {m.username for m in desk.members}:
         raise Forbidden(f"seuls les membres du bureau « {desk.name} » voient ses dossiers")
     if box not in BOXES:
         raise InvalidInput(f"corbeille inconnue : {box} (attendu : {', '.join(BOXES)})")
-    query = select(Folder).where(
+    return select(Folder).where(
         Folder.tenant_id == principal.tenant_id, Folder.status == IN_PROGRESS, _box_clause(session, desk, box)
     )
-    return _page(session, query, limit, offset)
+
+
+def folder_titles(session: Session, principal: Principal, folder_ids: Iterable[str]) -> dict[str, str]:
+    """The titles of those of ``folder_ids`` this user may see (a bulk operation's results, say)."""
+    query = select(Folder.id, Folder.title).where(
+        Folder.tenant_id == principal.tenant_id,
+        Folder.id.in_(list(folder_ids)),
+        access.visible_clause(session, principal),
+    )
+    return {row.id: row.title for row in session.execute(query)}
 
 
 def _box_clause(session: Session, desk: Desk, box: str) -> ColumnElement[bool]:

@@ -79,14 +79,22 @@ def serve(service: str | None, host: str, port: int) -> None:
 @click.option(
     "--no-fork",
     is_flag=True,
-    help="Exécuter chaque tâche dans le processus du worker (sans fork) : moitié moins de processeur par tâche "
-    "courte ; garder le fork pour les tâches qui chargent des bibliothèques non sûres après fork (archives).",
+    help="Exécuter chaque tâche dans le processus du worker (sans fork) : deux à quatre fois moins de processeur "
+    "par tâche courte ; garder le fork pour les tâches qui chargent des bibliothèques non sûres après fork "
+    "(archives).",
 )
-def worker(services: tuple[str, ...], burst: bool, no_fork: bool) -> None:
+@click.option(
+    "--lane",
+    "lanes",
+    multiple=True,
+    help="Ne servir que cette file (« main » : les files principales ; « renditions » : les rendus lents de la "
+    "GED) ; répétable. Par défaut toutes, les principales d'abord.",
+)
+def worker(services: tuple[str, ...], burst: bool, no_fork: bool, lanes: tuple[str, ...]) -> None:
     from socle.queue import run_worker
 
     _logging(logging.INFO)
-    run_worker(list(services), burst=burst, fork=not no_fork)
+    run_worker(list(services), burst=burst, fork=not no_fork, only_lanes=list(lanes) or None)
 
 
 @cli.group(cls=_Group, invoke_without_command=True, help="Tâches de fond : échecs, tâches bloquées, relance.")

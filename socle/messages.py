@@ -19,6 +19,9 @@ class Message:
     # Sent by the kernel, once, when this job fails for good, so that the object waiting for it does not stay
     # stuck: a message whose parameters are found among this one's, plus « reason ».
     on_failure: str | None = None
+    # A queue of its own, beside the service's main one, for slow jobs (renditions, OCR): quick jobs never wait
+    # behind them, as a worker takes from its services' main queues first (see socle.queue.worker_queues).
+    lane: str | None = None
 
     @property
     def service(self) -> str:
@@ -37,6 +40,22 @@ GED_STORE_SIGNED_VERSION = Message(
     "ged.jobs.store_signed_version",
     ("tenant_id", "document_id", "folder_id", "object_key", "size", "filename", "signatories"),
     "Le circuit est terminé : la GED enregistre le PDF signé comme nouvelle version du document.",
+)
+GED_FILE_SIGNED_DOCUMENT = Message(
+    "ged.jobs.file_signed_document",
+    (
+        "tenant_id",
+        "folder_id",
+        "object_key",
+        "size",
+        "filename",
+        "media_type",
+        "title",
+        "document_type",
+        "signatories",
+    ),
+    "Le circuit d'un dossier déposé dans le parapheur est terminé et son créateur a demandé de le classer : la GED "
+    "enregistre le document signé comme nouveau document, une seule fois, et répond par PARAPHEUR_FILED_IN_GED.",
 )
 GED_EXPORT_FOR_ARCHIVE = Message(
     "ged.jobs.export_for_archive",
@@ -77,18 +96,26 @@ GED_PURGE_TRASH = Message(
 GED_EXTRACT_TEXT = Message(
     "ged.jobs.extract_text",
     ("tenant_id", "document_id", "version"),
-    "Extraire le texte d'une version (pdftotext, ou reconnaissance de caractères OCRmyPDF en français pour un "
-    "PDF sans couche texte ou une image), le ranger dans le stockage et réindexer le document.",
+    "Extraire la couche texte d'une version PDF (PDFium), la ranger dans le stockage et réindexer le document ; "
+    "un PDF scanné sans texte ou une image passe à GED_OCR_TEXT.",
+)
+GED_OCR_TEXT = Message(
+    "ged.jobs.ocr_text",
+    ("tenant_id", "document_id", "version"),
+    "Reconnaître le texte d'un PDF scanné ou d'une image (OCRmyPDF, en français), le ranger et réindexer le document.",
+    lane="renditions",
 )
 GED_MAKE_PREVIEW = Message(
     "ged.jobs.make_preview",
     ("tenant_id", "document_id", "version"),
     "Faire l'aperçu (PNG) et la vignette de la première page d'une version (PDF ou image).",
+    lane="renditions",
 )
 GED_MAKE_PDFA = Message(
     "ged.jobs.make_pdfa",
     ("tenant_id", "document_id", "version"),
     "Faire une copie PDF/A-2b d'une version PDF (Ghostscript ; OCRmyPDF pour un PDF scanné).",
+    lane="renditions",
 )
 
 # Parapheur
@@ -102,6 +129,11 @@ PARAPHEUR_DOCUMENT_UNAVAILABLE = Message(
     "parapheur.jobs.document_unavailable",
     ("tenant_id", "folder_id", "reason"),
     "La GED ne peut pas fournir le document demandé.",
+)
+PARAPHEUR_FILED_IN_GED = Message(
+    "parapheur.jobs.filed_in_ged",
+    ("tenant_id", "folder_id", "document_id"),
+    "La GED a classé le document signé d'un dossier déposé : le dossier garde l'identifiant du document GED.",
 )
 # Parapheur, jobs of its own (asked by the parapheur for itself)
 PARAPHEUR_UPGRADE_SIGNATURE = Message(

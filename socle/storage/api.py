@@ -89,11 +89,19 @@ class Spooled:
 
 
 def spool(
-    stream: BinaryIO, folder: Path, *, expected_sha256: str | None, max_size: int | None, check: FileCheck | None = None
+    stream: BinaryIO,
+    folder: Path,
+    *,
+    expected_sha256: str | None,
+    max_size: int | None,
+    check: FileCheck | None = None,
+    durable: bool = True,
 ) -> Spooled:
     """Copy a stream into a temporary file of ``folder`` while hashing it, then check size and digest.
 
     The temporary file is removed on any failure; on success the caller moves or uploads it, then removes it.
+    ``durable``: flushed to the disk before it is returned, for a file that becomes the stored object itself
+    (local store); a copy only uploaded from, then removed (S3), needs not wait for the disk.
     """
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -110,8 +118,9 @@ def spool(
                     )
                 digest.update(chunk)
                 out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
         sha256 = digest.hexdigest()
         if expected_sha256 is not None and sha256 != expected_sha256.lower():
             raise DigestMismatch(

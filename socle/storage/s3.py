@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,9 +13,12 @@ from minio import Minio
 from minio.error import S3Error
 
 from socle.errors import DigestMismatch, NotFound
-from socle.storage.api import FileCheck, StoredObject, check_key, nested_name, not_found, sha256_of_file, spool
+from socle.storage.api import CHUNK_SIZE, FileCheck, StoredObject, check_key, nested_name, not_found, spool
 
 _MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
+# Below this size an object is put without asking first whether it exists: the question costs a request as
+# much as the upload, and writing the same bytes again under their own digest changes nothing.
+_PUT_WITHOUT_ASKING = 1024 * 1024
 
 
 class S3Store:
@@ -42,10 +46,12 @@ class S3Store:
         check: FileCheck | None = None,
     ) -> StoredObject:
         # The key is the digest, known only at the end: spool to local disk first, then upload under the key.
-        spooled = spool(stream, self.spool_dir, expected_sha256=expected_sha256, max_size=max_size, check=check)
+        spooled = spool(
+            stream, self.spool_dir, expected_sha256=expected_sha256, max_size=max_size, check=check, durable=False
+        )
         try:
             self._ensure_bucket()
-            if not self.exists(spooled.sha256):
+            if spooled.size <= _PUT_WITHOUT_ASKING or not self.exists(spooled.sha256):
                 self.client.fput_object(
                     self.bucket,
                     self._name(spooled.sha256),
@@ -75,13 +81,13 @@ class S3Store:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.spool_dir) as folder:
             path = Path(folder) / key
-            try:
-                self.client.fget_object(self.bucket, self._name(key), str(path))
-            except S3Error as exc:
-                if exc.code in _MISSING:
-                    raise not_found(key) from None
-                raise
-            if sha256_of_file(path) != key:  # never hand out bytes that are not what the key promises
+            # One GET, hashed while written (fget_object would ask for the object's size first, then re-read).
+            digest = hashlib.sha256()
+            with self.open(key) as stream, path.open("wb") as out:
+                while chunk := stream.read(CHUNK_SIZE):
+                    digest.update(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != key:  # never hand out bytes that are not what the key promises
                 raise DigestMismatch(f"l'objet {key} est altéré dans le stockage S3")
             yield path
 

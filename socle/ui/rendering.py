@@ -24,7 +24,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 LOCALES = ("fr", "en")
 DEFAULT_LOCALE = "fr"
@@ -106,10 +106,10 @@ def _environment(locale: str) -> jinja2.Environment:
     # Jinja marks what gettext returns as safe HTML. A message may be a variable holding what a user typed
     # (a flash message naming a hold, an error detail): escape it first, so nothing a user typed is markup.
     def gettext(message: str) -> Markup:
-        return escape(catalogue.gettext(message))
+        return _escape_text(catalogue.gettext(message))
 
     def ngettext(singular: str, plural: str, count: int) -> Markup:
-        return escape(catalogue.ngettext(singular, plural, count))
+        return _escape_text(catalogue.ngettext(singular, plural, count))
 
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["date"] = lambda value: _format_date(value, locale)
@@ -119,6 +119,11 @@ def _environment(locale: str) -> jinja2.Environment:
     env.globals["static"] = static_url
     env.globals["LOCALE_NAMES"] = LOCALE_NAMES
     return env
+
+
+def _escape_text(text: str) -> Markup:
+    """Escape for text and double-quoted attributes; the apostrophe, everywhere in French, is left as is."""
+    return Markup(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&#34;"))
 
 
 def render_template(locale: str, name: str, context: dict[str, Any]) -> str:

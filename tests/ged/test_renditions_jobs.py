@@ -249,7 +249,7 @@ def test_damaged_pdf_fails_once_with_a_french_reason(kit: Kit) -> None:
     assert result["text_status"] == "failed"
     assert result["text_message"] == "le texte n'a pas pu être extrait"
     reason = result["text_reason"]
-    assert reason is not None and reason.startswith("pdftotext a échoué : "), reason
+    assert reason == "PDF illisible : structure du fichier endommagée ou format inconnu", reason
     assert result["preview"] is False and result["pdfa"] is False
     jobs = rendition_jobs(document_id)
     assert len(jobs) == 3
@@ -484,3 +484,28 @@ def test_routes_need_the_read_right_on_the_document(kit: Kit) -> None:
         url = f"/ged/documents/{document_id}/{route}"
         assert_problem(kit["agent"].get(url), 404)  # not in the group: the document does not exist for them
         assert kit["maire"].get(url).status_code == 200, route
+
+
+def test_a_scan_goes_from_the_quick_text_job_to_one_ocr_job_on_the_slow_lane(kit: Kit) -> None:
+    client = kit["agent"]
+    response = client.post(
+        "/ged/documents",
+        files={"file": ("scan.pdf", scanned_pdf(), "application/pdf")},
+        data={"title": "Courrier scanné", "document_type": "courrier"},
+    )
+    assert response.status_code == 201, response.text
+    document_id = response.json()["id"]
+    assert renditions.ocr_available()
+    renditions.extract_text(kit.tenant_id, document_id, 1)  # the text job: no text layer, pictures
+    renditions.extract_text(kit.tenant_id, document_id, 1)  # run twice (a second push): still one OCR job
+    with transaction() as session:
+        version = session.execute(select(Version).where(Version.document_id == document_id)).scalar_one()
+        asked = session.execute(select(Job).where(Job.key.startswith(f"ged.ocr:{version.id}:"))).scalars().all()
+    assert version.text_status == "pending"  # searchable once the OCR job has read it
+    assert [job.function for job in asked] == ["ged.jobs.ocr_text"]
+    assert queue.messages.BY_FUNCTION[asked[0].function].lane == "renditions"
+    assert queue.messages.BY_FUNCTION["ged.jobs.extract_text"].lane is None  # the quick one, on the main queue
+
+    run_jobs()
+    assert state(client, document_id)["text_status"] == "done"
+    assert "Budget primitif" in client.get(f"/ged/documents/{document_id}/text").content.decode("utf-8")

@@ -1,0 +1,497 @@
+"""A folder's page (« dossier »): its document as page images, annexes, metadata, circuit, opinions,
+annotations and history, and the acts this user may do now, each a plain POST form (no JavaScript needed).
+
+Which acts are offered is asked of the engine itself (who acts for the current step, whose act the droit de
+remords would take back…); the engine checks again when the form is sent, as it does for the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
+
+from parapheur import circuits, config, identities, report, service, signature_acts, signing
+from parapheur.models import Folder, FolderDocument, OpinionRequest
+from parapheur.ui_common import files, kept, parapheur_user, text
+from parapheur.ui_pages import image_url, is_pdf, page_count
+from socle.auth import Principal
+from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError
+from socle.files import display_name
+from socle.ui.sessions import SignedIn
+from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
+from socle.web import content_disposition, object_response
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_WINDOW = 10  # page images shown at once; the next ones are a link away
+ACTS = frozenset({"visa", "signature", "reading", "paper_signature"})  # step kinds a person acts on
+
+
+@dataclass
+class Possible:
+    """What this user may do on the folder now."""
+
+    act: str | None = None  # the current step's act: visa, signature, reading or paper_signature
+    acting: bool = False  # acts for a desk of the current step: may also reject, transfer, ask an opinion
+    server_key: bool = False  # has a signing identity on the server
+    card: bool = False  # the folder can be signed on the agent's machine (PAdES, one main document)
+    blocked: str | None = None  # why a desk of theirs cannot act (it already did)
+    undo: bool = False
+    send: bool = False
+    withdraw: bool = False
+    annotate: bool = False
+    metadata: bool = False
+    answers: list[OpinionRequest] = field(default_factory=list)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.acting or self.undo or self.send or self.withdraw or self.answers)
+
+
+def possible(db: Session, principal: Principal, folder: Folder, opinions: list[OpinionRequest]) -> Possible:
+    can = Possible()
+    creator = folder.created_by == principal.username
+    if folder.status == service.IN_PROGRESS:
+        step = folder.steps[folder.current_step]
+        try:
+            service.acting_actor(db, principal, folder, step)
+        except Conflict as exc:
+            can.blocked = exc.detail
+        except Forbidden:
+            pass
+        else:
+            can.acting = True
+            can.act = step.kind if step.kind in ACTS else None
+            if step.kind == "signature":
+                can.server_key = _has_identity(db, principal)
+                can.card = folder.signature_format == signing.PADES and len(folder.main_documents) == 1
+        can.undo = _last_act_is_theirs(principal, folder)
+    can.send = creator and folder.status in (service.DRAFT, service.AWAITING) and folder.sent_at is None
+    can.withdraw = creator and folder.status not in circuits.ENDED_STATUSES
+    can.metadata = (creator and folder.status in (service.DRAFT, service.AWAITING)) or can.acting
+    can.annotate = service.may_annotate(db, principal, folder)
+    can.answers = [
+        opinion
+        for opinion in opinions
+        if opinion.answered_at is None and principal.username in _members(db, principal, opinion.desk_id)
+    ]
+    return can
+
+
+def _has_identity(db: Session, principal: Principal) -> bool:
+    try:
+        identities.user_identity_row(db, principal.tenant_id, principal.username)
+    except Conflict:
+        return False
+    return True
+
+
+def _last_act_is_theirs(principal: Principal, folder: Folder) -> bool:
+    """The droit de remords' rule (service.undo): their act is the folder's last live one, and undoable."""
+    acts = sorted(
+        (act for step in folder.steps for act in step.acts if act.undone_at is None), key=lambda act: (act.at, act.id)
+    )
+    return bool(acts) and acts[-1].username == principal.username and acts[-1].action in service.UNDOABLE
+
+
+def _members(db: Session, principal: Principal, desk_id: str) -> set[str]:
+    try:
+        return {member.username for member in config.get_desk(db, principal.tenant_id, desk_id).members}
+    except NotFound:
+        return set()
+
+
+def metadata_names(folder: Folder, mandatory: list[str]) -> list[str]:
+    """The metadata a form shows, in a stable order: the sous-type's, each step's, then any other given."""
+    names = [*mandatory, *(name for step in folder.steps for name in step.mandatory_metadata or [])]
+    return list(dict.fromkeys([*names, *(folder.field_values or {})]))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The page
+
+
+@router.get("/dossiers/{folder_id}", response_class=HTMLResponse)
+def folder_page(
+    request: Request,
+    db: DbDep,
+    user: UserDep,
+    folder_id: str,
+    debut: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> Response:
+    return _render_folder(request, db, user, folder_id, first_page=debut)
+
+
+def _render_folder(
+    request: Request,
+    db: Session,
+    user: SignedIn,
+    folder_id: str,
+    *,
+    first_page: int = 1,
+    errors: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
+    principal = parapheur_user(user)
+    folder = service.folder_for(db, principal, folder_id)
+    subtype = config.get_subtype(db, principal.tenant_id, folder.subtype_id) if folder.subtype_id else None
+    opinions = service.opinions_of(db, folder)
+    can = possible(db, principal, folder, opinions)
+    desks = config.list_desks(db, principal.tenant_id)
+    current = folder.steps[folder.current_step] if folder.status == service.IN_PROGRESS else None
+    events = service.history(db, principal, folder.id)
+    mandatory = list(subtype.mandatory_metadata or []) if subtype else []
+    required_now = set(current.mandatory_metadata or []) if current else set(mandatory)
+    context = {
+        "folder": folder,
+        "typology": f"{subtype.type.name} / {subtype.name}" if subtype else None,
+        "reading_required": bool(subtype and subtype.reading_required),
+        "can": can,
+        "current": current,
+        "desk_names": {desk.id: desk.name for desk in desks},
+        "transfer_desks": [(desk.id, desk.name) for desk in desks if not current or desk.id not in current.desk_ids],
+        "opinion_desks": [(desk.id, desk.name) for desk in desks],
+        "documents": [_document_view(folder, document, first_page) for document in folder.main_documents],
+        "others": [document for document in folder.documents if document.role != "main"],
+        "metadata": [
+            (f"meta-{index}", name, name in required_now)
+            for index, name in enumerate(metadata_names(folder, mandatory))
+        ],
+        "opinions": opinions,
+        "annotations": service.visible_annotations(db, principal, folder),
+        "events": events,
+        "creator": next((event.actor_name for event in events if event.action == "created"), folder.created_by),
+        "today": service.today(),
+        "is_late": circuits.is_late,
+        "api_url": str(request.base_url).rstrip("/") + "/parapheur",
+        "errors": errors or {},
+        "values": values if values is not None else _metadata_values(folder, mandatory),
+    }
+    return render(request, "parapheur/dossier.html", context, status=status, db=db)
+
+
+def _metadata_values(folder: Folder, mandatory: list[str]) -> dict[str, Any]:
+    values = folder.field_values or {}
+    names = metadata_names(folder, mandatory)
+    return {f"meta-{index}": values.get(name, "") for index, name in enumerate(names)}
+
+
+def _document_view(folder: Folder, document: FolderDocument, first_page: int) -> dict[str, Any]:
+    """A main document and the window of its pages shown as images (none for a file that is not a PDF)."""
+    view: dict[str, Any] = {"document": document, "pages": [], "count": 0, "error": None}
+    if not is_pdf(document):
+        return view
+    try:
+        count = page_count(document.current_key)
+    except SocleError as exc:
+        view["error"] = exc.detail
+        return view
+    first = min(first_page, count)
+    last = min(first + PAGE_WINDOW - 1, count)
+    view.update(
+        count=count,
+        first=first,
+        last=last,
+        previous=max(first - PAGE_WINDOW, 1),
+        pages=[(number, image_url(folder.id, document, number)) for number in range(first, last + 1)],
+    )
+    return view
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Acts: each a POST form; on a refusal the page comes back with the reason next to the field, input kept
+
+
+def _attempt(
+    request: Request,
+    db: Session,
+    user: SignedIn,
+    folder_id: str,
+    form: Any,
+    field_name: str | None,
+    act: Callable[[Principal], object],
+    message: str,
+) -> Response:
+    principal = parapheur_user(user)
+    service.folder_for(db, principal, folder_id)  # a folder this user may not see: the 404 page, nothing else
+    try:
+        act(principal)
+    except SocleError as exc:
+        db.rollback()
+        target = field_name if field_name and isinstance(exc, InvalidInput | NotFound) else "form"
+        if exc.status == 413 and field_name:
+            target = field_name
+        return _render_folder(
+            request, db, user, folder_id, errors={target: exc.detail}, values=kept(form), status=exc.status
+        )
+    return redirect(f"/dossiers/{folder_id}", db=db, user=user, message=message)
+
+
+def _missing(
+    request: Request, db: Session, user: SignedIn, folder_id: str, form: Any, name: str, message: str
+) -> Response:
+    errors = {name: message}
+    return _render_folder(request, db, user, folder_id, errors=errors, values=kept(form), status=422)
+
+
+@router.post("/dossiers/{folder_id}/viser", response_class=HTMLResponse)
+def visa(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    comment = text(form, "commentaire_visa") or None
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        "commentaire_visa",
+        lambda who: service.visa(db, who, folder_id, comment),
+        t(request, "Dossier visé."),
+    )
+
+
+@router.post("/dossiers/{folder_id}/signer", response_class=HTMLResponse)
+def sign(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    comment = text(form, "commentaire_signature") or None
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        "commentaire_signature",
+        lambda who: service.sign(db, who, folder_id, comment),
+        t(request, "Dossier signé."),
+    )
+
+
+@router.post("/dossiers/{folder_id}/lire", response_class=HTMLResponse)
+def read(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    comment = text(form, "commentaire_lecture") or None
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        "commentaire_lecture",
+        lambda who: service.read_step(db, who, folder_id, comment),
+        t(request, "Lecture enregistrée."),
+    )
+
+
+@router.post("/dossiers/{folder_id}/rejeter", response_class=HTMLResponse)
+def reject(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    reason = text(form, "motif")
+    if not reason:
+        return _missing(request, db, user, folder_id, form, "motif", t(request, "Indiquez le motif du rejet."))
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        "motif",
+        lambda who: service.reject(db, who, folder_id, reason),
+        t(request, "Dossier rejeté."),
+    )
+
+
+@router.post("/dossiers/{folder_id}/remords", response_class=HTMLResponse)
+def undo(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        None,
+        lambda who: service.undo(db, who, folder_id),
+        t(request, "Votre dernière action est reprise (droit de remords)."),
+    )
+
+
+@router.post("/dossiers/{folder_id}/transferer", response_class=HTMLResponse)
+def transfer(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    desk_id = text(form, "bureau_transfert", 36)
+    comment = text(form, "commentaire_transfert") or None
+    if not desk_id:
+        return _missing(
+            request, db, user, folder_id, form, "bureau_transfert", t(request, "Choisissez le bureau destinataire.")
+        )
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        "bureau_transfert",
+        lambda who: service.transfer(db, who, folder_id, desk_id, comment),
+        t(request, "Dossier transféré."),
+    )
+
+
+@router.post("/dossiers/{folder_id}/avis", response_class=HTMLResponse)
+def ask_opinion(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    desk_id, question = text(form, "bureau_avis", 36), text(form, "question")
+    if not desk_id:
+        return _missing(
+            request, db, user, folder_id, form, "bureau_avis", t(request, "Choisissez le bureau à consulter.")
+        )
+    if not question:
+        return _missing(request, db, user, folder_id, form, "question", t(request, "Écrivez votre question."))
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        "bureau_avis",
+        lambda who: service.ask_opinion(db, who, folder_id, desk_id, question),
+        t(request, "Avis demandé."),
+    )
+
+
+@router.post("/dossiers/{folder_id}/avis/{opinion_id}", response_class=HTMLResponse)
+def answer_opinion(
+    request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str, opinion_id: str
+) -> Response:
+    name = f"reponse-{opinion_id[:36]}"
+    answer = text(form, name)
+    if not answer:
+        return _missing(request, db, user, folder_id, form, name, t(request, "Écrivez votre avis."))
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        name,
+        lambda who: service.answer_opinion(db, who, folder_id, opinion_id, answer),
+        t(request, "Avis donné."),
+    )
+
+
+@router.post("/dossiers/{folder_id}/annoter", response_class=HTMLResponse)
+def annotate(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    note, private = text(form, "annotation", 10_000), form.get("privee") == "1"
+    if not note:
+        return _missing(request, db, user, folder_id, form, "annotation", t(request, "Écrivez l'annotation."))
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        "annotation",
+        lambda who: service.annotate(db, who, folder_id, note, not private),
+        t(request, "Annotation ajoutée."),
+    )
+
+
+@router.post("/dossiers/{folder_id}/signature-papier", response_class=HTMLResponse)
+def paper_signature(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    scans = files(form, "scan")
+    comment = text(form, "commentaire_papier") or None
+    if not scans:
+        return _missing(
+            request, db, user, folder_id, form, "scan", t(request, "Choisissez le scan du document signé (PDF).")
+        )
+    scan = scans[0]
+    name = display_name(scan.filename or "", "signature-papier.pdf")
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        "scan",
+        lambda who: signature_acts.paper_signature(db, who, folder_id, scan.file, name, comment),
+        t(request, "Signature papier enregistrée."),
+    )
+
+
+@router.post("/dossiers/{folder_id}/envoyer", response_class=HTMLResponse)
+def send(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        None,
+        lambda who: service.send(db, who, folder_id),
+        t(request, "Dossier envoyé dans son circuit."),
+    )
+
+
+@router.post("/dossiers/{folder_id}/retirer", response_class=HTMLResponse)
+def withdraw(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    comment = text(form, "commentaire_retrait") or None
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        "commentaire_retrait",
+        lambda who: service.withdraw(db, who, folder_id, comment),
+        t(request, "Dossier retiré."),
+    )
+
+
+@router.post("/dossiers/{folder_id}/metadonnees", response_class=HTMLResponse)
+def set_metadata(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    principal = parapheur_user(user)
+    folder = service.folder_for(db, principal, folder_id)
+    subtype = config.get_subtype(db, principal.tenant_id, folder.subtype_id) if folder.subtype_id else None
+    names = metadata_names(folder, list(subtype.mandatory_metadata or []) if subtype else [])
+    # A field left blank removes its value; the engine keeps the others as they were.
+    changes = {name: text(form, f"meta-{index}") or None for index, name in enumerate(names)}
+    field_name = "meta-0" if names else None
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        field_name,
+        lambda who: service.set_metadata(db, who, folder_id, changes),
+        t(request, "Métadonnées enregistrées."),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Downloads
+
+
+@router.get("/dossiers/{folder_id}/documents/{document_id}")
+def download(request: Request, db: DbDep, user: UserDep, folder_id: str, document_id: str) -> Response:
+    """A document in its current state (signed so far); opening it counts as reading it."""
+    document = service.open_document(db, parapheur_user(user), folder_id, document_id)
+    return object_response(document.current_key, document.filename, document.media_type)
+
+
+@router.get("/dossiers/{folder_id}/documents/{document_id}/signature")
+def detached_signature(request: Request, db: DbDep, user: UserDep, folder_id: str, document_id: str) -> Response:
+    folder = service.folder_for(db, parapheur_user(user), folder_id)
+    document = next((doc for doc in folder.documents if doc.id == document_id), None)
+    if document is None or document.signature_key is None:
+        raise NotFound("ce document n'a pas de signature détachée")
+    return object_response(document.signature_key, f"{document.filename}.p7s", "application/pkcs7-signature")
+
+
+@router.get("/dossiers/{folder_id}/bordereau")
+def bordereau(request: Request, db: DbDep, user: UserDep, folder_id: str) -> Response:
+    folder = service.folder_for(db, parapheur_user(user), folder_id)
+    with signing.scratch_dir() as scratch:
+        path = scratch / "bordereau.pdf"
+        report.write_bordereau(db, folder, path)
+        content = path.read_bytes()
+    headers = {"Content-Disposition": content_disposition(f"bordereau-{folder.id}.pdf")}
+    return Response(content, media_type="application/pdf", headers=headers)
