@@ -56,8 +56,10 @@ def _socle_settings(env: dict[str, str]) -> dict[str, str]:
 
 def test_compose_has_every_service(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in ("postgres", "redis", "minio", "migrate", *SERVICES, *WORKERS):
+    for name in ("postgres", "redis", "minio", "migrate", "web", *SERVICES, *WORKERS):
         assert name in services, f"service {name} absent de docker-compose.yml"
+    # The web interface is the whole kit's app (pages at "/", APIs under their prefixes).
+    assert services["web"]["command"][:2] == ["socle", "serve"] and services["web"]["command"][2] == "--host"
 
 
 def test_compose_commands_match_the_cli(compose: dict[str, Any]) -> None:
@@ -70,7 +72,8 @@ def test_compose_commands_match_the_cli(compose: dict[str, Any]) -> None:
         assert "/readyz" in " ".join(api["healthcheck"]["test"])
         assert api["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         worker = services[f"worker-{name}"]
-        assert worker["command"] == ["socle", "worker", name]
+        assert worker["command"][:3] == ["socle", "worker", name]
+        assert set(worker["command"][3:]) <= {"--no-fork"}  # the archive's pygfried needs its fork
         assert worker["deploy"]["replicas"] >= 1
     for name in ("migrate", *SERVICES, *WORKERS):
         service = services[name]
