@@ -24,7 +24,8 @@ demo: install
 # Debian packages the tests need: poppler-utils (pdfsig, the independent signature check), qpdf, and
 # softhsm2 with opensc's pkcs11-tool (a real PKCS#11 token for the smart-card tests), xmlsec1 and openssl
 # (the independent checks of XAdES and CAdES signatures), ocrmypdf with tesseract-ocr-fra (French OCR
-# and PDF/A-2b copies of GED documents; it brings Ghostscript).
+# and PDF/A-2b copies of GED documents; it brings Ghostscript), chromium (the browser tests drive it; never
+# a browser download) with npm, then axe-core from the npm registry at the version tests/browser's lock pins.
 system-deps:
 	@need=""; \
 	command -v pdfsig >/dev/null || need="$$need poppler-utils"; \
@@ -35,11 +36,16 @@ system-deps:
 	command -v openssl >/dev/null || need="$$need openssl"; \
 	command -v ocrmypdf >/dev/null || need="$$need ocrmypdf"; \
 	tesseract --list-langs 2>/dev/null | grep -qx fra || need="$$need tesseract-ocr-fra"; \
+	[ -x /usr/bin/chromium ] || need="$$need chromium"; \
+	command -v npm >/dev/null || need="$$need npm"; \
 	if [ -n "$$need" ]; then \
 		echo "Installation des paquets Debian :$$need"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$need; \
 	fi
+	@[ tests/browser/node_modules/.installed -nt tests/browser/package-lock.json ] || { \
+		npm ci --prefix tests/browser --no-audit --no-fund --ignore-scripts --loglevel=error && \
+		touch tests/browser/node_modules/.installed; }
 
 lint: install
 	$(BIN)/ruff check .
@@ -50,4 +56,4 @@ test: install system-deps lint
 	$(BIN)/pytest
 
 clean:
-	rm -rf $(VENV) var site .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) var site .pytest_cache .ruff_cache .mypy_cache tests/browser/node_modules

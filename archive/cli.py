@@ -158,8 +158,14 @@ def _check_build_arguments(
         _refuse("Versement refusé :", problems)
 
 
-def _validate_or_refuse(manifest: bytes, seda_version: str) -> str:
-    """The validation line to print; refuses an invalid manifest before anything is written."""
+class _Invalid(Exception):
+    def __init__(self, issues: list[str]) -> None:
+        super().__init__("\n".join(issues))
+        self.issues = issues
+
+
+def _validation_line(manifest: Path, seda_version: str) -> str:
+    """The validation line to print; raises _Invalid for a manifest the XSD refuses (nothing is then written)."""
     from archive import validation
 
     folder = get_settings().seda_schemas
@@ -170,9 +176,7 @@ def _validate_or_refuse(manifest: bytes, seda_version: str) -> str:
     except validation.SchemaUnavailable as exc:
         return f"Validation XSD non faite (paquet non validé) : {exc}"
     if not report.valid:
-        _refuse(
-            "Versement refusé : le manifeste n'est pas conforme au schéma SEDA.", [i.message for i in report.issues]
-        )
+        raise _Invalid([issue.message for issue in report.issues])
     return f"Manifeste conforme au schéma SEDA {seda_version} ({report.schema})."
 
 
@@ -195,33 +199,37 @@ def build(
     transferring_agency: str | None,
     output: Path | None,
 ) -> None:
-    from archive import packaging, seda, sources
+    from archive import identification, packaging, seda, sources
 
     destination = output or folder.resolve().parent / f"{folder.resolve().name}.zip"
     agencies = {"--archival-agency": archival_agency, "--transferring-agency": transferring_agency}
     _check_build_arguments(folder, csv_path, seda_version, agencies, destination)
     assert archival_agency and transferring_agency
+    validation_line: list[str] = []
+
+    def check(manifest: Path) -> None:
+        validation_line.append(_validation_line(manifest, seda_version))
+
+    # One read of each file: digests, format and zip entry at once (packaging.build_sip).
     try:
-        spec = sources.transfer_from_folder(
+        spec, plan = sources.folder_transfer(
             folder, archival_agency=archival_agency, transferring_agency=transferring_agency, csv_path=csv_path
         )
-        manifest = seda.build_manifest(spec, version=seda_version)
+        built = packaging.build_sip(spec, plan, destination, version=seda_version, check_manifest=check)
     except sources.SourceError as exc:
         _refuse("Versement refusé :", exc.problems)
+    except packaging.BuildRefused as exc:
+        _refuse("Versement refusé :", exc.problems)
+    except _Invalid as exc:
+        _refuse("Versement refusé : le manifeste n'est pas conforme au schéma SEDA.", exc.issues)
     except seda.SedaError as exc:
         _refuse("Versement refusé :", [str(exc)])
-    validation_line = _validate_or_refuse(manifest, seda_version)
-    entries = seda.sip_entries(spec)
-    try:
-        packaging.write_sip(manifest, entries, destination)
-    except (seda.SedaError, OSError) as exc:
+    except (identification.IdentificationError, OSError) as exc:
         _refuse("Paquet non écrit :", [str(exc)])
-    units = sum(1 for _ in sources.iter_units(spec.units))
-    size = sum(file.size for _, file in entries)
-    click.echo(validation_line)
+    click.echo(validation_line[0])
     click.echo(
-        f"Paquet écrit : {destination} (SEDA {seda_version}, {units} unité(s), "
-        f"{len(entries)} fichier(s), {size} octets)."
+        f"Paquet écrit : {destination} (SEDA {seda_version}, {built.units} unité(s), "
+        f"{built.files} fichier(s), {built.size} octets)."
     )
 
 

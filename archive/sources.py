@@ -23,14 +23,14 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 
 from archive import packaging
 from archive.seda import DESCRIPTION_LEVELS, FINAL_ACTIONS, Agency, ArchiveUnitSpec, DescribedFile, TransferSpec
 
-__all__ = ["KNOWN_COLUMNS", "SourceError", "iter_units", "transfer_from_folder"]
+__all__ = ["KNOWN_COLUMNS", "FolderPlan", "SourceError", "folder_transfer", "iter_units", "transfer_from_folder"]
 
 USAGE = "BinaryMaster_1"
 MAX_DEPTH = 100  # deeper trees are refused: a generous bound that keeps recursion safe
@@ -147,8 +147,7 @@ def _scan_folder(real_root: Path, path: Path, folder: _Folder, scan: _Scan, dept
     for entry in entries:
         relative = f"{folder.relative}/{entry.name}" if folder.relative else entry.name
         if not _valid_utf8(entry.name):
-            raw = os.fsencode(entry.path)
-            scan.problems.append(f"Nom non valide en UTF-8 : {raw!r} (renommez le fichier ou le dossier).")
+            scan.problems.append(_bad_name(entry.path))
             continue
         target = _resolve_entry(real_root, Path(entry.path), relative, scan.problems)
         if target is None:
@@ -167,6 +166,10 @@ def _scan_folder(real_root: Path, path: Path, folder: _Folder, scan: _Scan, dept
             scan.pending.append(_Pending(folder, target, entry.name, relative))
         else:  # FIFO, socket, device: opening some of them blocks forever
             scan.problems.append(f"« {relative} » n'est ni un fichier ni un dossier : ignoré, versement refusé.")
+
+
+def _bad_name(path: str) -> str:
+    return f"Nom non valide en UTF-8 : {os.fsencode(path)!r} (renommez le fichier ou le dossier)."
 
 
 def _valid_utf8(name: str) -> bool:
@@ -207,6 +210,89 @@ def _described(future: Future[DescribedFile], relative: str, problems: list[str]
         problems.append(f"Fichier vide « {relative} » : le SEDA impose une taille d'au moins 1 octet (Size ≥ 1).")
         return None
     return described
+
+
+# --- the folder as a plan for packaging.build_sip ------------------------------------------------------
+
+
+class FolderPlan:
+    """The units of a folder tree without CSV, walked while packaging.build_sip reads the files.
+
+    The same tree as transfer_from_folder: the folder is the root unit; each sub-folder a unit (RecordGrp when
+    it has sub-folders, File otherwise), before the folder's files; each file an Item unit with its
+    BinaryMaster_1 object. Only the listings of the folders on the current path are held: memory does not grow
+    with the number of files. Each walk starts afresh (problems included), so a first one can check the tree
+    before the build walks it again.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.problems: list[str] = []
+        self.files = 0
+
+    def __iter__(self) -> Iterator[packaging.UnitStart | packaging.UnitEnd]:
+        self.problems, self.files = [], 0
+        yield from self._walk(self.folder.resolve(), self.folder, "", self.folder.name, depth=0)
+        if self.files == 0 and not self.problems:
+            self.problems.append(f"Le dossier « {self.folder} » ne contient aucun fichier à verser.")
+
+    def _walk(
+        self, real_root: Path, path: Path, relative: str, name: str, depth: int
+    ) -> Iterator[packaging.UnitStart | packaging.UnitEnd]:
+        folders, files = self._list(real_root, path, relative, depth)
+        level = "RecordGrp" if folders else "File"
+        yield packaging.UnitStart(ArchiveUnitSpec(title=name, description_level=level))
+        for child in folders:
+            yield from self._walk(real_root, path / child, _child(relative, child), child, depth + 1)
+        for child, target in files:
+            self.files += 1
+            source = packaging.SourceFile(target or path / child, child, USAGE, _child(relative, child))
+            yield packaging.UnitStart(ArchiveUnitSpec(title=child), (source,))
+            yield packaging.UnitEnd()
+        yield packaging.UnitEnd()
+
+    def _list(
+        self, real_root: Path, path: Path, relative: str, depth: int
+    ) -> tuple[list[str], list[tuple[str, Path | None]]]:
+        """Sub-folder names, and file names with their target when a symlink; problems noted on the way."""
+        folders: list[str] = []
+        files: list[tuple[str, Path | None]] = []
+        if depth > MAX_DEPTH:
+            self.problems.append(f"« {relative} » : arborescence trop profonde (plus de {MAX_DEPTH} niveaux).")
+            return folders, files
+        try:
+            entries = sorted(os.scandir(path), key=lambda entry: entry.name)
+        except OSError as error:
+            self.problems.append(f"Dossier illisible « {relative or path} » : {error.strerror}.")
+            return folders, files
+        for entry in entries:
+            child = _child(relative, entry.name)
+            if not _valid_utf8(entry.name):
+                self.problems.append(_bad_name(entry.path))
+                continue
+            target = None
+            if entry.is_symlink():  # from the directory entry itself: no system call for the others
+                target = _resolve_entry(real_root, Path(entry.path), child, self.problems)
+                if target is None:
+                    continue
+            try:
+                info = target.stat() if target is not None else entry.stat()
+            except OSError as error:
+                self.problems.append(f"« {child} » est inaccessible : {error.strerror}.")
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                folders.append(entry.name)
+            elif not stat.S_ISREG(info.st_mode):  # FIFO, socket, device: opening some of them blocks forever
+                self.problems.append(f"« {child} » n'est ni un fichier ni un dossier : ignoré, versement refusé.")
+            elif info.st_size == 0:
+                self.problems.append(f"Fichier vide « {child} » : {packaging.EMPTY_FILE}.")
+            else:
+                files.append((entry.name, target))
+        return folders, files
+
+
+def _child(relative: str, name: str) -> str:
+    return f"{relative}/{name}" if relative else name
 
 
 # --- units from the folder alone ---------------------------------------------------------------------
@@ -464,6 +550,52 @@ def transfer_from_folder(
         problems.append(f"Le dossier « {folder} » ne contient aucun fichier à verser.")
     if problems:
         raise SourceError(problems)
+    return _transfer(folder, units, archival_agency, transferring_agency, message_identifier, comment, now)
+
+
+def folder_transfer(
+    folder: Path,
+    *,
+    archival_agency: str,
+    transferring_agency: str,
+    csv_path: Path | None = None,
+    message_identifier: str | None = None,
+    comment: str | None = None,
+    now: datetime | None = None,
+) -> tuple[TransferSpec, packaging.Plan]:
+    """The transfer of `folder` for packaging.build_sip: its header (units left empty) and its plan.
+
+    Without CSV the plan walks the folder while the package is built; a first walk finds the problems, so
+    that a faulty tree is refused at once (SourceError listing them all) instead of after reading it. With a
+    CSV the units are built in memory, as transfer_from_folder does, from files not read yet.
+    """
+    if not folder.is_dir():
+        raise SourceError([f"« {folder} » n'est pas un dossier."])
+    if csv_path is not None:
+        spec = transfer_from_folder(
+            folder, archival_agency=archival_agency, transferring_agency=transferring_agency, csv_path=csv_path,
+            message_identifier=message_identifier, comment=comment, now=now, describe=packaging.undescribed,
+        )  # fmt: skip
+        return replace(spec, units=()), packaging.UnitsPlan(spec.units, folder.resolve())
+    plan = FolderPlan(folder)
+    for _ in plan:
+        pass
+    if plan.problems:
+        raise SourceError(plan.problems)
+    spec = _transfer(folder, (), archival_agency, transferring_agency, message_identifier, comment, now)
+    return spec, plan
+
+
+def _transfer(
+    folder: Path,
+    units: tuple[ArchiveUnitSpec, ...],
+    archival_agency: str,
+    transferring_agency: str,
+    message_identifier: str | None,
+    comment: str | None,
+    now: datetime | None,
+) -> TransferSpec:
+    # The transferring agency is also the originating and submission agency, as for GED transfers.
     agency = Agency(transferring_agency)
     when = now or datetime.now(UTC).replace(microsecond=0)
     return TransferSpec(

@@ -11,9 +11,11 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import httpx
+if TYPE_CHECKING:
+    import httpx  # imported when schemas are installed: every `socle` command loads this module, and httpx
+    # (with the rich and pygments it pulls in) weighs 18 MB of memory
 
 DEFAULT_BASE_URL = "https://raw.githubusercontent.com/ProgrammeVitam/sedatools/{commit}/{path}"
 _RESOURCES = "sedalib/src/main/resources"
@@ -96,6 +98,8 @@ def install_schemas(
     destination: Path, *, base_url: str = DEFAULT_BASE_URL, client: httpx.Client | None = None
 ) -> list[Path]:
     """Download the missing or altered files; return the paths written by this call."""
+    import httpx
+
     written: list[Path] = []
     own_client = client is None
     http = client or httpx.Client(timeout=30, follow_redirects=True)
@@ -114,6 +118,8 @@ def install_schemas(
 
 
 def _download(http: httpx.Client, url: str, schema: SchemaFile, target: Path) -> None:
+    import httpx
+
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     partial = Path(name)

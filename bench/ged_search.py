@@ -1,19 +1,27 @@
-"""Benchmark: GED full-text search latency as the index grows, and a full reindex in bounded memory.
+"""Benchmark: GED full-text search latency as the index grows (and, on request, a full reindex).
 
-What it does, in a PostgreSQL database of its own (created, then dropped; the tests' database is untouched):
+What it does, in the machine's PostgreSQL (database ``test``), one schema per size, kept between runs:
 
 1. generates realistic French acts (délibérations, arrêtés, décisions, conventions…: titles, tags, typed
    values and a first page of text drawn from about forty municipal topics), and inserts them in bulk with
-   COPY, not through the API; the extracted texts are real objects of a local object store;
+   COPY, not through the API (the search entries with their keys, as ``ged.indexing`` makes them; the
+   vector by the table's trigger); the extracted texts are real objects of a local object store;
 2. at each size (default 10k, 100k, 1M documents, all in one collectivité: the worst case for the tenant
    filter), runs two-word French queries with one metadata filter (the document type) through
    ``ged.search.search`` — count, first page by relevance and facets, as GET /ged/search does — and gives
    p50/p95/max latencies;
-3. at 100k: the same on SQLite (FTS5), and a full ``socle ged reindex`` run as a real command, stopped by
-   SIGTERM midway then resumed, with its peak memory (RSS) and duration.
+3. at 100k: the same on SQLite (FTS5), from a copy kept next to the object store;
+4. on request (``--reindex-at``): a full ``socle ged reindex`` run as a real command, stopped by SIGTERM
+   midway then resumed, with its peak memory (RSS) and duration.
 
-    .venv/bin/python bench/ged_search.py                         # 10k, 100k, 1M (long)
+The corpora are built once: schema ``ged_bench_<size>`` (about 4 GB at 1M documents, 22 minutes on two
+shared cores) and ``var/bench/ged-search/`` (texts, SQLite copy). A run finds them by a note on the schema
+(``COMMENT ON SCHEMA``: corpus version, size, tenant) and rebuilds only what is missing or outdated;
+``--rebuild`` forces it, ``--drop`` removes them at the end.
+
+    .venv/bin/python bench/ged_search.py                         # 10k, 100k, 1M
     .venv/bin/python bench/ged_search.py --sizes 10000,100000 --queries 100
+    .venv/bin/python bench/ged_search.py --sizes 1000000 --queries 5 --explain   # plans of each query
 
 The machine may be shared: the 1-minute load average is printed with each measure.
 """
@@ -30,7 +38,6 @@ import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -40,15 +47,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-WORK = Path(tempfile.mkdtemp(prefix="socle-bench-search-"))
-# Before socle reads its settings: the bench's own data folder and object store.
+WORK = ROOT / "var" / "bench" / "ged-search"
+# Before socle reads its settings: the bench's own data folder and object store, kept with the corpora.
 os.environ["SOCLE_DATA_DIR"] = str(WORK / "data")
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from sqlalchemy import event  # noqa: E402
+from sqlalchemy.engine import Engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
-from ged.indexing import build_terms  # noqa: E402
+from ged.indexing import build_terms, head_terms, search_keys  # noqa: E402
 from ged.search import SearchQuery, search  # noqa: E402
 from socle.auth import Principal  # noqa: E402
 from socle.db import engine_for, reset_engines  # noqa: E402
@@ -56,6 +65,9 @@ from socle.migrating import upgrade_all  # noqa: E402
 from socle.storage import get_store  # noqa: E402
 
 SEED = 20261201
+# Bump when the generated documents or their search entries change: kept corpora are then rebuilt.
+CORPUS_VERSION = 3
+WARM_UP = 100  # queries run before measuring, drawn apart from the measured ones
 TEXT_POOL_PER_TOPIC = 60
 CHUNK = 20_000
 BUCKETS = [(0, 1_000), (1_000, 5_000), (5_000, 20_000), (20_000, 10**9)]
@@ -156,6 +168,10 @@ class Corpus:
     pool: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # topic → (text key, text terms)
 
 
+def new_uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
 def two_word_queries(rng: random.Random, count: int) -> list[tuple[str, str]]:
     """Two words of one topic, and a document type (the metadata filter)."""
     queries = []
@@ -170,7 +186,7 @@ def two_word_queries(rng: random.Random, count: int) -> list[tuple[str, str]]:
 # Bulk insertion (COPY), straight into the tables
 
 
-def setup_tenant(url: str) -> Corpus:
+def setup_tenant(url: str, rng: random.Random) -> Corpus:
     from ged.models import DocumentType, Folder
     from socle.auth import create_tenant
 
@@ -179,7 +195,7 @@ def setup_tenant(url: str) -> Corpus:
         session.flush()
         folders = []
         for name in FOLDERS:
-            folder = Folder(id=str(uuid.uuid4()), tenant_id=tenant.id, name=name, created_by="bench", path="")
+            folder = Folder(id=new_uuid(rng), tenant_id=tenant.id, name=name, created_by="bench", path="")
             folder.path = folder.id
             folders.append(folder)
             session.add(folder)
@@ -212,7 +228,7 @@ def generate(corpus: Corpus, rng: random.Random, count: int) -> Iterator[tuple[t
     labels, weights = LABELS, [w for _, _, w in KINDS]
     prefixes = {label: prefix for label, prefix, _ in KINDS}
     for _ in range(count):
-        document_id = str(uuid.uuid4())
+        document_id = new_uuid(rng)
         topic = rng.choice(list(TOPICS))
         label = rng.choices(labels, weights=weights)[0]
         words = rng.sample(TOPICS[topic], 3)
@@ -221,15 +237,26 @@ def generate(corpus: Corpus, rng: random.Random, count: int) -> Iterator[tuple[t
         tags = [topic] + ([rng.choice(COMMUNES)] if rng.random() < 0.3 else [])
         values = {"montant": f"{rng.randint(100, 900000)}.{rng.randint(0, 99):02d}"} if rng.random() < 0.4 else {}
         key, text_terms = rng.choice(corpus.pool[topic])
-        terms = build_terms(title, tags, label, values, "") + " " + text_terms
+        head = head_terms(title, tags, label, values)
+        terms = " ".join(head) + " " + text_terms
         folder = rng.choice(corpus.folder_ids)
         type_id = corpus.type_ids[label]
+        keys = search_keys(
+            document_id,
+            tenant_id=corpus.tenant_id,
+            type_id=type_id,
+            folder_id=folder,
+            document_type=label,
+            tags=tags,
+            document_date=day,
+            head=head,
+        )
         yield (
             (document_id, corpus.tenant_id, 1, folder, type_id, "bench", now, now),
-            (str(uuid.uuid4()), document_id, 1, "0" * 64, 1000, "application/pdf", "acte.pdf", title, label, day,
+            (new_uuid(rng), document_id, 1, "0" * 64, 1000, "application/pdf", "acte.pdf", title, label, day,
              json.dumps(tags), "bench", now, json.dumps(values), key, "done"),
-            (document_id, corpus.tenant_id, 1, title, label, folder, day, json.dumps(tags), json.dumps(values), terms,
-             now),
+            (document_id, corpus.tenant_id, 1, title, label, folder, type_id, day, json.dumps(tags),
+             json.dumps(values), terms, keys, now),
         )  # fmt: skip
 
 
@@ -239,17 +266,18 @@ VERSION_COLUMNS = (
     "author, created_at, field_values, text_key, text_status"
 )
 SEARCH_COLUMNS = (
-    "document_id, tenant_id, version, title, document_type, folder_id, document_date, tags, field_values, terms, "
-    "updated_at"
+    "document_id, tenant_id, version, title, document_type, folder_id, type_id, document_date, tags, field_values, "
+    "terms, keys, updated_at"
 )
+GIN = "CREATE INDEX ix_ged_search_vector ON ged_search USING gin (vector)"
 
 
-def insert_postgresql(dsn: str, corpus: Corpus, rng: random.Random, count: int) -> float:
-    """COPY ``count`` documents by chunks (bounded memory); the GIN index is dropped during the load and
-    rebuilt after (timed apart)."""
+def insert_postgresql(dsn: str, corpus: Corpus, rng: random.Random, count: int) -> None:
+    """COPY ``count`` documents by chunks (bounded memory; the table's trigger makes each vector); the GIN
+    index is dropped during the load and rebuilt after (timed apart)."""
     started = time.perf_counter()
     with psycopg.connect(dsn, autocommit=False) as connection:
-        connection.execute("DROP INDEX IF EXISTS ix_ged_search_terms_fts")
+        connection.execute("DROP INDEX IF EXISTS ix_ged_search_vector")
         with connection.cursor() as cursor:
             for first in range(0, count, CHUNK):
                 rows = list(generate(corpus, rng, min(CHUNK, count - first)))
@@ -261,18 +289,71 @@ def insert_postgresql(dsn: str, corpus: Corpus, rng: random.Random, count: int) 
                     with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                         for row in rows:
                             copy.write_row(row[position])
-        connection.commit()
+                connection.commit()
+                print(f"    {first + len(rows)} documents", flush=True)
     loaded = time.perf_counter() - started
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute("SET maintenance_work_mem = '512MB'")
-        connection.execute(
-            "CREATE INDEX ix_ged_search_terms_fts ON ged_search USING gin (to_tsvector('simple'::regconfig, terms))"
-        )
-        connection.execute("VACUUM ANALYZE ged_search")
-        connection.execute("VACUUM ANALYZE ged_documents")
+        connection.execute(GIN)
+        for table in ("ged_search", "ged_documents", "ged_versions"):
+            connection.execute(f"VACUUM ANALYZE {table}")
     built = time.perf_counter() - started - loaded
-    print(f"  chargement {loaded:.0f} s, index GIN + ANALYZE {built:.0f} s", flush=True)
-    return time.perf_counter() - started
+    print(f"  chargement {loaded:.0f} s, index GIN + VACUUM ANALYZE {built:.0f} s", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Corpora kept between runs: one schema per size, found by the note on the schema
+
+
+def schema_url(server: str, schema: str) -> str:
+    return server.replace("postgresql://", "postgresql+psycopg://") + f"?options=-csearch_path%3D{schema}"
+
+
+def schema_dsn(server: str, schema: str) -> str:
+    return server + f"?options=-csearch_path%3D{schema}"
+
+
+def corpus_note(server: str, schema: str) -> dict[str, Any] | None:
+    with psycopg.connect(server, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s", (schema,)
+        ).fetchone()
+    if row is None or not row[0]:
+        return None
+    try:
+        note: dict[str, Any] = json.loads(row[0])
+    except ValueError:
+        return None
+    return note
+
+
+def build_corpus(server: str, schema: str, size: int) -> str:
+    """A schema holding ``size`` documents of one new collectivité; returns its tenant id."""
+    print(f"  → construction de {schema} ({size} documents)", flush=True)
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    url = schema_url(server, schema)
+    upgrade_all(url)
+    rng = random.Random(SEED + size)
+    corpus = setup_tenant(url, rng)
+    fill_pool(corpus, random.Random(SEED))
+    insert_postgresql(schema_dsn(server, schema), corpus, rng, size)
+    reset_engines()
+    note = {"corpus": CORPUS_VERSION, "documents": size, "tenant": corpus.tenant_id}
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f"COMMENT ON SCHEMA \"{schema}\" IS '{json.dumps(note)}'")
+    return corpus.tenant_id
+
+
+def ensure_corpus(server: str, schema: str, size: int, rebuild: bool) -> str:
+    note = corpus_note(server, schema)
+    if not rebuild and note and note.get("corpus") == CORPUS_VERSION and note.get("documents") == size:
+        upgrade_all(schema_url(server, schema))  # a newer migration applies to a kept corpus too
+        fill_pool(Corpus(note["tenant"], [], {}), random.Random(SEED))  # the texts, if the store was emptied
+        print(f"  → {schema} : {size} documents déjà chargés", flush=True)
+        return str(note["tenant"])
+    return build_corpus(server, schema, size)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -283,18 +364,38 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
-def measure(url: str, corpus: Corpus, queries: list[tuple[str, str]], facets: bool) -> dict[str, float]:
-    principal = Principal(corpus.tenant_id, "bench", "Banc", "u", "agent", "Agent", frozenset({"agent"}))
-    timings, hits = [], []
-    with Session(engine_for(url)) as session:
-        for words, label in queries[:10]:  # warm the caches: a server in use has them warm
+class Statements:
+    """Counts the SQL statements of a search, and keeps them (for --explain)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.seen: list[tuple[str, Any]] = []
+        event.listen(engine, "before_cursor_execute", self.record)
+
+    def record(self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        self.seen.append((statement, parameters))
+
+
+def measure(url: str, tenant_id: str, queries: list[tuple[str, str]], facets: bool) -> dict[str, float]:
+    principal = Principal(tenant_id, "bench", "Banc", "u", "agent", "Agent", frozenset({"agent"}))
+    timings, hits, estimated, statements = [], [], 0, []
+    engine = engine_for(url)
+    counter = Statements(engine)
+    with Session(engine) as session:
+        # Warm the caches as a server in use has them: other queries of the same kind (not the measured ones,
+        # whose own rows would then be in memory).
+        for words, label in two_word_queries(random.Random(SEED + 2), WARM_UP):
             search(session, principal, SearchQuery(q=words, document_type=label, facets=facets))
+            session.rollback()
         for words, label in queries:
+            counter.seen.clear()
             started = time.perf_counter()
             result = search(session, principal, SearchQuery(q=words, document_type=label, facets=facets))
             timings.append((time.perf_counter() - started) * 1000)
             hits.append(result.total)
+            estimated += not result.total_exact
+            statements.append(len(counter.seen))
             session.rollback()
+    event.remove(engine, "before_cursor_execute", counter.record)
     by_hits = sorted(zip(hits, timings, strict=True))
     timings.sort()
     result = {
@@ -310,7 +411,34 @@ def measure(url: str, corpus: Corpus, queries: list[tuple[str, str]], facets: bo
         if bucket:
             print(f"    {low}–{high} trouvés : {len(bucket)} requêtes, p50 {statistics.median(bucket):.1f} ms, "
                   f"p95 {percentile(bucket, 0.95):.1f} ms", flush=True)  # fmt: skip
+    print(f"    total estimé pour {estimated} requêtes sur {len(queries)} ; {statistics.mean(statements):.1f} "
+          f"requêtes SQL par recherche (max {max(statements)})", flush=True)  # fmt: skip
     return result
+
+
+def explain(url: str, tenant_id: str, words: str, label: str) -> None:
+    """EXPLAIN (ANALYZE, BUFFERS) of every statement of one search, as it ran."""
+    principal = Principal(tenant_id, "bench", "Banc", "u", "agent", "Agent", frozenset({"agent"}))
+    engine = engine_for(url)
+    counter = Statements(engine)
+    with Session(engine) as session:
+        started = time.perf_counter()
+        result = search(session, principal, SearchQuery(q=words, document_type=label))
+        elapsed = (time.perf_counter() - started) * 1000
+        session.rollback()
+    event.remove(engine, "before_cursor_execute", counter.record)
+    print(f"  « {words} » + type « {label} » : {result.total} trouvés (exact : {result.total_exact}), "
+          f"{elapsed:.1f} ms, {len(counter.seen)} requêtes", flush=True)  # fmt: skip
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SET work_mem = '64MB'")
+        connection.exec_driver_sql("SET enable_seqscan = off")
+        for statement, parameters in counter.seen:
+            if not statement.lstrip().upper().startswith(("SELECT", "WITH")):
+                continue
+            plan = connection.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters).scalars()
+            print("    " + statement.replace("\n", " ")[:300], flush=True)
+            for line in plan:
+                print("      " + line, flush=True)
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -366,14 +494,22 @@ def peak_rss_kib(process: subprocess.Popen[str], until: float | None = None) -> 
     return peak
 
 
-def sqlite_copy(source_dsn: str, path: Path) -> str:
-    """The same documents in a migrated SQLite database: FTS5 fed by its triggers, as in production."""
+def sqlite_copy(source_dsn: str, path: Path, note: dict[str, Any]) -> str:
+    """The same documents in a migrated SQLite database (FTS5 fed by its triggers, as in production), kept
+    next to the object store and rebuilt when its note does not match the PostgreSQL corpus's."""
     url = f"sqlite:///{path}"
+    marker = path.with_suffix(".json")
+    if path.exists() and marker.exists() and json.loads(marker.read_text()) == note:
+        upgrade_all(url)
+        print(f"  copie SQLite {path.name} déjà faite", flush=True)
+        return url
+    path.unlink(missing_ok=True)
     upgrade_all(url)
     started = time.perf_counter()
     target = sqlite3.connect(path)
     with psycopg.connect(source_dsn) as source:
         for table, columns in (
+            ("tenants", "id, slug, name, siren, created_at"),
             ("ged_folders", "id, tenant_id, parent_id, name, code, path, created_by, created_at"),
             ("ged_document_types", "id, tenant_id, code, name, fields, schema_version, dua_months, dua_event, "
              "final_action, created_at, updated_at"),
@@ -391,6 +527,7 @@ def sqlite_copy(source_dsn: str, path: Path) -> str:
             target.commit()
     target.execute("ANALYZE")
     target.close()
+    marker.write_text(json.dumps(note))
     print(f"  copie SQLite (FTS5 par déclencheurs) {time.perf_counter() - started:.0f} s", flush=True)
     return url
 
@@ -410,49 +547,53 @@ def _sqlite_value(value: Any) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/postgres", help="Serveur")
-    parser.add_argument("--database", default="socle_bench", help="Base créée puis supprimée")
+    parser.add_argument("--server", default="postgresql://postgres@127.0.0.1:5432/test", help="Base PostgreSQL")
+    parser.add_argument("--schema-prefix", default="ged_bench", help="Schémas gardés : <préfixe>_<taille>")
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--reindex-at", type=int, default=100_000, help="Taille où mesurer la réindexation (0 : non)")
     parser.add_argument("--sqlite-at", type=int, default=100_000, help="Taille où mesurer SQLite (0 : non)")
-    parser.add_argument("--keep", action="store_true", help="Garder la base à la fin")
+    parser.add_argument("--reindex-at", type=int, default=0, help="Taille où mesurer la réindexation (0 : non)")
+    parser.add_argument("--no-facets", action="store_true", help="Seulement les recherches sans facettes")
+    parser.add_argument("--explain", action="store_true", help="Plans (EXPLAIN ANALYZE) d'une recherche")
+    parser.add_argument("--rebuild", action="store_true", help="Reconstruire les corpus même s'ils existent")
+    parser.add_argument("--drop", action="store_true", help="Supprimer les corpus à la fin")
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
-    rng = random.Random(SEED)
     queries = two_word_queries(random.Random(SEED + 1), args.queries)
-
-    with psycopg.connect(args.server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{args.database}"')
-        admin.execute(f'CREATE DATABASE "{args.database}"')
-    dsn = args.server.rsplit("/", 1)[0] + f"/{args.database}"
-    url = dsn.replace("postgresql://", "postgresql+psycopg://")
+    WORK.mkdir(parents=True, exist_ok=True)
+    print("| base | documents | p50 (ms) | p95 (ms) | max (ms) | trouvés (moy.) | charge |")
+    print("|---|---|---|---|---|---|---|")
+    schemas = []
     try:
-        upgrade_all(url)
-        corpus = setup_tenant(url)
-        fill_pool(corpus, rng)
-        print("| base | documents | p50 (ms) | p95 (ms) | max (ms) | trouvés (moy.) | charge |")
-        print("|---|---|---|---|---|---|---|")
-        done = 0
         for size in sizes:
-            print(f"  → {size} documents", flush=True)
-            insert_postgresql(dsn, corpus, rng, size - done)
-            done = size
-            show("PostgreSQL, avec facettes", size, measure(url, corpus, queries, facets=True))
-            show("PostgreSQL, sans facettes", size, measure(url, corpus, queries, facets=False))
+            schema = f"{args.schema_prefix}_{size}"
+            schemas.append(schema)
+            tenant_id = ensure_corpus(args.server, schema, size, args.rebuild)
+            url = schema_url(args.server, schema)
+            if args.explain:
+                explain(url, tenant_id, *queries[0])
+                continue
+            for facets in (False,) if args.no_facets else (True, False):
+                label = f"PostgreSQL, {'avec' if facets else 'sans'} facettes"
+                show(label, size, measure(url, tenant_id, queries, facets=facets))
             if size == args.sqlite_at:
-                sqlite_url = sqlite_copy(dsn, WORK / "bench.db")
-                show("SQLite, avec facettes", size, measure(sqlite_url, corpus, queries, facets=True))
-                show("SQLite, sans facettes", size, measure(sqlite_url, corpus, queries, facets=False))
+                note = corpus_note(args.server, schema) or {}
+                sqlite_url = sqlite_copy(schema_dsn(args.server, schema), WORK / f"sqlite-{size}.db", note)
+                for facets in (False,) if args.no_facets else (True, False):
+                    label = f"SQLite, {'avec' if facets else 'sans'} facettes"
+                    show(label, size, measure(sqlite_url, tenant_id, queries, facets=facets))
             if size == args.reindex_at:
                 result = reindex_with_interruption(url, stop_after=20)
                 print(f"  réindexation de {size} documents : {result['total_s']:.0f} s au total, "
                       f"RSS max {result['peak_rss_mib']:.0f} Mio", flush=True)  # fmt: skip
+                with psycopg.connect(schema_dsn(args.server, schema), autocommit=True) as connection:
+                    connection.execute("VACUUM ANALYZE ged_search")
     finally:
         reset_engines()
-        if not args.keep:
+        if args.drop:
             with psycopg.connect(args.server, autocommit=True) as admin:
-                admin.execute(f'DROP DATABASE IF EXISTS "{args.database}"')
+                for schema in schemas:
+                    admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 if __name__ == "__main__":

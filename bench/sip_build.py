@@ -1,17 +1,20 @@
 """Benchmark: building a SEDA package (SIP) from a folder, against ``sha512sum`` over the same files.
 
-Generates a corpus (default 10,000 files, 2 GB: PDFs, JPEGs, DOCX/ODT, text; the binary ones filled with
-random bytes, incompressible like real PDFs and JPEGs), reads it once so that both measures run with the
-files in the page cache (dropping the caches needs root: cold-cache figures are not measured), then:
+Generates a corpus (default 10,000 files, 2 GB: PDFs, JPEGs, DOCX/ODT, text; PDFs and JPEGs filled with
+random bytes, incompressible like real ones; DOCX and ODT real minimal documents with a random picture, which
+siegfried tells from a plain zip), reads it once so that both measures run with the files in the page cache
+(dropping the caches needs root: cold-cache figures are not measured), then, in the same run:
 
 - ``sha512sum`` over every file (one process, as a reference of "disk speed" here);
-- ``socle archive build`` on the same tree, its peak RSS (the whole process tree, sampled in /proc);
-- the same stages in-process, timed one by one: walk, description (digest, CRC-32, format), manifest, XSD
-  validation, zip;
+- ``socle archive build`` on the same tree: duration, and peak RSS of its whole process tree (the siegfried
+  worker included), sampled in /proc every 50 ms;
+- the build's stages in a process of their own (packaging.build_sip, same code as the CLI): each stage's
+  duration, the CPU time of the main process and of the siegfried process, and the same build without
+  format identification;
 - with ``--small N`` (default 100,000): a second corpus of N small text files, the build's peak RSS, and
-  the XSD validation time of its manifest.
+  the XSD validation time of its manifest (three times).
 
-The load average is printed before and after: other processes share the 2 cores.
+The load average is printed with each measure: other processes share the 2 cores.
 
     .venv/bin/python bench/sip_build.py --files 10000 --size-mb 2000 --small 100000
 """
@@ -19,10 +22,12 @@ The load average is printed before and after: other processes share the 2 cores.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -30,6 +35,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,19 +64,51 @@ def _jpg(rng: random.Random, size: int) -> bytes:
     return head + rng.randbytes(max(size - len(head) - 2, 1)) + b"\xff\xd9"
 
 
+WORD_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="xml" ContentType="application/xml"/><Default Extension="jpeg" ContentType="image/jpeg"/>'
+    '<Override PartName="/word/document.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>'
+)
+WORD_RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" '
+    'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+    'Target="word/document.xml"/></Relationships>'
+)
+ODF_CONTENT = (
+    '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+    'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" office:version="1.2">'
+    "<office:body><office:text/></office:body></office:document-content>"
+)
+ODF_MANIFEST = (
+    '<?xml version="1.0" encoding="UTF-8"?><manifest:manifest '
+    'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2">'
+    '<manifest:file-entry manifest:full-path="/" manifest:version="1.2" '
+    'manifest:media-type="application/vnd.oasis.opendocument.text"/>'
+    '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+    '<manifest:file-entry manifest:full-path="Pictures/image1.jpg" manifest:media-type="image/jpeg"/>'
+    "</manifest:manifest>"
+)
+
+
 def _office(rng: random.Random, size: int, kind: str) -> bytes:
+    """A minimal but real DOCX or ODT (siegfried says fmt/412, fmt/291) holding a random picture."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         if kind == "odt":
-            archive.writestr("mimetype", "application/vnd.oasis.opendocument.text")
-            archive.writestr("content.xml", "<office:document-content/>")
-            archive.writestr("META-INF/manifest.xml", "<manifest:manifest/>")
-            archive.writestr("Pictures/image1.jpg", rng.randbytes(size))
+            mimetype = zipfile.ZipInfo("mimetype")  # first and stored, as ODF requires
+            archive.writestr(mimetype, "application/vnd.oasis.opendocument.text", compress_type=zipfile.ZIP_STORED)
+            archive.writestr("content.xml", ODF_CONTENT)
+            archive.writestr("META-INF/manifest.xml", ODF_MANIFEST)
+            picture = "Pictures/image1.jpg"
         else:
-            archive.writestr("[Content_Types].xml", "<Types/>")
-            archive.writestr("_rels/.rels", "<Relationships/>")
-            archive.writestr("word/document.xml", "<w:document/>")
-            archive.writestr("word/media/image1.jpeg", rng.randbytes(size))
+            archive.writestr("[Content_Types].xml", WORD_TYPES)
+            archive.writestr("_rels/.rels", WORD_RELS)
+            archive.writestr("word/document.xml", '<w:document xmlns:w="urn:w"><w:body/></w:document>')
+            picture = "word/media/image1.jpeg"
+        archive.writestr(zipfile.ZipInfo(picture), rng.randbytes(size), compress_type=zipfile.ZIP_STORED)
     return buffer.getvalue()
 
 
@@ -138,24 +176,21 @@ def warm(files: list[Path]) -> None:
 # --- measures ------------------------------------------------------------------------------------------------
 
 
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
 def _tree_rss(root_pid: int) -> int:
-    """RSS in bytes of a process and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(entry))
-            rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            continue
+    """RSS in bytes of a process and all its descendants, from /proc (only the tree's own entries are read:
+    reading every process's every 20 ms took a sixth of a core, on a machine that has two)."""
     total, todo = 0, [root_pid]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
-        todo += children.get(pid, [])
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+            for task in os.listdir(f"/proc/{pid}/task"):
+                todo += [int(child) for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+        except (OSError, ValueError, IndexError):
+            continue
     return total
 
 
@@ -169,7 +204,7 @@ def run_sampled(command: list[str], env: dict[str, str] | None = None) -> tuple[
     reader.start()
     while process.poll() is None:
         peak = max(peak, _tree_rss(process.pid))
-        time.sleep(0.02)
+        time.sleep(0.05)
     reader.join()
     elapsed = time.perf_counter() - start
     text = b"".join(output).decode(errors="replace")
@@ -199,59 +234,56 @@ def time_build(folder: Path, output: Path) -> tuple[float, int, str]:
     return result
 
 
-def stage_split(folder: Path, output: Path, sample_kib: int = 0, *, memory_only: bool = False) -> dict[str, float]:
-    """The build's stages timed one by one, in a process of their own (same code as the CLI)."""
+def stage_split(folder: Path, output: Path, sample_kib: int = 0) -> dict[str, float]:
+    """The build's stages, timed in a process of their own (same code as the CLI)."""
     command = [sys.executable, __file__, "--stages-of", str(folder), "--stages-output", str(output)]
     env = build_env() | ({"SIP_BENCH_SAMPLE_KIB": str(sample_kib)} if sample_kib else {})
-    env |= {"SIP_BENCH_MEMORY_ONLY": "1"} if memory_only else {}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=True)
     result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
+def _cpu(usage: resource.struct_rusage) -> float:
+    return usage.ru_utime + usage.ru_stime
+
+
 def _stages(folder: Path, output: Path) -> None:
-    """Each stage timed on its own; the manifest goes through a file (seda.write_manifest), as a build in
-    constant memory would do. Prints a JSON line (seconds, and the process's peak RSS in MiB)."""
-    import resource
+    """SHA-512 alone, then packaging.build_sip without and with format identification, each stage timed, the
+    CPU of this process and of the siegfried process apart. Prints a JSON line (seconds)."""
+    from archive import identification, packaging, sources, validation
 
-    from archive import packaging, seda, sources, validation
-
-    sample = os.environ.get("SIP_BENCH_SAMPLE_KIB")  # --echantillon: what a smaller sample would cost
+    sample = os.environ.get("SIP_BENCH_SAMPLE_KIB")  # --echantillon: what another sample size would cost
     if sample:
-        packaging.IDENTIFY_HEAD = packaging.IDENTIFY_TAIL = int(sample) * 1024
+        identification.IDENTIFY_HEAD = identification.IDENTIFY_TAIL = int(sample) * 1024
     times: dict[str, float] = {}
     start = time.perf_counter()
-    count = sum(len(names) for _, _, names in os.walk(folder))
-    times["parcours"] = time.perf_counter() - start
+    for root, _, names in os.walk(folder):
+        for name in names:
+            digest = hashlib.sha512()
+            with open(os.path.join(root, name), "rb") as stream:
+                while chunk := stream.read(1 << 20):
+                    digest.update(chunk)
+    times["SHA-512 seul (hashlib, un fil)"] = time.perf_counter() - start
 
-    def digest_only(path: Path, name: str) -> seda.DescribedFile:
-        return packaging.describe_file(path, name, identify=False)
+    def check(manifest: Path) -> None:
+        report = validation.validate_manifest(manifest, SCHEMAS, "2.2")
+        assert report.valid, report.issues[:3]
 
-    if not os.environ.get("SIP_BENCH_MEMORY_ONLY"):  # a first pass would leave its memory to the peak below
+    for identify in (False, True):
+        prefix = "" if identify else "sans identification : "
+        main, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        sources.transfer_from_folder(
-            folder, archival_agency="AD075", transferring_agency="MAIRIE-01", describe=digest_only
-        )
-        times["empreinte+CRC seuls"] = time.perf_counter() - start
-    start = time.perf_counter()
-    spec = sources.transfer_from_folder(folder, archival_agency="AD075", transferring_agency="MAIRIE-01")
-    times["description (empreinte+CRC+format)"] = time.perf_counter() - start
-    manifest = output.with_name("manifest.xml")
-    start = time.perf_counter()
-    with manifest.open("wb") as out:
-        seda.write_manifest(spec, out)
-    times["manifeste"] = time.perf_counter() - start
-    start = time.perf_counter()
-    report = validation.validate_manifest(manifest, SCHEMAS, "2.2")
-    times["XSD"] = time.perf_counter() - start
-    assert report.valid, report.issues[:3]
-    start = time.perf_counter()
-    packaging.write_sip(manifest, seda.sip_entries(spec), output)
-    times["zip"] = time.perf_counter() - start
-    output.unlink()
-    manifest.unlink()
-    times["fichiers"] = count
-    times["RSS max (Mio)"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        spec, plan = sources.folder_transfer(folder, archival_agency="AD075", transferring_agency="MAIRIE-01")
+        walked = time.perf_counter()
+        built = packaging.build_sip(spec, plan, output, check_manifest=check, identify=identify)
+        times[prefix + "total"] = time.perf_counter() - start
+        times[prefix + "parcours préalable du dossier"] = walked - start
+        times |= {prefix + stage: seconds for stage, seconds in built.timings.items()}
+        times[prefix + "CPU du processus principal"] = _cpu(resource.getrusage(resource.RUSAGE_SELF)) - _cpu(main)
+        if identify:
+            times["CPU du processus siegfried"] = _cpu(resource.getrusage(resource.RUSAGE_CHILDREN)) - _cpu(children)
+        output.unlink()
+    times["fichiers"] = built.files
     print(json.dumps(times))
 
 
@@ -270,25 +302,70 @@ def disk_write_speed(folder: Path, size: int) -> float:
     return size / elapsed / 1e6
 
 
-def xsd_time(package: Path) -> tuple[float, int]:
-    """Seconds to validate the package's manifest (bytes read beforehand), and its object count."""
+def xsd_time(package: Path, runs: int = 3) -> tuple[list[tuple[float, float]], int]:
+    """Seconds (elapsed, CPU) to validate the package's manifest (bytes read beforehand), `runs` times, and its
+    object count."""
     from archive import validation
 
     with zipfile.ZipFile(package) as archive:
         manifest = archive.read("manifest.xml")
     validation.load_schema(SCHEMAS, "2.2")  # compiled once per process: not part of a validation
-    start = time.perf_counter()
-    report = validation.validate_manifest(manifest, SCHEMAS, "2.2")
-    elapsed = time.perf_counter() - start
-    assert report.valid, report.issues[:3]
-    return elapsed, manifest.count(b"<BinaryDataObject ")
+    seconds = []
+    for _ in range(runs):
+        start, cpu = time.perf_counter(), time.process_time()
+        report = validation.validate_manifest(manifest, SCHEMAS, "2.2")
+        seconds.append((time.perf_counter() - start, time.process_time() - cpu))
+        assert report.valid, report.issues[:3]
+    return seconds, manifest.count(b"<BinaryDataObject ")
+
+
+def fidelity(roots: list[Path], per_extension: int = 40, limit: int = 4000) -> None:
+    """siegfried on whole files against siegfried on the build's samples, for files found under `roots`
+    (at most `per_extension` per extension, `limit` in all): the differences, by kind."""
+    from archive import identification
+
+    rng = random.Random(1)
+    by_extension: dict[str, list[Path]] = {}
+    for root in roots:
+        for folder, _, names in os.walk(root):
+            for name in names:
+                path = Path(folder, name)
+                if path.is_file() and not path.is_symlink() and path.stat().st_size > 0:
+                    by_extension.setdefault(path.suffix.lower(), []).append(path)
+    files: list[Path] = []
+    for paths in by_extension.values():
+        rng.shuffle(paths)
+        files += paths[:per_extension]
+    rng.shuffle(files)
+    files = files[:limit]
+    whole = identification.identify_paths([str(path) for path in files])
+    larger = sum(path.stat().st_size > identification.IDENTIFY_HEAD + identification.IDENTIFY_TAIL for path in files)
+    with identification.Identifier() as identifier:
+        futures = []
+        for path in files:
+            sampler = identification.Sampler(path.suffix)
+            with path.open("rb") as stream:
+                while chunk := stream.read(1 << 20):
+                    sampler.feed(chunk)
+            futures.append(identifier.submit(sampler.sample(), path))
+        sampled = [future.result() for future in futures]
+    differences = [(path, a[0], b[0]) for path, a, b in zip(files, whole, sampled, strict=True) if a[0] != b[0]]
+    print(
+        f"fidélité : {len(files)} fichiers, {len(by_extension)} extensions, {larger} plus grands que l'échantillon ; "
+        f"{len(differences)} identification(s) différente(s) du fichier entier"
+    )
+    formats = Counter(answer[0] for answer in whole)
+    common = ", ".join(f"{puid} ×{count}" for puid, count in formats.most_common(15))
+    print(f"  {len(formats)} formats PRONOM, dont : {common}")
+    for path, expected, got in differences[:20]:
+        print(f"  {path} : {expected} entier, {got} échantillon")
 
 
 # --- main ----------------------------------------------------------------------------------------------------
 
 
 def _load() -> str:
-    return " / ".join(f"{value:.1f}" for value in os.getloadavg())
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def main() -> None:
@@ -300,17 +377,23 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="garder les corpus (relances)")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--no-large", action="store_true", help="seulement le corpus de petits fichiers")
+    parser.add_argument("--no-stages", action="store_true", help="sans la répartition par étape")
     parser.add_argument(
         "--echantillon", type=int, nargs="*", default=[], help="Kio lus par siegfried au début et à la fin (essais)"
+    )
+    parser.add_argument(
+        "--fidelite", type=Path, nargs="*", default=None, help="dossiers de fichiers réels : entier / échantillon"
     )
     parser.add_argument("--stages-of", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--stages-output", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
     if args.stages_of:
-        sys.path.insert(0, str(ROOT))
         _stages(args.stages_of, args.stages_output)
         return
-    sys.path.insert(0, str(ROOT))
+    if args.fidelite is not None:
+        fidelity(args.fidelite or [Path("/usr/share"), Path("/usr/lib")])
+        return
     args.workdir.mkdir(parents=True, exist_ok=True)
     try:
         _bench(args)
@@ -342,16 +425,19 @@ def _large(args: argparse.Namespace) -> None:
     warm(files)
     output = Path(tempfile.mkdtemp(dir=args.workdir)) / "paquet.zip"
     for run in range(args.runs):
+        before = _load()
         sha = time_sha512sum(corpus)
         build, peak, _ = time_build(corpus, output)
         print(
-            f"essai {run + 1} : sha512sum {sha:.2f} s ({total / sha / 1e6:.0f} Mo/s) ; build {build:.2f} s "
-            f"({total / build / 1e6:.0f} Mo/s) ; rapport {sha / build:.2f} ; RSS max {peak / 2**20:.0f} Mio ; "
-            f"charge {_load()}"
+            f"essai {run + 1} : sha512sum {sha:.2f} s ({total / sha / 1e6:.0f} Mo/s) ; socle archive build "
+            f"{build:.2f} s ({total / build / 1e6:.0f} Mo/s) ; rapport {sha / build:.2f} ; RSS max de l'arbre "
+            f"{peak / 2**20:.0f} Mio ; charge {before} → {_load()}"
         )
     print(f"écriture disque avec fsync : {disk_write_speed(args.workdir, total):.0f} Mo/s ; charge {_load()}")
-    split = stage_split(corpus, output)
-    print("étapes (s) : " + " ; ".join(f"{name} {value:.2f}" for name, value in split.items()))
+    if not args.no_stages:
+        before = _load()
+        split = stage_split(corpus, output)
+        print(f"étapes (s, charge {before} → {_load()}) : " + " ; ".join(f"{k} {v:.2f}" for k, v in split.items()))
     for sample in args.echantillon:
         split = stage_split(corpus, output, sample)
         print(f"échantillon {sample} + {sample} Kio : " + " ; ".join(f"{k} {v:.2f}" for k, v in split.items()))
@@ -366,17 +452,24 @@ def _small(args: argparse.Namespace) -> None:
         make_small_corpus(partial, args.small)
         partial.rename(small)
     warm(all_files(small))
+    before = _load()
     build, peak, _ = run_build_keep(small, output)
+    print(
+        f"{args.small} petits fichiers : socle archive build {build:.1f} s, RSS max de l'arbre "
+        f"{peak / 2**20:.0f} Mio ; charge {before} → {_load()}"
+    )
+    before = _load()
     seconds, objects = xsd_time(output)
     print(
-        f"{args.small} petits fichiers : build {build:.1f} s, RSS max {peak / 2**20:.0f} Mio ; "
-        f"XSD du manifeste ({objects} objets) {seconds:.2f} s ; charge {_load()}"
+        f"XSD du manifeste ({objects} objets, {output.stat().st_size / 1e6:.0f} Mo zippé) : "
+        + ", ".join(f"{elapsed:.2f} s ({cpu:.2f} s de processeur)" for elapsed, cpu in seconds)
+        + f" ; charge {before} → {_load()}"
     )
     output.unlink()
-    split = stage_split(small, output)
-    print("étapes (s) : " + " ; ".join(f"{name} {value:.2f}" for name, value in split.items()))
-    split = stage_split(small, output, memory_only=True)
-    print(f"sans la passe « empreinte seule » : RSS max {split['RSS max (Mio)']:.0f} Mio")
+    if not args.no_stages:
+        before = _load()
+        split = stage_split(small, output)
+        print(f"étapes (s, charge {before} → {_load()}) : " + " ; ".join(f"{k} {v:.2f}" for k, v in split.items()))
 
 
 def run_build_keep(folder: Path, output: Path) -> tuple[float, int, str]:

@@ -43,12 +43,18 @@ class FacetValueOut(BaseModel):
 
 
 class SearchOut(BaseModel):
-    total: int = Field(description="Nombre de documents trouvés")
+    total: int = Field(description="Nombre de documents trouvés (estimé si total_exact est faux)")
+    total_exact: bool = Field(
+        description="Faux au-delà de quelques milliers de résultats : total est alors une estimation (« environ »)"
+    )
     limit: int
     offset: int
     items: list[HitOut]
     facets: dict[str, list[FacetValueOut]] = Field(
         description="Sur l'ensemble des documents trouvés : type, folder, tag, year (les 20 plus fréquents)"
+    )
+    facets_exact: bool = Field(
+        description="Faux quand les facettes sont estimées sur un échantillon uniforme des documents trouvés"
     )
     terms: list[list[str]] = Field(description="Les termes cherchés après normalisation (groupes = expressions)")
 
@@ -56,6 +62,7 @@ class SearchOut(BaseModel):
     def of(cls, result: SearchResult, limit: int, offset: int) -> SearchOut:
         return cls(
             total=result.total,
+            total_exact=result.total_exact,
             limit=limit,
             offset=offset,
             items=[HitOut.model_validate(hit, from_attributes=True) for hit in result.hits],
@@ -63,6 +70,7 @@ class SearchOut(BaseModel):
                 name: [FacetValueOut.model_validate(value, from_attributes=True) for value in values]
                 for name, values in result.facets.items()
             },
+            facets_exact=result.facets_exact,
             terms=result.terms,
         )
 

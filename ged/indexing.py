@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import date
@@ -14,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, select, text
 from sqlalchemy.orm import Session, selectinload
 
-from ged.models import SEARCH_TERMS_VECTOR, Document, ReindexRun, SearchEntry, Version
+from ged.models import Document, ReindexRun, SearchEntry, Version
 from ged.terms import normalise
 from socle.db import utcnow
 from socle.errors import NotFound
@@ -25,9 +26,6 @@ log = logging.getLogger("ged.indexing")
 # Extracted text read for the index, in characters: enough for any act or letter, bounded for a 2,000-page
 # scan. PostgreSQL also stops recording word positions past 16,383, so more would not help phrases.
 MAX_TEXT_CHARS = 200_000
-
-# The terms as PostgreSQL's full-text vector (declared with the table, in ged.models, with its GIN index).
-TERMS_VECTOR = SEARCH_TERMS_VECTOR
 
 
 def index_document(session: Session, document: Document) -> None:
@@ -54,18 +52,39 @@ def index_document(session: Session, document: Document) -> None:
 
 def entry_values(document: Document, version: Version, text: str) -> dict[str, Any]:
     """The columns of a document's search entry (also used by the bulk reindex and the benchmark)."""
+    head = head_terms(version.title, version.tags, version.document_type, version.field_values)
     return {
         "tenant_id": document.tenant_id,
         "version": version.number,
         "title": version.title,
         "document_type": version.document_type,
         "folder_id": document.folder_id,
+        "type_id": document.type_id,
         "document_date": version.document_date,
         "tags": list(version.tags or []),
         "field_values": dict(version.field_values or {}),
-        "terms": build_terms(version.title, version.tags, version.document_type, version.field_values, text),
+        "terms": " ".join([*head, *normalise(text)]),
+        "keys": search_keys(
+            document.id,
+            tenant_id=document.tenant_id,
+            type_id=document.type_id,
+            folder_id=document.folder_id,
+            document_type=version.document_type,
+            tags=version.tags,
+            document_date=version.document_date,
+            head=head,
+        ),
         "updated_at": utcnow(),
     }
+
+
+def head_terms(
+    title: str, tags: list[str] | None, document_type: str, field_values: dict[str, Any] | None
+) -> list[str]:
+    """The terms of the head of an entry: title, tags, type and typed values, in that order. Relevance
+    counts the query's groups found there; they also open ``terms``."""
+    parts = [title, *(tags or []), document_type, *_field_words(field_values or {})]
+    return [term for part in parts if part for term in normalise(part)]
 
 
 def build_terms(
@@ -75,8 +94,7 @@ def build_terms(
 
     The title comes first and each part is kept whole, so a phrase is found within one part.
     """
-    parts = [title, *(tags or []), document_type, *_field_words(field_values or {}), text]
-    return " ".join(" ".join(normalise(part)) for part in parts if part).strip()
+    return " ".join([*head_terms(title, tags, document_type, field_values), *normalise(text)])
 
 
 def _field_words(values: dict[str, Any]) -> list[str]:
@@ -89,6 +107,62 @@ def _field_words(values: dict[str, Any]) -> list[str]:
         elif isinstance(value, list):
             words.extend(str(item) for item in value if isinstance(item, str | int | float))
     return words
+
+
+# Kinds of keys: each is a letter then [a-z0-9], so FTS5 reads a key as one token; PostgreSQL prefixes them
+# with « ~ » in the vector, so that no word of a document can ever be taken for a key (terms are [a-z0-9]).
+TENANT_KEY, TYPE_KEY, LABEL_KEY, FOLDER_KEY, TAG_KEY = "t", "y", "k", "f", "g"
+YEAR_KEY, MONTH_KEY, HEAD_KEY, SAMPLE_KEY = "d", "m", "h", "s"
+# A document carries the sample mark of level L when the low L bits of its id's hash are zero: level L
+# holds one document in 2**L, drawn uniformly, and each level's sample is within the one below.
+SAMPLE_LEVELS = 24
+
+
+def key_of(kind: str, value: str) -> str:
+    """The key of an identifier or a label: its kind and a digest (96 bits: a collision is not a risk)."""
+    return kind + hashlib.sha256(value.encode()).hexdigest()[:24]
+
+
+def year_key(year: int) -> str:
+    return f"{YEAR_KEY}{year:04d}"
+
+
+def month_key(year: int, month: int) -> str:
+    return f"{MONTH_KEY}{year:04d}{month:02d}"
+
+
+def sample_level(document_id: str) -> int:
+    """The deepest sample level the document belongs to."""
+    bits = int.from_bytes(hashlib.sha256(document_id.encode()).digest()[:4], "big")
+    level = 0
+    while level < SAMPLE_LEVELS and not bits & (1 << level):
+        level += 1
+    return level
+
+
+def search_keys(
+    document_id: str,
+    *,
+    tenant_id: str,
+    type_id: str | None,
+    folder_id: str | None,
+    document_type: str,
+    tags: list[str] | None,
+    document_date: date | None,
+    head: list[str],
+) -> str:
+    """The keys of a search entry, space-separated (see ``SearchEntry``)."""
+    keys = [key_of(TENANT_KEY, tenant_id), key_of(LABEL_KEY, document_type)]
+    if type_id is not None:
+        keys.append(key_of(TYPE_KEY, type_id))
+    if folder_id is not None:
+        keys.append(key_of(FOLDER_KEY, folder_id))
+    keys.extend(sorted({key_of(TAG_KEY, tag) for tag in tags or []}))
+    if document_date is not None:
+        keys += [year_key(document_date.year), month_key(document_date.year, document_date.month)]
+    keys.extend(f"{SAMPLE_KEY}{level}" for level in range(1, sample_level(document_id) + 1))
+    keys.extend(sorted({HEAD_KEY + term for term in head}))
+    return " ".join(keys)
 
 
 def read_text(version: Version) -> str:

@@ -6,9 +6,8 @@ elimination proposals. Content lives in the object store, referenced by digest (
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, cast
+from typing import Any
 
-import sqlalchemy.dialects.postgresql  # noqa: F401  # registers to_tsvector's PostgreSQL form before func uses it
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -17,12 +16,10 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Table,
     Text,
     UniqueConstraint,
-    func,
-    literal_column,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from socle.db import UTCDateTime, new_id, utcnow
@@ -258,16 +255,23 @@ class Elimination(GedBase):
 
 
 class SearchEntry(GedBase):
-    """What search reads for a live document: its current metadata, and ``terms``, the normalised words of
-    its title, metadata and extracted text (French stems, accents folded, stop words out). PostgreSQL indexes
-    ``terms`` with a full-text GIN index, SQLite with an FTS5 table (both made by the migration, per backend).
+    """What search reads for a live document: its current metadata, ``terms`` and ``keys``.
+
+    ``terms`` are the normalised words of its title, metadata and extracted text (French stems, accents
+    folded, stop words out). ``keys`` are tokens for what is filtered, faceted and ranked in the full-text
+    index itself rather than row by row: tenant, type, folder, tags, year and month, the head terms (title,
+    tags, type, values: relevance) and sample marks (a uniform sample of any match set); see
+    ``ged.indexing.search_keys``. PostgreSQL indexes both in ``vector`` (a stored ``tsvector`` with a GIN
+    index, filled by a trigger), SQLite in an FTS5 table with two columns (both made by the migrations).
     """
 
     __tablename__ = "ged_search"
     __table_args__ = (
         Index("ix_ged_search_tenant_date", "tenant_id", "document_date"),
-        Index("ix_ged_search_tenant_type", "tenant_id", "document_type"),
         Index("ix_ged_search_tenant_folder", "tenant_id", "folder_id"),
+        # GIN on PostgreSQL; on SQLite a plain index of a column that stays null (alembic compares indexes
+        # the same way on both).
+        Index("ix_ged_search_vector", "vector", postgresql_using="gin"),
     )
 
     document_id: Mapped[str] = mapped_column(ForeignKey("ged_documents.id"), primary_key=True)
@@ -276,21 +280,17 @@ class SearchEntry(GedBase):
     title: Mapped[str] = mapped_column(String(500))
     document_type: Mapped[str] = mapped_column(String(100))
     folder_id: Mapped[str | None] = mapped_column(String(36))
+    type_id: Mapped[str | None] = mapped_column(String(36))  # the document's, for the rights on types
     document_date: Mapped[date | None] = mapped_column(Date)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     field_values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    terms: Mapped[str] = mapped_column(Text, default="")
+    # Deferred: only the index reads them; loading an entry must not drag kilobytes of text along.
+    terms: Mapped[str] = mapped_column(Text, default="", deferred=True)
+    keys: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # PostgreSQL: to_tsvector('simple', terms) and the keys (prefixed with « ~ », which no term has), kept by
+    # the trigger of migration ged0004. SQLite: always null (its FTS5 table indexes terms and keys).
+    vector: Mapped[str | None] = mapped_column(TSVECTOR().with_variant(Text(), "sqlite"), deferred=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-# The terms as PostgreSQL's full-text vector. ``simple``: the terms are already French stems, it only splits
-# them. Queries must use this exact expression for the planner to use the GIN index (made by migration
-# ged0003); declared here, with the table, so that models and migrations compare equal whoever imports what.
-# PostgreSQL only: SQLite has the FTS5 table of the same migration.
-SEARCH_TERMS_VECTOR = func.to_tsvector(literal_column("'simple'::regconfig"), SearchEntry.__table__.c.terms)
-cast(Table, SearchEntry.__table__).append_constraint(
-    Index("ix_ged_search_terms_fts", SEARCH_TERMS_VECTOR, postgresql_using="gin").ddl_if(dialect="postgresql")
-)
 
 
 class ReindexRun(GedBase):

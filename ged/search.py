@@ -1,23 +1,43 @@
 """Full-text search over the GED's documents, with filters, facets, sorting and paging.
 
 The query's words go through the same French normalisation as the indexed text (ged.terms), so they reach
-the engine as plain ``[a-z0-9]`` terms: PostgreSQL matches them with its GIN full-text index, SQLite with
-its FTS5 table (migration ged0003). Quotes make a phrase; nothing else in a query is syntax.
+the engine as plain ``[a-z0-9]`` terms; quotes make a phrase, nothing else in a query is syntax. Each entry
+also has *keys* (tenant, type, folder, tags, years and months, head terms, sample marks; see
+``ged.indexing.search_keys``): the words and the selective keys are decided by the full-text index (GIN on
+``ged_search.vector`` for PostgreSQL, FTS5 for SQLite; migration ged0004), the rest on each row read.
 
-Cost is what drives the shape: up to ``COLLECT_MAX`` matches, one scan brings their light columns and the
-count, facets and order are computed here; beyond, the database counts and groups (one pass with grouping
-sets on PostgreSQL). Relevance never re-reads a document's whole text (see ``_head_rank``).
+What drives the shape is that every matching row costs a visit (PostgreSQL 15 cannot count from a bitmap
+alone), and a query at a million documents easily matches 10,000 of them. So a search reads a bounded
+number of rows whatever the size of the matching set:
 
-Only the documents the user may read are found (``access.readable``), in the user's tenant, out of the trash.
+- a sparse sample first estimates the matching set (_first_level);
+- up to about ``EXACT_UP_TO`` matches, all are read: the count and the facets are exact;
+- beyond, a uniform sample of at most ``SAMPLE_TARGET`` of them, drawn by the index (the sample marks: one
+  document in 2**L, by a hash of its id). The total and the facets are estimated from it, and said to be
+  (``total_exact``, ``facets_exact``). The sample also says where the page ends in the sort order: one more
+  query reads the rows before that point (the head terms and years in the index bound them), and the page
+  is exact. Only a sort by title, or a page too deep for the sample, is left to the database's own sort.
+
+One statement reads the matches and returns only aggregates (count, facets, the first rows in order); the
+statements run for every search are SQL text (see _Sql). Relevance is the number of the query's groups (a
+word, or a phrase's words) that are all in the head of the document (title, tags, type, typed values), then
+the most recent first: the same on both backends, and something the index itself can bound. Only the
+documents the user may read are found (``access.readable``, checked on every row read), in the user's
+tenant, out of the trash.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from itertools import combinations
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -27,10 +47,10 @@ from sqlalchemy import (
     Float,
     Select,
     String,
+    bindparam,
     case,
     cast,
     exists,
-    extract,
     func,
     literal,
     literal_column,
@@ -38,14 +58,25 @@ from sqlalchemy import (
     select,
     table,
     text,
-    true,
-    tuple_,
 )
+from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.visitors import iterate, replacement_traverse
 
 from ged import access
-from ged.indexing import TERMS_VECTOR
+from ged.indexing import (
+    FOLDER_KEY,
+    HEAD_KEY,
+    LABEL_KEY,
+    SAMPLE_KEY,
+    SAMPLE_LEVELS,
+    TAG_KEY,
+    TENANT_KEY,
+    TYPE_KEY,
+    key_of,
+    month_key,
+    year_key,
+)
 from ged.models import Document, DocumentType, Folder, SearchEntry
 from ged.terms import phrases
 from socle.auth import Principal
@@ -56,17 +87,41 @@ SORTS: tuple[str, ...] = ("relevance", "date", "title")
 FACETS: tuple[str, ...] = ("type", "folder", "tag", "year")
 FACET_SIZE = 20
 MAX_QUERY_LENGTH = 500
-# Up to this many matches, they are counted, grouped and sorted here from one scan; beyond, by the database.
-COLLECT_MAX = 20_000
-PG_WORK_MEM = "64MB"  # per search transaction (SET LOCAL), see search()
-HEAD_CHARS = 256  # the head of the terms that relevance looks at: title, tags, type, values come first
 MAX_GROUPS = 20
 MAX_FIELD_FILTERS = 10
 NUMERIC_KINDS = ("integer", "decimal")
+# Rows a search reads to count, facet and place its page: when the matches are estimated at most EXACT_UP_TO
+# they are all read (exact, up to SAMPLE_CAP); beyond, a uniform sample of SAMPLE_TARGET at most, about
+# half that on average, and at least SAMPLE_MIN (or all the matches).
+EXACT_UP_TO = 1000
+SAMPLE_TARGET = 500
+SAMPLE_CAP = 4000
+SAMPLE_MIN = 125
+# The sparse sample that estimates the matching set reads one document in 2**P, P = log2(index size /
+# PROBE_SHARE): a query matching 1 % of the index reads about 40 rows (see _first_level).
+PROBE_SHARE = 4096
+# Where the page's cut is placed in the sample (see _cut_position): after CUT_FACTOR times the sample rows the
+# page needs, plus CUT_EXTRA; the chance that fewer rows than the page needs come before the cut is then
+# about 0.5 % at most, and the database's sort takes over if so.
+CUT_FACTOR, CUT_EXTRA = 2, 2
+# A filter is asked of the index when that is cheaper than checking it on the rows read (_dearer_in_index):
+# measured at 1M entries on PostgreSQL, a key's list costs the GIN scan about 15 ns an entry (a collectivité
+# alone on its instance: 9 ms), a row read about 3 µs.
+INDEX_ENTRY_COST = 15e-9
+ROW_COST = 3e-6
+# Below this many rows (estimated by the sample) of the cut's rank and above, the rank alone bounds the rows
+# read for a page (see _before).
+FEW_ROWS = 500
+DENSE_YEAR = 2000  # rows (estimated) in the cut's year past which a cut goes by months (_dated_since)
+MAX_FOLDER_KEYS = 256  # a larger subtree is filtered row by row
+MAX_TIERS = 32  # combinations of groups the index may be asked about at once
+MAX_YEARS = 200
+SHARES_TTL = 300.0  # seconds a process trusts the index's statistics (see _PostgreSQL.shares)
+PG_WORK_MEM = "64MB"  # per search transaction (SET LOCAL), see search()
 _NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 
 _FTS = table("ged_search_fts")
-_YEAR = extract("year", SearchEntry.document_date)
+_SHARES: dict[str, tuple[float, dict[str, float]]] = {}
 _ROWID: ColumnElement[Any] = literal_column("ged_search.rowid")
 
 
@@ -122,6 +177,8 @@ class SearchResult:
     hits: list[Hit]
     facets: dict[str, list[FacetValue]]
     terms: list[list[str]]  # the normalised query, for display and debugging
+    total_exact: bool = True  # False: ``total`` is estimated from a sample (« environ »)
+    facets_exact: bool = True  # False: the facets' counts are estimated from the same sample
 
 
 def search(session: Session, principal: Principal, query: SearchQuery) -> SearchResult:
@@ -130,7 +187,8 @@ def search(session: Session, principal: Principal, query: SearchQuery) -> Search
     :param session: a session on the GED database.
     :param principal: the user: only the tenant's documents they may read are found.
     :param query: words, filters, sort, page, whether to compute facets.
-    :returns: the page of hits, the number of matches and the facets over all the matches.
+    :returns: the page of hits, the number of matches and the facets over all the matches (exact up to
+        ``SAMPLE_CAP`` matches, estimated beyond: see ``SearchResult``).
     :raises InvalidInput: a bad parameter (unknown type or field, a range on a text field…).
     :raises NotFound: the folder does not exist or may not be read.
     """
@@ -139,29 +197,22 @@ def search(session: Session, principal: Principal, query: SearchQuery) -> Search
     if query.q.strip() and not groups:
         # Only stop words or signs: nothing can be searched for, and nothing is found (not everything).
         return SearchResult(0, [], {name: [] for name in FACETS} if query.facets else {}, [])
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        # Bitmaps of a large matching set overflow the default 4 MB and turn lossy: every row of a lossy page
-        # is then re-checked, re-parsing its text (measured: 3.6 s instead of 0.2 s at 1M documents).
-        session.execute(text(f"SET LOCAL work_mem = '{PG_WORK_MEM}'"))
-    conditions = _conditions(session, principal, query, dialect)
-    base: Select[Any] = select(SearchEntry)
-    if any(_needs_document(condition) for condition in conditions):
-        base = base.join(Document, Document.id == SearchEntry.document_id)
-    rank: ColumnElement[Any] | None = None
-    if groups:
-        base, rank = _match(base, groups, dialect)
-    base = base.where(*conditions)
-    collected = _collect(session, base, rank, query)
-    if collected is not None:
-        return SearchResult(*collected, groups)
-    if query.facets and dialect == "postgresql":
-        total, facets = _grouped_facets(session, base)
-    else:
-        total = session.execute(base.with_only_columns(func.count())).scalar_one()
-        facets = _facets(session, base, dialect) if query.facets else {}
-    hits = _page(session, base, rank, query) if total > query.offset else []
-    return SearchResult(total, hits, facets, groups)
+    backend = _backend(session)
+    backend.prepare(session)
+    plan = _plan(session, principal, query, groups, backend)
+    if plan is None:  # a filter no document can pass (a date range outside every document's)
+        backend.finish(session)
+        return SearchResult(0, [], {name: [] for name in FACETS} if query.facets else {}, groups)
+    order = _Order(query.sort, groups, backend)
+    read = _sample(session, backend, plan, query, order)
+    hits = _page(session, backend, plan, query, read, order)
+    backend.finish(session)
+    facets = _facets(read) if query.facets else {}
+    total, total_exact = read.total, read.level == 0
+    if not total_exact and plan.index_exact and plan.index_count is not None:
+        # SQLite counted in its index, and nothing is filtered row by row beyond the tenant
+        total, total_exact = plan.index_count, True
+    return SearchResult(total, hits, facets, groups, total_exact, read.level == 0)
 
 
 def _check(query: SearchQuery) -> None:
@@ -176,73 +227,457 @@ def _check(query: SearchQuery) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Full-text match, per backend
+# What the full-text index is asked: a small boolean tree, written for each engine
 
 
-def tsquery_text(groups: list[list[str]]) -> str:
-    """PostgreSQL tsquery of the groups: each must be there, a phrase's terms next to each other."""
-    return " & ".join("(" + " <-> ".join(group) + ")" for group in groups)
+@dataclass(frozen=True)
+class _Word:
+    terms: tuple[str, ...]  # one term, or a phrase's
 
 
-def fts5_query_text(groups: list[list[str]]) -> str:
-    """FTS5 query of the groups: quoted strings (phrases), all required. Terms are [a-z0-9] only."""
-    return " ".join('"' + " ".join(group) + '"' for group in groups)
+@dataclass(frozen=True)
+class _Key:
+    token: str
 
 
-def _match(base: Select[Any], groups: list[list[str]], dialect: str) -> tuple[Select[Any], ColumnElement[Any]]:
-    if dialect == "postgresql":
-        tsquery = func.to_tsquery(literal_column("'simple'::regconfig"), tsquery_text(groups))
-        matched = base.where(TERMS_VECTOR.op("@@")(tsquery))
-    else:
-        matched = base.join(_FTS, literal_column("ged_search_fts.rowid") == _ROWID).where(
-            text("ged_search_fts MATCH :fts_query").bindparams(fts_query=fts5_query_text(groups))
-        )
-    return matched, _head_rank(groups, dialect)
+@dataclass(frozen=True)
+class _All:
+    items: tuple[_Node, ...]
 
 
-def _head_rank(groups: list[list[str]], dialect: str) -> ColumnElement[Any]:
-    """Relevance: how many of the query's groups are in the head of the terms (title, tags, type, values,
-    start of the text), the same on both backends. A full-text score (ts_rank, bm25) reads and parses each
-    matching row's whole text: on a large matching set that alone costs more than the whole search budget.
-    The head is a prefix of the column, which PostgreSQL decompresses alone."""
-    head = literal(" ") + func.substr(SearchEntry.terms, 1, HEAD_CHARS) + literal(" ")
-    locate = func.strpos if dialect == "postgresql" else func.instr
-    hits = [case((locate(head, " " + " ".join(group) + " ") > 0, 1), else_=0) for group in groups]
-    total: ColumnElement[Any] = hits[0]
-    for hit in hits[1:]:
-        total = total + hit
-    return total
+@dataclass(frozen=True)
+class _Any:
+    items: tuple[_Node, ...]
+
+
+@dataclass(frozen=True)
+class _Not:
+    item: _Node
+
+
+_Node = _Word | _Key | _All | _Any | _Not
+NOTHING = _Key(TENANT_KEY + "none")  # no entry has it: a condition nothing passes
+
+
+def tsquery_text(node: _Node) -> str:
+    """PostgreSQL tsquery of a tree: keys are the vector's « ~ »-prefixed lexemes, phrases use <->."""
+    if isinstance(node, _Word):
+        return "(" + " <-> ".join(_lexeme(term) for term in node.terms) + ")"
+    if isinstance(node, _Key):
+        return _lexeme("~" + node.token)
+    if isinstance(node, _Not):
+        return "!" + tsquery_text(node.item)
+    joiner = " & " if isinstance(node, _All) else " | "
+    return "(" + joiner.join(tsquery_text(item) for item in node.items) + ")"
+
+
+def _lexeme(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def fts5_query_text(node: _Node) -> str:
+    """FTS5 query of a tree: words in column ``terms``, keys in column ``keys``; terms and keys are [a-z0-9]."""
+    if isinstance(node, _Word):
+        return 'terms : "' + " ".join(node.terms) + '"'
+    if isinstance(node, _Key):
+        return f'keys : "{node.token}"'
+    if isinstance(node, _Not):  # only inside an _All, which writes it as a binary NOT
+        raise ValueError("a negation needs something to subtract from")
+    if isinstance(node, _Any):
+        return "(" + " OR ".join(fts5_query_text(item) for item in node.items) + ")"
+    kept = [fts5_query_text(item) for item in node.items if not isinstance(item, _Not)]
+    written = "(" + " AND ".join(kept) + ")"
+    for item in node.items:
+        if isinstance(item, _Not):
+            written = f"({written} NOT {fts5_query_text(item.item)})"
+    return written
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Filters
+# Backends
 
 
-def _conditions(session: Session, principal: Principal, query: SearchQuery, dialect: str) -> list[Any]:
+class _Backend:
+    dialect = ""
+
+    def prepare(self, session: Session) -> None:
+        """Per-search settings, in the caller's transaction."""
+
+    def finish(self, session: Session) -> None:
+        """Undo what ``prepare`` set: the caller's transaction may go on."""
+
+    def matching(self, base: Select[Any], node: _Node) -> Select[Any]:
+        raise NotImplementedError
+
+    def index_count(self, session: Session, node: _Node) -> int | None:
+        """The number of entries the index alone matches, when that is cheap; None otherwise."""
+        return None
+
+    def index_size(self, session: Session) -> int:
+        raise NotImplementedError
+
+    def shares(self, session: Session, tokens: list[str]) -> dict[str, float]:
+        """The share of the entries that have each key among ``tokens``, where the index knows it."""
+        return {}
+
+    def binary(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """Code-point order, as Python sorts, whatever the database's collation."""
+        raise NotImplementedError
+
+    def contains(self, haystack: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
+        raise NotImplementedError
+
+    # The statements run for every search are written as SQL text here (see _Sql): building them with
+    # SQLAlchemy cost several milliseconds of CPU per search, more than the database took for them.
+    collate = ""
+    find = ""
+    year_sql = ""
+
+    def placeholder(self, name: str) -> str:
+        raise NotImplementedError
+
+    def matching_sql(self, sql: _Sql, node: _Node) -> tuple[str, str]:
+        """The FROM additions and the WHERE condition of a full-text match."""
+        raise NotImplementedError
+
+
+class _PostgreSQL(_Backend):
+    dialect = "postgresql"
+    size = 0
+
+    def prepare(self, session: Session) -> None:
+        # Bitmaps of a large matching set overflow the default 4 MB and turn lossy: every row of a lossy page
+        # is then re-checked (measured: 3.6 s instead of 0.2 s at 1M documents). Every query of a search has
+        # a GIN condition; a sequential scan (which a broad query's estimate may tempt with a LIMIT) would
+        # read every row's vector. One round trip, with the index's size (for _first_level).
+        self.size = int(
+            session.execute(
+                text(
+                    f"SELECT set_config('work_mem', '{PG_WORK_MEM}', true), set_config('enable_seqscan', 'off', true), "
+                    "(SELECT reltuples FROM pg_class WHERE oid = 'ged_search'::regclass)"
+                )
+            ).one()[2]
+            or 0
+        )
+
+    def finish(self, session: Session) -> None:
+        session.execute(text("SET LOCAL enable_seqscan TO DEFAULT"))
+
+    collate = 'COLLATE "C"'
+    find = "strpos"
+    year_sql = "CAST(CAST(extract(year FROM day) AS integer) AS text)"
+
+    def placeholder(self, name: str) -> str:
+        return f"%({name})s"
+
+    def matching_sql(self, sql: _Sql, node: _Node) -> tuple[str, str]:
+        if _empty(node):
+            return "", "true"
+        return "", f"ged_search.vector @@ CAST({sql.bind(tsquery_text(node))} AS tsquery)"
+
+    def matching(self, base: Select[Any], node: _Node) -> Select[Any]:
+        if _empty(node):
+            return base
+        query = cast(bindparam("ts_query", tsquery_text(node), unique=True), TSQUERY)
+        return base.where(SearchEntry.vector.op("@@")(query))
+
+    def index_size(self, session: Session) -> int:
+        return max(0, self.size)
+
+    def shares(self, session: Session, tokens: list[str]) -> dict[str, float]:
+        # ANALYZE keeps the most common lexemes of the vector and their frequencies (pg_stats): read once in a
+        # while per database, they say which keys are worth asking the index.
+        bind = session.get_bind()
+        place = str(bind.url)  # a schema of its own is a URL of its own (options=-csearch_path=…)
+        cached = _SHARES.get(place)
+        if cached is not None and time.monotonic() - cached[0] < SHARES_TTL:
+            return cached[1]
+        row = session.execute(
+            text(
+                "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+                "WHERE schemaname = current_schema() AND tablename = 'ged_search' AND attname = 'vector'"
+            )
+        ).first()
+        shares: dict[str, float] = {}
+        if row is not None and row[0] is not None:
+            shares = {
+                lexeme[1:]: float(share) for lexeme, share in zip(row[0], row[1], strict=False) if lexeme[:1] == "~"
+            }
+        _SHARES[place] = (time.monotonic(), shares)
+        return shares
+
+    def binary(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return column.collate("C")
+
+    def contains(self, haystack: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
+        return func.strpos(haystack, needle) > 0
+
+
+class _SQLite(_Backend):
+    dialect = "sqlite"
+
+    def matching(self, base: Select[Any], node: _Node) -> Select[Any]:
+        if _empty(node):  # no word and no filter: every entry (of the tenant, checked on each row)
+            return base
+        return base.join(_FTS, literal_column("ged_search_fts.rowid") == _ROWID).where(
+            text("ged_search_fts MATCH :fts_query").bindparams(fts_query=fts5_query_text(node))
+        )
+
+    collate = "COLLATE BINARY"
+    find = "instr"
+    year_sql = "strftime('%Y', day)"
+
+    def placeholder(self, name: str) -> str:
+        return f":{name}"
+
+    def matching_sql(self, sql: _Sql, node: _Node) -> tuple[str, str]:
+        if _empty(node):
+            return "", "1"
+        join = " JOIN ged_search_fts ON ged_search_fts.rowid = ged_search.rowid"
+        return join, f"ged_search_fts MATCH {sql.bind(fts5_query_text(node))}"
+
+    def index_count(self, session: Session, node: _Node) -> int | None:
+        # FTS5 counts from its doclists alone, without reading ged_search: cheap at 100,000 documents.
+        if _empty(node):
+            return None
+        return int(
+            session.execute(
+                text("SELECT count(*) FROM ged_search_fts WHERE ged_search_fts MATCH :q"), {"q": fts5_query_text(node)}
+            ).scalar_one()
+        )
+
+    size: int | None = None
+
+    def index_size(self, session: Session) -> int:
+        if self.size is None:
+            self.size = int(session.execute(select(func.max(_ROWID)).select_from(SearchEntry)).scalar() or 0)
+        return self.size
+
+    def shares(self, session: Session, tokens: list[str]) -> dict[str, float]:
+        # The FTS5 vocabulary table (migration ged0004) counts the entries of each token.
+        if not tokens:
+            return {}
+        size = max(1, self.index_size(session))
+        rows = session.execute(
+            text("SELECT term, doc FROM ged_search_vocab WHERE term IN :tokens").bindparams(
+                bindparam("tokens", expanding=True)
+            ),
+            {"tokens": tokens},
+        )
+        return {term: doc / size for term, doc in rows}
+
+    def binary(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return column.collate("BINARY")
+
+    def contains(self, haystack: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
+        return func.instr(haystack, needle) > 0
+
+
+def _empty(node: _Node) -> bool:
+    return isinstance(node, _All) and not node.items
+
+
+class _Sql:
+    """A statement's SQL text and parameters, in the driver's own style, run without SQLAlchemy's statement
+    building (see _Backend). The row conditions of the plan are compiled once per search."""
+
+    def __init__(self, backend: _Backend, plan: _Plan) -> None:
+        self.backend, self.plan = backend, plan
+        self.params: dict[str, Any] = dict(plan.rows_params)
+
+    def bind(self, value: Any) -> str:
+        name = f"s_{len(self.params)}"
+        self.params[name] = value
+        return self.backend.placeholder(name)
+
+    def source(self, node: _Node) -> str:
+        """FROM … WHERE …: the entries the index matches for ``node`` that pass the row conditions."""
+        join, condition = self.backend.matching_sql(self, node)
+        if self.plan.join_document:
+            join += " JOIN ged_documents ON ged_documents.id = ged_search.document_id"
+        return f"FROM ged_search{join} WHERE {condition} AND {self.plan.rows_sql}"
+
+    def rank(self) -> str:
+        """Relevance, as _rank: how many groups have all their terms in the head."""
+        if not self.plan.groups:
+            return "0"
+        find = self.backend.find
+        tiers = []
+        for group in self.plan.groups:
+            present = " AND ".join(
+                f"{find}(' ' || ged_search.keys || ' ', {self.bind(f' {HEAD_KEY}{term} ')}) > 0" for term in group
+            )
+            tiers.append(f"CASE WHEN {present} THEN 1 ELSE 0 END")
+        return "(" + " + ".join(tiers) + ")"
+
+    def order(self, order: _Order, rank: str, day: str, title: str, id_: str) -> str:
+        collate = self.backend.collate
+        if order.sort == "title":
+            by = [f"{title} {collate}"]
+        else:
+            by = [f"{day} DESC NULLS LAST"]
+            if order.ranked:
+                by.insert(0, f"{rank} DESC")
+        return ", ".join([*by, f"{id_} {collate}"])
+
+    def run(self, session: Session, statement: str) -> Any:
+        return session.connection().exec_driver_sql(statement, self.params)
+
+
+def _compiled(backend: _Backend, session: Session, conditions: list[ColumnElement[bool]]) -> tuple[str, dict[str, Any]]:
+    """The row conditions as SQL text in the driver's style, and their parameters."""
+    dialect = session.get_bind().dialect
+    style = "pyformat" if backend.dialect == "postgresql" else "named"
+    compiler = _DIALECTS.get((type(dialect), style))
+    if compiler is None:
+        compiler = _DIALECTS[(type(dialect), style)] = type(dialect)(paramstyle=style)
+    compiled = _and(conditions).compile(dialect=compiler, compile_kwargs={"render_postcompile": True})
+    # The types' own conversions (a JSON path, a date for SQLite), as SQLAlchemy applies them when it executes.
+    processors = compiled._bind_processors
+    params = {
+        name: processors[name](value) if name in processors and value is not None else value
+        for name, value in compiled.params.items()
+    }
+    return str(compiled), params
+
+
+_DIALECTS: dict[tuple[type, str], Any] = {}
+
+
+def _backend(session: Session) -> _Backend:
+    return _PostgreSQL() if session.get_bind().dialect.name == "postgresql" else _SQLite()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The plan: what the index decides, what each row read is checked for
+
+
+@dataclass
+class _Plan:
+    groups: list[list[str]]
+    tenant_id: str
+    keys: list[_Node]  # every match has these (tenant, filters)
+    rows: list[ColumnElement[bool]]  # checked on every row read: tenant, rights, dates, typed fields
+    join_document: bool
+    index_count: int | None = None  # SQLite: the matches the index alone finds (all tenants'), an upper bound
+    index_exact: bool = False  # index_count is the total: nothing checked row by row can reject a match
+    rows_sql: str = ""  # the row conditions compiled (see _Sql)
+    rows_params: dict[str, Any] = field(default_factory=dict)
+    span: tuple[date, date] | None = None  # the tenant's first and last document dates, once asked
+
+    def node(self, *extra: _Node, heads: bool = False) -> _Node:
+        """Every match has these; ``heads``: the extra keys already require every group's terms in the head,
+        which holds them (a single word is then implied, not a phrase: the head has no positions)."""
+        words: list[_Node] = [_Word(tuple(group)) for group in self.groups if not heads or len(group) > 1]
+        return _All((*words, *self.keys, *extra))
+
+
+def _plan(
+    session: Session, principal: Principal, query: SearchQuery, groups: list[list[str]], backend: _Backend
+) -> _Plan | None:
+    tenant = principal.tenant_id
     # A document in the trash has no entry (ged.indexing): no need to look at ged_documents for that.
     readable = _on_entries(access.readable(session, principal))
-    conditions: list[Any] = [SearchEntry.tenant_id == principal.tenant_id, readable]
+    # Written so that no btree index matches it: a btree walk filtering on the vector, which a broad query's
+    # estimate can tempt the planner into, would read every row's vector; the GIN index must lead.
+    plan = _Plan(groups, tenant, [], [SearchEntry.tenant_id.concat("") == tenant], False)
+    exact = _only_tenant(readable)  # nothing but the index decides which entries match
+    if not exact:
+        plan.rows.append(readable)
+        plan.join_document = _needs_document(readable)
+    # Each filter is a key of the index and the same condition on a row: the index takes the keys that are
+    # selective; a key most entries have (a collectivité alone on its instance, the most common type) costs
+    # the index a long list for little, and is checked on the rows read instead.
+    filters: list[tuple[_Node, ColumnElement[bool] | None]] = [(_Key(key_of(TENANT_KEY, tenant)), None)]
     if query.type is not None:
-        conditions.append(Document.type_id == _type_id(session, principal.tenant_id, query.type))
+        type_id = _type_id(session, tenant, query.type)
+        filters.append((_Key(key_of(TYPE_KEY, type_id)), SearchEntry.type_id == type_id))
     if query.document_type is not None:
-        conditions.append(SearchEntry.document_type == query.document_type)
+        label = query.document_type
+        filters.append((_Key(key_of(LABEL_KEY, label)), SearchEntry.document_type == label))
     if query.folder_id is not None:
-        conditions.append(SearchEntry.folder_id.in_(_subtree(session, principal, query.folder_id)))
-    conditions.extend(_has_tag(tag, dialect) for tag in query.tags)
-    if query.date_from is not None:
-        conditions.append(SearchEntry.document_date >= query.date_from)
-    if query.date_to is not None:
-        conditions.append(SearchEntry.document_date <= query.date_to)
+        folders = list(session.execute(_subtree(session, principal, query.folder_id)).scalars())
+        keys = _Any(tuple(_Key(key_of(FOLDER_KEY, folder)) for folder in folders[:MAX_FOLDER_KEYS]))
+        filters.append((keys if len(folders) <= MAX_FOLDER_KEYS else NOWHERE, SearchEntry.folder_id.in_(folders)))
+    filters.extend((_Key(key_of(TAG_KEY, tag)), _has_tag(tag, backend.dialect)) for tag in query.tags)
+    if query.date_from is not None or query.date_to is not None:
+        dates = _date_range(session, plan, query.date_from, query.date_to)
+        if dates is None:
+            return None
+        filters.append((dates, _dated(query.date_from, query.date_to)))
+        # Months are keys: a range of whole months is decided by the index alone, others row by row too.
+        if (query.date_from is not None and query.date_from.day != 1) or (
+            query.date_to is not None and not _last_day(query.date_to)
+        ):
+            plan.rows.append(_dated(query.date_from, query.date_to))
+            exact = False
+    shares = backend.shares(session, [item.token for node, _ in filters for item in _keys_of(node)])
+    size = backend.index_size(session)
+    for node, condition in filters:
+        if node is not NOWHERE and not _dearer_in_index(_share(node, shares), size):
+            plan.keys.append(node)
+        else:
+            exact = False  # the index alone does not say which entries match
+            if condition is not None:  # None: the tenant, checked on every row anyway
+                plan.rows.append(condition)
     if query.fields:
-        kinds = _field_kinds(session, principal.tenant_id, query.type)
-        conditions.extend(_field_condition(item, kinds, dialect) for item in query.fields)
-    return conditions
+        kinds = _field_kinds(session, tenant, query.type)
+        plan.rows.extend(_field_condition(item, kinds, backend.dialect) for item in query.fields)
+        exact = False
+    plan.index_count = backend.index_count(session, plan.node())
+    plan.index_exact = exact
+    plan.rows_sql, plan.rows_params = _compiled(backend, session, plan.rows)
+    return plan
+
+
+NOWHERE = _Key("")  # a filter the index is not asked about
+
+
+def _keys_of(node: _Node) -> list[_Key]:
+    if isinstance(node, _Key):
+        return [node] if node is not NOWHERE else []
+    if isinstance(node, _Any | _All):
+        return [key for item in node.items for key in _keys_of(item)]
+    return []
+
+
+def _dearer_in_index(share: float, size: int) -> bool:
+    """Whether a key that ``share`` of the ``size`` entries have costs the index more (its list of entries)
+    than checking it on the rows read costs (the rows it would have spared): measured costs, see
+    INDEX_ENTRY_COST."""
+    if share <= 0:
+        return False
+    return share * size * INDEX_ENTRY_COST > (1 / share - 1) * SAMPLE_TARGET * ROW_COST
+
+
+def _share(node: _Node, shares: dict[str, float]) -> float:
+    """The share of the entries that have a key (or any of several), from the index's statistics; a key the
+    statistics do not list is rare."""
+    if isinstance(node, _Key):
+        return shares.get(node.token, 0.0)
+    if isinstance(node, _Any):
+        return min(1.0, sum(_share(item, shares) for item in node.items))
+    return 0.0
+
+
+def _dated(low: date | None, high: date | None) -> ColumnElement[bool]:
+    conditions = [SearchEntry.document_date.is_not(None)]
+    if low is not None:
+        conditions.append(SearchEntry.document_date >= low)
+    if high is not None:
+        conditions.append(SearchEntry.document_date <= high)
+    return _and(conditions)
+
+
+def _has_tag(tag: str, dialect: str) -> ColumnElement[bool]:
+    name = "json_array_elements_text" if dialect == "postgresql" else "json_each"
+    values = getattr(func, name)(SearchEntry.tags).table_valued("value").alias("tag")
+    return exists(select(1).select_from(values).where(values.c.value == tag))
 
 
 # Columns of ged_documents that ged_search holds too: a rights clause on them needs no join.
 _MIRRORED = {
-    Document.__table__.c.tenant_id: SearchEntry.tenant_id,
-    Document.__table__.c.folder_id: SearchEntry.folder_id,
+    Document.__table__.c[name]: SearchEntry.__table__.c[name] for name in ("tenant_id", "folder_id", "type_id")
 }
 
 
@@ -258,6 +693,12 @@ def _on_entries(clause: ColumnElement[bool]) -> ColumnElement[bool]:
 
 def _needs_document(condition: ColumnElement[Any]) -> bool:
     return any(isinstance(element, Column) and element.table is Document.__table__ for element in iterate(condition))
+
+
+def _only_tenant(clause: ColumnElement[bool]) -> bool:
+    """Whether the rights clause says no more than « the user's tenant » (an administrator, or no denial)."""
+    columns = {(element.table.name, element.name) for element in iterate(clause) if isinstance(element, Column)}
+    return columns <= {(SearchEntry.__tablename__, "tenant_id")}
 
 
 def _type_id(session: Session, tenant_id: str, code: str) -> str:
@@ -280,14 +721,54 @@ def _subtree(session: Session, principal: Principal, folder_id: str) -> Select[A
     )
 
 
-def _tag_values(dialect: str) -> Any:
-    name = "json_array_elements_text" if dialect == "postgresql" else "json_each"
-    return getattr(func, name)(SearchEntry.tags).table_valued("value").alias("tag")
+# ---------------------------------------------------------------------------------------------------------
+# Dates: years and months are keys of the index
 
 
-def _has_tag(tag: str, dialect: str) -> ColumnElement[bool]:
-    values = _tag_values(dialect)
-    return exists(select(1).select_from(values).where(values.c.value == tag))
+def _span(session: Session, plan: _Plan) -> tuple[date, date] | None:
+    """The tenant's first and last document dates (two probes of ix_ged_search_tenant_date, one statement)."""
+    if plan.span is None:
+        dated = [SearchEntry.tenant_id == plan.tenant_id, SearchEntry.document_date.is_not(None)]
+        bounds = [
+            select(bound(SearchEntry.document_date)).where(*dated).scalar_subquery() for bound in (func.min, func.max)
+        ]
+        first, last = session.execute(select(*bounds)).one()
+        if first is None or last is None:
+            return None
+        plan.span = (first, last)
+    return plan.span
+
+
+def _date_range(session: Session, plan: _Plan, low: date | None, high: date | None) -> _Node | None:
+    """The months of a date range as keys (whole years as year keys); None when no dated document can be in it."""
+    span = _span(session, plan)
+    if span is None:
+        return None
+    start, end = max(low or span[0], span[0]), min(high or span[1], span[1])
+    if start > end:
+        return None
+    return _months(start, end)
+
+
+def _months(start: date, end: date) -> _Node:
+    """The months from ``start``'s to ``end``'s as keys: a whole year as its year key."""
+    keys: list[_Node] = []
+    for year in range(start.year, end.year + 1):
+        first = start.month if year == start.year else 1
+        last = end.month if year == end.year else 12
+        if first == 1 and last == 12:
+            keys.append(_Key(year_key(year)))
+        else:
+            keys.extend(_Key(month_key(year, month)) for month in range(first, last + 1))
+    return _Any(tuple(keys))
+
+
+def _last_day(day: date) -> bool:
+    return day.month != date.fromordinal(day.toordinal() + 1).month
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Typed fields: checked row by row
 
 
 def _field_kinds(session: Session, tenant_id: str, type_code: str | None) -> dict[str, set[str]]:
@@ -370,163 +851,387 @@ def _boolean(item: FieldFilter) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Page and facets
+# Reading the matches: all of them up to SAMPLE_CAP, else a uniform sample. One statement per read, which
+# counts, groups the facets and orders in the database: only aggregates and a few ids come back.
 
 
-def _collect(
-    session: Session, base: Select[Any], rank: ColumnElement[Any] | None, query: SearchQuery
-) -> tuple[int, list[Hit], dict[str, list[FacetValue]]] | None:
-    """Up to ``COLLECT_MAX`` matches: one scan brings their light columns, and the count, the facets and the
-    order are worked out here; then only the page's rows are read whole. None when there are more matches
-    (the database then counts, groups and sorts: see ``search``)."""
-    columns: list[Any] = [
-        SearchEntry.document_id,
-        SearchEntry.document_date,
-        SearchEntry.title,
-        (rank if rank is not None else literal(0)),
-    ]
+@dataclass
+class _Read:
+    level: int  # each row read stands for 2**level matches; 0: every match
+    count: int  # rows read (at most SAMPLE_CAP + 1)
+    facets: dict[str, Counter[str]]  # over the rows read
+    first: list[tuple[str, int, date | None]]  # the first rows in the sort order: id, rank, date
+    ranks: Counter[int] = field(default_factory=Counter)  # rows read by rank (relevance)
+    labels: dict[str, str] = field(default_factory=dict)  # folder names
+    years: Counter[int] = field(default_factory=Counter)  # rows read by year
+
+    @property
+    def total(self) -> int:
+        return self.count << self.level
+
+
+class _Order:
+    """The sort order, in SQL and as a Python key of (id, rank, date): the same order."""
+
+    def __init__(self, sort: Sort, groups: list[list[str]], backend: _Backend) -> None:
+        self.sort, self.groups, self.backend = sort, groups, backend
+        self.ranked = sort == "relevance" and bool(groups)
+
+    def sql(self, rank: ColumnElement[Any], day: ColumnElement[Any], title: ColumnElement[Any], id_: Any) -> list[Any]:
+        by: list[Any]
+        if self.sort == "title":
+            by = [self.backend.binary(title).asc()]
+        else:
+            by = [day.desc().nulls_last()]
+            if self.ranked:
+                by.insert(0, rank.desc())
+        return [*by, self.backend.binary(id_).asc()]
+
+    def key(self, row: tuple[str, int, date | None]) -> tuple[Any, ...]:
+        document_id, rank, day = row
+        return (-rank if self.ranked else 0, day is None, -day.toordinal() if day is not None else 0, document_id)
+
+
+def _rank(backend: _Backend, groups: list[list[str]]) -> ColumnElement[Any]:
+    """Relevance: how many groups have all their terms in the head (keys ``h<term>``)."""
+    if not groups:
+        return literal(0)
+    spaced = literal(" ") + SearchEntry.keys + literal(" ")
+    in_head: list[ColumnElement[Any]] = []
+    for group in groups:
+        present = [backend.contains(spaced, f" {HEAD_KEY}{term} ") for term in group]
+        in_head.append(case((_and(present), 1), else_=0))
+    return _sum(in_head)
+
+
+def _matches(backend: _Backend, plan: _Plan, node: _Node, *columns: Any) -> Select[Any]:
+    query = select(*columns).select_from(SearchEntry)
+    if plan.join_document:
+        query = query.join(Document, Document.id == SearchEntry.document_id)
+    return backend.matching(query, node).where(*plan.rows)
+
+
+def _read(
+    session: Session, backend: _Backend, plan: _Plan, query: SearchQuery, order: _Order, level: int, first: int
+) -> _Read:
+    """Read the matches of a sample level (0: all), up to SAMPLE_CAP + 1 of them, in one statement that
+    returns only aggregates: their number, their facets, their ranks and the ``first`` of them in the sort
+    order (the rows are read once, into a materialised CTE)."""
+    sql = _Sql(backend, plan)
+    node = plan.node(_Key(f"{SAMPLE_KEY}{level}")) if level else plan.node()
+    title = "ged_search.title" if order.sort == "title" else "NULL"
+    rows = (
+        "SELECT ged_search.document_id AS id, ged_search.document_date AS day, ged_search.document_type AS type, "
+        "ged_search.folder_id AS folder, CAST(ged_search.tags AS TEXT) AS tags, "
+        f"{sql.rank() if order.ranked else '0'} AS rank, {title} AS title "
+        f"{sql.source(node)} LIMIT {SAMPLE_CAP + 1}"
+    )
+    collate = backend.collate
+    # Typed nulls: PostgreSQL types an untyped null of a subquery as text, and then cannot unite the parts.
+    text_, integer, day = "CAST(NULL AS TEXT)", "CAST(NULL AS INTEGER)", "CAST(NULL AS DATE)"
+    parts = [f"SELECT 0, {text_}, {integer}, {day}, {text_}, count(*) FROM m"]
     if query.facets:
-        columns += [SearchEntry.document_type, SearchEntry.folder_id, SearchEntry.tags]
-    rows = list(session.execute(base.with_only_columns(*columns).limit(COLLECT_MAX + 1)).all())
-    if len(rows) > COLLECT_MAX:
+        folder_name = "(SELECT name FROM ged_folders WHERE ged_folders.id = folder)"
+        for code, column, label in ((1, "type", text_), (2, "folder", folder_name)):
+            parts.append(
+                f"SELECT * FROM (SELECT {code}, {column} AS v, {integer}, {day}, {label}, count(*) AS n FROM m "
+                f"WHERE {column} IS NOT NULL GROUP BY {column} ORDER BY n DESC, {column} {collate} "
+                f"LIMIT {FACET_SIZE}) f{code}"
+            )
+        parts.append(f"SELECT 4, tags, {integer}, {day}, {text_}, count(*) FROM m GROUP BY tags")
+    if query.facets or level:  # every year: the facet, and how dense the years are for a cut (_dated_since)
+        year = backend.year_sql
+        parts.append(
+            f"SELECT 3, {year}, {integer}, {day}, {text_}, count(*) FROM m WHERE day IS NOT NULL GROUP BY {year}"
+        )
+    if order.ranked:
+        parts.append(f"SELECT 6, {text_}, rank, {day}, {text_}, count(*) FROM m GROUP BY rank")
+    by = sql.order(order, "rank", "day", "title", "id")
+    parts.append(
+        f"SELECT * FROM (SELECT 5, id, rank, day, {text_}, row_number() OVER (ORDER BY {by}) AS n FROM m "
+        f"ORDER BY {by} LIMIT {int(first)}) o"
+    )
+    if level and plan.span is None:  # the page will be placed by a cut: the tenant's dates bound it (_span)
+        tenant = sql.bind(plan.tenant_id)
+        for code, edge in ((7, "min"), (8, "max")):
+            bound = (
+                f"(SELECT {edge}(document_date) FROM ged_search WHERE tenant_id = {tenant} "
+                "AND document_date IS NOT NULL)"
+            )
+            parts.append(f"SELECT {code}, {text_}, {integer}, {bound}, {text_}, 0")
+    statement = f"WITH m AS MATERIALIZED ({rows}) " + " UNION ALL ".join(parts)
+    result = _Read(level, 0, {name: Counter() for name in FACETS}, [])
+    firsts: list[tuple[int, tuple[str, int, date | None]]] = []
+    edges: dict[int, date | None] = {}
+    for code, value, row_rank, day, label, n in sql.run(session, statement):
+        if code in (7, 8):
+            edges[code] = _day(day)
+        elif code == 0:
+            result.count = int(n)
+        elif code == 4:
+            for tag in set(json.loads(value) if value else []):
+                result.facets["tag"][tag] += int(n)
+        elif code == 5:
+            firsts.append((int(n), (value, int(row_rank or 0), _day(day))))
+        elif code == 6:
+            result.ranks[int(row_rank)] += int(n)
+        elif code == 3:
+            result.years[int(value)] += int(n)
+        else:
+            result.facets["type" if code == 1 else "folder"][value] += int(n)
+            if label is not None:
+                result.labels[value] = label
+    result.first = [row for _, row in sorted(firsts)]
+    if query.facets:
+        result.facets["year"] = Counter({str(year): count for year, count in result.years.items()})
+    first_day, last_day = edges.get(7), edges.get(8)
+    if first_day is not None and last_day is not None:
+        plan.span = (first_day, last_day)
+    return result
+
+
+def _day(value: Any) -> date | None:
+    """A date as the driver gives it (SQLite: text)."""
+    return date.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _sample(session: Session, backend: _Backend, plan: _Plan, query: SearchQuery, order: _Order) -> _Read:
+    """Every match if there are at most SAMPLE_CAP, else a uniform sample of about SAMPLE_TARGET."""
+    need = query.offset + query.limit
+    level, floor = _first_level(session, backend, plan), 0  # floor: the levels below were found too full
+    read = None
+    for _ in range(2 * SAMPLE_LEVELS):
+        first = need if level == 0 else _cut_position(need, level) + 1
+        read = _read(session, backend, plan, query, order, level, first)
+        if read.count > SAMPLE_CAP and level < SAMPLE_LEVELS:  # more than estimated: a sparser sample
+            floor, level = level + 1, min(SAMPLE_LEVELS, level + 3)
+            continue
+        if level > floor and read.count < SAMPLE_MIN:  # fewer than estimated: a denser one
+            denser = max(floor, _level_for(read.total) if read.total > EXACT_UP_TO else 0)
+            if denser < level:
+                level = denser
+                continue
+        break
+    assert read is not None
+    return read
+
+
+def _first_level(session: Session, backend: _Backend, plan: _Plan) -> int:
+    """The sample level to read at: from the index's own count where it is cheap (SQLite), else from the
+    count of a sparse sample (one document in 2**P, P such that a few dozen rows are read); level 0 when the
+    matches are few enough to be read all."""
+    estimate = plan.index_count
+    if estimate is None:
+        probe = max(0, int(math.log2(max(1, backend.index_size(session)) / PROBE_SHARE)))
+        if probe == 0:  # a small index: reading the matches is the count (past SAMPLE_CAP, _sample goes sparser)
+            return 0
+        node = plan.node(_Key(f"{SAMPLE_KEY}{probe}")) if probe else plan.node()
+        sql = _Sql(backend, plan)
+        counted = f"SELECT count(*) FROM (SELECT 1 {sql.source(node)} LIMIT {SAMPLE_CAP + 1}) c"
+        estimate = int(sql.run(session, counted).scalar_one()) << probe
+    return 0 if estimate <= EXACT_UP_TO else _level_for(estimate)
+
+
+def _level_for(count: int) -> int:
+    """The level at which ``count`` matches give at most SAMPLE_TARGET sample rows."""
+    if count <= SAMPLE_TARGET:
+        return 0
+    return min(SAMPLE_LEVELS, math.ceil(math.log2(count / SAMPLE_TARGET)))
+
+
+def _cut_position(need: int, level: int) -> int:
+    """Where to cut a sample of this level so that about CUT_FACTOR times the rows a page needs come before."""
+    return math.ceil(need * CUT_FACTOR / (1 << level)) + CUT_EXTRA - 1
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The page
+
+
+def _page(
+    session: Session, backend: _Backend, plan: _Plan, query: SearchQuery, read: _Read, order: _Order
+) -> list[Hit]:
+    if read.level == 0:
+        return _hits(session, [row[0] for row in read.first[query.offset :]])
+    found = _page_by_cutoff(session, backend, plan, query, read, order)
+    if found is not None:
+        return found
+    return _hits(session, _page_in_database(session, backend, plan, query, order))
+
+
+_HIT_SQL = (
+    "ged_search.version, ged_search.title, ged_search.document_type, ged_search.folder_id, ged_search.tags, "
+    "ged_search.field_values"
+)
+
+
+def _hit_of(document_id: str, day: date | None, row: Sequence[Any]) -> Hit:
+    """A hit from the columns of _HIT_SQL (JSON as the driver gives it: SQLite, text)."""
+    version, title, document_type, folder_id, tags, values = row
+    tags, values = (json.loads(value) if isinstance(value, str) else value for value in (tags, values))
+    return Hit(document_id, version, title, document_type, folder_id, day, list(tags or []), dict(values or {}))
+
+
+def _page_by_cutoff(
+    session: Session, backend: _Backend, plan: _Plan, query: SearchQuery, read: _Read, order: _Order
+) -> list[Hit] | None:
+    """The page from the rows before a cut in the sort order, chosen in the sample so that about twice the
+    rows the page needs come before it; the index bounds them (head terms, months). None when this cannot
+    work (sort by title, a page too deep for the sample, bad luck): the database then sorts."""
+    need = query.offset + query.limit
+    position = _cut_position(need, read.level)
+    if order.sort == "title" or position >= len(read.first):
         return None
-    by_date = sorted(
-        rows, key=lambda row: (row.document_date is None, -(row.document_date or date.min).toordinal(), row.document_id)
+    cut = read.first[position]
+    narrowing = _before(session, plan, order, cut, read, need)
+    if narrowing is None:
+        return None
+    sql = _Sql(backend, plan)
+    # In the top tier (all groups in the head), the head keys imply the words: their long lists are spared.
+    heads = order.ranked and cut[1] == len(plan.groups)
+    source = sql.source(plan.node(narrowing, heads=heads))
+    rank = sql.rank() if order.ranked else "0"
+    by = sql.order(order, "rank", "day", "ged_search.title", "ged_search.document_id")
+    statement = (
+        f"SELECT ged_search.document_id, {rank} AS rank, ged_search.document_date AS day, {_HIT_SQL} {source} "
+        f"ORDER BY {by} LIMIT {int(need)}"
     )
-    if query.sort == "title":
-        ordered = sorted(rows, key=lambda row: (row.title, row.document_id))
-    elif query.sort == "relevance" and rank is not None:
-        ordered = sorted(by_date, key=lambda row: -row[3])  # stable: recent first among equals
-    else:
-        ordered = by_date
-    page_ids = [row.document_id for row in ordered[query.offset : query.offset + query.limit]]
-    entries = (
-        {
-            entry.document_id: entry
-            for entry in session.execute(select(SearchEntry).where(SearchEntry.document_id.in_(page_ids))).scalars()
-        }
-        if page_ids
-        else {}
-    )
-    hits = [_hit(entries[document_id]) for document_id in page_ids]
-    facets = _counted_facets(session, rows) if query.facets else {}
-    return len(rows), hits, facets
+    rows = list(sql.run(session, statement))
+    found = [(row[0], int(row[1]), _day(row[2])) for row in rows]
+    # Every row up to the cut is among those the index returned: if the page ends before the cut, it is exact.
+    if len(found) < need or order.key(found[-1]) > order.key(cut):
+        return None
+    # The page's rows came whole with the order: no second reading for them.
+    return [_hit_of(document_id, day, row[3:]) for (document_id, _, day), row in zip(found, rows, strict=True)][
+        query.offset :
+    ]
 
 
-def _counted_facets(session: Session, rows: list[Any]) -> dict[str, list[FacetValue]]:
-    counters: dict[str, Counter[str]] = {name: Counter() for name in FACETS}
-    for row in rows:
-        counters["type"][row.document_type] += 1
-        if row.folder_id is not None:
-            counters["folder"][row.folder_id] += 1
-        if row.document_date is not None:
-            counters["year"][str(row.document_date.year)] += 1
-        counters["tag"].update(set(row.tags or []))
-    facets = {
+class _Unbounded(Exception):
+    """The index cannot bound the rows before a cut."""
+
+
+def _before(
+    session: Session, plan: _Plan, order: _Order, cut: tuple[str, int, date | None], read: _Read, need: int
+) -> _Node | None:
+    """Keys that every row up to ``cut`` (in ``order``) has; None when the index cannot narrow them.
+
+    By relevance: the rows of a higher rank, and those of the cut's rank from the cut's month on; when the
+    sample says the rows of the cut's rank and above are few, their rank alone (fewer keys for the index
+    to combine). By date: the rows from the cut's month on.
+    """
+    try:
+        if not order.ranked:
+            return _dated_since(session, plan, cut[2], read)  # None: any date
+        rank = cut[1]
+        higher, same = _tiers(order.groups, rank + 1), _tiers(order.groups, rank)  # None: any rank
+        ranked_rows = sum(count for value, count in read.ranks.items() if value >= rank) << read.level
+        if same is not None and ranked_rows <= max(FEW_ROWS, CUT_FACTOR * 2 * need):
+            return same
+        since = _dated_since(session, plan, cut[2], read)
+    except _Unbounded:
+        return None
+    same_since = _both(same, since)
+    if same_since is None or higher is None:
+        return None
+    return same_since if higher is NOTHING else _Any((higher, same_since))
+
+
+def _both(first: _Node | None, second: _Node | None) -> _Node | None:
+    if first is None or second is None:
+        return second if first is None else first
+    return _All((first, second))
+
+
+def _tiers(groups: list[list[str]], rank: int) -> _Node | None:
+    """Rows with at least ``rank`` groups in their head. None: every row (rank 0)."""
+    if rank <= 0:
+        return None
+    if rank > len(groups):
+        return NOTHING
+    if math.comb(len(groups), rank) > MAX_TIERS:
+        raise _Unbounded
+    return _Any(
+        tuple(
+            _All(tuple(_Key(HEAD_KEY + term) for index in chosen for term in groups[index]))
+            for chosen in combinations(range(len(groups)), rank)
+        )
+    )
+
+
+def _dated_since(session: Session, plan: _Plan, day: date | None, read: _Read) -> _Node | None:
+    """Rows dated from ``day``'s year, or its month, on; None: every row (no date sorts last, after every date).
+
+    Whole years: a few more rows to read than from the month, but a few keys for the index to combine rather
+    than a dozen (measured at 1M entries: 25 ms for the GIN scan with 11 keys, 7 with 3). Unless the sample
+    says the cut's year alone holds many rows: then its months.
+    """
+    if day is None:
+        return None
+    span = _span(session, plan)
+    last = span[1] if span is not None else day
+    if last.year - day.year > MAX_YEARS:
+        raise _Unbounded
+    dense = read.years[day.year] << read.level > DENSE_YEAR
+    start = date(day.year, day.month if dense else 1, 1)
+    return _months(start, date(max(last, day).year, 12, 31))
+
+
+def _page_in_database(session: Session, backend: _Backend, plan: _Plan, query: SearchQuery, order: _Order) -> list[str]:
+    """The database sorts every match (a sort by title over a large set, a deep page): slower, exact."""
+    rank = _rank(backend, plan.groups) if order.ranked else literal(0)
+    by = order.sql(rank, SearchEntry.document_date, SearchEntry.title, SearchEntry.document_id)
+    statement = _matches(backend, plan, plan.node(), SearchEntry.document_id).order_by(*by)
+    return list(session.execute(statement.limit(query.limit).offset(query.offset)).scalars())
+
+
+def _and(conditions: Sequence[ColumnElement[bool]]) -> ColumnElement[bool]:
+    result = conditions[0]
+    for condition in conditions[1:]:
+        result = result & condition
+    return result
+
+
+def _sum(values: Sequence[ColumnElement[Any]]) -> ColumnElement[Any]:
+    total = values[0]
+    for value in values[1:]:
+        total = total + value
+    return total
+
+
+_HIT_COLUMNS = (
+    SearchEntry.document_id,
+    SearchEntry.version,
+    SearchEntry.title,
+    SearchEntry.document_type,
+    SearchEntry.folder_id,
+    SearchEntry.document_date,
+    SearchEntry.tags,
+    SearchEntry.field_values,
+)
+
+
+def _hits(session: Session, page_ids: list[str]) -> list[Hit]:
+    if not page_ids:
+        return []
+    rows = session.execute(select(*_HIT_COLUMNS).where(SearchEntry.document_id.in_(page_ids)))
+    found = {
+        row[0]: Hit(row[0], row[1], row[2], row[3], row[4], row[5], list(row[6] or []), dict(row[7] or {}))
+        for row in rows
+    }
+    return [found[document_id] for document_id in page_ids if document_id in found]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Facets: counted on the rows read, scaled to the matching set when they are a sample
+
+
+def _facets(read: _Read) -> dict[str, list[FacetValue]]:
+    scale = 1 << read.level
+    return {
         name: [
-            FacetValue(value, count)
+            FacetValue(value, count * scale, read.labels.get(value) if name == "folder" else None)
             for value, count in sorted(counter.items(), key=lambda item: (-item[1], item[0]))[:FACET_SIZE]
         ]
-        for name, counter in counters.items()
+        for name, counter in read.facets.items()
     }
-    _label_folders(session, facets["folder"])
-    return facets
-
-
-def _hit(row: SearchEntry) -> Hit:
-    return Hit(
-        document_id=row.document_id,
-        version=row.version,
-        title=row.title,
-        document_type=row.document_type,
-        folder_id=row.folder_id,
-        document_date=row.document_date,
-        tags=list(row.tags or []),
-        field_values=dict(row.field_values or {}),
-    )
-
-
-def _page(session: Session, base: Select[Any], rank: ColumnElement[Any] | None, query: SearchQuery) -> list[Hit]:
-    order: list[Any]
-    if query.sort == "title":
-        # Code-point order, as _collect sorts: the same order whatever the database's collation.
-        binary = "C" if session.get_bind().dialect.name == "postgresql" else "BINARY"
-        order = [SearchEntry.title.collate(binary).asc()]
-    elif query.sort == "relevance" and rank is not None:
-        order = [rank.desc(), SearchEntry.document_date.desc().nulls_last()]
-    else:  # by date, also the relevance of a search without words
-        order = [SearchEntry.document_date.desc().nulls_last()]
-    rows = session.execute(
-        base.order_by(*order, SearchEntry.document_id).limit(query.limit).offset(query.offset)
-    ).scalars()
-    return [_hit(row) for row in rows]
-
-
-def _facets(session: Session, base: Select[Any], dialect: str) -> dict[str, list[FacetValue]]:
-    """One grouped query per facet (SQLite: no grouping sets)."""
-    tags = _tag_values(dialect)
-    columns: dict[str, tuple[Select[Any], Any]] = {
-        "type": (base, SearchEntry.document_type),
-        "folder": (base.where(SearchEntry.folder_id.is_not(None)), SearchEntry.folder_id),
-        "year": (base.where(SearchEntry.document_date.is_not(None)), _YEAR),
-    }
-    facets: dict[str, list[FacetValue]] = {}
-    for name, (matching, column) in columns.items():
-        count = func.count()
-        rows = session.execute(
-            matching.with_only_columns(column, count).group_by(column).order_by(count.desc(), column).limit(FACET_SIZE)
-        ).all()
-        facets[name] = [FacetValue(_facet_text(name, value), number) for value, number in rows]
-    facets["tag"] = _tag_facet(session, base, tags)
-    _label_folders(session, facets["folder"])
-    return {name: facets[name] for name in FACETS}
-
-
-def _grouped_facets(session: Session, base: Select[Any]) -> tuple[int, dict[str, list[FacetValue]]]:
-    """PostgreSQL: the total and the type, folder and year facets in one pass over the matches (grouping
-    sets), then the tags: two scans of the matching set instead of five."""
-    columns = {"type": SearchEntry.document_type, "folder": SearchEntry.folder_id, "year": _YEAR}
-    flags = [func.grouping(column) for column in columns.values()]
-    rows = session.execute(
-        base.with_only_columns(*columns.values(), *flags, func.count()).group_by(
-            func.grouping_sets(*[tuple_(column) for column in columns.values()], tuple_())
-        )
-    ).all()
-    total = 0
-    found: dict[str, list[FacetValue]] = {name: [] for name in columns}
-    for row in rows:
-        values, grouped, count = tuple(row[:3]), tuple(row[3:6]), int(row[6] or 0)
-        if all(grouped):  # the empty grouping set: every match
-            total = count
-            continue
-        position = list(grouped).index(0)
-        name, value = list(columns)[position], values[position]
-        if value is not None:
-            found[name].append(FacetValue(_facet_text(name, value), count))
-    facets = {name: sorted(values, key=lambda v: (-v.count, v.value))[:FACET_SIZE] for name, values in found.items()}
-    facets["tag"] = _tag_facet(session, base, _tag_values("postgresql")) if total else []
-    _label_folders(session, facets["folder"])
-    return total, {name: facets[name] for name in FACETS}
-
-
-def _tag_facet(session: Session, base: Select[Any], tags: Any) -> list[FacetValue]:
-    count = func.count()
-    rows = session.execute(
-        base.join(tags, true())
-        .with_only_columns(tags.c.value, count)
-        .group_by(tags.c.value)
-        .order_by(count.desc(), tags.c.value)
-        .limit(FACET_SIZE)
-    ).all()
-    return [FacetValue(str(value), number) for value, number in rows]
-
-
-def _facet_text(name: str, value: Any) -> str:
-    return str(int(value)) if name == "year" else str(value)
-
-
-def _label_folders(session: Session, values: list[FacetValue]) -> None:
-    if not values:
-        return
-    names = dict(session.execute(select(Folder.id, Folder.name).where(Folder.id.in_([v.value for v in values]))).all())
-    values[:] = [FacetValue(v.value, v.count, names.get(v.value)) for v in values]

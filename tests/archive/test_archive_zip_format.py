@@ -255,8 +255,8 @@ def test_describe_reads_the_file_once(tmp_path: Path) -> None:
 
 
 def test_sample_identification_matches_whole_file(tmp_path: Path) -> None:
-    """Small files are identified on all their bytes; large ones on their first and last 64 KiB."""
-    small = make_pdf(tmp_path / "petit.pdf", 10_000)
+    """Small files are identified on all their bytes; large ones on their first and last bytes."""
+    small = make_pdf(tmp_path / "petit.pdf", packaging.IDENTIFY_HEAD // 2)
     large = make_pdf(tmp_path / "grand.pdf", 3 * packaging.IDENTIFY_HEAD)
     between = make_pdf(tmp_path / "moyen.pdf", packaging.IDENTIFY_HEAD + 100)
     for path in (small, large, between):

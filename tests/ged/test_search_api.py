@@ -35,6 +35,7 @@ def test_uploaded_documents_are_found_by_their_french_words(kit: Kit, documents:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["total"] == 2
+    assert body["total_exact"] is True and body["facets_exact"] is True  # a few matches: all read
     assert {item["document_id"] for item in body["items"]} == {documents["budget"], documents["eau"]}
     assert body["terms"] == [["deliber"]]
     assert set(body["facets"]) == {"type", "folder", "tag", "year"}
@@ -112,3 +113,11 @@ def test_search_needs_a_user(app: object) -> None:
 
     with TestClient(app) as anonymous:  # type: ignore[arg-type]
         assert_problem(anonymous.get("/ged/search", params={"q": "budget"}), 401)
+
+
+def test_an_estimated_total_is_said(kit: Kit, documents: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Past the exact reading (here: past none), the total and the facets come from a sample, and say so.
+    monkeypatch.setattr("ged.search.SAMPLE_CAP", 0)
+    body = kit["agent"].get("/ged/search", params={"date_from": "2024-01-02"}).json()
+    assert body["total_exact"] is False and body["facets_exact"] is False
+    assert {item["document_id"] for item in body["items"]} == set(documents.values())  # the page stays exact

@@ -1,0 +1,81 @@
+"""The browser run's fixtures, a plugin the test modules name in ``pytest_plugins``.
+
+Not a conftest.py: this folder has no ``__init__.py``, so a conftest.py here would be imported under the
+module name ``conftest`` and shadow tests/conftest.py for every ``from conftest import …`` that follows.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from browsing import AXE, CHROMIUM, CHROMIUM_FLAGS, LOCAL_HOST, Report, Visitors, artefacts_dir
+from playwright.sync_api import Browser, sync_playwright
+
+from conftest import Kit, missing
+
+
+@pytest.fixture(scope="session")
+def live_server(app: Any) -> Iterator[str]:
+    """The whole kit (APIs and pages) served by uvicorn in a thread, on the tests' embedded settings."""
+    sock = socket.socket()
+    sock.bind((LOCAL_HOST, 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="browser-live-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("le serveur de l'interface n'a pas démarré")
+        time.sleep(0.02)
+    yield f"http://{LOCAL_HOST}:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One Chromium for the whole run; each user gets a context of their own."""
+    if not CHROMIUM.is_file():
+        missing(f"Chromium absent ({CHROMIUM}) : lancez « make test », qui installe le paquet Debian chromium")
+    if not AXE.is_file():
+        missing(f"axe-core absent ({AXE}) : lancez « make test », qui l'installe par npm ci dans tests/browser")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def report() -> Iterator[Report]:
+    """Every measured visit of the run, written as summary.json and summary.md beside the screenshots."""
+    collected = Report(artefacts_dir())
+    yield collected
+    collected.write()
+
+
+@pytest.fixture
+def make_visitors(browser: Browser, live_server: str, report: Report) -> Iterator[Callable[[Kit], Visitors]]:
+    """The users of a kit at their browsers (a context each), and an anonymous visitor."""
+    crowds: list[Visitors] = []
+
+    def make(kit: Kit) -> Visitors:
+        crowds.append(Visitors(browser, live_server, kit, report))
+        return crowds[-1]
+
+    yield make
+    for crowd in crowds:
+        crowd.close()
+
+
+@pytest.fixture
+def visitors(make_visitors: Callable[[Kit], Visitors], kit: Kit) -> Visitors:
+    """The ``kit`` fixture's users at their browsers."""
+    return make_visitors(kit)
