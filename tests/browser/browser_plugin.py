@@ -40,7 +40,9 @@ def live_server(app: Any) -> Iterator[str]:
     sock.close()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is open, its event loop counts as running in the
+# main thread, and every later test that calls asyncio.run() (pyHanko's signing) would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """One Chromium for the whole run; each user gets a context of their own."""
     if not CHROMIUM.is_file():
