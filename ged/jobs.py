@@ -205,56 +205,22 @@ def store_flow_document(
     document_type: str,
 ) -> None:
     """A document brought back by an interop flow: stored once (found again by its origin), then answered."""
-    from sqlalchemy import select
-
-    from ged.models import Document, Version
     from ged.schemas import Metadata
-    from socle.auth import Principal
-    from socle.models import Tenant
     from socle.storage import StoredObject
 
     origin = f"interop:{flow_id}:{name}"
     with transaction() as session:
-        found = session.execute(
-            select(Version.document_id).join(Document).where(Document.tenant_id == tenant_id, Version.origin == origin)
-        ).scalar_one_or_none()
-        if found is None:  # a run killed between the creation and the origin's commit left it unmarked
-            orphan = (
-                session.execute(
-                    select(Version)
-                    .join(Document)
-                    .where(
-                        Document.tenant_id == tenant_id,
-                        Version.object_key == object_key,
-                        Version.author == "interop",
-                        Version.origin.is_(None),
-                        Version.title == title[:500],
-                    )
-                )
-                .scalars()
-                .first()
-            )
-            if orphan is not None:
-                orphan.origin, found = origin, orphan.document_id
-        if found is None:
-            tenant = session.get(Tenant, tenant_id)
-            if tenant is None:
-                raise NotFound(f"collectivité {tenant_id} introuvable")
-            interop = Principal(
-                tenant.id,
-                tenant.slug,
-                tenant.name,
-                "service:interop",
-                "interop",
-                "Interopérabilité",
-                frozenset({"admin"}),
-            )
-            metadata = Metadata(title=title[:500], document_type=document_type)
-            document = service.create_document(
-                session, interop, StoredObject(object_key, size), filename, media_type, metadata
-            )
-            document.current.origin = origin
-            found = document.id
+        found = _file_once(
+            session,
+            tenant_id,
+            origin,
+            ("interop", "Interopérabilité"),
+            StoredObject(object_key, size),
+            filename,
+            media_type,
+            Metadata(title=title[:500], document_type=document_type),
+            match_title=True,
+        )
         enqueue(
             session,
             messages.INTEROP_FLOW_DOCUMENT_STORED,
@@ -279,51 +245,21 @@ def file_signed_document(
     signatories: list[str],
 ) -> None:
     """A signed document of a folder made by upload in the parapheur: filed once as a new document, answered."""
-    from sqlalchemy import select
-
-    from ged.models import Document, Version
     from ged.schemas import Metadata
-    from socle.auth import Principal
-    from socle.models import Tenant
     from socle.storage import StoredObject
 
-    origin = f"parapheur:{folder_id}"
     with transaction() as session:
-        found = session.execute(
-            select(Version.document_id).join(Document).where(Document.tenant_id == tenant_id, Version.origin == origin)
-        ).scalar_one_or_none()
-        if found is None:  # a run killed between the creation and the origin's commit left it unmarked
-            orphan = (
-                session.execute(
-                    select(Version)
-                    .join(Document)
-                    .where(
-                        Document.tenant_id == tenant_id,
-                        Version.object_key == object_key,
-                        Version.author == "parapheur",
-                        Version.origin.is_(None),
-                    )
-                )
-                .scalars()
-                .first()
-            )
-            if orphan is not None:
-                orphan.origin, found = origin, orphan.document_id
-        if found is None:
-            tenant = session.get(Tenant, tenant_id)
-            if tenant is None:
-                raise NotFound(f"collectivité {tenant_id} introuvable")
-            parapheur = Principal(
-                tenant.id, tenant.slug, tenant.name, "service:parapheur", "parapheur", "Parapheur", frozenset({"admin"})
-            )
-            label = document_type[:100] or "Parapheur"
-            metadata = Metadata(title=title[:500], document_type=label, tags=["parapheur"])
-            document = service.create_document(
-                session, parapheur, StoredObject(object_key, size), filename, media_type, metadata
-            )
-            document.current.origin = origin
-            document.current.comment = ("Signé par " + ", ".join(signatories))[:2000] if signatories else None
-            found = document.id
+        found = _file_once(
+            session,
+            tenant_id,
+            f"parapheur:{folder_id}",
+            ("parapheur", "Parapheur"),
+            StoredObject(object_key, size),
+            filename,
+            media_type,
+            Metadata(title=title[:500], document_type=document_type[:100] or "Parapheur", tags=["parapheur"]),
+            comment=("Signé par " + ", ".join(signatories))[:2000] if signatories else None,
+        )
         enqueue(
             session,
             messages.PARAPHEUR_FILED_IN_GED,
@@ -332,6 +268,64 @@ def file_signed_document(
             folder_id=folder_id,
             document_id=found,
         )
+
+
+def _file_once(
+    session: Any,
+    tenant_id: str,
+    origin: str,
+    author: tuple[str, str],
+    stored: Any,
+    filename: str,
+    media_type: str,
+    metadata: Any,
+    *,
+    comment: str | None = None,
+    match_title: bool = False,
+) -> str:
+    """Create a document another service sent, once: the version's origin finds it again on a second run.
+
+    ``author`` is the sending service's (username, display name); the document is created in its name.
+    """
+    from sqlalchemy import select
+
+    from ged.models import Document, Version
+    from socle.auth import Principal
+    from socle.models import Tenant
+
+    found = session.execute(
+        select(Version.document_id).join(Document).where(Document.tenant_id == tenant_id, Version.origin == origin)
+    ).scalar_one_or_none()
+    if found is not None:
+        return str(found)
+    # A run killed between the creation and the origin's commit left its version unmarked: adopt it.
+    orphans = (
+        select(Version)
+        .join(Document)
+        .where(
+            Document.tenant_id == tenant_id,
+            Version.object_key == stored.key,
+            Version.author == author[0],
+            Version.origin.is_(None),
+        )
+    )
+    if match_title:
+        orphans = orphans.where(Version.title == metadata.title)
+    orphan = session.execute(orphans).scalars().first()
+    if orphan is not None:
+        orphan.origin = origin
+        return str(orphan.document_id)
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(f"collectivité {tenant_id} introuvable")
+    sender = Principal(
+        tenant.id, tenant.slug, tenant.name, f"service:{author[0]}", author[0], author[1], frozenset({"admin"})
+    )
+    document = service.create_document(session, sender, stored, filename, media_type, metadata)
+    document.current.origin = origin
+    if comment is not None:
+        document.current.comment = comment
+    return str(document.id)
 
 
 def _export(session: Any, document: Any) -> dict[str, Any]:
