@@ -21,6 +21,7 @@ from ged import access
 from ged.models import DocumentType, Folder, Version
 from socle.auth import Principal, Role
 from socle.errors import SocleError
+from socle.ui.web import form_text as text
 from socle.ui.web import t
 
 T = TypeVar("T")
@@ -40,11 +41,6 @@ def is_admin(principal: Principal) -> bool:
 
 # ---------------------------------------------------------------------------------------------------------
 # Form values
-
-
-def text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 def upload(form: FormData, name: str) -> UploadFile | None:

@@ -17,7 +17,6 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
-from starlette.datastructures import FormData
 
 from ged import access, holds, retention, types
 from ged.models import Document, DocumentType, Elimination
@@ -28,6 +27,7 @@ from socle.models import AuditEntry
 from socle.ui import rendering
 from socle.ui.sessions import SignedIn
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
+from socle.ui.web import form_text as _text
 
 router = APIRouter(include_in_schema=False)
 rendering.register("ged")  # the templates are the GED's; the navigation entry is the archive's « Archives »
@@ -267,11 +267,6 @@ def propose(request: Request, db: DbDep, user: UserDep, form: FormDep) -> Respon
     db.commit()
     message = t(request, "Élimination proposée : une autre personne doit maintenant l'approuver.")
     return redirect(f"/archives/eliminations/{elimination.id}", db=db, user=user, message=message)
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from socle.errors import Conflict, InvalidInput, SocleError
 from socle.ui import rendering
 from socle.ui.sessions import SignedIn, push_flash
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, require_role, t
+from socle.ui.web import form_text as _text
 
 router = APIRouter(include_in_schema=False)
 rendering.register("interop")
@@ -272,11 +273,6 @@ def validation_errors(request: Request, exc: ValidationError, kind: str) -> dict
 
 def _admin(user: SignedIn) -> None:
     require_role(user, Role.ADMIN)
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
 
 
 @router.get("/admin/connecteurs", response_class=HTMLResponse)

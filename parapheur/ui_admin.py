@@ -26,6 +26,7 @@ from socle.models import User
 from socle.ui import rendering
 from socle.ui.sessions import SignedIn
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, require_role, t
+from socle.ui.web import form_text as text
 
 router = APIRouter(include_in_schema=False)
 router.include_router(ui_admin_typologies.router)
@@ -36,11 +37,6 @@ PARIS = ZoneInfo("Europe/Paris")  # what an administrator types is French local 
 
 def require_admin(user: SignedIn) -> None:
     require_role(user, Role.ADMIN)
-
-
-def text(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
 
 
 def strings(form: FormData, name: str) -> list[str]:

@@ -22,6 +22,7 @@ from socle.auth import Role
 from socle.errors import Conflict, InvalidInput, NotFound, SocleError
 from socle.ui.sessions import SignedIn
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, require_role, t
+from socle.ui.web import form_text as _text
 
 router = APIRouter(include_in_schema=False)
 
@@ -32,11 +33,6 @@ MAX_FORM_STEPS = circuits.MAX_STEPS + 1
 
 def _admin(user: SignedIn) -> None:
     require_role(user, Role.ADMIN)
-
-
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name, "")
-    return value.strip() if isinstance(value, str) else ""
 
 
 def _refused(db: Session, exc: SocleError, field: str, errors: dict[str, str]) -> int:

@@ -10,7 +10,7 @@ from starlette.datastructures import FormData, UploadFile
 from parapheur import config
 from socle.auth import Principal, Role
 from socle.ui.sessions import SignedIn
-from socle.ui.web import require_role
+from socle.ui.web import form_text, require_role
 
 PAGE_SIZE = 25  # folders per page of a list
 STATUSES = ("draft", "awaiting_document", "in_progress", "completed", "rejected", "withdrawn", "error")
@@ -29,8 +29,7 @@ def typology_names(session: Session, tenant_id: str) -> dict[str, str]:
 
 def text(form: FormData, name: str, limit: int = 2000) -> str:
     """A text field of a form, trimmed and cut to ``limit`` characters (absent: empty)."""
-    value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
+    return form_text(form, name, limit)
 
 
 def files(form: FormData, name: str) -> list[UploadFile]:

@@ -20,7 +20,6 @@ from starlette.datastructures import FormData
 
 from socle.auth import Role
 from socle.db import new_session
-from socle.errors import Forbidden
 from socle.ui import rendering
 from socle.ui.sessions import COOKIE, SignedIn, pop_flash, push_flash, read_session
 
@@ -112,6 +111,12 @@ def _session_csrf(request: Request) -> str | None:
 FormDep = Annotated[FormData, Depends(read_form)]
 
 
+def form_text(form: FormData, name: str, limit: int | None = None) -> str:
+    """A text field of a form, trimmed (and cut to ``limit`` characters if given); absent or a file: empty."""
+    value = form.get(name)
+    return (value.strip()[:limit] if limit is not None else value.strip()) if isinstance(value, str) else ""
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Rendering
 
@@ -179,13 +184,3 @@ def safe_next(target: str | None, default: str = "/") -> str:
 def login_url(request: Request) -> str:
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return f"/connexion?suivant={quote(here, safe='')}"
-
-
-def field_errors(exc: Exception, field: str) -> dict[str, str]:
-    """One error message tied to one field, as the form templates expect it."""
-    return {field: getattr(exc, "detail", str(exc))}
-
-
-def forbid_unless(condition: bool, message: str) -> None:
-    if not condition:
-        raise Forbidden(message)
