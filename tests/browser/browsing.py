@@ -69,6 +69,8 @@ class Visit:
     foreign: list[str] = field(default_factory=list)  # requests that left 127.0.0.1
     console_errors: list[str] = field(default_factory=list)  # CSP refusals, script errors
     violations: list[dict[str, Any]] = field(default_factory=list)
+    tab_stops: int = 0  # controls reached by Tab alone
+    keyboard: list[str] = field(default_factory=list)  # controls Tab never reaches, or reaches without a visible focus
     screenshot: str = ""
     seconds: float = 0.0  # opening, measuring, axe-core and the screenshot (not asserted: for the budget)
 
@@ -86,6 +88,7 @@ class Visit:
         found += [f"requête hors de {LOCAL_HOST} : {url}" for url in self.foreign]
         found += [f"console : {message}" for message in self.console_errors]
         found += [describe_violation(violation) for violation in self.violations]
+        found += [f"clavier : {problem}" for problem in self.keyboard]
         return found
 
 
@@ -216,6 +219,70 @@ def _axe_source() -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Keyboard alone
+
+# Marks every control a user could act on (visible, enabled, not taken out of the tab order on purpose) with
+# data-kbd; a radio group is one stop, as Tab enters a group once and arrows move inside it. Then records,
+# at each focus change, which control has the focus and how its focus shows.
+_MARK_CONTROLS = """() => {
+    const selector = "a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]";
+    const keyOf = (node, index) =>
+        node.type === "radio" ? `radio:${node.form ? node.form.id : ""}:${node.name}` : String(index);
+    const wanted = {};
+    const positive = [];
+    [...document.querySelectorAll(selector)].forEach((node, index) => {
+        if (node.disabled || node.tabIndex < 0 || node.closest("[inert]")) return;
+        if (!node.checkVisibility({ visibilityProperty: true })) return;
+        node.dataset.kbd = keyOf(node, index);
+        wanted[node.dataset.kbd] = describe(node);
+        if (node.tabIndex > 0) positive.push(describe(node));
+    });
+    function describe(node) {
+        const text = (node.getAttribute("aria-label") || node.innerText || node.value || node.name || "").trim();
+        return `${node.tagName.toLowerCase()}${node.type ? "[" + node.type + "]" : ""} « ${text.slice(0, 50)} »`;
+    }
+    window.__socleStops = [];
+    document.addEventListener("focusin", (event) => {
+        const node = event.target;
+        const style = getComputedStyle(node);
+        const box = node.getBoundingClientRect();
+        window.__socleStops.push({
+            key: node.dataset ? node.dataset.kbd || "" : "", what: describe(node),
+            shown: node.matches(":focus-visible") && box.width > 0 && box.height > 0
+                && (style.outlineStyle !== "none" || style.boxShadow !== "none"),
+        });
+    }, true);
+    return { wanted, positive };
+}"""
+
+
+_ALL_REACHED = """(keys) => {
+    const reached = new Set(window.__socleStops.map((stop) => stop.key));
+    return keys.every((key) => reached.has(key));
+}"""
+
+
+def walk_with_tab(page: Page) -> tuple[int, list[str]]:
+    """Press Tab round the whole page: the number of controls reached, and what is wrong for a keyboard user
+    (a control Tab never reaches, a focus that does not show, a positive tabindex that reorders the page)."""
+    marked = page.evaluate(_MARK_CONTROLS)
+    wanted: dict[str, str] = marked["wanted"]
+    # A round of the page is about one press per control, but a date field takes one per part (day, month,
+    # year) and the browser has a stop of its own after the last control: press until every control was
+    # reached, or clearly never will be.
+    for _ in range(4 * len(wanted) + 10):
+        page.keyboard.press("Tab")
+        if page.evaluate(_ALL_REACHED, list(wanted)):
+            break
+    stops: list[dict[str, Any]] = page.evaluate("() => window.__socleStops")
+    reached = {stop["key"] for stop in stops}
+    problems = [f"jamais atteint par Tab : {what}" for key, what in wanted.items() if key not in reached]
+    problems += sorted({f"focus invisible : {stop['what']}" for stop in stops if not stop["shown"]})
+    problems += [f"tabindex positif (ordre de tabulation forcé) : {what}" for what in marked["positive"]]
+    return len(reached & set(wanted)), problems
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Users at their browsers
 
 
@@ -285,6 +352,9 @@ class Visitors:
         shot = self.report.screenshot_path(name)
         page.screenshot(path=shot, full_page=True)
         visit.screenshot = shot.name
+        walked = time.monotonic()
+        visit.tab_stops, visit.keyboard = walk_with_tab(page)
+        self.report.spent("tours au clavier", time.monotonic() - walked)
         self.report.add(visit)
         return visit
 
@@ -350,20 +420,22 @@ class Report:
             f"axe-core {', '.join(WCAG_TAGS)}.",
             "",
             "| écran | utilisateur | chemin | statut | Kio transférés | requêtes | images de documents | "
-            "violations axe | secondes |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+            "violations axe | contrôles atteints par Tab | défauts clavier | secondes |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for v in self.visits:
             lines.append(
                 f"| {v.name} | {v.username} | `{v.path}` | {v.status} | {v.bytes / 1024:.1f} | {v.requests} | "
-                f"{v.excluded_requests} ({v.excluded_bytes / 1024:.1f} Kio) | {len(v.violations)} | {v.seconds} |"
+                f"{v.excluded_requests} ({v.excluded_bytes / 1024:.1f} Kio) | {len(v.violations)} | {v.tab_stops} | "
+                f"{len(v.keyboard)} | {v.seconds} |"
             )
         heaviest = max(self.visits, key=lambda v: v.bytes)
         busiest = max(self.visits, key=lambda v: v.requests)
         lines += [
             "",
             f"{len(self.visits)} écrans ; page la plus lourde : {heaviest.name} ({heaviest.bytes / 1024:.1f} Kio) ; "
-            f"le plus de requêtes : {busiest.name} ({busiest.requests}).",
+            f"le plus de requêtes : {busiest.name} ({busiest.requests}) ; contrôles atteints par Tab : "
+            f"{sum(v.tab_stops for v in self.visits)} ; défauts clavier : {sum(len(v.keyboard) for v in self.visits)}.",
             "",
             "Durées (secondes) : "
             + " ; ".join(f"{what} {seconds:.1f}" for what, seconds in sorted(self.seconds.items()))
