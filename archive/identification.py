@@ -47,6 +47,7 @@ __all__ = [
     "Sampler",
     "identify_here",
     "identify_paths",
+    "worker_memory_limit",
 ]
 
 # 4 KiB each way: on 3,835 files of 454 extensions found on a Debian system (bench/sip_build.py --fidelite),
@@ -63,12 +64,23 @@ PDF_MAGIC = b"%PDF-"
 PDF_MARKER = b"http://www.aiim.org/pdfa/ns/id/"
 MARKER_BEFORE = 512
 MARKER_AFTER = 7680
-# The worker process is replaced after this many files. GOMEMLIMIT holds its Go heap near the live size
-# (about 85 MB of signatures): the process stays near 114 MiB. Each collection marks that whole heap, so a
-# tighter limit costs CPU (measured per file: 0.61 ms at 110 MiB, 0.75 at 100, twice as much at 85); 100
-# keeps the whole build under 200 MB beside the main process.
+# The worker process is replaced after this many files.
 RECYCLE_AFTER = 50_000
-WORKER_MEMORY_LIMIT = "100MiB"
+# Its memory. GOMEMLIMIT holds the Go heap near its live size (about 85 MB of signatures); each collection
+# marks that whole heap, so a tighter limit costs CPU (per file, measured on the benchmark's samples: 0.59 ms
+# at 100 MiB, 0.49 at 120, the same as with no collection at all; 0.75 at 100 and twice as much at 85 in
+# earlier runs under load). So the limit is what the build's budget leaves: the whole process tree must stay
+# under 200 MB (issue 5), TREE_BUDGET keeps a margin under it; the main process takes its RSS when the worker
+# starts plus what it grows by while reading (the hash backlog, chunks and samples in flight: MAIN_GROWTH);
+# the worker takes WORKER_OVERHEAD beside its Go heap (Python, pygfried's code, the Go runtime: 114 MiB of
+# RSS at a 100 MiB limit, 131 to 133 at 120). Kept between the floor where collections start to cost twice
+# as much and the ceiling beyond which they cost nothing measurable.
+MIB = 1024 * 1024
+TREE_BUDGET = 190 * MIB
+MAIN_GROWTH = 10 * MIB
+WORKER_OVERHEAD = 14 * MIB
+WORKER_MEMORY_FLOOR = 100 * MIB
+WORKER_MEMORY_CEILING = 128 * MIB
 BATCH = 64
 BATCH_WAIT = 0.05  # seconds
 
@@ -301,7 +313,7 @@ class Identifier:
     def _worker(self) -> subprocess.Popen[bytes]:
         if self._process is None:
             env = dict(os.environ)
-            env.setdefault("GOMEMLIMIT", WORKER_MEMORY_LIMIT)
+            env.setdefault("GOMEMLIMIT", f"{worker_memory_limit() // MIB}MiB")
             self._process = subprocess.Popen(
                 [sys.executable, "-c", _WORKER_MAIN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
             )
@@ -326,3 +338,21 @@ class Identifier:
 
 class _WorkerDied(Exception):
     pass
+
+
+def worker_memory_limit(main_rss: int | None = None) -> int:
+    """The worker's GOMEMLIMIT in bytes: what TREE_BUDGET leaves beside this process (see the constants)."""
+    if main_rss is None:
+        main_rss = _own_rss()
+    if main_rss is None:  # no /proc: the limit that held the budget beside the CLI's process
+        return WORKER_MEMORY_FLOOR
+    left = TREE_BUDGET - main_rss - MAIN_GROWTH - WORKER_OVERHEAD
+    return max(WORKER_MEMORY_FLOOR, min(left // MIB * MIB, WORKER_MEMORY_CEILING))
+
+
+def _own_rss() -> int | None:
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None

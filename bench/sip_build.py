@@ -36,6 +36,7 @@ import threading
 import time
 import zipfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,40 +178,83 @@ def warm(files: list[Path]) -> None:
 
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _tree_rss(root_pid: int) -> int:
-    """RSS in bytes of a process and all its descendants, from /proc (only the tree's own entries are read:
-    reading every process's every 20 ms took a sixth of a core, on a machine that has two)."""
-    total, todo = 0, [root_pid]
+@dataclass
+class Sampled:
+    """A command's run: wall seconds, peak RSS of its whole tree and of its own process, CPU seconds of its
+    own process and of its descendants (the siegfried worker), its output."""
+
+    seconds: float
+    peak: int
+    main_peak: int
+    main_cpu: float
+    children_cpu: float
+    output: str
+
+
+def _tree(root_pid: int) -> dict[int, tuple[int, float, float]]:
+    """{pid: (RSS bytes, CPU seconds, CPU seconds of its waited-for children)} for a process and all its
+    descendants, from /proc (only the tree's own entries are read: reading every process's every 20 ms took
+    a sixth of a core, on a machine that has two)."""
+    found, todo = {}, [root_pid]
     while todo:
         pid = todo.pop()
         try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+            rss = int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            cpu = (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+            waited = (int(fields[13]) + int(fields[14])) / TICK  # cutime, cstime
+            found[pid] = (rss, cpu, waited)
             for task in os.listdir(f"/proc/{pid}/task"):
                 todo += [int(child) for child in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
         except (OSError, ValueError, IndexError):
             continue
-    return total
+    return found
 
 
-def run_sampled(command: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """Run a command; returns (seconds, peak RSS of its process tree, output). Fails on a non-zero exit."""
+def run_sampled(command: list[str], env: dict[str, str] | None = None) -> Sampled:
+    """Run a command, sampling its process tree every 50 ms. Fails on a non-zero exit.
+
+    The CPU of the whole tree comes from wait4 (exact); the descendants' share is the larger of what the
+    command itself has reaped (cutime) and the last values seen in /proc for each descendant (at most 50 ms
+    late): the command's own CPU is the difference."""
     start = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    peak = 0
+    peak = main_peak = 0
+    children: dict[int, float] = {}
+    waited = 0.0
     output: list[bytes] = []
     reader = threading.Thread(target=lambda: output.append(process.stdout.read() if process.stdout else b""))
     reader.start()
-    while process.poll() is None:
-        peak = max(peak, _tree_rss(process.pid))
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        tree = _tree(process.pid)
+        peak = max(peak, sum(rss for rss, _, _ in tree.values()))
+        if process.pid in tree:
+            main_peak = max(main_peak, tree[process.pid][0])
+            waited = max(waited, tree[process.pid][2])
+        children |= {child: cpu for child, (_, cpu, _) in tree.items() if child != process.pid}
         time.sleep(0.05)
+    process.returncode = os.waitstatus_to_exitcode(status)
     reader.join()
     elapsed = time.perf_counter() - start
     text = b"".join(output).decode(errors="replace")
     if process.returncode:
         raise SystemExit(f"{' '.join(command)} a échoué ({process.returncode}) :\n{text}")
-    return elapsed, peak, text
+    total = usage.ru_utime + usage.ru_stime
+    children_cpu = max(waited, sum(children.values()))
+    return Sampled(elapsed, peak, main_peak, total - children_cpu, children_cpu, text)
+
+
+def _described(run: Sampled) -> str:
+    return (
+        f"RSS max de l'arbre {run.peak / 2**20:.0f} Mio (processus principal {run.main_peak / 2**20:.0f}) ; "
+        f"processeur : principal {run.main_cpu:.2f} s, siegfried {run.children_cpu:.2f} s"
+    )
 
 
 def time_sha512sum(folder: Path) -> float:
@@ -225,8 +269,8 @@ def build_env() -> dict[str, str]:
     return {**os.environ, "SOCLE_SEDA_SCHEMAS": str(SCHEMAS)}
 
 
-def time_build(folder: Path, output: Path) -> tuple[float, int, str]:
-    """`socle archive build` on the folder: seconds, peak RSS, output."""
+def time_build(folder: Path, output: Path) -> Sampled:
+    """`socle archive build` on the folder."""
     command = [str(BIN / "socle"), "archive", "build", str(folder), "--output", str(output)]
     command += ["--archival-agency", "AD075", "--transferring-agency", "MAIRIE-01"]
     result = run_sampled(command, build_env())
@@ -427,11 +471,11 @@ def _large(args: argparse.Namespace) -> None:
     for run in range(args.runs):
         before = _load()
         sha = time_sha512sum(corpus)
-        build, peak, _ = time_build(corpus, output)
+        build = time_build(corpus, output)
         print(
             f"essai {run + 1} : sha512sum {sha:.2f} s ({total / sha / 1e6:.0f} Mo/s) ; socle archive build "
-            f"{build:.2f} s ({total / build / 1e6:.0f} Mo/s) ; rapport {sha / build:.2f} ; RSS max de l'arbre "
-            f"{peak / 2**20:.0f} Mio ; charge {before} → {_load()}"
+            f"{build.seconds:.2f} s ({total / build.seconds / 1e6:.0f} Mo/s) ; rapport {sha / build.seconds:.2f} ; "
+            f"{_described(build)} ; charge {before} → {_load()}"
         )
     print(f"écriture disque avec fsync : {disk_write_speed(args.workdir, total):.0f} Mo/s ; charge {_load()}")
     if not args.no_stages:
@@ -453,10 +497,10 @@ def _small(args: argparse.Namespace) -> None:
         partial.rename(small)
     warm(all_files(small))
     before = _load()
-    build, peak, _ = run_build_keep(small, output)
+    build = run_build_keep(small, output)
     print(
-        f"{args.small} petits fichiers : socle archive build {build:.1f} s, RSS max de l'arbre "
-        f"{peak / 2**20:.0f} Mio ; charge {before} → {_load()}"
+        f"{args.small} petits fichiers : socle archive build {build.seconds:.1f} s ; {_described(build)} ; "
+        f"charge {before} → {_load()}"
     )
     before = _load()
     seconds, objects = xsd_time(output)
@@ -472,7 +516,7 @@ def _small(args: argparse.Namespace) -> None:
         print(f"étapes (s, charge {before} → {_load()}) : " + " ; ".join(f"{k} {v:.2f}" for k, v in split.items()))
 
 
-def run_build_keep(folder: Path, output: Path) -> tuple[float, int, str]:
+def run_build_keep(folder: Path, output: Path) -> Sampled:
     command = [str(BIN / "socle"), "archive", "build", str(folder), "--output", str(output)]
     command += ["--archival-agency", "AD075", "--transferring-agency", "MAIRIE-01"]
     return run_sampled(command, build_env())

@@ -6,6 +6,7 @@ or usage, 1 for a refused operation.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from typing import Any
@@ -28,7 +29,26 @@ class _Group(click.Group):
             ctx.exit(1)
 
 
-@click.group(cls=_Group, help="socle : parapheur, GED, archives SEDA et interopérabilité pour les collectivités.")
+# Each service's command group, by the module that defines it. Imported only when the command is run or
+# listed (`socle --help`): `socle archive build` then loads neither SQLAlchemy nor the other services'
+# models, 10 MB less in the process that runs beside siegfried (docs/performances.md). A broken module still
+# fails loudly, on its own commands and on `socle --help`.
+SERVICE_COMMANDS = {"archive": "archive.cli", "ged": "ged.cli", "interop": "interop.cli", "parapheur": "parapheur.cli"}
+
+
+class _Root(_Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *SERVICE_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = SERVICE_COMMANDS.get(cmd_name)
+        if module is None:
+            return super().get_command(ctx, cmd_name)
+        group: click.Command = importlib.import_module(module).group
+        return group
+
+
+@click.group(cls=_Root, help="socle : parapheur, GED, archives SEDA et interopérabilité pour les collectivités.")
 def cli() -> None:
     get_settings()  # a wrong setting stops every command here, naming the setting
 
@@ -292,22 +312,6 @@ def demo(output: str | None) -> None:
 
     _logging(logging.WARNING)
     run_demo(output)
-
-
-def _mount_service_commands() -> None:
-    # Explicit: each service's command group, or a loud failure if its module is broken.
-    import archive.cli
-    import ged.cli
-    import interop.cli
-    import parapheur.cli
-
-    cli.add_command(archive.cli.group)
-    cli.add_command(ged.cli.group)
-    cli.add_command(interop.cli.group)
-    cli.add_command(parapheur.cli.group)
-
-
-_mount_service_commands()
 
 
 def main() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -48,6 +50,33 @@ def problems_of(folder: Path, **options: object) -> list[str]:
     with pytest.raises(SourceError) as raised:
         transfer_from_folder(folder, describe=fast_describe, **AGENCIES, **options)  # type: ignore[arg-type]
     return raised.value.problems
+
+
+# --- the command's process ------------------------------------------------------------------------------
+
+
+def test_build_loads_neither_the_database_layer_nor_the_other_services(tree: Path, tmp_path: Path) -> None:
+    # Its memory goes to siegfried's worker instead (archive/identification.py: worker_memory_limit).
+    script = (
+        "import sys\n"
+        "from socle.cli import cli\n"
+        "try:\n"
+        f"    cli(['archive', 'build', {str(tree)!r}, '--output', {str(tmp_path / 'sip.zip')!r},"
+        " '--archival-agency', 'AD37', '--transferring-agency', 'MAIRIE-01'])\n"
+        "except SystemExit as end:\n"
+        "    assert not end.code, end.code\n"
+        "loaded = {module.split('.')[0] for module in sys.modules}\n"
+        "print(sorted(loaded & {'sqlalchemy', 'ged', 'parapheur', 'interop', 'fastapi'}))\n"
+    )
+    env = {**os.environ, "SOCLE_SEDA_SCHEMAS": str(SHARED_SEDA)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout
+    assert zipfile.is_zipfile(tmp_path / "sip.zip")
+    # Listing the commands still loads every service's group: a broken module fails loudly there.
+    listing = [sys.executable, "-c", "from socle.cli import main; main()", "--help"]
+    listed = subprocess.run(listing, capture_output=True, text=True, env=env, timeout=120)
+    assert all(name in listed.stdout for name in ("archive", "ged", "interop", "parapheur")), listed.stderr
 
 
 # --- the folder alone -----------------------------------------------------------------------------------

@@ -330,6 +330,16 @@ def test_worker_answers_as_siegfried_and_is_replaced_as_it_goes(tmp_path: Path) 
     assert identifier.processes == len(files)
 
 
+def test_worker_memory_is_what_the_build_budget_leaves_beside_this_process() -> None:
+    mib = identification.MIB
+    # 190 MiB for the tree, less this process (40), what it grows by (10) and the worker beside its Go heap (14).
+    assert identification.worker_memory_limit(40 * mib) == 126 * mib
+    # Never under the floor where collections cost twice as much, nor over the ceiling where they cost nothing.
+    assert identification.worker_memory_limit(120 * mib) == identification.WORKER_MEMORY_FLOOR
+    assert identification.worker_memory_limit(5 * mib) == identification.WORKER_MEMORY_CEILING
+    assert identification.WORKER_MEMORY_FLOOR < 126 * mib < identification.WORKER_MEMORY_CEILING
+
+
 # --- the streamed XSD validation ---------------------------------------------------------------------------------
 
 
