@@ -18,7 +18,7 @@ from archive.service import audit_transfer, get_transfer
 from archive.statuses import ACCEPTED, ACKNOWLEDGED, DELIVERED, REJECTED, SENDING
 from socle import messages
 from socle.db import utcnow
-from socle.errors import InvalidInput
+from socle.errors import InvalidInput, message
 from socle.queue import enqueue
 from socle.storage import check_key, get_store
 
@@ -40,7 +40,12 @@ def record_sae_message(
     or object key. A message that does not fit the transfer is recorded as refused, with its French reason.
     """
     if message_kind not in AWAITING:
-        raise InvalidInput(f"type de message inconnu : {message_kind!r} (acknowledgement ou reply attendu)")
+        raise InvalidInput(
+            message(
+                "type de message inconnu : %(message_kind)s (acknowledgement ou reply attendu)",
+                message_kind=repr(message_kind),
+            )
+        )
     check_key(object_key)
     transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
     if _already_recorded(session, transfer.id, message_kind, object_key):
@@ -50,16 +55,16 @@ def record_sae_message(
     )
     session.add(record)
     try:
-        message = replies.parse_sae_message(_read(object_key, size))
-        _fill(record, message)
-        refusal = _refusal(transfer, message_kind, message)
+        received = replies.parse_sae_message(_read(object_key, size))
+        _fill(record, received)
+        refusal = _refusal(transfer, message_kind, received)
     except replies.ReplyError as error:
-        message, refusal = None, str(error)
-    if message is None or refusal is not None:
+        received, refusal = None, str(error)
+    if received is None or refusal is not None:
         _refuse(session, transfer, record, refusal or "Message refusé.")
     else:
         record.status = RECORDED
-        _apply(session, transfer, message)
+        _apply(session, transfer, received)
     session.commit()
     return transfer
 

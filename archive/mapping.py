@@ -26,7 +26,7 @@ from archive.schemas import MappingIn, MappingOut
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import InvalidInput
+from socle.errors import InvalidInput, message
 
 __all__ = [
     "DEFAULT_MAPPING",
@@ -91,7 +91,9 @@ def parse_mapping(raw: Any) -> MappingIn:
 
 def _check_type_code(type_code: str) -> None:
     if type_code != UNTYPED and not TYPE_CODE.fullmatch(type_code):
-        raise InvalidInput(f"type_code : code de type de document invalide « {type_code[:100]} »")
+        raise InvalidInput(
+            message("type_code : code de type de document invalide « %(value)s »", value=type_code[:100])
+        )
 
 
 def get_mapping(session: Session, tenant_id: str, type_code: str) -> MappingOut:
@@ -166,8 +168,13 @@ def _check_rules(session: Session, tenant_id: str, body: MappingIn) -> None:
         rule_id = getattr(body, name)
         if rule_id is not None and categories.get(rule_id) != category:
             raise InvalidInput(
-                f"correspondance invalide : {name} : la règle « {rule_id} » n'est pas une règle {category} "
-                "du référentiel de la collectivité"
+                message(
+                    "correspondance invalide : %(name)s : la règle « %(rule_id)s » n'est pas une "
+                    "règle %(category)s du référentiel de la collectivité",
+                    name=name,
+                    rule_id=rule_id,
+                    category=category,
+                )
             )
 
 

@@ -22,7 +22,7 @@ from archive.validation import ValidationIssue, element_path
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import InvalidInput, NotFound
+from socle.errors import InvalidInput, NotFound, message
 from socle.storage import get_store
 
 __all__ = [
@@ -52,7 +52,13 @@ class ProfileError(InvalidInput):
 def compile_profile(data: bytes) -> etree.RelaxNG:
     """Compile a RelaxNG profile. Raises ProfileError (French) for anything unsafe, malformed or not RelaxNG."""
     if len(data) > MAX_PROFILE_BYTES:
-        raise ProfileError(f"profil refusé : {len(data)} octets, plus que la limite de {MAX_PROFILE_BYTES}")
+        raise ProfileError(
+            message(
+                "profil refusé : %(data_count)s octets, plus que la limite de %(max_profile_bytes)s",
+                data_count=len(data),
+                max_profile_bytes=MAX_PROFILE_BYTES,
+            )
+        )
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
     )
@@ -60,19 +66,25 @@ def compile_profile(data: bytes) -> etree.RelaxNG:
         document = etree.ElementTree(etree.fromstring(data, parser))
     except etree.XMLSyntaxError as error:
         if "entit" in str(error).lower() or b"<!DOCTYPE" in data[:65536]:
-            raise ProfileError("profil refusé : il déclare une DTD ou des entités XML, interdites ici") from None
-        raise ProfileError(f"profil refusé : XML mal formé ({error})") from None
+            raise ProfileError(
+                message("profil refusé : il déclare une DTD ou des entités XML, interdites ici")
+            ) from None
+        raise ProfileError(message("profil refusé : XML mal formé (%(error)s)", error=error)) from None
     if document.docinfo.doctype or document.docinfo.internalDTD is not None:
-        raise ProfileError("profil refusé : il déclare une DTD (DOCTYPE), interdite ici")
+        raise ProfileError(message("profil refusé : il déclare une DTD (DOCTYPE), interdite ici"))
     if etree.QName(document.getroot()).namespace != RELAXNG:
         raise ProfileError("profil refusé : ce n'est pas un schéma RelaxNG (espace de noms " + RELAXNG + " attendu)")
     for name in _FORBIDDEN:
         if document.find(f".//{{{RELAXNG}}}{name}") is not None:
-            raise ProfileError(f"profil refusé : il fait appel à un autre fichier ({name}) ; il doit être autonome")
+            raise ProfileError(
+                message(
+                    "profil refusé : il fait appel à un autre fichier (%(name)s) ; il doit être autonome", name=name
+                )
+            )
     try:
         return etree.RelaxNG(document)
     except etree.RelaxNGParseError as error:
-        raise ProfileError(f"profil refusé : schéma RelaxNG incorrect ({error})") from None
+        raise ProfileError(message("profil refusé : schéma RelaxNG incorrect (%(error)s)", error=error)) from None
 
 
 def validate_against_profile(tree: etree._ElementTree, profile: etree.RelaxNG, name: str) -> list[ValidationIssue]:
@@ -82,12 +94,12 @@ def validate_against_profile(tree: etree._ElementTree, profile: etree.RelaxNG, n
         errors = [error for error in profile.error_log if error.level >= etree.ErrorLevels.ERROR]
     found = [(error.line or None, _element_at(tree, error.path), error.message) for error in errors]
     issues = []
-    for line, element, message in _most_specific(found):
+    for line, element, reason in _most_specific(found):
         path = element_path(element) if element is not None else None
         where = f"Ligne {line}" if line else "Manifeste"
         if path:
             where += f", {path}"
-        detail = _french(message, element)
+        detail = _french(reason, element)
         issues.append(ValidationIssue(line, path, f"{where} : non conforme au profil « {name} » — {detail}", "profile"))
     if not valid and not issues:
         issues.append(ValidationIssue(None, None, f"Manifeste : non conforme au profil « {name} ».", "profile"))
@@ -115,13 +127,13 @@ def _most_specific(
     specific = [item for item in found if _CASCADE not in item[2]] or found
     elements = {item[1] for item in specific if item[1] is not None}
     kept, seen = [], set()
-    for line, element, message in specific:
+    for line, element, reason in specific:
         if element is not None and any(other in elements for other in element.iterdescendants()):
             continue  # an ancestor of a finding: the descendant's own message says what is wrong
-        key = (line, message)
+        key = (line, reason)
         if key not in seen:
             seen.add(key)
-            kept.append((line, element, message))
+            kept.append((line, element, reason))
     return kept
 
 
@@ -162,7 +174,9 @@ def upload_profile(session: Session, principal: Principal, name: str, data: byte
     """Add or replace the tenant's profile ``name`` (archiviste). Raises ProfileError, InvalidInput."""
     principal.require(Role.ARCHIVISTE)
     if not NAME_PATTERN.match(name):
-        raise InvalidInput("nom de profil invalide : lettres, chiffres, « . », « _ » et « - », 100 caractères au plus")
+        raise InvalidInput(
+            message("nom de profil invalide : lettres, chiffres, « . », « _ » et « - », 100 caractères au plus")
+        )
     compile_profile(data)  # refused before anything is stored
     stored = get_store().put(io.BytesIO(data), max_size=MAX_PROFILE_BYTES)
     profile = _find(session, principal.tenant_id, name)
@@ -194,7 +208,7 @@ def get_profile(session: Session, tenant_id: str, name: str) -> ArchivalProfile:
     """The tenant's profile ``name``; raises NotFound."""
     profile = _find(session, tenant_id, name)
     if profile is None:
-        raise NotFound(f"profil d'archivage « {name} » introuvable")
+        raise NotFound(message("profil d'archivage « %(name)s » introuvable", name=name))
     return profile
 
 

@@ -15,7 +15,7 @@ from archive.schemas import ReferentialIn
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import InvalidInput
+from socle.errors import InvalidInput, message
 
 __all__ = ["business_rules", "get_referential", "set_referential"]
 
@@ -31,7 +31,9 @@ def set_referential(session: Session, principal: Principal, body: ReferentialIn)
     seen: set[str] = set()
     for rule in body.rules:
         if rule.id in seen:
-            raise InvalidInput(f"la règle « {rule.id} » figure deux fois dans le référentiel")
+            raise InvalidInput(
+                message("la règle « %(rule_id)s » figure deux fois dans le référentiel", rule_id=rule.id)
+            )
         seen.add(rule.id)
     referential = session.get(Referential, principal.tenant_id, with_for_update=True)
     if referential is None:

@@ -33,7 +33,7 @@ from archive.statuses import (
 from socle import audit, messages
 from socle.auth import Principal, Role
 from socle.db import new_id, utcnow
-from socle.errors import Conflict, InvalidInput, NotFound
+from socle.errors import Conflict, InvalidInput, NotFound, message
 from socle.models import Tenant
 from socle.queue import enqueue
 from socle.settings import get_settings
@@ -52,7 +52,7 @@ def request_transfer(session: Session, principal: Principal, body: TransferIn) -
     principal.require(Role.ARCHIVISTE)
     tenant = session.get(Tenant, principal.tenant_id)
     if tenant is None:
-        raise NotFound("collectivité inconnue")
+        raise NotFound(message("collectivité inconnue"))
     if body.profile is not None:
         profiles.get_profile(session, principal.tenant_id, body.profile)  # refused now rather than at build
     transfer_id = new_id()
@@ -372,12 +372,15 @@ def send(session: Session, principal: Principal, transfer_id: str, body: SendIn)
     transfer = get_transfer(session, principal.tenant_id, transfer_id, for_update=True)
     if transfer.status not in SENDABLE:
         raise Conflict(
-            f"ce versement ne peut pas être envoyé (état : {transfer.status})", transfer_status=transfer.status
+            message(
+                "ce versement ne peut pas être envoyé (état : %(transfer_status)s)", transfer_status=transfer.status
+            ),
+            transfer_status=transfer.status,
         )
     if transfer.status == UNVALIDATED and not body.accept_unvalidated:
-        raise Conflict("le paquet n'a pas été validé (schémas absents) : confirmez avec accept_unvalidated")
+        raise Conflict(message("le paquet n'a pas été validé (schémas absents) : confirmez avec accept_unvalidated"))
     if transfer.sip_key is None or transfer.sip_size is None:
-        raise Conflict("ce versement n'a pas de paquet construit")
+        raise Conflict(message("ce versement n'a pas de paquet construit"))
     transfer.status, transfer.connector, transfer.error, transfer.updated_at = SENDING, body.connector, None, utcnow()
     enqueue(
         session,
@@ -416,11 +419,14 @@ def revalidate(session: Session, principal: Principal, transfer_id: str) -> Tran
     transfer = get_transfer(session, principal.tenant_id, transfer_id)
     if transfer.status not in REVALIDABLE or transfer.sip_key is None:
         label = STATUS_LABELS.get(transfer.status, transfer.status)
-        raise Conflict(f"ce versement n'a pas de paquet à valider (état : {label})", transfer_status=transfer.status)
+        raise Conflict(
+            message("ce versement n'a pas de paquet à valider (état : %(label)s)", label=label),
+            transfer_status=transfer.status,
+        )
     try:
         controls = _controls(session, transfer)
     except NotFound as exc:
-        raise Conflict(f"validation impossible : {exc.detail}") from None
+        raise Conflict(message("validation impossible : %(exc_detail)s", exc_detail=exc.detail)) from None
     version, key = transfer.seda_version, transfer.sip_key
     session.commit()  # reading the package holds no transaction (SQLite's write lock)
     manifest, files = _read_manifest(key)
@@ -443,7 +449,7 @@ def _read_manifest(key: str) -> tuple[bytes, int]:
         try:
             return package.read("manifest.xml"), files
         except KeyError:
-            raise InvalidInput("le paquet stocké n'a pas de manifeste (manifest.xml)") from None
+            raise InvalidInput(message("le paquet stocké n'a pas de manifeste (manifest.xml)")) from None
 
 
 def record_delivery(session: Session, tenant_id: str, transfer_id: str, receipt: dict[str, Any]) -> Transfer:
@@ -484,7 +490,7 @@ def get_transfer(session: Session, tenant_id: str, transfer_id: str, *, for_upda
         query = query.with_for_update()
     transfer = session.execute(query).scalar_one_or_none()
     if transfer is None:
-        raise NotFound(f"versement {transfer_id} introuvable")
+        raise NotFound(message("versement %(transfer_id)s introuvable", transfer_id=transfer_id))
     return transfer
 
 

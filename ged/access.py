@@ -15,11 +15,17 @@ from sqlalchemy.orm import Session
 
 from ged.models import Document, DocumentType, Folder, Group, GroupMember, Permission
 from socle.auth import Principal, Role
-from socle.errors import Forbidden, NotFound
+from socle.errors import Forbidden, NotFound, message
 
 RIGHTS: tuple[str, ...] = ("read", "write", "delete", "manage")
 ALL = frozenset(RIGHTS)
-LABELS = {"read": "lecture", "write": "écriture", "delete": "suppression", "manage": "gestion"}
+# Messages, so that a refusal names the right in the reader's language.
+LABELS = {
+    "read": message("lecture"),
+    "write": message("écriture"),
+    "delete": message("suppression"),
+    "manage": message("gestion"),
+}
 FOLDER, TYPE = "folder", "type"
 
 
@@ -62,7 +68,7 @@ def folder_rights(session: Session, principal: Principal, folder_id: str | None)
         return ALL
     folder = session.get(Folder, folder_id)
     if folder is None or folder.tenant_id != principal.tenant_id:
-        raise NotFound(f"dossier {folder_id} introuvable")
+        raise NotFound(message("dossier %(folder_id)s introuvable", folder_id=folder_id))
     if is_admin(principal):
         return ALL
     ancestry = folder.path.split("/")
@@ -98,9 +104,9 @@ def require(session: Session, principal: Principal, document: Document, right: s
     """
     rights = rights_on(session, principal, document)
     if "read" not in rights:
-        raise NotFound(f"document {document.id} introuvable")
+        raise NotFound(message("document %(document_id)s introuvable", document_id=document.id))
     if right not in rights:
-        raise Forbidden(f"droit de {LABELS.get(right, right)} manquant sur ce document")
+        raise Forbidden(message("droit de %(right)s manquant sur ce document", right=LABELS.get(right, right)))
 
 
 def require_folder(session: Session, principal: Principal, folder_id: str | None, right: str) -> None:
@@ -111,9 +117,9 @@ def require_folder(session: Session, principal: Principal, folder_id: str | None
     """
     rights = folder_rights(session, principal, folder_id)
     if "read" not in rights:
-        raise NotFound(f"dossier {folder_id} introuvable")
+        raise NotFound(message("dossier %(folder_id)s introuvable", folder_id=folder_id))
     if right not in rights:
-        raise Forbidden(f"droit de {LABELS.get(right, right)} manquant sur ce dossier")
+        raise Forbidden(message("droit de %(right)s manquant sur ce dossier", right=LABELS.get(right, right)))
 
 
 def require_type(session: Session, principal: Principal, type_id: str | None, right: str) -> None:
@@ -125,9 +131,9 @@ def require_type(session: Session, principal: Principal, type_id: str | None, ri
     if type_id is not None:
         document_type = session.get(DocumentType, type_id)
         if document_type is None or document_type.tenant_id != principal.tenant_id:
-            raise NotFound(f"type de document {type_id} introuvable")
+            raise NotFound(message("type de document %(type_id)s introuvable", type_id=type_id))
     if right not in type_rights(session, principal, type_id):
-        raise Forbidden(f"droit de {LABELS.get(right, right)} manquant sur ce type de document")
+        raise Forbidden(message("droit de %(right)s manquant sur ce type de document", right=LABELS.get(right, right)))
 
 
 def readable(session: Session, principal: Principal) -> ColumnElement[bool]:

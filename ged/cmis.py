@@ -43,7 +43,7 @@ from ged.schemas import FolderIn, FolderPatch, MetadataPatch
 from socle import audit
 from socle.auth import Principal, authenticate
 from socle.db import new_session, utcnow
-from socle.errors import Conflict, NotFound, SocleError, Unauthenticated
+from socle.errors import Conflict, NotFound, SocleError, Unauthenticated, message
 from socle.web import object_response
 
 ROOT_ID = "root"
@@ -141,10 +141,10 @@ def cmis_principal(request: Request, session: Session) -> Principal:
         try:
             username, _, token = base64.b64decode(value.strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
-            raise Unauthenticated("identifiants Basic illisibles") from None
+            raise Unauthenticated(message("identifiants Basic illisibles")) from None
     principal = authenticate(session, token or None)
     if username and username != principal.username:
-        raise Unauthenticated("le jeton ne correspond pas à cet utilisateur")
+        raise Unauthenticated(message("le jeton ne correspond pas à cet utilisateur"))
     session.rollback()
     return principal
 
@@ -623,12 +623,12 @@ def find(session: Session, principal: Principal, object_id: str) -> Target:
     ).scalar_one_or_none()
     if document is not None:
         if document.deleted_at is not None:
-            raise NotFound(f"objet {object_id} introuvable (il est dans la corbeille)")
+            raise NotFound(message("objet %(object_id)s introuvable (il est dans la corbeille)", object_id=object_id))
         access.require(session, principal, document, "read")
         version = None
         if number:
             if not number.isdigit():
-                raise NotFound(f"objet {object_id} introuvable")
+                raise NotFound(message("objet %(object_id)s introuvable", object_id=object_id))
             version = service.get_version(document, int(number))
         return Target(document=document, version=version)
     folder = plan.get_folder(session, principal.tenant_id, object_id)
@@ -658,7 +658,7 @@ def find_by_path(session: Session, principal: Principal, path: str) -> Target:
             document = session.execute(documents).scalar_one_or_none()
             if document is not None:
                 return Target(document=document)
-        raise NotFound(f"chemin « /{'/'.join(names[: index + 1])} » introuvable")
+        raise NotFound(message("chemin « /%(value)s » introuvable", value="/".join(names[: index + 1])))
     return Target(folder=folder)
 
 

@@ -16,7 +16,7 @@ from ged.models import DocumentType, Folder, Group, GroupMember, Permission
 from ged.schemas import PermissionIn
 from socle import audit
 from socle.auth import Principal, Role
-from socle.errors import Conflict, InvalidInput, NotFound
+from socle.errors import Conflict, InvalidInput, NotFound, message
 from socle.models import User
 
 
@@ -26,7 +26,7 @@ def create_group(session: Session, principal: Principal, name: str) -> Group:
     name = name.strip()
     exists = session.execute(select(Group.id).where(Group.tenant_id == principal.tenant_id, Group.name == name))
     if exists.first() is not None:
-        raise Conflict(f"le groupe « {name} » existe déjà")
+        raise Conflict(message("le groupe « %(name)s » existe déjà", name=name))
     group = Group(tenant_id=principal.tenant_id, name=name)
     session.add(group)
     session.flush()
@@ -38,7 +38,7 @@ def create_group(session: Session, principal: Principal, name: str) -> Group:
 def get_group(session: Session, tenant_id: str, group_id: str) -> Group:
     group = session.get(Group, group_id)
     if group is None or group.tenant_id != tenant_id:
-        raise NotFound(f"groupe {group_id} introuvable")
+        raise NotFound(message("groupe %(group_id)s introuvable", group_id=group_id))
     return group
 
 
@@ -65,7 +65,9 @@ def add_member(session: Session, principal: Principal, group_id: str, username: 
         select(User.id).where(User.tenant_id == principal.tenant_id, User.username == username)
     ).first()
     if user is None:
-        raise InvalidInput(f"username : utilisateur « {username} » inconnu dans la collectivité")
+        raise InvalidInput(
+            message("username : utilisateur « %(username)s » inconnu dans la collectivité", username=username)
+        )
     if all(member.username != username for member in group.members):
         group.members.append(GroupMember(username=username))
         _audit(session, principal, "ged.group.member_added", "group", group.id, username=username)
@@ -78,7 +80,13 @@ def remove_member(session: Session, principal: Principal, group_id: str, usernam
     group = get_group(session, principal.tenant_id, group_id)
     member = next((m for m in group.members if m.username == username), None)
     if member is None:
-        raise NotFound(f"« {username} » n'est pas membre du groupe « {group.name} »")
+        raise NotFound(
+            message(
+                "« %(username)s » n'est pas membre du groupe « %(group_name)s »",
+                username=username,
+                group_name=group.name,
+            )
+        )
     group.members.remove(member)
     _audit(session, principal, "ged.group.member_removed", "group", group.id, username=username)
     session.commit()
@@ -102,7 +110,7 @@ def set_permissions(
     _check_target(session, principal, kind, target_id)
     groups = {p.group_id for p in wanted}
     if len(groups) != len(wanted):
-        raise InvalidInput("un groupe figure deux fois dans les permissions")
+        raise InvalidInput(message("un groupe figure deux fois dans les permissions"))
     for group_id in groups:
         get_group(session, principal.tenant_id, group_id)
     for permission in permissions(session, principal.tenant_id, kind, target_id):
@@ -126,12 +134,12 @@ def _check_target(session: Session, principal: Principal, kind: str, target_id: 
     if kind == access.FOLDER:
         folder = session.get(Folder, target_id)
         if folder is None or folder.tenant_id != principal.tenant_id:
-            raise NotFound(f"dossier {target_id} introuvable")
+            raise NotFound(message("dossier %(target_id)s introuvable", target_id=target_id))
         access.require_folder(session, principal, target_id, "manage")
         return
     document_type = session.get(DocumentType, target_id)
     if document_type is None or document_type.tenant_id != principal.tenant_id:
-        raise NotFound(f"type de document {target_id} introuvable")
+        raise NotFound(message("type de document %(target_id)s introuvable", target_id=target_id))
     principal.require(Role.ADMIN)
 
 

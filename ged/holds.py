@@ -13,7 +13,7 @@ from ged.models import Document, HeldDocument, Hold
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import Conflict, NotFound
+from socle.errors import Conflict, NotFound, message
 
 
 def active_holds(session: Session, document_ids: list[str]) -> dict[str, list[str]]:
@@ -37,7 +37,10 @@ def check_not_held(session: Session, document: Document) -> None:
     names = active_holds(session, [document.id]).get(document.id)
     if names:
         raise Conflict(
-            f"document gelé par « {names[0]} » : aucune modification, suppression ni élimination", holds=names
+            message(
+                "document gelé par « %(value)s » : aucune modification, suppression ni élimination", value=names[0]
+            ),
+            holds=names,
         )
 
 
@@ -57,7 +60,7 @@ def get_hold(session: Session, tenant_id: str, hold_id: str, *, for_update: bool
         query = query.with_for_update()
     hold = session.execute(query).scalar_one_or_none()
     if hold is None:
-        raise NotFound(f"gel {hold_id} introuvable")
+        raise NotFound(message("gel %(hold_id)s introuvable", hold_id=hold_id))
     return hold
 
 
@@ -105,7 +108,13 @@ def remove_document(session: Session, principal: Principal, hold_id: str, docume
         select(HeldDocument).where(HeldDocument.hold_id == hold.id, HeldDocument.document_id == document_id)
     ).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"le document {document_id} n'est pas sous le gel « {hold.name} »")
+        raise NotFound(
+            message(
+                "le document %(document_id)s n'est pas sous le gel « %(hold_name)s »",
+                document_id=document_id,
+                hold_name=hold.name,
+            )
+        )
     session.delete(row)
     _audit(session, principal, "ged.hold.document_removed", hold, document_id=document_id)
     session.commit()
@@ -125,7 +134,7 @@ def release_hold(session: Session, principal: Principal, hold_id: str) -> Hold:
 
 def _check_active(hold: Hold) -> None:
     if hold.released_at is not None:
-        raise Conflict(f"le gel « {hold.name} » est levé")
+        raise Conflict(message("le gel « %(hold_name)s » est levé", hold_name=hold.name))
 
 
 def _audit(session: Session, principal: Principal, action: str, hold: Hold, **details: Any) -> None:

@@ -40,6 +40,7 @@ from socle.errors import (
     PayloadTooLarge,
     SocleError,
     UnsupportedMediaType,
+    message,
 )
 from socle.files import write_atomically
 from socle.models import Tenant, User
@@ -76,15 +77,21 @@ def check_filename(filename: str) -> str:
     Raises InvalidInput naming the problem: empty, too long, path separators, control characters, ``..``.
     """
     if not filename or not filename.strip():
-        raise InvalidInput("le nom de fichier est vide")
+        raise InvalidInput(message("le nom de fichier est vide"))
     if "/" in filename or "\\" in filename:
-        raise InvalidInput(f"le nom de fichier ne doit pas contenir de séparateur de chemin : {filename!r}")
+        raise InvalidInput(
+            message(
+                "le nom de fichier ne doit pas contenir de séparateur de chemin : %(filename)s", filename=repr(filename)
+            )
+        )
     if _CONTROL.search(filename):
-        raise InvalidInput(f"le nom de fichier contient des caractères de contrôle : {filename!r}")
+        raise InvalidInput(
+            message("le nom de fichier contient des caractères de contrôle : %(filename)s", filename=repr(filename))
+        )
     if filename.strip() in {".", ".."}:
-        raise InvalidInput(f"nom de fichier invalide : {filename!r}")
+        raise InvalidInput(message("nom de fichier invalide : %(filename)s", filename=repr(filename)))
     if len(filename) > 255:
-        raise InvalidInput("le nom de fichier dépasse 255 caractères")
+        raise InvalidInput(message("le nom de fichier dépasse 255 caractères"))
     return filename
 
 
@@ -144,7 +151,7 @@ def _zip_based(media_type: str) -> bool:
 def refuse_empty(path: Path) -> None:
     """A store check: an empty file is refused before it becomes an object."""
     if path.stat().st_size == 0:
-        raise InvalidInput("le fichier est vide")
+        raise InvalidInput(message("le fichier est vide"))
 
 
 def parse_metadata(values: dict[str, Any]) -> Metadata:
@@ -156,7 +163,7 @@ def parse_metadata(values: dict[str, Any]) -> Metadata:
             f"{'.'.join(str(part) for part in error['loc']) or 'métadonnées'} : {error['msg']}"
             for error in exc.errors()
         )
-        raise InvalidInput(f"métadonnées invalides : {details}") from None
+        raise InvalidInput(message("métadonnées invalides : %(details)s", details=details)) from None
 
 
 def principal_for(session: Session, tenant_slug: str, username: str) -> Principal:
@@ -168,9 +175,15 @@ def principal_for(session: Session, tenant_slug: str, username: str) -> Principa
         .where(User.username == username)
     ).one_or_none()
     if row is None:
-        raise NotFound(f"utilisateur « {username} » inconnu dans la collectivité « {tenant_slug} »")
+        raise NotFound(
+            message(
+                "utilisateur « %(username)s » inconnu dans la collectivité « %(tenant_slug)s »",
+                username=username,
+                tenant_slug=tenant_slug,
+            )
+        )
     if not row.User.active:
-        raise InvalidInput(f"l'utilisateur « {username} » est désactivé")
+        raise InvalidInput(message("l'utilisateur « %(username)s » est désactivé", username=username))
     return Principal(
         tenant_id=row.Tenant.id,
         tenant_slug=row.Tenant.slug,
@@ -211,13 +224,15 @@ def create_upload(
     check_filename(filename)
     limit = get_settings().max_upload_bytes
     if size <= 0:
-        raise InvalidInput("le fichier est vide : la taille annoncée doit être positive")
+        raise InvalidInput(message("le fichier est vide : la taille annoncée doit être positive"))
     if size > limit:
-        raise PayloadTooLarge(f"le fichier dépasse la taille maximale de {limit} octets", max_size=limit)
+        raise PayloadTooLarge(
+            message("le fichier dépasse la taille maximale de %(limit)s octets", limit=limit), max_size=limit
+        )
     if sha256 is not None and not _SHA256.match(sha256):
-        raise InvalidInput("l'empreinte SHA-256 doit compter 64 caractères hexadécimaux")
+        raise InvalidInput(message("l'empreinte SHA-256 doit compter 64 caractères hexadécimaux"))
     if media_type is not None and len(media_type) > 200:
-        raise InvalidInput("type de fichier trop long")
+        raise InvalidInput(message("type de fichier trop long"))
     parsed = parse_metadata(metadata)
     # Refused before any byte is sent: folder, type and rights, typed field values.
     document_type = service.check_can_create(session, principal, parsed)
@@ -254,11 +269,11 @@ def get_upload(session: Session, principal: Principal, upload_id: str, *, for_up
         query = query.with_for_update()
     upload = session.execute(query).scalar_one_or_none()
     if upload is None:
-        raise NotFound(f"envoi {upload_id} introuvable")
+        raise NotFound(message("envoi %(upload_id)s introuvable", upload_id=upload_id))
     if upload.status == "open" and _aware(upload.expires_at) <= utcnow():
         _close(session, upload, "expired")
     if upload.status in {"expired", "cancelled"}:
-        raise UploadGone(f"l'envoi {upload_id} a expiré ou été annulé : recommencez-le")
+        raise UploadGone(message("l'envoi %(upload_id)s a expiré ou été annulé : recommencez-le", upload_id=upload_id))
     return upload
 
 
@@ -286,7 +301,8 @@ class _Piece:
     def write(self, chunk: bytes) -> None:
         if self.start + self.written + len(chunk) > self.limit:
             raise PayloadTooLarge(
-                f"le morceau dépasse la taille annoncée de l'envoi ({self.limit} octets)", max_size=self.limit
+                message("le morceau dépasse la taille annoncée de l'envoi (%(limit)s octets)", limit=self.limit),
+                max_size=self.limit,
             )
         self.handle.write(chunk)
         self.written += len(chunk)
@@ -308,10 +324,16 @@ class PieceWriter:
     def begin(self, session: Session, principal: Principal) -> None:
         upload = get_upload(session, principal, self.upload_id)
         if upload.status != "open":
-            raise Conflict(f"l'envoi {self.upload_id} est terminé", offset=upload.received)
+            raise Conflict(
+                message("l'envoi %(upload_id)s est terminé", upload_id=self.upload_id), offset=upload.received
+            )
         if self.offset != upload.received:
             raise Conflict(
-                f"position incorrecte : l'envoi en est à l'octet {upload.received}, pas {self.offset}",
+                message(
+                    "position incorrecte : l'envoi en est à l'octet %(upload_received)s, pas %(offset)s",
+                    upload_received=upload.received,
+                    offset=self.offset,
+                ),
                 offset=upload.received,
             )
         session.rollback()
@@ -319,12 +341,16 @@ class PieceWriter:
         try:
             handle = path.open("r+b")
         except FileNotFoundError:
-            raise UploadGone(f"l'envoi {self.upload_id} n'a plus de fichier de réception : recommencez-le") from None
+            raise UploadGone(
+                message(
+                    "l'envoi %(upload_id)s n'a plus de fichier de réception : recommencez-le", upload_id=self.upload_id
+                )
+            ) from None
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
-            raise UploadBusy("un autre morceau de cet envoi est en cours de réception") from None
+            raise UploadBusy(message("un autre morceau de cet envoi est en cours de réception")) from None
         handle.seek(self.offset)
         handle.truncate()  # bytes past the offset were never acknowledged: drop them
         self._handle = handle
@@ -364,7 +390,7 @@ class PieceWriter:
             if cast(CursorResult[Any], moved).rowcount != 1:
                 session.rollback()
                 self._handle.truncate(self.offset)
-                raise Conflict("l'envoi a changé pendant la réception de ce morceau : relisez sa position")
+                raise Conflict(message("l'envoi a changé pendant la réception de ce morceau : relisez sa position"))
             session.commit()
         except BaseException:
             self._release()
@@ -388,10 +414,17 @@ def finish_upload(session: Session, principal: Principal, upload_id: str) -> Doc
     upload = get_upload(session, principal, upload_id, for_update=True)
     if upload.status == "complete":
         if upload.document_id is None:
-            raise Conflict(f"l'envoi {upload_id} est déjà terminé")
+            raise Conflict(message("l'envoi %(upload_id)s est déjà terminé", upload_id=upload_id))
         return service.get_document(session, principal.tenant_id, upload.document_id)
     if upload.received != upload.size:
-        raise Conflict(f"envoi incomplet : {upload.received} octets reçus sur {upload.size}", offset=upload.received)
+        raise Conflict(
+            message(
+                "envoi incomplet : %(upload_received)s octets reçus sur %(upload_size)s",
+                upload_received=upload.received,
+                upload_size=upload.size,
+            ),
+            offset=upload.received,
+        )
     metadata = parse_metadata(upload.metadata_json)
     service.check_can_create(session, principal, metadata)  # rights may have changed since the upload began
     path = spool_path(upload.id)
@@ -434,7 +467,13 @@ def cancel_upload(session: Session, principal: Principal, upload_id: str) -> Non
     """Abandon an open upload (tus termination): its spool file goes at once."""
     upload = get_upload(session, principal, upload_id, for_update=True)
     if upload.status == "complete":
-        raise Conflict(f"l'envoi {upload_id} est terminé : le document existe déjà ({upload.document_id})")
+        raise Conflict(
+            message(
+                "l'envoi %(upload_id)s est terminé : le document existe déjà (%(upload_document_id)s)",
+                upload_id=upload_id,
+                upload_document_id=upload.document_id,
+            )
+        )
     _close(session, upload, "cancelled")
 
 
@@ -498,7 +537,9 @@ def import_file(
         document = service.create_document(session, principal, stored, path.name, media_type, metadata)
     except IntegrityError:  # another import took the same file at the same moment: the constraint decides
         session.rollback()
-        raise Conflict(f"« {path.name} » vient d'être importé par un autre passage") from None
+        raise Conflict(
+            message("« %(path_name)s » vient d'être importé par un autre passage", path_name=path.name)
+        ) from None
     except BaseException:
         session.rollback()
         raise
@@ -635,7 +676,7 @@ def watch(
     Ctrl-C (or ``max_passes``). :raises InvalidInput: the folder does not exist.
     """
     if not directory.is_dir():
-        raise InvalidInput(f"le dossier de dépôt {directory} n'existe pas")
+        raise InvalidInput(message("le dossier de dépôt %(directory)s n'existe pas", directory=directory))
     directory = directory.resolve()  # the same folder is the same source, however it is named
     total = DropResult()
     previous = snapshot(directory)
@@ -811,7 +852,7 @@ def plan_import(
 ) -> list[PlannedFile]:
     """Check the whole tree and its CSV; return what to import, or raise ImportRefused with every problem."""
     if not root.is_dir():
-        raise InvalidInput(f"le dossier {root} n'existe pas")
+        raise InvalidInput(message("le dossier %(root)s n'existe pas", root=root))
     exclude = csv_path.resolve() if csv_path is not None else None
     files, problems = _tree_files(root, exclude)
     by_relative = {path.relative_to(root).as_posix(): path for path in files}
@@ -822,7 +863,7 @@ def plan_import(
     rows: dict[str, tuple[int, dict[str, str]]] = {}
     if csv_path is not None:
         if not csv_path.is_file():
-            raise InvalidInput(f"le fichier CSV {csv_path} n'existe pas")
+            raise InvalidInput(message("le fichier CSV %(csv_path)s n'existe pas", csv_path=csv_path))
         _header, csv_rows, csv_problems = _read_csv(csv_path)
         problems += csv_problems
         for line, row in csv_rows:

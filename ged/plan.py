@@ -18,7 +18,7 @@ from ged.models import Document, Folder, Permission
 from ged.schemas import FolderIn, FolderPatch
 from socle import audit
 from socle.auth import Principal, Role
-from socle.errors import Conflict, InvalidInput, NotFound
+from socle.errors import Conflict, InvalidInput, NotFound, message
 
 MAX_DEPTH = 40  # path is 2,000 characters: 40 levels of 36-character ids and their slashes
 
@@ -30,7 +30,7 @@ def get_folder(session: Session, tenant_id: str, folder_id: str, *, for_update: 
         query = query.with_for_update()
     folder = session.execute(query).scalar_one_or_none()
     if folder is None:
-        raise NotFound(f"dossier {folder_id} introuvable")
+        raise NotFound(message("dossier %(folder_id)s introuvable", folder_id=folder_id))
     return folder
 
 
@@ -49,7 +49,7 @@ def create_folder(session: Session, principal: Principal, body: FolderIn) -> Fol
     _require_manage(session, principal, body.parent_id)
     parent = get_folder(session, principal.tenant_id, body.parent_id) if body.parent_id else None
     if parent is not None and parent.path.count("/") + 1 >= MAX_DEPTH:
-        raise InvalidInput(f"le plan de classement ne peut dépasser {MAX_DEPTH} niveaux")
+        raise InvalidInput(message("le plan de classement ne peut dépasser %(max_depth)s niveaux", max_depth=MAX_DEPTH))
     _check_name_free(session, principal.tenant_id, body.parent_id, body.name)
     folder = Folder(
         tenant_id=principal.tenant_id,
@@ -74,11 +74,11 @@ def update_folder(session: Session, principal: Principal, folder_id: str, patch:
     """
     changes = patch.model_dump(exclude_unset=True)
     if not changes:
-        raise InvalidInput("aucune modification demandée")
+        raise InvalidInput(message("aucune modification demandée"))
     folder = get_folder(session, principal.tenant_id, folder_id, for_update=True)
     _require_manage(session, principal, folder.id)
     if "name" in changes and changes["name"] is None:
-        raise InvalidInput("name : ce champ ne peut pas être effacé")
+        raise InvalidInput(message("name : ce champ ne peut pas être effacé"))
     name = (changes.get("name") or folder.name).strip()
     parent_id = changes.get("parent_id", folder.parent_id)
     if parent_id != folder.parent_id or name != folder.name:
@@ -97,7 +97,9 @@ def _move(session: Session, principal: Principal, folder: Folder, parent_id: str
     _require_manage(session, principal, parent_id)
     parent = get_folder(session, principal.tenant_id, parent_id) if parent_id else None
     if parent is not None and (parent.id == folder.id or parent.path.startswith(folder.path + "/")):
-        raise InvalidInput("un dossier ne peut pas être déplacé dans lui-même ni dans l'un de ses sous-dossiers")
+        raise InvalidInput(
+            message("un dossier ne peut pas être déplacé dans lui-même ni dans l'un de ses sous-dossiers")
+        )
     old_prefix = folder.path
     new_prefix = f"{parent.path}/{folder.id}" if parent else folder.id
     subtree = list(
@@ -107,7 +109,7 @@ def _move(session: Session, principal: Principal, folder: Folder, parent_id: str
     )
     depth = max([f.path.count("/") for f in subtree] + [folder.path.count("/")]) - old_prefix.count("/")
     if new_prefix.count("/") + depth + 1 > MAX_DEPTH:
-        raise InvalidInput(f"le plan de classement ne peut dépasser {MAX_DEPTH} niveaux")
+        raise InvalidInput(message("le plan de classement ne peut dépasser %(max_depth)s niveaux", max_depth=MAX_DEPTH))
     for child in subtree:
         child.path = new_prefix + child.path[len(old_prefix) :]
     folder.path, folder.parent_id = new_prefix, parent_id
@@ -120,7 +122,9 @@ def delete_folder(session: Session, principal: Principal, folder_id: str) -> Non
     child = session.execute(select(Folder.id).where(Folder.parent_id == folder.id).limit(1)).first()
     document = session.execute(select(Document.id).where(Document.folder_id == folder.id).limit(1)).first()
     if child is not None or document is not None:
-        raise Conflict(f"le dossier « {folder.name} » n'est pas vide : il ne peut être supprimé")
+        raise Conflict(
+            message("le dossier « %(folder_name)s » n'est pas vide : il ne peut être supprimé", folder_name=folder.name)
+        )
     for permission in session.execute(
         select(Permission).where(Permission.target_kind == "folder", Permission.target_id == folder.id)
     ).scalars():
@@ -156,7 +160,7 @@ def _check_name_free(
     if exclude is not None:
         query = query.where(Folder.id != exclude)
     if session.execute(query).scalar_one():
-        raise Conflict(f"un dossier « {name.strip()} » existe déjà à cet endroit")
+        raise Conflict(message("un dossier « %(name)s » existe déjà à cet endroit", name=name.strip()))
 
 
 def _commit(session: Session, name: str) -> None:
@@ -164,7 +168,7 @@ def _commit(session: Session, name: str) -> None:
         session.commit()
     except IntegrityError:  # two requests creating the same name at once: the unique constraint decides
         session.rollback()
-        raise Conflict(f"un dossier « {name} » existe déjà à cet endroit") from None
+        raise Conflict(message("un dossier « %(name)s » existe déjà à cet endroit", name=name)) from None
 
 
 def _audit(session: Session, principal: Principal, action: str, folder: Folder, **details: Any) -> None:

@@ -22,7 +22,7 @@ from ged.service import ARCHIVED, ELIMINATED, get_document, trash_days
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import Conflict, Forbidden, InvalidInput, NotFound
+from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, message
 from socle.storage import get_store
 
 log = logging.getLogger("ged.retention")
@@ -41,7 +41,9 @@ def retention_query(session: Session, principal: Principal, state: str) -> Any:
     """Documents at the end of their DUA: ``reached`` (all), ``to_transfer`` (final action keep or sort, not
     yet transferred) or ``to_eliminate`` (destroy; and archived documents of such a type: the GED copy)."""
     if state not in STATES:
-        raise InvalidInput(f"state : état inconnu « {state} » (reached, to_transfer ou to_eliminate)")
+        raise InvalidInput(
+            message("state : état inconnu « %(state)s » (reached, to_transfer ou to_eliminate)", state=state)
+        )
     reached = Document.dua_ends_on <= utcnow().date()
     query = (
         select(Document)
@@ -160,7 +162,7 @@ def get_elimination(session: Session, tenant_id: str, elimination_id: str, *, fo
         query = query.with_for_update()
     elimination = session.execute(query).scalar_one_or_none()
     if elimination is None:
-        raise NotFound(f"élimination {elimination_id} introuvable")
+        raise NotFound(message("élimination %(elimination_id)s introuvable", elimination_id=elimination_id))
     return elimination
 
 
@@ -182,9 +184,13 @@ def decide_elimination(
     principal.require(Role.ARCHIVISTE)
     elimination = get_elimination(session, principal.tenant_id, elimination_id, for_update=True)
     if elimination.status != PROPOSED:
-        raise Conflict(f"élimination déjà traitée (état : {elimination.status})")
+        raise Conflict(
+            message("élimination déjà traitée (état : %(elimination_status)s)", elimination_status=elimination.status)
+        )
     if elimination.proposed_by == principal.username:
-        raise Forbidden("une élimination est approuvée ou refusée par une autre personne que celle qui l'a proposée")
+        raise Forbidden(
+            message("une élimination est approuvée ou refusée par une autre personne que celle qui l'a proposée")
+        )
     elimination.status = APPROVED if approve else REFUSED
     elimination.decided_by, elimination.decided_at = principal.username, utcnow()
     if comment:
@@ -204,7 +210,12 @@ def carry_out_elimination(session: Session, principal: Principal, elimination_id
     principal.require(Role.ARCHIVISTE)
     elimination = get_elimination(session, principal.tenant_id, elimination_id, for_update=True)
     if elimination.status != APPROVED:
-        raise Conflict(f"seule une élimination approuvée peut être exécutée (état : {elimination.status})")
+        raise Conflict(
+            message(
+                "seule une élimination approuvée peut être exécutée (état : %(elimination_status)s)",
+                elimination_status=elimination.status,
+            )
+        )
     documents = [
         get_document(session, principal.tenant_id, doc_id, for_update=True, trashed=True)
         for doc_id in elimination.document_ids

@@ -80,7 +80,7 @@ from ged.indexing import (
 from ged.models import Document, DocumentType, Folder, SearchEntry
 from ged.terms import phrases
 from socle.auth import Principal
-from socle.errors import InvalidInput, NotFound
+from socle.errors import InvalidInput, NotFound, message
 
 Sort = Literal["relevance", "date", "title"]
 SORTS: tuple[str, ...] = ("relevance", "date", "title")
@@ -217,13 +217,24 @@ def search(session: Session, principal: Principal, query: SearchQuery) -> Search
 
 def _check(query: SearchQuery) -> None:
     if len(query.q) > MAX_QUERY_LENGTH:
-        raise InvalidInput(f"la recherche est trop longue (au plus {MAX_QUERY_LENGTH} caractères)")
+        raise InvalidInput(
+            message(
+                "la recherche est trop longue (au plus %(max_query_length)s caractères)",
+                max_query_length=MAX_QUERY_LENGTH,
+            )
+        )
     if query.sort not in SORTS:
-        raise InvalidInput(f"tri inconnu « {query.sort} » (valeurs : {', '.join(SORTS)})")
+        raise InvalidInput(
+            message(
+                "tri inconnu « %(query_sort)s » (valeurs : %(sorts)s)", query_sort=query.sort, sorts=", ".join(SORTS)
+            )
+        )
     if query.date_from and query.date_to and query.date_from > query.date_to:
-        raise InvalidInput("la date de début est postérieure à la date de fin")
+        raise InvalidInput(message("la date de début est postérieure à la date de fin"))
     if len(query.fields) > MAX_FIELD_FILTERS:
-        raise InvalidInput(f"au plus {MAX_FIELD_FILTERS} filtres sur les champs")
+        raise InvalidInput(
+            message("au plus %(max_field_filters)s filtres sur les champs", max_field_filters=MAX_FIELD_FILTERS)
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -706,7 +717,7 @@ def _type_id(session: Session, tenant_id: str, code: str) -> str:
         select(DocumentType.id).where(DocumentType.tenant_id == tenant_id, DocumentType.code == code)
     ).scalar_one_or_none()
     if found is None:
-        raise InvalidInput(f"type de document inconnu : « {code} »")
+        raise InvalidInput(message("type de document inconnu : « %(code)s »", code=code))
     return found
 
 
@@ -714,7 +725,7 @@ def _subtree(session: Session, principal: Principal, folder_id: str) -> Select[A
     access.require_folder(session, principal, folder_id, "read")  # NotFound for another tenant's too
     folder = session.get(Folder, folder_id)
     if folder is None:  # pragma: no cover - require_folder has checked it
-        raise NotFound(f"dossier {folder_id} introuvable")
+        raise NotFound(message("dossier %(folder_id)s introuvable", folder_id=folder_id))
     # Paths are ids joined by "/", ids have no LIKE wildcard: the prefix is literal.
     return select(Folder.id).where(
         Folder.tenant_id == principal.tenant_id, or_(Folder.id == folder.id, Folder.path.startswith(folder.path + "/"))
@@ -785,9 +796,14 @@ def _field_kinds(session: Session, tenant_id: str, type_code: str | None) -> dic
 
 def _field_condition(item: FieldFilter, kinds: dict[str, set[str]], dialect: str) -> ColumnElement[bool]:
     if item.name not in kinds:
-        raise InvalidInput(f"champ inconnu : « {item.name} »")
+        raise InvalidInput(message("champ inconnu : « %(item_name)s »", item_name=item.name))
     if len(kinds[item.name]) > 1:
-        raise InvalidInput(f"le champ « {item.name} » n'a pas le même genre selon les types : précisez le type")
+        raise InvalidInput(
+            message(
+                "le champ « %(item_name)s » n'a pas le même genre selon les types : précisez le type",
+                item_name=item.name,
+            )
+        )
     kind = next(iter(kinds[item.name]))
     raw: ColumnElement[Any] = SearchEntry.field_values[item.name].as_string()
     if kind in NUMERIC_KINDS:
@@ -795,7 +811,11 @@ def _field_condition(item: FieldFilter, kinds: dict[str, set[str]], dialect: str
     if kind == "date":
         return _compare(raw, item.op, _iso_date(item))
     if item.op != "eq":
-        raise InvalidInput(f"le champ « {item.name} » ({kind}) ne se filtre que par égalité")
+        raise InvalidInput(
+            message(
+                "le champ « %(item_name)s » (%(kind)s) ne se filtre que par égalité", item_name=item.name, kind=kind
+            )
+        )
     if kind == "boolean":
         wanted = _boolean(item)
         json_value: ColumnElement[Any] = raw
@@ -828,9 +848,21 @@ def _number(item: FieldFilter) -> float:
     try:
         value = Decimal(item.value.strip().replace(",", "."))
     except InvalidOperation:
-        raise InvalidInput(f"le champ « {item.name} » attend un nombre, pas « {item.value} »") from None
+        raise InvalidInput(
+            message(
+                "le champ « %(item_name)s » attend un nombre, pas « %(item_value)s »",
+                item_name=item.name,
+                item_value=item.value,
+            )
+        ) from None
     if not value.is_finite():
-        raise InvalidInput(f"le champ « {item.name} » attend un nombre, pas « {item.value} »")
+        raise InvalidInput(
+            message(
+                "le champ « %(item_name)s » attend un nombre, pas « %(item_value)s »",
+                item_name=item.name,
+                item_value=item.value,
+            )
+        )
     return float(value)
 
 
@@ -838,7 +870,13 @@ def _iso_date(item: FieldFilter) -> str:
     try:
         return date.fromisoformat(item.value.strip()).isoformat()
     except ValueError:
-        raise InvalidInput(f"le champ « {item.name} » attend une date AAAA-MM-JJ, pas « {item.value} »") from None
+        raise InvalidInput(
+            message(
+                "le champ « %(item_name)s » attend une date AAAA-MM-JJ, pas « %(item_value)s »",
+                item_name=item.name,
+                item_value=item.value,
+            )
+        ) from None
 
 
 def _boolean(item: FieldFilter) -> bool:
@@ -847,7 +885,13 @@ def _boolean(item: FieldFilter) -> bool:
         return True
     if value in ("false", "non", "faux", "0"):
         return False
-    raise InvalidInput(f"le champ « {item.name} » attend oui ou non, pas « {item.value} »")
+    raise InvalidInput(
+        message(
+            "le champ « %(item_name)s » attend oui ou non, pas « %(item_value)s »",
+            item_name=item.name,
+            item_value=item.value,
+        )
+    )
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from ged.schemas import Metadata, MetadataPatch
 from socle import audit, messages
 from socle.auth import Principal
 from socle.db import utcnow
-from socle.errors import Conflict, InvalidInput, NotFound, SocleError
+from socle.errors import Conflict, InvalidInput, NotFound, SocleError, message
 from socle.files import display_name
 from socle.queue import enqueue
 from socle.settings import get_settings
@@ -59,7 +59,7 @@ def store_upload(stream: BinaryIO) -> StoredObject:
 
 def _refuse_empty(path: Path) -> None:
     if path.stat().st_size == 0:
-        raise InvalidInput("le fichier est vide")
+        raise InvalidInput(message("le fichier est vide"))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -87,10 +87,15 @@ def check_writable(session: Session, principal: Principal, document: Document, r
     """
     access.require(session, principal, document, right)
     if document.disposal == ELIMINATED:
-        raise Conflict("document éliminé : il ne peut plus être modifié")
+        raise Conflict(message("document éliminé : il ne peut plus être modifié"))
     holds.check_not_held(session, document)
     if document.checked_out_by and document.checked_out_by != principal.username:
-        raise Conflict(f"document extrait (check-out) par {document.checked_out_by} : lui seul peut le modifier")
+        raise Conflict(
+            message(
+                "document extrait (check-out) par %(document_checked_out_by)s : lui seul peut le modifier",
+                document_checked_out_by=document.checked_out_by,
+            )
+        )
 
 
 def _after_write(session: Session, document: Document, new_content: Version | None = None) -> None:
@@ -179,7 +184,7 @@ def update_metadata(session: Session, principal: Principal, document_id: str, pa
     check_writable(session, principal, document)
     changes = patch.model_dump(exclude_unset=True, exclude={"comment"})
     if not changes:
-        raise InvalidInput("aucune modification demandée")
+        raise InvalidInput(message("aucune modification demandée"))
     if "folder_id" in changes:
         _refile(session, principal, document, changes.pop("folder_id"))
     version = _new_metadata_version(session, principal, document, changes, patch.comment) if changes else None
@@ -295,10 +300,10 @@ def record_signed_version(
     if done is not None:
         return done
     if document.disposal == ELIMINATED:
-        raise Conflict("document éliminé : la version signée ne peut plus y être ajoutée")
+        raise Conflict(message("document éliminé : la version signée ne peut plus y être ajoutée"))
     holds.check_not_held(session, document)
     if not get_store().exists(object_key):
-        raise NotFound(f"PDF signé {object_key} introuvable dans le stockage")
+        raise NotFound(message("PDF signé %(object_key)s introuvable dans le stockage", object_key=object_key))
     version = _add_version(
         session,
         document,
@@ -371,9 +376,11 @@ def get_document(
         query = query.with_for_update(of=Document)
     document = session.execute(query).scalar_one_or_none()
     if document is None:
-        raise NotFound(f"document {document_id} introuvable")
+        raise NotFound(message("document %(document_id)s introuvable", document_id=document_id))
     if document.deleted_at is not None and not trashed:
-        raise NotFound(f"document {document_id} introuvable (il est dans la corbeille)")
+        raise NotFound(
+            message("document %(document_id)s introuvable (il est dans la corbeille)", document_id=document_id)
+        )
     return document
 
 
@@ -387,7 +394,13 @@ def read_document(session: Session, principal: Principal, document_id: str, righ
 def readable_content(document: Document, version: Version) -> Version:
     """:raises Gone: the content was eliminated (the record stays)."""
     if document.disposal == ELIMINATED:
-        raise Gone(f"contenu du document {document.id} éliminé le {_day(document)} ; seule sa notice reste")
+        raise Gone(
+            message(
+                "contenu du document %(document_id)s éliminé le %(document)s ; seule sa notice reste",
+                document_id=document.id,
+                document=_day(document),
+            )
+        )
     return version
 
 
@@ -398,7 +411,11 @@ def _day(document: Document) -> str:
 def get_version(document: Document, number: int) -> Version:
     version = next((version for version in document.versions if version.number == number), None)
     if version is None:
-        raise NotFound(f"version {number} du document {document.id} introuvable")
+        raise NotFound(
+            message(
+                "version %(number)s du document %(document_id)s introuvable", number=number, document_id=document.id
+            )
+        )
     return version
 
 
@@ -513,10 +530,12 @@ def restore_document(session: Session, principal: Principal, document_id: str) -
     document = get_document(session, principal.tenant_id, document_id, for_update=True, trashed=True)
     access.require(session, principal, document, "delete")
     if document.deleted_at is None:
-        raise Conflict("le document n'est pas dans la corbeille")
+        raise Conflict(message("le document n'est pas dans la corbeille"))
     limit = document.deleted_at + timedelta(days=trash_days())
     if utcnow() > limit:
-        raise Conflict(f"délai de restauration dépassé : {trash_days()} jours après la suppression")
+        raise Conflict(
+            message("délai de restauration dépassé : %(value)s jours après la suppression", value=trash_days())
+        )
     document.deleted_at, document.deleted_by = None, None
     document.updated_at = utcnow()
     _audit(session, principal.tenant_id, principal.actor, "ged.document.restored", document.id)

@@ -19,7 +19,7 @@ from ged.schemas import DocumentTypeIn, DocumentTypePatch, FieldDef
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import Conflict, InvalidInput, NotFound
+from socle.errors import Conflict, InvalidInput, NotFound, message
 
 BASE_EVENTS = ("creation", "document_date")
 _TRUE, _FALSE = {"true", "oui", "vrai", "1"}, {"false", "non", "faux", "0"}
@@ -34,7 +34,7 @@ def create_type(session: Session, principal: Principal, body: DocumentTypeIn) ->
     """Create a document type. :raises Conflict: the code exists; InvalidInput: a bad schema or DUA event."""
     principal.require(Role.ADMIN)
     if find_by_code(session, principal.tenant_id, body.code) is not None:
-        raise Conflict(f"le type de document « {body.code} » existe déjà")
+        raise Conflict(message("le type de document « %(body_code)s » existe déjà", body_code=body.code))
     fields = [field.model_dump() for field in body.fields]
     _check_schema(fields, body.dua_event)
     document_type = DocumentType(
@@ -63,7 +63,7 @@ def update_type(session: Session, principal: Principal, type_id: str, patch: Doc
     document_type = get_type(session, principal.tenant_id, type_id)
     changes = patch.model_dump(exclude_unset=True)
     if not changes:
-        raise InvalidInput("aucune modification demandée")
+        raise InvalidInput(message("aucune modification demandée"))
     if "fields" in changes and changes["fields"] is not None:
         fields = evolve_fields(document_type.fields, [FieldDef.model_validate(f) for f in changes["fields"]])
     else:
@@ -92,7 +92,12 @@ def delete_type(session: Session, principal: Principal, type_id: str) -> None:
     document_type = get_type(session, principal.tenant_id, type_id)
     used = session.execute(select(Document.id).where(Document.type_id == type_id).limit(1)).first()
     if used is not None:
-        raise Conflict(f"le type « {document_type.code} » est utilisé par des documents : il ne peut être supprimé")
+        raise Conflict(
+            message(
+                "le type « %(document_type_code)s » est utilisé par des documents : il ne peut être supprimé",
+                document_type_code=document_type.code,
+            )
+        )
     from ged.models import Permission
 
     for permission in session.execute(
@@ -115,8 +120,13 @@ def evolve_fields(current: list[dict[str, Any]], wanted: list[FieldDef]) -> list
         old = by_name.get(field.name)
         if old is not None and old["kind"] != field.kind:
             raise InvalidInput(
-                f"champ « {field.name} » : son type ne peut pas passer de {old['kind']} à {field.kind} "
-                "(retirez-le et créez-en un autre)"
+                message(
+                    "champ « %(field_name)s » : son type ne peut pas passer de %(old_kind)s à "
+                    "%(field_kind)s (retirez-le et créez-en un autre)",
+                    field_name=field.name,
+                    old_kind=old["kind"],
+                    field_kind=field.kind,
+                )
             )
         result.append(field.model_dump())
     kept = {field.name for field in wanted}
@@ -128,20 +138,23 @@ def _check_schema(fields: list[dict[str, Any]], event: str) -> None:
     names = [field["name"] for field in fields]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
-        raise InvalidInput(f"champ(s) en double : {', '.join(duplicates)}")
+        raise InvalidInput(message("champ(s) en double : %(duplicates)s", duplicates=", ".join(duplicates)))
     if event in BASE_EVENTS:
         return
     dates = {field["name"] for field in fields if field["kind"] == "date" and not field.get("retired")}
     if event not in dates:
         raise InvalidInput(
-            f"point de départ de la DUA inconnu : « {event} » (creation, document_date ou le nom d'un champ date)"
+            message(
+                "point de départ de la DUA inconnu : « %(event)s » (creation, document_date ou le nom d'un champ date)",
+                event=event,
+            )
         )
 
 
 def get_type(session: Session, tenant_id: str, type_id: str) -> DocumentType:
     document_type = session.get(DocumentType, type_id)
     if document_type is None or document_type.tenant_id != tenant_id:
-        raise NotFound(f"type de document {type_id} introuvable")
+        raise NotFound(message("type de document %(type_id)s introuvable", type_id=type_id))
     return document_type
 
 
@@ -154,7 +167,7 @@ def by_code(session: Session, tenant_id: str, code: str) -> DocumentType:
     """:raises InvalidInput: no type with this code in the tenant (a 422 on the metadata)."""
     document_type = find_by_code(session, tenant_id, code)
     if document_type is None:
-        raise InvalidInput(f"type : type de document « {code} » inconnu")
+        raise InvalidInput(message("type : type de document « %(code)s » inconnu", code=code))
     return document_type
 
 
@@ -196,23 +209,44 @@ def validate_values(
     """
     if document_type is None:
         if values:
-            raise InvalidInput("field_values : le document n'a pas de type, il n'a pas de champs typés")
+            raise InvalidInput(message("field_values : le document n'a pas de type, il n'a pas de champs typés"))
         return {}
     fields = {field["name"]: field for field in document_type.fields}
     merged = {name: value for name, value in (previous or {}).items() if name in fields}
     for name, raw in values.items():
         field = fields.get(name)
         if field is None:
-            raise InvalidInput(f"champ « {name} » : inconnu du type « {document_type.code} »", field=name)
+            raise InvalidInput(
+                message(
+                    "champ « %(name)s » : inconnu du type « %(document_type_code)s »",
+                    name=name,
+                    document_type_code=document_type.code,
+                ),
+                field=name,
+            )
         if field.get("retired"):
-            raise InvalidInput(f"champ « {name} » : retiré du type « {document_type.code} »", field=name)
+            raise InvalidInput(
+                message(
+                    "champ « %(name)s » : retiré du type « %(document_type_code)s »",
+                    name=name,
+                    document_type_code=document_type.code,
+                ),
+                field=name,
+            )
         if raw is None or raw == "":
             merged.pop(name, None)
         else:
             merged[name] = coerce_value(session, tenant_id, field, raw)
     for field in document_type.fields:
         if field.get("required") and not field.get("retired") and field["name"] not in merged:
-            raise InvalidInput(f"champ « {field['label']} » ({field['name']}) : obligatoire", field=field["name"])
+            raise InvalidInput(
+                message(
+                    "champ « %(field_label)s » (%(field_name)s) : obligatoire",
+                    field_label=field["label"],
+                    field_name=field["name"],
+                ),
+                field=field["name"],
+            )
     return merged
 
 
@@ -225,7 +259,10 @@ def coerce_value(session: Session, tenant_id: str, field: dict[str, Any], raw: A
     try:
         value = _COERCE[kind](raw, field)
     except (ValueError, TypeError, InvalidOperation) as exc:
-        raise InvalidInput(f"champ « {field['label']} » ({name}) : {exc}", field=name) from None
+        raise InvalidInput(
+            message("champ « %(field_label)s » (%(name)s) : %(exc)s", field_label=field["label"], name=name, exc=exc),
+            field=name,
+        ) from None
     if kind == "reference":
         _check_reference(session, tenant_id, field, str(value))
     return value
@@ -314,7 +351,12 @@ def _check_reference(session: Session, tenant_id: str, field: dict[str, Any], do
     ).first()
     if found is None:
         raise InvalidInput(
-            f"champ « {field['label']} » ({field['name']}) : le document {document_id} n'existe pas",
+            message(
+                "champ « %(field_label)s » (%(field_name)s) : le document %(document_id)s n'existe pas",
+                field_label=field["label"],
+                field_name=field["name"],
+                document_id=document_id,
+            ),
             field=field["name"],
         )
 

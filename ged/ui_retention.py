@@ -26,7 +26,7 @@ from socle.errors import Conflict, Forbidden, InvalidInput, NotFound
 from socle.models import AuditEntry
 from socle.ui import rendering
 from socle.ui.sessions import SignedIn
-from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
+from socle.ui.web import DbDep, FormDep, UserDep, error_text, redirect, render, t
 from socle.ui.web import form_text as _text
 
 router = APIRouter(include_in_schema=False)
@@ -262,7 +262,7 @@ def propose(request: Request, db: DbDep, user: UserDep, form: FormDep) -> Respon
         elimination = retention.propose_elimination(db, principal, chosen, comment or None)
     except (InvalidInput, Conflict, NotFound) as exc:
         db.rollback()
-        errors = {"eliminer": sentence(exc.detail)}
+        errors = {"eliminer": sentence(error_text(request, exc))}
         return _dua_page(request, db, principal, filters, values=values, errors=errors, status=exc.status)
     db.commit()
     message = t(request, "Élimination proposée : une autre personne doit maintenant l'approuver.")
@@ -392,7 +392,7 @@ def decide(request: Request, db: DbDep, user: UserDep, form: FormDep, eliminatio
         retention.decide_elimination(db, principal, elimination_id, decision == "approuver", comment or None)
     except (Forbidden, Conflict) as exc:
         db.rollback()
-        errors = {"form": sentence(exc.detail)}
+        errors = {"form": sentence(error_text(request, exc))}
         return _elimination_page(
             request, db, principal, elimination_id, values=values, errors=errors, status=exc.status
         )
@@ -410,7 +410,7 @@ def carry_out(request: Request, db: DbDep, user: UserDep, form: FormDep, elimina
         retention.carry_out_elimination(db, principal, elimination_id)
     except Conflict as exc:
         db.rollback()
-        errors = {"form": sentence(exc.detail)}
+        errors = {"form": sentence(error_text(request, exc))}
         return _elimination_page(request, db, principal, elimination_id, errors=errors, status=exc.status)
     message = t(request, "Élimination exécutée : la preuve est inscrite au journal d'audit.")
     return redirect(f"/archives/eliminations/{elimination_id}", db=db, user=user, message=message)

@@ -31,7 +31,7 @@ from typing import Any
 
 from lxml import etree
 
-from socle.errors import InvalidInput
+from socle.errors import InvalidInput, message
 from socle.storage import ObjectStore, StoredObject
 
 NS = "http://www.interieur.gouv.fr/ACTES#v1.1-20040216"
@@ -103,7 +103,9 @@ def parse_matiere(value: str) -> tuple[int, ...]:
     """« 1.2 » or « 1.2.3 » → (1, 2) / (1, 2, 3). :raises InvalidInput: not 2 to 5 numbers separated by dots."""
     parts = str(value).strip().split(".")
     if not 2 <= len(parts) <= 5 or not all(part.isdigit() for part in parts):
-        raise InvalidInput(f"code matière invalide : « {value} » (attendu par exemple « 1.2 », 2 à 5 niveaux)")
+        raise InvalidInput(
+            message("code matière invalide : « %(value)s » (attendu par exemple « 1.2 », 2 à 5 niveaux)", value=value)
+        )
     return tuple(int(part) for part in parts)
 
 
@@ -117,19 +119,28 @@ def act_from_metadata(metadata: dict[str, Any], documents: list[dict[str, Any]])
     except (TypeError, ValueError):
         nature = 0
     if nature not in NATURES:
-        raise InvalidInput(f"nature d'acte invalide : {metadata.get('nature')!r} (1 à 6 : DE, AR, AI, CC, BF, AU)")
+        raise InvalidInput(
+            message(
+                "nature d'acte invalide : %(metadata)s (1 à 6 : DE, AR, AI, CC, BF, AU)",
+                metadata=repr(metadata.get("nature")),
+            )
+        )
     number = str(metadata.get("numero") or "")
     if not _NUMBER.match(number):
-        raise InvalidInput(f"numéro interne invalide : « {number} » (1 à 15 caractères : lettres, chiffres, _)")
+        raise InvalidInput(
+            message(
+                "numéro interne invalide : « %(number)s » (1 à 15 caractères : lettres, chiffres, _)", number=number
+            )
+        )
     try:
         decision_date = date.fromisoformat(str(metadata.get("date") or ""))
     except ValueError:
-        raise InvalidInput("date de la décision absente ou invalide (AAAA-MM-JJ)") from None
+        raise InvalidInput(message("date de la décision absente ou invalide (AAAA-MM-JJ)")) from None
     subject = str(metadata.get("objet") or "").strip()
     if not subject or len(subject) > 500:
-        raise InvalidInput("objet de l'acte obligatoire, 500 caractères au plus")
+        raise InvalidInput(message("objet de l'acte obligatoire, 500 caractères au plus"))
     if not documents:
-        raise InvalidInput("un acte demande au moins un document (l'acte lui-même)")
+        raise InvalidInput(message("un acte demande au moins un document (l'acte lui-même)"))
     files = [_act_file(document) for document in documents]
     return Act(
         number=number,
@@ -146,7 +157,7 @@ def act_from_metadata(metadata: dict[str, Any], documents: list[dict[str, Any]])
 def _act_file(document: dict[str, Any]) -> ActFile:
     pj_type = str(document.get("type_pj") or DEFAULT_PJ_TYPE)
     if not _PJ_TYPE.match(pj_type):
-        raise InvalidInput(f"type de pièce invalide : « {pj_type} » (ex. 99_AU, 99_DE)")
+        raise InvalidInput(message("type de pièce invalide : « %(pj_type)s » (ex. 99_AU, 99_DE)", pj_type=pj_type))
     return ActFile(str(document["object_key"]), str(document.get("filename") or "document.pdf"), pj_type)
 
 
@@ -168,13 +179,27 @@ def file_names(sender: Sender, act: Act) -> tuple[str, list[str]]:
 
 def _check_sender(sender: Sender) -> None:
     if not _SIREN.match(sender.siren or ""):
-        raise InvalidInput(f"SIREN de la collectivité invalide : « {sender.siren} » (9 chiffres)")
+        raise InvalidInput(
+            message("SIREN de la collectivité invalide : « %(sender_siren)s » (9 chiffres)", sender_siren=sender.siren)
+        )
     if not _DEPARTMENT.match(sender.department):
-        raise InvalidInput(f"département invalide : « {sender.department} » (3 caractères, ex. 037, 02A)")
+        raise InvalidInput(
+            message(
+                "département invalide : « %(sender_department)s » (3 caractères, ex. 037, 02A)",
+                sender_department=sender.department,
+            )
+        )
     if not re.fullmatch(r"[A-Za-z0-9]{3}", sender.trigram):
-        raise InvalidInput(f"trigramme du TdT invalide : « {sender.trigram} » (3 lettres ou chiffres)")
+        raise InvalidInput(
+            message(
+                "trigramme du TdT invalide : « %(sender_trigram)s » (3 lettres ou chiffres)",
+                sender_trigram=sender.trigram,
+            )
+        )
     if not sender.return_emails or not all(_EMAIL.match(email) for email in sender.return_emails):
-        raise InvalidInput("au moins une adresse de retour valide est obligatoire (courriels de la préfecture)")
+        raise InvalidInput(
+            message("au moins une adresse de retour valide est obligatoire (courriels de la préfecture)")
+        )
 
 
 def _element(parent: etree._Element | None, name: str, text: str | None = None, **attributes: str) -> etree._Element:
@@ -238,7 +263,7 @@ def envelope_xml(sender: Sender, messages: list[str]) -> bytes:
 def _schema(folder: str) -> etree.XMLSchema:
     path = Path(folder) / SCHEMA_FILE
     if not path.is_file():
-        raise InvalidInput(f"schéma ACTES introuvable : {path} (réglage actes_schemas)")
+        raise InvalidInput(message("schéma ACTES introuvable : %(path)s (réglage actes_schemas)", path=path))
     # The XSD imports siret.xsd beside it; no network access while loading.
     parser = etree.XMLParser(resolve_entities=False, no_network=True)
     return etree.XMLSchema(etree.parse(str(path), parser))
@@ -250,13 +275,13 @@ def validate(xml: bytes, schemas: Path | None, what: str) -> None:
     :raises InvalidInput: no schema folder configured, or the message is not valid (first errors, in French).
     """
     if schemas is None:
-        raise InvalidInput("réglage actes_schemas absent : les messages @ctes ne peuvent pas être validés")
+        raise InvalidInput(message("réglage actes_schemas absent : les messages @ctes ne peuvent pas être validés"))
     schema = _schema(str(schemas))
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     document = etree.fromstring(xml, parser)
     if not schema.validate(document):
         errors = "; ".join(f"ligne {error.line} : {error.message}" for error in list(schema.error_log)[:3])
-        raise InvalidInput(f"{what} non conforme au schéma ACTES : {errors}")
+        raise InvalidInput(message("%(what)s non conforme au schéma ACTES : %(errors)s", what=what, errors=errors))
 
 
 @dataclass(frozen=True)
@@ -276,12 +301,12 @@ def parse_classification(root: etree._Element) -> tuple[date, dict[str, Any], di
     :raises InvalidInput: not a RetourClassification, or no date.
     """
     if etree.QName(root).localname != "RetourClassification" or etree.QName(root).namespace != NS:
-        raise InvalidInput("la classification reçue n'est pas un RetourClassification @ctes")
+        raise InvalidInput(message("la classification reçue n'est pas un RetourClassification @ctes"))
     text = root.findtext(f"{{{NS}}}DateClassification")
     try:
         when = date.fromisoformat((text or "").strip())
     except ValueError:
-        raise InvalidInput("classification reçue sans date valide") from None
+        raise InvalidInput(message("classification reçue sans date valide")) from None
     natures: dict[str, Any] = {}
     for nature in root.iter(f"{{{NS}}}NatureActe"):
         code = nature.get(f"{{{NS}}}CodeNatureActe") or ""
@@ -314,22 +339,35 @@ def check_classification(act: Act, classification: Classification | None, max_ag
     """
     again = "récupérez-la de nouveau (POST /interop/connectors/{nom}/classification)"
     if classification is None:
-        raise InvalidInput(f"classification @ctes de la collectivité absente : {again}")
+        raise InvalidInput(message("classification @ctes de la collectivité absente : %(again)s", again=again))
     if classification.platform_date and classification.platform_date > classification.classification_date:
         raise InvalidInput(
-            f"classification @ctes périmée : celle de la préfecture date du {classification.platform_date:%d/%m/%Y}, "
-            f"la nôtre du {classification.classification_date:%d/%m/%Y} ; {again}"
+            message(
+                "classification @ctes périmée : celle de la préfecture date du "
+                "%(classification_platform_date)s, la nôtre du "
+                "%(classification_classification_date)s ; %(again)s",
+                classification_platform_date=format(classification.platform_date, "%d/%m/%Y"),
+                classification_classification_date=format(classification.classification_date, "%d/%m/%Y"),
+                again=again,
+            )
         )
     if now - classification.fetched_at > timedelta(days=max_age_days):
         raise InvalidInput(
-            f"classification @ctes trop ancienne : récupérée le {classification.fetched_at:%d/%m/%Y}, "
-            f"plus de {max_age_days} jours ; {again}"
+            message(
+                "classification @ctes trop ancienne : récupérée le "
+                "%(classification_fetched_at)s, plus de %(max_age_days)s jours ; %(again)s",
+                classification_fetched_at=format(classification.fetched_at, "%d/%m/%Y"),
+                max_age_days=max_age_days,
+                again=again,
+            )
         )
     if classification.natures and str(act.nature) not in classification.natures:
-        raise InvalidInput(f"nature d'acte {act.nature} absente de la classification de la préfecture")
+        raise InvalidInput(
+            message("nature d'acte %(act_nature)s absente de la classification de la préfecture", act_nature=act.nature)
+        )
     code = ".".join(str(part) for part in act.matiere)
     if code not in classification.matieres:
-        raise InvalidInput(f"code matière « {code} » absent de la classification de la préfecture")
+        raise InvalidInput(message("code matière « %(code)s » absent de la classification de la préfecture", code=code))
 
 
 def build_package(
@@ -342,8 +380,8 @@ def build_package(
     """
     _check_sender(sender)
     message_name, names = file_names(sender, act)
-    message = act_xml(act, classification_date, names)
-    validate(message, schemas, "message Acte")
+    act_message = act_xml(act, classification_date, names)
+    validate(act_message, schemas, "message Acte")
     today = datetime.now().strftime("%Y%m%d")
     envelope_name = f"EACT--{sender.siren}--{today}-{serial}.xml"
     envelope = envelope_xml(sender, [message_name])
@@ -351,12 +389,18 @@ def build_package(
     items = (act.document, *act.annexes)
     for item in items:
         if not store.exists(item.object_key):
-            raise InvalidInput(f"fichier {item.filename} introuvable dans le stockage ({item.object_key[:12]}…)")
+            raise InvalidInput(
+                message(
+                    "fichier %(item_filename)s introuvable dans le stockage (%(value)s…)",
+                    item_filename=item.filename,
+                    value=item.object_key[:12],
+                )
+            )
     with tempfile.TemporaryFile() as spool:
         # mtime 0 and a fixed gzip header: the same act gives the same bytes (and the same key in the store).
         with gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) as zipped, tarfile.open(fileobj=zipped, mode="w") as tar:
             _add(tar, envelope_name, io.BytesIO(envelope), len(envelope))
-            _add(tar, message_name, io.BytesIO(message), len(message))
+            _add(tar, message_name, io.BytesIO(act_message), len(act_message))
             for item, name in zip(items, names, strict=True):
                 with store.open(item.object_key) as stream:
                     _add(tar, name, stream, store.size(item.object_key))
@@ -383,9 +427,11 @@ def read_package(data: bytes) -> dict[str, bytes]:
             files: dict[str, bytes] = {}
             for member in tar.getmembers():
                 if not member.isfile() or "/" in member.name or member.name.startswith("."):
-                    raise InvalidInput(f"entrée inattendue dans l'archive : {member.name}")
+                    raise InvalidInput(
+                        message("entrée inattendue dans l'archive : %(member_name)s", member_name=member.name)
+                    )
                 extracted = tar.extractfile(member)
                 files[member.name] = extracted.read() if extracted is not None else b""
             return files
     except (tarfile.TarError, OSError, EOFError):
-        raise InvalidInput("l'archive @ctes n'est pas un tar.gz lisible") from None
+        raise InvalidInput(message("l'archive @ctes n'est pas un tar.gz lisible")) from None

@@ -47,7 +47,7 @@ from interop.retry import DEFAULT_POLICY, parse_policy
 from socle import audit, messages
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import Conflict, InvalidInput, NotFound, SocleError
+from socle.errors import Conflict, InvalidInput, NotFound, SocleError, message
 from socle.models import Job, Tenant
 from socle.queue import enqueue
 from socle.settings import get_settings
@@ -131,24 +131,36 @@ def start_flow(
     """
     principal.require(Role.AGENT, Role.ARCHIVISTE)
     if kind not in KINDS:
-        raise InvalidInput(f"type de flux inconnu : {kind} (attendu : {', '.join(KINDS)})")
+        raise InvalidInput(
+            message("type de flux inconnu : %(kind)s (attendu : %(kinds)s)", kind=kind, kinds=", ".join(KINDS))
+        )
     connector = _connector(session, principal.tenant_id, connector_name)
     _check_connector_kind(kind, connector)
     checked = [_checked_document(document) for document in documents]
     if not checked:
-        raise InvalidInput("un flux demande au moins un document")
+        raise InvalidInput(message("un flux demande au moins un document"))
     signing = signature_settings(kind, connector_name, metadata)
     if signing is not None:
         parapheur = _connector(session, principal.tenant_id, signing)
         if parapheur.kind != "parapheur":
-            raise InvalidInput(f"« {parapheur.name} » n'est pas un connecteur de parapheur (signature)")
+            raise InvalidInput(
+                message(
+                    "« %(parapheur_name)s » n'est pas un connecteur de parapheur (signature)",
+                    parapheur_name=parapheur.name,
+                )
+            )
     if kind == "actes":
         actes.act_from_metadata(metadata, checked)  # a bad field is refused now, not at the first step
         archive = archive_settings(metadata)
         if archive is not None:
             sae = _connector(session, principal.tenant_id, archive["connector"])
             if sae.kind not in SAE_KINDS:
-                raise InvalidInput(f"« {sae.name} » n'est pas un connecteur de système d'archivage (Vitam, As@lae)")
+                raise InvalidInput(
+                    message(
+                        "« %(sae_name)s » n'est pas un connecteur de système d'archivage (Vitam, As@lae)",
+                        sae_name=sae.name,
+                    )
+                )
     flow = Flow(
         tenant_id=principal.tenant_id,
         kind=kind,
@@ -173,31 +185,53 @@ def _connector(session: Session, tenant_id: str, name: str) -> Connector:
 
     connector = get_connector(session, tenant_id, name)
     if not connector.enabled:
-        raise Conflict(f"le connecteur « {name} » est désactivé")
+        raise Conflict(message("le connecteur « %(name)s » est désactivé", name=name))
     return connector
 
 
 def _check_connector_kind(kind: str, connector: Connector) -> None:
     if kind in ("actes", "helios") and connector.kind not in TDT_KINDS:
         raise InvalidInput(
-            f"le flux « {kind} » passe par un tiers de télétransmission (S²LOW), pas « {connector.kind} »"
+            message(
+                "le flux « %(kind)s » passe par un tiers de télétransmission (S²LOW), pas « %(connector_kind)s »",
+                kind=kind,
+                connector_kind=connector.kind,
+            )
         )
     if kind == "mail" and connector.kind != "mail":
-        raise InvalidInput(f"le flux « mail » passe par un connecteur de courriel, pas « {connector.kind} »")
+        raise InvalidInput(
+            message(
+                "le flux « mail » passe par un connecteur de courriel, pas « %(connector_kind)s »",
+                connector_kind=connector.kind,
+            )
+        )
     if kind == "signature" and connector.kind != "parapheur":
-        raise InvalidInput(f"le flux « signature » passe par un connecteur de parapheur, pas « {connector.kind} »")
+        raise InvalidInput(
+            message(
+                "le flux « signature » passe par un connecteur de parapheur, pas « %(connector_kind)s »",
+                connector_kind=connector.kind,
+            )
+        )
     if kind == "depot" and connector.kind in (*TDT_KINDS, "mail"):
-        raise InvalidInput(f"le flux « dépôt » ne passe pas par un connecteur « {connector.kind} »")
+        raise InvalidInput(
+            message(
+                "le flux « dépôt » ne passe pas par un connecteur « %(connector_kind)s »", connector_kind=connector.kind
+            )
+        )
 
 
 def _checked_document(document: dict[str, Any]) -> dict[str, Any]:
     key = str(document.get("object_key") or "")
     digest = document.get("sha256")
     if digest is not None and str(digest).lower() != key.lower():
-        raise InvalidInput(f"empreinte du document {document.get('filename')} différente de sa clé d'objet")
+        raise InvalidInput(
+            message(
+                "empreinte du document %(document)s différente de sa clé d'objet", document=document.get("filename")
+            )
+        )
     store = get_store()
     if not key or not store.exists(key):
-        raise InvalidInput(f"document absent du stockage : {key[:16] or '(clé vide)'}")
+        raise InvalidInput(message("document absent du stockage : %(value)s", value=key[:16] or "(clé vide)"))
     out = {"object_key": key, "filename": str(document.get("filename") or "document"), "size": store.size(key)}
     if document.get("type_pj"):
         out["type_pj"] = str(document["type_pj"])
@@ -238,7 +272,7 @@ def get_flow(session: Session, tenant_id: str, flow_id: str, *, for_update: bool
         query = query.with_for_update()
     flow = session.execute(query).scalar_one_or_none()
     if flow is None:
-        raise NotFound(f"flux {flow_id} introuvable")
+        raise NotFound(message("flux %(flow_id)s introuvable", flow_id=flow_id))
     return flow
 
 
@@ -261,14 +295,18 @@ def resume(session: Session, principal: Principal, flow_id: str, transaction_id:
     flow = get_flow(session, principal.tenant_id, flow_id, for_update=True)
     stuck = session.execute(select(Flow.id).where(Flow.id == flow.id, _stuck())).first() is not None
     if flow.status != "error" and not stuck:
-        raise Conflict(f"seul un flux en erreur ou bloqué peut être repris (statut : {flow.status})")
+        raise Conflict(
+            message(
+                "seul un flux en erreur ou bloqué peut être repris (statut : %(flow_status)s)", flow_status=flow.status
+            )
+        )
     details: dict[str, Any] = {}
     if transaction_id is not None:
         flow = _resume_with_transaction(session, principal, flow, transaction_id)
         details = {"transaction_id": transaction_id}
     flow.status, flow.error, flow.round_start = "running", None, flow.checks
-    message = "flux repris par un opérateur" + (f" (transaction S²LOW {transaction_id})" if details else "")
-    _event(session, flow, flow.state, flow.state, principal.actor, message, details)
+    note = "flux repris par un opérateur" + (f" (transaction S²LOW {transaction_id})" if details else "")
+    _event(session, flow, flow.state, flow.state, principal.actor, note, details)
     _enqueue_step(session, flow)
     session.commit()
     return flow
@@ -278,20 +316,39 @@ def _resume_with_transaction(session: Session, principal: Principal, flow: Flow,
     """Check on S²LOW the transaction an operator gives a Hélios flow, and keep it (the flow locked again)."""
     if flow.kind != "helios" or flow.state != "prêt" or flow.data.get("transaction_id"):
         raise Conflict(
-            "une transaction S²LOW ne peut être donnée qu'à un flux Hélios arrêté avant de connaître la sienne "
-            f"(état « {flow.state} »)"
+            message(
+                "une transaction S²LOW ne peut être donnée qu'à un flux Hélios arrêté avant de "
+                "connaître la sienne (état « %(flow_state)s »)",
+                flow_state=flow.state,
+            )
         )
     if not transaction_id.strip() or not transaction_id.isdigit():
-        raise InvalidInput(f"identifiant de transaction S²LOW invalide : « {transaction_id[:40]} » (chiffres attendus)")
+        raise InvalidInput(
+            message(
+                "identifiant de transaction S²LOW invalide : « %(value)s » (chiffres attendus)",
+                value=transaction_id[:40],
+            )
+        )
     connector = _connector(session, principal.tenant_id, flow.connector)
     session.commit()  # no lock held while S²LOW answers
     try:
         status = s2low(connector).helios_status(transaction_id)
     except S2lowRefused as exc:
-        raise InvalidInput(f"transaction {transaction_id} introuvable sur S²LOW : {exc.detail}") from None
+        raise InvalidInput(
+            message(
+                "transaction %(transaction_id)s introuvable sur S²LOW : %(exc_detail)s",
+                transaction_id=transaction_id,
+                exc_detail=exc.detail,
+            )
+        ) from None
     flow = get_flow(session, principal.tenant_id, flow.id, for_update=True)
     if flow.data.get("transaction_id"):
-        raise Conflict(f"le flux connaît déjà sa transaction S²LOW ({flow.data['transaction_id']})")
+        raise Conflict(
+            message(
+                "le flux connaît déjà sa transaction S²LOW (%(flow_data_transaction_id)s)",
+                flow_data_transaction_id=flow.data["transaction_id"],
+            )
+        )
     _set(flow, transaction_id=transaction_id, recovered=True, platform_state=status.label)
     return flow
 
@@ -559,7 +616,9 @@ def fetch_classification(session: Session, principal: Principal, connector_name:
     principal.require(Role.ADMIN)
     connector = _connector(session, principal.tenant_id, connector_name)
     if connector.kind not in TDT_KINDS:
-        raise InvalidInput(f"« {connector_name} » n'est pas un tiers de télétransmission")
+        raise InvalidInput(
+            message("« %(connector_name)s » n'est pas un tiers de télétransmission", connector_name=connector_name)
+        )
     raw = s2low(connector).classification()
     when, natures, matieres = actes.parse_classification(parse_xml(raw, "classification @ctes"))
     stored = get_store().put(io.BytesIO(raw))
@@ -598,7 +657,9 @@ def get_classification(session: Session, tenant_id: str, connector_name: str) ->
     connector = _connector(session, tenant_id, connector_name)
     row = _classification(session, connector)
     if row is None:
-        raise NotFound(f"classification @ctes jamais récupérée pour « {connector_name} »")
+        raise NotFound(
+            message("classification @ctes jamais récupérée pour « %(connector_name)s »", connector_name=connector_name)
+        )
     return row
 
 
@@ -705,8 +766,13 @@ def _actes_follow(session: Session, flow: Flow, connector: Connector) -> Outcome
     if fields["id_acte"] != flow.data["act_id"]:
         session.commit()  # the ARActe is kept with the flow, whatever comes next
         raise InvalidInput(
-            f"ARActe pour un acte inconnu : {fields['id_acte'] or '(sans identifiant)'} au lieu de "
-            f"{flow.data['act_id']} (ARActe gardé, empreinte {stored.key[:16]}…)"
+            message(
+                "ARActe pour un acte inconnu : %(value)s au lieu de %(flow_data_act_id)s (ARActe "
+                "gardé, empreinte %(value2)s…)",
+                value=fields["id_acte"] or "(sans identifiant)",
+                flow_data_act_id=flow.data["act_id"],
+                value2=stored.key[:16],
+            )
         )
     _note_prefecture_classification(session, flow, connector, fields["classification_en_cours"])
     _set(flow, ged_expected=["aracte", *_act_documents_to_file(flow)])
@@ -775,15 +841,19 @@ def archive_settings(metadata: dict[str, Any]) -> dict[str, Any] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise InvalidInput("« archive » doit être un objet : connector, archival_agency, profile (facultatif)")
+        raise InvalidInput(message("« archive » doit être un objet : connector, archival_agency, profile (facultatif)"))
     connector, agency = str(value.get("connector") or "").strip(), str(value.get("archival_agency") or "").strip()
     if not connector:
-        raise InvalidInput("archive : le connecteur du système d'archivage (connector) est obligatoire")
+        raise InvalidInput(message("archive : le connecteur du système d'archivage (connector) est obligatoire"))
     if not agency or len(agency) > 100:
-        raise InvalidInput("archive : le service d'archives destinataire (archival_agency) est obligatoire (100 car.)")
+        raise InvalidInput(
+            message("archive : le service d'archives destinataire (archival_agency) est obligatoire (100 car.)")
+        )
     ids = value.get("document_ids")
     if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids) or not ids):
-        raise InvalidInput("archive : document_ids doit être une liste non vide d'identifiants de documents GED")
+        raise InvalidInput(
+            message("archive : document_ids doit être une liste non vide d'identifiants de documents GED")
+        )
     profile, comment = value.get("profile"), value.get("comment")
     return {
         "connector": connector,
@@ -882,9 +952,16 @@ def _helios_check(session: Session, flow: Flow, connector: Connector) -> Outcome
     except SocleError as exc:
         raise InvalidInput(exc.detail) from None
     if etree.QName(root).localname != "PES_Aller":
-        raise InvalidInput(f"le document n'est pas un PES Aller (élément racine {etree.QName(root).localname})")
+        raise InvalidInput(
+            message(
+                "le document n'est pas un PES Aller (élément racine %(localname)s)",
+                localname=etree.QName(root).localname,
+            )
+        )
     if root.find(f".//{{{DSIG}}}Signature") is None:
-        raise InvalidInput("PES Aller non signé : il doit passer par le parapheur (signature XAdES) avant l'envoi")
+        raise InvalidInput(
+            message("PES Aller non signé : il doit passer par le parapheur (signature XAdES) avant l'envoi")
+        )
     return Advance("prêt", "PES Aller lisible et signé", {"filename": document["filename"]})
 
 
@@ -901,8 +978,12 @@ def _helios_send(session: Session, flow: Flow, connector: Connector) -> Outcome:
         )
     except S2lowDuplicate as exc:
         raise InvalidInput(
-            f"{exc.detail} — S²LOW a déjà reçu ce PES mais ne permet pas de retrouver sa transaction par le nom "
-            "du fichier : vérifiez-la sur S²LOW avant toute reprise (aucun second envoi n'a été accepté)"
+            message(
+                "%(exc_detail)s — S²LOW a déjà reçu ce PES mais ne permet pas de retrouver sa "
+                "transaction par le nom du fichier : vérifiez-la sur S²LOW avant toute reprise "
+                "(aucun second envoi n'a été accepté)",
+                exc_detail=exc.detail,
+            )
         ) from None
 
 
@@ -919,7 +1000,9 @@ def _helios_follow(session: Session, flow: Flow, connector: Connector) -> Outcom
     refusal = acquit_refusal(acquit)
     if refusal is not None:
         session.commit()  # the PES Acquit is kept with the flow: it holds the accountant's reasons
-        raise InvalidInput(f"{refusal} (PES Acquit gardé, empreinte {stored.key[:16]}…)")
+        raise InvalidInput(
+            message("%(refusal)s (PES Acquit gardé, empreinte %(value)s…)", refusal=refusal, value=stored.key[:16])
+        )
     # PES Retour belong to the collectivité on S²LOW, not to a transaction: they are not this flow's.
     _set(flow, ged_expected=["acquit"])
     return Advance(FILING, "PES Acquit reçu : accepté par le comptable", {"sha256": stored.key})
@@ -937,7 +1020,9 @@ def request_pes_retours(session: Session, principal: Principal, connector_name: 
     principal.require(Role.ADMIN)
     connector = _connector(session, principal.tenant_id, connector_name)
     if connector.kind not in TDT_KINDS:
-        raise InvalidInput(f"« {connector_name} » n'est pas un tiers de télétransmission")
+        raise InvalidInput(
+            message("« %(connector_name)s » n'est pas un tiers de télétransmission", connector_name=connector_name)
+        )
     job = enqueue(
         session, messages.INTEROP_COLLECT_PES_RETOURS, tenant_id=principal.tenant_id, connector=connector_name
     )
@@ -965,7 +1050,9 @@ def collect_pes_retours(session: Session, tenant_id: str, connector_name: str) -
     """
     connector = _connector(session, tenant_id, connector_name)
     if connector.kind not in TDT_KINDS:
-        raise InvalidInput(f"« {connector_name} » n'est pas un tiers de télétransmission")
+        raise InvalidInput(
+            message("« %(connector_name)s » n'est pas un tiers de télétransmission", connector_name=connector_name)
+        )
     session.commit()  # no transaction held while S²LOW answers
     tdt, counts = s2low(connector), {"asked": 0, "marked": 0}
     for retour in tdt.pes_retours():
@@ -1039,10 +1126,14 @@ def signature_settings(kind: str, connector_name: str, metadata: dict[str, Any])
     if value is None:
         return None
     if kind not in ("actes", "helios"):
-        raise InvalidInput(f"le flux « {kind} » ne passe pas par le parapheur (signature réservée à actes et helios)")
+        raise InvalidInput(
+            message(
+                "le flux « %(kind)s » ne passe pas par le parapheur (signature réservée à actes et helios)", kind=kind
+            )
+        )
     name = str(value.get("connector") or "").strip() if isinstance(value, dict) else ""
     if not name:
-        raise InvalidInput('« signature » doit être un objet : {"connector": "<connecteur de parapheur>"}')
+        raise InvalidInput(message('« signature » doit être un objet : {"connector": "<connecteur de parapheur>"}'))
     return name
 
 
@@ -1056,7 +1147,11 @@ def _parapheur(connector: Connector) -> ParapheurConnector:
     from interop.service import connector_secrets
 
     if connector.kind != "parapheur":
-        raise InvalidInput(f"« {connector.name} » n'est pas un connecteur de parapheur (signature)")
+        raise InvalidInput(
+            message(
+                "« %(connector_name)s » n'est pas un connecteur de parapheur (signature)", connector_name=connector.name
+            )
+        )
     return ParapheurConnector(connector.name, connector.config, connector_secrets(connector))
 
 
@@ -1110,7 +1205,14 @@ def _signature_follow(session: Session, flow: Flow, connector: Connector) -> Out
         _set(flow, rejection_reason=reason)
         return Advance(REJECTED, f"rejeté au parapheur : {reason}", {"folder_id": folder_id, "reason": reason})
     if status != "completed":
-        raise InvalidInput(f"dossier {folder_id} du parapheur « {connector.name} » : {result.state}")
+        raise InvalidInput(
+            message(
+                "dossier %(folder_id)s du parapheur « %(connector_name)s » : %(result_state)s",
+                folder_id=folder_id,
+                connector_name=connector.name,
+                result_state=result.state,
+            )
+        )
     signed = _fetch_signed(flow, parapheur, folder_id)
     _set(flow, unsigned_documents=flow.documents)
     flow.documents = signed + _to_sign(flow)[1]
@@ -1131,11 +1233,20 @@ def _fetch_signed(flow: Flow, parapheur: ParapheurConnector, folder_id: str) -> 
     for document in _to_sign(flow)[0]:
         content = back.get(document["object_key"])
         if content is None:
-            raise InvalidInput(f"{document['filename']} absent du dossier {folder_id} revenu du parapheur")
+            raise InvalidInput(
+                message(
+                    "%(document_filename)s absent du dossier %(folder_id)s revenu du parapheur",
+                    document_filename=document["filename"],
+                    folder_id=folder_id,
+                )
+            )
         stored = get_store().put(io.BytesIO(content))
         if stored.key == document["object_key"] and flow.kind != "helios":  # helios: _helios_check says why
             raise InvalidInput(
-                f"{document['filename']} est revenu du parapheur sans signature (circuit sans signature ?)"
+                message(
+                    "%(document_filename)s est revenu du parapheur sans signature (circuit sans signature ?)",
+                    document_filename=document["filename"],
+                )
             )
         out.append({**document, "object_key": stored.key, "size": stored.size})
     return out
@@ -1174,9 +1285,21 @@ def _deliver_all(session: Session, flow: Flow, connector: Connector) -> Outcome:
             select(Delivery).where(Delivery.tenant_id == flow.tenant_id, Delivery.idempotency_key == key)
         ).scalar_one_or_none()
         if delivery is None:
-            raise InvalidInput(f"connecteur « {flow.connector} » désactivé : {document['filename']} non remis")
+            raise InvalidInput(
+                message(
+                    "connecteur « %(flow_connector)s » désactivé : %(document_filename)s non remis",
+                    flow_connector=flow.connector,
+                    document_filename=document["filename"],
+                )
+            )
         if delivery.status != "done":
-            raise InvalidInput(f"{document['filename']} : {delivery.error or 'non remis'}")
+            raise InvalidInput(
+                message(
+                    "%(document_filename)s : %(value)s",
+                    document_filename=document["filename"],
+                    value=delivery.error or "non remis",
+                )
+            )
         receipts.append(delivery.id)
     done = "envoyé" if flow.kind == "mail" else DELIVERED
     return Advance(done, f"{len(receipts)} document(s) remis par « {flow.connector} »", {"deliveries": receipts})
@@ -1225,7 +1348,7 @@ def cancel_act(session: Session, principal: Principal, flow_id: str) -> Flow:
     principal.require(Role.ADMIN)
     flow = get_flow(session, principal.tenant_id, flow_id, for_update=True)
     if flow.kind != "actes" or not flow.data.get("transaction_id") or flow.state == CANCELLED:
-        raise Conflict("seul un acte déjà transmis, et pas encore annulé, peut faire l'objet d'une annulation")
+        raise Conflict(message("seul un acte déjà transmis, et pas encore annulé, peut faire l'objet d'une annulation"))
     connector = _connector(session, principal.tenant_id, flow.connector)
     session.commit()
     cancellation = s2low(connector).cancel(str(flow.data["transaction_id"]))
@@ -1242,7 +1365,9 @@ def prefecture_letters(session: Session, principal: Principal, connector_name: s
     """The prefecture's letters waiting on the TdT, each with the flow of its act when there is one."""
     connector = _connector(session, principal.tenant_id, connector_name)
     if connector.kind not in TDT_KINDS:
-        raise InvalidInput(f"« {connector_name} » n'est pas un tiers de télétransmission")
+        raise InvalidInput(
+            message("« %(connector_name)s » n'est pas un tiers de télétransmission", connector_name=connector_name)
+        )
     letters = s2low(connector).prefecture_documents()
     transactions = {str(letter.get("related_transaction_id")) for letter in letters}
     flows_by_transaction = {
@@ -1273,7 +1398,7 @@ def answer_prefecture(
     principal.require(Role.ADMIN)
     connector = _connector(session, principal.tenant_id, connector_name)
     if not get_store().exists(object_key):
-        raise InvalidInput(f"document absent du stockage : {object_key[:16]}")
+        raise InvalidInput(message("document absent du stockage : %(value)s", value=object_key[:16]))
     session.commit()
     answer = s2low(connector).reply_prefecture(letter_id, reply_type, get_store(), object_key, filename)
     audit.record(

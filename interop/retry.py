@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from socle.errors import InvalidInput
+from socle.errors import InvalidInput, message
 
 DEFAULT_POLICY = "10 X 3\n60 X 24"
 _LINE = re.compile(r"^\s*(\d+)\s*([smh]?)\s*(?:[xX×]\s*(\d+))?\s*$")
@@ -53,15 +53,21 @@ def parse_policy(text: str) -> RetryPolicy:
             continue
         match = _LINE.match(raw)
         if match is None:
-            raise InvalidInput(f"politique de relance illisible : « {raw.strip()} » (attendu « 10 X 3 », « 30s X 5 »)")
+            raise InvalidInput(
+                message(
+                    "politique de relance illisible : « %(raw)s » (attendu « 10 X 3 », « 30s X 5 »)", raw=raw.strip()
+                )
+            )
         amount, unit, count = int(match[1]), match[2], int(match[3] or 1)
         if amount == 0 or count == 0:
-            raise InvalidInput(f"politique de relance : délai et nombre doivent être positifs (« {raw.strip()} »)")
+            raise InvalidInput(
+                message("politique de relance : délai et nombre doivent être positifs (« %(raw)s »)", raw=raw.strip())
+            )
         stages.append((amount * _UNITS[unit], count))
     if not stages:
-        raise InvalidInput("politique de relance vide")
+        raise InvalidInput(message("politique de relance vide"))
     if sum(count for _, count in stages) > MAX_TRIES:
-        raise InvalidInput(f"politique de relance : plus de {MAX_TRIES} essais")
+        raise InvalidInput(message("politique de relance : plus de %(max_tries)s essais", max_tries=MAX_TRIES))
     return RetryPolicy(tuple(stages), text.strip())
 
 

@@ -31,7 +31,7 @@ from interop.schemas import CONFIG_MODELS, SECRET_FIELDS, ConnectorIn
 from socle import audit, messages, secrets
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable, SocleError
+from socle.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable, SocleError, message
 from socle.models import Job
 from socle.queue import enqueue
 from socle.settings import get_settings
@@ -67,7 +67,7 @@ def create_connector(session: Session, principal: Principal, body: ConnectorIn) 
         select(Connector).where(Connector.tenant_id == principal.tenant_id, Connector.name == body.name)
     ).scalar_one_or_none()
     if exists is not None:
-        raise Conflict(f"le connecteur « {body.name} » existe déjà")
+        raise Conflict(message("le connecteur « %(body_name)s » existe déjà", body_name=body.name))
     config = body.config.model_dump()
     if body.kind == "depot":
         folder_for(get_settings().effective_deposit_root, principal.tenant_slug, config["path"])  # validates the path
@@ -100,7 +100,7 @@ def get_connector(session: Session, tenant_id: str, name: str) -> Connector:
         select(Connector).where(Connector.tenant_id == tenant_id, Connector.name == name)
     ).scalar_one_or_none()
     if connector is None:
-        raise NotFound(f"connecteur « {name} » introuvable")
+        raise NotFound(message("connecteur « %(name)s » introuvable", name=name))
     return connector
 
 
@@ -201,8 +201,13 @@ def delete_connector(session: Session, principal: Principal, name: str) -> None:
     using = [flow.id for flow in flows if name in (flow.connector, _signature_connector(flow))]
     if sending or using:
         raise Conflict(
-            f"le connecteur « {name} » est utilisé par {len(sending)} envoi(s) et {len(using)} flux en cours : "
-            "attendez leur fin ou désactivez-le"
+            message(
+                "le connecteur « %(name)s » est utilisé par %(sending_count)s envoi(s) et "
+                "%(using_count)s flux en cours : attendez leur fin ou désactivez-le",
+                name=name,
+                sending_count=len(sending),
+                using_count=len(using),
+            )
         )
     session.execute(delete(TdtClassification).where(TdtClassification.connector_id == connector.id))
     audit.record(
@@ -240,7 +245,7 @@ def implementation(connector: Connector) -> ConnectorImpl:
         return AsalaeConnector(connector.name, connector.config, connector_secrets(connector))
     if connector.kind in OTHER_KINDS:
         return OTHER_KINDS[connector.kind](connector.name, connector.config, connector_secrets(connector))
-    raise InvalidInput(f"type de connecteur inconnu : {connector.kind}")
+    raise InvalidInput(message("type de connecteur inconnu : %(connector_kind)s", connector_kind=connector.kind))
 
 
 def test_connector(session: Session, principal: Principal, name: str) -> tuple[bool, str]:
@@ -272,7 +277,7 @@ def deliver(
     try:
         connector = get_connector(session, tenant_id, connector_name)
         if not connector.enabled:
-            raise Conflict(f"le connecteur « {connector_name} » est désactivé")
+            raise Conflict(message("le connecteur « %(connector_name)s » est désactivé", connector_name=connector_name))
     except SocleError as exc:
         _reply(session, reply, failure=exc.detail)
         session.commit()
@@ -405,12 +410,14 @@ def _check_reply(reply: dict[str, Any] | None, tenant_id: str) -> None:
     if reply is None:
         return
     if reply.get("arguments", {}).get("tenant_id") != tenant_id:
-        raise InvalidInput("une réponse ne peut viser qu'un objet de la même collectivité")
+        raise InvalidInput(message("une réponse ne peut viser qu'un objet de la même collectivité"))
     # Only documented messages may be named as replies: a job argument must not choose arbitrary code to run.
     for outcome, extra in (("success", "receipt"), ("failure", "reason")):
-        message = messages.BY_FUNCTION.get(reply.get(outcome, ""))
-        if message is None or set(message.parameters) != set(reply.get("arguments", {})) | {extra}:
-            raise InvalidInput(f"réponse « {outcome} » invalide : {reply.get(outcome)!r}")
+        declared = messages.BY_FUNCTION.get(reply.get(outcome, ""))
+        if declared is None or set(declared.parameters) != set(reply.get("arguments", {})) | {extra}:
+            raise InvalidInput(
+                message("réponse « %(outcome)s » invalide : %(reply)s", outcome=outcome, reply=repr(reply.get(outcome)))
+            )
 
 
 def _reply(
@@ -476,7 +483,7 @@ def follow_sae(session: Session, tenant_id: str, delivery_id: str) -> Delivery:
         return delivery  # done, or not an SAE delivery: a second run of the same check does nothing
     connector = session.get(Connector, delivery.connector_id)
     if connector is None:
-        raise NotFound("connecteur de l'envoi introuvable")
+        raise NotFound(message("connecteur de l'envoi introuvable"))
     impl, receipt = implementation(connector), dict(delivery.receipt)
     session.commit()  # no transaction held during the calls to the platform
     result: FollowResult | None = None
@@ -484,7 +491,9 @@ def follow_sae(session: Session, tenant_id: str, delivery_id: str) -> Delivery:
     try:
         follow = getattr(impl, "follow", None)  # SAE connectors and the external parapheur follow their sends
         if follow is None:
-            raise Conflict(f"le connecteur « {connector.name} » ne suit pas ses envois")
+            raise Conflict(
+                message("le connecteur « %(connector_name)s » ne suit pas ses envois", connector_name=connector.name)
+            )
         result = follow(receipt)
     except SocleError as exc:  # unreachable, 5xx, HTML or malformed XML: counted as a try of the policy
         problem = exc.detail
@@ -534,15 +543,20 @@ def _forward(session: Session, delivery: Delivery, kind: str, xml: bytes | None)
     # with that reply's fixed arguments unchanged (tenant_id, transfer_id) plus the message.
     if reply.get("success") != RECORD_DELIVERY:
         return
-    message = messages.BY_FUNCTION.get(RECORD_SAE_MESSAGE)
-    if message is None:
-        raise ServiceUnavailable(f"le message {RECORD_SAE_MESSAGE} n'est pas déclaré (service d'archives trop ancien)")
+    declared = messages.BY_FUNCTION.get(RECORD_SAE_MESSAGE)
+    if declared is None:
+        raise ServiceUnavailable(
+            message(
+                "le message %(record_sae_message)s n'est pas déclaré (service d'archives trop ancien)",
+                record_sae_message=RECORD_SAE_MESSAGE,
+            )
+        )
     arguments = dict(reply.get("arguments") or {})
     if arguments.get("tenant_id") != delivery.tenant_id:
-        raise InvalidInput("une réponse ne peut viser qu'un objet de la même collectivité")
+        raise InvalidInput(message("une réponse ne peut viser qu'un objet de la même collectivité"))
     enqueue(
         session,
-        message,
+        declared,
         key=f"interop.sae-message:{delivery.id}:{kind}",
         **arguments,
         message_kind=kind,
@@ -623,7 +637,7 @@ def resume_delivery(session: Session, principal: Principal, delivery_id: str) ->
         return resume_follow(session, principal, delivery_id)
     connector = session.get(Connector, delivery.connector_id)
     if connector is None:
-        raise Conflict("le connecteur de cet envoi a été supprimé : l'envoi ne peut pas être repris")
+        raise Conflict(message("le connecteur de cet envoi a été supprimé : l'envoi ne peut pas être repris"))
     delivery.status, delivery.error = "sending", None
     resumes = _count_keys(session, f"{RESUME_KEY}:{delivery.id}:")
     _enqueue_delivery(session, delivery, connector.name, key=f"{RESUME_KEY}:{delivery.id}:{resumes + 1}")
@@ -649,8 +663,11 @@ def resume_follow(session: Session, principal: Principal, delivery_id: str) -> D
     delivery = _delivery(session, principal.tenant_id, delivery_id, for_update=True)
     if delivery.follow_status != "error":
         raise Conflict(
-            "seul un envoi ou un suivi en erreur peut être repris "
-            f"(envoi : {delivery.status}, suivi : {delivery.follow_status or 'aucun'})"
+            message(
+                "seul un envoi ou un suivi en erreur peut être repris (envoi : %(delivery_status)s, suivi : %(value)s)",
+                delivery_status=delivery.status,
+                value=delivery.follow_status or "aucun",
+            )
         )
     delivery.follow_status, delivery.follow_error = "following", None
     delivery.follow_round_start = delivery.follow_checks
@@ -666,7 +683,7 @@ def _delivery(session: Session, tenant_id: str, delivery_id: str, *, for_update:
         query = query.with_for_update()
     delivery = session.execute(query).scalar_one_or_none()
     if delivery is None:
-        raise NotFound(f"envoi {delivery_id} introuvable")
+        raise NotFound(message("envoi %(delivery_id)s introuvable", delivery_id=delivery_id))
     return delivery
 
 

@@ -27,7 +27,7 @@ from socle.auth import Role
 from socle.errors import Conflict, InvalidInput, SocleError
 from socle.ui import rendering
 from socle.ui.sessions import SignedIn, push_flash
-from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, require_role, t
+from socle.ui.web import DbDep, FormDep, UserDep, error_text, redirect, render, require_role, t
 from socle.ui.web import form_text as _text
 
 router = APIRouter(include_in_schema=False)
@@ -393,7 +393,7 @@ def connector_test(request: Request, db: DbDep, user: UserDep, form: FormDep, na
     except SocleError as exc:
         if exc.status == 404:
             raise
-        ok, detail = False, exc.detail
+        ok, detail = False, error_text(request, exc)
     detail = detail.removeprefix("échec : ")
     if ok:
         message = t(request, "« %(name)s » : la connexion fonctionne (%(detail)s).", name=name, detail=detail)

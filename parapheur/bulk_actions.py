@@ -17,7 +17,7 @@ from parapheur.models import BulkItem, BulkOperation
 from socle import messages
 from socle.auth import Principal
 from socle.db import new_session, transaction, utcnow
-from socle.errors import Forbidden, InvalidInput, NotFound, SocleError
+from socle.errors import Forbidden, InvalidInput, NotFound, SocleError, message
 from socle.models import Tenant, User
 from socle.queue import enqueue
 
@@ -32,12 +32,14 @@ def create(
 ) -> BulkOperation:
     """Record the operation and its items, and enqueue its job; commits. :raises InvalidInput: bad request."""
     if action not in ACTIONS:
-        raise InvalidInput(f"action inconnue : {action} (attendu : visa ou sign)")
+        raise InvalidInput(message("action inconnue : %(action)s (attendu : visa ou sign)", action=action))
     unique = list(dict.fromkeys(folder_ids))
     if not unique:
-        raise InvalidInput("la sélection ne contient aucun dossier")
+        raise InvalidInput(message("la sélection ne contient aucun dossier"))
     if len(unique) > MAX_FOLDERS:
-        raise InvalidInput(f"une action groupée porte sur {MAX_FOLDERS} dossiers au plus")
+        raise InvalidInput(
+            message("une action groupée porte sur %(max_folders)s dossiers au plus", max_folders=MAX_FOLDERS)
+        )
     operation = BulkOperation(
         tenant_id=principal.tenant_id, username=principal.username, action=action, comment=comment, status="pending"
     )
@@ -59,7 +61,7 @@ def get(session: Session, principal: Principal, operation_id: str) -> BulkOperat
     """An operation of the caller's (another person's is not shown). :raises NotFound."""
     operation = session.get(BulkOperation, operation_id)
     if operation is None or operation.tenant_id != principal.tenant_id or operation.username != principal.username:
-        raise NotFound(f"opération groupée {operation_id} introuvable")
+        raise NotFound(message("opération groupée %(operation_id)s introuvable", operation_id=operation_id))
     return operation
 
 
@@ -95,7 +97,9 @@ def _principal(session: Session, operation: BulkOperation) -> Principal:
         .where(User.tenant_id == operation.tenant_id, User.username == operation.username)
     ).one_or_none()
     if row is None or not row.User.active:
-        raise Forbidden(f"l'utilisateur « {operation.username} » n'est plus actif")
+        raise Forbidden(
+            message("l'utilisateur « %(operation_username)s » n'est plus actif", operation_username=operation.username)
+        )
     return Principal(
         tenant_id=row.Tenant.id,
         tenant_slug=row.Tenant.slug,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from socle.errors import InvalidInput
+from socle.errors import InvalidInput, message
 
 STEP_KINDS: dict[str, str] = {
     "visa": "visa",
@@ -54,40 +54,57 @@ def validate_template(raw: Any, position: int) -> dict[str, Any]:
     Raises InvalidInput (French, naming the step by its 1-based number) on any unknown kind, mode or key, a
     missing desk list, or a quorum outside 1..number of desks.
     """
-    label = f"étape {position + 1}"
+    label = message("étape %(number)s", number=position + 1)
     if not isinstance(raw, Mapping):
-        raise InvalidInput(f"{label} : une étape est un objet JSON")
+        raise InvalidInput(message("%(label)s : une étape est un objet JSON", label=label))
     unknown = sorted(set(raw) - _TEMPLATE_KEYS)
     if unknown:
-        raise InvalidInput(f"{label} : champ(s) inconnu(s) : {', '.join(unknown)}")
+        raise InvalidInput(
+            message("%(label)s : champ(s) inconnu(s) : %(unknown)s", label=label, unknown=", ".join(unknown))
+        )
     kind = raw.get("kind")
     if kind not in STEP_KINDS:
-        raise InvalidInput(f"{label} : type d'étape inconnu ({kind!r}) ; attendu : {', '.join(STEP_KINDS)}")
-    desk_ids = _string_list(raw.get("desk_ids") or [], f"{label} : desk_ids")
+        raise InvalidInput(
+            message(
+                "%(label)s : type d'étape inconnu (%(kind)s) ; attendu : %(step_kinds)s",
+                label=label,
+                kind=repr(kind),
+                step_kinds=", ".join(STEP_KINDS),
+            )
+        )
+    desk_ids = _string_list(raw.get("desk_ids") or [], message("%(label)s : desk_ids", label=label))
     if len(set(desk_ids)) != len(desk_ids):
-        raise InvalidInput(f"{label} : un même bureau est cité deux fois")
+        raise InvalidInput(message("%(label)s : un même bureau est cité deux fois", label=label))
     mode = raw.get("mode") or "all"
     if mode not in MODES:
-        raise InvalidInput(f"{label} : mode inconnu ({mode!r}) ; attendu : all, any ou quorum")
+        raise InvalidInput(
+            message("%(label)s : mode inconnu (%(mode)s) ; attendu : all, any ou quorum", label=label, mode=repr(mode))
+        )
     quorum = raw.get("quorum")
     if kind in DESKLESS_KINDS:
         if desk_ids:
-            raise InvalidInput(f"{label} : une étape « {STEP_KINDS[kind]} » ne désigne pas de bureau")
+            raise InvalidInput(
+                message(
+                    "%(label)s : une étape « %(value)s » ne désigne pas de bureau", label=label, value=STEP_KINDS[kind]
+                )
+            )
         mode, quorum = "any", None
     else:
         if not desk_ids:
-            raise InvalidInput(f"{label} : au moins un bureau est requis")
+            raise InvalidInput(message("%(label)s : au moins un bureau est requis", label=label))
         quorum = _quorum(mode, quorum, len(desk_ids), label)
-    mandatory = _string_list(raw.get("mandatory_metadata") or [], f"{label} : mandatory_metadata")
+    mandatory = _string_list(
+        raw.get("mandatory_metadata") or [], message("%(label)s : mandatory_metadata", label=label)
+    )
     return {"kind": kind, "desk_ids": desk_ids, "mode": mode, "quorum": quorum, "mandatory_metadata": mandatory}
 
 
 def validate_circuit(raw: Any) -> list[dict[str, Any]]:
     """Check a whole circuit (1 to 50 step templates) and return the normalised templates."""
     if not isinstance(raw, list) or not raw:
-        raise InvalidInput("le circuit doit compter au moins une étape")
+        raise InvalidInput(message("le circuit doit compter au moins une étape"))
     if len(raw) > MAX_STEPS:
-        raise InvalidInput(f"le circuit compte plus de {MAX_STEPS} étapes")
+        raise InvalidInput(message("le circuit compte plus de %(max_steps)s étapes", max_steps=MAX_STEPS))
     return [validate_template(item, position) for position, item in enumerate(raw)]
 
 
@@ -104,16 +121,22 @@ def external_step_count(templates: Iterable[Mapping[str, Any]]) -> int:
 def _quorum(mode: str, quorum: Any, desks: int, label: str) -> int | None:
     if mode != "quorum":
         if quorum is not None:
-            raise InvalidInput(f"{label} : un quorum n'a de sens qu'en mode « quorum »")
+            raise InvalidInput(message("%(label)s : un quorum n'a de sens qu'en mode « quorum »", label=label))
         return None
     if not isinstance(quorum, int) or isinstance(quorum, bool) or not 1 <= quorum <= desks:
-        raise InvalidInput(f"{label} : le quorum doit être un entier entre 1 et {desks} (nombre de bureaux)")
+        raise InvalidInput(
+            message(
+                "%(label)s : le quorum doit être un entier entre 1 et %(desks)s (nombre de bureaux)",
+                label=label,
+                desks=desks,
+            )
+        )
     return quorum
 
 
 def _string_list(value: Any, label: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
-        raise InvalidInput(f"{label} doit être une liste de chaînes non vides")
+        raise InvalidInput(message("%(label)s doit être une liste de chaînes non vides", label=label))
     return list(value)
 
 

@@ -211,16 +211,30 @@ def _detached_data(signature: Path) -> Path | None:
 
 @group.command(
     "sign-with-card",
-    help="Signer un dossier avec sa carte à puce (PKCS#11) : la clé et le code PIN ne quittent pas ce poste.",
+    help=(
+        "Signer un dossier avec sa carte à puce (PKCS#11) : la clé et le code PIN ne quittent pas ce poste. "
+        "Le jeton d'accès est lu dans la variable SOCLE_API_TOKEN (la page du dossier donne la commande complète, "
+        "avec un jeton valable 30 minutes pour ce seul dossier)."
+    ),
 )
 @click.option(
     "--api", "api_url", required=True, help="URL de l'API du parapheur, ex. https://socle.exemple.fr/parapheur"
 )
 @click.option("--folder", "folder_id", required=True, help="Identifiant du dossier à signer")
 @click.option(
-    "--module", "module_path", required=True, help="Bibliothèque PKCS#11 de la carte, ex. /usr/lib/…/opensc-pkcs11.so"
+    "--module",
+    "module_path",
+    default=None,
+    help=(
+        "Bibliothèque PKCS#11 de la carte (ou variable SOCLE_CARD_MODULE). Par défaut, celle d'OpenSC, cherchée "
+        "dans /usr/lib/<architecture>/, /usr/lib/, /usr/lib64/, /usr/local/lib/ (et leurs sous-dossiers pkcs11/), "
+        "sous macOS dans /Library/OpenSC/lib/ et /opt/homebrew/lib/, sous Windows dans C:/Windows/System32/ et "
+        "C:/Program Files/OpenSC Project/OpenSC/pkcs11/"
+    ),
 )
-@click.option("--token-label", required=True, help="Nom (libellé) de la carte")
+@click.option(
+    "--token-label", default=None, help="Nom (libellé) de la carte ; facultatif quand une seule carte est insérée"
+)
 @click.option("--key-label", default=None, help="Libellé de la clé, si la carte en porte plusieurs")
 @click.option(
     "--pin-env",
@@ -229,15 +243,25 @@ def _detached_data(signature: Path) -> Path | None:
     help="Variable d'environnement du code PIN (demandé s'il n'y est pas ; jamais en argument)",
 )
 def sign_with_card(
-    api_url: str, folder_id: str, module_path: str, token_label: str, key_label: str | None, pin_env: str
+    api_url: str,
+    folder_id: str,
+    module_path: str | None,
+    token_label: str | None,
+    key_label: str | None,
+    pin_env: str,
 ) -> None:
-    from parapheur.card_client import sign_folder_with_card
+    from parapheur.card_client import find_card, sign_folder_with_card
     from socle.errors import SocleError
 
     api_token = os.environ.get("SOCLE_API_TOKEN")
     if not api_token:
         _fail("Le jeton d'accès à l'API manque : définissez la variable d'environnement SOCLE_API_TOKEN.")
-    pin = os.environ.get(pin_env) or click.prompt("Code PIN de la carte", hide_input=True)
+    try:
+        # Found before the PIN is asked: no card, no question.
+        module_path, token_label = find_card(module_path, token_label)
+    except SocleError as exc:
+        _fail(exc.detail)
+    pin = os.environ.get(pin_env) or click.prompt(f"Code PIN de la carte « {token_label} »", hide_input=True)
     try:
         folder = sign_folder_with_card(api_url, api_token, folder_id, module_path, token_label, pin, key_label)
     except SocleError as exc:

@@ -29,7 +29,7 @@ from parapheur.models import (
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import Conflict, Forbidden, InvalidInput, NotFound
+from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, message
 from socle.models import User
 
 FORMATS = ("pades", "cades", "xades")
@@ -38,7 +38,7 @@ LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 
 def _require_admin(principal: Principal) -> None:
     if Role.ADMIN not in principal.roles:
-        raise Forbidden("la configuration du parapheur est réservée aux administrateurs")
+        raise Forbidden(message("la configuration du parapheur est réservée aux administrateurs"))
 
 
 def _without_nulls(changes: dict[str, Any], nullable: tuple[str, ...]) -> dict[str, Any]:
@@ -89,7 +89,7 @@ def get_desk(session: Session, tenant_id: str, desk_id: str) -> Desk:
     """The tenant's desk; raises NotFound for an unknown id or another tenant's."""
     desk = session.execute(select(Desk).where(Desk.id == desk_id, Desk.tenant_id == tenant_id)).scalar_one_or_none()
     if desk is None:
-        raise NotFound(f"bureau {desk_id} introuvable")
+        raise NotFound(message("bureau %(desk_id)s introuvable", desk_id=desk_id))
     return desk
 
 
@@ -106,7 +106,7 @@ def check_desks(session: Session, tenant_id: str, desk_ids: Iterable[str]) -> No
     known = set(session.execute(select(Desk.id).where(Desk.tenant_id == tenant_id, Desk.id.in_(wanted))).scalars())
     unknown = sorted(wanted - known)
     if unknown:
-        raise NotFound(f"bureau(x) introuvable(s) : {', '.join(unknown)}")
+        raise NotFound(message("bureau(x) introuvable(s) : %(unknown)s", unknown=", ".join(unknown)))
 
 
 def desk_names(session: Session, tenant_id: str) -> dict[str, str]:
@@ -136,7 +136,7 @@ def _check_users(session: Session, tenant_id: str, usernames: Iterable[str]) -> 
     )
     unknown = [name for name in wanted if name not in known]
     if unknown:
-        raise InvalidInput(f"utilisateur(s) inconnu(s) ou inactif(s) : {', '.join(unknown)}")
+        raise InvalidInput(message("utilisateur(s) inconnu(s) ou inactif(s) : %(unknown)s", unknown=", ".join(unknown)))
     return wanted
 
 
@@ -145,7 +145,7 @@ def _check_desk_name(session: Session, tenant_id: str, name: str, desk_id: str |
     if desk_id is not None:
         query = query.where(Desk.id != desk_id)
     if session.execute(query).first() is not None:
-        raise Conflict(f"un bureau « {name} » existe déjà")
+        raise Conflict(message("un bureau « %(name)s » existe déjà", name=name))
 
 
 def create_desk(
@@ -209,7 +209,11 @@ def remove_member(session: Session, principal: Principal, desk_id: str, username
     desk = get_desk(session, principal.tenant_id, desk_id)
     member = next((member for member in desk.members if member.username == username), None)
     if member is None:
-        raise NotFound(f"« {username} » n'est pas membre du bureau « {desk.name} »")
+        raise NotFound(
+            message(
+                "« %(username)s » n'est pas membre du bureau « %(desk_name)s »", username=username, desk_name=desk.name
+            )
+        )
     desk.members.remove(member)
     session.flush()
     _audit(session, principal, "parapheur.desk.member_removed", "desk", desk.id, username=username)
@@ -228,19 +232,27 @@ def delete_desk(session: Session, principal: Principal, desk_id: str) -> None:
         if desk.id in circuits.circuit_desk_ids(subtype.circuit) or desk.id in (subtype.creator_desk_ids or [])
     ]
     if used_by:
-        raise Conflict(f"le bureau « {desk.name} » est utilisé par le(s) sous-type(s) : {', '.join(used_by)}")
+        raise Conflict(
+            message(
+                "le bureau « %(desk_name)s » est utilisé par le(s) sous-type(s) : %(used_by)s",
+                desk_name=desk.name,
+                used_by=", ".join(used_by),
+            )
+        )
     steps = session.execute(
         select(Step.desk_ids).join(Folder, Folder.id == Step.folder_id).where(Folder.tenant_id == principal.tenant_id)
     ).scalars()
     if any(desk.id in (desk_ids or []) for desk_ids in steps):
-        raise Conflict(f"le bureau « {desk.name} » figure dans le circuit de dossiers")
+        raise Conflict(message("le bureau « %(desk_name)s » figure dans le circuit de dossiers", desk_name=desk.name))
     delegations = session.execute(
         select(func.count())
         .select_from(Delegation)
         .where((Delegation.from_desk_id == desk.id) | (Delegation.to_desk_id == desk.id))
     ).scalar_one()
     if delegations:
-        raise Conflict(f"le bureau « {desk.name} » a des délégations : supprimez-les d'abord")
+        raise Conflict(
+            message("le bureau « %(desk_name)s » a des délégations : supprimez-les d'abord", desk_name=desk.name)
+        )
     _audit(session, principal, "parapheur.desk.deleted", "desk", desk.id, name=desk.name)
     session.delete(desk)
     session.commit()
@@ -271,12 +283,17 @@ def create_delegation(
     from_desk = get_desk(session, principal.tenant_id, from_desk_id)
     to_desk = get_desk(session, principal.tenant_id, to_desk_id)
     if Role.ADMIN not in principal.roles and principal.username not in {m.username for m in from_desk.members}:
-        raise Forbidden(f"seuls les membres du bureau « {from_desk.name} » ou un administrateur peuvent le déléguer")
+        raise Forbidden(
+            message(
+                "seuls les membres du bureau « %(from_desk_name)s » ou un administrateur peuvent le déléguer",
+                from_desk_name=from_desk.name,
+            )
+        )
     if from_desk.id == to_desk.id:
-        raise InvalidInput("un bureau ne peut pas se déléguer à lui-même")
+        raise InvalidInput(message("un bureau ne peut pas se déléguer à lui-même"))
     starts_at, ends_at = _aware(starts_at), _aware(ends_at)
     if ends_at <= starts_at:
-        raise InvalidInput("la fin de la délégation doit suivre son début")
+        raise InvalidInput(message("la fin de la délégation doit suivre son début"))
     if subtype_ids is not None:
         for subtype_id in subtype_ids:
             get_subtype(session, principal.tenant_id, subtype_id)
@@ -333,10 +350,15 @@ def delete_delegation(session: Session, principal: Principal, delegation_id: str
         select(Delegation).where(Delegation.id == delegation_id, Delegation.tenant_id == principal.tenant_id)
     ).scalar_one_or_none()
     if delegation is None:
-        raise NotFound(f"délégation {delegation_id} introuvable")
+        raise NotFound(message("délégation %(delegation_id)s introuvable", delegation_id=delegation_id))
     from_desk = get_desk(session, principal.tenant_id, delegation.from_desk_id)
     if Role.ADMIN not in principal.roles and principal.username not in {m.username for m in from_desk.members}:
-        raise Forbidden(f"seuls les membres du bureau « {from_desk.name} » ou un administrateur peuvent la supprimer")
+        raise Forbidden(
+            message(
+                "seuls les membres du bureau « %(from_desk_name)s » ou un administrateur peuvent la supprimer",
+                from_desk_name=from_desk.name,
+            )
+        )
     _audit(session, principal, "parapheur.delegation.deleted", "delegation", delegation.id)
     session.delete(delegation)
     session.commit()
@@ -369,7 +391,7 @@ def get_type(session: Session, tenant_id: str, type_id: str) -> SignatureType:
         select(SignatureType).where(SignatureType.id == type_id, SignatureType.tenant_id == tenant_id)
     ).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"type {type_id} introuvable")
+        raise NotFound(message("type %(type_id)s introuvable", type_id=type_id))
     return row
 
 
@@ -381,26 +403,32 @@ def list_types(session: Session, tenant_id: str) -> list[SignatureType]:
 
 def _check_type_values(values: dict[str, Any]) -> None:
     if values.get("signature_format", "pades") not in FORMATS:
-        raise InvalidInput("format de signature inconnu : attendu pades, cades ou xades")
+        raise InvalidInput(message("format de signature inconnu : attendu pades, cades ou xades"))
     if values.get("level", "B-B") not in LEVELS:
-        raise InvalidInput("niveau de signature inconnu : attendu B-B, B-T, B-LT ou B-LTA")
+        raise InvalidInput(message("niveau de signature inconnu : attendu B-B, B-T, B-LT ou B-LTA"))
     # Said now rather than lowered in silence at each signature: XAdES-EPES for Hélios carries no timestamp,
     # and a detached CAdES signature goes no further than B-T here.
     if values.get("signature_format") == "xades" and values.get("level", "B-B") != "B-B":
-        raise InvalidInput("une signature XAdES de flux PES (Hélios) se fait au niveau B-B : choisissez ce niveau")
+        raise InvalidInput(
+            message("une signature XAdES de flux PES (Hélios) se fait au niveau B-B : choisissez ce niveau")
+        )
     if values.get("signature_format") == "cades" and values.get("level", "B-B") not in ("B-B", "B-T"):
-        raise InvalidInput("une signature CAdES détachée se fait au niveau B-B ou B-T : choisissez l'un des deux")
+        raise InvalidInput(
+            message("une signature CAdES détachée se fait au niveau B-B ou B-T : choisissez l'un des deux")
+        )
     page = values.get("stamp_page", -1)
     if page != -1 and page < 1:
-        raise InvalidInput("page du cachet : un numéro de page (à partir de 1), ou -1 pour la dernière")
+        raise InvalidInput(message("page du cachet : un numéro de page (à partir de 1), ou -1 pour la dernière"))
     for name in ("stamp_x", "stamp_y"):
         if values.get(name) is not None and values[name] < 0:
-            raise InvalidInput("position du cachet : des coordonnées positives, en points")
+            raise InvalidInput(message("position du cachet : des coordonnées positives, en points"))
     if (values.get("stamp_x") is None) != (values.get("stamp_y") is None):
-        raise InvalidInput("position du cachet : donnez x et y ensemble, ou aucun des deux (placement automatique)")
+        raise InvalidInput(
+            message("position du cachet : donnez x et y ensemble, ou aucun des deux (placement automatique)")
+        )
     for name in ("stamp_width", "stamp_height"):
         if values.get(name, 1) <= 0:
-            raise InvalidInput("taille du cachet : largeur et hauteur strictement positives, en points")
+            raise InvalidInput(message("taille du cachet : largeur et hauteur strictement positives, en points"))
 
 
 _TYPE_FIELDS = ("name", "signature_format", "level", "stamp_page", "stamp_x", "stamp_y", "stamp_width", "stamp_height")
@@ -411,7 +439,7 @@ def _check_type_name(session: Session, tenant_id: str, name: str, type_id: str |
     if type_id is not None:
         query = query.where(SignatureType.id != type_id)
     if session.execute(query).first() is not None:
-        raise Conflict(f"un type « {name} » existe déjà")
+        raise Conflict(message("un type « %(name)s » existe déjà", name=name))
 
 
 def create_type(session: Session, principal: Principal, values: dict[str, Any]) -> SignatureType:
@@ -445,7 +473,7 @@ def delete_type(session: Session, principal: Principal, type_id: str) -> None:
     _require_admin(principal)
     row = get_type(session, principal.tenant_id, type_id)
     if session.execute(select(Subtype.id).where(Subtype.type_id == row.id)).first() is not None:
-        raise Conflict(f"le type « {row.name} » a des sous-types : supprimez-les d'abord")
+        raise Conflict(message("le type « %(row_name)s » a des sous-types : supprimez-les d'abord", row_name=row.name))
     _audit(session, principal, "parapheur.type.deleted", "type", row.id, name=row.name)
     session.delete(row)
     session.commit()
@@ -461,7 +489,7 @@ def get_subtype(session: Session, tenant_id: str, subtype_id: str) -> Subtype:
         select(Subtype).where(Subtype.id == subtype_id, Subtype.tenant_id == tenant_id)
     ).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"sous-type {subtype_id} introuvable")
+        raise NotFound(message("sous-type %(subtype_id)s introuvable", subtype_id=subtype_id))
     return row
 
 
@@ -496,14 +524,14 @@ def _check_subtype_values(session: Session, tenant_id: str, values: dict[str, An
             )
         ).first()
         if found is None:
-            raise NotFound(f"identité de cachet serveur {seal_id} introuvable")
+            raise NotFound(message("identité de cachet serveur %(seal_id)s introuvable", seal_id=seal_id))
     elif any(template["kind"] == "seal" for template in templates):
         raise InvalidInput(
-            "un circuit avec une étape « cachet serveur » demande une identité de cachet (seal_identity_id)"
+            message("un circuit avec une étape « cachet serveur » demande une identité de cachet (seal_identity_id)")
         )
     due_days = values.get("due_days")
     if due_days is not None and not 0 <= due_days <= 3650:
-        raise InvalidInput("le délai de traitement (due_days) doit être compris entre 0 et 3650 jours")
+        raise InvalidInput(message("le délai de traitement (due_days) doit être compris entre 0 et 3650 jours"))
     return values | {"circuit": templates}
 
 
@@ -531,7 +559,7 @@ def _check_subtype_name(session: Session, type_id: str, name: str, subtype_id: s
     if subtype_id is not None:
         query = query.where(Subtype.id != subtype_id)
     if session.execute(query).first() is not None:
-        raise Conflict(f"un sous-type « {name} » existe déjà pour ce type")
+        raise Conflict(message("un sous-type « %(name)s » existe déjà pour ce type", name=name))
 
 
 def update_subtype(session: Session, principal: Principal, subtype_id: str, changes: dict[str, Any]) -> Subtype:
@@ -552,7 +580,9 @@ def delete_subtype(session: Session, principal: Principal, subtype_id: str) -> N
     _require_admin(principal)
     row = get_subtype(session, principal.tenant_id, subtype_id)
     if session.execute(select(Folder.id).where(Folder.subtype_id == row.id)).first() is not None:
-        raise Conflict(f"le sous-type « {row.name} » a des dossiers : il ne peut plus être supprimé")
+        raise Conflict(
+            message("le sous-type « %(row_name)s » a des dossiers : il ne peut plus être supprimé", row_name=row.name)
+        )
     _audit(session, principal, "parapheur.subtype.deleted", "subtype", row.id, name=row.name)
     session.delete(row)
     session.commit()
@@ -601,7 +631,7 @@ def remove_trust_anchor(session: Session, principal: Principal, anchor_id: str) 
         select(TrustAnchor).where(TrustAnchor.tenant_id == principal.tenant_id, TrustAnchor.id == anchor_id)
     ).scalar_one_or_none()
     if anchor is None:
-        raise NotFound(f"certificat de confiance {anchor_id} introuvable")
+        raise NotFound(message("certificat de confiance %(anchor_id)s introuvable", anchor_id=anchor_id))
     session.delete(anchor)
     _audit(session, principal, "parapheur.trust.removed", "certificate", anchor.id, subject=anchor.subject)
     session.commit()

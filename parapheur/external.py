@@ -18,7 +18,7 @@ from parapheur import events, seal, service, signing
 from parapheur.circuits import Actor
 from parapheur.models import Folder, FolderDocument, Step
 from socle.db import utcnow
-from socle.errors import InvalidInput, NotFound
+from socle.errors import InvalidInput, NotFound, message
 
 EXTERNAL_ACTION = "external_signature"
 _GONE = "lien de signature invalide, déjà utilisé ou expiré"
@@ -88,7 +88,7 @@ def document(session: Session, secret: str, document_id: str) -> tuple[str, Fold
     for doc in folder.documents:
         if doc.id == document_id and doc.role in ("main", "annex"):
             return doc.current_key, doc
-    raise NotFound("document introuvable dans ce dossier")
+    raise NotFound(message("document introuvable dans ce dossier"))
 
 
 def sign(session: Session, secret: str, consent: bool, name: str) -> Folder:
@@ -98,10 +98,10 @@ def sign(session: Session, secret: str, consent: bool, name: str) -> Folder:
         document that cannot be signed (the step then stays current and the link alive).
     """
     if consent is not True:
-        raise InvalidInput("il faut accepter de signer (consentement) pour signer ce dossier")
+        raise InvalidInput(message("il faut accepter de signer (consentement) pour signer ce dossier"))
     name = " ".join(name.split())
     if not name or len(name) > 200:
-        raise InvalidInput("indiquez votre nom (200 caractères au plus)")
+        raise InvalidInput(message("indiquez votre nom (200 caractères au plus)"))
     folder, step = find(session, secret, for_update=True)
     email = step.external_email or "adresse inconnue"
     actor = Actor(username=f"externe:{email}", display_name=f"{name} ({email})")

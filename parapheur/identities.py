@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from parapheur import pades
 from parapheur.models import SigningIdentity, Subtype
 from socle import audit, secrets
-from socle.errors import Conflict, InvalidInput, NotFound
+from socle.errors import Conflict, InvalidInput, NotFound, message
 from socle.models import Tenant, User
 
 USER, SEAL = "user", "seal"
@@ -50,7 +50,7 @@ def import_identity(
         select(User).where(User.tenant_id == tenant.id, User.username == username)
     ).scalar_one_or_none()
     if user is None:
-        raise NotFound(f"utilisateur « {username} » inconnu")
+        raise NotFound(message("utilisateur « %(username)s » inconnu", username=username))
     loaded = _open_pkcs12(pkcs12, passphrase)
     _check_image(stamp_image)
     row = session.execute(
@@ -125,7 +125,7 @@ def import_seal_pkcs11(
 def _seal_row(session: Session, tenant_id: str, label: str) -> SigningIdentity:
     label = label.strip()
     if not label:
-        raise InvalidInput("le nom du cachet est obligatoire")
+        raise InvalidInput(message("le nom du cachet est obligatoire"))
     row = session.execute(
         select(SigningIdentity).where(
             SigningIdentity.tenant_id == tenant_id, SigningIdentity.purpose == SEAL, SigningIdentity.label == label
@@ -213,7 +213,7 @@ def remove_user_identity(session: Session, tenant_id: str, username: str, *, act
         )
     ).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"aucune identité de signature enregistrée pour « {username} »")
+        raise NotFound(message("aucune identité de signature enregistrée pour « %(username)s »", username=username))
     _remove(session, row, "parapheur.identity.removed", "user", actor)
 
 
@@ -224,13 +224,19 @@ def remove_seal(session: Session, tenant_id: str, identity_id: str, *, actor: st
     """
     row = session.get(SigningIdentity, identity_id)
     if row is None or row.tenant_id != tenant_id or row.purpose != SEAL:
-        raise NotFound(f"cachet {identity_id} introuvable")
+        raise NotFound(message("cachet %(identity_id)s introuvable", identity_id=identity_id))
     users = session.execute(
         select(Subtype.name).where(Subtype.tenant_id == tenant_id, Subtype.seal_identity_id == row.id)
     ).scalars()
     names = sorted(users)
     if names:
-        raise Conflict(f"le cachet « {row.label} » est utilisé par le(s) sous-type(s) : {', '.join(names)}")
+        raise Conflict(
+            message(
+                "le cachet « %(row_label)s » est utilisé par le(s) sous-type(s) : %(names)s",
+                row_label=row.label,
+                names=", ".join(names),
+            )
+        )
     _remove(session, row, "parapheur.seal.removed", "seal", actor)
 
 
@@ -257,7 +263,7 @@ def user_identity_row(session: Session, tenant_id: str, username: str) -> Signin
         select(SigningIdentity).where(SigningIdentity.tenant_id == tenant_id, SigningIdentity.username == username)
     ).scalar_one_or_none()
     if row is None:
-        raise Conflict("aucune identité de signature n'est enregistrée pour vous")
+        raise Conflict(message("aucune identité de signature n'est enregistrée pour vous"))
     return row
 
 
@@ -265,7 +271,7 @@ def identity_row(session: Session, tenant_id: str, identity_id: str) -> SigningI
     """An identity of this tenant by id. :raises Conflict: unknown (a sous-type naming a removed seal)."""
     row = session.get(SigningIdentity, identity_id)
     if row is None or row.tenant_id != tenant_id:
-        raise Conflict("l'identité de signature (cachet) configurée est introuvable")
+        raise Conflict(message("l'identité de signature (cachet) configurée est introuvable"))
     return row
 
 
@@ -335,14 +341,14 @@ def _open(row: SigningIdentity) -> pades.SigningIdentity:
             from parapheur import tokens
 
             if not (row.pkcs11_module and row.pkcs11_token and row.pin_encrypted):
-                raise InvalidInput("l'identité PKCS#11 enregistrée est incomplète")
+                raise InvalidInput(message("l'identité PKCS#11 enregistrée est incomplète"))
             return tokens.open_pkcs11_identity(
                 row.pkcs11_module, row.pkcs11_token, secrets.decrypt(row.pin_encrypted).decode(), row.pkcs11_key
             )
         if row.pkcs12_encrypted is None or row.passphrase_encrypted is None:
-            raise InvalidInput("l'identité PKCS#12 enregistrée est incomplète")
+            raise InvalidInput(message("l'identité PKCS#12 enregistrée est incomplète"))
         return pades.SigningIdentity.from_pkcs12(
             secrets.decrypt(row.pkcs12_encrypted), secrets.decrypt(row.passphrase_encrypted)
         )
     except pades.IdentityError as exc:
-        raise InvalidInput(f"identité de signature inutilisable : {exc}") from None
+        raise InvalidInput(message("identité de signature inutilisable : %(exc)s", exc=exc)) from None

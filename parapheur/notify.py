@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from parapheur.models import Delegation, Desk, DeskMember, Folder, NotificationPreference, PendingNotice, Step
 from socle import messages, secrets
 from socle.db import utcnow
-from socle.errors import InvalidInput
+from socle.errors import InvalidInput, message
 from socle.queue import enqueue
 from socle.settings import get_settings
 
@@ -50,7 +50,9 @@ def set_preference(session: Session, tenant_id: str, username: str, mode: str) -
     """Choose immediate, digest or none. :raises InvalidInput: another mode."""
     chosen = next((known for known in MODES if known == mode), None)
     if chosen is None:
-        raise InvalidInput(f"mode de notification inconnu : {mode} (attendu : {', '.join(MODES)})")
+        raise InvalidInput(
+            message("mode de notification inconnu : %(mode)s (attendu : %(modes)s)", mode=mode, modes=", ".join(MODES))
+        )
     row = _preference_row(session, tenant_id, username)
     if row is None:
         row = NotificationPreference(tenant_id=tenant_id, username=username)

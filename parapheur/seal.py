@@ -14,7 +14,7 @@ from parapheur import identities, service, signing
 from parapheur.circuits import Actor
 from parapheur.models import Folder, FolderEvent, SigningIdentity, Step, Subtype
 from socle.db import transaction
-from socle.errors import Conflict, SocleError
+from socle.errors import Conflict, SocleError, message
 
 SERVICE_ACTOR = "service:parapheur"
 
@@ -47,8 +47,10 @@ def seal_identity(session: Session, folder: Folder) -> SigningIdentity:
     if len(seals) == 1:
         return seals[0]
     if not seals:
-        raise Conflict("aucun cachet serveur n'est enregistré pour la collectivité (socle parapheur seal-import)")
-    raise Conflict("plusieurs cachets serveur existent : choisissez celui du sous-type")
+        raise Conflict(
+            message("aucun cachet serveur n'est enregistré pour la collectivité (socle parapheur seal-import)")
+        )
+    raise Conflict(message("plusieurs cachets serveur existent : choisissez celui du sous-type"))
 
 
 def _record_failure(tenant_id: str, folder_id: str, step_id: str, reason: str) -> None:

@@ -37,7 +37,7 @@ from parapheur.models import (
 from socle import audit, messages
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError
+from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError, message
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
@@ -94,14 +94,19 @@ def check_spec(session: Session, principal: Principal, spec: FolderSpec) -> Subt
     expected = circuits.external_step_count(subtype.circuit)
     if len(spec.external_signers) != expected:
         raise InvalidInput(
-            f"le circuit de « {subtype.name} » compte {expected} signature(s) externe(s) : "
-            f"{len(spec.external_signers)} signataire(s) externe(s) donné(s)"
+            message(
+                "le circuit de « %(subtype_name)s » compte %(expected)s signature(s) externe(s) "
+                ": %(spec_external_signers_count)s signataire(s) externe(s) donné(s)",
+                subtype_name=subtype.name,
+                expected=expected,
+                spec_external_signers_count=len(spec.external_signers),
+            )
         )
     for signer in spec.external_signers:
         if not str(signer.get("name") or "").strip() or not _EMAIL.match(str(signer.get("email") or "")):
-            raise InvalidInput("signataire externe : un nom et une adresse électronique valide sont requis")
+            raise InvalidInput(message("signataire externe : un nom et une adresse électronique valide sont requis"))
     if not isinstance(spec.metadata, dict):
-        raise InvalidInput("les métadonnées sont un objet JSON")
+        raise InvalidInput(message("les métadonnées sont un objet JSON"))
     return subtype
 
 
@@ -190,7 +195,7 @@ def spool_uploads(signature_format: str, mains: list[Upload], annexes: list[Uplo
     the caller removes the temporary files (:func:`discard`).
     """
     if not mains:
-        raise InvalidInput("au moins un document principal est requis")
+        raise InvalidInput(message("au moins un document principal est requis"))
     settings = get_settings()
     spooled: list[tuple[Spooled, str]] = []
     try:
@@ -217,7 +222,9 @@ def _checked(check: Any, path: Path, filename: str) -> None:
     try:
         check(path)
     except InvalidInput as exc:
-        raise InvalidInput(f"« {filename} » : {exc.detail}") from None
+        raise InvalidInput(
+            message("« %(filename)s » : %(exc_detail)s", filename=filename, exc_detail=exc.detail)
+        ) from None
 
 
 def discard(spooled: Iterable[tuple[Spooled, str]]) -> None:
@@ -291,7 +298,7 @@ def _check_xml_file(path: Path) -> None:
 
 def _not_empty(path: Path) -> None:
     if path.stat().st_size == 0:
-        raise InvalidInput("le fichier est vide")
+        raise InvalidInput(message("le fichier est vide"))
 
 
 def send(session: Session, principal: Principal, folder_id: str) -> Folder:
@@ -303,9 +310,12 @@ def send(session: Session, principal: Principal, folder_id: str) -> Folder:
     """
     folder = folder_for(session, principal, folder_id, for_update=True)
     if folder.created_by != principal.username:
-        raise Forbidden("seul le créateur du dossier peut l'envoyer")
+        raise Forbidden(message("seul le créateur du dossier peut l'envoyer"))
     if folder.status not in (DRAFT, AWAITING) or folder.sent_at is not None:
-        raise Conflict(f"seul un brouillon peut être envoyé (état : {folder.status})", folder_status=folder.status)
+        raise Conflict(
+            message("seul un brouillon peut être envoyé (état : %(folder_status)s)", folder_status=folder.status),
+            folder_status=folder.status,
+        )
     subtype = _subtype_of(session, folder)
     if folder.status == AWAITING:
         _check_sendable(subtype, folder, with_documents=False)
@@ -319,16 +329,19 @@ def send(session: Session, principal: Principal, folder_id: str) -> Folder:
 
 def _subtype_of(session: Session, folder: Folder) -> Subtype:
     if folder.subtype_id is None:
-        raise Conflict("ce dossier n'a pas de sous-type : il ne peut pas être envoyé")
+        raise Conflict(message("ce dossier n'a pas de sous-type : il ne peut pas être envoyé"))
     return config.get_subtype(session, folder.tenant_id, folder.subtype_id)
 
 
 def _check_sendable(subtype: Subtype, folder: Folder, *, with_documents: bool) -> None:
     missing = circuits.missing_metadata(subtype.mandatory_metadata or [], folder.field_values or {})
     if missing:
-        raise InvalidInput(f"métadonnée(s) obligatoire(s) manquante(s) : {', '.join(missing)}", missing=missing)
+        raise InvalidInput(
+            message("métadonnée(s) obligatoire(s) manquante(s) : %(missing)s", missing=", ".join(missing)),
+            missing=missing,
+        )
     if with_documents and not folder.main_documents:
-        raise InvalidInput("le dossier n'a aucun document principal")
+        raise InvalidInput(message("le dossier n'a aucun document principal"))
 
 
 def _send(session: Session, principal: Principal | None, folder: Folder, subtype: Subtype) -> None:
@@ -423,11 +436,14 @@ def set_metadata(session: Session, principal: Principal, folder_id: str, values:
     folder = folder_for(session, principal, folder_id, for_update=True)
     if folder.status in (DRAFT, AWAITING):
         if folder.created_by != principal.username:
-            raise Forbidden("seul le créateur du dossier peut modifier un brouillon")
+            raise Forbidden(message("seul le créateur du dossier peut modifier un brouillon"))
     elif folder.status == IN_PROGRESS:
         acting_actor(session, principal, folder, folder.steps[folder.current_step])
     else:
-        raise Conflict(f"le dossier est clos (état : {folder.status})", folder_status=folder.status)
+        raise Conflict(
+            message("le dossier est clos (état : %(folder_status)s)", folder_status=folder.status),
+            folder_status=folder.status,
+        )
     merged = {**(folder.field_values or {}), **values}
     folder.field_values = {name: value for name, value in merged.items() if value is not None}
     folder.updated_at = utcnow()
@@ -495,14 +511,16 @@ def acting_actor(
             stamp_role=replaced.stamp_role,
         )
     if direct or delegating:
-        raise Conflict("votre bureau a déjà agi sur cette étape")
-    raise Forbidden("vous n'êtes membre d'aucun bureau attendu à l'étape en cours (ni délégataire de l'un d'eux)")
+        raise Conflict(message("votre bureau a déjà agi sur cette étape"))
+    raise Forbidden(
+        message("vous n'êtes membre d'aucun bureau attendu à l'étape en cours (ni délégataire de l'un d'eux)")
+    )
 
 
 def _desk(session: Session, desk_id: str) -> Desk:
     desk = session.get(Desk, desk_id)
     if desk is None:
-        raise NotFound(f"bureau {desk_id} introuvable")
+        raise NotFound(message("bureau %(desk_id)s introuvable", desk_id=desk_id))
     return desk
 
 
@@ -522,16 +540,24 @@ def current_for(
     """
     folder = folder_for(session, principal, folder_id, for_update=True)
     if folder.status != IN_PROGRESS:
-        raise Conflict(f"le dossier n'attend aucune action (état : {folder.status})", folder_status=folder.status)
+        raise Conflict(
+            message("le dossier n'attend aucune action (état : %(folder_status)s)", folder_status=folder.status),
+            folder_status=folder.status,
+        )
     step = folder.steps[folder.current_step]
     actor = acting_actor(session, principal, folder, step, desk_id)
     if kinds is not None and step.kind not in kinds:
-        raise Conflict(f"l'étape en cours attend : {circuits.STEP_KINDS[step.kind]}", step_kind=step.kind)
+        raise Conflict(
+            message("l'étape en cours attend : %(value)s", value=circuits.STEP_KINDS[step.kind]), step_kind=step.kind
+        )
     if completing:
         missing = circuits.missing_metadata(step.mandatory_metadata or [], folder.field_values or {})
         if missing:
             raise InvalidInput(
-                f"métadonnée(s) obligatoire(s) pour agir à cette étape : {', '.join(missing)}", missing=missing
+                message(
+                    "métadonnée(s) obligatoire(s) pour agir à cette étape : %(missing)s", missing=", ".join(missing)
+                ),
+                missing=missing,
             )
     return folder, step, actor
 
@@ -737,7 +763,10 @@ def check_read(session: Session, principal: Principal, folder: Folder) -> None:
     )
     unread = [document.filename for document in folder.main_documents if document.current_key not in read]
     if unread:
-        raise Conflict(f"lecture obligatoire avant de signer : ouvrez d'abord {', '.join(unread)}", unread=unread)
+        raise Conflict(
+            message("lecture obligatoire avant de signer : ouvrez d'abord %(unread)s", unread=", ".join(unread)),
+            unread=unread,
+        )
 
 
 def read_step(
@@ -753,7 +782,7 @@ def read_step(
 def reject(session: Session, principal: Principal, folder_id: str, reason: str, desk_id: str | None = None) -> Folder:
     """Reject the folder at its current step; the reason is required. The folder ends (rejected)."""
     if not reason.strip():
-        raise InvalidInput("le motif du rejet est obligatoire")
+        raise InvalidInput(message("le motif du rejet est obligatoire"))
     folder, step, actor = current_for(session, principal, folder_id, None, desk_id, completing=False)
     record_act(session, folder, step, actor, "reject", reason)
     step.status, step.completed_at = REJECTED, utcnow()
@@ -776,7 +805,7 @@ def transfer(
     target = config.get_desk(session, principal.tenant_id, to_desk_id)
     replaced = actor.acting_for
     if target.id in step.desk_ids:
-        raise Conflict(f"le bureau « {target.name} » est déjà attendu à cette étape")
+        raise Conflict(message("le bureau « %(target_name)s » est déjà attendu à cette étape", target_name=target.name))
     step.desk_ids = [target.id if d == replaced else d for d in step.desk_ids]
     record_act(session, folder, step, actor, "transfer", comment, details={"from_desk": replaced, "to_desk": target.id})
     events.step_started(session, folder, step)  # the new desk is told, as if the step started for it
@@ -792,18 +821,27 @@ def undo(session: Session, principal: Principal, folder_id: str) -> Folder:
     """
     folder = folder_for(session, principal, folder_id, for_update=True)
     if folder.status != IN_PROGRESS:
-        raise Conflict(f"droit de remords impossible : le dossier est clos (état : {folder.status})")
+        raise Conflict(
+            message(
+                "droit de remords impossible : le dossier est clos (état : %(folder_status)s)",
+                folder_status=folder.status,
+            )
+        )
     acts = sorted(
         ((act, step) for step in folder.steps for act in _live_acts(step)), key=lambda pair: (pair[0].at, pair[0].id)
     )
     own = [index for index, (act, _) in enumerate(acts) if act.username == principal.username]
     if not own:
-        raise Conflict("droit de remords impossible : vous n'avez pas agi sur ce dossier")
+        raise Conflict(message("droit de remords impossible : vous n'avez pas agi sur ce dossier"))
     act, step = acts[own[-1]]
     if own[-1] != len(acts) - 1:
-        raise Conflict("droit de remords impossible : un autre acteur a agi depuis votre action")
+        raise Conflict(message("droit de remords impossible : un autre acteur a agi depuis votre action"))
     if act.action not in UNDOABLE:
-        raise Conflict(f"droit de remords impossible : l'action « {act.action} » ne se reprend pas")
+        raise Conflict(
+            message(
+                "droit de remords impossible : l'action « %(act_action)s » ne se reprend pas", act_action=act.action
+            )
+        )
     if step.position != folder.current_step:
         following = folder.steps[folder.current_step]
         following.status, following.started_at = "pending", None
@@ -826,9 +864,12 @@ def withdraw(session: Session, principal: Principal, folder_id: str, comment: st
     """Withdraw a folder (retirer): its creator only, while it has not ended."""
     folder = folder_for(session, principal, folder_id, for_update=True)
     if folder.created_by != principal.username:
-        raise Forbidden("seul le créateur du dossier peut le retirer")
+        raise Forbidden(message("seul le créateur du dossier peut le retirer"))
     if folder.status in circuits.ENDED_STATUSES:
-        raise Conflict(f"le dossier est déjà clos (état : {folder.status})", folder_status=folder.status)
+        raise Conflict(
+            message("le dossier est déjà clos (état : %(folder_status)s)", folder_status=folder.status),
+            folder_status=folder.status,
+        )
     folder.status, folder.updated_at = WITHDRAWN, utcnow()
     actor = _user(principal)
     _event(session, folder, actor, "withdrawn", comment, {})
@@ -865,9 +906,9 @@ def annotate(session: Session, principal: Principal, folder_id: str, text: str, 
     """Add a note, public or private (visible to its author only). Those involved in the folder only."""
     folder = folder_for(session, principal, folder_id, for_update=True)
     if not text.strip():
-        raise InvalidInput("l'annotation est vide")
+        raise InvalidInput(message("l'annotation est vide"))
     if not _involved(session, principal, folder):
-        raise Forbidden("seuls le créateur et les bureaux du circuit peuvent annoter ce dossier")
+        raise Forbidden(message("seuls le créateur et les bureaux du circuit peuvent annoter ce dossier"))
     annotation = Annotation(
         folder_id=folder.id,
         author=principal.username,
@@ -902,7 +943,7 @@ def ask_opinion(session: Session, principal: Principal, folder_id: str, desk_id:
     folder, step, actor = current_for(session, principal, folder_id, None, completing=False)
     desk = config.get_desk(session, principal.tenant_id, desk_id)
     if not question.strip():
-        raise InvalidInput("la question est vide")
+        raise InvalidInput(message("la question est vide"))
     opinion = OpinionRequest(folder_id=folder.id, desk_id=desk.id, asked_by=principal.username, question=question)
     session.add(opinion)
     session.flush()
@@ -921,14 +962,16 @@ def answer_opinion(
         select(OpinionRequest).where(OpinionRequest.id == opinion_id, OpinionRequest.folder_id == folder.id)
     ).scalar_one_or_none()
     if opinion is None:
-        raise NotFound(f"demande d'avis {opinion_id} introuvable")
+        raise NotFound(message("demande d'avis %(opinion_id)s introuvable", opinion_id=opinion_id))
     desk = config.get_desk(session, principal.tenant_id, opinion.desk_id)
     if principal.username not in {member.username for member in desk.members}:
-        raise Forbidden(f"seuls les membres du bureau « {desk.name} » peuvent donner cet avis")
+        raise Forbidden(
+            message("seuls les membres du bureau « %(desk_name)s » peuvent donner cet avis", desk_name=desk.name)
+        )
     if opinion.answered_at is not None:
-        raise Conflict("cet avis a déjà été donné")
+        raise Conflict(message("cet avis a déjà été donné"))
     if not answer.strip():
-        raise InvalidInput("l'avis est vide")
+        raise InvalidInput(message("l'avis est vide"))
     opinion.answer, opinion.answered_by, opinion.answered_at = answer, principal.username, utcnow()
     actor = Actor(principal.username, principal.display_name, desk.id, desk.name)
     _event(session, folder, actor, "opinion_given", answer, {"opinion": opinion.id, "desk": desk.name})
@@ -958,7 +1001,7 @@ def get_folder(session: Session, tenant_id: str, folder_id: str, *, for_update: 
         query = query.with_for_update(of=Folder)
     folder = session.execute(query).scalar_one_or_none()
     if folder is None:
-        raise NotFound(f"dossier {folder_id} introuvable")
+        raise NotFound(message("dossier %(folder_id)s introuvable", folder_id=folder_id))
     return folder
 
 
@@ -969,7 +1012,7 @@ def folder_for(session: Session, principal: Principal, folder_id: str, *, for_up
     """
     folder = get_folder(session, principal.tenant_id, folder_id, for_update=for_update)
     if not access.can_see(session, principal, folder):
-        raise NotFound(f"dossier {folder_id} introuvable")
+        raise NotFound(message("dossier %(folder_id)s introuvable", folder_id=folder_id))
     return folder
 
 
@@ -1041,12 +1084,12 @@ def open_document(session: Session, principal: Principal, folder_id: str, docume
     if document_id is None:
         documents = folder.main_documents
         if not documents:
-            raise NotFound("ce dossier n'a pas encore de document")
+            raise NotFound(message("ce dossier n'a pas encore de document"))
         document = documents[0]
     else:
         found = [document for document in folder.documents if document.id == document_id]
         if not found:
-            raise NotFound(f"document {document_id} introuvable dans ce dossier")
+            raise NotFound(message("document %(document_id)s introuvable dans ce dossier", document_id=document_id))
         document = found[0]
     _record_read(session, principal, folder, document)
     return document
@@ -1100,9 +1143,13 @@ def desk_box_count(session: Session, principal: Principal, desk_id: str, box: st
 def _box_query(session: Session, principal: Principal, desk_id: str, box: str) -> Any:
     desk = config.get_desk(session, principal.tenant_id, desk_id)
     if Role.ADMIN not in principal.roles and principal.username not in {m.username for m in desk.members}:
-        raise Forbidden(f"seuls les membres du bureau « {desk.name} » voient ses dossiers")
+        raise Forbidden(
+            message("seuls les membres du bureau « %(desk_name)s » voient ses dossiers", desk_name=desk.name)
+        )
     if box not in BOXES:
-        raise InvalidInput(f"corbeille inconnue : {box} (attendu : {', '.join(BOXES)})")
+        raise InvalidInput(
+            message("corbeille inconnue : %(box)s (attendu : %(boxes)s)", box=box, boxes=", ".join(BOXES))
+        )
     return select(Folder).where(
         Folder.tenant_id == principal.tenant_id, Folder.status == IN_PROGRESS, _box_clause(session, desk, box)
     )

@@ -25,7 +25,7 @@ from parapheur.circuits import Actor
 from parapheur.models import Folder, FolderDocument, PreparedSignature, Step
 from socle.auth import Principal
 from socle.db import utcnow
-from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceUnavailable
+from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, ServiceUnavailable, message
 from socle.settings import get_settings
 from socle.storage import get_store
 from socle.storage.api import spool
@@ -39,7 +39,7 @@ def decode_b64(value: str, what: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidInput(f"{what} : base64 invalide") from None
+        raise InvalidInput(message("%(what)s : base64 invalide", what=what)) from None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -60,7 +60,7 @@ def prepare(
     :raises Conflict/Forbidden: the folder does not wait for this user's signature (see service).
     """
     if len(chain_der) > MAX_CHAIN:
-        raise InvalidInput(f"chaîne de certificats trop longue ({MAX_CHAIN} au plus)")
+        raise InvalidInput(message("chaîne de certificats trop longue (%(max_chain)s au plus)", max_chain=MAX_CHAIN))
     folder, step, actor = service.current_for(session, principal, folder_id, ("signature",), desk_id)
     service.check_read(session, principal, folder)
     document = _single_pdf(folder)
@@ -100,9 +100,9 @@ def finish(session: Session, principal: Principal, folder_id: str, prepared_id: 
     service.folder_for(session, principal, folder_id)  # a folder this user may not see: 404 before anything
     row = session.get(PreparedSignature, prepared_id)
     if row is None or row.folder_id != folder_id or row.tenant_id != principal.tenant_id:
-        raise NotFound("signature préparée introuvable")
+        raise NotFound(message("signature préparée introuvable"))
     if row.username != principal.username:
-        raise Forbidden("cette signature a été préparée par une autre personne")
+        raise Forbidden(message("cette signature a été préparée par une autre personne"))
     # The step's desk the preparation was made for (the replaced one under delegation), not merely the first
     # free desk of the user's: someone holding two desks of the step prepared for one of them.
     step_desk = row.on_behalf_of_desk_id or row.desk_id
@@ -130,26 +130,28 @@ def finish(session: Session, principal: Principal, folder_id: str, prepared_id: 
 
 def _single_pdf(folder: Folder) -> FolderDocument:
     if folder.signature_format != signing.PADES:
-        raise InvalidInput("la signature par carte sur le poste de l'agent n'est possible que pour un PDF (PAdES)")
+        raise InvalidInput(
+            message("la signature par carte sur le poste de l'agent n'est possible que pour un PDF (PAdES)")
+        )
     documents = folder.main_documents
     if len(documents) != 1:
-        raise InvalidInput("la signature par carte demande un seul document principal")
+        raise InvalidInput(message("la signature par carte demande un seul document principal"))
     return documents[0]
 
 
 def _check_still_valid(row: PreparedSignature, folder: Folder, step: Step, actor: Actor) -> None:
     if row.used_at is not None:
-        raise Conflict("cette signature préparée a déjà servi : préparez-en une nouvelle")
+        raise Conflict(message("cette signature préparée a déjà servi : préparez-en une nouvelle"))
     if row.expires_at <= utcnow():
-        raise Conflict("la signature préparée a expiré : préparez-en une nouvelle")
+        raise Conflict(message("la signature préparée a expiré : préparez-en une nouvelle"))
     if row.step_id != step.id or (row.desk_id, row.on_behalf_of_desk_id) != (
         actor.desk_id,
         actor.on_behalf_of_desk_id,
     ):
-        raise Conflict("le dossier a changé d'étape depuis la préparation : préparez une nouvelle signature")
+        raise Conflict(message("le dossier a changé d'étape depuis la préparation : préparez une nouvelle signature"))
     document = next((doc for doc in folder.documents if doc.id == row.document_id), None)
     if document is None or document.current_key != row.source_key:
-        raise Conflict("le document a changé depuis la préparation : préparez une nouvelle signature")
+        raise Conflict(message("le document a changé depuis la préparation : préparez une nouvelle signature"))
 
 
 def _state_level(state: bytes) -> pades.SignatureLevel:
@@ -210,4 +212,4 @@ def _check_pdf(path: Path) -> None:
     try:
         pades.inspect_pdf(path)
     except pades.PdfError as exc:
-        raise InvalidInput(f"le scan de la signature papier : {exc}") from None
+        raise InvalidInput(message("le scan de la signature papier : %(exc)s", exc=exc)) from None

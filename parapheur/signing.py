@@ -26,7 +26,7 @@ from parapheur import identities, pades
 from parapheur.circuits import Actor
 from parapheur.models import Folder, FolderDocument, FolderEvent, SignatureType, Subtype
 from socle import messages
-from socle.errors import InvalidInput, ServiceUnavailable
+from socle.errors import InvalidInput, ServiceUnavailable, message
 from socle.models import Tenant
 from socle.queue import enqueue
 from socle.settings import get_settings
@@ -83,7 +83,7 @@ def sign_documents(
     identity = identities.load_row(row)
     documents = folder.main_documents
     if not documents:
-        raise InvalidInput("ce dossier n'a aucun document principal à signer")
+        raise InvalidInput(message("ce dossier n'a aucun document principal à signer"))
     request = signature_request(session, folder, actor, row.stamp_image, stamp_name)
     previous: dict[str, str | None] = {}
     reached: list[pades.SignatureLevel] = []

@@ -7,8 +7,10 @@ remords would take back…); the engine checks again when the form is sent, as i
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -19,7 +21,8 @@ from parapheur import circuits, config, identities, report, service, signature_a
 from parapheur.models import Folder, FolderDocument, OpinionRequest
 from parapheur.ui_common import files, kept, parapheur_user, text
 from parapheur.ui_pages import image_url, is_pdf, page_count
-from socle.auth import Principal
+from socle.auth import Principal, get_user_by_id, issue_token
+from socle.db import utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError
 from socle.files import display_name
 from socle.ui.sessions import SignedIn
@@ -29,6 +32,8 @@ from socle.web import content_disposition, object_response
 router = APIRouter(include_in_schema=False)
 
 PAGE_WINDOW = 10  # page images shown at once; the next ones are a link away
+API_PREFIX = "/parapheur"  # where the kit serves the parapheur's API (socle.app)
+CARD_TOKEN_LIFETIME = timedelta(minutes=30)  # long enough to find the card and type the PIN, no longer
 ACTS = frozenset({"visa", "signature", "reading", "paper_signature"})  # step kinds a person acts on
 
 
@@ -137,6 +142,8 @@ def _render_folder(
     errors: dict[str, str] | None = None,
     values: dict[str, Any] | None = None,
     status: int = 200,
+    card_token: str | None = None,
+    card_expires_at: datetime | None = None,
 ) -> Response:
     principal = parapheur_user(user)
     folder = service.folder_for(db, principal, folder_id)
@@ -169,11 +176,26 @@ def _render_folder(
         "creator": next((event.actor_name for event in events if event.action == "created"), folder.created_by),
         "today": service.today(),
         "is_late": circuits.is_late,
-        "api_url": str(request.base_url).rstrip("/") + "/parapheur",
+        "card_command": card_command(api_url(request), folder.id, card_token) if card_token else None,
+        "card_expires_at": card_expires_at,
+        "card_minutes": int(CARD_TOKEN_LIFETIME.total_seconds() // 60),
         "errors": errors or {},
         "values": values if values is not None else _metadata_values(folder, mandatory),
     }
     return render(request, "parapheur/dossier.html", context, status=status, db=db)
+
+
+def api_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + API_PREFIX
+
+
+def card_command(api: str, folder_id: str, token: str) -> str:
+    """The command the agent runs on their machine, card inserted, copied as is: the library and the card are
+    found by the command itself (parapheur.card_client.find_card), the PIN is asked there."""
+    return (
+        f"SOCLE_API_TOKEN={shlex.quote(token)} socle parapheur sign-with-card"
+        f" --api {shlex.quote(api)} --folder {shlex.quote(folder_id)}"
+    )
 
 
 def _metadata_values(folder: Folder, mandatory: list[str]) -> dict[str, Any]:
@@ -392,6 +414,35 @@ def annotate(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_i
         lambda who: service.annotate(db, who, folder_id, note, not private),
         t(request, "Annotation ajoutée."),
     )
+
+
+@router.post("/dossiers/{folder_id}/preparer-carte", response_class=HTMLResponse)
+def prepare_card(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    """Give the agent a personal API token for this folder's card signature, shown once, in the command.
+
+    The token is scoped to the two card-signing calls of this one folder (prepare, finish) and expires after
+    CARD_TOKEN_LIFETIME: leaked from a shell history, it can sign nothing else, and only until then. Only its
+    hash is kept; it is never put in a URL, and the page that shows it is not cached (no-store).
+    """
+    principal = parapheur_user(user)
+    folder = service.folder_for(db, principal, folder_id)
+    if not possible(db, principal, folder, service.opinions_of(db, folder)).card:
+        refused = t(request, "Ce dossier n'attend pas votre signature par carte.")
+        return _render_folder(request, db, user, folder_id, errors={"form": refused}, status=409)
+    expires_at = utcnow() + CARD_TOKEN_LIFETIME
+    calls = f"{API_PREFIX}/folders/{folder.id}/signature"
+    token = issue_token(
+        db,
+        get_user_by_id(db, principal.tenant_id, principal.user_id),
+        f"signature par carte du dossier {folder.id}",
+        expires_at=expires_at,
+        scope=[f"POST {calls}/prepare", f"POST {calls}/finish"],
+        actor=principal.actor,
+    )
+    db.commit()  # usable as soon as the page shows it
+    response = _render_folder(request, db, user, folder_id, card_token=token, card_expires_at=expires_at)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @router.post("/dossiers/{folder_id}/signature-papier", response_class=HTMLResponse)

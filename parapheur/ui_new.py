@@ -18,7 +18,7 @@ from parapheur.ui_common import files, kept, parapheur_user, text
 from socle.auth import Principal
 from socle.errors import NotFound, SocleError
 from socle.files import display_name
-from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
+from socle.ui.web import DbDep, FormDep, UserDep, error_text, redirect, render, t
 
 router = APIRouter(include_in_schema=False)
 
@@ -204,7 +204,7 @@ def _upload_errors(request: Request, exc: SocleError) -> dict[str, str]:
     if role is None:
         return {"form": exc.detail}
     filename = exc.extra.get("filename", "")
-    detail = exc.detail if exc.detail.startswith("«") else f"« {filename} » : {exc.detail}"
+    detail = error_text(request, exc) if exc.detail.startswith("«") else f"« {filename} » : {error_text(request, exc)}"
     if exc.status == 413:
         detail = t(
             request, "« %(name)s » est trop volumineux : %(size)s octets au plus.", name=filename, size=_max_upload()

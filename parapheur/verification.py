@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from parapheur import cades, pades, xades
-from socle.errors import InvalidInput
+from socle.errors import InvalidInput, message
 
 
 def signed_file_kind(path: Path) -> str:
@@ -40,7 +40,7 @@ def reports_for(
     try:
         if kind == "cades":
             if data_file is None:
-                raise InvalidInput("signature CAdES détachée : joignez aussi le fichier signé")
+                raise InvalidInput(message("signature CAdES détachée : joignez aussi le fichier signé"))
             return cades.validate_detached(data_file, path.read_bytes(), roots, allow_fetching=online), []
         if kind == "xades":
             notes = [f"Bordereau « {bordereau} » : NON SIGNÉ." for bordereau in xades.unsigned_bordereaux(path)]
@@ -60,7 +60,7 @@ def load_certificates(data: bytes, name: str) -> list[x509.Certificate]:
             return x509.load_pem_x509_certificates(data)
         return [x509.load_der_x509_certificate(data)]
     except ValueError:
-        raise InvalidInput(f"{name} n'est pas un certificat X.509 (PEM ou DER).") from None
+        raise InvalidInput(message("%(name)s n'est pas un certificat X.509 (PEM ou DER).", name=name)) from None
 
 
 def der(certificate: x509.Certificate) -> bytes:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -17,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from socle import audit
 from socle.db import utcnow
-from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated, message
 from socle.models import ApiToken, Tenant, User
 
 TOKEN_PREFIX = "socle_"
@@ -52,7 +54,7 @@ class Principal:
     def require(self, *roles: Role) -> None:
         if not self.roles.intersection(roles) and Role.ADMIN not in self.roles:
             wanted = ", ".join(role.value for role in roles)
-            raise Forbidden(f"cette action demande l'un des rôles : {wanted}")
+            raise Forbidden(message("cette action demande l'un des rôles : %(wanted)s", wanted=wanted))
 
 
 def hash_token(token: str) -> str:
@@ -62,11 +64,13 @@ def hash_token(token: str) -> str:
 
 def create_tenant(session: Session, slug: str, name: str, siren: str | None = None) -> Tenant:
     if not _SLUG.match(slug):
-        raise InvalidInput("identifiant de collectivité invalide : minuscules, chiffres et tirets, 2 à 63 caractères")
+        raise InvalidInput(
+            message("identifiant de collectivité invalide : minuscules, chiffres et tirets, 2 à 63 caractères")
+        )
     if siren is not None and not re.fullmatch(r"\d{9}", siren):
-        raise InvalidInput("le SIREN doit compter 9 chiffres")
+        raise InvalidInput(message("le SIREN doit compter 9 chiffres"))
     if session.execute(select(Tenant).where(Tenant.slug == slug)).scalar_one_or_none():
-        raise Conflict(f"la collectivité « {slug} » existe déjà")
+        raise Conflict(message("la collectivité « %(slug)s » existe déjà", slug=slug))
     tenant = Tenant(slug=slug, name=name, siren=siren)
     session.add(tenant)
     session.flush()
@@ -78,7 +82,7 @@ def create_tenant(session: Session, slug: str, name: str, siren: str | None = No
 def get_tenant(session: Session, slug: str) -> Tenant:
     tenant = session.execute(select(Tenant).where(Tenant.slug == slug)).scalar_one_or_none()
     if tenant is None:
-        raise NotFound(f"collectivité « {slug} » inconnue")
+        raise NotFound(message("collectivité « %(slug)s » inconnue", slug=slug))
     return tenant
 
 
@@ -94,14 +98,14 @@ def create_user(
 ) -> User:
     if not _USERNAME.match(username):
         raise InvalidInput(
-            "identifiant invalide : lettres, chiffres, « . », « _ », « - » ou « @ », 100 caractères au plus"
+            message("identifiant invalide : lettres, chiffres, « . », « _ », « - » ou « @ », 100 caractères au plus")
         )
     _check_profile(display_name, email, roles)
     exists = session.execute(
         select(User).where(User.tenant_id == tenant.id, User.username == username)
     ).scalar_one_or_none()
     if exists:
-        raise Conflict(f"l'utilisateur « {username} » existe déjà")
+        raise Conflict(message("l'utilisateur « %(username)s » existe déjà", username=username))
     user = User(tenant_id=tenant.id, username=username, display_name=display_name, roles=roles, email=email)
     session.add(user)
     session.flush()
@@ -111,19 +115,19 @@ def create_user(
 
 def _check_profile(display_name: str, email: str | None, roles: list[str]) -> None:
     if not display_name.strip() or len(display_name) > 200:
-        raise InvalidInput("le nom affiché est obligatoire (200 caractères au plus)")
+        raise InvalidInput(message("le nom affiché est obligatoire (200 caractères au plus)"))
     if email is not None and (len(email) > 254 or not _EMAIL.match(email)):
-        raise InvalidInput(f"adresse de courriel invalide : « {email[:254]} »")
+        raise InvalidInput(message("adresse de courriel invalide : « %(value)s »", value=email[:254]))
     unknown = sorted(set(roles) - {role.value for role in Role})
     if unknown:
-        raise InvalidInput(f"rôle(s) inconnu(s) : {', '.join(unknown)}")
+        raise InvalidInput(message("rôle(s) inconnu(s) : %(unknown)s", unknown=", ".join(unknown)))
 
 
 def get_user_by_id(session: Session, tenant_id: str, user_id: str) -> User:
     """The tenant's user; raises NotFound for an unknown id or another tenant's."""
     user = session.execute(select(User).where(User.tenant_id == tenant_id, User.id == user_id)).scalar_one_or_none()
     if user is None:
-        raise NotFound("utilisateur introuvable")
+        raise NotFound(message("utilisateur introuvable"))
     return user
 
 
@@ -166,15 +170,15 @@ def _keep_an_admin(session: Session, user: User) -> None:
         select(User.roles).where(User.tenant_id == user.tenant_id, User.id != user.id, User.active)
     ).scalars()
     if not any(Role.ADMIN.value in roles for roles in others):
-        raise Conflict("la collectivité doit garder au moins un administrateur actif")
+        raise Conflict(message("la collectivité doit garder au moins un administrateur actif"))
 
 
 def update_tenant(session: Session, tenant: Tenant, *, name: str, siren: str | None, actor: str) -> None:
     """Change the collectivité's name and SIREN (its identifier, used at sign-in and in storage, stays)."""
     if not name.strip() or len(name) > 200:
-        raise InvalidInput("le nom de la collectivité est obligatoire (200 caractères au plus)")
+        raise InvalidInput(message("le nom de la collectivité est obligatoire (200 caractères au plus)"))
     if siren is not None and not re.fullmatch(r"\d{9}", siren):
-        raise InvalidInput("le SIREN doit compter 9 chiffres")
+        raise InvalidInput(message("le SIREN doit compter 9 chiffres"))
     changed = sorted(key for key, value in (("name", name), ("siren", siren)) if getattr(tenant, key) != value)
     tenant.name, tenant.siren = name, siren
     _audit(session, tenant.id, "tenant.updated", "tenant", tenant.id, actor=actor, changed=changed)
@@ -185,7 +189,13 @@ def get_user(session: Session, tenant: Tenant, username: str) -> User:
         select(User).where(User.tenant_id == tenant.id, User.username == username)
     ).scalar_one_or_none()
     if user is None:
-        raise NotFound(f"utilisateur « {username} » inconnu dans « {tenant.slug} »")
+        raise NotFound(
+            message(
+                "utilisateur « %(username)s » inconnu dans « %(tenant_slug)s »",
+                username=username,
+                tenant_slug=tenant.slug,
+            )
+        )
     return user
 
 
@@ -201,12 +211,49 @@ def set_password(session: Session, user: User, password: str | None, *, actor: s
     _audit(session, user.tenant_id, action, "user", user.id, actor=actor)
 
 
-def issue_token(session: Session, user: User, label: str = "") -> str:
-    """Return a new token; it is shown once and only its hash is kept."""
+def issue_token(
+    session: Session,
+    user: User,
+    label: str = "",
+    *,
+    expires_at: datetime | None = None,
+    scope: Sequence[str] = (),
+    actor: str = "system",
+) -> str:
+    """Return a new token; it is shown once and only its hash is kept.
+
+    :param expires_at: after this instant ``authenticate`` refuses it (None: no expiry).
+    :param scope: the only requests the token may make, each ``"METHOD /path"`` (empty: every right of the user).
+    :param actor: who is recorded in the audit log as having issued it.
+    """
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(tenant_id=user.tenant_id, user_id=user.id, token_hash=hash_token(token), label=label))
-    _audit(session, user.tenant_id, "token.issued", "user", user.id, label=label)
+    lines = [_scope_line(entry) for entry in scope]
+    session.add(
+        ApiToken(
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            token_hash=hash_token(token),
+            label=label,
+            expires_at=expires_at,
+            scope="\n".join(lines) if lines else None,
+        )
+    )
+    details: dict[str, object] = {"label": label}
+    if expires_at is not None:
+        details["expires_at"] = expires_at.isoformat()
+    if lines:
+        details["scope"] = lines
+    _audit(session, user.tenant_id, "token.issued", "user", user.id, actor=actor, **details)
     return token
+
+
+def _scope_line(entry: str) -> str:
+    method, _, path = entry.strip().partition(" ")
+    if not method.isalpha() or not path.startswith("/") or " " in path:
+        raise InvalidInput(
+            message("portée de jeton invalide : « %(entry)s » (attendu : « MÉTHODE /chemin »)", entry=entry)
+        )
+    return f"{method.upper()} {path}"
 
 
 def revoke_tokens(session: Session, user: User) -> int:
@@ -221,7 +268,14 @@ def revoke_tokens(session: Session, user: User) -> int:
     return len(tokens)
 
 
-def authenticate(session: Session, token: str | None) -> Principal:
+def authenticate(session: Session, token: str | None, request: tuple[str, str] | None = None) -> Principal:
+    """The principal of an API token.
+
+    :param request: the call's ``(method, path)``; a scoped token is only accepted for a request of its scope,
+        so a caller that gives none (CMIS, for instance) refuses every scoped token.
+    :raises Unauthenticated: no token, unknown, revoked, expired, or its user disabled.
+    :raises Forbidden: a scoped token used for a request outside its scope.
+    """
     if not token:
         raise Unauthenticated("jeton d'accès manquant (en-tête Authorization: Bearer …)")
     row = session.execute(
@@ -232,6 +286,21 @@ def authenticate(session: Session, token: str | None) -> Principal:
     ).one_or_none()
     if row is None or row.ApiToken.revoked_at is not None or not row.User.active:
         raise Unauthenticated("jeton d'accès invalide ou révoqué")
+    expires_at = row.ApiToken.expires_at
+    if expires_at is not None and expires_at <= utcnow():
+        raise Unauthenticated(
+            message(
+                "jeton d'accès expiré depuis le %(at)s (UTC) : demandez-en un nouveau",
+                at=f"{expires_at:%d/%m/%Y à %H:%M}",
+            )
+        )
+    if row.ApiToken.scope is not None and not _in_scope(row.ApiToken.scope, request):
+        raise Forbidden(
+            message(
+                "ce jeton d'accès ne sert qu'à « %(task)s » : il ne permet pas cette requête",
+                task=row.ApiToken.label or "une tâche précise",
+            )
+        )
     return Principal(
         tenant_id=row.Tenant.id,
         tenant_slug=row.Tenant.slug,
@@ -241,6 +310,19 @@ def authenticate(session: Session, token: str | None) -> Principal:
         display_name=row.User.display_name,
         roles=frozenset(row.User.roles),
     )
+
+
+def _in_scope(scope: str, request: tuple[str, str] | None) -> bool:
+    if request is None:
+        return False
+    method, path = request[0].upper(), request[1]
+    # "Ends with": the kit may be served under a prefix (a reverse proxy's root path); each scope path starts
+    # with "/", so a match always begins at a path segment.
+    for line in scope.splitlines():
+        allowed_method, _, allowed_path = line.partition(" ")
+        if method == allowed_method and path.endswith(allowed_path):
+            return True
+    return False
 
 
 def _audit(

@@ -66,6 +66,11 @@ def migrate() -> None:
         click.echo(f"{package:10} {revision}")
 
 
+def uvicorn_options() -> dict[str, Any]:
+    """How `socle serve` reads the proxy's headers: the client's address (sign-in limits, audit) and scheme."""
+    return {"proxy_headers": True, "forwarded_allow_ips": list(get_settings().trusted_proxies)}
+
+
 @cli.command(help="Servir l'API : un service (ged, parapheur, archive, interop) ou les quatre ensemble.")
 @click.argument("service", required=False, type=click.Choice(SERVICES))
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -87,7 +92,7 @@ def serve(service: str | None, host: str, port: int) -> None:
         worker.start()
     app = create_service(service) if service else create_app()
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info", **uvicorn_options())
     finally:
         if worker is not None:
             worker.stop()

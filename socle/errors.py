@@ -2,18 +2,45 @@
 
 Domain code raises these (never an HTTP framework exception); the API turns them into
 ``application/problem+json`` and the CLI into a plain message. ``detail`` is written for the user, in French.
+
+A detail made with ``message("dossier %(folder_id)s introuvable", folder_id=x)`` is that French text (a ``str``),
+and also keeps its template and values: the web interface translates the template through the English
+catalogue (``errors.po``, extracted from these calls), then puts the values back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+
+class Message(str):
+    """A French message, formatted, that remembers its template and values for the interface's translation."""
+
+    template: str
+    values: dict[str, Any]
+
+    def __new__(cls, template: str, values: Mapping[str, Any] | None = None) -> Message:
+        # Without values the template is the text itself (no "%%" escaping), as gettext's python-format does.
+        self = super().__new__(cls, template % values if values else template)
+        self.template = template
+        self.values = dict(values or {})
+        return self
+
+    def __reduce__(self) -> tuple[type[Message], tuple[str, dict[str, Any]]]:
+        return Message, (self.template, self.values)
+
+
+def message(template: str, /, **values: Any) -> Message:
+    """The French ``template % values``, translatable later: the one way to write a detail a user may read."""
+    return Message(template, values)
 
 
 class SocleError(Exception):
     """Root of every expected error. ``status`` is the HTTP status the API answers with."""
 
     status: int = 400
-    title: str = "Requête invalide"
+    title: str = message("Requête invalide")
     slug: str = "bad-request"
 
     def __init__(self, detail: str, **extra: Any) -> None:
@@ -34,55 +61,55 @@ class SocleError(Exception):
 
 class InvalidInput(SocleError):
     status = 422
-    title = "Données invalides"
+    title = message("Données invalides")
     slug = "invalid-input"
 
 
 class Unauthenticated(SocleError):
     status = 401
-    title = "Authentification requise"
+    title = message("Authentification requise")
     slug = "unauthenticated"
 
 
 class Forbidden(SocleError):
     status = 403
-    title = "Action non autorisée"
+    title = message("Action non autorisée")
     slug = "forbidden"
 
 
 class NotFound(SocleError):
     status = 404
-    title = "Introuvable"
+    title = message("Introuvable")
     slug = "not-found"
 
 
 class Conflict(SocleError):
     status = 409
-    title = "Conflit"
+    title = message("Conflit")
     slug = "conflict"
 
 
 class PayloadTooLarge(SocleError):
     status = 413
-    title = "Fichier trop volumineux"
+    title = message("Fichier trop volumineux")
     slug = "payload-too-large"
 
 
 class UnsupportedMediaType(SocleError):
     status = 415
-    title = "Type de fichier non accepté"
+    title = message("Type de fichier non accepté")
     slug = "unsupported-media-type"
 
 
 class DigestMismatch(SocleError):
     status = 422
-    title = "Empreinte incorrecte"
+    title = message("Empreinte incorrecte")
     slug = "digest-mismatch"
 
 
 class ServiceUnavailable(SocleError):
     status = 503
-    title = "Service indisponible"
+    title = message("Service indisponible")
     slug = "unavailable"
 
 
@@ -90,5 +117,5 @@ class SettingsError(SocleError):
     """A wrong setting: the program stops at start with this message."""
 
     status = 500
-    title = "Configuration invalide"
+    title = message("Configuration invalide")
     slug = "settings"

@@ -24,7 +24,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid, parseaddr
 from pathlib import Path
 
-from socle.errors import SocleError
+from socle.errors import SocleError, message
 from socle.files import write_atomically
 from socle.settings import Settings, get_settings
 
@@ -104,24 +104,24 @@ def build_message(mail: Mail, sender: str) -> EmailMessage:
         MailError: no recipient, an invalid address, or a line break in the subject (not retryable).
     """
     if not mail.to:
-        raise MailError("courriel sans destinataire", retryable=False)
+        raise MailError(message("courriel sans destinataire"), retryable=False)
     for address in (sender, *mail.to):
         _check_address(address)
     if any(char in mail.subject for char in "\r\n"):
-        raise MailError("l'objet d'un courriel ne peut pas contenir de saut de ligne", retryable=False)
-    message = EmailMessage(policy=SMTP_POLICY)
-    message["From"] = sender
-    message["To"] = ", ".join(mail.to)
-    message["Subject"] = mail.subject
-    message["Date"] = format_datetime(datetime.now(UTC))
-    message["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2])
+        raise MailError(message("l'objet d'un courriel ne peut pas contenir de saut de ligne"), retryable=False)
+    email = EmailMessage(policy=SMTP_POLICY)
+    email["From"] = sender
+    email["To"] = ", ".join(mail.to)
+    email["Subject"] = mail.subject
+    email["Date"] = format_datetime(datetime.now(UTC))
+    email["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2])
     # RFC 3834: an automatic message; out-of-office robots must not answer it.
-    message["Auto-Submitted"] = "auto-generated"
+    email["Auto-Submitted"] = "auto-generated"
     # Quoted-printable rather than 8bit: every relay accepts it, with or without 8BITMIME.
-    message.set_content(mail.text, charset="utf-8", cte="quoted-printable")
+    email.set_content(mail.text, charset="utf-8", cte="quoted-printable")
     if mail.html is not None:
-        message.add_alternative(mail.html, subtype="html", charset="utf-8", cte="quoted-printable")
-    return message
+        email.add_alternative(mail.html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return email
 
 
 def write_to_outbox(message: EmailMessage, outbox: Path) -> Path:
@@ -138,21 +138,23 @@ def _check_address(address: str) -> None:
     _name, parsed = parseaddr(address)
     local, at, domain = parsed.rpartition("@")
     if not at or not local or ("." not in domain and domain != "localhost") or any(c in address for c in "\r\n"):
-        raise MailError(f"adresse de courriel invalide : « {address.strip()} »", retryable=False)
+        raise MailError(
+            message("adresse de courriel invalide : « %(address)s »", address=address.strip()), retryable=False
+        )
 
 
-def _deliver(message: EmailMessage, recipients: tuple[str, ...], settings: Settings) -> None:
+def _deliver(email: EmailMessage, recipients: tuple[str, ...], settings: Settings) -> None:
     password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
     try:
         with _connection(settings) as smtp:
             if settings.smtp_username and password:
                 smtp.login(settings.smtp_username, password)
-            refused = smtp.send_message(message, to_addrs=[parseaddr(to)[1] for to in recipients])
+            refused = smtp.send_message(email, to_addrs=[parseaddr(to)[1] for to in recipients])
     except OSError as exc:  # smtplib's errors, TLS errors, network errors and timeouts are all OSErrors
         raise _explain(exc, settings, password) from None
     if refused:
         # Some recipients got it: trying again would send them a second copy.
-        raise MailError(f"courriel envoyé, sauf à : {_listed(refused)}", retryable=False)
+        raise MailError(message("courriel envoyé, sauf à : %(refused)s", refused=_listed(refused)), retryable=False)
 
 
 @contextmanager

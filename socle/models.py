@@ -76,7 +76,12 @@ class LoginAttempt(KernelBase):
 
 
 class ApiToken(KernelBase):
-    """Only the SHA-256 of a token is kept: a leaked database gives no usable token."""
+    """Only the SHA-256 of a token is kept: a leaked database gives no usable token.
+
+    ``expires_at`` (None: never) and ``scope`` (None: all of the user's rights) narrow a token issued for one
+    task, such as signing one folder with a card: the scope lists the only requests it may make, one per
+    line, ``METHOD /path`` (see ``auth.authenticate``).
+    """
 
     __tablename__ = "api_tokens"
 
@@ -87,6 +92,8 @@ class ApiToken(KernelBase):
     label: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    scope: Mapped[str | None] = mapped_column(Text)
 
 
 class AuditEntry(KernelBase):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from socle.errors import SettingsError
+from socle.errors import SettingsError, message
 from socle.settings import get_settings
 
 
@@ -51,7 +51,7 @@ def decrypt(token: bytes) -> bytes:
     try:
         return _fernet().decrypt(token)
     except InvalidToken:
-        raise SettingsError("secret illisible : SOCLE_SECRET_KEY a-t-elle changé ?") from None
+        raise SettingsError(message("secret illisible : SOCLE_SECRET_KEY a-t-elle changé ?")) from None
 
 
 def reset() -> None:

@@ -8,6 +8,7 @@ when the program starts, and a wrong one stops it with a message naming the sett
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 from email.utils import parseaddr
 from functools import lru_cache
@@ -128,6 +129,12 @@ class Settings(BaseSettings):
     oidc_providers: tuple[OidcProvider, ...] = Field(
         (), description="Fournisseurs OpenID Connect de l'interface web (JSON dans l'environnement)."
     )
+    # NoDecode: a comma-separated list, like uvicorn's FORWARDED_ALLOW_IPS.
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("127.0.0.1", "::1"),
+        description="Proxys inverses dont `socle serve` croit les en-têtes X-Forwarded-For et X-Forwarded-Proto "
+        "(adresses ou réseaux).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -152,6 +159,24 @@ class Settings(BaseSettings):
         # Environment variables give "10,60,300"; TOML gives a list.
         if isinstance(value, str):
             return tuple(float(part) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # uvicorn takes a mistyped entry for a host name that never matches: say so at start-up instead.
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"« {entry} » n'est ni une adresse IP ni un réseau (ex. 10.0.0.0/8)") from None
         return value
 
     @field_validator("database_url")
@@ -254,7 +279,7 @@ def load_settings(**overrides: Any) -> Settings:
 
 # Read by the kit but not settings: the TOML file's path, the test suite's own servers, and what the smart-card
 # client (`socle parapheur sign-with-card`) takes from its user's environment: an API token and a card PIN.
-_NOT_SETTINGS = ("SOCLE_CONFIG", "SOCLE_TEST_", "SOCLE_API_TOKEN", "SOCLE_CARD_PIN")
+_NOT_SETTINGS = ("SOCLE_CONFIG", "SOCLE_TEST_", "SOCLE_API_TOKEN", "SOCLE_CARD_PIN", "SOCLE_CARD_MODULE")
 
 
 def _refuse_unknown_variables() -> None:

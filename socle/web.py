@@ -168,7 +168,8 @@ SessionDep = Annotated[Session, Depends(get_session)]
 def get_principal(request: Request, session: SessionDep) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    principal = authenticate(session, token.strip() if scheme.lower() == "bearer" else None)
+    bearer = token.strip() if scheme.lower() == "bearer" else None
+    principal = authenticate(session, bearer, (request.method, request.url.path))  # the path: for scoped tokens
     session.rollback()  # end the read transaction: the route starts its own unit of work
     return principal
 

@@ -1,7 +1,8 @@
 """A local OpenID Connect provider for the tests, following the published protocol (and ProConnect's rules).
 
 It serves discovery, JWKS, authorize (the user is chosen by the test: no login page), token, userinfo
-(plain JSON or a signed JWT) and end-session, on a real port. Knobs let a test make it misbehave.
+(plain JSON or a signed JWT) and end-session (RP-Initiated Logout 1.0: the ID token as hint, a registered
+return address), on a real port. Knobs let a test make it misbehave.
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ class Provider:
     user: dict[str, Any] = field(default_factory=dict)  # the claims of whoever "signs in" next
     signed_userinfo: bool = False
     proconnect_rules: bool = False  # state/nonce ≥ 32 characters, no unknown authorize parameter
+    end_session: bool = True  # announce an end_session_endpoint in the discovery document
+    post_logout_redirect_uris: list[str] = field(default_factory=list)  # registered for the client
     # Misbehaviours a test can switch on.
     sign_with_other_key: bool = False
+    sign_userinfo_with_other_key: bool = False  # the ID token stays genuine: only the userinfo is forged
     wrong_nonce: bool = False
     userinfo_other_subject: bool = False
     code_lifetime: float = 30.0
@@ -42,9 +46,11 @@ class Provider:
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     authorize_params: list[dict[str, str]] = field(default_factory=list)
+    ended_sessions: list[str] = field(default_factory=list)  # subjects signed out at the provider
 
-    def sign(self, claims: dict[str, Any]) -> str:
-        key = self.other_key if self.sign_with_other_key else self.key
+    def sign(self, claims: dict[str, Any], *, forged: bool = False) -> str:
+        # A forger claims the provider's key id: only the signature itself gives it away.
+        key = self.other_key if self.sign_with_other_key or forged else self.key
         return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
 
 
@@ -57,16 +63,18 @@ def create_app(provider: Provider) -> FastAPI:
     @app.get("/.well-known/openid-configuration")
     def discovery() -> dict[str, Any]:
         base = provider.base_url
-        return {
+        document = {
             "issuer": base,
             "authorization_endpoint": f"{base}/authorize",
             "token_endpoint": f"{base}/token",
             "userinfo_endpoint": f"{base}/userinfo",
             "jwks_uri": f"{base}/jwks",
-            "end_session_endpoint": f"{base}/logout",
             "id_token_signing_alg_values_supported": ["RS256"],
             "userinfo_signing_alg_values_supported": ["RS256"],
         }
+        if provider.end_session:
+            document["end_session_endpoint"] = f"{base}/logout"
+        return document
 
     @app.get("/jwks")
     def jwks() -> dict[str, Any]:
@@ -135,13 +143,35 @@ def create_app(provider: Provider) -> FastAPI:
         if provider.userinfo_other_subject:
             claims["sub"] = "quelqu-un-d-autre"
         if provider.signed_userinfo:
-            signed = provider.sign({**claims, "iss": provider.base_url, "aud": CLIENT_ID})
+            signed = provider.sign(
+                {**claims, "iss": provider.base_url, "aud": CLIENT_ID}, forged=provider.sign_userinfo_with_other_key
+            )
             return Response(signed, media_type="application/jwt")
         return JSONResponse(claims)
 
     @app.get("/logout")
-    def logout() -> dict[str, str]:
-        return {"status": "déconnecté"}
+    def logout(id_token_hint: str = "", state: str = "", post_logout_redirect_uri: str = "") -> Response:
+        # The hint names the session and the client; an expired ID token is still a valid hint.
+        try:
+            claims = jwt.decode(
+                id_token_hint,
+                provider.key.public_key(),
+                algorithms=["RS256"],
+                audience=CLIENT_ID,
+                issuer=provider.base_url,
+                options={"verify_exp": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise HTTPException(400, f"id_token_hint invalide : {exc}") from exc
+        if post_logout_redirect_uri and post_logout_redirect_uri not in provider.post_logout_redirect_uris:
+            raise HTTPException(400, "post_logout_redirect_uri non déclarée pour ce client")
+        if provider.proconnect_rules and (len(state) < 32 or not post_logout_redirect_uri):
+            raise HTTPException(400, "state (≥ 32 caractères) et post_logout_redirect_uri sont obligatoires")
+        provider.ended_sessions.append(claims["sub"])
+        if not post_logout_redirect_uri:
+            return JSONResponse({"status": "déconnecté"})
+        query = f"?{urlencode({'state': state})}" if state else ""
+        return RedirectResponse(f"{post_logout_redirect_uri}{query}", status_code=302)
 
     return app
 

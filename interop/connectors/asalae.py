@@ -49,7 +49,7 @@ from interop.connectors.sae import (
     read_sip,
     request,
 )
-from socle.errors import InvalidInput
+from socle.errors import InvalidInput, message
 from socle.storage import ObjectStore
 
 SEND = "/sedaMessages"
@@ -124,7 +124,7 @@ class AsalaeConnector:
         # The transferring agency's identifier, unless the connector names the one As@lae knows it by.
         organization = self.config.get("organization") or sip.transferring_agency
         if not organization:
-            raise SaeRefused("As@lae : service versant inconnu (ni dans le connecteur, ni dans le bordereau)")
+            raise SaeRefused(message("As@lae : service versant inconnu (ni dans le connecteur, ni dans le bordereau)"))
         return str(organization)
 
     def deliver(self, store: ObjectStore, object_key: str, filename: str, size: int) -> dict[str, Any]:
@@ -150,7 +150,12 @@ class AsalaeConnector:
             )
             if response.status_code == 409:  # already received: the Acknowledgement tells which transfer it is
                 if not self._has(client, organization, sip.message_identifier):
-                    raise SaeRefused(f"As@lae signale un doublon de {sip.message_identifier} sans accusé retrouvé")
+                    raise SaeRefused(
+                        message(
+                            "As@lae signale un doublon de %(sip_message_identifier)s sans accusé retrouvé",
+                            sip_message_identifier=sip.message_identifier,
+                        )
+                    )
                 return self._receipt(sip, organization, None, object_key, size, recovered=True)
             transfer = _transfer_id(response.content)
             # A 200 that is not As@lae's answer (an HTML page from a proxy) proves nothing: the Acknowledgement does.
@@ -158,7 +163,11 @@ class AsalaeConnector:
                 transfer is None and not self._has(client, organization, sip.message_identifier)
             ):
                 raise SaeUnavailable(
-                    f"As@lae : réponse inattendue à l'envoi (HTTP {response.status_code}) : {excerpt(response.content)}"
+                    message(
+                        "As@lae : réponse inattendue à l'envoi (HTTP %(response_status_code)s) : %(response_content)s",
+                        response_status_code=response.status_code,
+                        response_content=excerpt(response.content),
+                    )
                 )
         return self._receipt(sip, organization, transfer, object_key, size)
 
@@ -173,7 +182,12 @@ class AsalaeConnector:
         except (TypeError, ValueError):
             size = -1
         if size < 0 or (isinstance(value, float) and not value.is_integer()):
-            raise InvalidInput(f"As@lae : taille des morceaux invalide ({value!r}) : un nombre d'octets, 0 pour aucun")
+            raise InvalidInput(
+                message(
+                    "As@lae : taille des morceaux invalide (%(value)s) : un nombre d'octets, 0 pour aucun",
+                    value=repr(value),
+                )
+            )
         return size
 
     def _deliver_in_chunks(
@@ -216,7 +230,9 @@ class AsalaeConnector:
                 if outcome == "unknown session":  # expired at As@lae: a new session, every piece again
                     if upload.resumed_from is None:
                         UPLOADS.forget(key)
-                        raise SaeUnavailable("As@lae ne reconnaît pas la session d'envoi par morceaux qu'il a ouverte")
+                        raise SaeUnavailable(
+                            message("As@lae ne reconnaît pas la session d'envoi par morceaux qu'il a ouverte")
+                        )
                     upload = self._open_session(client, sip, total)
                     if upload is None:
                         UPLOADS.forget(key)
@@ -245,14 +261,21 @@ class AsalaeConnector:
         answer = _json(response.content)
         if response.status_code not in (200, 201) or answer is None:
             raise SaeUnavailable(
-                f"As@lae : réponse inattendue à l'ouverture d'un envoi par morceaux (HTTP {response.status_code}) : "
-                f"{excerpt(response.content)}"
+                message(
+                    "As@lae : réponse inattendue à l'ouverture d'un envoi par morceaux (HTTP "
+                    "%(response_status_code)s) : %(response_content)s",
+                    response_status_code=response.status_code,
+                    response_content=excerpt(response.content),
+                )
             )
         session, security = answer.get("chunk_session_identifier"), answer.get("chunk_security_identifier")
         if not session or not security:
             raise SaeRefused(
-                "cette version d'As@lae ne permet pas l'envoi d'archive par morceaux : "
-                f"mettez « chunk_size » à 0 dans le connecteur ({excerpt(response.content)})"
+                message(
+                    "cette version d'As@lae ne permet pas l'envoi d'archive par morceaux : mettez « "
+                    "chunk_size » à 0 dans le connecteur (%(response_content)s)",
+                    response_content=excerpt(response.content),
+                )
             )
         return ChunkUpload(str(session), str(security), total)
 
@@ -286,8 +309,14 @@ class AsalaeConnector:
                 answer = _json(response.content)
                 if response.status_code not in (200, 201, 202) or answer is None:
                     raise SaeUnavailable(
-                        f"As@lae : réponse inattendue au morceau {upload.next_index}/{upload.total} "
-                        f"(HTTP {response.status_code}) : {excerpt(response.content)}"
+                        message(
+                            "As@lae : réponse inattendue au morceau %(upload_next_index)s/%(upload_total)s "
+                            "(HTTP %(response_status_code)s) : %(response_content)s",
+                            upload_next_index=upload.next_index,
+                            upload_total=upload.total,
+                            response_status_code=response.status_code,
+                            response_content=excerpt(response.content),
+                        )
                     )
             except SaeUnavailable:
                 if attempt == tries:
@@ -299,7 +328,12 @@ class AsalaeConnector:
     def _duplicate(self, client: Any, sip: SipInfo, organization: str, object_key: str, size: int) -> dict[str, Any]:
         """As@lae says it has the transfer: its Acknowledgement must say so too."""
         if not self._has(client, organization, sip.message_identifier):
-            raise SaeRefused(f"As@lae signale un doublon de {sip.message_identifier} sans accusé retrouvé")
+            raise SaeRefused(
+                message(
+                    "As@lae signale un doublon de %(sip_message_identifier)s sans accusé retrouvé",
+                    sip_message_identifier=sip.message_identifier,
+                )
+            )
         return self._receipt(sip, organization, None, object_key, size, recovered=True)
 
     def find_sent(self, store: ObjectStore, object_key: str, size: int) -> dict[str, Any] | None:
@@ -366,7 +400,12 @@ class AsalaeConnector:
         with self._client() as client:
             response = request(client, "GET", reply_path(ACKNOWLEDGEMENT, "socle", PROBE_IDENTIFIER))
         if response.status_code not in (200, 404):
-            raise SaeUnavailable(f"As@lae : réponse inattendue (HTTP {response.status_code})")
+            raise SaeUnavailable(
+                message(
+                    "As@lae : réponse inattendue (HTTP %(response_status_code)s)",
+                    response_status_code=response.status_code,
+                )
+            )
         return "As@lae joignable, identifiants acceptés"
 
 

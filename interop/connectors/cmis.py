@@ -27,7 +27,7 @@ import httpx
 from interop.connectors.layout import safe_filename
 from interop.connectors.sae import excerpt
 from interop.connectors.webdav import http_failure
-from socle.errors import Conflict, DigestMismatch, ServiceUnavailable
+from socle.errors import Conflict, DigestMismatch, ServiceUnavailable, message
 from socle.storage import ObjectStore
 
 CHECKSUM_PREFIX = "sha256:"
@@ -79,17 +79,29 @@ class CmisClient:
         try:
             return response.json()
         except ValueError:
-            raise ServiceUnavailable(f"{what} : la GED n'a pas répondu en JSON ({excerpt(response.content)})") from None
+            raise ServiceUnavailable(
+                message(
+                    "%(what)s : la GED n'a pas répondu en JSON (%(response_content)s)",
+                    what=what,
+                    response_content=excerpt(response.content),
+                )
+            ) from None
 
     def repository(self, repository_id: str | None) -> dict[str, Any]:
         """The repository's info (``rootFolderUrl``, ``repositoryUrl``…): the configured one, or the first."""
         repositories = self.call("GET", self.service_url, "liste des dépôts CMIS")
         if not isinstance(repositories, dict) or not repositories:
-            raise ServiceUnavailable("la GED n'annonce aucun dépôt CMIS (réponse du point d'accès inattendue)")
+            raise ServiceUnavailable(message("la GED n'annonce aucun dépôt CMIS (réponse du point d'accès inattendue)"))
         if repository_id:
             if repository_id not in repositories:
                 known = ", ".join(sorted(repositories))
-                raise Conflict(f"dépôt CMIS « {repository_id} » inconnu de la GED (dépôts : {known})")
+                raise Conflict(
+                    message(
+                        "dépôt CMIS « %(repository_id)s » inconnu de la GED (dépôts : %(known)s)",
+                        repository_id=repository_id,
+                        known=known,
+                    )
+                )
             return dict(repositories[repository_id])
         return dict(next(iter(repositories.values())))
 
@@ -145,7 +157,12 @@ class CmisConnector:
                 with store.open(object_key) as stream:
                     data = stream.read()
                 if hashlib.sha256(data).hexdigest() != object_key:
-                    raise DigestMismatch(f"l'objet {object_key} lu dans le stockage ne correspond pas à son empreinte")
+                    raise DigestMismatch(
+                        message(
+                            "l'objet %(object_key)s lu dans le stockage ne correspond pas à son empreinte",
+                            object_key=object_key,
+                        )
+                    )
                 found = self._create(cmis, root_url, repository_url, path, folder_id, name, data)
         return {
             "connector": self.name,
@@ -181,20 +198,24 @@ class CmisConnector:
         current = "/"
         found = cmis.object_by_path(root_url, "/")
         if found is None:
-            raise Conflict("la GED ne trouve pas son dossier racine")
+            raise Conflict(message("la GED ne trouve pas son dossier racine"))
         for part in [part for part in self.folder.split("/") if part]:
             below = f"{current.rstrip('/')}/{part}"
             child = cmis.object_by_path(root_url, below)
             if child is None:
                 if not self.config.get("create_folders", True):
-                    raise Conflict(f"le dossier {below} n'existe pas dans la GED (création désactivée)")
+                    raise Conflict(
+                        message("le dossier %(below)s n'existe pas dans la GED (création désactivée)", below=below)
+                    )
                 properties = {"cmis:objectTypeId": "cmis:folder", "cmis:name": part}
                 cmis.create(root_url, current, "createFolder", properties)
                 child = cmis.object_by_path(root_url, below)  # also covers a folder created meanwhile (409)
                 if child is None:
-                    raise ServiceUnavailable(f"le dossier {below} créé reste introuvable dans la GED")
+                    raise ServiceUnavailable(
+                        message("le dossier %(below)s créé reste introuvable dans la GED", below=below)
+                    )
             if prop(child, "cmis:baseTypeId") != "cmis:folder":
-                raise Conflict(f"{below} n'est pas un dossier dans la GED")
+                raise Conflict(message("%(below)s n'est pas un dossier dans la GED", below=below))
             current, found = below, child
         return str(prop(found, "cmis:objectId"))
 
@@ -207,7 +228,7 @@ class CmisConnector:
             length = prop(existing, "cmis:contentStreamLength")
             if length in (None, size) and hashlib.sha256(cmis.content(root_url, path)).hexdigest() == key:
                 return existing
-            raise Conflict(f"un autre document porte déjà le nom {path} dans la GED")
+            raise Conflict(message("un autre document porte déjà le nom %(path)s dans la GED", path=path))
         checksum = self.config.get("checksum_property")
         if checksum:
             statement = (
@@ -233,8 +254,12 @@ class CmisConnector:
             key = hashlib.sha256(data).hexdigest()
             found = self._earlier(cmis, root_url, repository_url, path, folder_id, key, len(data))
             if found is None:
-                raise Conflict(f"la GED refuse le document : {created.get('message') or created['exception']}")
+                raise Conflict(
+                    message(
+                        "la GED refuse le document : %(value)s", value=created.get("message") or created["exception"]
+                    )
+                )
             return found
         if not isinstance(created, dict) or not prop(created, "cmis:objectId"):
-            raise ServiceUnavailable("la GED n'a pas renvoyé le document créé (cmis:objectId absent)")
+            raise ServiceUnavailable(message("la GED n'a pas renvoyé le document créé (cmis:objectId absent)"))
         return created

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from interop.connectors.layout import RECEIPT_SUFFIX, Layout, LocalTarget, deposit, probe, safe_filename
-from socle.errors import InvalidInput
+from socle.errors import InvalidInput, message
 from socle.storage import ObjectStore
 
 __all__ = ["RECEIPT_SUFFIX", "DepotConnector", "folder_for", "safe_filename"]
@@ -22,11 +22,11 @@ def folder_for(root: Path, tenant_slug: str, relative: str) -> Path:
     """Each tenant deposits only below ``root/<tenant>/``: a configured path cannot climb out of it."""
     path = PurePosixPath(relative.strip() or ".")
     if path.is_absolute() or ".." in path.parts:
-        raise InvalidInput("le chemin du dépôt doit être relatif, sans « .. »")
+        raise InvalidInput(message("le chemin du dépôt doit être relatif, sans « .. »"))
     tenant_root = (root / tenant_slug).resolve()
     folder = (tenant_root / path).resolve()  # a symbolic link inside the tree must not lead out of it either
     if not folder.is_relative_to(tenant_root):
-        raise InvalidInput("le chemin du dépôt sort du dossier de la collectivité")
+        raise InvalidInput(message("le chemin du dépôt sort du dossier de la collectivité"))
     return folder
 
 

@@ -35,7 +35,7 @@ from typing import Any, Literal, Protocol
 from lxml import etree
 from pydantic import BaseModel, Field
 
-from socle.errors import Conflict, DigestMismatch, InvalidInput
+from socle.errors import Conflict, DigestMismatch, InvalidInput, message
 from socle.files import fsync_dir
 from socle.storage import ObjectStore
 from socle.storage.api import iter_chunks
@@ -120,7 +120,7 @@ def safe_filename(filename: str) -> str:
     """
     name = _UNSAFE.sub("_", filename.replace("\\", "/").rsplit("/", 1)[-1]).strip(". ")
     if not name or name.endswith((RECEIPT_SUFFIX, XML_RECEIPT_SUFFIX, DONE_SUFFIX)):
-        raise InvalidInput(f"nom de fichier refusé pour un dépôt : {filename!r}")
+        raise InvalidInput(message("nom de fichier refusé pour un dépôt : %(filename)s", filename=repr(filename)))
     return name[:200]
 
 
@@ -135,7 +135,11 @@ def copy_verified(store: ObjectStore, object_key: str, size: int, local: Path) -
             digest.update(chunk)
             out.write(chunk)
     if digest.hexdigest() != object_key or local.stat().st_size != size:
-        raise DigestMismatch(f"l'objet {object_key} lu dans le stockage ne correspond pas à son empreinte")
+        raise DigestMismatch(
+            message(
+                "l'objet %(object_key)s lu dans le stockage ne correspond pas à son empreinte", object_key=object_key
+            )
+        )
 
 
 def deposit(
@@ -176,7 +180,7 @@ def deposit(
                 return receipt
             if layout.on_conflict == "refuse":
                 break
-    raise Conflict(f"un autre fichier porte déjà le nom {writer.entry_name()} dans le dépôt")
+    raise Conflict(message("un autre fichier porte déjà le nom %(writer)s dans le dépôt", writer=writer.entry_name()))
 
 
 def probe(target: Target) -> None:
@@ -417,7 +421,9 @@ class _Writer:
         except FileExistsError:
             # Written meanwhile by someone else: only the same document is acceptable.
             if self.existing(path) is _OTHER:
-                raise Conflict(f"un autre fichier porte déjà le nom {path} dans le dépôt") from None
+                raise Conflict(
+                    message("un autre fichier porte déjà le nom %(path)s dans le dépôt", path=path)
+                ) from None
 
     @staticmethod
     def _temporary(path: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from socle import mail
-from socle.errors import DigestMismatch, PayloadTooLarge
+from socle.errors import DigestMismatch, PayloadTooLarge, message
 from socle.settings import get_settings
 from socle.storage import ObjectStore
 
@@ -84,34 +84,38 @@ class MailConnector:
         limit = int(float(self.config.get("max_attachment_mb") or 10) * 1024 * 1024)
         if mode == "attachment" and size > limit:
             raise PayloadTooLarge(
-                f"document trop volumineux pour une pièce jointe ({french_size(size)}, limite "
-                f"{french_size(limit)}) : choisir le mode « link » pour ce connecteur"
+                message(
+                    "document trop volumineux pour une pièce jointe (%(size)s, limite %(limit)s) : "
+                    "choisir le mode « link » pour ce connecteur",
+                    size=french_size(size),
+                    limit=french_size(limit),
+                )
             )
         recipients = tuple(self.config["to"])
         subject = Template(str(self.config.get("subject") or "Document transmis : $filename"))
         body = Template(str(self.config.get("body") or (LINK_TEXT if mode == "link" else ATTACHMENT_TEXT)))
-        message = mail.build_message(
+        email = mail.build_message(
             mail.Mail(to=recipients, subject=subject.safe_substitute(values), text=body.safe_substitute(values)),
             settings.mail_from or "socle@localhost",
         )
         message_id = self._message_id(object_key, settings.mail_from or "socle@localhost")
-        message.replace_header("Message-ID", message_id)
+        email.replace_header("Message-ID", message_id)
         if mode == "attachment":
-            self._attach(message, store, object_key, values["filename"])
+            self._attach(email, store, object_key, values["filename"])
         receipt: dict[str, Any] = {
             "connector": self.name,
             "to": list(recipients),
-            "subject": str(message["Subject"]),
+            "subject": str(email["Subject"]),
             "message_id": message_id,
             "mode": mode,
             "sha256": object_key,
             "size": size,
         }
         if settings.smtp_host is None:
-            receipt["outbox"] = mail.write_to_outbox(message, settings.mail_outbox).name
+            receipt["outbox"] = mail.write_to_outbox(email, settings.mail_outbox).name
         else:
             # The kernel's SMTP delivery (TLS, authentication, French errors, retryable or not).
-            mail.send_message(message, tuple(recipients))
+            mail.send_message(email, tuple(recipients))
         receipt["sent_at"] = datetime.now(UTC).isoformat()
         return receipt
 
@@ -121,14 +125,19 @@ class MailConnector:
         return f"<interop.{stable}@{domain}>"
 
     @staticmethod
-    def _attach(message: EmailMessage, store: ObjectStore, object_key: str, filename: str) -> None:
+    def _attach(email: EmailMessage, store: ObjectStore, object_key: str, filename: str) -> None:
         kind = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         maintype, _, subtype = kind.partition("/")
         with store.open(object_key) as stream:
             data = stream.read()
         if hashlib.sha256(data).hexdigest() != object_key:
-            raise DigestMismatch(f"l'objet {object_key} lu dans le stockage ne correspond pas à son empreinte")
-        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+            raise DigestMismatch(
+                message(
+                    "l'objet %(object_key)s lu dans le stockage ne correspond pas à son empreinte",
+                    object_key=object_key,
+                )
+            )
+        email.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
 
     def test(self) -> str:
         """Connect to the kit's SMTP server (TLS and authentication as configured) without sending anything."""

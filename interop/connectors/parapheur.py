@@ -27,7 +27,7 @@ from interop.connectors.layout import safe_filename
 from interop.connectors.mail import template_values
 from interop.connectors.sae import FollowResult, excerpt
 from interop.connectors.webdav import http_failure
-from socle.errors import Conflict, DigestMismatch, ServiceUnavailable
+from socle.errors import Conflict, DigestMismatch, ServiceUnavailable, message
 from socle.storage import ObjectStore
 
 MARKER = "socle_envoi"
@@ -129,7 +129,10 @@ class ParapheurConnector:
                 content = self._download(client, path, f"téléchargement de {doc.get('filename')}")
                 if hashlib.sha256(content).hexdigest() != doc.get("current_sha256"):
                     raise DigestMismatch(
-                        f"document {doc.get('filename')} reçu du parapheur : empreinte différente de celle annoncée"
+                        message(
+                            "document %(doc)s reçu du parapheur : empreinte différente de celle annoncée",
+                            doc=doc.get("filename"),
+                        )
                     )
                 out.append((dict(doc), content))
         return out
@@ -193,10 +196,7 @@ class ParapheurConnector:
             response = client.get(path, headers={"Accept": "*/*"})
         except httpx.TransportError as exc:
             raise http_failure(exc, f"{what}, parapheur {self.base}") from None
-        if response.status_code >= 500:
-            raise ServiceUnavailable(f"{what} : erreur {response.status_code} du parapheur : {_said(response)}")
-        if response.status_code >= 400:
-            raise Conflict(f"{what} : refus {response.status_code} du parapheur : {_said(response)}")
+        _refuse_failed(response, what)
         return response.content
 
     def _call(self, client: httpx.Client, method: str, path: str, what: str, **kwargs: Any) -> Any:
@@ -204,15 +204,16 @@ class ParapheurConnector:
             response = client.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise http_failure(exc, f"{what}, parapheur {self.base}") from None
-        if response.status_code >= 500:
-            raise ServiceUnavailable(f"{what} : erreur {response.status_code} du parapheur : {_said(response)}")
-        if response.status_code >= 400:
-            raise Conflict(f"{what} : refus {response.status_code} du parapheur : {_said(response)}")
+        _refuse_failed(response, what)
         try:
             return response.json()
         except ValueError:
             raise ServiceUnavailable(
-                f"{what} : le parapheur n'a pas répondu en JSON ({excerpt(response.content)})"
+                message(
+                    "%(what)s : le parapheur n'a pas répondu en JSON (%(response_content)s)",
+                    what=what,
+                    response_content=excerpt(response.content),
+                )
             ) from None
 
 
@@ -221,9 +222,18 @@ def _part(store: ObjectStore, key: str, filename: str) -> tuple[str, bytes, str]
     with store.open(key) as stream:
         data = stream.read()
     if hashlib.sha256(data).hexdigest() != key:
-        raise DigestMismatch(f"l'objet {key} lu dans le stockage ne correspond pas à son empreinte")
+        raise DigestMismatch(message("l'objet %(key)s lu dans le stockage ne correspond pas à son empreinte", key=key))
     name = safe_filename(filename)
     return name, data, mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def _refuse_failed(response: httpx.Response, what: str) -> None:
+    """The parapheur's error (5xx: retried later) or refusal (4xx: reported), with what it said."""
+    values = {"what": what, "status": response.status_code, "response": _said(response)}
+    if response.status_code >= 500:
+        raise ServiceUnavailable(message("%(what)s : erreur %(status)s du parapheur : %(response)s", **values))
+    if response.status_code >= 400:
+        raise Conflict(message("%(what)s : refus %(status)s du parapheur : %(response)s", **values))
 
 
 def _said(response: httpx.Response) -> str:

@@ -43,7 +43,7 @@ import httpx
 from lxml import etree
 
 from interop.connectors.sae import SaeRefused, SaeUnavailable, excerpt, http_client, parse_xml, request
-from socle.errors import InvalidInput
+from socle.errors import InvalidInput, message
 from socle.storage import ObjectStore
 
 ACTES = "/modules/actes"
@@ -143,7 +143,9 @@ class S2lowConnector:
         with self._client() as client:
             response = request(client, method, url, **kwargs)
         if response.status_code == 404:
-            raise SaeUnavailable(f"S²LOW : adresse inconnue ({url}), version de la plateforme à vérifier")
+            raise SaeUnavailable(
+                message("S²LOW : adresse inconnue (%(url)s), version de la plateforme à vérifier", url=url)
+            )
         return response
 
     # ------------------------------------------------------------------------------------------------
@@ -153,7 +155,13 @@ class S2lowConnector:
     def _lines(response: httpx.Response, what: str) -> list[str]:
         text = decode(response.content).strip()
         if text[:100].lower().startswith(("<!doctype html", "<html")):
-            raise SaeUnavailable(f"{what} : S²LOW a répondu une page HTML ({excerpt(response.content)})")
+            raise SaeUnavailable(
+                message(
+                    "%(what)s : S²LOW a répondu une page HTML (%(response_content)s)",
+                    what=what,
+                    response_content=excerpt(response.content),
+                )
+            )
         lines = [line.strip() for line in text.splitlines()]
         head = lines[0] if lines else ""
         if head.startswith("KO"):
@@ -162,7 +170,13 @@ class S2lowConnector:
             duplicate = any(word in said.lower() for word in DUPLICATE_WORDS)
             raise (S2lowDuplicate if duplicate else S2lowRefused)(f"{what} refusé par S²LOW : {said}")
         if head != "OK":
-            raise SaeUnavailable(f"{what} : réponse illisible de S²LOW ({excerpt(response.content)})")
+            raise SaeUnavailable(
+                message(
+                    "%(what)s : réponse illisible de S²LOW (%(response_content)s)",
+                    what=what,
+                    response_content=excerpt(response.content),
+                )
+            )
         return lines[1:]
 
     # ------------------------------------------------------------------------------------------------
@@ -184,7 +198,12 @@ class S2lowConnector:
         lines = self._lines(response, "envoi de l'acte")
         # « OK\n<number of transactions>\n<id>… »: our envelope carries one act.
         if len(lines) < 2 or not lines[0].isdigit() or not lines[1].isdigit():
-            raise SaeUnavailable(f"envoi de l'acte : identifiant de transaction absent ({excerpt(response.content)})")
+            raise SaeUnavailable(
+                message(
+                    "envoi de l'acte : identifiant de transaction absent (%(response_content)s)",
+                    response_content=excerpt(response.content),
+                )
+            )
         return lines[1]
 
     def find_actes(self, unique_id: str) -> str | None:
@@ -208,7 +227,13 @@ class S2lowConnector:
                 return found[0]
             if len(rows) < 100:
                 break
-        raise SaeUnavailable(f"acte {unique_id} connu de S²LOW (état {code}) mais absent de sa liste")
+        raise SaeUnavailable(
+            message(
+                "acte %(unique_id)s connu de S²LOW (état %(code)s) mais absent de sa liste",
+                unique_id=unique_id,
+                code=code,
+            )
+        )
 
     def list_actes(self, status: int, offset: int = 0, limit: int = 100) -> list[dict[str, Any]]:
         """The collectivité's act transactions in one status, newest first (id, number, subject, type…)."""
@@ -217,10 +242,14 @@ class S2lowConnector:
         try:
             body = json.loads(decode(response.content))
         except ValueError:
-            raise SaeUnavailable(f"liste des actes : JSON attendu ({excerpt(response.content)})") from None
+            raise SaeUnavailable(
+                message(
+                    "liste des actes : JSON attendu (%(response_content)s)", response_content=excerpt(response.content)
+                )
+            ) from None
         rows = body.get("transactions") if isinstance(body, dict) else None
         if not isinstance(rows, list):
-            raise SaeUnavailable("liste des actes : « transactions » attendu")
+            raise SaeUnavailable(message("liste des actes : « transactions » attendu"))
         return [row for row in rows if isinstance(row, dict)]
 
     def actes_status(self, transaction_id: str) -> Status:
@@ -240,7 +269,12 @@ class S2lowConnector:
             return Status(code, label, document=self.aracte(transaction_id))
         # The ARActe follows the two lines as S²LOW stored it (ISO-8859-1): kept as bytes, never re-encoded.
         if not tail:
-            raise SaeUnavailable(f"transaction {transaction_id} acquittée sans ARActe dans la réponse")
+            raise SaeUnavailable(
+                message(
+                    "transaction %(transaction_id)s acquittée sans ARActe dans la réponse",
+                    transaction_id=transaction_id,
+                )
+            )
         parse_xml(tail, "ARActe")
         return Status(code, label, document=tail)
 
@@ -278,9 +312,14 @@ class S2lowConnector:
         try:
             rows = json.loads(decode(response.content))
         except ValueError:
-            raise SaeUnavailable(f"courriers de la préfecture : JSON attendu ({excerpt(response.content)})") from None
+            raise SaeUnavailable(
+                message(
+                    "courriers de la préfecture : JSON attendu (%(response_content)s)",
+                    response_content=excerpt(response.content),
+                )
+            ) from None
         if not isinstance(rows, list):
-            raise SaeUnavailable("courriers de la préfecture : liste attendue")
+            raise SaeUnavailable(message("courriers de la préfecture : liste attendue"))
         return [row for row in rows if isinstance(row, dict)]
 
     def prefecture_document(self, document_id: str) -> bytes:
@@ -291,7 +330,12 @@ class S2lowConnector:
         if not response.content.startswith(b"\x1f\x8b"):
             if response.content.lstrip().startswith(b"KO"):
                 self._lines(response, f"courrier {document_id} de la préfecture")
-            raise SaeUnavailable(f"courrier de la préfecture : archive tar.gz attendue ({excerpt(response.content)})")
+            raise SaeUnavailable(
+                message(
+                    "courrier de la préfecture : archive tar.gz attendue (%(response_content)s)",
+                    response_content=excerpt(response.content),
+                )
+            )
         return response.content
 
     def mark_prefecture_document_read(self, document_id: str) -> None:
@@ -304,7 +348,13 @@ class S2lowConnector:
         except ValueError:
             answer = None
         if not isinstance(answer, dict) or answer.get("result") != "ok":
-            raise SaeUnavailable(f"courrier {document_id} : marquage « lu » non confirmé ({excerpt(response.content)})")
+            raise SaeUnavailable(
+                message(
+                    "courrier %(document_id)s : marquage « lu » non confirmé (%(response_content)s)",
+                    document_id=document_id,
+                    response_content=excerpt(response.content),
+                )
+            )
 
     def reply_prefecture(
         self,
@@ -322,7 +372,7 @@ class S2lowConnector:
         :raises InvalidInput: another reply type. :raises S2lowRefused: KO.
         """
         if reply_type not in ("3", "4"):
-            raise InvalidInput("type de réponse à la préfecture : 4 (réponse) ou 3 (refus de répondre)")
+            raise InvalidInput(message("type de réponse à la préfecture : 4 (réponse) ou 3 (refus de répondre)"))
         with store.open(key) as stream:
             response = self._call(
                 "POST",
@@ -332,7 +382,12 @@ class S2lowConnector:
             )
         lines = self._lines(response, "réponse à la préfecture")
         if not lines or not lines[0].isdigit():
-            raise SaeUnavailable(f"réponse à la préfecture : identifiant absent ({excerpt(response.content)})")
+            raise SaeUnavailable(
+                message(
+                    "réponse à la préfecture : identifiant absent (%(response_content)s)",
+                    response_content=excerpt(response.content),
+                )
+            )
         return lines[0]
 
     # ------------------------------------------------------------------------------------------------
@@ -352,15 +407,20 @@ class S2lowConnector:
         if response.content.lstrip().startswith(b"KO"):  # authentication and rights are answered in text
             self._lines(response, "envoi du PES")
         root = parse_xml(response.content, "import Hélios")
-        result, message = _text(root, "resultat"), _text(root, "message")
+        result, answer = _text(root, "resultat"), _text(root, "message")
         if etree.QName(root).localname != "import" or result not in ("OK", "KO"):
-            raise SaeUnavailable(f"import Hélios : réponse inattendue ({excerpt(response.content)})")
+            raise SaeUnavailable(
+                message(
+                    "import Hélios : réponse inattendue (%(response_content)s)",
+                    response_content=excerpt(response.content),
+                )
+            )
         if result == "KO":
-            duplicate = any(word in message.lower() for word in DUPLICATE_WORDS)
-            raise (S2lowDuplicate if duplicate else S2lowRefused)(f"PES refusé par S²LOW : {message or 'sans message'}")
+            duplicate = any(word in answer.lower() for word in DUPLICATE_WORDS)
+            raise (S2lowDuplicate if duplicate else S2lowRefused)(f"PES refusé par S²LOW : {answer or 'sans message'}")
         transaction = _text(root, "id")
         if not transaction.isdigit():
-            raise SaeUnavailable("import Hélios : identifiant de transaction absent")
+            raise SaeUnavailable(message("import Hélios : identifiant de transaction absent"))
         return transaction
 
     def helios_status(self, transaction_id: str) -> Status:
@@ -370,11 +430,19 @@ class S2lowConnector:
         )
         root = parse_xml(response.content, f"état du PES {transaction_id}")
         if _text(root, "resultat") == "KO":
-            raise S2lowRefused(f"état du PES {transaction_id} : {_text(root, 'message') or 'refus sans message'}")
+            raise S2lowRefused(
+                message(
+                    "état du PES %(transaction_id)s : %(value)s",
+                    transaction_id=transaction_id,
+                    value=_text(root, "message") or "refus sans message",
+                )
+            )
         try:
             code = int(_text(root, "status"))
         except ValueError:
-            raise SaeUnavailable(f"état du PES {transaction_id} : code illisible") from None
+            raise SaeUnavailable(
+                message("état du PES %(transaction_id)s : code illisible", transaction_id=transaction_id)
+            ) from None
         return Status(
             code,
             HELIOS_LABELS.get(code, f"état {code}"),
@@ -394,7 +462,9 @@ class S2lowConnector:
         response = self._call("GET", f"{HELIOS}/api/helios_get_list.php")
         root = parse_xml(response.content, "liste des PES Retour")
         if _text(root, "resultat") == "KO":
-            raise S2lowRefused(f"liste des PES Retour : {_text(root, 'message') or 'refus sans message'}")
+            raise S2lowRefused(
+                message("liste des PES Retour : %(value)s", value=_text(root, "message") or "refus sans message")
+            )
         return [
             {"id": _text(item, "id"), "nom": _text(item, "nom"), "date": _text(item, "date")}
             for item in root.iter("pes_retour")
@@ -405,7 +475,13 @@ class S2lowConnector:
         response = self._call("GET", f"{HELIOS}/api/helios_get_retour.php", params={"id": retour_id})
         root = parse_xml(response.content, "PES Retour")
         if etree.QName(root).localname == "get_retour" and _text(root, "resultat") == "KO":
-            raise S2lowRefused(f"PES Retour {retour_id} : {_text(root, 'message') or 'refus sans message'}")
+            raise S2lowRefused(
+                message(
+                    "PES Retour %(retour_id)s : %(value)s",
+                    retour_id=retour_id,
+                    value=_text(root, "message") or "refus sans message",
+                )
+            )
         return response.content
 
     def mark_pes_retour_read(self, retour_id: str) -> None:
@@ -413,13 +489,21 @@ class S2lowConnector:
         response = self._call("GET", f"{HELIOS}/api/helios_change_status.php", params={"id": retour_id})
         root = parse_xml(response.content, "PES Retour lu")
         if _text(root, "resultat") == "KO":
-            raise S2lowRefused(f"PES Retour {retour_id} : {_text(root, 'message') or 'refus sans message'}")
+            raise S2lowRefused(
+                message(
+                    "PES Retour %(retour_id)s : %(value)s",
+                    retour_id=retour_id,
+                    value=_text(root, "message") or "refus sans message",
+                )
+            )
 
     # ------------------------------------------------------------------------------------------------
 
     def deliver(self, store: ObjectStore, object_key: str, filename: str, size: int) -> dict[str, Any]:
         """A TdT is not a deposit: its documents go through the « actes » and « helios » flows."""
-        raise SaeRefused("le connecteur S²LOW s'utilise par les flux « actes » et « helios », pas en dépôt simple")
+        raise SaeRefused(
+            message("le connecteur S²LOW s'utilise par les flux « actes » et « helios », pas en dépôt simple")
+        )
 
     def test(self) -> str:
         """Reach the platform with the configured certificate (and basic auth)."""
@@ -432,7 +516,7 @@ def _code(lines: list[str], what: str) -> int:
     try:
         return int(lines[0])
     except (IndexError, ValueError):
-        raise SaeUnavailable(f"{what} : code illisible") from None
+        raise SaeUnavailable(message("%(what)s : code illisible", what=what)) from None
 
 
 def _text(root: etree._Element, name: str) -> str:
@@ -467,7 +551,7 @@ def aracte_fields(aracte: bytes) -> dict[str, str]:
     root = parse_xml(aracte, "ARActe")
     ns = "http://www.interieur.gouv.fr/ACTES#v1.1-20040216"
     if etree.QName(root).localname != "ARActe":
-        raise SaeUnavailable(f"ARActe attendu, reçu {etree.QName(root).localname}")
+        raise SaeUnavailable(message("ARActe attendu, reçu %(localname)s", localname=etree.QName(root).localname))
     return {
         "id_acte": root.get(f"{{{ns}}}IDActe", ""),
         "date_reception": root.get(f"{{{ns}}}DateReception", ""),

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from lxml import etree
 
-from socle.errors import InvalidInput, ServiceUnavailable, SocleError
+from socle.errors import InvalidInput, ServiceUnavailable, SocleError, message
 from socle.storage import ObjectStore
 
 MAX_XML_BYTES = 20 * 1024 * 1024
@@ -55,19 +55,27 @@ def parse_xml(data: bytes, what: str) -> etree._Element:
     :raises SaeUnavailable: empty, too large, HTML, malformed, or carrying a DTD.
     """
     if len(data) > MAX_XML_BYTES:
-        raise SaeUnavailable(f"{what} : réponse trop volumineuse ({len(data)} octets)")
+        raise SaeUnavailable(
+            message("%(what)s : réponse trop volumineuse (%(data_count)s octets)", what=what, data_count=len(data))
+        )
     head = data[:512].lstrip().lower()
     if head.startswith((b"<!doctype html", b"<html")):
-        raise SaeUnavailable(f"{what} : la plateforme a répondu une page HTML au lieu de XML ({excerpt(data)})")
+        raise SaeUnavailable(
+            message(
+                "%(what)s : la plateforme a répondu une page HTML au lieu de XML (%(data)s)",
+                what=what,
+                data=excerpt(data),
+            )
+        )
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
     )
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
-        raise SaeUnavailable(f"{what} : XML mal formé ({exc})") from None
+        raise SaeUnavailable(message("%(what)s : XML mal formé (%(exc)s)", what=what, exc=exc)) from None
     if root.getroottree().docinfo.doctype:
-        raise SaeUnavailable(f"{what} : XML refusé, il déclare un DTD")
+        raise SaeUnavailable(message("%(what)s : XML refusé, il déclare un DTD", what=what))
     return root
 
 
@@ -102,7 +110,7 @@ def read_sip(store: ObjectStore, object_key: str) -> SipInfo:
             with zipfile.ZipFile(path) as archive:
                 manifest = archive.read(MANIFEST_NAME)
         except (zipfile.BadZipFile, KeyError):
-            raise InvalidInput("le paquet à verser n'est pas un zip SEDA avec manifest.xml") from None
+            raise InvalidInput(message("le paquet à verser n'est pas un zip SEDA avec manifest.xml")) from None
     try:
         root = parse_xml(manifest, "bordereau du paquet")
     except SaeUnavailable as exc:
@@ -110,9 +118,9 @@ def read_sip(store: ObjectStore, object_key: str) -> SipInfo:
     namespace = etree.QName(root).namespace or ""
     identifier = seda_text(root, "MessageIdentifier")
     if etree.QName(root).localname != "ArchiveTransfer" or not namespace.startswith(SEDA_NAMESPACE_PREFIX):
-        raise InvalidInput("le bordereau du paquet n'est pas un ArchiveTransfer SEDA")
+        raise InvalidInput(message("le bordereau du paquet n'est pas un ArchiveTransfer SEDA"))
     if not identifier:
-        raise InvalidInput("le bordereau du paquet n'a pas de MessageIdentifier")
+        raise InvalidInput(message("le bordereau du paquet n'a pas de MessageIdentifier"))
     return SipInfo(
         message_identifier=identifier,
         version=namespace.removeprefix(SEDA_NAMESPACE_PREFIX),
@@ -148,7 +156,9 @@ def http_client(
             try:
                 context.load_cert_chain(cert_path, key_path if key else None)
             except ssl.SSLError as exc:
-                raise InvalidInput(f"certificat client ou clé illisible : {exc.reason or exc}") from None
+                raise InvalidInput(
+                    message("certificat client ou clé illisible : %(value)s", value=exc.reason or exc)
+                ) from None
     timeout = httpx.Timeout(float(config.get("timeout") or 60))
     with httpx.Client(
         base_url=str(config["url"]).rstrip("/"), verify=context, timeout=timeout, headers=headers, auth=auth
@@ -172,20 +182,45 @@ def request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx
     try:
         response = client.request(method, url, **kwargs)
     except httpx.TimeoutException:
-        raise SaeUnavailable(f"délai dépassé en attendant la plateforme ({method} {url})") from None
+        raise SaeUnavailable(
+            message("délai dépassé en attendant la plateforme (%(method)s %(url)s)", method=method, url=url)
+        ) from None
     except httpx.TransportError as exc:
         refused = certificate_refused(exc)
         if refused is not None:  # the platform answered with a certificate we do not trust: retrying won't help
             raise SaeRefused(
-                f"certificat de la plateforme refusé ({refused.verify_message}) ; vérifier ca_file ou l'adresse "
-                f"({method} {url})"
+                message(
+                    "certificat de la plateforme refusé (%(refused_verify_message)s) ; vérifier "
+                    "ca_file ou l'adresse (%(method)s %(url)s)",
+                    refused_verify_message=refused.verify_message,
+                    method=method,
+                    url=url,
+                )
             ) from None
-        raise SaeUnavailable(f"plateforme injoignable ({method} {url}) : {exc}") from None
+        raise SaeUnavailable(
+            message("plateforme injoignable (%(method)s %(url)s) : %(exc)s", method=method, url=url, exc=exc)
+        ) from None
     said = excerpt(response.content)
     if response.status_code >= 500:
-        raise SaeUnavailable(f"erreur {response.status_code} de la plateforme ({method} {url}) : {said}")
+        raise SaeUnavailable(
+            message(
+                "erreur %(response_status_code)s de la plateforme (%(method)s %(url)s) : %(said)s",
+                response_status_code=response.status_code,
+                method=method,
+                url=url,
+                said=said,
+            )
+        )
     if response.status_code >= 400 and response.status_code not in (404, 409):
-        raise SaeRefused(f"refus {response.status_code} de la plateforme ({method} {url}) : {said}")
+        raise SaeRefused(
+            message(
+                "refus %(response_status_code)s de la plateforme (%(method)s %(url)s) : %(said)s",
+                response_status_code=response.status_code,
+                method=method,
+                url=url,
+                said=said,
+            )
+        )
     return response
 
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import asyncssh
 
 from interop.connectors.layout import Layout, deposit, probe
-from socle.errors import Conflict, InvalidInput, ServiceUnavailable
+from socle.errors import Conflict, InvalidInput, ServiceUnavailable, message
 from socle.storage import ObjectStore
 
 T = TypeVar("T")
@@ -39,7 +39,7 @@ def parse_host_key(text: str) -> asyncssh.SSHKey:
         return asyncssh.import_public_key(" ".join(words[:2]))
     except (asyncssh.KeyImportError, ValueError):
         raise InvalidInput(
-            "clé d'hôte SFTP illisible : attendu « ssh-ed25519 AAAA… » (sortie de ssh-keyscan)"
+            message("clé d'hôte SFTP illisible : attendu « ssh-ed25519 AAAA… » (sortie de ssh-keyscan)")
         ) from None
 
 
@@ -51,7 +51,9 @@ def parse_private_key(text: str) -> asyncssh.SSHKey:
     try:
         return asyncssh.import_private_key(text)
     except (asyncssh.KeyImportError, ValueError) as exc:
-        raise InvalidInput(f"clé privée SFTP illisible (ou protégée par une phrase secrète) : {exc}") from None
+        raise InvalidInput(
+            message("clé privée SFTP illisible (ou protégée par une phrase secrète) : %(exc)s", exc=exc)
+        ) from None
 
 
 class SftpTarget:
@@ -71,11 +73,15 @@ class SftpTarget:
         except asyncssh.SFTPFileAlreadyExists as exc:
             raise FileExistsError(exc.reason) from None
         except asyncssh.SFTPPermissionDenied as exc:
-            raise Conflict(f"le serveur SFTP refuse l'opération : {exc.reason}") from None
+            raise Conflict(
+                message("le serveur SFTP refuse l'opération : %(exc_reason)s", exc_reason=exc.reason)
+            ) from None
         except asyncssh.SFTPError as exc:
-            raise ServiceUnavailable(f"erreur du serveur SFTP : {exc.reason}") from None
+            raise ServiceUnavailable(
+                message("erreur du serveur SFTP : %(exc_reason)s", exc_reason=exc.reason)
+            ) from None
         except (OSError, asyncssh.Error, TimeoutError) as exc:
-            raise ServiceUnavailable(f"connexion SFTP interrompue : {exc}") from None
+            raise ServiceUnavailable(message("connexion SFTP interrompue : %(exc)s", exc=exc)) from None
 
     def exists(self, path: str) -> bool:
         return self._run(self._sftp.exists(self._path(path)))
@@ -175,12 +181,16 @@ class SftpConnector:
         try:
             return runner.run(connect())
         except asyncssh.HostKeyNotVerifiable:
-            raise Conflict(f"la clé d'hôte du {where} ne correspond pas à celle configurée") from None
+            raise Conflict(
+                message("la clé d'hôte du %(where)s ne correspond pas à celle configurée", where=where)
+            ) from None
         except asyncssh.PermissionDenied:
-            raise Conflict(f"authentification refusée par le {where} (utilisateur, mot de passe ou clé)") from None
+            raise Conflict(
+                message("authentification refusée par le %(where)s (utilisateur, mot de passe ou clé)", where=where)
+            ) from None
         except TimeoutError:
-            raise ServiceUnavailable(f"le {where} ne répond pas (délai dépassé)") from None
+            raise ServiceUnavailable(message("le %(where)s ne répond pas (délai dépassé)", where=where)) from None
         except ConnectionRefusedError:
-            raise ServiceUnavailable(f"le {where} refuse la connexion (arrêté ?)") from None
+            raise ServiceUnavailable(message("le %(where)s refuse la connexion (arrêté ?)", where=where)) from None
         except (OSError, asyncssh.Error) as exc:
-            raise ServiceUnavailable(f"le {where} est injoignable : {exc}") from None
+            raise ServiceUnavailable(message("le %(where)s est injoignable : %(exc)s", where=where, exc=exc)) from None

@@ -29,6 +29,7 @@ from interop.connectors.sae import (
     request,
     sip_stream,
 )
+from socle.errors import message
 from socle.storage import ObjectStore
 
 INGEST = "/ingest-external/v1/ingests"
@@ -75,12 +76,20 @@ class VitamConnector:
             if response.status_code == 409:  # the platform already has this MessageIdentifier: find its operation
                 found = self._operation_of(client, sip.message_identifier)
                 if found is None:
-                    raise SaeRefused(f"Vitam signale un doublon de {sip.message_identifier} sans opération retrouvée")
+                    raise SaeRefused(
+                        message(
+                            "Vitam signale un doublon de %(sip_message_identifier)s sans opération retrouvée",
+                            sip_message_identifier=sip.message_identifier,
+                        )
+                    )
                 return self._receipt(found, sip.message_identifier, object_key, size, recovered=True)
             operation = response.headers.get("X-Request-Id")
             if response.status_code != 202 or not operation:
                 raise SaeUnavailable(
-                    f"Vitam : réponse inattendue à l'envoi (HTTP {response.status_code}, sans X-Request-Id)"
+                    message(
+                        "Vitam : réponse inattendue à l'envoi (HTTP %(response_status_code)s, sans X-Request-Id)",
+                        response_status_code=response.status_code,
+                    )
                 )
         return self._receipt(operation, sip.message_identifier, object_key, size)
 
@@ -101,7 +110,9 @@ class VitamConnector:
         try:
             results = response.json().get("$results") or []
         except ValueError:
-            raise SaeUnavailable("Vitam : réponse du journal des opérations illisible (JSON attendu)") from None
+            raise SaeUnavailable(
+                message("Vitam : réponse du journal des opérations illisible (JSON attendu)")
+            ) from None
         operations = [str(row.get("evIdProc") or row.get("evId")) for row in results if isinstance(row, dict)]
         return operations[0] if operations else None
 
@@ -130,7 +141,9 @@ class VitamConnector:
         with self._client() as client:
             head = request(client, "HEAD", OPERATION.format(id=operation))
             if head.status_code == 404:
-                raise SaeUnavailable(f"Vitam ne connaît pas (encore) l'opération {operation}")
+                raise SaeUnavailable(
+                    message("Vitam ne connaît pas (encore) l'opération %(operation)s", operation=operation)
+                )
             state = head.headers.get("X-Global-Execution-State", "")
             status = head.headers.get("X-Global-Execution-Status", "")
             details = {"state": state, "status": status}

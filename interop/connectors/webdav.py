@@ -18,7 +18,7 @@ import httpx
 
 from interop.connectors.layout import Layout, deposit, probe
 from interop.connectors.sae import certificate_refused, excerpt
-from socle.errors import Conflict, ServiceUnavailable, SocleError
+from socle.errors import Conflict, ServiceUnavailable, SocleError, message
 from socle.storage import ObjectStore
 
 
@@ -62,7 +62,7 @@ class WebdavTarget:
             self._mkcol(parent)
             response = self._send("MKCOL", url, (201, 405, 301))
         if response.status_code == 405 and not self._is_collection(url):
-            raise Conflict(f"un fichier occupe déjà l'emplacement du dossier WebDAV {url}")
+            raise Conflict(message("un fichier occupe déjà l'emplacement du dossier WebDAV %(url)s", url=url))
 
     def _is_collection(self, url: str) -> bool:
         response = self._send("PROPFIND", url, (207, 404), headers={"Depth": "0"})
@@ -108,11 +108,15 @@ def http_failure(exc: httpx.TransportError, what: str) -> SocleError:
     cause = certificate_refused(exc)
     if cause is not None:
         return Conflict(
-            f"{what} : certificat du serveur refusé ({cause.verify_message}) ; vérifier ca_file ou l'adresse"
+            message(
+                "%(what)s : certificat du serveur refusé (%(cause_verify_message)s) ; vérifier ca_file ou l'adresse",
+                what=what,
+                cause_verify_message=cause.verify_message,
+            )
         )
     if isinstance(exc, httpx.TimeoutException):
-        return ServiceUnavailable(f"{what} : délai dépassé")
-    return ServiceUnavailable(f"{what} : injoignable ({exc})")
+        return ServiceUnavailable(message("%(what)s : délai dépassé", what=what))
+    return ServiceUnavailable(message("%(what)s : injoignable (%(exc)s)", what=what, exc=exc))
 
 
 def _checked(response: httpx.Response, method: str, url: str, ok: tuple[int, ...]) -> httpx.Response:
@@ -121,10 +125,33 @@ def _checked(response: httpx.Response, method: str, url: str, ok: tuple[int, ...
         return response
     said = excerpt(response.content)
     if response.status_code >= 500:
-        raise ServiceUnavailable(f"erreur {response.status_code} du serveur WebDAV ({method} {url}) : {said}")
+        raise ServiceUnavailable(
+            message(
+                "erreur %(response_status_code)s du serveur WebDAV (%(method)s %(url)s) : %(said)s",
+                response_status_code=response.status_code,
+                method=method,
+                url=url,
+                said=said,
+            )
+        )
     if response.status_code in (401, 403):
-        raise Conflict(f"le serveur WebDAV refuse l'accès ({response.status_code}, {method} {url})")
-    raise Conflict(f"refus {response.status_code} du serveur WebDAV ({method} {url}) : {said}")
+        raise Conflict(
+            message(
+                "le serveur WebDAV refuse l'accès (%(response_status_code)s, %(method)s %(url)s)",
+                response_status_code=response.status_code,
+                method=method,
+                url=url,
+            )
+        )
+    raise Conflict(
+        message(
+            "refus %(response_status_code)s du serveur WebDAV (%(method)s %(url)s) : %(said)s",
+            response_status_code=response.status_code,
+            method=method,
+            url=url,
+            said=said,
+        )
+    )
 
 
 def _chunks(stream: Any) -> Iterator[bytes]:

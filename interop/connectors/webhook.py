@@ -29,7 +29,7 @@ import httpx
 from interop.connectors.mail import template_values
 from interop.connectors.sae import excerpt
 from interop.connectors.webdav import http_failure
-from socle.errors import Conflict, ServiceUnavailable
+from socle.errors import Conflict, ServiceUnavailable, message
 from socle.storage import ObjectStore
 
 SIGNATURE_HEADER = "X-Socle-Signature"
@@ -135,7 +135,21 @@ class WebhookConnector:
             raise http_failure(exc, f"destinataire du webhook {url}") from None
         said = excerpt(response.content)
         if response.status_code >= 500:
-            raise ServiceUnavailable(f"erreur {response.status_code} du destinataire du webhook ({url}) : {said}")
+            raise ServiceUnavailable(
+                message(
+                    "erreur %(response_status_code)s du destinataire du webhook (%(url)s) : %(said)s",
+                    response_status_code=response.status_code,
+                    url=url,
+                    said=said,
+                )
+            )
         if not 200 <= response.status_code < 300:
-            raise Conflict(f"refus {response.status_code} du destinataire du webhook ({url}) : {said}")
+            raise Conflict(
+                message(
+                    "refus %(response_status_code)s du destinataire du webhook (%(url)s) : %(said)s",
+                    response_status_code=response.status_code,
+                    url=url,
+                    said=said,
+                )
+            )
         return response

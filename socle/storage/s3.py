@@ -12,7 +12,7 @@ from typing import Any, BinaryIO, cast
 from minio import Minio
 from minio.error import S3Error
 
-from socle.errors import DigestMismatch, NotFound
+from socle.errors import DigestMismatch, NotFound, message
 from socle.storage.api import CHUNK_SIZE, FileCheck, StoredObject, check_key, nested_name, not_found, spool
 
 _MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
@@ -88,7 +88,7 @@ class S3Store:
                     digest.update(chunk)
                     out.write(chunk)
             if digest.hexdigest() != key:  # never hand out bytes that are not what the key promises
-                raise DigestMismatch(f"l'objet {key} est altéré dans le stockage S3")
+                raise DigestMismatch(message("l'objet %(key)s est altéré dans le stockage S3", key=key))
             yield path
 
     def size(self, key: str) -> int:

@@ -7,6 +7,7 @@ third party), no framing, no referrer leak, and no caching of pages that show pu
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -16,9 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from socle.errors import SocleError
+from socle.errors import PayloadTooLarge, SocleError, message
 from socle.ui import rendering
-from socle.ui.web import CsrfRejected, LoginRequired, login_url, render
+from socle.ui.web import LOCALE_COOKIE, CsrfRejected, LoginRequired, error_text, login_url, render
 from socle.web import BodyLimit
 from socle.web import http_error as api_http_error
 
@@ -73,25 +74,39 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+_refusal_locale: ContextVar[str] = ContextVar("refusal_locale", default=rendering.DEFAULT_LOCALE)
+
+
 class PageBodyLimit(BodyLimit):
     """The kernel's body limit, answering with a page: a browser user reads why the upload was refused."""
 
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            # The page is written before any route runs: its language is the one the user chose (the cookie).
+            chosen = Request(scope).cookies.get(LOCALE_COOKIE)
+            _refusal_locale.set(chosen if chosen in rendering.LOCALES else rendering.DEFAULT_LOCALE)
+        await super().__call__(scope, receive, send)
+
     @staticmethod
     async def _refuse(send: Any, limit: int) -> None:
+        locale = _refusal_locale.get()
+        detail = message(
+            "Le fichier dépasse la taille maximale acceptée (%(size)s Mio). Rien n'a été enregistré.",
+            size=limit // (1024 * 1024),
+        )
         context: dict[str, Any] = {
-            "title": "Fichier trop volumineux",
-            "detail": f"Le fichier dépasse la taille maximale acceptée ({limit // (1024 * 1024)} Mio). "
-            "Rien n'a été enregistré.",
+            "title": PayloadTooLarge.title,
+            "detail": rendering.translate(locale, detail),
             "user": None,
             "sections": [],
             "csrf": "",
-            "locale": rendering.DEFAULT_LOCALE,
+            "locale": locale,
             "flash": [],
             "current_path": "/",
             "errors": {},
             "values": {},
         }
-        body = rendering.render_template(rendering.DEFAULT_LOCALE, "socle/error.html", context).encode()
+        body = rendering.render_template(locale, "socle/error.html", context).encode()
         headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": 413, "headers": headers + _SECURITY_HEADERS})
         await send({"type": "http.response.body", "body": body})
@@ -138,7 +153,7 @@ async def _csrf_rejected(request: Request, exc: Exception) -> Response:
 
 async def _socle_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SocleError)
-    return _error_page(request, exc.status, exc.title, exc.detail)
+    return _error_page(request, exc.status, exc.title, error_text(request, exc))
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:

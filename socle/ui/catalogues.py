@@ -6,10 +6,16 @@ keeps the translations it has. ``missing()`` lists what is not translated yet: t
 
 Administration pages (templates ``admin*.html``, modules ``admin.py`` and ``ui_admin*.py``) have their own
 catalogue, ``admin.po``, beside ``messages.po``: the two can be edited apart. Pages read both.
+
+The domain's error messages (``message("…")`` of ``socle.errors``, in any module of the service: the API
+sends them in French, the pages show them in the user's language) have a third one, ``errors.po``: they are
+written by other hands than the pages', and a page's catalogue stays the size of its pages. The kernel's
+(every module of ``socle``, the error titles included) go to ``socle/ui``'s ``errors.po``.
 """
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -33,6 +39,14 @@ def domain_of(path: Path) -> str:
     return "admin" if path.name.startswith(("admin", "ui_admin")) else "messages"
 
 
+def _error_sources(package: str) -> Iterator[Path]:
+    """Every module of the service (``socle.ui``'s catalogue serves the whole kernel), migrations apart."""
+    root = _package_dir(package.split(".")[0])
+    for module in sorted(root.rglob("*.py")):
+        if "migrations" not in module.relative_to(root).parts:
+            yield module
+
+
 def _sources(package: str) -> Iterator[tuple[str, Path]]:
     root = _package_dir(package)
     for template in sorted((root / "templates").rglob("*.html")):
@@ -44,8 +58,28 @@ def _sources(package: str) -> Iterator[tuple[str, Path]]:
         yield "python", module
 
 
+def _error_templates(module: Path) -> Iterator[str]:
+    """The templates of ``message("…", **values)`` calls. Read from the syntax tree, not Babel's tokenizer: a
+    variable named ``message`` (an ASGI message, a mail) would otherwise be taken for a call."""
+    for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"), str(module))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "message"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            yield node.args[0].value
+
+
 def extract(package: str, domain: str | None = None) -> set[str]:
     messages: set[str] = set()
+    if domain in (None, "errors"):
+        for module in _error_sources(package):
+            messages.update(_error_templates(module))
+        if domain == "errors":
+            return messages
     for method, path in _sources(package):
         if domain is not None and domain_of(path) != domain:
             continue
@@ -58,7 +92,7 @@ def extract(package: str, domain: str | None = None) -> set[str]:
     return messages
 
 
-DOMAINS = ("messages", "admin")
+DOMAINS = ("messages", "admin", "errors")
 
 
 def _read(package: str, locale: str, domain: str = "messages") -> Catalog:
@@ -70,7 +104,8 @@ def _read(package: str, locale: str, domain: str = "messages") -> Catalog:
 
 
 def update(package: str, locale: str = "en") -> int:
-    """Add the new French messages to each catalogue (messages, admin); return how many are still untranslated."""
+    """Add the new French messages to each catalogue (messages, admin, errors); return how many are still
+    untranslated."""
     for domain in DOMAINS:
         wanted = extract(package, domain)
         path = catalogue_path(package, locale, domain)
@@ -89,7 +124,7 @@ def update(package: str, locale: str = "en") -> int:
 
 
 def missing(package: str, locale: str = "en") -> list[str]:
-    """French messages of the package's pages that have no translation in their catalogue (messages or admin)."""
+    """French messages of the package's pages and errors that have no translation in their catalogue."""
     untranslated: set[str] = set()
     for domain in DOMAINS:
         catalog = _read(package, locale, domain)

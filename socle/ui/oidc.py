@@ -5,6 +5,11 @@ characters, the ID token's signature, issuer, audience, expiry and nonce checked
 signs its userinfo — the userinfo JWT's signature checked too. The pending sign-in (state, nonce, PKCE
 verifier, where to return) travels in an encrypted, short-lived cookie: nothing to store server-side.
 
+Signing out of a session opened here also ends the provider's session (OpenID Connect RP-Initiated Logout,
+which ProConnect requires): the kit's session is closed first, then the browser goes to the provider's
+``end_session_endpoint`` with the session's ID token as hint, and comes back with a ``state`` checked
+against another short-lived encrypted cookie.
+
 A provider identity opens an existing account only: first by the bound subject, else by a verified e-mail
 in the collectivité (the binding is then kept). Accounts are never created by a sign-in.
 """
@@ -35,11 +40,13 @@ from socle.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable
 from socle.models import Tenant, User
 from socle.settings import OidcProvider, get_settings
 from socle.ui import sessions
-from socle.ui.web import DbDep, safe_next
+from socle.ui.web import DbDep, render, safe_next
 
 router = APIRouter(include_in_schema=False)
 PENDING_COOKIE = "socle_oidc"
+LOGOUT_COOKIE = "socle_oidc_sortie"
 PENDING_SECONDS = 600
+_RESTART = "connexion expirée ou commencée dans un autre navigateur : recommencez"
 _ALGORITHMS = ["RS256", "PS256", "ES256", "RS384", "RS512", "ES384"]  # never "none", never HMAC
 _TIMEOUT = 10.0
 _LEEWAY = 60  # seconds of clock skew tolerated between the kit and the provider
@@ -102,15 +109,17 @@ def _seal(data: dict[str, Any]) -> str:
     return kit_secrets.encrypt(json.dumps(data).encode()).decode()
 
 
-def _unseal(value: str | None) -> dict[str, Any]:
+def _unseal(
+    value: str | None, unreadable: str = _RESTART, expired: str = "connexion expirée : recommencez"
+) -> dict[str, Any]:
     if not value:
-        raise InvalidInput("connexion expirée ou commencée dans un autre navigateur : recommencez")
+        raise InvalidInput(unreadable)
     try:
         data: dict[str, Any] = json.loads(kit_secrets.decrypt(value.encode()))
     except Exception as exc:
-        raise InvalidInput("connexion expirée ou commencée dans un autre navigateur : recommencez") from exc
+        raise InvalidInput(unreadable) from exc
     if data.get("exp", 0) < time.time():
-        raise InvalidInput("connexion expirée : recommencez")
+        raise InvalidInput(expired)
     return data
 
 
@@ -152,9 +161,12 @@ def _same(expected: str, received: str) -> bool:
     return hmac.compare_digest(expected.encode(), received.encode())
 
 
+def _base_url(request: Request) -> str:
+    return (get_settings().public_url or str(request.base_url)).rstrip("/")
+
+
 def _redirect_uri(request: Request, name: str) -> str:
-    base = get_settings().public_url or str(request.base_url).rstrip("/")
-    return f"{base.rstrip('/')}/connexion/oidc/{name}/retour"
+    return f"{_base_url(request)}/connexion/oidc/{name}/retour"
 
 
 @router.get("/connexion/oidc/{name}/retour")
@@ -299,19 +311,54 @@ def _tenants_of(db: Session, chosen: OidcProvider, claims: dict[str, Any]) -> li
     return tenant_ids
 
 
-def logout_url(ui_session_method: str, id_token: str | None) -> str | None:
-    """Where to send the browser so the provider ends its own session too, or None."""
-    if not ui_session_method.startswith("oidc:") or not id_token:
+# ---------------------------------------------------------------------------------------------------------
+# Logout at the provider (RP-initiated)
+
+
+@dataclass(frozen=True)
+class ProviderLogout:
+    """Where to send the browser to end the provider's session, and the sealed state to check on its return."""
+
+    url: str
+    cookie: str
+
+
+def provider_logout(request: Request, method: str, id_token: str | None) -> ProviderLogout | None:
+    """The provider's logout for a session opened by ``method``, or None (password, or no end_session_endpoint)."""
+    if not method.startswith("oidc:") or not id_token:
         return None
+    name = method.removeprefix("oidc:")
     try:
-        chosen = provider(ui_session_method.removeprefix("oidc:"))
-        endpoint = _discovery(chosen.issuer).end_session_endpoint
+        endpoint = _discovery(provider(name).issuer).end_session_endpoint
     except (NotFound, ServiceUnavailable):
-        return None
+        return None  # provider removed from the settings or unreachable: the kit's session is closed anyway
     if endpoint is None:
         return None
-    base = (get_settings().public_url or "").rstrip("/")
-    params = {"id_token_hint": id_token, "state": secrets.token_urlsafe(32)}
-    if base:
-        params["post_logout_redirect_uri"] = f"{base}/connexion"
-    return f"{endpoint}?{urlencode(params)}"
+    state = secrets.token_urlsafe(32)  # 43 characters, as for the sign-in
+    params = {"id_token_hint": id_token, "state": state, "post_logout_redirect_uri": _logout_return_uri(request, name)}
+    separator = "&" if "?" in endpoint else "?"
+    pending = {"provider": name, "state": state, "exp": time.time() + PENDING_SECONDS}
+    return ProviderLogout(f"{endpoint}{separator}{urlencode(params)}", _seal(pending))
+
+
+def _logout_return_uri(request: Request, name: str) -> str:
+    return f"{_base_url(request)}/deconnexion/oidc/{name}/retour"
+
+
+@router.get("/deconnexion/oidc/{name}/retour")
+def logged_out(request: Request, name: str, state: str = "") -> Response:
+    """The provider sends the browser back here once its own session is ended."""
+    pending = _unseal(
+        request.cookies.get(LOGOUT_COOKIE),
+        unreadable="retour de déconnexion inattendu (déconnexion expirée ou commencée ailleurs) : "
+        "votre session socle est fermée",
+        expired="retour de déconnexion trop tardif : votre session socle est fermée",
+    )
+    if pending["provider"] != name or not _same(pending["state"], state):
+        raise InvalidInput(
+            "réponse du fournisseur d'identité inattendue (state) : votre session socle est fermée, "
+            "mais la fin de la session chez le fournisseur n'est pas confirmée"
+        )
+    response = render(request, "socle/logged_out.html", {"provider_logout": None})
+    response.delete_cookie(LOGOUT_COOKIE, httponly=True, secure=True, samesite="lax")
+    return response

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 
-from socle.errors import InvalidInput
+from socle.errors import InvalidInput, message
 
 _N, _R, _P = 2**14, 8, 1  # about 16 MiB and 50 ms per check: slow for a guesser, fine for a sign-in
 MIN_LENGTH = 12
@@ -50,9 +50,11 @@ def verify_password(password: str, stored: str | None) -> bool:
 def check_strength(password: str) -> None:
     # ANSSI's guidance favours length over composition rules: a long passphrase is accepted as is.
     if len(password) < MIN_LENGTH:
-        raise InvalidInput(f"le mot de passe doit compter au moins {MIN_LENGTH} caractères")
+        raise InvalidInput(
+            message("le mot de passe doit compter au moins %(min_length)s caractères", min_length=MIN_LENGTH)
+        )
     if len(password) > 1024:
-        raise InvalidInput("le mot de passe est trop long (1 024 caractères au plus)")
+        raise InvalidInput(message("le mot de passe est trop long (1 024 caractères au plus)"))
 
 
 def _b64(raw: bytes) -> str:

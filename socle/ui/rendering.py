@@ -26,6 +26,8 @@ from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 from markupsafe import Markup
 
+from socle.errors import Message
+
 LOCALES = ("fr", "en")
 DEFAULT_LOCALE = "fr"
 LOCALE_NAMES = {"fr": "Français", "en": "English"}
@@ -86,6 +88,18 @@ def translations(locale: str) -> NullTranslations:
 def gettext(locale: str, message: str, **values: Any) -> str:
     text = translations(locale).gettext(message)
     return text % values if values else text
+
+
+def translate(locale: str, text: str) -> str:
+    """A domain message (``socle.errors.Message``) in ``locale``: its template through the catalogues, then its
+    values, themselves translated when they are messages (codes, names and numbers stay as they are).
+    A plain string goes through the catalogues as it is (a literal message of the kit may be there)."""
+    if not isinstance(text, Message):
+        return translations(locale).gettext(text)
+    values = {
+        name: translate(locale, value) if isinstance(value, Message) else value for name, value in text.values.items()
+    }
+    return gettext(locale, text.template, **values)
 
 
 @cache

@@ -6,7 +6,9 @@ tenant and the session's CSRF token. A session ends after an idle period or an a
 
 from __future__ import annotations
 
+import json
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,6 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from socle import audit
+from socle import secrets as kit_secrets
 from socle.auth import Principal, hash_token
 from socle.db import utcnow
 from socle.models import LoginAttempt, Tenant, UiSession, User
@@ -28,6 +31,10 @@ _TOUCH_EVERY = timedelta(minutes=1)  # last_seen is written at most once a minut
 ATTEMPT_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_ACCOUNT = 5
 MAX_FAILURES_PER_ADDRESS = 20
+# A browser where an account signed in before is exempt from that address's limit (not the account's).
+DEVICE_COOKIE = "socle_appareil"
+DEVICE_LIFETIME = timedelta(days=180)
+_DEVICE_ACCOUNTS = 10  # accounts remembered per browser (a shared desk at the town hall)
 
 
 @dataclass(frozen=True)
@@ -148,11 +155,18 @@ def pop_flash(db: Session, session_id: str) -> list[dict[str, Any]]:
 # Throttling
 
 
-def throttle_wait(db: Session, account_key: str, address_key: str) -> int:
-    """Minutes to wait before another try, or 0 when sign-in is allowed for this account and address."""
+def throttle_wait(db: Session, account_key: str, address_key: str, *, known_device: bool = False) -> int:
+    """Minutes to wait before another try, or 0 when sign-in is allowed for this account and address.
+
+    ``known_device``: the browser proved (:func:`device_knows`) that this account signed in from it before.
+    Many agents share one address (the town hall's NAT): a guesser among them must not lock them all out.
+    """
     since = utcnow() - ATTEMPT_WINDOW
     waits = []
-    for key, limit in ((account_key, MAX_FAILURES_PER_ACCOUNT), (address_key, MAX_FAILURES_PER_ADDRESS)):
+    limits = [(account_key, MAX_FAILURES_PER_ACCOUNT)]
+    if not known_device:
+        limits.append((address_key, MAX_FAILURES_PER_ADDRESS))
+    for key, limit in limits:
         count, oldest = db.execute(
             select(func.count(), func.min(LoginAttempt.at)).where(LoginAttempt.key == key, LoginAttempt.at >= since)
         ).one()
@@ -171,3 +185,28 @@ def record_failure(db: Session, *keys: str) -> None:
 
 def clear_failures(db: Session, account_key: str) -> None:
     db.execute(delete(LoginAttempt).where(LoginAttempt.key == account_key))
+
+
+def _device_accounts(value: str | None) -> list[str]:
+    if not value:
+        return []
+    try:
+        data = json.loads(kit_secrets.decrypt(value.encode()))
+    except Exception:  # forged, from another kit, or sealed with an old key: simply unknown
+        return []
+    if not isinstance(data, dict) or data.get("exp", 0) < time.time():
+        return []
+    return [str(account) for account in data.get("accounts", [])]
+
+
+def device_knows(value: str | None, account_key: str) -> bool:
+    """Whether the device cookie ``value`` says ``account_key`` signed in from this browser before."""
+    return account_key in _device_accounts(value)
+
+
+def remember_device(value: str | None, account_key: str) -> str:
+    """The device cookie after ``account_key`` signed in: encrypted, so it names no account in clear."""
+    accounts = [account for account in _device_accounts(value) if account != account_key]
+    accounts = [*accounts, account_key][-_DEVICE_ACCOUNTS:]
+    sealed = {"accounts": accounts, "exp": time.time() + DEVICE_LIFETIME.total_seconds()}
+    return kit_secrets.encrypt(json.dumps(sealed).encode()).decode()

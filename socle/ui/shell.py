@@ -24,8 +24,8 @@ def home(request: Request, db: DbDep) -> Response:
 
 
 @router.get("/connexion", response_class=HTMLResponse)
-def login_page(request: Request, db: DbDep, suivant: str = "") -> Response:
-    return _login_form(request, db, suivant)
+def login_page(request: Request, db: DbDep, suivant: str = "", expiree: str = "") -> Response:
+    return _login_form(request, db, suivant, expired=bool(expiree))
 
 
 @router.post("/connexion", response_class=HTMLResponse)
@@ -43,7 +43,8 @@ def login(request: Request, db: DbDep, form: FormDep) -> Response:
         return _login_form(request, db, values["suivant"], values=values, errors=errors, status=400)
     account_key = f"account:{values['tenant']}/{values['username'].strip().lower()}"
     address_key = f"address:{request.client.host if request.client else '?'}"
-    wait = sessions.throttle_wait(db, account_key, address_key)
+    device = request.cookies.get(sessions.DEVICE_COOKIE)
+    wait = sessions.throttle_wait(db, account_key, address_key, known_device=sessions.device_knows(device, account_key))
     if wait:
         message = t(request, "Trop de tentatives de connexion. Réessayez dans %(minutes)s minutes.", minutes=wait)
         return _login_form(request, db, values["suivant"], values=values, errors={"form": message}, status=429)
@@ -58,7 +59,16 @@ def login(request: Request, db: DbDep, form: FormDep) -> Response:
         return _login_form(request, db, values["suivant"], values=values, errors={"form": message}, status=401)
     sessions.clear_failures(db, account_key)
     cookie = sessions.open_session(db, user, client=address_key)
-    return signed_in_redirect(safe_next(values["suivant"]), cookie)
+    response = signed_in_redirect(safe_next(values["suivant"]), cookie)
+    response.set_cookie(
+        sessions.DEVICE_COOKIE,
+        sessions.remember_device(device, account_key),
+        max_age=int(sessions.DEVICE_LIFETIME.total_seconds()),
+        httponly=True,
+        secure=True,
+        samesite="strict",  # only read by this site's own sign-in form
+    )
+    return response
 
 
 def signed_in_redirect(target: str, cookie: str) -> Response:
@@ -83,6 +93,7 @@ def _login_form(
     values: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    expired: bool = False,
 ) -> Response:
     tenants = db.execute(select(Tenant.slug, Tenant.name).order_by(Tenant.name)).all()
     values = values or {}
@@ -94,6 +105,7 @@ def _login_form(
         "values": values,
         "errors": errors or {},
         "providers": login_providers(),
+        "expired": expired,  # a form was sent after the session ended: nothing of it was recorded
     }
     return render(request, "socle/login.html", context, status=status)
 
@@ -107,17 +119,23 @@ def login_providers() -> list[dict[str, str]]:
 
 @router.post("/deconnexion")
 def logout(request: Request, db: DbDep, user: UserDep, form: FormDep) -> Response:
-    from socle.ui.oidc import logout_url
+    from socle.ui.oidc import LOGOUT_COOKIE, PENDING_SECONDS, provider_logout
 
     closed = sessions.close_session(db, request.cookies.get(sessions.COOKIE))
-    provider_logout = logout_url(closed.method, closed.id_token) if closed else None
-    if provider_logout:
-        # The provider's session is ended by a link, not a redirect: the CSP's form-action forbids a form
-        # from landing on another site, and the user may want to stay signed in there.
-        request.state.signed_in = None
-        response: Response = render(request, "socle/logged_out.html", {"provider_logout": provider_logout})
+    db.commit()  # the kit's session ends here, whatever the provider answers afterwards
+    ending = provider_logout(request, closed.method, closed.id_token) if closed else None
+    if ending is None:
+        response: Response = RedirectResponse("/connexion", status_code=303)
     else:
-        response = RedirectResponse("/connexion", status_code=303)
+        # Not a 303 to the provider: a redirect answering a form stays under the page's CSP form-action
+        # ('self'), which browsers enforce on redirects. An immediate Refresh is a new navigation; the page
+        # keeps a link for a browser that ignores it.
+        request.state.signed_in = None
+        response = render(request, "socle/logged_out.html", {"provider_logout": ending.url})
+        response.headers["refresh"] = f"0; url={ending.url}"
+        response.set_cookie(
+            LOGOUT_COOKIE, ending.cookie, max_age=PENDING_SECONDS, httponly=True, secure=True, samesite="lax"
+        )
     response.delete_cookie(sessions.COOKIE, httponly=True, secure=True, samesite="lax")
     return response
 

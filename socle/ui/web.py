@@ -20,6 +20,7 @@ from starlette.datastructures import FormData
 
 from socle.auth import Role
 from socle.db import new_session
+from socle.errors import Message, SocleError
 from socle.ui import rendering
 from socle.ui.sessions import COOKIE, SignedIn, pop_flash, push_flash, read_session
 
@@ -153,11 +154,26 @@ def render(
         "values": {},
         **(context or {}),
     }
+    _translate_errors(locale, page)
     response = HTMLResponse(rendering.render_template(locale, template, page), status_code=status)
     new_token = getattr(request.state, "new_anon_csrf", None)
     if new_token:
         response.set_cookie(ANON_CSRF_COOKIE, new_token, httponly=True, secure=True, samesite="strict")
     return response
+
+
+def _translate_errors(locale: str, page: dict[str, Any]) -> None:
+    """Domain errors given to a page as they were raised (``errors[field] = exc.detail``, ``error``) are shown
+    in the page's language: each route need not translate them itself."""
+    if isinstance(page["errors"], dict):
+        page["errors"] = {name: _shown(locale, text) for name, text in page["errors"].items()}
+    for key, value in page.items():
+        if isinstance(value, Message):
+            page[key] = rendering.translate(locale, value)
+
+
+def _shown(locale: str, text: Any) -> Any:
+    return rendering.translate(locale, text) if isinstance(text, Message) else text
 
 
 def redirect(
@@ -174,6 +190,11 @@ def t(request: Request, message: str, **values: Any) -> str:
     return rendering.gettext(locale_of(request), message, **values)
 
 
+def error_text(request: Request, exc: SocleError) -> str:
+    """A domain error's detail in the page's language (the API keeps the French detail as it is)."""
+    return rendering.translate(locale_of(request), exc.detail)
+
+
 def safe_next(target: str | None, default: str = "/") -> str:
     """Only a path on this site may be a redirect target (no open redirect to another host)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
@@ -182,5 +203,17 @@ def safe_next(target: str | None, default: str = "/") -> str:
 
 
 def login_url(request: Request) -> str:
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    return f"/connexion?suivant={quote(here, safe='')}"
+    """Sign-in, then back where the user was. A form sent after the session expired cannot be sent again (its
+    CSRF token died with the session, and its address may answer only POST): back to the page it was sent
+    from, and the sign-in page says that nothing was recorded."""
+    if request.method in ("GET", "HEAD"):
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return f"/connexion?suivant={quote(here, safe='')}"
+    return f"/connexion?expiree=1&suivant={quote(_sending_page(request), safe='')}"
+
+
+def _sending_page(request: Request) -> str:
+    sent_from = urlsplit(request.headers.get("referer", ""))
+    if sent_from.netloc != request.url.netloc:
+        return "/"  # no Referer, or another site's: the home page
+    return safe_next(sent_from.path + (f"?{sent_from.query}" if sent_from.query else ""))

@@ -6,15 +6,12 @@ module name ``conftest`` and shadow tests/conftest.py for every ``from conftest 
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import uvicorn
-from browsing import AXE, CHROMIUM, CHROMIUM_FLAGS, LOCAL_HOST, Report, Visitors, artefacts_dir
+from browsing import AXE, CHROMIUM, CHROMIUM_FLAGS, Report, Visitors, artefacts_dir
+from live_server import served
 from playwright.sync_api import Browser, sync_playwright
 
 from conftest import Kit, missing
@@ -23,21 +20,8 @@ from conftest import Kit, missing
 @pytest.fixture(scope="session")
 def live_server(app: Any) -> Iterator[str]:
     """The whole kit (APIs and pages) served by uvicorn in a thread, on the tests' embedded settings."""
-    sock = socket.socket()
-    sock.bind((LOCAL_HOST, 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="browser-live-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("le serveur de l'interface n'a pas démarré")
-        time.sleep(0.02)
-    yield f"http://{LOCAL_HOST}:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with served(app, "browser-live-server") as url:
+        yield url
 
 
 # Per module, not per session: while Playwright's sync API is open, its event loop counts as running in the

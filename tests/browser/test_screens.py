@@ -12,8 +12,10 @@ import importlib
 import sys
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from browsing import HERE, Report, Visit, Visitors
+from parapheur_kit import Standard
 from screens import Screen
 
 from conftest import USERS, Kit
@@ -82,6 +84,46 @@ def test_sign_in_page_its_errors_and_not_found(visitors: Visitors) -> None:
     assert page.get_by_label("Identifiant").get_attribute("aria-invalid") == "true"
     visits.append((visitors.visit("introuvable-anonyme", "anonyme", "/page-qui-n-existe-pas"), 404))
     visits.append((visitors.visit("introuvable-agent", "agent", "/page-qui-n-existe-pas"), 404))
+    failures = {visit.name: visit.problems(status) for visit, status in visits if visit.problems(status)}
+    visitors.assert_stayed_local()
+    assert not failures, report_of(failures)
+
+
+def test_forms_in_error_a_refusal_and_english_pages_are_accessible_too(visitors: Visitors, kit: Kit) -> None:
+    setup = Standard(kit)
+    visits: list[tuple[Visit, int]] = []
+    # Forms sent empty (the browser's own checks set aside, as an old browser would): the server's errors
+    # shown next to the fields, the summary focused, and the page still passes axe-core and the Tab walk.
+    sent_empty = [  # screen, user, page, the button that sends it, the status of the answer
+        (
+            "parapheur-nouveau-dossier-erreurs",
+            "agent",
+            f"/dossiers/nouveau?sous_type={setup.visa_then_sign}",
+            "Créer et envoyer dans le circuit",
+            422,
+        ),
+        ("ged-depot-erreurs", "agent", "/documents/nouveau", "Déposer", 422),
+        ("admin-utilisateur-erreurs", "admin", "/admin/utilisateurs/nouveau", "Ajouter l'utilisateur", 400),
+    ]
+    for name, username, path, button, status in sent_empty:
+        page = visitors.page_of(username)
+        page.goto(path)
+        page.evaluate("() => document.querySelectorAll('form').forEach((form) => { form.noValidate = true; })")
+        visitors.meters[username].reset()
+        with page.expect_navigation() as sent:
+            page.get_by_role("button", name=button, exact=True).click()
+        assert page.locator(".error-summary").evaluate("node => node === document.activeElement"), name
+        assert page.locator("[aria-invalid=true]").count() > 0, name
+        posted = urlsplit(page.url).path  # the form's action: its answer is the page with the errors
+        visits.append((visitors.measure(name, username, posted, page, sent.value), status))
+    visits.append((visitors.visit("refus-administration", "agent", "/admin"), 403))
+    # The same screens in English, chosen as a user does (the language cookie the switch sets).
+    english = visitors.page_of("maire")
+    english.context.add_cookies([{"name": "socle_langue", "value": "en", "url": visitors.base_url}])
+    for name, path in (("en-accueil", "/"), ("en-bureau", "/bureau"), ("en-introuvable", "/dossiers/inconnu")):
+        visit = visitors.visit(name, "maire", path)
+        visits.append((visit, 404 if name == "en-introuvable" else 200))
+        assert english.locator("html").get_attribute("lang") == "en", name
     failures = {visit.name: visit.problems(status) for visit, status in visits if visit.problems(status)}
     visitors.assert_stayed_local()
     assert not failures, report_of(failures)

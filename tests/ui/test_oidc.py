@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jwt
 import pytest
 from oidc_provider import CLIENT_ID, CLIENT_SECRET, Provider, serve
 from sqlalchemy import select
 from ui_kit import anonymous, csrf_of
 
 from socle.db import transaction
-from socle.models import User
+from socle.models import UiSession, User
 from socle.ui import oidc
 
 from conftest import Kit
@@ -99,10 +101,10 @@ def test_keycloak_with_pkce_and_a_fixed_collectivite(
     assert answer.status_code == 303
     assert "code_challenge" in provider.authorize_params[-1]
     assert "Dominique Dupont" in client.get("/").text
-    # Sign-out offers the provider's own logout, with the ID token as hint.
+    # Sign-out goes on to the provider's own logout, with the ID token as hint.
     home = client.get("/")
     out = client.post("/deconnexion", data={"csrf": csrf_of(home.text)})
-    assert out.status_code == 200 and f"{provider.base_url}/logout?id_token_hint=" in out.text
+    assert out.status_code == 200 and out.headers["refresh"].startswith(f"0; url={provider.base_url}/logout?")
     assert client.get("/").status_code == 303
 
 
@@ -180,3 +182,142 @@ def test_callback_without_pending_sign_in_is_refused(
     proconnect(use_env, provider)
     answer = anonymous(app).get("/connexion/oidc/proconnect/retour?code=abc&state=" + "s" * 43)
     assert answer.status_code == 422 and "recommencez" in answer.text
+
+
+def agent_claims(kit: Kit, sub: str) -> dict[str, Any]:
+    return {"sub": sub, "email": f"camille.{kit.slug}@mairie.example", "siret": "21370000000012"}
+
+
+def sessions_of(kit: Kit, username: str) -> int:
+    with transaction() as db:
+        user = db.execute(select(User).where(User.tenant_id == kit.tenant_id, User.username == username)).scalar_one()
+        return db.query(UiSession).filter(UiSession.user_id == user.id).count()
+
+
+def test_userinfo_signed_by_another_key_is_refused_and_opens_nothing(
+    app: Any, kit: Kit, provider: Provider, use_env: Callable[..., None]
+) -> None:
+    proconnect(use_env, provider)
+    give_email(kit, "agent", f"camille.{kit.slug}@mairie.example")
+    provider.sign_userinfo_with_other_key = True  # the ID token is genuine: only the userinfo branch can refuse
+    client, answer = sign_in_through(app, provider, agent_claims(kit, "pc-6"))
+    assert answer.status_code == 403
+    assert "informations d'utilisateur refusées : signature invalide" in answer.text
+    assert client.get("/").status_code == 303 and sessions_of(kit, "agent") == 0
+    with transaction() as db:  # nor was the identity bound to the account on the way
+        agent = db.execute(select(User).where(User.tenant_id == kit.tenant_id, User.username == "agent")).scalar_one()
+        assert agent.oidc_subject is None
+    # The same answer, signed by the provider's own key, is accepted: the refusal was the signature's.
+    provider.sign_userinfo_with_other_key = False
+    _, answer = sign_in_through(app, provider, agent_claims(kit, "pc-6"))
+    assert answer.status_code == 303
+
+
+def test_pending_sign_in_cookie_is_protected_then_cleared(
+    app: Any, kit: Kit, provider: Provider, use_env: Callable[..., None]
+) -> None:
+    proconnect(use_env, provider)
+    give_email(kit, "agent", f"camille.{kit.slug}@mairie.example")
+    provider.user = agent_claims(kit, "pc-5")
+    client = anonymous(app)
+    start = client.get("/connexion/oidc/proconnect")
+    [pending] = [c for c in start.headers.get_list("set-cookie") if c.startswith(f"{oidc.PENDING_COOKIE}=")]
+    flags = [part.strip().lower() for part in pending.split(";")]
+    assert "secure" in flags and "httponly" in flags
+    assert "samesite=lax" in flags  # lax: the provider sends the browser back with a top-level GET
+    assert f"max-age={oidc.PENDING_SECONDS}" in flags and "path=/" in flags
+    assert client.cookies.get(oidc.PENDING_COOKIE)
+    back = urlsplit(httpx.get(start.headers["location"]).headers["location"])
+    answer = client.get(f"{back.path}?{back.query}")
+    assert answer.status_code == 303
+    [cleared] = [c for c in answer.headers.get_list("set-cookie") if c.startswith(f"{oidc.PENDING_COOKIE}=")]
+    assert 'socle_oidc=""' in cleared and "max-age=0" in cleared.lower()
+    assert client.cookies.get(oidc.PENDING_COOKIE) is None
+
+
+LOGOUT_RETURN = "https://testserver/deconnexion/oidc/proconnect/retour"
+
+
+def test_sign_out_ends_the_provider_session_too(
+    app: Any, kit: Kit, provider: Provider, use_env: Callable[..., None]
+) -> None:
+    proconnect(use_env, provider)  # ProConnect's rules: hint, state ≥ 32 characters and return address required
+    provider.post_logout_redirect_uris = [LOGOUT_RETURN]
+    give_email(kit, "agent", f"camille.{kit.slug}@mairie.example")
+    client, answer = sign_in_through(app, provider, agent_claims(kit, "pc-4"))
+    assert answer.status_code == 303
+    session_cookie = client.cookies["socle_session"]
+    out = client.post("/deconnexion", data={"csrf": csrf_of(client.get("/").text)})
+    assert out.status_code == 200
+    delay, _, target = out.headers["refresh"].partition("; url=")
+    assert delay == "0" and target.startswith(f"{provider.base_url}/logout?")
+    assert f'href="{html.escape(target)}"' in out.text  # a link, for a browser that ignores Refresh
+    sent = {key: values[0] for key, values in parse_qs(urlsplit(target).query).items()}
+    assert sent["post_logout_redirect_uri"] == LOGOUT_RETURN and len(sent["state"]) >= 32
+    assert jwt.decode(sent["id_token_hint"], options={"verify_signature": False})["sub"] == "pc-4"
+    # The kit's session is closed before the provider is even reached.
+    stale = anonymous(app)
+    stale.cookies.set("socle_session", session_cookie)
+    assert stale.get("/").status_code == 303 and sessions_of(kit, "agent") == 0
+    at_provider = httpx.get(target)
+    assert at_provider.status_code == 302 and provider.ended_sessions == ["pc-4"]
+    back = urlsplit(at_provider.headers["location"])
+    assert f"{back.scheme}://{back.netloc}{back.path}" == LOGOUT_RETURN
+    done = client.get(f"{back.path}?{back.query}")
+    assert done.status_code == 200 and "fournisseur d'identité est fermée aussi" in done.text
+    assert client.cookies.get(oidc.LOGOUT_COOKIE) is None
+    again = client.get(f"{back.path}?{back.query}")  # the state is used once
+    assert again.status_code == 422 and "votre session socle est fermée" in again.text
+
+
+def test_provider_logout_return_with_a_wrong_state_is_refused(
+    app: Any, kit: Kit, provider: Provider, use_env: Callable[..., None]
+) -> None:
+    proconnect(use_env, provider)
+    provider.post_logout_redirect_uris = [LOGOUT_RETURN]
+    give_email(kit, "agent", f"camille.{kit.slug}@mairie.example")
+    client, _ = sign_in_through(app, provider, agent_claims(kit, "pc-3"))
+    out = client.post("/deconnexion", data={"csrf": csrf_of(client.get("/").text)})
+    [pending] = [c for c in out.headers.get_list("set-cookie") if c.startswith(f"{oidc.LOGOUT_COOKIE}=")]
+    flags = [part.strip().lower() for part in pending.split(";")]
+    assert "secure" in flags and "httponly" in flags and "samesite=lax" in flags
+    forged = client.get("/deconnexion/oidc/proconnect/retour?state=" + "x" * 43)
+    assert forged.status_code == 422 and "(state)" in forged.text and "n'est pas confirmée" in forged.text
+    assert client.get("/").status_code == 303  # signed out of the kit all the same
+
+
+def test_the_test_provider_checks_the_hint_and_the_return_address(
+    app: Any, kit: Kit, provider: Provider, use_env: Callable[..., None]
+) -> None:
+    """The local provider refuses what a real one refuses: without that, the sign-out test proves little."""
+    proconnect(use_env, provider)
+    provider.post_logout_redirect_uris = [LOGOUT_RETURN]
+    state = "s" * 43
+    forged_hint = jwt.encode({"iss": provider.base_url, "aud": CLIENT_ID, "sub": "x"}, provider.other_key, "RS256")
+    logout = f"{provider.base_url}/logout"
+    refused = httpx.get(
+        logout, params={"id_token_hint": forged_hint, "state": state, "post_logout_redirect_uri": LOGOUT_RETURN}
+    )
+    assert refused.status_code == 400
+    hint = provider.sign({"iss": provider.base_url, "aud": CLIENT_ID, "sub": "x"})
+    elsewhere = httpx.get(
+        logout, params={"id_token_hint": hint, "state": state, "post_logout_redirect_uri": "https://evil.example/"}
+    )
+    assert elsewhere.status_code == 400
+    short_state = httpx.get(
+        logout, params={"id_token_hint": hint, "state": "court", "post_logout_redirect_uri": LOGOUT_RETURN}
+    )
+    assert short_state.status_code == 400 and provider.ended_sessions == []
+
+
+def test_sign_out_without_end_session_endpoint_goes_back_to_sign_in(
+    app: Any, kit: Kit, provider: Provider, use_env: Callable[..., None]
+) -> None:
+    proconnect(use_env, provider)
+    provider.end_session = False
+    give_email(kit, "agent", f"camille.{kit.slug}@mairie.example")
+    client, _ = sign_in_through(app, provider, agent_claims(kit, "pc-2"))
+    out = client.post("/deconnexion", data={"csrf": csrf_of(client.get("/").text)})
+    assert out.status_code == 303 and out.headers["location"] == "/connexion"
+    assert oidc.LOGOUT_COOKIE not in out.headers.get("set-cookie", "")
+    assert client.get("/").status_code == 303

@@ -74,8 +74,8 @@ def test_only_the_acts_this_user_may_do_are_offered(app: Any, kit: Kit) -> None:
     ok(act(kit, "agent", folder["id"], "visa"))
     mayor = sign_in(app, kit, "maire").get(f"/dossiers/{folder['id']}")
     assert "Signer" in buttons(mayor.text) and "Viser" not in buttons(mayor.text)
-    # The card: the command to run on the agent's machine, with the folder's id and this server's API.
-    assert f"socle parapheur sign-with-card --api https://testserver/parapheur --folder {folder['id']}" in mayor.text
+    # The card too: the page prepares it (a token for this folder), then gives the command to run.
+    assert "Préparer la signature par carte" in buttons(mayor.text) and "SOCLE_API_TOKEN=" not in mayor.text
     agent = sign_in(app, kit, "agent").get(f"/dossiers/{folder['id']}")
     assert "Reprendre ma dernière action" in buttons(agent.text) and "Viser" not in buttons(agent.text)
 

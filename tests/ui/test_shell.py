@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
 from sqlalchemy import select
-from ui_kit import anonymous, csrf_of, sign_in
+from ui_kit import BASE_URL, anonymous, csrf_of, sign_in
 
+from socle.cli import uvicorn_options
 from socle.db import transaction
 from socle.models import LoginAttempt, UiSession
 
@@ -34,9 +39,9 @@ def test_session_cookie_is_secure_httponly_samesite(app: Any, kit: Kit) -> None:
         "/connexion",
         data={"csrf": csrf_of(page.text), "tenant": kit.slug, "username": "agent", "password": UI_PASSWORD},
     )
-    set_cookie = answer.headers["set-cookie"].lower()
-    assert "socle_session=" in set_cookie
-    assert "secure" in set_cookie and "httponly" in set_cookie and "samesite=lax" in set_cookie
+    [session] = [c for c in answer.headers.get_list("set-cookie") if c.startswith("socle_session=")]
+    flags = [part.strip().lower() for part in session.split(";")]
+    assert "secure" in flags and "httponly" in flags and "samesite=lax" in flags
 
 
 def test_wrong_password_is_refused_with_the_form_kept(app: Any, kit: Kit) -> None:
@@ -76,8 +81,104 @@ def test_sign_in_is_throttled_after_repeated_failures(app: Any, kit: Kit) -> Non
         "/connexion", data={"csrf": token, "tenant": kit.slug, "username": "maire", "password": UI_PASSWORD}
     )
     assert right.status_code == 429 and "Trop de tentatives" in right.text
+    forget_failures(kit.slug, "address:testclient")
+
+
+def forget_failures(*fragments: str) -> None:
+    """Remove the failures a test recorded: the address limit would otherwise reach the tests after it."""
     with transaction() as db:
-        db.query(LoginAttempt).filter(LoginAttempt.key.contains(kit.slug)).delete(synchronize_session=False)
+        for fragment in fragments:
+            db.query(LoginAttempt).filter(LoginAttempt.key.contains(fragment)).delete(synchronize_session=False)
+
+
+def try_password(client: TestClient, tenant: str, username: str, password: str) -> int:
+    token = csrf_of(client.get("/connexion").text)
+    answer = client.post(
+        "/connexion", data={"csrf": token, "tenant": tenant, "username": username, "password": password}
+    )
+    return answer.status_code
+
+
+def guess_from(client: TestClient, tenant: str) -> list[int]:
+    """A password sprayer: one wrong try on each of 20 accounts, under every account's own limit."""
+    return [try_password(client, tenant, f"compte-{n}", "faux") for n in range(20)]
+
+
+def browser_at(app: Any, address: str, **headers: str) -> TestClient:
+    return TestClient(
+        app,
+        base_url=BASE_URL,
+        raise_server_exceptions=False,
+        follow_redirects=False,
+        client=(address, 51000),
+        headers=headers,
+    )
+
+
+def test_sign_in_is_throttled_per_address_but_not_for_a_known_browser(app: Any, kit: Kit) -> None:
+    town_hall, elsewhere = "192.0.2.31", "192.0.2.32"
+    try:
+        # The mayor signed in from this browser before; the agent never did.
+        known = browser_at(app, town_hall)
+        assert try_password(known, kit.slug, "maire", UI_PASSWORD) == 303
+        assert guess_from(browser_at(app, town_hall), kit.slug) == [401] * 20
+        # The 21st try from that address waits, even with the right password…
+        assert try_password(browser_at(app, town_hall), kit.slug, "agent", UI_PASSWORD) == 429
+        assert try_password(known, kit.slug, "agent", UI_PASSWORD) == 429  # the browser knows the mayor only
+        # …except for an account that signed in from this very browser: a guesser sharing the address
+        # cannot lock it out. Its own account limit still applies (a wrong password is refused, not waited).
+        assert try_password(known, kit.slug, "maire", "faux") == 401
+        assert try_password(known, kit.slug, "maire", UI_PASSWORD) == 303
+        # Another address is not concerned.
+        assert try_password(browser_at(app, elsewhere), kit.slug, "agent", UI_PASSWORD) == 303
+    finally:
+        forget_failures(kit.slug, town_hall, elsewhere)
+
+
+def test_a_forged_device_cookie_opens_no_exemption(app: Any, kit: Kit) -> None:
+    address = "192.0.2.33"
+    try:
+        assert guess_from(browser_at(app, address), kit.slug) == [401] * 20
+        forger = browser_at(app, address)
+        forger.cookies.set("socle_appareil", "pas-un-jeton-chiffre")
+        assert try_password(forger, kit.slug, "agent", UI_PASSWORD) == 429
+    finally:
+        forget_failures(kit.slug, address)
+
+
+def test_behind_the_trusted_proxy_two_clients_are_limited_apart(
+    app: Any, kit: Kit, use_env: Callable[..., None]
+) -> None:
+    proxy = "10.20.30.40"
+    use_env(SOCLE_TRUSTED_PROXIES=f"127.0.0.1,{proxy}")
+    # The application as `socle serve` runs it: wrapped by uvicorn with the serve command's options.
+    config = uvicorn.Config(app, log_config=None, **uvicorn_options())
+    config.load()
+    served = config.loaded_app
+
+    def through_proxy(client_address: str) -> TestClient:
+        return browser_at(served, proxy, **{"X-Forwarded-For": client_address, "X-Forwarded-Proto": "https"})
+
+    try:
+        assert guess_from(through_proxy("198.51.100.7"), kit.slug) == [401] * 20
+        assert try_password(through_proxy("198.51.100.7"), kit.slug, "agent", UI_PASSWORD) == 429
+        assert try_password(through_proxy("198.51.100.8"), kit.slug, "agent", UI_PASSWORD) == 303
+        # Only the trusted proxy is believed: the guesser connecting directly cannot pose as someone else.
+        direct = browser_at(served, "198.51.100.7", **{"X-Forwarded-For": "198.51.100.9"})
+        assert try_password(direct, kit.slug, "agent", UI_PASSWORD) == 429
+    finally:
+        forget_failures(kit.slug, proxy, "198.51.100.")
+
+
+def test_trusted_proxies_must_be_addresses(use_env: Callable[..., None]) -> None:
+    from socle.errors import SettingsError
+    from socle.settings import get_settings
+
+    use_env(SOCLE_TRUSTED_PROXIES="10.0.0.0/8, ::1")
+    assert get_settings().trusted_proxies == ("10.0.0.0/8", "::1")
+    use_env(SOCLE_TRUSTED_PROXIES="proxy.mairie.fr")
+    with pytest.raises(SettingsError, match="SOCLE_TRUSTED_PROXIES"):
+        get_settings()
 
 
 def test_a_form_without_its_csrf_token_is_refused(app: Any, kit: Kit) -> None:
