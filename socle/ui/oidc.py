@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from socle import audit
 from socle import secrets as kit_secrets
-from socle.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable
+from socle.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable, message
 from socle.models import Tenant, User
 from socle.settings import OidcProvider, get_settings
 from socle.ui import sessions
@@ -46,7 +46,7 @@ router = APIRouter(include_in_schema=False)
 PENDING_COOKIE = "socle_oidc"
 LOGOUT_COOKIE = "socle_oidc_sortie"
 PENDING_SECONDS = 600
-_RESTART = "connexion expirée ou commencée dans un autre navigateur : recommencez"
+_RESTART = message("connexion expirée ou commencée dans un autre navigateur : recommencez")
 _ALGORITHMS = ["RS256", "PS256", "ES256", "RS384", "RS512", "ES384"]  # never "none", never HMAC
 _TIMEOUT = 10.0
 _LEEWAY = 60  # seconds of clock skew tolerated between the kit and the provider
@@ -65,7 +65,7 @@ def provider(name: str) -> OidcProvider:
     for candidate in get_settings().oidc_providers:
         if candidate.name == name:
             return candidate
-    raise NotFound("fournisseur d'identité inconnu")
+    raise NotFound(message("fournisseur d'identité inconnu"))
 
 
 def login_providers() -> list[dict[str, str]]:
@@ -76,7 +76,7 @@ def login_providers() -> list[dict[str, str]]:
 def _discovery(issuer: str) -> Discovery:
     document = _get_json(issuer.rstrip("/") + "/.well-known/openid-configuration")
     if document.get("issuer") != issuer:
-        raise ServiceUnavailable("le fournisseur d'identité annonce un autre émetteur que celui configuré")
+        raise ServiceUnavailable(message("le fournisseur d'identité annonce un autre émetteur que celui configuré"))
     return Discovery(
         authorization_endpoint=document["authorization_endpoint"],
         token_endpoint=document["token_endpoint"],
@@ -97,7 +97,9 @@ def _get_json(url: str) -> dict[str, Any]:
         answer.raise_for_status()
         document: dict[str, Any] = answer.json()
     except (httpx.HTTPError, ValueError) as exc:
-        raise ServiceUnavailable(f"fournisseur d'identité injoignable ({type(exc).__name__})") from exc
+        raise ServiceUnavailable(
+            message("fournisseur d'identité injoignable (%(cause)s)", cause=type(exc).__name__)
+        ) from exc
     return document
 
 
@@ -110,7 +112,7 @@ def _seal(data: dict[str, Any]) -> str:
 
 
 def _unseal(
-    value: str | None, unreadable: str = _RESTART, expired: str = "connexion expirée : recommencez"
+    value: str | None, unreadable: str = _RESTART, expired: str = message("connexion expirée : recommencez")
 ) -> dict[str, Any]:
     if not value:
         raise InvalidInput(unreadable)
@@ -175,9 +177,9 @@ def finish(request: Request, db: DbDep, name: str, code: str = "", state: str = 
 
     pending = _unseal(request.cookies.get(PENDING_COOKIE))
     if pending["provider"] != name or not _same(pending["state"], state):
-        raise InvalidInput("réponse du fournisseur d'identité inattendue (state) : recommencez la connexion")
+        raise InvalidInput(message("réponse du fournisseur d'identité inattendue (state) : recommencez la connexion"))
     if error or not code:
-        raise Forbidden("connexion refusée par le fournisseur d'identité")
+        raise Forbidden(message("connexion refusée par le fournisseur d'identité"))
     chosen = provider(name)
     tokens = _exchange(request, chosen, code, pending.get("verifier"))
     claims = _id_token_claims(chosen, tokens["id_token"], pending["nonce"])
@@ -202,12 +204,14 @@ def _exchange(request: Request, chosen: OidcProvider, code: str, verifier: str |
     try:
         answer = httpx.post(_discovery(chosen.issuer).token_endpoint, data=form, timeout=_TIMEOUT)
     except httpx.HTTPError as exc:
-        raise ServiceUnavailable(f"fournisseur d'identité injoignable ({type(exc).__name__})") from exc
+        raise ServiceUnavailable(
+            message("fournisseur d'identité injoignable (%(cause)s)", cause=type(exc).__name__)
+        ) from exc
     if answer.status_code != 200:
-        raise Forbidden("le fournisseur d'identité a refusé le code de connexion (expiré ou déjà utilisé)")
+        raise Forbidden(message("le fournisseur d'identité a refusé le code de connexion (expiré ou déjà utilisé)"))
     tokens: dict[str, Any] = answer.json()
     if "id_token" not in tokens or "access_token" not in tokens:
-        raise Forbidden("réponse du fournisseur d'identité incomplète")
+        raise Forbidden(message("réponse du fournisseur d'identité incomplète"))
     return tokens
 
 
@@ -229,9 +233,9 @@ def _id_token_claims(chosen: OidcProvider, id_token: str, nonce: str) -> dict[st
     try:
         claims = _decode(chosen, id_token, options={"require": ["exp", "iat", "iss", "aud", "sub", "nonce"]})
     except jwt.PyJWTError as exc:
-        raise Forbidden(f"jeton d'identité refusé : {exc}") from exc
+        raise Forbidden(message("jeton d'identité refusé : %(cause)s", cause=str(exc))) from exc
     if not _same(str(claims["nonce"]), nonce):
-        raise Forbidden("jeton d'identité refusé : nonce inattendu (rejeu ?)")
+        raise Forbidden(message("jeton d'identité refusé : nonce inattendu (rejeu ?)"))
     return claims
 
 
@@ -243,18 +247,22 @@ def _userinfo(chosen: OidcProvider, access_token: str, subject: str) -> dict[str
         answer = httpx.get(endpoint, headers={"Authorization": f"Bearer {access_token}"}, timeout=_TIMEOUT)
         answer.raise_for_status()
     except httpx.HTTPError as exc:
-        raise ServiceUnavailable(f"informations d'utilisateur indisponibles ({type(exc).__name__})") from exc
+        raise ServiceUnavailable(
+            message("informations d'utilisateur indisponibles (%(cause)s)", cause=type(exc).__name__)
+        ) from exc
     if answer.headers.get("content-type", "").split(";")[0].strip() == "application/jwt":
         try:
             info = _decode(chosen, answer.text)
         except jwt.PyJWTError as exc:
-            raise Forbidden(f"informations d'utilisateur refusées : signature invalide ({exc})") from exc
+            raise Forbidden(
+                message("informations d'utilisateur refusées : signature invalide (%(cause)s)", cause=str(exc))
+            ) from exc
     elif chosen.signed_userinfo:
-        raise Forbidden("informations d'utilisateur refusées : ce fournisseur doit les signer")
+        raise Forbidden(message("informations d'utilisateur refusées : ce fournisseur doit les signer"))
     else:
         info = answer.json()
     if info.get("sub") != subject:
-        raise Forbidden("informations d'utilisateur refusées : elles concernent une autre personne")
+        raise Forbidden(message("informations d'utilisateur refusées : elles concernent une autre personne"))
     return info
 
 
@@ -283,8 +291,10 @@ def match_account(db: Session, chosen: OidcProvider, claims: dict[str, Any]) -> 
             )
     if found is None or not found.active:
         raise Forbidden(
-            "aucun compte actif ne correspond à cette identité dans votre collectivité : "
-            "demandez à son administrateur de vous en ouvrir un"
+            message(
+                "aucun compte actif ne correspond à cette identité dans votre collectivité : "
+                "demandez à son administrateur de vous en ouvrir un"
+            )
         )
     return found
 
@@ -293,7 +303,9 @@ def _one(db: Session, query: Any) -> User | None:
     users = db.execute(query.limit(2)).scalars().all()
     if len(users) > 1:
         # The same identity in two collectivités of one SIREN: opening either would be a guess.
-        raise Forbidden("cette identité correspond à plusieurs comptes : l'administrateur doit lever l'ambiguïté")
+        raise Forbidden(
+            message("cette identité correspond à plusieurs comptes : l'administrateur doit lever l'ambiguïté")
+        )
     return users[0] if users else None
 
 
@@ -307,7 +319,7 @@ def _tenants_of(db: Session, chosen: OidcProvider, claims: dict[str, Any]) -> li
     else:
         tenant_ids = []
     if not tenant_ids:
-        raise Forbidden("votre organisation n'utilise pas ce service")
+        raise Forbidden(message("votre organisation n'utilise pas ce service"))
     return tenant_ids
 
 
@@ -350,14 +362,18 @@ def logged_out(request: Request, name: str, state: str = "") -> Response:
     """The provider sends the browser back here once its own session is ended."""
     pending = _unseal(
         request.cookies.get(LOGOUT_COOKIE),
-        unreadable="retour de déconnexion inattendu (déconnexion expirée ou commencée ailleurs) : "
-        "votre session socle est fermée",
-        expired="retour de déconnexion trop tardif : votre session socle est fermée",
+        unreadable=message(
+            "retour de déconnexion inattendu (déconnexion expirée ou commencée ailleurs) : "
+            "votre session socle est fermée"
+        ),
+        expired=message("retour de déconnexion trop tardif : votre session socle est fermée"),
     )
     if pending["provider"] != name or not _same(pending["state"], state):
         raise InvalidInput(
-            "réponse du fournisseur d'identité inattendue (state) : votre session socle est fermée, "
-            "mais la fin de la session chez le fournisseur n'est pas confirmée"
+            message(
+                "réponse du fournisseur d'identité inattendue (state) : votre session socle est fermée, "
+                "mais la fin de la session chez le fournisseur n'est pas confirmée"
+            )
         )
     response = render(request, "socle/logged_out.html", {"provider_logout": None})
     response.delete_cookie(LOGOUT_COOKIE, httponly=True, secure=True, samesite="lax")
