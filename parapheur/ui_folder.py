@@ -430,7 +430,7 @@ def prepare_card(request: Request, db: DbDep, user: UserDep, form: FormDep, fold
         refused = t(request, "Ce dossier n'attend pas votre signature par carte.")
         return _render_folder(request, db, user, folder_id, errors={"form": refused}, status=409)
     expires_at = utcnow() + CARD_TOKEN_LIFETIME
-    calls = f"{API_PREFIX}/folders/{folder.id}/signature"
+    calls = f"/folders/{folder.id}/signature"  # within the parapheur's API (socle.web.service_path)
     token = issue_token(
         db,
         get_user_by_id(db, principal.tenant_id, principal.user_id),

@@ -315,14 +315,8 @@ def authenticate(session: Session, token: str | None, request: tuple[str, str] |
 def _in_scope(scope: str, request: tuple[str, str] | None) -> bool:
     if request is None:
         return False
-    method, path = request[0].upper(), request[1]
-    # "Ends with": the kit may be served under a prefix (a reverse proxy's root path); each scope path starts
-    # with "/", so a match always begins at a path segment.
-    for line in scope.splitlines():
-        allowed_method, _, allowed_path = line.partition(" ")
-        if method == allowed_method and path.endswith(allowed_path):
-            return True
-    return False
+    # Paths within the service (socle.web.service_path): the exact call, nothing under or around it.
+    return f"{request[0].upper()} {request[1]}" in scope.splitlines()
 
 
 def _audit(

@@ -171,13 +171,16 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _proxy_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        # uvicorn takes a mistyped entry for a host name that never matches: say so at start-up instead.
+        # uvicorn takes a mistyped entry for a host name that never matches: say so at start-up instead. A
+        # network with host bits (10.0.0.5/24) is written as the network it names: uvicorn reads it strictly.
+        written = []
         for entry in value:
             try:
-                ipaddress.ip_network(entry, strict=False)
+                network = ipaddress.ip_network(entry, strict=False)
             except ValueError:
                 raise ValueError(f"« {entry} » n'est ni une adresse IP ni un réseau (ex. 10.0.0.0/8)") from None
-        return value
+            written.append(str(network) if "/" in entry else entry)
+        return tuple(written)
 
     @field_validator("database_url")
     @classmethod

@@ -169,12 +169,20 @@ def get_principal(request: Request, session: SessionDep) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     bearer = token.strip() if scheme.lower() == "bearer" else None
-    principal = authenticate(session, bearer, (request.method, request.url.path))  # the path: for scoped tokens
+    principal = authenticate(session, bearer, (request.method, service_path(request)))  # for scoped tokens
     session.rollback()  # end the read transaction: the route starts its own unit of work
     return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def service_path(request: Request) -> str:
+    """The request's path within its service: the same whether the service runs alone (/folders/…) or mounted
+    in the whole kit (/parapheur/folders/…), behind a proxy's prefix or not."""
+    root = request.scope.get("root_path", "")
+    path: str = request.scope["path"]
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def content_disposition(filename: str) -> str:

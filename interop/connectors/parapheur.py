@@ -229,11 +229,12 @@ def _part(store: ObjectStore, key: str, filename: str) -> tuple[str, bytes, str]
 
 def _refuse_failed(response: httpx.Response, what: str) -> None:
     """The parapheur's error (5xx: retried later) or refusal (4xx: reported), with what it said."""
+    if response.status_code < 400:
+        return
     values = {"what": what, "status": response.status_code, "response": _said(response)}
     if response.status_code >= 500:
         raise ServiceUnavailable(message("%(what)s : erreur %(status)s du parapheur : %(response)s", **values))
-    if response.status_code >= 400:
-        raise Conflict(message("%(what)s : refus %(status)s du parapheur : %(response)s", **values))
+    raise Conflict(message("%(what)s : refus %(status)s du parapheur : %(response)s", **values))
 
 
 def _said(response: httpx.Response) -> str:

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from socle.errors import PayloadTooLarge, SocleError, message
 from socle.ui import rendering
-from socle.ui.web import LOCALE_COOKIE, CsrfRejected, LoginRequired, error_text, login_url, render
+from socle.ui.web import LOCALE_COOKIE, CsrfRejected, LoginRequired, locale_of, login_url, render
 from socle.web import BodyLimit
 from socle.web import http_error as api_http_error
 
@@ -95,7 +95,7 @@ class PageBodyLimit(BodyLimit):
             size=limit // (1024 * 1024),
         )
         context: dict[str, Any] = {
-            "title": PayloadTooLarge.title,
+            "title": rendering.translate(locale, PayloadTooLarge.title),
             "detail": rendering.translate(locale, detail),
             "user": None,
             "sections": [],
@@ -153,7 +153,7 @@ async def _csrf_rejected(request: Request, exc: Exception) -> Response:
 
 async def _socle_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SocleError)
-    return _error_page(request, exc.status, exc.title, error_text(request, exc))
+    return _error_page(request, exc.status, exc.title, exc.detail)
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
@@ -175,4 +175,7 @@ def _wants_a_page(request: Request) -> bool:
 
 
 def _error_page(request: Request, status: int, title: str, detail: str, **extra: Any) -> Response:
-    return render(request, "socle/error.html", {"title": title, "detail": detail, **extra}, status=status)
+    # Translated here, once: the page prints them as they are (a "%" in a detail is only text).
+    locale = locale_of(request)
+    shown = {"title": rendering.translate(locale, title), "detail": rendering.translate(locale, detail)}
+    return render(request, "socle/error.html", {**shown, **extra}, status=status)

@@ -94,6 +94,8 @@ def translate(locale: str, text: str) -> str:
     """A domain message (``socle.errors.Message``) in ``locale``: its template through the catalogues, then its
     values, themselves translated when they are messages (codes, names and numbers stay as they are).
     A plain string goes through the catalogues as it is (a literal message of the kit may be there)."""
+    if not text:
+        return text  # gettext("") is the catalogue's header
     if not isinstance(text, Message):
         return translations(locale).gettext(text)
     values = {

@@ -176,6 +176,12 @@ def test_trusted_proxies_must_be_addresses(use_env: Callable[..., None]) -> None
 
     use_env(SOCLE_TRUSTED_PROXIES="10.0.0.0/8, ::1")
     assert get_settings().trusted_proxies == ("10.0.0.0/8", "::1")
+    # Host bits in a network: the network meant, which uvicorn (strict) would otherwise never match.
+    use_env(SOCLE_TRUSTED_PROXIES="10.0.0.5/24")
+    assert get_settings().trusted_proxies == ("10.0.0.0/24",)
+    from uvicorn.middleware.proxy_headers import _TrustedHosts
+
+    assert "10.0.0.7" in _TrustedHosts(list(get_settings().trusted_proxies))
     use_env(SOCLE_TRUSTED_PROXIES="proxy.mairie.fr")
     with pytest.raises(SettingsError, match="SOCLE_TRUSTED_PROXIES"):
         get_settings()

@@ -222,8 +222,8 @@ def test_the_agent_signs_with_the_card_from_the_folder_page(
         ).scalars()
         audited = [entry for entry in issued if entry.actor == "user:agent"]
         assert len(audited) == 1 and audited[0].details["scope"] == [
-            f"POST /parapheur/folders/{folder_id}/signature/prepare",
-            f"POST /parapheur/folders/{folder_id}/signature/finish",
+            f"POST /folders/{folder_id}/signature/prepare",  # paths within the parapheur's API
+            f"POST /folders/{folder_id}/signature/finish",
         ]
         assert token not in str(audited[0].details)
     assert token not in browser.request("GET", f"/dossiers/{folder_id}").text  # shown once
@@ -304,7 +304,7 @@ def test_an_expired_card_token_is_refused_with_a_clear_message(app: Any, kit: Ki
         answer.json()["detail"],
     )
     with transaction() as session, pytest.raises(Unauthenticated, match="expiré"):
-        authenticate(session, token, ("POST", f"/parapheur/folders/{folder_id}/signature/prepare"))
+        authenticate(session, token, ("POST", f"/folders/{folder_id}/signature/prepare"))
 
 
 def test_authenticate_keeps_unscoped_tokens_as_they_were_and_refuses_scoped_ones_without_the_request(
@@ -316,17 +316,35 @@ def test_authenticate_keeps_unscoped_tokens_as_they_were_and_refuses_scoped_ones
     folder_id = "dossier-x"
     with transaction() as session:
         user = get_user(session, get_tenant(session, kit.slug), "agent")
-        scoped = issue_token(session, user, "essai", scope=[f"post /parapheur/folders/{folder_id}/signature/prepare"])
+        scoped = issue_token(session, user, "essai", scope=[f"post /folders/{folder_id}/signature/prepare"])
     with transaction() as session:
-        # Behind a reverse proxy serving the kit under a prefix, the path is longer: still its call.
-        call = ("POST", f"/socle/parapheur/folders/{folder_id}/signature/prepare")
-        assert authenticate(session, scoped, call).username == "agent"
+        assert authenticate(session, scoped, ("POST", f"/folders/{folder_id}/signature/prepare")).username == "agent"
         with pytest.raises(Forbidden):
             authenticate(session, scoped)
-        with pytest.raises(Forbidden):
-            authenticate(session, scoped, ("GET", f"/parapheur/folders/{folder_id}/signature/prepare"))
-        with pytest.raises(Forbidden):
-            authenticate(session, scoped, ("POST", f"/parapheur/folders/{folder_id}/signature/prepare/x"))
+        for method, path in [
+            ("GET", f"/folders/{folder_id}/signature/prepare"),
+            ("POST", f"/folders/{folder_id}/signature/prepare/x"),
+            ("POST", f"/ged/folders/{folder_id}/signature/prepare"),  # the same words in another service
+            ("POST", f"/folders/{folder_id}/signature/prepare/"),
+        ]:
+            with pytest.raises(Forbidden):
+                authenticate(session, scoped, (method, path))
+
+
+@pytest.mark.parametrize(
+    ("root_path", "path", "within"),
+    [
+        ("", "/folders/x/signature/prepare", "/folders/x/signature/prepare"),  # the service alone
+        ("/parapheur", "/parapheur/folders/x/signature/prepare", "/folders/x/signature/prepare"),  # in the kit
+        ("/socle/parapheur", "/socle/parapheur/folders/x", "/folders/x"),  # behind a proxy's prefix
+    ],
+)
+def test_a_scoped_call_is_matched_on_its_path_within_the_service(root_path: str, path: str, within: str) -> None:
+    from starlette.requests import Request
+
+    from socle.web import service_path
+
+    assert service_path(Request({"type": "http", "path": path, "root_path": root_path, "headers": []})) == within
 
 
 def test_only_the_signer_may_prepare_and_with_the_pages_csrf_token(app: Any, kit: Kit) -> None:

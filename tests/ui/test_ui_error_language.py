@@ -103,3 +103,15 @@ def test_an_upload_over_the_limit_is_refused_in_the_chosen_language(app: Any, ki
     answer = english.post("/langue", data={"csrf": token}, files=big)
     assert answer.status_code == 413 and '<html lang="en">' in answer.text
     assert "File too large" in answer.text and "(1 MiB). Nothing has been saved." in answer.text
+
+
+def test_a_percent_sign_in_an_error_is_only_text_in_either_language(app: Any, kit: Kit) -> None:
+    from socle.ui import rendering
+
+    client = sign_in(app, kit, "agent")
+    for locale in ("fr", "en"):
+        client.cookies.set("socle_langue", locale)
+        page = client.get("/dossiers/100%25d")  # a "%d" in the detail once made the page itself fail (500)
+        assert page.status_code == 404, page.text
+        assert "100%d" in page.text
+    assert rendering.translate("en", "") == ""  # not the catalogue's header
