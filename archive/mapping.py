@@ -92,7 +92,7 @@ def parse_mapping(raw: Any) -> MappingIn:
 def _check_type_code(type_code: str) -> None:
     if type_code != UNTYPED and not TYPE_CODE.fullmatch(type_code):
         raise InvalidInput(
-            message("type_code : code de type de document invalide « %(value)s »", value=type_code[:100])
+            message("type_code : code de type de document invalide « %(type_code)s »", type_code=type_code[:100])
         )
 
 

@@ -658,7 +658,7 @@ def find_by_path(session: Session, principal: Principal, path: str) -> Target:
             document = session.execute(documents).scalar_one_or_none()
             if document is not None:
                 return Target(document=document)
-        raise NotFound(message("chemin « /%(value)s » introuvable", value="/".join(names[: index + 1])))
+        raise NotFound(message("chemin « /%(path)s » introuvable", path="/".join(names[: index + 1])))
     return Target(folder=folder)
 
 

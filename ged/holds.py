@@ -38,7 +38,8 @@ def check_not_held(session: Session, document: Document) -> None:
     if names:
         raise Conflict(
             message(
-                "document gelé par « %(value)s » : aucune modification, suppression ni élimination", value=names[0]
+                "document gelé par « %(hold_name)s » : aucune modification, suppression ni élimination",
+                hold_name=names[0],
             ),
             holds=names,
         )

@@ -534,7 +534,9 @@ def restore_document(session: Session, principal: Principal, document_id: str) -
     limit = document.deleted_at + timedelta(days=trash_days())
     if utcnow() > limit:
         raise Conflict(
-            message("délai de restauration dépassé : %(value)s jours après la suppression", value=trash_days())
+            message(
+                "délai de restauration dépassé : %(trash_days)s jours après la suppression", trash_days=trash_days()
+            )
         )
     document.deleted_at, document.deleted_by = None, None
     document.updated_at = utcnow()

@@ -104,7 +104,10 @@ def parse_matiere(value: str) -> tuple[int, ...]:
     parts = str(value).strip().split(".")
     if not 2 <= len(parts) <= 5 or not all(part.isdigit() for part in parts):
         raise InvalidInput(
-            message("code matière invalide : « %(value)s » (attendu par exemple « 1.2 », 2 à 5 niveaux)", value=value)
+            message(
+                "code matière invalide : « %(matiere_code)s » (attendu par exemple « 1.2 », 2 à 5 niveaux)",
+                matiere_code=value,
+            )
         )
     return tuple(int(part) for part in parts)
 
@@ -391,9 +394,9 @@ def build_package(
         if not store.exists(item.object_key):
             raise InvalidInput(
                 message(
-                    "fichier %(item_filename)s introuvable dans le stockage (%(value)s…)",
+                    "fichier %(item_filename)s introuvable dans le stockage (%(object_key_start)s…)",
                     item_filename=item.filename,
-                    value=item.object_key[:12],
+                    object_key_start=item.object_key[:12],
                 )
             )
     with tempfile.TemporaryFile() as spool:

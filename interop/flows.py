@@ -231,7 +231,9 @@ def _checked_document(document: dict[str, Any]) -> dict[str, Any]:
         )
     store = get_store()
     if not key or not store.exists(key):
-        raise InvalidInput(message("document absent du stockage : %(value)s", value=key[:16] or "(clé vide)"))
+        raise InvalidInput(
+            message("document absent du stockage : %(object_key_start)s", object_key_start=key[:16] or "(clé vide)")
+        )
     out = {"object_key": key, "filename": str(document.get("filename") or "document"), "size": store.size(key)}
     if document.get("type_pj"):
         out["type_pj"] = str(document["type_pj"])
@@ -325,8 +327,8 @@ def _resume_with_transaction(session: Session, principal: Principal, flow: Flow,
     if not transaction_id.strip() or not transaction_id.isdigit():
         raise InvalidInput(
             message(
-                "identifiant de transaction S²LOW invalide : « %(value)s » (chiffres attendus)",
-                value=transaction_id[:40],
+                "identifiant de transaction S²LOW invalide : « %(transaction_id)s » (chiffres attendus)",
+                transaction_id=transaction_id[:40],
             )
         )
     connector = _connector(session, principal.tenant_id, flow.connector)
@@ -767,11 +769,11 @@ def _actes_follow(session: Session, flow: Flow, connector: Connector) -> Outcome
         session.commit()  # the ARActe is kept with the flow, whatever comes next
         raise InvalidInput(
             message(
-                "ARActe pour un acte inconnu : %(value)s au lieu de %(flow_data_act_id)s (ARActe "
-                "gardé, empreinte %(value2)s…)",
-                value=fields["id_acte"] or "(sans identifiant)",
+                "ARActe pour un acte inconnu : %(aracte_act_id)s au lieu de %(flow_data_act_id)s (ARActe "
+                "gardé, empreinte %(sha256_start)s…)",
+                aracte_act_id=fields["id_acte"] or "(sans identifiant)",
                 flow_data_act_id=flow.data["act_id"],
-                value2=stored.key[:16],
+                sha256_start=stored.key[:16],
             )
         )
     _note_prefecture_classification(session, flow, connector, fields["classification_en_cours"])
@@ -1001,7 +1003,11 @@ def _helios_follow(session: Session, flow: Flow, connector: Connector) -> Outcom
     if refusal is not None:
         session.commit()  # the PES Acquit is kept with the flow: it holds the accountant's reasons
         raise InvalidInput(
-            message("%(refusal)s (PES Acquit gardé, empreinte %(value)s…)", refusal=refusal, value=stored.key[:16])
+            message(
+                "%(refusal)s (PES Acquit gardé, empreinte %(sha256_start)s…)",
+                refusal=refusal,
+                sha256_start=stored.key[:16],
+            )
         )
     # PES Retour belong to the collectivité on S²LOW, not to a transaction: they are not this flow's.
     _set(flow, ged_expected=["acquit"])
@@ -1295,9 +1301,9 @@ def _deliver_all(session: Session, flow: Flow, connector: Connector) -> Outcome:
         if delivery.status != "done":
             raise InvalidInput(
                 message(
-                    "%(document_filename)s : %(value)s",
+                    "%(document_filename)s : %(delivery_error)s",
                     document_filename=document["filename"],
-                    value=delivery.error or "non remis",
+                    delivery_error=delivery.error or "non remis",
                 )
             )
         receipts.append(delivery.id)
@@ -1398,7 +1404,9 @@ def answer_prefecture(
     principal.require(Role.ADMIN)
     connector = _connector(session, principal.tenant_id, connector_name)
     if not get_store().exists(object_key):
-        raise InvalidInput(message("document absent du stockage : %(value)s", value=object_key[:16]))
+        raise InvalidInput(
+            message("document absent du stockage : %(object_key_start)s", object_key_start=object_key[:16])
+        )
     session.commit()
     answer = s2low(connector).reply_prefecture(letter_id, reply_type, get_store(), object_key, filename)
     audit.record(

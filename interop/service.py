@@ -664,9 +664,10 @@ def resume_follow(session: Session, principal: Principal, delivery_id: str) -> D
     if delivery.follow_status != "error":
         raise Conflict(
             message(
-                "seul un envoi ou un suivi en erreur peut être repris (envoi : %(delivery_status)s, suivi : %(value)s)",
+                "seul un envoi ou un suivi en erreur peut être repris "
+                "(envoi : %(delivery_status)s, suivi : %(follow_status)s)",
                 delivery_status=delivery.status,
-                value=delivery.follow_status or "aucun",
+                follow_status=delivery.follow_status or "aucun",
             )
         )
     delivery.follow_status, delivery.follow_error = "following", None

@@ -85,7 +85,9 @@ def validate_template(raw: Any, position: int) -> dict[str, Any]:
         if desk_ids:
             raise InvalidInput(
                 message(
-                    "%(label)s : une étape « %(value)s » ne désigne pas de bureau", label=label, value=STEP_KINDS[kind]
+                    "%(label)s : une étape « %(step_kind_label)s » ne désigne pas de bureau",
+                    label=label,
+                    step_kind_label=STEP_KINDS[kind],
                 )
             )
         mode, quorum = "any", None

@@ -548,7 +548,8 @@ def current_for(
     actor = acting_actor(session, principal, folder, step, desk_id)
     if kinds is not None and step.kind not in kinds:
         raise Conflict(
-            message("l'étape en cours attend : %(value)s", value=circuits.STEP_KINDS[step.kind]), step_kind=step.kind
+            message("l'étape en cours attend : %(step_kind_label)s", step_kind_label=circuits.STEP_KINDS[step.kind]),
+            step_kind=step.kind,
         )
     if completing:
         missing = circuits.missing_metadata(step.mandatory_metadata or [], folder.field_values or {})

@@ -117,7 +117,7 @@ def _check_profile(display_name: str, email: str | None, roles: list[str]) -> No
     if not display_name.strip() or len(display_name) > 200:
         raise InvalidInput(message("le nom affiché est obligatoire (200 caractères au plus)"))
     if email is not None and (len(email) > 254 or not _EMAIL.match(email)):
-        raise InvalidInput(message("adresse de courriel invalide : « %(value)s »", value=email[:254]))
+        raise InvalidInput(message("adresse de courriel invalide : « %(email)s »", email=email[:254]))
     unknown = sorted(set(roles) - {role.value for role in Role})
     if unknown:
         raise InvalidInput(message("rôle(s) inconnu(s) : %(unknown)s", unknown=", ".join(unknown)))

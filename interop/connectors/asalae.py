@@ -184,8 +184,8 @@ class AsalaeConnector:
         if size < 0 or (isinstance(value, float) and not value.is_integer()):
             raise InvalidInput(
                 message(
-                    "As@lae : taille des morceaux invalide (%(value)s) : un nombre d'octets, 0 pour aucun",
-                    value=repr(value),
+                    "As@lae : taille des morceaux invalide (%(chunk_size)s) : un nombre d'octets, 0 pour aucun",
+                    chunk_size=repr(value),
                 )
             )
         return size

@@ -256,7 +256,8 @@ class CmisConnector:
             if found is None:
                 raise Conflict(
                     message(
-                        "la GED refuse le document : %(value)s", value=created.get("message") or created["exception"]
+                        "la GED refuse le document : %(ged_error)s",
+                        ged_error=created.get("message") or created["exception"],
                     )
                 )
             return found

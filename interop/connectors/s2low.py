@@ -432,9 +432,9 @@ class S2lowConnector:
         if _text(root, "resultat") == "KO":
             raise S2lowRefused(
                 message(
-                    "état du PES %(transaction_id)s : %(value)s",
+                    "état du PES %(transaction_id)s : %(s2low_message)s",
                     transaction_id=transaction_id,
-                    value=_text(root, "message") or "refus sans message",
+                    s2low_message=_text(root, "message") or "refus sans message",
                 )
             )
         try:
@@ -463,7 +463,10 @@ class S2lowConnector:
         root = parse_xml(response.content, "liste des PES Retour")
         if _text(root, "resultat") == "KO":
             raise S2lowRefused(
-                message("liste des PES Retour : %(value)s", value=_text(root, "message") or "refus sans message")
+                message(
+                    "liste des PES Retour : %(s2low_message)s",
+                    s2low_message=_text(root, "message") or "refus sans message",
+                )
             )
         return [
             {"id": _text(item, "id"), "nom": _text(item, "nom"), "date": _text(item, "date")}
@@ -477,9 +480,9 @@ class S2lowConnector:
         if etree.QName(root).localname == "get_retour" and _text(root, "resultat") == "KO":
             raise S2lowRefused(
                 message(
-                    "PES Retour %(retour_id)s : %(value)s",
+                    "PES Retour %(retour_id)s : %(s2low_message)s",
                     retour_id=retour_id,
-                    value=_text(root, "message") or "refus sans message",
+                    s2low_message=_text(root, "message") or "refus sans message",
                 )
             )
         return response.content
@@ -491,9 +494,9 @@ class S2lowConnector:
         if _text(root, "resultat") == "KO":
             raise S2lowRefused(
                 message(
-                    "PES Retour %(retour_id)s : %(value)s",
+                    "PES Retour %(retour_id)s : %(s2low_message)s",
                     retour_id=retour_id,
-                    value=_text(root, "message") or "refus sans message",
+                    s2low_message=_text(root, "message") or "refus sans message",
                 )
             )
 

@@ -62,9 +62,9 @@ def parse_xml(data: bytes, what: str) -> etree._Element:
     if head.startswith((b"<!doctype html", b"<html")):
         raise SaeUnavailable(
             message(
-                "%(what)s : la plateforme a répondu une page HTML au lieu de XML (%(data)s)",
+                "%(what)s : la plateforme a répondu une page HTML au lieu de XML (%(response_excerpt)s)",
                 what=what,
-                data=excerpt(data),
+                response_excerpt=excerpt(data),
             )
         )
     parser = etree.XMLParser(
@@ -157,7 +157,7 @@ def http_client(
                 context.load_cert_chain(cert_path, key_path if key else None)
             except ssl.SSLError as exc:
                 raise InvalidInput(
-                    message("certificat client ou clé illisible : %(value)s", value=exc.reason or exc)
+                    message("certificat client ou clé illisible : %(ssl_reason)s", ssl_reason=exc.reason or exc)
                 ) from None
     timeout = httpx.Timeout(float(config.get("timeout") or 60))
     with httpx.Client(
