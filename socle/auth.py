@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from socle import audit
@@ -228,6 +228,9 @@ def issue_token(
     """
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     lines = [_scope_line(entry) for entry in scope]
+    # Short-lived tokens are issued often (one per card signature): the user's expired ones go as a new one
+    # comes, so they do not pile up. Their issue stays in the audit log.
+    session.execute(delete(ApiToken).where(ApiToken.user_id == user.id, ApiToken.expires_at < utcnow()))
     session.add(
         ApiToken(
             tenant_id=user.tenant_id,

@@ -306,6 +306,13 @@ def test_an_expired_card_token_is_refused_with_a_clear_message(app: Any, kit: Ki
     with transaction() as session, pytest.raises(Unauthenticated, match="expiré"):
         authenticate(session, token, ("POST", f"/folders/{folder_id}/signature/prepare"))
 
+    # The next preparation takes the expired token away (they would pile up, one per card signature).
+    _, again = prepare_from_page(sign_in(app, kit, "agent"), folder_id)
+    with transaction() as session:
+        kept = session.execute(select(ApiToken.token_hash).where(ApiToken.expires_at.is_not(None))).scalars().all()
+    assert digest not in kept and hashlib.sha256(token_of(again).encode()).hexdigest() in kept
+    assert kit["agent"].get("/parapheur/folders").status_code == 200  # lasting tokens are not touched
+
 
 def test_authenticate_keeps_unscoped_tokens_as_they_were_and_refuses_scoped_ones_without_the_request(
     kit: Kit,
