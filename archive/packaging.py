@@ -1,10 +1,10 @@
 """Describing files (digest, size, CRC, format) and writing / checking the SIP zip.
 
-Two ways to a package: describe_file for each file, seda.build_manifest, then write_sip, which reads each
-file a second time (the GED's transfers, a few documents at a time); or build_sip, which builds a package
-from a plan of units (a folder tree, a CSV) in one read of each file and in bounded memory: the SHA-512, the
-CRC-32, the size, the sample siegfried identifies and the zip entry all come from that read (see
-build_sip and archive.zipstream).
+Two ways to a package. build_sip, which every transfer takes (a folder tree, a CSV, the GED's documents),
+builds it from a plan of units in one read of each file and in bounded memory: the SHA-512, the CRC-32, the
+size, the sample siegfried identifies and the zip entry all come from that read (see build_sip and
+archive.zipstream). The other, describe_file for each file, seda.build_manifest, then write_sip, which
+reads each file a second time, is the reference the tests compare build_sip with.
 """
 
 from __future__ import annotations
@@ -360,6 +360,7 @@ class SourceFile:
     filename: str  # the original name, for FileInfo and the entry name
     usage: str = "BinaryMaster_1"
     label: str = ""  # how problems name it (its path in the versed folder); the filename when empty
+    modified: datetime | None = None  # FileInfo's date when not the file's own (a store names files by digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,7 +402,10 @@ class UnitsPlan:
             yield from self._unit(unit)
 
     def _unit(self, unit: ArchiveUnitSpec) -> Iterator[UnitStart | UnitEnd]:
-        files = tuple(SourceFile(file.path, file.filename, usage, self._label(file)) for file, usage in unit.files)
+        files = tuple(
+            SourceFile(file.path, file.filename, usage, self._label(file), file.last_modified)
+            for file, usage in unit.files
+        )
         yield UnitStart(unit, files)
         for child in unit.children:
             yield from self._unit(child)
@@ -634,7 +638,7 @@ class _Build:
                 return None
             if self.problems or plan.problems:
                 return None  # the package is refused anyway: only look for the other problems
-            modified = datetime.fromtimestamp(info.st_mtime, tz=UTC).replace(microsecond=0)
+            modified = source.modified or datetime.fromtimestamp(info.st_mtime, tz=UTC).replace(microsecond=0)
             digest: Future[str] = Future()
             inline = hashlib.sha512() if info.st_size <= INLINE_HASH else None
             entry = self.entries.begin(uri, source.path, modified, info.st_size, os.path.splitext(source.filename)[1])

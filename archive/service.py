@@ -187,11 +187,20 @@ def _build_sip(
     with ExitStack() as stack, tempfile.TemporaryDirectory(dir=work_dir) as scratch:
         files = {doc["document_id"]: stack.enter_context(store.local_path(doc["object_key"])) for doc in documents}
         spec = _transfer_spec(transfer, documents, files, controls.mapper)
-        manifest = seda.build_manifest(spec, version=transfer.seda_version)
-        entries = seda.sip_entries(spec)
-        report = validate_package(manifest, transfer.seda_version, controls, file_count=len(entries))
+        file_count = len(seda.sip_entries(spec))
+        reports: list[dict[str, Any]] = []
+
+        def check(manifest: Path) -> None:  # the report is kept whatever it says: an invalid package is kept too
+            reports.append(
+                validate_package(manifest.read_bytes(), transfer.seda_version, controls, file_count=file_count)
+            )
+
+        # Each file read once (digest, format, zip entry), as for a folder: packaging.build_sip.
         sip = Path(scratch) / "sip.zip"
-        packaging.write_sip(manifest, entries, sip)
+        packaging.build_sip(
+            spec, packaging.UnitsPlan(spec.units), sip, version=transfer.seda_version, check_manifest=check
+        )
+        report = reports[0]
         problems = packaging.verify_sip(sip)  # re-read what was written: digests and sizes from the zip itself
         if problems:
             raise seda.SedaError("; ".join(problems))
@@ -236,7 +245,7 @@ def _agency(found: list[str | None], tenant: str, role: str) -> str:
 
 
 def _files(document: dict[str, Any], path: Path) -> tuple[tuple[seda.DescribedFile, str], ...]:
-    described = packaging.describe_file(path, document["filename"])
+    described = packaging.undescribed(path, document["filename"])  # build_sip reads it
     # The store's files are named by digest: give FileInfo the document's own modification time.
     described = replace(described, last_modified=datetime.fromisoformat(document["modified_at"]))
     return ((described, "BinaryMaster_1"),)
