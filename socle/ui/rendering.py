@@ -12,6 +12,7 @@ import hashlib
 import io
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -130,11 +131,26 @@ def _environment(locale: str) -> jinja2.Environment:
     env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["date"] = lambda value: _format_date(value, locale)
     env.filters["datetime"] = lambda value: _format_datetime(value, locale)
-    env.filters["number"] = lambda value: format_decimal(value, locale=locale) if value is not None else ""
+    env.filters["number"] = lambda value: format_number(value, locale)
     env.filters["filesize"] = lambda value: _format_size(value, locale)
     env.globals["static"] = static_url
     env.globals["LOCALE_NAMES"] = LOCALE_NAMES
     return env
+
+
+def format_number(value: int | float | Decimal | str | None, locale: str) -> str:
+    """A number in the locale's way (1 200,50 or 1,200.50). A decimal (a Decimal, or the text a decimal field
+    keeps) shows every digit it has, trailing zeros included: an amount of 1200.50 is not 1 200,5."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        value = Decimal(value)
+    if not isinstance(value, Decimal):
+        return format_decimal(value, locale=locale)
+    exponent = value.as_tuple().exponent
+    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    pattern = "#,##0." + "0" * places if places else "#,##0"
+    return format_decimal(value, format=pattern, locale=locale, decimal_quantization=False)
 
 
 def _escape_text(text: str) -> Markup:

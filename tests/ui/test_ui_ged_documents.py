@@ -177,7 +177,7 @@ def test_document_page_shows_preview_versions_and_metadata(app: Any, kit: Kit) -
     assert page.status_code == 200
     assert page.text.count("<h1>") == 1
     assert "Délibération budget" in page.text and "Date de séance" in page.text and "31 janvier 2026" in page.text
-    assert "1\u202f200,5" in page.text or "1 200,5" in page.text  # a French decimal
+    assert "1\u202f200,50" in page.text  # a French decimal, with the cents it was given
     assert "24 mois à compter du champ « Date de séance »" in page.text
     assert "31 janvier 2028" in page.text  # end of the DUA
     assert "Détruire" in page.text
