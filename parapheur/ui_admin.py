@@ -25,7 +25,7 @@ from socle.errors import Conflict, InvalidInput, NotFound, SocleError
 from socle.models import User
 from socle.ui import rendering
 from socle.ui.sessions import SignedIn
-from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, require_role, t
+from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, require_role, safe_next, t
 from socle.ui.web import form_text as text
 
 router = APIRouter(include_in_schema=False)
@@ -325,5 +325,8 @@ def delete_delegation(request: Request, db: DbDep, user: UserDep, form: FormDep,
     require_admin(user)
     config.delete_delegation(db, user.principal, delegation_id)
     back = text(form, "suivant")
-    target = back if back.startswith("/admin/parapheur/") else "/admin/parapheur/delegations"
+    # Back to the desk's page or the list it was deleted from: a path of this site, within this administration.
+    target = safe_next(back, "/admin/parapheur/delegations")
+    if not target.startswith("/admin/parapheur/"):
+        target = "/admin/parapheur/delegations"
     return redirect(target, db=db, user=user, message=t(request, "Délégation supprimée."))
