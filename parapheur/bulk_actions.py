@@ -17,7 +17,7 @@ from parapheur.models import BulkItem, BulkOperation
 from socle import messages
 from socle.auth import Principal
 from socle.db import new_session, transaction, utcnow
-from socle.errors import Forbidden, InvalidInput, NotFound, SocleError, message
+from socle.errors import Forbidden, InvalidInput, Message, NotFound, SocleError, message
 from socle.models import Tenant, User
 from socle.queue import enqueue
 
@@ -130,7 +130,7 @@ def _process(principal: Principal, action: str, comment: str | None, item_id: st
     except Exception:
         session.rollback()
         log.exception("bulk item %s (folder %s) failed", item_id, folder_id)
-        _fail(item_id, "erreur technique inattendue ; elle est journalisée")
+        _fail(item_id, message("erreur technique inattendue ; elle est journalisée"))
     finally:
         session.close()
 
@@ -140,3 +140,5 @@ def _fail(item_id: str, reason: str) -> None:
         item = session.get(BulkItem, item_id)
         if item is not None and item.status == "pending":
             item.status, item.error, item.done_at = "failed", reason[:2000], utcnow()
+            # Kept translatable too: the result page speaks its reader's language.
+            item.error_message = reason.record() if isinstance(reason, Message) else None

@@ -418,6 +418,7 @@ class BulkItem(ParapheurBase):
     position: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending, done, failed
     error: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the same, translatable (Message.record)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

@@ -11,11 +11,12 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from parapheur import bulk_actions, circuits, config, service
-from parapheur.models import Desk, Folder, Subtype
+from parapheur.models import BulkItem, Desk, Folder, Subtype
 from parapheur.ui_common import PAGE_SIZE, STATUSES, kept, parapheur_user, text, typology_names
 from socle.auth import Principal, Role
-from socle.errors import InvalidInput, NotFound
-from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
+from socle.errors import InvalidInput, Message, NotFound
+from socle.ui import rendering
+from socle.ui.web import DbDep, FormDep, UserDep, locale_of, redirect, render, t
 
 router = APIRouter(include_in_schema=False)
 
@@ -198,5 +199,13 @@ def bulk_result(request: Request, db: DbDep, user: UserDep, operation_id: str) -
     operation = bulk_actions.get(db, principal, operation_id)
     titles = service.folder_titles(db, principal, [item.folder_id for item in operation.items])
     counts = {status: sum(1 for item in operation.items if item.status == status) for status in ("done", "failed")}
-    context = {"operation": operation, "titles": titles, "counts": counts}
+    reasons = {item.id: _reason(request, item) for item in operation.items if item.status == "failed"}
+    context = {"operation": operation, "titles": titles, "counts": counts, "reasons": reasons}
     return render(request, "parapheur/actions_groupees.html", context, db=db)
+
+
+def _reason(request: Request, item: BulkItem) -> str:
+    """Why a folder of the operation failed, in the reader's language when it was kept translatable."""
+    if item.error_message is None:
+        return item.error or ""
+    return rendering.translate(locale_of(request), Message.from_record(item.error_message))

@@ -30,6 +30,19 @@ class Message(str):
     def __reduce__(self) -> tuple[type[Message], tuple[str, dict[str, Any]]]:
         return Message, (self.template, self.values)
 
+    def record(self) -> dict[str, Any]:
+        """The message as JSON can keep it (stored with what it explains, translated when shown)."""
+        values = {name: {"message": v.record()} if isinstance(v, Message) else v for name, v in self.values.items()}
+        return {"template": self.template, "values": values}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> Message:
+        values = {
+            name: cls.from_record(v["message"]) if isinstance(v, dict) and "message" in v else v
+            for name, v in record.get("values", {}).items()
+        }
+        return cls(str(record["template"]), values)
+
 
 def message(template: str, /, **values: Any) -> Message:
     """The French ``template % values``, translatable later: the one way to write a detail a user may read."""

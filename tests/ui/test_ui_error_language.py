@@ -3,6 +3,7 @@ to the field and on the error page, while the API keeps the French detail of the
 
 from __future__ import annotations
 
+import json
 import pickle
 from typing import Any
 
@@ -32,6 +33,11 @@ def test_a_message_is_its_french_text_and_keeps_its_template_and_values() -> Non
     assert isinstance(copy, Message) and copy == detail and copy.values == detail.values
     problem = NotFound(detail).problem()
     assert (problem["title"], problem["detail"]) == ("Introuvable", "dossier f-1 introuvable : « Budget » à 100 %")
+    # Kept as JSON (a bulk action's result) and back, a message inside a message included.
+    nested = message("étape %(step)s : %(reason)s", step=2, reason=detail)
+    back = Message.from_record(json.loads(json.dumps(nested.record())))
+    assert back == nested and back.template == nested.template and isinstance(back.values["reason"], Message)
+    assert back.values["reason"].values == detail.values
 
 
 def test_a_message_is_translated_with_its_values_and_the_messages_among_them(app: Any) -> None:
