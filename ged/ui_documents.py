@@ -43,6 +43,7 @@ from ged.ui_common import (
     validation_errors,
     with_thumbnail,
 )
+from socle import audit
 from socle.auth import Principal
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge, SocleError, UnsupportedMediaType
 from socle.settings import get_settings
@@ -54,6 +55,7 @@ router = APIRouter(include_in_schema=False)
 
 # Errors shown in the form, next to their field; the others (rights, not found) are pages of their own.
 FORM_ERRORS = (InvalidInput, Conflict, PayloadTooLarge, UnsupportedMediaType)
+HISTORY_SHOWN = 50  # the document's latest audit entries on its page; the whole log is the audit's own
 METADATA_FIELDS = {"title": "title", "document_type": "document_type", "type": "type", "date": "date", "tags": "tags"}
 
 
@@ -403,6 +405,10 @@ def _document_context(db: Session, principal: Principal, document: Document) -> 
         "document": document,
         "current": current,
         "versions": sorted(document.versions, key=lambda version: version.number, reverse=True),
+        "history": [
+            (entry.at, entry.actor.removeprefix("user:"), entry.action)
+            for entry in audit.entries_about(db, principal.tenant_id, "document", document.id, limit=HISTORY_SHOWN)
+        ],
         "document_type": document_type,
         "fields": fields_shown(document_type, current.field_values or {}),
         "trail": plan.ancestors(db, folder) if folder else [],

@@ -57,6 +57,21 @@ def record(
     return entry
 
 
+def entries_about(
+    session: Session, tenant_id: str, object_type: str, object_id: str, *, limit: int = 100
+) -> list[AuditEntry]:
+    """The latest entries about one object, the most recent first."""
+    query = (
+        select(AuditEntry)
+        .where(
+            AuditEntry.tenant_id == tenant_id, AuditEntry.object_type == object_type, AuditEntry.object_id == object_id
+        )
+        .order_by(AuditEntry.seq.desc())
+        .limit(limit)
+    )
+    return list(session.execute(query).scalars())
+
+
 def entry_hash(entry: AuditEntry) -> str:
     content = {
         "tenant_id": entry.tenant_id,

@@ -100,7 +100,11 @@ class AuditEntry(KernelBase):
     """Append-only and hash-chained per tenant: entry n carries the hash of entry n-1."""
 
     __tablename__ = "audit_entries"
-    __table_args__ = (UniqueConstraint("tenant_id", "seq"),)
+    # The index: an object's own history (a document's page) without reading the tenant's whole log.
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "seq"),
+        Index("ix_audit_entries_object", "tenant_id", "object_type", "object_id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     tenant_id: Mapped[str] = mapped_column(String(36))

@@ -181,6 +181,9 @@ def test_document_page_shows_preview_versions_and_metadata(app: Any, kit: Kit) -
     assert "24 mois à compter du champ « Date de séance »" in page.text
     assert "31 janvier 2028" in page.text  # end of the DUA
     assert "Détruire" in page.text
+    # Its own lines of the audit log: who did what, the most recent first.
+    journal = page.text[page.text.index("Journal des actions sur le document") :]
+    assert re.search(r"<td>agent</td><td>Dépôt du document</td>", journal), journal[:800]
     source = re.search(r'<img src="(/documents/[^"]+/pages/apercu\.png\?v=[0-9a-f]{16})"', page.text)
     assert source, "pas d'aperçu dans la page"
     preview = client.get(source.group(1))
@@ -198,6 +201,13 @@ def test_document_page_shows_preview_versions_and_metadata(app: Any, kit: Kit) -
     download = client.get(f"/documents/{document['id']}/versions/1/fichier")
     assert download.status_code == 200 and download.content.startswith(b"%PDF-")
     assert download.content == kit["agent"].get(f"/ged/documents/{document['id']}/content").content
+    # A new version comes first in the journal.
+    files = {"file": ("v2.pdf", make_pdf("Délibération budget, version 2"), "application/pdf")}
+    added = kit["agent"].post(f"/ged/documents/{document['id']}/versions", files=files, data={"comment": "Coquille"})
+    assert added.status_code in (200, 201), added.text
+    journal = client.get(f"/documents/{document['id']}").text
+    journal = journal[journal.index("Journal des actions sur le document") :]
+    assert journal.index("Nouvelle version ou métadonnées modifiées") < journal.index("Dépôt du document")
 
 
 def test_a_file_without_preview_says_why(app: Any, kit: Kit) -> None:
