@@ -158,7 +158,7 @@ def pop_flash(db: Session, session_id: str) -> list[dict[str, Any]]:
 def throttle_wait(db: Session, account_key: str, address_key: str, *, known_device: bool = False) -> int:
     """Minutes to wait before another try, or 0 when sign-in is allowed for this account and address.
 
-    ``known_device``: the browser proved (:func:`device_knows`) that this account signed in from it before.
+    ``known_device``: the browser proved (:func:`limit_key`) that this account signed in from it before.
     Many agents share one address (the town hall's NAT): a guesser among them must not lock them all out.
     """
     since = utcnow() - ATTEMPT_WINDOW
@@ -187,26 +187,35 @@ def clear_failures(db: Session, account_key: str) -> None:
     db.execute(delete(LoginAttempt).where(LoginAttempt.key == account_key))
 
 
-def _device_accounts(value: str | None) -> list[str]:
+def _device(value: str | None) -> tuple[str, list[str]]:
+    """The browser's id and the accounts that signed in from it, from its sealed cookie (none if not valid)."""
     if not value:
-        return []
+        return "", []
     try:
         data = json.loads(kit_secrets.decrypt(value.encode()))
     except Exception:  # forged, from another kit, or sealed with an old key: simply unknown
-        return []
+        return "", []
     if not isinstance(data, dict) or data.get("exp", 0) < time.time():
-        return []
-    return [str(account) for account in data.get("accounts", [])]
+        return "", []
+    return str(data.get("id", "")), [str(account) for account in data.get("accounts", [])]
 
 
-def device_knows(value: str | None, account_key: str) -> bool:
-    """Whether the device cookie ``value`` says ``account_key`` signed in from this browser before."""
-    return account_key in _device_accounts(value)
+def limit_key(value: str | None, account_key: str) -> str:
+    """What an account's failures count against. From a browser where it signed in before, that browser's own
+    count for it: someone guessing elsewhere cannot lock the owner out of their usual browser, and the browser
+    itself stays limited (its cookie, stolen, gives 5 tries like any other)."""
+    device_id, accounts = _device(value)
+    return f"{account_key}#device:{device_id}" if device_id and account_key in accounts else account_key
 
 
 def remember_device(value: str | None, account_key: str) -> str:
     """The device cookie after ``account_key`` signed in: encrypted, so it names no account in clear."""
-    accounts = [account for account in _device_accounts(value) if account != account_key]
+    device_id, known = _device(value)
+    accounts = [account for account in known if account != account_key]
     accounts = [*accounts, account_key][-_DEVICE_ACCOUNTS:]
-    sealed = {"accounts": accounts, "exp": time.time() + DEVICE_LIFETIME.total_seconds()}
+    sealed = {
+        "id": device_id or secrets.token_urlsafe(16),
+        "accounts": accounts,
+        "exp": time.time() + DEVICE_LIFETIME.total_seconds(),
+    }
     return kit_secrets.encrypt(json.dumps(sealed).encode()).decode()

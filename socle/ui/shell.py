@@ -41,10 +41,13 @@ def login(request: Request, db: DbDep, form: FormDep) -> Response:
         errors["password"] = t(request, "Saisissez votre mot de passe.")
     if errors:
         return _login_form(request, db, values["suivant"], values=values, errors=errors, status=400)
-    account_key = f"account:{values['tenant']}/{values['username'].strip().lower()}"
+    # Bounded: the keys are stored (a typed name of any length is only a wrong one).
+    account_key = f"account:{values['tenant'][:63]}/{values['username'].strip().lower()[:150]}"
     address_key = f"address:{request.client.host if request.client else '?'}"
     device = request.cookies.get(sessions.DEVICE_COOKIE)
-    wait = sessions.throttle_wait(db, account_key, address_key, known_device=sessions.device_knows(device, account_key))
+    counted = sessions.limit_key(device, account_key)  # this browser's own count when the account knows it
+    known = counted != account_key
+    wait = sessions.throttle_wait(db, counted, address_key, known_device=known)
     if wait:
         message = t(request, "Trop de tentatives de connexion. Réessayez dans %(minutes)s minutes.", minutes=wait)
         return _login_form(request, db, values["suivant"], values=values, errors={"form": message}, status=429)
@@ -54,10 +57,10 @@ def login(request: Request, db: DbDep, form: FormDep) -> Response:
         .where(Tenant.slug == values["tenant"], User.username == values["username"].strip())
     ).scalar_one_or_none()
     if not verify_password(password, user.password_hash if user else None) or user is None or not user.active:
-        sessions.record_failure(db, account_key, address_key)
+        sessions.record_failure(db, counted, address_key)
         message = t(request, "Identifiant ou mot de passe incorrect.")
         return _login_form(request, db, values["suivant"], values=values, errors={"form": message}, status=401)
-    sessions.clear_failures(db, account_key)
+    sessions.clear_failures(db, counted)
     cookie = sessions.open_session(db, user, client=address_key)
     response = signed_in_redirect(safe_next(values["suivant"]), cookie)
     response.set_cookie(

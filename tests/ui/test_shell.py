@@ -135,6 +135,33 @@ def test_sign_in_is_throttled_per_address_but_not_for_a_known_browser(app: Any, 
         forget_failures(kit.slug, town_hall, elsewhere)
 
 
+def test_a_guesser_elsewhere_does_not_lock_the_owner_out_of_their_usual_browser(app: Any, kit: Kit) -> None:
+    try:
+        usual = browser_at(app, "192.0.2.41")
+        assert try_password(usual, kit.slug, "maire", UI_PASSWORD) == 303
+        # Someone else tries the mayor's account until it is locked, for every other browser…
+        guesser = browser_at(app, "198.51.100.7")
+        assert [try_password(guesser, kit.slug, "maire", "faux") for _ in range(5)] == [401] * 5
+        assert try_password(guesser, kit.slug, "maire", UI_PASSWORD) == 429
+        assert try_password(browser_at(app, "192.0.2.41"), kit.slug, "maire", UI_PASSWORD) == 429
+        # …but the mayor still signs in from the usual browser, which has a count of its own.
+        assert try_password(usual, kit.slug, "maire", UI_PASSWORD) == 303
+        assert [try_password(usual, kit.slug, "maire", "faux") for _ in range(5)] == [401] * 5
+        assert try_password(usual, kit.slug, "maire", UI_PASSWORD) == 429  # that browser is limited too
+    finally:
+        forget_failures(f"{kit.slug}/maire", "192.0.2.41", "198.51.100.7")
+
+
+def test_a_very_long_username_is_only_a_wrong_one(app: Any, kit: Kit) -> None:
+    try:
+        assert try_password(browser_at(app, "192.0.2.42"), kit.slug, "x" * 5000, "faux") == 401
+        with transaction() as db:  # the counted keys fit their column (300 characters: PostgreSQL would refuse)
+            keys = db.query(LoginAttempt.key).filter(LoginAttempt.key.contains("xxxxxxxx")).all()
+        assert keys and all(len(key) <= 300 for (key,) in keys)
+    finally:
+        forget_failures("192.0.2.42", "xxxxxxxx")
+
+
 def test_a_forged_device_cookie_opens_no_exemption(app: Any, kit: Kit) -> None:
     address = "192.0.2.33"
     try:
