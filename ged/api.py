@@ -32,6 +32,7 @@ from ged.schemas import (
     HoldDocumentsIn,
     HoldIn,
     HoldOut,
+    HoldReleaseIn,
     MemberIn,
     Metadata,
     MetadataPatch,
@@ -420,9 +421,9 @@ def unhold_document(principal: PrincipalDep, session: SessionDep, hold_id: str, 
     return _hold_out(session, holds.remove_document(session, principal, hold_id, document_id))
 
 
-@holds_router.post("/{hold_id}/release", response_model=HoldOut, summary="Lever un gel")
-def release_hold(principal: PrincipalDep, session: SessionDep, hold_id: str) -> HoldOut:
-    return _hold_out(session, holds.release_hold(session, principal, hold_id))
+@holds_router.post("/{hold_id}/release", response_model=HoldOut, summary="Lever un gel, avec sa raison")
+def release_hold(principal: PrincipalDep, session: SessionDep, hold_id: str, body: HoldReleaseIn) -> HoldOut:
+    return _hold_out(session, holds.release_hold(session, principal, hold_id, body.reason))
 
 
 retention_router = APIRouter(tags=["conservation"])

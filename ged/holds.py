@@ -13,7 +13,7 @@ from ged.models import Document, HeldDocument, Hold
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import Conflict, NotFound, message
+from socle.errors import Conflict, InvalidInput, NotFound, message
 
 
 def active_holds(session: Session, document_ids: list[str]) -> dict[str, list[str]]:
@@ -122,13 +122,16 @@ def remove_document(session: Session, principal: Principal, hold_id: str, docume
     return hold
 
 
-def release_hold(session: Session, principal: Principal, hold_id: str) -> Hold:
-    """Lift a hold: its documents are free again (unless another hold keeps them)."""
+def release_hold(session: Session, principal: Principal, hold_id: str, reason: str) -> Hold:
+    """Lift a hold, saying why: its documents are free again (unless another hold keeps them)."""
     principal.require(Role.ARCHIVISTE)
+    if not reason.strip():
+        raise InvalidInput(message("la raison de la levée du gel est obligatoire"))
     hold = get_hold(session, principal.tenant_id, hold_id, for_update=True)
     _check_active(hold)
-    hold.released_at, hold.released_by = utcnow(), principal.username
-    _audit(session, principal, "ged.hold.released", hold, documents=held_document_ids(session, hold.id))
+    hold.released_at, hold.released_by, hold.release_reason = utcnow(), principal.username, reason.strip()
+    documents = held_document_ids(session, hold.id)
+    _audit(session, principal, "ged.hold.released", hold, documents=documents, reason=hold.release_reason)
     session.commit()
     return hold
 

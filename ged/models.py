@@ -219,6 +219,7 @@ class Hold(GedBase):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     released_by: Mapped[str | None] = mapped_column(String(200))
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    release_reason: Mapped[str | None] = mapped_column(Text)  # why it was lifted (a judgment, a settlement…)
 
 
 class HeldDocument(GedBase):

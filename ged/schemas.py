@@ -273,6 +273,10 @@ class HoldIn(BaseModel):
     reason: str = Field(min_length=1, max_length=5000)
 
 
+class HoldReleaseIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=5000, description="Pourquoi le gel est levé (jugement, accord…)")
+
+
 class HoldDocumentsIn(BaseModel):
     document_ids: list[str] = Field(min_length=1, max_length=1000)
 
@@ -285,6 +289,7 @@ class HoldOut(BaseModel):
     created_at: dt.datetime
     released_by: str | None
     released_at: dt.datetime | None
+    release_reason: str | None
     document_ids: list[str]
 
 

@@ -141,11 +141,15 @@ def remove_document(
 
 @router.post("/gels/{hold_id}/lever")
 def release(request: Request, db: DbDep, user: UserDep, form: FormDep, hold_id: str) -> Response:
+    reason = text(form, "raison")
+    if not reason:
+        missing = {"raison": t(request, "Dites pourquoi le gel est levé (jugement, accord, fin du contentieux…).")}
+        return _hold_page(request, db, user.principal, hold_id, errors=missing, values={"raison": ""}, status=422)
     try:
-        hold = holds.release_hold(db, user.principal, hold_id)
-    except Conflict as exc:
+        hold = holds.release_hold(db, user.principal, hold_id, reason)
+    except (Conflict, InvalidInput) as exc:
         db.rollback()
-        return _hold_page(request, db, user.principal, hold_id, errors={"form": exc.detail}, status=409)
+        return _hold_page(request, db, user.principal, hold_id, errors={"form": exc.detail}, status=exc.status)
     message = t(request, "Gel « %(name)s » levé : ses documents peuvent de nouveau être modifiés.", name=hold.name)
     return redirect(f"/gels/{hold_id}", db=db, user=user, message=message)
 

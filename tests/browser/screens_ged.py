@@ -64,7 +64,7 @@ def screens(kit: Kit) -> list[Screen]:
     held = _document(kit, "Permis de construire contesté", folder_id=urbanisme["id"])
     _ok(kit["archiviste"].post(f"/ged/holds/{hold['id']}/documents", json={"document_ids": [held["id"]]}), 200)
     released = _ok(kit["archiviste"].post("/ged/holds", json={"name": "Audit 2025", "reason": "Contrôle CRC"}))
-    _ok(kit["archiviste"].post(f"/ged/holds/{released['id']}/release"), 200)
+    _ok(kit["archiviste"].post(f"/ged/holds/{released['id']}/release", json={"reason": "Jugement définitif"}), 200)
     run_jobs()  # previews, thumbnails and extracted text
 
     return [

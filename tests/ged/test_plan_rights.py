@@ -174,7 +174,7 @@ def test_another_tenants_folders_groups_and_holds_are_404(make_kit: Callable[...
         intruder.put(f"/ged/plan/{folder['id']}/permissions", json=[]),
         intruder.get(f"/ged/groups/{group}"),
         intruder.get(f"/ged/holds/{hold['id']}"),
-        intruder.post(f"/ged/holds/{hold['id']}/release"),
+        intruder.post(f"/ged/holds/{hold['id']}/release", json={"reason": "x"}),
         intruder.delete(f"/ged/documents/{document['id']}"),
         intruder.post(f"/ged/documents/{document['id']}/restore"),
         intruder.post("/ged/plan", json={"name": "x", "parent_id": folder["id"]}),

@@ -151,9 +151,15 @@ def test_held_document_cannot_be_modified_deleted_or_versioned_until_released(ki
         assert "Enquête CRC" in body["detail"]
     assert kit["agent"].get(url).json()["current_version"] == 1
 
-    released = kit["archiviste"].post(f"/ged/holds/{hold['id']}/release")
-    assert released.json()["released_by"] == "archiviste"
-    assert_problem(kit["archiviste"].post(f"/ged/holds/{hold['id']}/release"), 409)
+    release = f"/ged/holds/{hold['id']}/release"
+    assert_problem(kit["archiviste"].post(release, json={"reason": "  "}), 422)  # a reason is owed
+    assert_problem(kit["archiviste"].post(release), 422)
+    released = kit["archiviste"].post(release, json={"reason": "Non-lieu du 3 mars 2027"})
+    assert (released.json()["released_by"], released.json()["release_reason"]) == (
+        "archiviste",
+        "Non-lieu du 3 mars 2027",
+    )
+    assert_problem(kit["archiviste"].post(release, json={"reason": "Encore"}), 409)
     assert kit["agent"].patch(url, json={"title": "Libre"}).status_code == 200
     assert [h["name"] for h in kit["archiviste"].get("/ged/holds").json()] == ["Enquête CRC"]
     assert kit["archiviste"].get("/ged/holds", params={"active": True}).json() == []

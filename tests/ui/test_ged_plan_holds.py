@@ -82,11 +82,15 @@ def test_holds_are_placed_filled_and_lifted(app: Any, kit: Kit) -> None:
 
     # While held, the document cannot be modified; lifting frees it.
     assert kit["agent"].delete(f"/ged/documents/{document['id']}").status_code == 409
-    lifted = post_form(client, hold_url, f"{hold_url}/lever", {})
+    refused = post_form(client, hold_url, f"{hold_url}/lever", {"raison": " "})
+    assert refused.status_code == 422 and "Dites pourquoi le gel est levé" in refused.text
+    assert kit["archiviste"].get(f"/ged/holds/{hold_id}").json()["released_at"] is None
+    lifted = post_form(client, hold_url, f"{hold_url}/lever", {"raison": "Recours rejeté le 2 mars 2027"})
     assert lifted.status_code == 303
-    assert kit["archiviste"].get(f"/ged/holds/{hold_id}").json()["released_at"] is not None
+    assert kit["archiviste"].get(f"/ged/holds/{hold_id}").json()["release_reason"] == "Recours rejeté le 2 mars 2027"
     after = client.get(hold_url)
     assert "Levé" in after.text and "Lever le gel" not in after.text
+    assert "Recours rejeté le 2 mars 2027" in after.text
     assert "Gels levés" in client.get("/gels").text
     assert kit["agent"].delete(f"/ged/documents/{document['id']}").status_code == 200
 
