@@ -97,6 +97,7 @@ def add_documents(session: Session, principal: Principal, hold_id: str, document
             added.append(document_id)
     session.flush()
     _audit(session, principal, "ged.hold.documents_added", hold, documents=added)
+    _documents_audit(session, principal, "ged.document.held", hold, added)
     session.commit()
     return hold
 
@@ -118,6 +119,7 @@ def remove_document(session: Session, principal: Principal, hold_id: str, docume
         )
     session.delete(row)
     _audit(session, principal, "ged.hold.document_removed", hold, document_id=document_id)
+    _documents_audit(session, principal, "ged.document.unheld", hold, [document_id])
     session.commit()
     return hold
 
@@ -132,6 +134,7 @@ def release_hold(session: Session, principal: Principal, hold_id: str, reason: s
     hold.released_at, hold.released_by, hold.release_reason = utcnow(), principal.username, reason.strip()
     documents = held_document_ids(session, hold.id)
     _audit(session, principal, "ged.hold.released", hold, documents=documents, reason=hold.release_reason)
+    _documents_audit(session, principal, "ged.document.unheld", hold, documents, reason=hold.release_reason)
     session.commit()
     return hold
 
@@ -139,6 +142,22 @@ def release_hold(session: Session, principal: Principal, hold_id: str, reason: s
 def _check_active(hold: Hold) -> None:
     if hold.released_at is not None:
         raise Conflict(message("le gel « %(hold_name)s » est levé", hold_name=hold.name))
+
+
+def _documents_audit(
+    session: Session, principal: Principal, action: str, hold: Hold, document_ids: list[str], **details: Any
+) -> None:
+    """The same act in each document's own history (its page reads the log by object), hold named."""
+    for document_id in document_ids:
+        audit.record(
+            session,
+            tenant_id=principal.tenant_id,
+            actor=principal.actor,
+            action=action,
+            object_type="document",
+            object_id=document_id,
+            details={"hold_id": hold.id, "hold": hold.name, **details},
+        )
 
 
 def _audit(session: Session, principal: Principal, action: str, hold: Hold, **details: Any) -> None:

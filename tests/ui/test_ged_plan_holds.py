@@ -91,6 +91,10 @@ def test_holds_are_placed_filled_and_lifted(app: Any, kit: Kit) -> None:
     after = client.get(hold_url)
     assert "Levé" in after.text and "Lever le gel" not in after.text
     assert "Recours rejeté le 2 mars 2027" in after.text
+    # Each document's own history says it too.
+    history = client.get(f"/documents/{document['id']}").text
+    history = history[history.index("Journal des actions sur le document") :]
+    assert history.index("Fin du gel") < history.index("Mise sous gel") < history.index("Dépôt du document")
     assert "Gels levés" in client.get("/gels").text
     assert kit["agent"].delete(f"/ged/documents/{document['id']}").status_code == 200
 
