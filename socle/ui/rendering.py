@@ -132,6 +132,8 @@ def _environment(locale: str) -> jinja2.Environment:
     env.filters["date"] = lambda value: _format_date(value, locale)
     env.filters["datetime"] = lambda value: _format_datetime(value, locale)
     env.filters["number"] = lambda value: format_number(value, locale)
+    # Text already translated (an error, a flash message): escaped as the catalogue's texts are, apostrophe kept.
+    env.filters["text"] = lambda value: _escape_text(str(value))
     env.filters["filesize"] = lambda value: _format_size(value, locale)
     env.globals["static"] = static_url
     env.globals["LOCALE_NAMES"] = LOCALE_NAMES
