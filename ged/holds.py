@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ged import access
+from ged import access, journal
 from ged.models import Document, HeldDocument, Hold
 from socle import audit
 from socle.auth import Principal, Role
@@ -149,14 +149,15 @@ def _documents_audit(
 ) -> None:
     """The same act in each document's own history (its page reads the log by object), hold named."""
     for document_id in document_ids:
-        audit.record(
+        journal.record_document(
             session,
-            tenant_id=principal.tenant_id,
-            actor=principal.actor,
-            action=action,
-            object_type="document",
-            object_id=document_id,
-            details={"hold_id": hold.id, "hold": hold.name, **details},
+            principal.tenant_id,
+            principal.actor,
+            action,
+            document_id,
+            hold_id=hold.id,
+            hold=hold.name,
+            **details,
         )
 
 

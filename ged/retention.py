@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from ged import access, holds, indexing
+from ged import access, holds, indexing, journal
 from ged.models import Document, DocumentType, Elimination, HeldDocument, SearchEntry, Version
 from ged.service import ARCHIVED, ELIMINATED, get_document, trash_days
 from socle import audit
@@ -229,12 +229,12 @@ def carry_out_elimination(session: Session, principal: Principal, elimination_id
         for version in document.versions:
             version.text_key = version.preview_key = version.thumbnail_key = version.pdfa_key = None
         document.disposal, document.disposal_at = ELIMINATED, now
-        _document_audit(
+        journal.record_document(
             session,
             principal.tenant_id,
             principal.actor,
             "ged.document.eliminated",
-            document,
+            document.id,
             elimination_id=elimination.id,
             versions=proof[-1]["versions"],
         )
@@ -362,12 +362,12 @@ def _purge_one(session: Session, tenant_id: str, document_id: str, actor: str, r
         session.rollback()
         return f"DUA en cours jusqu'au {document.dua_ends_on.isoformat()}"
     keys, proof = _content_keys(document), _proof(document)
-    _document_audit(
+    journal.record_document(
         session,
         tenant_id,
         actor,
         "ged.document.purged",
-        document,
+        document.id,
         versions=proof["versions"],
         title=proof["title"],
         deleted_by=document.deleted_by,
@@ -409,12 +409,12 @@ def mark_archived(session: Session, tenant_id: str, transfer_id: str, documents:
         raw = item.get("sae_identifier")
         document.sae_identifier = str(raw)[:200] if raw else None
         document.archive_transfer_id = transfer_id
-        _document_audit(
+        journal.record_document(
             session,
             tenant_id,
             "service:archive",
             "ged.document.archived",
-            document,
+            document.id,
             transfer_id=transfer_id,
             sae_identifier=document.sae_identifier,
         )
@@ -438,19 +438,5 @@ def _audit(session: Session, tenant_id: str, actor: str, action: str, eliminatio
         action=action,
         object_type="elimination",
         object_id=elimination.id,
-        details=details,
-    )
-
-
-def _document_audit(
-    session: Session, tenant_id: str, actor: str, action: str, document: Document, **details: Any
-) -> None:
-    audit.record(
-        session,
-        tenant_id=tenant_id,
-        actor=actor,
-        action=action,
-        object_type="document",
-        object_id=document.id,
         details=details,
     )

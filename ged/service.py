@@ -16,10 +16,10 @@ from typing import Any, BinaryIO
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from ged import access, holds, indexing, renditions, types
+from ged import access, holds, indexing, journal, renditions, types
 from ged.models import Document, DocumentType, Version
 from ged.schemas import Metadata, MetadataPatch
-from socle import audit, messages
+from socle import messages
 from socle.auth import Principal
 from socle.db import utcnow
 from socle.errors import Conflict, InvalidInput, NotFound, SocleError, message
@@ -108,18 +108,6 @@ def _after_write(session: Session, document: Document, new_content: Version | No
         renditions.schedule(session, document, new_content)
 
 
-def _audit(session: Session, tenant_id: str, actor: str, action: str, document_id: str, **details: Any) -> None:
-    audit.record(
-        session,
-        tenant_id=tenant_id,
-        actor=actor,
-        action=action,
-        object_type="document",
-        object_id=document_id,
-        details=details,
-    )
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Documents and versions
 
@@ -158,7 +146,7 @@ def create_document(
     document.versions.append(version)
     session.add(document)
     session.flush()
-    _audit(
+    journal.record_document(
         session,
         principal.tenant_id,
         principal.actor,
@@ -233,7 +221,7 @@ def _refile(session: Session, principal: Principal, document: Document, folder_i
     access.require_folder(session, principal, folder_id, "write")  # also: unknown or another tenant's → 404
     before, document.folder_id = document.folder_id, folder_id
     document.updated_at = utcnow()
-    _audit(
+    journal.record_document(
         session,
         principal.tenant_id,
         principal.actor,
@@ -347,7 +335,7 @@ def _add_version(
     document.current_version = version.number
     document.updated_at = utcnow()
     session.flush()
-    _audit(
+    journal.record_document(
         session,
         tenant_id,
         actor,
@@ -485,7 +473,7 @@ def request_delivery(session: Session, principal: Principal, document_id: str, c
         idempotency_key=f"ged:{document_id}:{version.number}",
         reply=None,  # the delivery and its receipt are followed in the interop service (/interop/deliveries)
     )
-    _audit(
+    journal.record_document(
         session,
         principal.tenant_id,
         principal.actor,
@@ -514,7 +502,7 @@ def trash_document(session: Session, principal: Principal, document_id: str) -> 
     document = get_document(session, principal.tenant_id, document_id, for_update=True)
     check_writable(session, principal, document, "delete")
     document.deleted_at, document.deleted_by = utcnow(), principal.username
-    _audit(
+    journal.record_document(
         session, principal.tenant_id, principal.actor, "ged.document.trashed", document.id, title=document.current.title
     )
     _after_write(session, document)
@@ -540,7 +528,7 @@ def restore_document(session: Session, principal: Principal, document_id: str) -
         )
     document.deleted_at, document.deleted_by = None, None
     document.updated_at = utcnow()
-    _audit(session, principal.tenant_id, principal.actor, "ged.document.restored", document.id)
+    journal.record_document(session, principal.tenant_id, principal.actor, "ged.document.restored", document.id)
     _after_write(session, document)
     session.commit()
     return document
