@@ -643,17 +643,14 @@ class _Build:
             inline = hashlib.sha512() if info.st_size <= INLINE_HASH else None
             entry = self.entries.begin(uri, source.path, modified, info.st_size, os.path.splitext(source.filename)[1])
             size = 0
-            try:
-                # Exact sizes: a 1 MiB read buffer for a 20 KB file would be allocated, then shrunk.
-                while chunk := stream.read(min(CHUNK_SIZE, info.st_size - size) or 1):
-                    size += len(chunk)
-                    if inline is not None:
-                        inline.update(chunk)
-                    else:
-                        hasher.feed(digest, chunk, last=size >= info.st_size)
-                    self.entries.feed(entry, chunk)
-            except OSError as error:
-                self.problems.append(f"Fichier illisible « {label} » : {error.strerror or error}.")
+            while chunk := self._chunk(stream, size, info.st_size, label):
+                size += len(chunk)
+                if inline is not None:
+                    inline.update(chunk)
+                else:
+                    hasher.feed(digest, chunk, last=size >= info.st_size)
+                # A write error (disk full) is not the source file's: it fails the build, nothing is kept.
+                self.entries.feed(entry, chunk)
             if inline is not None:
                 digest.set_result(inline.hexdigest())
             elif size < info.st_size:  # shorter than announced: the hashing thread still waits for the end
@@ -666,6 +663,15 @@ class _Build:
         self.size += size
         identified = identifier.submit(entry.sampler.sample(), source.path) if identifier is not None else None
         return _PendingObject(object_id, uri, source, modified, size, entry.crc, digest, identified)
+
+    def _chunk(self, stream: BinaryIO, done: int, size: int, label: str) -> bytes:
+        """The file's next bytes (exact sizes: a 1 MiB read buffer for a 20 KB file would be allocated, then
+        shrunk); b"" at its end, or when it cannot be read (recorded as a problem of the package)."""
+        try:
+            return stream.read(min(CHUNK_SIZE, size - done) or 1)
+        except OSError as error:
+            self.problems.append(f"Fichier illisible « {label} » : {error.strerror or error}.")
+            return b""
 
     def _drain(self, *, block: bool) -> None:
         while self.pending and (block or all(obj is None or obj.done() for obj in self.pending[0].objects)):

@@ -14,12 +14,22 @@ data descriptor, which streaming readers cannot handle for stored entries. Zip64
 sizes, offsets or the entry count need them, with zipfile's own thresholds (ZIP64_LIMIT,
 ZIP_FILECOUNT_LIMIT), so the layout is the one zipfile writes. The central directory is spooled to a file
 as the entries are written: nothing per entry stays in memory.
+
+The content entries go to the disk with O_DIRECT, from a page-aligned staging buffer (_DirectStage): copying
+them into the page cache, and that cache's bookkeeping, cost this process more than half the CPU their SHA-512
+costs (1.2 s against 2 s for 1.9 GB here; 0.5 s with O_DIRECT), for pages nobody reads again: the package is
+fsynced anyway. The buffer's start is always block-aligned in the file; a local header is patched in the
+buffer while it is there, or in a copy of its blocks kept when they left. Where the file system refuses
+O_DIRECT (some FUSE, tmpfs before Linux 6.6) the entries go through the page cache. The manifest and the
+central directory always do: they are small, and written where the entries' last block ends.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
+import mmap
 import os
 import struct
 import tempfile
@@ -43,6 +53,13 @@ DEFLATE_LEVEL = 1
 # Dirty pages are handed to the disk every WRITEBACK_EVERY bytes, while the next files are read: the final
 # fsync then has little left to wait for (Linux would otherwise start only at 10 % of memory, or after 30 s).
 WRITEBACK_EVERY = 64 * 1024 * 1024
+# O_DIRECT: offsets, lengths and memory aligned on 4096 bytes suit 512-byte and 4 KiB sectors alike. The
+# staging buffer goes to the disk whole. Reading and writing 1.9 GB here took 1.0 s of CPU with 4 MiB, 1.2 s
+# with 1 MiB, the same with 8 MiB (4 MiB more of RSS), 1.5 s through the page cache. A thread writing one
+# buffer while the other fills made the build no faster on two cores (the hashing thread and siegfried
+# already use the time this one waits for the disk): not kept.
+ALIGNMENT = 4096
+STAGE_SIZE = 4 * 1024 * 1024
 
 _LOCAL = struct.Struct("<4s2B4HL2L2H")  # zipfile.structFileHeader
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")  # zipfile.structCentralDir
@@ -60,6 +77,10 @@ _FILE_ATTRIBUTES = 0o644 << 16
 _ALIGNMENT_EXTRA = 0xA11E
 _FALLOC_FL_INSERT_RANGE = 0x20
 _SYNC_FILE_RANGE_WRITE = 2
+# What a file system that cannot do O_DIRECT answers, to the open or to the first write.
+_NO_DIRECT_IO = {errno.EINVAL, errno.EOPNOTSUPP}
+# The longest local header: fixed part, a name of 65,535 bytes, the Zip64 field.
+_LONGEST_HEADER = _LOCAL.size + 0xFFFF + 20
 
 
 def _temporary_beside(destination: Path) -> tuple[int, str]:
@@ -127,16 +148,174 @@ class _Libc:
 _LIBC = _Libc()
 
 
+def _aligned_down(offset: int) -> int:
+    return offset - offset % ALIGNMENT
+
+
+def _aligned_up(offset: int) -> int:
+    return -(-offset // ALIGNMENT) * ALIGNMENT
+
+
+def _pwrite_all(fd: int, data: memoryview | mmap.mmap, offset: int) -> None:
+    """Write all of `data` at `offset`; OSError on a short write, which O_DIRECT cannot resume unaligned."""
+    view = memoryview(data)
+    while view:
+        done = os.pwrite(fd, view, offset)
+        if done <= 0 or done % ALIGNMENT:
+            message = f"écriture du paquet interrompue ({done} octets écrits sur {len(view)}) : disque plein ?"
+            raise OSError(errno.ENOSPC, message)
+        view, offset = view[done:], offset + done
+
+
+def _open_direct(path: Path) -> int | None:
+    """A second descriptor on `path` with O_DIRECT, tried with one block at offset 0; None where refused."""
+    flag = getattr(os, "O_DIRECT", 0)
+    if not flag:
+        return None
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | flag)
+    except OSError as error:
+        if error.errno in _NO_DIRECT_IO:
+            return None
+        raise
+    try:
+        # A larger preferred block may mean larger alignment constraints than ALIGNMENT: not worth guessing.
+        if os.fstat(fd).st_blksize > ALIGNMENT:
+            os.close(fd)
+            return None
+        # Some file systems accept the flag and refuse the write (EINVAL): the first write decides, before any
+        # entry is staged. The block is overwritten by the entries; the file is cut to their end on close.
+        _pwrite_all(fd, mmap.mmap(-1, ALIGNMENT), 0)  # unmapped when collected (an error's traceback holds it)
+    except OSError as error:
+        os.close(fd)
+        if error.errno in _NO_DIRECT_IO:
+            return None
+        raise
+    return fd
+
+
+class _DirectStage:
+    """The content entries on their way to an O_DIRECT descriptor of the temporary file.
+
+    Bytes are gathered in a page-aligned buffer that covers the file from `base` (block-aligned) to `base +
+    fill`, and written whole when full. When it leaves with the open entry's local header in it, the blocks
+    holding the header are copied aside: end() patches that copy and writes it again, discard() takes the
+    blocks' first bytes back from it. At most one header per buffer: 473 for 1.9 GB, 2 MB written twice;
+    reading the blocks back instead would wait for the disk each time.
+    """
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd = fd
+        self.buffer = mmap.mmap(-1, size)
+        self.base = 0  # the file offset of the buffer's first byte, always block-aligned
+        self.fill = 0
+        self.entry: tuple[int, int] | None = None  # the open entry's header: offset, length
+        # The open entry's header blocks already written, from file offset held_at to held_end (0: none).
+        self.held = mmap.mmap(-1, _aligned_up(_LONGEST_HEADER) + ALIGNMENT)
+        self.held_at = self.held_end = 0
+
+    @classmethod
+    def open(cls, path: Path) -> _DirectStage | None:
+        """The stage of the file at `path`; None where its file system refuses O_DIRECT."""
+        fd = _open_direct(path)
+        if fd is None:
+            return None
+        try:
+            return cls(fd, STAGE_SIZE)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @property
+    def position(self) -> int:
+        return self.base + self.fill
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            length = min(len(view), len(self.buffer) - self.fill)
+            self.buffer[self.fill : self.fill + length] = view[:length]
+            self.fill += length
+            view = view[length:]
+            if self.fill == len(self.buffer):
+                self._hold()
+                _pwrite_all(self.fd, self.buffer, self.base)
+                self.base += self.fill
+                self.fill = 0
+
+    def begin(self, offset: int, length: int) -> None:
+        self.entry = (offset, length)
+
+    def patch(self, header: bytes) -> None:
+        """Put the open entry's final header in place, wherever its bytes are now; the entry is closed."""
+        assert self.entry is not None
+        offset, end = self.entry[0], self.entry[0] + len(header)
+        if end > self.base:  # still in the buffer, at least in part
+            start = max(offset, self.base)
+            self.buffer[start - self.base : end - self.base] = header[start - offset :]
+        if offset < self.base:  # written already, at least in part: its blocks again
+            written = min(end, self.base)
+            self.held[offset - self.held_at : written - self.held_at] = header[: written - offset]
+            _pwrite_all(self.fd, memoryview(self.held)[: self.held_end - self.held_at], self.held_at)
+        self.entry = None
+        self.held_at = self.held_end = 0
+
+    def discard(self) -> None:
+        """Go back to the open entry's header offset, and forget the entry."""
+        assert self.entry is not None
+        offset = self.entry[0]
+        if offset < self.base:  # the buffer starts again at the header's block, whose first bytes were kept
+            kept = offset - self.held_at
+            self.buffer[:kept] = self.held[:kept]
+            self.base = self.held_at
+            os.ftruncate(self.fd, offset)  # what was written of the entry is dropped
+        self.fill = offset - self.base
+        self.entry = None
+        self.held_at = self.held_end = 0
+
+    def close(self) -> None:
+        """Write what is left (its last block padded with zeros), cut the file to its end, close."""
+        assert self.entry is None
+        try:
+            if self.fill:
+                padded = _aligned_up(self.fill)
+                self.buffer[self.fill : padded] = bytes(padded - self.fill)
+                _pwrite_all(self.fd, memoryview(self.buffer)[:padded], self.base)
+            os.ftruncate(self.fd, self.position)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def _hold(self) -> None:
+        """Copy aside the blocks of the open entry's header that are in the (full) buffer about to leave."""
+        if self.entry is None:
+            return
+        offset, length = self.entry
+        first, last = max(offset, self.base), min(offset + length, self.base + self.fill)
+        if first >= last:
+            return
+        if not self.held_end:
+            self.held_at = _aligned_down(offset)
+        start, stop = _aligned_down(first), _aligned_up(last)  # within the buffer, whose ends are aligned
+        self.held[start - self.held_at : stop - self.held_at] = self.buffer[start - self.base : stop - self.base]
+        self.held_end = stop
+
+
 class SipZip:
     """A SIP zip being written beside `destination`; it appears there complete (finish) or not at all.
 
     Content entries are written one after the other (begin, write…, end) from offset 0; finish() puts the
     manifest in front, writes the central directory and renames the file into place. `work` is a folder
     for the spooled central directory and the compressed manifest. Not thread-safe: one writer.
-    `insert_range=False` forces the copy that file systems without FALLOC_FL_INSERT_RANGE get.
+    `insert_range=False` forces the copy that file systems without FALLOC_FL_INSERT_RANGE get; `direct=False`
+    the page cache that file systems without O_DIRECT get (`direct_io` tells which path the entries took).
     """
 
-    def __init__(self, destination: Path, work: Path, *, insert_range: bool = True) -> None:
+    def __init__(self, destination: Path, work: Path, *, insert_range: bool = True, direct: bool = True) -> None:
         self.destination = destination
         self.work = work
         self.insert_range = insert_range
@@ -150,6 +329,14 @@ class SipZip:
         self._flushed = 0
         self.shifted_by_copy = False  # whether finish() had to copy the entries (no INSERT_RANGE)
         self.padding = b""  # the manifest's padding field, repeated in its central record (as zipinfo expects)
+        # `fd` stays buffered for finish(); the entries go through a second descriptor when O_DIRECT works.
+        self._stage: _DirectStage | None = None
+        try:
+            self._stage = _DirectStage.open(self.path) if direct else None
+        except BaseException:
+            self.abort()
+            raise
+        self.direct_io = self._stage is not None  # whether the entries were written with O_DIRECT
 
     # --- content entries
 
@@ -161,6 +348,8 @@ class SipZip:
         zip64 = expected > zipfile.ZIP64_LIMIT
         self._entry = (encoded, flags, method, when, self.position, zip64)
         self._header = _local_header(encoded, flags, method, when, 0, 0, 0, zip64=zip64)
+        if self._stage is not None:
+            self._stage.begin(self.position, len(self._header))
 
     def write(self, data: bytes) -> None:
         header, self._header = self._header, b""
@@ -175,7 +364,10 @@ class SipZip:
         if not zip64 and max(size, compressed) > zipfile.ZIP64_LIMIT:
             raise OSError(f"l'entrée {name.decode()} dépasse la taille annoncée (Zip64 non prévu)")
         header = _local_header(name, flags, method, when, crc, compressed, size, zip64=zip64)
-        os.pwrite(self.fd, header, offset)
+        if self._stage is not None:
+            self._stage.patch(header)
+        else:
+            os.pwrite(self.fd, header, offset)
         self.central.write(_SPOOLED.pack(zip64, flags, method, *when, crc, compressed, size, offset, len(name)) + name)
         self.entries += 1
         self._entry = None
@@ -185,11 +377,19 @@ class SipZip:
         assert self._entry is not None
         self.position = self._entry[4]
         self._header = b""
-        os.ftruncate(self.fd, self.position)
-        self._flushed = min(self._flushed, self.position)
+        if self._stage is not None:
+            self._stage.discard()
+        else:
+            os.ftruncate(self.fd, self.position)
+            self._flushed = min(self._flushed, self.position)
         self._entry = None
 
     def _write(self, *parts: bytes) -> None:
+        if self._stage is not None:
+            for part in parts:
+                self._stage.write(part)
+            self.position = self._stage.position
+            return
         length = sum(len(part) for part in parts)
         written = os.pwritev(self.fd, parts, self.position)
         if written < length:  # a short write (signal, disk nearly full): the rest one call at a time
@@ -206,6 +406,9 @@ class SipZip:
 
     def finish(self, manifest: Path, modified: datetime | None = None) -> None:
         """Put the manifest (a file) in front as a deflated entry, write the central directory, sync, rename."""
+        if self._stage is not None:  # the entries on the disk, the file cut to their end: the rest is buffered
+            stage, self._stage = self._stage, None
+            stage.close()
         compressed = self.work / "manifest.deflate"
         crc, size, packed = _deflate_file(manifest, compressed)
         name, flags = _encoded(MANIFEST_NAME)
@@ -228,6 +431,9 @@ class SipZip:
         fsync_dir(self.destination.parent)
 
     def abort(self) -> None:
+        if self._stage is not None:
+            stage, self._stage = self._stage, None
+            stage.abort()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
