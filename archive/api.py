@@ -8,12 +8,16 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from archive import inspection, mapping, profiles, referential, service
 from archive.schemas import (
+    AbandonIn,
+    FolderTransferIn,
     InspectionOut,
     MappingIn,
     MappingOut,
@@ -25,7 +29,7 @@ from archive.schemas import (
     TransferOut,
 )
 from socle.auth import Role
-from socle.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
+from socle.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType, message
 from socle.settings import get_settings
 from socle.web import PrincipalDep, SessionDep, create_service_app, object_response
 
@@ -58,6 +62,7 @@ def get_transfer(principal: PrincipalDep, session: SessionDep, transfer_id: str)
 
 @router.get("/{transfer_id}/sip", summary="Télécharger le paquet SEDA (zip)")
 def download_sip(principal: PrincipalDep, session: SessionDep, transfer_id: str) -> Response:
+    principal.require(Role.ARCHIVISTE)  # the package holds the documents' bytes: for archivists, as its creation
     transfer = service.get_transfer(session, principal.tenant_id, transfer_id)
     if transfer.sip_key is None:
         raise NotFound("le paquet de ce versement n'est pas encore construit")
@@ -76,6 +81,15 @@ def send(principal: PrincipalDep, session: SessionDep, transfer_id: str, body: S
 )
 def validate(principal: PrincipalDep, session: SessionDep, transfer_id: str) -> TransferOut:
     return TransferOut.of(service.revalidate(session, principal, transfer_id))
+
+
+@router.post(
+    "/{transfer_id}/abandon",
+    response_model=TransferOut,
+    summary="Abandonner un versement non reçu par le système d'archivage : ses documents sont rendus à la GED",
+)
+def abandon(principal: PrincipalDep, session: SessionDep, transfer_id: str, body: AbandonIn) -> TransferOut:
+    return TransferOut.of(service.abandon(session, principal, transfer_id, body.reason))
 
 
 # --- inspection of an uploaded package ----------------------------------------------------------------
@@ -159,13 +173,20 @@ class _UploadReceiver:
 
 
 async def _receive_package(request: Request, noun: str = "paquet", limit: int | None = None) -> tuple[Path, str]:
-    content_type, options = parse_options_header(request.headers.get("content-type", ""))
-    if content_type != b"multipart/form-data" or not options.get(b"boundary"):
-        raise UnsupportedMediaType(f"envoyez le {noun} en multipart/form-data, dans le champ « file »")
     settings = get_settings()
     receiver = _UploadReceiver(
         settings.data_dir / "tmp", min(limit or settings.max_upload_bytes, settings.max_upload_bytes), noun
     )
+    await _receive(request, receiver, noun)
+    assert receiver.path is not None
+    return receiver.path, receiver.filename
+
+
+async def _receive(request: Request, receiver: _UploadReceiver, noun: str) -> None:
+    """Stream the multipart body through ``receiver``; its temporary files are removed if anything fails."""
+    content_type, options = parse_options_header(request.headers.get("content-type", ""))
+    if content_type != b"multipart/form-data" or not options.get(b"boundary"):
+        raise UnsupportedMediaType(f"envoyez le {noun} en multipart/form-data, dans le champ « file »")
     parser = MultipartParser(options[b"boundary"], receiver.callbacks())  # type: ignore[arg-type]
     try:
         # Chunks are small (the server's reads): writing them from the event loop is a short block.
@@ -180,7 +201,6 @@ async def _receive_package(request: Request, noun: str = "paquet", limit: int | 
     except BaseException:
         receiver.discard()
         raise
-    return receiver.path, receiver.filename
 
 
 _UPLOAD_SCHEMA = {
@@ -215,6 +235,148 @@ async def inspect_package(principal: PrincipalDep, request: Request) -> Inspecti
     return InspectionOut.of(report)
 
 
+# --- a folder tree sent to be transferred ---------------------------------------------------------------
+
+
+class _FolderReceiver(_UploadReceiver):
+    """« file »: the folder tree (zip or tar) and « csv »: its metadata (optional), each streamed to a temporary
+    file; any other part is one of the transfer's fields, as text, bounded."""
+
+    CSV = b"csv"
+    MAX_FIELD_BYTES = 4096
+    MAX_FIELDS = 20
+
+    def __init__(self, folder: Path, limit: int) -> None:
+        super().__init__(folder, limit, "dossier")
+        self.filename = "dossier.zip"
+        self.csv_path: Path | None = None
+        self.csv_filename = ""
+        self.csv_size = 0
+        self.fields: dict[str, str] = {}
+        self._csv_out: IO[bytes] | None = None
+        self._text_name: str | None = None
+        self._text = b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = options.get(b"name", b"")
+        if name == self.FIELD:
+            super()._headers_finished()
+        elif name == self.CSV:
+            if self.csv_path is not None:
+                raise InvalidInput(message("un seul CSV à la fois (champ « csv » en double)"))
+            sent = options.get(b"filename", b"").decode("utf-8", "replace").replace("\\", "/")
+            self.csv_filename = PurePosixPath(sent).name[:200]
+            self.folder.mkdir(parents=True, exist_ok=True)
+            handle, path = tempfile.mkstemp(dir=self.folder, prefix=".folder-", suffix=".csv")
+            self.csv_path, self._csv_out = Path(path), os.fdopen(handle, "wb")
+        else:
+            field = name.decode("utf-8", "replace")[:100]
+            if field in self.fields:
+                raise InvalidInput(message("champ « %(field)s » en double", field=field))
+            if len(self.fields) >= self.MAX_FIELDS:
+                raise InvalidInput(message("trop de champs dans le formulaire"))
+            self._text_name, self._text = field, b""
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        super()._part_data(data, start, end)  # counts every part against the limit; writes the tree's
+        if self._csv_out is not None:
+            self.csv_size += end - start
+            if self.csv_size > service.MAX_CSV_BYTES:
+                limit = service.MAX_CSV_BYTES
+                raise PayloadTooLarge(
+                    message("le CSV dépasse la taille maximale de %(max_size)s octets", max_size=limit), max_size=limit
+                )
+            self._csv_out.write(data[start:end])
+        elif self._text_name is not None:
+            if len(self._text) + end - start > self.MAX_FIELD_BYTES:
+                raise InvalidInput(message("champ « %(field)s » trop long", field=self._text_name))
+            self._text += data[start:end]
+
+    def _part_end(self) -> None:
+        super()._part_end()
+        if self._csv_out is not None:
+            self._csv_out.close()
+            self._csv_out = None
+        if self._text_name is not None:
+            try:
+                self.fields[self._text_name] = self._text.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInput(message("champ « %(field)s » : texte non UTF-8", field=self._text_name)) from None
+            self._text_name = None
+
+    def discard(self) -> None:
+        super().discard()
+        if self._csv_out is not None:
+            self._csv_out.close()
+        if self.csv_path is not None:
+            self.csv_path.unlink(missing_ok=True)
+
+
+_FOLDER_FIELDS = FolderTransferIn.model_json_schema()
+_FOLDER_SCHEMA = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", *_FOLDER_FIELDS["required"]],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "L'arborescence : zip, ou tar (tar.gz, tar.bz2, tar.xz)",
+                        },
+                        "csv": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "CSV de métadonnées au format de ReSIP (facultatif)",
+                        },
+                        **_FOLDER_FIELDS["properties"],
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/folder",
+    status_code=202,
+    response_model=TransferOut,
+    summary="Verser une arborescence de dossiers (zip ou tar), avec un CSV de métadonnées facultatif",
+    openapi_extra=_FOLDER_SCHEMA,
+)
+async def request_folder_transfer(principal: PrincipalDep, session: SessionDep, request: Request) -> TransferOut:
+    principal.require(Role.ARCHIVISTE)  # before reading any byte
+    settings = get_settings()
+    receiver = _FolderReceiver(settings.data_dir / "tmp", settings.max_upload_bytes)
+    await _receive(request, receiver, "dossier")
+    assert receiver.path is not None  # _receive refuses a request without it
+    try:
+        try:
+            body = FolderTransferIn.model_validate(receiver.fields)
+        except ValidationError as exc:  # answered like a JSON body's errors
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+        # A browser's file field left empty still sends a part: no name, no byte.
+        csv = receiver.csv_path if receiver.csv_filename or receiver.csv_size else None
+        transfer = await run_in_threadpool(
+            service.request_folder_transfer,
+            session,
+            principal,
+            body,
+            receiver.path,
+            receiver.filename,
+            csv,
+            receiver.csv_filename or None,
+        )
+    finally:
+        receiver.discard()
+    return TransferOut.of(transfer)
+
+
 # --- archival profiles and referential -----------------------------------------------------------------
 
 
@@ -229,14 +391,29 @@ def list_profiles(principal: PrincipalDep, session: SessionDep) -> list[ProfileO
     summary="Déposer ou remplacer un profil d'archivage (RelaxNG, SHERPA ou PASTIS)",
     openapi_extra=_UPLOAD_SCHEMA,
 )
-async def upload_profile(principal: PrincipalDep, session: SessionDep, name: str, request: Request) -> ProfileOut:
+async def upload_profile(
+    principal: PrincipalDep,
+    session: SessionDep,
+    name: str,
+    request: Request,
+    identifier: Annotated[
+        str | None,
+        Query(
+            max_length=100,
+            description="Identifiant du profil dans le système d'archivage (PR-000001), écrit comme ArchivalProfile ;"
+            " défaut : le nom, ou l'identifiant déjà donné au profil remplacé",
+        ),
+    ] = None,
+) -> ProfileOut:
     principal.require(Role.ARCHIVISTE)  # before reading any byte
+    if identifier is not None:
+        profiles.sae_identifier(identifier)  # refused before the upload is read
     path, _ = await _receive_package(request, "profil", profiles.MAX_PROFILE_BYTES)
     try:
         data = path.read_bytes()
     finally:
         path.unlink(missing_ok=True)
-    profile = await run_in_threadpool(profiles.upload_profile, session, principal, name, data)
+    profile = await run_in_threadpool(profiles.upload_profile, session, principal, name, data, identifier)
     return ProfileOut.of(profile)
 
 

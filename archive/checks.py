@@ -22,6 +22,8 @@ __all__ = [
     "RULE_CATEGORIES",
     "BusinessRules",
     "check_manifest",
+    "check_manifest_file",
+    "invented_rules",
 ]
 
 # The SEDA code list for MessageDigest/@algorithm; Vitam recomputes SHA-512 only.
@@ -35,6 +37,8 @@ RULE_CATEGORIES = (
     "ReuseRule",
     "ClassificationRule",
 )
+# The AppraisalRule ids archive.mapping.Mapper._rule_for makes up from the DUA when there is no referential.
+_INVENTED = re.compile(r"^DUA-P\d+[YM]$")
 # xsd:date, xsd:dateTime, gYearMonth or gYear: what SEDA's DateType and dates accept, year first.
 _DATE = re.compile(r"^(-?\d{4,})(?:-(\d{2})(?:-(\d{2}))?)?")
 
@@ -82,6 +86,36 @@ def check_manifest(
                 at_root=True,
             )
         )
+    return issues
+
+
+def check_manifest_file(path: str, rules: BusinessRules) -> list[ValidationIssue]:
+    """check_manifest (without the file count), read in a stream: the memory stays flat whatever the
+    manifest's size (a 100,000-file package's manifest would take several times its 116 MB as a tree). Each
+    unit and object group is forgotten once checked; paths name elements by their ids, never by their rank."""
+    issues: list[ValidationIssue] = []
+    prefix: str | None = None
+    categories: dict[str, str] = {}
+    parser = etree.iterparse(path, events=("start", "end"), resolve_entities=False, no_network=True, huge_tree=True)
+    for event, element in parser:
+        tag = str(element.tag)
+        if prefix is None:  # the root's namespace: SEDA 2.1, 2.2 or 2.3
+            namespace = etree.QName(element).namespace or ""
+            prefix = "{" + namespace + "}" if namespace else ""
+            categories = {prefix + category: category for category in RULE_CATEGORIES}
+        if event != "end":
+            continue
+        local = tag[len(prefix) :]
+        if local == "Content" and element.getparent() is not None:
+            issues += _unit_issues(element.getparent(), element, prefix)
+        elif local == "BinaryDataObject":
+            issues += _digest_issues(element, prefix, rules.digest_algorithms)
+        elif tag in categories and rules.rules is not None:
+            issues += _rule_issues(element, categories[tag], prefix, rules.rules)
+        elif local in ("ArchiveUnit", "DataObjectGroup"):
+            element.clear()
+            while element.getprevious() is not None:  # the checked siblings before it
+                del element.getparent()[0]
     return issues
 
 
@@ -150,4 +184,28 @@ def _rule_issues(
             issues.append(_issue(rule, f"règle « {value} » inconnue du référentiel de la collectivité"))
         elif known != category:
             issues.append(_issue(rule, f"règle « {value} » de catégorie {known}, utilisée comme {category}"))
+    return issues
+
+
+def invented_rules(tree: etree._ElementTree, rules: BusinessRules) -> list[ValidationIssue]:
+    """Warnings for the rule ids made up for lack of a referential (« DUA-P18M »): the XSD and the checks
+    accept them, the SAE will not. One per rule id, on its first use; none once the tenant has a referential
+    (check_manifest then checks every id against it)."""
+    if rules.rules is not None:
+        return []
+    root = tree.getroot()
+    namespace = etree.QName(root).namespace or ""
+    prefix = "{" + namespace + "}" if namespace else ""
+    found: dict[str, tuple[etree._Element, int]] = {}
+    for rule in root.iter(prefix + "Rule"):
+        value = (rule.text or "").strip()
+        if _INVENTED.match(value):
+            first, count = found.get(value, (rule, 0))
+            found[value] = (first, count + 1)
+    issues = []
+    for value, (rule, count) in found.items():
+        text = f"règle {value} inventée faute de référentiel : chargez le référentiel de règles de votre SAE"
+        if count > 1:
+            text += f" ({count} unités concernées)"
+        issues.append(_issue(rule, text))
     return issues

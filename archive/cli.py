@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import zipfile
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -14,6 +15,19 @@ from socle.settings import get_settings
 
 # Domain modules (lxml, xmlschema, siegfried) are imported inside the commands: every `socle …` command
 # loads this group.
+
+
+# Options shared by `build` and `verify`: the checks an SAE would make.
+# (build says itself that a profile is missing, with its other refusals; verify lets click say it)
+_profile_help = "Profil d'archivage RelaxNG (SHERPA, PASTIS) que le bordereau doit respecter"
+_algorithm_option = click.option(
+    "--algorithm",
+    "algorithms",
+    multiple=True,
+    default=("SHA-512",),
+    show_default=True,
+    help="Algorithme d'empreinte accepté par le SAE (option répétable)",
+)
 
 
 @click.group(name="archive", help="Archives : schémas SEDA, construction, vérification et inspection de paquets.")
@@ -60,19 +74,9 @@ def schemas_check(folder: Path | None) -> None:
 @click.argument("sip", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--version", "seda_version", default="2.2", show_default=True)
 @click.option(
-    "--profile",
-    "profile_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Profil d'archivage RelaxNG (SHERPA, PASTIS) que le bordereau doit respecter",
+    "--profile", "profile_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=_profile_help
 )
-@click.option(
-    "--algorithm",
-    "algorithms",
-    multiple=True,
-    default=("SHA-512",),
-    show_default=True,
-    help="Algorithme d'empreinte accepté par le SAE (option répétable)",
-)
+@_algorithm_option
 def verify(sip: Path, seda_version: str, profile_path: Path | None, algorithms: tuple[str, ...]) -> None:
     from lxml import etree
 
@@ -114,6 +118,9 @@ def verify(sip: Path, seda_version: str, profile_path: Path | None, algorithms: 
     problems += [issue.message for issue in checks.check_manifest(tree, rules, file_count=files)]
     for problem in problems:
         click.echo(f"- {problem}")
+    # Said, not counted: the package is what its producer could give; the SAE's referential decides.
+    for warning in checks.invented_rules(tree, rules):
+        click.echo(f"avertissement : {warning.message}")
     if problems:
         sys.exit(1)
     # Never "conforme" without the schema: only what was checked is said.
@@ -136,9 +143,16 @@ def _refuse(title: str, problems: list[str]) -> NoReturn:
 
 
 def _check_build_arguments(
-    folder: Path, csv_path: Path | None, seda_version: str, agencies: dict[str, str | None], output: Path
-) -> None:
-    """Refuse, in French and before reading anything, what cannot make a package."""
+    folder: Path,
+    csv_path: Path | None,
+    seda_version: str,
+    agencies: dict[str, str | None],
+    output: Path,
+    identifiers: dict[str, str | None],
+    profile_path: Path | None,
+) -> dict[str, str | None]:
+    """Refuse, in French and before reading anything, what cannot make a package; return the SAE's identifiers
+    (``identifiers``: option → value) as the manifest writes them."""
     from archive import seda
 
     problems = []
@@ -146,9 +160,21 @@ def _check_build_arguments(
         problems.append(f"« {folder} » n'est pas un dossier.")
     if csv_path is not None and not csv_path.is_file():
         problems.append(f"Le CSV « {csv_path} » n'existe pas.")
+    if profile_path is not None and not profile_path.is_file():
+        problems.append(f"Le profil « {profile_path} » n'existe pas.")
     if seda_version not in seda.NAMESPACES:
         problems.append(f"Version SEDA inconnue : {seda_version} (disponibles : {', '.join(sorted(seda.NAMESPACES))}).")
     problems += [f"Indiquez l'identifiant du service : {option} ID." for option, value in agencies.items() if not value]
+    tokens: dict[str, str | None] = {}
+    for option, value in identifiers.items():
+        tokens[option] = None
+        if value is not None:
+            from archive.schemas import sae_token
+
+            try:
+                tokens[option] = sae_token(value)
+            except ValueError as exc:
+                problems.append(f"{option} : {exc}.")
     if not output.parent.is_dir():
         problems.append(f"Le dossier de destination « {output.parent} » n'existe pas.")
     # A package written inside the folder it describes would be versed by the next run.
@@ -156,28 +182,79 @@ def _check_build_arguments(
         problems.append(f"Le paquet « {output} » ne peut pas être écrit dans le dossier versé.")
     if problems:
         _refuse("Versement refusé :", problems)
+    return tokens
 
 
 class _Invalid(Exception):
-    def __init__(self, issues: list[str]) -> None:
+    def __init__(self, title: str, issues: list[str]) -> None:
         super().__init__("\n".join(issues))
-        self.issues = issues
+        self.title, self.issues = title, issues
 
 
-def _validation_line(manifest: Path, seda_version: str) -> str:
-    """The validation line to print; raises _Invalid for a manifest the XSD refuses (nothing is then written)."""
-    from archive import validation
+@dataclass(frozen=True)
+class _Checks:
+    """What the manifest must pass after the XSD, as `socle archive verify` checks it: a profile, the SAE's
+    digest algorithms (the business checks)."""
 
+    algorithms: frozenset[str]
+    profile: Any = None  # lxml's RelaxNG, compiled once before the build reads any file
+    profile_name: str | None = None
+
+
+def _load_checks(profile_path: Path | None, algorithms: tuple[str, ...]) -> _Checks:
+    if profile_path is None:
+        return _Checks(frozenset(algorithms))
+    from archive import profiles  # only then: it loads the database layer (profiles kept per tenant)
+
+    try:
+        profile = profiles.compile_profile(profile_path.read_bytes())
+    except (profiles.ProfileError, OSError) as exc:
+        _refuse("Versement refusé :", [str(exc)])
+    return _Checks(frozenset(algorithms), profile, profile_path.name)
+
+
+def _validation_lines(manifest: Path, seda_version: str, controls: _Checks) -> list[str]:
+    """The validation lines to print. Raises _Invalid listing every problem of the manifest: XSD, profile and
+    business checks, all run so that one build says everything (nothing is then written)."""
+    from lxml import etree
+
+    from archive import checks, validation
+
+    lines, problems, failed = [], [], []
     folder = get_settings().seda_schemas
     if folder is None:
-        return "Validation XSD non faite : SOCLE_SEDA_SCHEMAS n'est pas défini (paquet non validé)."
-    try:
-        report = validation.validate_manifest(manifest, folder, seda_version)
-    except validation.SchemaUnavailable as exc:
-        return f"Validation XSD non faite (paquet non validé) : {exc}"
-    if not report.valid:
-        raise _Invalid([issue.message for issue in report.issues])
-    return f"Manifeste conforme au schéma SEDA {seda_version} ({report.schema})."
+        lines.append("Validation XSD non faite : SOCLE_SEDA_SCHEMAS n'est pas défini (paquet non validé).")
+    else:
+        try:
+            report = validation.validate_manifest(manifest, folder, seda_version)
+        except validation.SchemaUnavailable as exc:
+            lines.append(f"Validation XSD non faite (paquet non validé) : {exc}")
+        else:
+            if not report.valid:
+                problems += [issue.message for issue in report.issues]
+                failed.append("au schéma SEDA")
+            lines.append(f"Manifeste conforme au schéma SEDA {seda_version} ({report.schema}).")
+    if controls.profile is not None:  # RelaxNG needs the whole tree: memory grows with the manifest then
+        from archive import profiles
+
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
+        tree = etree.parse(str(manifest), parser)  # written by this build: well formed
+        found = profiles.validate_against_profile(tree, controls.profile, controls.profile_name or "")
+        problems += [issue.message for issue in found]
+        if found:
+            failed.append(f"au profil « {controls.profile_name} »")
+        lines.append(f"Profil « {controls.profile_name} » respecté.")
+        del tree
+    # Read in a stream, without the file count: the build writes exactly one zip entry per object it declares.
+    found = checks.check_manifest_file(str(manifest), checks.BusinessRules(controls.algorithms, None))
+    problems += [issue.message for issue in found]
+    if found:
+        failed.append("aux contrôles métier")
+    lines.append("Contrôles métier passés.")
+    if problems:
+        said = failed[0] if len(failed) == 1 else ", ".join(failed[:-1]) + " ni " + failed[-1]
+        raise _Invalid(f"Versement refusé, aucun paquet écrit : le manifeste n'est pas conforme {said}.", problems)
+    return lines
 
 
 @group.command(
@@ -189,6 +266,14 @@ def _validation_line(manifest: Path, seda_version: str) -> str:
 @click.option("--archival-agency", help="Identifiant du service d'archives destinataire")
 @click.option("--transferring-agency", help="Identifiant du service versant (aussi producteur)")
 @click.option(
+    "--archival-agreement", help="Identifiant du contrat d'entrée donné par le service d'archives (ArchivalAgreement)"
+)
+@click.option(
+    "--archival-profile", help="Identifiant du profil d'archivage dans le système d'archivage (ArchivalProfile)"
+)
+@click.option("--profile", "profile_path", type=click.Path(dir_okay=False, path_type=Path), help=_profile_help)
+@_algorithm_option
+@click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="Paquet à écrire (défaut : DOSSIER.zip)"
 )
 def build(
@@ -197,23 +282,34 @@ def build(
     seda_version: str,
     archival_agency: str | None,
     transferring_agency: str | None,
+    archival_agreement: str | None,
+    archival_profile: str | None,
+    profile_path: Path | None,
+    algorithms: tuple[str, ...],
     output: Path | None,
 ) -> None:
     from archive import identification, packaging, seda, sources
 
     destination = output or folder.resolve().parent / f"{folder.resolve().name}.zip"
     agencies = {"--archival-agency": archival_agency, "--transferring-agency": transferring_agency}
-    _check_build_arguments(folder, csv_path, seda_version, agencies, destination)
+    identifiers = {"--archival-agreement": archival_agreement, "--archival-profile": archival_profile}
+    tokens = _check_build_arguments(folder, csv_path, seda_version, agencies, destination, identifiers, profile_path)
     assert archival_agency and transferring_agency
-    validation_line: list[str] = []
+    controls = _load_checks(profile_path, algorithms)
+    validation_lines: list[str] = []
 
     def check(manifest: Path) -> None:
-        validation_line.append(_validation_line(manifest, seda_version))
+        validation_lines.extend(_validation_lines(manifest, seda_version, controls))
 
     # One read of each file: digests, format and zip entry at once (packaging.build_sip).
     try:
         spec, plan = sources.folder_transfer(
             folder, archival_agency=archival_agency, transferring_agency=transferring_agency, csv_path=csv_path
+        )
+        spec = replace(
+            spec,
+            archival_agreement=tokens["--archival-agreement"],
+            archival_profile=tokens["--archival-profile"],
         )
         built = packaging.build_sip(spec, plan, destination, version=seda_version, check_manifest=check)
     except sources.SourceError as exc:
@@ -221,12 +317,13 @@ def build(
     except packaging.BuildRefused as exc:
         _refuse("Versement refusé :", exc.problems)
     except _Invalid as exc:
-        _refuse("Versement refusé : le manifeste n'est pas conforme au schéma SEDA.", exc.issues)
+        _refuse(exc.title, exc.issues)
     except seda.SedaError as exc:
         _refuse("Versement refusé :", [str(exc)])
     except (identification.IdentificationError, OSError) as exc:
         _refuse("Paquet non écrit :", [str(exc)])
-    click.echo(validation_line[0])
+    for line in validation_lines:
+        click.echo(line)
     click.echo(
         f"Paquet écrit : {destination} (SEDA {seda_version}, {built.units} unité(s), "
         f"{built.files} fichier(s), {built.size} octets)."

@@ -30,8 +30,12 @@ __all__ = [
     "InspectedUnit",
     "InspectionLimits",
     "InspectionReport",
+    "Refused",
+    "entry_refusal",
     "inspect_sip",
+    "read_chunks",
     "render_text",
+    "unsafe_name",
 ]
 
 CHUNK_SIZE = 1024 * 1024
@@ -102,14 +106,14 @@ class InspectionReport:
         return not self.all_problems
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """A reason to stop the inspection (French message)."""
 
 
 # --- entries -----------------------------------------------------------------------------------------
 
 
-def _unsafe_name(name: str) -> bool:
+def unsafe_name(name: str) -> bool:
     parts = PurePosixPath(name).parts
     return (
         name.startswith(("/", "\\"))
@@ -125,11 +129,11 @@ def _check_entries(
 ) -> tuple[dict[str, zipfile.ZipInfo], list[str]]:
     """The entries safe to read, by name, and why the others are refused."""
     if len(infos) > limits.max_entries:
-        raise _Refused(f"Le paquet contient {len(infos)} entrées, plus que la limite de {limits.max_entries}.")
+        raise Refused(f"Le paquet contient {len(infos)} entrées, plus que la limite de {limits.max_entries}.")
     safe: dict[str, zipfile.ZipInfo] = {}
     problems: list[str] = []
     for info in infos:
-        reason = _entry_refusal(info, limits)
+        reason = entry_refusal(info, limits)
         if reason is None and info.filename in safe:
             reason = "nom en double dans le zip"
         if reason:
@@ -138,14 +142,14 @@ def _check_entries(
             safe[info.filename] = info
     total = sum(info.file_size for info in safe.values())
     if total > limits.max_total_size:
-        raise _Refused(
+        raise Refused(
             f"Le paquet déclare {total} octets une fois décompressé, plus que la limite de {limits.max_total_size}."
         )
     return safe, problems
 
 
-def _entry_refusal(info: zipfile.ZipInfo, limits: InspectionLimits) -> str | None:
-    if _unsafe_name(info.filename):
+def entry_refusal(info: zipfile.ZipInfo, limits: InspectionLimits) -> str | None:
+    if unsafe_name(info.filename):
         return "chemin absolu ou sortant du paquet"
     if info.flag_bits & 0x1:
         return "entrée chiffrée"
@@ -158,7 +162,7 @@ def _entry_refusal(info: zipfile.ZipInfo, limits: InspectionLimits) -> str | Non
     return None
 
 
-def _read_chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: InspectionLimits) -> Iterator[bytes]:
+def read_chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: InspectionLimits) -> Iterator[bytes]:
     """An entry's bytes, counted: more than declared, than the size limit or than the ratio stops the reading."""
     size = 0
     ceiling = min(info.file_size, limits.max_entry_size)
@@ -166,9 +170,9 @@ def _read_chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Inspec
         while chunk := stream.read(CHUNK_SIZE):
             size += len(chunk)
             if size > ceiling:
-                raise _Refused(f"l'entrée « {info.filename} » donne plus d'octets que déclaré ({info.file_size})")
+                raise Refused(f"l'entrée « {info.filename} » donne plus d'octets que déclaré ({info.file_size})")
             if size > limits.ratio_floor and size > limits.max_ratio * max(info.compress_size, 1):
-                raise _Refused(f"l'entrée « {info.filename} » dépasse le taux de compression autorisé")
+                raise Refused(f"l'entrée « {info.filename} » dépasse le taux de compression autorisé")
             yield chunk
 
 
@@ -178,7 +182,7 @@ def _read_chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Inspec
 def _find_manifest(safe: dict[str, zipfile.ZipInfo]) -> zipfile.ZipInfo:
     found = [info for name, info in safe.items() if name.lower() == "manifest.xml"]
     if len(found) != 1:
-        raise _Refused(
+        raise Refused(
             "Le paquet ne contient pas de manifest.xml à sa racine." if not found else "Plusieurs manifest.xml."
         )
     return found[0]
@@ -186,13 +190,13 @@ def _find_manifest(safe: dict[str, zipfile.ZipInfo]) -> zipfile.ZipInfo:
 
 def _parse_manifest(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: InspectionLimits) -> etree._Element:
     if info.file_size > limits.max_manifest_size:
-        raise _Refused(f"Le manifeste fait {info.file_size} octets, plus que la limite de {limits.max_manifest_size}.")
+        raise Refused(f"Le manifeste fait {info.file_size} octets, plus que la limite de {limits.max_manifest_size}.")
     try:
-        data = b"".join(_read_chunks(archive, info, limits))
+        data = b"".join(read_chunks(archive, info, limits))
     except (zipfile.BadZipFile, OSError, NotImplementedError) as error:
-        raise _Refused(f"Le manifeste est illisible : {error}.") from None
-    except _Refused as refused:
-        raise _Refused(f"Manifeste refusé : {refused}.") from None
+        raise Refused(f"Le manifeste est illisible : {error}.") from None
+    except Refused as refused:
+        raise Refused(f"Manifeste refusé : {refused}.") from None
     # No DTD loaded, no entity substituted, no network; huge_tree=False keeps libxml2's depth and size guards.
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
@@ -201,10 +205,10 @@ def _parse_manifest(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Ins
         tree = etree.ElementTree(etree.fromstring(data, parser))
     except etree.XMLSyntaxError as error:
         if "entit" in str(error).lower() or b"<!DOCTYPE" in data[:65536]:
-            raise _Refused("Manifeste refusé : il déclare une DTD ou des entités XML, interdites ici.") from None
-        raise _Refused(f"Le manifeste est mal formé : {error}.") from None
+            raise Refused("Manifeste refusé : il déclare une DTD ou des entités XML, interdites ici.") from None
+        raise Refused(f"Le manifeste est mal formé : {error}.") from None
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
-        raise _Refused("Manifeste refusé : il déclare une DTD (DOCTYPE), interdite ici (entités externes).")
+        raise Refused("Manifeste refusé : il déclare une DTD (DOCTYPE), interdite ici (entités externes).")
     return tree.getroot()
 
 
@@ -287,7 +291,7 @@ def _check_object(context: _Context, obj: InspectedObject, size_text: str | None
         )
     try:
         digest, size = _digest_entry(context, context.safe[obj.entry], hash_name)
-    except _Refused as refused:
+    except Refused as refused:
         return _with(obj, [*problems, f"{where} : lecture interrompue, {refused}."])
     except (zipfile.BadZipFile, OSError, NotImplementedError, EOFError) as error:
         return _with(obj, [*problems, f"{where} : l'entrée « {obj.entry} » est illisible ({error})."])
@@ -307,7 +311,7 @@ def _with(obj: InspectedObject, problems: list[str]) -> InspectedObject:
 def _digest_entry(context: _Context, info: zipfile.ZipInfo, hash_name: str) -> tuple[str, int]:
     digest = hashlib.new(hash_name)
     size = 0
-    for chunk in _read_chunks(context.archive, info, context.limits):
+    for chunk in read_chunks(context.archive, info, context.limits):
         digest.update(chunk)
         size += len(chunk)
     return digest.hexdigest(), size
@@ -414,7 +418,7 @@ def inspect_sip(path: Path, limits: InspectionLimits | None = None, *, filename:
             return _inspect(archive, name, limits or InspectionLimits())
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as error:
         return InspectionReport(name, problems=(f"Le paquet {name} n'est pas un zip lisible : {error}.",))
-    except _Refused as refused:
+    except Refused as refused:
         return InspectionReport(name, problems=(str(refused),))
 
 
@@ -424,7 +428,7 @@ def _inspect(archive: zipfile.ZipFile, name: str, limits: InspectionLimits) -> I
         manifest = _find_manifest(safe)
         root = _parse_manifest(archive, manifest, limits)
         namespace = _seda_namespace(root)
-    except _Refused as refused:  # the entries refused so far are reported too
+    except Refused as refused:  # the entries refused so far are reported too
         return InspectionReport(name, problems=(*problems, str(refused)))
     version = version_of_namespace(namespace)
     context = _Context(archive, safe, limits, namespace, {manifest.filename})
@@ -449,7 +453,7 @@ def _inspect(archive: zipfile.ZipFile, name: str, limits: InspectionLimits) -> I
 def _seda_namespace(root: etree._Element) -> str:
     name = etree.QName(root)
     if name.localname != "ArchiveTransfer" or version_of_namespace(name.namespace or "") is None:
-        raise _Refused(
+        raise Refused(
             f"Le manifeste n'est pas un ArchiveTransfer SEDA 2.x "
             f"(élément {name.localname}, espace de noms « {name.namespace or ''} »)."
         )

@@ -59,11 +59,14 @@ def request_transfer(
     connector: str,
     profile: str | None,
     comment: str | None,
+    username: str | None,
 ) -> None:
     """An interop flow asks for its GED documents to be archived: create the transfer once, then answer the flow.
 
-    Like ``service.request_transfer`` for the API: the GED is asked for the documents, the package is built when
-    they come. The transfer's id is derived from the flow: a repeated message finds it and only answers again.
+    Like ``service.request_transfer`` for the API: the GED is asked for the documents, for the user who created
+    the flow (``username``; None: a flow no user started, the GED answers as to the interop service), and the
+    package is built when they come. The transfer's id is derived from the flow: a repeated message finds it and
+    only answers again.
 
     :raises InvalidInput: no document, or no archival agency. :raises NotFound: unknown collectivité or profile.
     """
@@ -71,7 +74,16 @@ def request_transfer(
     with transaction() as session:
         if session.get(Transfer, transfer_id) is None:
             _create_flow_transfer(
-                session, tenant_id, transfer_id, flow_id, document_ids, archival_agency, connector, profile, comment
+                session,
+                tenant_id,
+                transfer_id,
+                flow_id,
+                document_ids,
+                archival_agency,
+                connector,
+                profile,
+                comment,
+                username,
             )
         enqueue(
             session,
@@ -94,6 +106,7 @@ def _create_flow_transfer(
     connector: str,
     profile: str | None,
     comment: str | None,
+    username: str | None,
 ) -> Transfer:
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
@@ -117,7 +130,8 @@ def _create_flow_transfer(
         transferring_agency=tenant.siren or tenant.slug,
         # The SAE connector the flow names: what the archivist sends it with, once the package is built.
         connector=connector or None,
-        created_by=f"interop:{flow_id}"[:100],
+        # The flow asked, for its creator: both shown where the UI says who asked (no column of its own).
+        created_by=(f"interop:{flow_id} (pour {username})" if username else f"interop:{flow_id}")[:100],
     )
     session.add(transfer)
     session.flush()
@@ -128,8 +142,22 @@ def _create_flow_transfer(
         tenant_id=tenant_id,
         transfer_id=transfer.id,
         document_ids=transfer.document_ids,
+        # The GED gives only what the flow's creator may read; None (no user): as to the service.
+        username=username,
     )
     service.audit_transfer(
-        session, "service:interop", "archive.transfer.requested", transfer, documents=ids, flow_id=flow_id
+        session,
+        "service:interop",
+        "archive.transfer.requested",
+        transfer,
+        documents=ids,
+        flow_id=flow_id,
+        username=username,
     )
     return transfer
+
+
+def build_folder_transfer(*, tenant_id: str, transfer_id: str, object_key: str, csv_key: str | None) -> None:
+    """A folder tree sent through the API (POST /archive/transfers/folder): unpack it, build and check its package."""
+    with transaction() as session:
+        service.build_folder_transfer(session, tenant_id, transfer_id, object_key, csv_key)

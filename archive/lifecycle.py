@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from archive import replies
 from archive.models import SaeMessage, Transfer
-from archive.service import audit_transfer, get_transfer
+from archive.service import audit_transfer, get_transfer, tell_ged_transfer_ended
 from archive.statuses import ACCEPTED, ACKNOWLEDGED, DELIVERED, REJECTED, SENDING
 from socle import messages
 from socle.db import utcnow
@@ -139,6 +139,7 @@ def _apply(session: Session, transfer: Transfer, message: replies.SaeMessage) ->
         transfer.status = REJECTED
         transfer.error = " ".join([message.verdict(), *(f"{reason}." for reason in message.reasons())])
         audit_transfer(session, ACTOR, "archive.transfer.rejected", transfer, reasons=message.reasons(), **details)
+        tell_ged_transfer_ended(session, transfer, "rejected")
 
 
 def _tell_ged(session: Session, transfer: Transfer, message: replies.SaeMessage) -> None:

@@ -3,7 +3,8 @@
 A mapping names, for each SEDA element, where its value comes from in the GED's export (``ged.jobs._export``):
 the document's own metadata (title, dates, author…) or one of its type's typed fields (``field:<name>``).
 Without a saved mapping, the default applies: the GED title, the document date, the tags as keywords, the
-collectivité as producer and submitter, and the AppraisalRule of the referential whose duration is the DUA.
+collectivité as producer and submitter, the AppraisalRule of the referential whose duration is the DUA, the
+GED's author as Writer and, for a document signed in the parapheur, its signatories as Signer.
 
 The archive service does not know the GED's types: a field named by a mapping is checked against each
 document when the package is built, and a missing value fails the transfer with the field's name.
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from archive import referential, seda
 from archive.models import TransferMapping
-from archive.schemas import MappingIn, MappingOut
+from archive.schemas import AGENT_FIELDS, MappingIn, MappingOut
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
@@ -61,6 +62,7 @@ _MESSAGES = {
     "dict_type": "objet JSON attendu",
     "model_type": "objet JSON attendu",
 }
+AGENT_SOURCE_UNKNOWN = "source inconnue : attendu author, signatories ou field:<nom du champ>"
 
 
 class MappingError(seda.SedaError):
@@ -83,6 +85,8 @@ def parse_mapping(raw: Any) -> MappingIn:
         for error in exc.errors():
             where = ".".join(str(part) for part in error["loc"]) or "correspondance"
             text = _MESSAGES.get(error["type"])
+            if error["type"] == "string_pattern_mismatch" and error["loc"] and error["loc"][0] in AGENT_FIELDS:
+                text = AGENT_SOURCE_UNKNOWN
             if text is None:  # our own validators already speak French
                 text = str(error["msg"]).removeprefix("Value error, ")
             problems.append(f"{where} : {text}")
@@ -241,12 +245,22 @@ class Mapper:
             files=files,
             appraisal_rule=appraisal,
             access_rule=access,
+            agents=self._agents(read, mapping),
         )
         return MappedUnit(
             unit,
             read.agency(mapping.originating_agency, "originating_agency"),
             read.agency(mapping.submission_agency, "submission_agency"),
         )
+
+    def _agents(self, read: _Reader, mapping: MappingIn) -> dict[str, tuple[seda.AgentSpec, ...]]:
+        """Each role's agents from its sources, in order, each one once; a source without value names nobody."""
+        agents: dict[str, tuple[seda.AgentSpec, ...]] = {}
+        for name, role in AGENT_FIELDS.items():
+            found = [agent for source in getattr(mapping, name) for agent in read.agents(source)]
+            if found:
+                agents[role] = tuple(dict.fromkeys(found))
+        return agents
 
     def _appraisal(self, read: _Reader, mapping: MappingIn) -> tuple[str, date | None, str] | None:
         """AppraisalRule: the mapping's rule, or the referential's whose duration is the DUA; start at the DUA's
@@ -324,6 +338,26 @@ class _Reader:
         value = (self.document.get("field_values") or {}).get(name)
         values = value if isinstance(value, list) else [value]
         return [str(item).strip() for item in values if item not in (None, "") and not isinstance(item, dict)]
+
+    def agents(self, source: str) -> list[seda.AgentSpec]:
+        """The people a source names: the GED's users (author, signatories) by display name and username, or a
+        typed field's text(s) as full names. Agents are optional: an empty source names nobody."""
+        if source == "author":
+            people = [{"username": self.document.get("author"), "name": self.document.get("author_name")}]
+        elif source == "signatories":
+            people = [person for person in self.document.get("signatories") or [] if isinstance(person, dict)]
+        else:
+            value = (self.document.get("field_values") or {}).get(source.removeprefix("field:"))
+            values = value if isinstance(value, list) else [value]
+            names = [str(item).strip() for item in values if item not in (None, "") and not isinstance(item, dict)]
+            return [seda.AgentSpec(full_name=name) for name in names if name]
+        agents = []
+        for person in people:
+            username = str(person.get("username") or "").strip()
+            name = str(person.get("name") or "").strip() or username
+            if name:
+                agents.append(seda.AgentSpec(full_name=name, identifiers=(username,) if username else ()))
+        return agents
 
     def agency(self, source: str, element: str) -> str | None:
         if source == "tenant":

@@ -17,7 +17,8 @@ class ArchiveBase(DeclarativeBase):
 
 class Transfer(ArchiveBase):
     """A versement: requested → built | invalid | unvalidated | error → sending → delivered | delivery_failed,
-    then, from the archival system's messages: acknowledged → accepted | rejected."""
+    then, from the archival system's messages: acknowledged → accepted | rejected. Built, invalid, unvalidated
+    or delivery_failed → abandoned, by the archivist (its reason kept in ``error``)."""
 
     __tablename__ = "archive_transfers"
 
@@ -34,6 +35,9 @@ class Transfer(ArchiveBase):
     document_units: Mapped[dict[str, str] | None] = mapped_column(JSON)
     comment: Mapped[str | None] = mapped_column(Text)
     archival_agency: Mapped[str] = mapped_column(String(100))
+    # The SAE's id of the entry contract (contrat d'entrée) written as ArchivalAgreement: Vitam refuses a
+    # package without one. None for an SAE that needs none.
+    archival_agreement: Mapped[str | None] = mapped_column(String(100))
     transferring_agency: Mapped[str] = mapped_column(String(100))
     sip_key: Mapped[str | None] = mapped_column(String(64))
     sip_size: Mapped[int | None] = mapped_column(BigInteger)
@@ -94,6 +98,9 @@ class ArchivalProfile(ArchiveBase):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(String(36), index=True)
     name: Mapped[str] = mapped_column(String(100))
+    # The SAE's id of the profile (« PR-000001 »), written as ManagementMetadata/ArchivalProfile; the name by
+    # default. The name is the tenant's own: the SAE does not know it.
+    identifier: Mapped[str] = mapped_column(String(100))
     object_key: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     uploaded_by: Mapped[str] = mapped_column(String(100))

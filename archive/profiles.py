@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from archive.models import ArchivalProfile
+from archive.schemas import MAX_IDENTIFIER_LENGTH, sae_token
 from archive.validation import ValidationIssue, element_path
 from socle import audit
 from socle.auth import Principal, Role
@@ -33,6 +34,7 @@ __all__ = [
     "get_profile",
     "list_profiles",
     "load_profile",
+    "sae_identifier",
     "upload_profile",
     "validate_against_profile",
 ]
@@ -137,11 +139,17 @@ def _most_specific(
     return kept
 
 
-# libxml2's RelaxNG messages, in French; anything else is kept as it is.
+# libxml2's RelaxNG messages, in French; anything else is kept as it is. What the profile expects is said when
+# libxml2 names it (RELAXNG_ERR_ELEMNAME): a missing element shows as the next one « inattendu », and the
+# archivist must read that the missing one is asked for. For a content model libxml2 compiled to an automaton
+# (RELAXNG_ERR_ELEMWRONG, « Did not expect element X there »), its log names nothing expected: X alone is said.
 _MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), replacement)
     for pattern, replacement in (
-        (r"^Expecting element (\S+), got (\S+)$", r"élément \1 attendu, \2 trouvé"),
+        (
+            r"^Expecting element (\S+), got (\S+)$",
+            r"élément \2 inattendu à cet endroit : le profil attend \1 avant \2",
+        ),
         (r"^Expecting an element (\S+), got nothing$", r"élément \1 manquant"),
         (r"^Expecting an element , got nothing$", "élément manquant"),
         (r"^Did not expect element (\S+) there$", r"élément \1 inattendu à cet endroit"),
@@ -170,19 +178,29 @@ def _french(message: str, element: etree._Element | None) -> str:
 # --- storage per tenant ---------------------------------------------------------------------------------
 
 
-def upload_profile(session: Session, principal: Principal, name: str, data: bytes) -> ArchivalProfile:
-    """Add or replace the tenant's profile ``name`` (archiviste). Raises ProfileError, InvalidInput."""
+def upload_profile(
+    session: Session, principal: Principal, name: str, data: bytes, identifier: str | None = None
+) -> ArchivalProfile:
+    """Add or replace the tenant's profile ``name`` (archiviste). Raises ProfileError, InvalidInput.
+
+    ``identifier`` is the SAE's id of the profile, written as ArchivalProfile in the manifests; without it, a
+    new profile is identified by its name and a replaced one keeps its identifier (a new version of the same
+    SAE profile).
+    """
     principal.require(Role.ARCHIVISTE)
     if not NAME_PATTERN.match(name):
         raise InvalidInput(
             message("nom de profil invalide : lettres, chiffres, « . », « _ » et « - », 100 caractères au plus")
         )
+    given = sae_identifier(identifier) if identifier is not None else None
     compile_profile(data)  # refused before anything is stored
     stored = get_store().put(io.BytesIO(data), max_size=MAX_PROFILE_BYTES)
     profile = _find(session, principal.tenant_id, name)
     if profile is None:
-        profile = ArchivalProfile(tenant_id=principal.tenant_id, name=name)
+        profile = ArchivalProfile(tenant_id=principal.tenant_id, name=name, identifier=given or name)
         session.add(profile)
+    elif given is not None:
+        profile.identifier = given
     profile.object_key, profile.size = stored.key, stored.size
     profile.uploaded_by, profile.uploaded_at = principal.username, utcnow()
     session.flush()
@@ -193,10 +211,23 @@ def upload_profile(session: Session, principal: Principal, name: str, data: byte
         action="archive.profile.uploaded",
         object_type="archival_profile",
         object_id=profile.id,
-        details={"name": name, "sha256": stored.key, "size": stored.size},
+        details={"name": name, "identifier": profile.identifier, "sha256": stored.key, "size": stored.size},
     )
     session.commit()
     return profile
+
+
+def sae_identifier(value: str) -> str:
+    """The SAE's id of a profile as the manifest writes it (archive.schemas.sae_token); raises InvalidInput."""
+    try:
+        return sae_token(value)
+    except ValueError:
+        raise InvalidInput(
+            message(
+                "identifiant du profil invalide : de 1 à %(max_length)s caractères, sans caractère de contrôle",
+                max_length=MAX_IDENTIFIER_LENGTH,
+            )
+        ) from None
 
 
 def _find(session: Session, tenant_id: str, name: str) -> ArchivalProfile | None:

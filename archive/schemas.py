@@ -4,12 +4,28 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from archive.statuses import STATUS_LABELS
 from socle.schemas import ReadModel
+
+MAX_IDENTIFIER_LENGTH = 100
+# What XML cannot carry, or an SAE would not match: C0 and C1 controls, DEL, surrogates, U+FFFE/U+FFFF.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def sae_token(value: str) -> str:
+    """An identifier given by the SAE (contract, profile) as SEDA's IdentifierType reads it: a token, its spaces
+    collapsed and trimmed, so that the SAE finds the same string. Raises ValueError (French) for an empty one,
+    one longer than MAX_IDENTIFIER_LENGTH or one with control characters."""
+    token = " ".join(value.split())
+    if not token or len(token) > MAX_IDENTIFIER_LENGTH or _CONTROL.search(token):
+        raise ValueError(
+            f"identifiant invalide : de 1 à {MAX_IDENTIFIER_LENGTH} caractères, sans caractère de contrôle"
+        )
+    return token
 
 
 class TransferIn(BaseModel):
@@ -27,11 +43,21 @@ class TransferIn(BaseModel):
     archival_agency: str = Field(
         min_length=1, max_length=100, description="Identifiant du service d'archives destinataire"
     )
+    archival_agreement: str | None = Field(
+        None,
+        max_length=MAX_IDENTIFIER_LENGTH,
+        description="Identifiant du contrat d'entrée donné par le service d'archives (ArchivalAgreement)",
+    )
     comment: str | None = Field(None, max_length=2000, description="Intitulé du versement")
     profile: str | None = Field(
         None, min_length=1, max_length=100, description="Profil d'archivage (RelaxNG) de la collectivité à respecter"
     )
     seda_version: Literal["2.1", "2.2", "2.3"] = Field("2.2", description="Version du SEDA du bordereau")
+
+    @field_validator("archival_agreement")
+    @classmethod
+    def _agreement(cls, value: str | None) -> str | None:
+        return sae_token(value) if value is not None else None
 
     @model_validator(mode="after")
     def _one_selection(self) -> TransferIn:
@@ -39,6 +65,37 @@ class TransferIn(BaseModel):
         if sum(chosen) != 1:
             raise ValueError("indiquez exactement une sélection : document_ids, folder_id ou dua_reached (vrai)")
         return self
+
+
+def _same_as_transfer(name: str) -> Any:
+    """TransferIn's field: the same bounds and description wherever a transfer is asked."""
+    return TransferIn.model_fields[name]
+
+
+class FolderTransferIn(BaseModel):
+    """The fields of a transfer of a folder tree sent with the request (POST /archive/transfers/folder): those
+    of TransferIn that do not choose GED documents, read from the multipart form's text parts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    archival_agency: str = _same_as_transfer("archival_agency")
+    archival_agreement: str | None = _same_as_transfer("archival_agreement")
+    comment: str | None = _same_as_transfer("comment")
+    profile: str | None = _same_as_transfer("profile")
+    seda_version: Literal["2.1", "2.2", "2.3"] = _same_as_transfer("seda_version")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_is_absent(cls, data: Any) -> Any:
+        # A form sends its empty fields as "": for an optional field, that is no value.
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value != "" or key == "archival_agency"}
+        return data
+
+    @field_validator("archival_agreement")
+    @classmethod
+    def _agreement(cls, value: str | None) -> str | None:
+        return sae_token(value) if value is not None else None
 
 
 RuleCategory = Literal[
@@ -51,6 +108,22 @@ DigestAlgorithm = Literal["MD5", "SHA-1", "SHA-256", "SHA-384", "SHA-512"]
 SOURCES = ("title", "document_type", "type_name", "author", "document_date", "created_at", "modified_at", "dua_start")
 SOURCE_PATTERN = rf"^({'|'.join(SOURCES)}|field:[A-Za-z0-9_.-]{{1,100}})$"
 AGENCY_PATTERN = r"^(tenant|field:[A-Za-z0-9_.-]{1,100})$"
+# Where a unit's agents come from: the GED's author, the signatories of a document signed in the parapheur, or a
+# typed field whose value (text, or list of texts) names people.
+AGENT_SOURCES = ("author", "signatories")
+AGENT_SOURCE_PATTERN = rf"^({'|'.join(AGENT_SOURCES)}|field:[A-Za-z0-9_.-]{{1,100}})$"
+AgentSource = Annotated[str, Field(pattern=AGENT_SOURCE_PATTERN)]
+# The mapping's agent elements → their SEDA role (archive.seda.AGENT_ROLES), in the XSD's order.
+AGENT_FIELDS = {
+    "authorized_agent": "AuthorizedAgent",
+    "writer": "Writer",
+    "addressee": "Addressee",
+    "recipient": "Recipient",
+    "transmitter": "Transmitter",
+    "sender": "Sender",
+    "signer": "Signer",
+}
+MAX_AGENT_SOURCES = 10
 DescriptionLevel = Literal[
     "Fonds", "Subfonds", "Class", "Collection", "Series", "Subseries", "RecordGrp", "SubGrp", "File", "Item"
 ]
@@ -95,6 +168,37 @@ class MappingIn(BaseModel):
     access_start: str = Field(
         "document_date", pattern=SOURCE_PATTERN, description="Source de la date de départ de la communicabilité"
     )
+    authorized_agent: list[AgentSource] = Field(
+        default_factory=list,
+        max_length=MAX_AGENT_SOURCES,
+        description="Sources des titulaires des droits (AuthorizedAgent)",
+    )
+    writer: list[AgentSource] = Field(
+        default_factory=lambda: ["author"],
+        max_length=MAX_AGENT_SOURCES,
+        description="Sources des rédacteurs (Writer) ; par défaut l'auteur du document dans la GED",
+    )
+    addressee: list[AgentSource] = Field(
+        default_factory=list,
+        max_length=MAX_AGENT_SOURCES,
+        description="Sources des destinataires pour action (Addressee)",
+    )
+    recipient: list[AgentSource] = Field(
+        default_factory=list,
+        max_length=MAX_AGENT_SOURCES,
+        description="Sources des destinataires pour information (Recipient)",
+    )
+    transmitter: list[AgentSource] = Field(
+        default_factory=list, max_length=MAX_AGENT_SOURCES, description="Sources des émetteurs (Transmitter)"
+    )
+    sender: list[AgentSource] = Field(
+        default_factory=list, max_length=MAX_AGENT_SOURCES, description="Sources des expéditeurs (Sender)"
+    )
+    signer: list[AgentSource] = Field(
+        default_factory=lambda: ["signatories"],
+        max_length=MAX_AGENT_SOURCES,
+        description="Sources des signataires ; par défaut ceux du parapheur, pour un document qui y a été signé",
+    )
 
     @field_validator("keyword_fields")
     @classmethod
@@ -103,6 +207,11 @@ class MappingIn(BaseModel):
             if not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name):
                 raise ValueError(f"nom de champ invalide : « {name[:100]} »")
         return list(dict.fromkeys(names))
+
+    @field_validator(*AGENT_FIELDS)
+    @classmethod
+    def _agent_sources(cls, sources: list[str]) -> list[str]:
+        return list(dict.fromkeys(sources))
 
 
 class MappingOut(MappingIn):
@@ -149,6 +258,7 @@ class ReferentialOut(ReadModel):
 
 class ProfileOut(ReadModel):
     name: str
+    identifier: str = Field(description="Identifiant du profil dans le système d'archivage (ArchivalProfile)")
     sha256: str = Field(validation_alias="object_key")
     size: int
     uploaded_by: str
@@ -159,6 +269,12 @@ class SendIn(BaseModel):
     connector: str = Field(min_length=1, max_length=100, description="Connecteur d'interopérabilité à utiliser")
     accept_unvalidated: bool = Field(
         False, description="Envoyer un paquet que les schémas absents n'ont pas permis de valider"
+    )
+
+
+class AbandonIn(BaseModel):
+    reason: str = Field(
+        min_length=1, max_length=2000, description="Pourquoi le versement est abandonné (gardé au journal d'audit)"
     )
 
 
@@ -187,6 +303,7 @@ class TransferOut(ReadModel):
     )
     comment: str | None
     archival_agency: str
+    archival_agreement: str | None = Field(description="Contrat d'entrée (ArchivalAgreement) écrit dans le bordereau")
     transferring_agency: str
     sip_sha256: str | None = Field(validation_alias="sip_key")
     sip_size: int | None

@@ -10,9 +10,9 @@ from __future__ import annotations
 import io
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -20,9 +20,11 @@ from typing import BinaryIO
 from lxml import etree
 
 __all__ = [
+    "AGENT_ROLES",
     "NAMESPACES",
     "ROOT_UNIT_DEPTH",
     "Agency",
+    "AgentSpec",
     "ArchiveUnitSpec",
     "DescribedFile",
     "ManifestParts",
@@ -43,12 +45,14 @@ __all__ = [
 # three versions declare the same elements in the same order; only the namespace changes. 2.3 differs from
 # 2.2 in the technical and ontology parts alone (SigningInformation replaces Signature, PersistentIdentifier,
 # DataObjectUse/DataObjectNumber), all optional and not written here. The Vitam edition of 2.1 relaxes
-# its sequences with xsd:any (hence XSD 1.1) but accepts the same elements.
+# its sequences with xsd:any (hence XSD 1.1) but accepts the same elements, except the generic Agent (only
+# an abstract AgentAbstract there): see _agents.
 NAMESPACES: dict[str, str] = {
     "2.1": "fr:gouv:culture:archivesdefrance:seda:v2.1",
     "2.2": "fr:gouv:culture:archivesdefrance:seda:v2.2",
     "2.3": "fr:gouv:culture:archivesdefrance:seda:v2.3",
 }
+_VERSIONS = {namespace: version for version, namespace in NAMESPACES.items()}
 
 # None of them is mandatory in 2.2 (each group is minOccurs=0, CodeListVersions may even be empty),
 # but archiving systems (Vitam, As@lae) expect the usual ones; values follow the ReSIP convention.
@@ -110,6 +114,29 @@ class DescribedFile:
     last_modified: datetime
 
 
+# The roles of the people and bodies a unit names (SEDA AgentType), in the order of the XSD's Content sequence
+# (2.1, 2.2 and 2.3 alike): AuthorizedAgent, Writer, then the audience (Addressee, Recipient, Transmitter,
+# Sender). Signer is not an AgentType anywhere: see _signers for where signatories go in each version.
+AGENT_ROLES = ("AuthorizedAgent", "Writer", "Addressee", "Recipient", "Transmitter", "Sender", "Signer")
+SIGNER_ROLE = "Signataire"  # the Role (BusinessGroup) that tells a signatory from the other agents
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """A person (names) or a body (corpname) as SEDA's AgentType describes it (written in the XSD's order)."""
+
+    full_name: str | None = None
+    first_name: str | None = None
+    birth_name: str | None = None
+    given_name: str | None = None
+    corpname: str | None = None  # a body: the XSD's other branch, without the person's names
+    identifiers: tuple[str, ...] = ()
+    functions: tuple[str, ...] = ()
+    activities: tuple[str, ...] = ()
+    positions: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class ArchiveUnitSpec:
     title: str
@@ -125,6 +152,25 @@ class ArchiveUnitSpec:
     # (rule id, start date, final action); the start date may be unknown (StartDate is optional in SEDA).
     appraisal_rule: tuple[str, date | None, str] | None = None
     access_rule: tuple[str, date | None] | None = None
+    # Further rules of the same block, after the first one (SEDA repeats Rule/StartDate; one FinalAction).
+    more_appraisal_rules: tuple[tuple[str, date | None], ...] = ()
+    more_access_rules: tuple[tuple[str, date | None], ...] = ()
+    file_plan_positions: tuple[str, ...] = ()
+    originating_system_ids: tuple[str, ...] = ()
+    archival_agency_archive_unit_identifiers: tuple[str, ...] = ()
+    transferring_agency_archive_unit_identifiers: tuple[str, ...] = ()
+    custodial_history: tuple[str, ...] = ()  # CustodialHistoryItem texts, in order
+    languages: tuple[str, ...] = ()  # xsd:language codes (fr, fr-FR…)
+    description_language: str | None = None
+    # role (AGENT_ROLES) → the agents in that role, in order.
+    agents: Mapping[str, tuple[AgentSpec, ...]] = field(default_factory=dict)
+    # SEDA DateType: a date, or a date-time when the time is known (a mail's SentDate).
+    created_date: date | datetime | None = None
+    transacted_date: date | datetime | None = None
+    acquired_date: date | datetime | None = None
+    sent_date: date | datetime | None = None
+    received_date: date | datetime | None = None
+    registered_date: date | datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +184,9 @@ class TransferSpec:
     comment: str | None
     units: tuple[ArchiveUnitSpec, ...]
     date: datetime
+    # The SAE's id of the archival profile the package follows (ManagementMetadata/ArchivalProfile). With
+    # archival_agreement, what an SAE such as Vitam checks the package against first.
+    archival_profile: str | None = None
 
 
 _NAMESPACE_PATTERN = re.compile(r"fr:gouv:culture:archivesdefrance:seda:v(2\.[0-9]+)")
@@ -236,6 +285,22 @@ def check_unit(unit: ArchiveUnitSpec, usages: list[str]) -> None:
     if unit.appraisal_rule and unit.appraisal_rule[2] not in FINAL_ACTIONS:
         action = unit.appraisal_rule[2]
         raise SedaError(f"Sort final inconnu pour « {unit.title} » : {action} (Keep ou Destroy).")
+    if (unit.more_appraisal_rules and not unit.appraisal_rule) or (unit.more_access_rules and not unit.access_rule):
+        raise SedaError(f"L'unité « {unit.title} » a des règles supplémentaires sans première règle.")
+    for role, agents in unit.agents.items():
+        if role not in AGENT_ROLES:
+            raise SedaError(f"Rôle inconnu pour « {unit.title} » : {role} (attendu {', '.join(AGENT_ROLES)}).")
+        for agent in agents:
+            _check_agent(unit.title, role, agent)
+
+
+def _check_agent(title: str, role: str, agent: AgentSpec) -> None:
+    names = (agent.first_name, agent.birth_name, agent.full_name, agent.given_name)
+    if not any(value and value.strip() for value in (*names, agent.corpname, *agent.identifiers)):
+        raise SedaError(f"Un agent ({role}) de « {title} » n'a ni nom ni identifiant.")
+    if agent.corpname and any(names):
+        # The XSD's choice: the names of a person, or the name of a body (Corpname), never both.
+        raise SedaError(f"Un agent ({role}) de « {title} » a à la fois un nom de personne et Corpname.")
 
 
 def _safe_name(filename: str) -> str:
@@ -359,7 +424,7 @@ class ManifestParts:
             with block.element("Management"):
                 _management(block, unit)
         with block.element("Content"):
-            _content(block, unit, self.spec if depth == ROOT_UNIT_DEPTH else None)
+            _content(block, unit, self.spec if depth == ROOT_UNIT_DEPTH else None, _VERSIONS[self.namespace])
         if group_id:
             with block.element("DataObjectReference"):
                 block.leaf("DataObjectGroupReferenceId", group_id)
@@ -372,6 +437,10 @@ class ManifestParts:
         spec, writer, output = self.spec, self.writer, self.output
         output.close(out, "DescriptiveMetadata", 2)
         management = writer.element("ManagementMetadata")
+        # The XSD order (2.1, 2.2 and 2.3 alike): ArchivalProfile, ServiceLevel, AcquisitionInformation,
+        # LegalStatus, OriginatingAgencyIdentifier, SubmissionAgencyIdentifier, then the management rules.
+        if spec.archival_profile:
+            writer.add(management, "ArchivalProfile", spec.archival_profile)
         writer.add(management, "OriginatingAgencyIdentifier", spec.originating_agency.identifier)
         writer.add(management, "SubmissionAgencyIdentifier", spec.submission_agency.identifier)
         output.block(out, management, 2)
@@ -517,24 +586,43 @@ def _binary_object(block: _Block, obj: PlannedObject) -> None:
 
 def _management(block: _Block, unit: ArchiveUnitSpec) -> None:
     if unit.appraisal_rule:
-        rule_id, start, final_action = unit.appraisal_rule
+        first_id, first_start, final_action = unit.appraisal_rule
         with block.element("AppraisalRule"):
-            block.leaf("Rule", rule_id)
-            block.optional("StartDate", start.isoformat() if start else None)
+            for rule_id, start in ((first_id, first_start), *unit.more_appraisal_rules):
+                block.leaf("Rule", rule_id)
+                block.optional("StartDate", start.isoformat() if start else None)
             block.leaf("FinalAction", final_action)
     if unit.access_rule:
-        rule_id, start = unit.access_rule
         with block.element("AccessRule"):
-            block.leaf("Rule", rule_id)
-            block.optional("StartDate", start.isoformat() if start else None)
+            for rule_id, start in (unit.access_rule, *unit.more_access_rules):
+                block.leaf("Rule", rule_id)
+                block.optional("StartDate", start.isoformat() if start else None)
 
 
-def _content(block: _Block, unit: ArchiveUnitSpec, root_spec: TransferSpec | None) -> None:
+def _content(block: _Block, unit: ArchiveUnitSpec, root_spec: TransferSpec | None, version: str) -> None:
+    """The unit's Content in the order of the XSD's sequence (BaseObjectGroup in the ontology XSD), the same in
+    2.1, 2.2 and 2.3 for the elements written here but the signatories (see _agents)."""
     block.leaf("DescriptionLevel", unit.description_level)
     block.leaf("Title", unit.title)
+    for tag, values in (
+        ("FilePlanPosition", unit.file_plan_positions),
+        ("OriginatingSystemId", unit.originating_system_ids),
+        ("ArchivalAgencyArchiveUnitIdentifier", unit.archival_agency_archive_unit_identifiers),
+    ):
+        for value in values:
+            block.leaf(tag, value)
     block.optional("OriginatingAgencyArchiveUnitIdentifier", unit.originating_agency_archive_unit_identifier)
+    for value in unit.transferring_agency_archive_unit_identifiers:
+        block.leaf("TransferringAgencyArchiveUnitIdentifier", value)
     block.optional("Description", unit.description)
+    if unit.custodial_history:
+        with block.element("CustodialHistory"):
+            for item in unit.custodial_history:
+                block.leaf("CustodialHistoryItem", item)
     block.optional("DocumentType", unit.document_type)
+    for language in unit.languages:
+        block.leaf("Language", language)
+    block.optional("DescriptionLanguage", unit.description_language)
     for keyword in unit.keywords:
         with block.element("Keyword"):
             block.leaf("KeywordContent", keyword)
@@ -546,8 +634,66 @@ def _content(block: _Block, unit: ArchiveUnitSpec, root_spec: TransferSpec | Non
         ):
             with block.element(tag):
                 block.leaf("Identifier", agency.identifier)
-    # StartDate/EndDate are SEDA DateType (a union that accepts xsd:date): a plain date is exact.
-    if unit.start_date:
-        block.leaf("StartDate", unit.start_date.isoformat())
-    if unit.end_date:
-        block.leaf("EndDate", unit.end_date.isoformat())
+    if unit.agents:
+        _agents(block, unit.agents, version)
+    # SEDA DateType is a union that accepts xsd:date and xsd:dateTime: a plain date is exact, a date-time keeps
+    # the time (and its offset when known).
+    for tag, moment in (
+        ("CreatedDate", unit.created_date),
+        ("TransactedDate", unit.transacted_date),
+        ("AcquiredDate", unit.acquired_date),
+        ("SentDate", unit.sent_date),
+        ("ReceivedDate", unit.received_date),
+        ("RegisteredDate", unit.registered_date),
+        ("StartDate", unit.start_date),
+        ("EndDate", unit.end_date),
+    ):
+        if moment:
+            block.leaf(tag, moment.isoformat())
+
+
+_AUDIENCE = ("Addressee", "Recipient", "Transmitter", "Sender")
+
+
+def _agents(block: _Block, agents: Mapping[str, tuple[AgentSpec, ...]], version: str) -> None:
+    """The agents at their places: Agent, AuthorizedAgent, Writer, then Addressee, Recipient, Transmitter, Sender.
+
+    Signatories have no place of their own: SEDA's Signer exists only inside Signature (2.1, 2.2), which also
+    requires the signature's Validator with its ValidationTime and the signed object's digest, and inside 2.3's
+    SigningInformation/SignatureDescription, which requires the SigningTime. Who signed is all a GED knows of a
+    signature, so signatories are written as agents whose Role is « Signataire »: the generic Agent in 2.2 and
+    2.3; in 2.1, which has no generic Agent (only an abstract one), as Writer, rather than being left out.
+    """
+    signers = tuple(
+        agent if SIGNER_ROLE in agent.roles else replace(agent, roles=(*agent.roles, SIGNER_ROLE))
+        for agent in agents.get("Signer", ())
+    )
+    if version != "2.1":
+        _agent_list(block, "Agent", signers)
+    _agent_list(block, "AuthorizedAgent", agents.get("AuthorizedAgent", ()))
+    _agent_list(block, "Writer", agents.get("Writer", ()))
+    if version == "2.1":
+        _agent_list(block, "Writer", signers)
+    for role in _AUDIENCE:
+        _agent_list(block, role, agents.get(role, ()))
+
+
+def _agent_list(block: _Block, tag: str, agents: Sequence[AgentSpec]) -> None:
+    for agent in agents:
+        with block.element(tag):
+            # PersonOrEntityGroup: the person's names or Corpname (check_unit refuses both), then Identifier.
+            block.optional("FirstName", agent.first_name)
+            block.optional("BirthName", agent.birth_name)
+            block.optional("FullName", agent.full_name)
+            block.optional("GivenName", agent.given_name)
+            block.optional("Corpname", agent.corpname)
+            # Identifier, then BusinessGroup (Function, Activity, Position, Role); blank values are left out.
+            for name, values in (
+                ("Identifier", agent.identifiers),
+                ("Function", agent.functions),
+                ("Activity", agent.activities),
+                ("Position", agent.positions),
+                ("Role", agent.roles),
+            ):
+                for value in values:
+                    block.optional(name, value)

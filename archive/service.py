@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import tempfile
 import zipfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import checks, mapping, packaging, profiles, referential, seda, validation
+from archive import checks, mapping, packaging, profiles, referential, seda, sources, unpacking, validation
 from archive.models import Transfer
-from archive.schemas import SendIn, TransferIn
+from archive.schemas import FolderTransferIn, SendIn, TransferIn
 from archive.statuses import (
+    ABANDONABLE,
+    ABANDONED,
     AFTER_DELIVERY,
     BUILT,
     DELIVERED,
@@ -33,7 +37,7 @@ from archive.statuses import (
 from socle import audit, messages
 from socle.auth import Principal, Role
 from socle.db import new_id, utcnow
-from socle.errors import Conflict, InvalidInput, NotFound, message
+from socle.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType, message
 from socle.models import Tenant
 from socle.queue import enqueue
 from socle.settings import get_settings
@@ -49,28 +53,10 @@ def request_transfer(session: Session, principal: Principal, body: TransferIn) -
 
     :raises Forbidden: not an archivist. :raises NotFound: unknown collectivité or profile.
     """
-    principal.require(Role.ARCHIVISTE)
-    tenant = session.get(Tenant, principal.tenant_id)
-    if tenant is None:
-        raise NotFound(message("collectivité inconnue"))
-    if body.profile is not None:
-        profiles.get_profile(session, principal.tenant_id, body.profile)  # refused now rather than at build
-    transfer_id = new_id()
-    transfer = Transfer(
-        id=transfer_id,
-        message_identifier=f"{tenant.slug}-{utcnow():%Y%m%d}-{transfer_id[:8]}",
-        tenant_id=principal.tenant_id,
-        seda_version=body.seda_version,
-        document_ids=list(dict.fromkeys(body.document_ids or [])),
-        selection=_selection(body),
-        comment=body.comment,
-        archival_agency=body.archival_agency,
-        profile=body.profile,
-        transferring_agency=tenant.siren or tenant.slug,
-        created_by=principal.username,
+    tenant = _archivist_tenant(session, principal, body)
+    transfer = _new_transfer(
+        session, principal, tenant, body, list(dict.fromkeys(body.document_ids or [])), _selection(body)
     )
-    session.add(transfer)
-    session.flush()
     if body.document_ids is not None:
         enqueue(
             session,
@@ -79,6 +65,7 @@ def request_transfer(session: Session, principal: Principal, body: TransferIn) -
             tenant_id=principal.tenant_id,
             transfer_id=transfer.id,
             document_ids=transfer.document_ids,
+            username=principal.username,  # the GED gives only what this archivist may read
         )
     else:  # the GED chooses the documents: it alone knows its plan and its DUAs
         enqueue(
@@ -89,6 +76,7 @@ def request_transfer(session: Session, principal: Principal, body: TransferIn) -
             transfer_id=transfer.id,
             folder_id=body.folder_id,
             dua_reached=body.dua_reached,
+            username=principal.username,
         )
     audit_transfer(
         session,
@@ -99,6 +87,48 @@ def request_transfer(session: Session, principal: Principal, body: TransferIn) -
         selection=transfer.selection,
     )
     session.commit()
+    return transfer
+
+
+def _archivist_tenant(session: Session, principal: Principal, body: TransferIn | FolderTransferIn) -> Tenant:
+    """The archivist's collectivité, the transfer's profile checked now rather than at the build.
+
+    :raises Forbidden: not an archivist. :raises NotFound: unknown collectivité or profile.
+    """
+    principal.require(Role.ARCHIVISTE)
+    tenant = session.get(Tenant, principal.tenant_id)
+    if tenant is None:
+        raise NotFound(message("collectivité inconnue"))
+    if body.profile is not None:
+        profiles.get_profile(session, principal.tenant_id, body.profile)
+    return tenant
+
+
+def _new_transfer(
+    session: Session,
+    principal: Principal,
+    tenant: Tenant,
+    body: TransferIn | FolderTransferIn,
+    document_ids: list[str],
+    selection: dict[str, Any],
+) -> Transfer:
+    transfer_id = new_id()
+    transfer = Transfer(
+        id=transfer_id,
+        message_identifier=f"{tenant.slug}-{utcnow():%Y%m%d}-{transfer_id[:8]}",
+        tenant_id=principal.tenant_id,
+        seda_version=body.seda_version,
+        document_ids=document_ids,
+        selection=selection,
+        comment=body.comment,
+        archival_agency=body.archival_agency,
+        archival_agreement=body.archival_agreement,
+        profile=body.profile,
+        transferring_agency=tenant.siren or tenant.slug,
+        created_by=principal.username,
+    )
+    session.add(transfer)
+    session.flush()
     return transfer
 
 
@@ -133,15 +163,36 @@ def build_package(session: Session, tenant_id: str, transfer_id: str, documents:
         stored, report, units = _build_sip(transfer, documents, controls)
     except (seda.SedaError, profiles.ProfileError) as exc:
         failure = str(exc)
+    if failure is not None:
+        return _keep_build(session, tenant_id, transfer_id, failure)
+    document_ids = [doc["document_id"] for doc in documents]
+    return _keep_build(
+        session, tenant_id, transfer_id, None, stored, report, document_ids=document_ids, document_units=units
+    )
+
+
+def _keep_build(
+    session: Session,
+    tenant_id: str,
+    transfer_id: str,
+    failure: str | None,
+    stored: StoredObject | None = None,
+    report: dict[str, Any] | None = None,
+    **documents: Any,
+) -> Transfer:
+    """Record what a build gave (its package and validation, or why it failed), unless another run of the job
+    already did: the first result stands. ``documents``: the GED's choice (document_ids, document_units)."""
     transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
     if transfer.status != REQUESTED:
-        return transfer  # built meanwhile by another run: its result stands
-    if failure is not None:
-        return _fail(session, transfer, failure)
+        return transfer
+    if failure is not None or stored is None or report is None:
+        return _fail(session, transfer, failure or "paquet non construit")
     transfer.sip_key, transfer.sip_size, transfer.validation = stored.key, stored.size, report
-    transfer.document_ids, transfer.document_units = [doc["document_id"] for doc in documents], units
+    for name, value in documents.items():
+        setattr(transfer, name, value)
     transfer.status = {"valid": BUILT, "invalid": INVALID}.get(report["status"], UNVALIDATED)
     transfer.updated_at = utcnow()
+    extra = {"documents": transfer.document_ids} if documents else {}
     audit_transfer(
         session,
         "service:archive",
@@ -149,7 +200,7 @@ def build_package(session: Session, tenant_id: str, transfer_id: str, documents:
         transfer,
         sha256=stored.key,
         validation=report["status"],
-        documents=transfer.document_ids,
+        **extra,
     )
     session.commit()
     return transfer
@@ -163,6 +214,8 @@ class Controls:
     profile_name: str | None = None
     profile_key: str | None = None
     mapper: mapping.Mapper = field(default_factory=lambda: mapping.Mapper({}, None))
+    # The SAE's id of the profile (ArchivalProfile in the manifest), as the profile is when the package is built.
+    profile_identifier: str | None = None
 
 
 def _controls(session: Session, transfer: Transfer) -> Controls:
@@ -171,7 +224,7 @@ def _controls(session: Session, transfer: Transfer) -> Controls:
     if transfer.profile is None:
         return Controls(rules, mapper=mapper)
     profile = profiles.get_profile(session, transfer.tenant_id, transfer.profile)
-    return Controls(rules, profile.name, profile.object_key, mapper)
+    return Controls(rules, profile.name, profile.object_key, mapper, profile.identifier)
 
 
 def _build_sip(
@@ -186,7 +239,8 @@ def _build_sip(
     store = get_store()
     with ExitStack() as stack, tempfile.TemporaryDirectory(dir=work_dir) as scratch:
         files = {doc["document_id"]: stack.enter_context(store.local_path(doc["object_key"])) for doc in documents}
-        spec = _transfer_spec(transfer, documents, files, controls.mapper)
+        documents = [_with_renditions(doc, stack) for doc in documents]
+        spec = _transfer_spec(transfer, documents, files, controls)
         file_count = len(seda.sip_entries(spec))
         reports: list[dict[str, Any]] = []
 
@@ -209,9 +263,9 @@ def _build_sip(
 
 
 def _transfer_spec(
-    transfer: Transfer, documents: list[dict[str, Any]], files: dict[str, Path], mapper: mapping.Mapper
+    transfer: Transfer, documents: list[dict[str, Any]], files: dict[str, Path], controls: Controls
 ) -> seda.TransferSpec:
-    mapped = [mapper.map_document(doc, _files(doc, files[doc["document_id"]])) for doc in documents]
+    mapped = [controls.mapper.map_document(doc, _files(doc, files[doc["document_id"]])) for doc in documents]
     selection = transfer.selection or {}
     if selection.get("kind") == FOLDER:
         units = _folder_units(selection["folder_id"], documents, [m.unit for m in mapped])
@@ -223,7 +277,7 @@ def _transfer_spec(
     tenant = transfer.transferring_agency
     return seda.TransferSpec(
         message_identifier=transfer.message_identifier,
-        archival_agreement=None,
+        archival_agreement=transfer.archival_agreement,
         archival_agency=seda.Agency(transfer.archival_agency),
         transferring_agency=seda.Agency(tenant),
         originating_agency=seda.Agency(_agency([m.originating_agency for m in mapped], tenant, "producteur")),
@@ -231,6 +285,7 @@ def _transfer_spec(
         comment=transfer.comment,
         units=units,
         date=transfer.created_at,
+        archival_profile=controls.profile_identifier,
     )
 
 
@@ -244,11 +299,46 @@ def _agency(found: list[str | None], tenant: str, role: str) -> str:
     return agencies[0]
 
 
+# The GED's renditions of a document, shipped beside its original in the same object group: the export's key
+# of each, its usage, and the name FileInfo gives it (as the GED names them for download).
+RENDITIONS = (("pdfa_key", "Dissemination_1", "{stem}-pdfa.pdf"), ("text_key", "TextContent_1", "{stem}.txt"))
+
+
+def _with_renditions(document: dict[str, Any], stack: ExitStack) -> dict[str, Any]:
+    """The document with a local file for each rendition the GED exported (``rendition_paths``, by usage)."""
+    store = get_store()
+    paths = {
+        usage: stack.enter_context(store.local_path(document[key])) for key, usage, _ in RENDITIONS if document.get(key)
+    }
+    return {**document, "rendition_paths": paths}
+
+
 def _files(document: dict[str, Any], path: Path) -> tuple[tuple[seda.DescribedFile, str], ...]:
-    described = packaging.undescribed(path, document["filename"])  # build_sip reads it
+    """The document's original as BinaryMaster_1, then its PDF/A copy (Dissemination_1) and its extracted text
+    (TextContent_1) when the GED has them: versions of the same document, in one object group."""
     # The store's files are named by digest: give FileInfo the document's own modification time.
-    described = replace(described, last_modified=datetime.fromisoformat(document["modified_at"]))
-    return ((described, "BinaryMaster_1"),)
+    modified = datetime.fromisoformat(document["modified_at"])
+    described = packaging.undescribed(path, document["filename"])  # build_sip reads it
+    files = [(replace(described, last_modified=modified), "BinaryMaster_1")]
+    stem = PurePosixPath(document["filename"]).stem or "document"
+    paths: dict[str, Path] = document.get("rendition_paths") or {}
+    for _, usage, name in RENDITIONS:
+        if usage not in paths:
+            continue
+        rendition = packaging.undescribed(paths[usage], name.format(stem=stem))
+        if usage == "TextContent_1" and not _has_text(rendition.path):
+            continue  # pages without text give form feeds alone: nothing to read (and the SEDA wants Size ≥ 1)
+        files.append((replace(rendition, last_modified=modified), usage))
+    return tuple(files)
+
+
+def _has_text(path: Path) -> bool:
+    """Whether an extracted text holds more than blanks (spaces, line breaks, the form feeds between pages)."""
+    with path.open("rb") as stream:
+        while chunk := stream.read(1024 * 1024):
+            if chunk.strip():
+                return True
+    return False
 
 
 @dataclass
@@ -310,11 +400,13 @@ def validate_package(manifest: bytes, version: str, controls: Controls, *, file_
     """The validation report of a manifest: XSD, then the archival profile, then the business checks.
 
     Its shape: status (valid | invalid | skipped), schema, message (when skipped), issues (line, path, message,
-    check) and checks (each one's own status). Without the XSDs, other findings still make it « invalid ».
+    check, level) and checks (each one's own status). Without the XSDs, other findings still make it « invalid ».
+    An issue of level « error » makes it invalid; a « warning » (a rule id made up for lack of a referential) is
+    only said: the package is what the tenant's settings can give, the archivist decides.
     """
     report = _validate_schema(manifest, version)
     for issue in report["issues"]:
-        issue["check"] = "schema"
+        issue["check"], issue["level"] = "schema", "error"
     report["checks"] = {"schema": report["status"], "profile": None, "business": None}
     report["profile"] = controls.profile_name
     try:
@@ -333,8 +425,11 @@ def validate_package(manifest: bytes, version: str, controls: Controls, *, file_
     issues = checks.check_manifest(tree, controls.rules, file_count=file_count)
     report["checks"]["business"] = "invalid" if issues else "valid"
     found += issues
+    warnings = checks.invented_rules(tree, controls.rules)
     report["issues"] += [
-        {"line": issue.line, "path": issue.path, "message": issue.message, "check": issue.check} for issue in found
+        {"line": issue.line, "path": issue.path, "message": issue.message, "check": issue.check, "level": level}
+        for level, issues in (("error", found), ("warning", warnings))
+        for issue in issues
     ]
     if found:
         report["status"] = "invalid"
@@ -365,8 +460,22 @@ def _validate_schema(manifest: bytes, version: str) -> dict[str, Any]:
 def _fail(session: Session, transfer: Transfer, reason: str) -> Transfer:
     transfer.status, transfer.error, transfer.updated_at = ERROR, reason, utcnow()
     audit_transfer(session, "service:archive", "archive.transfer.failed", transfer, reason=reason)
+    tell_ged_transfer_ended(session, transfer, "failed")
     session.commit()
     return transfer
+
+
+def tell_ged_transfer_ended(session: Session, transfer: Transfer, outcome: str) -> None:
+    """The transfer ended without the SAE's acceptance: the GED puts back the documents it marked « transferred »
+    for it (in the caller's transaction, with the state that ends it). A transfer ends once: one message."""
+    enqueue(
+        session,
+        messages.GED_TRANSFER_ENDED,
+        key=f"ged.transfer-ended:{transfer.id}",
+        tenant_id=transfer.tenant_id,
+        transfer_id=transfer.id,
+        outcome=outcome,
+    )
 
 
 def export_failed(session: Session, tenant_id: str, transfer_id: str, reason: str) -> Transfer:
@@ -461,6 +570,46 @@ def _read_manifest(key: str) -> tuple[bytes, int]:
             raise InvalidInput(message("le paquet stocké n'a pas de manifeste (manifest.xml)")) from None
 
 
+def abandon(session: Session, principal: Principal, transfer_id: str, reason: str) -> Transfer:
+    """Give up a transfer the SAE never got (built, invalid, unvalidated, delivery failed): it is « abandoned »
+    with the archivist's reason (kept in ``error``, as a failure's), and the GED puts its documents back. The
+    package stays in the store: content-addressed, it may be another transfer's too.
+
+    The same request again (same reason) answers the abandoned transfer as it is: a retried request.
+
+    :raises Forbidden: not an archivist. :raises NotFound: unknown transfer (or another tenant's).
+    :raises InvalidInput: an empty reason. :raises Conflict: the SAE has the package (or may: sending), the
+        package is still in preparation, or the transfer has already ended.
+    """
+    principal.require(Role.ARCHIVISTE)
+    reason = reason.strip()
+    if not reason:
+        raise InvalidInput(message("dites pourquoi le versement est abandonné"))
+    transfer = get_transfer(session, principal.tenant_id, transfer_id, for_update=True)
+    if transfer.status == ABANDONED and transfer.error == reason:
+        session.commit()
+        return transfer
+    if transfer.status not in ABANDONABLE:
+        label = STATUS_LABELS.get(transfer.status, transfer.status)
+        if transfer.status == REQUESTED:
+            text = message("ce versement est en préparation : attendez que son paquet soit construit")
+        elif transfer.status in (ERROR, ABANDONED):
+            text = message("ce versement est déjà terminé (état : %(label)s)", label=label)
+        else:  # sending or after: the SAE has the package, or may have it
+            text = message(
+                "ce versement ne peut plus être abandonné (état : %(label)s) : le système d'archivage a reçu le "
+                "paquet, seule sa réponse termine le versement",
+                label=label,
+            )
+        raise Conflict(text, transfer_status=transfer.status)
+    previous = transfer.status
+    transfer.status, transfer.error, transfer.updated_at = ABANDONED, reason, utcnow()
+    audit_transfer(session, principal.actor, "archive.transfer.abandoned", transfer, reason=reason, previous=previous)
+    tell_ged_transfer_ended(session, transfer, "abandoned")
+    session.commit()
+    return transfer
+
+
 def record_delivery(session: Session, tenant_id: str, transfer_id: str, receipt: dict[str, Any]) -> Transfer:
     """Keep the connector's receipt. The SAE's first message may have come first: the state then stays.
 
@@ -518,3 +667,187 @@ def audit_transfer(session: Session, actor: str, action: str, transfer: Transfer
         object_id=transfer.id,
         details={"message_identifier": transfer.message_identifier, **details},
     )
+
+
+# --- a folder tree sent through the API ------------------------------------------------------------------
+
+# The selection of a transfer built from a folder tree the archivist sent (a zip or a tar, and a CSV): its
+# package holds no GED document.
+FOLDER_TREE = "folder_tree"
+# archive.sources reads the CSV whole: bounded apart from the archive.
+MAX_CSV_BYTES = 64 * 1024 * 1024
+ARCHIVE_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".tbz2", ".txz", ".tar", ".zip")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def request_folder_transfer(
+    session: Session,
+    principal: Principal,
+    body: FolderTransferIn,
+    upload: Path,
+    filename: str,
+    csv: Path | None = None,
+    csv_filename: str | None = None,
+) -> Transfer:
+    """Keep a folder tree sent as a zip or a tar (with its ReSIP-style CSV, optional) and ask for its package.
+
+    What needs no unpacking is refused at once: not an archivist, unknown profile, neither zip nor tar, a zip
+    whose listing has unsafe or oversized entries, a CSV too large. The rest (unpacking, the tree and the CSV,
+    the build and its validation) is the job's (ARCHIVE_BUILD_FOLDER_TRANSFER): the transfer is « requested »
+    until it is built, invalid or in error. The archive and the CSV are kept in the store, named by the
+    transfer's selection.
+
+    :raises Forbidden, NotFound, UnsupportedMediaType, InvalidInput, PayloadTooLarge.
+    """
+    tenant = _archivist_tenant(session, principal, body)
+    if unpacking.archive_kind(upload) is None:
+        raise UnsupportedMediaType(message("envoyez l'arborescence en zip ou en tar (éventuellement compressé)"))
+    try:
+        kind = unpacking.check_archive(upload)
+    except unpacking.Refused as exc:
+        raise InvalidInput(
+            message("arborescence refusée : %(problems)s", problems=" ".join(exc.problems)), problems=exc.problems
+        ) from None
+    if csv is not None and csv.stat().st_size > MAX_CSV_BYTES:
+        raise PayloadTooLarge(
+            message("le CSV dépasse la taille maximale de %(max_size)s octets", max_size=MAX_CSV_BYTES),
+            max_size=MAX_CSV_BYTES,
+        )
+    store = get_store()
+    with upload.open("rb") as stream:
+        stored = store.put(stream)
+    csv_stored = None
+    if csv is not None:
+        with csv.open("rb") as stream:
+            csv_stored = store.put(stream)
+    selection: dict[str, Any] = {
+        "kind": FOLDER_TREE,
+        "format": kind,
+        "filename": filename,
+        "object_key": stored.key,
+        "size": stored.size,
+        "csv_filename": (csv_filename or "metadonnees.csv") if csv_stored is not None else None,
+        "csv_key": csv_stored.key if csv_stored is not None else None,
+    }
+    transfer = _new_transfer(session, principal, tenant, body, [], selection)
+    enqueue(
+        session,
+        messages.ARCHIVE_BUILD_FOLDER_TRANSFER,
+        key=f"archive.folder:{transfer.id}",
+        tenant_id=principal.tenant_id,
+        transfer_id=transfer.id,
+        object_key=stored.key,
+        csv_key=selection["csv_key"],
+    )
+    audit_transfer(session, principal.actor, "archive.transfer.requested", transfer, selection=selection)
+    session.commit()
+    return transfer
+
+
+def build_folder_transfer(
+    session: Session, tenant_id: str, transfer_id: str, object_key: str, csv_key: str | None
+) -> Transfer:
+    """Unpack the folder tree in a work folder, build its package as « socle archive build » does, validate it
+    like any transfer's, keep it in the store; the work folder is removed whatever happens.
+
+    Runs once per transfer: a transfer no longer « requested » is left as it is. A tree, a CSV or an archive
+    that cannot make a package puts the transfer in error, with every reason; nothing is kept of it.
+    """
+    transfer = get_transfer(session, tenant_id, transfer_id)
+    if transfer.status != REQUESTED:
+        return transfer
+    selection = transfer.selection or {}
+    try:
+        # The message names the objects the request kept: never another transfer's (or tenant's) upload.
+        if [selection.get("kind"), selection.get("object_key"), selection.get("csv_key")] != [
+            FOLDER_TREE,
+            object_key,
+            csv_key,
+        ]:
+            raise NotFound(message("ce versement n'a pas été demandé pour cette arborescence"))
+        controls = _controls(session, transfer)
+    except NotFound as exc:  # not this upload's transfer, or its profile is gone
+        transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
+        return _fail(session, transfer, exc.detail) if transfer.status == REQUESTED else transfer
+    # Unpacking and building read and write every file: hold no transaction meanwhile.
+    session.commit()
+    failure: str | None = None
+    try:
+        stored, report = _build_folder_sip(transfer, controls)
+    except (unpacking.Refused, sources.SourceError, packaging.BuildRefused) as exc:
+        failure = f"Versement refusé : {' '.join(exc.problems)}"
+    except (seda.SedaError, profiles.ProfileError) as exc:
+        failure = str(exc)
+    if failure is not None:
+        return _keep_build(session, tenant_id, transfer_id, failure)
+    return _keep_build(session, tenant_id, transfer_id, None, stored, report)
+
+
+def _build_folder_sip(transfer: Transfer, controls: Controls) -> tuple[StoredObject, dict[str, Any]]:
+    """Unpack, build, validate and re-read the package, then store it; raise for a tree that cannot make one."""
+    selection = transfer.selection or {}
+    work_root = get_settings().data_dir / "tmp"
+    work_root.mkdir(parents=True, exist_ok=True)
+    store = get_store()
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=work_root, prefix="folder-")))
+        upload = stack.enter_context(store.local_path(selection["object_key"]))
+        folder = unpacking.unpack(upload, work / "tree" / _folder_name(selection.get("filename")))
+        csv_path = None
+        if selection.get("csv_key"):
+            # Copied under its own name: the problems found in it name the file the archivist sent.
+            csv_path = work / "csv" / _plain_name(selection.get("csv_filename"), "metadonnees.csv")
+            csv_path.parent.mkdir()
+            with store.open(selection["csv_key"]) as source, csv_path.open("wb") as out:
+                shutil.copyfileobj(source, out)
+        spec, plan = sources.folder_transfer(
+            folder,
+            archival_agency=transfer.archival_agency,
+            transferring_agency=transfer.transferring_agency,
+            csv_path=csv_path,
+            message_identifier=transfer.message_identifier,
+            comment=transfer.comment,
+            now=transfer.created_at,
+        )
+        spec = replace(
+            spec, archival_agreement=transfer.archival_agreement, archival_profile=controls.profile_identifier
+        )
+        reports: list[dict[str, Any]] = []
+
+        def check(manifest: Path) -> None:  # the report is kept whatever it says, as for the GED's transfers
+            count = _planned_files(plan)
+            reports.append(validate_package(manifest.read_bytes(), transfer.seda_version, controls, file_count=count))
+
+        sip = work / "sip.zip"
+        packaging.build_sip(spec, plan, sip, version=transfer.seda_version, check_manifest=check)
+        problems = packaging.verify_sip(sip)  # re-read what was written: digests and sizes from the zip itself
+        if problems:
+            raise seda.SedaError("; ".join(problems))
+        with sip.open("rb") as stream:
+            return store.put(stream), reports[0]
+
+
+def _planned_files(plan: packaging.Plan) -> int | None:
+    """The number of files of a plan walked by the build: what the manifest must declare."""
+    if isinstance(plan, sources.FolderPlan):
+        return plan.files
+    if isinstance(plan, packaging.UnitsPlan):
+        return sum(len(unit.files) for unit in sources.iter_units(plan.units))
+    return None
+
+
+def _plain_name(filename: str | None, default: str) -> str:
+    """A file name sent by a client, as a single harmless path component."""
+    name = _CONTROL.sub("", PurePosixPath((filename or "").replace("\\", "/")).name).strip()
+    return name[:200] if name not in ("", ".", "..") else default
+
+
+def _folder_name(filename: str | None) -> str:
+    """The folder an archive holds, named after it (« Conseil 2026.zip » → « Conseil 2026 »): the root unit's
+    title when the archive does not hold a single folder of its own."""
+    name = _plain_name(filename, "")
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)].strip()
+            break
+    return name if name not in ("", ".", "..") else "Dossier versé"

@@ -28,7 +28,15 @@ from datetime import UTC, date, datetime
 from pathlib import Path, PurePosixPath
 
 from archive import packaging
-from archive.seda import DESCRIPTION_LEVELS, FINAL_ACTIONS, Agency, ArchiveUnitSpec, DescribedFile, TransferSpec
+from archive.seda import (
+    DESCRIPTION_LEVELS,
+    FINAL_ACTIONS,
+    Agency,
+    AgentSpec,
+    ArchiveUnitSpec,
+    DescribedFile,
+    TransferSpec,
+)
 
 __all__ = ["KNOWN_COLUMNS", "FolderPlan", "SourceError", "folder_transfer", "iter_units", "transfer_from_folder"]
 
@@ -36,29 +44,73 @@ USAGE = "BinaryMaster_1"
 MAX_DEPTH = 100  # deeper trees are refused: a generous bound that keeps recursion safe
 DESCRIBE_THREADS = 2  # the machines this runs on have few cores; siegfried itself uses one thread
 DESCRIBE_WINDOW = 16
-# Columns that name a SEDA element this builder writes; anything else is refused, never silently dropped.
-KNOWN_COLUMNS = frozenset(
-    {
-        "ID",
-        "ParentID",
-        "File",
-        "DescriptionLevel",
-        "Content.DescriptionLevel",  # the spelling of Vitam's collect module
-        "Content.Title",
-        "Content.Description",
-        "Content.DocumentType",
-        "Content.OriginatingAgencyArchiveUnitIdentifier",
-        "Content.StartDate",
-        "Content.EndDate",
-        "Content.Keyword.KeywordContent",
-        "Management.AppraisalRule.Rule",
-        "Management.AppraisalRule.StartDate",
-        "Management.AppraisalRule.FinalAction",
-        "Management.AccessRule.Rule",
-        "Management.AccessRule.StartDate",
-    }
+# Columns that name a SEDA element this builder writes; anything else is refused, never silently dropped. As in
+# ReSIP, `.N` is where an element SEDA repeats takes its rank (Content.Language.1, Content.Writer.0.FullName,
+# Management.AppraisalRule.Rule.1 with Management.AppraisalRule.StartDate.1); without a rank it is the first one:
+# Content.Language and Content.Language.0 name the same element. By group, for the refusal's list.
+DATES = ("CreatedDate", "TransactedDate", "AcquiredDate", "SentDate", "ReceivedDate", "RegisteredDate")
+COLUMN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("arborescence", ("ID", "ParentID", "File")),
+    (
+        "description",
+        (
+            "DescriptionLevel",
+            "Content.DescriptionLevel",  # the spelling of Vitam's collect module
+            "Content.Title",
+            "Content.Description",
+            "Content.CustodialHistory.CustodialHistoryItem.N",
+            "Content.DocumentType",
+            "Content.Language.N",
+            "Content.DescriptionLanguage",
+            "Content.Keyword.N.KeywordContent",
+        ),
+    ),
+    (
+        "identifiants",
+        (
+            "Content.FilePlanPosition.N",
+            "Content.OriginatingSystemId.N",
+            "Content.ArchivalAgencyArchiveUnitIdentifier.N",
+            "Content.OriginatingAgencyArchiveUnitIdentifier",
+            "Content.TransferringAgencyArchiveUnitIdentifier.N",
+        ),
+    ),
+    ("dates", (*(f"Content.{name}" for name in DATES), "Content.StartDate", "Content.EndDate")),
+    (
+        "règles de gestion",
+        (
+            "Management.AppraisalRule.Rule.N",
+            "Management.AppraisalRule.StartDate.N",
+            "Management.AppraisalRule.FinalAction",
+            "Management.AccessRule.Rule.N",
+            "Management.AccessRule.StartDate.N",
+        ),
+    ),
 )
-_NUMBERED_KEYWORD = re.compile(r"Content\.Keyword\.[0-9]+\.KeywordContent")
+# Agents: Content.<role>.N.<field>, e.g. Content.Writer.0.FullName, Content.Addressee.1.Identifier.0. The roles
+# whose element is an AgentType at a fixed place of Content in 2.1, 2.2 and 2.3 (the generic Agent is not in 2.1).
+AGENT_ROLES = ("AuthorizedAgent", "Writer", "Addressee", "Recipient", "Transmitter", "Sender")
+AGENT_NAMES = ("FirstName", "BirthName", "FullName", "GivenName", "Corpname")
+AGENT_LISTS = ("Identifier", "Function", "Activity", "Position", "Role")
+
+
+def _templates() -> dict[str, str]:
+    """Each accepted column without rank → its element with a `{}` where a rank goes."""
+    templates = {
+        column.replace(".N", ""): column.replace(".N", ".{}") for _, group in COLUMN_GROUPS for column in group
+    }
+    for role in AGENT_ROLES:
+        templates |= {f"Content.{role}.{name}": f"Content.{role}.{{}}.{name}" for name in AGENT_NAMES}
+        templates |= {f"Content.{role}.{name}": f"Content.{role}.{{}}.{name}.{{}}" for name in AGENT_LISTS}
+    return templates
+
+
+_TEMPLATES = _templates()
+KNOWN_COLUMNS = frozenset(_TEMPLATES)  # as written without rank
+_RANK = re.compile(r"[0-9]{1,6}")
+_AGENT_KEY = re.compile(rf"Content\.({'|'.join(AGENT_ROLES)})\.([0-9]+)\.([A-Za-z]+)(?:\.([0-9]+))?")
+_KEYWORD_KEY = re.compile(r"Content\.Keyword\.([0-9]+)\.KeywordContent")
+_LANGUAGE = re.compile(r"[a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*")  # xsd:language
 _REQUIRED_COLUMNS = ("ID", "ParentID", "File")
 
 # Describes one file; a parameter so that tests can simulate what root cannot (an unreadable file).
@@ -313,11 +365,31 @@ def _folder_unit(folder: _Folder) -> ArchiveUnitSpec:
 
 @dataclass
 class _Row:
+    """A CSV line, its values by element (the column with its ranks: Content.Language.0); `columns` gives back
+    the column as written in the header, for the messages."""
+
     line: int
     values: dict[str, str]
+    columns: dict[str, str] = field(default_factory=dict)
 
-    def get(self, column: str) -> str:
-        return (self.values.get(column) or "").strip()
+    def get(self, key: str) -> str:
+        return (self.values.get(key) or "").strip()
+
+    def column(self, key: str) -> str:
+        return self.columns.get(key, key)
+
+    def ranked(self, key: str) -> list[tuple[int, str]]:
+        """The non-empty values of a repeated element (Content.Language), by rank."""
+        prefix = f"{key}."
+        found = [
+            (int(name[len(prefix) :]), value.strip())
+            for name, value in self.values.items()
+            if name.startswith(prefix) and _RANK.fullmatch(name[len(prefix) :]) and value and value.strip()
+        ]
+        return sorted(found)
+
+    def repeated(self, key: str) -> tuple[str, ...]:
+        return tuple(value for _, value in self.ranked(key))
 
 
 def _read_csv(path: Path, problems: list[str]) -> list[_Row]:
@@ -337,31 +409,71 @@ def _read_csv(path: Path, problems: list[str]) -> list[_Row]:
     delimiter = ";" if lines[0].count(";") >= lines[0].count(",") else ","
     reader = csv.DictReader(lines, delimiter=delimiter)
     header = [name.strip() for name in reader.fieldnames or []]
-    if not _check_header(header, path.name, problems):
+    keys = _check_header(header, path.name, problems)
+    if keys is None:
         return []
-    reader.fieldnames = header
+    reader.fieldnames = keys
+    columns = dict(zip(keys, header, strict=True))
     rows = []
     for number, values in enumerate(reader, start=2):
         if None in values:  # more cells than columns
             problems.append(f"CSV ligne {number} : plus de valeurs que de colonnes.")
-        rows.append(_Row(number, {key: value or "" for key, value in values.items() if key is not None}))
+        rows.append(_Row(number, {key: value or "" for key, value in values.items() if key is not None}, columns))
     return rows
 
 
-def _check_header(header: list[str], name: str, problems: list[str]) -> bool:
+def _element(column: str) -> str | None:
+    """The element a column names, its ranks written out (Content.Writer.FullName → Content.Writer.0.FullName);
+    None for a column this builder does not know (or a rank where SEDA does not repeat the element)."""
+    parts = column.split(".")
+    template = _TEMPLATES.get(".".join(part for part in parts if not _RANK.fullmatch(part)))
+    if template is None:
+        return None
+    element, at = [], 0
+    for slot in template.split("."):
+        if slot == "{}":
+            rank = parts[at] if at < len(parts) and _RANK.fullmatch(parts[at]) else None
+            element.append(str(int(rank)) if rank is not None else "0")
+            at += rank is not None
+        elif at < len(parts) and parts[at] == slot:
+            element.append(slot)
+            at += 1
+        else:
+            return None
+    return ".".join(element) if at == len(parts) else None
+
+
+def _check_header(header: list[str], name: str, problems: list[str]) -> list[str] | None:
+    """The header's elements (see _element), or None after noting why the header is refused."""
     missing = [column for column in _REQUIRED_COLUMNS if column not in header]
-    unknown = [column for column in header if column not in KNOWN_COLUMNS and not _NUMBERED_KEYWORD.fullmatch(column)]
-    duplicated = sorted({column for column in header if header.count(column) > 1})
+    elements = [_element(column) for column in header]
+    unknown = [column for column, element in zip(header, elements, strict=True) if element is None]
+    same: dict[str, list[str]] = {}
+    for column, element in zip(header, elements, strict=True):
+        if element is not None:
+            same.setdefault(element, []).append(column)
+    duplicated = [" = ".join(dict.fromkeys(columns)) for columns in same.values() if len(columns) > 1]
     if missing:
         problems.append(f"Le CSV {name} n'a pas les colonnes obligatoires : {', '.join(missing)}.")
     if unknown:
-        accepted = ", ".join(sorted(KNOWN_COLUMNS)) + ", Content.Keyword.N.KeywordContent"
         problems.append(
-            f"Colonnes inconnues ou non prises en charge dans {name} : {', '.join(unknown)} (acceptées : {accepted})."
+            f"Colonnes inconnues ou non prises en charge dans {name} : {', '.join(unknown)}. {accepted_columns()}"
         )
     if duplicated:
-        problems.append(f"Colonnes en double dans {name} : {', '.join(duplicated)}.")
-    return not (missing or unknown or duplicated)
+        problems.append(f"Colonnes en double dans {name} (le même élément) : {', '.join(duplicated)}.")
+    if missing or unknown or duplicated:
+        return None
+    return [element for element in elements if element is not None]
+
+
+def accepted_columns() -> str:
+    """The accepted columns in words, by group (French)."""
+    groups = [f"{label} : {', '.join(columns)}" for label, columns in COLUMN_GROUPS]
+    groups.append(
+        f"agents : Content.<rôle>.N.<champ>, rôles {', '.join(AGENT_ROLES)}, champs {', '.join(AGENT_NAMES)}, "
+        + ", ".join(f"{name}.N" for name in AGENT_LISTS)
+    )
+    return f"Colonnes acceptées (.N : rang d'un élément répété, 0 si absent) — {' ; '.join(groups)}."
 
 
 def _csv_units(rows: list[_Row], scan: _Scan, problems: list[str]) -> tuple[ArchiveUnitSpec, ...]:
@@ -432,6 +544,9 @@ def _row_unit(
         problems.append(
             f"CSV ligne {row.line} : Content.StartDate ({start}) est postérieure à Content.EndDate ({end})."
         )
+    dates = {name: _row_moment(row, f"Content.{name}", problems) for name in DATES}
+    appraisal, more_appraisal = _appraisal_rules(row, problems)
+    access, more_access = _access_rules(row, problems)
     return ArchiveUnitSpec(
         title=title or "?",
         description_level=level,
@@ -443,8 +558,26 @@ def _row_unit(
         originating_agency_archive_unit_identifier=row.get("Content.OriginatingAgencyArchiveUnitIdentifier") or None,
         files=((file, USAGE),) if file else (),
         children=child_units,
-        appraisal_rule=_appraisal_rule(row, problems),
-        access_rule=_access_rule(row, problems),
+        appraisal_rule=appraisal,
+        access_rule=access,
+        more_appraisal_rules=more_appraisal,
+        more_access_rules=more_access,
+        file_plan_positions=row.repeated("Content.FilePlanPosition"),
+        originating_system_ids=row.repeated("Content.OriginatingSystemId"),
+        archival_agency_archive_unit_identifiers=row.repeated("Content.ArchivalAgencyArchiveUnitIdentifier"),
+        transferring_agency_archive_unit_identifiers=row.repeated("Content.TransferringAgencyArchiveUnitIdentifier"),
+        custodial_history=row.repeated("Content.CustodialHistory.CustodialHistoryItem"),
+        languages=tuple(
+            _row_language(row, f"Content.Language.{rank}", problems) for rank, _ in row.ranked("Content.Language")
+        ),
+        description_language=_row_language(row, "Content.DescriptionLanguage", problems) or None,
+        agents=_row_agents(row, problems),
+        created_date=dates["CreatedDate"],
+        transacted_date=dates["TransactedDate"],
+        acquired_date=dates["AcquiredDate"],
+        sent_date=dates["SentDate"],
+        received_date=dates["ReceivedDate"],
+        registered_date=dates["RegisteredDate"],
     )
 
 
@@ -469,51 +602,135 @@ def _normalised(raw: str) -> str:
     return "/".join(part for part in PurePosixPath(raw.replace("\\", "/")).parts if part not in (".", "/"))
 
 
-def _row_date(row: _Row, column: str, problems: list[str]) -> date | None:
-    value = row.get(column)
+def _row_date(row: _Row, key: str, problems: list[str]) -> date | None:
+    value = row.get(key)
     if not value:
         return None
     try:
         # ReSIP writes dates, or dateTimes such as 1888-12-30T00:00:00: the day is what SEDA dates keep.
         return date.fromisoformat(value[:10]) if len(value) == 10 else datetime.fromisoformat(value).date()
     except ValueError:
-        problems.append(f"CSV ligne {row.line}, {column} : date invalide « {value} » (attendu AAAA-MM-JJ).")
+        problems.append(f"CSV ligne {row.line}, {row.column(key)} : date invalide « {value} » (attendu AAAA-MM-JJ).")
         return None
+
+
+def _row_moment(row: _Row, key: str, problems: list[str]) -> date | datetime | None:
+    """A date, or a date-time whose time is kept (SEDA DateType takes both: a mail's SentDate has its time)."""
+    value = row.get(key)
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
+    except ValueError:
+        problems.append(
+            f"CSV ligne {row.line}, {row.column(key)} : date invalide « {value} » "
+            "(attendu AAAA-MM-JJ ou AAAA-MM-JJTHH:MM:SS)."
+        )
+        return None
+
+
+def _row_language(row: _Row, key: str, problems: list[str]) -> str:
+    value = row.get(key)
+    if value and not _LANGUAGE.fullmatch(value):
+        problems.append(
+            f"CSV ligne {row.line}, {row.column(key)} : code de langue invalide « {value} » (attendu p. ex. fr, fr-FR)."
+        )
+    return value
 
 
 def _row_keywords(row: _Row) -> tuple[str, ...]:
-    numbered = sorted(
-        (int(column.split(".")[2]), value.strip())
-        for column, value in row.values.items()
-        if _NUMBERED_KEYWORD.fullmatch(column) and value.strip()
+    ranked = sorted(
+        (int(match.group(1)), value.strip())
+        for key, value in row.values.items()
+        if (match := _KEYWORD_KEY.fullmatch(key)) and value and value.strip()
     )
-    single = row.get("Content.Keyword.KeywordContent")
-    return tuple(([single] if single else []) + [value for _, value in numbered])
+    return tuple(value for _, value in ranked)
 
 
-def _appraisal_rule(row: _Row, problems: list[str]) -> tuple[str, date | None, str] | None:
-    rule = row.get("Management.AppraisalRule.Rule")
-    start = _row_date(row, "Management.AppraisalRule.StartDate", problems)
+def _row_agents(row: _Row, problems: list[str]) -> dict[str, tuple[AgentSpec, ...]]:
+    """The agents of a row (Content.Writer.0.FullName…), by role, each role's agents by rank."""
+    found: dict[tuple[str, int], dict[str, list[tuple[int, str]]]] = {}
+    for key, value in row.values.items():
+        match = _AGENT_KEY.fullmatch(key)
+        if match and value and value.strip():
+            role, rank, name, sub_rank = match.groups()
+            found.setdefault((role, int(rank)), {}).setdefault(name, []).append((int(sub_rank or 0), value.strip()))
+    agents: dict[str, list[AgentSpec]] = {}
+    for (role, rank), fields in sorted(found.items()):
+        agent = _agent(fields)
+        where = f"CSV ligne {row.line}, Content.{role}.{rank}"
+        names = (agent.full_name, agent.first_name, agent.birth_name, agent.given_name)
+        if not (any(names) or agent.corpname or agent.identifiers):
+            problems.append(f"{where} : un agent demande un nom (FullName, FirstName…), Corpname ou Identifier.")
+        elif agent.corpname and any(names):
+            problems.append(f"{where} : Corpname (une organisation) exclut les noms d'une personne (FullName…).")
+        agents.setdefault(role, []).append(agent)
+    return {role: tuple(role_agents) for role, role_agents in agents.items()}
+
+
+def _agent(fields: dict[str, list[tuple[int, str]]]) -> AgentSpec:
+    """An agent from its fields' (rank, value) pairs: one value for a name, every value by rank for a list."""
+
+    def one(name: str) -> str | None:
+        return fields[name][0][1] if name in fields else None
+
+    def many(name: str) -> tuple[str, ...]:
+        return tuple(value for _, value in sorted(fields.get(name, [])))
+
+    return AgentSpec(
+        full_name=one("FullName"),
+        first_name=one("FirstName"),
+        birth_name=one("BirthName"),
+        given_name=one("GivenName"),
+        corpname=one("Corpname"),
+        identifiers=many("Identifier"),
+        functions=many("Function"),
+        activities=many("Activity"),
+        positions=many("Position"),
+        roles=many("Role"),
+    )
+
+
+def _rules(row: _Row, category: str, problems: list[str]) -> list[tuple[str, date | None]]:
+    """The (Rule, StartDate) pairs of a rule block, by rank; a StartDate without its Rule is a problem."""
+    rules = dict(row.ranked(f"Management.{category}.Rule"))
+    pairs = []
+    for rank, _ in row.ranked(f"Management.{category}.StartDate"):
+        if rank not in rules:
+            key = f"Management.{category}.StartDate.{rank}"
+            problems.append(f"CSV ligne {row.line} : {row.column(key)} sans la règle de même rang (Rule).")
+    for rank, rule in sorted(rules.items()):
+        pairs.append((rule, _row_date(row, f"Management.{category}.StartDate.{rank}", problems)))
+    return pairs
+
+
+def _appraisal_rules(
+    row: _Row, problems: list[str]
+) -> tuple[tuple[str, date | None, str] | None, tuple[tuple[str, date | None], ...]]:
+    """The first AppraisalRule with its final action, and the further ones of the block."""
+    rules = _rules(row, "AppraisalRule", problems)
     action = row.get("Management.AppraisalRule.FinalAction")
-    if not (rule or start or action):
-        return None
-    if not rule or action not in FINAL_ACTIONS:
+    if not (rules or action):
+        return None, ()
+    if not rules or action not in FINAL_ACTIONS:
+        rule = rules[0][0] if rules else ""
         problems.append(
             f"CSV ligne {row.line} : une règle de sort final demande Management.AppraisalRule.Rule et "
             f"Management.AppraisalRule.FinalAction (Keep ou Destroy), reçu « {rule} » et « {action} »."
         )
-        return None
-    return rule, start, action
+        return None, ()
+    (rule, start), *more = rules
+    return (rule, start, action), tuple(more)
 
 
-def _access_rule(row: _Row, problems: list[str]) -> tuple[str, date | None] | None:
-    rule = row.get("Management.AccessRule.Rule")
-    start = _row_date(row, "Management.AccessRule.StartDate", problems)
-    if not rule:
-        if start:
-            problems.append(f"CSV ligne {row.line} : Management.AccessRule.StartDate sans Management.AccessRule.Rule.")
-        return None
-    return rule, start
+def _access_rules(
+    row: _Row, problems: list[str]
+) -> tuple[tuple[str, date | None] | None, tuple[tuple[str, date | None], ...]]:
+    rules = _rules(row, "AccessRule", problems)
+    if not rules:
+        return None, ()
+    first, *more = rules
+    return first, tuple(more)
 
 
 # --- entry point -----------------------------------------------------------------------------------

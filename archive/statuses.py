@@ -8,6 +8,11 @@ SENDABLE = (BUILT, UNVALIDATED, DELIVERY_FAILED)
 # Set from the archival system's messages (archive.lifecycle).
 ACKNOWLEDGED, ACCEPTED, REJECTED = "acknowledged", "accepted", "rejected"
 AFTER_DELIVERY = (ACKNOWLEDGED, ACCEPTED, REJECTED)
+# Set by the archivist (archive.service.abandon): a package the SAE never got, given up; its documents go back.
+ABANDONED = "abandoned"
+# What may be abandoned: a built package not (successfully) sent. Once the SAE has it, only its reply ends the
+# transfer; a package still in preparation is the GED's to answer first; an error has already ended.
+ABANDONABLE = (BUILT, INVALID, UNVALIDATED, DELIVERY_FAILED)
 STATUS_LABELS: dict[str, str] = {
     REQUESTED: "demandé : paquet en préparation",
     BUILT: "prêt : paquet construit et valide",
@@ -20,4 +25,5 @@ STATUS_LABELS: dict[str, str] = {
     ACKNOWLEDGED: "reçu par le système d'archivage (accusé de réception)",
     ACCEPTED: "accepté par le système d'archivage",
     REJECTED: "refusé par le système d'archivage",
+    ABANDONED: "abandonné par l'archiviste : documents rendus à la GED",
 }

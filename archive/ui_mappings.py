@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from archive import mapping, referential
-from archive.schemas import SOURCES, DescriptionLevel
+from archive.schemas import AGENT_FIELDS, SOURCES, DescriptionLevel
 from archive.ui_shared import _, require_archivist
 from socle.errors import InvalidInput
 from socle.ui.sessions import SignedIn
@@ -33,6 +33,7 @@ FORM_FIELDS = (
     "keyword_fields",
     "appraisal_rule",
     "access_rule",
+    *AGENT_FIELDS,
 )
 SOURCE_NAMES = {
     "title": _("titre du document"),
@@ -144,6 +145,8 @@ def _values(saved: dict[str, Any]) -> dict[str, str]:
     values = {name: "" if saved.get(name) is None else str(saved[name]) for name in FORM_FIELDS}
     values["keywords_from_tags"] = "1" if saved.get("keywords_from_tags") else ""
     values["keyword_fields"] = ", ".join(saved.get("keyword_fields") or [])
+    for name in AGENT_FIELDS:
+        values[name] = ", ".join(saved.get(name) or [])
     return values
 
 
@@ -157,9 +160,16 @@ def _raw(form: FormData) -> dict[str, Any]:
     for name, _category in RULE_FIELDS:
         raw[name] = str(form.get(name, "")).strip() or None
     raw["keywords_from_tags"] = bool(form.get("keywords_from_tags"))
-    text = str(form.get("keyword_fields", ""))
-    raw["keyword_fields"] = [name.strip() for name in text.replace(";", ",").split(",") if name.strip()]
+    raw["keyword_fields"] = _names(str(form.get("keyword_fields", "")))
+    for name in AGENT_FIELDS:
+        if name in form:  # absent (a form of an older page): the mapping's default; empty: nobody in that role
+            raw[name] = _names(str(form.get(name, "")))
     return raw
+
+
+def _names(text: str) -> list[str]:
+    """A list typed in one box: names separated by commas (or semicolons)."""
+    return [name.strip() for name in text.replace(";", ",").split(",") if name.strip()]
 
 
 def _errors(detail: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from archive.models import Transfer
 from archive.statuses import (
+    ABANDONED,
     ACCEPTED,
     ACKNOWLEDGED,
     BUILT,
@@ -41,6 +42,7 @@ STATUS_NAMES: dict[str, str] = {
     ACKNOWLEDGED: _("Reçu (accusé de réception)"),
     ACCEPTED: _("Accepté"),
     REJECTED: _("Refusé"),
+    ABANDONED: _("Abandonné"),
 }
 STATUS_HELP: dict[str, str] = {
     REQUESTED: _("La GED prépare les documents, puis le paquet SEDA est construit et validé. Actualisez la page."),
@@ -60,11 +62,16 @@ STATUS_HELP: dict[str, str] = {
     ACKNOWLEDGED: _("Le système d'archivage a accusé réception du paquet ; sa réponse est attendue."),
     ACCEPTED: _("Le système d'archivage a accepté le versement : la GED marque les documents comme archivés."),
     REJECTED: _("Le système d'archivage a refusé le versement : ses motifs sont indiqués ci-dessous."),
+    ABANDONED: _(
+        "Le versement a été abandonné sans être envoyé : ses documents sont rendus à la GED et peuvent entrer "
+        "dans un nouveau versement."
+    ),
 }
 SELECTION_NAMES: dict[str, str] = {
     "documents": _("Documents choisis"),
     "folder": _("Dossier du plan de classement"),
     "dua_reached": _("Documents arrivés au terme de leur DUA"),
+    "folder_tree": _("Arborescence de fichiers déposée"),
 }
 # Filters of the transfers list: a group of states, or one state.
 GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -72,6 +79,7 @@ GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
     "a-corriger": (_("À corriger"), (INVALID, ERROR, REJECTED)),
     "en-cours": (_("En cours"), (REQUESTED, SENDING, DELIVERED, ACKNOWLEDGED)),
     "acceptes": (_("Acceptés"), (ACCEPTED,)),
+    "abandonnes": (_("Abandonnés"), (ABANDONED,)),  # finished too, without the SAE
 }
 
 

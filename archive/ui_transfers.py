@@ -16,6 +16,8 @@ from archive import profiles, service
 from archive.models import Transfer
 from archive.schemas import SendIn, TransferIn
 from archive.statuses import (
+    ABANDONABLE,
+    ABANDONED,
     ACCEPTED,
     ACKNOWLEDGED,
     AFTER_DELIVERY,
@@ -40,7 +42,7 @@ from archive.ui_shared import (
     selection_kind,
     transfer_rows,
 )
-from socle.errors import Conflict, NotFound
+from socle.errors import Conflict, InvalidInput, NotFound
 from socle.ui.sessions import SignedIn
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
 from socle.web import object_response
@@ -50,7 +52,17 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 SEDA_VERSIONS = ("2.1", "2.2", "2.3")
 SHOWN_ROWS = 200  # documents, issues, units listed on one page: the page stays light whatever the package
-FIELDS = ("selection", "document_ids", "folder_id", "archival_agency", "comment", "seda_version", "profile")
+ABANDON_REASON_MAX = 2000  # as the API's (archive.schemas.AbandonIn)
+FIELDS = (
+    "selection",
+    "document_ids",
+    "folder_id",
+    "archival_agency",
+    "archival_agreement",
+    "comment",
+    "seda_version",
+    "profile",
+)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -110,7 +122,7 @@ def new_transfer_form(
     """The form, prefilled from a link (GED pages: ``?documents=ID,ID`` or ``?dossier=ID``; ``?selection=dua``)
     or from an earlier transfer to do again (``?depuis=ID``)."""
     require_archivist(user)
-    values = {"seda_version": "2.2", "archival_agency": _last_agency(db, user.principal.tenant_id)}
+    values = {"seda_version": "2.2", **_last_recipient(db, user.principal.tenant_id)}
     if depuis:
         values |= _values_of(service.get_transfer(db, user.principal.tenant_id, depuis))
     if documents:
@@ -157,10 +169,12 @@ def _form_page(
     return render(request, "archive/transfer_new.html", context, status=status, db=db)
 
 
-def _last_agency(db: Session, tenant_id: str) -> str:
-    """The archival agency of the tenant's last transfer: most collectivités send to one service only."""
-    query = select(Transfer.archival_agency).where(Transfer.tenant_id == tenant_id)
-    return db.execute(query.order_by(Transfer.created_at.desc()).limit(1)).scalar_one_or_none() or ""
+def _last_recipient(db: Session, tenant_id: str) -> dict[str, str]:
+    """The archival agency and entry contract of the tenant's last transfer: most collectivités send to one
+    service only, under one contract."""
+    query = select(Transfer.archival_agency, Transfer.archival_agreement).where(Transfer.tenant_id == tenant_id)
+    last = db.execute(query.order_by(Transfer.created_at.desc()).limit(1)).one_or_none()
+    return {"archival_agency": last[0] if last else "", "archival_agreement": (last[1] or "") if last else ""}
 
 
 def _values_of(transfer: Transfer) -> dict[str, str]:
@@ -171,6 +185,7 @@ def _values_of(transfer: Transfer) -> dict[str, str]:
         "document_ids": "\n".join(transfer.document_ids or []) if kind == "documents" else "",
         "folder_id": str(selection.get("folder_id") or ""),
         "archival_agency": transfer.archival_agency,
+        "archival_agreement": transfer.archival_agreement or "",
         "comment": transfer.comment or "",
         "seda_version": transfer.seda_version,
         "profile": transfer.profile or "",
@@ -186,6 +201,7 @@ def _transfer_body(request: Request, values: dict[str, str]) -> tuple[TransferIn
     errors: dict[str, str] = {}
     body: dict[str, Any] = {
         "archival_agency": values["archival_agency"].strip(),
+        "archival_agreement": values["archival_agreement"].strip() or None,
         "comment": values["comment"].strip() or None,
         "profile": values["profile"].strip() or None,
         "seda_version": values["seda_version"] or "2.2",
@@ -285,6 +301,26 @@ def revalidate_transfer(request: Request, db: DbDep, user: UserDep, form: FormDe
     return redirect(f"/archives/transferts/{transfer_id}", db=db, user=user, message=message)
 
 
+@router.post("/archives/transferts/{transfer_id}/abandonner", response_class=HTMLResponse)
+def abandon_transfer(request: Request, db: DbDep, user: UserDep, form: FormDep, transfer_id: str) -> Response:
+    require_archivist(user)
+    reason = str(form.get("raison", "")).strip()
+    values = {"raison": reason}
+    if not reason:
+        errors = {"raison": t(request, "Dites pourquoi le versement est abandonné.")}
+        return _detail_again(request, db, user, transfer_id, values, errors, 422)
+    if len(reason) > ABANDON_REASON_MAX:
+        errors = {"raison": t(request, "Texte trop long : %(max)s caractères au plus.", max=ABANDON_REASON_MAX)}
+        return _detail_again(request, db, user, transfer_id, values, errors, 422)
+    try:
+        service.abandon(db, user.principal, transfer_id, reason)
+    except (Conflict, InvalidInput) as exc:
+        db.rollback()
+        return _detail_again(request, db, user, transfer_id, values, {"form": exc.detail}, exc.status)
+    message = t(request, "Versement abandonné : ses documents sont rendus à la GED.")
+    return redirect(f"/archives/transferts/{transfer_id}", db=db, user=user, message=message)
+
+
 def _checked(form: FormData) -> str:
     return "1" if form.get("accept_unvalidated") else ""
 
@@ -325,7 +361,8 @@ def _detail_page(
         "sae_messages": transfer.messages,
         "can_send": transfer.status in SENDABLE and transfer.sip_key is not None,
         "can_revalidate": transfer.status in service.REVALIDABLE and transfer.sip_key is not None,
-        "can_redo": transfer.status in (INVALID, ERROR, REJECTED, DELIVERY_FAILED),
+        "can_redo": transfer.status in (INVALID, ERROR, REJECTED, DELIVERY_FAILED, ABANDONED),
+        "can_abandon": transfer.status in ABANDONABLE,
         "values": {"connector": transfer.connector or _last_connector(db, transfer.tenant_id), **(values or {})},
         "errors": errors or {},
         "shown_rows": SHOWN_ROWS,
@@ -359,7 +396,7 @@ def steps(transfer: Transfer) -> list[dict[str, Any]]:
     prepared = {REQUESTED: CURRENT, ERROR: FAILED}.get(status, DONE)
     if status in (REQUESTED, ERROR):
         validated = TODO
-    elif status == INVALID:
+    elif status == INVALID or validation == "invalid":  # an abandoned one keeps its report
         validated = FAILED
     else:
         validated = DONE if validation == "valid" else WARNING
@@ -368,7 +405,10 @@ def steps(transfer: Transfer) -> list[dict[str, Any]]:
         acknowledged = DONE
     else:
         acknowledged = CURRENT if status == DELIVERED else TODO
-    replied = {ACCEPTED: DONE, REJECTED: FAILED}.get(status, CURRENT if status == ACKNOWLEDGED else TODO)
+    replied = {ACCEPTED: DONE, REJECTED: FAILED, ABANDONED: FAILED}.get(
+        status, CURRENT if status == ACKNOWLEDGED else TODO
+    )
+    last = {REJECTED: _("Versement refusé"), ABANDONED: _("Versement abandonné")}.get(status, _("Versement accepté"))
     found: list[dict[str, Any]] = [
         {"name": _("Paquet préparé"), "state": prepared, "at": None},
         {"name": _("Paquet validé"), "state": validated, "at": None},
@@ -378,11 +418,7 @@ def steps(transfer: Transfer) -> list[dict[str, Any]]:
             "state": acknowledged,
             "at": transfer.acknowledged_at,
         },
-        {
-            "name": _("Versement refusé") if status == REJECTED else _("Versement accepté"),
-            "state": replied,
-            "at": transfer.replied_at,
-        },
+        {"name": last, "state": replied, "at": transfer.updated_at if status == ABANDONED else transfer.replied_at},
     ]
     return [{**step, "state_name": STEP_STATES[step["state"]]} for step in found]
 
@@ -414,11 +450,13 @@ def report_view(validation: dict[str, Any] | None) -> dict[str, Any] | None:
                 "issues": [issue_view(issue) for issue in found[:SHOWN_ROWS]],
             }
         )
+    warnings = sum(1 for issue in issues if issue.get("level") == "warning")
     return {
         "status": validation.get("status"),
         "message": validation.get("message"),
         "profile": validation.get("profile"),
-        "count": len(issues),
+        "count": len(issues) - warnings,
+        "warnings": warnings,
         "checks": checks,
     }
 
@@ -451,6 +489,8 @@ def issue_view(issue: dict[str, Any]) -> dict[str, Any]:
         "path": path or None,
         "line": line,
         "problem": _without_location(str(issue.get("message") or ""), line, path),
+        # Reports made before levels existed hold errors only.
+        "warning": issue.get("level") == "warning",
     }
 
 

@@ -4,6 +4,8 @@ A folder's permissions apply to its whole subtree, until a subfolder with permis
 folder of the ancestry that has permissions decides. Where no folder of the ancestry has any permission
 (resp. the type has none), everything is open to every user of the tenant. A document needs the right on
 both its folder and its type. The role admin has every right. Another tenant's objects are never found.
+« manage » on a folder lets one reshape it and set its permissions; on a type, change the type and set its
+permissions (only where it is given explicitly, see ``require_type_manage``).
 """
 
 from __future__ import annotations
@@ -134,6 +136,42 @@ def require_type(session: Session, principal: Principal, type_id: str | None, ri
             raise NotFound(message("type de document %(type_id)s introuvable", type_id=type_id))
     if right not in type_rights(session, principal, type_id):
         raise Forbidden(message("droit de %(right)s manquant sur ce type de document", right=LABELS.get(right, right)))
+
+
+def require_type_manage(session: Session, principal: Principal, type_id: str) -> None:
+    """Check that the user may change a document type (name, fields, DUA) and its permissions: the role admin,
+    or « manage » given on this type to one of the user's groups, as « manage » on a folder lets one reshape
+    the folder and set its permissions.
+
+    Unlike its documents, a type without permissions is not open to everyone here: its schema and its DUA
+    rule govern all its documents (retention, elimination), so they stay the admin's until a group is given
+    « manage » on the type.
+
+    :raises NotFound: unknown type or another tenant's.
+    :raises Forbidden: neither admin nor « manage » on this type.
+    """
+    document_type = session.get(DocumentType, type_id)
+    if document_type is None or document_type.tenant_id != principal.tenant_id:
+        raise NotFound(message("type de document %(type_id)s introuvable", type_id=type_id))
+    if is_admin(principal):
+        return
+    permissions = _permissions(session, principal.tenant_id, TYPE, [type_id]).get(type_id, [])
+    if "manage" not in _granted(permissions, my_groups(session, principal)):
+        raise Forbidden(message("droit de %(right)s manquant sur ce type de document", right=LABELS["manage"]))
+
+
+def managed_type_ids(session: Session, principal: Principal) -> set[str] | None:
+    """The ids of the types the user may change, by the rule of ``require_type_manage``; None: all (admin).
+
+    Two small queries (the tenant's permissions on types, the user's groups): cheap enough for a menu.
+    """
+    if is_admin(principal):
+        return None
+    found = _permissions(session, principal.tenant_id, TYPE)
+    if not found:
+        return set()
+    groups = my_groups(session, principal)
+    return {type_id for type_id, permissions in found.items() if "manage" in _granted(permissions, groups)}
 
 
 def readable(session: Session, principal: Principal) -> ColumnElement[bool]:

@@ -9,7 +9,20 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, File, Form, Query, Response, UploadFile
 from pydantic import ValidationError
 
-from ged import access, api_ingest, api_renditions, api_search, cmis, groups, holds, plan, retention, service, types
+from ged import (
+    access,
+    api_ingest,
+    api_renditions,
+    api_search,
+    cmis,
+    groups,
+    holds,
+    ingest,
+    plan,
+    retention,
+    service,
+    types,
+)
 from ged.models import Group, Hold
 from ged.schemas import (
     DecisionIn,
@@ -44,16 +57,25 @@ from ged.schemas import (
     VersionOut,
 )
 from socle.auth import Role
-from socle.errors import InvalidInput
+from socle.errors import InvalidInput, message
 from socle.web import PrincipalDep, SessionDep, create_service_app, object_response
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 
 
-def _media_type(upload: UploadFile) -> str:
-    head = upload.file.read(1024)
+def _checked_file(upload: UploadFile) -> tuple[str, str]:
+    """The sent file's name and media type, checked as every other way in checks them (CMIS, resumable
+    uploads, the web pages): a name that could be a path or has control characters, an empty file, a declared
+    type the bytes contradict are refused, never cleaned or relabelled.
+
+    :raises InvalidInput: bad name, empty file; UnsupportedMediaType: the bytes are not of the declared type.
+    """
+    filename = ingest.check_filename(upload.filename or "document")
+    head = upload.file.read(4096)
     upload.file.seek(0)
-    return service.sniff_media_type(head, upload.content_type)
+    if not head:
+        raise InvalidInput(message("le fichier est vide"))  # said before a type check that would find nothing
+    return filename, ingest.checked_media_type(head, upload.content_type, filename)
 
 
 def _field_values(raw: str | None) -> dict[str, Any]:
@@ -96,9 +118,9 @@ def upload_document(
     # Rights, folder and type checked before any byte is stored; the values again in create_document.
     service.check_can_create(session, principal, metadata)
     session.rollback()
-    media_type = _media_type(file)
+    filename, media_type = _checked_file(file)
     stored = service.store_upload(file.file)
-    document = service.create_document(session, principal, stored, file.filename or "document", media_type, metadata)
+    document = service.create_document(session, principal, stored, filename, media_type, metadata)
     return DocumentOut.of(document)
 
 
@@ -162,11 +184,9 @@ def upload_version(
     # 404, 403 or 409 before storing anything
     service.check_writable(session, principal, service.get_document(session, principal.tenant_id, document_id))
     session.rollback()
-    media_type = _media_type(file)
+    filename, media_type = _checked_file(file)
     stored = service.store_upload(file.file)
-    document = service.add_content_version(
-        session, principal, document_id, stored, file.filename or "document", media_type
-    )
+    document = service.add_content_version(session, principal, document_id, stored, filename, media_type)
     return DocumentOut.of(document)
 
 
@@ -252,7 +272,7 @@ def get_type(principal: PrincipalDep, session: SessionDep, type_id: str) -> Docu
     return DocumentTypeOut.of(types.get_type(session, principal.tenant_id, type_id))
 
 
-@types_router.patch("/{type_id}", response_model=DocumentTypeOut, summary="Faire évoluer un type (admin)")
+@types_router.patch("/{type_id}", response_model=DocumentTypeOut, summary="Faire évoluer un type (admin, gestion)")
 def update_type(principal: PrincipalDep, session: SessionDep, type_id: str, body: DocumentTypePatch) -> DocumentTypeOut:
     return DocumentTypeOut.of(types.update_type(session, principal, type_id, body))
 
@@ -269,7 +289,9 @@ def type_permissions(principal: PrincipalDep, session: SessionDep, type_id: str)
     return [PermissionOut.of(p) for p in groups.permissions(session, principal.tenant_id, "type", type_id)]
 
 
-@types_router.put("/{type_id}/permissions", response_model=list[PermissionOut], summary="Fixer les droits (admin)")
+@types_router.put(
+    "/{type_id}/permissions", response_model=list[PermissionOut], summary="Fixer les droits (admin, gestion)"
+)
 def set_type_permissions(
     principal: PrincipalDep, session: SessionDep, type_id: str, body: list[PermissionIn]
 ) -> list[PermissionOut]:

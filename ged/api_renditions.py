@@ -39,6 +39,8 @@ class RenditionsOut(BaseModel):
     preview: bool = Field(description="Aperçu de la première page disponible (…/preview)")
     thumbnail: bool = Field(description="Vignette disponible (…/thumbnail)")
     pdfa: bool = Field(description="Copie PDF/A-2b disponible (…/pdfa)")
+    preview_reason: str | None = Field(None, description="Pourquoi l'aperçu n'a pas pu être fait (sinon en cours)")
+    pdfa_reason: str | None = Field(None, description="Pourquoi la copie PDF/A n'a pas été faite (sinon en cours)")
 
 
 def _version(session: Session, principal: Principal, document_id: str, number: int | None) -> Version:
@@ -52,19 +54,22 @@ def get_renditions(
     principal: PrincipalDep, session: SessionDep, document_id: str, version: VersionQuery = None
 ) -> RenditionsOut:
     target = _version(session, principal, document_id, version)
-    reason = None
-    if target.text_status == renditions.FAILED:
-        reason = renditions.text_reason(session, principal.tenant_id, document_id, target.number)
+    reasons: dict[str, str] = {}
+    if target.text_status == renditions.FAILED or target.preview_key is None or target.pdfa_key is None:
+        reasons = renditions.failure_reasons(session, principal.tenant_id, document_id, target.number)
     return RenditionsOut(
         document_id=document_id,
         version=target.number,
         text_status=target.text_status,
         text_message=_TEXT_MESSAGES.get(target.text_status, target.text_status),
-        text_reason=reason,
+        text_reason=reasons.get(renditions.TEXT) if target.text_status == renditions.FAILED else None,
         text=target.text_key is not None,
         preview=target.preview_key is not None,
         thumbnail=target.thumbnail_key is not None,
         pdfa=target.pdfa_key is not None,
+        # A reason only while the rendition is missing: one made since (a retried job) is no failure any more.
+        preview_reason=reasons.get(renditions.PREVIEW) if target.preview_key is None else None,
+        pdfa_reason=reasons.get(renditions.PDFA) if target.pdfa_key is None else None,
     )
 
 

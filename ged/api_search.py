@@ -15,7 +15,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from ged.search import SORTS, FieldFilter, SearchQuery, SearchResult, search
-from socle.errors import InvalidInput
+from ged.terms import syntax_in
+from socle.errors import InvalidInput, message
 from socle.web import PrincipalDep, SessionDep
 
 router = APIRouter(prefix="/search", tags=["recherche"])
@@ -94,6 +95,7 @@ def search_documents(
 ) -> SearchOut:
     if sort not in SORTS:
         raise InvalidInput(f"tri inconnu « {sort} » (valeurs : {', '.join(SORTS)})")
+    check_words(q)
     query = SearchQuery(
         q=q,
         type=type,
@@ -109,6 +111,23 @@ def search_documents(
         facets=_flag(facets, "facets"),
     )
     return SearchOut.of(search(session, principal, query), query.limit, query.offset)
+
+
+def check_words(q: str) -> None:
+    """Refuse a query written with operators or SQL: the search takes words and quoted phrases only.
+
+    :raises InvalidInput: naming what is refused (``refused``: the characters and sequences).
+    """
+    refused = syntax_in(q)
+    if refused:
+        raise InvalidInput(
+            message(
+                "la recherche n'accepte pas %(refused)s : tapez des mots, et des expressions entre guillemets "
+                'comme "conseil municipal"',
+                refused=", ".join(f"« {item} »" for item in refused),
+            ),
+            refused=refused,
+        )
 
 
 def _date(value: str | None, name: str) -> date | None:

@@ -243,5 +243,26 @@ def redo_text(tenant_slug: str | None, failed: bool) -> None:
     statuses = (renditions.OCR_UNAVAILABLE, renditions.FAILED) if failed else (renditions.OCR_UNAVAILABLE,)
     with transaction() as session:
         tenant_id = get_tenant(session, tenant_slug).id if tenant_slug is not None else None
-        count = renditions.redo_text(session, tenant_id, statuses)
+        count = renditions.redo_text(session, tenant_id, statuses, actor="cli:socle-ged-redo-text")
     click.echo(f"{count} version(s) remise(s) en extraction de texte.")
+
+
+@group.command(
+    "redo-renditions",
+    help="Refaire l'aperçu et la copie PDF/A des versions où ils ont échoué (après la réparation d'un fichier "
+    "ou l'installation d'un outil), ou qui n'en ont pas avec --absents.",
+)
+@click.option("--tenant", "tenant_slug", help="Seulement cette collectivité (identifiant court) ; sinon toutes")
+@click.option("--absents", "missing", is_flag=True, help="Reprendre aussi les rendus absents sans travail en cours")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 10_000), help="Versions par lot")
+def redo_renditions(tenant_slug: str | None, missing: bool, batch_size: int) -> None:
+    from ged import renditions
+    from socle.auth import get_tenant
+    from socle.db import transaction
+
+    with transaction() as session:
+        tenant_id = get_tenant(session, tenant_slug).id if tenant_slug is not None else None
+        count = renditions.redo_renditions(
+            session, tenant_id, missing=missing, actor="cli:socle-ged-redo-renditions", batch_size=batch_size
+        )
+    click.echo(f"{count} rendu(s) (aperçu, PDF/A) redemandé(s).")

@@ -910,15 +910,19 @@ def check_in(
     content: UploadFile | None,
     comment: str | None,
 ) -> Target:
-    """The holder's changes become new versions (content, then properties), and the reservation ends."""
+    """The holder's changes become new versions (content, then properties), and the reservation ends.
+
+    The properties are checked before the content is stored: a refused check-in adds no version and leaves
+    the document checked out, for the holder to try again.
+    """
     document = _held(session, principal, target)
     document_id = document.id
+    patch = _check_in_patch(session, principal, document, properties, comment)
     session.commit()
     if content is not None:
         _set_content(session, principal, document_id, content)
-    if properties:
-        values = {**_split_properties(session, principal, properties, _code(session, document)), "comment": comment}
-        service.update_metadata(session, principal, document_id, MetadataPatch.model_validate(values))
+    if patch is not None:
+        service.update_metadata(session, principal, document_id, patch)
     document = _held(
         session, principal, Target(document=service.get_document(session, principal.tenant_id, document_id))
     )
@@ -926,6 +930,23 @@ def check_in(
     _audit_checkout(session, principal, document, "ged.document.checked_in", comment=comment)
     session.commit()
     return Target(document=service.get_document(session, principal.tenant_id, document_id))
+
+
+def _check_in_patch(
+    session: Session, principal: Principal, document: Document, properties: dict[str, Any], comment: str | None
+) -> MetadataPatch | None:
+    """The metadata change a check-in asks, every value checked as ``update_metadata`` will; None: none asked.
+
+    :raises CmisError: an unknown or read-only property; ValidationError, InvalidInput: a wrong value.
+    """
+    values = _split_properties(session, principal, properties, _code(session, document))
+    if not values:  # only cmis:objectTypeId and the like: the content alone (or nothing) changes
+        return None
+    patch = MetadataPatch.model_validate({**values, "comment": comment})
+    if patch.field_values:
+        document_type = session.get(DocumentType, document.type_id) if document.type_id else None
+        types.validate_values(session, principal, document_type, patch.field_values, document.current.field_values)
+    return patch
 
 
 def _code(session: Session, document: Document) -> str | None:

@@ -1,7 +1,7 @@
 """Managing GED groups, their members and their permissions on folders and document types.
 
-Groups are the admin's; a folder's permissions are set by the admin or by whoever has « manage » on it;
-a type's by the admin.
+Groups are the admin's; the permissions of a folder or a type are set by the admin or by whoever has
+« manage » on it (on a type, only when given explicitly: see ``access.require_type_manage``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ged import access
-from ged.models import DocumentType, Folder, Group, GroupMember, Permission
+from ged.models import Folder, Group, GroupMember, Permission
 from ged.schemas import PermissionIn
 from socle import audit
 from socle.auth import Principal, Role
@@ -137,10 +137,7 @@ def _check_target(session: Session, principal: Principal, kind: str, target_id: 
             raise NotFound(message("dossier %(target_id)s introuvable", target_id=target_id))
         access.require_folder(session, principal, target_id, "manage")
         return
-    document_type = session.get(DocumentType, target_id)
-    if document_type is None or document_type.tenant_id != principal.tenant_id:
-        raise NotFound(message("type de document %(target_id)s introuvable", target_id=target_id))
-    principal.require(Role.ADMIN)
+    access.require_type_manage(session, principal, target_id)
 
 
 def _audit(session: Session, principal: Principal, action: str, kind: str, object_id: str, **details: Any) -> None:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 from ged import service, types
 from ged.models import Document, DocumentType, Folder, ImportedFile, ImportRun, UploadSession
 from ged.schemas import Metadata
+from socle import audit
 from socle.auth import Principal
 from socle.db import utcnow
 from socle.errors import (
@@ -236,7 +238,7 @@ def create_upload(
     parsed = parse_metadata(metadata)
     # Refused before any byte is sent: folder, type and rights, typed field values.
     document_type = service.check_can_create(session, principal, parsed)
-    types.validate_values(session, principal.tenant_id, document_type, parsed.field_values)
+    types.validate_values(session, principal, document_type, parsed.field_values)
     purge_expired_uploads(session, limit=20)  # opportunistic: abandoned uploads never pile up
     upload = UploadSession(
         tenant_id=principal.tenant_id,
@@ -252,6 +254,7 @@ def create_upload(
     )
     session.add(upload)
     session.flush()
+    _audit_upload(session, principal, "ged.upload.started", upload, filename=filename, size=size, sha256=sha256)
     spool_dir().mkdir(parents=True, exist_ok=True)
     spool_path(upload.id).touch(exist_ok=False)
     session.commit()
@@ -430,7 +433,8 @@ def finish_upload(session: Session, principal: Principal, upload_id: str) -> Doc
     path = spool_path(upload.id)
     try:
         stored, media_type = _store_spooled(path, upload)
-    except (DigestMismatch, UnsupportedMediaType, InvalidInput):
+    except (DigestMismatch, UnsupportedMediaType, InvalidInput) as exc:
+        _audit_upload(session, principal, "ged.upload.cancelled", upload, reason=exc.detail)
         _close(session, upload, "cancelled")
         raise
     # Claimed in the transaction that creates the document: both are committed together, or neither; a
@@ -445,6 +449,7 @@ def finish_upload(session: Session, principal: Principal, upload_id: str) -> Doc
         return finish_upload(session, principal, upload_id)
     document = service.create_document(session, principal, stored, upload.filename, media_type, metadata)
     upload.document_id = document.id
+    _audit_upload(session, principal, "ged.upload.completed", upload, document_id=document.id, sha256=stored.key)
     session.commit()
     path.unlink(missing_ok=True)
     return document
@@ -474,7 +479,21 @@ def cancel_upload(session: Session, principal: Principal, upload_id: str) -> Non
                 upload_document_id=upload.document_id,
             )
         )
+    _audit_upload(session, principal, "ged.upload.cancelled", upload)
     _close(session, upload, "cancelled")
+
+
+def _audit_upload(session: Session, principal: Principal, action: str, upload: UploadSession, **details: Any) -> None:
+    # In the caller's transaction, committed with the change it records (_close and finish commit it).
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action=action,
+        object_type="upload",
+        object_id=upload.id,
+        details=details,
+    )
 
 
 def purge_expired_uploads(session: Session, *, now: datetime | None = None, limit: int = 1000) -> int:
@@ -810,6 +829,7 @@ def _parse_date(value: str) -> date:
     raise ValueError(f"date invalide « {value} » (attendu AAAA-MM-JJ ou JJ/MM/AAAA)")
 
 
+_SPACES = re.compile(r"\s")  # thousands' separators too: no-break and narrow no-break spaces are \s
 _TRUE = {"oui", "vrai", "true", "1", "o", "yes"}
 _FALSE = {"non", "faux", "false", "0", "n", "no"}
 
@@ -823,10 +843,16 @@ def _typed_value(spec: dict[str, Any], raw: str) -> Any:
         except ValueError:
             raise ValueError(f"nombre entier attendu, « {raw} » reçu") from None
     if kind == "decimal":
+        # Kept as text (a float loses digits: 12345678901234567.89), only the thousands' spaces dropped: the
+        # type layer reads the French comma and normalises the value as it does for the API.
+        cleaned = _SPACES.sub("", raw)
         try:
-            return float(raw.replace(",", ".").replace("\u202f", "").replace(" ", ""))
-        except ValueError:
-            raise ValueError(f"nombre décimal attendu, « {raw} » reçu") from None
+            number = Decimal(cleaned.replace(",", "."))
+        except InvalidOperation:
+            number = None
+        if number is None or not number.is_finite():
+            raise ValueError(f"nombre décimal attendu, « {raw} » reçu")
+        return cleaned
     if kind == "date":
         return _parse_date(raw).isoformat()
     if kind == "boolean":

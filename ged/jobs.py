@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from ged import service
+from ged import access, service
 from socle import messages
+from socle.auth import Principal
 from socle.db import transaction
-from socle.errors import NotFound
+from socle.errors import Conflict, NotFound, SocleError, message
 from socle.queue import enqueue
 
 
-def send_to_parapheur(*, tenant_id: str, document_id: str, folder_id: str) -> None:
+def send_to_parapheur(*, tenant_id: str, document_id: str, folder_id: str, username: str) -> None:
+    """The parapheur asks, for the user creating a folder, for a document's current version: sent only if that
+    user may read it; otherwise the answer is the one for a missing document."""
     # One reply per folder, whichever it is: the key makes a second run send nothing more.
     key = f"parapheur.attach:{folder_id}"
     with transaction() as session:
         try:
-            version = service.get_document(session, tenant_id, document_id).current
-        except NotFound as exc:
+            document = _readable_document(session, _requester(session, tenant_id, username), document_id)
+            version = service.readable_content(document, document.current)
+        except SocleError as exc:
             enqueue(
                 session,
                 messages.PARAPHEUR_DOCUMENT_UNAVAILABLE,
@@ -58,56 +62,137 @@ def store_signed_version(
         )
 
 
-def export_for_archive(*, tenant_id: str, transfer_id: str, document_ids: list[str]) -> None:
-    """The archive service asks for given documents: answer with their export, or why it cannot be."""
+def export_for_archive(*, tenant_id: str, transfer_id: str, document_ids: list[str], username: str | None) -> None:
+    """The archive service asks, for the archivist who requested the transfer, for given documents: answer with
+    their export (and mark them transferred), or why it cannot be."""
     with transaction() as session:
+        if _answered(session, transfer_id):
+            return  # a second run: the first one's answer stands (and marked what it sent)
         try:
-            documents = [_export(session, service.get_document(session, tenant_id, doc_id)) for doc_id in document_ids]
-        except NotFound as exc:
+            requester = _requester(session, tenant_id, username)
+            # Every right is checked before anything is said about a document: an unreadable one is « introuvable ».
+            chosen = [_readable_document(session, requester, doc_id, for_update=True) for doc_id in document_ids]
+            _check_transferable(session, transfer_id, chosen)
+            _export_done(session, requester, transfer_id, chosen)
+        except SocleError as exc:
+            session.rollback()  # nothing marked: the failure alone is answered
             _export_failed(session, tenant_id, transfer_id, exc.detail)
-            return
-        _export_done(session, tenant_id, transfer_id, documents)
 
 
-def select_for_archive(*, tenant_id: str, transfer_id: str, folder_id: str | None, dua_reached: bool) -> None:
+def select_for_archive(
+    *, tenant_id: str, transfer_id: str, folder_id: str | None, dua_reached: bool, username: str | None
+) -> None:
     """The archive service asks for a folder of the plan (with its subtree) or for the documents whose DUA
-    ended with final action keep or sort: the GED chooses them (see ``_selectable``) and exports them."""
+    ended with final action keep or sort: the GED chooses them among those the archivist may read (see
+    ``_selectable``), marks them transferred and exports them."""
     with transaction() as session:
+        if _answered(session, transfer_id):
+            return  # a second run must not mark documents chosen since: the first answer stands
         try:
+            requester = _requester(session, tenant_id, username)
             if folder_id is not None:
-                folder = _folder(session, tenant_id, folder_id)
-                chosen = _select_folder(session, folder)
-                empty = f"le dossier « {folder.name} » ne contient aucun document à verser"
+                folder = _folder(session, requester, folder_id)
+                chosen = _select_folder(session, requester, folder)
+                empty = message(
+                    "le dossier « %(folder_name)s » ne contient aucun document à verser", folder_name=folder.name
+                )
             else:
-                chosen = _select_dua_reached(session, tenant_id) if dua_reached else []
-                empty = "aucun document n'a atteint la fin de sa DUA avec un sort final « conserver » ou « trier »"
+                chosen = _select_dua_reached(session, requester) if dua_reached else []
+                empty = message(
+                    "aucun document n'a atteint la fin de sa DUA avec un sort final « conserver » ou « trier »"
+                )
             if not chosen:
                 raise NotFound(
-                    f"{empty} (ni dans la corbeille, ni gelé, ni déjà versé, archivé ou éliminé) : versement vide"
+                    message(
+                        "%(empty)s (parmi ceux que vous pouvez lire : ni dans la corbeille, ni gelé, ni déjà versé, "
+                        "archivé ou éliminé) : versement vide",
+                        empty=empty,
+                    )
                 )
-            documents = [_export(session, document) for document in chosen]
-        except NotFound as exc:
+            _export_done(session, requester, transfer_id, chosen)
+        except SocleError as exc:
+            session.rollback()
             _export_failed(session, tenant_id, transfer_id, exc.detail)
-            return
-        _export_done(session, tenant_id, transfer_id, documents)
+
+
+def _answered(session: Any, transfer_id: str) -> bool:
+    """Whether the GED already answered this transfer (its reply's job key is taken)."""
+    from sqlalchemy import select
+
+    from socle.models import Job
+
+    return session.execute(select(Job.id).where(Job.key == f"archive.build:{transfer_id}")).first() is not None
+
+
+def _requester(session: Any, tenant_id: str, username: str | None) -> Principal:
+    """Who asked, as they are now: their rights choose what the GED gives. None: an interop flow archiving the
+    documents it filed, acting as the service itself (no user behind the message).
+
+    :raises NotFound: unknown collectivité or user; InvalidInput: a disabled user.
+    """
+    from ged.ingest import principal_for
+    from socle.models import Tenant
+
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None:
+        raise NotFound(message("collectivité %(tenant_id)s introuvable", tenant_id=tenant_id))
+    if username is None:
+        return Principal(
+            tenant.id, tenant.slug, tenant.name, "service:interop", "interop", "Interopérabilité", frozenset({"admin"})
+        )
+    return principal_for(session, tenant.slug, username)
+
+
+def _readable_document(session: Any, requester: Principal, document_id: str, *, for_update: bool = False) -> Any:
+    """A document the requester may read. One they may not read is « introuvable », exactly as a missing one
+    (service.read_document checks the rights before it names the trash)."""
+    return service.read_document(session, requester, document_id, for_update=for_update)
+
+
+def _check_transferable(session: Any, transfer_id: str, documents: list[Any]) -> None:
+    """:raises Conflict: documents already in a transfer (another one), archived, eliminated or held, named by
+    their titles: a document goes to the SAE once."""
+    from ged import holds
+
+    held = holds.active_holds(session, [document.id for document in documents])
+    problems: list[str] = []
+    for document in dict.fromkeys(documents):
+        title = document.current.title
+        if document.disposal == service.TRANSFERRED and document.archive_transfer_id != transfer_id:
+            problems.append(f"« {title} » est déjà dans un versement en cours")
+        elif document.disposal == service.ARCHIVED:
+            problems.append(f"« {title} » est déjà archivé")
+        elif document.disposal == service.ELIMINATED:
+            problems.append(f"« {title} » est éliminé")
+        elif document.id in held:
+            problems.append(f"« {title} » est gelé par « {held[document.id][0]} »")
+    if problems:
+        raise Conflict(message("documents non versables : %(problems)s", problems=" ; ".join(problems)))
 
 
 # Selected at most per transfer: the same bound as a transfer by document ids.
 MAX_SELECTED = 1000
 
 
-def _folder(session: Any, tenant_id: str, folder_id: str) -> Any:
+def _folder(session: Any, requester: Principal, folder_id: str) -> Any:
+    """A folder of the plan the requester may read; another tenant's, or an unreadable one, is as unknown as a
+    missing one."""
     from ged.models import Folder
 
     folder = session.get(Folder, folder_id)
-    if folder is None or folder.tenant_id != tenant_id:  # another tenant's folder is as unknown as a missing one
-        raise NotFound(f"dossier du plan de classement {folder_id} introuvable")
+    if (
+        folder is None
+        or folder.tenant_id != requester.tenant_id
+        or "read" not in access.folder_rights(session, requester, folder.id)
+    ):
+        raise NotFound(message("dossier du plan de classement %(folder_id)s introuvable", folder_id=folder_id))
     return folder
 
 
-def _selectable(tenant_id: str) -> Any:
-    """Live documents only: not in the trash, not under an active legal hold (frozen for the litigation: its
-    documents stay in the GED), and not already transferred, archived or eliminated (``disposal`` set)."""
+def _selectable(session: Any, requester: Principal) -> Any:
+    """Live documents the requester may read: not in the trash, not under an active legal hold (frozen for the
+    litigation: its documents stay in the GED), and not already transferred, archived or eliminated
+    (``disposal`` set). Locked: two transfers at once cannot both take a document."""
     from sqlalchemy import exists, select
 
     from ged.models import Document, HeldDocument, Hold
@@ -115,18 +200,20 @@ def _selectable(tenant_id: str) -> Any:
     held = exists().where(
         HeldDocument.document_id == Document.id, HeldDocument.hold_id == Hold.id, Hold.released_at.is_(None)
     )
-    return select(Document).where(
-        Document.tenant_id == tenant_id, Document.deleted_at.is_(None), Document.disposal.is_(None), ~held
+    return (
+        select(Document)
+        .where(access.readable(session, requester), Document.deleted_at.is_(None), Document.disposal.is_(None), ~held)
+        .with_for_update(of=Document)
     )
 
 
-def _select_folder(session: Any, folder: Any) -> list[Any]:
+def _select_folder(session: Any, requester: Principal, folder: Any) -> list[Any]:
     from sqlalchemy.orm import selectinload
 
     from ged.models import Document, Folder
 
     subtree = _folders(folder.tenant_id).where((Folder.id == folder.id) | Folder.path.startswith(f"{folder.path}/"))
-    query = _selectable(folder.tenant_id).where(Document.folder_id.in_(subtree.with_only_columns(Folder.id)))
+    query = _selectable(session, requester).where(Document.folder_id.in_(subtree.with_only_columns(Folder.id)))
     query = query.options(selectinload(Document.versions)).order_by(Document.created_at, Document.id)
     return list(session.execute(query.limit(MAX_SELECTED)).scalars())
 
@@ -139,7 +226,7 @@ def _folders(tenant_id: str) -> Any:
     return select(Folder).where(Folder.tenant_id == tenant_id)
 
 
-def _select_dua_reached(session: Any, tenant_id: str) -> list[Any]:
+def _select_dua_reached(session: Any, requester: Principal) -> list[Any]:
     from sqlalchemy.orm import selectinload
 
     from ged.models import Document, DocumentType
@@ -147,7 +234,7 @@ def _select_dua_reached(session: Any, tenant_id: str) -> list[Any]:
     from socle.db import utcnow
 
     query = (
-        _selectable(tenant_id)
+        _selectable(session, requester)
         .join(DocumentType, DocumentType.id == Document.type_id)
         .where(Document.dua_ends_on <= utcnow().date(), DocumentType.final_action.in_(TRANSFER_ACTIONS))
         .options(selectinload(Document.versions))
@@ -156,12 +243,31 @@ def _select_dua_reached(session: Any, tenant_id: str) -> list[Any]:
     return list(session.execute(query.limit(MAX_SELECTED)).scalars())
 
 
-def _export_done(session: Any, tenant_id: str, transfer_id: str, documents: list[dict[str, Any]]) -> None:
+def _export_done(session: Any, requester: Principal, transfer_id: str, chosen: list[Any]) -> None:
+    """Export the documents and mark them « transferred » to this transfer, in the same commit as the answer:
+    off the lists to transfer, out of any other transfer and of elimination until the SAE replies."""
+    from ged import journal
+    from socle.db import utcnow
+
+    documents = [_export(session, document) for document in chosen]
+    now = utcnow()
+    for document in dict.fromkeys(chosen):
+        if document.disposal == service.TRANSFERRED and document.archive_transfer_id == transfer_id:
+            continue
+        document.disposal, document.disposal_at, document.archive_transfer_id = service.TRANSFERRED, now, transfer_id
+        journal.record_document(
+            session,
+            requester.tenant_id,
+            requester.actor,
+            "ged.document.transferred",
+            document.id,
+            transfer_id=transfer_id,
+        )
     enqueue(
         session,
         messages.ARCHIVE_BUILD_PACKAGE,
         key=f"archive.build:{transfer_id}",
-        tenant_id=tenant_id,
+        tenant_id=requester.tenant_id,
         transfer_id=transfer_id,
         documents=documents,
     )
@@ -183,6 +289,39 @@ def mark_archived(*, tenant_id: str, transfer_id: str, documents: list[dict[str,
 
     with transaction() as session:
         retention.mark_archived(session, tenant_id, transfer_id, documents)
+
+
+def transfer_ended(*, tenant_id: str, transfer_id: str, outcome: str) -> None:
+    """A transfer ended without the SAE's acceptance (package not built, or rejected): the documents the GED
+    marked « transferred » for it are live again, each with a line in its history. Found by the transfer's id,
+    as the GED marked them (the archive service does not know the documents of a selection that failed).
+    Idempotent: a second run finds none still marked."""
+    from sqlalchemy import select
+
+    from ged import journal
+    from ged.models import Document
+
+    with transaction() as session:
+        query = (
+            select(Document)
+            .where(
+                Document.tenant_id == tenant_id,
+                Document.archive_transfer_id == transfer_id,
+                Document.disposal == service.TRANSFERRED,
+            )
+            .with_for_update()
+        )
+        for document in session.execute(query).scalars():
+            document.disposal = document.disposal_at = document.archive_transfer_id = None
+            journal.record_document(
+                session,
+                tenant_id,
+                "service:archive",
+                "ged.document.transfer_ended",
+                document.id,
+                transfer_id=transfer_id,
+                outcome=outcome,
+            )
 
 
 def purge_trash(*, tenant_id: str) -> None:
@@ -330,7 +469,8 @@ def _file_once(
 
 def _export(session: Any, document: Any) -> dict[str, Any]:
     """What the archive service maps to SEDA: metadata of the current version, its type and DUA, where it is
-    filed in the plan (folder names from the root), and the digests of every version."""
+    filed in the plan (folder names from the root), its author and signatories (see _people), and the digests
+    of every version."""
     from ged.models import DocumentType
 
     if document.disposal == "eliminated":
@@ -351,14 +491,72 @@ def _export(session: Any, document: Any) -> dict[str, Any]:
         "size": version.size,
         "filename": version.filename,
         "media_type": version.media_type,
+        # The renditions made so far (archived beside the original): PDF/A-2b copy, extracted text (UTF-8).
+        "pdfa_key": version.pdfa_key,
+        "text_key": version.text_key,
         "created_at": document.created_at.isoformat(),
         "modified_at": version.created_at.isoformat(),
-        "author": version.author,
+        **_people(session, document),
         "created_by": document.created_by,
         "versions": [
             {"number": v.number, "sha256": v.object_key, "size": v.size, "created_at": v.created_at.isoformat()}
             for v in document.versions
         ],
+    }
+
+
+# How a version signed in the parapheur names its signatories (ged.service and file_signed_document write it).
+SIGNED_BY = "Signé par "
+# The services that write versions in their own name, each with an origin « <service>:… » (record_signed_version,
+# _file_once): a program, not a person, so never a document's author (SEDA Writer).
+SERVICE_AUTHORS = frozenset({"parapheur", "interop"})
+
+
+def _by_service(version: Any) -> bool:
+    """Whether a service wrote the version: its author is the service, and its origin names it. A user who happens
+    to be called « parapheur » writes versions without an origin."""
+    return version.author in SERVICE_AUTHORS and (version.origin or "").startswith(f"{version.author}:")
+
+
+def _people(session: Any, document: Any) -> dict[str, Any]:
+    """``author`` (username) and ``author_name``, and ``signatories`` ({username, name}) of the current content
+    when the parapheur signed it; names are the users' display names (None for a former user).
+
+    The parapheur's version (origin ``parapheur:<folder>``) keeps the signatories' usernames in its comment,
+    usernames hold no comma; its author is the parapheur itself, so the document's author is then the one of the
+    version sent for signature. When the only author known is a service (a document the parapheur or an interop
+    flow filed), there is none: ``author`` and ``author_name`` are None, the signatories stay.
+    """
+    from sqlalchemy import select
+
+    from socle.models import User
+
+    current = document.current
+    signed = [
+        version
+        for version in document.versions
+        if (version.origin or "").startswith("parapheur:") and version.object_key == current.object_key
+    ]
+    written, usernames = current, []
+    if signed:
+        comment = signed[-1].comment or ""
+        if comment.startswith(SIGNED_BY):
+            usernames = [name for name in comment.removeprefix(SIGNED_BY).split(", ") if name]
+            if len(comment) >= 2000:  # file_signed_document cuts its comment there: the last name may be cut
+                usernames = usernames[:-1]
+        before = [version for version in document.versions if version.number < current.number]
+        if current is signed[-1] and before:
+            written = before[-1]
+    author = None if _by_service(written) else written.author
+    wanted = {author, *usernames} - {None}
+    query = select(User.username, User.display_name).where(
+        User.tenant_id == document.tenant_id, User.username.in_(wanted)
+    )
+    names = {username: name for username, name in session.execute(query)}
+    return {
+        "author": author,
+        "author_name": names.get(author) if author else None,
+        "signatories": [{"username": name, "name": names.get(name)} for name in dict.fromkeys(usernames)],
     }
 
 
@@ -435,3 +633,10 @@ def _preload_for_work_horses() -> None:
 
 
 _preload_for_work_horses()
+
+
+def rendition_failed(*, tenant_id: str, document_id: str, version: int, reason: str) -> None:
+    # Sent by the kernel when a rendition job has failed for good (see GED_RENDITION_FAILED).
+    from ged import renditions
+
+    renditions.rendition_failed(tenant_id, document_id, version, reason)

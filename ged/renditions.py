@@ -10,7 +10,9 @@ runs on the GED's main queue; OCR, preview and PDF/A take a tenth of a second to
 
 The heavy tools run outside any transaction, with a time limit and on bounded inputs; a store that does not
 answer raises, so the queue retries later; a damaged file is recorded as such (``text_status`` "failed" with a
-French reason in the audit log), never retried forever.
+French reason in the audit log), never retried forever. A job that fails for good all the same (store
+unreachable beyond the retries, a damaged object, a worker that keeps dying) is reported by the kernel to
+``rendition_failed``, which records its rendition as failed in the same way: nothing stays « en cours » forever.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from PIL import Image
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
-from ged import indexing
+from ged import indexing, journal
 from ged.models import Document, Version
-from socle import audit, messages, queue
+from socle import messages, queue
 from socle.db import new_id, transaction
 from socle.models import Job
 from socle.queue import enqueue
@@ -60,6 +62,9 @@ TOOL_TIMEOUT = 120  # seconds, per tool run
 OCR_TIMEOUT = 600
 
 _SYSTEM = "système"  # actor of the audit entries written by the rendition jobs
+
+# The renditions, as the audit entries of their failures name them (details « rendu »).
+TEXT, PREVIEW, PDFA = "texte", "aperçu", "PDF/A"
 
 
 def schedule(session: Session, document: Document, version: Version) -> None:
@@ -127,12 +132,16 @@ def _coming_for_same_content(session: Session, document: Document, version: Vers
     return session.execute(waiting.limit(1)).first() is not None
 
 
-def redo_text(session: Session, tenant_id: str | None, statuses: tuple[str, ...] = (OCR_UNAVAILABLE,)) -> int:
+def redo_text(
+    session: Session, tenant_id: str | None, statuses: tuple[str, ...] = (OCR_UNAVAILABLE,), *, actor: str = _SYSTEM
+) -> int:
     """Extract the text again of the versions whose ``text_status`` is one of ``statuses`` (after OCRmyPDF was
-    installed, say); returns how many. Each goes back to "pending" with a new job, in the caller's transaction;
-    running it twice before the jobs ran finds them pending and enqueues nothing more.
+    installed, say); returns how many. Each goes back to "pending" with a new job, in the caller's transaction,
+    written in the document's audit log; running it twice before the jobs ran finds them pending and enqueues
+    nothing more.
 
     :param tenant_id: only this collectivité's documents, or every one with None.
+    :param actor: who asked, for the audit log (e.g. ``cli:socle-ged-redo-text``).
     """
     query = select(Version, Document).join(Document, Document.id == Version.document_id)
     query = query.where(Version.text_status.in_(statuses), Document.deleted_at.is_(None))
@@ -140,12 +149,109 @@ def redo_text(session: Session, tenant_id: str | None, statuses: tuple[str, ...]
         query = query.where(Document.tenant_id == tenant_id)
     count = 0
     for version, document in session.execute(query.with_for_update(of=Version)).all():
+        journal.record_document(
+            session,
+            document.tenant_id,
+            actor,
+            "ged.rendition.redo",
+            document.id,
+            version=version.number,
+            rendu=TEXT,
+            statut=version.text_status,
+        )
         version.text_status, version.text_key = PENDING, None
         arguments: dict[str, Any] = {"tenant_id": document.tenant_id, "document_id": document.id}
         key = f"ged.text:{version.id}:{new_id()}"  # a new run, not the first job (done, so kept)
         enqueue(session, messages.GED_EXTRACT_TEXT, key=key, version=version.number, **arguments)
         count += 1
     return count
+
+
+def redo_renditions(
+    session: Session,
+    tenant_id: str | None,
+    *,
+    missing: bool = False,
+    actor: str = _SYSTEM,
+    batch_size: int = 500,
+) -> int:
+    """Ask again for the preview (and thumbnail) and the PDF/A copy of the versions whose latest such rendition
+    failed (``rendition_failed``, a damaged file), or with ``missing`` of those that have none and no job on the
+    way (a job lost, a tool installed since); returns how many renditions were asked for.
+
+    Each one is written in the document's audit log (``ged.rendition.redo``), which also ends the failure it
+    answers: the document page says « en préparation » again until the new job ends. The job's key names the
+    job it follows, so running it twice before the jobs ran enqueues nothing more. Versions are read in
+    batches of ``batch_size``, each committed, so that a large redo holds no lock for long.
+
+    :param tenant_id: only this collectivité's documents, or every one with None.
+    :param actor: who asked, for the audit log (e.g. ``cli:socle-ged-redo-renditions``).
+    """
+    count = 0
+    after = ""
+    while True:
+        query = (
+            select(Version, Document)
+            .join(Document, Document.id == Version.document_id)
+            .where(
+                Document.deleted_at.is_(None),
+                or_(Version.preview_key.is_(None), (Version.media_type == PDF) & Version.pdfa_key.is_(None)),
+                Version.id > after,
+            )
+            .order_by(Version.id)
+            .limit(batch_size)
+        )
+        if tenant_id is not None:
+            query = query.where(Document.tenant_id == tenant_id)
+        rows = session.execute(query).all()
+        for version, document in rows:
+            count += _redo_version(session, document, version, missing=missing, actor=actor)
+        session.commit()
+        if len(rows) < batch_size:
+            return count
+        after = rows[-1][0].id
+
+
+_REDONE = {PREVIEW: ("ged.preview", messages.GED_MAKE_PREVIEW), PDFA: ("ged.pdfa", messages.GED_MAKE_PDFA)}
+_ON_THE_WAY = (queue.PENDING, queue.QUEUED, queue.RUNNING)
+
+
+def _redo_version(session: Session, document: Document, version: Version, *, missing: bool, actor: str) -> int:
+    kind = media_kind(version.media_type)
+    if kind is None:
+        return 0
+    absent = []
+    if version.preview_key is None:
+        absent.append(PREVIEW)
+    if kind == "pdf" and version.pdfa_key is None:
+        absent.append(PDFA)
+    latest = _latest_jobs(session, version.id)
+    reasons = failure_reasons(session, document.tenant_id, document.id, version.number)
+    asked = 0
+    for what in absent:
+        job = latest.get(what)
+        if job is not None and job.status in _ON_THE_WAY:
+            continue  # on its way: nothing to redo
+        if what not in reasons and not missing:
+            continue
+        journal.record_document(
+            session,
+            document.tenant_id,
+            actor,
+            "ged.rendition.redo",
+            document.id,
+            version=version.number,
+            rendu=what,
+            statut="échec" if what in reasons else "absent",
+        )
+        prefix, message = _REDONE[what]
+        # A new run after the given-up one (kept); keyed by it, so that asking twice enqueues once.
+        key = f"{prefix}:{version.id}:{job.id if job is not None else 'aucun'}"
+        enqueue(
+            session, message, key=key, tenant_id=document.tenant_id, document_id=document.id, version=version.number
+        )
+        asked += 1
+    return asked
 
 
 def media_kind(media_type: str) -> str | None:
@@ -427,7 +533,7 @@ def _record_text(
         if version is None or version.text_status != PENDING:
             return  # another run got there first
         if reason is not None:
-            _audit_failure(session, tenant_id, document_id, version, "texte", reason)
+            _audit_failure(session, tenant_id, document_id, version, TEXT, reason)
         numbers = set()
         for same in _same_content(session, target, Version.text_status == PENDING):
             same.text_status, same.text_key = status, text_key
@@ -457,35 +563,93 @@ def _audit_failure(
 ) -> None:
     level = logging.INFO if expected else logging.WARNING
     log.log(level, "rendition %s of document %s v%d not made: %s", what, document_id, version.number, reason)
-    audit.record(
-        session,
-        tenant_id=tenant_id,
-        actor=_SYSTEM,
-        action="ged.rendition.failed",
-        object_type="document",
-        object_id=document_id,
-        details={"version": version.number, "rendu": what, "raison": reason},
-    )
+    details = {"version": version.number, "rendu": what, "raison": reason}
+    journal.record_document(session, tenant_id, _SYSTEM, "ged.rendition.failed", document_id, **details)
+
+
+def failure_reasons(session: Session, tenant_id: str, document_id: str, number: int) -> dict[str, str]:
+    """Why renditions of a version could not be made (from the audit log), by rendition (TEXT, PREVIEW,
+    PDFA), the latest reason of each; a failure followed by a redo (``redo_text``, ``redo_renditions``) is
+    over. The caller shows one only while that rendition is missing."""
+    from socle.models import AuditEntry
+
+    entries = session.execute(
+        select(AuditEntry.action, AuditEntry.details)
+        .where(
+            AuditEntry.tenant_id == tenant_id,
+            AuditEntry.object_type == "document",
+            AuditEntry.object_id == document_id,
+            AuditEntry.action.in_(("ged.rendition.failed", "ged.rendition.redo")),
+        )
+        .order_by(AuditEntry.seq.desc())
+    ).all()
+    latest: dict[str, str | None] = {}
+    for action, details in entries:
+        if (details or {}).get("version") == number:
+            reason = str(details.get("raison")) if action == "ged.rendition.failed" else None
+            latest.setdefault(str(details.get("rendu")), reason)
+    return {what: reason for what, reason in latest.items() if reason is not None}
 
 
 def text_reason(session: Session, tenant_id: str, document_id: str, number: int) -> str | None:
     """Why the text of a version could not be extracted (from the audit log), if it failed."""
-    from socle.models import AuditEntry
+    return failure_reasons(session, tenant_id, document_id, number).get(TEXT)
 
-    entries = session.execute(
-        select(AuditEntry)
-        .where(
-            AuditEntry.tenant_id == tenant_id,
-            AuditEntry.object_id == document_id,
-            AuditEntry.action == "ged.rendition.failed",
+
+# ---------------------------------------------------------------------------------------------------------
+# A rendition job that failed for good
+
+
+def rendition_failed(tenant_id: str, document_id: str, number: int, reason: str) -> None:
+    """Job body, sent by the kernel when a rendition job of a version has failed for good: its rendition is
+    recorded as failed with the kernel's reason (``text_status`` "failed"; for the preview and the PDF/A copy,
+    which have no status, the audit entry that GET …/renditions and the document page show), as a damaged file's.
+
+    Only the renditions whose latest job is failed are touched: one made meanwhile, or asked again since
+    (« redo-text »), is left alone. Idempotent: a rendition already reported is not reported twice.
+    """
+    with transaction() as session:
+        version = session.execute(
+            select(Version)
+            .join(Document, Document.id == Version.document_id)
+            .where(Document.tenant_id == tenant_id, Document.id == document_id, Version.number == number)
+            .with_for_update(of=Version)
+        ).scalar_one_or_none()
+        if version is None:
+            return
+        target = _Target(version.id, version.object_key, version.media_type, version.size)
+        given_up = {what: job for what, job in _latest_jobs(session, version.id).items() if job.status == queue.FAILED}
+        # Each failed job sends its own message: take the renditions whose job this reason names (their reasons
+        # differ), or, should the reason name none, every given-up one rather than leave it « en cours ».
+        named = [what for what, job in given_up.items() if job.function in reason]
+        for what in named or list(given_up):
+            if what == TEXT:
+                for same in _same_content(session, target, Version.text_status == PENDING):
+                    _audit_failure(session, tenant_id, document_id, same, TEXT, reason)
+                    same.text_status, same.text_key = FAILED, None
+                continue
+            missing = Version.preview_key.is_(None) if what == PREVIEW else Version.pdfa_key.is_(None)
+            for same in _same_content(session, target, missing):
+                if what not in failure_reasons(session, tenant_id, document_id, same.number):
+                    _audit_failure(session, tenant_id, document_id, same, what, reason)
+
+
+def _latest_jobs(session: Session, version_id: str) -> dict[str, Job]:
+    """The last job asked for each rendition of a version, by their keys (see ``schedule``, ``redo_text`` and
+    ``_ask_for_ocr``): for the text, the latest extraction or OCR."""
+    keys = {f"ged.text:{version_id}": TEXT, f"ged.preview:{version_id}": PREVIEW, f"ged.pdfa:{version_id}": PDFA}
+    query = select(Job).where(
+        or_(
+            Job.key.in_(list(keys)),
+            *(Job.key.startswith(f"{prefix}:") for prefix in keys),  # later runs (redo-text, redo-renditions)
+            Job.key.startswith(f"ged.ocr:{version_id}:"),
         )
-        .order_by(AuditEntry.id.desc())
-    ).scalars()
-    for entry in entries:
-        details = entry.details or {}
-        if details.get("version") == number and details.get("rendu") == "texte":
-            return str(details.get("raison"))
-    return None
+    )
+    latest: dict[str, Job] = {}
+    for job in session.execute(query.order_by(Job.created_at, Job.id)).scalars():
+        first_run = (job.key or "").rsplit(":", 1)[0] if (job.key or "").count(":") > 1 else job.key or ""
+        latest[keys.get(first_run, TEXT)] = job
+    return latest
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -505,7 +669,7 @@ def make_preview(tenant_id: str, document_id: str, number: int) -> None:
         with transaction() as session:
             version = session.get(Version, target.version_id)
             if version is not None:
-                _audit_failure(session, tenant_id, document_id, version, "aperçu", exc.reason)
+                _audit_failure(session, tenant_id, document_id, version, PREVIEW, exc.reason)
         return
     with transaction() as session:
         for same in _same_content(session, target, Version.preview_key.is_(None)):
@@ -568,7 +732,7 @@ def make_pdfa(tenant_id: str, document_id: str, number: int) -> None:
             version = session.get(Version, target.version_id)
             if version is not None:
                 expected = isinstance(exc, RenditionNotApplicable)
-                _audit_failure(session, tenant_id, document_id, version, "PDF/A", exc.reason, expected=expected)
+                _audit_failure(session, tenant_id, document_id, version, PDFA, exc.reason, expected=expected)
         return
     with transaction() as session:
         for same in _same_content(session, target, Version.pdfa_key.is_(None)):

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from ged import access, holds, indexing, journal
 from ged.models import Document, DocumentType, Elimination, HeldDocument, SearchEntry, Version
-from ged.service import ARCHIVED, ELIMINATED, get_document, trash_days
+from ged.service import ARCHIVED, ELIMINATED, TRANSFERRED, get_document, trash_days
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
@@ -39,7 +39,10 @@ SYSTEM = "service:ged"
 
 def retention_query(session: Session, principal: Principal, state: str) -> Any:
     """Documents at the end of their DUA: ``reached`` (all), ``to_transfer`` (final action keep or sort, not
-    yet transferred) or ``to_eliminate`` (destroy; and archived documents of such a type: the GED copy)."""
+    yet transferred) or ``to_eliminate`` (destroy; and archived documents of such a type: the GED copy).
+
+    Only documents without a ``disposal`` are at the end of their DUA: one in a transfer in progress
+    (« transferred ») is on no list until the SAE replies, and comes back if the transfer fails or is rejected."""
     if state not in STATES:
         raise InvalidInput(
             message("state : état inconnu « %(state)s » (reached, to_transfer ou to_eliminate)", state=state)
@@ -84,17 +87,27 @@ def retention_list(
 
 
 def _eliminable(session: Session, document: Document) -> str | None:
-    """Why this document cannot be proposed for elimination, or None."""
-    document_type = session.get(DocumentType, document.type_id) if document.type_id else None
+    """Why this document cannot be proposed for elimination, or None.
+
+    Archived (accepted by the SAE): its GED copy may go whatever its type's final action, as the archivist
+    approves. In a transfer in progress: never, until the SAE has replied (it may refuse the transfer).
+    """
     if document.disposal == ELIMINATED:
         return "déjà éliminé"
-    if document_type is None or document_type.final_action != DESTROY:
-        return "son type ne prévoit pas la destruction"
+    if document.disposal == TRANSFERRED:
+        return "il est dans un versement en cours : attendez la réponse du système d'archivage"
     if document.disposal == ARCHIVED:
-        return None  # the GED copy of an archived document
+        return None  # the GED copy of an archived document: the SAE keeps the archive
+    if not _destroy_type(session, document):
+        return "son type ne prévoit pas la destruction"
     if document.dua_ends_on is None or document.dua_ends_on > utcnow().date():
         return "sa DUA n'est pas échue" if document.dua_ends_on else "sa DUA n'a pas commencé"
     return None
+
+
+def _destroy_type(session: Session, document: Document) -> bool:
+    document_type = session.get(DocumentType, document.type_id) if document.type_id else None
+    return document_type is not None and document_type.final_action == DESTROY
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -222,6 +235,14 @@ def carry_out_elimination(session: Session, principal: Principal, elimination_id
     ]
     for document in documents:
         holds.check_not_held(session, document)
+        if document.disposal == TRANSFERRED:  # transferred since it was proposed: the SAE has not replied yet
+            raise Conflict(
+                message(
+                    "« %(title)s » est dans un versement en cours : il ne peut être éliminé qu'après la réponse du "
+                    "système d'archivage",
+                    title=document.current.title,
+                )
+            )
     now, keys, proof = utcnow(), set(), []
     for document in documents:
         keys |= _content_keys(document)
@@ -387,7 +408,8 @@ def _purge_one(session: Session, tenant_id: str, document_id: str, actor: str, r
 
 def mark_archived(session: Session, tenant_id: str, transfer_id: str, documents: list[dict[str, Any]]) -> list[str]:
     """The SAE accepted a transfer: its documents become « archived » with their SAE identifier; those
-    whose type's final action is destroy are proposed for elimination of the GED copy (once). Idempotent.
+    whose type's final action is destroy are proposed for elimination of the GED copy (once; the GED copy of
+    the others may be proposed by an archivist). Idempotent.
 
     :returns: the documents newly marked.
     """
@@ -421,7 +443,11 @@ def mark_archived(session: Session, tenant_id: str, transfer_id: str, documents:
         indexing.index_document(session, document)
         newly.append(document)
     session.flush()
-    to_destroy = [d.id for d in newly if _eliminable(session, d) is None and not holds.active_holds(session, [d.id])]
+    to_destroy = [
+        d.id
+        for d in newly
+        if _destroy_type(session, d) and _eliminable(session, d) is None and not holds.active_holds(session, [d.id])
+    ]
     if to_destroy and not _pending_for(session, tenant_id, to_destroy):
         propose_elimination(
             session, None, to_destroy, f"Copie GED de documents archivés (versement {transfer_id})", tenant_id=tenant_id

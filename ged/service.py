@@ -76,7 +76,7 @@ def check_can_create(session: Session, principal: Principal, metadata: Metadata)
     access.require_folder(session, principal, metadata.folder_id, "write")
     document_type = types.by_code(session, principal.tenant_id, metadata.type) if metadata.type else None
     access.require_type(session, principal, document_type.id if document_type else None, "write")
-    types.validate_values(session, principal.tenant_id, document_type, metadata.field_values)
+    types.validate_values(session, principal, document_type, metadata.field_values)
     return document_type
 
 
@@ -121,7 +121,7 @@ def create_document(
         Forbidden: no right « write » on the folder or the type.
     """
     document_type = check_can_create(session, principal, metadata)
-    values = types.validate_values(session, principal.tenant_id, document_type, metadata.field_values)
+    values = types.validate_values(session, principal, document_type, metadata.field_values)
     document = Document(
         tenant_id=principal.tenant_id,
         created_by=principal.username,
@@ -197,7 +197,7 @@ def _new_metadata_version(
             document.type_id = new_type.id if new_type else None
             changes.setdefault("document_type", new_type.code if new_type else current.document_type)
     values = types.validate_values(
-        session, principal.tenant_id, document_type, changes.get("field_values") or {}, previous_values
+        session, principal, document_type, changes.get("field_values") or {}, previous_values
     )
     return _add_version(
         session,
@@ -366,16 +366,22 @@ def get_document(
     if document is None:
         raise NotFound(message("document %(document_id)s introuvable", document_id=document_id))
     if document.deleted_at is not None and not trashed:
-        raise NotFound(
-            message("document %(document_id)s introuvable (il est dans la corbeille)", document_id=document_id)
-        )
+        raise _in_trash(document_id)
     return document
 
 
-def read_document(session: Session, principal: Principal, document_id: str, right: str = "read") -> Document:
+def _in_trash(document_id: str) -> NotFound:
+    return NotFound(message("document %(document_id)s introuvable (il est dans la corbeille)", document_id=document_id))
+
+
+def read_document(
+    session: Session, principal: Principal, document_id: str, right: str = "read", *, for_update: bool = False
+) -> Document:
     """A document the user may read (or has ``right`` on). :raises NotFound, Forbidden."""
-    document = get_document(session, principal.tenant_id, document_id)
-    access.require(session, principal, document, right)
+    document = get_document(session, principal.tenant_id, document_id, trashed=True, for_update=for_update)
+    access.require(session, principal, document, right)  # first: only a reader may learn it is in the trash
+    if document.deleted_at is not None:
+        raise _in_trash(document_id)
     return document
 
 

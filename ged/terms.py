@@ -4,7 +4,8 @@ A word becomes a term in four steps: split on anything that is not a letter or a
 dropped if it is a French stop word, reduced to its stem by the Snowball French stemmer, then accents
 folded. So « Délibérations » and « délibération » both give ``deliber``. Numbers are kept as they are.
 Terms are plain ``[a-z0-9]`` words separated by spaces: no character of a query can reach a full-text
-engine as syntax.
+engine as syntax. The API and the search page still refuse a query written with such syntax
+(``syntax_in``): the user is told that it does not do what it seems to, rather than getting other results.
 """
 
 from __future__ import annotations
@@ -101,3 +102,29 @@ def phrases(query: str) -> list[list[str]]:
         else:
             groups.extend([term] for term in terms)
     return groups
+
+
+# What full-text engines (PostgreSQL tsquery, SQLite FTS5) and SQL read as syntax. The words AND, OR, NOT and
+# NEAR are not here: terms are always quoted for the engine, so they are only words (or stop words).
+SYNTAX_SEQUENCES = ("--", "/*", "*/")
+SYNTAX_CHARACTERS = "&|!()<>:*^~{}[]\\;="
+# French typography puts a space before « : », « ! » and « ; » (« Délibération n° 42 : budget ») : standing
+# alone between spaces, they are punctuation, never an engine's operator (which is glued to a word: « titre:x »).
+_FRENCH_PUNCTUATION = re.compile(r"(?:(?<=\s)|^)[:!;](?=\s|$)")
+
+
+def syntax_in(query: str) -> list[str]:
+    """The operators and SQL fragments of a query, each once (sequences, then characters); empty for words.
+
+    Apostrophes (' and ’), hyphens, dots, commas, « n° », accents, digits and quotes (phrases) are words'
+    punctuation, never syntax here, nor « : », « ! » and « ; » standing alone. A sequence is reported whole
+    (« /* », not « / » and « * »).
+    """
+    found: list[str] = []
+    rest = _FRENCH_PUNCTUATION.sub(" ", query)
+    for sequence in SYNTAX_SEQUENCES:
+        if sequence in rest:
+            found.append(sequence)
+            rest = rest.replace(sequence, " ")
+    found.extend(dict.fromkeys(char for char in rest if char in SYNTAX_CHARACTERS))
+    return found

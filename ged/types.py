@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ged import access
 from ged.models import Document, DocumentType
 from ged.schemas import DocumentTypeIn, DocumentTypePatch, FieldDef
 from socle import audit
@@ -27,7 +28,7 @@ MAX_TEXT = 5000
 
 
 # ---------------------------------------------------------------------------------------------------------
-# CRUD (role admin)
+# CRUD: creating and deleting a type is the admin's; changing it, also whoever has « manage » on it
 
 
 def create_type(session: Session, principal: Principal, body: DocumentTypeIn) -> DocumentType:
@@ -57,9 +58,10 @@ def create_type(session: Session, principal: Principal, body: DocumentTypeIn) ->
 def update_type(session: Session, principal: Principal, type_id: str, patch: DocumentTypePatch) -> DocumentType:
     """Change a type's name, schema or retention rule; a new DUA rule is applied to its documents.
 
-    :raises InvalidInput: a field's kind changed, a bad DUA event; NotFound: unknown type.
+    :raises InvalidInput: a field's kind changed, a bad DUA event; NotFound: unknown type; Forbidden: neither
+        admin nor « manage » on the type.
     """
-    principal.require(Role.ADMIN)
+    access.require_type_manage(session, principal, type_id)
     document_type = get_type(session, principal.tenant_id, type_id)
     changes = patch.model_dump(exclude_unset=True)
     if not changes:
@@ -194,7 +196,7 @@ def _audit(session: Session, principal: Principal, action: str, document_type: D
 
 def validate_values(
     session: Session,
-    tenant_id: str,
+    principal: Principal,
     document_type: DocumentType | None,
     values: dict[str, Any],
     previous: dict[str, Any] | None = None,
@@ -203,7 +205,7 @@ def validate_values(
 
     A null in ``values`` clears the field. Retired fields keep their earlier value and accept no new one.
     JSON values: text, choice, reference and decimal as strings (decimals exact), integer, boolean, date as
-    AAAA-MM-JJ.
+    AAAA-MM-JJ. A new reference must name a document ``principal`` may read.
 
     :raises InvalidInput: a French message naming the field (unknown, retired, wrong type, missing).
     """
@@ -236,7 +238,7 @@ def validate_values(
         if raw is None or raw == "":
             merged.pop(name, None)
         else:
-            merged[name] = coerce_value(session, tenant_id, field, raw)
+            merged[name] = coerce_value(session, principal, field, raw)
     for field in document_type.fields:
         if field.get("required") and not field.get("retired") and field["name"] not in merged:
             raise InvalidInput(
@@ -250,7 +252,7 @@ def validate_values(
     return merged
 
 
-def coerce_value(session: Session, tenant_id: str, field: dict[str, Any], raw: Any) -> Any:
+def coerce_value(session: Session, principal: Principal, field: dict[str, Any], raw: Any) -> Any:
     """One value, checked against its field's kind and normalised; strings are read too (forms, CSV).
 
     :raises InvalidInput: naming the field.
@@ -264,7 +266,7 @@ def coerce_value(session: Session, tenant_id: str, field: dict[str, Any], raw: A
             field=name,
         ) from None
     if kind == "reference":
-        _check_reference(session, tenant_id, field, str(value))
+        _check_reference(session, principal, field, str(value))
     return value
 
 
@@ -343,13 +345,14 @@ _COERCE = {
 }
 
 
-def _check_reference(session: Session, tenant_id: str, field: dict[str, Any], document_id: str) -> None:
+def _check_reference(session: Session, principal: Principal, field: dict[str, Any], document_id: str) -> None:
     found = session.execute(
-        select(Document.id).where(
-            Document.id == document_id, Document.tenant_id == tenant_id, Document.deleted_at.is_(None)
+        select(Document).where(
+            Document.id == document_id, Document.tenant_id == principal.tenant_id, Document.deleted_at.is_(None)
         )
-    ).first()
-    if found is None:
+    ).scalar_one_or_none()
+    # A document the user may not read is answered like a missing one: a reference must not reveal it exists.
+    if found is None or "read" not in access.rights_on(session, principal, found):
         raise InvalidInput(
             message(
                 "champ « %(field_label)s » (%(field_name)s) : le document %(document_id)s n'existe pas",

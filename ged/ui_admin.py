@@ -1,6 +1,8 @@
 """GED administration pages (role admin): document types and their metadata schema with their DUA and final
 action, groups and their rights on folders and types, and the folders of the classification plan.
 
+A type's pages (the type, its fields, its rights) are also open to whoever has « manage » on it, by the rule
+the API applies (``access.require_type_manage``); creating or deleting a type stays the admin's.
 Every change goes through the GED's own use cases (ged.types, ged.groups, ged.plan), audited there.
 """
 
@@ -28,6 +30,7 @@ from ged.ui_common import (
 from socle.auth import Principal, Role
 from socle.errors import Conflict, InvalidInput, NotFound
 from socle.models import User
+from socle.ui import rendering
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
 
 router = APIRouter(include_in_schema=False)
@@ -40,6 +43,28 @@ def _admin(user: Any) -> Principal:
     principal: Principal = user.principal
     principal.require(Role.ADMIN)
     return principal
+
+
+def _type_manager(db: Session, user: Any, type_id: str) -> Principal:
+    """The admin, or a user with « manage » on this type. :raises NotFound, Forbidden: as the API does."""
+    principal: Principal = user.principal
+    access.require_type_manage(db, principal, type_id)
+    return principal
+
+
+def manages_types(principal: Principal) -> bool:
+    """Whether the GED menu shows the types' pages: the admin, or a user managing at least one type.
+
+    Templates call it (every GED page draws the menu), with the page's own session: a second one could wait
+    on the first's lock.
+    """
+    if access.is_admin(principal):
+        return True
+    db: Session | None = rendering.current_session.get()
+    return db is not None and bool(access.managed_type_ids(db, principal))
+
+
+rendering.register_global("ged_manages_types", manages_types)
 
 
 def _months(raw: str, request: Request) -> int | None:
@@ -90,8 +115,13 @@ def _types_page(
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
+    managed = access.managed_type_ids(db, principal)
     context = {
-        "types": types.list_types(db, principal.tenant_id),
+        "types": [
+            document_type
+            for document_type in types.list_types(db, principal.tenant_id)
+            if managed is None or document_type.id in managed
+        ],
         "values": values or {"dua_event": "creation", "final_action": "keep"},
         "errors": errors or {},
     }
@@ -100,7 +130,10 @@ def _types_page(
 
 @router.get("/admin/ged/types")
 def types_page(request: Request, db: DbDep, user: UserDep) -> Response:
-    return _types_page(request, db, _admin(user))
+    principal: Principal = user.principal
+    if access.managed_type_ids(db, principal) == set():
+        principal.require(Role.ADMIN)  # neither admin nor manager of a type: refused as the admin pages are
+    return _types_page(request, db, principal)
 
 
 @router.post("/admin/ged/types")
@@ -176,13 +209,12 @@ def _type_page(
 
 @router.get("/admin/ged/types/{type_id}")
 def type_page(request: Request, db: DbDep, user: UserDep, type_id: str) -> Response:
-    return _type_page(request, db, _admin(user), type_id)
+    return _type_page(request, db, _type_manager(db, user, type_id), type_id)
 
 
 @router.post("/admin/ged/types/{type_id}")
 def update_type(request: Request, db: DbDep, user: UserDep, form: FormDep, type_id: str) -> Response:
-    principal = _admin(user)
-    types.get_type(db, principal.tenant_id, type_id)
+    principal = _type_manager(db, user, type_id)
     errors: dict[str, str] = {}
     changes: dict[str, Any] = {}
     try:
@@ -219,7 +251,7 @@ def _save_fields(db: Session, principal: Principal, type_id: str, fields: list[F
 
 @router.post("/admin/ged/types/{type_id}/champs")
 def add_field(request: Request, db: DbDep, user: UserDep, form: FormDep, type_id: str) -> Response:
-    principal = _admin(user)
+    principal = _type_manager(db, user, type_id)
     document_type = types.get_type(db, principal.tenant_id, type_id)
     errors: dict[str, str] = {}
     try:
@@ -299,12 +331,12 @@ def _field_page(
 
 @router.get("/admin/ged/types/{type_id}/champs/{name}")
 def field_page(request: Request, db: DbDep, user: UserDep, type_id: str, name: str) -> Response:
-    return _field_page(request, db, _admin(user), type_id, name)
+    return _field_page(request, db, _type_manager(db, user, type_id), type_id, name)
 
 
 @router.post("/admin/ged/types/{type_id}/champs/{name}")
 def update_field(request: Request, db: DbDep, user: UserDep, form: FormDep, type_id: str, name: str) -> Response:
-    principal = _admin(user)
+    principal = _type_manager(db, user, type_id)
     document_type = types.get_type(db, principal.tenant_id, type_id)
     current = _field(document_type, name)
     action = text(form, "action")
@@ -390,7 +422,7 @@ def _rights_page(
 
 
 def _save_rights(request: Request, db: Session, user: Any, form: Any, kind: str, target_id: str) -> Response:
-    principal = _admin(user)
+    principal = _type_manager(db, user, target_id) if kind == access.TYPE else _admin(user)
     _target(db, principal, kind, target_id)
     wanted = []
     for group in groups.list_groups(db, principal.tenant_id):
@@ -413,7 +445,7 @@ def _save_rights(request: Request, db: Session, user: Any, form: Any, kind: str,
 
 @router.get("/admin/ged/types/{type_id}/droits")
 def type_rights(request: Request, db: DbDep, user: UserDep, type_id: str) -> Response:
-    return _rights_page(request, db, _admin(user), access.TYPE, type_id)
+    return _rights_page(request, db, _type_manager(db, user, type_id), access.TYPE, type_id)
 
 
 @router.post("/admin/ged/types/{type_id}/droits")

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from ged import access, holds, ingest, plan, renditions, service, types
-from ged.api_search import MAX_OFFSET
+from ged.api_search import MAX_OFFSET, check_words
 from ged.models import Document, DocumentType, Version
 from ged.schemas import Metadata, MetadataPatch
 from ged.search import SORTS, SearchQuery, SearchResult, search
@@ -104,6 +104,10 @@ def search_page(request: Request, db: DbDep, user: UserDep) -> Response:
         errors["date_to"] = t(request, "La date de fin précède la date de début.")
     if params["sort"] not in SORTS:
         params["sort"] = "relevance"
+    try:
+        check_words(params["q"])  # operators and SQL: said next to the field, as the API says them
+    except InvalidInput as exc:
+        errors["q"] = exc.detail
     page = page_number(request.query_params.get("page"))
     result: SearchResult | None = None
     if not errors:
@@ -392,6 +396,18 @@ def _refused_upload(
 # A document
 
 
+def _rendition_reasons(db: Session, tenant_id: str, document_id: str, current: Version) -> dict[str, str | None]:
+    kind = renditions.media_kind(current.media_type)
+    missing = current.text_status == renditions.FAILED or (kind is not None and current.preview_key is None)
+    missing = missing or (kind == "pdf" and current.pdfa_key is None)
+    reasons = renditions.failure_reasons(db, tenant_id, document_id, current.number) if missing else {}
+    return {
+        "text_reason": reasons.get(renditions.TEXT) if current.text_status == renditions.FAILED else None,
+        "preview_reason": reasons.get(renditions.PREVIEW) if current.preview_key is None else None,
+        "pdfa_reason": reasons.get(renditions.PDFA) if current.pdfa_key is None else None,
+    }
+
+
 def _document_context(db: Session, principal: Principal, document: Document) -> dict[str, Any]:
     current = document.current
     document_type = db.get(DocumentType, document.type_id) if document.type_id else None
@@ -417,11 +433,8 @@ def _document_context(db: Session, principal: Principal, document: Document) -> 
         "can_write": "write" in rights and not frozen,
         "can_delete": "delete" in rights and not frozen,
         "kind": renditions.media_kind(current.media_type),
-        "text_reason": (
-            renditions.text_reason(db, principal.tenant_id, document.id, current.number)
-            if current.text_status == renditions.FAILED
-            else None
-        ),
+        # Why a rendition could not be made, shown while it is missing (not « en préparation » forever).
+        **_rendition_reasons(db, principal.tenant_id, document.id, current),
         "folders": folder_options(folder_tree(db, principal)) if "write" in rights and not frozen else [],
         "hold_options": [(hold.id, hold.name) for hold in holds.list_holds(db, principal.tenant_id, active_only=True)]
         if archivist

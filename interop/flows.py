@@ -895,9 +895,17 @@ def _actes_archive(session: Session, flow: Flow, connector: Connector) -> Outcom
         connector=settings["connector"],
         profile=settings["profile"],
         comment=settings["comment"] or f"Acte {flow.data.get('act_id')} — {subject}"[:2000],
+        # The GED gives the archive only what the flow's creator may read, as if they asked themselves.
+        username=_creator(flow),
     )
     _set(flow, archive_documents=document_ids)
     return Pause("versement demandé au service d'archives")
+
+
+def _creator(flow: Flow) -> str | None:
+    """The username of the user who started the flow (``created_by`` is their actor, « user:<username> »); None
+    for a flow started otherwise (none is today: every flow comes from POST /interop/flows)."""
+    return flow.created_by.removeprefix("user:") if flow.created_by.startswith("user:") else None
 
 
 def _transfer_created(session: Session, flow: Flow, transfer_id: str) -> None:

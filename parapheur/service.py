@@ -173,6 +173,7 @@ def create_from_ged(session: Session, principal: Principal, spec: FolderSpec, do
         tenant_id=principal.tenant_id,
         document_id=document_id,
         folder_id=folder.id,
+        username=principal.username,  # the GED sends the document only if this user may read it
     )
     _created(session, principal, folder, document=document_id)
     session.commit()

@@ -31,9 +31,10 @@ class Message:
 # GED
 GED_SEND_TO_PARAPHEUR = Message(
     "ged.jobs.send_to_parapheur",
-    ("tenant_id", "document_id", "folder_id"),
-    "Le parapheur demande la version courante d'un document pour un dossier ; la GED répond par "
-    "PARAPHEUR_ATTACH_DOCUMENT ou PARAPHEUR_DOCUMENT_UNAVAILABLE.",
+    ("tenant_id", "document_id", "folder_id", "username"),
+    "Le parapheur demande la version courante d'un document pour un dossier, au nom de l'utilisateur qui le crée "
+    "(« username ») ; la GED répond par PARAPHEUR_ATTACH_DOCUMENT si cet utilisateur peut lire le document, sinon "
+    "par PARAPHEUR_DOCUMENT_UNAVAILABLE (comme pour un document inexistant).",
     on_failure="parapheur.jobs.document_unavailable",
 )
 GED_STORE_SIGNED_VERSION = Message(
@@ -59,17 +60,20 @@ GED_FILE_SIGNED_DOCUMENT = Message(
 )
 GED_EXPORT_FOR_ARCHIVE = Message(
     "ged.jobs.export_for_archive",
-    ("tenant_id", "transfer_id", "document_ids"),
-    "Le service d'archives demande les métadonnées et les objets de documents ; la GED répond par "
-    "ARCHIVE_BUILD_PACKAGE ou ARCHIVE_EXPORT_FAILED.",
+    ("tenant_id", "transfer_id", "document_ids", "username"),
+    "Le service d'archives demande les métadonnées et les objets de documents, au nom de l'archiviste qui "
+    "demande le versement (« username » ; pour un flux d'interopérabilité, son créateur, ou null : le service) ; "
+    "la GED les marque « versés » et répond par ARCHIVE_BUILD_PACKAGE, ou par ARCHIVE_EXPORT_FAILED (document "
+    "introuvable ou illisible pour lui, déjà versé, archivé, éliminé ou gelé).",
     on_failure="archive.jobs.export_failed",
 )
 GED_SELECT_FOR_ARCHIVE = Message(
     "ged.jobs.select_for_archive",
-    ("tenant_id", "transfer_id", "folder_id", "dua_reached"),
+    ("tenant_id", "transfer_id", "folder_id", "dua_reached", "username"),
     "Le service d'archives demande un dossier du plan de classement (avec ses sous-dossiers) ou les documents "
-    "arrivés au terme de leur DUA avec le sort final « conserver » ou « trier » : la GED les choisit et répond "
-    "comme à GED_EXPORT_FOR_ARCHIVE (ARCHIVE_BUILD_PACKAGE ou ARCHIVE_EXPORT_FAILED).",
+    "arrivés au terme de leur DUA avec le sort final « conserver » ou « trier », au nom de l'archiviste "
+    "(« username ») : la GED choisit ceux qu'il peut lire et répond comme à GED_EXPORT_FOR_ARCHIVE "
+    "(ARCHIVE_BUILD_PACKAGE ou ARCHIVE_EXPORT_FAILED).",
     on_failure="archive.jobs.export_failed",
 )
 GED_MARK_ARCHIVED = Message(
@@ -78,6 +82,14 @@ GED_MARK_ARCHIVED = Message(
     "Le système d'archivage a accepté un versement : la GED marque ses documents « archivés » avec leur "
     "identifiant dans le SAE (« documents » : liste de {document_id, sae_identifier}) et propose à "
     "l'élimination la copie GED de ceux dont le sort final est la destruction.",
+)
+GED_TRANSFER_ENDED = Message(
+    "ged.jobs.transfer_ended",
+    ("tenant_id", "transfer_id", "outcome"),
+    "Un versement s'est terminé sans être accepté (« outcome » : failed, paquet non construit ; rejected, refusé "
+    "par le système d'archivage ; abandoned, abandonné par l'archiviste avant que le système d'archivage ait le "
+    "paquet) : la GED remet en service les documents qu'elle avait marqués « versés » pour lui, et le note dans "
+    "leur historique.",
 )
 GED_STORE_FLOW_DOCUMENT = Message(
     "ged.jobs.store_flow_document",
@@ -98,24 +110,34 @@ GED_EXTRACT_TEXT = Message(
     ("tenant_id", "document_id", "version"),
     "Extraire la couche texte d'une version PDF (PDFium), la ranger dans le stockage et réindexer le document ; "
     "un PDF scanné sans texte ou une image passe à GED_OCR_TEXT.",
+    on_failure="ged.jobs.rendition_failed",
 )
 GED_OCR_TEXT = Message(
     "ged.jobs.ocr_text",
     ("tenant_id", "document_id", "version"),
     "Reconnaître le texte d'un PDF scanné ou d'une image (OCRmyPDF, en français), le ranger et réindexer le document.",
+    on_failure="ged.jobs.rendition_failed",
     lane="renditions",
 )
 GED_MAKE_PREVIEW = Message(
     "ged.jobs.make_preview",
     ("tenant_id", "document_id", "version"),
     "Faire l'aperçu (PNG) et la vignette de la première page d'une version (PDF ou image).",
+    on_failure="ged.jobs.rendition_failed",
     lane="renditions",
 )
 GED_MAKE_PDFA = Message(
     "ged.jobs.make_pdfa",
     ("tenant_id", "document_id", "version"),
     "Faire une copie PDF/A-2b d'une version PDF (Ghostscript ; OCRmyPDF pour un PDF scanné).",
+    on_failure="ged.jobs.rendition_failed",
     lane="renditions",
+)
+GED_RENDITION_FAILED = Message(
+    "ged.jobs.rendition_failed",
+    ("tenant_id", "document_id", "version", "reason"),
+    "Une tâche de rendu (texte, OCR, aperçu, PDF/A) a échoué définitivement, par exemple un stockage injoignable "
+    "au-delà des essais : le rendu de la version est marqué en échec avec la raison, au lieu de rester « en cours ».",
 )
 
 # Parapheur
@@ -194,11 +216,20 @@ ARCHIVE_RECORD_SAE_MESSAGE = Message(
 )
 ARCHIVE_REQUEST_TRANSFER = Message(
     "archive.jobs.request_transfer",
-    ("tenant_id", "flow_id", "document_ids", "archival_agency", "connector", "profile", "comment"),
-    "Un flux d'interopérabilité (actes) demande le versement de ses documents GED (l'acte, ses annexes, l'ARActe) : "
+    ("tenant_id", "flow_id", "document_ids", "archival_agency", "connector", "profile", "comment", "username"),
+    "Un flux d'interopérabilité (actes) demande le versement de ses documents GED (l'acte, ses annexes, l'ARActe) "
+    "au nom de l'utilisateur qui l'a créé (« username » ; null : la GED répond comme au service) : "
     "le service d'archives crée le versement une seule fois par flux, comme l'API, et répond par "
     "INTEROP_FLOW_DOCUMENT_STORED (« name » : versement, « document_id » : l'identifiant du versement).",
     on_failure="interop.jobs.flow_failed",
+)
+ARCHIVE_BUILD_FOLDER_TRANSFER = Message(
+    "archive.jobs.build_folder_transfer",
+    ("tenant_id", "transfer_id", "object_key", "csv_key"),
+    "Un archiviste a envoyé une arborescence de dossiers (zip ou tar dans le stockage, CSV de métadonnées "
+    "facultatif : « csv_key » vaut alors null) : le service d'archives la décompresse à l'abri, construit et "
+    "valide le paquet SEDA comme « socle archive build », puis efface le dossier de travail.",
+    on_failure="archive.jobs.export_failed",
 )
 
 # Interop

@@ -24,6 +24,7 @@ from socle.settings import get_settings
 log = logging.getLogger("socle.web")
 PROBLEM = "application/problem+json"
 _STATUS_TITLES = {401: "Authentification requise", 404: "Introuvable", 405: "Méthode non autorisée"}
+RETRY_AFTER_SECONDS = 10
 
 
 def problem_response(status: int, title: str, detail: str, slug: str, **extra: Any) -> JSONResponse:
@@ -37,13 +38,16 @@ def _socle_error(request: Request, exc: Exception) -> Response:
     if exc.status >= 500:
         log.error("%s %s: %s", request.method, request.url.path, exc.detail)
     body = exc.problem()
-    return problem_response(
+    response = problem_response(
         body.pop("status"),
         body.pop("title"),
         body.pop("detail"),
         exc.slug,
         **{key: value for key, value in body.items() if key != "type"},
     )
+    if exc.status == 503:  # a service expected back soon (object store, identity provider…): when to try again
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def _validation_error(request: Request, exc: Exception) -> Response:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from socle.errors import DigestMismatch, InvalidInput, NotFound, PayloadTooLarge
+from socle.errors import DigestMismatch, InvalidInput, NotFound, PayloadTooLarge, ServiceUnavailable, message
 
 CHUNK_SIZE = 1024 * 1024
 _KEY = re.compile(r"^[0-9a-f]{64}$")
@@ -144,6 +144,12 @@ def sha256_of_file(path: Path) -> str:
 
 def not_found(key: str) -> NotFound:
     return NotFound(f"objet {key} introuvable dans le stockage")
+
+
+def unavailable() -> ServiceUnavailable:
+    """The store does not answer (refused, timed out, unknown host, server error): a 503 for the API, a retry
+    later for the queue (not a refusal: the same request will work once the store is back)."""
+    return ServiceUnavailable(message("stockage des documents injoignable, réessayez dans un instant"))
 
 
 def iter_chunks(stream: BinaryIO) -> Iterator[bytes]:

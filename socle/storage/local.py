@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,7 +10,22 @@ from pathlib import Path
 from typing import BinaryIO
 
 from socle.files import fsync_dir
-from socle.storage.api import FileCheck, StoredObject, check_key, nested_name, not_found, spool
+from socle.storage.api import FileCheck, StoredObject, check_key, nested_name, not_found, spool, unavailable
+
+log = logging.getLogger("socle.storage")
+
+
+@contextmanager
+def _answering() -> Iterator[None]:
+    """A folder that cannot be read or written (network share gone, disk full or failing) raises
+    ServiceUnavailable, as an S3 server that does not answer: 503 for the API, a later retry for a job."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise  # the caller's to say: an object that is not there, or a folder to create
+    except OSError as exc:
+        log.warning("object store unusable: %s", exc)
+        raise unavailable() from exc
 
 
 class LocalStore:
@@ -28,23 +44,25 @@ class LocalStore:
         max_size: int | None = None,
         check: FileCheck | None = None,
     ) -> StoredObject:
-        spooled = spool(stream, self.tmp, expected_sha256=expected_sha256, max_size=max_size, check=check)
-        target = self._path(spooled.sha256)
-        try:
-            if target.exists():
-                return StoredObject(spooled.sha256, spooled.size)  # write-once: same bytes already there
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.chmod(spooled.path, 0o440)
-            os.replace(spooled.path, target)
-            fsync_dir(target.parent)
-            return StoredObject(spooled.sha256, spooled.size)
-        finally:
-            spooled.path.unlink(missing_ok=True)
+        with _answering():
+            spooled = spool(stream, self.tmp, expected_sha256=expected_sha256, max_size=max_size, check=check)
+            target = self._path(spooled.sha256)
+            try:
+                if target.exists():
+                    return StoredObject(spooled.sha256, spooled.size)  # write-once: same bytes already there
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(spooled.path, 0o440)
+                os.replace(spooled.path, target)
+                fsync_dir(target.parent)
+                return StoredObject(spooled.sha256, spooled.size)
+            finally:
+                spooled.path.unlink(missing_ok=True)
 
     @contextmanager
     def open(self, key: str) -> Iterator[BinaryIO]:
         try:
-            handle = self._path(key).open("rb")
+            with _answering():
+                handle = self._path(key).open("rb")
         except FileNotFoundError:
             raise not_found(key) from None
         with handle:
@@ -53,13 +71,17 @@ class LocalStore:
     @contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
         path = self._path(key)
-        if not path.exists():
-            raise not_found(key)
+        try:
+            with _answering():
+                path.stat()  # not exists(), which says False for a folder that cannot be read
+        except FileNotFoundError:
+            raise not_found(key) from None
         yield path
 
     def size(self, key: str) -> int:
         try:
-            return self._path(key).stat().st_size
+            with _answering():
+                return self._path(key).stat().st_size
         except FileNotFoundError:
             raise not_found(key) from None
 
@@ -67,7 +89,8 @@ class LocalStore:
         return self._path(key).exists()
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        with _answering():
+            self._path(key).unlink(missing_ok=True)
 
     def check(self) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)

@@ -3,22 +3,63 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
+import urllib3
 from minio import Minio
-from minio.error import S3Error
+from minio.error import InvalidResponseError, S3Error, ServerError
 
 from socle.errors import DigestMismatch, NotFound, message
-from socle.storage.api import CHUNK_SIZE, FileCheck, StoredObject, check_key, nested_name, not_found, spool
+from socle.storage.api import (
+    CHUNK_SIZE,
+    FileCheck,
+    StoredObject,
+    check_key,
+    nested_name,
+    not_found,
+    spool,
+    unavailable,
+)
+
+log = logging.getLogger("socle.storage")
 
 _MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
+# Statuses of a server that is down or overloaded, not of a request it refuses (501 is « not implemented »).
+_DOWN = frozenset({500, 502, 503, 504})
 # Below this size an object is put without asking first whether it exists: the question costs a request as
 # much as the upload, and writing the same bytes again under their own digest changes nothing.
 _PUT_WITHOUT_ASKING = 1024 * 1024
+
+
+def _status(exc: Exception) -> int | None:
+    if isinstance(exc, S3Error):
+        return int(exc.response.status)
+    if isinstance(exc, ServerError):
+        return exc.status_code
+    code = getattr(exc, "_code", None)  # InvalidResponseError keeps the status only there
+    return code if isinstance(code, int) else None
+
+
+@contextmanager
+def _answering() -> Iterator[None]:
+    """A server that does not answer (connection refused, timeout, unknown host, or a 5xx once the client's
+    own retries are spent) raises ServiceUnavailable, never the client's exception: the API answers 503 instead
+    of a generic 500, and a job is retried later. The cause goes to the log for the operator."""
+    try:
+        yield
+    except urllib3.exceptions.HTTPError as exc:  # MaxRetryError, ProtocolError, timeouts, name resolution
+        log.warning("object store unreachable: %s", exc)
+        raise unavailable() from exc
+    except (S3Error, ServerError, InvalidResponseError) as exc:
+        if _status(exc) not in _DOWN:
+            raise
+        log.warning("object store failing: %s", exc)
+        raise unavailable() from exc
 
 
 class S3Store:
@@ -33,8 +74,9 @@ class S3Store:
 
     def _ensure_bucket(self) -> None:
         if not self._bucket_ready:
-            if not self.client.bucket_exists(self.bucket):
-                self.client.make_bucket(self.bucket)
+            with _answering():
+                if not self.client.bucket_exists(self.bucket):
+                    self.client.make_bucket(self.bucket)
             self._bucket_ready = True
 
     def put(
@@ -52,12 +94,13 @@ class S3Store:
         try:
             self._ensure_bucket()
             if spooled.size <= _PUT_WITHOUT_ASKING or not self.exists(spooled.sha256):
-                self.client.fput_object(
-                    self.bucket,
-                    self._name(spooled.sha256),
-                    str(spooled.path),
-                    metadata={"x-amz-meta-sha256": spooled.sha256},
-                )
+                with _answering():
+                    self.client.fput_object(
+                        self.bucket,
+                        self._name(spooled.sha256),
+                        str(spooled.path),
+                        metadata={"x-amz-meta-sha256": spooled.sha256},
+                    )
             return StoredObject(spooled.sha256, spooled.size)
         finally:
             spooled.path.unlink(missing_ok=True)
@@ -65,7 +108,8 @@ class S3Store:
     @contextmanager
     def open(self, key: str) -> Iterator[BinaryIO]:
         try:
-            response = self.client.get_object(self.bucket, self._name(key))
+            with _answering():
+                response = self.client.get_object(self.bucket, self._name(key))
         except S3Error as exc:
             if exc.code in _MISSING:
                 raise not_found(key) from None
@@ -83,7 +127,7 @@ class S3Store:
             path = Path(folder) / key
             # One GET, hashed while written (fget_object would ask for the object's size first, then re-read).
             digest = hashlib.sha256()
-            with self.open(key) as stream, path.open("wb") as out:
+            with self.open(key) as stream, path.open("wb") as out, _answering():  # cut off mid-download too
                 while chunk := stream.read(CHUNK_SIZE):
                     digest.update(chunk)
                     out.write(chunk)
@@ -102,11 +146,13 @@ class S3Store:
         return True
 
     def delete(self, key: str) -> None:
-        self.client.remove_object(self.bucket, self._name(key))  # S3 answers success for a missing object
+        with _answering():
+            self.client.remove_object(self.bucket, self._name(key))  # S3 answers success for a missing object
 
     def _stat(self, key: str) -> Any:
         try:
-            return self.client.stat_object(self.bucket, self._name(key))
+            with _answering():
+                return self.client.stat_object(self.bucket, self._name(key))
         except S3Error as exc:
             if exc.code in _MISSING:
                 raise not_found(key) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -47,6 +48,9 @@ class Section:
 
 _packages: list[str] = ["socle.ui"]
 _sections: list[Section] = []
+_globals: dict[str, Any] = {}
+# The page's database session while it is drawn, for the globals that read (a menu entry shown by right).
+current_session: ContextVar[Any] = ContextVar("current_session", default=None)
 
 
 def register(package: str, *sections: Section) -> None:
@@ -59,6 +63,12 @@ def register(package: str, *sections: Section) -> None:
         if section not in _sections:
             _sections.append(section)
     _sections.sort(key=lambda section: (section.order, section.title))
+
+
+def register_global(name: str, value: Any) -> None:
+    """Give every template a value or a function (a service's own navigation check). Call at import time."""
+    _globals[name] = value
+    _environment.cache_clear()
 
 
 def sections_for(roles: frozenset[str]) -> list[Section]:
@@ -137,6 +147,7 @@ def _environment(locale: str) -> jinja2.Environment:
     env.filters["filesize"] = lambda value: _format_size(value, locale)
     env.globals["static"] = static_url
     env.globals["LOCALE_NAMES"] = LOCALE_NAMES
+    env.globals.update(_globals)
     return env
 
 

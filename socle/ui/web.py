@@ -155,7 +155,11 @@ def render(
         **(context or {}),
     }
     _translate_errors(locale, page)
-    response = HTMLResponse(rendering.render_template(locale, template, page), status_code=status)
+    drawing = rendering.current_session.set(db)
+    try:
+        response = HTMLResponse(rendering.render_template(locale, template, page), status_code=status)
+    finally:
+        rendering.current_session.reset(drawing)
     new_token = getattr(request.state, "new_anon_csrf", None)
     if new_token:
         response.set_cookie(ANON_CSRF_COOKIE, new_token, httponly=True, secure=True, samesite="strict")

@@ -6,11 +6,18 @@ against those XSDs, so a message accepted here is one the schemas accept.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 from lxml import etree
 
 from archive.seda import NAMESPACES
+from socle import messages
+from socle.db import transaction
+from socle.queue import enqueue
+from socle.storage import get_store
+
+from conftest import run_jobs
 
 
 @dataclass(frozen=True)
@@ -120,3 +127,21 @@ VITAM_REFUSAL = (
         "Règle de gestion APP-99 inconnue du référentiel",
     ),
 )
+
+
+def sae_sends(tenant_id: str, transfer_id: str, kind: str, data: bytes) -> str:
+    """What interop does with each message the SAE sends back: store the XML, then hand it to the archive
+    service (ARCHIVE_RECORD_SAE_MESSAGE), and run the jobs; returns the message's object key."""
+    stored = get_store().put(io.BytesIO(data))
+    with transaction() as session:
+        enqueue(
+            session,
+            messages.ARCHIVE_RECORD_SAE_MESSAGE,
+            tenant_id=tenant_id,
+            transfer_id=transfer_id,
+            message_kind=kind,
+            object_key=stored.key,
+            size=stored.size,
+        )
+    run_jobs()
+    return stored.key

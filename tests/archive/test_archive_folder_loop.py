@@ -3,34 +3,12 @@ archived with the SystemId of its own unit, nested under its folders' units, not
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-from sae_messages import acknowledgement, transfer_reply
+from sae_messages import acknowledgement, sae_sends, transfer_reply
 from test_archive_from_ged import Manifest, add_document, make_folder, make_type, manifest_of, transfer
 
-from socle import messages
-from socle.db import transaction
-from socle.queue import enqueue
-from socle.storage import get_store
-
 from conftest import Kit, run_jobs
-
-
-def sae_sends(kit: Kit, transfer_id: str, kind: str, data: bytes) -> None:
-    """The SAE's message arrives as interop records it: stored, then a job for the archive service."""
-    stored = get_store().put(io.BytesIO(data))
-    with transaction() as session:
-        enqueue(
-            session,
-            messages.ARCHIVE_RECORD_SAE_MESSAGE,
-            tenant_id=kit.tenant_id,
-            transfer_id=transfer_id,
-            message_kind=kind,
-            object_key=stored.key,
-            size=stored.size,
-        )
-    run_jobs()
 
 
 def deliver(kit: Kit, built: dict[str, Any]) -> dict[str, Any]:
@@ -73,13 +51,13 @@ def test_folder_transfer_accepted_marks_each_document_with_its_own_nested_unit(k
 
     delivered = deliver(kit, built)
     request = delivered["message_identifier"]
-    sae_sends(kit, built["id"], "acknowledgement", acknowledgement("2.2", request, "ACK-1"))
+    sae_sends(kit.tenant_id, built["id"], "acknowledgement", acknowledgement("2.2", request, "ACK-1"))
     # Every unit of the package, folders included, gets its own SystemId: a document given any other unit's
     # identifier (a folder's, a sibling's) fails the comparison below.
     system_ids = {str(unit.get("id")): f"sys-{unit.get('id')}" for unit in manifest.units()}
     assert len(system_ids) == 6  # the folder, its two subfolders, the three documents
     reply = transfer_reply("2.2", request, "OK", "ATR-7", units=system_ids)
-    sae_sends(kit, built["id"], "reply", reply)
+    sae_sends(kit.tenant_id, built["id"], "reply", reply)
     assert kit["archiviste"].get(f"/archive/transfers/{built['id']}").json()["status"] == "accepted"
 
     archived = {name: kit["agent"].get(f"/ged/documents/{found}").json() for name, found in documents.items()}

@@ -12,9 +12,14 @@ from typing import Any
 import pytest
 import xmlschema
 from lxml import etree
+from sqlalchemy import select
 
 from archive.seda import NAMESPACES
 from archive.validation import validate_manifest
+from ged import jobs as ged_jobs
+from ged.models import Document, Version
+from socle.db import new_session
+from socle.storage import get_store
 
 from conftest import SHARED_SEDA, Kit, assert_problem, make_pdf, run_jobs
 
@@ -256,8 +261,9 @@ def test_dua_selection_takes_keep_and_sort_documents_whose_dua_ended(kit: Kit) -
     assert "trier" in (manifest.text(manifest.unit_of(sorted_), "s:Content/s:Description") or "")
     assert manifest.text(manifest.unit_of(kept), "s:Content/s:Description") is None
 
-    again = transfer(kit, dua_reached=True)  # nothing new: the same ones are still live (not yet archived)
-    assert sorted(again["document_ids"]) == sorted([kept, sorted_])
+    # Transferred now (the SAE has not replied yet): on no list, in no second transfer.
+    again = transfer(kit, dua_reached=True)
+    assert again["status"] == "error" and "DUA" in again["error"] and again["document_ids"] == []
 
 
 def test_destroy_maps_to_destroy_and_a_dua_without_rule_in_the_referential_fails(kit: Kit) -> None:
@@ -270,17 +276,22 @@ def test_destroy_maps_to_destroy_and_a_dua_without_rule_in_the_referential_fails
     assert (manifest.text(appraisal, "s:Rule"), manifest.text(appraisal, "s:FinalAction")) == ("DUA-P18M", "Destroy")
 
     set_referential(kit, [{"id": "APP-10", "category": "AppraisalRule", "duration": "P10Y"}])
-    failed = transfer(kit, document_ids=[bon])
+    other = add_document(kit, "Bon de commande 2", type="bon", date="2019-05-02")  # the first is in a transfer
+    failed = transfer(kit, document_ids=[other])
     assert failed["status"] == "error"
     assert "P18M" in failed["error"] and "appraisal_rule" in failed["error"] and "« bon »" in failed["error"]
 
 
 def test_mapping_edited_by_the_archivist_changes_the_manifest(kit: Kit) -> None:
     make_type(kit, "arrete", fields=FIELDS)
-    document = add_document(
-        kit, "AR-2026-12", type="arrete", date="2026-02-01", tags=["voirie"],
-        field_values={"objet": "Stationnement rue Nationale", "matiere": "Voirie"},
-    )  # fmt: skip
+
+    def arrete() -> str:
+        return add_document(
+            kit, "AR-2026-12", type="arrete", date="2026-02-01", tags=["voirie"],
+            field_values={"objet": "Stationnement rue Nationale", "matiere": "Voirie"},
+        )  # fmt: skip
+
+    document = arrete()
     default = kit["archiviste"].get("/archive/mappings/arrete")
     assert default.status_code == 200 and default.json()["default"] is True
     assert default.json()["title"] == "title" and default.json()["description_level"] == "Item"
@@ -302,6 +313,7 @@ def test_mapping_edited_by_the_archivist_changes_the_manifest(kit: Kit) -> None:
     assert kit["archiviste"].get("/archive/mappings/arrete").json()["title"] == "field:objet"
     assert [m["type_code"] for m in kit["agent"].get("/archive/mappings").json()] == ["arrete"]
 
+    document = arrete()  # the same act again: the first one is in a transfer in progress
     after = Manifest(manifest_of(kit, transfer(kit, document_ids=[document])), "2.2")
     unit = after.unit_of(document)
     assert after.title(unit) == "Stationnement rue Nationale"
@@ -326,6 +338,8 @@ def test_mapping_edited_by_the_archivist_changes_the_manifest(kit: Kit) -> None:
         ({"originating_agency": "title"}, ["originating_agency", "tenant"]),
         ({"appraisal_rule": "APP-99"}, ["appraisal_rule", "APP-99", "référentiel"]),
         ({"access_rule": "APP-10"}, ["access_rule", "AccessRule"]),
+        ({"writer": ["auteur"]}, ["writer.0", "source inconnue", "author, signatories ou field:"]),
+        ({"signer": "signatories"}, ["signer", "liste attendue"]),
         ([], ["objet JSON attendu"]),
     ],
 )
@@ -364,3 +378,145 @@ def test_another_tenants_folder_an_empty_folder_or_two_selections_are_refused(
             kit["archiviste"].post("/archive/transfers", json={"archival_agency": "A", **body}), 422
         )
         assert "exactement une sélection" in problem["detail"]
+
+
+# --- agents: the GED's author, the parapheur's signatories, typed fields ------------------------------------------
+
+
+def signed_document(kit: Kit, title: str, **data: Any) -> str:
+    """A document « agent » (Camille Martin) wrote, then signed in the parapheur by « maire » (Dominique Dupont)
+    and « agent »: the GED stores the signed PDF as a new version, as the parapheur's message asks it to."""
+    if "field_values" in data:
+        data["field_values"] = json.dumps(data["field_values"])
+    response = kit["agent"].post(
+        "/ged/documents",
+        files={"file": ("acte.pdf", make_pdf(title), "application/pdf")},
+        data={"title": title, "date": "2026-03-02", "document_type": "Arrêté", **data},
+    )
+    assert response.status_code == 201, response.text
+    document_id = str(response.json()["id"])
+    signed = get_store().put(io.BytesIO(make_pdf(f"{title} (signé)")))
+    ged_jobs.store_signed_version(
+        tenant_id=kit.tenant_id,
+        document_id=document_id,
+        folder_id=f"circuit-{document_id}",
+        object_key=signed.key,
+        size=signed.size,
+        filename="acte-signé.pdf",
+        signatories=["maire", "agent"],
+    )
+    return document_id
+
+
+def agents(manifest: Manifest, unit: etree._Element, role: str) -> list[list[str]]:
+    return [manifest.texts(agent, "*") for agent in unit.iterfind(f"s:Content/s:{role}", manifest.ns)]
+
+
+@pytest.mark.parametrize("version", ["2.1", "2.2", "2.3"])
+def test_the_author_and_the_signatories_become_agents_valid_in_each_version(kit: Kit, version: str) -> None:
+    document = signed_document(kit, "Arrêté de voirie n° 7")
+
+    data = manifest_of(kit, transfer(kit, document_ids=[document], seda_version=version))
+
+    report = validate_manifest(data, SHARED_SEDA, version)
+    assert report.valid, report.issues
+    manifest = Manifest(data, version)
+    unit = manifest.unit_of(document)
+    # The author of the version sent for signature, not the parapheur that made the signed one.
+    writer = ["Camille Martin", "agent"]
+    signers = [["Dominique Dupont", "maire", "Signataire"], ["Camille Martin", "agent", "Signataire"]]
+    if version == "2.1":  # no generic Agent in 2.1: the signatories are Writers whose Role says so
+        assert agents(manifest, unit, "Writer") == [writer, *signers]
+        assert agents(manifest, unit, "Agent") == []
+    else:
+        assert agents(manifest, unit, "Writer") == [writer]
+        assert agents(manifest, unit, "Agent") == signers
+
+
+def test_the_archivist_maps_agents_from_typed_fields(kit: Kit) -> None:
+    fields = [
+        {"name": "redacteur", "label": "Rédacteur", "kind": "text"},
+        {"name": "destinataire", "label": "Destinataire", "kind": "text"},
+    ]
+    make_type(kit, "courrier", fields=fields)
+    default = kit["archiviste"].get("/archive/mappings/courrier").json()
+    assert (default["writer"], default["signer"], default["addressee"]) == (["author"], ["signatories"], [])
+    saved = put_mapping(
+        kit, "courrier", writer=["field:redacteur", "author"], addressee=["field:destinataire"], signer=[]
+    )
+    assert saved["writer"] == ["field:redacteur", "author"] and saved["signer"] == []
+
+    values = {"redacteur": "Jean Rédacteur", "destinataire": "Préfecture d'Indre-et-Loire"}
+    document = signed_document(kit, "Courrier au préfet", type="courrier", field_values=values)
+    unsigned = add_document(kit, "Courrier sans rédacteur", type="courrier", date="2026-03-02")
+    data = manifest_of(kit, transfer(kit, document_ids=[document, unsigned]))
+
+    manifest = Manifest(data, "2.2")
+    unit = manifest.unit_of(document)
+    assert agents(manifest, unit, "Writer") == [["Jean Rédacteur"], ["Camille Martin", "agent"]]
+    assert agents(manifest, unit, "Addressee") == [["Préfecture d'Indre-et-Loire"]]
+    assert agents(manifest, unit, "Agent") == []  # no signatories in this mapping
+    # An empty field names nobody: agents are optional, the transfer goes on.
+    other = manifest.unit_of(unsigned)
+    assert agents(manifest, other, "Writer") == [["Sacha Petit", "admin"]]
+    assert agents(manifest, other, "Addressee") == []
+
+
+def filed_by_services(kit: Kit) -> tuple[str, str]:
+    """A document uploaded in the parapheur, signed by « maire » and « agent », then filed in the GED by the
+    parapheur itself (never in the GED before); and an ARActe an interop flow filed. Their authors are programs."""
+    signed = get_store().put(io.BytesIO(make_pdf("Arrêté de circulation (signé)")))
+    ged_jobs.file_signed_document(
+        tenant_id=kit.tenant_id,
+        folder_id="circuit-depose",
+        object_key=signed.key,
+        size=signed.size,
+        filename="arrete-signe.pdf",
+        media_type="application/pdf",
+        title="Arrêté de circulation",
+        document_type="Arrêté",
+        signatories=["maire", "agent"],
+    )
+    aracte = get_store().put(io.BytesIO(b"<?xml version='1.0'?><ARActe/>"))
+    ged_jobs.store_flow_document(
+        tenant_id=kit.tenant_id,
+        flow_id="flux-depose",
+        name="aracte",
+        object_key=aracte.key,
+        size=aracte.size,
+        filename="ARActe.xml",
+        media_type="application/xml",
+        title="Accusé de réception — Arrêté de circulation",
+        document_type="actes",
+    )
+    with new_session() as session:
+        query = select(Version.origin, Version.document_id).join(Document).where(Document.tenant_id == kit.tenant_id)
+        filed = {origin: document_id for origin, document_id in session.execute(query) if origin}
+    return filed["parapheur:circuit-depose"], filed["interop:flux-depose:aracte"]
+
+
+@pytest.mark.parametrize("version", ["2.1", "2.2", "2.3"])
+def test_a_document_filed_by_the_parapheur_has_its_signatories_and_no_program_as_writer(
+    kit: Kit, version: str, seda22: xmlschema.XMLSchema
+) -> None:
+    document, aracte = filed_by_services(kit)
+
+    data = manifest_of(kit, transfer(kit, document_ids=[document, aracte], seda_version=version))
+
+    report = validate_manifest(data, SHARED_SEDA, version)
+    assert report.valid, report.issues
+    if version == "2.2":
+        assert [str(error.reason) for error in seda22.iter_errors(data)] == []
+    manifest = Manifest(data, version)
+    unit = manifest.unit_of(document)
+    signers = [["Dominique Dupont", "maire", "Signataire"], ["Camille Martin", "agent", "Signataire"]]
+    if version == "2.1":  # the signatories are Writers whose Role says so; no other Writer
+        assert agents(manifest, unit, "Writer") == signers
+    else:
+        assert agents(manifest, unit, "Writer") == []
+        assert agents(manifest, unit, "Agent") == signers
+    # Neither service is named anywhere as a person: the ARActe has no agent at all.
+    other = manifest.unit_of(aracte)
+    assert agents(manifest, other, "Writer") == agents(manifest, other, "Agent") == []
+    named = manifest.texts(manifest.root, ".//s:Content/*/s:FullName")
+    assert "Dominique Dupont" in named and not {"parapheur", "interop", "Parapheur"} & set(named)

@@ -6,14 +6,12 @@ import io
 from collections.abc import Callable
 from typing import Any
 
-from sae_messages import VITAM_REFUSAL, acknowledgement, transfer_reply
+from sae_messages import VITAM_REFUSAL, acknowledgement, sae_sends, transfer_reply
 from sqlalchemy import select
 
 from archive import lifecycle
-from socle import messages
 from socle.db import transaction
 from socle.models import AuditEntry, Job
-from socle.queue import enqueue
 from socle.storage import get_store
 
 from conftest import Kit, make_pdf, run_jobs, upload_document
@@ -41,23 +39,6 @@ def transfer_of(kit: Kit, transfer_id: str) -> dict[str, Any]:
     response = kit["archiviste"].get(f"/archive/transfers/{transfer_id}")
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def sae_sends(tenant_id: str, transfer_id: str, kind: str, data: bytes) -> str:
-    """What interop does for each message it gets back: store the XML, then send the archive its message."""
-    stored = get_store().put(io.BytesIO(data))
-    with transaction() as session:
-        enqueue(
-            session,
-            messages.ARCHIVE_RECORD_SAE_MESSAGE,
-            tenant_id=tenant_id,
-            transfer_id=transfer_id,
-            message_kind=kind,
-            object_key=stored.key,
-            size=stored.size,
-        )
-    run_jobs()
-    return stored.key
 
 
 def audit_actions(tenant_id: str, transfer_id: str) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lxml import etree
 
 from archive import packaging, profiles, seda
 from archive.seda import NAMESPACES
@@ -216,3 +217,92 @@ def test_verify_command_checks_profile_and_business_rules(tmp_path: Path) -> Non
     assert len(lines) == 2, refused.stdout
     assert "Content/Title : non conforme au profil « items.rng » — valeur « Délibération n° 9 »" in lines[0]
     assert "algorithme d'empreinte « SHA-512 » non accepté (acceptés : SHA-256)" in lines[1]
+
+
+def test_verify_command_shows_the_invented_rules_as_warnings(tmp_path: Path) -> None:
+    """Rule ids made up for lack of a referential (« DUA-P18M ») pass the XSD and the checks, not the SAE:
+    said as warnings, as the transfer's validation report does; the exit code stays 0."""
+    source = tmp_path / "bon.pdf"
+    source.write_bytes(make_pdf("bon de commande"))
+    described = packaging.describe_file(source, identify=False)
+    agency = seda.Agency("213700000")
+    rule = ("DUA-P18M", datetime(2025, 1, 1, tzinfo=UTC).date(), "Destroy")
+    units = tuple(
+        seda.ArchiveUnitSpec(title=f"Bon {n}", files=((described, "BinaryMaster_1"),), appraisal_rule=rule)
+        for n in (1, 2)
+    )
+    group = seda.ArchiveUnitSpec(title="Bons", description_level="RecordGrp", children=units)
+    spec = seda.TransferSpec(
+        "CLI-2", None, seda.Agency("AD037"), agency, agency, agency, None, (group,), datetime(2026, 12, 1, tzinfo=UTC)
+    )
+    sip = tmp_path / "paquet.zip"
+    packaging.write_sip(seda.build_manifest(spec), seda.sip_entries(spec), sip)
+
+    found = socle_command("archive", "verify", str(sip))
+
+    assert found.returncode == 0, found.stdout + found.stderr
+    warnings = [line for line in found.stdout.splitlines() if line.startswith("avertissement : ")]
+    assert len(warnings) == 1, found.stdout
+    assert "règle DUA-P18M inventée faute de référentiel" in warnings[0] and "(2 unités concernées)" in warnings[0]
+    assert "AppraisalRule/Rule" in warnings[0]
+    assert not [line for line in found.stdout.splitlines() if line.startswith("- ")]
+
+
+# --- what the profile expects, when libxml2 says it ----------------------------------------------------------
+
+# A profile requiring ArchivalAgreement (Vitam's entry contract) after MessageIdentifier; {rest}: what follows
+# CodeListVersions, any element by default.
+AGREEMENT_PROFILE = f"""<grammar xmlns="http://relaxng.org/ns/structure/1.0" ns="{SEDA}">
+  <start>
+    <element name="ArchiveTransfer">
+      <zeroOrMore><attribute><anyName/></attribute></zeroOrMore>
+      <optional><element name="Comment"><text/></element></optional>
+      <element name="Date"><text/></element>
+      <element name="MessageIdentifier"><text/></element>
+      <element name="ArchivalAgreement"><text/></element>
+      <element name="CodeListVersions"><ref name="free"/></element>
+      {{rest}}
+    </element>
+  </start>
+  <define name="free">
+    <zeroOrMore><attribute><anyName/></attribute></zeroOrMore>
+    <zeroOrMore><choice><text/><ref name="any"/></choice></zeroOrMore>
+  </define>
+  <define name="any"><element><anyName/><ref name="free"/></element></define>
+</grammar>
+"""
+
+
+def agreement_issues(agreement: str | None, rest: str = '<zeroOrMore><ref name="any"/></zeroOrMore>') -> list[str]:
+    agency = seda.Agency("213700000")
+    unit = seda.ArchiveUnitSpec(title="Délibération n° 3")
+    spec = seda.TransferSpec(
+        "P-1", agreement, seda.Agency("AD037"), agency, agency, agency, None, (unit,), datetime(2026, 1, 5, tzinfo=UTC)
+    )
+    tree = etree.ElementTree(etree.fromstring(seda.build_manifest(spec)))
+    profile = profiles.compile_profile(AGREEMENT_PROFILE.format(rest=rest).encode())
+    return [issue.message for issue in profiles.validate_against_profile(tree, profile, "vitam")]
+
+
+def test_a_missing_element_is_named_when_libxml2_names_it() -> None:
+    assert agreement_issues("CONTRAT-1") == []
+    [message] = agreement_issues(None)
+    assert message.endswith(
+        "/ArchiveTransfer/CodeListVersions : non conforme au profil « vitam » — élément CodeListVersions inattendu "
+        "à cet endroit : le profil attend ArchivalAgreement avant CodeListVersions"
+    ), message
+
+
+def test_without_the_expected_name_in_libxml2_s_log_the_message_says_only_what_is_there() -> None:
+    # Every element named, as SHERPA writes them: libxml2 validates ArchiveTransfer's content with an automaton,
+    # whose error names nothing expected (« Did not expect element CodeListVersions there »): nothing is made up.
+    rest = "".join(
+        f'<element name="{name}"><ref name="free"/></element>'
+        for name in ("DataObjectPackage", "ArchivalAgency", "TransferringAgency")
+    )
+    assert agreement_issues("CONTRAT-1", rest) == []
+    [message] = agreement_issues(None, rest)
+    assert message.endswith(
+        "/ArchiveTransfer/CodeListVersions : non conforme au profil « vitam » — élément "
+        "CodeListVersions inattendu à cet endroit"
+    ), message

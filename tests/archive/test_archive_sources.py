@@ -316,3 +316,138 @@ def test_bad_csv_through_the_command_writes_nothing(tree: Path, tmp_path: Path) 
 
 def test_known_columns_are_documented() -> None:
     assert {"ID", "ParentID", "File", "Content.Title", "Management.AppraisalRule.FinalAction"} <= sources.KNOWN_COLUMNS
+
+
+# --- the common ReSIP columns -------------------------------------------------------------------------------
+
+COMMON_COLUMNS = {
+    "ID": "1",
+    "ParentID": "",
+    "File": "note.txt",
+    "Content.DescriptionLevel": "Item",
+    "Content.Title": "Courrier au préfet",
+    "Content.OriginatingSystemId": "courrier:77",
+    "Content.OriginatingSystemId.1": "ged:42",
+    "Content.ArchivalAgencyArchiveUnitIdentifier.0": "3 W 12",
+    "Content.OriginatingAgencyArchiveUnitIdentifier": "SG-12",
+    "Content.CustodialHistory.CustodialHistoryItem.0": "Reçu par le secrétariat",
+    "Content.CustodialHistory.CustodialHistoryItem.1": "Numérisé",
+    "Content.DocumentType": "Courrier",
+    "Content.Language": "fr",
+    "Content.Language.1": "oc",
+    "Content.DescriptionLanguage": "fr",
+    "Content.Keyword.KeywordContent": "subvention",
+    "Content.Writer.0.FullName": "Camille Martin",
+    "Content.Writer.0.Identifier": "agent",
+    "Content.Writer.0.Function.0": "Chargée de mission",
+    "Content.Writer.1.FirstName": "Lou",
+    "Content.Writer.1.BirthName": "Roy",
+    "Content.Addressee.0.FullName": "Claire Préfète",
+    "Content.Addressee.1.Corpname": "Préfecture",
+    "Content.Recipient.FullName": "Service financier",
+    "Content.Transmitter.0.FullName": "Secrétariat général",
+    "Content.Sender.0.FullName": "Mairie",
+    "Content.AuthorizedAgent.0.Corpname": "Commune",
+    "Content.CreatedDate": "2024-03-01",
+    "Content.TransactedDate": "2024-03-02",
+    "Content.AcquiredDate": "2024-03-03T09:15:00",
+    "Content.SentDate": "2024-03-04T10:30:00+01:00",
+    "Content.ReceivedDate": "2024-03-05",
+    "Content.RegisteredDate": "2024-03-06",
+    "Content.StartDate": "2024-03-01",
+    "Content.EndDate": "2024-03-06",
+    "Management.AppraisalRule.Rule.0": "APP-10",
+    "Management.AppraisalRule.StartDate.0": "2024-03-06",
+    "Management.AppraisalRule.Rule.1": "APP-20",
+    "Management.AppraisalRule.FinalAction": "Keep",
+    "Management.AccessRule.Rule": "ACC-00001",
+    "Management.AccessRule.Rule.1": "ACC-00002",
+    "Management.AccessRule.StartDate.1": "2024-03-06",
+}
+
+
+def one_row_csv(tmp_path: Path, columns: dict[str, str]) -> tuple[Path, Path]:
+    folder = tmp_path / "courrier"
+    folder.mkdir()
+    (folder / "note.txt").write_text("Courrier\n", encoding="utf-8")
+    header = ";".join(f'"{name}"' for name in columns)
+    return folder, write_csv(folder, ";".join(f'"{value}"' for value in columns.values()), header=header)
+
+
+@pytest.mark.parametrize("version", ["2.1", "2.2", "2.3"])
+def test_common_resip_columns_build_a_valid_package_with_each_value_in_place(tmp_path: Path, version: str) -> None:
+    folder, csv_path = one_row_csv(tmp_path, COMMON_COLUMNS)
+
+    spec = transfer_from_folder(folder, csv_path=csv_path, describe=fast_describe, **AGENCIES)
+    manifest = build_manifest(spec, version=version)
+
+    report = validate_manifest(manifest, SHARED_SEDA, version)
+    assert report.valid, report.issues
+    ns = {"s": NAMESPACES[version]}
+    unit = etree.fromstring(manifest).find(".//s:ArchiveUnit", ns)
+
+    def texts(path: str) -> list[str]:
+        return [str(found.text) for found in unit.iterfind(path, ns)]
+
+    content = "s:Content/s:"
+    assert texts(content + "OriginatingSystemId") == ["courrier:77", "ged:42"]
+    assert texts(content + "ArchivalAgencyArchiveUnitIdentifier") == ["3 W 12"]
+    assert texts(content + "OriginatingAgencyArchiveUnitIdentifier") == ["SG-12"]
+    assert texts(content + "CustodialHistory/s:CustodialHistoryItem") == ["Reçu par le secrétariat", "Numérisé"]
+    assert texts(content + "Language") == ["fr", "oc"] and texts(content + "DescriptionLanguage") == ["fr"]
+    assert texts(content + "Keyword/s:KeywordContent") == ["subvention"]
+    assert texts(content + "Writer[1]/*") == ["Camille Martin", "agent", "Chargée de mission"]
+    assert texts(content + "Writer[2]/*") == ["Lou", "Roy"]
+    assert texts(content + "Addressee/s:FullName") == ["Claire Préfète"]
+    assert texts(content + "Addressee/s:Corpname") == ["Préfecture"]
+    assert texts(content + "Recipient/s:FullName") == ["Service financier"]
+    assert texts(content + "Transmitter/s:FullName") == ["Secrétariat général"]
+    assert texts(content + "Sender/s:FullName") == ["Mairie"]
+    assert texts(content + "AuthorizedAgent/s:Corpname") == ["Commune"]
+    dates = [(etree.QName(found).localname, found.text) for found in unit.iterfind("s:Content/*", ns)][-8:]
+    assert dates == [
+        ("CreatedDate", "2024-03-01"),
+        ("TransactedDate", "2024-03-02"),
+        ("AcquiredDate", "2024-03-03T09:15:00"),  # the time is kept: SEDA DateType takes dateTime
+        ("SentDate", "2024-03-04T10:30:00+01:00"),
+        ("ReceivedDate", "2024-03-05"),
+        ("RegisteredDate", "2024-03-06"),
+        ("StartDate", "2024-03-01"),
+        ("EndDate", "2024-03-06"),
+    ]
+    assert texts("s:Management/s:AppraisalRule/*") == ["APP-10", "2024-03-06", "APP-20", "Keep"]
+    assert texts("s:Management/s:AccessRule/*") == ["ACC-00001", "ACC-00002", "2024-03-06"]
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        ({"Content.Couleur": "bleu"}, ["Colonnes inconnues", "Content.Couleur", "agents : Content.<rôle>.N.<champ>"]),
+        ({"Content.Title.1": "X"}, ["Colonnes inconnues", "Content.Title.1"]),  # Title takes no rank here
+        ({"Content.Writer.0.FullName.2": "X"}, ["Colonnes inconnues"]),  # FullName is not repeated
+        (
+            {"Content.Language": "fr", "Content.Language.0": "oc"},
+            ["le même élément", "Content.Language = Content.Language.0"],
+        ),
+        ({"Content.Writer.0.Function": "Maire"}, ["Content.Writer.0 : un agent demande un nom"]),
+        ({"Content.Sender.0.Corpname": "A", "Content.Sender.0.FullName": "B"}, ["Corpname (une organisation)"]),
+        ({"Content.Language": "français !"}, ["code de langue invalide « français ! »"]),
+        ({"Content.SentDate": "04/03/2024"}, ["Content.SentDate : date invalide"]),
+        ({"Management.AccessRule.Rule": "A", "Management.AccessRule.StartDate.1": "2024-01-01"}, ["sans la règle"]),
+    ],
+)
+def test_common_columns_problems_are_refused_in_french(
+    tmp_path: Path, columns: dict[str, str], expected: list[str]
+) -> None:
+    folder, csv_path = one_row_csv(tmp_path, {"ID": "1", "ParentID": "", "File": "note.txt", **columns})
+
+    text = "\n".join(problems_of(folder, csv_path=csv_path))
+
+    assert all(words in text for words in expected), text
+
+
+def test_the_refusal_lists_the_accepted_columns_by_group() -> None:
+    text = sources.accepted_columns()
+    for group in ("arborescence :", "description :", "identifiants :", "dates :", "agents :", "règles de gestion :"):
+        assert group in text
+    assert "Management.AppraisalRule.Rule.N" in text and "Content.Writer" not in text  # roles named once

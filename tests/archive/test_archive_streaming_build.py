@@ -22,7 +22,16 @@ from test_archive_zip_format import DATA_DESCRIPTOR_FLAG, local_entries, make_do
 
 from archive import identification, packaging, sources, validation, zipstream
 from archive.inspection import inspect_sip
-from archive.seda import Agency, ArchiveUnitSpec, DescribedFile, SedaError, TransferSpec, build_manifest, sip_entries
+from archive.seda import (
+    Agency,
+    AgentSpec,
+    ArchiveUnitSpec,
+    DescribedFile,
+    SedaError,
+    TransferSpec,
+    build_manifest,
+    sip_entries,
+)
 from archive.sources import folder_transfer, transfer_from_folder
 
 from conftest import SHARED_SEDA
@@ -403,6 +412,14 @@ def test_blocks_written_as_text_are_what_lxml_writes(tmp_path: Path, value: str)
         files=((described, "BinaryMaster_1"),),
         appraisal_rule=(f"APP {value}", None, "Keep"),
         access_rule=(f"ACC {value}", None),
+        more_appraisal_rules=((f"APP2 {value}", None),),
+        originating_system_ids=(f"sys {value}",),
+        custodial_history=(f"historique {value}",),
+        agents={
+            "Writer": (AgentSpec(f"nom {value}", identifiers=(f"id {value}",), functions=(value,), roles=(value,)),),
+            "Signer": (AgentSpec(f"signataire {value}"),),
+            "Addressee": (AgentSpec(corpname=f"organisme {value}", positions=(value,)),),
+        },
     )
     spec = TransferSpec(
         "SIP-1", None, Agency("AD37"), Agency("M"), Agency("M"), Agency("M"), value or None, (unit,), NOW

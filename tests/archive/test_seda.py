@@ -16,6 +16,7 @@ from archive.packaging import ALREADY_COMPRESSED_PUIDS, describe_file, verify_si
 from archive.seda import (
     NAMESPACES,
     Agency,
+    AgentSpec,
     ArchiveUnitSpec,
     DescribedFile,
     SedaError,
@@ -251,6 +252,10 @@ def test_empty_file_is_refused(tmp_path: Path) -> None:
         (ArchiveUnitSpec(title="  "), "titre"),
         (ArchiveUnitSpec(title="X", description_level="Dossier"), "Niveau de description"),
         (ArchiveUnitSpec(title="X", appraisal_rule=("R", date(2024, 1, 1), "Eliminer")), "Sort final"),
+        (ArchiveUnitSpec(title="X", agents={"Writer": (AgentSpec(functions=("Maire",)),)}), "ni nom ni identifiant"),
+        (ArchiveUnitSpec(title="X", agents={"Sender": (AgentSpec("A", corpname="B"),)}), "Corpname"),
+        (ArchiveUnitSpec(title="X", agents={"Auteur": (AgentSpec("A"),)}), "Rôle inconnu"),
+        (ArchiveUnitSpec(title="X", more_access_rules=(("ACC-2", None),)), "sans première règle"),
     ],
 )
 def test_inconsistent_units_are_refused(unit: ArchiveUnitSpec, expected: str) -> None:
@@ -279,3 +284,99 @@ def test_missing_schemas_dir_raises_schema_unavailable(spec: TransferSpec, tmp_p
         validate_manifest(build_manifest(spec), missing)
     assert str(missing) in str(raised.value)
     assert "socle archive schemas install" in str(raised.value)
+
+
+# --- agents and the other common descriptive elements ----------------------------------------------------------
+
+# The Content of described_unit, as the XSD orders it; the signatories' place depends on the version.
+CONTENT_ORDER = [
+    "DescriptionLevel", "Title", "FilePlanPosition", "OriginatingSystemId", "OriginatingSystemId",
+    "ArchivalAgencyArchiveUnitIdentifier", "OriginatingAgencyArchiveUnitIdentifier",
+    "TransferringAgencyArchiveUnitIdentifier", "Description", "CustodialHistory", "DocumentType", "Language",
+    "Language", "DescriptionLanguage", "Keyword", "OriginatingAgency", "SubmissionAgency", "SIGNERS",
+    "AuthorizedAgent", "Writer", "WRITER_SIGNERS", "Addressee", "Addressee", "Recipient", "Transmitter", "Sender",
+    "CreatedDate", "TransactedDate", "AcquiredDate", "SentDate", "ReceivedDate", "RegisteredDate", "StartDate",
+    "EndDate",
+]  # fmt: skip
+
+
+def described_unit(txt: DescribedFile) -> ArchiveUnitSpec:
+    return ArchiveUnitSpec(
+        title="Courrier au préfet",
+        description="Demande de subvention",
+        document_type="Courrier",
+        originating_agency_archive_unit_identifier="GED-0042",
+        file_plan_positions=("2.1.3",),
+        originating_system_ids=("ged:0042", "courrier:77"),
+        archival_agency_archive_unit_identifiers=("3 W 12",),
+        transferring_agency_archive_unit_identifiers=("SG-2024-12",),
+        custodial_history=("Enregistré dans la GED", "Signé dans le parapheur"),
+        languages=("fr", "oc"),
+        description_language="fr",
+        keywords=("subvention",),
+        agents={
+            "Writer": (AgentSpec("Camille Martin", identifiers=("agent",), positions=("Chargée de mission",)),),
+            "Signer": (AgentSpec("Dominique Dupont", identifiers=("maire",), functions=("Maire",)),),
+            "Addressee": (
+                AgentSpec(corpname="Préfecture d'Indre-et-Loire"),
+                AgentSpec(first_name="Lou", birth_name="Roy"),
+            ),
+            "Recipient": (AgentSpec("Service financier"),),
+            "Transmitter": (AgentSpec("Secrétariat général"),),
+            "Sender": (AgentSpec("Mairie", identifiers=("213700000",)),),
+            "AuthorizedAgent": (AgentSpec(corpname="Commune", activities=("Administration",), roles=("Titulaire",)),),
+        },
+        created_date=date(2024, 3, 1),
+        transacted_date=date(2024, 3, 2),
+        acquired_date=datetime(2024, 3, 3, 9, 15),
+        sent_date=datetime(2024, 3, 4, 10, 30, tzinfo=UTC),
+        received_date=date(2024, 3, 5),
+        registered_date=date(2024, 3, 6),
+        start_date=date(2024, 3, 1),
+        end_date=date(2024, 3, 6),
+        files=((txt, "BinaryMaster_1"),),
+        appraisal_rule=("APP-10", date(2024, 3, 6), "Keep"),
+        more_appraisal_rules=(("APP-20", None),),
+        access_rule=("ACC-00001", None),
+        more_access_rules=(("ACC-00002", date(2024, 3, 6)),),
+    )
+
+
+@pytest.mark.parametrize("version", ["2.1", "2.2", "2.3"])
+def test_agents_and_common_elements_are_in_xsd_order_and_valid(
+    txt: DescribedFile, seda_dir: Path, version: str
+) -> None:
+    manifest = build_manifest(make_spec((described_unit(txt),)), version=version)
+
+    report = validate_manifest(manifest, seda_dir, version)
+    assert report.valid, report.issues
+    ns = {"s": NAMESPACES[version]}
+    content = etree.fromstring(manifest).find(".//s:ArchiveUnit/s:Content", ns)
+    # Signatories: an Agent with Role « Signataire » in 2.2 and 2.3; 2.1 has no generic Agent, so a Writer.
+    signers = {
+        "SIGNERS": [] if version == "2.1" else ["Agent"],
+        "WRITER_SIGNERS": ["Writer"] if version == "2.1" else [],
+    }
+    expected = [name for entry in CONTENT_ORDER for name in signers.get(entry, [entry])]
+    assert [etree.QName(child).localname for child in content] == expected
+    signer = content.find("s:Writer[2]" if version == "2.1" else "s:Agent", ns)
+    assert [etree.QName(child).localname for child in signer] == ["FullName", "Identifier", "Function", "Role"]
+    assert [child.text for child in signer] == ["Dominique Dupont", "maire", "Maire", "Signataire"]
+    writer = content.find("s:Writer", ns)
+    assert [child.text for child in writer] == ["Camille Martin", "agent", "Chargée de mission"]
+    assert content.findtext("s:Addressee/s:Corpname", namespaces=ns) == "Préfecture d'Indre-et-Loire"
+    assert [child.text for child in content.find("s:Addressee[2]", ns)] == ["Lou", "Roy"]  # FirstName, BirthName
+    assert content.findtext("s:AcquiredDate", namespaces=ns) == "2024-03-03T09:15:00"
+    assert content.findtext("s:SentDate", namespaces=ns) == "2024-03-04T10:30:00+00:00"
+    items = content.findall("s:CustodialHistory/s:CustodialHistoryItem", ns)
+    assert [item.text for item in items] == ["Enregistré dans la GED", "Signé dans le parapheur"]
+    appraisal = etree.fromstring(manifest).find(".//s:Management/s:AppraisalRule", ns)
+    assert [etree.QName(child).localname for child in appraisal] == ["Rule", "StartDate", "Rule", "FinalAction"]
+    access = etree.fromstring(manifest).find(".//s:Management/s:AccessRule", ns)
+    assert [child.text for child in access] == ["ACC-00001", "ACC-00002", "2024-03-06"]
+
+
+def test_units_without_agents_are_written_as_before(spec: TransferSpec) -> None:
+    content = etree.fromstring(build_manifest(spec)).find(".//s:ArchiveUnit/s:Content", NS)
+    names = [etree.QName(child).localname for child in content]
+    assert not {"Agent", "Writer", "Addressee", "CreatedDate", "Language"} & set(names)

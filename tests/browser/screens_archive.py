@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-import io
 import sys
 from pathlib import Path
 from types import ModuleType
 
 from screens import Screen
-
-from socle import messages
-from socle.db import transaction
-from socle.queue import enqueue
-from socle.storage import get_store
 
 from conftest import Kit, make_pdf, run_jobs, upload_document
 
@@ -52,21 +46,6 @@ def _referential(kit: Kit, algorithms: list[str]) -> None:
     assert response.status_code == 200, response.text
 
 
-def _sae_sends(kit: Kit, transfer_id: str, kind: str, data: bytes) -> None:
-    stored = get_store().put(io.BytesIO(data))
-    with transaction() as session:
-        enqueue(
-            session,
-            messages.ARCHIVE_RECORD_SAE_MESSAGE,
-            tenant_id=kit.tenant_id,
-            transfer_id=transfer_id,
-            message_kind=kind,
-            object_key=stored.key,
-            size=stored.size,
-        )
-    run_jobs()
-
-
 def screens(kit: Kit) -> list[Screen]:
     _referential(kit, ["SHA-256"])  # this one is refused by the business checks: a report with problems
     invalid = _transfer(kit, document_ids=_documents(kit, "Arrêté n° 1"))
@@ -82,8 +61,12 @@ def screens(kit: Kit) -> list[Screen]:
     run_jobs()
     request = kit["archiviste"].get(f"/archive/transfers/{accepted}").json()["message_identifier"]
     builders = _sae_messages()
-    _sae_sends(kit, accepted, "acknowledgement", builders.acknowledgement("2.2", request, "ACK-1"))
-    _sae_sends(kit, accepted, "reply", builders.transfer_reply("2.2", request, "OK", "ATR-1", units={"AU1": "aeaq1"}))
+    _sae_messages().sae_sends(
+        kit.tenant_id, accepted, "acknowledgement", builders.acknowledgement("2.2", request, "ACK-1")
+    )
+    _sae_messages().sae_sends(
+        kit.tenant_id, accepted, "reply", builders.transfer_reply("2.2", request, "OK", "ATR-1", units={"AU1": "aeaq1"})
+    )
     mapping = kit["archiviste"].put("/archive/mappings/deliberation", json={"appraisal_rule": "APP-10"})
     assert mapping.status_code == 200, mapping.text
     return [

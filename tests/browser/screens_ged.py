@@ -44,6 +44,8 @@ def screens(kit: Kit) -> list[Screen]:
     rights = [{"group_id": group["id"], "rights": ["read", "write", "delete", "manage"]}]
     for folder in (finances, urbanisme):
         _ok(kit["admin"].put(f"/ged/plan/{folder['id']}/permissions", json=rights), 200)
+    # The group also manages the type: « agent » reaches its pages without being an administrator.
+    _ok(kit["admin"].put(f"/ged/types/{document_type['id']}/permissions", json=rights), 200)
 
     values = {"numero": 12, "montant": "1200.50", "seance": "2026-03-12", "urgent": True, "service": "Finances"}
     typed = _document(
@@ -91,6 +93,8 @@ def screens(kit: Kit) -> list[Screen]:
         Screen("ged-admin-type", "admin", f"/admin/ged/types/{document_type['id']}"),
         Screen("ged-admin-champ", "admin", f"/admin/ged/types/{document_type['id']}/champs/service"),
         Screen("ged-admin-droits-type", "admin", f"/admin/ged/types/{document_type['id']}/droits"),
+        Screen("ged-types-gestion", "agent", "/admin/ged/types"),
+        Screen("ged-type-gestion", "agent", f"/admin/ged/types/{document_type['id']}"),
         Screen("ged-admin-groupes", "admin", "/admin/ged/groupes"),
         Screen("ged-admin-groupe", "admin", f"/admin/ged/groupes/{group['id']}"),
         Screen("ged-admin-plan", "admin", "/admin/ged/plan"),

@@ -243,3 +243,63 @@ def test_check_out_reserves_the_document_and_cancel_releases_it(kit: Kit) -> Non
     with transaction() as session:
         actions = session.execute(select(AuditEntry.action).where(AuditEntry.object_id == doc_id)).scalars().all()
     assert "ged.document.checked_out" in actions and "ged.document.checkout_cancelled" in actions
+
+
+def object_stored(content: bytes) -> bool:
+    sha = hashlib.sha256(content).hexdigest()
+    return (OBJECTS / sha[:2] / sha[2:4] / sha).exists()
+
+
+def test_a_refused_check_in_stores_nothing_and_keeps_the_document_checked_out(kit: Kit) -> None:
+    fields = [{"name": "numero", "label": "Numéro", "kind": "integer"}]
+    made = kit["admin"].post("/ged/types", json={"code": "arrete", "name": "Arrêté", "fields": fields})
+    assert made.status_code == 201, made.text
+    archivist = kit["archiviste"]
+    url = f"{repo_url(kit)}/root"
+    typed = {"propertyId[1]": "cmis:objectTypeId", "propertyValue[1]": "ged:arrete"}
+    typed |= {"propertyId[2]": "ged:numero", "propertyValue[2]": "12"}
+    created = create_document(archivist, kit, "root", "Arrêté", make_pdf("arrêté"), **typed)
+    assert created.status_code == 201, created.text
+    doc_id = created.json()["succinctProperties"]["cmis:objectId"]
+    assert archivist.post(url, data={"cmisaction": "checkOut", "objectId": doc_id}).status_code == 200
+
+    def check_in(content: bytes, *properties: tuple[str, str]) -> Any:
+        form = {"cmisaction": "checkIn", "objectId": doc_id, "checkinComment": "corrigé"}
+        for index, (name, value) in enumerate(properties):
+            form |= {f"propertyId[{index}]": name, f"propertyValue[{index}]": value}
+        return archivist.post(url, data=form, files={"content": ("v2.pdf", content, "application/pdf")})
+
+    def state() -> dict[str, Any]:
+        params = {"objectId": doc_id, "cmisselector": "object", "succinct": "true"}
+        return dict(archivist.get(url, params=params).json()["succinctProperties"])
+
+    refused = [
+        (("cmis:bidule", "1"), 409, "constraint", "cmis:bidule"),
+        (("ged:numero", "douze"), 400, "invalidArgument", "numero"),
+        (("socle:documentDate", "hier"), 400, "invalidArgument", "date invalide"),
+        (("cmis:name", ""), 400, "invalidArgument", "title"),
+    ]
+    for index, (prop, status, exception, words) in enumerate(refused):
+        content = make_pdf(f"version refusée {index}")
+        message = assert_cmis_error(check_in(content, ("cmis:name", "Arrêté corrigé"), prop), status, exception)
+        assert words in message, (prop, message)
+        assert not object_stored(content), prop  # the new content was never stored
+        after = state()
+        assert after["cmis:versionLabel"] == "1.0" and after["cmis:name"] == "Arrêté", (prop, after)
+        assert after["cmis:isVersionSeriesCheckedOut"] is True  # still the holder's, to try again
+
+    # Corrected, the same check-in goes through: the content, then the properties, and the document is free.
+    content = make_pdf("version acceptée")
+    accepted = check_in(
+        content, ("cmis:name", "Arrêté corrigé"), ("ged:numero", "13"), ("cmis:objectTypeId", "ged:arrete")
+    )
+    assert accepted.status_code == 200, accepted.text
+    after = state()
+    assert after["cmis:versionLabel"] == "3.0" and after["cmis:name"] == "Arrêté corrigé"
+    assert after["ged:numero"] == 13 and after["cmis:isVersionSeriesCheckedOut"] is False
+    assert object_stored(content)
+    # A check-in with no property to change (only the type's id) adds the content alone.
+    assert archivist.post(url, data={"cmisaction": "checkOut", "objectId": doc_id}).status_code == 200
+    alone = check_in(make_pdf("contenu seul"), ("cmis:objectTypeId", "ged:arrete"))
+    assert alone.status_code == 200, alone.text
+    assert state()["cmis:versionLabel"] == "4.0" and state()["cmis:isVersionSeriesCheckedOut"] is False

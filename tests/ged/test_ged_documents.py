@@ -6,12 +6,16 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
+
+import pytest
 
 from conftest import Kit, assert_problem, make_pdf, upload_document
 
 OBJECTS = Path(os.environ["SOCLE_DATA_DIR"]) / "objects"
 MAX_UPLOAD = 5 * 1024 * 1024
+BINARY = "application/octet-stream"
 
 
 def stored_objects() -> set[Path]:
@@ -29,6 +33,23 @@ def spool_leftovers() -> list[Path]:
 def post_file(kit: Kit, content: bytes, *, filename: str = "acte.pdf", media_type: str = "application/pdf", **data):
     form = {"title": "Arrêté", "document_type": "arrete", **data}
     return kit["agent"].post("/ged/documents", files={"file": (filename, content, media_type)}, data=form)
+
+
+def raw_multipart(client: Any, url: str, filename: str, content: bytes, **fields: str) -> Any:
+    """A multipart body written by hand: the file name goes as is (httpx would percent-escape control characters)."""
+    boundary = "limite-socle-test"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'.encode()
+        + b"Content-Type: application/pdf\r\n\r\n"
+        + content
+        + b"\r\n"
+    )
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return client.post(url, content=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -84,13 +105,74 @@ def test_download_gives_identical_bytes_with_etag_and_utf8_filename(kit: Kit, pd
     assert disposition.split('filename="', 1)[1].split('"', 1)[0].isascii()
 
 
-def test_file_claiming_pdf_but_not_pdf_is_stored_as_octet_stream(kit: Kit) -> None:
-    response = post_file(kit, b"ceci n'est pas un PDF\n", filename="faux.pdf", media_type="application/pdf")
-    assert response.status_code == 201, response.text
-    assert response.json()["current"]["content"]["media_type"] == "application/octet-stream"
-    # And a real PDF sent with a wrong label is recognised by its bytes.
+def test_generic_or_missing_declarations_are_sniffed(kit: Kit) -> None:
+    # A real PDF sent with a generic label, or with none at all, is recognised by its bytes.
     response = post_file(kit, make_pdf("vrai"), filename="vrai.bin", media_type="application/octet-stream")
+    assert response.status_code == 201, response.text
     assert response.json()["current"]["content"]["media_type"] == "application/pdf"
+    response = kit["agent"].post(
+        "/ged/documents",
+        files={"file": ("scan", make_pdf("sans type"))},
+        data={"title": "Scan", "document_type": "scan"},
+    )  # no extension: the client sends no Content-Type for the part
+    assert response.status_code == 201, response.text
+    assert response.json()["current"]["content"]["media_type"] == "application/pdf"
+    # Bytes of no known signature keep a sane declared type.
+    response = post_file(kit, b"Bonjour\n", filename="note.txt", media_type="text/plain")
+    assert response.status_code == 201, response.text
+    assert response.json()["current"]["content"]["media_type"] == "text/plain"
+
+
+LIARS = [
+    pytest.param(b"ceci n'est pas un PDF\n" * 10, "faux.pdf", "application/pdf", id="texte-dit-pdf"),
+    pytest.param(None, "image.png", "image/png", id="pdf-dit-png"),  # None: a real PDF
+    pytest.param(b"du texte, pas une photo\n", "photo.jpg", "image/jpeg", id="texte-dit-jpeg"),
+]
+
+
+@pytest.mark.parametrize(("content", "filename", "declared"), LIARS)
+def test_a_lying_media_type_is_refused_and_nothing_stored(
+    kit: Kit, content: bytes | None, filename: str, declared: str
+) -> None:
+    content = content if content is not None else make_pdf("png déguisé")
+    before = stored_objects()
+    body = assert_problem(post_file(kit, content, filename=filename, media_type=declared), 415)
+    assert f"type déclaré « {declared} »" in body["detail"]
+    assert stored_objects() == before and spool_leftovers() == []
+    assert kit["agent"].get("/ged/documents").json()["total"] == 0
+
+    doc_id = upload_document(kit["agent"], make_pdf("original"))["id"]
+    before = stored_objects()
+    version = kit["agent"].post(f"/ged/documents/{doc_id}/versions", files={"file": (filename, content, declared)})
+    assert_problem(version, 415)
+    assert stored_objects() == before and spool_leftovers() == []
+    assert kit["agent"].get(f"/ged/documents/{doc_id}").json()["current_version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("filename", "words"),
+    [
+        ("../../etc/passwd.pdf", "séparateur de chemin"),
+        ("dossier\\acte.pdf", "séparateur de chemin"),
+        ("acte\x07.pdf", "caractères de contrôle"),
+        ("..", "nom de fichier invalide"),
+    ],
+)
+def test_a_filename_that_could_be_a_path_is_refused_not_cleaned(kit: Kit, filename: str, words: str) -> None:
+    client = kit["agent"]
+    before = stored_objects()
+    form = {"title": "Arrêté", "document_type": "arrete"}
+    body = assert_problem(raw_multipart(client, "/ged/documents", filename, make_pdf(f"nom {filename!r}"), **form), 422)
+    assert words in body["detail"]
+    assert stored_objects() == before and spool_leftovers() == []
+    assert client.get("/ged/documents").json()["total"] == 0
+
+    doc_id = upload_document(client, make_pdf("original"))["id"]
+    before = stored_objects()
+    version = raw_multipart(client, f"/ged/documents/{doc_id}/versions", filename, make_pdf(f"v2 {filename!r}"))
+    assert words in assert_problem(version, 422)["detail"]
+    assert stored_objects() == before
+    assert client.get(f"/ged/documents/{doc_id}").json()["current_version"] == 1
 
 
 def test_list_is_tenant_scoped_filtered_and_paginated(make_kit: Callable[..., Kit]) -> None:
@@ -237,15 +319,15 @@ def test_invalid_form_fields_are_refused(kit: Kit, pdf_bytes: bytes) -> None:
 def test_oversized_upload_is_refused_and_stores_nothing(kit: Kit) -> None:
     before = stored_objects()
     # Just over the limit: the announced length passes the guard, the store stops while spooling.
-    body = assert_problem(post_file(kit, os.urandom(MAX_UPLOAD + 1), filename="gros.bin"), 413)
+    body = assert_problem(post_file(kit, os.urandom(MAX_UPLOAD + 1), filename="gros.bin", media_type=BINARY), 413)
     assert str(MAX_UPLOAD) in body["detail"]
     # Far over: refused from its Content-Length before being read.
-    assert_problem(post_file(kit, os.urandom(MAX_UPLOAD + 512 * 1024), filename="enorme.bin"), 413)
+    assert_problem(post_file(kit, os.urandom(MAX_UPLOAD + 512 * 1024), filename="enorme.bin", media_type=BINARY), 413)
     assert stored_objects() == before
     assert spool_leftovers() == []
     assert kit["agent"].get("/ged/documents").json()["total"] == 0
     # Exactly at the limit is accepted.
-    assert post_file(kit, os.urandom(MAX_UPLOAD), filename="limite.bin").status_code == 201
+    assert post_file(kit, os.urandom(MAX_UPLOAD), filename="limite.bin", media_type=BINARY).status_code == 201
 
 
 # --------------------------------------------------------------------------------------------------------

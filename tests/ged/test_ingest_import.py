@@ -165,3 +165,47 @@ def test_a_tree_needs_its_rights_and_bad_names_are_refused(kit: Kit, tmp_path: P
 
     unknown = socle_command("ged", "import", "--tenant", kit.slug, "--user", "personne", str(root))
     assert unknown.returncode == 1 and "utilisateur « personne » inconnu" in unknown.stderr
+
+
+def test_csv_decimals_are_kept_exact_and_read_like_the_api(kit: Kit, tmp_path: Path) -> None:
+    fields = [{"name": "montant", "label": "Montant", "kind": "decimal"}]
+    made = kit["admin"].post("/ged/types", json={"code": "facture", "name": "Facture", "fields": fields})
+    assert made.status_code == 201, made.text
+    amounts = {
+        "grand.pdf": ("12345678901234567.89", "12345678901234567.89"),  # a float would give 12345678901234568
+        "espaces.pdf": ("1 200,50", "1200.50"),  # the trailing zero is kept, as the API keeps it
+        "insecable.pdf": ("1\u202f234\u00a0567,5", "1234567.5"),
+        "negatif.pdf": ("-0,75", "-0.75"),
+    }
+    root = tmp_path / "factures"
+    root.mkdir()
+    lines = ["path;title;type;montant"]
+    for name, (raw, _) in amounts.items():
+        (root / name).write_bytes(make_pdf(name))
+        lines.append(f"{name};{name};facture;{raw}")
+    csv = tmp_path / "factures.csv"
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_import(kit, root, "--csv", str(csv))
+    assert result.returncode == 0, result.stderr
+    stored = {doc.current.title: doc.current.field_values["montant"] for doc in documents(kit)}
+    assert stored == {name: kept for name, (_, kept) in amounts.items()}
+
+    by_api = kit["agent"].post(
+        "/ged/documents",
+        files={"file": ("api.pdf", make_pdf("api"), "application/pdf")},
+        data={"title": "API", "type": "facture", "field_values": '{"montant": "1200,50"}'},
+    )
+    assert by_api.status_code == 201, by_api.text
+    assert by_api.json()["current"]["field_values"] == {"montant": stored["espaces.pdf"]}
+
+    bad = tmp_path / "mauvais"
+    bad.mkdir()
+    (bad / "a.pdf").write_bytes(make_pdf("a"))
+    (bad / "b.pdf").write_bytes(make_pdf("b"))
+    bad_csv = tmp_path / "mauvais.csv"
+    bad_csv.write_text("path;type;montant\na.pdf;facture;douze\nb.pdf;facture;NaN\n", encoding="utf-8")
+    refused = run_import(kit, bad, "--csv", str(bad_csv))
+    assert refused.returncode == 1
+    assert "ligne 2, colonne « montant » : nombre décimal attendu, « douze » reçu" in refused.stderr
+    assert "ligne 3, colonne « montant » : nombre décimal attendu, « NaN » reçu" in refused.stderr
+    assert len(documents(kit)) == len(amounts) + 1  # nothing more imported

@@ -150,6 +150,8 @@ def test_text_pdf_gets_text_preview_thumbnail_and_pdfa(kit: Kit, tmp_path: Path)
         "preview": True,
         "thumbnail": True,
         "pdfa": True,
+        "preview_reason": None,
+        "pdfa_reason": None,
     }
     text = client.get(f"/ged/documents/{document_id}/text")
     assert text.status_code == 200
@@ -251,6 +253,7 @@ def test_damaged_pdf_fails_once_with_a_french_reason(kit: Kit) -> None:
     reason = result["text_reason"]
     assert reason == "PDF illisible : structure du fichier endommagée ou format inconnu", reason
     assert result["preview"] is False and result["pdfa"] is False
+    assert result["preview_reason"] and result["pdfa_reason"]  # failed, not « en cours »
     jobs = rendition_jobs(document_id)
     assert len(jobs) == 3
     # Recorded, not retried: each job ran once and ended done (no crash loop).

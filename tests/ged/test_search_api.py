@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from ui_kit import sign_in
 
 from conftest import Kit, assert_problem, make_pdf, upload_document
 
@@ -73,11 +74,74 @@ def test_other_tenants_never_see_the_documents(
     assert kit["agent"].get("/ged/search", params={"q": "délibération"}).json()["total"] == 2
 
 
-@pytest.mark.parametrize("hostile", ['" OR 1=1 --', "NEAR(", "*", "'", "délibération OR 1=1", "%", "\\"])
-def test_hostile_queries_are_plain_words(kit: Kit, documents: dict[str, str], hostile: str) -> None:
-    response = kit["agent"].get("/ged/search", params={"q": hostile})
+@pytest.mark.parametrize(
+    ("query", "refused"),
+    [
+        ('" OR 1=1 --', ["« -- »", "« = »"]),
+        ("délibération OR 1=1", ["« = »"]),
+        ("NEAR(budget, 2)", ["« ( »", "« ) »"]),
+        ("budget*", ["« * »"]),
+        ("*", ["« * »"]),
+        ("budget & voirie | eau", ["« & »", "« | »"]),
+        ("!voirie", ["« ! »"]),
+        ("<-> budget", ["« < »", "« > »"]),
+        ("titre:budget", ["« : »"]),
+        ("budget^2 ~eau", ["« ^ »", "« ~ »"]),
+        ("{budget} [eau]", ["« { »", "« } »", "« [ »", "« ] »"]),
+        ("budget\\eau", ["« \\ »"]),
+        ("budget; DROP TABLE ged_documents", ["« ; »"]),
+        ("budget -- commentaire", ["« -- »"]),
+        ("budget /* commentaire */", ["« /* »", "« */ »"]),
+    ],
+)
+def test_operators_and_sql_are_refused_with_what_to_type(
+    kit: Kit, documents: dict[str, str], query: str, refused: list[str]
+) -> None:
+    problem = assert_problem(kit["agent"].get("/ged/search", params={"q": query}), 422)
+    detail = problem["detail"]
+    assert detail.startswith("la recherche n'accepte pas ") and "tapez des mots" in detail and "guillemets" in detail
+    for item in refused:
+        assert item in detail, (query, detail)
+    assert problem["refused"] == [item[2:-2] for item in refused]
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("prix de l'eau", {"eau"}),
+        ("prix de l’eau", {"eau"}),
+        ("l'école", set()),
+        ("arrêté n° 2024-12", set()),
+        ("12,50 €", set()),
+        ("Délibération.", {"budget", "eau"}),
+        ("conseil municipal, budget 2025", {"budget"}),
+        ('"conseil municipal"', {"budget"}),
+        ('"conseil municipal', {"budget"}),  # an unclosed quote runs to the end
+        ("travaux de voirie - circulation", {"voirie"}),
+        ("voirie OR eau", set()),  # OR is a word here (every word is required), not an operator
+        ("budget AND NOT NEAR", set()),
+        ("taux de 5 % ?", set()),
+        ("Délibération : budget", {"budget"}),  # French typography: « : », « ! », « ; » after a space
+        ("budget ; eau !", set()),
+        ("'", set()),
+    ],
+)
+def test_ordinary_french_is_never_refused(kit: Kit, documents: dict[str, str], query: str, found: set[str]) -> None:
+    response = kit["agent"].get("/ged/search", params={"q": query})
     assert response.status_code == 200, response.text
-    assert response.json()["total"] == 0
+    assert {item["document_id"] for item in response.json()["items"]} == {documents[name] for name in found}
+
+
+def test_the_search_page_says_why_a_query_is_refused(app: object, kit: Kit, documents: dict[str, str]) -> None:
+    client = sign_in(app, kit, "agent")
+    page = client.get("/documents", params={"q": "budget OR 1=1 --"})
+    assert page.status_code == 422
+    assert 'id="q-erreur"' in page.text and 'aria-describedby="q-aide q-erreur"' in page.text
+    assert "la recherche n&#39;accepte pas « -- », « = »" in page.text and "tapez des mots" in page.text
+    assert 'value="budget OR 1=1 --"' in page.text  # the query stays in the field, to correct it
+    assert documents["budget"] not in page.text  # nothing was searched
+    french = client.get("/documents", params={"q": "arrêté n° 2024-12 l'école"})
+    assert french.status_code == 200 and 'id="q-erreur"' not in french.text
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ged.indexing import index_document
-from ged.models import Document, DocumentType, Folder, Group, Permission, SearchEntry, Version
+from ged.models import Document, DocumentType, Folder, Group, GroupMember, Permission, SearchEntry, Version
 from ged.search import FieldFilter, SearchQuery, search
 from socle.auth import Principal, create_tenant
 from socle.db import engine_for, reset_engines, utcnow
@@ -307,6 +307,56 @@ def test_only_readable_documents_of_the_tenant_are_found(corpus: Corpus) -> None
     assert corpus.found(q="budget") == {"budget"}
     facets = corpus.run(corpus.agent, q="délibération").facets
     assert {value.value for value in facets["folder"]} == {corpus.folders["finances"], corpus.folders["subventions"]}
+
+
+def test_a_type_the_user_may_not_read_hides_its_documents_and_their_counts(
+    corpus: Corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, tenant = corpus.session, corpus.admin.tenant_id
+    payroll = DocumentType(tenant_id=tenant, code="paie", name="Paie", fields=[])
+    group = Group(tenant_id=tenant, name="paie", members=[GroupMember(username="gestionnaire")])
+    session.add_all([payroll, group])
+    session.flush()
+    rule = Permission(tenant_id=tenant, group_id=group.id, target_kind="type", target_id=payroll.id, rights=["read"])
+    session.add(rule)
+    finances = session.get(Folder, corpus.folders["finances"])
+    secret = _document(
+        session,
+        tenant,
+        "Délibération sur les primes du personnel",
+        label="paie",
+        type_id=payroll.id,
+        folder=finances,  # a folder open to all: only the type's rights decide
+        day="2021-05-05",
+        tags=["primes", "finances"],
+    )
+    session.commit()
+    corpus.ids["paie"] = secret.id
+    clerk = _principal(tenant, "gestionnaire", {"agent"})
+
+    def counts(principal: Principal, name: str) -> dict[str, int]:
+        return {value.value: value.count for value in corpus.run(principal, q="délibération").facets[name]}
+
+    assert corpus.found(corpus.agent, q="délibération") == {"budget", "subventions"}
+    assert corpus.run(corpus.agent, q="délibération").total == 2
+    assert "paie" not in corpus.found(corpus.agent)
+    assert corpus.found(corpus.agent, type="paie") == set()
+    assert corpus.found(corpus.agent, tags=["primes"]) == set()
+    assert counts(corpus.agent, "type") == {"deliberation": 2}
+    assert counts(corpus.agent, "tag") == {"finances": 2, "budget": 1, "subventions": 1}
+    assert counts(corpus.agent, "year") == {"2024": 1, "2023": 1}
+    assert counts(corpus.agent, "folder") == {corpus.folders["finances"]: 1, corpus.folders["subventions"]: 1}
+    # The group's member and the admin see it, counted.
+    assert corpus.found(clerk, q="délibération") == {"budget", "subventions", "paie"}
+    assert counts(clerk, "type") == {"deliberation": 2, "paie": 1}
+    assert counts(clerk, "tag")["finances"] == 3 and counts(clerk, "year")["2021"] == 1
+    assert counts(corpus.admin, "folder")[corpus.folders["finances"]] == 2
+    # Sampled (many matches): still absent from the page.
+    with monkeypatch.context() as patch:
+        for name in ("SAMPLE_CAP", "SAMPLE_TARGET", "SAMPLE_MIN"):
+            patch.setattr(f"ged.search.{name}", 1)
+        assert corpus.found(corpus.agent, q="délibération") == {"budget", "subventions"}
+        assert "paie" in corpus.found(clerk, q="délibération")
 
 
 def test_a_folder_the_user_may_not_read_is_not_found(corpus: Corpus) -> None:

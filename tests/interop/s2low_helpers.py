@@ -89,8 +89,8 @@ def act_request(number: str, *, annexes: int = 1, matiere: str = "1.1", connecto
     return {"kind": "actes", "connector": connector, "documents": documents, "metadata": metadata}
 
 
-def start(kit: Kit, body: dict[str, Any]) -> str:
-    response = kit["agent"].post("/interop/flows", json=body)
+def start(kit: Kit, body: dict[str, Any], by: str = "agent") -> str:
+    response = kit[by].post("/interop/flows", json=body)
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 

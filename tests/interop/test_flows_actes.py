@@ -431,11 +431,13 @@ def test_a_filed_act_is_archived_through_the_archive_service(kit: Kit, sim: S2lo
     assert transfer.document_ids == [filed["acte"], filed["annexe-1"], filed["aracte"]]
     assert transfer.archival_agency == "AD037" and transfer.connector == "sae"
     assert transfer.status == "built", (transfer.status, transfer.error, transfer.validation)
-    assert "DEL_30" in (transfer.comment or "") and transfer.created_by == f"interop:{flow_id}"
+    assert "DEL_30" in (transfer.comment or "") and transfer.created_by == f"interop:{flow_id} (pour agent)"
     with get_store().local_path(transfer.sip_key or "") as path, zipfile.ZipFile(path) as sip:
         names = sip.namelist()
         manifest = sip.read("manifest.xml").decode()
-    assert len(names) == 4  # the manifest and the three documents
+    # The manifest, the three documents, and the renditions the GED had made by then (PDF/A, text).
+    assert manifest.count("<DataObjectVersion>BinaryMaster_1</DataObjectVersion>") == 3
+    assert len(names) == 1 + manifest.count("<BinaryDataObject ")
     assert "Approbation du budget primitif 2027" in manifest and "ARActe" in manifest
     with new_session() as session:  # the act's own documents are GED documents now, found again by their origin
         origins = session.execute(select(Version.origin).where(Version.document_id.in_(filed.values()))).scalars()
@@ -485,6 +487,42 @@ def test_acts_already_in_the_ged_are_archived_by_their_ids(kit: Kit, sim: S2low)
     [transfer] = transfers_of(kit.tenant_id)
     assert transfer.document_ids == [signed["id"], flow.data["ged_documents"]["aracte"]]
     assert transfer.status == "built", transfer.error
+
+
+def test_the_transfer_gives_only_what_the_flows_creator_may_read(kit: Kit, sim: S2low) -> None:
+    add_s2low(kit, sim)
+    add_connector(kit, "sae", "asalae", {"url": "http://127.0.0.1:9", "username": "u", "password": "p"})
+    # The mayor's office: a folder only its group (« maire ») may read; the agent is not in it.
+    folder = kit["admin"].post("/ged/plan", json={"name": "Cabinet du maire"})
+    group = kit["admin"].post("/ged/groups", json={"name": "Cabinet"})
+    assert folder.status_code == group.status_code == 201, (folder.text, group.text)
+    member = kit["admin"].post(f"/ged/groups/{group.json()['id']}/members", json={"username": "maire"})
+    rights = [{"group_id": group.json()["id"], "rights": ["read", "write"]}]
+    granted = kit["admin"].put(f"/ged/plan/{folder.json()['id']}/permissions", json=rights)
+    assert member.status_code == granted.status_code == 200, (member.text, granted.text)
+    secret = upload_document(kit["admin"], make_pdf("Arrêté du cabinet"), folder_id=folder.json()["id"])["id"]
+
+    # The agent's flow names it: the flow ends, but the GED answers « introuvable » and nothing is transferred.
+    refused = drive(start(kit, archived_act_request("DEL_50", document_ids=[secret])))
+    assert refused.state == "versé aux archives", refused.error
+    [transfer] = transfers_of(kit.tenant_id)
+    assert transfer.created_by == f"interop:{refused.id} (pour agent)"
+    assert transfer.status == "error" and f"document {secret} introuvable" in (transfer.error or ""), transfer.error
+    with new_session() as session:
+        document = session.get(Document, secret)
+        assert document is not None and document.disposal is None and document.archive_transfer_id is None
+        asked = session.execute(
+            select(Job.arguments).where(Job.function == messages.GED_EXPORT_FOR_ARCHIVE.function)
+        ).scalars()
+        assert [arguments["username"] for arguments in asked if arguments["transfer_id"] == transfer.id] == ["agent"]
+
+    # The same act by the mayor, who may read it: transferred.
+    done = drive(start(kit, archived_act_request("DEL_51", document_ids=[secret]), by="maire"))
+    assert done.state == "versé aux archives", done.error
+    built = next(row for row in transfers_of(kit.tenant_id) if row.id == done.data["transfer_id"])
+    assert built.status == "built", (built.status, built.error)
+    assert built.document_ids == [secret, done.data["ged_documents"]["aracte"]]
+    assert built.created_by == f"interop:{done.id} (pour maire)"
 
 
 def test_a_bad_archive_request_is_refused_or_stops_the_flow_in_french(kit: Kit, sim: S2low) -> None:

@@ -59,6 +59,7 @@ def _ask_document(
         tenant_id=tenant_id,
         document_id=str(uuid.uuid4()),
         folder_id=folder_id or str(uuid.uuid4()),
+        username="agent",
     )
 
 

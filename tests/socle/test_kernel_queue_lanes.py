@@ -43,6 +43,8 @@ def _ask(session: Any, message: messages.Message) -> str:
         arguments["folder_id"] = str(uuid.uuid4())
     if "version" in message.parameters:
         arguments["version"] = 1
+    if "username" in message.parameters:
+        arguments["username"] = "agent"
     return queue.enqueue(session, message, **arguments).id
 
 

@@ -15,11 +15,6 @@ from typing import Any
 from fastapi.testclient import TestClient
 from ui_kit import csrf_of, post_form, sign_in
 
-from socle import messages
-from socle.db import transaction
-from socle.queue import enqueue
-from socle.storage import get_store
-
 from conftest import SHARED_SEDA, Kit, make_pdf, run_jobs, upload_document
 
 NEW = "/archives/transferts/nouveau"
@@ -69,22 +64,6 @@ def create_connector(kit: Kit, name: str = "sae") -> None:
 def set_referential(kit: Kit, algorithms: list[str]) -> None:
     response = kit["archiviste"].put("/archive/referential", json={"rules": [], "digest_algorithms": algorithms})
     assert response.status_code == 200, response.text
-
-
-def sae_sends(kit: Kit, transfer_id: str, kind: str, data: bytes) -> None:
-    """What interop does with each message of the SAE: store it, then hand it to the archive service."""
-    stored = get_store().put(io.BytesIO(data))
-    with transaction() as session:
-        enqueue(
-            session,
-            messages.ARCHIVE_RECORD_SAE_MESSAGE,
-            tenant_id=kit.tenant_id,
-            transfer_id=transfer_id,
-            message_kind=kind,
-            object_key=stored.key,
-            size=stored.size,
-        )
-    run_jobs()
 
 
 def sent_transfer(kit: Kit, client: TestClient) -> tuple[str, str]:
@@ -256,10 +235,12 @@ def test_sending_then_the_sae_accepts_with_its_identifiers(app: Any, kit: Kit) -
 
     builders = sae_messages()
     request = api_transfer(kit, transfer_id)["message_identifier"]
-    sae_sends(kit, transfer_id, "acknowledgement", builders.acknowledgement("2.2", request, "ACK-1"))
+    sae_messages().sae_sends(
+        kit.tenant_id, transfer_id, "acknowledgement", builders.acknowledgement("2.2", request, "ACK-1")
+    )
     assert "status-acknowledged" in client.get(page_url).text
     reply = builders.transfer_reply("2.2", request, "OK", "ATR-77", units={"AU1": "aeaqaaaaaahg6"})
-    sae_sends(kit, transfer_id, "reply", reply)
+    sae_messages().sae_sends(kit.tenant_id, transfer_id, "reply", reply)
     page = client.get(page_url).text
     assert "status-accepted" in page and "Transfert accepté par le système d&#39;archivage (code OK)." in page
     assert "aeaqaaaaaahg6" in page and "ATR-77" in page and "ACK-1" in page
@@ -272,7 +253,12 @@ def test_a_rejection_shows_the_reasons(app: Any, kit: Kit) -> None:
     transfer_id, _ = sent_transfer(kit, client)
     builders = sae_messages()
     request = api_transfer(kit, transfer_id)["message_identifier"]
-    sae_sends(kit, transfer_id, "reply", builders.transfer_reply("2.2", request, "KO", events=builders.VITAM_REFUSAL))
+    sae_messages().sae_sends(
+        kit.tenant_id,
+        transfer_id,
+        "reply",
+        builders.transfer_reply("2.2", request, "KO", events=builders.VITAM_REFUSAL),
+    )
     page = client.get(f"/archives/transferts/{transfer_id}").text
     assert "status-rejected" in page and "Motifs du refus" in page
     assert "Règle de gestion APP-99 inconnue du référentiel" in page
