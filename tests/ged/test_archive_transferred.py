@@ -114,10 +114,10 @@ def test_a_rejected_transfer_puts_its_documents_back(app: Any, kit: Kit) -> None
     contract = new_document(kit, type="contrat", date="2019-05-02", title="Contrat")
     sent = delivered_transfer(kit, [contract["id"]])
     request = sent["message_identifier"]
-    sae_sends(kit, sent["id"], "acknowledgement", acknowledgement("2.2", request, "ACK-1"))
+    sae_sends(kit.tenant_id, sent["id"], "acknowledgement", acknowledgement("2.2", request, "ACK-1"))
     assert document(kit, contract["id"])["disposal"] == "transferred"  # received, not yet accepted
 
-    sae_sends(kit, sent["id"], "reply", transfer_reply("2.2", request, "KO", events=VITAM_REFUSAL))
+    sae_sends(kit.tenant_id, sent["id"], "reply", transfer_reply("2.2", request, "KO", events=VITAM_REFUSAL))
 
     assert kit["archiviste"].get(f"/archive/transfers/{sent['id']}").json()["status"] == "rejected"
     back = document(kit, contract["id"])
@@ -180,7 +180,7 @@ def test_the_ged_copy_of_an_archived_document_is_eliminated_with_approval_whatev
     sent = delivered_transfer(kit, [contract["id"], order["id"]])
     request = sent["message_identifier"]
     units = {"AU1": "grp", "AU2": "sys-contrat", "AU3": "sys-bon"}
-    sae_sends(kit, sent["id"], "reply", transfer_reply("2.2", request, "OK", "ATR-1", units=units))
+    sae_sends(kit.tenant_id, sent["id"], "reply", transfer_reply("2.2", request, "OK", "ATR-1", units=units))
     assert document(kit, contract["id"])["disposal"] == "archived"
 
     # The GED itself proposes the copies of « destroy » documents only, as before.
