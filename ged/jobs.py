@@ -398,6 +398,7 @@ def file_signed_document(
             media_type,
             Metadata(title=title[:500], document_type=document_type[:100] or "Parapheur", tags=["parapheur"]),
             comment=("Signé par " + ", ".join(signatories))[:2000] if signatories else None,
+            signatories=list(signatories),
         )
         enqueue(
             session,
@@ -420,11 +421,13 @@ def _file_once(
     metadata: Any,
     *,
     comment: str | None = None,
+    signatories: list[str] | None = None,
     match_title: bool = False,
 ) -> str:
     """Create a document another service sent, once: the version's origin finds it again on a second run.
 
-    ``author`` is the sending service's (username, display name); the document is created in its name.
+    ``author`` is the sending service's (username, display name); the document is created in its name, its
+    version with ``comment`` and ``signatories`` (the parapheur's).
     """
     from sqlalchemy import select
 
@@ -453,6 +456,11 @@ def _file_once(
     orphan = session.execute(orphans).scalars().first()
     if orphan is not None:
         orphan.origin = origin
+        # Killed before these too (they are set with the origin): the adopted version gets them now.
+        if comment is not None:
+            orphan.comment = comment
+        if signatories is not None:
+            orphan.signatories = signatories
         return str(orphan.document_id)
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
@@ -464,6 +472,8 @@ def _file_once(
     document.current.origin = origin
     if comment is not None:
         document.current.comment = comment
+    if signatories is not None:  # None left unset: SQL NULL, not JSON null
+        document.current.signatories = signatories
     return str(document.id)
 
 
@@ -505,8 +515,6 @@ def _export(session: Any, document: Any) -> dict[str, Any]:
     }
 
 
-# How a version signed in the parapheur names its signatories (ged.service and file_signed_document write it).
-SIGNED_BY = "Signé par "
 # The services that write versions in their own name, each with an origin « <service>:… » (record_signed_version,
 # _file_once): a program, not a person, so never a document's author (SEDA Writer).
 SERVICE_AUTHORS = frozenset({"parapheur", "interop"})
@@ -522,10 +530,11 @@ def _people(session: Any, document: Any) -> dict[str, Any]:
     """``author`` (username) and ``author_name``, and ``signatories`` ({username, name}) of the current content
     when the parapheur signed it; names are the users' display names (None for a former user).
 
-    The parapheur's version (origin ``parapheur:<folder>``) keeps the signatories' usernames in its comment,
-    usernames hold no comma; its author is the parapheur itself, so the document's author is then the one of the
-    version sent for signature. When the only author known is a service (a document the parapheur or an interop
-    flow filed), there is none: ``author`` and ``author_name`` are None, the signatories stay.
+    The parapheur's version (origin ``parapheur:<folder>``) keeps the signatories' usernames (``signatories``,
+    data rather than its comment, which a user may write alike); its author is the parapheur itself, so the
+    document's author is then the one of the version sent for signature. When the only author known is a service
+    (a document the parapheur or an interop flow filed), there is none: ``author`` and ``author_name`` are None,
+    the signatories stay.
     """
     from sqlalchemy import select
 
@@ -539,11 +548,7 @@ def _people(session: Any, document: Any) -> dict[str, Any]:
     ]
     written, usernames = current, []
     if signed:
-        comment = signed[-1].comment or ""
-        if comment.startswith(SIGNED_BY):
-            usernames = [name for name in comment.removeprefix(SIGNED_BY).split(", ") if name]
-            if len(comment) >= 2000:  # file_signed_document cuts its comment there: the last name may be cut
-                usernames = usernames[:-1]
+        usernames = [name for name in signed[-1].signatories or [] if name]
         before = [version for version in document.versions if version.number < current.number]
         if current is signed[-1] and before:
             written = before[-1]

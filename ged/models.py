@@ -94,6 +94,9 @@ class Version(GedBase):
     # Where the version comes from when a job made it (e.g. "parapheur:<folder id>"): makes the job idempotent.
     origin: Mapped[str | None] = mapped_column(String(100))
     comment: Mapped[str | None] = mapped_column(Text)
+    # The usernames of who signed it in the parapheur (origin « parapheur:… »), as data: the comment « Signé par
+    # … » says it to people, is cut at 2000 characters and a user's own comment may read the same. None: not signed.
+    signatories: Mapped[list[str] | None] = mapped_column(JSON)
     # Typed metadata of the document type (``DocumentType.fields``), by field name, JSON-typed values.
     field_values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Renditions made by background jobs, in the object store: extracted text (UTF-8), first-page preview

@@ -104,6 +104,9 @@ class VersionOut(ReadModel):
     created_at: dt.datetime
     origin: str | None
     comment: str | None
+    signatories: list[str] | None = Field(
+        None, description="Signataires dans le parapheur (identifiants), pour une version signée"
+    )
     field_values: dict[str, Any]
     content: Content
 

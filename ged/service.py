@@ -306,6 +306,7 @@ def record_signed_version(
         origin=origin,
         comment="Signé par " + ", ".join(signatories),
     )
+    version.signatories = list(signatories)
     _after_write(session, document, version)
     session.commit()
     return version

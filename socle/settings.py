@@ -65,6 +65,14 @@ class Settings(BaseSettings):
     s3_bucket: str = Field("socle", description="Compartiment S3 des documents.")
     s3_secure: bool = Field(True, description="Utiliser HTTPS pour S3.")
     s3_region: str | None = Field(None, description="Région S3, si le serveur l'exige.")
+    # The first retry is at once, the next ones wait 0.4 s, doubled each time: with 3 an unreachable server
+    # makes a request answer 503 after about 1.2 s, with the minio client's own 5 after about 6 s.
+    s3_retries: int = Field(
+        3, ge=0, le=10, description="Nouveaux essais d'une requête S3 sans réponse ou en erreur 5xx, avant l'échec."
+    )
+    s3_connect_timeout: float = Field(
+        5, gt=0, le=300, description="Délai maximal d'établissement d'une connexion au serveur S3, en secondes."
+    )
     redis_url: str | None = Field(
         None, description="URL Redis ; absente, la file de tâches est embarquée dans le processus."
     )

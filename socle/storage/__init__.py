@@ -12,19 +12,9 @@ __all__ = ["ObjectStore", "StoredObject", "check_key", "get_store", "sha256_of_f
 
 def store_for(settings: Settings) -> ObjectStore:
     if settings.storage_backend == "s3":
-        from minio import Minio
+        from socle.storage.s3 import S3Store, client_for
 
-        from socle.storage.s3 import S3Store
-
-        assert settings.s3_endpoint is not None
-        client = Minio(
-            settings.s3_endpoint,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
-            secure=settings.s3_secure,
-            region=settings.s3_region,
-        )
-        return S3Store(client, settings.s3_bucket, settings.data_dir.resolve() / "spool")
+        return S3Store(client_for(settings), settings.s3_bucket, settings.data_dir.resolve() / "spool")
     from socle.storage.local import LocalStore
 
     return LocalStore(settings.effective_storage_path)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
+import certifi
 import urllib3
 from minio import Minio
 from minio.error import InvalidResponseError, S3Error, ServerError
@@ -26,6 +28,9 @@ from socle.storage.api import (
     unavailable,
 )
 
+if TYPE_CHECKING:
+    from socle.settings import Settings
+
 log = logging.getLogger("socle.storage")
 
 _MISSING = ("NoSuchKey", "NoSuchObject", "NotFound")
@@ -34,6 +39,30 @@ _DOWN = frozenset({500, 502, 503, 504})
 # Below this size an object is put without asking first whether it exists: the question costs a request as
 # much as the upload, and writing the same bytes again under their own digest changes nothing.
 _PUT_WITHOUT_ASKING = 1024 * 1024
+# The minio client's own read timeout: a large download may pause that long between two chunks.
+_READ_TIMEOUT = 300
+
+
+def client_for(settings: Settings) -> Minio:
+    """The minio client with the settings' retries and connect timeout, the rest as minio builds it itself:
+    its defaults retry 5 times with backoff and wait 5 minutes for a connection, a request to an unreachable
+    server then takes seconds to turn into a 503."""
+    assert settings.s3_endpoint is not None
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=settings.s3_connect_timeout, read=_READ_TIMEOUT),
+        maxsize=10,
+        cert_reqs="CERT_REQUIRED",
+        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        retries=urllib3.Retry(total=settings.s3_retries, backoff_factor=0.2, status_forcelist=sorted(_DOWN)),
+    )
+    return Minio(
+        settings.s3_endpoint,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+        secure=settings.s3_secure,
+        region=settings.s3_region,
+        http_client=http,
+    )
 
 
 def _status(exc: Exception) -> int | None:

@@ -433,6 +433,20 @@ def test_the_author_and_the_signatories_become_agents_valid_in_each_version(kit:
         assert agents(manifest, unit, "Agent") == signers
 
 
+def test_only_the_parapheur_names_signatories_not_a_comment(kit: Kit) -> None:
+    """A comment « Signé par … » a user wrote names nobody; a signed document keeps its signatories after it."""
+    signed = signed_document(kit, "Arrêté de stationnement")
+    unsigned = add_document(kit, "Courrier", date="2026-03-02", document_type="Courrier")
+    for document in (signed, unsigned):
+        patched = kit["admin"].patch(f"/ged/documents/{document}", json={"tags": ["x"], "comment": "Signé par admin"})
+        assert patched.status_code == 200, patched.text
+
+    manifest = Manifest(manifest_of(kit, transfer(kit, document_ids=[signed, unsigned])), "2.2")
+    signers = [["Dominique Dupont", "maire", "Signataire"], ["Camille Martin", "agent", "Signataire"]]
+    assert agents(manifest, manifest.unit_of(signed), "Agent") == signers
+    assert agents(manifest, manifest.unit_of(unsigned), "Agent") == []
+
+
 def test_the_archivist_maps_agents_from_typed_fields(kit: Kit) -> None:
     fields = [
         {"name": "redacteur", "label": "Rédacteur", "kind": "text"},

@@ -3,8 +3,9 @@ Retry-After) with nothing half-written, and a rendition job is retried, then, fa
 failed with its reason instead of staying « en cours » forever.
 
 Real servers only: the local moto S3 server (or CI's MinIO), a port where nothing listens, a small HTTP server
-that answers 503 or 403 like a failing S3. A failed request to an S3 that does not answer takes about 6 s:
-the storage client's own retries (5, with backoff), which no setting lowers.
+that answers 503 or 403 like a failing S3. The tests through the API lower SOCLE_S3_RETRIES to 1 (an
+immediate retry, no backoff wait), so that each request to an S3 that does not answer fails at once instead of
+after the default's backoff: still retried, still a 503.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,8 @@ from ged.models import Document, UploadSession, Version
 from socle.db import transaction
 from socle.errors import ServiceUnavailable
 from socle.models import AuditEntry, Job
-from socle.settings import get_settings
+from socle.settings import Settings, get_settings
+from socle.storage import store_for
 from socle.storage.api import nested_name
 from socle.storage.local import LocalStore
 from socle.storage.s3 import S3Store
@@ -55,6 +58,11 @@ def quick_client(endpoint: str, **pool: Any) -> Minio:
     """A client without the default retries, so that a store-level test does not wait for them."""
     http = urllib3.PoolManager(retries=pool.pop("retries", urllib3.Retry(total=0)), timeout=5, **pool)
     return Minio(endpoint, access_key="x", secret_key="y", secure=False, region="us-east-1", http_client=http)
+
+
+# For the tests through the API: one retry (immediate, urllib3 waits only before the second) and a short
+# connect timeout, so that an outage answers at once while the retry path is still taken.
+QUICK_S3 = {"SOCLE_S3_RETRIES": "1", "SOCLE_S3_CONNECT_TIMEOUT": "2"}
 
 
 def assert_unavailable(action: Callable[[], Any]) -> None:
@@ -153,6 +161,37 @@ def test_s3_server_errors_are_unavailable_but_its_refusals_stay_refusals(tmp_pat
         assert refused.value.code == "AccessDenied"
 
 
+def s3_settings(tmp_path: Path, endpoint: str, **values: Any) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        storage_backend="s3",
+        s3_endpoint=endpoint,
+        s3_access_key="x",
+        s3_secret_key="y",
+        s3_secure=False,
+        s3_region="us-east-1",
+        **values,
+    )
+
+
+def test_the_retries_and_connect_timeout_settings_reach_the_client(tmp_path: Path) -> None:
+    key = "d" * 64
+    with failing_s3(503) as server:
+        endpoint = f"127.0.0.1:{server.server_port}"
+        for retries in (0, 1):
+            store: Any = store_for(s3_settings(tmp_path, endpoint, s3_retries=retries, s3_connect_timeout=1.5))
+            server.requests = 0
+            assert_unavailable(partial(store.size, key))
+            assert server.requests == 1 + retries  # the client retried exactly as many times as set
+    # minio offers no accessor for its pool: the timeouts are read where urllib3 keeps them.
+    timeout = store.client._http.connection_pool_kw["timeout"]
+    assert (timeout.connect_timeout, timeout.read_timeout) == (1.5, 300)  # large downloads keep minio's read wait
+    default: Any = store_for(s3_settings(tmp_path, endpoint))
+    pool = default.client._http.connection_pool_kw
+    assert pool["retries"].total == 3 and pool["timeout"].connect_timeout == 5
+    assert set(pool["retries"].status_forcelist) == {500, 502, 503, 504}
+
+
 def test_local_store_folder_unusable_is_unavailable_but_a_missing_object_is_not_found(tmp_path: Path) -> None:
     from socle.errors import NotFound
 
@@ -205,7 +244,7 @@ def spooled() -> list[Path]:
 def test_upload_while_s3_is_down_answers_503_and_writes_nothing(
     kit: Kit, s3_server: S3Server, use_env: Callable[..., None]
 ) -> None:
-    env = s3_server.env(f"t{uuid.uuid4().hex[:12]}")
+    env = s3_server.env(f"t{uuid.uuid4().hex[:12]}") | QUICK_S3
     use_env(**env)
     client = kit["agent"]
     response = post_document(client, "avant la panne")
@@ -235,7 +274,7 @@ def test_upload_while_s3_is_down_answers_503_and_writes_nothing(
 def test_resumable_upload_finished_while_s3_is_down_stays_open_for_a_retry(
     kit: Kit, s3_server: S3Server, use_env: Callable[..., None]
 ) -> None:
-    env = s3_server.env(f"t{uuid.uuid4().hex[:12]}")
+    env = s3_server.env(f"t{uuid.uuid4().hex[:12]}") | QUICK_S3
     use_env(**env)
     client = kit["agent"]
     content = make_pdf("reçu en morceaux")
@@ -351,7 +390,7 @@ def test_renditions_failing_for_good_are_reported_failed_then_redone(
 def test_s3_unreachable_beyond_the_retries_reports_the_renditions(
     kit: Kit, s3_server: S3Server, use_env: Callable[..., None]
 ) -> None:
-    use_env(**s3_server.env(f"t{uuid.uuid4().hex[:12]}"), SOCLE_JOB_MAX_ATTEMPTS="1")  # one attempt: 6 s each
+    use_env(**s3_server.env(f"t{uuid.uuid4().hex[:12]}"), **QUICK_S3, SOCLE_JOB_MAX_ATTEMPTS="1")  # one attempt
     client = kit["agent"]
     image = io.BytesIO()
     from PIL import Image

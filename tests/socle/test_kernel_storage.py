@@ -261,6 +261,28 @@ def test_store_for_follows_the_settings(tmp_path: Path, s3_server: S3Server) -> 
     assert list((tmp_path / "spool").iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("SOCLE_S3_RETRIES", "-1", "greater than or equal to 0"),
+        ("SOCLE_S3_RETRIES", "11", "less than or equal to 10"),
+        ("SOCLE_S3_RETRIES", "beaucoup", "valid integer"),
+        ("SOCLE_S3_CONNECT_TIMEOUT", "0", "greater than 0"),
+        ("SOCLE_S3_CONNECT_TIMEOUT", "cinq", "valid number"),
+    ],
+)
+def test_a_wrong_s3_retries_or_timeout_is_refused_naming_it(
+    use_env: Callable[..., None], name: str, value: str, says: str
+) -> None:
+    from socle.errors import SettingsError
+    from socle.settings import load_settings
+
+    use_env(**{name: value})
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert f"{name} : " in str(refused.value) and says in str(refused.value), str(refused.value)
+
+
 @pytest.fixture
 def s3_backend(tmp_path: Path, s3_server: S3Server) -> Iterator[tuple[S3Store, Minio]]:
     backend = _s3(tmp_path, s3_server)
