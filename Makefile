@@ -21,15 +21,17 @@ demo: install
 		export SOCLE_SEDA_SCHEMAS="$(SEDA)"; fi; \
 	$(BIN)/socle demo
 
-# Debian packages the tests need: poppler-utils (pdfsig, the independent signature check), qpdf, and
-# softhsm2 with opensc's pkcs11-tool (a real PKCS#11 token for the smart-card tests), xmlsec1 and openssl
-# (the independent checks of XAdES and CAdES signatures), ocrmypdf with tesseract-ocr-fra (French OCR
-# and PDF/A-2b copies of GED documents; it brings Ghostscript), chromium (the browser tests drive it; never
-# a browser download) with npm, then axe-core from the npm registry at the version tests/browser's lock pins.
+# Debian packages the tests need: poppler-utils (pdfsig, the independent signature check), qpdf, unzip (an
+# independent reader of the SIP zips), softhsm2 with opensc's pkcs11-tool (a real PKCS#11 token for the
+# smart-card tests), xmlsec1 and openssl (the independent checks of XAdES and CAdES signatures), ocrmypdf
+# with tesseract-ocr-fra (French OCR and PDF/A-2b copies of GED documents; it brings Ghostscript), chromium
+# (the browser tests drive it; never a browser download) with npm, then axe-core from the npm registry at the
+# version tests/browser's lock pins.
 system-deps:
 	@need=""; \
 	command -v pdfsig >/dev/null || need="$$need poppler-utils"; \
 	command -v qpdf >/dev/null || need="$$need qpdf"; \
+	command -v unzip >/dev/null || need="$$need unzip"; \
 	command -v softhsm2-util >/dev/null || need="$$need softhsm2"; \
 	command -v pkcs11-tool >/dev/null || need="$$need opensc"; \
 	command -v xmlsec1 >/dev/null || need="$$need xmlsec1"; \

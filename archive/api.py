@@ -251,7 +251,6 @@ class _FolderReceiver(_UploadReceiver):
         self.filename = "dossier.zip"
         self.csv_path: Path | None = None
         self.csv_filename = ""
-        self.csv_size = 0
         self.fields: dict[str, str] = {}
         self._csv_out: IO[bytes] | None = None
         self._text_name: str | None = None
@@ -280,13 +279,7 @@ class _FolderReceiver(_UploadReceiver):
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         super()._part_data(data, start, end)  # counts every part against the limit; writes the tree's
-        if self._csv_out is not None:
-            self.csv_size += end - start
-            if self.csv_size > service.MAX_CSV_BYTES:
-                limit = service.MAX_CSV_BYTES
-                raise PayloadTooLarge(
-                    message("le CSV dépasse la taille maximale de %(max_size)s octets", max_size=limit), max_size=limit
-                )
+        if self._csv_out is not None:  # its size is the service's to check (request_folder_transfer)
             self._csv_out.write(data[start:end])
         elif self._text_name is not None:
             if len(self._text) + end - start > self.MAX_FIELD_BYTES:
@@ -361,7 +354,8 @@ async def request_folder_transfer(principal: PrincipalDep, session: SessionDep, 
         except ValidationError as exc:  # answered like a JSON body's errors
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
         # A browser's file field left empty still sends a part: no name, no byte.
-        csv = receiver.csv_path if receiver.csv_filename or receiver.csv_size else None
+        sent = receiver.csv_path is not None and (receiver.csv_filename or receiver.csv_path.stat().st_size)
+        csv = receiver.csv_path if sent else None
         transfer = await run_in_threadpool(
             service.request_folder_transfer,
             session,

@@ -19,7 +19,7 @@ def send_to_parapheur(*, tenant_id: str, document_id: str, folder_id: str, usern
     key = f"parapheur.attach:{folder_id}"
     with transaction() as session:
         try:
-            document = _readable_document(session, _requester(session, tenant_id, username), document_id)
+            document = service.read_document(session, _requester(session, tenant_id, username), document_id)
             version = service.readable_content(document, document.current)
         except SocleError as exc:
             enqueue(
@@ -71,7 +71,7 @@ def export_for_archive(*, tenant_id: str, transfer_id: str, document_ids: list[s
         try:
             requester = _requester(session, tenant_id, username)
             # Every right is checked before anything is said about a document: an unreadable one is « introuvable ».
-            chosen = [_readable_document(session, requester, doc_id, for_update=True) for doc_id in document_ids]
+            chosen = [service.read_document(session, requester, doc_id, for_update=True) for doc_id in document_ids]
             _check_transferable(session, transfer_id, chosen)
             _export_done(session, requester, transfer_id, chosen)
         except SocleError as exc:
@@ -141,12 +141,6 @@ def _requester(session: Any, tenant_id: str, username: str | None) -> Principal:
             tenant.id, tenant.slug, tenant.name, "service:interop", "interop", "Interopérabilité", frozenset({"admin"})
         )
     return principal_for(session, tenant.slug, username)
-
-
-def _readable_document(session: Any, requester: Principal, document_id: str, *, for_update: bool = False) -> Any:
-    """A document the requester may read. One they may not read is « introuvable », exactly as a missing one
-    (service.read_document checks the rights before it names the trash)."""
-    return service.read_document(session, requester, document_id, for_update=for_update)
 
 
 def _check_transferable(session: Any, transfer_id: str, documents: list[Any]) -> None:

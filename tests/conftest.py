@@ -200,6 +200,22 @@ def identity_certificate() -> bytes:
     return SigningIdentity.from_pkcs12(*signing_identity()).certificate_der
 
 
+@pytest.fixture(scope="session")
+def seda_schema() -> Any:
+    """The official SEDA 2.2 XSD read by xmlschema: a validator independent of the kit's own (lxml), that
+    fetches nothing from the network."""
+    import xmlschema
+
+    return xmlschema.XMLSchema(
+        str(SHARED_SEDA / "2.2" / "seda-2.2-main.xsd"),
+        locations=[
+            ("http://www.w3.org/XML/1998/namespace", str(SHARED_SEDA / "w3c" / "xml.xsd")),
+            ("http://www.w3.org/1999/xlink", str(SHARED_SEDA / "w3c" / "xlink.xsd")),
+        ],
+        allow="local",
+    )
+
+
 def make_pdf(text: str = "Délibération de test", pages: int = 1) -> bytes:
     pdf = pikepdf.new()
     for _ in range(pages):

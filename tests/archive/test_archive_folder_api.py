@@ -10,7 +10,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 import xmlschema
 from lxml import etree
 from sae_messages import acknowledgement, transfer_reply
@@ -24,7 +23,7 @@ from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import get_store
 
-from conftest import SHARED_SEDA, Kit, assert_problem, make_pdf, run_jobs
+from conftest import Kit, assert_problem, make_pdf, run_jobs
 
 SEDA = "fr:gouv:culture:archivesdefrance:seda:v2.2"
 NS = {"s": SEDA}
@@ -44,19 +43,6 @@ TREE = {
     "Conseil 2026/Séances/janvier/ordre du jour.txt": b"1. Budget primitif\n2. Questions diverses\n",
     "Conseil 2026/note.txt": "Note de synthèse du conseil.\n".encode(),
 }
-
-
-@pytest.fixture(scope="module")
-def seda_schema() -> xmlschema.XMLSchema:
-    """The official XSD read by xmlschema: a validator independent of the kit's own (lxml)."""
-    return xmlschema.XMLSchema(
-        str(SHARED_SEDA / "2.2" / "seda-2.2-main.xsd"),
-        locations=[
-            ("http://www.w3.org/XML/1998/namespace", str(SHARED_SEDA / "w3c" / "xml.xsd")),
-            ("http://www.w3.org/1999/xlink", str(SHARED_SEDA / "w3c" / "xlink.xsd")),
-        ],
-        allow="local",
-    )
 
 
 def zipped(entries: dict[str, bytes], *, symlinks: dict[str, str] | None = None) -> bytes:

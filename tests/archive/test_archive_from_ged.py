@@ -164,22 +164,9 @@ def council(kit: Kit) -> dict[str, Any]:
     return {"folders": {"council": council, "year": year, "march": march, "other": other}, "documents": ids}
 
 
-@pytest.fixture(scope="module")
-def seda22() -> xmlschema.XMLSchema:
-    """The official 2.2 XSD read by xmlschema: a validator independent of the kit's (lxml)."""
-    return xmlschema.XMLSchema(
-        str(SHARED_SEDA / "2.2" / "seda-2.2-main.xsd"),
-        locations=[
-            ("http://www.w3.org/XML/1998/namespace", str(SHARED_SEDA / "w3c" / "xml.xsd")),
-            ("http://www.w3.org/1999/xlink", str(SHARED_SEDA / "w3c" / "xlink.xsd")),
-        ],
-        allow="local",
-    )
-
-
 @pytest.mark.parametrize("version", ["2.1", "2.2", "2.3"])
 def test_folder_transfer_nests_the_plan_and_maps_the_metadata(
-    kit: Kit, council: dict[str, Any], version: str, seda22: xmlschema.XMLSchema
+    kit: Kit, council: dict[str, Any], version: str, seda_schema: xmlschema.XMLSchema
 ) -> None:
     put_mapping(
         kit,
@@ -198,7 +185,7 @@ def test_folder_transfer_nests_the_plan_and_maps_the_metadata(
     report = validate_manifest(data, SHARED_SEDA, version)
     assert report.valid, report.issues
     if version == "2.2":
-        assert [str(error.reason) for error in seda22.iter_errors(data)] == []
+        assert [str(error.reason) for error in seda_schema.iter_errors(data)] == []
     assert built["selection"] == {"kind": "folder", "folder_id": council["folders"]["council"]}
     # Live documents of the subtree only: not the folder beside it, not the trashed one, not the held one.
     assert sorted(built["document_ids"]) == sorted([documents["top"], documents["year"], documents["march"]])
@@ -433,20 +420,6 @@ def test_the_author_and_the_signatories_become_agents_valid_in_each_version(kit:
         assert agents(manifest, unit, "Agent") == signers
 
 
-def test_only_the_parapheur_names_signatories_not_a_comment(kit: Kit) -> None:
-    """A comment « Signé par … » a user wrote names nobody; a signed document keeps its signatories after it."""
-    signed = signed_document(kit, "Arrêté de stationnement")
-    unsigned = add_document(kit, "Courrier", date="2026-03-02", document_type="Courrier")
-    for document in (signed, unsigned):
-        patched = kit["admin"].patch(f"/ged/documents/{document}", json={"tags": ["x"], "comment": "Signé par admin"})
-        assert patched.status_code == 200, patched.text
-
-    manifest = Manifest(manifest_of(kit, transfer(kit, document_ids=[signed, unsigned])), "2.2")
-    signers = [["Dominique Dupont", "maire", "Signataire"], ["Camille Martin", "agent", "Signataire"]]
-    assert agents(manifest, manifest.unit_of(signed), "Agent") == signers
-    assert agents(manifest, manifest.unit_of(unsigned), "Agent") == []
-
-
 def test_the_archivist_maps_agents_from_typed_fields(kit: Kit) -> None:
     fields = [
         {"name": "redacteur", "label": "Rédacteur", "kind": "text"},
@@ -511,7 +484,7 @@ def filed_by_services(kit: Kit) -> tuple[str, str]:
 
 @pytest.mark.parametrize("version", ["2.1", "2.2", "2.3"])
 def test_a_document_filed_by_the_parapheur_has_its_signatories_and_no_program_as_writer(
-    kit: Kit, version: str, seda22: xmlschema.XMLSchema
+    kit: Kit, version: str, seda_schema: xmlschema.XMLSchema
 ) -> None:
     document, aracte = filed_by_services(kit)
 
@@ -520,7 +493,7 @@ def test_a_document_filed_by_the_parapheur_has_its_signatories_and_no_program_as
     report = validate_manifest(data, SHARED_SEDA, version)
     assert report.valid, report.issues
     if version == "2.2":
-        assert [str(error.reason) for error in seda22.iter_errors(data)] == []
+        assert [str(error.reason) for error in seda_schema.iter_errors(data)] == []
     manifest = Manifest(data, version)
     unit = manifest.unit_of(document)
     signers = [["Dominique Dupont", "maire", "Signataire"], ["Camille Martin", "agent", "Signataire"]]

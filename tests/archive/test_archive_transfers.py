@@ -16,24 +16,11 @@ from lxml import etree
 
 from socle.settings import get_settings, reset_settings
 
-from conftest import SHARED_SEDA, Kit, assert_problem, make_pdf, run_jobs, upload_document
+from conftest import Kit, assert_problem, make_pdf, run_jobs, upload_document
 
 SEDA = "fr:gouv:culture:archivesdefrance:seda:v2.2"
 NS = {"s": SEDA}
 UNKNOWN = "00000000-0000-0000-0000-000000000000"
-
-
-@pytest.fixture(scope="module")
-def seda_schema() -> xmlschema.XMLSchema:
-    """The official XSD, read by xmlschema: a validator independent of the kit's own (lxml)."""
-    return xmlschema.XMLSchema(
-        str(SHARED_SEDA / "2.2" / "seda-2.2-main.xsd"),
-        locations=[
-            ("http://www.w3.org/XML/1998/namespace", str(SHARED_SEDA / "w3c" / "xml.xsd")),
-            ("http://www.w3.org/1999/xlink", str(SHARED_SEDA / "w3c" / "xlink.xsd")),
-        ],
-        allow="local",
-    )
 
 
 @pytest.fixture
