@@ -13,6 +13,8 @@ import random
 import shutil
 import subprocess
 import tempfile
+import threading
+import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -162,6 +164,32 @@ def test_direct_and_buffered_paths_write_the_same_package(
     assert direct_sip.shifted_by_copy == buffered_sip.shifted_by_copy
     check_package(direct, plan)
     assert direct.read_bytes() == buffered.read_bytes()
+
+
+def test_headers_patched_behind_slow_buffer_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full buffer is written by the writing thread; the header blocks patched meanwhile must land after it,
+    never under it (the buffer's old copy of a header holds a zero CRC). Buffer writes are slowed down so that
+    a patch written at once, or by another thread, would be overwritten."""
+    monkeypatch.setattr(zipstream, "STAGE_SIZE", 4 * BLOCK)
+    plan = entries_plan(4 * BLOCK)
+    (tmp_path / "direct").mkdir()
+    (tmp_path / "tampon").mkdir()
+    buffered, _ = write_plan(tmp_path / "tampon", plan, direct=False)
+    real_pwrite = os.pwrite
+
+    def slow_pwrite(fd: int, data: memoryview, offset: int) -> int:
+        if len(data) == 4 * BLOCK:  # a whole buffer, not a header's blocks
+            time.sleep(0.02)
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", slow_pwrite)
+
+    direct, sip = write_plan(tmp_path / "direct", plan)
+
+    assert sip.direct_io
+    check_package(direct, plan)
+    assert direct.read_bytes() == buffered.read_bytes()
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("sip-writer")]
 
 
 @pytest.mark.parametrize("insert_range", [True, False])
@@ -346,6 +374,7 @@ def test_abort_closes_the_direct_descriptor(tmp_path: Path, monkeypatch: pytest.
     sip.abort()
 
     assert open_fds() == fds
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("sip-writer")]
     assert sorted(path.name for path in tmp_path.iterdir()) == ["travail"]
 
 
