@@ -606,14 +606,34 @@ def abandon(session: Session, principal: Principal, transfer_id: str, reason: st
     transfer.status, transfer.error, transfer.updated_at = ABANDONED, reason, utcnow()
     audit_transfer(session, principal.actor, "archive.transfer.abandoned", transfer, reason=reason, previous=previous)
     tell_ged_transfer_ended(session, transfer, "abandoned")
+    if previous == DELIVERY_FAILED:
+        _cancel_delivery(session, transfer, reason, principal.actor)
     session.commit()
     return transfer
+
+
+def _cancel_delivery(session: Session, transfer: Transfer, reason: str, actor: str) -> None:
+    """Interop still holds the failed delivery, which an operator could resume: it is cancelled there.
+
+    Only « delivery_failed » leaves one behind among what may be abandoned (built, invalid and unvalidated
+    packages were never sent). Keyed: a transfer is abandoned once, so is its delivery cancelled.
+    """
+    enqueue(
+        session,
+        messages.INTEROP_CANCEL_DELIVERY,
+        key=f"interop.cancel-delivery:{transfer.id}",
+        tenant_id=transfer.tenant_id,
+        idempotency_key=f"archive:{transfer.id}",
+        reason=reason,
+        actor=actor,
+    )
 
 
 def record_delivery(session: Session, tenant_id: str, transfer_id: str, receipt: dict[str, Any]) -> Transfer:
     """Keep the connector's receipt. The SAE's first message may have come first: the state then stays.
 
     A transfer whose delivery failed comes back too: an operator resumed the delivery and it went through.
+    An abandoned one keeps its state: the receipt is kept and audited (``delivered_after_abandon``).
     """
     transfer = get_transfer(session, tenant_id, transfer_id, for_update=True)
     if transfer.status in (SENDING, DELIVERY_FAILED):
@@ -629,6 +649,14 @@ def record_delivery(session: Session, tenant_id: str, transfer_id: str, receipt:
                 "operation_id": receipt.get("operation_id"),
             }
         audit_transfer(session, "service:interop", "archive.transfer.delivered", transfer, receipt=receipt)
+        session.commit()
+    elif transfer.status == ABANDONED and transfer.receipt is None:
+        # Resumed in interop before the abandon reached it: the SAE has the package of an abandoned transfer.
+        # The state stays (its documents are already back in the GED); the archivist must see it, once.
+        transfer.receipt, transfer.updated_at = receipt, utcnow()
+        audit_transfer(
+            session, "service:interop", "archive.transfer.delivered_after_abandon", transfer, receipt=receipt
+        )
         session.commit()
     return transfer
 

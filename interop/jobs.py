@@ -79,6 +79,14 @@ def delivery_failed(
         )
 
 
+def cancel_delivery(*, tenant_id: str, idempotency_key: str, reason: str, actor: str) -> None:
+    """The asker gave up the delivery (messages.INTEROP_CANCEL_DELIVERY): not to be sent or resumed any more."""
+    with transaction() as session:
+        service.cancel_delivery(
+            session, tenant_id=tenant_id, idempotency_key=idempotency_key, reason=reason, actor=actor
+        )
+
+
 def collect_pes_retours(*, tenant_id: str, connector: str) -> None:
     """File a TdT connector's unread PES Retour in the GED (messages.INTEROP_COLLECT_PES_RETOURS)."""
     from interop import flows

@@ -283,6 +283,10 @@ def deliver(
         session.commit()
         return
     delivery = _delivery_for(session, tenant_id, connector, object_key, size, filename, idempotency_key)
+    if delivery.status == CANCELLED:
+        log.info("delivery %s cancelled by its asker before this send: not sent", delivery.id)
+        session.commit()
+        return
     delivery.reply = reply
     if delivery.status != "done":
         # « sending » is committed before the send: a run that finds it knows an earlier one may have reached
@@ -294,6 +298,9 @@ def deliver(
         try:
             receipt = _send(implementation(connector), object_key, filename, size, interrupted)
         except SocleError as exc:
+            if _cancelled_meanwhile(session, delivery):
+                session.commit()
+                return  # the asker gave up during the send: no retry, no reply
             if exc.status >= 500:
                 if _retry_later(session, connector, delivery, exc.detail):
                     return  # the connector's own policy: a new job at its time, or the delivery in error
@@ -302,7 +309,11 @@ def deliver(
             _reply(session, reply, failure=exc.detail)
             session.commit()
             return
-        delivery.status, delivery.receipt, delivery.delivered_at = "done", receipt, utcnow()
+        late = _cancelled_meanwhile(session, delivery)
+        reason = delivery.error
+        delivery.status, delivery.receipt, delivery.delivered_at, delivery.error = "done", receipt, utcnow(), None
+        if late:  # the platform has it all the same: done, and the asker told so (its success reply)
+            _audit_late_cancel(session, delivery, "service:interop", reason)
         if receipt.get("sae") or receipt.get("follow"):
             delivery.follow_status, delivery.follow_state = "following", "envoyé, en attente de la plateforme"
             _schedule_check(session, delivery, utcnow())
@@ -386,10 +397,11 @@ def _send(impl: ConnectorImpl, object_key: str, filename: str, size: int, interr
 def _delivery_for(
     session: Session, tenant_id: str, connector: Connector, object_key: str, size: int, filename: str, key: str
 ) -> Delivery:
+    # Locked: a cancel (cancel_delivery) and this run's « sending » must not cross.
     delivery = session.execute(
-        select(Delivery).where(
-            Delivery.tenant_id == tenant_id, Delivery.connector_id == connector.id, Delivery.idempotency_key == key
-        )
+        select(Delivery)
+        .where(Delivery.tenant_id == tenant_id, Delivery.connector_id == connector.id, Delivery.idempotency_key == key)
+        .with_for_update()
     ).scalar_one_or_none()
     if delivery is None:
         delivery = Delivery(
@@ -576,8 +588,9 @@ def delivery_failed(
 ) -> None:
     """The delivery job failed for good: the delivery goes to « error » with that message, the asker is told.
 
-    A delivery already done is left alone (its success reply has gone). The failure reply is sent only when it
-    names a documented message of the same tenant (messages.reply_failure), once per delivery key.
+    A delivery already done or cancelled is left alone (its success reply has gone, or nobody waits). The
+    failure reply is sent only when it names a documented message of the same tenant (messages.reply_failure),
+    once per delivery key.
     """
     delivery = session.execute(
         select(Delivery)
@@ -589,8 +602,8 @@ def delivery_failed(
         )
         .with_for_update()
     ).scalar_one_or_none()
-    if delivery is not None and delivery.status == "done":
-        return
+    if delivery is not None and delivery.status in ("done", CANCELLED):
+        return  # delivered, or given up by its asker: nothing to resume, nobody waiting for the failure
     if delivery is not None:
         _fail(session, delivery, connector_name, reason)
     else:
@@ -623,16 +636,84 @@ def _reply_failure(
         enqueue(session, target, key=f"reply-failure:{tenant_id}:{connector}:{key}", **arguments)
 
 
+# Given up by its asker (the archive abandoned the transfer): never sent or resumed again; ``error`` keeps why.
+CANCELLED = "cancelled"
+# What may still be cancelled: failed but resumable, or resumed and not sent yet (or being sent, see below).
+CANCELLABLE = ("error", "pending", "sending")
+
+
+def cancel_delivery(session: Session, *, tenant_id: str, idempotency_key: str, reason: str, actor: str) -> None:
+    """The asker gives up its deliveries under this key (one per connector it tried): they are cancelled.
+
+    « sending » cannot tell a send not started yet (an operator's resume, its job still queued) from one under
+    way: both are cancelled. The deliver job reads the status under lock when it starts, so one not started is
+    never sent; one under way ends « done » if the platform took it (a late cancel, audited, and the asker gets
+    its success reply), otherwise stays cancelled. A delivery already done only has the late cancel audited.
+    Unknown key, or already cancelled or refused (« failed », not resumable): nothing. Twice: the effect of once.
+    """
+    rows = session.execute(
+        select(Delivery)
+        .where(Delivery.tenant_id == tenant_id, Delivery.idempotency_key == idempotency_key)
+        .with_for_update()
+    ).scalars()
+    for delivery in rows:
+        if delivery.status == "done":
+            _audit_late_cancel(session, delivery, actor, reason)
+        elif delivery.status in CANCELLABLE:
+            previous = delivery.status
+            delivery.status, delivery.error = CANCELLED, reason
+            audit.record(
+                session,
+                tenant_id=tenant_id,
+                actor=actor,
+                action="interop.delivery.cancelled",
+                object_type="delivery",
+                object_id=delivery.id,
+                details={"idempotency_key": idempotency_key, "reason": reason, "previous": previous},
+            )
+    session.commit()
+
+
+def _cancelled_meanwhile(session: Session, delivery: Delivery) -> bool:
+    """Read the delivery again, locked, after its send: its asker may have cancelled it during the send."""
+    session.refresh(delivery, with_for_update=True)
+    return delivery.status == CANCELLED
+
+
+LATE_CANCEL = "interop.delivery.cancel_too_late"
+
+
+def _audit_late_cancel(session: Session, delivery: Delivery, actor: str, reason: str | None) -> None:
+    """Once per delivery: the platform has the object, the cancel came too late (« annulation tardive »)."""
+    entries = audit.entries_about(session, delivery.tenant_id, "delivery", delivery.id)
+    if any(entry.action == LATE_CANCEL for entry in entries):
+        return
+    audit.record(
+        session,
+        tenant_id=delivery.tenant_id,
+        actor=actor,
+        action=LATE_CANCEL,
+        object_type="delivery",
+        object_id=delivery.id,
+        details={"idempotency_key": delivery.idempotency_key, "reason": reason, "note": "annulation tardive"},
+    )
+
+
 def resume_delivery(session: Session, principal: Principal, delivery_id: str) -> Delivery:
     """An operator resumes a delivery in error (its send again, same idempotency key) or its stopped follow-up.
 
     The send is asked again as « sending »: the connector first looks for an earlier send that reached the
     platform (``find_sent``), so what was delivered is not sent twice.
 
-    :raises Conflict: neither the delivery nor its follow-up is in error.
+    :raises Conflict: neither the delivery nor its follow-up is in error, or its asker cancelled it.
     """
     principal.require(Role.ADMIN)
     delivery = _delivery(session, principal.tenant_id, delivery_id, for_update=True)
+    if delivery.status == CANCELLED:
+        raise Conflict(
+            message("envoi annulé par le service d'archives : %(reason)s", reason=delivery.error or ""),
+            delivery_status=CANCELLED,
+        )
     if delivery.status != "error":
         return resume_follow(session, principal, delivery_id)
     connector = session.get(Connector, delivery.connector_id)

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from interop import flows, service
@@ -24,6 +24,7 @@ from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, require_role
 
 router = APIRouter(include_in_schema=False)
 LISTED = 200  # the most of each list a page shows: an operator works from the oldest problems
+CANCELLED_LISTED = 20  # cancelled deliveries are shown for information only (nothing to do): the latest ones
 # The domain's error texts end by telling an API user how to resume; here the page's button does that.
 _API_HINT = re.compile(r"\s*Reprendre : POST /interop/\S+\s*$")
 
@@ -37,13 +38,13 @@ def _admin(user: SignedIn) -> None:
     require_role(user, Role.ADMIN)
 
 
-def _deliveries_in_error(db: Session, tenant_id: str) -> list[tuple[Delivery, str]]:
+def _deliveries(db: Session, tenant_id: str, condition: ColumnElement[bool], limit: int) -> list[tuple[Delivery, str]]:
     rows = db.execute(
         select(Delivery, Connector.name)
         .outerjoin(Connector, Connector.id == Delivery.connector_id)
-        .where(Delivery.tenant_id == tenant_id, or_(Delivery.status == "error", Delivery.follow_status == "error"))
+        .where(Delivery.tenant_id == tenant_id, condition)
         .order_by(Delivery.created_at.desc())
-        .limit(LISTED)
+        .limit(limit)
     ).all()
     return [(row[0], row[1] or "?") for row in rows]
 
@@ -58,7 +59,11 @@ def _flows_context(db: Session, tenant_id: str) -> dict[str, Any]:
     return {
         "in_error": flows.list_flows(db, tenant_id, "error", LISTED),
         "stuck": flows.list_flows(db, tenant_id, "stuck", LISTED),
-        "deliveries": _deliveries_in_error(db, tenant_id),
+        "deliveries": _deliveries(
+            db, tenant_id, or_(Delivery.status == "error", Delivery.follow_status == "error"), LISTED
+        ),
+        # Not resumable (service.resume_delivery refuses them): listed apart, without a button.
+        "cancelled": _deliveries(db, tenant_id, Delivery.status == service.CANCELLED, CANCELLED_LISTED),
         "plain_error": plain_error,
     }
 

@@ -247,6 +247,14 @@ INTEROP_DELIVERY_FAILED = Message(
     "Un dépôt (INTEROP_DELIVER) a échoué définitivement : l'envoi passe en erreur avec le dernier message, "
     "reprenable (POST /interop/deliveries/{id}/resume), et le demandeur reçoit sa réponse « failure ».",
 )
+INTEROP_CANCEL_DELIVERY = Message(
+    "interop.jobs.cancel_delivery",
+    ("tenant_id", "idempotency_key", "reason", "actor"),
+    "Le service d'archives a abandonné un versement dont l'envoi avait échoué (« actor » : l'archiviste) : "
+    "l'envoi de la collectivité qui porte cette clé d'idempotence passe « cancelled » avec le motif et ne peut "
+    "plus être repris ; un envoi déjà déposé n'est pas touché (annulation tardive, notée dans l'historique). "
+    "Sans effet pour une clé inconnue ou un envoi déjà annulé.",
+)
 INTEROP_FOLLOW_SAE = Message(
     "interop.jobs.follow_sae",
     ("tenant_id", "delivery_id"),
