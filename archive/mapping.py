@@ -28,6 +28,7 @@ from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
 from socle.errors import InvalidInput, message
+from socle.validation_messages import french_message
 
 __all__ = [
     "DEFAULT_MAPPING",
@@ -88,7 +89,7 @@ def parse_mapping(raw: Any) -> MappingIn:
             if error["type"] == "string_pattern_mismatch" and error["loc"] and error["loc"][0] in AGENT_FIELDS:
                 text = AGENT_SOURCE_UNKNOWN
             if text is None:  # our own validators already speak French
-                text = str(error["msg"]).removeprefix("Value error, ")
+                text = french_message(error)
             problems.append(f"{where} : {text}")
         raise InvalidInput("correspondance invalide : " + " ; ".join(problems)) from None
 

@@ -58,6 +58,7 @@ from ged.schemas import (
 )
 from socle.auth import Role
 from socle.errors import InvalidInput, message
+from socle.validation_messages import french_message
 from socle.web import PrincipalDep, SessionDep, create_service_app, object_response
 
 router = APIRouter(prefix="/documents", tags=["documents"])
@@ -114,7 +115,7 @@ def upload_document(
             field_values=_field_values(field_values),
         )
     except ValidationError as exc:
-        raise InvalidInput("; ".join(error["msg"] for error in exc.errors())) from None
+        raise InvalidInput("; ".join(french_message(error) for error in exc.errors())) from None
     # Rights, folder and type checked before any byte is stored; the values again in create_document.
     service.check_can_create(session, principal, metadata)
     session.rollback()

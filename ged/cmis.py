@@ -44,6 +44,7 @@ from socle import audit
 from socle.auth import Principal, authenticate
 from socle.db import new_session, utcnow
 from socle.errors import Conflict, NotFound, SocleError, Unauthenticated, message
+from socle.validation_messages import french_message
 from socle.web import object_response
 
 ROOT_ID = "root"
@@ -104,7 +105,7 @@ def _as_cmis(exc: Exception) -> CmisError:
         return CmisError(exception, status, exc.detail)
     if isinstance(exc, RequestValidationError | ValidationError):
         errors = exc.errors()
-        return invalid("; ".join(f"{'.'.join(str(p) for p in e['loc'])} : {e['msg']}" for e in errors))
+        return invalid("; ".join(f"{'.'.join(str(p) for p in e['loc'])} : {french_message(e)}" for e in errors))
     raise exc
 
 

@@ -48,6 +48,7 @@ from socle.files import write_atomically
 from socle.models import Tenant, User
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
+from socle.validation_messages import french_message
 
 UPLOAD_TTL = timedelta(hours=24)
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -162,7 +163,7 @@ def parse_metadata(values: dict[str, Any]) -> Metadata:
         return Metadata.model_validate(values)
     except ValidationError as exc:
         details = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'métadonnées'} : {error['msg']}"
+            f"{'.'.join(str(part) for part in error['loc']) or 'métadonnées'} : {french_message(error)}"
             for error in exc.errors()
         )
         raise InvalidInput(message("métadonnées invalides : %(details)s", details=details)) from None

@@ -23,6 +23,7 @@ from socle.auth import Principal, Role
 from socle.errors import SocleError
 from socle.ui.web import form_text as text
 from socle.ui.web import t
+from socle.validation_messages import french_message
 
 T = TypeVar("T")
 FIELD_PREFIX = "champ_"  # typed fields of a document type, in forms: champ_<name>
@@ -106,7 +107,7 @@ def _in_french(request: Request, error: Any, expected_format: str | None) -> str
     if kind == "literal_error":
         return t(request, "Choisissez une valeur de la liste.")
     if kind == "value_error":  # the schemas' own checks, already in French
-        return str(error["msg"]).removeprefix("Value error, ")
+        return french_message(error)
     return t(request, "Valeur non valide.")
 
 

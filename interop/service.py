@@ -36,6 +36,7 @@ from socle.models import Job
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import get_store
+from socle.validation_messages import french_message
 
 log = logging.getLogger("interop")
 
@@ -176,7 +177,7 @@ def _validated(model: type[BaseModel], config: dict[str, Any]) -> dict[str, Any]
         return model.model_validate(config).model_dump()
     except ValidationError as exc:
         problems = [
-            f"{'.'.join(str(part) for part in error['loc']) or 'config'} : {error['msg'].removeprefix('Value error, ')}"
+            f"{'.'.join(str(part) for part in error['loc']) or 'config'} : {french_message(error)}"
             for error in exc.errors()
         ]
         raise InvalidInput("configuration refusée : " + " ; ".join(problems)) from None

@@ -29,6 +29,7 @@ from socle.ui import rendering
 from socle.ui.sessions import SignedIn, push_flash
 from socle.ui.web import DbDep, FormDep, UserDep, error_text, redirect, render, require_role, t
 from socle.ui.web import form_text as _text
+from socle.validation_messages import french_message
 
 router = APIRouter(include_in_schema=False)
 rendering.register("interop")
@@ -251,7 +252,7 @@ def _french(request: Request, error: Any) -> str:
     }
     if kind in messages:
         return messages[kind]()
-    return str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return french_message(error)
 
 
 def validation_errors(request: Request, exc: ValidationError, kind: str) -> dict[str, str]:

@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from socle.errors import SettingsError
+from socle.validation_messages import french_message
 
 SERVICES = ("parapheur", "ged", "archive", "interop")
 
@@ -314,7 +315,7 @@ def _describe(exc: ValidationError) -> str:
     for error in exc.errors():
         name = ".".join(str(part) for part in error["loc"])
         label = f"SOCLE_{name.upper()}" if name else "configuration"
-        message = error["msg"].removeprefix("Value error, ")
+        message = french_message(error)
         lines.append(f"{label} : {message}")
     return "Réglage invalide :\n  " + "\n  ".join(lines)
 

@@ -20,6 +20,7 @@ from socle.db import new_session
 from socle.errors import PayloadTooLarge, SocleError
 from socle.files import display_name
 from socle.settings import get_settings
+from socle.validation_messages import french_message
 
 log = logging.getLogger("socle.web")
 PROBLEM = "application/problem+json"
@@ -53,7 +54,8 @@ def _socle_error(request: Request, exc: Exception) -> Response:
 def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]} for error in exc.errors()
+        {"field": ".".join(str(part) for part in error["loc"]), "message": french_message(error)}
+        for error in exc.errors()
     ]
     detail = "; ".join(f"{error['field']} : {error['message']}" for error in errors)
     return problem_response(422, "Données invalides", detail, "invalid-input", errors=errors)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -152,6 +153,8 @@ def test_a_validation_error_is_a_422_problem_listing_the_fields(kit: Kit) -> Non
     assert {"body.name", "body.kind"} <= fields
     assert all(error["message"] for error in body["errors"])
     assert "body.name" in body["detail"]
+    # In French, as every other detail: no « Field required », « String should… », « Input should… ».
+    assert not re.search(r"Field required|should|Value error", body["detail"]), body["detail"]
 
     query = assert_problem(kit["agent"].get("/ged/documents", params={"limit": 0}), 422)
     assert [error["field"] for error in query["errors"]] == ["query.limit"]

@@ -264,11 +264,11 @@ def test_store_for_follows_the_settings(tmp_path: Path, s3_server: S3Server) -> 
 @pytest.mark.parametrize(
     ("name", "value", "says"),
     [
-        ("SOCLE_S3_RETRIES", "-1", "greater than or equal to 0"),
-        ("SOCLE_S3_RETRIES", "11", "less than or equal to 10"),
-        ("SOCLE_S3_RETRIES", "beaucoup", "valid integer"),
-        ("SOCLE_S3_CONNECT_TIMEOUT", "0", "greater than 0"),
-        ("SOCLE_S3_CONNECT_TIMEOUT", "cinq", "valid number"),
+        ("SOCLE_S3_RETRIES", "-1", "doit valoir au moins 0"),
+        ("SOCLE_S3_RETRIES", "11", "doit valoir au plus 10"),
+        ("SOCLE_S3_RETRIES", "beaucoup", "nombre entier attendu"),
+        ("SOCLE_S3_CONNECT_TIMEOUT", "0", "doit être supérieur à 0"),
+        ("SOCLE_S3_CONNECT_TIMEOUT", "cinq", "nombre attendu"),
     ],
 )
 def test_a_wrong_s3_retries_or_timeout_is_refused_naming_it(
