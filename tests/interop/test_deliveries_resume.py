@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import time
+from typing import Any
 
 from sqlalchemy import select
 from test_interop_depot import (
@@ -41,7 +42,22 @@ def stored_secrets(kit: Kit, name: str) -> tuple[dict[str, str], dict[str, str]]
 def audit_of(kit: Kit, action: str) -> list[AuditEntry]:
     with new_session() as session:
         query = select(AuditEntry).where(AuditEntry.tenant_id == kit.tenant_id, AuditEntry.action == action)
-        return list(session.execute(query).scalars())
+        return list(session.execute(query.order_by(AuditEntry.seq)).scalars())
+
+
+def late_failure_notice(kit: Kit, key: str, reply: dict[str, Any] | None) -> None:
+    """INTEROP_DELIVERY_FAILED arriving after the delivery was settled (a job's on_failure running late)."""
+    with transaction() as session:
+        enqueue(
+            session,
+            messages.INTEROP_DELIVERY_FAILED,
+            tenant_id=kit.tenant_id,
+            connector="depot",
+            idempotency_key=key,
+            reply=reply,
+            reason="échec tardif",
+        )
+    run_jobs()
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -101,17 +117,7 @@ def test_a_late_failure_notice_leaves_a_done_delivery_alone(kit: Kit) -> None:
     run_jobs()
     [row] = deliveries(kit.tenant_id)
     assert row.status == "done"
-    with transaction() as session:
-        enqueue(
-            session,
-            messages.INTEROP_DELIVERY_FAILED,
-            tenant_id=kit.tenant_id,
-            connector="depot",
-            idempotency_key="fait",
-            reply=row.reply,
-            reason="échec tardif",
-        )
-    run_jobs()
+    late_failure_notice(kit, "fait", row.reply)
     [row] = deliveries(kit.tenant_id)
     assert row.status == "done" and row.error is None
     assert transfer_row(transfer_id).status == "delivered"  # no failure reply after the success one

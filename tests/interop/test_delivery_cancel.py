@@ -9,8 +9,7 @@ import socket
 from typing import Any
 
 import pytest
-from sqlalchemy import select
-from test_deliveries_resume import create_webdav
+from test_deliveries_resume import audit_of, create_webdav, late_failure_notice
 from test_interop_depot import ask_delivery, create_connector, deliveries, folder, sending_transfer, store, transfer_row
 from ui_kit import post_form, sign_in
 
@@ -18,7 +17,6 @@ from interop import service
 from interop.models import Delivery
 from socle import messages
 from socle.db import new_session, transaction
-from socle.models import AuditEntry
 from socle.queue import enqueue
 from socle.storage import StoredObject
 
@@ -26,12 +24,6 @@ from conftest import Kit, assert_problem, run_jobs
 
 REASON = "Doublon d'un versement déjà accepté"
 ACTOR = "user:archiviste"
-
-
-def audit_of(kit: Kit, action: str) -> list[AuditEntry]:
-    with new_session() as session:
-        query = select(AuditEntry).where(AuditEntry.tenant_id == kit.tenant_id, AuditEntry.action == action)
-        return list(session.execute(query.order_by(AuditEntry.seq)).scalars())
 
 
 def cancel(kit: Kit, key: str, tenant_id: str | None = None) -> None:
@@ -106,17 +98,7 @@ def test_the_admin_page_shows_a_cancelled_delivery_without_a_resume_button(app: 
 def test_a_late_failure_notice_leaves_a_cancelled_delivery_alone(kit: Kit) -> None:
     row, _, _ = failed_delivery(kit)
     cancel(kit, "archive:v1")
-    with transaction() as session:
-        enqueue(
-            session,
-            messages.INTEROP_DELIVERY_FAILED,
-            tenant_id=kit.tenant_id,
-            connector="depot",
-            idempotency_key="archive:v1",
-            reply=row.reply,
-            reason="échec tardif",
-        )
-    run_jobs()
+    late_failure_notice(kit, "archive:v1", row.reply)
     assert (deliveries(kit.tenant_id)[0].status, deliveries(kit.tenant_id)[0].error) == ("cancelled", REASON)
     assert len(audit_of(kit, "interop.delivery.failed")) == 1  # the first failure only
 
