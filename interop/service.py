@@ -280,6 +280,10 @@ def deliver(
         if not connector.enabled:
             raise Conflict(message("le connecteur « %(connector_name)s » est désactivé", connector_name=connector_name))
     except SocleError as exc:
+        # No delivery row without a connector: the refusal is kept in the audit log, so that an asker that
+        # waits for no reply (a GED « envoyer vers ») leaves a trace an administrator can find.
+        log.warning("delivery %s refused: %s", idempotency_key, exc.detail)
+        _audit_refused(session, tenant_id, connector_name, idempotency_key, filename, exc.detail)
         _reply(session, reply, failure=exc.detail)
         session.commit()
         return
@@ -393,6 +397,24 @@ def _send(impl: ConnectorImpl, object_key: str, filename: str, size: int, interr
             log.info("send of %s found on the platform after an interruption: not sent again", object_key)
             return found
     return impl.deliver(store, object_key, filename, size)
+
+
+def _audit_refused(session: Session, tenant_id: str, connector_name: str, key: str, filename: str, reason: str) -> None:
+    """Once per delivery key (a job run twice audits once)."""
+    entries = audit.entries_about(session, tenant_id, "connector", connector_name)
+    if any(
+        entry.action == "interop.delivery.refused" and entry.details.get("idempotency_key") == key for entry in entries
+    ):
+        return
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor="service:interop",
+        action="interop.delivery.refused",
+        object_type="connector",
+        object_id=connector_name,
+        details={"idempotency_key": key, "filename": filename, "reason": reason},
+    )
 
 
 def _delivery_for(
