@@ -16,12 +16,14 @@ with `\\` or `/`. Every file of the folder must be described by a row, so that n
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import stat
+import unicodedata
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -44,6 +46,9 @@ USAGE = "BinaryMaster_1"
 MAX_DEPTH = 100  # deeper trees are refused: a generous bound that keeps recursion safe
 DESCRIBE_THREADS = 2  # the machines this runs on have few cores; siegfried itself uses one thread
 DESCRIBE_WINDOW = 16
+MAX_CELL_CHARS = 1_000_000  # a longer CSV value is a mistake (a whole file pasted in a cell), not a description
+# csv's own bound (131,072 by default), set past ours so that a long value is named with its line and column.
+_CSV_FIELD_LIMIT = 64 * 1024 * 1024
 # Columns that name a SEDA element this builder writes; anything else is refused, never silently dropped. As in
 # ReSIP, `.N` is where an element SEDA repeats takes its rank (Content.Language.1, Content.Writer.0.FullName,
 # Management.AppraisalRule.Rule.1 with Management.AppraisalRule.StartDate.1); without a rank it is the first one:
@@ -153,11 +158,19 @@ class _Scan:
     folders: set[str]
     problems: list[str]
     pending: list[_Pending] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)  # see index_names
+
+    def index_names(self) -> None:
+        """Files and folders by their NFC name, to their name on disk: a Mac writes NFD, Windows NFC."""
+        for relative in (*sorted(self.folders), *self.files):
+            self.names.setdefault(unicodedata.normalize("NFC", relative), relative)
 
 
-def _scan(root: Path, describe: Describer) -> _Scan:
+def _scan(root: Path, describe: Describer, skip: str | None = None) -> _Scan:
+    """The folder's tree and files; `skip` (a relative path) is left out: the CSV kept among the documents."""
     scan = _Scan(_Folder("", root.name), {}, {""}, [])
     _scan_folder(root.resolve(), root, scan.root, scan, depth=0)
+    scan.pending = [item for item in scan.pending if item.relative != skip]
     _describe_all(scan, describe)
     return scan
 
@@ -284,6 +297,8 @@ class FolderPlan:
 
     def __iter__(self) -> Iterator[packaging.UnitStart | packaging.UnitEnd]:
         self.problems, self.files = [], 0
+        if not _valid_utf8(self.folder.name):  # the root unit's title: refused as its files would be
+            self.problems.append(_bad_name(str(self.folder)))
         yield from self._walk(self.folder.resolve(), self.folder, "", self.folder.name, depth=0)
         if self.files == 0 and not self.problems:
             self.problems.append(f"Le dossier « {self.folder} » ne contient aucun fichier à verser.")
@@ -392,34 +407,111 @@ class _Row:
         return tuple(value for _, value in self.ranked(key))
 
 
-def _read_csv(path: Path, problems: list[str]) -> list[_Row]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        problems.append(f"Le CSV {path.name} n'est pas en UTF-8 (octet {error.start}).")
-        return []
-    except OSError as error:
-        problems.append(f"CSV illisible {path} : {error.strerror or error}.")
-        return []
-    lines = text.splitlines()
-    if not lines:
+def _read_csv(path: Path, problems: list[str]) -> list[_Row] | None:
+    """The CSV's rows, or None after noting why the CSV itself is refused (then nothing else is checked
+    against it: each file would only be reported as undescribed)."""
+    text = _csv_text(path, problems)
+    records = None if text is None else _records(text, path.name, problems)
+    if records is None:
+        return None
+    if not records:
         problems.append(f"Le CSV {path.name} est vide.")
-        return []
-    # ReSIP writes `;`; a spreadsheet saved "CSV (virgule)" writes `,`: the header says which.
-    delimiter = ";" if lines[0].count(";") >= lines[0].count(",") else ","
-    reader = csv.DictReader(lines, delimiter=delimiter)
-    header = [name.strip() for name in reader.fieldnames or []]
+        return None
+    (_, cells), *body = records
+    header = [name.strip() for name in cells]
     keys = _check_header(header, path.name, problems)
     if keys is None:
-        return []
-    reader.fieldnames = keys
+        return None
+    if not body:
+        problems.append(f"Le CSV {path.name} n'a aucune ligne sous son en-tête : aucune unité à verser.")
+        return None
     columns = dict(zip(keys, header, strict=True))
-    rows = []
-    for number, values in enumerate(reader, start=2):
-        if None in values:  # more cells than columns
-            problems.append(f"CSV ligne {number} : plus de valeurs que de colonnes.")
-        rows.append(_Row(number, {key: value or "" for key, value in values.items() if key is not None}, columns))
-    return rows
+    return [_row(number, cells, keys, columns, problems) for number, cells in body]
+
+
+def _csv_text(path: Path, problems: list[str]) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        problems.append(
+            f"Le CSV {path.name} n'est pas en UTF-8 (octet {error.start}) : enregistrez-le en « CSV UTF-8 »."
+        )
+    except OSError as error:
+        problems.append(f"CSV illisible {path} : {error.strerror or error}.")
+    return None
+
+
+class _Lines:
+    """The physical lines csv.reader reads; `ended` tells that it asked for one past the last."""
+
+    def __init__(self, source: io.StringIO) -> None:
+        self._lines = iter(source)
+        self.ended = False
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines, None)
+        if line is None:
+            self.ended = True
+            raise StopIteration
+        return line
+
+
+def _records(text: str, name: str, problems: list[str]) -> list[tuple[int, list[str]]] | None:
+    """The non-blank records, each with the physical line it starts on; None after noting a broken quote.
+
+    Read by the csv module from the text itself (newline=""): a quoted cell keeps its line breaks, and
+    U+2028 or U+0085 are characters, not line ends as for str.splitlines.
+    """
+    source = io.StringIO(text, newline="")
+    delimiter, offset = _delimiter(source)
+    end = offset
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+    lines = _Lines(source)
+    reader = csv.reader(lines, delimiter=delimiter)
+    records = []
+    try:
+        for cells in reader:
+            start, end = end + 1, offset + reader.line_num
+            if lines.ended:  # non-strict csv ends a quoted cell at the end of the file: say so instead
+                problems.append(f"CSV {name} ligne {start} : guillemet ouvert jamais refermé (la suite du fichier "
+                                "serait lue comme une seule valeur).")  # fmt: skip
+                return None
+            if cells:
+                records.append((start, cells))
+    except csv.Error as error:  # a value past _CSV_FIELD_LIMIT
+        where = f"CSV {name} ligne {offset + reader.line_num}"
+        too_long = f"une valeur dépasse {_CSV_FIELD_LIMIT} caractères" if "field limit" in str(error) else ""
+        problems.append(f"{where} illisible : {too_long or error}.")
+        return None
+    return records
+
+
+def _delimiter(source: io.StringIO) -> tuple[str, int]:
+    """The separator, and the lines read before the header: Excel's `sep=;` line, which names it, or none."""
+    first = source.readline()
+    declared = re.fullmatch(r"sep=(.)\r?\n?", first)
+    if declared:
+        return declared.group(1), 1
+    source.seek(0)
+    # ReSIP writes `;`; a spreadsheet saved "CSV (virgule)" writes `,`: the header says which.
+    return (";" if first.count(";") >= first.count(",") else ","), 0
+
+
+def _row(number: int, cells: list[str], keys: list[str], columns: dict[str, str], problems: list[str]) -> _Row:
+    if len(cells) > len(keys):
+        problems.append(f"CSV ligne {number} : plus de valeurs que de colonnes.")
+    # Missing cells at the end of a line are empty; a line break in a cell is a line feed, as XML reads it.
+    values = {key: cell.replace("\r\n", "\n").replace("\r", "\n") for key, cell in zip(keys, cells, strict=False)}
+    for key, value in values.items():
+        if len(value) > MAX_CELL_CHARS:
+            problems.append(
+                f"CSV ligne {number}, colonne {columns[key]} : valeur de {len(value)} caractères, "
+                f"au-delà des {MAX_CELL_CHARS} acceptés."
+            )
+    return _Row(number, values, columns)
 
 
 def _element(column: str) -> str | None:
@@ -497,7 +589,9 @@ def _csv_units(rows: list[_Row], scan: _Scan, problems: list[str]) -> tuple[Arch
         else:
             children[parent].append(row)
     _check_cycles(by_id, problems)
-    used = {_normalised(row.get("File")) for row in by_id.values()}
+    scan.index_names()
+    _check_same_files(by_id.values(), scan, problems)
+    used = {scan.names.get(_key(row.get("File"))) for row in by_id.values()}
     problems.extend(
         f"Le fichier « {relative} » est dans le dossier mais aucune ligne du CSV ne le décrit."
         for relative in sorted(set(scan.files) - used)
@@ -510,15 +604,39 @@ def _csv_units(rows: list[_Row], scan: _Scan, problems: list[str]) -> tuple[Arch
 
 
 def _check_cycles(by_id: dict[str, _Row], problems: list[str]) -> None:
-    for identifier, row in by_id.items():
-        seen = {identifier}
-        parent = row.get("ParentID")
-        while parent in by_id:
-            if parent in seen:
-                problems.append(f"CSV ligne {row.line} : la chaîne des ParentID de « {identifier} » forme une boucle.")
-                break
-            seen.add(parent)
-            parent = by_id[parent].get("ParentID")
+    """Note each row whose ParentID chain loops, visiting each row once (a long chain stays linear)."""
+    loops: dict[str, bool] = {}  # ID → whether its chain ends in a loop
+    for identifier in by_id:
+        path: list[str] = []
+        on_path: set[str] = set()
+        current = identifier
+        while current in by_id and current not in loops and current not in on_path:
+            path.append(current)
+            on_path.add(current)
+            current = by_id[current].get("ParentID")
+        looping = current in on_path or loops.get(current, False)
+        loops.update(dict.fromkeys(path, looping))
+    problems.extend(
+        f"CSV ligne {row.line} : la chaîne des ParentID de « {identifier} » forme une boucle."
+        for identifier, row in by_id.items()
+        if loops[identifier]
+    )
+
+
+def _check_same_files(rows: Iterable[_Row], scan: _Scan, problems: list[str]) -> None:
+    """A file described by two rows would be packaged twice: refused, naming both lines."""
+    first: dict[str, int] = {}
+    for row in rows:
+        relative = scan.names.get(_key(row.get("File")))
+        if relative not in scan.files:  # a folder, or a name reported by _row_file
+            continue
+        if relative in first:
+            problems.append(
+                f"CSV ligne {row.line} : File « {row.get('File')} » est déjà décrit ligne {first[relative]} "
+                "(un fichier se verse une seule fois)."
+            )
+        else:
+            first[relative] = row.line
 
 
 def _row_unit(
@@ -590,16 +708,18 @@ def _row_file(row: _Row, scan: _Scan, problems: list[str]) -> DescribedFile | No
     if relative.startswith("/") or re.match(r"[A-Za-z]:", relative) or ".." in parts:
         problems.append(f"CSV ligne {row.line} : File « {raw} » sort du dossier versé : refusé.")
         return None
-    relative = _normalised(raw)
-    if relative in scan.files:
-        return scan.files[relative]
-    if relative not in scan.folders:
+    found = scan.names.get(_key(raw))
+    if found in scan.files:
+        return scan.files[found]
+    if found is None:
         problems.append(f"CSV ligne {row.line} : File « {raw} » n'existe pas dans le dossier (ou a été refusé).")
     return None
 
 
-def _normalised(raw: str) -> str:
-    return "/".join(part for part in PurePosixPath(raw.replace("\\", "/")).parts if part not in (".", "/"))
+def _key(raw: str) -> str:
+    """A File cell as a key of _Scan.names: `/` separated, without `.` parts, in NFC."""
+    parts = PurePosixPath(raw.replace("\\", "/")).parts
+    return unicodedata.normalize("NFC", "/".join(part for part in parts if part not in (".", "/")))
 
 
 def _row_date(row: _Row, key: str, problems: list[str]) -> date | None:
@@ -757,17 +877,30 @@ def transfer_from_folder(
     """
     if not folder.is_dir():
         raise SourceError([f"« {folder} » n'est pas un dossier."])
-    scan = _scan(folder, describe)
+    scan = _scan(folder, describe, skip=_inside(csv_path, folder))
     problems = list(scan.problems)
     if csv_path is None:
+        if not _valid_utf8(folder.name):  # the root unit's title: refused as its files would be
+            problems.insert(0, _bad_name(str(folder)))
         units: tuple[ArchiveUnitSpec, ...] = (_folder_unit(scan.root),)
     else:
-        units = _csv_units(_read_csv(csv_path, problems), scan, problems)
+        rows = _read_csv(csv_path, problems)
+        units = () if rows is None else _csv_units(rows, scan, problems)
     if not scan.files and not problems:
         problems.append(f"Le dossier « {folder} » ne contient aucun fichier à verser.")
     if problems:
         raise SourceError(problems)
     return _transfer(folder, units, archival_agency, transferring_agency, message_identifier, comment, now)
+
+
+def _inside(path: Path | None, folder: Path) -> str | None:
+    """`path` relative to `folder` when it lies inside (the CSV kept with the documents: metadata, not one)."""
+    if path is None:
+        return None
+    try:
+        return path.resolve().relative_to(folder.resolve()).as_posix()
+    except ValueError:
+        return None
 
 
 def folder_transfer(
