@@ -9,17 +9,18 @@ is a 409 that gives the right one; an expired upload a 410.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from email.utils import format_datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from starlette.requests import ClientDisconnect
 
 from ged import ingest
 from ged.models import UploadSession
-from ged.schemas import DocumentOut
+from ged.schemas import DocumentOut, Metadata
 from socle.auth import Principal
 from socle.db import new_session
 from socle.errors import InvalidInput, UnsupportedMediaType
@@ -28,6 +29,9 @@ from socle.web import JSON_BODY_LIMIT, PrincipalDep, SessionDep
 router = APIRouter(prefix="/uploads", tags=["envois"])
 TUS_VERSION = "1.0.0"
 PIECE_TYPE = "application/offset+octet-stream"
+_TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
+# type/subtype, then parameters (RFC 9110): what every later check and the download's header can read.
+_MEDIA_TYPE = re.compile(rf'{_TOKEN}/{_TOKEN}(?: *; *{_TOKEN}=(?:{_TOKEN}|"[^"\x00-\x1f\x7f-\x9f]*"))*')
 
 
 class UploadIn(BaseModel):
@@ -36,6 +40,22 @@ class UploadIn(BaseModel):
     media_type: str | None = Field(None, max_length=200, description="Type déclaré ; vérifié sur le contenu")
     sha256: str | None = Field(None, description="Empreinte SHA-256 attendue, vérifiée à la fin")
     metadata: dict[str, Any] = Field(description="Métadonnées du document (title, type, folder_id, field_values…)")
+
+    # Checked at opening, as the whole metadata is (ingest.create_upload): never after every byte was sent.
+    @field_validator("media_type")
+    @classmethod
+    def _media_type(cls, value: str | None) -> str | None:
+        if value is not None and not _MEDIA_TYPE.fullmatch(value):
+            raise ValueError("type de fichier invalide : type/sous-type attendu, ex. application/pdf")
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _known_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(repr(key) for key in set(value) - set(Metadata.model_fields))
+        if unknown:
+            raise ValueError(f"métadonnée(s) inconnue(s) : {', '.join(unknown)}")
+        return value
 
 
 class UploadOut(BaseModel):

@@ -806,9 +806,12 @@ def create_folder(session: Session, principal: Principal, parent: Target, proper
     unknown = set(properties) - {"cmis:name", "cmis:objectTypeId", "socle:code"}
     if unknown:
         raise CmisError("constraint", 409, f"propriété(s) inconnue(s) : {', '.join(sorted(unknown))}")
+    name = properties.get("cmis:name") or ""
+    if isinstance(name, str) and "/" in name:  # a CMIS path joins names with "/": it could never be found
+        raise CmisError("nameConstraintViolation", 409, "le nom d'un dossier ne peut pas contenir « / »")
     body = FolderIn.model_validate(
         {
-            "name": properties.get("cmis:name") or "",
+            "name": name,
             "code": properties.get("socle:code"),
             "parent_id": _parent_id(parent),
         }
@@ -1180,11 +1183,25 @@ def _flag(value: str | None) -> bool:
     return (value or "").lower() == "true"
 
 
+# The largest skipCount or maxItems taken: more than any repository holds, and within a 64-bit integer
+# (SQLite and PostgreSQL refuse an OFFSET beyond it).
+MAX_COUNT = 10**12
+
+
 def _count(value: str | None, name: str, default: int) -> int:
     if value in (None, ""):
         return default
-    if not value.isdigit():
-        raise invalid(f"le paramètre {name} doit être un entier positif")
+    if not value.isascii() or not value.isdigit() or len(value) > 13 or int(value) > MAX_COUNT:
+        raise invalid(f"le paramètre {name} doit être un entier positif (au plus {MAX_COUNT})")
+    return int(value)
+
+
+def _depth(value: str | None) -> int:
+    """typeDescendants' depth: -1 (all levels, the default) or a number of levels from 1."""
+    if value in (None, "", "-1"):
+        return -1
+    if not value.isascii() or not value.isdigit() or len(value) > 4 or int(value) == 0:
+        raise invalid("le paramètre depth vaut -1 (tous les niveaux) ou un nombre de niveaux à partir de 1")
     return int(value)
 
 
@@ -1223,7 +1240,7 @@ def get_repository(request: Request, repository_id: str) -> Response:
                 {"types": page, "hasMoreItems": skip + len(page) < len(children_types), "numItems": len(children_types)}
             )
         if selector == "typeDescendants":
-            depth = int(params.get("depth") or -1)
+            depth = _depth(params.get("depth"))
             return JSONResponse(_type_tree(session, principal, params.get("typeId") or None, depth))
         if selector == "typeDefinition":
             return JSONResponse(type_definition(session, principal, params.get("typeId") or ""))

@@ -14,6 +14,7 @@ from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
 from socle.errors import Conflict, InvalidInput, NotFound, message
+from socle.text import check_text
 
 
 def active_holds(session: Session, document_ids: list[str]) -> dict[str, list[str]]:
@@ -47,6 +48,9 @@ def check_not_held(session: Session, document: Document) -> None:
 
 def create_hold(session: Session, principal: Principal, name: str, reason: str) -> Hold:
     principal.require(Role.ARCHIVISTE)
+    # Checked here for every way in (API, pages): PostgreSQL refuses NUL, a blank name names nothing.
+    check_text(name, message("nom du gel"))
+    check_text(reason, message("motif du gel"), multiline=True)
     hold = Hold(tenant_id=principal.tenant_id, name=name.strip(), reason=reason, created_by=principal.username)
     session.add(hold)
     session.flush()
@@ -129,6 +133,7 @@ def release_hold(session: Session, principal: Principal, hold_id: str, reason: s
     principal.require(Role.ARCHIVISTE)
     if not reason.strip():
         raise InvalidInput(message("la raison de la levée du gel est obligatoire"))
+    check_text(reason, message("raison de la levée du gel"), multiline=True)
     hold = get_hold(session, principal.tenant_id, hold_id, for_update=True)
     _check_active(hold)
     hold.released_at, hold.released_by, hold.release_reason = utcnow(), principal.username, reason.strip()

@@ -52,7 +52,8 @@ from socle.validation_messages import french_message
 
 UPLOAD_TTL = timedelta(hours=24)
 _SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0, DEL, C1, and the bidi overrides/isolates that make « facture\u202efdp.exe » look like a PDF.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 _HEAD = 4096
 
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from socle.schemas import ReadModel
+from socle.text import BlankableLine, Line, Lines, Note, text_fault
 
 
 class Metadata(BaseModel):
@@ -15,14 +16,14 @@ class Metadata(BaseModel):
     fields are then checked (``field_values``) and its DUA computed; ``document_type`` is the free label, the
     type's code when left out."""
 
-    title: str = Field(min_length=1, max_length=500, description="Titre du document")
-    document_type: str | None = Field(
+    title: Line = Field(min_length=1, max_length=500, description="Titre du document")
+    document_type: Line | None = Field(
         None, min_length=1, max_length=100, description="Libellé du type (délibération…) ; par défaut le code du type"
     )
-    type: str | None = Field(None, min_length=1, max_length=100, description="Code du type de document")
+    type: Line | None = Field(None, min_length=1, max_length=100, description="Code du type de document")
     date: dt.date | None = Field(None, description="Date du document (AAAA-MM-JJ)")
     tags: list[str] = Field(default_factory=list, max_length=50, description="Mots-clés")
-    folder_id: str | None = Field(None, max_length=36, description="Dossier du plan de classement")
+    folder_id: Line | None = Field(None, max_length=36, description="Dossier du plan de classement")
     field_values: dict[str, Any] = Field(
         default_factory=dict, max_length=200, description="Valeurs des champs du type, par nom"
     )
@@ -31,6 +32,11 @@ class Metadata(BaseModel):
     @classmethod
     def _clean_tags(cls, tags: list[str]) -> list[str]:
         return _clean_tags(tags)
+
+    @field_validator("field_values")
+    @classmethod
+    def _no_nul(cls, values: dict[str, Any]) -> dict[str, Any]:
+        return _without_nul(values)
 
     @model_validator(mode="after")
     def _labelled(self) -> Metadata:
@@ -45,12 +51,24 @@ class Metadata(BaseModel):
         return self.document_type or self.type or ""
 
 
+def _without_nul(values: dict[str, Any]) -> dict[str, Any]:
+    """A NUL in any field's name or value (a reference, a choice…) refused before it reaches a query: PostgreSQL
+    refuses it (the text fields check the other controls)."""
+    for name, value in values.items():
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+            raise ValueError(f"champ {name!r} : caractère de contrôle interdit (U+0000)")
+    return values
+
+
 def _clean_tags(tags: list[str]) -> list[str]:
     cleaned: list[str] = []
     for tag in tags:
         tag = tag.strip()
         if not tag or len(tag) > 100:
             raise ValueError("un mot-clé compte de 1 à 100 caractères")
+        fault = text_fault(tag)
+        if fault is not None:
+            raise ValueError(f"mot-clé : {fault}")
         if tag not in cleaned:
             cleaned.append(tag)
     return cleaned
@@ -61,14 +79,14 @@ class MetadataPatch(BaseModel):
     (a null value clears that field); ``type`` null makes the document untyped; ``folder_id`` null unfiles it.
     A change of ``folder_id`` alone files the document without a new version."""
 
-    title: str | None = Field(None, min_length=1, max_length=500)
-    document_type: str | None = Field(None, min_length=1, max_length=100)
-    type: str | None = Field(None, min_length=1, max_length=100, description="Code du type de document")
+    title: Line | None = Field(None, min_length=1, max_length=500)
+    document_type: Line | None = Field(None, min_length=1, max_length=100)
+    type: Line | None = Field(None, min_length=1, max_length=100, description="Code du type de document")
     date: dt.date | None = None
     tags: list[str] | None = Field(None, max_length=50)
-    folder_id: str | None = Field(None, max_length=36, description="Dossier du plan de classement")
+    folder_id: Line | None = Field(None, max_length=36, description="Dossier du plan de classement")
     field_values: dict[str, Any] | None = Field(None, max_length=200, description="Champs typés à modifier")
-    comment: str | None = Field(None, max_length=2000, description="Motif de la modification")
+    comment: Note | None = Field(None, max_length=2000, description="Motif de la modification")
 
     # Checked here, like at upload: an explicit null or a bad tag is a 422, not an error inside the use case.
     @field_validator("title", "document_type", "field_values")
@@ -84,6 +102,11 @@ class MetadataPatch(BaseModel):
         if tags is None:
             raise ValueError("ce champ ne peut pas être effacé (liste vide : [])")
         return _clean_tags(tags)
+
+    @field_validator("field_values")
+    @classmethod
+    def _no_nul(cls, values: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if values is None else _without_nul(values)
 
 
 class Content(ReadModel):
@@ -135,7 +158,7 @@ class DocumentList(BaseModel):
 
 
 class DeliveryIn(BaseModel):
-    connector: str = Field(min_length=1, max_length=100, description="Connecteur d'interopérabilité (dépôt…)")
+    connector: Line = Field(min_length=1, max_length=100, description="Connecteur d'interopérabilité (dépôt…)")
 
 
 class DeliveryAccepted(BaseModel):
@@ -157,10 +180,10 @@ _CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
 class FieldDef(BaseModel):
     name: str = Field(pattern=_NAME, description="Nom technique : minuscules, chiffres et _")
-    label: str = Field(min_length=1, max_length=200, description="Libellé affiché")
+    label: Line = Field(min_length=1, max_length=200, description="Libellé affiché")
     kind: FieldKind = Field(description="text, integer, decimal, date, boolean, choice ou reference")
     required: bool = False
-    choices: list[str] = Field(default_factory=list, max_length=500, description="Valeurs permises (choice)")
+    choices: list[Line] = Field(default_factory=list, max_length=500, description="Valeurs permises (choice)")
     retired: bool = Field(False, description="Champ retiré : ses valeurs restent lisibles, plus saisissables")
 
     @model_validator(mode="after")
@@ -176,10 +199,10 @@ class FieldDef(BaseModel):
 
 class DocumentTypeIn(BaseModel):
     code: str = Field(pattern=_CODE, description="Code unique dans la collectivité (deliberation…)")
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     fields: list[FieldDef] = Field(default_factory=list, max_length=100)
     dua_months: int | None = Field(None, ge=0, le=12000, description="Durée d'utilité administrative, en mois")
-    dua_event: str = Field(
+    dua_event: Line = Field(
         "creation",
         min_length=1,
         max_length=100,
@@ -191,10 +214,10 @@ class DocumentTypeIn(BaseModel):
 class DocumentTypePatch(BaseModel):
     """A schema change: ``fields`` is the new list; a field left out is retired, never deleted."""
 
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: Line | None = Field(None, min_length=1, max_length=200)
     fields: list[FieldDef] | None = Field(None, max_length=100)
     dua_months: int | None = Field(None, ge=0, le=12000)
-    dua_event: str | None = Field(None, min_length=1, max_length=100)
+    dua_event: Line | None = Field(None, min_length=1, max_length=100)
     final_action: FinalAction | None = None
 
 
@@ -212,17 +235,17 @@ class DocumentTypeOut(ReadModel):
 
 
 class FolderIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    code: str | None = Field(None, min_length=1, max_length=50, description="Cote du plan de classement")
-    parent_id: str | None = Field(None, max_length=36, description="Dossier parent ; absent : à la racine")
+    name: Line = Field(min_length=1, max_length=200)
+    code: Line | None = Field(None, min_length=1, max_length=50, description="Cote du plan de classement")
+    parent_id: Line | None = Field(None, max_length=36, description="Dossier parent ; absent : à la racine")
 
 
 class FolderPatch(BaseModel):
     """Rename (``name``, ``code``) or move (``parent_id``, null: to the root)."""
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    code: str | None = Field(None, max_length=50)
-    parent_id: str | None = Field(None, max_length=36)
+    name: Line | None = Field(None, min_length=1, max_length=200)
+    code: BlankableLine | None = Field(None, max_length=50)
+    parent_id: Line | None = Field(None, max_length=36)
 
 
 class FolderOut(ReadModel):
@@ -242,15 +265,15 @@ class FolderContents(BaseModel):
 
 
 class FilingIn(BaseModel):
-    folder_id: str | None = Field(max_length=36, description="Dossier ; null : hors du plan de classement")
+    folder_id: Line | None = Field(max_length=36, description="Dossier ; null : hors du plan de classement")
 
 
 class GroupIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
 
 
 class MemberIn(BaseModel):
-    username: str = Field(min_length=1, max_length=100)
+    username: Line = Field(min_length=1, max_length=100)
 
 
 class GroupOut(BaseModel):
@@ -260,7 +283,7 @@ class GroupOut(BaseModel):
 
 
 class PermissionIn(BaseModel):
-    group_id: str = Field(max_length=36)
+    group_id: Line = Field(max_length=36)
     rights: list[Right] = Field(max_length=4, description="read, write, delete, manage")
 
 
@@ -272,16 +295,16 @@ class PermissionOut(ReadModel):
 
 
 class HoldIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    reason: str = Field(min_length=1, max_length=5000)
+    name: Line = Field(min_length=1, max_length=200)
+    reason: Lines = Field(min_length=1, max_length=5000)
 
 
 class HoldReleaseIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=5000, description="Pourquoi le gel est levé (jugement, accord…)")
+    reason: Lines = Field(min_length=1, max_length=5000, description="Pourquoi le gel est levé (jugement, accord…)")
 
 
 class HoldDocumentsIn(BaseModel):
-    document_ids: list[str] = Field(min_length=1, max_length=1000)
+    document_ids: list[Line] = Field(min_length=1, max_length=1000)
 
 
 class HoldOut(BaseModel):
@@ -310,12 +333,12 @@ class RetentionList(BaseModel):
 
 
 class EliminationIn(BaseModel):
-    document_ids: list[str] = Field(min_length=1, max_length=1000)
-    comment: str | None = Field(None, max_length=5000)
+    document_ids: list[Line] = Field(min_length=1, max_length=1000)
+    comment: Note | None = Field(None, max_length=5000)
 
 
 class DecisionIn(BaseModel):
-    comment: str | None = Field(None, max_length=5000)
+    comment: Note | None = Field(None, max_length=5000)
 
 
 class EliminationOut(ReadModel):

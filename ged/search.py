@@ -63,7 +63,7 @@ from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.visitors import iterate, replacement_traverse
 
-from ged import access
+from ged import access, types
 from ged.indexing import (
     FOLDER_KEY,
     HEAD_KEY,
@@ -846,16 +846,12 @@ def _compare(column: ColumnElement[Any], op: str, value: Any) -> ColumnElement[b
 
 def _number(item: FieldFilter) -> float:
     try:
-        value = Decimal(item.value.strip().replace(",", "."))
+        value: Decimal | None = Decimal(item.value.strip().replace(",", "."))
     except InvalidOperation:
-        raise InvalidInput(
-            message(
-                "le champ « %(item_name)s » attend un nombre, pas « %(item_value)s »",
-                item_name=item.name,
-                item_value=item.value,
-            )
-        ) from None
-    if not value.is_finite():
+        value = None
+    # Finite, and within what a typed number may hold (ged.types): « 1e400 » is no bound a value could meet,
+    # and PostgreSQL refuses to compare it.
+    if value is None or not value.is_finite() or (value and abs(value.adjusted()) >= types.DECIMAL_DIGITS):
         raise InvalidInput(
             message(
                 "le champ « %(item_name)s » attend un nombre, pas « %(item_value)s »",

@@ -440,7 +440,9 @@ def list_documents(
         query = query.where(Version.document_type == document_type)
     if type_code:
         found = types.find_by_code(session, principal.tenant_id, type_code)
-        query = query.where(Document.type_id == (found.id if found else None))
+        if found is None:  # as search answers: an unknown code is a mistake, not « the untyped documents »
+            raise InvalidInput(message("type de document inconnu : « %(code)s »", code=type_code))
+        query = query.where(Document.type_id == found.id)
     if folder_id:
         access.require_folder(session, principal, folder_id, "read")
         query = query.where(Document.folder_id == folder_id)

@@ -76,7 +76,9 @@ def normalise(text: str) -> list[str]:
     :returns: terms made of ``[a-z0-9]`` only; empty if the text has no word worth searching.
     """
     terms: list[str] = []
-    for match in _WORD.finditer(text.casefold()):
+    # Composed first: « école » typed on a Mac (or pasted from some PDFs) comes decomposed, « e » then a
+    # combining accent, which the word pattern would split into « e » and « cole ».
+    for match in _WORD.finditer(unicodedata.normalize("NFC", text).casefold()):
         word = match.group()
         # Numbers are kept as they are, and kept out of the cache: amounts and dates would fill it.
         term = word if word.isascii() and word.isdigit() and len(word) <= MAX_WORD_LENGTH else term_of(word)

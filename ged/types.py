@@ -21,10 +21,15 @@ from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
 from socle.errors import Conflict, InvalidInput, NotFound, message
+from socle.text import text_fault
 
 BASE_EVENTS = ("creation", "document_date")
 _TRUE, _FALSE = {"true", "oui", "vrai", "1"}, {"false", "non", "faux", "0"}
 MAX_TEXT = 5000
+# Typed numbers: 64-bit integers; decimals of at most DECIMAL_DIGITS digits written out (amounts to the
+# cent up to 10^28, measurements to 10^-29), what PostgreSQL's numeric and a float can hold without surprise.
+MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1
+DECIMAL_DIGITS = 30
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -273,6 +278,9 @@ def coerce_value(session: Session, principal: Principal, field: dict[str, Any], 
 def _text(raw: Any, field: dict[str, Any]) -> str:
     if not isinstance(raw, str):
         raise ValueError("texte attendu")
+    fault = text_fault(raw, multiline=True, required=False)  # a NUL kept in JSON breaks every later search
+    if fault is not None:
+        raise ValueError(fault)
     value = raw.strip()
     if len(value) > MAX_TEXT:
         raise ValueError(f"{MAX_TEXT} caractères au plus")
@@ -283,10 +291,16 @@ def _integer(raw: Any, field: dict[str, Any]) -> int:
     if isinstance(raw, bool):
         raise ValueError("nombre entier attendu")
     if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit() and len(raw) < 20:
-        return int(raw.strip())
-    raise ValueError("nombre entier attendu")
+        value = raw
+    elif isinstance(raw, str) and raw.strip().lstrip("-").isdigit() and len(raw) < 20:
+        value = int(raw.strip())
+    else:
+        raise ValueError("nombre entier attendu")
+    # What a 64-bit integer holds (SQLite's INTEGER, PostgreSQL's bigint, most clients): beyond, search
+    # filters and exports would fail later on a value accepted now.
+    if not MIN_INTEGER <= value <= MAX_INTEGER:
+        raise ValueError(f"nombre entier hors limites (de {MIN_INTEGER} à {MAX_INTEGER})")
+    return value
 
 
 def _decimal(raw: Any, field: dict[str, Any]) -> str:
@@ -299,7 +313,14 @@ def _decimal(raw: Any, field: dict[str, Any]) -> str:
         raise ValueError("nombre décimal attendu (ex. 1234.50)") from None
     if not value.is_finite() or len(text) > 40:
         raise ValueError("nombre décimal attendu (ex. 1234.50)")
-    return format(value, "f")
+    # An exponent is checked before the value is written out: « 1e9999999 », nine characters, would be
+    # stored as ten million digits (and overflow a float in search and CMIS).
+    if value and not -DECIMAL_DIGITS < value.adjusted() < DECIMAL_DIGITS:
+        raise ValueError(f"nombre décimal hors limites ({DECIMAL_DIGITS} chiffres au plus)")
+    written = format(value, "f")
+    if len(written.lstrip("-").replace(".", "")) > DECIMAL_DIGITS:
+        raise ValueError(f"nombre décimal hors limites ({DECIMAL_DIGITS} chiffres au plus)")
+    return written
 
 
 def _date(raw: Any, field: dict[str, Any]) -> str:

@@ -19,6 +19,8 @@ _BOOLEAN = "booléen attendu (true ou false)"
 _OBJECT = "objet JSON attendu"
 _UUID = "identifiant UUID attendu"
 _URL = "adresse web invalide"
+# FastAPI's check of a file part, a ValueError in English: a part sent without a file name is read as text.
+_FILE = "fichier attendu (partie de formulaire avec un nom de fichier)"
 
 _TEMPLATES = {
     "missing": "champ obligatoire",
@@ -72,6 +74,8 @@ _TEMPLATES = {
 
 def french_message(error: Mapping[str, Any]) -> str:
     """The French message of one error of ``ValidationError.errors()``; Pydantic's own when not known."""
+    if error.get("type") == "value_error" and str(error.get("msg", "")).startswith("Value error, Expected UploadFile"):
+        return _FILE
     template = _TEMPLATES.get(str(error.get("type")))
     if template is None:
         return str(error.get("msg", ""))

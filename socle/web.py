@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -17,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from socle.auth import Principal, authenticate
 from socle.db import new_session
-from socle.errors import PayloadTooLarge, SocleError
+from socle.errors import InvalidInput, PayloadTooLarge, SocleError, message
 from socle.files import display_name
 from socle.settings import get_settings
 from socle.validation_messages import french_message
@@ -61,10 +62,32 @@ def _validation_error(request: Request, exc: Exception) -> Response:
     return problem_response(422, "Données invalides", detail, "invalid-input", errors=errors)
 
 
+# The framework's own refusals (the kit raises SocleError, never HTTPException): their English detail told in
+# French, figures kept; a detail not known here gets its status's French sentence, never the English text.
+def french_detail(status: int, detail: str) -> str:
+    if found := re.fullmatch(r"Part exceeded maximum size of (\d+)KB\.", detail):
+        return message("une partie du formulaire dépasse la taille maximale de %(size)s Ko", size=found.group(1))
+    if found := re.fullmatch(r"Too many fields\. Maximum number of fields is (\d+)\.", detail):
+        return message("trop de champs dans le formulaire : %(count)s au plus", count=found.group(1))
+    if found := re.fullmatch(r"Too many files\. Maximum number of files is (\d+)\.", detail):
+        return message("trop de fichiers dans le formulaire : %(count)s au plus", count=found.group(1))
+    by_status = {
+        400: message("requête illisible (formulaire ou corps mal formé)"),
+        401: message("authentification requise"),
+        404: message("aucune ressource à cette adresse"),
+        405: message("méthode non autorisée à cette adresse"),
+    }
+    return by_status.get(status) or message("requête refusée")
+
+
 def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     title = _STATUS_TITLES.get(exc.status_code, "Erreur")
-    return problem_response(exc.status_code, title, str(exc.detail), f"http-{exc.status_code}")
+    response = problem_response(
+        exc.status_code, title, french_detail(exc.status_code, str(exc.detail)), f"http-{exc.status_code}"
+    )
+    response.headers.update(exc.headers or {})  # 405's Allow
+    return response
 
 
 def _unexpected_error(request: Request, exc: Exception) -> Response:
@@ -80,6 +103,24 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+class NulGuard:
+    """Refuse a request whose path or query string holds a NUL (``%00``) before any route reads it: no
+    database takes it (PostgreSQL refuses it in any text), and no identifier or filter needs it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
+            error = InvalidInput(message("l'adresse de la requête contient un caractère nul (U+0000)"))
+            body = json.dumps(error.problem()).encode()
+            headers = [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": error.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
 
 
 JSON_BODY_LIMIT = 1024 * 1024
@@ -252,6 +293,7 @@ def create_service_app(name: str, title: str, description: str, routers: list[AP
     app = FastAPI(title=title, description=description, version="0.1.0", docs_url=None, redoc_url=None)
     install_error_handlers(app)
     app.add_middleware(BodyLimit)
+    app.add_middleware(NulGuard)
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)

@@ -10,7 +10,7 @@ import logging
 from contextvars import ContextVar
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from socle.errors import PayloadTooLarge, SocleError, message
 from socle.ui import rendering
 from socle.ui.web import LOCALE_COOKIE, CsrfRejected, LoginRequired, locale_of, login_url, render
-from socle.web import BodyLimit
+from socle.web import BodyLimit, french_detail
 from socle.web import http_error as api_http_error
 
 log = logging.getLogger("socle.ui")
@@ -115,7 +115,13 @@ class PageBodyLimit(BodyLimit):
 def create_ui_app(routers: list[APIRouter]) -> FastAPI:
     from socle.ui import oidc, shell
 
-    app = FastAPI(title="socle — interface", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="socle — interface",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        dependencies=[Depends(_refuse_nul)],
+    )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(PageBodyLimit)
     app.mount(rendering.STATIC_PREFIX, StaticFiles(directory=rendering.STATIC_DIR), name="static")
@@ -130,6 +136,12 @@ def create_ui_app(routers: list[APIRouter]) -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     return app
+
+
+def _refuse_nul(request: Request) -> None:
+    """A NUL (%00) in the address is a bad request page before the route reads it (PostgreSQL refuses it)."""
+    if "\x00" in request.scope["path"] or b"%00" in request.scope.get("query_string", b""):
+        raise RequestValidationError([{"type": "value_error", "loc": ("path",), "msg": "NUL"}])
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
@@ -167,7 +179,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return api_http_error(request, exc)
     if exc.status_code == 404:
         return _error_page(request, 404, "Page introuvable", "Cette page n'existe pas ou vous n'y avez pas accès.")
-    return _error_page(request, exc.status_code, "Erreur", str(exc.detail))
+    return _error_page(request, exc.status_code, "Erreur", french_detail(exc.status_code, str(exc.detail)))
 
 
 def _wants_a_page(request: Request) -> bool:
