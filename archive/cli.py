@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-import zipfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from archive import xsd_install
 from socle.settings import get_settings
+
+if TYPE_CHECKING:
+    from archive.inspection import ReadPackage
 
 # Domain modules (lxml, xmlschema, siegfried) are imported inside the commands: every `socle …` command
 # loads this group.
@@ -72,42 +78,24 @@ def schemas_check(folder: Path | None) -> None:
     "verify", help="Vérifier un paquet SEDA : empreintes, tailles, schéma si configuré, profil, contrôles métier."
 )
 @click.argument("sip", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--version", "seda_version", default="2.2", show_default=True)
+@click.option("--version", "seda_version", help="Version SEDA du schéma (défaut : celle du manifeste)")
 @click.option(
     "--profile", "profile_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=_profile_help
 )
 @_algorithm_option
-def verify(sip: Path, seda_version: str, profile_path: Path | None, algorithms: tuple[str, ...]) -> None:
+def verify(sip: Path, seda_version: str | None, profile_path: Path | None, algorithms: tuple[str, ...]) -> None:
     from lxml import etree
 
-    from archive import checks, packaging, profiles, validation
+    from archive import checks, inspection, packaging, profiles
 
-    try:
-        problems = packaging.verify_sip(sip)
-        with zipfile.ZipFile(sip) as archive:
-            manifest = archive.read("manifest.xml")
-            files = sum(1 for info in archive.infolist() if not info.is_dir() and info.filename != "manifest.xml")
-    except (zipfile.BadZipFile, KeyError) as exc:
-        raise click.ClickException(f"paquet illisible : {exc}") from None
-    folder = get_settings().seda_schemas
-    validated = folder is not None
-    if folder is None:
-        click.echo(
-            "Validation XSD non faite : SOCLE_SEDA_SCHEMAS n'est pas défini "
-            "(installez les schémas avec « socle archive schemas install »)."
-        )
-    else:
-        try:
-            report = validation.validate_manifest(manifest, folder, seda_version)
-        except validation.SchemaUnavailable as exc:
-            raise click.ClickException(str(exc)) from None
-        problems += [f"ligne {issue.line} {issue.path or ''} : {issue.message}" for issue in report.issues]
-    try:
-        tree = etree.ElementTree(
-            etree.fromstring(manifest, etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True))
-        )
-    except etree.XMLSyntaxError as exc:
-        raise click.ClickException(f"manifeste illisible : {exc}") from None
+    # An outside package: read with inspect's guards (limits, no DTD, no ../, no encrypted entry).
+    checked = packaging.check_sip(sip, inspection.InspectionLimits())
+    if checked.package is None:
+        _refuse("Paquet refusé :", checked.problems)
+    package = checked.package
+    problems = checked.problems + _schema_problems(package, seda_version)
+    validated = get_settings().seda_schemas is not None
+    tree = etree.ElementTree(package.root)
     if profile_path is not None:
         try:
             profile = profiles.compile_profile(profile_path.read_bytes())
@@ -115,7 +103,7 @@ def verify(sip: Path, seda_version: str, profile_path: Path | None, algorithms: 
             raise click.ClickException(str(exc)) from None
         problems += [issue.message for issue in profiles.validate_against_profile(tree, profile, profile_path.name)]
     rules = checks.BusinessRules(frozenset(algorithms), None)
-    problems += [issue.message for issue in checks.check_manifest(tree, rules, file_count=files)]
+    problems += [issue.message for issue in checks.check_manifest(tree, rules, file_count=len(package.files))]
     for problem in problems:
         click.echo(f"- {problem}")
     # Said, not counted: the package is what its producer could give; the SAE's referential decides.
@@ -124,12 +112,36 @@ def verify(sip: Path, seda_version: str, profile_path: Path | None, algorithms: 
     if problems:
         sys.exit(1)
     # Never "conforme" without the schema: only what was checked is said.
-    checked = "profil, " if profile_path is not None else ""
+    checked_profile = "profil, " if profile_path is not None else ""
     click.echo(
-        f"Paquet conforme au schéma, {checked}contrôles métier passés, empreintes et tailles exactes."
+        f"Paquet conforme au schéma, {checked_profile}contrôles métier passés, empreintes et tailles exactes."
         if validated
-        else f"{checked.capitalize()}Contrôles métier passés, empreintes et tailles exactes."
+        else f"{checked_profile.capitalize()}Contrôles métier passés, empreintes et tailles exactes."
     )
+
+
+def _schema_problems(package: ReadPackage, seda_version: str | None) -> list[str]:
+    """The XSD's findings for the version asked, or else the manifest's own (its namespace), said first."""
+    from archive import validation
+
+    version = seda_version or package.version or "?"
+    if seda_version is None:
+        click.echo(f"Version SEDA {version}, lue dans l'espace de noms du manifeste.")
+    elif package.version != seda_version:
+        click.echo(f"avertissement : le manifeste est en SEDA {package.version}, validé ici en {seda_version}.")
+    folder = get_settings().seda_schemas
+    if folder is None:
+        click.echo(
+            "Validation XSD non faite : SOCLE_SEDA_SCHEMAS n'est pas défini "
+            "(installez les schémas avec « socle archive schemas install »)."
+        )
+        return []
+    try:
+        report = validation.validate_manifest(package.manifest, folder, version)
+    except validation.SchemaUnavailable as exc:
+        raise click.ClickException(str(exc)) from None
+    # Each message already starts with its line and element path.
+    return [issue.message for issue in report.issues]
 
 
 # --- build ---------------------------------------------------------------------------------------------
@@ -142,18 +154,23 @@ def _refuse(title: str, problems: list[str]) -> NoReturn:
     sys.exit(1)
 
 
+_REQUIRED_IDENTIFIERS = ("--archival-agency", "--transferring-agency")
+
+
 def _check_build_arguments(
     folder: Path,
     csv_path: Path | None,
     seda_version: str,
-    agencies: dict[str, str | None],
-    output: Path,
     identifiers: dict[str, str | None],
+    output: Path,
     profile_path: Path | None,
+    *,
+    overwrite: bool,
 ) -> dict[str, str | None]:
-    """Refuse, in French and before reading anything, what cannot make a package; return the SAE's identifiers
-    (``identifiers``: option → value) as the manifest writes them."""
+    """Refuse, in French and before reading anything, what cannot make a package; return the identifiers
+    (``identifiers``: option → value; the two agencies required) as the manifest writes them."""
     from archive import seda
+    from archive.schemas import sae_token
 
     problems = []
     if not folder.is_dir():
@@ -164,25 +181,56 @@ def _check_build_arguments(
         problems.append(f"Le profil « {profile_path} » n'existe pas.")
     if seda_version not in seda.NAMESPACES:
         problems.append(f"Version SEDA inconnue : {seda_version} (disponibles : {', '.join(sorted(seda.NAMESPACES))}).")
-    problems += [f"Indiquez l'identifiant du service : {option} ID." for option, value in agencies.items() if not value]
     tokens: dict[str, str | None] = {}
     for option, value in identifiers.items():
         tokens[option] = None
-        if value is not None:
-            from archive.schemas import sae_token
-
+        if not value and option in _REQUIRED_IDENTIFIERS:
+            problems.append(f"Indiquez l'identifiant du service : {option} ID.")
+        elif value is not None:
             try:
                 tokens[option] = sae_token(value)
             except ValueError as exc:
                 problems.append(f"{option} : {exc}.")
-    if not output.parent.is_dir():
-        problems.append(f"Le dossier de destination « {output.parent} » n'existe pas.")
-    # A package written inside the folder it describes would be versed by the next run.
-    elif folder.is_dir() and output.resolve().is_relative_to(folder.resolve()):
-        problems.append(f"Le paquet « {output} » ne peut pas être écrit dans le dossier versé.")
+    problems += _output_problems(folder, output, [csv_path, profile_path], overwrite=overwrite)
     if problems:
         _refuse("Versement refusé :", problems)
     return tokens
+
+
+def _output_problems(folder: Path, output: Path, inputs: list[Path | None], *, overwrite: bool) -> list[str]:
+    if not output.parent.is_dir():
+        return [f"Le dossier de destination « {output.parent} » n'existe pas."]
+    # A package written inside the folder it describes would be versed by the next run.
+    if folder.is_dir() and output.resolve().is_relative_to(folder.resolve()):
+        return [f"Le paquet « {output} » ne peut pas être écrit dans le dossier versé."]
+    if any(path is not None and path.exists() and path.resolve() == output.resolve() for path in inputs):
+        return [f"Le paquet « {output} » remplacerait le CSV ou le profil donné : choisissez un autre nom."]
+    if output.exists() and not overwrite:
+        return [f"Le fichier « {output} » existe déjà : choisissez un autre nom, ou ajoutez --overwrite."]
+    return []
+
+
+@contextlib.contextmanager
+def _stopping_cleanly() -> Iterator[None]:
+    """Ctrl-C, SIGTERM (a service stopped, a job killed) and SIGHUP (the terminal closed) end the build through
+    its cleanup: the temporary package and work folder are removed, a French line says so. The previous
+    handlers come back after (the command may run inside another program, a test runner)."""
+
+    def stop(signum: int, frame: object) -> None:
+        name = signal.Signals(signum).name
+        click.echo(f"Construction interrompue ({name}) : aucun paquet écrit.", err=True)
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set them
+        yield
+        return
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, stop) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class _Invalid(Exception):
@@ -276,6 +324,7 @@ def _validation_lines(manifest: Path, seda_version: str, controls: _Checks) -> l
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="Paquet à écrire (défaut : DOSSIER.zip)"
 )
+@click.option("--overwrite", is_flag=True, help="Remplacer le paquet s'il existe déjà")
 def build(
     folder: Path,
     csv_path: Path | None,
@@ -287,13 +336,17 @@ def build(
     profile_path: Path | None,
     algorithms: tuple[str, ...],
     output: Path | None,
+    overwrite: bool,
 ) -> None:
     from archive import identification, packaging, seda, sources
 
     destination = output or folder.resolve().parent / f"{folder.resolve().name}.zip"
     agencies = {"--archival-agency": archival_agency, "--transferring-agency": transferring_agency}
     identifiers = {"--archival-agreement": archival_agreement, "--archival-profile": archival_profile}
-    tokens = _check_build_arguments(folder, csv_path, seda_version, agencies, destination, identifiers, profile_path)
+    tokens = _check_build_arguments(
+        folder, csv_path, seda_version, agencies | identifiers, destination, profile_path, overwrite=overwrite
+    )
+    archival_agency, transferring_agency = tokens["--archival-agency"], tokens["--transferring-agency"]
     assert archival_agency and transferring_agency
     controls = _load_checks(profile_path, algorithms)
     validation_lines: list[str] = []
@@ -311,7 +364,8 @@ def build(
             archival_agreement=tokens["--archival-agreement"],
             archival_profile=tokens["--archival-profile"],
         )
-        built = packaging.build_sip(spec, plan, destination, version=seda_version, check_manifest=check)
+        with _stopping_cleanly():
+            built = packaging.build_sip(spec, plan, destination, version=seda_version, check_manifest=check)
     except sources.SourceError as exc:
         _refuse("Versement refusé :", exc.problems)
     except packaging.BuildRefused as exc:

@@ -14,11 +14,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import lzma
 import re
+import struct
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import IO
 from urllib.parse import unquote
 
 from lxml import etree
@@ -30,10 +34,14 @@ __all__ = [
     "InspectedUnit",
     "InspectionLimits",
     "InspectionReport",
+    "PackageRefused",
+    "ReadPackage",
     "Refused",
     "entry_refusal",
     "inspect_sip",
+    "layout_problems",
     "read_chunks",
+    "read_package",
     "render_text",
     "unsafe_name",
 ]
@@ -42,6 +50,8 @@ CHUNK_SIZE = 1024 * 1024
 MAX_DEPTH = 200  # units nested (or chained by reference) deeper than this are not listed
 # The SEDA code list of digest algorithms (MessageDigestAlgorithmCodeList), spelled as in manifests.
 HASH_NAMES = {"SHA-512": "sha512", "SHA-384": "sha384", "SHA-256": "sha256", "SHA-1": "sha1", "MD5": "md5"}
+# What reading a damaged entry may raise: corrupt deflate/LZMA data surfaces as zlib.error / LZMAError.
+UNREADABLE = (zipfile.BadZipFile, OSError, NotImplementedError, EOFError, zlib.error, lzma.LZMAError)
 
 
 @dataclass(frozen=True)
@@ -110,6 +120,14 @@ class Refused(Exception):
     """A reason to stop the inspection (French message)."""
 
 
+class PackageRefused(Refused):
+    """The package cannot be read past its manifest; `problems` ends with why, after the entries refused."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems[-1])
+        self.problems = tuple(problems)
+
+
 # --- entries -----------------------------------------------------------------------------------------
 
 
@@ -176,11 +194,19 @@ def read_chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Inspect
             yield chunk
 
 
+def _unreadable_reason(error: Exception) -> str:
+    if isinstance(error, (zlib.error, lzma.LZMAError)):
+        return f"données compressées corrompues : {error}"
+    return str(error)
+
+
 # --- manifest ----------------------------------------------------------------------------------------
 
 
-def _find_manifest(safe: dict[str, zipfile.ZipInfo]) -> zipfile.ZipInfo:
+def _find_manifest(safe: dict[str, zipfile.ZipInfo], infos: list[zipfile.ZipInfo]) -> zipfile.ZipInfo:
     found = [info for name, info in safe.items() if name.lower() == "manifest.xml"]
+    if not found and any(info.filename.lower() == "manifest.xml" for info in infos):
+        raise Refused("Le manifest.xml ayant été refusé, ni l'arborescence ni les empreintes ne sont vérifiées.")
     if len(found) != 1:
         raise Refused(
             "Le paquet ne contient pas de manifest.xml à sa racine." if not found else "Plusieurs manifest.xml."
@@ -188,15 +214,18 @@ def _find_manifest(safe: dict[str, zipfile.ZipInfo]) -> zipfile.ZipInfo:
     return found[0]
 
 
-def _parse_manifest(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: InspectionLimits) -> etree._Element:
+def _read_manifest(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: InspectionLimits) -> bytes:
     if info.file_size > limits.max_manifest_size:
         raise Refused(f"Le manifeste fait {info.file_size} octets, plus que la limite de {limits.max_manifest_size}.")
     try:
-        data = b"".join(read_chunks(archive, info, limits))
-    except (zipfile.BadZipFile, OSError, NotImplementedError) as error:
-        raise Refused(f"Le manifeste est illisible : {error}.") from None
+        return b"".join(read_chunks(archive, info, limits))
+    except UNREADABLE as error:
+        raise Refused(f"Le manifeste est illisible : {_unreadable_reason(error)}.") from None
     except Refused as refused:
         raise Refused(f"Manifeste refusé : {refused}.") from None
+
+
+def _parse_manifest(data: bytes) -> etree._Element:
     # No DTD loaded, no entity substituted, no network; huge_tree=False keeps libxml2's depth and size guards.
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
@@ -293,8 +322,9 @@ def _check_object(context: _Context, obj: InspectedObject, size_text: str | None
         digest, size = _digest_entry(context, context.safe[obj.entry], hash_name)
     except Refused as refused:
         return _with(obj, [*problems, f"{where} : lecture interrompue, {refused}."])
-    except (zipfile.BadZipFile, OSError, NotImplementedError, EOFError) as error:
-        return _with(obj, [*problems, f"{where} : l'entrée « {obj.entry} » est illisible ({error})."])
+    except UNREADABLE as error:
+        reason = _unreadable_reason(error)
+        return _with(obj, [*problems, f"{where} : l'entrée « {obj.entry} » est illisible ({reason})."])
     if obj.declared_size is not None and size != obj.declared_size:
         problems.append(f"{where} (« {obj.entry} ») fait {size} octets, le manifeste en déclare {obj.declared_size}.")
     if digest != obj.declared_digest:
@@ -330,6 +360,101 @@ def _hex_digest(value: str | None) -> str | None:
         return text
 
 
+# --- layout ------------------------------------------------------------------------------------------
+# zipfile trusts the central directory; a streaming reader (Vitam reads SIPs with one) walks the local
+# headers from the first byte. Whatever makes the two disagree hides data from one of them.
+
+LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
+LOCAL_SIGNATURE = b"PK\x03\x04"
+DESCRIPTOR_SIGNATURE = b"PK\x07\x08"
+
+
+def layout_problems(archive: zipfile.ZipFile) -> list[str]:
+    """Data before the first entry, between entries or before the central directory; local headers that
+    disagree with their central record."""
+    if archive.fp is None:
+        return []
+    problems: list[str] = []
+    spans: list[tuple[int, int, str]] = []
+    for info in archive.infolist():
+        end, differences = _local_entry(archive.fp, info)
+        if end is None:
+            problems.append(f"Entrée « {info.filename} » : aucun en-tête local à la position {info.header_offset}.")
+            continue
+        spans.append((info.header_offset, end, info.filename))
+        if differences:
+            fields = ", ".join(differences)
+            problems.append(f"Entrée « {info.filename} » : l'en-tête local contredit le répertoire central ({fields}).")
+    return problems + _gaps(sorted(spans), archive.start_dir)
+
+
+def _gaps(spans: list[tuple[int, int, str]], directory: int) -> list[str]:
+    first = spans[0][0] if spans else directory
+    problems = []
+    if first > 0:
+        problems.append(f"{first} octets précèdent la première entrée du zip (données cachées ou paquets concaténés).")
+    for (_, end, name), (start, _, following) in zip(spans, [*spans[1:], (directory, directory, "")], strict=True):
+        after = f"l'entrée « {following} »" if following else "le répertoire central"
+        if start < end:
+            problems.append(f"L'entrée « {name} » chevauche {after} ({end - start} octets en commun).")
+        elif start > end:
+            problems.append(f"{start - end} octets non déclarés entre l'entrée « {name} » et {after}.")
+    return problems
+
+
+def _local_entry(fp: IO[bytes], info: zipfile.ZipInfo) -> tuple[int | None, list[str]]:
+    """Where the entry's bytes end (data descriptor included) and how its local header differs."""
+    fp.seek(info.header_offset)
+    header = fp.read(LOCAL_HEADER.size)
+    if len(header) < LOCAL_HEADER.size or header[:4] != LOCAL_SIGNATURE:
+        return None, []
+    _, _, _, flags, method, _, _, crc, compressed, size, name_length, extra_length = LOCAL_HEADER.unpack(header)
+    name = fp.read(name_length).decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
+    zip64 = _zip64_sizes(fp.read(extra_length))
+    end = info.header_offset + LOCAL_HEADER.size + name_length + extra_length + info.compress_size
+    if flags & 0x08:  # sizes and CRC follow the data, in a data descriptor
+        crc, compressed, size, length = _descriptor(fp, end, zip64 is not None)
+        end += length
+    elif zip64 is not None and 0xFFFFFFFF in (compressed, size):
+        size, compressed = zip64
+    differences = [
+        label
+        for label, local, central in (
+            ("nom", name, info.orig_filename),
+            ("méthode de compression", method, info.compress_type),
+            ("CRC", crc, info.CRC),
+            ("taille compressée", compressed, info.compress_size),
+            ("taille", size, info.file_size),
+        )
+        if local != central
+    ]
+    return end, differences
+
+
+def _zip64_sizes(extra: bytes) -> tuple[int, int] | None:
+    """The (size, compressed size) of a local header's ZIP64 extra field, if it has one."""
+    while len(extra) >= 4:
+        kind, length = struct.unpack("<2H", extra[:4])
+        if kind == 0x0001 and length >= 16:
+            size, compressed = struct.unpack("<2Q", extra[4:20])
+            return size, compressed
+        extra = extra[4 + length :]
+    return None
+
+
+def _descriptor(fp: IO[bytes], offset: int, zip64: bool) -> tuple[int, int, int, int]:
+    """(CRC, compressed size, size, length) of the data descriptor at `offset`; unreadable → -1 values."""
+    fp.seek(offset)
+    data = fp.read(24 if zip64 else 16)
+    signed = data[:4] == DESCRIPTOR_SIGNATURE
+    body = data[4:] if signed else data
+    layout = struct.Struct("<L2Q" if zip64 else "<3L")
+    if len(body) < layout.size:
+        return -1, -1, -1, len(data)
+    crc, compressed, size = layout.unpack(body[: layout.size])
+    return crc, compressed, size, layout.size + (4 if signed else 0)
+
+
 # --- units -------------------------------------------------------------------------------------------
 
 
@@ -340,6 +465,10 @@ class _Tree:
     groups: dict[str, list[str]]  # group id → object ids
     object_ids: set[str]
     problems: list[str]
+    # unit id → where it was first listed: a unit reached again (shared by several parents) is not walked
+    # again, so the walk stays linear whatever the references (each sharing doubles the work otherwise).
+    listed: dict[str, str] = field(default_factory=dict)
+    too_deep: bool = False
 
 
 def _units(
@@ -363,32 +492,55 @@ def _units(
     roots = [unit for unit in top if unit.get("id") not in referenced]
     if top and not roots:
         tree.problems.append("Toutes les unités sont référencées par une autre : l'arborescence forme une boucle.")
-    return tuple(_unit(tree, element, set(), 0) for element in roots), tree.problems
+    units = tuple(_unit(tree, element, set(), 0, "la racine") for element in roots)
+    if roots and not tree.too_deep:  # top-level units only reachable from each other: a loop apart
+        tree.problems += [
+            f"Unité {unit_id} : inaccessible depuis les unités racines (boucle de références ?), non listée."
+            for unit_id in tree.declared
+            if unit_id and unit_id not in tree.listed
+        ]
+    return units, tree.problems
 
 
-def _unit(tree: _Tree, element: etree._Element, ancestors: set[str], depth: int) -> InspectedUnit:
+def _unit(tree: _Tree, element: etree._Element, ancestors: set[str], depth: int, parent: str) -> InspectedUnit:
     context = tree.context
     unit_id = element.get("id") or "?"
     if depth > MAX_DEPTH:
         tree.problems.append(f"Unité {unit_id} : arborescence trop profonde (plus de {MAX_DEPTH} niveaux), non listée.")
+        tree.too_deep = True
         return InspectedUnit(unit_id, None, None, ())
+    if element.get("id"):
+        tree.listed[unit_id] = parent
     children = []
     for child in element.findall(context.tag("ArchiveUnit")):
         target = context.text(child, "ArchiveUnitRefId")
         if target is None:
-            children.append(_unit(tree, child, ancestors | {unit_id}, depth + 1))
+            target_element, target = child, child.get("id") or ""
         elif target in ancestors or target == unit_id:
             tree.problems.append(f"Unité {unit_id} : la référence à {target} forme une boucle.")
+            continue
         elif target not in tree.declared:
             tree.problems.append(f"Unité {unit_id} : ArchiveUnitRefId « {target} » ne désigne aucune unité.")
+            continue
         else:
-            children.append(_unit(tree, tree.declared[target], ancestors | {unit_id}, depth + 1))
+            target_element = tree.declared[target]
+        if target in tree.listed:
+            tree.problems.append(_shared(target, tree.listed[target], unit_id))
+        else:
+            children.append(_unit(tree, target_element, ancestors | {unit_id}, depth + 1, f"l'unité {unit_id}"))
     return InspectedUnit(
         unit_id=unit_id,
         title=context.text(element, "Content/Title"),
         level=context.text(element, "Content/DescriptionLevel"),
         object_ids=_unit_objects(tree, element, unit_id),
         children=tuple(children),
+    )
+
+
+def _shared(target: str, first: str, unit_id: str) -> str:
+    return (
+        f"Unité {target} : référencée une nouvelle fois par l'unité {unit_id} (déjà listée sous {first}) ; "
+        "une unité partagée n'est listée qu'une fois."
     )
 
 
@@ -416,37 +568,69 @@ def inspect_sip(path: Path, limits: InspectionLimits | None = None, *, filename:
     try:
         with zipfile.ZipFile(path) as archive:
             return _inspect(archive, name, limits or InspectionLimits())
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as error:
-        return InspectionReport(name, problems=(f"Le paquet {name} n'est pas un zip lisible : {error}.",))
+    except (zipfile.LargeZipFile, *UNREADABLE) as error:
+        reason = _unreadable_reason(error)
+        return InspectionReport(name, problems=(f"Le paquet {name} n'est pas un zip lisible : {reason}.",))
     except Refused as refused:
         return InspectionReport(name, problems=(str(refused),))
 
 
-def _inspect(archive: zipfile.ZipFile, name: str, limits: InspectionLimits) -> InspectionReport:
+@dataclass(frozen=True)
+class ReadPackage:
+    """A package read under the limits, every object re-digested: what inspect and verify share."""
+
+    context: _Context
+    manifest_entry: str
+    manifest: bytes  # the manifest's bytes, free of DTD and entities
+    root: etree._Element
+    version: str | None
+    objects: tuple[InspectedObject, ...]
+    problems: tuple[str, ...]  # entries refused, entries declared twice
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The entries safe to read, the manifest excepted."""
+        return tuple(name for name in self.context.safe if name != self.manifest_entry)
+
+    def undeclared(self) -> list[str]:
+        return [
+            f"L'entrée « {entry} » du paquet n'est déclarée par aucun objet du manifeste."
+            for entry in sorted(set(self.context.safe) - self.context.used_entries)
+        ]
+
+
+def read_package(archive: zipfile.ZipFile, limits: InspectionLimits) -> ReadPackage:
+    """Raises PackageRefused when the manifest is missing, refused or not SEDA 2.x."""
     safe, problems = _check_entries(archive.infolist(), limits)
     try:
-        manifest = _find_manifest(safe)
-        root = _parse_manifest(archive, manifest, limits)
+        manifest = _find_manifest(safe, archive.infolist())
+        data = _read_manifest(archive, manifest, limits)
+        root = _parse_manifest(data)
         namespace = _seda_namespace(root)
     except Refused as refused:  # the entries refused so far are reported too
-        return InspectionReport(name, problems=(*problems, str(refused)))
-    version = version_of_namespace(namespace)
+        raise PackageRefused([*problems, str(refused)]) from None
     context = _Context(archive, safe, limits, namespace, {manifest.filename})
     objects = [_inspect_object(context, element) for element in root.iter(context.tag("BinaryDataObject"))]
     problems += _duplicates(objects)
-    units, unit_problems = _units(context, root, objects)
-    problems += unit_problems
-    problems += [
-        f"L'entrée « {entry} » du paquet n'est déclarée par aucun objet du manifeste."
-        for entry in sorted(set(safe) - context.used_entries)
-    ]
+    version = version_of_namespace(namespace)
+    return ReadPackage(context, manifest.filename, data, root, version, tuple(objects), tuple(problems))
+
+
+def _inspect(archive: zipfile.ZipFile, name: str, limits: InspectionLimits) -> InspectionReport:
+    # Too many entries is refused by read_package, before the layout is walked entry by entry.
+    layout = layout_problems(archive) if len(archive.infolist()) <= limits.max_entries else []
+    try:
+        package = read_package(archive, limits)
+    except PackageRefused as refused:
+        return InspectionReport(name, problems=(*layout, *refused.problems))
+    units, unit_problems = _units(package.context, package.root, list(package.objects))
     return InspectionReport(
         filename=name,
-        version=version,
-        message_identifier=context.text(root, "MessageIdentifier"),
+        version=package.version,
+        message_identifier=package.context.text(package.root, "MessageIdentifier"),
         units=units,
-        objects=tuple(objects),
-        problems=tuple(problems),
+        objects=package.objects,
+        problems=(*layout, *package.problems, *unit_problems, *package.undeclared()),
     )
 
 
@@ -494,7 +678,16 @@ def render_text(report: InspectionReport) -> list[str]:
         lines += [f"  - {problem}" for problem in problems]
     else:
         lines.append("Aucun écart : empreintes et tailles conformes au manifeste.")
-    return lines
+    # Titles, ids and entry names come from the package: a line break there could fake report lines.
+    return [CONTROL.sub(_escaped, line) for line in lines]
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char) or f"\\u{ord(char):04x}"
 
 
 def _walk(units: tuple[InspectedUnit, ...], depth: int) -> Iterator[tuple[InspectedUnit, int]]:

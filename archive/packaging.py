@@ -9,13 +9,13 @@ reads each file a second time, is the reference the tests compare build_sip with
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
+import math
 import os
 import queue
 import shutil
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -27,9 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, BinaryIO, NamedTuple, Protocol
-
-from lxml import etree
+from typing import BinaryIO, Protocol
 
 try:  # CRC-32 with SIMD: 10 GB/s here against 2.3 for the system zlib, the same values
     from zlib_ng.zlib_ng import crc32
@@ -45,6 +43,7 @@ from archive.identification import (
     Sampler,
     identify_here,
 )
+from archive.inspection import InspectionLimits, PackageRefused, ReadPackage, layout_problems, read_package
 from archive.seda import (
     ROOT_UNIT_DEPTH,
     ArchiveUnitSpec,
@@ -56,7 +55,7 @@ from archive.seda import (
     TransferSpec,
     check_unit,
 )
-from archive.zipstream import DEFLATE_LEVEL, MANIFEST_NAME, SipZip
+from archive.zipstream import DEFLATE_LEVEL, MANIFEST_NAME, SipZip, temporary_prefix
 from socle.files import atomic_output
 
 __all__ = [
@@ -73,6 +72,7 @@ __all__ = [
     "UnitStart",
     "UnitsPlan",
     "build_sip",
+    "check_sip",
     "compression_for",
     "describe_file",
     "undescribed",
@@ -504,10 +504,11 @@ def build_sip(
     """
     parts = ManifestParts(spec, version)
     destination = destination.absolute()
-    with tempfile.TemporaryDirectory(dir=destination.parent, prefix=f".{destination.name}.") as work_dir:
+    with tempfile.TemporaryDirectory(dir=destination.parent, prefix=temporary_prefix(destination)) as work_dir:
         work = Path(work_dir)
-        sip = SipZip(destination, work, insert_range=insert_range)
+        sip: SipZip | None = None
         try:
+            sip = SipZip(destination, work, insert_range=insert_range)
             build = _Build(parts, sip, work, identify)
             built = build.run(plan)
             start = time.perf_counter()
@@ -522,7 +523,8 @@ def build_sip(
             built.timings["zip : manifeste en tête, répertoire central, fsync"] = time.perf_counter() - start
             return built
         except BaseException:
-            sip.abort()
+            if sip is not None:
+                sip.abort()
             raise
 
 
@@ -644,6 +646,9 @@ class _Build:
             entry = self.entries.begin(uri, source.path, modified, info.st_size, os.path.splitext(source.filename)[1])
             size = 0
             while chunk := self._chunk(stream, size, info.st_size, label):
+                if size >= info.st_size:  # it grew while read (refused below): its hash was already finished
+                    size += len(chunk)
+                    break
                 size += len(chunk)
                 if inline is not None:
                     inline.update(chunk)
@@ -830,110 +835,48 @@ class _EntryWriter:
 # --- verification ----------------------------------------------------------------------------------
 
 
-class _DeclaredObject(NamedTuple):
-    object_id: str
-    uri: str
-    algorithm: str
-    digest: str  # lowercase hex
-    size: int | None
+@dataclass(frozen=True)
+class SipVerification:
+    problems: list[str]  # in French, empty when the package is consistent
+    package: ReadPackage | None  # None when it could not be read as far as a SEDA manifest
 
 
-_HASH_NAMES = {"SHA-512": "sha512", "SHA-384": "sha384", "SHA-256": "sha256"}
+# socle's own packages, just written: their sizes and ratios are the documents', not an attack's.
+OWN_PACKAGE_LIMITS = InspectionLimits(
+    max_entries=sys.maxsize,
+    max_entry_size=sys.maxsize,
+    max_total_size=sys.maxsize,
+    max_manifest_size=sys.maxsize,
+    max_ratio=math.inf,
+)
 
 
-def verify_sip(path: Path) -> list[str]:
+def verify_sip(path: Path, limits: InspectionLimits = OWN_PACKAGE_LIMITS) -> list[str]:
     """Re-read a SIP and compare every declared BinaryDataObject with its zip entry.
 
-    Returns French messages, empty when the package is consistent: digest or size mismatches,
-    declared objects missing from the zip, zip entries the manifest does not declare.
+    Returns French messages, empty when the package is consistent: digest or size mismatches, declared
+    objects missing from the zip, zip entries the manifest does not declare, entries refused. Pass
+    InspectionLimits() for a package from elsewhere (see check_sip).
     """
+    return check_sip(path, limits).problems
+
+
+def check_sip(path: Path, limits: InspectionLimits) -> SipVerification:
+    """verify_sip's problems and the package read (manifest, version) with inspect's guards: no DTD or
+    entity, no ``../`` or absolute entry, no encrypted entry, every byte counted against `limits`."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return _verify_archive(archive)
-    except (zipfile.BadZipFile, OSError) as error:
-        return [f"Le paquet {path.name} est illisible : {error}."]
+            return _verify_archive(archive, limits)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as error:
+        return SipVerification([f"Le paquet {path.name} est illisible : {error}."], None)
 
 
-def _verify_archive(archive: zipfile.ZipFile) -> list[str]:
-    names = {info.filename for info in archive.infolist() if not info.is_dir()}
-    if MANIFEST_NAME not in names:
-        return [f"Le paquet ne contient pas de {MANIFEST_NAME}."]
+def _verify_archive(archive: zipfile.ZipFile, limits: InspectionLimits) -> SipVerification:
     try:
-        objects = _declared_objects(archive.read(MANIFEST_NAME))
-    except etree.XMLSyntaxError as error:
-        return [f"Le {MANIFEST_NAME} du paquet est mal formé : {error}."]
-    problems: list[str] = []
-    declared: set[str] = set()
-    for obj in objects:
-        if obj.uri in declared:
-            problems.append(f"L'entrée « {obj.uri} » est déclarée par plusieurs objets ({obj.object_id}…).")
-        declared.add(obj.uri)
-        if obj.uri in names:
-            problems.extend(_check_entry(archive, obj))
-        else:
-            problems.append(f"L'objet {obj.object_id} déclare « {obj.uri} », absent du paquet.")
-    problems.extend(
-        f"L'entrée « {name} » du paquet n'est déclarée par aucun objet du manifeste."
-        for name in sorted(names - declared - {MANIFEST_NAME})
-    )
-    return problems
-
-
-def _declared_objects(manifest: bytes) -> list[_DeclaredObject]:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
-    root = etree.fromstring(manifest, parser)
-    objects = []
-    for element in root.iter("{*}BinaryDataObject"):
-        digest = element.find("{*}MessageDigest")
-        size = (element.findtext("{*}Size") or "").strip()
-        objects.append(
-            _DeclaredObject(
-                object_id=element.get("id", "?"),
-                uri=(element.findtext("{*}Uri") or "").strip(),
-                algorithm=digest.get("algorithm", "") if digest is not None else "",
-                digest=_hex_digest(digest.text if digest is not None else None),
-                size=int(size) if size.isdigit() else None,
-            )
-        )
-    return objects
-
-
-def _hex_digest(value: str | None) -> str:
-    """MessageDigest is hexBinary or base64Binary (SEDA BinaryType): normalise to lowercase hex."""
-    text = (value or "").strip()
-    try:
-        bytes.fromhex(text)
-        return text.lower()
-    except ValueError:
-        pass
-    try:
-        return base64.b64decode(text, validate=True).hex()
-    except (binascii.Error, ValueError):
-        return text
-
-
-def _check_entry(archive: zipfile.ZipFile, obj: _DeclaredObject) -> list[str]:
-    where = f"« {obj.uri} » ({obj.object_id})"
-    hash_name = _HASH_NAMES.get(obj.algorithm.upper())
-    if hash_name is None:
-        return [f"L'entrée {where} a une empreinte d'algorithme non pris en charge : « {obj.algorithm} »."]
-    try:
-        with archive.open(obj.uri) as stream:
-            digest, size = _digest_stream(stream, hash_name)
-    except zipfile.BadZipFile as error:
-        return [f"L'entrée {where} est illisible : {error}."]
-    problems = []
-    if obj.size is not None and size != obj.size:
-        problems.append(f"L'entrée {where} fait {size} octets, le manifeste en déclare {obj.size}.")
-    if digest != obj.digest:
-        problems.append(f"L'empreinte {obj.algorithm} de l'entrée {where} ne correspond pas au manifeste.")
-    return problems
-
-
-def _digest_stream(stream: IO[bytes], hash_name: str) -> tuple[str, int]:
-    digest = hashlib.new(hash_name)
-    size = 0
-    while chunk := stream.read(CHUNK_SIZE):
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
+        package = read_package(archive, limits)
+    except PackageRefused as refused:
+        return SipVerification(list(refused.problems), None)
+    problems = [*package.problems, *(problem for obj in package.objects for problem in obj.problems)]
+    # What a streaming reader (Vitam's) would see differently: data hidden before, between or behind entries.
+    layout = layout_problems(archive) if len(archive.infolist()) <= limits.max_entries else []
+    return SipVerification([*layout, *problems, *package.undeclared()], package)

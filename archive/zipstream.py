@@ -43,7 +43,7 @@ from typing import Any
 
 from socle.files import fsync_dir
 
-__all__ = ["MANIFEST_NAME", "SipZip"]
+__all__ = ["MANIFEST_NAME", "SipZip", "temporary_prefix"]
 
 MANIFEST_NAME = "manifest.xml"
 CHUNK_SIZE = 1024 * 1024
@@ -85,8 +85,15 @@ _NO_DIRECT_IO = {errno.EINVAL, errno.EOPNOTSUPP}
 _LONGEST_HEADER = _LOCAL.size + 0xFFFF + 20
 
 
+def temporary_prefix(destination: Path) -> str:
+    """The prefix of the temporary files beside `destination`: its name, shortened so that a name the file
+    system accepts (255 bytes) still leaves room for the random part and the suffix."""
+    name = destination.name.encode("utf-8")[:180].decode("utf-8", "ignore")
+    return f".{name}."
+
+
 def _temporary_beside(destination: Path) -> tuple[int, str]:
-    return tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.name}.", suffix=".part")
+    return tempfile.mkstemp(dir=destination.parent, prefix=temporary_prefix(destination), suffix=".part")
 
 
 def _dos_time(moment: datetime) -> tuple[int, int]:
@@ -345,11 +352,9 @@ class SipZip:
         self.destination = destination
         self.work = work
         self.insert_range = insert_range
-        handle, name = _temporary_beside(destination)
-        self.fd, self.path = handle, Path(name)
         self.position = 0
         self.entries = 0
-        self.central = (work / "central").open("w+b")
+        self.central = (work / "central").open("w+b")  # in `work`, whose owner removes it
         self._entry: tuple[bytes, int, int, tuple[int, int], int, bool] | None = None
         self._header = b""  # the current entry's local header, written with its first bytes
         self._flushed = 0
@@ -357,6 +362,11 @@ class SipZip:
         self.padding = b""  # the manifest's padding field, repeated in its central record (as zipinfo expects)
         # `fd` stays buffered for finish(); the entries go through a second descriptor when O_DIRECT works.
         self._stage: _DirectStage | None = None
+        self.fd = -1
+        # From here on anything that stops the construction (an error, a signal turned into SystemExit by the
+        # CLI) removes the temporary file: nothing is left beside the destination.
+        handle, name = _temporary_beside(destination)
+        self.fd, self.path = handle, Path(name)
         try:
             self._stage = _DirectStage.open(self.path) if direct else None
         except BaseException:
@@ -487,9 +497,7 @@ class SipZip:
 
     def _copy_behind(self, header: bytes, compressed: Path) -> int:
         """The manifest entry, then the content entries copied behind it, in a new temporary file."""
-        handle, name = tempfile.mkstemp(
-            dir=self.destination.parent, prefix=f".{self.destination.name}.", suffix=".part"
-        )
+        handle, name = _temporary_beside(self.destination)
         try:
             os.write(handle, header)
             shift = len(header) + _copy_range(compressed, handle, len(header))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
@@ -231,6 +232,38 @@ def test_unreadable_and_empty_files_are_all_reported_and_nothing_written(tmp_pat
     text = "\n".join(refused.value.problems)
     assert "Fichier illisible « disparu.pdf »" in text and "Fichier vide « vide.pdf »" in text
     assert len(refused.value.problems) == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["versement"]
+
+
+@pytest.mark.parametrize("size", [100, 200_000], ids=["haché sur place", "haché par le fil"])
+def test_a_file_that_grows_while_read_is_refused_without_a_thread_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """The file is longer than its size when opened (it grew in between): stat is made to say so, the race
+    a busy share produces. The build is refused; the hashing thread never sees the extra bytes."""
+    folder = tmp_path / "versement"
+    folder.mkdir()
+    (folder / "grandit.bin").write_bytes(random.Random(size).randbytes(size))
+    real_fstat = os.fstat
+
+    def earlier_fstat(fd: int) -> os.stat_result:
+        info = real_fstat(fd)
+        if info.st_size == size:
+            fields = list(info)
+            fields[6] = size - 10  # st_size, as when the file was opened
+            return os.stat_result(fields)
+        return info
+
+    thread_errors: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda hook: thread_errors.append(hook.exc_value))
+    monkeypatch.setattr(packaging.os, "fstat", earlier_fstat)
+    plan = flat_plan(folder / "grandit.bin")
+
+    with pytest.raises(packaging.BuildRefused) as refused:
+        packaging.build_sip(header_only(), plan, tmp_path / "sip.zip", identify=False)
+
+    assert any("a changé pendant sa lecture" in problem for problem in refused.value.problems), refused.value
+    assert thread_errors == []
     assert sorted(path.name for path in tmp_path.iterdir()) == ["versement"]
 
 
