@@ -143,7 +143,7 @@ def add_parapheur(kit: Kit, remote: RunningServer, subtype_id: str, name: str = 
         "token": kit.tokens["agent"],
         "subtype_id": subtype_id,
         "title": "Signature : $filename",
-        "retry_policy": "1s X 30",
+        "retry_policy": "60s X 30",  # tick() runs the checks: no check may fall due by itself on a slow machine
         "timeout": 30,
     }
     body = {"name": name, "kind": "parapheur", "config": config | extra}
