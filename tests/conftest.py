@@ -306,6 +306,18 @@ def own_postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def old_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of its own, on each backend, for a migration test to fill at an older revision."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        yield request.getfixturevalue("own_postgres_url").replace("postgresql://", "postgresql+psycopg://")
+    from socle.db import reset_engines
+
+    reset_engines()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     url = os.environ.get("SOCLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

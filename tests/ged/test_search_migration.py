@@ -6,29 +6,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.orm import Session
 
 from ged.search import SearchQuery, search
 from socle.auth import Principal
-from socle.db import engine_for, reset_engines
+from socle.db import engine_for
 from socle.migrating import PACKAGES, alembic_config, upgrade_all
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        yield request.getfixturevalue("own_postgres_url").replace("postgresql://", "postgresql+psycopg://")
-    reset_engines()
 
 
 def _file_old_documents(url: str, tenant_id: str) -> dict[str, str]:
@@ -93,7 +81,8 @@ def _file_old_documents(url: str, tenant_id: str) -> dict[str, str]:
     return {**ids, "folder": folder_id}
 
 
-def test_documents_filed_before_the_keys_are_found_by_every_filter(url: str) -> None:
+def test_documents_filed_before_the_keys_are_found_by_every_filter(old_database_url: str) -> None:
+    url = old_database_url
     for package in PACKAGES:
         if package != "ged":
             command.upgrade(alembic_config(package, url), "head")

@@ -7,19 +7,16 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import select
 
 from ged import jobs as ged_jobs
 from ged.models import Document, Version
-from socle.db import new_session, reset_engines
+from socle.db import new_session
 from socle.migrating import PACKAGES, alembic_config, upgrade_all
 from socle.storage import get_store
 
@@ -121,15 +118,6 @@ def test_a_document_filed_by_the_parapheur_keeps_every_signatory(kit: Kit) -> No
 # --- ged0006: the versions signed before it ------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-    else:
-        yield request.getfixturevalue("own_postgres_url").replace("postgresql://", "postgresql+psycopg://")
-    reset_engines()
-
-
 # (origin, comment) of versions written at ged0005, and the signatories ged0006 gives each.
 CUT = "Signé par " + ", ".join(f"signataire{number:03d}" for number in range(200))
 OLD_VERSIONS: dict[str, tuple[str | None, str | None, list[str] | None]] = {
@@ -170,7 +158,8 @@ def _write_old_versions(url: str, tenant_id: str) -> dict[str, str]:
     return ids
 
 
-def test_the_migration_gives_versions_signed_before_their_signatories(url: str) -> None:
+def test_the_migration_gives_versions_signed_before_their_signatories(old_database_url: str) -> None:
+    url = old_database_url
     for package in PACKAGES:
         if package != "ged":
             command.upgrade(alembic_config(package, url), "head")
