@@ -105,15 +105,20 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_error)
 
 
+def has_nul(scope: Any) -> bool:
+    """Whether a request's path or query string holds a NUL (``%00``): no database takes it (PostgreSQL
+    refuses it in any text), and no identifier or filter needs it."""
+    return "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
+
+
 class NulGuard:
-    """Refuse a request whose path or query string holds a NUL (``%00``) before any route reads it: no
-    database takes it (PostgreSQL refuses it in any text), and no identifier or filter needs it."""
+    """Refuse a request whose address holds a NUL (has_nul) before any route reads it."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and ("\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")):
+        if scope["type"] == "http" and has_nul(scope):
             error = InvalidInput(message("l'adresse de la requête contient un caractère nul (U+0000)"))
             body = json.dumps(error.problem()).encode()
             headers = [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]

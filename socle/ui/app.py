@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from socle.errors import PayloadTooLarge, SocleError, message
 from socle.ui import rendering
 from socle.ui.web import LOCALE_COOKIE, CsrfRejected, LoginRequired, locale_of, login_url, render
-from socle.web import BodyLimit, french_detail
+from socle.web import BodyLimit, french_detail, has_nul
 from socle.web import http_error as api_http_error
 
 log = logging.getLogger("socle.ui")
@@ -140,7 +140,7 @@ def create_ui_app(routers: list[APIRouter]) -> FastAPI:
 
 def _refuse_nul(request: Request) -> None:
     """A NUL (%00) in the address is a bad request page before the route reads it (PostgreSQL refuses it)."""
-    if "\x00" in request.scope["path"] or b"%00" in request.scope.get("query_string", b""):
+    if has_nul(request.scope):
         raise RequestValidationError([{"type": "value_error", "loc": ("path",), "msg": "NUL"}])
 
 
