@@ -178,6 +178,9 @@ def test_an_agent_vises_from_the_desk_and_a_folder_with_the_keyboard_alone(visit
 
 def test_an_agent_files_a_document_in_the_ged_with_the_keyboard_alone(visitors: Visitors, kit: Kit) -> None:
     page = visitors.page_of("agent")
+    # Playwright turns the browser's file-chooser interception on without waiting for it: listening from the
+    # start leaves it time to take effect, or the Space below may open (and lose) a real chooser instead.
+    page.on("filechooser", lambda _chooser: None)
     page.goto("/documents/nouveau")
     # The file field opens the system's file chooser on Space, as a button does.
     tab_to(page, lambda here: here["type"] == "file", "le champ « Fichier »")
