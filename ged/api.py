@@ -183,7 +183,7 @@ def upload_version(
     principal: PrincipalDep, session: SessionDep, document_id: str, file: Annotated[UploadFile, File()]
 ) -> DocumentOut:
     # 404, 403 or 409 before storing anything
-    service.check_writable(session, principal, service.get_document(session, principal.tenant_id, document_id))
+    service.check_writable(session, principal, service.read_document(session, principal, document_id))
     session.rollback()
     filename, media_type = _checked_file(file)
     stored = service.store_upload(file.file)

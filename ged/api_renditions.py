@@ -1,5 +1,5 @@
 """GED HTTP API for renditions: state of a version's renditions, its extracted text, preview, thumbnail and
-PDF/A-2b copy. Every route checks the read right on the document (ged.access)."""
+PDF/A-2b copy. Every route checks the read right on the document (ged.access, through service.read_document)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from ged import access, renditions, service
+from ged import renditions, service
 from ged.models import Version
 from socle.auth import Principal
 from socle.errors import NotFound
@@ -44,8 +44,7 @@ class RenditionsOut(BaseModel):
 
 
 def _version(session: Session, principal: Principal, document_id: str, number: int | None) -> Version:
-    document = service.get_document(session, principal.tenant_id, document_id)
-    access.require(session, principal, document, "read")
+    document = service.read_document(session, principal, document_id)  # only a reader learns it is in the trash
     return document.current if number is None else service.get_version(document, number)
 
 

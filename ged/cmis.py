@@ -613,9 +613,14 @@ def render(session: Session, principal: Principal, target: Target, how: Renderin
 
 
 def find(session: Session, principal: Principal, object_id: str) -> Target:
-    """The object an id names, if the user may read it. :raises NotFound."""
+    """The object an id names, if the user may read it.
+
+    :raises NotFound: the same answer for an unknown id, another tenant's object and one the user may not read
+        (whether a document or a folder, in the trash or not): an id reveals nothing it does not show.
+    """
     if object_id == ROOT_ID:
         return Target()
+    unknown = NotFound(message("objet %(object_id)s introuvable", object_id=object_id))
     document_id, _, number = object_id.partition(";")
     document = session.execute(
         select(Document)
@@ -623,17 +628,21 @@ def find(session: Session, principal: Principal, object_id: str) -> Target:
         .options(selectinload(Document.versions))
     ).scalar_one_or_none()
     if document is not None:
-        if document.deleted_at is not None:
+        if "read" not in access.rights_on(session, principal, document):
+            raise unknown
+        if document.deleted_at is not None:  # only a reader may learn it is in the trash
             raise NotFound(message("objet %(object_id)s introuvable (il est dans la corbeille)", object_id=object_id))
-        access.require(session, principal, document, "read")
         version = None
         if number:
             if not number.isdigit():
-                raise NotFound(message("objet %(object_id)s introuvable", object_id=object_id))
+                raise unknown
             version = service.get_version(document, int(number))
         return Target(document=document, version=version)
-    folder = plan.get_folder(session, principal.tenant_id, object_id)
-    access.require_folder(session, principal, folder.id, "read")
+    folder = session.execute(
+        select(Folder).where(Folder.id == object_id, Folder.tenant_id == principal.tenant_id)
+    ).scalar_one_or_none()
+    if folder is None or "read" not in access.folder_rights(session, principal, folder.id):
+        raise unknown
     return Target(folder=folder)
 
 

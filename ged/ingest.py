@@ -420,7 +420,8 @@ def finish_upload(session: Session, principal: Principal, upload_id: str) -> Doc
     if upload.status == "complete":
         if upload.document_id is None:
             raise Conflict(message("l'envoi %(upload_id)s est déjà terminé", upload_id=upload_id))
-        return service.get_document(session, principal.tenant_id, upload.document_id)
+        # The document as it is now: moved since to a folder the user may not read, it is « introuvable ».
+        return service.read_document(session, principal, upload.document_id)
     if upload.received != upload.size:
         raise Conflict(
             message(

@@ -168,7 +168,7 @@ def update_metadata(session: Session, principal: Principal, document_id: str, pa
 
     :raises InvalidInput: nothing to change, a field value; Conflict: held…; NotFound, Forbidden: rights.
     """
-    document = get_document(session, principal.tenant_id, document_id, for_update=True)
+    document = read_document(session, principal, document_id, for_update=True)  # rights before the trash
     check_writable(session, principal, document)
     changes = patch.model_dump(exclude_unset=True, exclude={"comment"})
     if not changes:
@@ -237,7 +237,7 @@ def file_document(session: Session, principal: Principal, document_id: str, fold
 
     :raises NotFound: unknown folder; Forbidden: no right « write » on the document or the target folder.
     """
-    document = get_document(session, principal.tenant_id, document_id, for_update=True)
+    document = read_document(session, principal, document_id, for_update=True)  # rights before the trash
     check_writable(session, principal, document)
     _refile(session, principal, document, folder_id)
     _after_write(session, document)
@@ -249,7 +249,7 @@ def add_content_version(
     session: Session, principal: Principal, document_id: str, stored: StoredObject, filename: str, media_type: str
 ) -> Document:
     """A new content for the document (metadata carried over). :raises Conflict: held…; NotFound, Forbidden."""
-    document = get_document(session, principal.tenant_id, document_id, for_update=True)
+    document = read_document(session, principal, document_id, for_update=True)  # rights before the trash
     check_writable(session, principal, document)
     version = _add_version(
         session,
@@ -508,7 +508,7 @@ def trash_document(session: Session, principal: Principal, document_id: str) -> 
 
     :raises Conflict: held (naming the hold) or eliminated; NotFound, Forbidden: rights.
     """
-    document = get_document(session, principal.tenant_id, document_id, for_update=True)
+    document = read_document(session, principal, document_id, for_update=True)  # rights before the trash
     check_writable(session, principal, document, "delete")
     document.deleted_at, document.deleted_by = utcnow(), principal.username
     journal.record_document(

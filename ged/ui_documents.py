@@ -140,6 +140,9 @@ def _search_context(
     paging = pager(str(page), total, PAGE_SIZE, MAX_OFFSET)
     hits = result.hits if result else []
     names = folder_names(db, principal.tenant_id, {hit.folder_id for hit in hits} | {params["folder"] or None})
+    # The folder asked for is named only if the user may read it: a refused search (a bad date) has not checked it.
+    shown = access.readable_folder_ids(db, principal, names)
+    names = {folder_id: name for folder_id, name in names.items() if folder_id in shown}
     return {
         "params": params,
         "result": result,
@@ -495,7 +498,7 @@ def new_version(request: Request, db: DbDep, user: UserDep, form: FormDep, docum
             request, db, principal, document_id, "file", InvalidInput(t(request, "Choisissez le fichier.")), None
         )
     try:
-        service.check_writable(db, principal, service.get_document(db, principal.tenant_id, document_id))
+        service.check_writable(db, principal, service.read_document(db, principal, document_id))
         db.rollback()
         stored, filename, media_type = _store_file(file)
         document = service.add_content_version(db, principal, document_id, stored, filename, media_type)

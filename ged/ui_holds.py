@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
 
-from ged import holds, service
+from ged import access, holds, service
 from ged.models import Document
 from ged.ui_common import form_values, text
 from ged.ui_documents import document_page_response, refuse_on_document_page
@@ -72,14 +74,29 @@ def create_hold(request: Request, db: DbDep, user: UserDep, form: FormDep) -> Re
     return redirect(f"/gels/{hold.id}", db=db, user=user, message=message)
 
 
-def _documents(db: Session, principal: Principal, hold_id: str) -> list[Document]:
-    found = []
-    for document_id in holds.held_document_ids(db, hold_id)[:MAX_SHOWN]:
-        try:
-            found.append(service.get_document(db, principal.tenant_id, document_id, trashed=True))
-        except NotFound:
-            continue  # purged meanwhile: nothing left to show
-    return found
+@dataclass(frozen=True)
+class HeldItem:
+    id: str
+    document: Document | None  # None: a document this user may not read; only its id is shown
+
+
+def _documents(db: Session, principal: Principal, hold_id: str) -> list[HeldItem]:
+    """The hold's documents as the user may see them: title and type of those they may read, the id alone for
+    the others (another archivist or the admin may have held documents of a folder this user may not read)."""
+    ids = holds.held_document_ids(db, hold_id)[:MAX_SHOWN]
+    kept = set(
+        db.execute(select(Document.id).where(Document.id.in_(ids), Document.tenant_id == principal.tenant_id)).scalars()
+    )
+    readable = {
+        document.id: document
+        for document in db.execute(
+            select(Document)
+            .where(Document.id.in_(ids), access.readable(db, principal))
+            .options(selectinload(Document.versions))
+        ).scalars()
+    }
+    # A document purged meanwhile has nothing left to show.
+    return [HeldItem(document_id, readable.get(document_id)) for document_id in ids if document_id in kept]
 
 
 def _hold_page(

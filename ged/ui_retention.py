@@ -338,6 +338,16 @@ def proof_of(db: Session, elimination: Elimination) -> AuditEntry | None:
     return db.execute(query.order_by(AuditEntry.seq.desc()).limit(1)).scalar_one_or_none()
 
 
+def _proof_documents(proof: AuditEntry, documents: list[EliminationDocument]) -> list[dict[str, Any]]:
+    """The proof's documents, each title shown only to a user who may read the document (as the list of the
+    elimination's documents does): the others by their id."""
+    readable = {item.id for item in documents if item.document is not None}
+    return [
+        {**item, "title": item.get("title") if item.get("document_id") in readable else None}
+        for item in (proof.details.get("documents") or [])[:SHOWN_DOCUMENTS]
+    ]
+
+
 def _elimination_page(
     request: Request,
     db: Session,
@@ -362,7 +372,7 @@ def _elimination_page(
         "can_decide": elimination.status == retention.PROPOSED,
         "can_carry_out": elimination.status == retention.APPROVED,
         "proof": proof,
-        "proof_documents": (proof.details.get("documents") or [])[:SHOWN_DOCUMENTS] if proof else [],
+        "proof_documents": _proof_documents(proof, documents) if proof else [],
         "final_action_names": FINAL_ACTION_NAMES,
         "eliminated": ELIMINATED,
         "values": values or {},
