@@ -33,6 +33,7 @@ def create(
     """Record the operation and its items, and enqueue its job; commits. :raises InvalidInput: bad request."""
     if action not in ACTIONS:
         raise InvalidInput(message("action inconnue : %(action)s (attendu : visa ou sign)", action=action))
+    service.check_comment(comment)
     unique = list(dict.fromkeys(folder_ids))
     if not unique:
         raise InvalidInput(message("la sélection ne contient aucun dossier"))

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Any
 
 from socle.errors import InvalidInput, message
+from socle.text import check_text
 
 STEP_KINDS: dict[str, str] = {
     "visa": "visa",
@@ -139,6 +140,8 @@ def _quorum(mode: str, quorum: Any, desks: int, label: str) -> int | None:
 def _string_list(value: Any, label: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
         raise InvalidInput(message("%(label)s doit être une liste de chaînes non vides", label=label))
+    for item in value:
+        check_text(item, label)  # a NUL would be refused by PostgreSQL, in the circuit or in a later query
     return list(value)
 
 

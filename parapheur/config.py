@@ -7,6 +7,7 @@ members may also set. Every id is looked up within the caller's tenant: another 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -31,9 +32,12 @@ from socle.auth import Principal, Role
 from socle.db import utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, message
 from socle.models import User
+from socle.text import check_text
 
 FORMATS = ("pades", "cades", "xades")
 LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
+MAX_STAMP_PAGE = 100_000  # a stamp page beyond it is a typing error (and beyond 2**31, a database error)
+MAX_POINTS = 14_400.0  # the largest page side a PDF may have (200 inches): farther, a stamp is off every page
 
 
 def _require_admin(principal: Principal) -> None:
@@ -125,8 +129,21 @@ def user_desk_ids(session: Session, tenant_id: str, username: str) -> set[str]:
     )
 
 
+def _check_desk_texts(values: dict[str, Any]) -> None:
+    """A desk's name and stamp role are one line, its description several; none holds a control character."""
+    for field, label, multiline in (
+        ("name", message("nom du bureau"), False),
+        ("stamp_role", message("qualité"), False),
+        ("description", message("description"), True),
+    ):
+        if values.get(field) is not None:
+            check_text(values[field], label, multiline=multiline, required=field == "name")
+
+
 def _check_users(session: Session, tenant_id: str, usernames: Iterable[str]) -> list[str]:
     wanted = sorted(set(usernames))
+    for username in wanted:
+        check_text(username, message("identifiant"))  # before the query: PostgreSQL refuses a NUL
     if not wanted:
         return []
     known = set(
@@ -158,6 +175,7 @@ def create_desk(
 ) -> Desk:
     """Create a desk with its members (active users of the tenant). Raises Forbidden, Conflict, InvalidInput."""
     _require_admin(principal)
+    _check_desk_texts({"name": name, "description": description, "stamp_role": stamp_role})
     _check_desk_name(session, principal.tenant_id, name)
     usernames = _check_users(session, principal.tenant_id, members or [])
     desk = Desk(tenant_id=principal.tenant_id, name=name, description=description, stamp_role=stamp_role)
@@ -174,6 +192,7 @@ def update_desk(session: Session, principal: Principal, desk_id: str, changes: d
     _require_admin(principal)
     desk = get_desk(session, principal.tenant_id, desk_id)
     changes = _without_nulls(changes, ("description", "stamp_role"))
+    _check_desk_texts(changes)
     if "name" in changes:
         _check_desk_name(session, principal.tenant_id, changes["name"], desk.id)
         desk.name = changes["name"]
@@ -262,8 +281,16 @@ def delete_desk(session: Session, principal: Principal, desk_id: str) -> None:
 # Delegations
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+def _utc(value: datetime, field: str) -> datetime:
+    """``value`` (starts_at or ends_at; without zone: UTC already) in UTC. :raises InvalidInput: an instant UTC
+    cannot hold (an hour of year 1 or 9999 in another zone), which the database would fail to store."""
+    try:
+        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    except OverflowError:
+        which = message("début") if field == "starts_at" else message("fin")
+        raise InvalidInput(
+            message("date de %(which)s de la délégation hors des dates possibles", which=which), field=field
+        ) from None
 
 
 def create_delegation(
@@ -291,7 +318,7 @@ def create_delegation(
         )
     if from_desk.id == to_desk.id:
         raise InvalidInput(message("un bureau ne peut pas se déléguer à lui-même"))
-    starts_at, ends_at = _aware(starts_at), _aware(ends_at)
+    starts_at, ends_at = _utc(starts_at, "starts_at"), _utc(ends_at, "ends_at")
     if ends_at <= starts_at:
         raise InvalidInput(message("la fin de la délégation doit suivre son début"))
     if subtype_ids is not None:
@@ -402,6 +429,8 @@ def list_types(session: Session, tenant_id: str) -> list[SignatureType]:
 
 
 def _check_type_values(values: dict[str, Any]) -> None:
+    if values.get("name") is not None:
+        check_text(values["name"], message("nom du type"))
     if values.get("signature_format", "pades") not in FORMATS:
         raise InvalidInput(message("format de signature inconnu : attendu pades, cades ou xades"))
     if values.get("level", "B-B") not in LEVELS:
@@ -417,18 +446,35 @@ def _check_type_values(values: dict[str, Any]) -> None:
             message("une signature CAdES détachée se fait au niveau B-B ou B-T : choisissez l'un des deux")
         )
     page = values.get("stamp_page", -1)
-    if page != -1 and page < 1:
-        raise InvalidInput(message("page du cachet : un numéro de page (à partir de 1), ou -1 pour la dernière"))
+    if page != -1 and not 1 <= page <= MAX_STAMP_PAGE:
+        raise InvalidInput(
+            message(
+                "page du cachet : un numéro de page de 1 à %(max_page)s, ou -1 pour la dernière",
+                max_page=MAX_STAMP_PAGE,
+            )
+        )
     for name in ("stamp_x", "stamp_y"):
-        if values.get(name) is not None and values[name] < 0:
-            raise InvalidInput(message("position du cachet : des coordonnées positives, en points"))
+        value = values.get(name)
+        if value is not None and not (math.isfinite(value) and 0 <= value <= MAX_POINTS):
+            raise InvalidInput(
+                message(
+                    "position du cachet : des coordonnées positives, en points (%(max_points)s au plus)",
+                    max_points=int(MAX_POINTS),
+                )
+            )
     if (values.get("stamp_x") is None) != (values.get("stamp_y") is None):
         raise InvalidInput(
             message("position du cachet : donnez x et y ensemble, ou aucun des deux (placement automatique)")
         )
     for name in ("stamp_width", "stamp_height"):
-        if values.get(name, 1) <= 0:
-            raise InvalidInput(message("taille du cachet : largeur et hauteur strictement positives, en points"))
+        size = values.get(name, 1)
+        if not (math.isfinite(size) and 0 < size <= MAX_POINTS):
+            raise InvalidInput(
+                message(
+                    "taille du cachet : largeur et hauteur strictement positives, en points (%(max_points)s au plus)",
+                    max_points=int(MAX_POINTS),
+                )
+            )
 
 
 _TYPE_FIELDS = ("name", "signature_format", "level", "stamp_page", "stamp_x", "stamp_y", "stamp_width", "stamp_height")
@@ -514,6 +560,10 @@ _SUBTYPE_FIELDS = (
 
 def _check_subtype_values(session: Session, tenant_id: str, values: dict[str, Any]) -> dict[str, Any]:
     """Validate a sous-type's fields; returns them with the circuit normalised."""
+    if values.get("name") is not None:
+        check_text(values["name"], message("nom du sous-type"))
+    for name in values.get("mandatory_metadata") or []:
+        check_text(name, message("métadonnée obligatoire"))
     templates = circuits.validate_circuit(values.get("circuit"))
     check_desks(session, tenant_id, circuits.circuit_desk_ids(templates) | set(values.get("creator_desk_ids") or []))
     seal_id = values.get("seal_identity_id")

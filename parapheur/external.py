@@ -19,6 +19,7 @@ from parapheur.circuits import Actor
 from parapheur.models import Folder, FolderDocument, Step
 from socle.db import utcnow
 from socle.errors import InvalidInput, NotFound, message
+from socle.text import check_text
 
 EXTERNAL_ACTION = "external_signature"
 _GONE = "lien de signature invalide, déjà utilisé ou expiré"
@@ -102,6 +103,7 @@ def sign(session: Session, secret: str, consent: bool, name: str) -> Folder:
     name = " ".join(name.split())
     if not name or len(name) > 200:
         raise InvalidInput(message("indiquez votre nom (200 caractères au plus)"))
+    check_text(name, message("nom"))
     folder, step = find(session, secret, for_update=True)
     email = step.external_email or "adresse inconnue"
     actor = Actor(username=f"externe:{email}", display_name=f"{name} ({email})")

@@ -19,6 +19,7 @@ from parapheur.models import SigningIdentity, Subtype
 from socle import audit, secrets
 from socle.errors import Conflict, InvalidInput, NotFound, message
 from socle.models import Tenant, User
+from socle.text import check_text
 
 USER, SEAL = "user", "seal"
 _CACHE_SIZE = 64
@@ -126,6 +127,7 @@ def _seal_row(session: Session, tenant_id: str, label: str) -> SigningIdentity:
     label = label.strip()
     if not label:
         raise InvalidInput(message("le nom du cachet est obligatoire"))
+    check_text(label, message("nom du cachet"))  # shown in stamps; PostgreSQL refuses a NUL
     row = session.execute(
         select(SigningIdentity).where(
             SigningIdentity.tenant_id == tenant_id, SigningIdentity.purpose == SEAL, SigningIdentity.label == label

@@ -11,6 +11,7 @@ from parapheur import circuits
 from parapheur.pades import SignatureReport
 from socle.db import utcnow
 from socle.schemas import ReadModel
+from socle.text import Line, Note
 
 Format = Literal["pades", "cades", "xades"]
 Level = Literal["B-B", "B-T", "B-LT", "B-LTA"]
@@ -21,21 +22,21 @@ Level = Literal["B-B", "B-T", "B-LT", "B-LTA"]
 
 
 class DeskIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=2000)
-    stamp_role: str | None = Field(None, max_length=200, description="Qualité imprimée dans le cachet : « Maire »")
-    members: list[str] = Field(default_factory=list, max_length=500, description="Identifiants des membres")
+    name: Line = Field(min_length=1, max_length=200)
+    description: Note | None = Field(None, max_length=2000)
+    stamp_role: Line | None = Field(None, max_length=200, description="Qualité imprimée dans le cachet : « Maire »")
+    members: list[Line] = Field(default_factory=list, max_length=500, description="Identifiants des membres")
 
 
 class DeskPatch(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=2000)
-    stamp_role: str | None = Field(None, max_length=200)
-    members: list[str] | None = Field(None, max_length=500, description="Remplace la liste des membres")
+    name: Line | None = Field(None, min_length=1, max_length=200)
+    description: Note | None = Field(None, max_length=2000)
+    stamp_role: Line | None = Field(None, max_length=200)
+    members: list[Line] | None = Field(None, max_length=500, description="Remplace la liste des membres")
 
 
 class MemberIn(BaseModel):
-    username: str = Field(min_length=1, max_length=100)
+    username: Line = Field(min_length=1, max_length=100)
 
 
 class DeskOut(BaseModel):
@@ -59,11 +60,11 @@ class DeskOut(BaseModel):
 
 
 class DelegationIn(BaseModel):
-    from_desk_id: str = Field(max_length=36, description="Bureau absent")
-    to_desk_id: str = Field(max_length=36, description="Bureau qui agit en son absence")
+    from_desk_id: Line = Field(max_length=36, description="Bureau absent")
+    to_desk_id: Line = Field(max_length=36, description="Bureau qui agit en son absence")
     starts_at: datetime = Field(description="Début (ISO 8601 ; sans fuseau : UTC)")
     ends_at: datetime = Field(description="Fin, exclue")
-    subtype_ids: list[str] | None = Field(None, max_length=200, description="Limitée à ces sous-types ; null : tous")
+    subtype_ids: list[Line] | None = Field(None, max_length=200, description="Limitée à ces sous-types ; null : tous")
 
 
 class DelegationOut(ReadModel):
@@ -84,7 +85,7 @@ class DelegationOut(ReadModel):
 
 
 class TypeIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     signature_format: Format = "pades"
     level: Level = "B-B"
     stamp_page: int = Field(-1, description="Page du cachet, à partir de 1 ; -1 : la dernière")
@@ -95,7 +96,7 @@ class TypeIn(BaseModel):
 
 
 class TypePatch(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: Line | None = Field(None, min_length=1, max_length=200)
     signature_format: Format | None = None
     level: Level | None = None
     stamp_page: int | None = None
@@ -119,25 +120,25 @@ class TypeOut(ReadModel):
 
 
 class SubtypeIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Line = Field(min_length=1, max_length=200)
     circuit: list[dict[str, Any]] = Field(
         max_length=50,
         description='Étapes : [{"kind": "visa", "desk_ids": [...], "mode": "all|any|quorum", "quorum": 2, '
         '"mandatory_metadata": [...]}, …]',
     )
-    seal_identity_id: str | None = Field(None, max_length=36)
-    mandatory_metadata: list[str] = Field(default_factory=list, max_length=100)
-    creator_desk_ids: list[str] = Field(default_factory=list, max_length=200)
+    seal_identity_id: Line | None = Field(None, max_length=36)
+    mandatory_metadata: list[Line] = Field(default_factory=list, max_length=100)
+    creator_desk_ids: list[Line] = Field(default_factory=list, max_length=200)
     reading_required: bool = False
     due_days: int | None = Field(None, description="Délai de traitement en jours")
 
 
 class SubtypePatch(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: Line | None = Field(None, min_length=1, max_length=200)
     circuit: list[dict[str, Any]] | None = Field(None, max_length=50)
-    seal_identity_id: str | None = Field(None, max_length=36)
-    mandatory_metadata: list[str] | None = Field(None, max_length=100)
-    creator_desk_ids: list[str] | None = Field(None, max_length=200)
+    seal_identity_id: Line | None = Field(None, max_length=36)
+    mandatory_metadata: list[Line] | None = Field(None, max_length=100)
+    creator_desk_ids: list[Line] | None = Field(None, max_length=200)
     reading_required: bool | None = None
     due_days: int | None = None
 
@@ -160,14 +161,14 @@ class SubtypeOut(ReadModel):
 
 
 class ExternalSignerIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    email: str = Field(min_length=3, max_length=254)
+    name: Line = Field(min_length=1, max_length=200)
+    email: Line = Field(min_length=3, max_length=254)
 
 
 class FolderIn(BaseModel):
-    subtype_id: str = Field(max_length=36)
-    title: str = Field(min_length=1, max_length=500)
-    ged_document_id: str = Field(max_length=36, description="Document de la GED à faire viser et signer")
+    subtype_id: Line = Field(max_length=36)
+    title: Line = Field(min_length=1, max_length=500)
+    ged_document_id: Line = Field(max_length=36, description="Document de la GED à faire viser et signer")
     metadata: dict[str, Any] = Field(default_factory=dict)
     due_date: date | None = Field(None, description="Date limite ; par défaut aujourd'hui + délai du sous-type")
     external_signers: list[ExternalSignerIn] = Field(default_factory=list, max_length=50)
@@ -175,19 +176,19 @@ class FolderIn(BaseModel):
 
 
 class ActionIn(BaseModel):
-    comment: str | None = Field(None, max_length=2000)
-    desk_id: str | None = Field(None, max_length=36, description="Bureau pour lequel agir, si vous en avez plusieurs")
+    comment: Note | None = Field(None, max_length=2000)
+    desk_id: Line | None = Field(None, max_length=36, description="Bureau pour lequel agir, si vous en avez plusieurs")
 
 
 class RejectIn(BaseModel):
-    reason: str = Field(min_length=1, max_length=2000, description="Motif du rejet (obligatoire)")
-    desk_id: str | None = Field(None, max_length=36)
+    reason: Note = Field(min_length=1, max_length=2000, description="Motif du rejet (obligatoire)")
+    desk_id: Line | None = Field(None, max_length=36)
 
 
 class TransferIn(BaseModel):
-    desk_id: str = Field(max_length=36, description="Bureau qui reprend l'étape pour ce dossier")
-    comment: str | None = Field(None, max_length=2000)
-    from_desk_id: str | None = Field(None, max_length=36, description="Bureau de l'étape remplacé, si plusieurs")
+    desk_id: Line = Field(max_length=36, description="Bureau qui reprend l'étape pour ce dossier")
+    comment: Note | None = Field(None, max_length=2000)
+    from_desk_id: Line | None = Field(None, max_length=36, description="Bureau de l'étape remplacé, si plusieurs")
 
 
 class MetadataIn(BaseModel):
@@ -195,17 +196,17 @@ class MetadataIn(BaseModel):
 
 
 class AnnotationIn(BaseModel):
-    text: str = Field(min_length=1, max_length=5000)
+    text: Note = Field(min_length=1, max_length=5000)
     public: bool = Field(True, description="Privée : visible de son seul auteur")
 
 
 class OpinionIn(BaseModel):
-    desk_id: str = Field(max_length=36)
-    question: str = Field(min_length=1, max_length=5000)
+    desk_id: Line = Field(max_length=36)
+    question: Note = Field(min_length=1, max_length=5000)
 
 
 class OpinionAnswerIn(BaseModel):
-    answer: str = Field(min_length=1, max_length=5000)
+    answer: Note = Field(min_length=1, max_length=5000)
 
 
 class DeskRef(BaseModel):
@@ -429,7 +430,7 @@ class PrepareIn(BaseModel):
 
     certificate: str = Field(min_length=1, max_length=20_000, description="Certificat du signataire, DER en base64")
     chain: list[str] = Field(default_factory=list, max_length=10, description="Certificats d'autorité, DER en base64")
-    desk_id: str | None = Field(None, max_length=36, description="Bureau pour lequel agir, s'il y a le choix")
+    desk_id: Line | None = Field(None, max_length=36, description="Bureau pour lequel agir, s'il y a le choix")
 
 
 class PreparedOut(BaseModel):
@@ -442,7 +443,7 @@ class PreparedOut(BaseModel):
 class FinishIn(BaseModel):
     """Signature par carte, étape 2 : la valeur de signature calculée par la carte."""
 
-    id: str = Field(min_length=1, max_length=36)
+    id: Line = Field(min_length=1, max_length=36)
     signature: str = Field(min_length=1, max_length=20_000, description="Valeur de signature, base64")
 
 
@@ -467,7 +468,7 @@ class ExternalOut(ReadModel):
 
 class ExternalSignIn(BaseModel):
     consent: bool = Field(description="J'accepte de signer ce dossier")
-    name: str = Field(min_length=1, max_length=200, description="Nom du signataire, tel qu'il apparaîtra")
+    name: Line = Field(min_length=1, max_length=200, description="Nom du signataire, tel qu'il apparaîtra")
 
 
 class ExternalSignedOut(BaseModel):
@@ -478,8 +479,8 @@ class ExternalSignedOut(BaseModel):
 
 class BulkIn(BaseModel):
     action: Literal["visa", "sign"]
-    folder_ids: list[str] = Field(min_length=1, max_length=500)
-    comment: str | None = Field(None, max_length=2000)
+    folder_ids: list[Line] = Field(min_length=1, max_length=500)
+    comment: Note | None = Field(None, max_length=2000)
 
 
 class BulkItemOut(ReadModel):

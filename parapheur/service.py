@@ -8,6 +8,7 @@ theirs. Every act is a StepAct, a FolderEvent (the history) and an entry of the 
 
 from __future__ import annotations
 
+import mimetypes
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
 from socle.storage.api import Spooled, spool
+from socle.text import check_text
 
 DRAFT, AWAITING, IN_PROGRESS = "draft", "awaiting_document", "in_progress"
 COMPLETED, REJECTED, WITHDRAWN, ERROR = "completed", "rejected", "withdrawn", "error"
@@ -51,6 +53,9 @@ COMPLETING = frozenset({"visa", "signature", "seal", "reading", "external_signat
 UNDOABLE = frozenset({"visa", "signature", "reading", "paper_signature"})
 _ACTION_FOR_KIND = {"visa": "visa", "signature": "signature", "reading": "reading"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# A media type as RFC 6838 names them (type/subtype, no parameters), within FolderDocument.media_type's 100.
+_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,48}/[a-z0-9][a-z0-9!#$&^_.+-]{0,48}$")
+_XML_TYPES = frozenset({"application/xml", "text/xml"})
 
 
 def today() -> date:
@@ -80,6 +85,9 @@ def check_spec(session: Session, principal: Principal, spec: FolderSpec) -> Subt
 
     Raises NotFound (sous-type), Forbidden (not a member of a creator desk), InvalidInput (external signers).
     """
+    check_text(spec.subtype_id, message("sous-type"))
+    check_text(spec.title, message("titre"))
+    check_metadata(spec.metadata)
     subtype = config.get_subtype(session, principal.tenant_id, spec.subtype_id)
     held = config.user_desk_ids(session, principal.tenant_id, principal.username)
     allowed = set(subtype.creator_desk_ids or []) or None
@@ -105,9 +113,39 @@ def check_spec(session: Session, principal: Principal, spec: FolderSpec) -> Subt
     for signer in spec.external_signers:
         if not str(signer.get("name") or "").strip() or not _EMAIL.match(str(signer.get("email") or "")):
             raise InvalidInput(message("signataire externe : un nom et une adresse électronique valide sont requis"))
-    if not isinstance(spec.metadata, dict):
-        raise InvalidInput(message("les métadonnées sont un objet JSON"))
+        check_text(str(signer["name"]), message("nom du signataire externe"))
     return subtype
+
+
+def check_metadata(values: Any) -> None:
+    """Metadata as JSON: an object whose names are one line and whose texts hold no control character.
+
+    A NUL is refused by PostgreSQL; other controls and bidi overrides would break the stamp, mails and exports.
+    Raises InvalidInput naming the field.
+    """
+    if not isinstance(values, dict):
+        raise InvalidInput(message("les métadonnées sont un objet JSON"))
+    for name, value in values.items():
+        check_text(str(name), message("nom de métadonnée"))
+        _check_json_texts(value, message("métadonnée « %(name)s »", name=name))
+
+
+def _check_json_texts(value: Any, field: str) -> None:
+    if isinstance(value, str):
+        check_text(value, field, multiline=True, required=False)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_text(str(key), field)
+            _check_json_texts(item, field)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_texts(item, field)
+
+
+def check_comment(comment: str | None, field: str | None = None) -> None:
+    """An optional comment: several lines, no control character (InvalidInput naming the field)."""
+    if comment is not None:
+        check_text(comment, field or message("commentaire"), multiline=True, required=False)
 
 
 def _new_folder(session: Session, principal: Principal, spec: FolderSpec, subtype: Subtype, source: str) -> Folder:
@@ -256,7 +294,7 @@ def create_from_upload(
                 role=role,
                 position=position,
                 filename=upload.filename,
-                media_type=upload.media_type,
+                media_type=kept_media_type(upload, role, folder.signature_format),
                 key=stored.key,
                 size=stored.size,
                 added_by=principal.username,
@@ -268,6 +306,22 @@ def create_from_upload(
         _send(session, principal, folder, subtype)
     session.commit()
     return folder
+
+
+def kept_media_type(upload: Upload, role: str, signature_format: str) -> str:
+    """The media type a document is kept, and served back, with; never the client's label taken blindly.
+
+    A main document of a PAdES or XAdES folder was checked as a PDF, or as XML: it gets that type. Any other file
+    keeps its declared type when well formed (parameters dropped), else one guessed from its name.
+    """
+    declared = upload.media_type.split(";", 1)[0].strip().lower()
+    if role == "main" and signature_format == "pades":
+        return "application/pdf"
+    if role == "main" and signature_format == "xades":
+        return declared if declared in _XML_TYPES else "application/xml"
+    if _MEDIA_TYPE.match(declared):
+        return declared
+    return mimetypes.guess_type(upload.filename)[0] or "application/octet-stream"
 
 
 def _created(session: Session, principal: Principal, folder: Folder, **details: Any) -> None:
@@ -434,6 +488,7 @@ def mark_unavailable(session: Session, tenant_id: str, folder_id: str, reason: s
 
 def set_metadata(session: Session, principal: Principal, folder_id: str, values: dict[str, Any]) -> Folder:
     """Fill in metadata (merged; None removes a key): the creator before sending, the current actors after."""
+    check_metadata(values)
     folder = folder_for(session, principal, folder_id, for_update=True)
     if folder.status in (DRAFT, AWAITING):
         if folder.created_by != principal.username:
@@ -539,6 +594,8 @@ def current_for(
 
     Raises NotFound, Conflict (not in progress, wrong step kind, desk already acted), Forbidden, InvalidInput.
     """
+    if desk_id is not None:
+        check_text(desk_id, message("bureau"))  # before any query: PostgreSQL refuses a NUL
     folder = folder_for(session, principal, folder_id, for_update=True)
     if folder.status != IN_PROGRESS:
         raise Conflict(
@@ -729,6 +786,7 @@ def visa(
 ) -> Folder:
     """Viser the current visa step. Raises NotFound, Conflict (state, step kind, desk already acted),
     Forbidden (no desk of the step), InvalidInput (the step's mandatory metadata missing)."""
+    check_comment(comment)
     folder, step, actor = current_for(session, principal, folder_id, ("visa",), desk_id)
     record_act(session, folder, step, actor, "visa", comment)
     session.commit()
@@ -743,6 +801,7 @@ def sign(
     When the sous-type requires reading, the user must first have opened every main document in its current
     state. A failing signature (InvalidInput, Conflict, ServiceUnavailable from signing) changes nothing.
     """
+    check_comment(comment)
     folder, step, actor = current_for(session, principal, folder_id, ("signature",), desk_id)
     check_read(session, principal, folder)
     previous = signing.sign_documents(session, folder, actor)
@@ -775,6 +834,7 @@ def read_step(
     session: Session, principal: Principal, folder_id: str, comment: str | None, desk_id: str | None = None
 ) -> Folder:
     """Mark the current reading step read (lecture) for one of the user's desks."""
+    check_comment(comment)
     folder, step, actor = current_for(session, principal, folder_id, ("reading",), desk_id)
     record_act(session, folder, step, actor, "reading", comment)
     session.commit()
@@ -785,6 +845,7 @@ def reject(session: Session, principal: Principal, folder_id: str, reason: str, 
     """Reject the folder at its current step; the reason is required. The folder ends (rejected)."""
     if not reason.strip():
         raise InvalidInput(message("le motif du rejet est obligatoire"))
+    check_text(reason, message("motif du rejet"), multiline=True)
     folder, step, actor = current_for(session, principal, folder_id, None, desk_id, completing=False)
     record_act(session, folder, step, actor, "reject", reason)
     step.status, step.completed_at = REJECTED, utcnow()
@@ -803,6 +864,7 @@ def transfer(
     desk_id: str | None = None,
 ) -> Folder:
     """Hand the current step over to another desk of the tenant, for this folder only (transférer)."""
+    check_comment(comment)
     folder, step, actor = current_for(session, principal, folder_id, None, desk_id, completing=False)
     target = config.get_desk(session, principal.tenant_id, to_desk_id)
     replaced = actor.acting_for
@@ -864,6 +926,7 @@ def undo(session: Session, principal: Principal, folder_id: str) -> Folder:
 
 def withdraw(session: Session, principal: Principal, folder_id: str, comment: str | None) -> Folder:
     """Withdraw a folder (retirer): its creator only, while it has not ended."""
+    check_comment(comment)
     folder = folder_for(session, principal, folder_id, for_update=True)
     if folder.created_by != principal.username:
         raise Forbidden(message("seul le créateur du dossier peut le retirer"))
@@ -909,6 +972,7 @@ def annotate(session: Session, principal: Principal, folder_id: str, text: str, 
     folder = folder_for(session, principal, folder_id, for_update=True)
     if not text.strip():
         raise InvalidInput(message("l'annotation est vide"))
+    check_text(text, message("annotation"), multiline=True)
     if not _involved(session, principal, folder):
         raise Forbidden(message("seuls le créateur et les bureaux du circuit peuvent annoter ce dossier"))
     annotation = Annotation(
@@ -946,6 +1010,7 @@ def ask_opinion(session: Session, principal: Principal, folder_id: str, desk_id:
     desk = config.get_desk(session, principal.tenant_id, desk_id)
     if not question.strip():
         raise InvalidInput(message("la question est vide"))
+    check_text(question, message("question"), multiline=True)
     opinion = OpinionRequest(folder_id=folder.id, desk_id=desk.id, asked_by=principal.username, question=question)
     session.add(opinion)
     session.flush()
@@ -974,6 +1039,7 @@ def answer_opinion(
         raise Conflict(message("cet avis a déjà été donné"))
     if not answer.strip():
         raise InvalidInput(message("l'avis est vide"))
+    check_text(answer, message("avis"), multiline=True)
     opinion.answer, opinion.answered_by, opinion.answered_at = answer, principal.username, utcnow()
     actor = Actor(principal.username, principal.display_name, desk.id, desk.name)
     _event(session, folder, actor, "opinion_given", answer, {"opinion": opinion.id, "desk": desk.name})
@@ -993,14 +1059,19 @@ def opinions_of(session: Session, folder: Folder) -> list[OpinionRequest]:
 
 
 def get_folder(session: Session, tenant_id: str, folder_id: str, *, for_update: bool = False) -> Folder:
-    """The tenant's folder with its steps, acts and documents; raises NotFound (also for another tenant's)."""
+    """The tenant's folder with its steps, acts and documents; raises NotFound (also for another tenant's).
+
+    ``for_update`` locks the folder's row and reads it all again once the lock is held, even if this session
+    already holds it: acts decided on a copy read before the lock (a page checks the folder, then acts) would
+    ignore what a concurrent act committed meanwhile, and sign or visa the same step twice.
+    """
     query = (
         select(Folder)
         .where(Folder.id == folder_id, Folder.tenant_id == tenant_id)
         .options(selectinload(Folder.steps).selectinload(Step.acts), selectinload(Folder.documents))
     )
     if for_update:
-        query = query.with_for_update(of=Folder)
+        query = query.with_for_update(of=Folder).execution_options(populate_existing=True)
     folder = session.execute(query).scalar_one_or_none()
     if folder is None:
         raise NotFound(message("dossier %(folder_id)s introuvable", folder_id=folder_id))

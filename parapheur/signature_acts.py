@@ -178,6 +178,7 @@ def paper_signature(
 
     :raises InvalidInput: the scan is not a readable PDF. :raises Conflict/Forbidden: see service.
     """
+    service.check_comment(comment)
     folder, step, actor = service.current_for(session, principal, folder_id, ("paper_signature",), desk_id)
     settings = get_settings()
     session.rollback()  # no lock held while the upload is spooled and checked

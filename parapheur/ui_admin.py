@@ -19,6 +19,8 @@ from starlette.datastructures import FormData
 
 from parapheur import config, ui_admin_typologies
 from parapheur.models import Desk
+from parapheur.ui_common import form_value as text
+from parapheur.ui_common import refuse_nul
 from socle.auth import Role
 from socle.db import utcnow
 from socle.errors import Conflict, InvalidInput, NotFound, SocleError
@@ -26,7 +28,6 @@ from socle.models import User
 from socle.ui import rendering
 from socle.ui.sessions import SignedIn
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, require_role, safe_next, t
-from socle.ui.web import form_text as text
 
 router = APIRouter(include_in_schema=False)
 router.include_router(ui_admin_typologies.router)
@@ -40,7 +41,10 @@ def require_admin(user: SignedIn) -> None:
 
 
 def strings(form: FormData, name: str) -> list[str]:
-    return [value for value in form.getlist(name) if isinstance(value, str) and value]
+    values = [value for value in form.getlist(name) if isinstance(value, str) and value]
+    for value in values:
+        refuse_nul(value, name)
+    return values
 
 
 def refused(db: Session, exc: SocleError, field: str, errors: dict[str, str]) -> int:
@@ -312,7 +316,9 @@ def create_delegation(request: Request, db: DbDep, user: UserDep, form: FormDep)
                 values["subtype_ids"] or None,
             )
         except (InvalidInput, NotFound) as exc:
-            field = "ends_at" if "fin" in exc.detail else ("subtype_ids" if "sous-type" in exc.detail else "to_desk_id")
+            field = exc.extra.get("field") or (
+                "ends_at" if "fin" in exc.detail else ("subtype_ids" if "sous-type" in exc.detail else "to_desk_id")
+            )
             status = refused(db, exc, field, errors)
             status = 422 if isinstance(exc, NotFound) else status  # a stale choice in the form, not a missing page
     if errors:

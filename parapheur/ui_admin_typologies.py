@@ -18,11 +18,11 @@ from starlette.datastructures import FormData
 
 from parapheur import circuits, config, identities
 from parapheur.models import SignatureType, Subtype
+from parapheur.ui_common import form_value as _text
 from socle.auth import Role
 from socle.errors import Conflict, InvalidInput, NotFound, SocleError
 from socle.ui.sessions import SignedIn
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, require_role, t
-from socle.ui.web import form_text as _text
 
 router = APIRouter(include_in_schema=False)
 

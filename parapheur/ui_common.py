@@ -9,6 +9,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from parapheur import config
 from socle.auth import Principal, Role
+from socle.errors import InvalidInput, message
 from socle.ui.sessions import SignedIn
 from socle.ui.web import form_text, require_role
 
@@ -28,8 +29,25 @@ def typology_names(session: Session, tenant_id: str) -> dict[str, str]:
 
 
 def text(form: FormData, name: str, limit: int = 2000) -> str:
-    """A text field of a form, trimmed and cut to ``limit`` characters (absent: empty)."""
-    return form_text(form, name, limit)
+    """A text field of a form, trimmed and cut to ``limit`` characters (absent: empty); see :func:`form_value`."""
+    return form_value(form, name, limit)
+
+
+def form_value(form: FormData, name: str, limit: int | None = None) -> str:
+    """A text field of a form, trimmed (and cut to ``limit`` characters if given); absent or a file: empty.
+
+    A NUL is refused (InvalidInput naming the field) before any query reads the value: PostgreSQL refuses it in
+    any text, ids included. The engine checks the other control characters of the texts it keeps.
+    """
+    return refuse_nul(form_text(form, name, limit), name)
+
+
+def refuse_nul(value: str, name: str) -> str:
+    """``value`` unchanged, or InvalidInput naming the form field ``name`` if it holds a NUL."""
+    if "\x00" in value:
+        fault = message("caractère de contrôle interdit (%(code)s)", code="U+0000")
+        raise InvalidInput(message("%(field)s : %(fault)s", field=name, fault=fault), field=name)
+    return value
 
 
 def files(form: FormData, name: str) -> list[UploadFile]:
