@@ -1,8 +1,8 @@
 """Cachet serveur: when a seal step starts, the server signs the folder with the sous-type's seal identity.
 
 Runs in the job ``parapheur.jobs.apply_seal``. A refusal (no seal configured, unusable seal or document) leaves
-the folder in its step with the reason in ``folder.error`` and its history; an operator fixes the cause and
-retries the job (``socle jobs retry``). A responder down makes the kernel retry it by itself.
+the folder in its step with the reason in ``folder.error``, its history and the audit log; an operator fixes the
+cause and retries the job (``socle jobs retry``). A responder down makes the kernel retry it by itself.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from parapheur import identities, service, signing
 from parapheur.circuits import Actor
 from parapheur.models import Folder, FolderEvent, SigningIdentity, Step, Subtype
+from socle import audit
 from socle.db import transaction
 from socle.errors import Conflict, SocleError, message
 
@@ -64,3 +65,12 @@ def _record_failure(tenant_id: str, folder_id: str, step_id: str, reason: str) -
         folder.error = f"cachet serveur impossible : {reason}"
         service_actor = Actor(SERVICE_ACTOR, "Parapheur")
         session.add(FolderEvent.of_act(folder, service_actor, "seal_failed", folder.error, {"step": step.position}))
+        audit.record(
+            session,
+            tenant_id=tenant_id,
+            actor=SERVICE_ACTOR,
+            action="parapheur.seal_failed",
+            object_type="folder",
+            object_id=folder.id,
+            details={"title": folder.title, "step": step.position, "reason": reason},
+        )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 from io import BytesIO
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from parapheur import identities, pades
 from parapheur.circuits import Actor
 from parapheur.models import Folder, FolderDocument, FolderEvent, SignatureType, Subtype
-from socle import messages
+from socle import audit, messages
 from socle.errors import InvalidInput, ServiceUnavailable, message
 from socle.models import Tenant
 from socle.queue import enqueue
@@ -245,9 +245,9 @@ def after_signing(session: Session, folder: Folder, actor: Actor, reached: list[
         f"Signature faite au niveau {lowest} (service d'horodatage ou de révocation injoignable) ; "
         f"le niveau {wanted} sera atteint automatiquement."
     )
-    session.add(
-        FolderEvent.of_act(folder, actor, "signature_degraded", comment, {"reached": lowest, "pending": wanted})
-    )
+    details = {"reached": lowest, "pending": wanted}
+    session.add(FolderEvent.of_act(folder, actor, "signature_degraded", comment, details))
+    _audit(session, folder, actor, "parapheur.signature_degraded", details)
     request_upgrade(session, folder)
 
 
@@ -298,7 +298,21 @@ def upgrade_folder(session: Session, folder: Folder) -> pades.SignatureLevel | N
     details = {"reached": lowest, "pending": folder.pending_level}
     comment = f"Signature portée au niveau {lowest}."
     session.add(FolderEvent.of_act(folder, _SERVICE, "signature_upgraded", comment, details))
+    _audit(session, folder, _SERVICE, "parapheur.signature_upgraded", details)
     return lowest
+
+
+def _audit(session: Session, folder: Folder, actor: Actor, action: str, details: Mapping[str, str | None]) -> None:
+    """The history event's audit entry, named like the acts' (``parapheur.`` and the event's action)."""
+    audit.record(
+        session,
+        tenant_id=folder.tenant_id,
+        actor=actor.username if ":" in actor.username else f"user:{actor.username}",
+        action=action,
+        object_type="folder",
+        object_id=folder.id,
+        details={"title": folder.title, **details},
+    )
 
 
 def _timestamp_cades(signature: bytes) -> bytes:

@@ -16,8 +16,10 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, String, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DontWrapMixin
 from sqlalchemy.orm import Session, sessionmaker
 
+from socle.errors import InvalidInput, message
 from socle.settings import get_settings
 
 
@@ -30,8 +32,24 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+# The instants every zone can write: a day inside Python's (and PostgreSQL's) years 1 to 9999. An hour of year 1
+# or 9999 in another zone may not exist in UTC (OverflowError), and the last hour of 9999 in UTC does not exist in
+# Paris time: PostgreSQL in that TimeZone could not send it back, nor could a page show it.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+class InstantOutOfRange(InvalidInput, DontWrapMixin):
+    """An instant outside EARLIEST..LATEST was to be stored or compared; SQLAlchemy lets it through unwrapped,
+    so that the API answers 422 and a page shows the message. Since 2026-12."""
+
+
 class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware datetimes on every backend (SQLite would otherwise drop the offset)."""
+    """Timezone-aware datetimes on every backend (SQLite would otherwise drop the offset).
+
+    :raises InstantOutOfRange: (when a statement is executed) an instant outside ``EARLIEST``..``LATEST``, as
+        a client may send: ``0001-01-01T00:00:00+14:00`` is before year 1 in UTC.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -41,6 +59,15 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime refused: use socle.db.utcnow()")
+        # Compared before converting: aware datetimes compare through their offsets, without overflowing.
+        if not EARLIEST <= value <= LATEST:
+            raise InstantOutOfRange(
+                message(
+                    "date et heure hors des limites : %(value)s (du 2 janvier de l'an 1 au 30 décembre 9999, "
+                    "temps universel)",
+                    value=value.isoformat(),
+                )
+            )
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
