@@ -755,13 +755,13 @@ def _ms_or_iso_date(value: Any) -> str | None:
     if value in (None, ""):
         return None
     text = str(value)
-    if text.lstrip("-").isdigit():
-        from datetime import UTC
-
-        return datetime.fromtimestamp(int(text) / 1000, UTC).date().isoformat()
     try:
+        if text.lstrip("-").isdigit():  # milliseconds since 1970, as cmislib sends them
+            from datetime import UTC
+
+            return datetime.fromtimestamp(int(text) / 1000, UTC).date().isoformat()
         return datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # a date beyond year 1 to 9999
         raise invalid(f"date invalide : « {text} »") from None
 
 

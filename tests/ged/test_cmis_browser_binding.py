@@ -277,6 +277,8 @@ def test_a_refused_check_in_stores_nothing_and_keeps_the_document_checked_out(ki
         (("cmis:bidule", "1"), 409, "constraint", "cmis:bidule"),
         (("ged:numero", "douze"), 400, "invalidArgument", "numero"),
         (("socle:documentDate", "hier"), 400, "invalidArgument", "date invalide"),
+        (("socle:documentDate", "99999999999999999"), 400, "invalidArgument", "date invalide"),  # after year 9999
+        (("socle:documentDate", "-62135596800001"), 400, "invalidArgument", "date invalide"),  # before year 1
         (("cmis:name", ""), 400, "invalidArgument", "title"),
     ]
     for index, (prop, status, exception, words) in enumerate(refused):
