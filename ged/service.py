@@ -27,6 +27,7 @@ from socle.files import display_name
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
+from socle.storage.ownership import record_held
 
 PDF = "application/pdf"
 ELIMINATED, ARCHIVED, TRANSFERRED = "eliminated", "archived", "transferred"
@@ -146,6 +147,7 @@ def create_document(
     document.versions.append(version)
     session.add(document)
     session.flush()
+    record_held(session, principal.tenant_id, stored.key)  # the tenant may hand it to a flow (interop)
     journal.record_document(
         session,
         principal.tenant_id,
@@ -336,6 +338,7 @@ def _add_version(
     document.current_version = version.number
     document.updated_at = utcnow()
     session.flush()
+    record_held(session, tenant_id, version.object_key)
     journal.record_document(
         session,
         tenant_id,

@@ -52,6 +52,7 @@ from socle.models import Job, Tenant
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import get_store
+from socle.storage.ownership import record_held, tenant_holds
 
 log = logging.getLogger("interop.flows")
 
@@ -125,8 +126,11 @@ def start_flow(
 ) -> Flow:
     """Start a flow: check what can be checked now, record it, enqueue its first step.
 
-    :param documents: each {object_key, filename, sha256?, type_pj?}; the object must be in the store.
-    :raises InvalidInput: unknown kind, a connector of the wrong kind, a document missing, bad metadata.
+    :param documents: each {object_key, filename, sha256?, type_pj?}; the object must be one the tenant holds
+        (a GED version, a parapheur document, an archive package, a flow's file: socle.storage.ownership), in the
+        store.
+    :raises InvalidInput: unknown kind, a connector of the wrong kind, a document missing or another
+        collectivité's (the same message: no oracle), bad metadata.
     :raises NotFound: no such connector. :raises Conflict: the connector is disabled.
     """
     principal.require(Role.AGENT, Role.ARCHIVISTE)
@@ -136,7 +140,7 @@ def start_flow(
         )
     connector = _connector(session, principal.tenant_id, connector_name)
     _check_connector_kind(kind, connector)
-    checked = [_checked_document(document) for document in documents]
+    checked = [_checked_document(session, principal.tenant_id, document) for document in documents]
     if not checked:
         raise InvalidInput(message("un flux demande au moins un document"))
     signing = signature_settings(kind, connector_name, metadata)
@@ -220,7 +224,7 @@ def _check_connector_kind(kind: str, connector: Connector) -> None:
         )
 
 
-def _checked_document(document: dict[str, Any]) -> dict[str, Any]:
+def _checked_document(session: Session, tenant_id: str, document: dict[str, Any]) -> dict[str, Any]:
     key = str(document.get("object_key") or "")
     digest = document.get("sha256")
     if digest is not None and str(digest).lower() != key.lower():
@@ -230,14 +234,29 @@ def _checked_document(document: dict[str, Any]) -> dict[str, Any]:
             )
         )
     store = get_store()
-    if not key or not store.exists(key):
-        raise InvalidInput(
-            message("document absent du stockage : %(object_key_start)s", object_key_start=key[:16] or "(clé vide)")
-        )
+    if not _held_in_store(session, tenant_id, key):
+        raise _absent(key)
     out = {"object_key": key, "filename": str(document.get("filename") or "document"), "size": store.size(key)}
     if document.get("type_pj"):
         out["type_pj"] = str(document["type_pj"])
     return out
+
+
+def _held_in_store(session: Session, tenant_id: str, key: str) -> bool:
+    """The tenant's own object (GED, parapheur, archive, its flows), still in the store. The shared store is
+    content-addressed: a key alone proves nothing, and another tenant's object is told apart from no object at
+    all by nothing (see :func:`_absent`)."""
+    return bool(key) and tenant_holds(session, tenant_id, key) and get_store().exists(key)
+
+
+def _absent(key: str) -> InvalidInput:
+    """The same refusal for an object missing from the store and for another collectivité's: no oracle."""
+    return InvalidInput(
+        message(
+            "document absent du stockage de la collectivité : %(object_key_start)s",
+            object_key_start=key[:16] or "(clé vide)",
+        )
+    )
 
 
 def _stuck_before() -> datetime:
@@ -633,6 +652,7 @@ def fetch_classification(session: Session, principal: Principal, connector_name:
     if row.platform_date is not None and row.platform_date <= when:
         row.platform_date = None
     session.flush()
+    record_held(session, principal.tenant_id, stored.key)
     audit.record(
         session,
         tenant_id=principal.tenant_id,
@@ -715,6 +735,7 @@ def _actes_package(session: Session, flow: Flow, connector: Connector) -> Outcom
         package_name=package.filename,
         files=package.files,
     )
+    record_held(session, flow.tenant_id, package.stored.key)
     details = {"act_id": package.act_id, "package": package.filename, "sha256": package.stored.key}
     return Advance("prêt", "paquet @ctes construit et validé (schéma ACTES)", details)
 
@@ -765,6 +786,7 @@ def _actes_follow(session: Session, flow: Flow, connector: Connector) -> Outcome
     stored = get_store().put(io.BytesIO(status.document))
     fields = aracte_fields(status.document)
     _set(flow, aracte_key=stored.key, aracte=fields)
+    record_held(session, flow.tenant_id, stored.key)
     if fields["id_acte"] != flow.data["act_id"]:
         session.commit()  # the ARActe is kept with the flow, whatever comes next
         raise InvalidInput(
@@ -1007,6 +1029,7 @@ def _helios_follow(session: Session, flow: Flow, connector: Connector) -> Outcom
     acquit = tdt.helios_acquit(transaction_id)
     stored = get_store().put(io.BytesIO(acquit))
     _set(flow, acquit_key=stored.key)
+    record_held(session, flow.tenant_id, stored.key)
     refusal = acquit_refusal(acquit)
     if refusal is not None:
         session.commit()  # the PES Acquit is kept with the flow: it holds the accountant's reasons
@@ -1081,6 +1104,7 @@ def collect_pes_retours(session: Session, tenant_id: str, connector_name: str) -
             continue
         stored = get_store().put(io.BytesIO(tdt.pes_retour(retour_id)))
         filename = retour["nom"] or f"PES_Retour_{retour_id}.xml"
+        record_held(session, tenant_id, stored.key)
         enqueue(
             session,
             messages.GED_STORE_FLOW_DOCUMENT,
@@ -1228,6 +1252,7 @@ def _signature_follow(session: Session, flow: Flow, connector: Connector) -> Out
             )
         )
     signed = _fetch_signed(flow, parapheur, folder_id)
+    record_held(session, flow.tenant_id, *(document["object_key"] for document in signed))
     _set(flow, unsigned_documents=flow.documents)
     flow.documents = signed + _to_sign(flow)[1]
     details = {
@@ -1407,14 +1432,13 @@ def answer_prefecture(
 ) -> str:
     """Answer a letter of the prefecture with a stored file (administrator); return the reply's transaction id.
 
-    :raises InvalidInput: the file is not in the store. :raises S2lowRefused: the TdT refused the reply.
+    :raises InvalidInput: the file is not one of the collectivité's stored files.
+    :raises S2lowRefused: the TdT refused the reply.
     """
     principal.require(Role.ADMIN)
     connector = _connector(session, principal.tenant_id, connector_name)
-    if not get_store().exists(object_key):
-        raise InvalidInput(
-            message("document absent du stockage : %(object_key_start)s", object_key_start=object_key[:16])
-        )
+    if not _held_in_store(session, principal.tenant_id, object_key):
+        raise _absent(object_key)
     session.commit()
     answer = s2low(connector).reply_prefecture(letter_id, reply_type, get_store(), object_key, filename)
     audit.record(

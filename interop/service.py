@@ -36,6 +36,7 @@ from socle.models import Job
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import get_store
+from socle.storage.ownership import record_held
 from socle.validation_messages import french_message
 
 log = logging.getLogger("interop")
@@ -573,6 +574,7 @@ def _forward(session: Session, delivery: Delivery, kind: str, xml: bytes | None)
         return
     stored = get_store().put(io.BytesIO(xml))
     setattr(delivery, field, stored.key)
+    record_held(session, delivery.tenant_id, stored.key)
     reply = delivery.reply or {}
     # The rule: only a delivery asked by the archive service (its success reply is record_delivery) is told,
     # with that reply's fixed arguments unchanged (tenant_id, transfer_id) plus the message.

@@ -43,6 +43,7 @@ from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
 from socle.storage.api import Spooled, spool
+from socle.storage.ownership import record_held
 from socle.text import check_text
 
 DRAFT, AWAITING, IN_PROGRESS = "draft", "awaiting_document", "in_progress"
@@ -301,6 +302,7 @@ def create_from_upload(
             )
         )
     session.flush()
+    record_held_documents(session, folder)
     _created(session, principal, folder, documents=[document.key for document in folder.documents])
     if spec.send:
         _send(session, principal, folder, subtype)
@@ -322,6 +324,13 @@ def kept_media_type(upload: Upload, role: str, signature_format: str) -> str:
     if _MEDIA_TYPE.match(declared):
         return declared
     return mimetypes.guess_type(upload.filename)[0] or "application/octet-stream"
+
+
+def record_held_documents(session: Session, folder: Folder) -> None:
+    """The folder's tenant holds its documents, their signed copies and detached signatures: it may hand them
+    to an interop flow (the kernel's registry, socle.storage.ownership). Nothing is committed here."""
+    keys = [key for document in folder.documents for key in (document.key, document.signed_key, document.signature_key)]
+    record_held(session, folder.tenant_id, *keys)
 
 
 def _created(session: Session, principal: Principal, folder: Folder, **details: Any) -> None:
@@ -464,6 +473,7 @@ def attach_document(
         )
         folder.status = DRAFT
         session.flush()
+        record_held_documents(session, folder)
         if folder.sent_at is not None:
             try:
                 _send(session, None, folder, _subtype_of(session, folder))
@@ -653,6 +663,8 @@ def record_act(
     )
     step.acts.append(act)
     session.flush()
+    # Every signing path (server, card, seal, external, paper scan) records its act here, its new keys kept.
+    record_held_documents(session, folder)
     _event(session, folder, actor, action, comment, {"step": step.position, "act": act.id, **(details or {})})
     _audit(
         session,
@@ -687,6 +699,7 @@ def send_back_to_ged(session: Session, folder: Folder) -> None:
     """A GED folder's signed document goes back to the GED as a new version, and an uploaded folder's is filed
     there as a new document when its creator asked for it (``ged_filing``); not while a degraded signature
     still owes its level (the upgrade job sends it once reached: the send-back is keyed by folder, once)."""
+    record_held_documents(session, folder)  # a signature raised to its level since the last act (upgrade job)
     main = folder.main_documents
     signed_key = main[0].signed_key if main else None
     if folder.pending_level is not None or not signed_key:

@@ -1,4 +1,5 @@
-"""The kernel's own tables: tenants, users, API tokens, the audit log and the job outbox."""
+"""The kernel's own tables: tenants, users, API tokens, the audit log, the job outbox and who holds which
+stored object."""
 
 from __future__ import annotations
 
@@ -148,4 +149,19 @@ class Job(KernelBase):
     next_run_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class TenantObject(KernelBase):
+    """A stored object a tenant holds: its bytes entered the store through one of the tenant's rows (a GED
+    version, a parapheur document, an archive package, a flow's file).
+
+    The store is content-addressed and shared by every tenant: knowing a key proves nothing. What a tenant may
+    hand over by key (an interop flow's documents) is checked here (see ``socle.storage.ownership``).
+    """
+
+    __tablename__ = "tenant_objects"
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    object_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -12,9 +12,10 @@ from typing import Any
 from screens import Screen
 from sqlalchemy import select
 
-from socle.db import new_session
+from socle.db import new_session, transaction
 from socle.models import User
 from socle.storage import get_store
+from socle.storage.ownership import record_held
 
 from conftest import Kit, make_pdf, run_jobs
 
@@ -42,6 +43,8 @@ def _flow_in_error(kit: Kit) -> str:
     flow_ids = []
     for text in ("premier envoi", "autre contenu"):
         key = get_store().put(io.BytesIO(make_pdf(text))).key
+        with transaction() as session:  # the collectivité's own file, as its GED upload would record it
+            record_held(session, kit.tenant_id, key)
         body = {
             "kind": "depot",
             "connector": "depot-admin",

@@ -19,6 +19,7 @@ from socle.db import new_session, transaction, utcnow
 from socle.models import Job
 from socle.queue import PENDING
 from socle.storage import StoredObject, get_store
+from socle.storage.ownership import record_held
 
 from conftest import ROOT, Kit, make_pdf, run_jobs
 
@@ -69,15 +70,23 @@ def add_s2low(kit: Kit, sim: S2low, name: str = "tdt", *, fetch: bool = True, **
         assert fetched.status_code == 200, fetched.text
 
 
-def store(data: bytes) -> StoredObject:
-    return get_store().put(io.BytesIO(data))
+def store(data: bytes, holder: Kit | None = None) -> StoredObject:
+    """Bytes put in the store; with ``holder``, as that collectivité's, the way its GED upload records them: a
+    flow of that collectivité may then be given them (interop refuses any other key)."""
+    stored = get_store().put(io.BytesIO(data))
+    if holder is not None:
+        with transaction() as session:
+            record_held(session, holder.tenant_id, stored.key)
+    return stored
 
 
-def act_request(number: str, *, annexes: int = 1, matiere: str = "1.1", connector: str = "tdt") -> dict[str, Any]:
-    """The body of POST /interop/flows for an act (its PDF, its annexes) stored beforehand."""
-    documents = [{"object_key": store(make_pdf(f"Délibération {number}")).key, "filename": "deliberation.pdf"}]
+def act_request(
+    kit: Kit, number: str, *, annexes: int = 1, matiere: str = "1.1", connector: str = "tdt"
+) -> dict[str, Any]:
+    """The body of POST /interop/flows for an act (its PDF, its annexes) stored beforehand as the kit's."""
+    documents = [{"object_key": store(make_pdf(f"Délibération {number}"), kit).key, "filename": "deliberation.pdf"}]
     for index in range(annexes):
-        obj = store(make_pdf(f"Annexe {index} de {number}"))
+        obj = store(make_pdf(f"Annexe {index} de {number}"), kit)
         documents.append({"object_key": obj.key, "sha256": obj.key, "filename": f"annexe-{index}.pdf"})
     metadata = {
         "numero": number,

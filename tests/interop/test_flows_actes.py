@@ -61,7 +61,7 @@ def test_an_act_goes_to_the_prefecture_and_its_aracte_into_the_ged(kit: Kit, sim
     classification = kit["agent"].get("/interop/connectors/tdt/classification").json()
     assert classification["classification_date"] == "2026-01-15" and "7.1" in classification["matieres"]
     sim.scenario(pending_checks=3)
-    flow_id = start(kit, act_request("DEL_1", annexes=2))
+    flow_id = start(kit, act_request(kit, "DEL_1", annexes=2))
 
     flow = drive(flow_id)
     assert flow.status == "done" and flow.state == "classé", flow.error
@@ -96,7 +96,7 @@ def test_an_act_goes_to_the_prefecture_and_its_aracte_into_the_ged(kit: Kit, sim
 
 def test_a_bad_request_is_refused_at_once_in_french(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
-    body = act_request("DEL_2")
+    body = act_request(kit, "DEL_2")
     bad_nature = body | {"metadata": body["metadata"] | {"nature": 9}}
     assert (
         "nature d'acte invalide" in assert_problem(kit["agent"].post("/interop/flows", json=bad_nature), 422)["detail"]
@@ -115,8 +115,8 @@ def test_a_stale_classification_is_refused_before_sending(kit: Kit, sim: S2low) 
     add_s2low(kit, sim)
     # The prefecture moves to a newer classification: the next ARActe says so.
     sim.scenario(classification_date="2026-06-01")
-    assert drive(start(kit, act_request("DEL_3"))).status == "done"
-    stale = drive(start(kit, act_request("DEL_4")))
+    assert drive(start(kit, act_request(kit, "DEL_3"))).status == "done"
+    stale = drive(start(kit, act_request(kit, "DEL_4")))
     assert stale.status == "error" and stale.state == "nouveau"
     assert "classification @ctes périmée : celle de la préfecture date du 01/06/2026" in (stale.error or "")
     assert "POST /interop/connectors/tdt/classification" in (stale.error or "")
@@ -133,7 +133,7 @@ def test_a_stale_classification_is_refused_before_sending(kit: Kit, sim: S2low) 
 
 def test_no_classification_or_one_too_old_is_refused(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, fetch=False)
-    flow = drive(start(kit, act_request("DEL_5")))
+    flow = drive(start(kit, act_request(kit, "DEL_5")))
     assert flow.status == "error" and "classification @ctes de la collectivité absente" in (flow.error or "")
     kit["admin"].post("/interop/connectors/tdt/classification")
     from interop.models import TdtClassification
@@ -151,7 +151,7 @@ def test_no_classification_or_one_too_old_is_refused(kit: Kit, sim: S2low) -> No
 def test_a_500_on_send_is_retried_and_sent_once(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
     sim.scenario(faults={"send": ["500", "html"]})
-    flow = drive(start(kit, act_request("DEL_6")))
+    flow = drive(start(kit, act_request(kit, "DEL_6")))
     assert flow.status == "done", flow.error
     assert sim.sends(act_id("DEL_6")) == 1
     tries = [event.message for event in events(flow.id)]
@@ -161,7 +161,7 @@ def test_a_500_on_send_is_retried_and_sent_once(kit: Kit, sim: S2low) -> None:
 def test_the_sending_step_follows_send_retry_policy_and_the_following_retry_policy(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, retry_policy="1s X 5", send_retry_policy="1s X 1")
     sim.scenario(faults={"send": ["500", "500"]})
-    flow = drive(start(kit, act_request("DEL_41")))
+    flow = drive(start(kit, act_request(kit, "DEL_41")))
     assert flow.status == "error" and flow.state == "prêt" and sim.sends(act_id("DEL_41")) == 0
     assert "après 2 essai(s) (toutes les 1 s × 1)" in (flow.error or "") and "erreur 500" in (flow.error or "")
 
@@ -170,14 +170,14 @@ def test_the_sending_step_follows_send_retry_policy_and_the_following_retry_poli
     assert resumed.status == "done" and sim.sends(act_id("DEL_41")) == 1, resumed.error
 
     sim.scenario(faults={"status": ["500", "500", "500"]})  # following: retry_policy « 1s X 5 » outlasts them
-    followed = drive(start(kit, act_request("DEL_42")))
+    followed = drive(start(kit, act_request(kit, "DEL_42")))
     assert followed.status == "done" and sim.sends(act_id("DEL_42")) == 1, followed.error
 
 
 def test_a_timeout_after_the_send_does_not_send_twice(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
     sim.scenario(faults={"send": ["accept_then_timeout"]}, hang_seconds=3)
-    flow = drive(start(kit, act_request("DEL_7")))
+    flow = drive(start(kit, act_request(kit, "DEL_7")))
     assert flow.status == "done", flow.error
     assert sim.sends(act_id("DEL_7")) == 1 and flow.data["recovered"] is True
     assert any("retrouvée sur la plateforme" in event.message for event in events(flow.id))
@@ -186,17 +186,17 @@ def test_a_timeout_after_the_send_does_not_send_twice(kit: Kit, sim: S2low) -> N
 def test_the_platforms_refusal_and_error_status_stop_the_flow_with_its_words(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
     sim.scenario(faults={"send": ["ko"]})
-    refused = drive(start(kit, act_request("DEL_8")))
+    refused = drive(start(kit, act_request(kit, "DEL_8")))
     assert refused.status == "error" and "Erreur simulée : la plateforme refuse la demande" in (refused.error or "")
     sim.scenario(verdict="KO")
-    failed = drive(start(kit, act_request("DEL_9")))
+    failed = drive(start(kit, act_request(kit, "DEL_9")))
     assert failed.status == "error" and "état « erreur » chez S²LOW" in (failed.error or "")
 
 
 def test_an_aracte_for_an_unknown_act_lands_in_error_and_is_kept(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
     sim.scenario(aracte_unknown=True)
-    flow = drive(start(kit, act_request("DEL_10")))
+    flow = drive(start(kit, act_request(kit, "DEL_10")))
     assert flow.status == "error" and "ARActe pour un acte inconnu" in (flow.error or "")
     assert flow.data["aracte_key"] and "INCONNU999" in flow.data["aracte"]["id_acte"]
 
@@ -204,7 +204,7 @@ def test_an_aracte_for_an_unknown_act_lands_in_error_and_is_kept(kit: Kit, sim: 
 def test_when_the_platform_keeps_failing_the_flow_stops_visible_and_resumable(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
     sim.scenario(faults={"status": ["html", "malformed", "timeout", "500"]}, hang_seconds=3)
-    flow = drive(start(kit, act_request("DEL_11")))
+    flow = drive(start(kit, act_request(kit, "DEL_11")))
     assert flow.status == "error" and flow.state == "posté"
     assert "après 4 essai(s) (toutes les 1 s × 3)" in (flow.error or "") and "erreur 500" in (flow.error or "")
     assert f"POST /interop/flows/{flow.id}/resume" in (flow.error or "")
@@ -226,7 +226,7 @@ def test_when_the_platform_keeps_failing_the_flow_stops_visible_and_resumable(ki
 
 def test_a_lock_key_makes_a_second_step_wait(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
-    flow_id = start(kit, act_request("DEL_12"))
+    flow_id = start(kit, act_request(kit, "DEL_12"))
     with transaction() as session:  # another holder has the flow's send lock
         session.add(FlowLock(key=f"flow-send:{flow_id}", holder="un-autre-worker"))
     run_jobs()  # packaged; the send waits for the lock
@@ -242,7 +242,7 @@ def test_a_lock_key_makes_a_second_step_wait(kit: Kit, sim: S2low) -> None:
 
 def test_a_repeated_step_job_does_nothing(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
-    flow_id = start(kit, act_request("DEL_13"))
+    flow_id = start(kit, act_request(kit, "DEL_13"))
     assert drive(flow_id).status == "done"
     sent = next(job for job in step_jobs(flow_id) if job.arguments["state"] == "prêt")
     flows.run_step(kit.tenant_id, flow_id, "prêt", sent.arguments["step"])  # run again, the flow has moved on
@@ -252,7 +252,7 @@ def test_a_repeated_step_job_does_nothing(kit: Kit, sim: S2low) -> None:
 
 def test_a_worker_killed_between_the_send_and_its_recording_does_not_send_twice(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, timeout=60)
-    flow_id = start(kit, act_request("DEL_14"))
+    flow_id = start(kit, act_request(kit, "DEL_14"))
     assert queue.execute(step_jobs(flow_id)[0].id) == "done"  # packaged, here; the send is left to a worker
     assert flow_of(flow_id).state == "prêt"
     job_id = next(job.id for job in step_jobs(flow_id) if job.status == queue.PENDING)
@@ -292,7 +292,7 @@ def test_a_worker_killed_between_the_send_and_its_recording_does_not_send_twice(
 
 def test_a_stuck_flow_is_shown_and_resumable(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
-    flow_id = start(kit, act_request("DEL_15"))
+    flow_id = start(kit, act_request(kit, "DEL_15"))
     with transaction() as session:  # its job lost (say, a queue restarted without persistence) an hour ago
         session.execute(Job.__table__.delete().where(Job.id.in_([job.id for job in step_jobs(flow_id)])))
         flow = session.get(Flow, flow_id)
@@ -308,18 +308,18 @@ def test_a_stuck_flow_is_shown_and_resumable(kit: Kit, sim: S2low) -> None:
 
 def test_a_flow_is_confined_to_its_collectivite(kit: Kit, make_kit: Callable[..., Kit], sim: S2low) -> None:
     add_s2low(kit, sim)
-    flow_id = start(kit, act_request("DEL_16"))
+    flow_id = start(kit, act_request(kit, "DEL_16"))
     other = make_kit(with_identity=False)
     assert_problem(other["agent"].get(f"/interop/flows/{flow_id}"), 404)
     assert_problem(other["admin"].post(f"/interop/flows/{flow_id}/resume"), 404)
     assert other["agent"].get("/interop/flows").json() == []
-    body = act_request("DEL_17")
+    body = act_request(kit, "DEL_17")
     assert_problem(other["agent"].post("/interop/flows", json=body), 404)  # the connector is not theirs
 
 
 def test_an_act_can_be_cancelled_and_the_prefecture_answered(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
-    flow_id = start(kit, act_request("DEL_18"))
+    flow_id = start(kit, act_request(kit, "DEL_18"))
     assert drive(flow_id).status == "done"
     transaction_id = flow_of(flow_id).data["transaction_id"]
 
@@ -337,7 +337,7 @@ def test_an_act_can_be_cancelled_and_the_prefecture_answered(kit: Kit, sim: S2lo
             "flow_id": flow_id,
         }
     ]
-    answer = store(make_pdf("Réponse de la commune"))
+    answer = store(make_pdf("Réponse de la commune"), kit)
     body = {"type": "3", "object_key": answer.key, "filename": "reponse.pdf"}
     assert_problem(kit["agent"].post(f"/interop/connectors/tdt/prefecture/{letter}/reply", json=body), 403)
     replied = kit["admin"].post(f"/interop/connectors/tdt/prefecture/{letter}/reply", json=body)
@@ -399,8 +399,8 @@ def asalae_sim() -> Iterator[Simulator]:
     yield from running_asalae()
 
 
-def archived_act_request(number: str, **archive: Any) -> dict[str, Any]:
-    body = act_request(number)
+def archived_act_request(kit: Kit, number: str, **archive: Any) -> dict[str, Any]:
+    body = act_request(kit, number)
     body["metadata"]["archive"] = {"connector": "sae", "archival_agency": "AD037"} | archive
     return body
 
@@ -416,7 +416,7 @@ def transfers_of(tenant_id: str) -> list[Transfer]:
 def test_a_filed_act_is_archived_through_the_archive_service(kit: Kit, sim: S2low, asalae_sim: Simulator) -> None:
     add_s2low(kit, sim)
     add_connector(kit, "sae", "asalae", asalae_config(asalae_sim))
-    flow_id = start(kit, archived_act_request("DEL_30"))
+    flow_id = start(kit, archived_act_request(kit, "DEL_30"))
 
     flow = drive(flow_id)
     assert flow.status == "done" and flow.state == "versé aux archives", flow.error
@@ -454,7 +454,7 @@ def test_a_filed_act_is_archived_through_the_archive_service(kit: Kit, sim: S2lo
 def test_the_transfer_is_asked_once_even_when_the_messages_come_again(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
     add_connector(kit, "sae", "asalae", {"url": "http://127.0.0.1:9", "username": "u", "password": "p"})
-    flow = drive(start(kit, archived_act_request("DEL_31")))
+    flow = drive(start(kit, archived_act_request(kit, "DEL_31")))
     assert flow.state == "versé aux archives", flow.error
     [transfer] = transfers_of(kit.tenant_id)
     history = len(events(flow.id))
@@ -481,7 +481,7 @@ def test_acts_already_in_the_ged_are_archived_by_their_ids(kit: Kit, sim: S2low)
     add_s2low(kit, sim)
     add_connector(kit, "sae", "asalae", {"url": "http://127.0.0.1:9", "username": "u", "password": "p"})
     signed = upload_document(kit["agent"], make_pdf("Délibération signée, déjà dans la GED"))
-    flow = drive(start(kit, archived_act_request("DEL_32", document_ids=[signed["id"]])))
+    flow = drive(start(kit, archived_act_request(kit, "DEL_32", document_ids=[signed["id"]])))
     assert flow.state == "versé aux archives", flow.error
     assert set(flow.data["ged_documents"]) == {"aracte"}  # the act is not filed a second time
     [transfer] = transfers_of(kit.tenant_id)
@@ -503,7 +503,7 @@ def test_the_transfer_gives_only_what_the_flows_creator_may_read(kit: Kit, sim: 
     secret = upload_document(kit["admin"], make_pdf("Arrêté du cabinet"), folder_id=folder.json()["id"])["id"]
 
     # The agent's flow names it: the flow ends, but the GED answers « introuvable » and nothing is transferred.
-    refused = drive(start(kit, archived_act_request("DEL_50", document_ids=[secret])))
+    refused = drive(start(kit, archived_act_request(kit, "DEL_50", document_ids=[secret])))
     assert refused.state == "versé aux archives", refused.error
     [transfer] = transfers_of(kit.tenant_id)
     assert transfer.created_by == f"interop:{refused.id} (pour agent)"
@@ -517,7 +517,7 @@ def test_the_transfer_gives_only_what_the_flows_creator_may_read(kit: Kit, sim: 
         assert [arguments["username"] for arguments in asked if arguments["transfer_id"] == transfer.id] == ["agent"]
 
     # The same act by the mayor, who may read it: transferred.
-    done = drive(start(kit, archived_act_request("DEL_51", document_ids=[secret]), by="maire"))
+    done = drive(start(kit, archived_act_request(kit, "DEL_51", document_ids=[secret]), by="maire"))
     assert done.state == "versé aux archives", done.error
     built = next(row for row in transfers_of(kit.tenant_id) if row.id == done.data["transfer_id"])
     assert built.status == "built", (built.status, built.error)
@@ -527,16 +527,16 @@ def test_the_transfer_gives_only_what_the_flows_creator_may_read(kit: Kit, sim: 
 
 def test_a_bad_archive_request_is_refused_or_stops_the_flow_in_french(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
-    refused = kit["agent"].post("/interop/flows", json=archived_act_request("DEL_33", archival_agency=""))
+    refused = kit["agent"].post("/interop/flows", json=archived_act_request(kit, "DEL_33", archival_agency=""))
     assert "service d'archives destinataire" in assert_problem(refused, 422)["detail"]
-    unknown = kit["agent"].post("/interop/flows", json=archived_act_request("DEL_33"))
+    unknown = kit["agent"].post("/interop/flows", json=archived_act_request(kit, "DEL_33"))
     assert "connecteur « sae » introuvable" in assert_problem(unknown, 404)["detail"]
-    wrong = kit["agent"].post("/interop/flows", json=archived_act_request("DEL_33", connector="tdt"))
+    wrong = kit["agent"].post("/interop/flows", json=archived_act_request(kit, "DEL_33", connector="tdt"))
     assert "n'est pas un connecteur de système d'archivage" in assert_problem(wrong, 422)["detail"]
 
     # An archival profile the archive service does not know: the flow stops in error, filed, resumable.
     add_connector(kit, "sae", "asalae", {"url": "http://127.0.0.1:9", "username": "u", "password": "p"})
-    flow = drive(start(kit, archived_act_request("DEL_34", profile="inconnu")))
+    flow = drive(start(kit, archived_act_request(kit, "DEL_34", profile="inconnu")))
     assert flow.status == "error" and flow.state == "classé", flow.state
     assert "profil d'archivage « inconnu » introuvable" in (flow.error or "")
     assert transfers_of(kit.tenant_id) == []
@@ -545,7 +545,7 @@ def test_a_bad_archive_request_is_refused_or_stops_the_flow_in_french(kit: Kit, 
 def test_platform_states_without_the_aracte_keep_the_act_followed(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, retry_policy="1s X 6")  # each such state is a try of the policy
     sim.scenario(pending_checks=1, intermediate=[17, 18, 21])  # none of them carries the ARActe
-    flow = drive(start(kit, act_request("DEL_40")))
+    flow = drive(start(kit, act_request(kit, "DEL_40")))
     assert flow.status == "done" and flow.state == "classé", flow.error
     assert flow.data["aracte"]["id_acte"] == act_id("DEL_40") and set(flow.data["ged_documents"]) == {"aracte"}
     lines = [(event.from_state, event.to_state, event.message) for event in events(flow.id)]
@@ -556,7 +556,7 @@ def test_platform_states_without_the_aracte_keep_the_act_followed(kit: Kit, sim:
 
 def test_a_state_without_a_step_never_ends_a_flow_done(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim)
-    flow_id = start(kit, act_request("DEL_41"))
+    flow_id = start(kit, act_request(kit, "DEL_41"))
     with transaction() as session:
         flow = flows.get_flow(session, kit.tenant_id, flow_id, for_update=True)
         flows._advance(session, flow, flows.Advance("état inconnu", "une plateforme imprévue"))

@@ -15,8 +15,8 @@ from socle.settings import get_settings
 from conftest import Kit, assert_problem, make_pdf
 
 
-def depot_request(*names: str, connector: str = "depot", text: str = "") -> dict:
-    documents = [{"object_key": store(make_pdf(name + text)).key, "filename": name} for name in names]
+def depot_request(kit: Kit, *names: str, connector: str = "depot", text: str = "") -> dict:
+    documents = [{"object_key": store(make_pdf(name + text), kit).key, "filename": name} for name in names]
     return {"kind": "depot", "connector": connector, "documents": documents, "metadata": {"objet": "Dépôt"}}
 
 
@@ -25,7 +25,7 @@ def test_a_depot_flow_delivers_each_document_once(kit: Kit) -> None:
         "/interop/connectors", json={"name": "depot", "kind": "depot", "config": {"path": "flux"}}
     )
     assert response.status_code == 201, response.text
-    flow = drive(start(kit, depot_request("arrete-1.pdf", "arrete-2.pdf")))
+    flow = drive(start(kit, depot_request(kit, "arrete-1.pdf", "arrete-2.pdf")))
     assert flow.status == "done" and flow.state == "déposé", flow.error
     folder = get_settings().effective_deposit_root / kit.slug / "flux"
     assert (folder / "arrete-1.pdf").read_bytes().startswith(b"%PDF") and (folder / "arrete-2.pdf").is_file()
@@ -39,21 +39,22 @@ def test_a_depot_flow_delivers_each_document_once(kit: Kit) -> None:
 
 def test_a_refused_deposit_stops_the_flow_and_a_disabled_connector_refuses_it(kit: Kit) -> None:
     kit["admin"].post("/interop/connectors", json={"name": "depot", "kind": "depot", "config": {"path": "flux2"}})
-    first = drive(start(kit, depot_request("meme-nom.pdf")))
+    first = drive(start(kit, depot_request(kit, "meme-nom.pdf")))
     assert first.status == "done"
-    again = drive(start(kit, depot_request("meme-nom.pdf")))  # the same file: recognised, not an error
+    again = drive(start(kit, depot_request(kit, "meme-nom.pdf")))  # the same file: recognised, not an error
     assert again.status == "done"
-    clash = drive(start(kit, depot_request("meme-nom.pdf", text=" (autre)")))  # another file, same name
+    clash = drive(start(kit, depot_request(kit, "meme-nom.pdf", text=" (autre)")))  # another file, same name
     assert clash.status == "error" and "meme-nom.pdf" in (clash.error or "")
     kit["admin"].patch("/interop/connectors/depot", json={"enabled": False})
     assert (
-        "désactivé" in assert_problem(kit["agent"].post("/interop/flows", json=depot_request("x.pdf")), 409)["detail"]
+        "désactivé"
+        in assert_problem(kit["agent"].post("/interop/flows", json=depot_request(kit, "x.pdf")), 409)["detail"]
     )
 
 
 def test_a_mail_flow_needs_a_mail_connector(kit: Kit) -> None:
     kit["admin"].post("/interop/connectors", json={"name": "depot", "kind": "depot", "config": {}})
-    body = depot_request("a.pdf") | {"kind": "mail"}
+    body = depot_request(kit, "a.pdf") | {"kind": "mail"}
     assert "connecteur de courriel" in assert_problem(kit["agent"].post("/interop/flows", json=body), 422)["detail"]
 
 
@@ -68,7 +69,7 @@ def test_a_mail_flow_sends_each_document_through_a_real_smtp_server(kit: Kit, us
         config = {"to": ["tresorerie@dgfip.test"]}
         created = kit["admin"].post("/interop/connectors", json={"name": "courriel", "kind": "mail", "config": config})
         assert created.status_code == 201, created.text
-        body = depot_request("mandat-42.pdf", connector="courriel") | {"kind": "mail"}
+        body = depot_request(kit, "mandat-42.pdf", connector="courriel") | {"kind": "mail"}
         flow = drive(start(kit, body))
         assert flow.status == "done" and flow.state == "envoyé", flow.error
         assert len(server.messages) == 1

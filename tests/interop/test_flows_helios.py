@@ -30,15 +30,15 @@ def sim() -> Iterator[S2low]:
     yield from running_s2low()
 
 
-def pes_request(filename: str, content: bytes = SIGNED_PES) -> dict:
-    obj = store(content + filename.encode().join([b"<!--", b"-->"]))
+def pes_request(kit: Kit, filename: str, content: bytes = SIGNED_PES) -> dict:
+    obj = store(content + filename.encode().join([b"<!--", b"-->"]), kit)
     return {"kind": "helios", "connector": "tdt", "documents": [{"object_key": obj.key, "filename": filename}]}
 
 
 def test_a_pes_goes_to_the_accountant_and_its_acquit_into_the_ged(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, fetch=False)  # Hélios needs no @ctes classification
     sim.scenario(pending_checks=2, pes_retour=True)
-    flow = drive(start(kit, pes_request("PESALR2_213700000_2026_001.xml")))
+    flow = drive(start(kit, pes_request(kit, "PESALR2_213700000_2026_001.xml")))
     assert flow.status == "done" and flow.state == "classé", flow.error
     assert sim.sends("PESALR2_213700000_2026_001.xml") == 1
     states = [event.to_state for event in events(flow.id)]
@@ -59,7 +59,7 @@ def test_a_pes_goes_to_the_accountant_and_its_acquit_into_the_ged(kit: Kit, sim:
 def test_a_pes_acquit_ko_stops_the_flow_with_the_accountants_words(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, fetch=False)
     sim.scenario(acquit="KO")
-    flow = drive(start(kit, pes_request("PES_KO.xml")))
+    flow = drive(start(kit, pes_request(kit, "PES_KO.xml")))
     assert flow.status == "error" and "PES refusé par le comptable" in (flow.error or "")
     assert "montant du mandat incohérent" in (flow.error or "") and flow.data["acquit_key"]
     errors = kit["agent"].get("/interop/flows", params={"state": "error"}).json()
@@ -68,11 +68,11 @@ def test_a_pes_acquit_ko_stops_the_flow_with_the_accountants_words(kit: Kit, sim
 
 def test_an_unsigned_or_unreadable_pes_is_refused_before_sending(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, fetch=False)
-    unsigned = drive(start(kit, pes_request("PES_NS.xml", b"<PES_Aller><EnTetePES/></PES_Aller>")))
+    unsigned = drive(start(kit, pes_request(kit, "PES_NS.xml", b"<PES_Aller><EnTetePES/></PES_Aller>")))
     assert unsigned.status == "error" and "PES Aller non signé" in (unsigned.error or "")
-    other = drive(start(kit, pes_request("PES_X.xml", b"<PES_Retour/>")))
+    other = drive(start(kit, pes_request(kit, "PES_X.xml", b"<PES_Retour/>")))
     assert other.status == "error" and "n'est pas un PES Aller" in (other.error or "")
-    html = drive(start(kit, pes_request("PES_H.xml", b"<html><body>erreur</body></html>")))
+    html = drive(start(kit, pes_request(kit, "PES_H.xml", b"<html><body>erreur</body></html>")))
     assert html.status == "error" and "page HTML" in (html.error or "")
     assert sim.state.sends == {}
     resumed = kit["admin"].post(f"/interop/flows/{unsigned.id}/resume")
@@ -82,7 +82,7 @@ def test_an_unsigned_or_unreadable_pes_is_refused_before_sending(kit: Kit, sim: 
 def test_a_pes_received_before_a_timeout_is_never_accepted_twice(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, fetch=False)
     sim.scenario(faults={"helios_send": ["accept_then_timeout"]}, hang_seconds=3)
-    flow = drive(start(kit, pes_request("PES_T.xml")))
+    flow = drive(start(kit, pes_request(kit, "PES_T.xml")))
     # S²LOW has no lookup by file name: the retry is refused as a « doublon » and the flow stops for an operator.
     assert flow.status == "error" and "doublon détecté" in (flow.error or "")
     assert "vérifiez-la sur S²LOW" in (flow.error or "")
@@ -107,7 +107,7 @@ def test_a_pes_received_before_a_timeout_is_never_accepted_twice(kit: Kit, sim: 
 
 def test_a_transaction_is_given_only_to_a_helios_flow_waiting_to_send(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, fetch=False)
-    refused = drive(start(kit, pes_request("PES_NS2.xml", b"<PES_Aller><EnTetePES/></PES_Aller>")))
+    refused = drive(start(kit, pes_request(kit, "PES_NS2.xml", b"<PES_Aller><EnTetePES/></PES_Aller>")))
     assert refused.status == "error" and refused.state == "nouveau"
     answer = kit["admin"].post(f"/interop/flows/{refused.id}/resume", json={"transaction_id": "12"})
     assert "flux Hélios arrêté avant de connaître la sienne" in assert_problem(answer, 409)["detail"]
@@ -117,7 +117,7 @@ def test_a_transaction_is_given_only_to_a_helios_flow_waiting_to_send(kit: Kit, 
 def test_platform_states_without_the_acquit_keep_the_flow_following(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, fetch=False)
     sim.scenario(intermediate=[7, 24])  # « en traitement », « transmis sans acquittement », then the acquit
-    flow = drive(start(kit, pes_request("PES_I.xml")))
+    flow = drive(start(kit, pes_request(kit, "PES_I.xml")))
     assert flow.status == "done" and flow.state == "classé", flow.error
     assert set(flow.data["ged_documents"]) == {"acquit"} and flow.data["platform_state"] == "transmis sans acquittement"
     lines = [(event.from_state, event.to_state, event.message) for event in events(flow.id)]
@@ -129,14 +129,14 @@ def test_platform_states_without_the_acquit_keep_the_flow_following(kit: Kit, si
 def test_a_platform_state_that_lasts_spends_the_policy_and_stops_in_error(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, fetch=False)
     sim.scenario(intermediate=[7] * 10)
-    flow = drive(start(kit, pes_request("PES_L.xml")))
+    flow = drive(start(kit, pes_request(kit, "PES_L.xml")))
     assert flow.status == "error" and flow.state == "posté" and "état S²LOW : en traitement" in (flow.error or "")
     assert [event.message for event in events(flow.id)].count("état S²LOW : en traitement") == 1  # noted once
 
 
 def test_a_stale_step_job_of_a_resumed_flow_never_sends(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, fetch=False)
-    flow_id = start(kit, pes_request("PES_S.xml"))
+    flow_id = start(kit, pes_request(kit, "PES_S.xml"))
     jobs.flow_step(**step_jobs(flow_id)[0].arguments)  # checked: « prêt », its send job enqueued
     delayed = step_jobs(flow_id)[-1].arguments
     assert delayed["state"] == "prêt" and delayed["step"] == flow_of(flow_id).steps
@@ -156,14 +156,14 @@ def test_a_stale_step_job_of_a_resumed_flow_never_sends(kit: Kit, sim: S2low) ->
 
 def test_a_tdt_flow_refuses_an_unknown_kind(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, fetch=False)
-    body = pes_request("PES_U.xml") | {"kind": "fax"}
+    body = pes_request(kit, "PES_U.xml") | {"kind": "fax"}
     assert_problem(kit["agent"].post("/interop/flows", json=body), 422)
 
 
 def test_pes_retours_are_filed_in_the_ged_once_then_marked_read(kit: Kit, sim: S2low) -> None:
     add_s2low(kit, sim, fetch=False)
     sim.scenario(pes_retour=True)
-    assert drive(start(kit, pes_request("PES_R.xml"))).status == "done"
+    assert drive(start(kit, pes_request(kit, "PES_R.xml"))).status == "done"
     (retour,) = sim.state.retours
     assert_problem(kit["agent"].post("/interop/connectors/tdt/pes-retours"), 403)
 

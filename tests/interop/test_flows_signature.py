@@ -178,7 +178,7 @@ def test_documents_are_signed_on_the_parapheur_then_filed_in_the_ged(
 ) -> None:
     setup = Standard(kit)
     add_parapheur(kit, remote, setup.visa_then_sign)
-    originals = [store(make_pdf("Convention de mise à disposition")), store(make_pdf("Avenant n° 1"))]
+    originals = [store(make_pdf("Convention de mise à disposition"), kit), store(make_pdf("Avenant n° 1"), kit)]
     documents = [
         {"object_key": originals[0].key, "sha256": originals[0].key, "filename": "convention.pdf"},
         {"object_key": originals[1].key, "filename": "avenant.pdf"},
@@ -237,7 +237,7 @@ def test_documents_are_signed_on_the_parapheur_then_filed_in_the_ged(
 def test_a_rejected_folder_ends_the_flow_rejete_with_its_reason(kit: Kit, remote: RunningServer) -> None:
     setup = Standard(kit)
     add_parapheur(kit, remote, setup.sign_only)
-    obj = store(make_pdf("Arrêté de voirie à rejeter"))
+    obj = store(make_pdf("Arrêté de voirie à rejeter"), kit)
     documents = [{"object_key": obj.key, "filename": "arrete.pdf"}]
     flow_id = start(kit, {"kind": "signature", "connector": "cdg", "documents": documents})
     run_jobs()
@@ -263,7 +263,7 @@ def test_an_act_is_signed_then_sent_to_the_prefecture_and_its_aracte_filed(
     add_s2low(kit, sim)
     add_parapheur(kit, remote, setup.sign_only)
     sim.scenario(pending_checks=1)
-    body = act_request("DEL_S1", annexes=1)
+    body = act_request(kit, "DEL_S1", annexes=1)
     body["metadata"]["signature"] = {"connector": "cdg"}
     act_key, annex_key = (doc["object_key"] for doc in body["documents"])
     flow_id = start(kit, body)
@@ -300,7 +300,7 @@ def test_a_pes_is_signed_xades_then_sent_and_its_acquit_filed(kit: Kit, remote: 
     setup = Standard(kit)
     add_s2low(kit, sim, fetch=False)
     add_parapheur(kit, remote, xades_subtype(kit, setup, [{"kind": "signature", "desk_ids": [setup.maire]}]))
-    pes = store(PES)
+    pes = store(PES, kit)
     body = {
         "kind": "helios",
         "connector": "tdt",
@@ -326,7 +326,7 @@ def test_a_pes_back_unsigned_is_refused_before_the_tdt(kit: Kit, remote: Running
     setup = Standard(kit)
     add_s2low(kit, sim, fetch=False)
     add_parapheur(kit, remote, xades_subtype(kit, setup, [{"kind": "visa", "desk_ids": [setup.secretariat]}]))
-    pes = store(PES)
+    pes = store(PES, kit)
     body = {
         "kind": "helios",
         "connector": "tdt",
@@ -346,11 +346,11 @@ def test_bad_requests_are_refused_at_once(kit: Kit, remote: RunningServer, sim: 
     setup = Standard(kit)
     add_s2low(kit, sim)
     add_parapheur(kit, remote, setup.sign_only)
-    obj = store(make_pdf("Refus"))
+    obj = store(make_pdf("Refus"), kit)
     documents = [{"object_key": obj.key, "filename": "a.pdf"}]
     wrong = kit["agent"].post("/interop/flows", json={"kind": "signature", "connector": "tdt", "documents": documents})
     assert "connecteur de parapheur" in assert_problem(wrong, 422)["detail"]
-    body = act_request("DEL_S2")
+    body = act_request(kit, "DEL_S2")
     body["metadata"]["signature"] = {"connector": "tdt"}
     assert (
         "n'est pas un connecteur de parapheur"
@@ -383,7 +383,7 @@ def test_a_worker_killed_while_creating_or_following_makes_no_second_folder(
     server, wrapper = hanging
     setup = Standard(kit)
     add_parapheur(kit, server, setup.sign_only, timeout=120)
-    obj = store(make_pdf("Arrêté signé malgré des workers tués"))
+    obj = store(make_pdf("Arrêté signé malgré des workers tués"), kit)
     documents = [{"object_key": obj.key, "filename": "arrete.pdf"}]
     flow_id = start(kit, {"kind": "signature", "connector": "cdg", "documents": documents})
     uploads, creation = wrapper.uploads, step_jobs(flow_id)[0].id
