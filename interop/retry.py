@@ -19,6 +19,7 @@ DEFAULT_POLICY = "10 X 3\n60 X 24"
 _LINE = re.compile(r"^\s*(\d+)\s*([smh]?)\s*(?:[xX×]\s*(\d+))?\s*$")
 _UNITS = {"s": 1, "": 60, "m": 60, "h": 3600}
 MAX_TRIES = 10_000
+MAX_DELAY = 31 * 24 * 3600  # a month between tries at most: farther, the next try's date could not be computed
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class RetryPolicy:
 
 
 def parse_policy(text: str) -> RetryPolicy:
-    """Read a policy; :raises InvalidInput: a line that is not « délai X nombre », or a zero delay or count."""
+    """Read a policy; :raises InvalidInput: a line that is not « délai X nombre », a zero delay or count, a
+    delay of more than a month."""
     stages: list[tuple[int, int]] = []
     for raw in re.split(r"[\n;,]", text):
         if not raw.strip():
@@ -62,6 +64,10 @@ def parse_policy(text: str) -> RetryPolicy:
         if amount == 0 or count == 0:
             raise InvalidInput(
                 message("politique de relance : délai et nombre doivent être positifs (« %(raw)s »)", raw=raw.strip())
+            )
+        if amount * _UNITS[unit] > MAX_DELAY:
+            raise InvalidInput(
+                message("politique de relance : un mois au plus entre deux essais (« %(raw)s »)", raw=raw.strip())
             )
         stages.append((amount * _UNITS[unit], count))
     if not stages:

@@ -41,6 +41,8 @@ def test_jitter_spreads_the_waits_within_ten_percent() -> None:
         ("0 X 3", "positifs"),
         ("10 X 3 X 2", "illisible"),
         ("1s X 20000", "plus de 10000 essais"),
+        ("999999999h X 2", "un mois au plus"),
+        ("745h", "un mois au plus"),
     ],
 )
 def test_a_bad_policy_is_refused_in_french(text: str, said: str) -> None:
