@@ -54,8 +54,11 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two workers (pytest-xdist), grouped by file (tests/conftest.py): the suite takes half the time on two cores.
+TEST_WORKERS ?= 2
+
 test: install system-deps lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 clean:
 	rm -rf $(VENV) var site .pytest_cache .ruff_cache .mypy_cache tests/browser/node_modules

@@ -50,6 +50,14 @@ from socle.db import transaction  # noqa: E402
 from socle.migrating import upgrade_all  # noqa: E402
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`make test` runs two workers), a file's tests stay on one worker, so its module
+    fixtures are made once, and the browser's files share one: one browser, one live server, one report."""
+    for item in items:
+        in_browser = item.path.parent.name == "browser"
+        item.add_marker(pytest.mark.xdist_group("browser" if in_browser else str(item.path)))
+
+
 def in_ci() -> bool:
     return os.environ.get("CI") == "true"
 
