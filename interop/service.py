@@ -33,7 +33,7 @@ from socle.auth import Principal, Role
 from socle.db import utcnow
 from socle.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable, SocleError, message
 from socle.models import Job
-from socle.queue import enqueue
+from socle.queue import PENDING, QUEUED, enqueue
 from socle.settings import get_settings
 from socle.storage import get_store
 from socle.storage.ownership import record_held
@@ -517,6 +517,9 @@ def follow_sae(session: Session, tenant_id: str, delivery_id: str) -> Delivery:
     delivery = _delivery(session, tenant_id, delivery_id)
     if delivery.follow_status not in ("following", "error") or not delivery.receipt:
         return delivery  # done, or not an SAE delivery: a second run of the same check does nothing
+    if _next_check_waiting(session, delivery):
+        return delivery  # a check run again after it scheduled the next one: that one will look
+    checks = delivery.follow_checks
     connector = session.get(Connector, delivery.connector_id)
     if connector is None:
         raise NotFound(message("connecteur de l'envoi introuvable"))
@@ -534,6 +537,8 @@ def follow_sae(session: Session, tenant_id: str, delivery_id: str) -> Delivery:
     except SocleError as exc:  # unreachable, 5xx, HTML or malformed XML: counted as a try of the policy
         problem = exc.detail
     delivery = _delivery(session, tenant_id, delivery_id, for_update=True)
+    if delivery.follow_checks != checks or delivery.follow_status not in ("following", "error"):
+        return delivery  # another run of this check recorded it meanwhile: its result stands
     delivery.follow_checks += 1
     delivery.last_check_at, delivery.next_check_at = utcnow(), None
     delivery.follow_state = result.state if result is not None else problem
@@ -553,6 +558,18 @@ def follow_sae(session: Session, tenant_id: str, delivery_id: str) -> Delivery:
     _schedule_check(session, delivery, utcnow() + wait)
     session.commit()
     return delivery
+
+
+def _next_check_waiting(session: Session, delivery: Delivery) -> bool:
+    """Whether the next check (the job ``_schedule_check`` made after the last recorded one) waits in the queue.
+
+    The running check is claimed (``running``) when this runs: a waiting one is another job, so this run is an
+    earlier check run again (its worker died after the commit). Counting it would take a try of the policy and
+    start a second chain of checks.
+    """
+    key = f"interop.follow:{delivery.id}:{delivery.follow_checks}"
+    status = session.execute(select(Job.status).where(Job.key == key)).scalar_one_or_none()
+    return status in (PENDING, QUEUED)
 
 
 def _exhausted(session: Session, delivery: Delivery, connector: Connector, tries: int) -> Delivery:
@@ -613,7 +630,8 @@ def delivery_failed(
 ) -> None:
     """The delivery job failed for good: the delivery goes to « error » with that message, the asker is told.
 
-    A delivery already done or cancelled is left alone (its success reply has gone, or nobody waits). The
+    A delivery already done or cancelled is left alone (its success reply has gone, or nobody waits), and so is
+    one already in error (this failure told again: recorded, audited and answered once). The
     failure reply is sent only when it names a documented message of the same tenant (messages.reply_failure),
     once per delivery key.
     """
@@ -629,6 +647,8 @@ def delivery_failed(
     ).scalar_one_or_none()
     if delivery is not None and delivery.status in ("done", CANCELLED):
         return  # delivered, or given up by its asker: nothing to resume, nobody waiting for the failure
+    if delivery is not None and delivery.status == "error":
+        return  # this failure is recorded and answered (a second run); a resume sets « sending » first
     if delivery is not None:
         _fail(session, delivery, connector_name, reason)
     else:

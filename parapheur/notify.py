@@ -315,23 +315,59 @@ def pending_for(session: Session, tenant_id: str, username: str) -> list[Pending
 
 
 def send_notice(tenant_id: str, recipient: str, data: dict[str, Any]) -> None:
-    """Mail one notice. ``recipient``: a username (its current address is used) or an external address.
+    """Mail one notice, once. ``recipient``: a username (its current address is used) or an external address.
+
+    The notice is noted as sent (a PendingNotice row already ``sent_at``, keyed by the notice's digest) in the
+    transaction that sends it: a job run again after that commit (its worker died before the queue recorded it
+    done) finds the note and sends nothing. A mail that fails rolls the note back, for the retry.
 
     :raises MailError: from socle.mail; retryable ones make the kernel retry the job.
     """
     from parapheur.notifications import notice_mail
     from socle import mail
-    from socle.db import new_session
+    from socle.db import transaction
 
-    if "@" in recipient:
-        address: str | None = recipient
-    else:
-        with new_session() as session:
-            address = _address(session, tenant_id, recipient)
-    if address is None:
-        log.info("no e-mail address for %s: notice %s not sent", recipient, data.get("kind"))
-        return
-    mail.send(notice_mail((address,), notice_of(data)))
+    key = _sent_key(tenant_id, recipient, data)
+    with transaction() as session:
+        if _already_sent(session, tenant_id, data, key):
+            return
+        address = recipient if "@" in recipient else _address(session, tenant_id, recipient)
+        if address is None:
+            log.info("no e-mail address for %s: notice %s not sent", recipient, data.get("kind"))
+            return
+        session.add(
+            PendingNotice(
+                tenant_id=tenant_id,
+                username=recipient[:100],
+                folder_id=data["folder_id"],
+                kind=data["kind"],
+                payload={"key": key},  # no notice content: the sealed link of an external signer stays in its job
+                sent_at=utcnow(),
+            )
+        )
+        # Written at the commit, after the mail went: no write lock held while the SMTP server answers.
+        mail.send(notice_mail((address,), notice_of(data)))
+
+
+def _sent_key(tenant_id: str, recipient: str, data: dict[str, Any]) -> str:
+    """The identity of one notice to one recipient: the same job's arguments give the same key."""
+    import hashlib
+    import json
+
+    canonical = json.dumps([tenant_id, recipient, data], sort_keys=True, ensure_ascii=False)
+    return "sent:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _already_sent(session: Session, tenant_id: str, data: dict[str, Any], key: str) -> bool:
+    rows = session.execute(
+        select(PendingNotice.payload).where(
+            PendingNotice.tenant_id == tenant_id,
+            PendingNotice.folder_id == data["folder_id"],
+            PendingNotice.kind == data["kind"],
+            PendingNotice.sent_at.is_not(None),
+        )
+    ).scalars()
+    return any((row or {}).get("key") == key for row in rows)
 
 
 def _address(session: Session, tenant_id: str, username: str) -> str | None:
