@@ -6,10 +6,12 @@ import re
 from datetime import date, datetime
 from string import Template
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from interop.connectors.layout import LayoutFields
+from interop.connectors.transport import forbidden_address
 from interop.models import Connector, Delivery
 from interop.retry import DEFAULT_POLICY, parse_policy
 from socle.errors import InvalidInput
@@ -59,10 +61,35 @@ class DepotConfig(LayoutFields, DeliveryRetry):
     path: str = Field("", max_length=500, description="Sous-dossier du dépôt, relatif au dossier de la collectivité")
 
 
+def _platform_url(value: str) -> str:
+    """An address a connector may call: no credentials in it (they would be shown, logged and stored in clear:
+    ``username``/``password``/``token`` are the secrets), no link-local or unspecified address (169.254.169.254,
+    a cloud's metadata service). Names are checked again when they are resolved (interop.connectors.transport)."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname or ""
+    except ValueError:
+        raise ValueError("adresse invalide : attendu « https://… » (ou http://)") from None
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(
+            "identifiants refusés dans l'adresse (ils y seraient visibles) : utiliser les champs username et password"
+        )
+    _reachable_host(host)
+    return value
+
+
+def _reachable_host(host: str) -> str:
+    if forbidden_address(host.strip("[]")):
+        raise ValueError("adresse refusée : lien local ou non spécifiée (169.254.x.x, 0.0.0.0, fe80::…)")
+    return host
+
+
 class SaeConfig(BaseModel):
     """What both SAE connectors need: where, how to trust it, how long to wait, how often to ask again."""
 
-    url: str = Field(max_length=500, pattern=r"^https?://[^\s]+$", description="Adresse de base de la plateforme")
+    url: Annotated[str, AfterValidator(_platform_url)] = Field(
+        max_length=500, pattern=r"^https?://[^\s]+$", description="Adresse de base de la plateforme"
+    )
     ca_file: str | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
     client_certificate: str | None = Field(None, max_length=20_000, description="Certificat client TLS (PEM)")
     client_key: str | None = Field(None, max_length=20_000, description="Clé privée du certificat client (secret)")
@@ -134,15 +161,20 @@ def _matching(pattern: str, message: str) -> AfterValidator:
 
 
 UrlText = Annotated[
-    str, Field(max_length=500), _matching(r"https?://[^\s]+", "adresse invalide : attendu « https://… » (ou http://)")
+    str,
+    Field(max_length=500),
+    _matching(r"https?://[^\s]+", "adresse invalide : attendu « https://… » (ou http://)"),
+    AfterValidator(_platform_url),
 ]
 
 
 class SftpConfig(LayoutFields, DeliveryRetry):
     kind: Literal["sftp"] = Field("sftp", exclude=True)
-    host: Annotated[str, _matching(r"[A-Za-z0-9.:\[\]-]+", "nom ou adresse de serveur SFTP invalide")] = Field(
-        min_length=1, max_length=253, description="Serveur SFTP"
-    )
+    host: Annotated[
+        str,
+        _matching(r"[A-Za-z0-9.:\[\]-]+", "nom ou adresse de serveur SFTP invalide"),
+        AfterValidator(_reachable_host),
+    ] = Field(min_length=1, max_length=253, description="Serveur SFTP")
     port: int = Field(22, ge=1, le=65535)
     username: str = Field(min_length=1, max_length=200, description="Utilisateur")
     password: str | None = Field(None, max_length=500, description="Mot de passe (secret)")
@@ -188,8 +220,8 @@ class WebdavConfig(LayoutFields, DeliveryRetry):
 class MailConfig(DeliveryRetry):
     kind: Literal["mail"] = Field("mail", exclude=True)
     to: list[str] = Field(min_length=1, max_length=50, description="Destinataires")
-    subject: str = Field(
-        "Document transmis : $filename", min_length=1, max_length=300, description="Objet ($filename…)"
+    subject: Annotated[str, _matching(r"[^\r\n]*", "l'objet d'un courriel ne peut pas contenir de saut de ligne")] = (
+        Field("Document transmis : $filename", min_length=1, max_length=300, description="Objet ($filename…)")
     )
     body: str | None = Field(None, max_length=20_000, description="Texte du message ($filename, $link…)")
     mode: Literal["attachment", "link"] = Field("attachment", description="Le document en pièce jointe, ou un lien")

@@ -24,8 +24,9 @@ from urllib.parse import quote
 
 import httpx
 
-from interop.connectors.layout import safe_filename
+from interop.connectors.layout import Oversized, safe_filename
 from interop.connectors.sae import excerpt
+from interop.connectors.transport import BoundedTransport, ResponseTooLarge, download_extensions
 from interop.connectors.webdav import http_failure
 from socle.errors import Conflict, DigestMismatch, ServiceUnavailable, message
 from socle.storage import ObjectStore
@@ -66,6 +67,10 @@ class CmisClient:
         """
         try:
             response = self.client.request(method, url, **kwargs)
+        except ResponseTooLarge:
+            if kwargs.get("extensions"):  # a document read back to compare: larger than ours, so not ours
+                raise Oversized(url) from None
+            raise
         except httpx.TransportError as exc:
             raise http_failure(exc, f"{what}, GED {url}") from None
         if response.status_code >= 500:
@@ -110,9 +115,14 @@ class CmisClient:
         found = self.call("GET", _path_url(root_url, path), f"lecture de {path}", (200, 404), params=params)
         return dict(found) if found is not None else None
 
-    def content(self, root_url: str, path: str) -> bytes:
+    def content(self, root_url: str, path: str, max_bytes: int) -> bytes | None:
+        """The document's content; None when it holds more than ``max_bytes`` (never read further)."""
         params = {"cmisselector": "content"}
-        data = self.call("GET", _path_url(root_url, path), f"contenu de {path}", params=params)
+        bounds = download_extensions(max_bytes, self.client.timeout.read or 60)
+        try:
+            data = self.call("GET", _path_url(root_url, path), f"contenu de {path}", params=params, extensions=bounds)
+        except Oversized:
+            return None
         return bytes(data)
 
     def create(self, root_url: str, parent: str, action: str, properties: dict[str, str], **extra: Any) -> Any:
@@ -190,7 +200,8 @@ class CmisConnector:
         username = self.config.get("username")
         auth = httpx.BasicAuth(username, self.secrets.get("password") or "") if username else None
         timeout = httpx.Timeout(float(self.config.get("timeout") or 60))
-        with httpx.Client(verify=context, timeout=timeout, auth=auth, follow_redirects=False) as client:
+        transport = BoundedTransport(verify=context)  # bounded answers, no link-local address
+        with httpx.Client(transport=transport, timeout=timeout, auth=auth, follow_redirects=False) as client:
             yield CmisClient(client, str(self.config["url"]))
 
     def _ensure_folder(self, cmis: CmisClient, root_url: str) -> str:
@@ -226,7 +237,8 @@ class CmisConnector:
         existing = cmis.object_by_path(root_url, path)
         if existing is not None:
             length = prop(existing, "cmis:contentStreamLength")
-            if length in (None, size) and hashlib.sha256(cmis.content(root_url, path)).hexdigest() == key:
+            content = cmis.content(root_url, path, size) if length in (None, size) else None
+            if content is not None and hashlib.sha256(content).hexdigest() == key:
                 return existing
             raise Conflict(message("un autre document porte déjà le nom %(path)s dans la GED", path=path))
         checksum = self.config.get("checksum_property")

@@ -109,8 +109,29 @@ class Target(Protocol):
     def remove(self, path: str) -> None:
         """Remove a file or a whole folder; no error when it is absent."""
 
-    def download(self, path: str, local: Path) -> None:
-        """Copy the file at ``path`` into the local file ``local``."""
+    def download(self, path: str, local: Path, max_bytes: int) -> None:
+        """Copy the file at ``path`` into the local file ``local``.
+
+        :raises Oversized: the file holds more than ``max_bytes`` (the remote side decides what it sends: a
+            file it grows without end must not fill the worker's disk).
+        """
+
+
+class Oversized(Exception):
+    """A file read back from a target is larger than it may be: it is not the one we look for."""
+
+
+MAX_RECEIPT_BYTES = 1024 * 1024
+
+
+def copy_at_most(source: Any, out: Any, max_bytes: int) -> None:
+    """Copy a binary stream into ``out``; :raises Oversized: more than ``max_bytes`` bytes."""
+    copied = 0
+    while chunk := source.read(1024 * 1024):
+        copied += len(chunk)
+        if copied > max_bytes:
+            raise Oversized(max_bytes)
+        out.write(chunk)
 
 
 def safe_filename(filename: str) -> str:
@@ -163,7 +184,7 @@ def deposit(
     with tempfile.TemporaryDirectory(prefix="socle-depot-") as work:
         staged = Path(work) / "document"
         copy_verified(store, object_key, size, staged)
-        writer = _Writer(target, layout, document, object_key, Path(work))
+        writer = _Writer(target, layout, document, object_key, Path(work), size)
         for entry in _candidates(writer.entry_name(), layout.on_conflict):
             found = writer.existing(entry)
             if found is _ABSENT:
@@ -258,8 +279,9 @@ def _sha256(path: Path) -> str:
 class _Writer:
     """Writes one entry (file, folder or zip) with its metadata and marker, each under a temporary name first."""
 
-    def __init__(self, target: Target, layout: Layout, document: str, key: str, work: Path) -> None:
+    def __init__(self, target: Target, layout: Layout, document: str, key: str, work: Path, size: int) -> None:
         self.target, self.layout, self.document, self.key, self.work = target, layout, document, key, work
+        self.size = size  # the document's: a file read back is never allowed to be larger
 
     def entry_name(self) -> str:
         stem = self.document.rsplit(".", 1)[0] if "." in self.document else self.document
@@ -276,17 +298,20 @@ class _Writer:
             if self.layout.packaging == "zip":
                 return self._existing_zip(entry, local)
             document = f"{entry}/{self.document}" if self.layout.packaging == "folder" else entry
-            self.target.download(document, local)
+            self.target.download(document, local, self.size)
             if _sha256(local) != self.key:
                 return _OTHER
             return self._read_receipt(self._metadata_path(entry))
         except (FileNotFoundError, IsADirectoryError):  # e.g. a folder without our document: someone else's
             return _OTHER
+        except Oversized:  # larger than our document: another one
+            return _OTHER
         finally:
             local.unlink(missing_ok=True)
 
     def _existing_zip(self, entry: str, local: Path) -> Any:
-        self.target.download(entry, local)
+        # Our zip holds the document (deflated at worst a little larger) and a small receipt.
+        self.target.download(entry, local, self.size + self.size // 100 + MAX_RECEIPT_BYTES + 64 * 1024)
         try:
             with zipfile.ZipFile(local) as archive:
                 digest = hashlib.sha256()
@@ -306,8 +331,10 @@ class _Writer:
             return None
         local = self.work / f"receipt-{secrets.token_hex(4)}"
         try:
-            self.target.download(path, local)
+            self.target.download(path, local, MAX_RECEIPT_BYTES)
             return self._parse_receipt(local.read_bytes())
+        except Oversized:
+            return None
         finally:
             local.unlink(missing_ok=True)
 
@@ -476,5 +503,6 @@ class LocalTarget:
         else:
             found.unlink(missing_ok=True)
 
-    def download(self, path: str, local: Path) -> None:
-        shutil.copyfile(self._path(path), local)
+    def download(self, path: str, local: Path, max_bytes: int) -> None:
+        with self._path(path).open("rb") as source, local.open("wb") as out:
+            copy_at_most(source, out, max_bytes)

@@ -26,8 +26,10 @@ import httpx
 from interop.connectors.layout import safe_filename
 from interop.connectors.mail import template_values
 from interop.connectors.sae import FollowResult, excerpt
+from interop.connectors.transport import BoundedTransport, download_extensions
 from interop.connectors.webdav import http_failure
 from socle.errors import Conflict, DigestMismatch, ServiceUnavailable, message
+from socle.settings import get_settings
 from socle.storage import ObjectStore
 
 MARKER = "socle_envoi"
@@ -174,7 +176,11 @@ class ParapheurConnector:
         headers = {"Authorization": f"Bearer {self.secrets.get('token', '')}", "Accept": "application/json"}
         timeout = httpx.Timeout(float(self.config.get("timeout") or 60))
         with httpx.Client(
-            base_url=self.base, verify=context, timeout=timeout, headers=headers, follow_redirects=False
+            base_url=self.base,
+            transport=BoundedTransport(verify=context),  # bounded answers, no link-local address
+            timeout=timeout,
+            headers=headers,
+            follow_redirects=False,
         ) as client:
             yield client
 
@@ -193,7 +199,10 @@ class ParapheurConnector:
 
     def _download(self, client: httpx.Client, path: str, what: str) -> bytes:
         try:
-            response = client.get(path, headers={"Accept": "*/*"})
+            # A signed document may be as large as the other instance accepts: more room than an API answer.
+            limit = get_settings().max_upload_bytes + 16 * 1024 * 1024
+            bounds = download_extensions(limit, client.timeout.read or 60)
+            response = client.get(path, headers={"Accept": "*/*"}, extensions=bounds)
         except httpx.TransportError as exc:
             raise http_failure(exc, f"{what}, parapheur {self.base}") from None
         _refuse_failed(response, what)

@@ -43,6 +43,7 @@ import httpx
 from lxml import etree
 
 from interop.connectors.sae import SaeRefused, SaeUnavailable, excerpt, http_client, parse_xml, request
+from interop.connectors.transport import download_extensions
 from socle.errors import InvalidInput, message
 from socle.storage import ObjectStore
 
@@ -95,6 +96,8 @@ ACKNOWLEDGED, ERROR, CANCELLED = 4, -1, 0
 HELIOS_ACQUIT_STATUSES = frozenset({4, 6, 8})  # the PES Acquit is on S²LOW (ApiHeliosStatusResolver)
 # After the acknowledgement an act keeps living on S²LOW (SAE, letters): these still mean « acquitté ».
 ACTES_AFTER_ACK = frozenset({4, 5, 12, 13, 14, 19, 20})
+MAX_REDIRECTS = 3
+DOCUMENT_MAX_BYTES = 160 * 1024 * 1024
 DUPLICATE_WORDS = ("déjà", "doublon", "conflit avec un acte existant", "même numéro")
 
 
@@ -324,9 +327,38 @@ class S2lowConnector:
 
     def prefecture_document(self, document_id: str) -> bytes:
         """One document of the prefecture: the tar.gz of its @ctes message and files (S²LOW redirects to it)."""
-        response = self._call(
-            "GET", f"{ACTES}/actes_transac_get_document.php", params={"id": document_id}, follow_redirects=True
-        )
+        with self._client() as client:
+            # A letter's tar.gz holds the prefecture's PDFs: more room than an API answer (@ctes: 150 Mo at most).
+            bounds = download_extensions(DOCUMENT_MAX_BYTES, float(self.config.get("timeout") or 60))
+            page = f"{ACTES}/actes_transac_get_document.php"
+            response = request(client, "GET", page, params={"id": document_id}, extensions=bounds)
+            for _hop in range(MAX_REDIRECTS):
+                if not response.is_redirect:
+                    break
+                # Followed by hand, to S²LOW itself only: never another host, port or scheme.
+                target = response.url.join(response.headers.get("Location", ""))
+                if (target.scheme, target.host, target.port) != (
+                    response.url.scheme,
+                    response.url.host,
+                    response.url.port,
+                ):
+                    raise SaeRefused(
+                        message(
+                            "courrier %(document_id)s de la préfecture : S²LOW redirige hors de la plateforme "
+                            "(%(target)s), redirection refusée",
+                            document_id=document_id,
+                            target=_without_query(target),
+                        )
+                    )
+                response = request(client, "GET", str(target), extensions=bounds)
+        if response.is_redirect:
+            raise SaeUnavailable(
+                message("courrier %(document_id)s de la préfecture : trop de redirections", document_id=document_id)
+            )
+        if response.status_code == 404:
+            raise SaeUnavailable(
+                message("courrier %(document_id)s de la préfecture : adresse inconnue", document_id=document_id)
+            )
         if not response.content.startswith(b"\x1f\x8b"):
             if response.content.lstrip().startswith(b"KO"):
                 self._lines(response, f"courrier {document_id} de la préfecture")
@@ -560,3 +592,8 @@ def aracte_fields(aracte: bytes) -> dict[str, str]:
         "date_reception": root.get(f"{{{ns}}}DateReception", ""),
         "classification_en_cours": root.findtext(f"{{{ns}}}ClassificationDateVersionEnCours") or "",
     }
+
+
+def _without_query(url: httpx.URL) -> str:
+    """An address for a message: scheme, host, port and path, never the query (it may carry a token)."""
+    return str(url.copy_with(query=None, fragment=None, username=None, password=None))

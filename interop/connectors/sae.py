@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 from lxml import etree
 
+from interop.connectors.transport import BoundedTransport, DestinationRefused, RemoteMisbehaved, ResponseTooSlow
 from socle.errors import InvalidInput, ServiceUnavailable, SocleError, message
 from socle.storage import ObjectStore
 
@@ -160,8 +161,14 @@ def http_client(
                     message("certificat client ou clé illisible : %(ssl_reason)s", ssl_reason=exc.reason or exc)
                 ) from None
     timeout = httpx.Timeout(float(config.get("timeout") or 60))
+    # Bounded answers (size, total time), no redirect followed, no link-local address: see transport.py.
     with httpx.Client(
-        base_url=str(config["url"]).rstrip("/"), verify=context, timeout=timeout, headers=headers, auth=auth
+        base_url=str(config["url"]).rstrip("/"),
+        transport=BoundedTransport(verify=context),
+        timeout=timeout,
+        headers=headers,
+        auth=auth,
+        follow_redirects=False,
     ) as client:
         yield client
 
@@ -181,6 +188,14 @@ def request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx
     """
     try:
         response = client.request(method, url, **kwargs)
+    except DestinationRefused as exc:
+        raise SaeRefused(
+            message("%(detail)s (%(method)s %(url)s)", detail=exc.detail, method=method, url=url)
+        ) from None
+    except (RemoteMisbehaved, ResponseTooSlow) as exc:
+        raise SaeUnavailable(
+            message("plateforme : %(detail)s (%(method)s %(url)s)", detail=exc.detail, method=method, url=url)
+        ) from None
     except httpx.TimeoutException:
         raise SaeUnavailable(
             message("délai dépassé en attendant la plateforme (%(method)s %(url)s)", method=method, url=url)

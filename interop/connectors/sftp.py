@@ -14,11 +14,12 @@ import asyncio
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import asyncssh
 
-from interop.connectors.layout import Layout, deposit, probe
+from interop.connectors.layout import Layout, Oversized, deposit, probe
+from interop.connectors.transport import DestinationRefused, check_destination
 from socle.errors import Conflict, InvalidInput, ServiceUnavailable, message
 from socle.storage import ObjectStore
 
@@ -113,8 +114,19 @@ class SftpTarget:
         else:
             self._run(self._sftp.remove(full))
 
-    def download(self, path: str, local: Path) -> None:
-        self._run(self._sftp.get(self._path(path), local))
+    def download(self, path: str, local: Path, max_bytes: int) -> None:
+        async def fetch() -> None:
+            # Read by blocks up to the bound: the size the server announces is not trusted.
+            async with self._sftp.open(self._path(path), "rb") as remote:
+                with local.open("wb") as out:
+                    copied = 0
+                    while chunk := cast(bytes, await remote.read(1024 * 1024)):  # opened "rb": bytes
+                        copied += len(chunk)
+                        if copied > max_bytes:
+                            raise Oversized(max_bytes)
+                        out.write(chunk)
+
+        self._run(fetch())
 
 
 class SftpConnector:
@@ -178,6 +190,10 @@ class SftpConnector:
                 connection.close()
                 raise
 
+        try:
+            check_destination(host, port)  # never a link-local address (a cloud's metadata service)
+        except DestinationRefused as exc:
+            raise Conflict(message("%(where)s : %(detail)s", where=where, detail=exc.detail)) from None
         try:
             return runner.run(connect())
         except asyncssh.HostKeyNotVerifiable:

@@ -16,8 +16,15 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from interop.connectors.layout import Layout, deposit, probe
+from interop.connectors.layout import Layout, Oversized, deposit, probe
 from interop.connectors.sae import certificate_refused, excerpt
+from interop.connectors.transport import (
+    BoundedTransport,
+    DestinationRefused,
+    ResponseTooLarge,
+    download_extensions,
+    failure_detail,
+)
 from socle.errors import Conflict, ServiceUnavailable, SocleError, message
 from socle.storage import ObjectStore
 
@@ -25,8 +32,8 @@ from socle.storage import ObjectStore
 class WebdavTarget:
     """A WebDAV collection as a layout :class:`~interop.connectors.layout.Target`."""
 
-    def __init__(self, client: httpx.Client, base: str) -> None:
-        self.client = client
+    def __init__(self, client: httpx.Client, base: str, timeout: float = 60) -> None:
+        self.client, self.timeout = client, timeout
         self.base = base.rstrip("/") + "/"  # the collection's URL, ending with a slash
 
     def url(self, path: str, *, folder: bool = False) -> str:
@@ -84,9 +91,10 @@ class WebdavTarget:
     def remove(self, path: str) -> None:
         self._send("DELETE", self.url(path), (200, 204, 404))
 
-    def download(self, path: str, local: Path) -> None:
+    def download(self, path: str, local: Path, max_bytes: int) -> None:
+        extensions = download_extensions(max_bytes, self.timeout)
         try:
-            with self.client.stream("GET", self.url(path)) as response:
+            with self.client.stream("GET", self.url(path), extensions=extensions) as response:
                 if response.status_code == 404:
                     raise FileNotFoundError(path)
                 if response.status_code != 200:
@@ -95,6 +103,8 @@ class WebdavTarget:
                 with local.open("wb") as out:
                     for chunk in response.iter_bytes(1024 * 1024):
                         out.write(chunk)
+        except ResponseTooLarge:
+            raise Oversized(max_bytes) from None
         except httpx.TransportError as exc:
             raise http_failure(exc, f"serveur WebDAV (GET {self.url(path)})") from None
 
@@ -105,6 +115,10 @@ def http_failure(exc: httpx.TransportError, what: str) -> SocleError:
     A certificate the server presents and we do not trust (unknown authority, another name) is a refusal:
     retrying will not change it. A timeout, a refused or cut connection is transient (the job is retried).
     """
+    bound = failure_detail(exc)
+    if bound is not None:  # refused before connecting (forbidden address), or an answer past its bounds
+        kind = Conflict if isinstance(exc, DestinationRefused) else ServiceUnavailable
+        return kind(message("%(what)s : %(bound)s", what=what, bound=bound))
     cause = certificate_refused(exc)
     if cause is not None:
         return Conflict(
@@ -188,5 +202,6 @@ class WebdavConnector:
         username, password = self.config.get("username"), self.secrets.get("password")
         auth = httpx.BasicAuth(username, password or "") if username else None
         timeout = httpx.Timeout(float(self.config.get("timeout") or 60))
-        with httpx.Client(verify=context, timeout=timeout, auth=auth, follow_redirects=False) as client:
-            yield WebdavTarget(client, str(self.config["url"]))
+        transport = BoundedTransport(verify=context)
+        with httpx.Client(transport=transport, timeout=timeout, auth=auth, follow_redirects=False) as client:
+            yield WebdavTarget(client, str(self.config["url"]), float(self.config.get("timeout") or 60))

@@ -28,6 +28,7 @@ import httpx
 
 from interop.connectors.mail import template_values
 from interop.connectors.sae import excerpt
+from interop.connectors.transport import BoundedTransport
 from interop.connectors.webdav import http_failure
 from socle.errors import Conflict, ServiceUnavailable, message
 from socle.storage import ObjectStore
@@ -129,7 +130,8 @@ class WebhookConnector:
         context = ssl.create_default_context(cafile=self.config.get("ca_file") or None)
         timeout = httpx.Timeout(float(self.config.get("timeout") or 15))
         try:
-            with httpx.Client(verify=context, timeout=timeout, follow_redirects=False) as client:
+            transport = BoundedTransport(verify=context)  # bounded answers, no link-local address
+            with httpx.Client(transport=transport, timeout=timeout, follow_redirects=False) as client:
                 response = client.post(url, content=body, headers=headers)
         except httpx.TransportError as exc:
             raise http_failure(exc, f"destinataire du webhook {url}") from None
