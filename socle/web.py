@@ -7,7 +7,7 @@ import logging
 import re
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from socle.auth import Principal, authenticate
 from socle.db import new_session
-from socle.errors import InvalidInput, PayloadTooLarge, SocleError, message
+from socle.errors import Forbidden, InvalidInput, PayloadTooLarge, SocleError, message
 from socle.files import display_name
 from socle.settings import get_settings
 from socle.validation_messages import french_message
@@ -125,6 +125,52 @@ class NulGuard:
             await send({"type": "http.response.start", "status": error.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
+        await self.app(scope, receive, send)
+
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def cross_site_by_browser(headers: dict[str, str]) -> bool:
+    """Whether a browser says it sent this request for a page of another site (``Sec-Fetch-Site``, ``Origin``).
+
+    An ``Origin`` of ``null`` counts as another site: it is what a sandboxed frame of any page sends.
+    Programs (CMIS clients, scripts, the card client) send neither header."""
+    if headers.get("sec-fetch-site", "") in ("cross-site", "same-site"):
+        return True
+    origin = headers.get("origin")
+    return origin is not None and (origin == "null" or urlsplit(origin).netloc != headers.get("host", ""))
+
+
+class CrossSiteGuard:
+    """Refuse a change asked by a page of another site with credentials the browser sends by itself.
+
+    A browser keeps the HTTP Basic credentials typed once at the prompt of an API (CMIS answers 401 with
+    ``WWW-Authenticate: Basic``) and adds them to every later request to the kit, including a form posted by
+    another site: without this guard, that site could delete or change documents in the user's name. A Bearer
+    token is never sent by the browser on its own (a script must add it, and a cross-site script needs CORS,
+    which the APIs do not grant): such a request goes through, as do reads and requests from programs.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] not in _SAFE_METHODS:
+            headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+            scheme = headers.get("authorization", "").partition(" ")[0].lower()
+            if scheme and scheme != "bearer" and cross_site_by_browser(headers):
+                error = Forbidden(
+                    message(
+                        "requête refusée : envoyée depuis un autre site avec les identifiants enregistrés par le "
+                        "navigateur ; un programme s'authentifie par un jeton (Authorization: Bearer …)"
+                    )
+                )
+                body = json.dumps(error.problem()).encode()
+                headers_out = [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]
+                await send({"type": "http.response.start", "status": error.status, "headers": headers_out})
+                await send({"type": "http.response.body", "body": body})
+                return
         await self.app(scope, receive, send)
 
 
@@ -299,6 +345,7 @@ def create_service_app(name: str, title: str, description: str, routers: list[AP
     install_error_handlers(app)
     app.add_middleware(BodyLimit)
     app.add_middleware(NulGuard)
+    app.add_middleware(CrossSiteGuard)
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)

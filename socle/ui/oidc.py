@@ -185,6 +185,7 @@ def finish(request: Request, db: DbDep, name: str, code: str = "", state: str = 
     claims = _id_token_claims(chosen, tokens["id_token"], pending["nonce"])
     claims |= _userinfo(chosen, tokens["access_token"], claims["sub"])
     user = match_account(db, chosen, claims)
+    sessions.close_session(db, request.cookies.get(sessions.COOKIE))  # the browser's previous session ends here
     cookie = sessions.open_session(db, user, method=f"oidc:{name}", id_token=tokens["id_token"])
     response = signed_in_redirect(pending["next"], cookie)
     response.delete_cookie(PENDING_COOKIE, httponly=True, secure=True, samesite="lax")

@@ -155,13 +155,33 @@ def pop_flash(db: Session, session_id: str) -> list[dict[str, Any]]:
 # Throttling
 
 
-def throttle_wait(db: Session, account_key: str, address_key: str, *, known_device: bool = False) -> int:
-    """Minutes to wait before another try, or 0 when sign-in is allowed for this account and address.
+@dataclass(frozen=True)
+class Attempt:
+    """A sign-in attempt, recorded as a failure until its password proves right (:func:`start_attempt`)."""
+
+    wait: int  # minutes to wait before another try; 0 when this one may check its password
+    ids: tuple[int, ...]  # its rows in login_attempts
+
+
+def start_attempt(db: Session, account_key: str, address_key: str, *, known_device: bool = False) -> Attempt:
+    """Count a sign-in attempt against the limits of its account and address, before its password is checked.
+
+    The attempt is written and committed first, as a failure, then counted with those before it: of guesses
+    sent at the same time, each sees those committed before it, so no more than the limit reach the password
+    check (counted first and written after, a burst of guesses all saw the count of before the burst). A refused
+    attempt is taken back at once, as it checked nothing; a right password takes it back (:func:`succeeded`).
 
     ``known_device``: the browser proved (:func:`limit_key`) that this account signed in from it before.
     Many agents share one address (the town hall's NAT): a guesser among them must not lock them all out.
     """
-    since = utcnow() - ATTEMPT_WINDOW
+    now = utcnow()
+    db.execute(delete(LoginAttempt).where(LoginAttempt.at < now - ATTEMPT_WINDOW))
+    rows = [LoginAttempt(key=account_key, at=now), LoginAttempt(key=address_key, at=now)]
+    db.add_all(rows)
+    db.flush()
+    attempt = Attempt(0, tuple(row.id for row in rows))
+    db.commit()
+    since = now - ATTEMPT_WINDOW
     waits = []
     limits = [(account_key, MAX_FAILURES_PER_ACCOUNT)]
     if not known_device:
@@ -170,21 +190,25 @@ def throttle_wait(db: Session, account_key: str, address_key: str, *, known_devi
         count, oldest = db.execute(
             select(func.count(), func.min(LoginAttempt.at)).where(LoginAttempt.key == key, LoginAttempt.at >= since)
         ).one()
-        if count >= limit and oldest is not None:
+        if count > limit and oldest is not None:  # this attempt is counted: the limit's tries are before it
             remaining = oldest.replace(tzinfo=since.tzinfo) + ATTEMPT_WINDOW - utcnow()
             waits.append(max(1, int(remaining.total_seconds() // 60) + 1))
-    return max(waits, default=0)
+    if waits:
+        _take_back(db, attempt)
+        db.commit()
+        return Attempt(max(waits), ())
+    return attempt
 
 
-def record_failure(db: Session, *keys: str) -> None:
-    now = utcnow()
-    db.execute(delete(LoginAttempt).where(LoginAttempt.at < now - ATTEMPT_WINDOW))
-    for key in keys:
-        db.add(LoginAttempt(key=key, at=now))
-
-
-def clear_failures(db: Session, account_key: str) -> None:
+def succeeded(db: Session, attempt: Attempt, account_key: str) -> None:
+    """The password was right: the attempt is no failure, and the account's earlier failures are forgotten."""
+    _take_back(db, attempt)
     db.execute(delete(LoginAttempt).where(LoginAttempt.key == account_key))
+
+
+def _take_back(db: Session, attempt: Attempt) -> None:
+    if attempt.ids:
+        db.execute(delete(LoginAttempt).where(LoginAttempt.id.in_(attempt.ids)))
 
 
 def _device(value: str | None) -> tuple[str, list[str]]:

@@ -47,9 +47,11 @@ def login(request: Request, db: DbDep, form: FormDep) -> Response:
     device = request.cookies.get(sessions.DEVICE_COOKIE)
     counted = sessions.limit_key(device, account_key)  # this browser's own count when the account knows it
     known = counted != account_key
-    wait = sessions.throttle_wait(db, counted, address_key, known_device=known)
-    if wait:
-        message = t(request, "Trop de tentatives de connexion. Réessayez dans %(minutes)s minutes.", minutes=wait)
+    attempt = sessions.start_attempt(db, counted, address_key, known_device=known)  # a failure until proved right
+    if attempt.wait:
+        message = t(
+            request, "Trop de tentatives de connexion. Réessayez dans %(minutes)s minutes.", minutes=attempt.wait
+        )
         return _login_form(request, db, values["suivant"], values=values, errors={"form": message}, status=429)
     user = db.execute(
         select(User)
@@ -57,10 +59,10 @@ def login(request: Request, db: DbDep, form: FormDep) -> Response:
         .where(Tenant.slug == values["tenant"], User.username == values["username"].strip())
     ).scalar_one_or_none()
     if not verify_password(password, user.password_hash if user else None) or user is None or not user.active:
-        sessions.record_failure(db, counted, address_key)
         message = t(request, "Identifiant ou mot de passe incorrect.")
         return _login_form(request, db, values["suivant"], values=values, errors={"form": message}, status=401)
-    sessions.clear_failures(db, counted)
+    sessions.succeeded(db, attempt, counted)
+    sessions.close_session(db, request.cookies.get(sessions.COOKIE))  # the browser's previous session ends here
     cookie = sessions.open_session(db, user, client=address_key)
     response = signed_in_redirect(safe_next(values["suivant"]), cookie)
     response.set_cookie(
