@@ -925,7 +925,15 @@ def undo(session: Session, principal: Principal, folder_id: str) -> Folder:
         folder.current_step = step.position
     step.status, step.completed_at = "current", None
     act.undone_at = utcnow()
-    if act.previous_keys:
+    if act.action == "paper_signature" and act.previous_keys:
+        # The scan the act added goes with it: the folder does not show a signature taken back (its bytes stay in
+        # the store, its filename in the history), and signing on paper again does not add a second scan.
+        folder.documents[:] = [
+            document
+            for document in folder.documents
+            if not (document.role == "scan" and document.id in act.previous_keys)
+        ]
+    elif act.previous_keys:
         signing.restore_documents(folder, act.previous_keys)
     actor = Actor(
         principal.username, principal.display_name, act.desk_id, on_behalf_of_desk_id=act.on_behalf_of_desk_id

@@ -204,7 +204,8 @@ def paper_signature(
     folder.documents.append(scan_document)
     session.flush()
     text = f"Signature manuscrite ; scan : {filename}" + (f" — {comment}" if comment else "")
-    service.record_act(session, folder, step, actor, "paper_signature", text)
+    # {scan id: None}: the scan did not exist before the act, and a droit de remords takes it out with the act.
+    service.record_act(session, folder, step, actor, "paper_signature", text, previous_keys={scan_document.id: None})
     session.commit()
     return folder
 

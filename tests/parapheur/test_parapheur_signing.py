@@ -436,6 +436,25 @@ def test_a_paper_signature_keeps_the_scan_and_records_the_act(kit: Kit) -> None:
     assert event.actor == "maire" and "Signé en séance" in (event.comment or "")
 
 
+def test_a_paper_signature_taken_back_takes_its_scan_with_it(kit: Kit) -> None:
+    setup = Standard(kit)
+    subtype = typed(
+        kit, [{"kind": "paper_signature", "desk_ids": [setup.maire]}, {"kind": "visa", "desk_ids": [setup.maire]}]
+    )
+    folder = sent_folder(kit, subtype)
+    url = f"/parapheur/folders/{folder['id']}/paper-signature"
+    ok(kit["maire"].post(url, files={"file": ("scan-1.pdf", make_pdf("Premier scan"), "application/pdf")}))
+
+    undone = ok(act(kit, "maire", folder["id"], "undo"))
+    assert undone["current_step"] == 0 and [doc for doc in undone["documents"] if doc["role"] == "scan"] == []
+    again = ok(kit["maire"].post(url, files={"file": ("scan-2.pdf", make_pdf("Second scan"), "application/pdf")}))
+    assert [doc["filename"] for doc in again["documents"] if doc["role"] == "scan"] == ["scan-2.pdf"]
+    assert [e.comment for e in history(folder["id"]) if e.action == "paper_signature"] == [
+        "Signature manuscrite ; scan : scan-1.pdf",
+        "Signature manuscrite ; scan : scan-2.pdf",
+    ]
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Client-side signing (smart card)
 
