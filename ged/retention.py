@@ -218,7 +218,12 @@ def carry_out_elimination(session: Session, principal: Principal, elimination_id
     """Eliminate the approved documents: content removed from the store (when no other version needs it),
     renditions removed, the record kept as a tombstone (disposal « eliminated »); proof in the audit log.
 
-    :raises Conflict: not approved, or a document held meanwhile (naming the hold).
+    Each document is checked again as it stands now, not as it stood when proposed: one held since, in a
+    transfer since, or no longer eliminable (its type's DUA or final action changed, its dates changed) is
+    kept, with the reason, in the proof and in its own history; it may be proposed again later. The others
+    are eliminated: a hold on one document does not block the others for the length of a litigation.
+
+    :raises Conflict: not approved, or no document of the elimination may be eliminated now (each reason).
     """
     principal.require(Role.ARCHIVISTE)
     elimination = get_elimination(session, principal.tenant_id, elimination_id, for_update=True)
@@ -229,24 +234,42 @@ def carry_out_elimination(session: Session, principal: Principal, elimination_id
                 elimination_status=elimination.status,
             )
         )
-    documents = [
-        get_document(session, principal.tenant_id, doc_id, for_update=True, trashed=True)
-        for doc_id in elimination.document_ids
-    ]
-    for document in documents:
-        holds.check_not_held(session, document)
-        if document.disposal == TRANSFERRED:  # transferred since it was proposed: the SAE has not replied yet
-            raise Conflict(
-                message(
-                    "« %(title)s » est dans un versement en cours : il ne peut être éliminé qu'après la réponse du "
-                    "système d'archivage",
-                    title=document.current.title,
-                )
+    documents: list[Document] = []
+    gone: list[str] = []
+    for doc_id in elimination.document_ids:
+        try:
+            documents.append(get_document(session, principal.tenant_id, doc_id, for_update=True, trashed=True))
+        except NotFound:  # removed for good meanwhile (a purge of an older release): nothing left to eliminate
+            gone.append(doc_id)
+    held = holds.active_holds(session, [document.id for document in documents])
+    kept = {document.id: reason for document in documents if (reason := _kept_reason(session, document, held))}
+    if len(kept) == len(documents):
+        raise Conflict(
+            message(
+                "aucun document de cette élimination ne peut être éliminé maintenant : %(problems)s",
+                problems=" ; ".join([*kept.values(), *(f"{doc_id} : introuvable" for doc_id in gone)]),
             )
-    now, keys, proof = utcnow(), set(), []
+        )
+    now, keys = utcnow(), set[str]()
+    proof: list[dict[str, Any]] = []
+    kept_proof: list[dict[str, Any]] = []
     for document in documents:
+        if document.id in kept:
+            kept_proof.append(
+                {"document_id": document.id, "title": document.current.title, "reason": str(kept[document.id])}
+            )
+            journal.record_document(
+                session,
+                principal.tenant_id,
+                principal.actor,
+                "ged.document.elimination_skipped",
+                document.id,
+                elimination_id=elimination.id,
+                reason=str(kept[document.id]),
+            )
+            continue
         keys |= _content_keys(document)
-        proof.append(_proof(document))
+        proof.append(_proof(session, document))
         for version in document.versions:
             version.text_key = version.preview_key = version.thumbnail_key = version.pdfa_key = None
         document.disposal, document.disposal_at = ELIMINATED, now
@@ -268,8 +291,13 @@ def carry_out_elimination(session: Session, principal: Principal, elimination_id
         "ged.elimination.done",
         elimination,
         documents=proof,
-        approved_by=elimination.decided_by,
+        kept=kept_proof,
+        missing=gone,
+        comment=elimination.comment,
         proposed_by=elimination.proposed_by,
+        proposed_at=elimination.proposed_at.isoformat(),
+        approved_by=elimination.decided_by,
+        approved_at=elimination.decided_at.isoformat() if elimination.decided_at else None,
         at=now.isoformat(),
     )
     session.commit()
@@ -277,10 +305,36 @@ def carry_out_elimination(session: Session, principal: Principal, elimination_id
     return elimination
 
 
-def _proof(document: Document) -> dict[str, Any]:
+def _kept_reason(session: Session, document: Document, held: dict[str, list[str]]) -> str | None:
+    """Why an approved document must not be eliminated now (a sentence naming it), or None."""
+    title = document.current.title
+    if document.id in held:
+        return message("« %(title)s » est gelé par « %(hold_name)s »", title=title, hold_name=held[document.id][0])
+    if document.disposal == TRANSFERRED:  # transferred since it was proposed: the SAE has not replied yet
+        return message(
+            "« %(title)s » est dans un versement en cours : il ne peut être éliminé qu'après la réponse du "
+            "système d'archivage",
+            title=title,
+        )
+    reason = _eliminable(session, document)
+    if reason:
+        return message("« %(title)s » n'est plus éliminable : %(reason)s", title=title, reason=reason)
+    return None
+
+
+def _proof(session: Session, document: Document) -> dict[str, Any]:
+    """What the audit log keeps of a removed document: what it was, the rule that let it go, its digests."""
+    document_type = session.get(DocumentType, document.type_id) if document.type_id else None
     return {
         "document_id": document.id,
         "title": document.current.title,
+        "type": document_type.code if document_type else None,
+        "final_action": document_type.final_action if document_type else None,
+        "dua_months": document_type.dua_months if document_type else None,
+        "dua_event": document_type.dua_event if document_type else None,
+        "dua_ends_on": document.dua_ends_on.isoformat() if document.dua_ends_on else None,
+        "disposal": document.disposal,  # « archived »: the GED copy of an archived document
+        "sae_identifier": document.sae_identifier,
         "versions": [{"number": v.number, "sha256": v.object_key, "size": v.size} for v in document.versions],
     }
 
@@ -354,13 +408,17 @@ class PurgeReport:
 
 
 def purge(session: Session, tenant_id: str | None = None, *, actor: str = SYSTEM) -> PurgeReport:
-    """Remove for good the documents in the trash past the restore window, except the held ones and those
-    still under their DUA (kept, with the reason). Each document in its own transaction.
+    """Remove for good the documents in the trash past the restore window, except those kept, with the
+    reason: held, still under their DUA or with a DUA not started yet (its type has a rule, the starting
+    event has no date), in a transfer in progress, in an open elimination proposal (the elimination decides,
+    with its approval), or eliminated already (the record stays as the notice). Each document in its own
+    transaction, checked again once locked: one restored, purged or trashed again meanwhile is left alone.
 
     :param tenant_id: one tenant, or every tenant when None.
     """
-    limit = utcnow() - timedelta(days=trash_days())
-    query = select(Document.id, Document.tenant_id).where(Document.deleted_at.is_not(None), Document.deleted_at < limit)
+    query = select(Document.id, Document.tenant_id).where(
+        Document.deleted_at.is_not(None), Document.deleted_at < _purge_limit()
+    )
     if tenant_id is not None:
         query = query.where(Document.tenant_id == tenant_id)
     candidates = list(session.execute(query.order_by(Document.deleted_at)))
@@ -373,16 +431,24 @@ def purge(session: Session, tenant_id: str | None = None, *, actor: str = SYSTEM
     return report
 
 
+def _purge_limit() -> Any:
+    return utcnow() - timedelta(days=trash_days())
+
+
 def _purge_one(session: Session, tenant_id: str, document_id: str, actor: str, report: PurgeReport) -> str | None:
-    document = get_document(session, tenant_id, document_id, for_update=True, trashed=True)
-    held = holds.active_holds(session, [document.id]).get(document.id)
-    if held:
+    try:
+        document = get_document(session, tenant_id, document_id, for_update=True, trashed=True)
+    except NotFound:  # purged meanwhile (another run of the purge)
         session.rollback()
-        return f"gelé par « {held[0]} »"
-    if document.dua_ends_on is not None and document.dua_ends_on > utcnow().date():
+        return None
+    if document.deleted_at is None or document.deleted_at >= _purge_limit():
+        session.rollback()  # restored meanwhile, or trashed again since: its window runs from then
+        return None
+    reason = _purge_kept(session, document)
+    if reason:
         session.rollback()
-        return f"DUA en cours jusqu'au {document.dua_ends_on.isoformat()}"
-    keys, proof = _content_keys(document), _proof(document)
+        return reason
+    keys, proof = _content_keys(document), _proof(session, document)
     journal.record_document(
         session,
         tenant_id,
@@ -392,6 +458,8 @@ def _purge_one(session: Session, tenant_id: str, document_id: str, actor: str, r
         versions=proof["versions"],
         title=proof["title"],
         deleted_by=document.deleted_by,
+        type=proof["type"],
+        dua_ends_on=proof["dua_ends_on"],
     )
     session.execute(delete(SearchEntry).where(SearchEntry.document_id == document.id))
     session.execute(delete(HeldDocument).where(HeldDocument.document_id == document.id))  # released holds only
@@ -399,6 +467,25 @@ def _purge_one(session: Session, tenant_id: str, document_id: str, actor: str, r
     session.commit()
     report.purged.append(document_id)
     report.removed_objects += remove_unreferenced(session, keys)
+    return None
+
+
+def _purge_kept(session: Session, document: Document) -> str | None:
+    """Why a trashed document past its window stays (the purge report's reason), or None."""
+    held = holds.active_holds(session, [document.id]).get(document.id)
+    if held:
+        return f"gelé par « {held[0]} »"
+    if document.disposal == ELIMINATED:
+        return "éliminé : sa notice est gardée"
+    if document.disposal == TRANSFERRED:
+        return "dans un versement en cours : attendez la réponse du système d'archivage"
+    if document.dua_ends_on is not None and document.dua_ends_on > utcnow().date():
+        return f"DUA en cours jusqu'au {document.dua_ends_on.isoformat()}"
+    document_type = session.get(DocumentType, document.type_id) if document.type_id else None
+    if document.dua_ends_on is None and document_type is not None and document_type.dua_months is not None:
+        return "DUA non commencée : la date dont elle part n'est pas renseignée"
+    if _pending_for(session, document.tenant_id, [document.id]):
+        return "proposé à l'élimination : l'élimination en cours en décidera"
     return None
 
 

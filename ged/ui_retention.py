@@ -348,6 +348,20 @@ def _proof_documents(proof: AuditEntry, documents: list[EliminationDocument]) ->
     ]
 
 
+def _proof_kept(proof: AuditEntry, documents: list[EliminationDocument]) -> list[dict[str, Any]]:
+    """The documents the carrying out kept (held, transferred, no longer eliminable), with the reason; the
+    reason names the document, so it is shown only to a user who may read it."""
+    readable = {item.id: item.document for item in documents if item.document is not None}
+    return [
+        {
+            "document_id": item.get("document_id"),
+            "title": readable[item["document_id"]].current.title if item.get("document_id") in readable else None,
+            "reason": item.get("reason") if item.get("document_id") in readable else None,
+        }
+        for item in (proof.details.get("kept") or [])[:SHOWN_DOCUMENTS]
+    ]
+
+
 def _elimination_page(
     request: Request,
     db: Session,
@@ -373,6 +387,7 @@ def _elimination_page(
         "can_carry_out": elimination.status == retention.APPROVED,
         "proof": proof,
         "proof_documents": _proof_documents(proof, documents) if proof else [],
+        "proof_kept": _proof_kept(proof, documents) if proof else [],
         "final_action_names": FINAL_ACTION_NAMES,
         "eliminated": ELIMINATED,
         "values": values or {},
@@ -417,10 +432,20 @@ def decide(request: Request, db: DbDep, user: UserDep, form: FormDep, eliminatio
 def carry_out(request: Request, db: DbDep, user: UserDep, form: FormDep, elimination_id: str) -> Response:
     principal = require_archivist(user)
     try:
-        retention.carry_out_elimination(db, principal, elimination_id)
+        elimination = retention.carry_out_elimination(db, principal, elimination_id)
     except Conflict as exc:
         db.rollback()
         errors = {"form": sentence(error_text(request, exc))}
         return _elimination_page(request, db, principal, elimination_id, errors=errors, status=exc.status)
-    message = t(request, "Élimination exécutée : la preuve est inscrite au journal d'audit.")
+    proof = proof_of(db, elimination)
+    kept = len(proof.details.get("kept") or []) if proof else 0
+    if kept:
+        message = t(
+            request,
+            "Élimination exécutée ; %(count)s document(s) gardé(s) (gel, versement en cours ou règle de conservation "
+            "changée depuis la proposition) : voir la preuve.",
+            count=kept,
+        )
+    else:
+        message = t(request, "Élimination exécutée : la preuve est inscrite au journal d'audit.")
     return redirect(f"/archives/eliminations/{elimination_id}", db=db, user=user, message=message)

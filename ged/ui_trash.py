@@ -54,7 +54,8 @@ def purge(request: Request, db: DbDep, user: UserDep, form: FormDep) -> Response
     report = retention.purge(db, user.principal.tenant_id, actor=user.principal.actor)
     message = t(
         request,
-        "Corbeille purgée : %(purged)s document(s) supprimé(s), %(kept)s gardé(s) (gel ou DUA en cours).",
+        "Corbeille purgée : %(purged)s document(s) supprimé(s), %(kept)s gardé(s) (gel, DUA en cours ou non "
+        "commencée, versement ou élimination en cours).",
         purged=len(report.purged),
         kept=len(report.kept),
     )
