@@ -1,8 +1,10 @@
 """A sent transfer's life after its deposit: the archival system's Acknowledgement, then its ArchiveTransferReply.
 
-delivered (or still sending: the connector's receipt and the SAE's first message may arrive in either order)
-→ acknowledged → accepted | rejected. Every message received is kept (``archive_sae_messages``), with its
-refusal reason when it does not belong to the transfer; the same stored message twice is recorded once.
+delivered (or still sending: the connector's receipt and the SAE's first message may arrive in either order; or
+delivery_failed: a delivery resumed in interop went through, its receipt not yet recorded) → acknowledged →
+accepted | rejected. Every message received is kept (``archive_sae_messages``), with its refusal reason when it
+does not belong to the transfer; the same stored message twice is recorded once, the same message (same
+identifier) stored again is refused as already received.
 """
 
 from __future__ import annotations
@@ -15,18 +17,30 @@ from sqlalchemy.orm import Session
 from archive import replies
 from archive.models import SaeMessage, Transfer
 from archive.service import audit_transfer, get_transfer, tell_ged_transfer_ended
-from archive.statuses import ACCEPTED, ACKNOWLEDGED, DELIVERED, REJECTED, SENDING
+from archive.statuses import (
+    ABANDONED,
+    ACCEPTED,
+    ACKNOWLEDGED,
+    DELIVERED,
+    DELIVERY_FAILED,
+    REJECTED,
+    SENDING,
+    STATUS_LABELS,
+)
 from socle import messages
 from socle.db import utcnow
 from socle.errors import InvalidInput, message
 from socle.queue import enqueue
 from socle.storage import check_key, get_store
 
-# Where each kind of message may move a transfer from.
+# Where each kind of message may move a transfer from. The SAE only answers a package it has: a message for a
+# transfer whose delivery failed means the delivery, resumed, went through (its receipt comes after).
 AWAITING: dict[str, tuple[str, ...]] = {
-    "acknowledgement": (SENDING, DELIVERED),
-    "reply": (SENDING, DELIVERED, ACKNOWLEDGED),
+    "acknowledgement": (SENDING, DELIVERED, DELIVERY_FAILED),
+    "reply": (SENDING, DELIVERED, DELIVERY_FAILED, ACKNOWLEDGED),
 }
+# The reply code column's width (archive_transfers.reply_code, archive_sae_messages.reply_code).
+CODE_COLUMN = 50
 RECORDED, REFUSED = "recorded", "refused"
 ACTOR = "service:interop"
 
@@ -53,13 +67,13 @@ def record_sae_message(
     record = SaeMessage(
         tenant_id=tenant_id, transfer_id=transfer.id, kind=message_kind, object_key=object_key, size=size
     )
-    session.add(record)
     try:
         received = replies.parse_sae_message(_read(object_key, size))
         _fill(record, received)
-        refusal = _refusal(transfer, message_kind, received)
+        refusal = _refusal(session, transfer, message_kind, received)
     except replies.ReplyError as error:
         received, refusal = None, str(error)
+    session.add(record)  # once its refusal is known: the queries above must not flush it unfinished
     if received is None or refusal is not None:
         _refuse(session, transfer, record, refusal or "Message refusé.")
     else:
@@ -96,38 +110,72 @@ def _read(object_key: str, size: int) -> bytes:
 def _fill(record: SaeMessage, message: replies.SaeMessage) -> None:
     record.message_identifier = message.message_identifier[:200]
     record.request_identifier = message.request_identifier[:200]
-    record.reply_code = message.reply_code[:50] if message.reply_code else None
+    record.reply_code = message.reply_code[:CODE_COLUMN] if message.reply_code else None
     record.summary = message.summary()
 
 
-def _refusal(transfer: Transfer, kind: str, message: replies.SaeMessage) -> str | None:
+# The kinds of message as the refusals name them: « c'est une réponse », « n'attend pas d'accusé ».
+_A_KIND = {"acknowledgement": "un accusé de réception", "reply": "une réponse au transfert"}
+_NO_KIND = {"acknowledgement": "d'accusé de réception", "reply": "de réponse au transfert"}
+
+
+def _refusal(session: Session, transfer: Transfer, kind: str, message: replies.SaeMessage) -> str | None:
     """Why this message cannot move this transfer, in French; None when it can."""
     if message.kind != kind:
-        return (
-            f"Message refusé : annoncé comme {replies.KIND_LABELS[kind]} "
-            f"mais c'est un(e) {replies.KIND_LABELS[message.kind]}."
-        )
+        return f"Message refusé : annoncé comme {replies.KIND_LABELS[kind]} mais c'est {_A_KIND[message.kind]}."
     if message.request_identifier != transfer.message_identifier:
         return (
-            f"Message refusé : il répond au message « {message.request_identifier} », "
+            f"Message refusé : il répond au message « {replies.quoted(message.request_identifier)} », "
             f"pas à ce versement (« {transfer.message_identifier} »)."
         )
+    if _received_before(session, transfer, kind, message.message_identifier):
+        return (
+            f"Message refusé : le message « {message.message_identifier} » a déjà été reçu et pris en compte "
+            "pour ce versement."
+        )
+    if transfer.status == ABANDONED:
+        what = {"received": "accusé réception du", "accepted": "accepté le", "rejected": "refusé le"}[message.outcome]
+        return (
+            f"Message refusé : le versement a été abandonné (ses documents sont rendus à la GED), mais le système "
+            f"d'archivage a {what} paquet : vérifiez auprès de lui le sort de ce paquet."
+        )
+    if kind == "reply" and transfer.status in (ACCEPTED, REJECTED):
+        before = {ACCEPTED: "accepté", REJECTED: "refusé"}[transfer.status]
+        now = {"accepted": "l'accepte", "rejected": "le refuse"}[message.outcome]
+        return (
+            f"Message refusé : le système d'archivage a déjà répondu à ce versement (« "
+            f"{transfer.sae_message_identifier} », {before}) ; cette autre réponse {now}. "
+            "Vérifiez auprès du système d'archivage."
+        )
     if transfer.status not in AWAITING[kind]:
-        label = replies.KIND_LABELS[message.kind]
-        return f"Message refusé : le versement n'attend pas de {label} (état : {transfer.status})."
+        state = STATUS_LABELS.get(transfer.status, transfer.status)
+        return f"Message refusé : le versement n'attend pas {_NO_KIND[message.kind]} (état : {state})."
     return None
+
+
+def _received_before(session: Session, transfer: Transfer, kind: str, message_identifier: str) -> bool:
+    """Whether a message of this kind with this identifier was already taken into account for the transfer."""
+    query = select(SaeMessage.id).where(
+        SaeMessage.transfer_id == transfer.id,
+        SaeMessage.kind == kind,
+        SaeMessage.status == RECORDED,
+        SaeMessage.message_identifier == message_identifier[:200],
+    )
+    return session.execute(query).first() is not None
 
 
 def _apply(session: Session, transfer: Transfer, message: replies.SaeMessage) -> None:
     now = utcnow()
     transfer.updated_at = now
     if message.kind == "acknowledgement":
-        transfer.status, transfer.acknowledged_at = ACKNOWLEDGED, now
+        # From delivery_failed too (a resumed delivery went through): the failure's reason no longer holds.
+        transfer.status, transfer.acknowledged_at, transfer.error = ACKNOWLEDGED, now, None
         audit_transfer(
             session, ACTOR, "archive.transfer.acknowledged", transfer, sae_message_identifier=message.message_identifier
         )
         return
-    transfer.reply_code, transfer.reply, transfer.replied_at = message.reply_code, message.summary(), now
+    code = message.reply_code[:CODE_COLUMN] if message.reply_code else None
+    transfer.reply_code, transfer.reply, transfer.replied_at = code, message.summary(), now
     transfer.sae_message_identifier = message.message_identifier[:200]
     details: dict[str, Any] = {"sae_message_identifier": message.message_identifier, "reply_code": message.reply_code}
     if message.outcome == "accepted":
@@ -137,9 +185,25 @@ def _apply(session: Session, transfer: Transfer, message: replies.SaeMessage) ->
         _tell_ged(session, transfer, message)
     else:
         transfer.status = REJECTED
-        transfer.error = " ".join([message.verdict(), *(f"{reason}." for reason in message.reasons())])
+        transfer.error = _bounded_error(message)
         audit_transfer(session, ACTOR, "archive.transfer.rejected", transfer, reasons=message.reasons(), **details)
         tell_ged_transfer_ended(session, transfer, "rejected")
+
+
+# The refusal summed up in ``error`` (the API's, the lists'): every reason is in ``reply`` and the stored message.
+ERROR_LIMIT = 4000
+
+
+def _bounded_error(message: replies.SaeMessage) -> str:
+    """The verdict then each reason, as long as they fit in ERROR_LIMIT characters; then how many are left out."""
+    text = message.verdict()
+    reasons = message.reasons()
+    for index, reason in enumerate(reasons):
+        line = f" {reason.rstrip('.')}."
+        if len(text) + len(line) > ERROR_LIMIT - 100:
+            return text + f" … et {len(reasons) - index} autre(s) motif(s), dans la réponse du système d'archivage."
+        text += line
+    return text
 
 
 def _tell_ged(session: Session, transfer: Transfer, message: replies.SaeMessage) -> None:

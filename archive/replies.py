@@ -1,7 +1,10 @@
 """Reading the SEDA messages an archival system (SAE) sends back: Acknowledgement and ArchiveTransferReply.
 
 SEDA 2.1, 2.2 and 2.3 declare both messages identically; only the namespace changes. A message comes from
-outside: it is parsed without DTD, entity substitution or network access, and refused above a size limit.
+outside: it is parsed without DTD, entity substitution or network access, and refused above a size limit or when
+an element that says what the message is (its identifiers, its reply code) appears twice. What is kept of it to be
+shown is bounded (each text, the number of reasons and events) and its control and bidi characters are replaced:
+the whole message stays in the store.
 
 Reply codes. Vitam answers ``OK``, ``WARNING`` (accepted, with warnings) or ``KO``/``FATAL`` (refused).
 As@lae keeps the SEDA 1.0 code list: ``000`` is success (``001``/``002``: success with a reservation on the
@@ -10,6 +13,7 @@ signature), any other code is a refusal (1xx the message, 2xx the agencies, 3xx 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +28,7 @@ __all__ = [
     "SaeEvent",
     "SaeMessage",
     "parse_sae_message",
+    "quoted",
 ]
 
 MessageKind = Literal["acknowledgement", "reply"]
@@ -31,6 +36,19 @@ Outcome = Literal["received", "accepted", "rejected"]
 
 # An ArchiveTransferReply lists every unit and object of the transfer: a few MB for the largest packages.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+# What is kept to be shown: each text of the SAE (comment, event label or message) cut at TEXT_LIMIT characters,
+# a quoted value in a refusal at QUOTE_LIMIT, at most MAX_REASONS reasons and MAX_EVENTS events in a summary.
+TEXT_LIMIT = 1000
+QUOTE_LIMIT = 200
+MAX_REASONS = 50
+MAX_EVENTS = 200  # Vitam's operation has some fifty
+# The reply code kept (a column of 50): an accepted code is short, a longer one is a refusal whatever it says.
+CODE_LIMIT = 50
+# Controls (but tab and line breaks) and bidi embeddings, overrides and isolates: a text of the SAE shown to the
+# archivist must read as it is (« refusé\u202e » cannot turn a line around).
+_UNSHOWABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# Elements that say what the message is: one each, or the message is ambiguous (which code is the verdict?).
+SINGULAR = ("MessageIdentifier", "MessageReceivedIdentifier", "MessageRequestIdentifier", "ReplyCode")
 ROOTS: dict[str, MessageKind] = {"Acknowledgement": "acknowledgement", "ArchiveTransferReply": "reply"}
 KIND_LABELS: dict[str, str] = {"acknowledgement": "accusé de réception", "reply": "réponse au transfert"}
 
@@ -67,6 +85,10 @@ class SaeEvent:
     @property
     def failed(self) -> bool:
         return (self.outcome or "").upper() in {"KO", "FATAL", "ERROR"}
+
+    @property
+    def warned(self) -> bool:
+        return (self.outcome or "").upper() == "WARNING"
 
     def describe(self) -> str:
         """One French line: the step, its outcome and the SAE's own explanation."""
@@ -134,9 +156,22 @@ class SaeMessage:
         return f"Transfert {label} par le système d'archivage (code {code})."
 
     def reasons(self) -> list[str]:
-        """For a refusal, the French lines an archivist needs: failed events first, then comments."""
+        """For a refusal, the French lines an archivist needs: failed events first, then comments; at most
+        MAX_REASONS lines, then one saying how many more the whole message holds."""
         failed = [event.describe() for event in self.events if event.failed]
-        return failed + [f"Commentaire : {comment}" for comment in self.comments]
+        found = failed + [f"Commentaire : {comment}" for comment in self.comments]
+        if len(found) <= MAX_REASONS:
+            return found
+        more = len(found) - MAX_REASONS
+        return [
+            *found[:MAX_REASONS],
+            f"… et {more} autre(s) motif(s), dans le message complet du système d'archivage.",
+        ]
+
+    def warnings(self) -> list[str]:
+        """For an acceptance, the steps the SAE passed with a warning (Vitam's WARNING), as French lines."""
+        found = [event.describe() for event in self.events if event.warned]
+        return found[:MAX_REASONS]
 
     def summary(self) -> dict[str, Any]:
         """A JSON summary, with French labels, kept with the transfer."""
@@ -145,15 +180,17 @@ class SaeMessage:
             "version_seda": self.version,
             "identifiant_message": self.message_identifier,
             "date": self.date,
-            "identifiant_demande": self.request_identifier,
+            "identifiant_demande": quoted(self.request_identifier),
             "code_reponse": self.reply_code,
             "issue": {"received": "reçu", "accepted": "accepté", "rejected": "refusé"}[self.outcome],
             "verdict": self.verdict(),
             "motifs": self.reasons() if self.outcome == "rejected" else [],
+            "avertissements": self.warnings() if self.outcome == "accepted" else [],
             "date_prise_en_charge": self.grant_date,
             "service_archives": self.archival_agency,
             "service_versant": self.transferring_agency,
-            "evenements": [event.as_dict() for event in self.events],
+            "evenements": [event.as_dict() for event in self.events[:MAX_EVENTS]],
+            "evenements_omis": max(0, len(self.events) - MAX_EVENTS),
             "unites": self.units,
             "objets": self.objects,
         }
@@ -170,17 +207,23 @@ def parse_sae_message(data: bytes, *, max_size: int = MAX_MESSAGE_BYTES) -> SaeM
     version = version_of_namespace(namespace)
     if version is None or version not in NAMESPACES:
         supported = ", ".join(sorted(NAMESPACES))
-        raise ReplyError(f"Message refusé : espace de noms « {namespace} » inconnu (SEDA {supported} attendus).")
+        raise ReplyError(
+            f"Message refusé : espace de noms « {quoted(namespace)} » inconnu (SEDA {supported} attendus)."
+        )
     kind = ROOTS.get(etree.QName(root).localname)
     if kind is None:
         raise ReplyError(
-            f"Message refusé : « {etree.QName(root).localname} » n'est ni un Acknowledgement ni un "
+            f"Message refusé : « {quoted(etree.QName(root).localname)} » n'est ni un Acknowledgement ni un "
             "ArchiveTransferReply."
         )
     reader = _Reader(namespace)
-    identifier = _required(reader, root, "MessageIdentifier")
-    date = reader.text(root, "Date")
-    comments = tuple(text for text in (_text(e) for e in reader.all(root, "Comment")) if text)
+    for name in SINGULAR:
+        if len(reader.all(root, name)) > 1:
+            raise ReplyError(f"Message refusé : l'élément {name} y figure plusieurs fois (message ambigu).")
+    # Kept, shown and compared with the messages already received: bounded like the columns that keep it.
+    identifier = _shown(_required(reader, root, "MessageIdentifier"), QUOTE_LIMIT) or ""
+    date = _shown(reader.text(root, "Date"))
+    comments = tuple(text for text in (_shown(_text(e)) for e in reader.all(root, "Comment")) if text)
     if kind == "acknowledgement":
         received = _required(reader, root, "MessageReceivedIdentifier")
         return SaeMessage(kind, version, identifier, date, received, comments=comments)
@@ -190,10 +233,10 @@ def parse_sae_message(data: bytes, *, max_size: int = MAX_MESSAGE_BYTES) -> SaeM
         identifier,
         date,
         _required(reader, root, "MessageRequestIdentifier"),
-        reply_code=reader.text(root, "ReplyCode"),
-        grant_date=reader.text(root, "GrantDate"),
-        archival_agency=reader.text(root, "ArchivalAgency/{ns}Identifier"),
-        transferring_agency=reader.text(root, "TransferringAgency/{ns}Identifier"),
+        reply_code=_shown(reader.text(root, "ReplyCode"), CODE_LIMIT),
+        grant_date=_shown(reader.text(root, "GrantDate")),
+        archival_agency=_shown(reader.text(root, "ArchivalAgency/{ns}Identifier")),
+        transferring_agency=_shown(reader.text(root, "TransferringAgency/{ns}Identifier")),
         comments=comments,
         events=tuple(_event(reader, element) for element in reader.all(root, "Operation/{ns}Event")),
         units=_units(reader, root),
@@ -215,7 +258,7 @@ def _safe_root(data: bytes, max_size: int) -> etree._Element:
     except etree.XMLSyntaxError as error:
         if "entit" in str(error).lower() or b"<!DOCTYPE" in data[:65536]:
             raise ReplyError("Message refusé : il déclare une DTD ou des entités XML, interdites ici.") from None
-        raise ReplyError(f"Message refusé : XML mal formé ({error}).") from None
+        raise ReplyError(f"Message refusé : XML mal formé ({quoted(str(error), TEXT_LIMIT)}).") from None
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
         raise ReplyError("Message refusé : il déclare une DTD (DOCTYPE), interdite ici.")
     return tree.getroot()
@@ -238,9 +281,22 @@ class _Reader:
 
 
 def _text(element: etree._Element | None) -> str | None:
+    """An element's text, stripped, its control and bidi characters replaced (U+FFFD); None when empty."""
     if element is None or element.text is None:
         return None
-    return element.text.strip() or None
+    return _UNSHOWABLE.sub("\ufffd", element.text).strip() or None
+
+
+def _shown(text: str | None, limit: int = TEXT_LIMIT) -> str | None:
+    """A text of the SAE as kept to be shown: at most ``limit`` characters, an ellipsis saying it was cut."""
+    if text is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def quoted(value: str, limit: int = QUOTE_LIMIT) -> str:
+    """A value of the message quoted in a French refusal: cut at ``limit`` characters, controls replaced."""
+    return _shown(_UNSHOWABLE.sub("\ufffd", value), limit) or ""
 
 
 def _required(reader: _Reader, root: etree._Element, name: str) -> str:
@@ -251,14 +307,17 @@ def _required(reader: _Reader, root: etree._Element, name: str) -> str:
 
 
 def _event(reader: _Reader, element: etree._Element) -> SaeEvent:
+    def shown(name: str) -> str | None:
+        return _shown(reader.text(element, name))
+
     return SaeEvent(
-        type_code=reader.text(element, "EventTypeCode"),
-        type=reader.text(element, "EventType"),
-        date_time=reader.text(element, "EventDateTime"),
-        outcome=reader.text(element, "Outcome"),
-        outcome_detail=reader.text(element, "OutcomeDetail"),
-        outcome_detail_message=reader.text(element, "OutcomeDetailMessage"),
-        detail=reader.text(element, "EventDetail"),
+        type_code=shown("EventTypeCode"),
+        type=shown("EventType"),
+        date_time=shown("EventDateTime"),
+        outcome=shown("Outcome"),
+        outcome_detail=shown("OutcomeDetail"),
+        outcome_detail_message=shown("OutcomeDetailMessage"),
+        detail=shown("EventDetail"),
     )
 
 
@@ -271,8 +330,12 @@ def _units(reader: _Reader, root: etree._Element) -> dict[str, dict[str, list[st
             key: [text for text in (_text(e) for e in reader.all(unit, f"Content/{{ns}}{name}")) if text]
             for key, name in (("system_ids", "SystemId"), ("archival_agency_identifiers", _AGENCY_UNIT_ID))
         }
-        if unit.get("id") and any(found.values()):
-            units[unit.get("id", "")] = found
+        unit_id = unit.get("id")
+        if unit_id and any(found.values()):
+            # The same id twice (no valid message does it): every identifier kept, those of the first unit first.
+            kept = units.setdefault(unit_id, {key: [] for key in found})
+            for key, values in found.items():
+                kept[key] += [value for value in values if value not in kept[key]]
     return units
 
 

@@ -42,7 +42,7 @@ from archive.ui_shared import (
     selection_kind,
     transfer_rows,
 )
-from socle.errors import Conflict, InvalidInput, NotFound
+from socle.errors import Conflict, InvalidInput, NotFound, message
 from socle.ui.sessions import SignedIn
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
 from socle.web import object_response
@@ -263,6 +263,20 @@ def download_package(db: DbDep, user: UserDep, transfer_id: str) -> Response:
     return object_response(transfer.sip_key, f"{transfer.message_identifier}.zip", "application/zip")
 
 
+@router.get("/archives/transferts/{transfer_id}/messages/{message_id}")
+def download_sae_message(db: DbDep, user: UserDep, transfer_id: str, message_id: str) -> Response:
+    """A message of the archival system exactly as it came (refused ones too): what the page shows of it is
+    bounded, the whole is here. Served as a download, never shown inline."""
+    require_archivist(user)
+    transfer = service.get_transfer(db, user.principal.tenant_id, transfer_id)
+    for number, received in enumerate(transfer.messages, start=1):
+        if received.id == message_id:
+            kind = "accuse-reception" if received.kind == "acknowledgement" else "reponse"
+            filename = f"{transfer.message_identifier}-{kind}-{number}.xml"
+            return object_response(received.object_key, filename, "application/xml")
+    raise NotFound(message("message du système d'archivage introuvable pour ce versement"))
+
+
 @router.post("/archives/transferts/{transfer_id}/envoyer", response_class=HTMLResponse)
 def send_transfer(request: Request, db: DbDep, user: UserDep, form: FormDep, transfer_id: str) -> Response:
     require_archivist(user)
@@ -379,12 +393,14 @@ def _last_connector(db: Session, tenant_id: str) -> str:
 # The transfer's life in steps, and its validation report in plain words
 
 DONE, CURRENT, TODO, FAILED, WARNING = "done", "current", "todo", "failed", "warning"
+SKIPPED = "skipped"  # the SAE answered without acknowledging first (or its acknowledgement came too late)
 STEP_STATES = {
     DONE: _("fait"),
     CURRENT: _("en cours"),
     TODO: _("à venir"),
     FAILED: _("en échec"),
     WARNING: _("fait, sans validation complète"),
+    SKIPPED: _("non reçu avant la réponse"),
 }
 
 
@@ -403,6 +419,8 @@ def steps(transfer: Transfer) -> list[dict[str, Any]]:
     sending = {SENDING: CURRENT, DELIVERY_FAILED: FAILED}.get(status, DONE if sent else TODO)
     if status == ACKNOWLEDGED or (status in (ACCEPTED, REJECTED) and transfer.acknowledged_at):
         acknowledged = DONE
+    elif status in (ACCEPTED, REJECTED):
+        acknowledged = SKIPPED  # answered: no acknowledgement is awaited any more
     else:
         acknowledged = CURRENT if status == DELIVERED else TODO
     replied = {ACCEPTED: DONE, REJECTED: FAILED, ABANDONED: FAILED}.get(

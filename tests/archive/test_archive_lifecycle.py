@@ -137,9 +137,11 @@ def test_wrong_kind_unreadable_and_untimely_messages_are_refused(kit: Kit) -> No
     seen = transfer_of(kit, transfer["id"])
     assert seen["status"] == "rejected"
     refusals = [m["refusal"] for m in seen["messages"] if m["status"] == "refused"]
-    assert refusals[0] == "Message refusé : annoncé comme réponse au transfert mais c'est un(e) accusé de réception."
+    assert refusals[0] == "Message refusé : annoncé comme réponse au transfert mais c'est un accusé de réception."
     assert refusals[1].startswith("Message refusé : XML mal formé")
-    assert refusals[2] == "Message refusé : le versement n'attend pas de accusé de réception (état : rejected)."
+    assert refusals[2] == (
+        "Message refusé : le versement n'attend pas d'accusé de réception (état : refusé par le système d'archivage)."
+    )
 
 
 def test_messages_for_another_tenant_or_unsent_transfer_are_refused(make_kit: Callable[..., Kit]) -> None:
@@ -165,7 +167,10 @@ def test_messages_for_another_tenant_or_unsent_transfer_are_refused(make_kit: Ca
     sae_sends(kit.tenant_id, unsent["id"], "reply", transfer_reply("2.2", unsent["message_identifier"], "OK"))
     seen = transfer_of(kit, unsent["id"])
     assert seen["status"] == "built" and seen["messages"][0]["status"] == "refused"
-    assert "n'attend pas de réponse au transfert (état : built)" in seen["messages"][0]["refusal"]
+    assert (
+        "n'attend pas de réponse au transfert (état : prêt : paquet construit et valide)"
+        in seen["messages"][0]["refusal"]
+    )
 
 
 def test_receipt_arriving_after_the_reply_is_kept(kit: Kit) -> None:
