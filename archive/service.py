@@ -189,7 +189,7 @@ def _keep_build(
     if failure is not None or stored is None or report is None:
         return _fail(session, transfer, failure or "paquet non construit")
     transfer.sip_key, transfer.sip_size, transfer.validation = stored.key, stored.size, report
-    record_held(session, transfer.tenant_id, stored.key)
+    record_held(session, transfer.tenant_id, stored.key, holder="archive")
     for name, value in documents.items():
         setattr(transfer, name, value)
     transfer.status = {"valid": BUILT, "invalid": INVALID}.get(report["status"], UNVALIDATED)
@@ -760,7 +760,7 @@ def request_folder_transfer(
         "csv_key": csv_stored.key if csv_stored is not None else None,
     }
     transfer = _new_transfer(session, principal, tenant, body, [], selection)
-    record_held(session, transfer.tenant_id, stored.key, selection["csv_key"])
+    record_held(session, transfer.tenant_id, stored.key, selection["csv_key"], holder="archive")
     enqueue(
         session,
         messages.ARCHIVE_BUILD_FOLDER_TRANSFER,

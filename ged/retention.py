@@ -2,8 +2,10 @@
 archive loop (documents accepted by the SAE).
 
 Content leaves the store only when no other version of any document still needs the same bytes (the store
-is content-addressed: two documents with the same bytes share one object). Each removal is proven in the
-audit log: which documents, the digests of every version, who, when.
+is content-addressed: two documents with the same bytes share one object) and no other service holds them
+(the kernel's registry, socle.storage.ownership: a parapheur folder's copy of a document the GED sent it, a
+flow's file). Each removal is proven in the audit log: which documents, the digests of every version, who,
+when.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from socle.auth import Principal, Role
 from socle.db import utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, message
 from socle.storage import get_store
+from socle.storage.ownership import held_by_others, release_held
 
 log = logging.getLogger("ged.retention")
 
@@ -31,6 +34,7 @@ STATES = ("reached", "to_transfer", "to_eliminate")
 TRANSFER_ACTIONS, DESTROY = ("keep", "sort"), "destroy"
 PROPOSED, APPROVED, REFUSED, DONE = "proposed", "approved", "refused", "done"
 SYSTEM = "service:ged"
+HOLDER = "ged"  # the GED's name in the kernel's registry of held objects
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -284,6 +288,7 @@ def carry_out_elimination(session: Session, principal: Principal, elimination_id
         )
         indexing.index_document(session, document)
     elimination.status, elimination.done_at = DONE, now
+    _release_unneeded(session, principal.tenant_id, keys)
     _audit(
         session,
         principal.tenant_id,
@@ -361,8 +366,14 @@ def _content_keys(document: Document) -> set[str]:
 
 
 def referenced(session: Session, key: str) -> bool:
-    """Whether a version of any document, any tenant, still needs the object: its content (unless the
-    document was eliminated) or one of its renditions."""
+    """Whether the object must stay in the store: a version of any document, any tenant, still needs it (its
+    content, unless the document was eliminated, or one of its renditions), or another service holds it for
+    any tenant (the kernel's registry; a row of unknown holder counts)."""
+    return _needed(session, key) or held_by_others(session, key, holder=HOLDER)
+
+
+def _needed(session: Session, key: str, tenant_id: str | None = None) -> bool:
+    """Whether a version still needs the object: of any document, or of the tenant's documents only."""
     content = (
         select(Version.id)
         .join(Document, Document.id == Version.document_id)
@@ -371,13 +382,27 @@ def referenced(session: Session, key: str) -> bool:
     rendition = select(Version.id).where(
         or_(Version.text_key == key, Version.preview_key == key, Version.thumbnail_key == key, Version.pdfa_key == key)
     )
+    if tenant_id is not None:
+        content = content.where(Document.tenant_id == tenant_id)
+        rendition = rendition.join(Document, Document.id == Version.document_id).where(Document.tenant_id == tenant_id)
     return (
         session.execute(content.limit(1)).first() is not None or session.execute(rendition.limit(1)).first() is not None
     )
 
 
+def _release_unneeded(session: Session, tenant_id: str, keys: set[str]) -> None:
+    """The tenant's documents no longer need some objects (a purge, an elimination, in the caller's
+    transaction, once its changes are made): the GED's rows for them in the kernel's registry go, so the
+    tenant can no longer hand them to a flow through the GED. Those a version of the tenant still needs stay;
+    other holders' rows stay."""
+    session.flush()
+    unneeded = sorted(key for key in keys if not _needed(session, key, tenant_id))
+    release_held(session, tenant_id, *unneeded, holder=HOLDER)
+
+
 def remove_unreferenced(session: Session, keys: set[str]) -> list[str]:
-    """Delete from the store the objects no version needs any more (after the commit that freed them)."""
+    """Delete from the store the objects no version needs any more and no other service holds (after the commit
+    that freed them)."""
     removed: list[str] = []
     for key in sorted(keys):
         if referenced(session, key):
@@ -464,6 +489,7 @@ def _purge_one(session: Session, tenant_id: str, document_id: str, actor: str, r
     session.execute(delete(SearchEntry).where(SearchEntry.document_id == document.id))
     session.execute(delete(HeldDocument).where(HeldDocument.document_id == document.id))  # released holds only
     session.delete(document)  # its versions go with it (cascade)
+    _release_unneeded(session, tenant_id, keys)
     session.commit()
     report.purged.append(document_id)
     report.removed_objects += remove_unreferenced(session, keys)

@@ -147,7 +147,7 @@ def create_document(
     document.versions.append(version)
     session.add(document)
     session.flush()
-    record_held(session, principal.tenant_id, stored.key)  # the tenant may hand it to a flow (interop)
+    record_held(session, principal.tenant_id, stored.key, holder="ged")  # the tenant may hand it to a flow (interop)
     journal.record_document(
         session,
         principal.tenant_id,
@@ -338,7 +338,7 @@ def _add_version(
     document.current_version = version.number
     document.updated_at = utcnow()
     session.flush()
-    record_held(session, tenant_id, version.object_key)
+    record_held(session, tenant_id, version.object_key, holder="ged")
     journal.record_document(
         session,
         tenant_id,

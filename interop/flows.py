@@ -652,7 +652,7 @@ def fetch_classification(session: Session, principal: Principal, connector_name:
     if row.platform_date is not None and row.platform_date <= when:
         row.platform_date = None
     session.flush()
-    record_held(session, principal.tenant_id, stored.key)
+    record_held(session, principal.tenant_id, stored.key, holder="interop")
     audit.record(
         session,
         tenant_id=principal.tenant_id,
@@ -735,7 +735,7 @@ def _actes_package(session: Session, flow: Flow, connector: Connector) -> Outcom
         package_name=package.filename,
         files=package.files,
     )
-    record_held(session, flow.tenant_id, package.stored.key)
+    record_held(session, flow.tenant_id, package.stored.key, holder="interop")
     details = {"act_id": package.act_id, "package": package.filename, "sha256": package.stored.key}
     return Advance("prêt", "paquet @ctes construit et validé (schéma ACTES)", details)
 
@@ -786,7 +786,7 @@ def _actes_follow(session: Session, flow: Flow, connector: Connector) -> Outcome
     stored = get_store().put(io.BytesIO(status.document))
     fields = aracte_fields(status.document)
     _set(flow, aracte_key=stored.key, aracte=fields)
-    record_held(session, flow.tenant_id, stored.key)
+    record_held(session, flow.tenant_id, stored.key, holder="interop")
     if fields["id_acte"] != flow.data["act_id"]:
         session.commit()  # the ARActe is kept with the flow, whatever comes next
         raise InvalidInput(
@@ -1029,7 +1029,7 @@ def _helios_follow(session: Session, flow: Flow, connector: Connector) -> Outcom
     acquit = tdt.helios_acquit(transaction_id)
     stored = get_store().put(io.BytesIO(acquit))
     _set(flow, acquit_key=stored.key)
-    record_held(session, flow.tenant_id, stored.key)
+    record_held(session, flow.tenant_id, stored.key, holder="interop")
     refusal = acquit_refusal(acquit)
     if refusal is not None:
         session.commit()  # the PES Acquit is kept with the flow: it holds the accountant's reasons
@@ -1104,7 +1104,7 @@ def collect_pes_retours(session: Session, tenant_id: str, connector_name: str) -
             continue
         stored = get_store().put(io.BytesIO(tdt.pes_retour(retour_id)))
         filename = retour["nom"] or f"PES_Retour_{retour_id}.xml"
-        record_held(session, tenant_id, stored.key)
+        record_held(session, tenant_id, stored.key, holder="interop")
         enqueue(
             session,
             messages.GED_STORE_FLOW_DOCUMENT,
@@ -1252,7 +1252,7 @@ def _signature_follow(session: Session, flow: Flow, connector: Connector) -> Out
             )
         )
     signed = _fetch_signed(flow, parapheur, folder_id)
-    record_held(session, flow.tenant_id, *(document["object_key"] for document in signed))
+    record_held(session, flow.tenant_id, *(document["object_key"] for document in signed), holder="interop")
     _set(flow, unsigned_documents=flow.documents)
     flow.documents = signed + _to_sign(flow)[1]
     details = {

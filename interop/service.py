@@ -591,7 +591,7 @@ def _forward(session: Session, delivery: Delivery, kind: str, xml: bytes | None)
         return
     stored = get_store().put(io.BytesIO(xml))
     setattr(delivery, field, stored.key)
-    record_held(session, delivery.tenant_id, stored.key)
+    record_held(session, delivery.tenant_id, stored.key, holder="interop")
     reply = delivery.reply or {}
     # The rule: only a delivery asked by the archive service (its success reply is record_delivery) is told,
     # with that reply's fixed arguments unchanged (tenant_id, transfer_id) plus the message.

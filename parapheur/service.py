@@ -330,7 +330,7 @@ def record_held_documents(session: Session, folder: Folder) -> None:
     """The folder's tenant holds its documents, their signed copies and detached signatures: it may hand them
     to an interop flow (the kernel's registry, socle.storage.ownership). Nothing is committed here."""
     keys = [key for document in folder.documents for key in (document.key, document.signed_key, document.signature_key)]
-    record_held(session, folder.tenant_id, *keys)
+    record_held(session, folder.tenant_id, *keys, holder="parapheur")
 
 
 def _created(session: Session, principal: Principal, folder: Folder, **details: Any) -> None:

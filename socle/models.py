@@ -153,15 +153,19 @@ class Job(KernelBase):
 
 
 class TenantObject(KernelBase):
-    """A stored object a tenant holds: its bytes entered the store through one of the tenant's rows (a GED
-    version, a parapheur document, an archive package, a flow's file).
+    """A stored object a tenant holds, and which service holds it for the tenant: its bytes entered the store
+    through one of the tenant's rows (a GED version, a parapheur document, an archive package, a flow's file).
 
-    The store is content-addressed and shared by every tenant: knowing a key proves nothing. What a tenant may
-    hand over by key (an interop flow's documents) is checked here (see ``socle.storage.ownership``).
+    The store is content-addressed and shared by every tenant and service: knowing a key proves nothing. What a
+    tenant may hand over by key (an interop flow's documents) is checked here, and the GED deletes no object
+    another holder still has (see ``socle.storage.ownership``). ``holder`` is the service's name, or "" for a
+    row recorded before holders were (kernel revision 0006) that no service claimed: an unknown holder, which
+    keeps the object.
     """
 
     __tablename__ = "tenant_objects"
 
     tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     object_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(20), primary_key=True, server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -44,7 +44,7 @@ def _flow_in_error(kit: Kit) -> str:
     for text in ("premier envoi", "autre contenu"):
         key = get_store().put(io.BytesIO(make_pdf(text))).key
         with transaction() as session:  # the collectivité's own file, as its GED upload would record it
-            record_held(session, kit.tenant_id, key)
+            record_held(session, kit.tenant_id, key, holder="ged")
         body = {
             "kind": "depot",
             "connector": "depot-admin",

@@ -76,7 +76,7 @@ def store(data: bytes, holder: Kit | None = None) -> StoredObject:
     stored = get_store().put(io.BytesIO(data))
     if holder is not None:
         with transaction() as session:
-            record_held(session, holder.tenant_id, stored.key)
+            record_held(session, holder.tenant_id, stored.key, holder="ged")
     return stored
 
 

@@ -34,11 +34,11 @@ def _rows(session: Session, tenant_id: str) -> list[str]:
 def test_recording_twice_is_recording_once() -> None:
     tenant, other, key, second = str(uuid.uuid4()), str(uuid.uuid4()), _key(), _key()
     with transaction() as session:
-        record_held(session, tenant, key, key, None, second)  # repeats and None in one call
-        record_held(session, tenant, key)  # again in the same transaction
+        record_held(session, tenant, key, key, None, second, holder="ged")  # repeats and None in one call
+        record_held(session, tenant, key, holder="ged")  # again in the same transaction
     with transaction() as session:
-        record_held(session, tenant, key)  # and in another
-        record_held(session, tenant)  # nothing to record
+        record_held(session, tenant, key, holder="ged")  # and in another
+        record_held(session, tenant, holder="ged")  # nothing to record
     with new_session() as session:
         assert _rows(session, tenant) == sorted([key, second])
         assert tenant_holds(session, tenant, key) and tenant_holds(session, tenant, second)
@@ -49,7 +49,7 @@ def test_recording_twice_is_recording_once() -> None:
 def test_the_record_goes_with_the_callers_transaction() -> None:
     tenant, key = str(uuid.uuid4()), _key()
     with new_session() as session:
-        record_held(session, tenant, key)
+        record_held(session, tenant, key, holder="ged")
         session.rollback()
     with new_session() as session:
         assert not tenant_holds(session, tenant, key)
@@ -64,12 +64,12 @@ def test_concurrent_records_of_one_key_on_postgresql(own_postgres_url: str, use_
     tenant, key = str(uuid.uuid4()), _key()
     errors: list[BaseException] = []
     first = new_session()
-    record_held(first, tenant, key)  # uncommitted: the pair is locked by this transaction
+    record_held(first, tenant, key, holder="ged")  # uncommitted: the pair is locked by this transaction
 
     def second() -> None:
         try:
             with transaction() as session:
-                record_held(session, tenant, key)
+                record_held(session, tenant, key, holder="ged")
         except BaseException as exc:  # reported to the test's thread
             errors.append(exc)
 

@@ -204,7 +204,7 @@ def test_connection_test_result_in_plain_words(app: Any, kit: Kit) -> None:
 def _depot_flow(kit: Kit, filename: str, text: str) -> str:
     key = get_store().put(io.BytesIO(make_pdf(text))).key
     with transaction() as db:  # the collectivité's own file, as its GED upload would record it
-        record_held(db, kit.tenant_id, key)
+        record_held(db, kit.tenant_id, key, holder="ged")
     body = {"kind": "depot", "connector": "depot", "documents": [{"object_key": key, "filename": filename}]}
     response = kit["agent"].post("/interop/flows", json=body)
     assert response.status_code == 201, response.text
