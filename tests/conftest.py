@@ -230,7 +230,7 @@ def make_pdf(text: str = "Délibération de test", pages: int = 1) -> bytes:
         pdf.add_blank_page(page_size=(595, 842))
     pdf.docinfo["/Title"] = text
     path = _BASE_DIR / f"{uuid.uuid4().hex}.pdf"
-    pdf.save(path)
+    pdf.save(path, deterministic_id=True)  # else qpdf seeds /ID with the clock: the same text, other bytes a second on
     data = path.read_bytes()
     path.unlink()
     return data
