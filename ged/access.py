@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import ColumnElement, and_, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ged.models import Document, DocumentType, Folder, Group, GroupMember, Permission
 from socle.auth import Principal, Role
@@ -196,6 +196,17 @@ def readable(session: Session, principal: Principal) -> ColumnElement[bool]:
     if denied_types:
         clauses.append(or_(Document.type_id.is_(None), Document.type_id.not_in(denied_types)))
     return and_(true(), *clauses)
+
+
+def readable_documents(session: Session, principal: Principal, ids: Iterable[str]) -> dict[str, Document]:
+    """Those of ``ids`` the user may read, by id, with their versions (one query): pages that list documents
+    by id (a hold, an elimination) show the others by their id alone."""
+    query = (
+        select(Document)
+        .where(Document.id.in_(list(ids)), readable(session, principal))
+        .options(selectinload(Document.versions))
+    )
+    return {document.id: document for document in session.execute(query).scalars()}
 
 
 def _denied_folders(session: Session, tenant_id: str, groups: set[str]) -> list[str]:

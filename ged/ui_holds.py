@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from ged import access, holds, service
 from ged.models import Document
@@ -87,14 +87,7 @@ def _documents(db: Session, principal: Principal, hold_id: str) -> list[HeldItem
     kept = set(
         db.execute(select(Document.id).where(Document.id.in_(ids), Document.tenant_id == principal.tenant_id)).scalars()
     )
-    readable = {
-        document.id: document
-        for document in db.execute(
-            select(Document)
-            .where(Document.id.in_(ids), access.readable(db, principal))
-            .options(selectinload(Document.versions))
-        ).scalars()
-    }
+    readable = access.readable_documents(db, principal, ids)
     # A document purged meanwhile has nothing left to show.
     return [HeldItem(document_id, readable.get(document_id)) for document_id in ids if document_id in kept]
 

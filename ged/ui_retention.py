@@ -304,14 +304,7 @@ class EliminationDocument:
 def _documents(db: Session, principal: Principal, elimination: Elimination) -> list[EliminationDocument]:
     """The proposal's documents that the user may read (one query), with their type and active holds."""
     ids = elimination.document_ids[:SHOWN_DOCUMENTS]
-    readable = {
-        document.id: document
-        for document in db.execute(
-            select(Document)
-            .where(Document.id.in_(ids), access.readable(db, principal))
-            .options(selectinload(Document.versions))
-        ).scalars()
-    }
+    readable = access.readable_documents(db, principal, ids)
     held = holds.active_holds(db, ids)
     type_of = _types(db, {document.type_id for document in readable.values()})
     return [

@@ -111,6 +111,14 @@ def has_nul(scope: Any) -> bool:
     return "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
 
 
+async def send_problem(send: Any, error: SocleError) -> None:
+    """Answer with ``error`` as problem+json from a middleware, before any route (and its handlers) runs."""
+    body = json.dumps(error.problem()).encode()
+    headers = [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class NulGuard:
     """Refuse a request whose address holds a NUL (has_nul) before any route reads it."""
 
@@ -120,10 +128,7 @@ class NulGuard:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and has_nul(scope):
             error = InvalidInput(message("l'adresse de la requête contient un caractère nul (U+0000)"))
-            body = json.dumps(error.problem()).encode()
-            headers = [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]
-            await send({"type": "http.response.start", "status": error.status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            await send_problem(send, error)
             return
         await self.app(scope, receive, send)
 
@@ -166,10 +171,7 @@ class CrossSiteGuard:
                         "navigateur ; un programme s'authentifie par un jeton (Authorization: Bearer …)"
                     )
                 )
-                body = json.dumps(error.problem()).encode()
-                headers_out = [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]
-                await send({"type": "http.response.start", "status": error.status, "headers": headers_out})
-                await send({"type": "http.response.body", "body": body})
+                await send_problem(send, error)
                 return
         await self.app(scope, receive, send)
 
@@ -235,17 +237,9 @@ class BodyLimit:
 
     @staticmethod
     async def _refuse(send: Any, limit: int) -> None:
-        body = json.dumps(
-            PayloadTooLarge(f"la requête dépasse la taille maximale de {limit} octets", max_size=limit).problem()
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())],
-            }
+        await send_problem(
+            send, PayloadTooLarge(f"la requête dépasse la taille maximale de {limit} octets", max_size=limit)
         )
-        await send({"type": "http.response.body", "body": body})
 
 
 # ---------------------------------------------------------------------------------------------------------
