@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import IO, Annotated, Any
 
-from fastapi import APIRouter, Body, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Body, FastAPI, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from python_multipart.exceptions import MultipartParseError
@@ -446,8 +446,10 @@ def list_mappings(principal: PrincipalDep, session: SessionDep) -> list[MappingO
 @mapping_routes.get(
     "/{type_code}", response_model=MappingOut, summary="Consulter la correspondance d'un type de document GED"
 )
-def get_mapping(principal: PrincipalDep, session: SessionDep, type_code: str) -> MappingOut:
-    return mapping.get_mapping(session, principal.tenant_id, type_code)
+def get_mapping(principal: PrincipalDep, session: SessionDep, type_code: str, response: Response) -> MappingOut:
+    found = mapping.get_mapping(session, principal.tenant_id, type_code)
+    response.headers["ETag"] = f'"{mapping.mapping_version(found)}"'  # sent back in If-Match: no lost update
+    return found
 
 
 @mapping_routes.put(
@@ -457,10 +459,23 @@ def get_mapping(principal: PrincipalDep, session: SessionDep, type_code: str) ->
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _MAPPING_SCHEMA}}}},
 )
 def set_mapping(
-    principal: PrincipalDep, session: SessionDep, type_code: str, body: Annotated[Any, Body()]
+    principal: PrincipalDep,
+    session: SessionDep,
+    type_code: str,
+    body: Annotated[Any, Body()],
+    response: Response,
+    if_match: Annotated[
+        str | None,
+        Header(
+            description="L'ETag de la correspondance lue : refusée (409) si un autre archiviste l'a modifiée depuis"
+        ),
+    ] = None,
 ) -> MappingOut:
     # The body is checked by archive.mapping, whose messages are French and name each element.
-    return mapping.set_mapping(session, principal, type_code, body)
+    version = if_match.strip().removeprefix("W/").strip('"') if if_match and if_match.strip() != "*" else None
+    saved = mapping.set_mapping(session, principal, type_code, body, version=version)
+    response.headers["ETag"] = f'"{mapping.mapping_version(saved)}"'
+    return saved
 
 
 def create_app() -> FastAPI:

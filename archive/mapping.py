@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from archive import referential, seda
@@ -27,7 +28,7 @@ from archive.schemas import AGENT_FIELDS, MappingIn, MappingOut
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import InvalidInput, message
+from socle.errors import Conflict, InvalidInput, message
 from socle.validation_messages import french_message
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "MappingError",
     "get_mapping",
     "list_mappings",
+    "mapping_version",
     "parse_mapping",
     "set_mapping",
 ]
@@ -64,6 +66,14 @@ _MESSAGES = {
     "model_type": "objet JSON attendu",
 }
 AGENT_SOURCE_UNKNOWN = "source inconnue : attendu author, signatories ou field:<nom du champ>"
+# A rule id as the referential admits it (archive.schemas.RuleIn): checked even without a referential, since the
+# id is written as is in the package's Rule elements.
+RULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# The elements that become SEDA dates, and the sources that can give one (besides typed fields, checked when
+# the package is built): a title or an author never is a date.
+DATE_ELEMENTS = ("start_date", "end_date", "access_start")
+DATE_SOURCES = ("document_date", "created_at", "modified_at", "dua_start")
+DEFAULT_VERSION = "default"  # the version of a type's mapping while none is saved
 
 
 class MappingError(seda.SedaError):
@@ -80,7 +90,7 @@ def parse_mapping(raw: Any) -> MappingIn:
     :raises InvalidInput: in French, naming each wrong element of the mapping.
     """
     try:
-        return MappingIn.model_validate(raw)
+        body = MappingIn.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -92,6 +102,34 @@ def parse_mapping(raw: Any) -> MappingIn:
                 text = french_message(error)
             problems.append(f"{where} : {text}")
         raise InvalidInput("correspondance invalide : " + " ; ".join(problems)) from None
+    return _checked(body)
+
+
+def _checked(body: MappingIn) -> MappingIn:
+    """What the schema lets through but would make every package of the type fail or be refused: a date taken
+    from a source that never is a date, a rule id the referential could not hold (spaces, markup, controls)."""
+    problems = []
+    for name in DATE_ELEMENTS:
+        source = getattr(body, name)
+        if not source.startswith("field:") and source not in DATE_SOURCES:
+            problems.append(
+                f"{name} : la source « {source} » n'est pas une date : attendu "
+                f"{', '.join(DATE_SOURCES)} ou field:<nom d'un champ date>"
+            )
+    rules = {}
+    for name in ("appraisal_rule", "access_rule"):
+        rule_id = getattr(body, name)
+        if rule_id is not None and not rule_id.strip():
+            rule_id = None  # an empty choice: no rule named
+        elif rule_id is not None and not RULE_ID.fullmatch(rule_id):
+            shown = rule_id[:100].encode("unicode_escape").decode("ascii")
+            problems.append(
+                f"{name} : identifiant de règle invalide « {shown} » : lettres, chiffres, point, tiret ou souligné"
+            )
+        rules[name] = rule_id
+    if problems:
+        raise InvalidInput("correspondance invalide : " + " ; ".join(problems))
+    return body.model_copy(update=rules)
 
 
 def _check_type_code(type_code: str) -> None:
@@ -118,23 +156,41 @@ def list_mappings(session: Session, tenant_id: str) -> list[MappingOut]:
     return [_out(found) for found in session.execute(query).scalars()]
 
 
-def set_mapping(session: Session, principal: Principal, type_code: str, raw: Any) -> MappingOut:
+def mapping_version(found: MappingOut) -> str:
+    """The version of a mapping as an archivist read it: sent back when saving, it stops a lost update."""
+    return found.updated_at.isoformat() if found.updated_at is not None else DEFAULT_VERSION
+
+
+def set_mapping(
+    session: Session, principal: Principal, type_code: str, raw: Any, *, version: str | None = None
+) -> MappingOut:
     """Save the mapping of a GED type code (archiviste), checked, rules included against the referential.
 
+    ``version``: the mapping_version the archivist edited (None: not checked); another archivist's save since
+    then is not overwritten.
+
     :raises Forbidden: not an archivist. :raises InvalidInput: a wrong element, named; a rule the referential
-        does not have in the right category.
+        does not have in the right category. :raises Conflict: the mapping changed since ``version``.
     """
     principal.require(Role.ARCHIVISTE)
     _check_type_code(type_code)
     body = parse_mapping(raw)
     _check_rules(session, principal.tenant_id, body)
     found = _saved(session, principal.tenant_id, type_code, for_update=True)
+    if version is not None:
+        current = DEFAULT_VERSION if found is None else mapping_version(_out(found))
+        if version != current:
+            raise _changed(type_code, found)
     if found is None:
         found = TransferMapping(tenant_id=principal.tenant_id, type_code=type_code)
         session.add(found)
     found.mapping = body.model_dump()
     found.updated_by, found.updated_at = principal.username, utcnow()
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # another archivist saved the type's first mapping meanwhile
+        session.rollback()
+        raise _changed(type_code, _saved(session, principal.tenant_id, type_code)) from None
     audit.record(
         session,
         tenant_id=principal.tenant_id,
@@ -146,6 +202,18 @@ def set_mapping(session: Session, principal: Principal, type_code: str, raw: Any
     )
     session.commit()
     return _out(found)
+
+
+def _changed(type_code: str, found: TransferMapping | None) -> Conflict:
+    by = found.updated_by if found is not None else "?"
+    return Conflict(
+        message(
+            "la correspondance du type « %(code)s » a été modifiée entre-temps par %(name)s : "
+            "rechargez-la avant de l'enregistrer",
+            code=type_code,
+            name=by,
+        )
+    )
 
 
 def _saved(session: Session, tenant_id: str, type_code: str, *, for_update: bool = False) -> TransferMapping | None:
@@ -330,10 +398,11 @@ class _Reader:
             value = self.raw(fallback)
         if value in (None, ""):
             return None
-        try:
-            return date.fromisoformat(str(value)[:10])
+        text = str(value).strip()
+        try:  # a date, or a date-time (its day): « 2026-02-01zzz » is neither
+            return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text).date()
         except ValueError:
-            raise self._fail(element, source, f"n'est pas une date (« {str(value)[:50]} »)") from None
+            raise self._fail(element, source, f"n'est pas une date (« {text[:50]} »)") from None
 
     def keywords(self, name: str) -> list[str]:
         value = (self.document.get("field_values") or {}).get(name)

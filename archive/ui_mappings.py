@@ -16,9 +16,9 @@ from starlette.datastructures import FormData
 from archive import mapping, referential
 from archive.schemas import AGENT_FIELDS, SOURCES, DescriptionLevel
 from archive.ui_shared import _, require_archivist
-from socle.errors import InvalidInput
+from socle.errors import Conflict, InvalidInput
 from socle.ui.sessions import SignedIn
-from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
+from socle.ui.web import DbDep, FormDep, UserDep, error_text, redirect, render, t
 
 router = APIRouter(include_in_schema=False)
 
@@ -93,8 +93,14 @@ def save_mapping(request: Request, db: DbDep, user: UserDep, form: FormDep, type
     require_archivist(user)
     values = {name: str(form.get(name, "")) for name in FORM_FIELDS}
     values["keywords_from_tags"] = "1" if form.get("keywords_from_tags") else ""
+    # The version the archivist edited (absent from a form of an older page: not checked).
+    version = str(form["version"]) if "version" in form else None
     try:
-        mapping.set_mapping(db, user.principal, type_code, _raw(form))
+        mapping.set_mapping(db, user.principal, type_code, _raw(form), version=version)
+    except Conflict as exc:
+        # Another archivist saved meanwhile: their mapping is not overwritten; this form's values stay shown.
+        db.rollback()
+        return _mapping_page(request, db, user, type_code, values, {"form": error_text(request, exc)}, status=409)
     except InvalidInput as exc:
         db.rollback()
         return _mapping_page(request, db, user, type_code, values, _errors(exc.detail), status=422)
@@ -117,20 +123,36 @@ def _mapping_page(
         found = mapping.get_mapping(db, user.principal.tenant_id, type_code)
     saved = referential.get_referential(db, user.principal.tenant_id)
     rules = list(saved.rules) if saved is not None else None
+    rule_choices = None
+    if rules is not None:
+        rule_choices = {}
+        for name, category in RULE_FIELDS:
+            choices = [(rule["id"], _rule_label(rule)) for rule in rules if rule["category"] == category]
+            chosen = values.get(name, "")
+            if chosen and chosen not in {rule_id for rule_id, _label in choices}:
+                # A rule the referential lost since the mapping was saved: shown as chosen, not silently
+                # replaced by « no rule » when the form is saved again (saving it is refused, naming it).
+                choices.insert(0, (chosen, t(request, "%(id)s — absente du référentiel", id=chosen)))
+                errors = {**errors}
+                errors.setdefault(
+                    name,
+                    t(
+                        request,
+                        "La règle « %(id)s » n'est plus dans le référentiel : choisissez-en une autre.",
+                        id=chosen,
+                    ),
+                )
+            rule_choices[name] = choices
     context = {
         "type_code": type_code,
         "untyped": mapping.UNTYPED,
         "mapping": found,
+        "version": mapping.mapping_version(found),
         "values": values,
         "errors": errors,
         "levels": [(level, level) for level in get_args(DescriptionLevel)],
         "sources": [(source, SOURCE_NAMES[source]) for source in SOURCES],
-        "rule_choices": None
-        if rules is None
-        else {
-            name: [(rule["id"], _rule_label(rule)) for rule in rules if rule["category"] == category]
-            for name, category in RULE_FIELDS
-        },
+        "rule_choices": rule_choices,
     }
     return render(request, "archive/mapping.html", context, status=status, db=db)
 
