@@ -197,6 +197,19 @@ def read_chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Inspect
 def _unreadable_reason(error: Exception) -> str:
     if isinstance(error, (zlib.error, lzma.LZMAError)):
         return f"données compressées corrompues : {error}"
+    return unreadable_zip_reason(error)
+
+
+def unreadable_zip_reason(error: Exception) -> str:
+    """Why a zip cannot be opened, in French: zipfile's own words are English."""
+    if isinstance(error, zipfile.BadZipFile):
+        if str(error) == "File is not a zip file":  # zipfile's words when it finds no central directory
+            return "ce n'est pas un fichier zip, ou il est tronqué"
+        return f"zip endommagé ({error})"
+    if isinstance(error, EOFError):
+        return "fichier tronqué"
+    if isinstance(error, OSError) and error.strerror:
+        return f"lecture impossible ({error.strerror})"
     return str(error)
 
 

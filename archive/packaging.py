@@ -43,7 +43,14 @@ from archive.identification import (
     Sampler,
     identify_here,
 )
-from archive.inspection import InspectionLimits, PackageRefused, ReadPackage, layout_problems, read_package
+from archive.inspection import (
+    InspectionLimits,
+    PackageRefused,
+    ReadPackage,
+    layout_problems,
+    read_package,
+    unreadable_zip_reason,
+)
 from archive.seda import (
     ROOT_UNIT_DEPTH,
     ArchiveUnitSpec,
@@ -868,7 +875,7 @@ def check_sip(path: Path, limits: InspectionLimits) -> SipVerification:
         with zipfile.ZipFile(path) as archive:
             return _verify_archive(archive, limits)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as error:
-        return SipVerification([f"Le paquet {path.name} est illisible : {error}."], None)
+        return SipVerification([f"Le paquet {path.name} est illisible : {unreadable_zip_reason(error)}."], None)
 
 
 def _verify_archive(archive: zipfile.ZipFile, limits: InspectionLimits) -> SipVerification:

@@ -30,10 +30,21 @@ def purge(tenant_slug: str | None) -> None:
     from socle.auth import get_tenant
     from socle.db import new_session
 
+    _stop_on_sigterm()
     with new_session() as session:
         tenant_id = get_tenant(session, tenant_slug).id if tenant_slug is not None else None
         session.rollback()
-        report = retention.purge(session, tenant_id, actor="cli:socle-ged-purge")
+        try:
+            report = retention.purge(session, tenant_id, actor="cli:socle-ged-purge")
+        except KeyboardInterrupt:
+            # Each document goes in its own transaction: the one under way is rolled back, the others are gone
+            # for good and written in the journal.
+            click.echo(
+                "Purge interrompue : les documents déjà purgés le restent (inscrits au journal), le document en "
+                "cours est gardé ; relancez « socle ged purge » pour continuer.",
+                err=True,
+            )
+            sys.exit(130)
     for document_id, reason in report.kept.items():
         click.echo(f"gardé {document_id} : {reason}")
     click.echo(
@@ -166,6 +177,9 @@ def watch(
         sys.exit(1)
 
 
+_SHOWN_PROBLEMS = 200  # a CSV gone wrong may have a problem on each of its million lines
+
+
 @group.command("import", help="Importer une arborescence : ses dossiers deviennent ceux du plan de classement.")
 @click.option("--tenant", "tenant_slug", required=True, help="Collectivité (identifiant court)")
 @click.option("--user", "username", required=True, help="Utilisateur au nom duquel les documents sont déposés")
@@ -196,8 +210,10 @@ def import_tree(
                 session, principal, directory, csv_path, default_type=type_code, parent_folder_id=folder_id
             )
         except ingest.ImportRefused as refused:
-            for problem in refused.problems:
+            for problem in refused.problems[:_SHOWN_PROBLEMS]:
                 click.echo(f"  {problem}", err=True)
+            if len(refused.problems) > _SHOWN_PROBLEMS:
+                click.echo(f"  … et {len(refused.problems) - _SHOWN_PROBLEMS} autre(s) problème(s)", err=True)
             raise
         except KeyboardInterrupt:
             click.echo("Interrompu : relancez la même commande, les fichiers déjà importés seront sautés.", err=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -40,6 +40,7 @@ from socle.errors import (
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     SocleError,
     UnsupportedMediaType,
     message,
@@ -577,11 +578,13 @@ def _start_run(session: Session, principal: Principal, source: str) -> ImportRun
     return run
 
 
-def _end_run(session: Session, run: ImportRun, imported: int, errors: list[dict[str, Any]]) -> None:
+def _end_run(
+    session: Session, run: ImportRun, imported: int, errors: list[dict[str, Any]], *, status: str | None = None
+) -> None:
     run.imported = imported
     run.failed = len(errors)
     run.errors = errors
-    run.status = "failed" if errors and not imported else "done"
+    run.status = status or ("failed" if errors and not imported else "done")
     run.finished_at = utcnow()
     session.commit()
 
@@ -646,6 +649,13 @@ def process_drop_folder(
                 continue
             values = {"title": Path(name).stem or name, **metadata}
             document = import_file(session, principal, run, path, source, parse_metadata(values))
+        except ServiceUnavailable as exc:
+            # The store down for a while refuses nothing: the files stay in the folder for the next pass.
+            session.rollback()
+            waiting = message("%(detail)s (le fichier reste en attente du prochain passage)", detail=exc.detail)
+            errors.append({"file": name, "message": waiting})
+            result.failed.append((name, waiting))
+            break
         except SocleError as exc:
             session.rollback()
             errors.append({"file": name, "message": exc.detail})
@@ -989,13 +999,39 @@ def import_tree(
         planned = plan_import(session, principal, root, csv_path, default_type)
     except ImportRefused as refused:
         run = _start_run(session, principal, f"import:{root}")
-        _end_run(session, run, 0, [problem.as_dict() for problem in refused.problems])
+        # The first ones kept with the run (a CSV gone wrong may hold millions of bad lines)
+        _end_run(session, run, 0, [problem.as_dict() for problem in refused.problems[:_KEPT_PROBLEMS]])
         refused.run_id = run.id
         raise
     run = _start_run(session, principal, f"import:{root}")
     report = ImportReport(run.id)
     folders: dict[str, str | None] = {"": parent_folder_id}
     errors: list[dict[str, Any]] = []
+    try:
+        _import_planned(session, principal, root, planned, run, report, folders, errors)
+    except (ServiceUnavailable, KeyboardInterrupt, SystemExit):  # the store down, Ctrl-C, SIGTERM
+        session.rollback()  # the file under way
+        # Counted in the database: the signal may come between a file's commit and the report's line.
+        imported = session.execute(select(func.count()).where(ImportedFile.run_id == run.id)).scalar_one()
+        _end_run(session, run, imported, errors, status="interrupted")
+        raise
+    _end_run(session, run, len(report.imported), errors)
+    return report
+
+
+_KEPT_PROBLEMS = 1000
+
+
+def _import_planned(
+    session: Session,
+    principal: Principal,
+    root: Path,
+    planned: list[PlannedFile],
+    run: ImportRun,
+    report: ImportReport,
+    folders: dict[str, str | None],
+    errors: list[dict[str, Any]],
+) -> None:
     for item in planned:
         source = f"import:{root}/{item.relative}"
         try:
@@ -1010,14 +1046,25 @@ def import_tree(
             if folder_id is not None:
                 values["folder_id"] = folder_id
             document = import_file(session, principal, run, item.path, source, parse_metadata(values))
+        except ServiceUnavailable as exc:
+            # The store down: every next file would wait for it, then fail the same way. Stopped here; a rerun
+            # skips what is imported.
+            errors.append({"file": item.relative, "message": exc.detail})
+            raise ServiceUnavailable(
+                message(
+                    "%(detail)s ; import arrêté à %(file)s après %(count)s fichier(s) importé(s) : relancez la même "
+                    "commande, les fichiers déjà importés seront sautés",
+                    detail=exc.detail,
+                    file=item.relative,
+                    count=len(report.imported),
+                )
+            ) from None
         except SocleError as exc:
             session.rollback()
             errors.append({"file": item.relative, "message": exc.detail})
             report.failed.append((item.relative, exc.detail))
             continue
         report.imported.append((item.relative, document.id))
-    _end_run(session, run, len(report.imported), errors)
-    return report
 
 
 def _ensure_folders(

@@ -25,8 +25,20 @@ def group() -> None:
 @click.option(
     "--verdict", type=click.Choice(["OK", "KO"]), default="OK", show_default=True, help="Réponse au transfert"
 )
-@click.option("--pending-checks", default=0, show_default=True, help="Suivis répondant « en cours » avant la réponse")
-@click.option("--delay", default=0.0, show_default=True, help="Secondes ajoutées à chaque réponse (plateforme lente)")
+@click.option(
+    "--pending-checks",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 1000),
+    help="Suivis répondant « en cours » avant la réponse",
+)
+@click.option(
+    "--delay",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 600),
+    help="Secondes ajoutées à chaque réponse (plateforme lente)",
+)
 @click.option(
     "--fault",
     "faults",
@@ -78,7 +90,10 @@ def simulate(
     else:
         app = asalae.create_app(state, asalae.Credentials(user, password, token))
     tls: dict[str, object] = {}
+    if tls_key and not tls_cert:
+        raise click.UsageError("--tls-key va avec --tls-cert")
     if tls_cert:
+        _check_tls(tls_cert, tls_key, client_ca)
         tls = {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key) if tls_key else None}
         if client_ca:
             import ssl
@@ -89,6 +104,25 @@ def simulate(
     click.echo(f"Réglages : {json.dumps(state.scenario.__dict__, ensure_ascii=False)}")
     click.echo(f"Ce qui a été reçu : GET {scheme}://127.0.0.1:{port}/_simulateur ; pannes : PUT …/_simulateur/scenario")
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="info", **tls)  # type: ignore[arg-type]
+
+
+def _check_tls(cert: Path, key: Path | None, client_ca: Path | None) -> None:
+    """Load the certificate, its key and the clients' CA before the server starts: uvicorn would stop on them with
+    OpenSSL's trace."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key)
+    except (ssl.SSLError, OSError) as exc:
+        raise click.UsageError(
+            f"certificat « {cert} » ou clé illisible : PEM attendu, la clé dans le certificat ou en --tls-key ({exc})"
+        ) from None
+    if client_ca is not None:
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except (ssl.SSLError, OSError) as exc:
+            raise click.UsageError(f"AC des clients « {client_ca} » illisible : PEM attendu ({exc})") from None
 
 
 def _faults(values: tuple[str, ...]) -> dict[str, list[str]]:
@@ -120,16 +154,12 @@ def _s2low_app(verdict: str, pending_checks: int, delay: float, faults: tuple[st
 @click.option("--state", default="error", show_default=True, help="running, waiting, error, done, stuck, un état")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 500))
 def flows_command(tenant: str, state: str, limit: int) -> None:
-    from sqlalchemy import select
-
     from interop import flows
+    from socle.auth import get_tenant
     from socle.db import new_session
-    from socle.models import Tenant
 
     with new_session() as session:
-        row = session.execute(select(Tenant).where(Tenant.slug == tenant)).scalar_one_or_none()
-        if row is None:
-            raise click.UsageError(f"collectivité inconnue : {tenant}")
+        row = get_tenant(session, tenant)  # NotFound, said in French by the `socle` command
         found = flows.list_flows(session, row.id, state or None, limit)
         if not found:
             click.echo(f"Aucun flux « {state} ».")

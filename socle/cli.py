@@ -6,6 +6,7 @@ or usage, 1 for a refused operation.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import sys
@@ -27,6 +28,95 @@ class _Group(click.Group):
         except SocleError as exc:
             click.echo(f"Erreur : {exc.detail}", err=True)
             ctx.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click's own ending: a usage error (in French, socle.cli_messages), an exit status
+        except KeyboardInterrupt:
+            # Ctrl-C in a command that does not say more itself: each command writes in transactions, the one
+            # under way is rolled back.
+            click.echo("Interrompu : l'opération en cours a été annulée ; ce qui était terminé est gardé.", err=True)
+            ctx.exit(130)
+        except Exception as exc:
+            click.echo(f"Erreur : {failure_message(exc)}", err=True)
+            ctx.exit(1)
+
+
+def failure_message(exc: BaseException) -> str:
+    """The French sentence for what stopped a command outside the kit's own errors: a server out of reach, a
+    file that cannot be read, or else a fault, whose trace is written to a file named in the sentence."""
+    database = _database_failure(exc)
+    if database is not None:
+        return database
+    redis_errors = sys.modules.get("redis.exceptions")
+    if redis_errors is not None and isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError):
+        url = _hide_password(get_settings().redis_url or "")
+        return f"Redis injoignable ({url}, réglage SOCLE_REDIS_URL) : {_first_line(exc)}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"un texte lu n'est pas en UTF-8 (octet {exc.start}) : enregistrez le fichier en UTF-8."
+    if isinstance(exc, OSError):
+        return _file_failure(exc)
+    if isinstance(exc, MemoryError):
+        return "mémoire insuffisante pour cette opération."
+    return _unexpected(exc)
+
+
+def _database_failure(exc: BaseException) -> str | None:
+    # Looked up, not imported: `socle archive build` never loads SQLAlchemy, and then its errors cannot occur.
+    sql_errors = sys.modules.get("sqlalchemy.exc")
+    if sql_errors is None or not isinstance(exc, sql_errors.DBAPIError):
+        return None
+    cause = _first_line(exc.orig) if exc.orig is not None else _first_line(exc)
+    if type(exc.orig).__name__ == "UndefinedTable" or "no such table" in cause:
+        return "la base de données n'a pas les tables du kit : lancez d'abord « socle migrate »."
+    if isinstance(exc, sql_errors.OperationalError | sql_errors.InterfaceError):
+        url = _hide_password(get_settings().effective_database_url)
+        return f"base de données injoignable ({url}, réglage SOCLE_DATABASE_URL) : {cause}"
+    return _unexpected(exc)
+
+
+_ERRNO_TEXT = {
+    errno.ENOENT: "n'existe pas",
+    errno.EACCES: "accès refusé (droits du fichier ou du dossier)",
+    errno.EPERM: "opération non permise",
+    errno.EISDIR: "est un dossier, pas un fichier",
+    errno.ENOTDIR: "un élément du chemin n'est pas un dossier",
+    errno.ENOSPC: "plus de place sur le disque",
+    errno.EROFS: "système de fichiers en lecture seule",
+    errno.EEXIST: "existe déjà",
+    errno.ECONNREFUSED: "connexion refusée",
+    errno.ETIMEDOUT: "délai dépassé",
+    errno.EHOSTUNREACH: "hôte injoignable",
+    errno.ENAMETOOLONG: "nom trop long",
+    errno.EMFILE: "trop de fichiers ouverts",
+    errno.EIO: "erreur d'entrée-sortie (disque ou fichier défectueux)",
+}
+
+
+def _file_failure(exc: OSError) -> str:
+    reason = _ERRNO_TEXT.get(exc.errno or 0, exc.strerror or _first_line(exc))
+    if exc.filename is not None:
+        return f"« {exc.filename} » : {reason}."
+    return f"erreur du système ({reason})."
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _unexpected(exc: BaseException) -> str:
+    """A fault of the kit: said in one line; its trace kept in a file for the report, never shown raw."""
+    import tempfile
+    import traceback
+
+    said = f"erreur inattendue ({type(exc).__name__} : {_first_line(exc)[:300]})"
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="socle-erreur-", suffix=".txt", delete=False, encoding="utf-8"
+        ) as trace:
+            trace.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        return said + "."
+    return f"{said} ; détail technique écrit dans {trace.name}, à joindre à un signalement."
 
 
 # Each service's command group, by the module that defines it. Imported only when the command is run or
@@ -216,7 +306,12 @@ def tenant() -> None:
 def tenant_create(slug: str, name: str, siren: str | None) -> None:
     from socle.auth import create_tenant
     from socle.db import transaction
+    from socle.errors import InvalidInput
+    from socle.text import check_text
 
+    check_text(name, "nom de la collectivité")
+    if len(name) > 200:  # the column's length: PostgreSQL would refuse it with its own message
+        raise InvalidInput("nom de la collectivité : 200 caractères au plus")
     with transaction() as session:
         create_tenant(session, slug, name, siren)
     click.echo(f"Collectivité « {name} » créée ({slug}).")
@@ -280,12 +375,15 @@ def ui() -> None:
     pass
 
 
+_CATALOGUES = ("socle.ui", "parapheur", "ged", "archive", "interop")
+
+
 @ui.command("catalogues", help="Mettre à jour les catalogues anglais (messages français extraits des pages).")
-@click.argument("packages", nargs=-1)
+@click.argument("packages", nargs=-1, type=click.Choice(_CATALOGUES))
 def ui_catalogues(packages: tuple[str, ...]) -> None:
     from socle.ui.catalogues import update
 
-    for package in packages or ("socle.ui", "parapheur", "ged", "archive", "interop"):
+    for package in packages or _CATALOGUES:
         untranslated = update(package)
         click.echo(f"{package:10} {untranslated} message(s) à traduire")
 
@@ -320,4 +418,7 @@ def demo(output: str | None) -> None:
 
 
 def main() -> None:
+    from socle.cli_messages import speak_french
+
+    speak_french()  # click's usage errors and help in French, before anything is parsed
     cli(prog_name="socle")

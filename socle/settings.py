@@ -289,9 +289,17 @@ def load_settings(**overrides: Any) -> Settings:
         raise SettingsError(f"SOCLE_CONFIG : fichier de configuration illisible ({exc})") from None
 
 
-# Read by the kit but not settings: the TOML file's path, the test suite's own servers, and what the smart-card
-# client (`socle parapheur sign-with-card`) takes from its user's environment: an API token and a card PIN.
-_NOT_SETTINGS = ("SOCLE_CONFIG", "SOCLE_TEST_", "SOCLE_API_TOKEN", "SOCLE_CARD_PIN", "SOCLE_CARD_MODULE")
+# Read by the kit but not settings: the TOML file's path, the test suite's own servers, what the smart-card
+# client (`socle parapheur sign-with-card`) takes from its user's environment (an API token and a card PIN), and
+# the PIN of a server seal's token that `socle parapheur seal-import` reads by default.
+_NOT_SETTINGS = (
+    "SOCLE_CONFIG",
+    "SOCLE_TEST_",
+    "SOCLE_API_TOKEN",
+    "SOCLE_CARD_PIN",
+    "SOCLE_CARD_MODULE",
+    "SOCLE_SEAL_PIN",
+)
 
 
 def _refuse_unknown_variables() -> None:
