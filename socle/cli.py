@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import importlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -30,6 +31,11 @@ class _Group(click.Group):
             ctx.exit(1)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise  # click's own ending: a usage error (in French, socle.cli_messages), an exit status
+        except BrokenPipeError:
+            # The reader went away (`socle jobs --all | head`): nothing to tell it, as other Unix tools. The
+            # rest of the output goes nowhere, or Python's own flush at exit would complain in English.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
         except KeyboardInterrupt:
             # Ctrl-C in a command that does not say more itself: each command writes in transactions, the one
             # under way is rolled back.

@@ -59,3 +59,26 @@ def test_help_is_in_french() -> None:
     assert run.stdout.startswith("Utilisation : socle ged")
     assert "Afficher cette aide et quitter." in run.stdout and "Commandes:" in run.stdout
     assert "Show this message" not in run.stdout
+
+
+def test_a_reader_that_goes_away_gets_no_error(tmp_path: Path) -> None:
+    """`socle settings | head -1`: the reader closes the pipe before the command writes; no error is told."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "socle", "settings"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+        cwd=ROOT,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # long before the command has started: its first write finds no reader
+    error = process.stderr.read().decode()
+    process.wait(timeout=60)
+    assert error == "", error
+    assert process.returncode == 1
