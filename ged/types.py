@@ -10,6 +10,7 @@ import calendar
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -388,10 +389,27 @@ def _check_reference(session: Session, principal: Principal, field: dict[str, An
 # ---------------------------------------------------------------------------------------------------------
 # Retention (DUA)
 
+# The collectivités' legal dates are French dates: an instant (stored in UTC) becomes a day in Paris time,
+# and "today" is the day in Paris. One rule for the DUA's start, its end and the views that compare them.
+LEGAL_TZ = ZoneInfo("Europe/Paris")
+
+
+def legal_date(moment: datetime) -> date:
+    """The French (Europe/Paris) date of an aware instant: 2026-03-14T23:30Z is 15 March."""
+    return moment.astimezone(LEGAL_TZ).date()
+
+
+def legal_today() -> date:
+    """Today in Paris: the day against which a DUA is reached (``dua_ends_on <= legal_today()``)."""
+    return legal_date(utcnow())
+
 
 def dua_ends_on(document: Document, document_type: DocumentType | None) -> date | None:
     """When the document's DUA ends, from its type's rule and its current version; None without a rule or
-    while the starting event has no date (the DUA has not started)."""
+    while the starting event has no date (the DUA has not started).
+
+    A DUA of N months from day D ends on D + N months (``add_months``); from that day on (Paris time) it is
+    reached: listed for transfer or elimination (``retention``)."""
     if document_type is None or document_type.dua_months is None:
         return None
     start = dua_start(document, document_type.dua_event)
@@ -399,9 +417,11 @@ def dua_ends_on(document: Document, document_type: DocumentType | None) -> date 
 
 
 def dua_start(document: Document, event: str) -> date | None:
-    """The date the DUA starts from for ``event`` (creation, document_date or a field name); None while unknown."""
+    """The date the DUA starts from for ``event`` (creation, document_date or a field name); None while unknown.
+
+    ``creation`` is the day the document was filed in Paris time (``legal_date``), not in UTC."""
     if event == "creation":
-        return document.created_at.date() if document.created_at else utcnow().date()
+        return legal_date(document.created_at) if document.created_at else legal_today()
     version = document.current
     if event == "document_date":
         return version.document_date
