@@ -33,7 +33,8 @@ class Delivery(InteropBase):
 
     ``status``: pending → sending (the send may have reached the platform) → done | failed. For an SAE, the
     follow-up of the operation: ``follow_status`` following → done, or error once the retry policy is spent
-    (an operator resumes it); the SEDA messages received are kept in the store (``*_key``).
+    (an operator resumes it); the SEDA messages received are kept in the store (``*_key``: the first of each
+    kind; ``sae_messages``: every distinct one, in the order received, a corrected reply included).
     """
 
     __tablename__ = "interop_deliveries"
@@ -63,6 +64,8 @@ class Delivery(InteropBase):
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acknowledgement_key: Mapped[str | None] = mapped_column(String(64))
     reply_key: Mapped[str | None] = mapped_column(String(64))
+    # Every distinct SEDA message received (kind, key, MessageIdentifier, size, received_at), each forwarded once.
+    sae_messages: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class Flow(InteropBase):

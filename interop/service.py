@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from interop.connectors.layout import Layout
 from interop.connectors.mail import MailConnector
 from interop.connectors.parapheur import ParapheurConnector
 from interop.connectors.s2low import S2lowConnector
-from interop.connectors.sae import FollowResult
+from interop.connectors.sae import MAX_XML_BYTES, FollowResult, SaeUnavailable, parse_xml, seda_text
 from interop.connectors.sftp import SftpConnector
 from interop.connectors.vitam import VitamConnector
 from interop.connectors.webdav import WebdavConnector
@@ -509,8 +510,9 @@ def _policy(connector: Connector) -> RetryPolicy:
 def follow_sae(session: Session, tenant_id: str, delivery_id: str) -> Delivery:
     """One check of an SAE operation: forward what the platform has, then schedule the next check or stop.
 
-    Each SEDA message received (Acknowledgement, ArchiveTransferReply) is kept in the store and, when the
-    delivery was asked by the archive service, sent to it once (ARCHIVE_RECORD_SAE_MESSAGE).
+    Each distinct SEDA message received (Acknowledgement, ArchiveTransferReply, a corrected reply after the
+    first) is kept in the store and, when the delivery was asked by the archive service, sent to it once
+    (ARCHIVE_RECORD_SAE_MESSAGE).
 
     :raises FollowExhausted: the retry policy is spent without a reply (the delivery's follow-up is in error).
     """
@@ -585,13 +587,38 @@ def _exhausted(session: Session, delivery: Delivery, connector: Connector, tries
 
 
 def _forward(session: Session, delivery: Delivery, kind: str, xml: bytes | None) -> None:
-    """Keep a SEDA message in the store and tell the archive service, once per kind."""
-    field = "acknowledgement_key" if kind == "acknowledgement" else "reply_key"
-    if xml is None or getattr(delivery, field) is not None:
+    """Keep a SEDA message in the store and tell the archive service, once per distinct message.
+
+    Distinct: another MessageIdentifier, or other bytes when the message has none. A message fetched again
+    (each check asks the platform for everything it has) is the same message, even when the platform rewrote
+    its date. The first message of each kind stays the delivery's (``*_key``); a later one (a corrected reply)
+    is added to ``sae_messages``, audited, and forwarded too: the archive service decides what it is worth.
+    """
+    if xml is None:
         return
+    field = "acknowledgement_key" if kind == "acknowledgement" else "reply_key"
+    identifier, digest = _message_identifier(xml), hashlib.sha256(xml).hexdigest()
+    history = _sae_messages(delivery)
+    for seen in history:
+        if seen["kind"] == kind and (
+            seen["key"] == digest or (identifier and seen["message_identifier"] == identifier)
+        ):
+            return
     stored = get_store().put(io.BytesIO(xml))
-    setattr(delivery, field, stored.key)
     record_held(session, delivery.tenant_id, stored.key, holder="interop")
+    first = getattr(delivery, field) is None
+    if first:
+        setattr(delivery, field, stored.key)
+    entry: dict[str, Any] = {
+        "kind": kind,
+        "key": stored.key,
+        "message_identifier": identifier,
+        "size": stored.size,
+        "received_at": utcnow().isoformat(),
+    }
+    delivery.sae_messages = [*history, entry]  # a new list: the JSON column sees the change
+    if not first:
+        _audit_follow(session, delivery, "interop.sae.later_message", first_key=getattr(delivery, field), **entry)
     reply = delivery.reply or {}
     # The rule: only a delivery asked by the archive service (its success reply is record_delivery) is told,
     # with that reply's fixed arguments unchanged (tenant_id, transfer_id) plus the message.
@@ -608,15 +635,32 @@ def _forward(session: Session, delivery: Delivery, kind: str, xml: bytes | None)
     arguments = dict(reply.get("arguments") or {})
     if arguments.get("tenant_id") != delivery.tenant_id:
         raise InvalidInput(message("une réponse ne peut viser qu'un objet de la même collectivité"))
-    enqueue(
-        session,
-        declared,
-        key=f"interop.sae-message:{delivery.id}:{kind}",
-        **arguments,
-        message_kind=kind,
-        object_key=stored.key,
-        size=stored.size,
-    )
+    # The first message of a kind keeps its key of always (a job queued before this version is not doubled).
+    job_key = f"interop.sae-message:{delivery.id}:{kind}" + ("" if first else f":{stored.key}")
+    enqueue(session, declared, key=job_key, **arguments, message_kind=kind, object_key=stored.key, size=stored.size)
+
+
+def _message_identifier(xml: bytes) -> str | None:
+    """The SEDA MessageIdentifier of a message (already read safely by the connector), None when it has none."""
+    try:
+        return seda_text(parse_xml(xml, "message du SAE"), "MessageIdentifier")
+    except SaeUnavailable:
+        return None
+
+
+def _sae_messages(delivery: Delivery) -> list[dict[str, Any]]:
+    """The delivery's distinct SEDA messages; for a delivery older than that list, its first ones (from the store)."""
+    if delivery.sae_messages is not None:
+        return list(delivery.sae_messages)
+    history: list[dict[str, Any]] = []
+    for kind, key in (("acknowledgement", delivery.acknowledgement_key), ("reply", delivery.reply_key)):
+        if key is None:
+            continue
+        store = get_store()
+        with store.open(key) as stream:
+            identifier = _message_identifier(stream.read(MAX_XML_BYTES + 1))
+        history.append({"kind": kind, "key": key, "message_identifier": identifier, "size": None, "received_at": None})
+    return history
 
 
 def delivery_failed(
@@ -783,11 +827,15 @@ def resume_delivery(session: Session, principal: Principal, delivery_id: str) ->
 def resume_follow(session: Session, principal: Principal, delivery_id: str) -> Delivery:
     """An operator resumes a follow-up stopped in error: a new round of the retry policy, starting now.
 
-    :raises Conflict: the delivery's follow-up is not in error.
+    An As@lae follow-up done may be resumed too: As@lae can replace its reply (a corrected ArchiveTransferReply
+    at the same address), and the check asks it again; a new reply is forwarded, the same one is not. Vitam's
+    reply ends its operation: a Vitam follow-up done is not resumed.
+
+    :raises Conflict: the delivery's follow-up is not in error (nor an As@lae follow-up done).
     """
     principal.require(Role.ADMIN)
     delivery = _delivery(session, principal.tenant_id, delivery_id, for_update=True)
-    if delivery.follow_status != "error":
+    if delivery.follow_status != "error" and not _replies_may_change(session, delivery):
         raise Conflict(
             message(
                 "seul un envoi ou un suivi en erreur peut être repris "
@@ -802,6 +850,14 @@ def resume_follow(session: Session, principal: Principal, delivery_id: str) -> D
     _audit_follow(session, delivery, "interop.sae.follow_resumed", actor=principal.actor)
     session.commit()
     return delivery
+
+
+def _replies_may_change(session: Session, delivery: Delivery) -> bool:
+    """A follow-up done with a reply from a platform that may replace it (As@lae): worth asking again."""
+    if delivery.follow_status != "done" or delivery.reply_key is None:
+        return False
+    connector = session.get(Connector, delivery.connector_id)
+    return connector is not None and connector.kind == AsalaeConnector.kind
 
 
 def _delivery(session: Session, tenant_id: str, delivery_id: str, *, for_update: bool = False) -> Delivery:

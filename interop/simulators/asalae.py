@@ -20,7 +20,7 @@ import asyncio
 import base64
 import secrets
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from starlette.applications import Starlette
@@ -231,6 +231,10 @@ def create_app(state: PlatformState | None = None, credentials: Credentials | No
             received.checks += 1
             if received.checks <= platform.scenario.pending_checks:
                 return _error(404, "réponse pas encore disponible")
+            corrected = platform.scenario.corrected_verdict
+        if corrected is not None:  # As@lae replaced its reply: the corrected one is served at the same address
+            answer = transfer_reply(replace(received, verdict=corrected), "As@lae", REPLY_CODES, revision=2)
+            return Response(answer, media_type="application/xml")
         return Response(transfer_reply(received, "As@lae", REPLY_CODES), media_type="application/xml")
 
     async def simulator(request: Request) -> Response:

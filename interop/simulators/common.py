@@ -38,6 +38,8 @@ class Scenario:
     - ``verdict``: ``OK`` or ``KO`` (the ArchiveTransferReply accepts or rejects the transfer);
     - ``pending_checks``: how many follow-up calls answer « still running » before the reply is there;
     - ``delay``: seconds added before every answer (a slow platform);
+    - ``corrected_verdict`` (As@lae): ``OK`` or ``KO``, the platform replaces its ArchiveTransferReply by a
+      corrected one with this verdict and its own MessageIdentifier (``ATR-…-2``); empty: the first reply again;
     - duplicates are always detected: a MessageIdentifier received twice is answered 409.
     """
 
@@ -46,6 +48,7 @@ class Scenario:
     pending_checks: int = 0
     delay: float = 0.0
     hang_seconds: float = 30.0
+    corrected_verdict: str | None = None
 
     def update(self, values: dict[str, Any]) -> None:
         for name, value in values.items():
@@ -57,6 +60,8 @@ class Scenario:
                     self.faults[str(endpoint)] = list(faults)
             elif name == "verdict" and value in ("OK", "KO"):
                 self.verdict = value
+            elif name == "corrected_verdict" and value in ("OK", "KO", "", None):
+                self.corrected_verdict = value or None
             elif name in ("pending_checks",):
                 self.pending_checks = int(value)
             elif name in ("delay", "hang_seconds"):
@@ -193,13 +198,17 @@ def acknowledgement(transfer: Received, platform: str) -> bytes:
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
-def transfer_reply(transfer: Received, platform: str, codes: tuple[str, str]) -> bytes:
-    """A SEDA ArchiveTransferReply: accepted (``codes[0]``) or rejected (``codes[1]``) with the failing event."""
+def transfer_reply(transfer: Received, platform: str, codes: tuple[str, str], revision: int = 1) -> bytes:
+    """A SEDA ArchiveTransferReply: accepted (``codes[0]``) or rejected (``codes[1]``) with the failing event.
+
+    ``revision`` above 1: a corrected reply, with its own MessageIdentifier (``ATR-<operation>-<revision>``).
+    """
     accepted = transfer.verdict == "OK"
     root, add = _builder(transfer.version, "ArchiveTransferReply")
     add(root, "Comment", f"Réponse au transfert {transfer.message_identifier} ({platform} simulé)")
     add(root, "Date", _now())
-    add(root, "MessageIdentifier", f"ATR-{transfer.operation_id}")
+    suffix = f"-{revision}" if revision > 1 else ""
+    add(root, "MessageIdentifier", f"ATR-{transfer.operation_id}{suffix}")
     add(add(root, "CodeListVersions"), "ReplyCodeListVersion", "ReplyCodeListVersion0")
     if accepted and transfer.units:
         _archived_units(root, add, transfer)
