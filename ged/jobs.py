@@ -225,12 +225,12 @@ def _select_dua_reached(session: Any, requester: Principal) -> list[Any]:
 
     from ged.models import Document, DocumentType
     from ged.retention import TRANSFER_ACTIONS
-    from ged.types import legal_today
+    from socle.dates import french_today
 
     query = (
         _selectable(session, requester)
         .join(DocumentType, DocumentType.id == Document.type_id)
-        .where(Document.dua_ends_on <= legal_today(), DocumentType.final_action.in_(TRANSFER_ACTIONS))
+        .where(Document.dua_ends_on <= french_today(), DocumentType.final_action.in_(TRANSFER_ACTIONS))
         .options(selectinload(Document.versions))
         .order_by(Document.dua_ends_on, Document.id)
     )

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session, selectinload
 from ged import access, holds, indexing, journal
 from ged.models import Document, DocumentType, Elimination, HeldDocument, SearchEntry, Version
 from ged.service import ARCHIVED, ELIMINATED, TRANSFERRED, get_document, trash_days
-from ged.types import legal_today
 from socle import audit
 from socle.auth import Principal, Role
+from socle.dates import french_today
 from socle.db import utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, message
 from socle.storage import get_store
@@ -52,7 +52,7 @@ def retention_query(session: Session, principal: Principal, state: str) -> Any:
         raise InvalidInput(
             message("state : état inconnu « %(state)s » (reached, to_transfer ou to_eliminate)", state=state)
         )
-    reached = Document.dua_ends_on <= legal_today()
+    reached = Document.dua_ends_on <= french_today()
     query = (
         select(Document)
         .join(DocumentType, DocumentType.id == Document.type_id)
@@ -105,7 +105,7 @@ def _eliminable(session: Session, document: Document) -> str | None:
         return None  # the GED copy of an archived document: the SAE keeps the archive
     if not _destroy_type(session, document):
         return "son type ne prévoit pas la destruction"
-    if document.dua_ends_on is None or document.dua_ends_on > legal_today():
+    if document.dua_ends_on is None or document.dua_ends_on > french_today():
         return "sa DUA n'est pas échue" if document.dua_ends_on else "sa DUA n'a pas commencé"
     return None
 
@@ -506,7 +506,7 @@ def _purge_kept(session: Session, document: Document) -> str | None:
         return "éliminé : sa notice est gardée"
     if document.disposal == TRANSFERRED:
         return "dans un versement en cours : attendez la réponse du système d'archivage"
-    if document.dua_ends_on is not None and document.dua_ends_on > legal_today():
+    if document.dua_ends_on is not None and document.dua_ends_on > french_today():
         return f"DUA en cours : échue le {document.dua_ends_on.isoformat()}"
     document_type = session.get(DocumentType, document.type_id) if document.type_id else None
     if document.dua_ends_on is None and document_type is not None and document_type.dua_months is not None:

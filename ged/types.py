@@ -10,7 +10,6 @@ import calendar
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +19,7 @@ from ged.models import Document, DocumentType
 from ged.schemas import DocumentTypeIn, DocumentTypePatch, FieldDef
 from socle import audit
 from socle.auth import Principal, Role
+from socle.dates import french_date, french_today
 from socle.db import utcnow
 from socle.errors import Conflict, InvalidInput, NotFound, message
 from socle.text import text_fault
@@ -389,19 +389,8 @@ def _check_reference(session: Session, principal: Principal, field: dict[str, An
 # ---------------------------------------------------------------------------------------------------------
 # Retention (DUA)
 
-# The collectivités' legal dates are French dates: an instant (stored in UTC) becomes a day in Paris time,
-# and "today" is the day in Paris. One rule for the DUA's start, its end and the views that compare them.
-LEGAL_TZ = ZoneInfo("Europe/Paris")
-
-
-def legal_date(moment: datetime) -> date:
-    """The French (Europe/Paris) date of an aware instant: 2026-03-14T23:30Z is 15 March."""
-    return moment.astimezone(LEGAL_TZ).date()
-
-
-def legal_today() -> date:
-    """Today in Paris: the day against which a DUA is reached (``dua_ends_on <= legal_today()``)."""
-    return legal_date(utcnow())
+# The collectivités' legal dates are French dates (socle.dates): an instant (stored in UTC) becomes a day in
+# Paris time, and "today" is the day in Paris. One rule for the DUA's start, its end and the views comparing them.
 
 
 def dua_ends_on(document: Document, document_type: DocumentType | None) -> date | None:
@@ -421,7 +410,7 @@ def dua_start(document: Document, event: str) -> date | None:
 
     ``creation`` is the day the document was filed in Paris time (``legal_date``), not in UTC."""
     if event == "creation":
-        return legal_date(document.created_at) if document.created_at else legal_today()
+        return french_date(document.created_at) if document.created_at else french_today()
     version = document.current
     if event == "document_date":
         return version.document_date

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -22,6 +21,7 @@ from parapheur.models import Desk
 from parapheur.ui_common import form_value as text
 from parapheur.ui_common import refuse_nul
 from socle.auth import Role
+from socle.dates import PARIS  # what an administrator types is French local time; the kit keeps UTC
 from socle.db import utcnow
 from socle.errors import Conflict, InvalidInput, NotFound, SocleError
 from socle.models import User
@@ -32,8 +32,6 @@ from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, require_role
 router = APIRouter(include_in_schema=False)
 router.include_router(ui_admin_typologies.router)
 rendering.register("parapheur")
-
-PARIS = ZoneInfo("Europe/Paris")  # what an administrator types is French local time; the kit keeps UTC
 
 
 def require_admin(user: SignedIn) -> None:

@@ -18,7 +18,6 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import jinja2
 from babel.dates import format_date, format_datetime
@@ -28,12 +27,12 @@ from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 from markupsafe import Markup
 
+from socle.dates import PARIS  # collectivités work in French local time; times are stored in UTC
 from socle.errors import Message
 
 LOCALES = ("fr", "en")
 DEFAULT_LOCALE = "fr"
 LOCALE_NAMES = {"fr": "Français", "en": "English"}
-_TZ = ZoneInfo("Europe/Paris")  # collectivités work in French local time; times are stored in UTC
 
 
 @dataclass(frozen=True)
@@ -179,14 +178,14 @@ def _format_date(value: date | datetime | None, locale: str) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        value = value.astimezone(_TZ).date() if value.tzinfo else value.date()
+        value = value.astimezone(PARIS).date() if value.tzinfo else value.date()
     return format_date(value, format="long", locale=locale)
 
 
 def _format_datetime(value: datetime | None, locale: str) -> str:
     if value is None:
         return ""
-    return format_datetime(value, format="medium", tzinfo=_TZ, locale=locale)
+    return format_datetime(value, format="medium", tzinfo=PARIS, locale=locale)
 
 
 def _format_size(value: int | None, locale: str) -> str:

@@ -13,7 +13,8 @@ from ga_helpers import make_type, new_document
 from sqlalchemy import update
 
 from ged.models import Document, DocumentType
-from ged.types import dua_ends_on, dua_start, legal_date
+from ged.types import dua_ends_on, dua_start
+from socle.dates import french_date
 from socle.db import transaction
 from socle.migrating import PACKAGES, alembic_config, upgrade_all
 
@@ -30,10 +31,10 @@ def _ends(created_at: datetime, months: int = 12) -> date | None:
 
 
 def test_paris_date_of_an_instant() -> None:
-    assert legal_date(WINTER) == date(2026, 3, 15)
-    assert legal_date(SUMMER) == date(2026, 7, 15)
-    assert legal_date(SUMMER_EVENING) == date(2026, 7, 14)
-    assert legal_date(datetime(2026, 3, 14, 22, 59, tzinfo=UTC)) == date(2026, 3, 14)  # 23:59 CET
+    assert french_date(WINTER) == date(2026, 3, 15)
+    assert french_date(SUMMER) == date(2026, 7, 15)
+    assert french_date(SUMMER_EVENING) == date(2026, 7, 14)
+    assert french_date(datetime(2026, 3, 14, 22, 59, tzinfo=UTC)) == date(2026, 3, 14)  # 23:59 CET
 
 
 def test_dua_from_creation_starts_on_the_paris_day() -> None:
