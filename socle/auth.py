@@ -21,6 +21,7 @@ from socle import audit
 from socle.db import utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated, message
 from socle.models import ApiToken, Tenant, User
+from socle.text import check_text
 
 TOKEN_PREFIX = "socle_"
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
@@ -62,6 +63,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+MAX_TENANT_NAME = 200  # Tenant.name's column
+
+
 def create_tenant(session: Session, slug: str, name: str, siren: str | None = None) -> Tenant:
     if not _SLUG.match(slug):
         raise InvalidInput(
@@ -69,6 +73,9 @@ def create_tenant(session: Session, slug: str, name: str, siren: str | None = No
         )
     if siren is not None and not re.fullmatch(r"\d{9}", siren):
         raise InvalidInput(message("le SIREN doit compter 9 chiffres"))
+    check_text(name, message("nom de la collectivité"))
+    if len(name) > MAX_TENANT_NAME:  # the column's length: PostgreSQL would refuse it with its own message
+        raise InvalidInput(message("nom de la collectivité : %(max)s caractères au plus", max=MAX_TENANT_NAME))
     if session.execute(select(Tenant).where(Tenant.slug == slug)).scalar_one_or_none():
         raise Conflict(message("la collectivité « %(slug)s » existe déjà", slug=slug))
     tenant = Tenant(slug=slug, name=name, siren=siren)

@@ -292,7 +292,7 @@ def audit_verify(tenant: str | None) -> None:
         for row in tenants:
             result = audit_log.verify(session, row.id)
             state = "intact" if result.intact else "ALTÉRÉ"
-            click.echo(f"{row.slug}: {result.entries} entrées, {state}")
+            click.echo(f"{row.slug}: {result.entries} entrée{'s' if result.entries > 1 else ''}, {state}")
             for problem in result.problems:
                 click.echo(f"  - {problem}")
             broken += not result.intact
@@ -312,12 +312,7 @@ def tenant() -> None:
 def tenant_create(slug: str, name: str, siren: str | None) -> None:
     from socle.auth import create_tenant
     from socle.db import transaction
-    from socle.errors import InvalidInput
-    from socle.text import check_text
 
-    check_text(name, "nom de la collectivité")
-    if len(name) > 200:  # the column's length: PostgreSQL would refuse it with its own message
-        raise InvalidInput("nom de la collectivité : 200 caractères au plus")
     with transaction() as session:
         create_tenant(session, slug, name, siren)
     click.echo(f"Collectivité « {name} » créée ({slug}).")
