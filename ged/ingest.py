@@ -804,7 +804,15 @@ def _tree_files(root: Path, exclude: Path | None) -> tuple[list[Path], list[Impo
     return files, problems
 
 
+# A metadata CSV is read whole (rows are looked up by path): one line per file, 64 MiB is half a million files.
+MAX_CSV_BYTES = 64 * 1024 * 1024
+
+
 def _read_csv(csv_path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]], list[ImportProblem]]:
+    if csv_path.stat().st_size > MAX_CSV_BYTES:
+        limit = MAX_CSV_BYTES // (1024 * 1024)
+        problem = f"le fichier CSV dépasse {limit} Mio : découpez l'import en plusieurs dossiers"
+        return [], [], [ImportProblem(problem, file=csv_path.name)]
     try:
         text = csv_path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:

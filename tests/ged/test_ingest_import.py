@@ -4,6 +4,7 @@ and column, in French) with nothing imported, and a rerun skips what is already 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +210,17 @@ def test_csv_decimals_are_kept_exact_and_read_like_the_api(kit: Kit, tmp_path: P
     assert "ligne 2, colonne « montant » : nombre décimal attendu, « douze » reçu" in refused.stderr
     assert "ligne 3, colonne « montant » : nombre décimal attendu, « NaN » reçu" in refused.stderr
     assert len(documents(kit)) == len(amounts) + 1  # nothing more imported
+
+
+def test_a_csv_too_large_to_read_whole_is_refused_before_reading(kit: Kit, tmp_path: Path) -> None:
+    make_type(kit)
+    root = tmp_path / "arbo"
+    make_tree(root)
+    csv = tmp_path / "meta.csv"
+    csv.write_text(HEADER, encoding="utf-8")
+    os.truncate(csv, 64 * 1024 * 1024 + 1)  # sparse: the size says it all, nothing is written
+    result = run_import(kit, root, "--csv", str(csv))
+    assert result.returncode == 1, result.stdout
+    assert "le fichier CSV dépasse 64 Mio : découpez l'import en plusieurs dossiers" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert documents(kit) == []
