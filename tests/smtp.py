@@ -151,6 +151,19 @@ def smtp_server(
 
 
 @contextmanager
+def kit_mailbox(use_env: Any) -> Iterator[SmtpServer]:
+    """A plain SMTP server that the kit sends its mails to (``use_env``: the tests' settings fixture)."""
+    with smtp_server() as server:
+        use_env(
+            SOCLE_SMTP_HOST=server.host,
+            SOCLE_SMTP_PORT=str(server.port),
+            SOCLE_SMTP_SECURITY="none",
+            SOCLE_MAIL_FROM="Parapheur <parapheur@mairie.test>",
+        )
+        yield server
+
+
+@contextmanager
 def silent_server() -> Iterator[int]:
     """A port that accepts connections but never speaks: a client waiting for the greeting times out."""
     with socket.socket() as listener:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from archive_kit import sending_transfer
 from sqlalchemy import func, select
 
 from archive import jobs
 from archive.models import Transfer
-from socle.db import new_session, transaction
+from socle.db import new_session
 from socle.models import AuditEntry, Job
 
 from conftest import Kit, make_pdf, run_jobs, upload_document
@@ -70,24 +71,8 @@ def test_an_export_failure_told_twice_ends_the_transfer_once(kit: Kit) -> None:
     assert len(jobs_of(kit.tenant_id, "ged.jobs.transfer_ended")) == 1
 
 
-def sending(kit: Kit) -> str:
-    with transaction() as session:
-        transfer = Transfer(
-            tenant_id=kit.tenant_id,
-            status="sending",
-            message_identifier=f"{kit.slug}-deux-fois",
-            document_ids=[],
-            archival_agency="AD037",
-            transferring_agency="213700000",
-            created_by="archiviste",
-        )
-        session.add(transfer)
-        session.flush()
-        return transfer.id
-
-
 def test_a_receipt_told_twice_is_kept_once(kit: Kit) -> None:
-    transfer_id = sending(kit)
+    transfer_id = sending_transfer(kit, "deux-fois")
     receipt: dict[str, Any] = {"connector": "depot", "sha256": "ab" * 32}
     jobs.record_delivery(tenant_id=kit.tenant_id, transfer_id=transfer_id, receipt=receipt)
     jobs.record_delivery(tenant_id=kit.tenant_id, transfer_id=transfer_id, receipt=receipt)
@@ -99,7 +84,7 @@ def test_a_receipt_told_twice_is_kept_once(kit: Kit) -> None:
 
 
 def test_a_delivery_failure_told_twice_is_recorded_once(kit: Kit) -> None:
-    transfer_id = sending(kit)
+    transfer_id = sending_transfer(kit, "deux-fois")
     jobs.delivery_failed(tenant_id=kit.tenant_id, transfer_id=transfer_id, reason="dépôt impossible")
     jobs.delivery_failed(tenant_id=kit.tenant_id, transfer_id=transfer_id, reason="dépôt impossible")
     failed = transfer_of(transfer_id)

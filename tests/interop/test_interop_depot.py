@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from archive_kit import sending_transfer
 from sqlalchemy import func, select
 
 from archive.models import Transfer
@@ -39,23 +40,6 @@ def folder(kit: Kit, path: str = "sae") -> Path:
 
 def store(content: bytes) -> StoredObject:
     return get_store().put(io.BytesIO(content))
-
-
-def sending_transfer(kit: Kit) -> str:
-    """A transfer waiting for its delivery: the archive service is the one the connector answers to."""
-    with transaction() as session:
-        transfer = Transfer(
-            tenant_id=kit.tenant_id,
-            status="sending",
-            message_identifier=f"{kit.slug}-essai",
-            document_ids=[],
-            archival_agency="AD037",
-            transferring_agency="213700000",
-            created_by="archiviste",
-        )
-        session.add(transfer)
-        session.flush()
-        return transfer.id
 
 
 def transfer_row(transfer_id: str) -> Transfer:

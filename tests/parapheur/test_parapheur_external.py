@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from parapheur_kit import act, desk, folder_of, ok, sent_folder, typology
 from signing_helpers import actions, history, import_seal, object_path, save, stamp_lines
-from smtp import SmtpServer, smtp_server
+from smtp import SmtpServer, kit_mailbox
 from sqlalchemy import select, update
 from testpki import TestPki
 
@@ -28,13 +28,7 @@ LINK = re.compile(r"/parapheur/external/([A-Za-z0-9_\-]{20,})")
 
 @pytest.fixture
 def mailbox(use_env: Callable[..., None]) -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        use_env(
-            SOCLE_SMTP_HOST=server.host,
-            SOCLE_SMTP_PORT=str(server.port),
-            SOCLE_SMTP_SECURITY="none",
-            SOCLE_MAIL_FROM="Parapheur <parapheur@mairie.test>",
-        )
+    with kit_mailbox(use_env) as server:
         yield server
 
 

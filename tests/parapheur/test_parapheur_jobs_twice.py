@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from parapheur_kit import Standard, act, folder_of, ged_folder, ok, sent_folder
 from signing_helpers import set_email
-from smtp import SmtpServer, smtp_server
+from smtp import SmtpServer, kit_mailbox
 from sqlalchemy import func, select
 
 from parapheur import jobs
@@ -23,13 +23,7 @@ MAIRE = "dominique.dupont@mairie.test"
 
 @pytest.fixture
 def mailbox(use_env: Callable[..., None]) -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        use_env(
-            SOCLE_SMTP_HOST=server.host,
-            SOCLE_SMTP_PORT=str(server.port),
-            SOCLE_SMTP_SECURITY="none",
-            SOCLE_MAIL_FROM="Parapheur <parapheur@mairie.test>",
-        )
+    with kit_mailbox(use_env) as server:
         yield server
 
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from parapheur_kit import Standard, act, ok, sent_folder
 from signing_helpers import set_email
-from smtp import SmtpServer, free_port, smtp_server
+from smtp import SmtpServer, free_port, kit_mailbox
 from sqlalchemy import select, update
 
 from parapheur import jobs
@@ -26,13 +26,7 @@ ADDRESSES = {"agent": "camille.martin@mairie.test", "maire": "dominique.dupont@m
 
 @pytest.fixture
 def smtp_env(use_env: Callable[..., None]) -> Iterator[tuple[SmtpServer, Callable[..., None]]]:
-    with smtp_server() as server:
-        use_env(
-            SOCLE_SMTP_HOST=server.host,
-            SOCLE_SMTP_PORT=str(server.port),
-            SOCLE_SMTP_SECURITY="none",
-            SOCLE_MAIL_FROM="Parapheur <parapheur@mairie.test>",
-        )
+    with kit_mailbox(use_env) as server:
         yield server, use_env
 
 
