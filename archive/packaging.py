@@ -16,7 +16,6 @@ import queue
 import shutil
 import stat
 import sys
-import tempfile
 import threading
 import time
 import zipfile
@@ -62,7 +61,7 @@ from archive.seda import (
     TransferSpec,
     check_unit,
 )
-from archive.zipstream import DEFLATE_LEVEL, MANIFEST_NAME, SipZip, temporary_prefix
+from archive.zipstream import DEFLATE_LEVEL, MANIFEST_NAME, SipZip, work_folder_beside
 from socle.files import atomic_output
 
 __all__ = [
@@ -511,8 +510,7 @@ def build_sip(
     """
     parts = ManifestParts(spec, version)
     destination = destination.absolute()
-    with tempfile.TemporaryDirectory(dir=destination.parent, prefix=temporary_prefix(destination)) as work_dir:
-        work = Path(work_dir)
+    with work_folder_beside(destination) as work:
         sip: SipZip | None = None
         try:
             sip = SipZip(destination, work, insert_range=insert_range)

@@ -1,13 +1,13 @@
 """The SIP zip written in one pass over the files, manifest first all the same.
 
-The manifest must be the zip's first entry, but it can only be written once every file has been read (it
-holds their digests). So the content entries are written first, from offset 0 of a temporary file beside the
-destination, as the files are read; the manifest entry is then put in front of them. On ext4 and XFS this is
-`fallocate(FALLOC_FL_INSERT_RANGE)`: the file system shifts the entries' blocks, no byte is copied. The
-inserted length must be a multiple of the block size: the manifest's local header carries the difference as
-padding in an extra field (id 0xa11e, the alignment field that commons-compress, which Vitam reads SIPs with,
-itself writes and reads). Elsewhere (tmpfs, btrfs, NFS…) the entries are copied after the manifest into a
-second file, with copy_file_range.
+The manifest must be the zip's first entry, but it can only be written once every file has been read (it holds
+their digests). So the content entries are written first, from offset 0 of a temporary file in the work folder
+beside the destination (work_folder_beside), as the files are read; the manifest entry is then put in front of
+them. On ext4 and XFS this is `fallocate(FALLOC_FL_INSERT_RANGE)`: the file system shifts the entries' blocks,
+no byte is copied. The inserted length must be a multiple of the block size: the manifest's local header
+carries the difference as padding in an extra field (id 0xa11e, the alignment field that commons-compress,
+which Vitam reads SIPs with, itself writes and reads). Elsewhere (tmpfs, btrfs, NFS…) the entries are copied
+after the manifest into a second file, with copy_file_range.
 
 Every local header carries the entry's CRC-32 and sizes (patched in place once the entry is written): no
 data descriptor, which streaming readers cannot handle for stored entries. Zip64 records are written where
@@ -26,16 +26,19 @@ central directory always do: they are small, and written where the entries' last
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
 import mmap
 import os
+import secrets
+import shutil
 import struct
 import tempfile
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +46,7 @@ from typing import Any
 
 from socle.files import fsync_dir
 
-__all__ = ["MANIFEST_NAME", "SipZip", "temporary_prefix"]
+__all__ = ["MANIFEST_NAME", "SipZip", "work_folder_beside"]
 
 MANIFEST_NAME = "manifest.xml"
 CHUNK_SIZE = 1024 * 1024
@@ -85,15 +88,26 @@ _NO_DIRECT_IO = {errno.EINVAL, errno.EOPNOTSUPP}
 _LONGEST_HEADER = _LOCAL.size + 0xFFFF + 20
 
 
-def temporary_prefix(destination: Path) -> str:
-    """The prefix of the temporary files beside `destination`: its name, shortened so that a name the file
-    system accepts (255 bytes) still leaves room for the random part and the suffix."""
+@contextlib.contextmanager
+def work_folder_beside(destination: Path) -> Iterator[Path]:
+    """A private folder beside `destination` (so on its file system: the package is renamed from it into
+    place), removed on the way out, whatever ends the build.
+
+    Its name is chosen before it is created, and removed by that name: a signal that the CLI turns into
+    SystemExit can land between the mkdir and the line that would have kept its name (tempfile.mkdtemp's
+    window, which left a folder behind). 128 random bits: no other file has that name. The name is the
+    destination's, shortened so that the whole stays within the 255 bytes a file system accepts."""
     name = destination.name.encode("utf-8")[:180].decode("utf-8", "ignore")
-    return f".{name}."
+    folder = destination.parent / f".{name}.{secrets.token_hex(16)}"
+    try:
+        folder.mkdir(mode=0o700)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def _temporary_beside(destination: Path) -> tuple[int, str]:
-    return tempfile.mkstemp(dir=destination.parent, prefix=temporary_prefix(destination), suffix=".part")
+def _temporary_in(work: Path) -> tuple[int, str]:
+    return tempfile.mkstemp(dir=work, prefix="paquet-", suffix=".part")
 
 
 def _dos_time(moment: datetime) -> tuple[int, int]:
@@ -339,11 +353,12 @@ class _DirectStage:
 
 
 class SipZip:
-    """A SIP zip being written beside `destination`; it appears there complete (finish) or not at all.
+    """A SIP zip being written in `work`; it appears at `destination` complete (finish) or not at all.
 
     Content entries are written one after the other (begin, write…, end) from offset 0; finish() puts the
-    manifest in front, writes the central directory and renames the file into place. `work` is a folder
-    for the spooled central directory and the compressed manifest. Not thread-safe: one writer.
+    manifest in front, writes the central directory and renames the file into place. `work` is a folder on
+    the destination's file system (work_folder_beside), whose owner removes it with whatever is left in it:
+    the package being written, the spooled central directory, the compressed manifest. Not thread-safe: one writer.
     `insert_range=False` forces the copy that file systems without FALLOC_FL_INSERT_RANGE get; `direct=False`
     the page cache that file systems without O_DIRECT get (`direct_io` tells which path the entries took).
     """
@@ -363,9 +378,9 @@ class SipZip:
         # `fd` stays buffered for finish(); the entries go through a second descriptor when O_DIRECT works.
         self._stage: _DirectStage | None = None
         self.fd = -1
-        # From here on anything that stops the construction (an error, a signal turned into SystemExit by the
-        # CLI) removes the temporary file: nothing is left beside the destination.
-        handle, name = _temporary_beside(destination)
+        # Anything that stops the construction (an error, a signal turned into SystemExit by the CLI) closes
+        # the temporary file; the work folder, removed by its owner, takes it away.
+        handle, name = _temporary_in(work)
         self.fd, self.path = handle, Path(name)
         try:
             self._stage = _DirectStage.open(self.path) if direct else None
@@ -497,7 +512,7 @@ class SipZip:
 
     def _copy_behind(self, header: bytes, compressed: Path) -> int:
         """The manifest entry, then the content entries copied behind it, in a new temporary file."""
-        handle, name = _temporary_beside(self.destination)
+        handle, name = _temporary_in(self.work)
         try:
             os.write(handle, header)
             shift = len(header) + _copy_range(compressed, handle, len(header))

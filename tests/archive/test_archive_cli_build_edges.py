@@ -1,5 +1,6 @@
 """`socle archive build` at its edges: an existing output, the CSV as output, identifiers the SAE could not
-read, a very long output name, and a build stopped by a signal (nothing left behind)."""
+read, a very long output name, and a build stopped by a signal (nothing left behind, even when the signal
+lands right after a temporary file is created)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from pathlib import Path
 
 import pytest
 from test_archive_sources import build
+
+from archive import packaging
+from archive.sources import folder_transfer
 
 from conftest import SHARED_SEDA
 
@@ -90,4 +94,34 @@ def test_a_build_stopped_by_a_signal_leaves_nothing(tmp_path: Path, stop: signal
 
     assert process.returncode == 128 + stop, error.decode()
     assert "Construction interrompue" in error.decode() and "Traceback" not in error.decode(), error.decode()
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("created", ["the work folder", "the temporary package"])
+def test_a_signal_right_after_a_temporary_file_is_created_leaves_nothing(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, created: str
+) -> None:
+    """The signal lands between the system call that creates the temporary and the line that keeps its name
+    (a handler raises at the first bytecode boundary after the call): what the test above once hit in CI."""
+    out = tmp_path / "sortie"
+    out.mkdir()
+    real_mkdir, real_open = os.mkdir, os.open
+
+    def mkdir_then_signal(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        real_mkdir(path, *args, **kwargs)  # type: ignore[arg-type]
+        if created == "the work folder" and Path(path).parent == out:
+            raise SystemExit(128 + signal.SIGTERM)
+
+    def open_then_signal(path: str | os.PathLike[str], flags: int, *args: object, **kwargs: object) -> int:
+        fd = real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+        if created == "the temporary package" and str(path).endswith(".part") and flags & os.O_CREAT:
+            raise SystemExit(128 + signal.SIGTERM)
+        return fd
+
+    monkeypatch.setattr(os, "mkdir", mkdir_then_signal)
+    monkeypatch.setattr(os, "open", open_then_signal)
+    spec, plan = folder_transfer(folder, archival_agency="AD075", transferring_agency="MAIRIE-01")
+
+    with pytest.raises(SystemExit):
+        packaging.build_sip(spec, plan, out / "paquet.zip", identify=False)
     assert list(out.iterdir()) == []
