@@ -11,7 +11,10 @@ wraps httpx's transport and, for every response:
 - asks for uncompressed answers (``Accept-Encoding: identity``) and refuses a compressed one: 20 Mo of gzip
   could hold gigabytes;
 - refuses, before connecting, a host whose address is link-local (169.254.0.0/16, fe80::/10: the cloud
-  metadata services) or unspecified (0.0.0.0, ::), whatever name leads to it.
+  metadata services) or unspecified (0.0.0.0, ::), whatever name leads to it; and connects to an address it
+  checked, never to a second resolution's answer (a name that resolves to an allowed address for the check
+  and to the metadata service for the connection: « DNS rebinding »). TLS still checks the certificate
+  against the name (SNI and host name verification use it, not the address).
 
 Redirects are never followed by the connectors' clients (``follow_redirects=False``); the one page whose protocol
 redirects (S²LOW's prefecture documents) follows it itself, to the same scheme, host and port only.
@@ -80,15 +83,25 @@ def check_destination(host: str, port: int) -> None:
 
     :raises DestinationRefused: with a French message naming the host.
     """
+    resolve_destination(host, port)
+
+
+def resolve_destination(host: str, port: int) -> list[str]:
+    """The addresses ``host`` may be reached at, in the resolver's order, each checked; empty when the name
+    does not resolve (the connection then reports it, « injoignable »).
+
+    :raises DestinationRefused: when one of them is forbidden, with a French message naming the host.
+    """
     host = host.strip("[]")
-    if forbidden_address(host):
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
         addresses = [host]
-    else:
+    except ValueError:
         try:
             found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError):
-            return  # the connection reports it (« injoignable »)
-        addresses = [str(info[4][0]) for info in found]
+            return []
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
     refused = [address for address in addresses if forbidden_address(address)]
     if refused:
         raise DestinationRefused(
@@ -99,6 +112,7 @@ def check_destination(host: str, port: int) -> None:
                 address=refused[0],
             )
         )
+    return addresses
 
 
 class _BoundedStream(httpx.SyncByteStream):
@@ -147,14 +161,16 @@ class BoundedTransport(httpx.BaseTransport):
                 request,
             )
         try:
-            check_destination(request.url.host, request.url.port or (443 if request.url.scheme == "https" else 80))
+            addresses = resolve_destination(
+                request.url.host, request.url.port or (443 if request.url.scheme == "https" else 80)
+            )
         except DestinationRefused as exc:
             raise DestinationRefused(exc.detail, request) from None
         request.headers["Accept-Encoding"] = "identity"
         limit = int(request.extensions.get(LIMIT) or self._limit)
         timeout = request.extensions.get("timeout") or {}
         deadline = float(request.extensions.get(DEADLINE) or timeout.get("read") or DEFAULT_DEADLINE)
-        response = self._inner.handle_request(request)
+        response = self._send_to_checked_address(request, addresses)
         try:
             encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
             if encoding not in ("", "identity"):
@@ -174,6 +190,32 @@ class BoundedTransport(httpx.BaseTransport):
             headers=response.headers,
             stream=_BoundedStream(response.stream, request, limit, deadline),
             extensions=response.extensions,
+        )
+
+    def _send_to_checked_address(self, request: httpx.Request, addresses: list[str]) -> httpx.Response:
+        """Send ``request`` to the first of ``addresses`` that takes the connection (the next one is tried only
+        when a connection is refused or unreachable: nothing was sent). The Host header stays the name; the
+        client sets the original request on the response (its URL, for redirects and messages)."""
+        if not addresses or addresses == [request.url.host.strip("[]")]:
+            return self._inner.handle_request(request)  # an address given as such, or a name that did not resolve
+        extensions = dict(request.extensions)
+        if request.url.scheme == "https":
+            extensions["sni_hostname"] = request.url.host  # the certificate is checked against the name
+        for address in addresses[:-1]:
+            try:
+                return self._inner.handle_request(self._to_address(request, address, extensions))
+            except httpx.ConnectError:
+                continue
+        return self._inner.handle_request(self._to_address(request, addresses[-1], extensions))
+
+    @staticmethod
+    def _to_address(request: httpx.Request, address: str, extensions: dict[str, Any]) -> httpx.Request:
+        return httpx.Request(
+            request.method,
+            request.url.copy_with(host=address),
+            headers=request.headers,
+            stream=request.stream,
+            extensions=extensions,
         )
 
     def close(self) -> None:
