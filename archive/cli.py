@@ -64,7 +64,7 @@ def schemas_install(dest: Path | None, base_url: str) -> None:
 
 
 @schemas_group.command("check", help="Vérifier qu'un dossier contient les schémas officiels intacts.")
-@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("folder", metavar="DOSSIER", required=False, type=click.Path(file_okay=False, path_type=Path))
 def schemas_check(folder: Path | None) -> None:
     problems = xsd_install.check_schemas(folder or _default_folder())
     for problem in problems:
@@ -77,7 +77,7 @@ def schemas_check(folder: Path | None) -> None:
 @group.command(
     "verify", help="Vérifier un paquet SEDA : empreintes, tailles, schéma si configuré, profil, contrôles métier."
 )
-@click.argument("sip", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("sip", metavar="PAQUET", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--version", "seda_version", help="Version SEDA du schéma (défaut : celle du manifeste)")
 @click.option(
     "--profile", "profile_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help=_profile_help
@@ -308,7 +308,7 @@ def _validation_lines(manifest: Path, seda_version: str, controls: _Checks) -> l
 @group.command(
     "build", help="Construire un paquet SEDA (SIP) depuis un dossier, avec un CSV de métadonnées facultatif."
 )
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folder", metavar="DOSSIER", type=click.Path(path_type=Path))
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="CSV de métadonnées au format de ReSIP")
 @click.option("--version", "seda_version", default="2.2", show_default=True, help="Version du SEDA (2.1, 2.2, 2.3)")
 @click.option("--archival-agency", help="Identifiant du service d'archives destinataire")
@@ -388,7 +388,7 @@ def build(
 
 
 @group.command("inspect", help="Inspecter un paquet SEDA 2.x : arborescence, empreintes et tailles recalculées.")
-@click.argument("sip", type=click.Path(path_type=Path))
+@click.argument("sip", metavar="PAQUET", type=click.Path(path_type=Path))
 def inspect(sip: Path) -> None:
     from archive import inspection
 

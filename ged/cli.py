@@ -134,7 +134,7 @@ def _stop_on_sigterm() -> None:
     type=click.FloatRange(0, 600),
     help="Secondes sans changement d'un fichier avant son import",
 )
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", metavar="DOSSIER", type=click.Path(file_okay=False, path_type=Path))
 def watch(
     tenant_slug: str,
     username: str,
@@ -193,7 +193,7 @@ _SHOWN_PROBLEMS = 200  # a CSV gone wrong may have a problem on each of its mill
     "--type", "type_code", default="document", show_default=True, help="Type des fichiers sans type dans le CSV"
 )
 @click.option("--folder", "folder_id", help="Dossier du plan sous lequel importer (sinon à la racine)")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("directory", metavar="DOSSIER", type=click.Path(file_okay=False, path_type=Path))
 def import_tree(
     tenant_slug: str, username: str, csv_path: Path | None, type_code: str, folder_id: str | None, directory: Path
 ) -> None:

@@ -20,7 +20,7 @@ def group() -> None:
 
 
 @group.command("simulate", help="Lancer un simulateur de plateforme sur 127.0.0.1 (répétition, jamais en production).")
-@click.argument("platform", type=click.Choice(["vitam", "asalae", "s2low", "cmis"]))
+@click.argument("platform", metavar="PLATEFORME", type=click.Choice(["vitam", "asalae", "s2low", "cmis"]))
 @click.option("--port", default=8090, show_default=True, type=click.IntRange(1, 65535), help="Port d'écoute")
 @click.option(
     "--verdict", type=click.Choice(["OK", "KO"]), default="OK", show_default=True, help="Réponse au transfert"

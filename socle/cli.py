@@ -168,7 +168,7 @@ def uvicorn_options() -> dict[str, Any]:
 
 
 @cli.command(help="Servir l'API : un service (ged, parapheur, archive, interop) ou les quatre ensemble.")
-@click.argument("service", required=False, type=click.Choice(SERVICES))
+@click.argument("service", metavar="SERVICE", required=False, type=click.Choice(SERVICES))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(service: str | None, host: str, port: int) -> None:
@@ -195,7 +195,7 @@ def serve(service: str | None, host: str, port: int) -> None:
 
 
 @cli.command(help="Lancer un worker rq pour un ou plusieurs services (demande SOCLE_REDIS_URL).")
-@click.argument("services", nargs=-1, required=True, type=click.Choice(SERVICES))
+@click.argument("services", metavar="SERVICES…", nargs=-1, required=True, type=click.Choice(SERVICES))
 @click.option("--burst", is_flag=True, help="S'arrêter quand la file est vide.")
 @click.option(
     "--no-fork",
@@ -243,7 +243,7 @@ def jobs(ctx: click.Context, show_all: bool) -> None:
 
 
 @jobs.command("show", help="Détail d'une tâche, avec sa dernière erreur.")
-@click.argument("job_id")
+@click.argument("job_id", metavar="TÂCHE")
 def jobs_show(job_id: str) -> None:
     from socle.db import new_session
     from socle.errors import NotFound
@@ -261,7 +261,7 @@ def jobs_show(job_id: str) -> None:
 
 
 @jobs.command("retry", help="Relancer une tâche en échec ou bloquée.")
-@click.argument("job_id")
+@click.argument("job_id", metavar="TÂCHE")
 def jobs_retry(job_id: str) -> None:
     from socle.db import transaction
     from socle.queue import retry
@@ -306,8 +306,8 @@ def tenant() -> None:
 
 
 @tenant.command("create", help="Créer une collectivité.")
-@click.argument("slug")
-@click.argument("name")
+@click.argument("slug", metavar="COLLECTIVITÉ")
+@click.argument("name", metavar="NOM")
 @click.option("--siren", help="SIREN (9 chiffres)")
 def tenant_create(slug: str, name: str, siren: str | None) -> None:
     from socle.auth import create_tenant
@@ -319,8 +319,8 @@ def tenant_create(slug: str, name: str, siren: str | None) -> None:
 
 
 @tenant.command("add-user", help="Ajouter un utilisateur (rôles : agent, secretariat, archiviste, admin).")
-@click.argument("slug")
-@click.argument("username")
+@click.argument("slug", metavar="COLLECTIVITÉ")
+@click.argument("username", metavar="IDENTIFIANT")
 @click.option("--name", "display_name", required=True, help="Nom affiché")
 @click.option("--role", "roles", multiple=True, required=True, help="Rôle (répétable)")
 @click.option("--email")
@@ -334,8 +334,8 @@ def tenant_add_user(slug: str, username: str, display_name: str, roles: tuple[st
 
 
 @tenant.command("token", help="Émettre un jeton d'accès à l'API (affiché une seule fois).")
-@click.argument("slug")
-@click.argument("username")
+@click.argument("slug", metavar="COLLECTIVITÉ")
+@click.argument("username", metavar="IDENTIFIANT")
 @click.option("--label", default="", help="À quoi sert ce jeton")
 def tenant_token(slug: str, username: str, label: str) -> None:
     from socle.auth import get_tenant, get_user, issue_token
@@ -347,8 +347,8 @@ def tenant_token(slug: str, username: str, label: str) -> None:
 
 
 @tenant.command("revoke", help="Révoquer tous les jetons d'accès d'un utilisateur.")
-@click.argument("slug")
-@click.argument("username")
+@click.argument("slug", metavar="COLLECTIVITÉ")
+@click.argument("username", metavar="IDENTIFIANT")
 def tenant_revoke(slug: str, username: str) -> None:
     from socle.auth import get_tenant, get_user, revoke_tokens
     from socle.db import transaction
@@ -359,8 +359,8 @@ def tenant_revoke(slug: str, username: str) -> None:
 
 
 @tenant.command("password", help="Définir le mot de passe de connexion à l'interface web d'un utilisateur.")
-@click.argument("slug")
-@click.argument("username")
+@click.argument("slug", metavar="COLLECTIVITÉ")
+@click.argument("username", metavar="IDENTIFIANT")
 @click.password_option("--password", prompt="Nouveau mot de passe", help="Sinon demandé (12 caractères au moins).")
 def tenant_password(slug: str, username: str, password: str) -> None:
     from socle.auth import get_tenant, get_user, set_password
@@ -380,7 +380,7 @@ _CATALOGUES = ("socle.ui", "parapheur", "ged", "archive", "interop")
 
 
 @ui.command("catalogues", help="Mettre à jour les catalogues anglais (messages français extraits des pages).")
-@click.argument("packages", nargs=-1, type=click.Choice(_CATALOGUES))
+@click.argument("packages", metavar="SERVICES…", nargs=-1, type=click.Choice(_CATALOGUES))
 def ui_catalogues(packages: tuple[str, ...]) -> None:
     from socle.ui.catalogues import update
 

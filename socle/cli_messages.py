@@ -19,9 +19,10 @@ _NOT_A_NUMBER = "« {value} » n'est pas un nombre valide."
 _FRENCH = {
     # Help and usage
     "Usage:": "Utilisation :",
-    "Options": "Options",
-    "Positional arguments": "Arguments",
-    "Commands": "Commandes",
+    # Section headings: click writes « {heading}: »; French puts a space before the colon.
+    "Options": "Options ",
+    "Positional arguments": "Arguments ",
+    "Commands": "Commandes ",
     "Show this message and exit.": "Afficher cette aide et quitter.",
     "Show the version and exit.": "Afficher la version et quitter.",
     "env var: {var}": "variable d'environnement : {var}",
@@ -102,6 +103,17 @@ _FRENCH_PLURALS = {
     ),
 }
 
+# The names of click's value types, shown upper-cased as the default placeholder of an option's value in the
+# help (« --version TEXT »): not messages, so not gettext's.
+_TYPE_NAMES = {
+    "StringParamType": "texte",
+    "IntParamType": "entier",
+    "IntRange": "entier",
+    "FloatParamType": "nombre",
+    "FloatRange": "nombre",
+    "BoolParamType": "booléen",
+}
+
 # The modules of click that call gettext: each holds its own reference (``from gettext import gettext as _``).
 _CLICK_MODULES = (
     "click.core",
@@ -136,3 +148,25 @@ def speak_french() -> None:
             module._ = french  # type: ignore[attr-defined]
         if hasattr(module, "ngettext"):
             module.ngettext = french_plural  # type: ignore[attr-defined]
+    types = importlib.import_module("click.types")
+    for type_name, name in _TYPE_NAMES.items():
+        getattr(types, type_name).name = name
+    _french_group_usage()
+
+
+def _french_group_usage() -> None:
+    """« Utilisation : socle ged [OPTIONS] COMMANDE [ARGUMENTS]... »: a group's placeholder is not a message."""
+    import click
+
+    if getattr(click.Group.collect_usage_pieces, "_socle_french", False):
+        return
+    english = click.Group.collect_usage_pieces
+
+    def collect_usage_pieces(self: click.Group, ctx: click.Context) -> list[str]:
+        return [_GROUP_USAGE.get(piece, piece) for piece in english(self, ctx)]
+
+    collect_usage_pieces._socle_french = True  # type: ignore[attr-defined]
+    click.Group.collect_usage_pieces = collect_usage_pieces  # type: ignore[method-assign]
+
+
+_GROUP_USAGE = {"COMMAND [ARGS]...": "COMMANDE [ARGUMENTS]..."}

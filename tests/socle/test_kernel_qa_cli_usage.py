@@ -24,7 +24,7 @@ def assert_french_usage_error(args: list[str], expected: str) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["tenant", "create"], "Argument manquant 'SLUG'."),
+        (["tenant", "create"], "Argument manquant 'COLLECTIVITÉ'."),
         (["ged", "import", "--user", "agent", "."], "Option manquante '--tenant'."),
         (["ged", "reindex", "--batch-size", "beaucoup"], "« beaucoup » n'est pas un nombre valide."),
         (["ged", "reindex", "--batch-size", "0"], "0 n'est pas dans l'intervalle 1<=x<=10000."),
@@ -46,7 +46,7 @@ def test_paths_of_the_wrong_kind_are_refused_in_french(tmp_path: Path) -> None:
     a_file.write_text("texte\n")
     assert_french_usage_error(
         ["ged", "import", "--tenant", "t", "--user", "u", str(a_file)],
-        f"Valeur invalide pour 'DIRECTORY' : « {a_file} » est un fichier, pas un dossier.",
+        f"Valeur invalide pour 'DOSSIER' : « {a_file} » est un fichier, pas un dossier.",
     )
     assert_french_usage_error(["archive", "verify", str(tmp_path)], f"« {tmp_path} » est un dossier, pas un fichier.")
     assert_french_usage_error(["archive", "verify", str(tmp_path / "absent.zip")], "absent.zip » n'existe pas.")
@@ -56,9 +56,12 @@ def test_paths_of_the_wrong_kind_are_refused_in_french(tmp_path: Path) -> None:
 def test_help_is_in_french() -> None:
     run = socle_command("ged", "--help")
     assert run.returncode == 0
-    assert run.stdout.startswith("Utilisation : socle ged")
-    assert "Afficher cette aide et quitter." in run.stdout and "Commandes:" in run.stdout
+    assert run.stdout.startswith("Utilisation : socle ged [OPTIONS] COMMANDE [ARGUMENTS]...")
+    assert "Afficher cette aide et quitter." in run.stdout and "Commandes :" in run.stdout and "Options :" in run.stdout
     assert "Show this message" not in run.stdout
+    options = socle_command("archive", "build", "--help").stdout
+    assert "--version TEXTE" in options and " TEXT " not in options, options
+    assert options.startswith("Utilisation : socle archive build [OPTIONS] DOSSIER"), options
 
 
 def test_a_reader_that_goes_away_gets_no_error(tmp_path: Path) -> None:
