@@ -224,6 +224,24 @@ def _denied_folders(session: Session, tenant_id: str, groups: set[str]) -> list[
     return denied
 
 
+def hidden_folder_ids(session: Session, principal: Principal) -> set[str]:
+    """The tenant's folders the user may not read (none for the role admin): what a trail or a path must not
+    name. One pass over the tenant's folders: compute it once per answer, not once per folder shown."""
+    if is_admin(principal):
+        return set()
+    return set(_denied_folders(session, principal.tenant_id, my_groups(session, principal)))
+
+
+def visible_path(path: str, hidden: set[str]) -> list[str]:
+    """The ids of a folder's ``path`` (root first) below its deepest ancestor in ``hidden``: a folder readable
+    under an unreadable one (its own permissions) is shown without what lies above it."""
+    ids = path.split("/")
+    for index in range(len(ids) - 1, -1, -1):
+        if ids[index] in hidden:
+            return ids[index + 1 :]
+    return ids
+
+
 def readable_folder_ids(session: Session, principal: Principal, folder_ids: Iterable[str]) -> set[str]:
     """Those of ``folder_ids`` the user may read (listing a folder's children)."""
     ids = set(folder_ids)

@@ -23,7 +23,7 @@ from ged import (
     service,
     types,
 )
-from ged.models import Group, Hold
+from ged.models import Folder, Group, Hold
 from ged.schemas import (
     DecisionIn,
     DeliveryAccepted,
@@ -305,14 +305,26 @@ def set_type_permissions(
 folders_router = APIRouter(prefix="/plan", tags=["plan de classement"])
 
 
+def _folder_out(folder: Folder, hidden: set[str]) -> FolderOut:
+    """A folder as its reader may see it: no id of a folder above it that they may not read (``hidden``), in
+    ``parent_id`` (null, as at the top of the plan) nor in ``path`` (which then starts below it)."""
+    out = FolderOut.of(folder)
+    if folder.parent_id is not None and hidden:
+        out.parent_id = None if folder.parent_id in hidden else folder.parent_id
+        out.path = "/".join(access.visible_path(folder.path, hidden))
+    return out
+
+
 def _contents(
     session: SessionDep, principal: PrincipalDep, folder_id: str | None, limit: int, offset: int
 ) -> FolderContents:
     folder = None
+    # At the top of the plan no folder has a parent to hide: no rights pass for the root listing.
+    hidden = access.hidden_folder_ids(session, principal) if folder_id is not None else set()
     if folder_id is not None:
         access.require_folder(session, principal, folder_id, "read")
-        folder = FolderOut.of(plan.get_folder(session, principal.tenant_id, folder_id))
-    children = [FolderOut.of(f) for f in plan.children(session, principal, folder_id)]
+        folder = _folder_out(plan.get_folder(session, principal.tenant_id, folder_id), hidden)
+    children = [_folder_out(f, hidden) for f in plan.children(session, principal, folder_id)]
     if folder_id is None:
         return FolderContents(folder=None, children=children, documents=DocumentList(items=[], total=0))
     documents, total = service.list_documents(session, principal, folder_id=folder_id, limit=limit, offset=offset)
@@ -327,7 +339,8 @@ def root_folders(principal: PrincipalDep, session: SessionDep) -> FolderContents
 
 @folders_router.post("", status_code=201, response_model=FolderOut, summary="Créer un dossier")
 def create_folder(principal: PrincipalDep, session: SessionDep, body: FolderIn) -> FolderOut:
-    return FolderOut.of(plan.create_folder(session, principal, body))
+    folder = plan.create_folder(session, principal, body)
+    return _folder_out(folder, access.hidden_folder_ids(session, principal))
 
 
 @folders_router.get("/{folder_id}", response_model=FolderContents, summary="Un dossier : sous-dossiers et documents")
@@ -343,7 +356,8 @@ def get_folder(
 
 @folders_router.patch("/{folder_id}", response_model=FolderOut, summary="Renommer ou déplacer un dossier")
 def update_folder(principal: PrincipalDep, session: SessionDep, folder_id: str, body: FolderPatch) -> FolderOut:
-    return FolderOut.of(plan.update_folder(session, principal, folder_id, body))
+    folder = plan.update_folder(session, principal, folder_id, body)
+    return _folder_out(folder, access.hidden_folder_ids(session, principal))
 
 
 @folders_router.delete("/{folder_id}", status_code=204, summary="Supprimer un dossier vide")

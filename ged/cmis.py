@@ -408,6 +408,13 @@ class Rendering:
 
     succinct: bool = False
     actions: bool = False
+    # The folders the caller may not read, worked out once per answer (a page of children shares it).
+    hidden: set[str] | None = None
+
+    def hidden_folders(self, session: Session, principal: Principal) -> set[str]:
+        if self.hidden is None:
+            self.hidden = access.hidden_folder_ids(session, principal)
+        return self.hidden
 
     def props(self, values: list[tuple[PropDef, Any]]) -> dict[str, Any]:
         if self.succinct:
@@ -486,8 +493,14 @@ def document_values(
     return result
 
 
-def folder_values(session: Session, folder: Folder | None) -> list[tuple[PropDef, Any]]:
-    """A folder's properties; ``None`` is the root folder."""
+def folder_values(session: Session, folder: Folder | None, hidden: set[str] | None = None) -> list[tuple[PropDef, Any]]:
+    """A folder's properties; ``None`` is the root folder.
+
+    ``hidden``: the folders the reader may not read. None of them is disclosed, by name or id: a folder under
+    one has no parent id when its parent is hidden, and no path (a path is a walk by names from the root,
+    which this reader could neither see nor make).
+    """
+    hidden = hidden or set()
     if folder is None:
         values: dict[str, Any] = {
             "cmis:objectId": ROOT_ID,
@@ -502,8 +515,10 @@ def folder_values(session: Session, folder: Folder | None) -> list[tuple[PropDef
         values = {
             "cmis:objectId": folder.id,
             "cmis:name": folder.name,
-            "cmis:parentId": folder.parent_id or ROOT_ID,
-            "cmis:path": "/" + "/".join(f.name for f in plan.ancestors(session, folder)),
+            "cmis:parentId": None if folder.parent_id in hidden else folder.parent_id or ROOT_ID,
+            "cmis:path": None
+            if hidden.intersection(folder.path.split("/"))
+            else "/" + "/".join(f.name for f in plan.ancestors(session, folder)),
             "cmis:createdBy": folder.created_by,
             "cmis:creationDate": _ms(folder.created_at),
             "socle:code": folder.code,
@@ -555,13 +570,16 @@ def _document_actions(rights: frozenset[str], document: Document, username: str,
     }
 
 
-def _folder_actions(rights: frozenset[str], folder: Folder | None, principal: Principal) -> dict[str, bool]:
+def _folder_actions(
+    rights: frozenset[str], folder: Folder | None, principal: Principal, hidden: set[str]
+) -> dict[str, bool]:
     manage = "manage" in rights if folder is not None else bool(principal.roles & {"admin", "archiviste"})
+    has_parent = folder is not None and folder.parent_id not in hidden
     return {
         "canGetProperties": True,
         "canGetChildren": True,
-        "canGetObjectParents": folder is not None,
-        "canGetFolderParent": folder is not None,
+        "canGetObjectParents": has_parent,
+        "canGetFolderParent": has_parent,
         "canCreateDocument": "write" in rights,
         "canCreateFolder": manage,
         "canUpdateProperties": manage and folder is not None,
@@ -605,10 +623,13 @@ def render(session: Session, principal: Principal, target: Target, how: Renderin
             latest = target.version is None or target.version.number == target.document.current_version
             body["allowableActions"] = _document_actions(rights, target.document, principal.username, latest)
         return body
-    body = how.props(folder_values(session, target.folder))
+    # Only a folder with ancestors can be under a hidden one: the top of the plan costs no rights query.
+    nested = target.folder is not None and target.folder.parent_id is not None
+    hidden = how.hidden_folders(session, principal) if nested else set()
+    body = how.props(folder_values(session, target.folder, hidden))
     if how.actions:
         rights = access.folder_rights(session, principal, target.folder.id if target.folder else None)
-        body["allowableActions"] = _folder_actions(rights, target.folder, principal)
+        body["allowableActions"] = _folder_actions(rights, target.folder, principal, hidden)
     return body
 
 
@@ -659,8 +680,8 @@ def find_by_path(session: Session, principal: Principal, path: str) -> Target:
                 Folder.name == name,
             )
         ).scalar_one_or_none()
-        if found is not None:
-            access.require_folder(session, principal, found.id, "read")
+        # A folder the user may not read is answered as an absent one: the same message, naming no id.
+        if found is not None and "read" in access.folder_rights(session, principal, found.id):
             folder = found
             continue
         if index == len(names) - 1:
@@ -711,17 +732,18 @@ def children(
 
 
 def parents(session: Session, principal: Principal, target: Target, how: Rendering) -> list[dict[str, Any]]:
+    """The object's parent folder, if the user may read it: none listed otherwise (a folder readable under one
+    that is not, by permissions of its own), as an unfiled object has none."""
     if target.document is not None:
-        folder_id = target.document.folder_id
-        parent = Target(folder=plan.get_folder(session, principal.tenant_id, folder_id) if folder_id else None)
-        return [
-            {"object": render(session, principal, parent, how), "relativePathSegment": target.document.current.title}
-        ]
-    if target.folder is None:
+        parent_id, segment = target.document.folder_id, target.document.current.title
+    elif target.folder is not None:
+        parent_id, segment = target.folder.parent_id, target.folder.name
+    else:
         raise invalid("le dossier racine n'a pas de parent")
-    parent_id = target.folder.parent_id
+    if parent_id is not None and parent_id in how.hidden_folders(session, principal):
+        return []
     parent = Target(folder=plan.get_folder(session, principal.tenant_id, parent_id) if parent_id else None)
-    return [{"object": render(session, principal, parent, how), "relativePathSegment": target.folder.name}]
+    return [{"object": render(session, principal, parent, how), "relativePathSegment": segment}]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1318,7 +1340,10 @@ def get_object(request: Request, repository_id: str, path: str = "") -> Response
         if selector == "parent":
             if target.is_document:
                 raise invalid("parent : réservé aux dossiers (utilisez parents)")
-            return JSONResponse(parents(session, principal, target, how)[0]["object"])
+            found = parents(session, principal, target, how)
+            if not found:  # the parent is a folder the user may not read: no more said of it than of none
+                raise CmisError("objectNotFound", 404, "dossier parent introuvable")
+            return JSONResponse(found[0]["object"])
         if selector == "versions":
             return JSONResponse(_versions(session, principal, target, how))
         if selector == "content":

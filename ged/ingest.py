@@ -28,7 +28,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ged import service, types
+from ged import access, service, types
 from ged.models import Document, DocumentType, Folder, ImportedFile, ImportRun, UploadSession
 from ged.schemas import Metadata
 from socle import audit
@@ -1091,6 +1091,9 @@ def _ensure_folders(
     if existing is None:
         existing = _create_folder(session, principal, name, parent_id)
         report.folders_created += 1
+    elif "read" not in access.folder_rights(session, principal, existing.id):
+        # What creating it would answer: the folder's id (and that it lies there) is not the importer's to see.
+        raise Conflict(message("un dossier « %(name)s » existe déjà à cet endroit", name=name))
     known[relative_dir] = existing.id
     return existing.id
 

@@ -81,6 +81,10 @@ def update_folder(session: Session, principal: Principal, folder_id: str, patch:
         raise InvalidInput(message("name : ce champ ne peut pas être effacé"))
     name = (changes.get("name") or folder.name).strip()
     parent_id = changes.get("parent_id", folder.parent_id)
+    if parent_id != folder.parent_id:
+        # The destination's right first: a name taken in a folder the user may not read must answer as an
+        # unknown folder does, not 409, which would tell its subfolders' names one guess at a time.
+        _require_manage(session, principal, parent_id)
     if parent_id != folder.parent_id or name != folder.name:
         _check_name_free(session, principal.tenant_id, parent_id, name, exclude=folder.id)
     if parent_id != folder.parent_id:
@@ -143,10 +147,24 @@ def children(session: Session, principal: Principal, folder_id: str | None) -> l
 
 
 def ancestors(session: Session, folder: Folder) -> list[Folder]:
-    """The folders from the root down to ``folder`` included (breadcrumb, CMIS parents)."""
+    """The folders from the root down to ``folder`` included, readable or not (what a user may be shown:
+    ``visible_ancestors``)."""
     ids = folder.path.split("/")
     found = {f.id: f for f in session.execute(select(Folder).where(Folder.id.in_(ids))).scalars()}
     return [found[i] for i in ids if i in found]
+
+
+def visible_ancestors(session: Session, principal: Principal, folder: Folder) -> tuple[list[Folder], bool]:
+    """The folders from the root down to ``folder`` that the user may see, and whether that is all of them.
+
+    A folder may be readable under one that is not (permissions of its own): the trail then starts below the
+    deepest unreadable ancestor, whose name and id are never shown (its existence neither: no « … »).
+    """
+    hidden = access.hidden_folder_ids(session, principal)
+    trail = ancestors(session, folder)
+    shown = set(access.visible_path(folder.path, hidden))
+    visible = [item for item in trail if item.id in shown]
+    return visible, len(visible) == len(trail)
 
 
 def _check_name_free(

@@ -430,7 +430,7 @@ def _document_context(db: Session, principal: Principal, document: Document) -> 
         ],
         "document_type": document_type,
         "fields": fields_shown(document_type, current.field_values or {}),
-        "trail": plan.ancestors(db, folder) if folder else [],
+        "trail": plan.visible_ancestors(db, principal, folder)[0] if folder else [],
         "held_by": held_by,
         "eliminated": eliminated,
         "can_write": "write" in rights and not frozen,

@@ -26,7 +26,7 @@ def _plan_page(request: Request, db: Session, principal: Principal, folder_id: s
         "tree": tree,
         "open": open_ids(tree, folder),
         "folder": folder,
-        "trail": plan.ancestors(db, folder) if folder else [],
+        "trail": plan.visible_ancestors(db, principal, folder)[0] if folder else [],
         "documents": [],
         "pager": None,
         "thumbnails": {},

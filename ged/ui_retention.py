@@ -331,14 +331,17 @@ def proof_of(db: Session, elimination: Elimination) -> AuditEntry | None:
     return db.execute(query.order_by(AuditEntry.seq.desc()).limit(1)).scalar_one_or_none()
 
 
-def _proof_documents(proof: AuditEntry, documents: list[EliminationDocument]) -> list[dict[str, Any]]:
-    """The proof's documents, each title shown only to a user who may read the document (as the list of the
-    elimination's documents does): the others by their id."""
-    readable = {item.id for item in documents if item.document is not None}
-    return [
-        {**item, "title": item.get("title") if item.get("document_id") in readable else None}
-        for item in (proof.details.get("documents") or [])[:SHOWN_DOCUMENTS]
-    ]
+def _proof_documents(db: Session, principal: Principal, proof: AuditEntry) -> tuple[list[dict[str, Any]], int]:
+    """The proof's documents the user may read (title, digests and sizes of every version), and how many others
+    it holds: of those, not even the digests are shown (a digest identifies a content one may hold elsewhere).
+    The audit entry itself stays whole: it is the legal record, read in the audit log."""
+    proven = proof.details.get("documents") or []
+    ids = [str(item.get("document_id")) for item in proven]
+    readable = set(
+        db.execute(select(Document.id).where(Document.id.in_(ids), access.readable(db, principal))).scalars()
+    )
+    shown = [item for item in proven if item.get("document_id") in readable][:SHOWN_DOCUMENTS]
+    return shown, sum(1 for item in proven if item.get("document_id") not in readable)
 
 
 def _proof_kept(proof: AuditEntry, documents: list[EliminationDocument]) -> list[dict[str, Any]]:
@@ -369,6 +372,7 @@ def _elimination_page(
     elimination = retention.get_elimination(db, principal.tenant_id, elimination_id)
     documents = _documents(db, principal, elimination)
     proof = proof_of(db, elimination) if elimination.status == retention.DONE else None
+    proof_documents, proof_hidden = _proof_documents(db, principal, proof) if proof else ([], 0)
     context = {
         "elimination": elimination,
         "status_name": STATUS_NAMES.get(elimination.status, elimination.status),
@@ -379,7 +383,8 @@ def _elimination_page(
         "can_decide": elimination.status == retention.PROPOSED,
         "can_carry_out": elimination.status == retention.APPROVED,
         "proof": proof,
-        "proof_documents": _proof_documents(proof, documents) if proof else [],
+        "proof_documents": proof_documents,
+        "proof_hidden": proof_hidden,
         "proof_kept": _proof_kept(proof, documents) if proof else [],
         "final_action_names": FINAL_ACTION_NAMES,
         "eliminated": ELIMINATED,
