@@ -27,7 +27,7 @@ from socle.dates import french_today
 from socle.db import utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, message
 from socle.storage import get_store
-from socle.storage.ownership import held_by_others, release_held
+from socle.storage.ownership import held_by_others, lock_object, release_held
 
 log = logging.getLogger("ged.retention")
 
@@ -403,17 +403,20 @@ def _release_unneeded(session: Session, tenant_id: str, keys: set[str]) -> None:
 
 def remove_unreferenced(session: Session, keys: set[str]) -> list[str]:
     """Delete from the store the objects no version needs any more and no other service holds (after the commit
-    that freed them)."""
+    that freed them). Each is checked and deleted under its lock (ownership.lock_object): an upload of the same
+    bytes that would refer to it meanwhile waits, then finds it gone (and says so) or keeps it."""
     removed: list[str] = []
     for key in sorted(keys):
-        if referenced(session, key):
-            continue
         try:
+            lock_object(session, key)
+            if referenced(session, key):
+                continue
             delete_object(key)
             removed.append(key)
         except Exception:  # an object left behind is only space; the records are already consistent
             log.exception("object %s could not be removed from the store", key)
-    session.rollback()
+        finally:
+            session.rollback()  # the lock goes with the transaction
     return removed
 
 

@@ -8,22 +8,39 @@ with :func:`tenant_holds`. Only the GED ever deletes objects: it leaves in the s
 still holds, for any tenant (:func:`held_by_others`), and forgets its own holding when it lets an object go
 (:func:`release_held`).
 
+An object is deleted only after a check that nothing refers to it, and a new reference may be to bytes stored
+before that check (an upload of the same content finds them already there). Both take the object's lock
+(:func:`lock_object`) for the rest of their transaction: the deletion checks and deletes under it, and
+:func:`record_held` checks under it that the object is still in the store, so no row ever refers to bytes the
+GED has just deleted.
+
 Since: kernel migration 0005; holders since 0006 (the rows recorded before them that no service claimed keep
 the holder :data:`UNKNOWN`, which counts as holding).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from socle.db import utcnow
+from socle.errors import ServiceUnavailable, message
 from socle.models import TenantObject
 
-__all__ = ["HOLDERS", "UNKNOWN", "held_by_others", "record_held", "release_held", "tenant_holds"]
+__all__ = [
+    "HOLDERS",
+    "UNKNOWN",
+    "ObjectGone",
+    "held_by_others",
+    "lock_object",
+    "record_held",
+    "release_held",
+    "tenant_holds",
+]
 
 #: The services that hold objects, each under its own name.
 HOLDERS = frozenset({"ged", "parapheur", "archive", "interop"})
@@ -33,20 +50,39 @@ UNKNOWN = ""
 _PRIMARY_KEY = ["tenant_id", "object_key", "holder"]
 
 
+class ObjectGone(ServiceUnavailable):
+    """The object was deleted from the store between its upload and the transaction that would refer to it
+    (the GED purged or eliminated a document with the same content meanwhile): the caller sends it again."""
+
+
 def record_held(session: Session, tenant_id: str, *keys: str | None, holder: str) -> None:
     """Record that the tenant holds these objects through ``holder`` (a service's name), in the caller's
-    transaction (nothing is committed).
+    transaction (nothing is committed), once each is checked to be in the store under its lock
+    (:func:`lock_object`, held until the caller's transaction ends).
 
     Idempotent, also between concurrent transactions: a row already recorded is left as it is (INSERT … ON
     CONFLICT DO NOTHING). ``None`` and repeated keys are skipped, so optional keys may be passed as they are.
 
     :raises ValueError: ``holder`` is not one of :data:`HOLDERS`.
+    :raises ObjectGone: an object is no longer in the store.
     :raises RuntimeError: a database other than PostgreSQL or SQLite.
     """
+    from socle.storage import get_store  # the store's module imports the settings; this one stays light
+
     _check_holder(holder)
     unique = dict.fromkeys(key for key in keys if key)
     if not unique:
         return
+    for key in sorted(unique):  # always in the same order: two transactions never wait for each other's lock
+        lock_object(session, key)
+        if not get_store().exists(key):
+            raise ObjectGone(
+                message(
+                    "le contenu %(object_key_start)s… vient d'être supprimé du stockage (purge ou élimination "
+                    "d'un document identique) : envoyez-le de nouveau",
+                    object_key_start=key[:16],
+                )
+            )
     now = utcnow()
     rows = [{"tenant_id": tenant_id, "object_key": key, "holder": holder, "created_at": now} for key in unique]
     session.execute(_insert_ignoring_duplicates(session.get_bind().dialect.name), rows)
@@ -84,6 +120,22 @@ def release_held(session: Session, tenant_id: str, *keys: str, holder: str) -> N
                 TenantObject.tenant_id == tenant_id, TenantObject.holder == holder, TenantObject.object_key.in_(keys)
             )
         )
+
+
+def lock_object(session: Session, key: str) -> None:
+    """Take the object's lock until the end of the session's transaction: the check that nothing refers to it
+    and its deletion, or a new reference to it, happen one after the other, never interleaved.
+
+    PostgreSQL: a transaction-level advisory lock on the key's first 64 bits. SQLite: nothing to take, every
+    transaction already holds the database's write lock (socle.db begins them IMMEDIATE).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id(key)})
+
+
+def lock_id(key: str) -> int:
+    """The advisory lock's number for an object (a signed 64-bit integer, as PostgreSQL takes it)."""
+    return int.from_bytes(hashlib.sha256(b"socle-object:" + key.encode()).digest()[:8], "big", signed=True)
 
 
 def _check_holder(holder: str) -> None:

@@ -4,6 +4,7 @@ holders told apart, and the rows recorded before holders were claimed by the GED
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import UTC, datetime
 
@@ -16,11 +17,13 @@ from ged.models import Document, Version
 from parapheur.models import Folder, FolderDocument
 from socle.db import engine_for, new_session, transaction
 from socle.migrating import PACKAGES, alembic_config, upgrade_all
+from socle.storage import get_store
 from socle.storage.ownership import held_by_others, record_held, release_held, tenant_holds
 
 
 def _key() -> str:
-    return uuid.uuid4().hex * 2
+    """A stored object's key: the registry records only objects that are in the store."""
+    return get_store().put(io.BytesIO(uuid.uuid4().bytes)).key
 
 
 def _holders(session: Session, tenant_id: str) -> dict[str, list[str]]:

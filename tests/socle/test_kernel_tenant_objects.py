@@ -3,6 +3,7 @@ the parapheur held before it existed (ged0007, par0006)."""
 
 from __future__ import annotations
 
+import io
 import threading
 import uuid
 from collections.abc import Callable
@@ -17,11 +18,13 @@ from parapheur.models import Folder, FolderDocument
 from socle.db import engine_for, new_session, transaction
 from socle.migrating import PACKAGES, alembic_config, upgrade_all
 from socle.models import TenantObject
+from socle.storage import get_store
 from socle.storage.ownership import record_held, tenant_holds
 
 
 def _key() -> str:
-    return uuid.uuid4().hex * 2
+    """A stored object's key: the registry records only objects that are in the store."""
+    return get_store().put(io.BytesIO(uuid.uuid4().bytes)).key
 
 
 def _rows(session: Session, tenant_id: str) -> list[str]:
