@@ -26,7 +26,11 @@ STEP_KINDS: dict[str, str] = {
 MODES = ("all", "any", "quorum")
 # Steps acted on by something else than a desk: the server's seal, an outside signer by e-mail.
 DESKLESS_KINDS = frozenset({"seal", "external_signature"})
+# Steps whose acts sign the documents themselves (a paper signature adds a scan and signs nothing).
+SIGNING_KINDS = frozenset({"signature", "seal", "external_signature"})
 ENDED_STATUSES = frozenset({"completed", "rejected", "withdrawn"})
+# Acts that count towards a step's completion; the others (reject, transfer) are recorded but do not count.
+COMPLETING_ACTS = frozenset({"visa", "signature", "seal", "reading", "external_signature", "paper_signature"})
 _TEMPLATE_KEYS = {"kind", "desk_ids", "mode", "quorum", "mandatory_metadata"}
 MAX_STEPS = 50
 
@@ -119,6 +123,16 @@ def circuit_desk_ids(templates: Iterable[Mapping[str, Any]]) -> set[str]:
 def external_step_count(templates: Iterable[Mapping[str, Any]]) -> int:
     """How many external signature steps a circuit has (one external signer each)."""
     return sum(1 for template in templates if template.get("kind") == "external_signature")
+
+
+def signature_count(templates: Iterable[Mapping[str, Any]]) -> int:
+    """How many signatures the documents receive along a circuit: one per desk a signature step needs to
+    complete (all of them, the quorum, or one), one per seal or external step."""
+    return sum(
+        required_count(template.get("mode") or "all", template.get("quorum"), len(template.get("desk_ids") or []))
+        for template in templates
+        if template.get("kind") in SIGNING_KINDS
+    )
 
 
 def _quorum(mode: str, quorum: Any, desks: int, label: str) -> int | None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from parapheur import circuits, verification
@@ -21,16 +22,19 @@ from parapheur.models import (
     Desk,
     DeskMember,
     Folder,
+    OpinionRequest,
     SignatureType,
     SigningIdentity,
     Step,
+    StepAct,
     Subtype,
     TrustAnchor,
+    insert_once,
 )
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, message
+from socle.errors import Conflict, Forbidden, InvalidInput, Message, NotFound, message
 from socle.models import User
 from socle.text import check_text
 
@@ -55,6 +59,21 @@ def _merged(row: Any, fields: tuple[str, ...], changes: dict[str, Any]) -> dict[
     return {name: getattr(row, name) for name in fields} | changes
 
 
+def _flush_unique(session: Session, refusal: Message) -> None:
+    """Flush a row whose name must be unique, refused with ``refusal`` (Conflict) when it is not.
+
+    The name is checked before; two requests at once (a double click on « Créer ») both pass that check, and
+    PostgreSQL then refuses the second at the unique constraint: it gets the answer the check would have given.
+    """
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "23505":  # unique_violation; any other is a real fault
+            raise
+        session.rollback()
+        raise Conflict(refusal) from None
+
+
 def _save_changes(
     session: Session,
     principal: Principal,
@@ -63,12 +82,14 @@ def _save_changes(
     fields: tuple[str, ...],
     changes: dict[str, Any],
     merged: dict[str, Any],
+    refusal: Message,
 ) -> None:
-    """Write the changed fields (their checked value, taken from ``merged``), audit the update and commit."""
+    """Write the changed fields (their checked value, taken from ``merged``), audit the update and commit;
+    ``refusal`` is the Conflict of a name taken meanwhile (:func:`_flush_unique`)."""
     for name in fields:
         if name in changes:
             setattr(row, name, merged[name])
-    session.flush()
+    _flush_unique(session, refusal)
     _audit(session, principal, f"parapheur.{kind}.updated", kind, row.id, changes=sorted(changes))
     session.commit()
 
@@ -181,7 +202,7 @@ def create_desk(
     desk = Desk(tenant_id=principal.tenant_id, name=name, description=description, stamp_role=stamp_role)
     desk.members = [DeskMember(username=username) for username in usernames]
     session.add(desk)
-    session.flush()
+    _flush_unique(session, message("un bureau « %(name)s » existe déjà", name=name))
     _audit(session, principal, "parapheur.desk.created", "desk", desk.id, name=name, members=usernames)
     session.commit()
     return desk
@@ -203,7 +224,14 @@ def update_desk(session: Session, principal: Principal, desk_id: str, changes: d
         usernames = _check_users(session, principal.tenant_id, changes["members"])
         kept = {member.username: member for member in desk.members}
         desk.members = [kept.get(username) or DeskMember(username=username) for username in usernames]
-    session.flush()
+    # Taken meanwhile: its new name, or a member another request added at the same time.
+    _flush_unique(
+        session,
+        message(
+            "le bureau « %(desk_name)s » vient d'être modifié par une autre requête : rechargez-le et recommencez",
+            desk_name=desk.name,
+        ),
+    )
     _audit(session, principal, "parapheur.desk.updated", "desk", desk.id, changes=sorted(changes))
     session.commit()
     return desk
@@ -215,9 +243,11 @@ def add_member(session: Session, principal: Principal, desk_id: str, username: s
     desk = get_desk(session, principal.tenant_id, desk_id)
     _check_users(session, principal.tenant_id, [username])
     if username not in {member.username for member in desk.members}:
-        desk.members.append(DeskMember(username=username))
-        session.flush()
-        _audit(session, principal, "parapheur.desk.member_added", "desk", desk.id, username=username)
+        # The same request sent twice at once: the second finds the member added, as if sent after the first.
+        added = insert_once(session, DeskMember, {"desk_id": desk.id, "username": username}, ("desk_id", "username"))
+        session.expire(desk, ["members"])  # read again, with the new member
+        if added:
+            _audit(session, principal, "parapheur.desk.member_added", "desk", desk.id, username=username)
     session.commit()
     return desk
 
@@ -263,6 +293,18 @@ def delete_desk(session: Session, principal: Principal, desk_id: str) -> None:
     ).scalars()
     if any(desk.id in (desk_ids or []) for desk_ids in steps):
         raise Conflict(message("le bureau « %(desk_name)s » figure dans le circuit de dossiers", desk_name=desk.name))
+    # A desk that acted (then transferred the step away) or was asked for an opinion stays in those folders: its
+    # acts name it in the history, and a pending opinion could no longer be answered by anyone.
+    acted = select(StepAct.id).where((StepAct.desk_id == desk.id) | (StepAct.on_behalf_of_desk_id == desk.id))
+    asked = select(OpinionRequest.id).where(OpinionRequest.desk_id == desk.id)
+    if session.execute(acted.limit(1)).first() is not None or session.execute(asked.limit(1)).first() is not None:
+        raise Conflict(
+            message(
+                "le bureau « %(desk_name)s » a agi sur des dossiers ou a été consulté pour avis : "
+                "il reste dans leur historique",
+                desk_name=desk.name,
+            )
+        )
     delegations = session.execute(
         select(func.count())
         .select_from(Delegation)
@@ -495,7 +537,7 @@ def create_type(session: Session, principal: Principal, values: dict[str, Any]) 
     _check_type_name(session, principal.tenant_id, values["name"])
     row = SignatureType(tenant_id=principal.tenant_id, **{k: v for k, v in values.items() if k in _TYPE_FIELDS})
     session.add(row)
-    session.flush()
+    _flush_unique(session, message("un type « %(name)s » existe déjà", name=values["name"]))
     _audit(session, principal, "parapheur.type.created", "type", row.id, name=row.name, format=row.signature_format)
     session.commit()
     return row
@@ -510,7 +552,10 @@ def update_type(session: Session, principal: Principal, type_id: str, changes: d
     _check_type_values(merged)
     if "name" in changes:
         _check_type_name(session, principal.tenant_id, changes["name"], row.id)
-    _save_changes(session, principal, row, "type", _TYPE_FIELDS, changes, merged)
+    for subtype in list_subtypes(session, principal.tenant_id, row.id):  # their circuits must suit the new format
+        _check_signature_count(subtype.circuit, merged["signature_format"], subtype.name)
+    taken = message("un type « %(name)s » existe déjà", name=merged["name"])
+    _save_changes(session, principal, row, "type", _TYPE_FIELDS, changes, merged, taken)
     return row
 
 
@@ -558,13 +603,16 @@ _SUBTYPE_FIELDS = (
 )
 
 
-def _check_subtype_values(session: Session, tenant_id: str, values: dict[str, Any]) -> dict[str, Any]:
-    """Validate a sous-type's fields; returns them with the circuit normalised."""
+def _check_subtype_values(
+    session: Session, tenant_id: str, values: dict[str, Any], signature_format: str
+) -> dict[str, Any]:
+    """Validate a sous-type's fields, for a type of ``signature_format``; returns them with the circuit normalised."""
     if values.get("name") is not None:
         check_text(values["name"], message("nom du sous-type"))
     for name in values.get("mandatory_metadata") or []:
         check_text(name, message("métadonnée obligatoire"))
     templates = circuits.validate_circuit(values.get("circuit"))
+    _check_signature_count(templates, signature_format, values.get("name"))
     check_desks(session, tenant_id, circuits.circuit_desk_ids(templates) | set(values.get("creator_desk_ids") or []))
     seal_id = values.get("seal_identity_id")
     if seal_id is not None:
@@ -585,6 +633,22 @@ def _check_subtype_values(session: Session, tenant_id: str, values: dict[str, An
     return values | {"circuit": templates}
 
 
+def _check_signature_count(templates: list[dict[str, Any]], signature_format: str, subtype_name: str | None) -> None:
+    """A PES bordereau carries one XAdES signature (xades.sign_pes refuses a signed one): a circuit signing it
+    twice would leave every folder stuck at its second signature, so it is refused here, where it is made."""
+    count = circuits.signature_count(templates)
+    if signature_format == "xades" and count > 1:
+        raise InvalidInput(
+            message(
+                "sous-type « %(subtype_name)s » : un flux PES (XAdES) ne reçoit qu'une signature par bordereau, "
+                "or son circuit en prévoit %(count)s (étapes de signature, cachet serveur, signature externe) : "
+                "n'en gardez qu'une (une étape de signature à plusieurs bureaux en mode « any »)",
+                subtype_name=subtype_name or "",
+                count=count,
+            )
+        )
+
+
 def create_subtype(session: Session, principal: Principal, type_id: str, values: dict[str, Any]) -> Subtype:
     """Create a sous-type of a type: its circuit (the tenant's desks only), seal identity, rules.
 
@@ -592,13 +656,13 @@ def create_subtype(session: Session, principal: Principal, type_id: str, values:
     """
     _require_admin(principal)
     parent = get_type(session, principal.tenant_id, type_id)
-    values = _check_subtype_values(session, principal.tenant_id, values)
+    values = _check_subtype_values(session, principal.tenant_id, values, parent.signature_format)
     _check_subtype_name(session, parent.id, values["name"])
     row = Subtype(
         tenant_id=principal.tenant_id, type_id=parent.id, **{k: v for k, v in values.items() if k in _SUBTYPE_FIELDS}
     )
     session.add(row)
-    session.flush()
+    _flush_unique(session, message("un sous-type « %(name)s » existe déjà pour ce type", name=values["name"]))
     _audit(session, principal, "parapheur.subtype.created", "subtype", row.id, name=row.name, type=parent.name)
     session.commit()
     return row
@@ -618,10 +682,11 @@ def update_subtype(session: Session, principal: Principal, subtype_id: str, chan
     row = get_subtype(session, principal.tenant_id, subtype_id)
     changes = _without_nulls(changes, ("seal_identity_id", "due_days"))
     merged = _merged(row, _SUBTYPE_FIELDS, changes)
-    merged = _check_subtype_values(session, principal.tenant_id, merged)
+    merged = _check_subtype_values(session, principal.tenant_id, merged, row.type.signature_format)
     if "name" in changes:
         _check_subtype_name(session, row.type_id, changes["name"], row.id)
-    _save_changes(session, principal, row, "subtype", _SUBTYPE_FIELDS, changes, merged)
+    taken = message("un sous-type « %(name)s » existe déjà pour ce type", name=merged["name"])
+    _save_changes(session, principal, row, "subtype", _SUBTYPE_FIELDS, changes, merged, taken)
     return row
 
 
@@ -650,21 +715,22 @@ def add_trust_anchors(session: Session, principal: Principal, data: bytes, filen
     for certificate in verification.load_certificates(data, filename):
         der = verification.der(certificate)
         digest = hashlib.sha256(der).hexdigest()
-        anchor = session.execute(
-            select(TrustAnchor).where(TrustAnchor.tenant_id == principal.tenant_id, TrustAnchor.sha256 == digest)
-        ).scalar_one_or_none()
+        known = select(TrustAnchor).where(TrustAnchor.tenant_id == principal.tenant_id, TrustAnchor.sha256 == digest)
+        anchor = session.execute(known).scalar_one_or_none()
         if anchor is None:
-            anchor = TrustAnchor(
-                tenant_id=principal.tenant_id,
-                sha256=digest,
-                subject=certificate.subject.rfc4514_string()[:500],
-                not_after=certificate.not_valid_after_utc,
-                certificate_der=der,
-                added_by=principal.username,
-            )
-            session.add(anchor)
-            session.flush()
-            _audit(session, principal, "parapheur.trust.added", "certificate", anchor.id, subject=anchor.subject)
+            values = {
+                "tenant_id": principal.tenant_id,
+                "sha256": digest,
+                "subject": certificate.subject.rfc4514_string()[:500],
+                "not_after": certificate.not_valid_after_utc,
+                "certificate_der": der,
+                "added_by": principal.username,
+            }
+            # The same file sent twice at once: the second finds the first's certificate, as if sent after it.
+            added = insert_once(session, TrustAnchor, values, ("tenant_id", "sha256"))
+            anchor = session.execute(known).scalar_one()
+            if added:
+                _audit(session, principal, "parapheur.trust.added", "certificate", anchor.id, subject=anchor.subject)
         anchors.append(anchor)
     session.commit()
     return anchors

@@ -26,7 +26,14 @@ def attach_document(
 ) -> None:
     with transaction() as session:
         service.attach_document(
-            session, tenant_id, folder_id, key=object_key, size=size, filename=filename, version=version
+            session,
+            tenant_id,
+            folder_id,
+            key=object_key,
+            size=size,
+            filename=filename,
+            version=version,
+            media_type=media_type,  # the GED version's: a CAdES folder signs any file, served back as it is
         )
 
 

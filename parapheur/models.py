@@ -26,7 +26,8 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from socle.db import UTCDateTime, new_id, utcnow
 
@@ -497,3 +498,17 @@ class TrustAnchor(ParapheurBase):
     certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
     added_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def insert_once(session: Session, model: type[ParapheurBase], values: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    """INSERT a row unless one with the same unique ``keys`` exists; whether this call wrote it.
+
+    Two identical requests at once (a double click, a PDF viewer's parallel range requests) both find no row,
+    then both insert: on PostgreSQL the second would fail on the unique constraint (a 500). ON CONFLICT DO
+    NOTHING makes it wait for the first and write nothing; SQLite serialises transactions, the clause is harmless.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(model).values(**values).on_conflict_do_nothing(index_elements=list(keys))
+    # RETURNING, not rowcount: the driver reports -1 for such an INSERT; a skipped row returns nothing.
+    return session.execute(statement.returning(model.__table__.c.id)).first() is not None

@@ -17,7 +17,17 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from parapheur.models import Delegation, Desk, DeskMember, Folder, NotificationPreference, PendingNotice, Step
+from parapheur import circuits
+from parapheur.models import (
+    Delegation,
+    Desk,
+    DeskMember,
+    Folder,
+    NotificationPreference,
+    PendingNotice,
+    Step,
+    insert_once,
+)
 from socle import messages, secrets
 from socle.db import utcnow
 from socle.errors import InvalidInput, message
@@ -55,8 +65,11 @@ def set_preference(session: Session, tenant_id: str, username: str, mode: str) -
         )
     row = _preference_row(session, tenant_id, username)
     if row is None:
-        row = NotificationPreference(tenant_id=tenant_id, username=username)
-        session.add(row)
+        values = {"tenant_id": tenant_id, "username": username, "mode": chosen}
+        if insert_once(session, NotificationPreference, values, ("tenant_id", "username")):
+            return chosen
+        row = _preference_row(session, tenant_id, username)  # written meanwhile by the same choice sent twice
+        assert row is not None
     row.mode = chosen
     session.flush()
     return chosen
@@ -276,7 +289,14 @@ def notice_late(session: Session, tenant_id: str, today: date) -> int:
         step = next((s for s in folder.steps if s.position == folder.current_step), None)
         if step is None or not step.desk_ids:
             continue
-        desks = list(step.desk_ids) + delegate_desks(session, folder, list(step.desk_ids))
+        # Only the desks still awaited, as in their "late" box: one that already acted has nothing left to do.
+        acted = {
+            act.on_behalf_of_desk_id or act.desk_id
+            for act in step.acts
+            if act.undone_at is None and act.action in circuits.COMPLETING_ACTS
+        }
+        waiting = [desk_id for desk_id in step.desk_ids if desk_id not in acted]
+        desks = waiting + delegate_desks(session, folder, waiting)
         usernames = members(session, desks)
         deliver(session, tenant_id, usernames, payload("late", folder), f"late:{folder.id}:{today.isoformat()}")
         count += len(usernames)

@@ -34,6 +34,7 @@ from parapheur.models import (
     StepAct,
     Subtype,
     TrustAnchor,
+    insert_once,
 )
 from socle import audit, messages
 from socle.auth import Principal, Role
@@ -48,8 +49,7 @@ from socle.text import check_text
 
 DRAFT, AWAITING, IN_PROGRESS = "draft", "awaiting_document", "in_progress"
 COMPLETED, REJECTED, WITHDRAWN, ERROR = "completed", "rejected", "withdrawn", "error"
-# Acts that count towards a step's completion; the others (reject, transfer) are recorded but do not count.
-COMPLETING = frozenset({"visa", "signature", "seal", "reading", "external_signature", "paper_signature"})
+COMPLETING = circuits.COMPLETING_ACTS
 # Acts the droit de remords may take back.
 UNDOABLE = frozenset({"visa", "signature", "reading", "paper_signature"})
 _ACTION_FOR_KIND = {"visa": "visa", "signature": "signature", "reading": "reading"}
@@ -316,14 +316,19 @@ def kept_media_type(upload: Upload, role: str, signature_format: str) -> str:
     A main document of a PAdES or XAdES folder was checked as a PDF, or as XML: it gets that type. Any other file
     keeps its declared type when well formed (parameters dropped), else one guessed from its name.
     """
-    declared = upload.media_type.split(";", 1)[0].strip().lower()
+    return media_type_for(upload.media_type, upload.filename, role, signature_format)
+
+
+def media_type_for(declared: str, filename: str, role: str, signature_format: str) -> str:
+    """:func:`kept_media_type` for a type declared by a client (an upload) or by the GED (its version's)."""
+    declared = declared.split(";", 1)[0].strip().lower()
     if role == "main" and signature_format == "pades":
         return "application/pdf"
     if role == "main" and signature_format == "xades":
         return declared if declared in _XML_TYPES else "application/xml"
     if _MEDIA_TYPE.match(declared):
         return declared
-    return mimetypes.guess_type(upload.filename)[0] or "application/octet-stream"
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
 
 
 def record_held_documents(session: Session, folder: Folder) -> None:
@@ -465,7 +470,7 @@ def attach_document(
                 role="main",
                 position=0,
                 filename=filename,
-                media_type=media_type,
+                media_type=media_type_for(media_type, filename, "main", folder.signature_format),
                 key=key,
                 size=size,
                 added_by="service:ged",
@@ -923,6 +928,7 @@ def undo(session: Session, principal: Principal, folder_id: str) -> Folder:
         following = folder.steps[folder.current_step]
         following.status, following.started_at = "pending", None
         folder.current_step = step.position
+        folder.error = None  # the following step's failure (its seal) is no longer the folder's state
     step.status, step.completed_at = "current", None
     act.undone_at = utcnow()
     if act.action == "paper_signature" and act.previous_keys:
@@ -1198,7 +1204,10 @@ def _record_read(session: Session, principal: Principal, folder: Folder, documen
     ).first()
     if known is not None:
         return
-    session.add(ReadMark(folder_id=folder.id, username=principal.username, document_key=key))
+    keys = ("folder_id", "username", "document_key")
+    values = {"folder_id": folder.id, "username": principal.username, "document_key": key}
+    if not insert_once(session, ReadMark, values, keys):
+        return  # a concurrent request (a PDF viewer's parallel range requests) recorded this very reading
     _event(session, folder, _user(principal), "document_read", None, {"document": document.id, "sha256": key})
     _audit(session, folder, principal.actor, "parapheur.document_read", document=document.id, sha256=key)
     session.commit()

@@ -111,7 +111,7 @@ def _parsed_type(request: Request, values: dict[str, str], errors: dict[str, str
 def _type_field(message: str) -> str:
     """The type form's field a parapheur.config message is about."""
     for words, field in (
-        (("format",), "signature_format"),
+        (("format", "par bordereau"), "signature_format"),
         (("niveau", "XAdES", "CAdES"), "level"),
         (("page du cachet",), "stamp_page"),
         (("position du cachet",), "stamp_x"),
@@ -345,6 +345,7 @@ def _subtype_field(message: str, rows: list[int]) -> str:
                 return f"steps-{row}-{part}"
         return f"steps-{row}-kind"
     for words, field in (
+        (("par bordereau",), "steps-0-kind"),  # the whole circuit signs a PES too often: said at its top
         (("cachet",), "seal_identity_id"),
         (("délai",), "due_days"),
         (("bureau",), "creator_desk_ids"),
