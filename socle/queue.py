@@ -22,6 +22,7 @@ import importlib
 import inspect
 import logging
 import multiprocessing
+import os
 import random
 import threading
 import time
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from redis import Redis
+from redis import Redis, RedisError
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job as RqJob
 from rq.serializers import JSONSerializer
@@ -207,6 +208,10 @@ def dispatch(job_ids: Iterable[str]) -> int:
         connection = get_redis()
         for start in range(0, len(ids), _DISPATCH_BATCH):
             sent += _dispatch_batch(connection, ids[start : start + _DISPATCH_BATCH])
+    except RedisError as exc:
+        # Redis restarting or out of reach is expected to pass: one line, not a trace after every commit (and
+        # none on the terminal of `socle jobs retry`, whose errors are French sentences without traces).
+        log.warning("queue unreachable, jobs left pending for the sweeper: %s", exc)
     except Exception:
         log.exception("could not push jobs to the queue; the sweeper will try again")
     if sent:
@@ -472,7 +477,7 @@ def run_worker(
     # The sweeper runs in a spawned process, not a thread: rq forks a work horse per job, and a fork taken
     # while another thread holds a lock (an import, a connection pool) deadlocks the child.
     sweeper = multiprocessing.get_context("spawn").Process(
-        target=_sweep_forever, args=(services,), name="socle-sweeper", daemon=True
+        target=_sweep_forever, args=(services, os.getpid()), name="socle-sweeper", daemon=True
     )
     sweeper.start()
     connection = get_redis()
@@ -486,10 +491,14 @@ def run_worker(
         sweeper.join(timeout=10)
 
 
-def _sweep_forever(services: list[str]) -> None:
-    while True:
+def _sweep_forever(services: list[str], worker_pid: int) -> None:
+    # ``daemon=True`` only helps when the worker exits cleanly: a worker killed (``kill -9``, out of memory)
+    # would leave this process sweeping forever, an orphan that a restarted worker then doubles.
+    while os.getppid() == worker_pid:
         try:
             sweep(services)
+        except RedisError as exc:  # as in dispatch: a line every round while Redis is away, not a trace
+            log.warning("sweeper: queue unreachable: %s", exc)
         except Exception:
             log.exception("sweeper: unexpected error")
         time.sleep(2.0)

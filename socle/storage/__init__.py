@@ -14,7 +14,12 @@ def store_for(settings: Settings) -> ObjectStore:
     if settings.storage_backend == "s3":
         from socle.storage.s3 import S3Store, client_for
 
-        return S3Store(client_for(settings), settings.s3_bucket, settings.data_dir.resolve() / "spool")
+        return S3Store(
+            client_for(settings),
+            settings.s3_bucket,
+            settings.data_dir.resolve() / "spool",
+            probe_client=client_for(settings, probe=True),
+        )
     from socle.storage.local import LocalStore
 
     return LocalStore(settings.effective_storage_path)

@@ -43,17 +43,27 @@ _PUT_WITHOUT_ASKING = 1024 * 1024
 _READ_TIMEOUT = 300
 
 
-def client_for(settings: Settings) -> Minio:
+def client_for(settings: Settings, *, probe: bool = False) -> Minio:
     """The minio client with the settings' retries and connect timeout, the rest as minio builds it itself:
     its defaults retry 5 times with backoff and wait 5 minutes for a connection, a request to an unreachable
-    server then takes seconds to turn into a 503."""
+    server then takes seconds to turn into a 503.
+
+    ``probe``: the client of the readiness probe, which must answer within seconds whatever the server does. A
+    server that accepts connections but never answers (stalled process, paused machine, a balancer in front of
+    a dead server) would otherwise hold ``/readyz`` for the read timeout of every attempt, 20 minutes in all:
+    here the read timeout is the connect timeout, and there is no retry.
+    """
     assert settings.s3_endpoint is not None
+    read_timeout = settings.s3_connect_timeout if probe else _READ_TIMEOUT
+    retries: urllib3.Retry | bool = (
+        False if probe else urllib3.Retry(total=settings.s3_retries, backoff_factor=0.2, status_forcelist=sorted(_DOWN))
+    )
     http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=settings.s3_connect_timeout, read=_READ_TIMEOUT),
+        timeout=urllib3.Timeout(connect=settings.s3_connect_timeout, read=read_timeout),
         maxsize=10,
         cert_reqs="CERT_REQUIRED",
         ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
-        retries=urllib3.Retry(total=settings.s3_retries, backoff_factor=0.2, status_forcelist=sorted(_DOWN)),
+        retries=retries,
     )
     return Minio(
         settings.s3_endpoint,
@@ -92,20 +102,22 @@ def _answering() -> Iterator[None]:
 
 
 class S3Store:
-    def __init__(self, client: Minio, bucket: str, spool_dir: Path) -> None:
+    def __init__(self, client: Minio, bucket: str, spool_dir: Path, probe_client: Minio | None = None) -> None:
         self.client = client
         self.bucket = bucket
         self.spool_dir = spool_dir
+        self.probe_client = probe_client or client
         self._bucket_ready = False
 
     def _name(self, key: str) -> str:
         return "objects/" + nested_name(check_key(key))
 
-    def _ensure_bucket(self) -> None:
+    def _ensure_bucket(self, client: Minio | None = None) -> None:
         if not self._bucket_ready:
+            client = client or self.client
             with _answering():
-                if not self.client.bucket_exists(self.bucket):
-                    self.client.make_bucket(self.bucket)
+                if not client.bucket_exists(self.bucket):
+                    client.make_bucket(self.bucket)
             self._bucket_ready = True
 
     def put(
@@ -189,4 +201,4 @@ class S3Store:
 
     def check(self) -> None:
         self._bucket_ready = False
-        self._ensure_bucket()
+        self._ensure_bucket(self.probe_client)
