@@ -24,7 +24,7 @@ import re
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -48,11 +48,29 @@ NATURES: dict[int, tuple[str, str]] = {
     6: ("AU", "Autres"),
 }
 DEFAULT_PJ_TYPE = "99_AU"
-_NUMBER = re.compile(r"^[A-Za-z0-9_]{1,15}$")
-_DEPARTMENT = re.compile(r"^[09][0-9][AB0-9]$")
-_SIREN = re.compile(r"^[0-9]{9}$")
-_PJ_TYPE = re.compile(r"^[0-9]{2}_[A-Z0-9]{2,3}$")
-_EMAIL = re.compile(r"^[_a-zA-Z0-9\-]+(\.[_a-zA-Z0-9\-]+)*@[a-zA-Z0-9\-]+(\.[a-zA-Z0-9\-]+)*\.[a-zA-Z]{2,6}$")
+# Always used with fullmatch: « $ » would let a trailing newline through (into the file names and the IDActe).
+_NUMBER = re.compile(r"[A-Za-z0-9_]{1,15}")
+_DEPARTMENT = re.compile(r"[09][0-9][AB0-9]")
+_SIREN = re.compile(r"[0-9]{9}")
+_PJ_TYPE = re.compile(r"[0-9]{2}_[A-Z0-9]{2,3}")
+_EMAIL = re.compile(r"[_a-zA-Z0-9\-]+(\.[_a-zA-Z0-9\-]+)*@[a-zA-Z0-9\-]+(\.[a-zA-Z0-9\-]+)*\.[a-zA-Z]{2,6}")
+# The XSD's IDActe (PrecedentIdentifiantActe): DPT-SIREN-AAAAMMJJ-NUMERO-XX.
+_ID_ACTE = re.compile(r"[09][0-9][AB0-9]-[0-9]{9}-[0-9]{8}-[A-Za-z0-9_]{1,15}-[A-Z]{2}")
+_MATIERE_CODE = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() also takes « ² » or « ٣ »
+# Characters XML 1.0 cannot carry (lxml refuses them when the message is written).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+# Formats a TdT accepts in an @ctes transmission, told by their first bytes: the act itself must be a PDF;
+# annexes PDF, JPEG, PNG or XML (budget documents). Its ACTES file name takes the extension of its format.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF-", ".pdf"),
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"<?xml", ".xml"),
+)
+# S²LOW refuses an archive past its ACTES_ARCHIVE_MAX_SIZE; 150 Mo is the platforms' usual setting.
+MAX_TOTAL_BYTES = 150 * 1024 * 1024
+# The latest time zone in use (UTC+14): a decision date later than today there is in the future everywhere.
+_LATEST_OFFSET = timedelta(hours=14)
 
 
 @dataclass(frozen=True)
@@ -102,7 +120,7 @@ class Package:
 def parse_matiere(value: str) -> tuple[int, ...]:
     """« 1.2 » or « 1.2.3 » → (1, 2) / (1, 2, 3). :raises InvalidInput: not 2 to 5 numbers separated by dots."""
     parts = str(value).strip().split(".")
-    if not 2 <= len(parts) <= 5 or not all(part.isdigit() for part in parts):
+    if not 2 <= len(parts) <= 5 or not all(_MATIERE_CODE.fullmatch(part) for part in parts):
         raise InvalidInput(
             message(
                 "code matière invalide : « %(matiere_code)s » (attendu par exemple « 1.2 », 2 à 5 niveaux)",
@@ -117,10 +135,7 @@ def act_from_metadata(metadata: dict[str, Any], documents: list[dict[str, Any]])
 
     :raises InvalidInput: a missing or invalid field, named in French.
     """
-    try:
-        nature = int(metadata.get("nature", 0))
-    except (TypeError, ValueError):
-        nature = 0
+    nature = _nature(metadata.get("nature"))
     if nature not in NATURES:
         raise InvalidInput(
             message(
@@ -129,7 +144,7 @@ def act_from_metadata(metadata: dict[str, Any], documents: list[dict[str, Any]])
             )
         )
     number = str(metadata.get("numero") or "")
-    if not _NUMBER.match(number):
+    if not _NUMBER.fullmatch(number):
         raise InvalidInput(
             message(
                 "numéro interne invalide : « %(number)s » (1 à 15 caractères : lettres, chiffres, _)", number=number
@@ -139,9 +154,29 @@ def act_from_metadata(metadata: dict[str, Any], documents: list[dict[str, Any]])
         decision_date = date.fromisoformat(str(metadata.get("date") or ""))
     except ValueError:
         raise InvalidInput(message("date de la décision absente ou invalide (AAAA-MM-JJ)")) from None
+    if decision_date > (datetime.now(UTC) + _LATEST_OFFSET).date():
+        # S²LOW refuses it too (« La date de décision est une date dans le futur »), after the send.
+        raise InvalidInput(
+            message(
+                "date de la décision dans le futur : %(decision_date)s", decision_date=format(decision_date, "%d/%m/%Y")
+            )
+        )
     subject = str(metadata.get("objet") or "").strip()
     if not subject or len(subject) > 500:
         raise InvalidInput(message("objet de l'acte obligatoire, 500 caractères au plus"))
+    if _NOT_XML.search(subject):
+        raise InvalidInput(
+            message("objet de l'acte : caractère de contrôle interdit (retour arrière, tabulation verticale…)")
+        )
+    previous = metadata.get("precedent_acte")
+    if previous is not None and (not isinstance(previous, str) or not _ID_ACTE.fullmatch(previous)):
+        raise InvalidInput(
+            message(
+                "acte précédent invalide : « %(previous)s » (identifiant DPT-SIREN-AAAAMMJJ-NUMERO-XX, "
+                "ex. 037-213700000-20261130-DEL_1-DE)",
+                previous=str(previous)[:60],
+            )
+        )
     if not documents:
         raise InvalidInput(message("un acte demande au moins un document (l'acte lui-même)"))
     files = [_act_file(document) for document in documents]
@@ -153,13 +188,26 @@ def act_from_metadata(metadata: dict[str, Any], documents: list[dict[str, Any]])
         subject=subject,
         document=files[0],
         annexes=tuple(files[1:]),
-        previous_act_id=metadata.get("precedent_acte"),
+        previous_act_id=previous or None,
     )
+
+
+def _nature(value: Any) -> int:
+    """The nature code as given (1, « 1 »), 0 when it is not a whole number: 1.9 or true are not « 1 »."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,2}", value.strip()):
+        return int(value)
+    return 0
 
 
 def _act_file(document: dict[str, Any]) -> ActFile:
     pj_type = str(document.get("type_pj") or DEFAULT_PJ_TYPE)
-    if not _PJ_TYPE.match(pj_type):
+    if not _PJ_TYPE.fullmatch(pj_type):
         raise InvalidInput(message("type de pièce invalide : « %(pj_type)s » (ex. 99_AU, 99_DE)", pj_type=pj_type))
     return ActFile(str(document["object_key"]), str(document.get("filename") or "document.pdf"), pj_type)
 
@@ -169,23 +217,84 @@ def act_id(sender: Sender, act: Act) -> str:
     return f"{sender.department}-{sender.siren}-{act.decision_date:%Y%m%d}-{act.number}-{NATURES[act.nature][0]}"
 
 
-def file_names(sender: Sender, act: Act) -> tuple[str, list[str]]:
-    """The act message's name and its files' names, by the ACTES naming convention."""
+def file_names(sender: Sender, act: Act, extensions: list[str] | None = None) -> tuple[str, list[str]]:
+    """The act message's name and its files' names, by the ACTES naming convention.
+
+    :param extensions: each file's extension from its format (:func:`check_files`); without it, from the name.
+    """
     base = act_id(sender, act)
     message = f"{base}-1-1_0.xml"
     names = []
     for number, item in enumerate((act.document, *act.annexes), start=1):
-        extension = Path(item.filename).suffix.lower() or ".pdf"
+        extension = extensions[number - 1] if extensions else Path(item.filename).suffix.lower() or ".pdf"
         names.append(f"{item.pj_type}-{base}-1-1_{number}{extension}")
     return message, names
 
 
+def file_format(store: ObjectStore, key: str) -> str | None:
+    """The extension of a stored file's format (.pdf, .jpg, .png, .xml) from its first bytes; None: another."""
+    with store.open(key) as stream:
+        head = stream.read(1024)
+    if b"%PDF-" in head:  # readers accept up to 1 KiB before the header (some scanners write a preamble)
+        return ".pdf"
+    head = head.removeprefix(b"\xef\xbb\xbf").lstrip()  # an XML file may start with a BOM or blank lines
+    return next((extension for magic, extension in _SIGNATURES if head.startswith(magic)), None)
+
+
+def check_files(store: ObjectStore, act: Act) -> list[str]:
+    """Check the act's files as a TdT will: the act a PDF, annexes PDF, JPEG, PNG or XML, 150 Mo in all.
+
+    :returns: each file's extension (the act's first). :raises InvalidInput: a file missing, of another
+        format, or too large a whole.
+    """
+    extensions, total = [], 0
+    for index, item in enumerate((act.document, *act.annexes)):
+        if not store.exists(item.object_key):
+            raise InvalidInput(
+                message(
+                    "fichier %(item_filename)s introuvable dans le stockage (%(object_key_start)s…)",
+                    item_filename=item.filename,
+                    object_key_start=item.object_key[:12],
+                )
+            )
+        total += store.size(item.object_key)
+        found = file_format(store, item.object_key)
+        if index == 0 and found != ".pdf":
+            raise InvalidInput(
+                message(
+                    "l'acte lui-même doit être un PDF : « %(item_filename)s » n'en est pas un",
+                    item_filename=item.filename,
+                )
+            )
+        if found is None:
+            raise InvalidInput(
+                message(
+                    "annexe « %(item_filename)s » d'un format refusé par @ctes (PDF, JPEG, PNG ou XML)",
+                    item_filename=item.filename,
+                )
+            )
+        extensions.append(found)
+    if total > MAX_TOTAL_BYTES:
+        raise InvalidInput(
+            message(
+                "acte et annexes trop volumineux pour @ctes : %(total)s Mo (150 Mo au plus)",
+                total=round(total / 1024 / 1024, 1),
+            )
+        )
+    return extensions
+
+
+def valid_email(address: str) -> bool:
+    """An address the ACTES XSD takes in AdressesRetour (its own pattern: no « + », a 2 to 6 letter domain)."""
+    return _EMAIL.fullmatch(address) is not None
+
+
 def _check_sender(sender: Sender) -> None:
-    if not _SIREN.match(sender.siren or ""):
+    if not _SIREN.fullmatch(sender.siren or ""):
         raise InvalidInput(
             message("SIREN de la collectivité invalide : « %(sender_siren)s » (9 chiffres)", sender_siren=sender.siren)
         )
-    if not _DEPARTMENT.match(sender.department):
+    if not _DEPARTMENT.fullmatch(sender.department):
         raise InvalidInput(
             message(
                 "département invalide : « %(sender_department)s » (3 caractères, ex. 037, 02A)",
@@ -199,7 +308,7 @@ def _check_sender(sender: Sender) -> None:
                 sender_trigram=sender.trigram,
             )
         )
-    if not sender.return_emails or not all(_EMAIL.match(email) for email in sender.return_emails):
+    if not sender.return_emails or not all(valid_email(email) for email in sender.return_emails):
         raise InvalidInput(
             message("au moins une adresse de retour valide est obligatoire (courriels de la préfecture)")
         )
@@ -364,13 +473,35 @@ def check_classification(act: Act, classification: Classification | None, max_ag
                 again=again,
             )
         )
-    if classification.natures and str(act.nature) not in classification.natures:
+    check_codes(act, classification.natures, classification.matieres)
+
+
+def check_codes(act: Act, natures: dict[str, Any], matieres: dict[str, Any]) -> None:
+    """The act's nature, code matière and files' types (type_pj) must be in the prefecture's classification.
+
+    :raises InvalidInput: the first one missing, named.
+    """
+    if natures and str(act.nature) not in natures:
         raise InvalidInput(
             message("nature d'acte %(act_nature)s absente de la classification de la préfecture", act_nature=act.nature)
         )
     code = ".".join(str(part) for part in act.matiere)
-    if code not in classification.matieres:
+    if code not in matieres:
         raise InvalidInput(message("code matière « %(code)s » absent de la classification de la préfecture", code=code))
+    allowed = [str(pj) for pj in (natures.get(str(act.nature)) or {}).get("pj_types") or [] if pj]
+    for item in (act.document, *act.annexes):
+        if allowed and item.pj_type not in allowed:
+            # The prefecture refuses a typology its classification does not list for the act's nature.
+            raise InvalidInput(
+                message(
+                    "type de pièce « %(pj_type)s » de « %(item_filename)s » absent de la classification pour la "
+                    "nature %(act_nature)s (types admis : %(allowed)s)",
+                    pj_type=item.pj_type,
+                    item_filename=item.filename,
+                    act_nature=act.nature,
+                    allowed=", ".join(allowed),
+                )
+            )
 
 
 def build_package(
@@ -382,7 +513,8 @@ def build_package(
     :raises InvalidInput: bad sender, a message not valid against the XSD, a file missing from the store.
     """
     _check_sender(sender)
-    message_name, names = file_names(sender, act)
+    extensions = check_files(store, act)
+    message_name, names = file_names(sender, act, extensions)
     act_message = act_xml(act, classification_date, names)
     validate(act_message, schemas, "message Acte")
     today = datetime.now().strftime("%Y%m%d")
@@ -390,15 +522,6 @@ def build_package(
     envelope = envelope_xml(sender, [message_name])
     validate(envelope, schemas, "enveloppe")
     items = (act.document, *act.annexes)
-    for item in items:
-        if not store.exists(item.object_key):
-            raise InvalidInput(
-                message(
-                    "fichier %(item_filename)s introuvable dans le stockage (%(object_key_start)s…)",
-                    item_filename=item.filename,
-                    object_key_start=item.object_key[:12],
-                )
-            )
     with tempfile.TemporaryFile() as spool:
         # mtime 0 and a fixed gzip header: the same act gives the same bytes (and the same key in the store).
         with gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) as zipped, tarfile.open(fileobj=zipped, mode="w") as tar:
@@ -418,6 +541,45 @@ def _add(tar: tarfile.TarFile, name: str, stream: Any, size: int) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = size, 0, 0o644
     tar.addfile(info, stream)
+
+
+# The prefecture's letters (@ctes messages the TdT hands out) and what each says beside its files.
+# Element → (S²LOW's document type, label, element of its text).
+LETTER_TEXTS: dict[str, tuple[str, str, str | None]] = {
+    "CourrierSimple": ("2", "Courrier simple", None),
+    "DemandePieceComplementaire": ("3", "Demande de pièces complémentaires", "DescriptionPieces"),
+    "LettreObservations": ("4", "Lettre d'observations", "Motif"),
+    "DefereTA": ("5", "Déféré au tribunal administratif", "NatureIllegalite"),
+}
+
+
+def letter_fields(files: dict[str, bytes]) -> dict[str, str]:
+    """What a prefecture's letter says: its @ctes message's name, type (2 to 5), label, act, date and text
+    (motif, pièces demandées, nature de l'illégalité).
+
+    :raises InvalidInput: no @ctes message of a letter among the files.
+    """
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    for name, content in files.items():
+        if not name.endswith(".xml"):
+            continue
+        try:
+            root = etree.fromstring(content, parser)
+        except etree.XMLSyntaxError:
+            continue
+        local = etree.QName(root).localname
+        if etree.QName(root).namespace != NS or local not in LETTER_TEXTS:
+            continue
+        kind, label, text_element = LETTER_TEXTS[local]
+        return {
+            "message": name,
+            "type": kind,
+            "label": label,
+            "act_id": root.get(f"{{{NS}}}IDActe") or "",
+            "date": root.get(f"{{{NS}}}DateCourrierPref") or root.findtext(f"{{{NS}}}DateDepot") or "",
+            "text": (root.findtext(f"{{{NS}}}{text_element}") or "").strip() if text_element else "",
+        }
+    raise InvalidInput(message("l'archive reçue ne contient pas de courrier @ctes de la préfecture"))
 
 
 def read_package(data: bytes) -> dict[str, bytes]:

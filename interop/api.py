@@ -141,6 +141,13 @@ def prefecture_letters(principal: PrincipalDep, session: SessionDep, name: str) 
     return flows.prefecture_letters(session, principal, name)
 
 
+@connectors.post(
+    "/{name}/prefecture/{letter_id}/fetch", summary="Lire un courrier de la préfecture et le classer dans la GED"
+)
+def fetch_prefecture_letter(principal: PrincipalDep, session: SessionDep, name: str, letter_id: str) -> dict[str, Any]:
+    return flows.fetch_prefecture_letter(session, principal, name, letter_id)
+
+
 @connectors.post("/{name}/prefecture/{letter_id}/reply", summary="Répondre à un courrier de la préfecture")
 def answer_prefecture(
     principal: PrincipalDep, session: SessionDep, name: str, letter_id: str, body: PrefectureReplyIn

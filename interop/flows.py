@@ -71,6 +71,8 @@ AT_PARAPHEUR, SIGNED, REJECTED = "au parapheur", "signé", "rejeté"
 LOCK_GRACE = timedelta(seconds=60)
 # A PES Retour in the GED: named « retour:<S²LOW id> », its « flow » the TdT connector's id (see collect_pes_retours).
 RETOUR_PREFIX = "retour:"
+# A prefecture's letter in the GED: named « courrier:<S²LOW id>:<n> », its « flow » the TdT connector's id.
+LETTER_PREFIX = "courrier:"
 # The platform's states the « actes » and « helios » machines follow (each a state with the follow step).
 FOLLOW_STATES = ("posté", "en attente de transmission", "transmis")
 # The states a flow may end in; any other state without a step is an error, never « done ».
@@ -143,6 +145,8 @@ def start_flow(
     checked = [_checked_document(session, principal.tenant_id, document) for document in documents]
     if not checked:
         raise InvalidInput(message("un flux demande au moins un document"))
+    if kind == "helios" and len(checked) > 1:  # only the first would be sent: the others silently dropped
+        raise InvalidInput(message("un flux Hélios transmet un seul fichier : le PES Aller"))
     signing = signature_settings(kind, connector_name, metadata)
     if signing is not None:
         parapheur = _connector(session, principal.tenant_id, signing)
@@ -154,7 +158,13 @@ def start_flow(
                 )
             )
     if kind == "actes":
-        actes.act_from_metadata(metadata, checked)  # a bad field is refused now, not at the first step
+        act = actes.act_from_metadata(metadata, checked)  # a bad field is refused now, not at the first step
+        actes.check_files(get_store(), act)
+        row = _classification(session, connector)
+        if row is not None:  # its freshness is checked before the send; its codes can be now
+            actes.check_codes(act, row.natures, row.matieres)
+        _check_number_free(session, principal.tenant_id, connector_name, act.number)
+        metadata = {**metadata, "numero": act.number}  # as a string: how _check_number_free finds it
         archive = archive_settings(metadata)
         if archive is not None:
             sae = _connector(session, principal.tenant_id, archive["connector"])
@@ -182,6 +192,31 @@ def start_flow(
     _enqueue_step(session, flow)
     session.commit()
     return flow
+
+
+def _check_number_free(session: Session, tenant_id: str, connector_name: str, number: str) -> None:
+    """S²LOW takes an act number once per collectivité, whatever its date (« numéro interne … en conflit »):
+    another act flow with this number is refused now, unless it stopped in error before any send.
+
+    :raises Conflict: the number is taken, with the flow that took it.
+    """
+    query = select(Flow).where(
+        Flow.tenant_id == tenant_id,
+        Flow.kind == "actes",
+        Flow.connector == connector_name,
+        Flow.flow_metadata["numero"].as_string() == number,
+    )
+    for other in session.execute(query).scalars():
+        never_sent = other.status == "error" and not other.data.get("sending") and not other.data.get("transaction_id")
+        if not never_sent:
+            raise Conflict(
+                message(
+                    "numéro interne « %(number)s » déjà pris par le flux %(flow_id)s : S²LOW n'accepte un numéro "
+                    "qu'une fois par collectivité (ajoutez un suffixe, ex. %(number)s_B)",
+                    number=number,
+                    flow_id=other.id,
+                )
+            )
 
 
 def _connector(session: Session, tenant_id: str, name: str) -> Connector:
@@ -351,6 +386,7 @@ def _resume_with_transaction(session: Session, principal: Principal, flow: Flow,
             )
         )
     connector = _connector(session, principal.tenant_id, flow.connector)
+    _check_transaction_free(session, flow, transaction_id)
     session.commit()  # no lock held while S²LOW answers
     try:
         status = s2low(connector).helios_status(transaction_id)
@@ -370,8 +406,33 @@ def _resume_with_transaction(session: Session, principal: Principal, flow: Flow,
                 flow_data_transaction_id=flow.data["transaction_id"],
             )
         )
+    _check_transaction_free(session, flow, transaction_id)
     _set(flow, transaction_id=transaction_id, recovered=True, platform_state=status.label)
     return flow
+
+
+def _check_transaction_free(session: Session, flow: Flow, transaction_id: str) -> None:
+    """A transaction another flow follows is that flow's PES: given to this one, its PES Acquit would be filed
+    twice and this flow's own PES never followed.
+
+    :raises Conflict: another flow of the collectivité on the same connector has it.
+    """
+    query = select(Flow).where(
+        Flow.tenant_id == flow.tenant_id,
+        Flow.connector == flow.connector,
+        Flow.kind.in_(("actes", "helios")),
+        Flow.id != flow.id,
+        Flow.data["transaction_id"].as_string() == transaction_id,
+    )
+    other = session.execute(query).scalars().first()
+    if other is not None:
+        raise Conflict(
+            message(
+                "la transaction S²LOW %(transaction_id)s est déjà celle du flux %(flow_id)s",
+                transaction_id=transaction_id,
+                flow_id=other.id,
+            )
+        )
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -570,6 +631,9 @@ def document_stored(tenant_id: str, flow_id: str, name: str, document_id: str) -
     if name.startswith(RETOUR_PREFIX):  # a PES Retour collected for a TdT connector, not a flow's document
         pes_retour_stored(tenant_id, flow_id, name.removeprefix(RETOUR_PREFIX), document_id)
         return
+    if name.startswith(LETTER_PREFIX):  # a file of a prefecture's letter, fetched for a TdT connector
+        letter_stored(tenant_id, flow_id, name.removeprefix(LETTER_PREFIX).split(":")[0], document_id)
+        return
     with transaction() as session:
         flow = get_flow(session, tenant_id, flow_id, for_update=True)
         if name == TRANSFER:
@@ -725,6 +789,13 @@ def _set(flow: Flow, **values: Any) -> None:
 def _actes_package(session: Session, flow: Flow, connector: Connector) -> Outcome:
     act = actes.act_from_metadata(flow.flow_metadata, flow.documents)
     classification_date = _checked_classification(session, flow, connector, act)
+    details = _build_package(session, flow, connector, act, classification_date)
+    return Advance("prêt", "paquet @ctes construit et validé (schéma ACTES)", details)
+
+
+def _build_package(
+    session: Session, flow: Flow, connector: Connector, act: actes.Act, classification_date: date
+) -> dict[str, Any]:
     sender = _sender(session, flow, connector)
     schemas: Path | None = get_settings().actes_schemas
     package = actes.build_package(get_store(), sender, act, classification_date, flow.id[:8], schemas)
@@ -734,22 +805,43 @@ def _actes_package(session: Session, flow: Flow, connector: Connector) -> Outcom
         package_key=package.stored.key,
         package_name=package.filename,
         files=package.files,
+        classification_date=classification_date.isoformat(),
+        send_refused=False,
     )
     record_held(session, flow.tenant_id, package.stored.key, holder="interop")
-    details = {"act_id": package.act_id, "package": package.filename, "sha256": package.stored.key}
-    return Advance("prêt", "paquet @ctes construit et validé (schéma ACTES)", details)
+    return {"act_id": package.act_id, "package": package.filename, "sha256": package.stored.key}
 
 
 def _actes_send(session: Session, flow: Flow, connector: Connector) -> Outcome:
     act = actes.act_from_metadata(flow.flow_metadata, flow.documents)
-    _checked_classification(session, flow, connector, act)  # refused before sending, even on a resume
+    classification_date = _checked_classification(session, flow, connector, act)  # even on a resume
+    packaged = flow.data.get("classification_date")
+    if not flow.data.get("sending") and (flow.data.get("send_refused") or packaged != classification_date.isoformat()):
+        # Never received by S²LOW, and since packaged the classification was fetched again or S²LOW refused the
+        # package (a connector setting fixed since, say): the act leaves as packaged now, not as it was.
+        details = _build_package(session, flow, connector, act, classification_date)
+        _event(
+            session, flow, flow.state, flow.state, "service:interop", "paquet @ctes reconstruit avant l'envoi", details
+        )
+        session.commit()
     tdt, act_id = s2low(connector), str(flow.data["act_id"])
-    return _send_once(
-        session,
-        flow,
-        lambda: tdt.find_actes(act_id),
-        lambda: tdt.send_actes(get_store(), flow.data["package_key"], flow.data["package_name"]),
-    )
+    try:
+        return _send_once(
+            session,
+            flow,
+            lambda: tdt.find_actes(act_id),
+            lambda: tdt.send_actes(get_store(), flow.data["package_key"], flow.data["package_name"]),
+        )
+    except S2lowDuplicate as exc:
+        raise InvalidInput(
+            message(
+                "%(exc_detail)s — le numéro interne « %(number)s » est déjà celui d'un autre acte de la "
+                "collectivité sur S²LOW : cet acte n'a pas été transmis ; démarrez-le de nouveau avec un autre "
+                "numéro",
+                exc_detail=exc.detail,
+                number=act.number,
+            )
+        ) from None
 
 
 def _send_once(session: Session, flow: Flow, find: Callable[[], str | None], send: Callable[[], str]) -> Outcome:
@@ -757,7 +849,8 @@ def _send_once(session: Session, flow: Flow, find: Callable[[], str | None], sen
     session.refresh(flow, with_for_update=True)  # the sending state as committed, not as read before
     if flow.data.get("transaction_id"):
         return Advance("posté", "déjà transmis", {"transaction_id": flow.data["transaction_id"]}, wait=True)
-    if flow.data.get("sending"):
+    sent_before = bool(flow.data.get("sending"))
+    if sent_before:
         found = find()
         if found is not None:
             _set(flow, transaction_id=found, recovered=True)
@@ -768,11 +861,19 @@ def _send_once(session: Session, flow: Flow, find: Callable[[], str | None], sen
     try:
         transaction_id = send()
     except S2lowDuplicate:
-        found = find()
+        # Only a send of this flow may have been received before: on a first send the duplicate is another
+        # act (another flow, another tool) with the same number, and its transaction is not this flow's.
+        found = find() if sent_before else None
         if found is None:
             raise
         transaction_id = found
         _set(flow, recovered=True)
+    except S2lowRefused:
+        # A « KO » says the platform did not take it: no « sending » left behind (a resume sends again, and the
+        # act's number stays free), and the act is packaged again before then (see _actes_send).
+        _set(flow, sending=False, send_refused=True)
+        session.commit()
+        raise
     _set(flow, transaction_id=transaction_id)
     return Advance("posté", "transmis au tiers de télétransmission", {"transaction_id": transaction_id}, wait=True)
 
@@ -1421,6 +1522,94 @@ def prefecture_letters(session: Session, principal: Principal, connector_name: s
     ]
 
 
+def fetch_prefecture_letter(
+    session: Session, principal: Principal, connector_name: str, letter_id: str
+) -> dict[str, Any]:
+    """Fetch a letter of the prefecture from the TdT and file its documents in the GED (marked read on S²LOW once
+    the GED has one): what it says (its @ctes message) and its files, each with its GED origin.
+
+    :raises InvalidInput: not a TdT connector, or not a letter's archive. :raises S2lowRefused: S²LOW does
+        not know the letter. :raises SaeUnavailable: the TdT did not answer as expected.
+    """
+    principal.require(Role.AGENT, Role.ARCHIVISTE)
+    connector = _connector(session, principal.tenant_id, connector_name)
+    if connector.kind not in TDT_KINDS:
+        raise InvalidInput(
+            message("« %(connector_name)s » n'est pas un tiers de télétransmission", connector_name=connector_name)
+        )
+    if not letter_id.isdigit() or len(letter_id) > 20:
+        raise InvalidInput(message("identifiant de courrier invalide : chiffres attendus"))
+    session.commit()  # no transaction held while S²LOW answers
+    tdt = s2low(connector)
+    files = actes.read_package(tdt.prefecture_document(letter_id))
+    described = actes.letter_fields(files)
+    kind = described["label"]
+    out: list[dict[str, Any]] = []
+    for index, name in enumerate(sorted(files), start=1):
+        if name == described["message"]:
+            continue  # the @ctes message: what it says is returned here, its files are the letter
+        stored = get_store().put(io.BytesIO(files[name]))
+        record_held(session, principal.tenant_id, stored.key, holder="interop")
+        document_name = f"{LETTER_PREFIX}{letter_id}:{index}"
+        media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        enqueue(
+            session,
+            messages.GED_STORE_FLOW_DOCUMENT,
+            key=f"ged.flow-document:{connector.id}:{document_name}",
+            tenant_id=principal.tenant_id,
+            flow_id=connector.id,
+            name=document_name,
+            object_key=stored.key,
+            size=stored.size,
+            filename=name,
+            media_type=media_type,
+            title=f"{kind} — acte {described['act_id'] or '?'}"[:500],
+            document_type="actes",
+        )
+        out.append(
+            {
+                "name": name,
+                "sha256": stored.key,
+                "size": stored.size,
+                "origin": f"interop:{connector.id}:{document_name}",
+            }
+        )
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action="interop.prefecture.fetched",
+        object_type="connector",
+        object_id=connector.id,
+        details={"letter": letter_id, "files": [item["sha256"] for item in out]},
+    )
+    session.commit()
+    return {"id": letter_id, **described, "files": out}
+
+
+def letter_stored(tenant_id: str, connector_id: str, letter_id: str, document_id: str) -> None:
+    """The GED stored a file of a prefecture's letter: the letter is marked read on S²LOW (each time: harmless)."""
+    from socle.db import transaction
+
+    with transaction() as session:
+        connector = session.execute(
+            select(Connector).where(Connector.tenant_id == tenant_id, Connector.id == connector_id)
+        ).scalar_one_or_none()
+        if connector is None:  # deleted since: nothing to mark
+            return
+        session.commit()
+        s2low(connector).mark_prefecture_document_read(letter_id)
+        audit.record(
+            session,
+            tenant_id=tenant_id,
+            actor="service:interop",
+            action="interop.prefecture.filed",
+            object_type="connector",
+            object_id=connector.id,
+            details={"letter": letter_id, "document": document_id},
+        )
+
+
 def answer_prefecture(
     session: Session,
     principal: Principal,
@@ -1437,8 +1626,16 @@ def answer_prefecture(
     """
     principal.require(Role.ADMIN)
     connector = _connector(session, principal.tenant_id, connector_name)
+    if connector.kind not in TDT_KINDS:
+        raise InvalidInput(
+            message("« %(connector_name)s » n'est pas un tiers de télétransmission", connector_name=connector_name)
+        )
     if not _held_in_store(session, principal.tenant_id, object_key):
         raise _absent(object_key)
+    if actes.file_format(get_store(), object_key) != ".pdf":  # S²LOW takes the reply as « acte_pdf_file »
+        raise InvalidInput(
+            message("la réponse à la préfecture doit être un PDF : « %(filename)s » n'en est pas un", filename=filename)
+        )
     session.commit()
     answer = s2low(connector).reply_prefecture(letter_id, reply_type, get_store(), object_key, filename)
     audit.record(

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
+from interop import actes
 from interop.connectors.layout import LayoutFields
 from interop.connectors.transport import forbidden_address
 from interop.models import Connector, Delivery
@@ -329,6 +330,15 @@ class S2lowConfig(SaeConfig):
         pattern=r"^[A-Za-z0-9]{3}$",
         description="Trigramme d'application de la plateforme S²LOW (nom des archives)",
     )
+
+    @field_validator("return_emails")
+    @classmethod
+    def _return_emails(cls, value: list[str]) -> list[str]:
+        # The ACTES XSD's own pattern: an address it refuses would stop every act at its packaging, not here.
+        for address in value:
+            if not actes.valid_email(address):
+                raise ValueError(f"adresse de retour refusée par le schéma ACTES : « {address[:100]} »")
+        return value
 
 
 CONFIG_MODELS: dict[str, type[BaseModel]] = {

@@ -24,6 +24,9 @@ simulate s2low``):
   no ARActe any more, which is then on ``actes_transac_get_ARActe.php``;
 - ``classification_date``: the date of the prefecture's classification (a later one makes the tenant's stale);
 - ``delay``: seconds before every answer (a slow platform).
+
+``S2lowState.authority`` (siren, department, arrondissement, nature) is the account's collectivité: an envelope
+naming another one is refused with S²LOW's words (« … ne correspond pas à celui de l'utilisateur authentifié »).
 """
 
 from __future__ import annotations
@@ -58,6 +61,14 @@ SUBMISSION_OFF = (
     "'/modules/actes/actes_transac_create.php' pour créer un acte."
 )
 LETTER_TYPES = {2: "courrier simple", 3: "demande de pièces complémentaires", 4: "lettre d'observations", 5: "déféré"}
+# The @ctes message of each type of letter, and its text (simulated).
+LETTER_MESSAGES = {
+    2: ("CourrierSimple", ""),
+    3: ("DemandePieceComplementaire", "Pièces simulées demandées : plan de financement"),
+    4: ("LettreObservations", "Observations simulées de la préfecture"),
+    5: ("DefereTA", "Illégalité simulée : incompétence"),
+}
+LETTER_TEXT_ELEMENTS = {"DemandePieceComplementaire": "DescriptionPieces", "LettreObservations": "Motif"}
 
 
 @dataclass
@@ -121,6 +132,9 @@ class S2lowState:
     schemas: Path | None = None
     credentials: tuple[str, str] | None = None
     trigram: str = "TRI"  # the platform's ACTES_APPLI_TRIGRAMME, first part of an archive's name
+    # The account's collectivité (siren, department, arrondissement, nature): when set, an envelope naming
+    # another one is refused as S²LOW does (ActesEnvelope::processXMLEnvelope); None: not compared.
+    authority: dict[str, str] | None = None
     transactions: dict[str, Transaction] = field(default_factory=dict)
     sends: dict[str, int] = field(default_factory=dict)  # sends per IDActe / PES file name
     letters: list[dict[str, Any]] = field(default_factory=list)
@@ -217,7 +231,34 @@ def _safe_parse(data: bytes) -> etree._Element:
     return etree.fromstring(data, parser)
 
 
-def _read_actes(data: bytes, schemas: Path | None) -> tuple[str, bytes]:
+AUTHORITY_WORDS = {
+    "siren": "Le numéro de SIREN",
+    "nature": "Le type de collectivité",
+    "department": "Le département de la collectivité",
+    "arrondissement": "L'arrondissement de la collectivité",
+}
+
+
+def _check_authority(envelope: bytes, authority: dict[str, str]) -> None:
+    """S²LOW compares the envelope's collectivité with the account's. :raises InvalidInput: its words."""
+    emitter = _safe_parse(envelope).find(f"{{{NS}}}Emetteur/{{{NS}}}IDCL")
+    found = {
+        "siren": emitter.get(f"{{{actes.INSEE_NS}}}SIREN") if emitter is not None else None,
+        "nature": emitter.get(f"{{{NS}}}Nature") if emitter is not None else None,
+        "department": emitter.get(f"{{{NS}}}Departement") if emitter is not None else None,
+        "arrondissement": emitter.get(f"{{{NS}}}Arrondissement") if emitter is not None else None,
+    }
+    for key, words in AUTHORITY_WORDS.items():
+        theirs, ours = found[key], authority.get(key)
+        if key == "nature" and (theirs or "").isdigit() and (ours or "").isdigit():
+            theirs, ours = str(int(theirs or "0")), str(int(ours or "0"))  # PHP's « != »: « 01 » is « 1 »
+        if key in authority and theirs != ours:
+            raise InvalidInput(
+                f"{words} contenu dans l'enveloppe ne correspond pas à celui de l'utilisateur authentifié. Abandon."
+            )
+
+
+def _read_actes(data: bytes, schemas: Path | None, authority: dict[str, str] | None = None) -> tuple[str, bytes]:
     """The IDActe and the Acte message of an @ctes tar.gz. :raises InvalidInput: what S²LOW would refuse."""
     files = actes.read_package(data)
     envelopes = [name for name in files if name.startswith("EACT--") and name.endswith(".xml")]
@@ -226,6 +267,8 @@ def _read_actes(data: bytes, schemas: Path | None) -> tuple[str, bytes]:
     envelope = files[envelopes[0]]
     if schemas is not None:
         actes.validate(envelope, schemas, "enveloppe")
+    if authority is not None:
+        _check_authority(envelope, authority)
     forms = [el.text or "" for el in _safe_parse(envelope).iter(f"{{{NS}}}NomFichier")]
     if len(forms) != 1 or forms[0] not in files or not forms[0].endswith("-1-1_0.xml"):
         raise InvalidInput("l'enveloppe ne désigne pas un message d'acte présent dans l'archive")
@@ -287,13 +330,22 @@ def _letter_archive(state: S2lowState, letter: dict[str, Any]) -> bytes:
     """The tar.gz S²LOW hands out for a prefecture's document: its @ctes message and the letter's PDF."""
     transaction = state.transactions.get(str(letter["related_transaction_id"]))
     act_id = transaction.key if transaction else "037-000000000-20260101-X-DE"
-    root = etree.Element(f"{{{NS}}}LettreObservations", nsmap={"actes": NS})
+    # Each type of letter is its own @ctes message (valid against the XSD), as the prefecture writes it.
+    element, text = LETTER_MESSAGES[int(letter["type"])]
+    today = datetime.now(UTC).date().isoformat()
+    root = etree.Element(f"{{{NS}}}{element}", nsmap={"actes": NS})
     root.set(f"{{{NS}}}IDActe", act_id)
-    root.set(f"{{{NS}}}DateCourrierPref", datetime.now(UTC).date().isoformat())
-    etree.SubElement(root, f"{{{NS}}}Motif").text = "Observations simulées de la préfecture"
-    document = etree.SubElement(root, f"{{{NS}}}Document")
     pdf_name = f"courrier-{letter['id']}.pdf"
-    etree.SubElement(document, f"{{{NS}}}NomFichier").text = pdf_name
+    if element == "DefereTA":
+        etree.SubElement(root, f"{{{NS}}}DateDepot").text = today
+        etree.SubElement(root, f"{{{NS}}}NatureIllegalite").text = text
+        pieces = etree.SubElement(root, f"{{{NS}}}PiecesJointes")
+        etree.SubElement(etree.SubElement(pieces, f"{{{NS}}}PieceJointe"), f"{{{NS}}}NomFichier").text = pdf_name
+    else:
+        root.set(f"{{{NS}}}DateCourrierPref", today)
+        if text:
+            etree.SubElement(root, f"{{{NS}}}{LETTER_TEXT_ELEMENTS[element]}").text = text
+        etree.SubElement(etree.SubElement(root, f"{{{NS}}}Document"), f"{{{NS}}}NomFichier").text = pdf_name
     members = {
         f"{act_id}-{letter['type']}-1_0.xml": bytes(etree.tostring(root, xml_declaration=True, encoding=LATIN1)),
         pdf_name: b"%PDF-1.4\n% courrier simule\n%%EOF\n",
@@ -379,7 +431,7 @@ def create_app(state: S2lowState | None = None) -> Starlette:
         if answer is not None:
             return answer
         try:
-            act_id, message = _read_actes(data, platform.schemas)
+            act_id, message = _read_actes(data, platform.schemas, platform.authority)
         except InvalidInput as exc:
             return _ko(f"Erreur d'importation de l'enveloppe :\n{exc.detail}")
         platform.sends[act_id] = platform.sends.get(act_id, 0) + 1

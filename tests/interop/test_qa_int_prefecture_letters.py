@@ -1,0 +1,81 @@
+"""QA: a commune reads the prefecture's letters (courrier simple, demande de pièces complémentaires, lettre
+d'observations, déféré) through its TdT: what each says, its PDF filed in the GED, the letter marked read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from s2low_helpers import ACTES_SCHEMAS, S2low, act_request, add_s2low, drive, running_s2low, start
+from sqlalchemy import select
+
+from ged.models import Document, Version
+from interop import actes
+from interop.connectors.s2low import S2lowConnector
+from socle.db import new_session
+
+from conftest import Kit, assert_problem, run_jobs
+
+
+@pytest.fixture(autouse=True)
+def _schemas(use_env: Callable[..., None]) -> None:
+    use_env(SOCLE_ACTES_SCHEMAS=str(ACTES_SCHEMAS))
+
+
+@pytest.fixture
+def sim() -> Iterator[S2low]:
+    yield from running_s2low()
+
+
+@pytest.mark.parametrize(
+    ("kind", "label", "text"),
+    [
+        (2, "Courrier simple", ""),
+        (3, "Demande de pièces complémentaires", "plan de financement"),
+        (4, "Lettre d'observations", "Observations simulées"),
+        (5, "Déféré au tribunal administratif", "incompétence"),
+    ],
+)
+def test_each_kind_of_letter_is_read_and_filed_once(kit: Kit, sim: S2low, kind: int, label: str, text: str) -> None:
+    add_s2low(kit, sim)
+    flow = drive(start(kit, act_request(kit, "LET_1")))
+    assert flow.status == "done", flow.error
+    letter = sim.state.add_letter(flow.data["transaction_id"], kind)
+    # What the simulator hands out is what a prefecture writes: valid against the XSD.
+    tdt = S2lowConnector("tdt", {"url": sim.url, "timeout": 5}, {})
+    files = actes.read_package(tdt.prefecture_document(letter))
+    fields = actes.letter_fields(files)
+    actes.validate(files[fields["message"]], ACTES_SCHEMAS, "courrier")
+
+    # Before: no way to read a letter at all (listed only); an agent fetches it now.
+    answer = kit["agent"].post(f"/interop/connectors/tdt/prefecture/{letter}/fetch")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["label"] == label and text in body["text"] and body["act_id"] == flow.data["act_id"]
+    assert body["type"] == str(kind)
+    assert [item["name"] for item in body["files"]] == [f"courrier-{letter}.pdf"]
+    run_jobs()
+    with new_session() as session:
+        version = session.execute(select(Version).where(Version.origin == body["files"][0]["origin"])).scalar_one()
+        document = session.get(Document, version.document_id)
+        assert document is not None and document.tenant_id == kit.tenant_id
+        assert version.object_key == body["files"][0]["sha256"]
+    assert kit["agent"].get("/interop/connectors/tdt/prefecture").json() == []  # marked read once filed
+    # Fetched again (by its id, read or not): the GED keeps one document.
+    assert kit["agent"].post(f"/interop/connectors/tdt/prefecture/{letter}/fetch").status_code == 200
+    run_jobs()
+    with new_session() as session:
+        versions = session.execute(select(Version).where(Version.origin == body["files"][0]["origin"])).scalars()
+        assert len(list(versions)) == 1
+
+
+def test_a_letter_is_fetched_only_through_ones_own_tdt(kit: Kit, sim: S2low, make_kit: Callable[..., Kit]) -> None:
+    add_s2low(kit, sim)
+    kit["admin"].post("/interop/connectors", json={"name": "depot", "kind": "depot", "config": {}})
+    problem = assert_problem(kit["agent"].post("/interop/connectors/depot/prefecture/1/fetch"), 422)
+    assert "n'est pas un tiers de télétransmission" in problem["detail"]
+    assert_problem(kit["agent"].post("/interop/connectors/tdt/prefecture/abc/fetch"), 422)
+    unknown = assert_problem(kit["agent"].post("/interop/connectors/tdt/prefecture/424242/fetch"), 409)
+    assert "Numéro de transaction invalide" in unknown["detail"]
+    other = make_kit(with_identity=False)
+    assert_problem(other["agent"].post("/interop/connectors/tdt/prefecture/1/fetch"), 404)
