@@ -136,10 +136,10 @@ def digest(tenant: str) -> None:
 @click.option("--tenant", required=True, help="Identifiant de la collectivité")
 def late(tenant: str) -> None:
     from parapheur import notify
-    from socle.db import utcnow
+    from socle.dates import french_today
 
     with transaction() as session:
-        count = notify.notice_late(session, get_tenant(session, tenant).id, utcnow().date())
+        count = notify.notice_late(session, get_tenant(session, tenant).id, french_today())
     click.echo(f"{count} avis de retard donné(s) (immédiats ou gardés pour le récapitulatif).")
 
 

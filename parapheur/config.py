@@ -553,7 +553,7 @@ def update_type(session: Session, principal: Principal, type_id: str, changes: d
     if "name" in changes:
         _check_type_name(session, principal.tenant_id, changes["name"], row.id)
     for subtype in list_subtypes(session, principal.tenant_id, row.id):  # their circuits must suit the new format
-        _check_signature_count(subtype.circuit, merged["signature_format"], subtype.name)
+        check_signature_count(subtype.circuit, merged["signature_format"], subtype.name)
     taken = message("un type « %(name)s » existe déjà", name=merged["name"])
     _save_changes(session, principal, row, "type", _TYPE_FIELDS, changes, merged, taken)
     return row
@@ -612,7 +612,7 @@ def _check_subtype_values(
     for name in values.get("mandatory_metadata") or []:
         check_text(name, message("métadonnée obligatoire"))
     templates = circuits.validate_circuit(values.get("circuit"))
-    _check_signature_count(templates, signature_format, values.get("name"))
+    check_signature_count(templates, signature_format, values.get("name"))
     check_desks(session, tenant_id, circuits.circuit_desk_ids(templates) | set(values.get("creator_desk_ids") or []))
     seal_id = values.get("seal_identity_id")
     if seal_id is not None:
@@ -633,9 +633,13 @@ def _check_subtype_values(
     return values | {"circuit": templates}
 
 
-def _check_signature_count(templates: list[dict[str, Any]], signature_format: str, subtype_name: str | None) -> None:
+def check_signature_count(templates: list[dict[str, Any]], signature_format: str, subtype_name: str | None) -> None:
     """A PES bordereau carries one XAdES signature (xades.sign_pes refuses a signed one): a circuit signing it
-    twice would leave every folder stuck at its second signature, so it is refused here, where it is made."""
+    twice would leave every folder stuck at its second signature, so it is refused here, where it is made, and
+    again when a folder is created or sent (a sous-type saved before this rule may still have one).
+
+    :raises InvalidInput: a XAdES circuit with more than one signature.
+    """
     count = circuits.signature_count(templates)
     if signature_format == "xades" and count > 1:
         raise InvalidInput(

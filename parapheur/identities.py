@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parapheur import pades
-from parapheur.models import SigningIdentity, Subtype
+from parapheur.models import Folder, SigningIdentity, Step, Subtype
 from socle import audit, secrets
 from socle.errors import Conflict, InvalidInput, NotFound, message
 from socle.models import Tenant, User
@@ -220,9 +220,10 @@ def remove_user_identity(session: Session, tenant_id: str, username: str, *, act
 
 
 def remove_seal(session: Session, tenant_id: str, identity_id: str, *, actor: str) -> None:
-    """Remove one of the tenant's seals, unless a sous-type still uses it.
+    """Remove one of the tenant's seals, unless a sous-type, or a folder on its way, still uses it.
 
-    :raises NotFound: unknown id, or another tenant's. :raises Conflict: a sous-type names it.
+    :raises NotFound: unknown id, or another tenant's.
+    :raises Conflict: a sous-type names it, or a folder in progress still has a seal step it would sign.
     """
     row = session.get(SigningIdentity, identity_id)
     if row is None or row.tenant_id != tenant_id or row.purpose != SEAL:
@@ -239,7 +240,43 @@ def remove_seal(session: Session, tenant_id: str, identity_id: str, *, actor: st
                 names=", ".join(names),
             )
         )
+    waiting = folders_awaiting_seal(session, row)
+    if waiting:
+        raise Conflict(
+            message(
+                "le cachet « %(row_label)s » doit encore sceller %(count)s dossier(s) en cours : %(titles)s ; "
+                "attendez la fin de leur circuit ou retirez-les avant de supprimer le cachet",
+                row_label=row.label,
+                count=len(waiting),
+                titles=", ".join(f"« {title} »" for title in waiting[:10]) + (" …" if len(waiting) > 10 else ""),
+            ),
+            folders=len(waiting),
+        )
     _remove(session, row, "parapheur.seal.removed", "seal", actor)
+
+
+def folders_awaiting_seal(session: Session, row: SigningIdentity) -> list[str]:
+    """Titles of the folders in progress whose seal step, not yet done, this seal would sign.
+
+    A folder keeps its own copy of the circuit, but its seal step signs with the identity its sous-type names
+    *when the step starts* (parapheur.seal.seal_identity): the sous-type's seal, else the tenant's only one.
+    A sous-type that dropped its seal step no longer names the seal, yet its folders sent before still need it.
+    """
+    rows = session.execute(
+        select(Folder.id, Folder.title, Subtype.seal_identity_id)
+        .join(Step, Step.folder_id == Folder.id)
+        .outerjoin(Subtype, Subtype.id == Folder.subtype_id)
+        .where(
+            Folder.tenant_id == row.tenant_id,
+            Folder.status == "in_progress",
+            Step.kind == "seal",
+            Step.status.in_(("pending", "current")),
+        )
+        .distinct()
+        .order_by(Folder.title)
+    ).all()
+    only_seal = len(seal_rows(session, row.tenant_id)) == 1
+    return [title for _id, title, named in rows if named == row.id or (named is None and only_seal)]
 
 
 def _remove(session: Session, row: SigningIdentity, action: str, object_type: str, actor: str) -> None:

@@ -198,7 +198,12 @@ def _compose(notice: Notice, zone: tzinfo) -> tuple[str, _Body]:
             subject = f"Dossier en retard : {title}"
             waited = f"devait être traité au plus tard {due}" if due else "attend depuis longtemps"
             paragraphs = [f"Le dossier {quoted}{desk} {waited} et attend toujours."]
-            paragraphs.append("Merci de le traiter dès que possible, ou de prévenir son auteur en cas d'empêchement.")
+            if comment:  # no desk acts on its step (external signature, seal): its creator is told what it waits for
+                paragraphs.append(comment)
+            else:
+                paragraphs.append(
+                    "Merci de le traiter dès que possible, ou de prévenir son auteur en cas d'empêchement."
+                )
         case "external_signature":
             subject = f"Signature demandée : {title}"
             asker = f", à la demande de {by}" if by else ""

@@ -29,6 +29,7 @@ from parapheur.models import (
     insert_once,
 )
 from socle import messages, secrets
+from socle.dates import french_today
 from socle.db import utcnow
 from socle.errors import InvalidInput, message
 from socle.queue import enqueue
@@ -283,11 +284,21 @@ def late_folders(session: Session, tenant_id: str, today: date) -> list[Folder]:
 
 
 def notice_late(session: Session, tenant_id: str, today: date) -> int:
-    """ "En retard" notices (once a day per folder and person) to whoever the current step waits for."""
+    """ "En retard" notices (once a day per folder and person) to whoever the current step waits for.
+
+    A step no desk acts on (an external signature, a seal the server failed to apply) reminds the folder's
+    creator, as its end does: they are the one who can remind the signer, or warn an administrator.
+    """
     count = 0
     for folder in late_folders(session, tenant_id, today):
         step = next((s for s in folder.steps if s.position == folder.current_step), None)
-        if step is None or not step.desk_ids:
+        if step is None:
+            continue
+        key = f"late:{folder.id}:{today.isoformat()}"
+        if not step.desk_ids:
+            data = payload("late", folder, comment=_deskless_wait(folder, step))
+            deliver(session, tenant_id, [folder.created_by], data, key)
+            count += 1
             continue
         # Only the desks still awaited, as in their "late" box: one that already acted has nothing left to do.
         acted = {
@@ -298,9 +309,22 @@ def notice_late(session: Session, tenant_id: str, today: date) -> int:
         waiting = [desk_id for desk_id in step.desk_ids if desk_id not in acted]
         desks = waiting + delegate_desks(session, folder, waiting)
         usernames = members(session, desks)
-        deliver(session, tenant_id, usernames, payload("late", folder), f"late:{folder.id}:{today.isoformat()}")
+        deliver(session, tenant_id, usernames, payload("late", folder), key)
         count += len(usernames)
     return count
+
+
+def _deskless_wait(folder: Folder, step: Step) -> str:
+    """What a late folder waits for when no desk can act on it, told to its creator."""
+    if step.kind == "external_signature":
+        who = step.external_name or step.external_email or ""
+        return (
+            f"Il attend la signature externe de {who} ({step.external_email or '?'}) : relancez le signataire, "
+            "ou retirez le dossier."
+        )
+    if folder.error:
+        return f"Il attend le cachet serveur, qui a échoué ({folder.error}) : prévenez l'administrateur."
+    return "Il attend le cachet serveur : prévenez l'administrateur s'il n'est pas apposé sous peu."
 
 
 def pending_usernames(session: Session, tenant_id: str) -> list[str]:
@@ -406,7 +430,7 @@ def send_late_and_digests(tenant_id: str, today: date | None = None) -> tuple[in
     from socle.db import transaction
 
     with transaction() as session:
-        late = notice_late(session, tenant_id, today or utcnow().date())
+        late = notice_late(session, tenant_id, today or french_today())  # the Paris date, as the "late" boxes
     with transaction() as session:
         usernames = pending_usernames(session, tenant_id)
     sent = sum(1 for username in usernames if send_digest(tenant_id, username))

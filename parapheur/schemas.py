@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from parapheur import circuits
 from parapheur.pades import SignatureReport
+from socle.dates import french_today
 from socle.db import utcnow
 from socle.schemas import ReadModel
 from socle.text import Line, Note
@@ -286,7 +287,7 @@ class FolderOut(ReadModel):
     @property
     def late(self) -> bool:
         """En retard : date limite dépassée et dossier non clos."""
-        return circuits.is_late(self.due_date, utcnow().date(), self.status)
+        return circuits.is_late(self.due_date, french_today(), self.status)  # the Paris date, as the boxes
 
 
 class AnnotationOut(ReadModel):

@@ -12,7 +12,7 @@ import mimetypes
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -36,8 +36,10 @@ from parapheur.models import (
     TrustAnchor,
     insert_once,
 )
+from parapheur.report import STATUS_LABELS
 from socle import audit, messages
 from socle.auth import Principal, Role
+from socle.dates import french_date, french_today
 from socle.db import utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError, message
 from socle.queue import enqueue
@@ -59,9 +61,10 @@ _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,48}/[a-z0-9][a-z0-9!#$&^
 _XML_TYPES = frozenset({"application/xml", "text/xml"})
 
 
-def today() -> date:
-    """The date due dates are compared with."""
-    return utcnow().date()
+def today(now: datetime | None = None) -> date:
+    """The date due dates are set from and compared with: the Paris one (socle.dates), as the GED's, so that
+    between midnight and 2 a.m. in Paris a folder is neither due a day early nor late a day after."""
+    return french_date(now) if now is not None else french_today()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -90,6 +93,8 @@ def check_spec(session: Session, principal: Principal, spec: FolderSpec) -> Subt
     check_text(spec.title, message("titre"))
     check_metadata(spec.metadata)
     subtype = config.get_subtype(session, principal.tenant_id, spec.subtype_id)
+    # A sous-type saved before this rule existed may still sign a PES twice: refused before anything is stored.
+    config.check_signature_count(subtype.circuit, subtype.type.signature_format, subtype.name)
     held = config.user_desk_ids(session, principal.tenant_id, principal.username)
     allowed = set(subtype.creator_desk_ids or []) or None
     if not held or (allowed is not None and not held & allowed):
@@ -403,6 +408,13 @@ def _subtype_of(session: Session, folder: Folder) -> Subtype:
 
 
 def _check_sendable(subtype: Subtype, folder: Folder, *, with_documents: bool) -> None:
+    """What sending needs: the sous-type's current circuit fits the folder, metadata and documents are there.
+
+    Raises InvalidInput (a PES circuit signing twice, metadata or main document missing), Conflict (the circuit
+    now asks for another number of external signers than the draft names).
+    """
+    config.check_signature_count(subtype.circuit, folder.signature_format, subtype.name)
+    _check_externals(subtype, folder)
     missing = circuits.missing_metadata(subtype.mandatory_metadata or [], folder.field_values or {})
     if missing:
         raise InvalidInput(
@@ -413,18 +425,44 @@ def _check_sendable(subtype: Subtype, folder: Folder, *, with_documents: bool) -
         raise InvalidInput(message("le dossier n'a aucun document principal"))
 
 
-def _send(session: Session, principal: Principal | None, folder: Folder, subtype: Subtype) -> None:
-    _check_sendable(subtype, folder, with_documents=True)
-    # The circuit is copied again at sending: a sous-type changed since the draft applies, signers kept.
-    externals = [
+def _draft_externals(folder: Folder) -> list[dict[str, str]]:
+    """The external signers the draft names, in circuit order."""
+    return [
         {"name": step.external_name or "", "email": step.external_email or ""}
         for step in folder.steps
         if step.kind == "external_signature"
     ]
-    if len(externals) == circuits.external_step_count(subtype.circuit):
-        folder.steps.clear()
-        session.flush()
-        folder.steps.extend(_steps_from(subtype, externals))
+
+
+def _check_externals(subtype: Subtype, folder: Folder) -> None:
+    """The draft names one external signer per external step of the sous-type's current circuit.
+
+    A circuit changed since the draft was made (an external step added or removed) cannot be given its signers
+    by guess; sending the old circuit instead would silently skip the step the administrator added.
+    """
+    named, expected = len(_draft_externals(folder)), circuits.external_step_count(subtype.circuit)
+    if named != expected:
+        raise Conflict(
+            message(
+                "le circuit du sous-type « %(subtype_name)s » a changé depuis la création de ce brouillon : il "
+                "compte désormais %(expected)s signature(s) externe(s), le brouillon désigne %(named)s "
+                "signataire(s) externe(s). Vérifiez le circuit, retirez ce brouillon et créez-en un nouveau.",
+                subtype_name=subtype.name,
+                expected=expected,
+                named=named,
+            ),
+            expected=expected,
+            named=named,
+        )
+
+
+def _send(session: Session, principal: Principal | None, folder: Folder, subtype: Subtype) -> None:
+    _check_sendable(subtype, folder, with_documents=True)
+    # The circuit is copied again at sending: the sous-type's current one applies, external signers kept in order.
+    externals = _draft_externals(folder)
+    folder.steps.clear()
+    session.flush()
+    folder.steps.extend(_steps_from(subtype, externals))
     folder.sent_at = folder.sent_at or utcnow()
     actor = _user(principal) if principal else _SERVICE
     _event(session, folder, actor, "sent", None, {})
@@ -1057,6 +1095,15 @@ def answer_opinion(
     ).scalar_one_or_none()
     if opinion is None:
         raise NotFound(message("demande d'avis %(opinion_id)s introuvable", opinion_id=opinion_id))
+    if folder.status != IN_PROGRESS:
+        # An opinion informs the acts still to come: once the folder ended it would inform nothing.
+        raise Conflict(
+            message(
+                "le dossier est clos (état : %(folder_status)s) : l'avis ne peut plus être donné",
+                folder_status=STATUS_LABELS.get(folder.status, folder.status).lower(),
+            ),
+            folder_status=folder.status,
+        )
     desk = config.get_desk(session, principal.tenant_id, opinion.desk_id)
     if principal.username not in {member.username for member in desk.members}:
         raise Forbidden(

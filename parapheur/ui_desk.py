@@ -116,9 +116,14 @@ def _desks_of(db: Session, principal: Principal) -> list[Desk]:
 
 
 def _chosen_desk(db: Session, principal: Principal, desks: list[Desk], desk_id: str) -> Desk | None:
-    if not desk_id:  # the first desk with something to act on, else the first one
-        waiting = (desk for desk in desks if service.desk_box_count(db, principal, desk.id, "to_act"))
-        return next(waiting, desks[0] if desks else None)
+    if not desk_id:
+        # The first desk with something to act on: its own folders first, else those received by delegation
+        # (a delegate whose own box is empty lands where the replaced desk's folders are told), else the first.
+        for box in ("to_act", "delegated"):
+            waiting = next((desk for desk in desks if service.desk_box_count(db, principal, desk.id, box)), None)
+            if waiting is not None:
+                return waiting
+        return desks[0] if desks else None
     for desk in desks:
         if desk.id == desk_id:
             return desk

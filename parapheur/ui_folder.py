@@ -83,7 +83,9 @@ def possible(db: Session, principal: Principal, folder: Folder, opinions: list[O
     can.answers = [
         opinion
         for opinion in opinions
-        if opinion.answered_at is None and principal.username in _members(db, principal, opinion.desk_id)
+        if opinion.answered_at is None
+        and folder.status == service.IN_PROGRESS  # an ended folder takes no more opinions (service.answer_opinion)
+        and principal.username in _members(db, principal, opinion.desk_id)
     ]
     return can
 

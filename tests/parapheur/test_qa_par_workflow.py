@@ -16,7 +16,8 @@ from sqlalchemy import select, update
 from ui_kit import post_form, sign_in
 
 from parapheur import notify, report
-from parapheur.models import Folder, PendingNotice
+from parapheur.models import Folder, PendingNotice, SigningIdentity
+from socle import secrets
 from socle.db import new_session, transaction, utcnow
 from socle.migrating import upgrade_all
 
@@ -187,9 +188,13 @@ def test_taking_back_the_visa_before_a_failed_seal_clears_the_seal_error(kit: Ki
     visa_step = {"kind": "visa", "desk_ids": [setup.secretariat]}
     subtype = typology(kit, [visa_step, {"kind": "seal"}], name="Certificat", seal_identity_id=seal["id"])
     folder = sent_folder(kit, subtype)
-    # The sous-type drops its seal, which is then removed: the folder, sent before, still has its seal step.
-    ok(kit["admin"].patch(f"/parapheur/subtypes/{subtype}", json={"circuit": [visa_step], "seal_identity_id": None}))
-    assert kit["admin"].delete(f"/parapheur/identities/seals/{seal['id']}").status_code == 204
+    # The seal's passphrase no longer opens its key: the seal job is refused, the folder keeps the error.
+    with transaction() as session:
+        session.execute(
+            update(SigningIdentity)
+            .where(SigningIdentity.id == seal["id"])
+            .values(passphrase_encrypted=secrets.encrypt(b"plus la bonne"))
+        )
     ok(act(kit, "agent", folder["id"], "visa"))
     run_jobs()
     assert "cachet serveur impossible" in ok(kit["agent"].get(f"/parapheur/folders/{folder['id']}"))["error"]
