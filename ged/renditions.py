@@ -17,10 +17,15 @@ unreachable beyond the retries, a damaged object, a worker that keeps dying) is 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import io
 import logging
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -41,7 +46,7 @@ from socle import messages, queue
 from socle.db import new_id, transaction
 from socle.models import Job
 from socle.queue import enqueue
-from socle.storage import get_store
+from socle.storage import get_store, scratch_dir
 
 log = logging.getLogger("ged.renditions")
 
@@ -314,19 +319,79 @@ def _put_file(path: Path) -> str:
         return get_store().put(stream).key
 
 
-def run_tool(arguments: list[str], *, timeout: float = TOOL_TIMEOUT, cwd: Path | None = None) -> str:
-    """Run an external tool with a time limit; its failure becomes a RenditionFailed with a French reason."""
+def run_tool(
+    arguments: list[str], *, timeout: float = TOOL_TIMEOUT, cwd: Path | None = None, scratch: Path | None = None
+) -> str:
+    """Run an external tool with a time limit; its failure becomes a RenditionFailed with a French reason.
+
+    The tool runs in a process group of its own, killed whole on timeout (OCRmyPDF starts Tesseract and
+    Ghostscript, which would otherwise outlive it), and dies with the process that started it (a worker killed
+    by ``kill -9`` or the OOM killer does not leave it running for minutes). ``scratch``: the tool's TMPDIR,
+    the job's own work folder, removed with it (OCRmyPDF's ``ocrmypdf.io.*``, Ghostscript's files).
+    """
+    env = {**os.environ, "TMPDIR": str(scratch)} if scratch is not None else None
     try:
-        result = subprocess.run(arguments, capture_output=True, timeout=timeout, cwd=cwd, check=False)
-    except subprocess.TimeoutExpired:
-        raise RenditionFailed(f"{arguments[0]} : délai de {timeout:.0f} s dépassé") from None
+        process = subprocess.Popen(
+            arguments,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            process_group=0,
+            preexec_fn=_dying_with(os.getpid()),
+        )
     except OSError as exc:
         raise RenditionFailed(f"{arguments[0]} : impossible de lancer l'outil ({exc.strerror})") from None
-    if result.returncode != 0:
-        detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        last = detail[-1][:300] if detail else f"code de sortie {result.returncode}"
+    with process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            raise RenditionFailed(f"{arguments[0]} : délai de {timeout:.0f} s dépassé") from None
+        except BaseException:  # the job's own time limit (rq raises it in this thread), an interruption
+            _kill_group(process)
+            raise
+    if process.returncode != 0:
+        detail = stderr.decode("utf-8", "replace").strip().splitlines()
+        last = detail[-1][:300] if detail else f"code de sortie {process.returncode}"
         raise RenditionFailed(f"{arguments[0]} a échoué : {last}")
-    return result.stdout.decode("utf-8", "replace")
+    return stdout.decode("utf-8", "replace")
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):  # the group is already gone
+        os.killpg(process.pid, signal.SIGKILL)  # the tool leads its group (process_group=0)
+    process.wait()
+
+
+# Linux's prctl, looked up once here: the child between fork and exec only calls it (no import, no lock to
+# take, which another thread of the parent might have held at the fork: the hazard of ``preexec_fn``).
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+_PR_SET_PDEATHSIG = 1
+_SIGKILL = int(signal.SIGKILL)
+
+
+def _dying_with(parent: int) -> Callable[[], None] | None:
+    """The child's set-up that has the kernel kill it when its parent dies (PR_SET_PDEATHSIG).
+
+    The kernel sends the signal when the *thread* that forked the child ends, not the process. Safe here: that
+    thread is the one blocked in ``run_tool`` until the tool ends or is killed, whichever thread it is: the
+    embedded worker's thread (« socle-embedded-worker », which runs its jobs itself: rq's SimpleWorker), the
+    main thread of rq's work horse (a forked process, whose only thread runs the job), the main thread of a
+    ``--no-fork`` worker or of the tests. A thread cannot end without leaving ``run_tool`` first, through
+    ``_kill_group``.
+    """
+    if _PRCTL is None:
+        return None
+    prctl = _PRCTL
+
+    def set_up() -> None:
+        prctl(_PR_SET_PDEATHSIG, _SIGKILL)
+        if os.getppid() != parent:  # the parent died before the call: no signal will ever come
+            os.kill(os.getpid(), _SIGKILL)
+
+    return set_up
 
 
 def ocr_available() -> bool:
@@ -388,7 +453,7 @@ def ocr_text_job(tenant_id: str, document_id: str, number: int) -> None:
         _record_text(tenant_id, document_id, target, OCR_UNAVAILABLE, None, None)
         return
     try:
-        with _input_file(target) as path, tempfile.TemporaryDirectory(prefix="ged-ocr-") as work:
+        with _input_file(target) as path, tempfile.TemporaryDirectory(prefix="ged-ocr-", dir=scratch_dir()) as work:
             text = ocr_text(path, target.media_type, Path(work))
     except RenditionFailed as exc:
         _record_text(tenant_id, document_id, target, FAILED, None, exc.reason)
@@ -481,6 +546,7 @@ def ocr_text(path: Path, media_type: str, work: Path) -> str:
             "-",
         ],
         timeout=OCR_TIMEOUT,
+        scratch=work,
     )
     # OCRmyPDF writes a marker for the pages it skipped (those that had text after all): not the document's text.
     lines = sidecar.read_text("utf-8", "replace").splitlines()
@@ -662,7 +728,7 @@ def make_preview(tenant_id: str, document_id: str, number: int) -> None:
     if target is None:
         return
     try:
-        with _input_file(target) as path, tempfile.TemporaryDirectory(prefix="ged-preview-") as work:
+        with _input_file(target) as path, tempfile.TemporaryDirectory(prefix="ged-preview-", dir=scratch_dir()) as work:
             preview, thumbnail = _first_page_pngs(path, target.media_type, Path(work))
         preview_key, thumbnail_key = _put_bytes(preview), _put_bytes(thumbnail)
     except RenditionFailed as exc:
@@ -684,7 +750,8 @@ def _first_page_pngs(path: Path, media_type: str, work: Path) -> tuple[bytes, by
         # the thumbnail is made from the same decoded page. -H crops a freakishly tall page (a banner).
         run_tool(
             ["pdftoppm", "-f", "1", "-l", "1", "-singlefile", "-scale-to-x", str(PREVIEW_WIDTH), "-scale-to-y",
-             "-1", "-H", str(PREVIEW_WIDTH * 10), str(path), str(work / "page")]
+             "-1", "-H", str(PREVIEW_WIDTH * 10), str(path), str(work / "page")],
+            scratch=work,
         )  # fmt: skip
         source = work / "page.ppm"
     with _open_image(source) as image:
@@ -724,7 +791,7 @@ def make_pdfa(tenant_id: str, document_id: str, number: int) -> None:
     if target is None:
         return
     try:
-        with _input_file(target) as path, tempfile.TemporaryDirectory(prefix="ged-pdfa-") as work:
+        with _input_file(target) as path, tempfile.TemporaryDirectory(prefix="ged-pdfa-", dir=scratch_dir()) as work:
             output = to_pdfa(path, Path(work))
             pdfa_key = _put_file(output)
     except RenditionFailed as exc:
@@ -755,12 +822,14 @@ def to_pdfa(path: Path, work: Path) -> Path:
             ["ocrmypdf", "--quiet", "-l", "fra", "--skip-text", "--output-type", "pdfa-2", "--jobs", "1",
              "--optimize", "0", str(path), str(output)],
             timeout=OCR_TIMEOUT,
+            scratch=work,
         )  # fmt: skip
     elif shutil.which("gs"):
         run_tool(
             ["gs", "-q", "-dPDFA=2", "-dBATCH", "-dNOPAUSE", "-dSAFER", f"--permit-file-read={work}/",
              "-dPDFACompatibilityPolicy=1", "-sColorConversionStrategy=RGB", "-sDEVICE=pdfwrite",
              f"-sOutputFile={output}", str(_output_intent(work)), str(path)],
+            scratch=work,
         )  # fmt: skip
     else:
         raise RenditionFailed("Ghostscript n'est pas installé : pas de copie PDF/A")

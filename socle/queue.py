@@ -402,6 +402,17 @@ def requeue_orphans() -> int:
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def clean_temporary_files() -> None:
+    """At a worker's start: remove the stale temporary copies a killed job left (see socle.storage). A failure
+    here is logged, never a reason not to start."""
+    from socle.storage import clean_stale_spool
+
+    try:
+        clean_stale_spool()
+    except Exception:
+        log.exception("could not clean the stale temporary files")
+
+
 class _ThreadWorker(SimpleWorker):
     """An rq worker that can run outside the main thread: no signal handlers, a timer for timeouts."""
 
@@ -429,6 +440,7 @@ class EmbeddedWorker(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        clean_temporary_files()
         requeue_orphans()
         while not self._stop_event.is_set():
             try:
@@ -480,6 +492,7 @@ def run_worker(
         target=_sweep_forever, args=(services, os.getpid()), name="socle-sweeper", daemon=True
     )
     sweeper.start()
+    clean_temporary_files()
     connection = get_redis()
     worker_class = Worker if fork else SimpleWorker
     queues = worker_queues(services, connection, only_lanes)

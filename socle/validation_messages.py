@@ -64,7 +64,8 @@ _TEMPLATES = {
     "url_type": _URL,
     "url_parsing": _URL,
     "url_scheme": "adresse web refusée (schéma attendu : {expected_schemes})",
-    "json_invalid": "JSON illisible : {error}",
+    # Only for an error built without its document (see json_message): the reason told in French, no position.
+    "json_invalid": "JSON illisible",
     "json_type": "JSON attendu",
     # The kit's own validators raise ValueError with a French text: kept, without Pydantic's prefix.
     "value_error": "{error}",
@@ -84,6 +85,38 @@ def french_message(error: Mapping[str, Any]) -> str:
         return template.format(**values)
     except (KeyError, IndexError):  # a figure this version of Pydantic no longer gives: its own message
         return str(error.get("msg", ""))
+
+
+# The reasons of Python's JSON decoder (json.JSONDecodeError.msg), which FastAPI passes on in English.
+_JSON_REASONS = {
+    "Expecting value": "valeur attendue",
+    "Expecting property name enclosed in double quotes": "nom de propriété entre guillemets doubles attendu",
+    "Expecting ':' delimiter": "deux-points attendu",
+    "Expecting ',' delimiter": "virgule attendue",
+    "Unterminated string starting at": "texte sans guillemet fermant",
+    "Invalid control character at": "caractère de contrôle dans un texte",
+    "Invalid \\escape": "séquence d'échappement invalide",
+    "Invalid \\uXXXX escape": "séquence \\uXXXX invalide",
+    "Extra data": "données après la fin du JSON",
+    "Illegal trailing comma before end of object": "virgule en trop avant la fin de l'objet",
+    "Illegal trailing comma before end of array": "virgule en trop avant la fin de la liste",
+}
+
+
+def json_message(error: Mapping[str, Any], document: Any) -> str:
+    """The French message of a ``json_invalid`` error of a request body: where (line and column, as an editor
+    counts them) and why. FastAPI gives the decoder's reason in English and the offset in characters as the
+    last part of ``loc`` (``body.1``), and the document as the exception's ``body``."""
+    reason = _JSON_REASONS.get(str((error.get("ctx") or {}).get("error", "")))
+    where = ""
+    offset = error.get("loc", ())[-1] if error.get("loc") else None
+    if isinstance(document, bytes):
+        document = document.decode("utf-8", "replace")
+    if isinstance(offset, int) and isinstance(document, str) and 0 <= offset <= len(document):
+        line = document.count("\n", 0, offset) + 1
+        column = offset - document.rfind("\n", 0, offset)
+        where = f" à la ligne {line}, colonne {column}"
+    return f"JSON illisible{where}" + (f" : {reason}" if reason else "")
 
 
 def _french_value(value: Any) -> str:

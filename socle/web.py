@@ -13,15 +13,16 @@ from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from socle.auth import Principal, authenticate
 from socle.db import new_session
-from socle.errors import Forbidden, InvalidInput, PayloadTooLarge, SocleError, message
+from socle.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge, SocleError, message
 from socle.files import display_name
 from socle.settings import get_settings
-from socle.validation_messages import french_message
+from socle.validation_messages import french_message, json_message
 
 log = logging.getLogger("socle.web")
 PROBLEM = "application/problem+json"
@@ -54,12 +55,20 @@ def _socle_error(request: Request, exc: Exception) -> Response:
 
 def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {"field": ".".join(str(part) for part in error["loc"]), "message": french_message(error)}
-        for error in exc.errors()
-    ]
-    detail = "; ".join(f"{error['field']} : {error['message']}" for error in errors)
+    errors = [_field_error(error, exc.body) for error in exc.errors()]
+    # The body as a whole is named in French in the sentence; ``field`` keeps the path a program reads.
+    detail = "; ".join(
+        f"{'corps de la requête' if error['field'] == 'body' else error['field']} : {error['message']}"
+        for error in errors
+    )
     return problem_response(422, "Données invalides", detail, "invalid-input", errors=errors)
+
+
+def _field_error(error: Any, body: Any) -> dict[str, str]:
+    if error.get("type") == "json_invalid":
+        # Its ``loc`` ends with an offset in characters (« body.1 »), not a field: told as a line and a column.
+        return {"field": "body", "message": json_message(error, body)}
+    return {"field": ".".join(str(part) for part in error["loc"]), "message": french_message(error)}
 
 
 # The framework's own refusals (the kit raises SocleError, never HTTPException): their English detail told in
@@ -98,8 +107,44 @@ def _unexpected_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """Whether the database refused a row because another holds the same unique values (PostgreSQL's SQLSTATE
+    23505, for a primary key too; SQLite's « UNIQUE constraint failed »), not for a missing reference or a
+    NULL: only the former is the trace of a concurrent request that won the race."""
+    original = exc.orig
+    if getattr(original, "sqlstate", None) == "23505" or getattr(original, "pgcode", None) == "23505":
+        return True
+    name = getattr(original, "sqlite_errorname", "")
+    return name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY") or "UNIQUE constraint failed" in str(
+        original
+    )
+
+
+def unique_conflict(request: Request, exc: Exception) -> Conflict | None:
+    """The safety net of every check-then-insert: two identical requests at once both find no row (neither sees
+    the other's uncommitted one), both insert, and the database refuses the second. Its unit of work is rolled
+    back by the session's closing (``get_session``, ``transaction``) before a handler runs; the client is told
+    to reload, as a service's own existence check would have told it. None for any other error: another
+    integrity error is a bug, not a race, and stays a 500."""
+    if not isinstance(exc, IntegrityError) or not is_unique_violation(exc):
+        return None
+    log.warning("%s %s: unique constraint hit by a concurrent request: %s", request.method, request.url.path, exc.orig)
+    return Conflict(
+        message(
+            "conflit : la même ressource vient d'être créée ou modifiée par une autre requête ; "
+            "rechargez et recommencez"
+        )
+    )
+
+
+def _integrity_error(request: Request, exc: Exception) -> Response:
+    conflict = unique_conflict(request, exc)
+    return _unexpected_error(request, exc) if conflict is None else _socle_error(request, conflict)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SocleError, _socle_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, _unexpected_error)

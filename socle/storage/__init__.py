@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from functools import lru_cache
+from pathlib import Path
 
 from socle.settings import Settings, get_settings
-from socle.storage.api import ObjectStore, StoredObject, check_key, sha256_of_file
+from socle.storage.api import ObjectStore, StoredObject, check_key, remove_stale, sha256_of_file
 
-__all__ = ["ObjectStore", "StoredObject", "check_key", "get_store", "sha256_of_file", "store_for"]
+__all__ = [
+    "ObjectStore",
+    "StoredObject",
+    "check_key",
+    "clean_stale_spool",
+    "get_store",
+    "scratch_dir",
+    "sha256_of_file",
+    "store_for",
+]
+
+log = logging.getLogger("socle.storage")
+
+# A temporary file untouched for this long belongs to no live process: every job ends within its timeout, and a
+# spooled upload or download is written to as it goes. Twice the job timeout when that is longer.
+STALE_AFTER = 24 * 3600
+
+
+def spool_dir(settings: Settings) -> Path:
+    """The folder of the kit's temporary copies: S3 uploads and downloads, the renditions' work folders."""
+    return settings.data_dir.resolve() / "spool"
 
 
 def store_for(settings: Settings) -> ObjectStore:
@@ -15,10 +38,7 @@ def store_for(settings: Settings) -> ObjectStore:
         from socle.storage.s3 import S3Store, client_for
 
         return S3Store(
-            client_for(settings),
-            settings.s3_bucket,
-            settings.data_dir.resolve() / "spool",
-            probe_client=client_for(settings, probe=True),
+            client_for(settings), settings.s3_bucket, spool_dir(settings), probe_client=client_for(settings, probe=True)
         )
     from socle.storage.local import LocalStore
 
@@ -28,3 +48,28 @@ def store_for(settings: Settings) -> ObjectStore:
 @lru_cache(maxsize=1)
 def get_store() -> ObjectStore:
     return store_for(get_settings())
+
+
+def scratch_dir() -> Path:
+    """Where a job makes its temporary folders (``tempfile.TemporaryDirectory(dir=scratch_dir())``), rather
+    than the system's /tmp: what a killed job leaves there is removed at the next worker start
+    (:func:`clean_stale_spool`), on the data disk, which is sized for documents."""
+    folder = spool_dir(get_settings())
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def clean_stale_spool(now: float | None = None) -> int:
+    """Remove the temporary copies that a killed process left (a job killed by ``kill -9`` or the OOM killer
+    never reaches its clean-up): entries of the spool, and of the local store's ``.tmp``, in which nothing was
+    written for a day (or twice the job timeout). Newer ones may be another process's work in progress: kept.
+    Returns how many entries were removed. Called at each worker's start."""
+    settings = get_settings()
+    older_than = (now if now is not None else time.time()) - max(STALE_AFTER, 2 * settings.job_timeout)
+    folders = [spool_dir(settings)]
+    if settings.storage_backend != "s3":
+        folders.append(settings.effective_storage_path / ".tmp")
+    removed = sum(remove_stale(folder, older_than) for folder in folders)
+    if removed:
+        log.warning("removed %d stale temporary file(s) left by interrupted processes in %s", removed, folders)
+    return removed

@@ -7,9 +7,11 @@ in memory, and only complete, verified objects become visible under their key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -132,6 +134,38 @@ def spool(
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def remove_stale(folder: Path, older_than: float) -> int:
+    """Remove each entry of ``folder`` (a file, or a folder with all it holds) whose last change, and that of
+    everything inside it, is before ``older_than`` (a POSIX time). Returns how many were removed."""
+    removed = 0
+    try:
+        entries = list(folder.iterdir())
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        try:
+            if _newest_change(entry) >= older_than:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+        except FileNotFoundError:  # removed meanwhile by its own process
+            continue
+    return removed
+
+
+def _newest_change(path: Path) -> float:
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for parent, folders, files in os.walk(path):
+            for name in folders + files:
+                with contextlib.suppress(FileNotFoundError):
+                    newest = max(newest, os.lstat(os.path.join(parent, name)).st_mtime)
+    return newest
 
 
 def sha256_of_file(path: Path) -> str:

@@ -39,8 +39,12 @@ _DOWN = frozenset({500, 502, 503, 504})
 # Below this size an object is put without asking first whether it exists: the question costs a request as
 # much as the upload, and writing the same bytes again under their own digest changes nothing.
 _PUT_WITHOUT_ASKING = 1024 * 1024
-# The minio client's own read timeout: a large download may pause that long between two chunks.
-_READ_TIMEOUT = 300
+# How long the client waits for the server's next bytes: urllib3 applies it to each read from the socket (and
+# to the wait for an answer after a request is sent), not to a whole transfer, so a large download or upload
+# that keeps moving is never cut, however long it takes. A server that stops answering (frozen process, paused
+# machine, dead server behind a balancer) costs this per attempt, times 1 + SOCLE_S3_RETRIES: a minute each,
+# not 5 minutes (about 20 in all), during which an API thread and the user wait.
+_READ_TIMEOUT = 60
 
 
 def client_for(settings: Settings, *, probe: bool = False) -> Minio:

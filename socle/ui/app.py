@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from socle.errors import PayloadTooLarge, SocleError, message
 from socle.ui import rendering
 from socle.ui.web import LOCALE_COOKIE, CsrfRejected, LoginRequired, locale_of, login_url, render
-from socle.web import BodyLimit, french_detail, has_nul
+from socle.web import BodyLimit, french_detail, has_nul, unique_conflict
 from socle.web import http_error as api_http_error
 
 log = logging.getLogger("socle.ui")
@@ -132,6 +133,7 @@ def create_ui_app(routers: list[APIRouter]) -> FastAPI:
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(CsrfRejected, _csrf_rejected)
     app.add_exception_handler(SocleError, _socle_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
@@ -166,6 +168,12 @@ async def _csrf_rejected(request: Request, exc: Exception) -> Response:
 async def _socle_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, SocleError)
     return _error_page(request, exc.status, exc.title, exc.detail)
+
+
+async def _integrity_error(request: Request, exc: Exception) -> Response:
+    # The same form sent twice at once (a double click): the second is told to reload, not an internal error.
+    conflict = unique_conflict(request, exc)
+    return await (_unexpected_error(request, exc) if conflict is None else _socle_error(request, conflict))
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
