@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -70,8 +71,10 @@ FIELDS = (
 
 
 @router.get("/archives/transferts", response_class=HTMLResponse)
-def transfers_list(request: Request, db: DbDep, user: UserDep, etat: str = "", page: int = 1) -> Response:
+def transfers_list(request: Request, db: DbDep, user: UserDep, etat: str = "", page: str = "1") -> Response:
     require_archivist(user)
+    # A typed or truncated address (page=abc, page=) shows the first page, as the GED lists do, not a 400.
+    number = int(page) if page.strip().isdigit() and len(page.strip()) < 10 else 1
     statuses = _filter_statuses(etat)
     query = select(Transfer).where(Transfer.tenant_id == user.principal.tenant_id)
     if statuses is not None:
@@ -80,14 +83,14 @@ def transfers_list(request: Request, db: DbDep, user: UserDep, etat: str = "", p
         etat = ""
     total = db.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     pages = max(1, -(-total // PAGE_SIZE))
-    page = min(max(page, 1), pages)
+    number = min(max(number, 1), pages)
     found = db.execute(
-        query.order_by(Transfer.created_at.desc(), Transfer.id).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+        query.order_by(Transfer.created_at.desc(), Transfer.id).limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE)
     ).scalars()
     context = {
         "transfers": transfer_rows(list(found)),
         "total": total,
-        "page": page,
+        "page": number,
         "pages": pages,
         "etat": etat,
         "groups": [(key, group[0]) for key, group in GROUPS.items()],
@@ -196,6 +199,15 @@ def _split_ids(text: str) -> list[str]:
     return list(dict.fromkeys(part for part in re.split(r"[\s,;]+", text) if part))
 
 
+def _is_id(text: str) -> bool:
+    """Whether ``text`` has the shape of a GED identifier (a UUID, as shown on the document and folder pages)."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _transfer_body(request: Request, values: dict[str, str]) -> tuple[TransferIn | None, dict[str, str]]:
     """The API's request from the form, or the errors of each field (in the page's language)."""
     errors: dict[str, str] = {}
@@ -209,12 +221,26 @@ def _transfer_body(request: Request, values: dict[str, str]) -> tuple[TransferIn
     kind = values["selection"]
     if kind == "documents":
         body["document_ids"] = _split_ids(values["document_ids"])
+        wrong = [part for part in body["document_ids"] if not _is_id(part)]
         if not body["document_ids"]:
             errors["document_ids"] = t(request, "Indiquez au moins un identifiant de document.")
+        elif wrong:
+            # Said now, next to the field: otherwise the transfer is created and only fails later, in the job.
+            errors["document_ids"] = t(
+                request,
+                "Identifiant non reconnu : « %(value)s ». Copiez-le depuis la page du document.",
+                value=wrong[0][:60],
+            )
     elif kind == "dossier":
         body["folder_id"] = values["folder_id"].strip()
         if not body["folder_id"]:
             errors["folder_id"] = t(request, "Indiquez l'identifiant du dossier du plan de classement.")
+        elif not _is_id(body["folder_id"]):
+            errors["folder_id"] = t(
+                request,
+                "Identifiant non reconnu : « %(value)s ». Copiez-le depuis la page du dossier.",
+                value=body["folder_id"][:60],
+            )
     elif kind == "dua":
         body["dua_reached"] = True
     else:

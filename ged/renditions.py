@@ -47,6 +47,7 @@ from socle.db import new_id, transaction
 from socle.models import Job
 from socle.queue import enqueue
 from socle.storage import get_store, scratch_dir
+from socle.storage.ownership import check_stored
 
 log = logging.getLogger("ged.renditions")
 
@@ -600,6 +601,8 @@ def _record_text(
             return  # another run got there first
         if reason is not None:
             _audit_failure(session, tenant_id, document_id, version, TEXT, reason)
+        if text_key is not None:
+            check_stored(session, text_key)  # the same text may have been purged since it was put: retried
         numbers = set()
         for same in _same_content(session, target, Version.text_status == PENDING):
             same.text_status, same.text_key = status, text_key
@@ -738,6 +741,9 @@ def make_preview(tenant_id: str, document_id: str, number: int) -> None:
                 _audit_failure(session, tenant_id, document_id, version, PREVIEW, exc.reason)
         return
     with transaction() as session:
+        # An identical preview purged since it was put would leave the version pointing at nothing: the job is
+        # retried (ObjectGone) and puts it again.
+        check_stored(session, preview_key, thumbnail_key)
         for same in _same_content(session, target, Version.preview_key.is_(None)):
             same.preview_key, same.thumbnail_key = preview_key, thumbnail_key
 
@@ -802,6 +808,7 @@ def make_pdfa(tenant_id: str, document_id: str, number: int) -> None:
                 _audit_failure(session, tenant_id, document_id, version, PDFA, exc.reason, expected=expected)
         return
     with transaction() as session:
+        check_stored(session, pdfa_key)  # as for the preview: purged meanwhile, the job is retried
         for same in _same_content(session, target, Version.pdfa_key.is_(None)):
             same.pdfa_key = pdfa_key
 

@@ -48,7 +48,8 @@ from socle.auth import Principal
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge, SocleError, UnsupportedMediaType
 from socle.settings import get_settings
 from socle.storage import StoredObject
-from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
+from socle.ui.rendering import format_number
+from socle.ui.web import DbDep, FormDep, UserDep, locale_of, redirect, render, t
 from socle.web import object_response
 
 router = APIRouter(include_in_schema=False)
@@ -339,7 +340,9 @@ def new_document(request: Request, db: DbDep, user: UserDep, form: FormDep) -> R
         document = _store_new(db, principal, file, metadata)
     except FORM_ERRORS as exc:
         db.rollback()
-        errors = {_upload_error_field(exc): exc.detail}
+        errors = {
+            _upload_error_field(exc): _too_large(request, exc) if isinstance(exc, PayloadTooLarge) else exc.detail
+        }
         return _refused_upload(request, db, principal, type_code, values, errors, True, status=exc.status)
     message = t(request, "Document « %(title)s » déposé.", title=metadata.title)
     return redirect(f"/documents/{document.id}", db=db, user=user, message=message)
@@ -362,6 +365,20 @@ def _store_file(file: Any) -> tuple[StoredObject, str, str]:
         raise InvalidInput("le fichier est vide")  # said before a type check that would find nothing to read
     media_type = ingest.checked_media_type(head, file.content_type, filename)
     return service.store_upload(file.file), filename, media_type
+
+
+def _too_large(request: Request, exc: PayloadTooLarge) -> str:
+    """The size limit as the form's hint says it (« 200 Mio »), not the domain's count of bytes."""
+    value = float(exc.extra.get("max_size") or get_settings().max_upload_bytes)
+    locale = locale_of(request)
+    unit = "o"
+    for unit in ("o", "Kio", "Mio", "Gio"):  # the units of the templates' ``filesize`` filter
+        if value < 1024 or unit == "Gio":
+            break
+        value /= 1024
+    shown = format_number(round(value, 1), locale)
+    size = f"{shown}\u00a0{unit if locale == 'fr' else unit.replace('o', 'B')}"
+    return t(request, "Fichier trop volumineux : %(size)s au plus. Réduisez-le ou découpez-le.", size=size)
 
 
 def _metadata_error_field(exc: SocleError) -> str:
@@ -503,6 +520,8 @@ def new_version(request: Request, db: DbDep, user: UserDep, form: FormDep, docum
         stored, filename, media_type = _store_file(file)
         document = service.add_content_version(db, principal, document_id, stored, filename, media_type)
     except FORM_ERRORS as exc:
+        if isinstance(exc, PayloadTooLarge):
+            exc = PayloadTooLarge(_too_large(request, exc))
         return refuse_on_document_page(request, db, principal, document_id, "file", exc, None)
     message = t(request, "Version %(number)s déposée.", number=document.current_version)
     return redirect(f"/documents/{document_id}", db=db, user=user, message=message)
@@ -514,6 +533,15 @@ def trash_document(request: Request, db: DbDep, user: UserDep, form: FormDep, do
         document = service.trash_document(db, user.principal, document_id)
     except FORM_ERRORS as exc:
         return refuse_on_document_page(request, db, user.principal, document_id, "form", exc, None)
+    except NotFound:
+        # A double click, or a page left open after someone else trashed it: the wish is fulfilled, so say so
+        # on the trash page rather than show a « not found » page naming the document by its identifier.
+        db.rollback()
+        trashed = _trashed_for(db, user.principal, document_id)
+        if trashed is None:
+            raise
+        message = t(request, "« %(title)s » est déjà à la corbeille.", title=trashed.current.title)
+        return redirect("/corbeille", db=db, user=user, message=message)
     message = t(
         request,
         "« %(title)s » est à la corbeille : il peut être restauré pendant %(days)s jours.",
@@ -521,6 +549,16 @@ def trash_document(request: Request, db: DbDep, user: UserDep, form: FormDep, do
         days=service.trash_days(),
     )
     return redirect("/corbeille", db=db, user=user, message=message)
+
+
+def _trashed_for(db: Session, principal: Principal, document_id: str) -> Document | None:
+    """The document if it is in the trash and the user may read it (only a reader may learn where it is)."""
+    try:
+        document = service.get_document(db, principal.tenant_id, document_id, trashed=True)
+        access.require(db, principal, document, "read")
+    except (NotFound, Forbidden):
+        return None
+    return document if document.deleted_at is not None else None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -553,6 +591,7 @@ def _metadata_form(
             "date": current.document_date.isoformat() if current.document_date else "",
             "tags": ", ".join(current.tags or []),
             **(field_form_values(current.field_values or {}) if same_type else {}),
+            "version": str(document.current_version),
         }
     context = {
         "document": document,
@@ -592,6 +631,20 @@ def update_metadata(request: Request, db: DbDep, user: UserDep, form: FormDep, d
     document = _writable(db, principal, document_id)
     type_code = text(form, "type")
     values = form_values(form)
+    based_on = text(form, "version")
+    if based_on and based_on != str(document.current_version):
+        # Someone saved a new version since this form was opened: the fields left as they were would otherwise
+        # silently undo that person's changes. The typed values are shown again, now based on the new version.
+        message = t(
+            request,
+            "Ce document a été modifié par quelqu'un d'autre depuis l'ouverture du formulaire (version %(number)s). "
+            "Vérifiez vos saisies ci-dessous, puis enregistrez à nouveau.",
+            number=document.current_version,
+        )
+        values["version"] = str(document.current_version)
+        return _metadata_form(
+            request, db, principal, document, type_code=type_code, values=values, errors={"form": message}, status=409
+        )
     patch, errors = _patch_from(request, db, principal, document, form, type_code)
     if patch is not None and not errors:
         try:

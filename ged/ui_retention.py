@@ -34,6 +34,7 @@ rendering.register("ged")  # the templates are the GED's; the navigation entry i
 
 PAGE_SIZE = 50
 SHOWN_DOCUMENTS = 200  # documents listed on an elimination's page: the page stays light whatever its size
+PROOF_CHUNK = 500  # documents looked up per query on a proof page
 MAX_COMMENT = 5000  # as the API's EliminationIn and DecisionIn
 TRANSFER_FORM = "/archives/transferts/nouveau"
 
@@ -337,9 +338,13 @@ def _proof_documents(db: Session, principal: Principal, proof: AuditEntry) -> tu
     The audit entry itself stays whole: it is the legal record, read in the audit log."""
     proven = proof.details.get("documents") or []
     ids = [str(item.get("document_id")) for item in proven]
-    readable = set(
-        db.execute(select(Document.id).where(Document.id.in_(ids), access.readable(db, principal))).scalars()
-    )
+    readable: set[str] = set()
+    # An elimination may hold tens of thousands of documents: a bounded IN list per query (SQLite caps its
+    # parameters, PostgreSQL plans a huge list slowly).
+    for start in range(0, len(ids), PROOF_CHUNK):
+        chunk = ids[start : start + PROOF_CHUNK]
+        found = db.execute(select(Document.id).where(Document.id.in_(chunk), access.readable(db, principal)))
+        readable.update(found.scalars())
     shown = [item for item in proven if item.get("document_id") in readable][:SHOWN_DOCUMENTS]
     return shown, sum(1 for item in proven if item.get("document_id") not in readable)
 

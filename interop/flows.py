@@ -865,6 +865,11 @@ def _send_once(session: Session, flow: Flow, find: Callable[[], str | None], sen
         # act (another flow, another tool) with the same number, and its transaction is not this flow's.
         found = find() if sent_before else None
         if found is None:
+            if not sent_before:
+                # Nothing of this flow reached the platform: left « sending », a resume would ask the platform
+                # by the act's number and take the other act's transaction as its own.
+                _set(flow, sending=False, send_refused=True)
+                session.commit()
             raise
         transaction_id = found
         _set(flow, recovered=True)

@@ -33,7 +33,7 @@ from parapheur.models import (
 )
 from socle import audit
 from socle.auth import Principal, Role
-from socle.db import utcnow
+from socle.db import is_unique_violation, utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, Message, NotFound, message
 from socle.models import User
 from socle.text import check_text
@@ -68,7 +68,7 @@ def _flush_unique(session: Session, refusal: Message) -> None:
     try:
         session.flush()
     except IntegrityError as exc:
-        if getattr(exc.orig, "sqlstate", None) != "23505":  # unique_violation; any other is a real fault
+        if not is_unique_violation(exc):  # any other integrity error is a real fault
             raise
         session.rollback()
         raise Conflict(refusal) from None

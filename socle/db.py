@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, Engine, String, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DontWrapMixin
+from sqlalchemy.exc import DontWrapMixin, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from socle.errors import InvalidInput, message
@@ -161,3 +161,16 @@ def reset_engines() -> None:
     for engine in _ENGINES.values():
         engine.dispose()
     _ENGINES.clear()
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """Whether the database refused a row because another holds the same unique values (PostgreSQL's SQLSTATE
+    23505, for a primary key too; SQLite's « UNIQUE constraint failed »), not for a missing reference or a
+    NULL: only the former is the trace of a concurrent request that won the race."""
+    original = exc.orig
+    if getattr(original, "sqlstate", None) == "23505" or getattr(original, "pgcode", None) == "23505":
+        return True
+    name = getattr(original, "sqlite_errorname", "")
+    return name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY") or "UNIQUE constraint failed" in str(
+        original
+    )

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from socle.auth import Principal, authenticate
-from socle.db import new_session
+from socle.db import is_unique_violation, new_session
 from socle.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge, SocleError, message
 from socle.files import display_name
 from socle.settings import get_settings
@@ -104,19 +104,6 @@ def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(
         500, "Erreur interne", "une erreur inattendue s'est produite ; elle est journalisée", "internal"
-    )
-
-
-def is_unique_violation(exc: IntegrityError) -> bool:
-    """Whether the database refused a row because another holds the same unique values (PostgreSQL's SQLSTATE
-    23505, for a primary key too; SQLite's « UNIQUE constraint failed »), not for a missing reference or a
-    NULL: only the former is the trace of a concurrent request that won the race."""
-    original = exc.orig
-    if getattr(original, "sqlstate", None) == "23505" or getattr(original, "pgcode", None) == "23505":
-        return True
-    name = getattr(original, "sqlite_errorname", "")
-    return name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY") or "UNIQUE constraint failed" in str(
-        original
     )
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "HOLDERS",
     "UNKNOWN",
     "ObjectGone",
+    "check_stored",
     "held_by_others",
     "lock_object",
     "record_held",
@@ -44,6 +45,8 @@ __all__ = [
 
 #: The services that hold objects, each under its own name.
 HOLDERS = frozenset({"ged", "parapheur", "archive", "interop"})
+#: The holders whose rows are deleted when they let an object go (:func:`release_held`): only the GED.
+RELEASING = frozenset({"ged"})
 #: The holder of a row recorded before holders were and claimed by no service since: never released.
 UNKNOWN = ""
 
@@ -67,13 +70,27 @@ def record_held(session: Session, tenant_id: str, *keys: str | None, holder: str
     :raises ObjectGone: an object is no longer in the store.
     :raises RuntimeError: a database other than PostgreSQL or SQLite.
     """
-    from socle.storage import get_store  # the store's module imports the settings; this one stays light
-
     _check_holder(holder)
     unique = dict.fromkeys(key for key in keys if key)
+    for key in _already_kept(session, tenant_id, unique, holder):
+        del unique[key]
     if not unique:
         return
-    for key in sorted(unique):  # always in the same order: two transactions never wait for each other's lock
+    check_stored(session, *unique)
+    now = utcnow()
+    rows = [{"tenant_id": tenant_id, "object_key": key, "holder": holder, "created_at": now} for key in unique]
+    session.execute(_insert_ignoring_duplicates(session.get_bind().dialect.name), rows)
+
+
+def check_stored(session: Session, *keys: str) -> None:
+    """Check that these objects are in the store, each under its lock (:func:`lock_object`, held until the
+    caller's transaction ends): a row the caller then writes refers to bytes the GED cannot delete meanwhile.
+
+    :raises ObjectGone: an object is no longer in the store.
+    """
+    from socle.storage import get_store  # the store's module imports the settings; this one stays light
+
+    for key in sorted(set(keys)):  # always in the same order: two transactions never wait for each other's lock
         lock_object(session, key)
         if not get_store().exists(key):
             raise ObjectGone(
@@ -83,9 +100,23 @@ def record_held(session: Session, tenant_id: str, *keys: str | None, holder: str
                     object_key_start=key[:16],
                 )
             )
-    now = utcnow()
-    rows = [{"tenant_id": tenant_id, "object_key": key, "holder": holder, "created_at": now} for key in unique]
-    session.execute(_insert_ignoring_duplicates(session.get_bind().dialect.name), rows)
+
+
+def _already_kept(session: Session, tenant_id: str, keys: dict[str, None], holder: str) -> list[str]:
+    """The keys this tenant already holds through ``holder``, when that holder never lets objects go: their
+    bytes stay while the row does, so neither the lock nor the store need asking again (the parapheur records
+    its folder's documents at every act). The GED's rows are released by its purge, so they are always checked.
+    """
+    if holder in RELEASING or not keys:
+        return []
+    found = session.execute(
+        select(TenantObject.object_key).where(
+            TenantObject.tenant_id == tenant_id,
+            TenantObject.holder == holder,
+            TenantObject.object_key.in_(list(keys)),
+        )
+    )
+    return list(found.scalars())
 
 
 def tenant_holds(session: Session, tenant_id: str, key: str) -> bool:

@@ -22,8 +22,8 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 from test_ged_qa_retention_purge import trash
 
-from ged import journal, retention, service
-from ged.models import Document
+from ged import journal, renditions, retention, service
+from ged.models import Document, Version
 from ged.schemas import Metadata
 from socle.auth import Principal
 from socle.db import new_session
@@ -116,3 +116,40 @@ def test_the_purge_waits_for_an_upload_of_the_same_bytes_on_postgresql(
 def _purge(tenant_id: str) -> None:
     with new_session() as session:
         retention.purge(session, tenant_id)
+
+
+@pytest.mark.parametrize("job", ["make_preview", "make_pdfa", "extract_text"])
+def test_a_rendition_purged_before_its_job_records_it_is_made_again(
+    kit: Kit, job: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rendition's bytes are put, then recorded: an identical rendition of a purged document may be deleted
+    in between. The job is then retried (ObjectGone) rather than leave the version pointing at nothing."""
+    document_id = new_document(kit, text=TEXT, title="Arrêté")["id"]
+    column = {"make_preview": "preview_key", "make_pdfa": "pdfa_key", "extract_text": "text_key"}[job]
+    put_bytes, put_file = renditions._put_bytes, renditions._put_file
+
+    def purged_at_once(put: Callable[[Any], str]) -> Callable[[Any], str]:
+        def put_then_purge(data: Any) -> str:
+            key = put(data)
+            get_store().delete(key)  # the purge of another document with the same rendition, meanwhile
+            return key
+
+        return put_then_purge
+
+    monkeypatch.setattr(renditions, "_put_bytes", purged_at_once(put_bytes))
+    monkeypatch.setattr(renditions, "_put_file", purged_at_once(put_file))
+    with pytest.raises(ObjectGone):
+        getattr(renditions, job)(kit.tenant_id, document_id, 1)
+    assert _rendition_key(document_id, column) is None
+
+    monkeypatch.setattr(renditions, "_put_bytes", put_bytes)
+    monkeypatch.setattr(renditions, "_put_file", put_file)
+    getattr(renditions, job)(kit.tenant_id, document_id, 1)  # the retry
+    key = _rendition_key(document_id, column)
+    assert key is not None and get_store().exists(key)
+
+
+def _rendition_key(document_id: str, column: str) -> str | None:
+    with new_session() as session:
+        version = session.execute(select(Version).where(Version.document_id == document_id)).scalar_one()
+        return getattr(version, column)  # type: ignore[no-any-return]

@@ -33,14 +33,14 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _sweeper_of(worker: subprocess.Popen[bytes]) -> int:
+def _sweeper_of(worker: subprocess.Popen[bytes], log: Path) -> int:
     """The sweeper process the worker spawns beside itself, once it is there."""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         for child in _children(worker.pid):
             if b"multiprocessing.spawn" in Path(f"/proc/{child}/cmdline").read_bytes():
                 return child
-        assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
+        assert worker.poll() is None, log.read_text(errors="replace")
         time.sleep(0.2)
     raise AssertionError("the worker started no sweeper")
 
@@ -54,16 +54,18 @@ def test_the_sweeper_does_not_outlive_its_killed_worker(own_postgres_url: str, r
     }
     migrated = socle_command("migrate", env=env)
     assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    log_path = tmp_path / "worker.log"
+    log = log_path.open("wb")  # a pipe nobody reads would block a talkative worker
     worker = subprocess.Popen(
         [sys.executable, "-m", "socle", "worker", "interop"],
         env={**os.environ, **env},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     sweeper = None
     try:
-        sweeper = _sweeper_of(worker)
+        sweeper = _sweeper_of(worker, log_path)
 
         worker.send_signal(signal.SIGKILL)  # no `finally`, no atexit: what systemd sees after an OOM kill
         worker.wait()
@@ -79,3 +81,4 @@ def test_the_sweeper_does_not_outlive_its_killed_worker(own_postgres_url: str, r
             worker.wait()
         if sweeper is not None and _alive(sweeper):
             os.kill(sweeper, signal.SIGKILL)
+        log.close()

@@ -9,7 +9,7 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ from s2low_helpers import (
     events,
     flow_of,
     running_s2low,
+    s2low_config,
     start,
     step_jobs,
     store,
@@ -32,7 +33,8 @@ from sqlalchemy import select
 from archive import jobs as archive_jobs
 from archive.models import Transfer
 from ged.models import Document, Version
-from interop import flows
+from interop import actes, flows
+from interop.connectors.s2low import S2lowConnector
 from interop.models import Flow, FlowLock
 from socle import messages, queue
 from socle.db import new_session, transaction, utcnow
@@ -562,3 +564,20 @@ def test_a_state_without_a_step_never_ends_a_flow_done(kit: Kit, sim: S2low) -> 
         flows._advance(session, flow, flows.Advance("état inconnu", "une plateforme imprévue"))
     flow = flow_of(flow_id)
     assert flow.status == "error" and "état « état inconnu » sans étape" in (flow.error or "")
+
+
+def test_a_number_another_tool_sent_is_refused_and_never_taken_over_on_resume(kit: Kit, sim: S2low) -> None:
+    add_s2low(kit, sim)
+    # Another tool of the collectivité already sent an act numbered DEL_40 to S²LOW: socle cannot know before.
+    act = actes.Act("DEL_40", date(2026, 11, 30), 1, (1, 1), "Autre", actes.ActFile(store(make_pdf("x")).key, "a.pdf"))
+    sender = actes.Sender("213700000", "037", return_emails=("greffe@mairie-test.fr",))
+    other = actes.build_package(get_store(), sender, act, date(2026, 1, 15), "1", ACTES_SCHEMAS)
+    S2lowConnector("tdt", s2low_config(sim), {}).send_actes(get_store(), other.stored.key, other.filename)
+    flow = drive(start(kit, act_request(kit, "DEL_40")))
+    assert flow.status == "error" and "déjà celui d'un autre acte" in (flow.error or "")
+    assert not flow.data.get("sending") and not flow.data.get("transaction_id")
+    # A resume asks the platform again: the other act's transaction is still not this flow's.
+    kit["admin"].post(f"/interop/flows/{flow.id}/resume").raise_for_status()
+    resumed = drive(flow.id)
+    assert resumed.status == "error" and not resumed.data.get("transaction_id"), resumed.data
+    assert sim.sends(act_id("DEL_40")) == 3 and len(sim.state.transactions) == 1

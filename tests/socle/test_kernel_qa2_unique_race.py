@@ -23,10 +23,10 @@ from sqlalchemy.exc import IntegrityError
 from ui_kit import post_form, sign_in
 
 from ged.models import DocumentType, Group
-from socle.db import get_engine, new_id, new_session, utcnow
+from socle.db import get_engine, is_unique_violation, new_id, new_session, utcnow
 from socle.migrating import upgrade_all
 from socle.models import AuditEntry
-from socle.web import install_error_handlers, is_unique_violation
+from socle.web import install_error_handlers
 
 from conftest import Kit, assert_problem
 

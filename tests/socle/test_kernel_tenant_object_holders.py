@@ -18,7 +18,7 @@ from parapheur.models import Folder, FolderDocument
 from socle.db import engine_for, new_session, transaction
 from socle.migrating import PACKAGES, alembic_config, upgrade_all
 from socle.storage import get_store
-from socle.storage.ownership import held_by_others, record_held, release_held, tenant_holds
+from socle.storage.ownership import ObjectGone, held_by_others, record_held, release_held, tenant_holds
 
 
 def _key() -> str:
@@ -148,3 +148,20 @@ def test_the_services_claim_their_rows_in_either_order(old_database_url: str, fi
     upgrade_all(url)  # nothing to do the second time
     with Session(engine_for(url)) as session:
         assert _holders(session, tenant) == expected
+
+
+def test_a_key_already_held_by_a_service_that_never_lets_go_is_not_asked_again() -> None:
+    """The parapheur records its folder's documents at every act: once recorded, its row keeps the bytes in
+    the store (the GED's purge leaves what another service holds), so the store is not asked again. The GED's
+    own rows go with its purge: they are checked every time."""
+    tenant, key = str(uuid.uuid4()), _key()
+    with transaction() as session:
+        record_held(session, tenant, key, holder="parapheur")
+        record_held(session, tenant, key, holder="ged")
+    get_store().delete(key)  # stands for « would the store be asked? »: it would answer no
+    with transaction() as session:
+        record_held(session, tenant, key, holder="parapheur")  # no question, no refusal
+    with transaction() as session, pytest.raises(ObjectGone):
+        record_held(session, tenant, key, holder="ged")
+    with transaction() as session, pytest.raises(ObjectGone):
+        record_held(session, str(uuid.uuid4()), key, holder="parapheur")  # another tenant's first holding

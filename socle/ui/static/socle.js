@@ -14,6 +14,24 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   });
+  // A form sent once is not sent again while its answer comes (a double click on « Créer » made two of
+  // everything). Registered after the confirmations, so a cancelled confirmation does not count as sent.
+  document.querySelectorAll("form[method=post]").forEach((form) => {
+    form.addEventListener("submit", (event) => {
+      if (event.defaultPrevented) return;
+      if (form.dataset.sent) { event.preventDefault(); return; }
+      form.dataset.sent = "1";
+      form.setAttribute("aria-busy", "true");
+    });
+  });
+  // Back to a page from the browser's history: its forms can be sent again.
+  window.addEventListener("pageshow", (event) => {
+    if (!event.persisted) return;
+    document.querySelectorAll("form[data-sent]").forEach((form) => {
+      delete form.dataset.sent;
+      form.removeAttribute("aria-busy");
+    });
+  });
   // Drag and drop onto a file input's zone; the plain file input stays usable by keyboard.
   document.querySelectorAll(".dropzone").forEach((zone) => {
     const input = zone.querySelector("input[type=file]");
