@@ -409,6 +409,15 @@ def transfer(principal: PrincipalDep, session: SessionDep, folder_id: str, body:
     return folder_out(session, folder)
 
 
+@router.post(
+    "/{folder_id}/external-link",
+    response_model=FolderOut,
+    summary="Renvoyer le lien de signature externe (créateur ou administrateur)",
+)
+def resend_external_link(principal: PrincipalDep, session: SessionDep, folder_id: str) -> FolderOut:
+    return folder_out(session, service.resend_external_link(session, principal, folder_id))
+
+
 @router.post("/{folder_id}/withdraw", response_model=FolderOut, summary="Retirer le dossier (son créateur)")
 def withdraw(principal: PrincipalDep, session: SessionDep, folder_id: str, body: ActionIn | None = None) -> FolderOut:
     return folder_out(session, service.withdraw(session, principal, folder_id, body.comment if body else None))

@@ -132,7 +132,13 @@ def digest(tenant: str) -> None:
     click.echo(f"{late} avis de retard donné(s), {sent} récapitulatif(s) envoyé(s).")
 
 
-@group.command("late", help="Avertir les bureaux des dossiers en retard (un avis par jour et par dossier).")
+@group.command(
+    "late",
+    help=(
+        "Avertir des dossiers en retard ceux qu'ils attendent (bureaux, ou le créateur quand aucun bureau ne "
+        "peut agir) : un avis par jour et par dossier."
+    ),
+)
 @click.option("--tenant", required=True, help="Identifiant de la collectivité")
 def late(tenant: str) -> None:
     from parapheur import notify
@@ -140,7 +146,10 @@ def late(tenant: str) -> None:
 
     with transaction() as session:
         count = notify.notice_late(session, get_tenant(session, tenant).id, french_today())
-    click.echo(f"{count} avis de retard donné(s) (immédiats ou gardés pour le récapitulatif).")
+    click.echo(
+        f"{count} avis de retard préparé(s) (immédiats, gardés pour le récapitulatif, ou non envoyés à qui "
+        "n'en veut pas)."
+    )
 
 
 def _secret_from_env(variable: str, prompt: str) -> str:

@@ -228,7 +228,8 @@ def update_desk(session: Session, principal: Principal, desk_id: str, changes: d
     _flush_unique(
         session,
         message(
-            "le bureau « %(desk_name)s » vient d'être modifié par une autre requête : rechargez-le et recommencez",
+            "le bureau « %(desk_name)s » vient d'être modifié par une autre requête, ou ce nom vient d'être pris "
+            "par un autre bureau : rechargez la page et recommencez",
             desk_name=desk.name,
         ),
     )
@@ -552,8 +553,11 @@ def update_type(session: Session, principal: Principal, type_id: str, changes: d
     _check_type_values(merged)
     if "name" in changes:
         _check_type_name(session, principal.tenant_id, changes["name"], row.id)
-    for subtype in list_subtypes(session, principal.tenant_id, row.id):  # their circuits must suit the new format
-        check_signature_count(subtype.circuit, merged["signature_format"], subtype.name)
+    if merged["signature_format"] != row.signature_format:
+        # Their circuits must suit the new format; a rename or a level change leaves them as they were (a
+        # sous-type saved before a rule stays editable through its type, it simply takes no new folder).
+        for subtype in list_subtypes(session, principal.tenant_id, row.id):
+            check_signature_count(subtype.circuit, merged["signature_format"], subtype.name)
     taken = message("un type « %(name)s » existe déjà", name=merged["name"])
     _save_changes(session, principal, row, "type", _TYPE_FIELDS, changes, merged, taken)
     return row

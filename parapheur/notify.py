@@ -29,7 +29,7 @@ from parapheur.models import (
     insert_once,
 )
 from socle import messages, secrets
-from socle.dates import french_today
+from socle.dates import french_date, french_today
 from socle.db import utcnow
 from socle.errors import InvalidInput, message
 from socle.queue import enqueue
@@ -309,18 +309,37 @@ def notice_late(session: Session, tenant_id: str, today: date) -> int:
         waiting = [desk_id for desk_id in step.desk_ids if desk_id not in acted]
         desks = waiting + delegate_desks(session, folder, waiting)
         usernames = members(session, desks)
+        if not usernames:
+            # A desk left without active members: nobody would know the folder waits, so its creator is told.
+            data = payload("late", folder, comment=_EMPTY_DESK)
+            deliver(session, tenant_id, [folder.created_by], data, key)
+            count += 1
+            continue
         deliver(session, tenant_id, usernames, payload("late", folder), key)
         count += len(usernames)
     return count
+
+
+_EMPTY_DESK = (
+    "Le bureau qui doit agir n'a plus aucun membre actif : demandez à l'administrateur d'y affecter quelqu'un, "
+    "ou retirez le dossier."
+)
 
 
 def _deskless_wait(folder: Folder, step: Step) -> str:
     """What a late folder waits for when no desk can act on it, told to its creator."""
     if step.kind == "external_signature":
         who = step.external_name or step.external_email or ""
+        if step.token_expires_at is not None and step.token_expires_at <= utcnow():
+            # Reminding the signer would be useless: their link no longer opens.
+            expired = french_date(step.token_expires_at).strftime("%d/%m/%Y")
+            return (
+                f"Il attend la signature externe de {who} ({step.external_email or '?'}), dont le lien a expiré "
+                f"le {expired} : renvoyez-lui un lien depuis la page du dossier, ou retirez le dossier."
+            )
         return (
-            f"Il attend la signature externe de {who} ({step.external_email or '?'}) : relancez le signataire, "
-            "ou retirez le dossier."
+            f"Il attend la signature externe de {who} ({step.external_email or '?'}) : relancez le signataire "
+            "(ou renvoyez-lui le lien depuis la page du dossier), ou retirez le dossier."
         )
     if folder.error:
         return f"Il attend le cachet serveur, qui a échoué ({folder.error}) : prévenez l'administrateur."

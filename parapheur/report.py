@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parapheur.models import Desk, Folder, FolderEvent, Subtype
+from socle.errors import message
 from socle.models import Tenant, User
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ ACTION_LABELS = {
     "transferred": "Transfert",
     "undone": "Droit de remords",
     "withdrawn": "Retrait par le créateur",
+    "external_link_resent": "Lien de signature externe renvoyé",
     "completed": "Dossier terminé",
     "annotation": "Annotation",
     "annotated": "Annotation",
@@ -55,6 +57,22 @@ STATUS_LABELS = {
     "withdrawn": "Retiré",
     "error": "En erreur",
 }
+
+# The same, as the words of a sentence (« état : en cours »), translated with the message that carries them.
+STATUS_NAMES = {
+    "draft": message("brouillon"),
+    "awaiting_document": message("en attente du document"),
+    "in_progress": message("en cours"),
+    "completed": message("terminé"),
+    "rejected": message("rejeté"),
+    "withdrawn": message("retiré"),
+    "error": message("en erreur"),
+}
+
+
+def status_name(status: str) -> str:
+    """A folder's state in a sentence of a message (its code when unknown)."""
+    return STATUS_NAMES.get(status, status)
 
 
 def write_bordereau(session: Session, folder: Folder, destination: Path) -> None:

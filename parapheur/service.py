@@ -36,7 +36,7 @@ from parapheur.models import (
     TrustAnchor,
     insert_once,
 )
-from parapheur.report import STATUS_LABELS
+from parapheur.report import status_name
 from socle import audit, messages
 from socle.auth import Principal, Role
 from socle.dates import french_date, french_today
@@ -387,7 +387,10 @@ def send(session: Session, principal: Principal, folder_id: str) -> Folder:
         raise Forbidden(message("seul le créateur du dossier peut l'envoyer"))
     if folder.status not in (DRAFT, AWAITING) or folder.sent_at is not None:
         raise Conflict(
-            message("seul un brouillon peut être envoyé (état : %(folder_status)s)", folder_status=folder.status),
+            message(
+                "seul un brouillon peut être envoyé (état : %(folder_status)s)",
+                folder_status=status_name(folder.status),
+            ),
             folder_status=folder.status,
         )
     subtype = _subtype_of(session, folder)
@@ -550,7 +553,7 @@ def set_metadata(session: Session, principal: Principal, folder_id: str, values:
         acting_actor(session, principal, folder, folder.steps[folder.current_step])
     else:
         raise Conflict(
-            message("le dossier est clos (état : %(folder_status)s)", folder_status=folder.status),
+            message("le dossier est clos (état : %(folder_status)s)", folder_status=status_name(folder.status)),
             folder_status=folder.status,
         )
     merged = {**(folder.field_values or {}), **values}
@@ -652,7 +655,10 @@ def current_for(
     folder = folder_for(session, principal, folder_id, for_update=True)
     if folder.status != IN_PROGRESS:
         raise Conflict(
-            message("le dossier n'attend aucune action (état : %(folder_status)s)", folder_status=folder.status),
+            message(
+                "le dossier n'attend aucune action (état : %(folder_status)s)",
+                folder_status=status_name(folder.status),
+            ),
             folder_status=folder.status,
         )
     step = folder.steps[folder.current_step]
@@ -944,7 +950,7 @@ def undo(session: Session, principal: Principal, folder_id: str) -> Folder:
         raise Conflict(
             message(
                 "droit de remords impossible : le dossier est clos (état : %(folder_status)s)",
-                folder_status=folder.status,
+                folder_status=status_name(folder.status),
             )
         )
     acts = sorted(
@@ -997,7 +1003,7 @@ def withdraw(session: Session, principal: Principal, folder_id: str, comment: st
         raise Forbidden(message("seul le créateur du dossier peut le retirer"))
     if folder.status in circuits.ENDED_STATUSES:
         raise Conflict(
-            message("le dossier est déjà clos (état : %(folder_status)s)", folder_status=folder.status),
+            message("le dossier est déjà clos (état : %(folder_status)s)", folder_status=status_name(folder.status)),
             folder_status=folder.status,
         )
     folder.status, folder.updated_at = WITHDRAWN, utcnow()
@@ -1005,6 +1011,26 @@ def withdraw(session: Session, principal: Principal, folder_id: str, comment: st
     _event(session, folder, actor, "withdrawn", comment, {})
     _audit(session, folder, principal.actor, "parapheur.folder.withdrawn")
     events.folder_ended(session, folder, actor)
+    session.commit()
+    return folder
+
+
+def resend_external_link(session: Session, principal: Principal, folder_id: str) -> Folder:
+    """A new one-time link for the current external signature, mailed to its signer (its creator or an
+    administrator): the first link expired, or its mail was lost. The previous link dies with it."""
+    folder = folder_for(session, principal, folder_id, for_update=True)
+    if folder.created_by != principal.username and Role.ADMIN not in principal.roles:
+        raise Forbidden(message("seul le créateur du dossier ou un administrateur peut renvoyer le lien"))
+    step = folder.steps[folder.current_step] if folder.status == IN_PROGRESS else None
+    if step is None or step.kind != "external_signature":
+        raise Conflict(message("le dossier n'attend pas de signature externe : aucun lien à renvoyer"))
+    if not step.external_email:
+        raise Conflict(message("le signataire externe n'a pas d'adresse électronique : aucun lien à renvoyer"))
+    events.step_started(session, folder, step)  # a new secret and its mail; the old secret's hash is replaced
+    folder.updated_at = utcnow()
+    recipient = step.external_email
+    _event(session, folder, _user(principal), "external_link_resent", None, {"email": recipient})
+    _audit(session, folder, principal.actor, "parapheur.folder.external_link_resent", email=recipient)
     session.commit()
     return folder
 
@@ -1100,7 +1126,7 @@ def answer_opinion(
         raise Conflict(
             message(
                 "le dossier est clos (état : %(folder_status)s) : l'avis ne peut plus être donné",
-                folder_status=STATUS_LABELS.get(folder.status, folder.status).lower(),
+                folder_status=status_name(folder.status),
             ),
             folder_status=folder.status,
         )

@@ -21,7 +21,7 @@ from parapheur import circuits, config, identities, report, service, signature_a
 from parapheur.models import Folder, FolderDocument, OpinionRequest
 from parapheur.ui_common import files, kept, parapheur_user, text
 from parapheur.ui_pages import image_url, is_pdf, page_count
-from socle.auth import Principal, get_user_by_id, issue_token
+from socle.auth import Principal, Role, get_user_by_id, issue_token
 from socle.db import utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError
 from socle.files import display_name
@@ -49,13 +49,15 @@ class Possible:
     undo: bool = False
     send: bool = False
     withdraw: bool = False
+    resend_link: bool = False  # the current step is an external signature: its link can be sent again
+    link_expired: bool = False
     annotate: bool = False
     metadata: bool = False
     answers: list[OpinionRequest] = field(default_factory=list)
 
     @property
     def any(self) -> bool:
-        return bool(self.acting or self.undo or self.send or self.withdraw or self.answers)
+        return bool(self.acting or self.undo or self.send or self.withdraw or self.resend_link or self.answers)
 
 
 def possible(db: Session, principal: Principal, folder: Folder, opinions: list[OpinionRequest]) -> Possible:
@@ -78,6 +80,10 @@ def possible(db: Session, principal: Principal, folder: Folder, opinions: list[O
         can.undo = _last_act_is_theirs(principal, folder)
     can.send = creator and folder.status in (service.DRAFT, service.AWAITING) and folder.sent_at is None
     can.withdraw = creator and folder.status not in circuits.ENDED_STATUSES
+    current = folder.steps[folder.current_step] if folder.status == service.IN_PROGRESS else None
+    if current is not None and current.kind == "external_signature" and current.external_email:
+        can.resend_link = creator or Role.ADMIN in principal.roles
+        can.link_expired = current.token_expires_at is None or current.token_expires_at <= utcnow()
     can.metadata = (creator and folder.status in (service.DRAFT, service.AWAITING)) or can.acting
     can.annotate = service.may_annotate(db, principal, folder)
     can.answers = [
@@ -495,6 +501,20 @@ def withdraw(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_i
         "commentaire_retrait",
         lambda who: service.withdraw(db, who, folder_id, comment),
         t(request, "Dossier retiré."),
+    )
+
+
+@router.post("/dossiers/{folder_id}/renvoyer-lien", response_class=HTMLResponse)
+def resend_external_link(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        None,
+        lambda who: service.resend_external_link(db, who, folder_id),
+        t(request, "Nouveau lien envoyé au signataire externe ; l'ancien ne fonctionne plus."),
     )
 
 

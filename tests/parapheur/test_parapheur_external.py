@@ -117,3 +117,33 @@ def test_an_expired_or_unknown_link_is_404(kit: Kit, pki: TestPki, mailbox: Smtp
 def test_the_folder_routes_still_need_a_token(public: TestClient) -> None:
     assert_problem(public.get("/parapheur/folders"), 401)
     assert_problem(public.post("/parapheur/folders/bulk", json={"action": "visa", "folder_ids": ["x"]}), 401)
+
+
+def test_an_expired_link_is_sent_again_by_the_creator_and_the_old_one_dies(
+    kit: Kit, pki: TestPki, mailbox: SmtpServer, public: TestClient
+) -> None:
+    folder = external_folder(kit, pki)
+    first = mailed_secret(mailbox)
+    with transaction() as session:  # the signer let the 14 days go by
+        session.execute(
+            update(Step)
+            .where(Step.folder_id == folder["id"], Step.position == 1)
+            .values(token_expires_at=utcnow() - timedelta(days=1))
+        )
+    assert_problem(kit["maire"].post(f"/parapheur/folders/{folder['id']}/external-link"), 404)  # not theirs
+    mailbox.messages.clear()
+    resent = ok(kit["agent"].post(f"/parapheur/folders/{folder['id']}/external-link"))
+    assert resent["status"] == "in_progress"
+    second = mailed_secret(mailbox)
+    assert second != first
+    assert_problem(public.get(f"/parapheur/external/{first}"), 404)
+    assert ok(public.get(f"/parapheur/external/{second}"))["title"] == "Convention de mise à disposition"
+    assert actions(folder["id"]).count("external_link_resent") == 1
+    # An administrator may send it too; once signed, there is no link left to send.
+    mailbox.messages.clear()
+    ok(kit["admin"].post(f"/parapheur/folders/{folder['id']}/external-link"))
+    third = mailed_secret(mailbox)
+    assert_problem(public.get(f"/parapheur/external/{second}"), 404)
+    ok(public.post(f"/parapheur/external/{third}/sign", json={"consent": True, "name": "Claude Lefèvre"}))
+    refused = assert_problem(kit["agent"].post(f"/parapheur/folders/{folder['id']}/external-link"), 409)
+    assert "aucun lien à renvoyer" in refused["detail"]

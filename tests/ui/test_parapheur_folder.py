@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from html import unescape
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from parapheur_kit import Standard, act, desk, folder_of, ok, sent_folder, typology, upload_folder
+from sqlalchemy import update
 from ui_kit import csrf_of, sign_in
 
 from parapheur import ui_pages
+from parapheur.models import Step
 from parapheur.pades import verify_pdf
+from socle.db import transaction, utcnow
 
 from conftest import Kit, identity_certificate, make_pdf
 
@@ -350,3 +354,22 @@ def test_page_renderings_are_bounded(app: Any, kit: Kit, monkeypatch: Any) -> No
         for _ in taken:
             ui_pages._slots.release()
     assert agent.get(url).status_code == 200
+
+
+def test_the_creator_sends_an_expired_external_link_again_from_the_page(app: Any, kit: Kit) -> None:
+    Standard(kit)
+    external = typology(kit, [{"kind": "external_signature"}], name="Convention")
+    signer = {"name": "Claude Lefèvre", "email": "claude.lefevre@exemple.fr"}
+    folder = sent_folder(kit, external, title="Convention", external_signers=[signer])
+    client = sign_in(app, kit, "agent")
+    html = client.get(f"/dossiers/{folder['id']}").text
+    assert "Un lien à usage unique a été envoyé à claude.lefevre@exemple.fr." in html
+    assert "Renvoyer le lien au signataire" in buttons(html)
+    with transaction() as session:
+        session.execute(
+            update(Step).where(Step.folder_id == folder["id"]).values(token_expires_at=utcnow() - timedelta(days=1))
+        )
+    assert "Le lien envoyé à claude.lefevre@exemple.fr a expiré." in client.get(f"/dossiers/{folder['id']}").text
+    flash = flash_after(client, post(client, folder["id"], "renvoyer-lien"))
+    assert flash == "Nouveau lien envoyé au signataire externe ; l'ancien ne fonctionne plus."
+    assert "a expiré" not in client.get(f"/dossiers/{folder['id']}").text
