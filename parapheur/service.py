@@ -466,11 +466,21 @@ def _send(session: Session, principal: Principal | None, folder: Folder, subtype
     folder.steps.clear()
     session.flush()
     folder.steps.extend(_steps_from(subtype, externals))
+    folder.due_date = _due_from_sending(folder, subtype)
     folder.sent_at = folder.sent_at or utcnow()
     actor = _user(principal) if principal else _SERVICE
     _event(session, folder, actor, "sent", None, {})
     _audit(session, folder, _audit_actor(actor), "parapheur.folder.sent")
     _start(session, folder)
+
+
+def _due_from_sending(folder: Folder, subtype: Subtype) -> date | None:
+    """The sous-type's delay counts from the sending: a draft kept a week is not late the day it leaves. A date
+    other than the default computed at its creation was chosen by its creator, and stays."""
+    if subtype.due_days is None or folder.created_at is None:
+        return folder.due_date
+    default_at_creation = french_date(folder.created_at) + timedelta(days=subtype.due_days)
+    return _default_due(subtype) if folder.due_date == default_at_creation else folder.due_date
 
 
 def _start(session: Session, folder: Folder) -> None:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 
 import pytest
-from parapheur_kit import Standard, act, desk, ok, sent_folder, typology
+from parapheur_kit import Standard, act, desk, ok, sent_folder, typology, upload_folder
 from signing_helpers import set_email
 from smtp import SmtpServer, kit_mailbox
 from sqlalchemy import update
@@ -96,3 +96,22 @@ def test_a_refusal_names_the_state_in_words(kit: Kit) -> None:
     ok(act(kit, "agent", folder["id"], "withdraw"))
     body = assert_problem(act(kit, "agent", folder["id"], "visa"), 409)
     assert "(état : retiré)" in body["detail"] and "withdrawn" not in body["detail"]
+
+
+def test_a_drafts_default_due_date_counts_from_its_sending(kit: Kit) -> None:
+    setup = Standard(kit)
+    visa = [{"kind": "visa", "desk_ids": [setup.secretariat]}]
+    subtype = typology(kit, visa, name="Courrier", due_days=3)
+    kept = ok(upload_folder(kit, subtype, send=False, title="Courrier gardé"), 201)
+    chosen = ok(upload_folder(kit, subtype, send=False, title="Courrier daté", due_date="2030-01-31"), 201)
+    week_ago = utcnow() - timedelta(days=7)
+    with transaction() as session:  # both drafts were written a week ago
+        session.execute(
+            update(Folder)
+            .where(Folder.id == kept["id"])
+            .values(created_at=week_ago, due_date=service.today() - timedelta(days=4))
+        )
+        session.execute(update(Folder).where(Folder.id == chosen["id"]).values(created_at=week_ago))
+    sent = ok(act(kit, "agent", kept["id"], "send"))
+    assert sent["due_date"] == (service.today() + timedelta(days=3)).isoformat() and sent["late"] is False
+    assert ok(act(kit, "agent", chosen["id"], "send"))["due_date"] == "2030-01-31"  # the creator's own date
