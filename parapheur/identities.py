@@ -245,7 +245,8 @@ def remove_seal(session: Session, tenant_id: str, identity_id: str, *, actor: st
         raise Conflict(
             message(
                 "le cachet « %(row_label)s » doit encore sceller %(count)s dossier(s) en cours : %(titles)s ; "
-                "attendez la fin de leur circuit ou retirez-les avant de supprimer le cachet",
+                "attendez la fin de leur circuit, ou désignez un autre cachet dans leur sous-type (importez-le "
+                "d'abord au besoin) : leur étape de cachet prendra celui-là",
                 row_label=row.label,
                 count=len(waiting),
                 titles=", ".join(f"« {title} »" for title in waiting[:10]) + (" …" if len(waiting) > 10 else ""),
