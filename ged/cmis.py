@@ -497,8 +497,7 @@ def folder_values(session: Session, folder: Folder | None, hidden: set[str] | No
     """A folder's properties; ``None`` is the root folder.
 
     ``hidden``: the folders the reader may not read. None of them is disclosed, by name or id: a folder under
-    one has no parent id when its parent is hidden, and no path (a path is a walk by names from the root,
-    which this reader could neither see nor make).
+    one has no parent id when its parent is hidden, and a path that starts at the placeholder (``_path``).
     """
     hidden = hidden or set()
     if folder is None:
@@ -516,9 +515,7 @@ def folder_values(session: Session, folder: Folder | None, hidden: set[str] | No
             "cmis:objectId": folder.id,
             "cmis:name": folder.name,
             "cmis:parentId": None if folder.parent_id in hidden else folder.parent_id or ROOT_ID,
-            "cmis:path": None
-            if hidden.intersection(folder.path.split("/"))
-            else "/" + "/".join(f.name for f in plan.ancestors(session, folder)),
+            "cmis:path": _path(session, folder, hidden),
             "cmis:createdBy": folder.created_by,
             "cmis:creationDate": _ms(folder.created_at),
             "socle:code": folder.code,
@@ -536,6 +533,22 @@ def folder_values(session: Session, folder: Folder | None, hidden: set[str] | No
         }
     )
     return [(_PROP[name], value) for name, value in values.items()]
+
+
+def _path(session: Session, folder: Folder, hidden: set[str]) -> str:
+    """A folder's ``cmis:path``: the names from the root, or, under a folder the reader may not read, the
+    placeholder segment then the names below the deepest such folder (« /…/Ressources humaines »).
+
+    CMIS requires a path on every folder (null breaks clients, cmislib included), and the placeholder says
+    no more than the parent id left null already does: one segment whatever the depth, no name, no id. No
+    folder is named so at the top of the plan (``plan.HIDDEN_SEGMENT``) and a path starting with it is
+    answered as an absent one: such a path never leads to another folder.
+    """
+    trail = plan.ancestors(session, folder)
+    shown = set(access.visible_path(folder.path, hidden))
+    names = [item.name for item in trail if item.id in shown]
+    start = f"/{plan.HIDDEN_SEGMENT}/" if len(names) < len(trail) else "/"
+    return start + "/".join(names)
 
 
 def _document_actions(rights: frozenset[str], document: Document, username: str, latest: bool) -> dict[str, bool]:
@@ -670,6 +683,8 @@ def find(session: Session, principal: Principal, object_id: str) -> Target:
 def find_by_path(session: Session, principal: Principal, path: str) -> Target:
     """Walk the classification plan by names; the last name may be a document's title. :raises NotFound."""
     names = [name for name in path.split("/") if name]
+    if names and names[0] == plan.HIDDEN_SEGMENT:  # a path under a hidden folder (``_path``): not a walk
+        raise NotFound(message("chemin « /%(path)s » introuvable", path=names[0]))
     folder: Folder | None = None
     for index, name in enumerate(names):
         parent_id = folder.id if folder else None

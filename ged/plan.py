@@ -3,6 +3,8 @@
 ``Folder.path`` is the ids from the root to the folder: a subtree is a prefix query, a move rewrites the
 paths of the subtree, and a folder cannot move under itself. Creating, renaming, moving or deleting a folder
 needs the right « manage » on the folder (on its parent to create); at the root, the role admin or archiviste.
+A folder is renamed in place only by a user who may read its parent (names are unique among siblings: see
+``_require_readable_parent``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from ged.models import Document, Folder, Permission
 from ged.schemas import FolderIn, FolderPatch
 from socle import audit
 from socle.auth import Principal, Role
-from socle.errors import Conflict, InvalidInput, NotFound, message
+from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, message
 
 MAX_DEPTH = 40  # path is 2,000 characters: 40 levels of 36-character ids and their slashes
+# The first segment of the CMIS path of a folder under one its reader may not read (ged.cmis._path): no folder
+# at the top of the plan takes this name, so that such a path never names another folder.
+HIDDEN_SEGMENT = "…"
 
 
 def get_folder(session: Session, tenant_id: str, folder_id: str, *, for_update: bool = False) -> Folder:
@@ -70,7 +75,8 @@ def create_folder(session: Session, principal: Principal, body: FolderIn) -> Fol
 def update_folder(session: Session, principal: Principal, folder_id: str, patch: FolderPatch) -> Folder:
     """Rename and/or move a folder with its subtree.
 
-    :raises InvalidInput: a move under itself or one of its subfolders; Conflict: the name exists there.
+    :raises InvalidInput: a move under itself or one of its subfolders; Conflict: the name exists there;
+        Forbidden: no right « manage », or a rename in place under a parent the user may not read.
     """
     changes = patch.model_dump(exclude_unset=True)
     if not changes:
@@ -85,6 +91,8 @@ def update_folder(session: Session, principal: Principal, folder_id: str, patch:
         # The destination's right first: a name taken in a folder the user may not read must answer as an
         # unknown folder does, not 409, which would tell its subfolders' names one guess at a time.
         _require_manage(session, principal, parent_id)
+    elif name != folder.name:
+        _require_readable_parent(session, principal, folder)  # the same guessing, in the folder's own parent
     if parent_id != folder.parent_id or name != folder.name:
         _check_name_free(session, principal.tenant_id, parent_id, name, exclude=folder.id)
     if parent_id != folder.parent_id:
@@ -95,6 +103,25 @@ def update_folder(session: Session, principal: Principal, folder_id: str, patch:
     _audit(session, principal, "ged.folder.updated", folder, name=name, parent_id=parent_id, changes=sorted(changes))
     _commit(session, name)
     return folder
+
+
+def _require_readable_parent(session: Session, principal: Principal, folder: Folder) -> None:
+    """Refuse a rename in place when the user may not read the folder's parent (the folder has permissions of
+    its own under it): the name is checked against the parent's subfolders, and a 409 would tell, one guess at
+    a time, the names of folders this user cannot see. Refused whatever the name, so the answer tells nothing.
+
+    Not « manage » on the parent: a manager of the folder renames it under a parent they may read, as before.
+
+    :raises Forbidden: the parent is hidden from the user.
+    """
+    if folder.parent_id is None or "read" in access.folder_rights(session, principal, folder.parent_id):
+        return
+    raise Forbidden(
+        message(
+            "renommage refusé : vous n'avez pas accès au dossier qui contient celui-ci ; demandez-le à une "
+            "personne qui y a accès"
+        )
+    )
 
 
 def _move(session: Session, principal: Principal, folder: Folder, parent_id: str | None) -> None:
@@ -170,6 +197,11 @@ def visible_ancestors(session: Session, principal: Principal, folder: Folder) ->
 def _check_name_free(
     session: Session, tenant_id: str, parent_id: str | None, name: str, exclude: str | None = None
 ) -> None:
+    if parent_id is None and name.strip() == HIDDEN_SEGMENT:
+        raise InvalidInput(
+            message("name : « %(name)s » est réservé en haut du plan de classement", name=HIDDEN_SEGMENT),
+            field="name",
+        )
     query = select(func.count()).where(
         Folder.tenant_id == tenant_id,
         Folder.parent_id.is_(None) if parent_id is None else Folder.parent_id == parent_id,

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from ged import indexing, journal
 from ged.models import Document, Version
 from socle import messages, queue
-from socle.db import new_id, transaction
+from socle.db import new_id, new_session, transaction
 from socle.models import Job
 from socle.queue import enqueue
 from socle.storage import get_store, scratch_dir
@@ -71,6 +71,8 @@ _SYSTEM = "système"  # actor of the audit entries written by the rendition jobs
 
 # The renditions, as the audit entries of their failures name them (details « rendu »).
 TEXT, PREVIEW, PDFA = "texte", "aperçu", "PDF/A"
+
+_ELIMINATED = "eliminated"  # ged.service.ELIMINATED, which cannot be imported: ged.service imports this module
 
 
 def schedule(session: Session, document: Document, version: Version) -> None:
@@ -290,15 +292,17 @@ class _Target:
 
 
 def _load(tenant_id: str, document_id: str, number: int, done: Callable[[Version], bool]) -> _Target | None:
-    """The version to render, or None when it is gone or its rendition is already made (a second run)."""
+    """The version to render, or None when it is gone, its document eliminated (its bytes are gone too) or its
+    rendition already made (a second run)."""
     with transaction() as session:
-        version = session.execute(
-            select(Version)
+        found = session.execute(
+            select(Version, Document.disposal)
             .join(Document, Document.id == Version.document_id)
             .where(Document.tenant_id == tenant_id, Document.id == document_id, Version.number == number)
-        ).scalar_one_or_none()
-        if version is None or done(version):
+        ).one_or_none()
+        if found is None or found.disposal == _ELIMINATED or done(found.Version):
             return None
+        version = found.Version
         return _Target(version.id, version.object_key, version.media_type, version.size)
 
 
@@ -325,10 +329,12 @@ def run_tool(
 ) -> str:
     """Run an external tool with a time limit; its failure becomes a RenditionFailed with a French reason.
 
-    The tool runs in a process group of its own, killed whole on timeout (OCRmyPDF starts Tesseract and
-    Ghostscript, which would otherwise outlive it), and dies with the process that started it (a worker killed
-    by ``kill -9`` or the OOM killer does not leave it running for minutes). ``scratch``: the tool's TMPDIR,
-    the job's own work folder, removed with it (OCRmyPDF's ``ocrmypdf.io.*``, Ghostscript's files).
+    The tool runs in a process group of its own, killed whole on timeout or when the job is interrupted
+    (OCRmyPDF starts Tesseract and Ghostscript, which would otherwise outlive it). When the worker itself dies
+    (``kill -9``, the OOM killer), only the tool's own process is killed with it (PR_SET_PDEATHSIG, which the
+    kernel does not pass on to the processes it starts): what the tool started, OCRmyPDF's Tesseract or
+    Ghostscript, runs on until it ends by itself. ``scratch``: the tool's TMPDIR, the job's own work folder,
+    removed with it (OCRmyPDF's ``ocrmypdf.io.*``, Ghostscript's files).
     """
     env = {**os.environ, "TMPDIR": str(scratch)} if scratch is not None else None
     try:
@@ -595,21 +601,71 @@ def _check_pages(path: Path) -> None:
 def _record_text(
     tenant_id: str, document_id: str, target: _Target, status: str, text_key: str | None, reason: str | None
 ) -> None:
+    def record(session: Session) -> bool:
+        return _set_text(session, tenant_id, document_id, target, status, text_key, reason)
+
+    _record_unless_eliminated(document_id, (text_key,) if text_key else (), record)
+
+
+def _set_text(
+    session: Session,
+    tenant_id: str,
+    document_id: str,
+    target: _Target,
+    status: str,
+    text_key: str | None,
+    reason: str | None,
+) -> bool:
+    """Record the text's outcome on the version and its same-content siblings; whether anything was recorded."""
+    version = session.get(Version, target.version_id, with_for_update=True)
+    if version is None or version.text_status != PENDING:
+        return False  # another run got there first
+    if reason is not None:
+        _audit_failure(session, tenant_id, document_id, version, TEXT, reason)
+    if text_key is not None:
+        check_stored(session, text_key)  # the same text may have been purged since it was put: retried
+    numbers = set()
+    for same in _same_content(session, target, Version.text_status == PENDING):
+        same.text_status, same.text_key = status, text_key
+        numbers.add(same.number)
+    document = session.get(Document, document_id)
+    if document is not None and document.current_version in numbers and text_key is not None:
+        indexing.index_document(session, document)
+    return True
+
+
+def _record_unless_eliminated(document_id: str, keys: tuple[str, ...], record: Callable[[Session], bool]) -> None:
+    """The last transaction of a rendition job: ``record`` what was made (it says whether it recorded anything),
+    unless the document was eliminated or purged while the tool ran. Objects put for it and recorded nowhere
+    are then removed from the store (when nothing else needs them): no version would ever point at them, and
+    nothing else would ever look at them again.
+    """
     with transaction() as session:
-        version = session.get(Version, target.version_id, with_for_update=True)
-        if version is None or version.text_status != PENDING:
-            return  # another run got there first
-        if reason is not None:
-            _audit_failure(session, tenant_id, document_id, version, TEXT, reason)
-        if text_key is not None:
-            check_stored(session, text_key)  # the same text may have been purged since it was put: retried
-        numbers = set()
-        for same in _same_content(session, target, Version.text_status == PENDING):
-            same.text_status, same.text_key = status, text_key
-            numbers.add(same.number)
-        document = session.get(Document, document_id)
-        if document is not None and document.current_version in numbers and text_key is not None:
-            indexing.index_document(session, document)
+        recorded = _still_has_content(session, document_id) and record(session)
+    if keys and not recorded:
+        _remove_unrecorded(set(keys))
+
+
+def _still_has_content(session: Session, document_id: str) -> bool:
+    """Lock the document's row (for share) and say whether it still has content: not eliminated, not purged.
+
+    An elimination locks that row for update: done before, it is seen here; begun after, it waits for this
+    transaction, then finds what it recorded and removes it with the rest. The row comes before the objects'
+    locks (``check_stored``), in the order of a new content version (``service.add_content_version``), the
+    only other transaction that takes both: no transaction takes an object's lock and then this row.
+    """
+    document = session.get(Document, document_id, with_for_update={"read": True}, populate_existing=True)
+    return document is not None and document.disposal != _ELIMINATED
+
+
+def _remove_unrecorded(keys: set[str]) -> None:
+    from ged.retention import remove_unreferenced  # ged.retention imports ged.service, which imports this module
+
+    session = new_session()
+    try:
+        remove_unreferenced(session, keys)  # each key checked and removed under its lock; failures only logged
+    finally:
+        session.close()
 
 
 def _same_content(session: Session, target: _Target, missing: ColumnElement[bool]) -> list[Version]:
@@ -735,17 +791,32 @@ def make_preview(tenant_id: str, document_id: str, number: int) -> None:
             preview, thumbnail = _first_page_pngs(path, target.media_type, Path(work))
         preview_key, thumbnail_key = _put_bytes(preview), _put_bytes(thumbnail)
     except RenditionFailed as exc:
-        with transaction() as session:
-            version = session.get(Version, target.version_id)
-            if version is not None:
-                _audit_failure(session, tenant_id, document_id, version, PREVIEW, exc.reason)
+        _record_failure(tenant_id, document_id, target, PREVIEW, exc)
         return
-    with transaction() as session:
+
+    def record(session: Session) -> bool:
         # An identical preview purged since it was put would leave the version pointing at nothing: the job is
         # retried (ObjectGone) and puts it again.
         check_stored(session, preview_key, thumbnail_key)
-        for same in _same_content(session, target, Version.preview_key.is_(None)):
+        missing = _same_content(session, target, Version.preview_key.is_(None))
+        for same in missing:
             same.preview_key, same.thumbnail_key = preview_key, thumbnail_key
+        return bool(missing)
+
+    _record_unless_eliminated(document_id, (preview_key, thumbnail_key), record)
+
+
+def _record_failure(tenant_id: str, document_id: str, target: _Target, what: str, exc: RenditionFailed) -> None:
+    """Audit why a preview or a PDF/A copy could not be made; nothing for an eliminated document (a tombstone)."""
+
+    def record(session: Session) -> bool:
+        version = session.get(Version, target.version_id)
+        if version is not None:
+            expected = isinstance(exc, RenditionNotApplicable)
+            _audit_failure(session, tenant_id, document_id, version, what, exc.reason, expected=expected)
+        return True
+
+    _record_unless_eliminated(document_id, (), record)
 
 
 def _first_page_pngs(path: Path, media_type: str, work: Path) -> tuple[bytes, bytes]:
@@ -801,16 +872,17 @@ def make_pdfa(tenant_id: str, document_id: str, number: int) -> None:
             output = to_pdfa(path, Path(work))
             pdfa_key = _put_file(output)
     except RenditionFailed as exc:
-        with transaction() as session:
-            version = session.get(Version, target.version_id)
-            if version is not None:
-                expected = isinstance(exc, RenditionNotApplicable)
-                _audit_failure(session, tenant_id, document_id, version, PDFA, exc.reason, expected=expected)
+        _record_failure(tenant_id, document_id, target, PDFA, exc)
         return
-    with transaction() as session:
+
+    def record(session: Session) -> bool:
         check_stored(session, pdfa_key)  # as for the preview: purged meanwhile, the job is retried
-        for same in _same_content(session, target, Version.pdfa_key.is_(None)):
+        missing = _same_content(session, target, Version.pdfa_key.is_(None))
+        for same in missing:
             same.pdfa_key = pdfa_key
+        return bool(missing)
+
+    _record_unless_eliminated(document_id, (pdfa_key,), record)
 
 
 def to_pdfa(path: Path, work: Path) -> Path:

@@ -374,21 +374,24 @@ def referenced(session: Session, key: str) -> bool:
 
 
 def _needed(session: Session, key: str, tenant_id: str | None = None) -> bool:
-    """Whether a version still needs the object: of any document, or of the tenant's documents only."""
-    content = (
+    """Whether a version still needs the object, as its content or one of its renditions: of any document, or of
+    the tenant's documents only. An eliminated document needs neither: its bytes and its renditions went with
+    the elimination (a rendition still named by one was attached by a job that ended after it)."""
+    uses = or_(
+        Version.object_key == key,
+        Version.text_key == key,
+        Version.preview_key == key,
+        Version.thumbnail_key == key,
+        Version.pdfa_key == key,
+    )
+    query = (
         select(Version.id)
         .join(Document, Document.id == Version.document_id)
-        .where(Version.object_key == key, or_(Document.disposal.is_(None), Document.disposal != ELIMINATED))
-    )
-    rendition = select(Version.id).where(
-        or_(Version.text_key == key, Version.preview_key == key, Version.thumbnail_key == key, Version.pdfa_key == key)
+        .where(uses, or_(Document.disposal.is_(None), Document.disposal != ELIMINATED))
     )
     if tenant_id is not None:
-        content = content.where(Document.tenant_id == tenant_id)
-        rendition = rendition.join(Document, Document.id == Version.document_id).where(Document.tenant_id == tenant_id)
-    return (
-        session.execute(content.limit(1)).first() is not None or session.execute(rendition.limit(1)).first() is not None
-    )
+        query = query.where(Document.tenant_id == tenant_id)
+    return session.execute(query.limit(1)).first() is not None
 
 
 def _release_unneeded(session: Session, tenant_id: str, keys: set[str]) -> None:

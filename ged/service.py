@@ -27,7 +27,7 @@ from socle.files import display_name
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
-from socle.storage.ownership import record_held
+from socle.storage.ownership import record_held, record_held_unchecked
 
 PDF = "application/pdf"
 ELIMINATED, ARCHIVED, TRANSFERRED = "eliminated", "archived", "transferred"
@@ -175,9 +175,11 @@ def update_metadata(session: Session, principal: Principal, document_id: str, pa
     changes = patch.model_dump(exclude_unset=True, exclude={"comment"})
     if not changes:
         raise InvalidInput(message("aucune modification demandée"))
-    if "folder_id" in changes:
-        _refile(session, principal, document, changes.pop("folder_id"))
+    moved = "folder_id" in changes
+    folder_id = changes.pop("folder_id", None)
     version = _new_metadata_version(session, principal, document, changes, patch.comment) if changes else None
+    if moved:  # after the version: its holding row comes before the audit chain's head, as in an upload
+        _refile(session, principal, document, folder_id)
     # The new version carries the same bytes: its renditions are those of the previous one (copied, no job).
     _after_write(session, document, version)
     session.commit()
@@ -338,7 +340,7 @@ def _add_version(
     document.current_version = version.number
     document.updated_at = utcnow()
     session.flush()
-    record_held(session, tenant_id, version.object_key, holder="ged")
+    _hold(session, tenant_id, version, base)
     journal.record_document(
         session,
         tenant_id,
@@ -350,6 +352,21 @@ def _add_version(
         origin=origin,
     )
     return version
+
+
+def _hold(session: Session, tenant_id: str, version: Version, base: Version) -> None:
+    """Record the GED's holding of the version's bytes (see socle.storage.ownership).
+
+    New bytes are checked in the store under their object lock. The base's own bytes (a metadata change) are
+    not: this transaction holds the document's row, whose current version refers to them, so no purge can take
+    them meanwhile. Their lock would only make a metadata change wait for any upload of the same bytes (and, a
+    move being audited first, it once came after the audit head and deadlocked with such an upload). Nor is the
+    store asked: a metadata change works even when the bytes went missing from it (it answered 503).
+    """
+    if version.object_key == base.object_key:
+        record_held_unchecked(session, tenant_id, version.object_key, holder="ged")
+    else:
+        record_held(session, tenant_id, version.object_key, holder="ged")
 
 
 def get_document(

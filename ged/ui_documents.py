@@ -607,8 +607,8 @@ def _metadata_form(
     return render(request, "ged/metadata.html", context, status=status, db=db)
 
 
-def _writable(db: Session, principal: Principal, document_id: str) -> Document:
-    document = service.read_document(db, principal, document_id)
+def _writable(db: Session, principal: Principal, document_id: str, *, for_update: bool = False) -> Document:
+    document = service.read_document(db, principal, document_id, for_update=for_update)
     service.check_writable(db, principal, document)  # Forbidden → 403 page; held → 409 page naming the hold
     return document
 
@@ -628,7 +628,9 @@ def _type_code(db: Session, document: Document) -> str:
 @router.post("/documents/{document_id}/metadonnees")
 def update_metadata(request: Request, db: DbDep, user: UserDep, form: FormDep, document_id: str) -> Response:
     principal = user.principal
-    document = _writable(db, principal, document_id)
+    # Locked until the save commits: a version saved by someone else after the check below would otherwise
+    # slip in before this form's, which was based on the version before it.
+    document = _writable(db, principal, document_id, for_update=True)
     type_code = text(form, "type")
     values = form_values(form)
     based_on = text(form, "version")

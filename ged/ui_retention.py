@@ -339,11 +339,12 @@ def _proof_documents(db: Session, principal: Principal, proof: AuditEntry) -> tu
     proven = proof.details.get("documents") or []
     ids = [str(item.get("document_id")) for item in proven]
     readable: set[str] = set()
+    allowed = access.readable(db, principal)  # its own queries (groups, permissions, folders): once, not per chunk
     # An elimination may hold tens of thousands of documents: a bounded IN list per query (SQLite caps its
     # parameters, PostgreSQL plans a huge list slowly).
     for start in range(0, len(ids), PROOF_CHUNK):
         chunk = ids[start : start + PROOF_CHUNK]
-        found = db.execute(select(Document.id).where(Document.id.in_(chunk), access.readable(db, principal)))
+        found = db.execute(select(Document.id).where(Document.id.in_(chunk), allowed))
         readable.update(found.scalars())
     shown = [item for item in proven if item.get("document_id") in readable][:SHOWN_DOCUMENTS]
     return shown, sum(1 for item in proven if item.get("document_id") not in readable)

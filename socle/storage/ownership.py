@@ -39,6 +39,7 @@ __all__ = [
     "held_by_others",
     "lock_object",
     "record_held",
+    "record_held_unchecked",
     "release_held",
     "tenant_holds",
 ]
@@ -77,9 +78,21 @@ def record_held(session: Session, tenant_id: str, *keys: str | None, holder: str
     if not unique:
         return
     check_stored(session, *unique)
-    now = utcnow()
-    rows = [{"tenant_id": tenant_id, "object_key": key, "holder": holder, "created_at": now} for key in unique]
-    session.execute(_insert_ignoring_duplicates(session.get_bind().dialect.name), rows)
+    record_held_unchecked(session, tenant_id, *unique, holder=holder)
+
+
+def record_held_unchecked(session: Session, tenant_id: str, *keys: str | None, holder: str) -> None:
+    """:func:`record_held` without the lock and the store's answer, for keys the caller knows are kept: a row
+    of its own, locked by this transaction, already refers to them (a GED version with the same content as
+    the document's current one). Taking the object's lock there would put it after the row locks the caller
+    holds, the reverse of an upload's order: two such transactions would wait for each other.
+    """
+    _check_holder(holder)
+    unique = dict.fromkeys(key for key in keys if key)
+    if unique:
+        now = utcnow()
+        rows = [{"tenant_id": tenant_id, "object_key": key, "holder": holder, "created_at": now} for key in unique]
+        session.execute(_insert_ignoring_duplicates(session.get_bind().dialect.name), rows)
 
 
 def check_stored(session: Session, *keys: str) -> None:
@@ -157,15 +170,21 @@ def lock_object(session: Session, key: str) -> None:
     """Take the object's lock until the end of the session's transaction: the check that nothing refers to it
     and its deletion, or a new reference to it, happen one after the other, never interleaved.
 
-    PostgreSQL: a transaction-level advisory lock on the key's first 64 bits. SQLite: nothing to take, every
-    transaction already holds the database's write lock (socle.db begins them IMMEDIATE).
+    PostgreSQL: a transaction-level advisory lock numbered from the key (:func:`lock_id`). SQLite: nothing to
+    take, every transaction already holds the database's write lock (socle.db begins them IMMEDIATE).
+
+    Order: object locks are taken before the audit chain's head (audit.record), never after it, as an upload
+    does; a row lock of the object's own document may come first (a new version, a rendition), since no
+    transaction takes an object lock and then that row. A transaction already holding the audit head records
+    with :func:`record_held_unchecked` instead.
     """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id(key)})
 
 
 def lock_id(key: str) -> int:
-    """The advisory lock's number for an object (a signed 64-bit integer, as PostgreSQL takes it)."""
+    """The advisory lock's number for an object: the first 64 bits of a SHA-256 of the key (a signed integer,
+    as PostgreSQL takes it)."""
     return int.from_bytes(hashlib.sha256(b"socle-object:" + key.encode()).digest()[:8], "big", signed=True)
 
 
