@@ -31,7 +31,7 @@ from typing import Any
 
 from lxml import etree
 
-from socle.errors import InvalidInput, message
+from socle.errors import InvalidInput, Message, message
 from socle.storage import ObjectStore, StoredObject
 
 NS = "http://www.interieur.gouv.fr/ACTES#v1.1-20040216"
@@ -168,7 +168,7 @@ def act_from_metadata(metadata: dict[str, Any], documents: list[dict[str, Any]])
         raise InvalidInput(
             message("objet de l'acte : caractère de contrôle interdit (retour arrière, tabulation verticale…)")
         )
-    previous = metadata.get("precedent_acte")
+    previous = _previous_act(metadata.get("precedent_acte"))
     if previous is not None and (not isinstance(previous, str) or not _ID_ACTE.fullmatch(previous)):
         raise InvalidInput(
             message(
@@ -190,6 +190,19 @@ def act_from_metadata(metadata: dict[str, Any], documents: list[dict[str, Any]])
         annexes=tuple(files[1:]),
         previous_act_id=previous or None,
     )
+
+
+def valid_number(number: str) -> bool:
+    """Whether ``number`` is an act number S²LOW takes (1 to 15 ASCII letters, digits or _)."""
+    return _NUMBER.fullmatch(number) is not None
+
+
+def _previous_act(value: Any) -> Any:
+    """``precedent_acte`` as given, None when blank: « "" » always meant « none » (flows started before it was
+    checked carry it so, and are read again at each step)."""
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
 
 
 def _nature(value: Any) -> int:
@@ -396,6 +409,10 @@ def validate(xml: bytes, schemas: Path | None, what: str) -> None:
         raise InvalidInput(message("%(what)s non conforme au schéma ACTES : %(errors)s", what=what, errors=errors))
 
 
+# What to do with a missing or stale classification; « {nom} »: the connector's name, put in by the caller.
+AGAIN = "récupérez-la de nouveau (POST /interop/connectors/{nom}/classification)"
+
+
 @dataclass(frozen=True)
 class Classification:
     """The tenant's classification as kept: its date, natures and codes matières (« 1.2 » → label)."""
@@ -442,38 +459,41 @@ def _walk_matieres(parent: etree._Element | None, level: int, prefix: tuple[str,
 
 
 def check_classification(act: Act, classification: Classification | None, max_age_days: int, now: datetime) -> None:
-    """Refuse an act whose classification is missing, stale, or lacks its nature or code matière.
-
-    Stale: the TdT has announced a newer one (an ARActe's ClassificationDateVersionEnCours), or it was fetched
-    more than ``max_age_days`` ago.
+    """Refuse an act whose classification is missing, stale (:func:`staleness`), or lacks its nature or code
+    matière.
 
     :raises InvalidInput: with what to do (fetch the classification again).
     """
-    again = "récupérez-la de nouveau (POST /interop/connectors/{nom}/classification)"
     if classification is None:
-        raise InvalidInput(message("classification @ctes de la collectivité absente : %(again)s", again=again))
+        raise InvalidInput(message("classification @ctes de la collectivité absente : %(again)s", again=AGAIN))
+    stale = staleness(classification, max_age_days, now)
+    if stale is not None:
+        raise InvalidInput(stale)
+    check_codes(act, classification.natures, classification.matieres)
+
+
+def staleness(classification: Classification, max_age_days: int, now: datetime) -> Message | None:
+    """Why the classification is out of date, with what to do; None when it is not. Stale: the TdT has
+    announced a newer one (an ARActe's ClassificationDateVersionEnCours), or it was fetched more than
+    ``max_age_days`` ago."""
     if classification.platform_date and classification.platform_date > classification.classification_date:
-        raise InvalidInput(
-            message(
-                "classification @ctes périmée : celle de la préfecture date du "
-                "%(classification_platform_date)s, la nôtre du "
-                "%(classification_classification_date)s ; %(again)s",
-                classification_platform_date=format(classification.platform_date, "%d/%m/%Y"),
-                classification_classification_date=format(classification.classification_date, "%d/%m/%Y"),
-                again=again,
-            )
+        return message(
+            "classification @ctes périmée : celle de la préfecture date du "
+            "%(classification_platform_date)s, la nôtre du "
+            "%(classification_classification_date)s ; %(again)s",
+            classification_platform_date=format(classification.platform_date, "%d/%m/%Y"),
+            classification_classification_date=format(classification.classification_date, "%d/%m/%Y"),
+            again=AGAIN,
         )
     if now - classification.fetched_at > timedelta(days=max_age_days):
-        raise InvalidInput(
-            message(
-                "classification @ctes trop ancienne : récupérée le "
-                "%(classification_fetched_at)s, plus de %(max_age_days)s jours ; %(again)s",
-                classification_fetched_at=format(classification.fetched_at, "%d/%m/%Y"),
-                max_age_days=max_age_days,
-                again=again,
-            )
+        return message(
+            "classification @ctes trop ancienne : récupérée le "
+            "%(classification_fetched_at)s, plus de %(max_age_days)s jours ; %(again)s",
+            classification_fetched_at=format(classification.fetched_at, "%d/%m/%Y"),
+            max_age_days=max_age_days,
+            again=AGAIN,
         )
-    check_codes(act, classification.natures, classification.matieres)
+    return None
 
 
 def check_codes(act: Act, natures: dict[str, Any], matieres: dict[str, Any]) -> None:

@@ -22,9 +22,11 @@ metadata name one: ``signature: {"connector": "<parapheur connector>"}``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import mimetypes
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -33,7 +35,7 @@ from string import Template
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -47,9 +49,9 @@ from interop.retry import DEFAULT_POLICY, parse_policy
 from socle import audit, messages
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import Conflict, InvalidInput, NotFound, SocleError, message
+from socle.errors import Conflict, InvalidInput, Message, NotFound, SocleError, message
 from socle.models import Job, Tenant
-from socle.queue import enqueue
+from socle.queue import FAILED, enqueue
 from socle.settings import get_settings
 from socle.storage import get_store
 from socle.storage.ownership import record_held, tenant_holds
@@ -77,6 +79,8 @@ LETTER_PREFIX = "courrier:"
 FOLLOW_STATES = ("posté", "en attente de transmission", "transmis")
 # The states a flow may end in; any other state without a step is an error, never « done ».
 FINAL_STATES = frozenset({FILED, ARCHIVED, DELIVERED, "envoyé", REJECTED, CANCELLED})
+# A S²LOW identifier (transaction, prefecture letter): ASCII digits only.
+DIGITS_ID = re.compile(r"[0-9]{1,20}")
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -160,9 +164,7 @@ def start_flow(
     if kind == "actes":
         act = actes.act_from_metadata(metadata, checked)  # a bad field is refused now, not at the first step
         actes.check_files(get_store(), act)
-        row = _classification(session, connector)
-        if row is not None:  # its freshness is checked before the send; its codes can be now
-            actes.check_codes(act, row.natures, row.matieres)
+        _check_codes_now(session, connector, act)
         _check_number_free(session, principal.tenant_id, connector_name, act.number)
         metadata = {**metadata, "numero": act.number}  # as a string: how _check_number_free finds it
         archive = archive_settings(metadata)
@@ -194,12 +196,37 @@ def start_flow(
     return flow
 
 
+def _check_codes_now(session: Session, connector: Connector, act: actes.Act) -> None:
+    """The act's nature, code matière and types against the classification kept, when there is one (its
+    freshness is checked before the send). A code missing from a classification known to be out of date may
+    be in the newer one: the refusal then says so, and to fetch it again, rather than « absent » alone.
+
+    :raises InvalidInput: what is missing, and the classification's staleness when known.
+    """
+    row = _classification(session, connector)
+    if row is None:
+        return
+    try:
+        actes.check_codes(act, row.natures, row.matieres)
+    except InvalidInput as exc:
+        stale = actes.staleness(_kept(row), _max_age(connector), utcnow())
+        if stale is None:
+            raise
+        detail = message("%(detail)s — %(stale)s", detail=exc.detail, stale=stale)
+        raise InvalidInput(detail.replace("{nom}", connector.name)) from None
+
+
 def _check_number_free(session: Session, tenant_id: str, connector_name: str, number: str) -> None:
     """S²LOW takes an act number once per collectivité, whatever its date (« numéro interne … en conflit »):
-    another act flow with this number is refused now, unless it stopped in error before any send.
+    another act flow with this number is refused now, unless it ended without ever sending (see
+    :func:`_never_sent`).
+
+    The number's lock is taken first and held until the caller commits the new flow: two starts with the same
+    number at once check one after the other, the second seeing the first's flow.
 
     :raises Conflict: the number is taken, with the flow that took it.
     """
+    _advisory_lock(session, "interop-act-number", tenant_id, connector_name, number)
     query = select(Flow).where(
         Flow.tenant_id == tenant_id,
         Flow.kind == "actes",
@@ -207,16 +234,51 @@ def _check_number_free(session: Session, tenant_id: str, connector_name: str, nu
         Flow.flow_metadata["numero"].as_string() == number,
     )
     for other in session.execute(query).scalars():
-        never_sent = other.status == "error" and not other.data.get("sending") and not other.data.get("transaction_id")
-        if not never_sent:
+        if not _never_sent(other):
             raise Conflict(
                 message(
                     "numéro interne « %(number)s » déjà pris par le flux %(flow_id)s : S²LOW n'accepte un numéro "
-                    "qu'une fois par collectivité (ajoutez un suffixe, ex. %(number)s_B)",
+                    "qu'une fois par collectivité (%(hint)s)",
                     number=number,
                     flow_id=other.id,
+                    hint=_other_number_hint(number),
                 )
             )
+
+
+def _never_sent(flow: Flow) -> bool:
+    """A flow that stopped (in error, or done: rejected at the parapheur) with neither a send under way nor a
+    transaction: S²LOW never had its act. A flow still on its way will send its number: it keeps it."""
+    stopped = flow.status in ("error", "done")
+    return stopped and not flow.data.get("sending") and not flow.data.get("transaction_id")
+
+
+def _other_number_hint(number: str) -> Message:
+    """What to do with a taken number: an example only when it is itself a valid number (15 characters)."""
+    suggestion = f"{number}_B"
+    if actes.valid_number(suggestion):
+        return message("ajoutez un suffixe, ex. %(suggestion)s", suggestion=suggestion)
+    return message("choisissez un autre numéro, 15 caractères au plus : lettres, chiffres, _")
+
+
+def _advisory_lock(session: Session, scope: str, *parts: str) -> None:
+    """Take the lock of (scope, parts) until the end of the session's transaction, as
+    socle.storage.ownership.lock_object does for an object. PostgreSQL: a transaction-level advisory lock
+    numbered from them (:func:`advisory_lock_id`). SQLite: nothing to take, every transaction already holds the
+    database's write lock (socle.db begins them IMMEDIATE).
+
+    Order: taken before any row or object lock and before the audit chain's head; only the function naming the
+    scope takes it, once per transaction, so no two transactions wait for each other the other way round.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": advisory_lock_id(scope, *parts)})
+
+
+def advisory_lock_id(scope: str, *parts: str) -> int:
+    """An advisory lock's number: the first 64 bits of a SHA-256 of the scope and parts (signed, as PostgreSQL
+    takes it); the scope keeps it apart from other locks (socle.storage.ownership.lock_id's objects)."""
+    key = "\x1f".join((f"socle-{scope}", *parts))  # a separator no name or id holds
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
 
 def _connector(session: Session, tenant_id: str, name: str) -> Connector:
@@ -378,7 +440,7 @@ def _resume_with_transaction(session: Session, principal: Principal, flow: Flow,
                 flow_state=flow.state,
             )
         )
-    if not transaction_id.strip() or not transaction_id.isdigit():
+    if not DIGITS_ID.fullmatch(transaction_id):  # ASCII digits only, as S²LOW's ids
         raise InvalidInput(
             message(
                 "identifiant de transaction S²LOW invalide : « %(transaction_id)s » (chiffres attendus)",
@@ -751,18 +813,21 @@ def get_classification(session: Session, tenant_id: str, connector_name: str) ->
 
 def _checked_classification(session: Session, flow: Flow, connector: Connector, act: actes.Act) -> date:
     row = _classification(session, connector)
-    kept = (
-        actes.Classification(row.classification_date, row.fetched_at, row.platform_date, row.natures, row.matieres)
-        if row
-        else None
-    )
-    max_age = int(connector.config.get("classification_max_age_days") or 30)
     try:
-        actes.check_classification(act, kept, max_age, utcnow())
+        actes.check_classification(act, _kept(row) if row else None, _max_age(connector), utcnow())
     except InvalidInput as exc:
         raise InvalidInput(exc.detail.replace("{nom}", connector.name)) from None
     assert row is not None
     return row.classification_date
+
+
+def _kept(row: TdtClassification) -> actes.Classification:
+    return actes.Classification(row.classification_date, row.fetched_at, row.platform_date, row.natures, row.matieres)
+
+
+def _max_age(connector: Connector) -> int:
+    """Days a fetched classification stays fresh (connector setting ``classification_max_age_days``)."""
+    return int(connector.config.get("classification_max_age_days") or 30)
 
 
 def _sender(session: Session, flow: Flow, connector: Connector) -> actes.Sender:
@@ -874,10 +939,13 @@ def _send_once(session: Session, flow: Flow, find: Callable[[], str | None], sen
         transaction_id = found
         _set(flow, recovered=True)
     except S2lowRefused:
-        # A « KO » says the platform did not take it: no « sending » left behind (a resume sends again, and the
-        # act's number stays free), and the act is packaged again before then (see _actes_send).
-        _set(flow, sending=False, send_refused=True)
-        session.commit()
+        if not sent_before:
+            # A « KO » to a first send says the platform did not take it: no « sending » left behind (a resume
+            # sends again, and the act's number stays free), and the act is packaged again before then.
+            _set(flow, sending=False, send_refused=True)
+            session.commit()
+        # After an interrupted send the KO (rights refused for a moment, say) says nothing of the first one,
+        # which S²LOW may hold: « sending » stays, so a resume asks S²LOW first and the number stays taken.
         raise
     _set(flow, transaction_id=transaction_id)
     return Advance("posté", "transmis au tiers de télétransmission", {"transaction_id": transaction_id}, wait=True)
@@ -1211,10 +1279,9 @@ def collect_pes_retours(session: Session, tenant_id: str, connector_name: str) -
         stored = get_store().put(io.BytesIO(tdt.pes_retour(retour_id)))
         filename = retour["nom"] or f"PES_Retour_{retour_id}.xml"
         record_held(session, tenant_id, stored.key, holder="interop")
-        enqueue(
+        _ask_ged(
             session,
-            messages.GED_STORE_FLOW_DOCUMENT,
-            key=f"ged.flow-document:{connector.id}:{name}",
+            f"ged.flow-document:{connector.id}:{name}",
             tenant_id=tenant_id,
             flow_id=connector.id,
             name=name,
@@ -1542,7 +1609,7 @@ def fetch_prefecture_letter(
         raise InvalidInput(
             message("« %(connector_name)s » n'est pas un tiers de télétransmission", connector_name=connector_name)
         )
-    if not letter_id.isdigit() or len(letter_id) > 20:
+    if not DIGITS_ID.fullmatch(letter_id):  # not isdigit(): « ² » or « ٣ » are digits to it, not to S²LOW
         raise InvalidInput(message("identifiant de courrier invalide : chiffres attendus"))
     session.commit()  # no transaction held while S²LOW answers
     tdt = s2low(connector)
@@ -1550,6 +1617,9 @@ def fetch_prefecture_letter(
     described = actes.letter_fields(files)
     kind = described["label"]
     out: list[dict[str, Any]] = []
+    # Two agents fetching the same letter at once: the second asks the GED after the first committed, and finds
+    # its jobs (without the lock, on PostgreSQL, both would create the same job key: an error 500).
+    _advisory_lock(session, "interop-letter", principal.tenant_id, connector.id, letter_id)
     for index, name in enumerate(sorted(files), start=1):
         if name == described["message"]:
             continue  # the @ctes message: what it says is returned here, its files are the letter
@@ -1557,10 +1627,9 @@ def fetch_prefecture_letter(
         record_held(session, principal.tenant_id, stored.key, holder="interop")
         document_name = f"{LETTER_PREFIX}{letter_id}:{index}"
         media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        enqueue(
+        _ask_ged(
             session,
-            messages.GED_STORE_FLOW_DOCUMENT,
-            key=f"ged.flow-document:{connector.id}:{document_name}",
+            f"ged.flow-document:{connector.id}:{document_name}",
             tenant_id=principal.tenant_id,
             flow_id=connector.id,
             name=document_name,
@@ -1590,6 +1659,20 @@ def fetch_prefecture_letter(
     )
     session.commit()
     return {"id": letter_id, **described, "files": out}
+
+
+def _ask_ged(session: Session, key: str, **arguments: Any) -> Job:
+    """Ask the GED to store a document (messages.GED_STORE_FLOW_DOCUMENT) once per ``key``: asked again, the job
+    of that key is returned, unless it failed for good: then a new job is asked under a new key (« key:again:n »)
+    — the same key would return the failed job, and the document would never be filed. The GED stores a
+    document once per origin: a job asked twice files nothing twice."""
+    same = (Job.key == key) | Job.key.startswith(f"{key}:again:", autoescape=True)
+    jobs = list(session.execute(select(Job).where(same)).scalars())
+    live = [job for job in jobs if job.status != FAILED]  # one at most: a new one is asked only when none is
+    if live:
+        return live[0]
+    again = f"{key}:again:{len(jobs)}" if jobs else key  # the keys asked so far are key, key:again:1…
+    return enqueue(session, messages.GED_STORE_FLOW_DOCUMENT, key=again, **arguments)
 
 
 def letter_stored(tenant_id: str, connector_id: str, letter_id: str, document_id: str) -> None:

@@ -99,6 +99,9 @@ ACTES_AFTER_ACK = frozenset({4, 5, 12, 13, 14, 19, 20})
 MAX_REDIRECTS = 3
 DOCUMENT_MAX_BYTES = 160 * 1024 * 1024
 DUPLICATE_WORDS = ("déjà", "doublon", "conflit avec un acte existant", "même numéro")
+# The KO of actes_transac_get_status.php for a transaction (or unique_id) it does not have; its other KOs
+# (rights, authentication, module) come before it looks the act up.
+UNKNOWN_TRANSACTION = "numéro de transaction invalide"
 
 
 class S2lowRefused(SaeRefused):
@@ -214,12 +217,14 @@ class S2lowConnector:
 
         S²LOW answers a status by ``unique_id`` but not the id: the id is then read in the list of the
         collectivité's transactions in that status, by the act's number (unique per collectivité).
-        :raises SaeUnavailable: the act is known but not found in its list (retried).
+        :raises SaeUnavailable: the act is known but not found in its list, or S²LOW answered another KO than
+            « unknown » (rights refused, authentication failed…): that says nothing of the act (retried).
         """
         response = self._call("GET", f"{ACTES}/actes_transac_get_status.php", params={"unique_id": unique_id})
         try:
             lines = self._lines(response, "recherche de l'acte")
-        except S2lowRefused:
+        except S2lowRefused as exc:
+            _raise_unless_unknown(exc)
             return None  # « Numéro de transaction invalide. »: never received
         code = _code(lines, "recherche de l'acte")
         number = unique_id.split("-")[3] if unique_id.count("-") >= 4 else ""
@@ -545,6 +550,23 @@ class S2lowConnector:
         response = self._call("GET", "/api/test-connexion.php")
         self._lines(response, "test de connexion")
         return "S²LOW joignable, certificat accepté"
+
+
+def _raise_unless_unknown(refusal: S2lowRefused) -> None:
+    """Nothing when the KO of actes_transac_get_status.php is its answer for an act it does not have (« Numéro
+    de transaction invalide. »: no transaction for this unique_id).
+
+    :raises SaeUnavailable: any other KO (« Accès refusé », « Échec de l'authentification », « Erreur
+        consultation statut. »…): S²LOW may hold the act, so the caller must not send it again; retried.
+    """
+    if UNKNOWN_TRANSACTION in refusal.detail.lower():
+        return
+    raise SaeUnavailable(
+        message(
+            "%(detail)s — impossible de savoir si S²LOW a déjà reçu l'acte : nouvel essai plus tard",
+            detail=refusal.detail,
+        )
+    )
 
 
 def _code(lines: list[str], what: str) -> int:

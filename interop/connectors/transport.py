@@ -13,8 +13,10 @@ wraps httpx's transport and, for every response:
 - refuses, before connecting, a host whose address is link-local (169.254.0.0/16, fe80::/10: the cloud
   metadata services) or unspecified (0.0.0.0, ::), whatever name leads to it; and connects to an address it
   checked, never to a second resolution's answer (a name that resolves to an allowed address for the check
-  and to the metadata service for the connection: « DNS rebinding »). TLS still checks the certificate
-  against the name (SNI and host name verification use it, not the address).
+  and to the metadata service for the connection: « DNS rebinding »); a name that does not resolve is
+  « nom introuvable » (retried), never left to the connection's own resolution. The name is looked up in the
+  ASCII form the request carries (IDNA 2008). TLS still checks the certificate against the name (SNI and host
+  name verification use it, not the address).
 
 Redirects are never followed by the connectors' clients (``follow_redirects=False``); the one page whose protocol
 redirects (S²LOW's prefecture documents) follows it itself, to the same scheme, host and port only.
@@ -78,30 +80,41 @@ def forbidden_address(address: str) -> bool:
     return ip.is_link_local or ip.is_unspecified or ip.is_multicast
 
 
+class NameNotFound(httpx.ConnectError):
+    """The host name does not resolve (now): nothing was sent; retried like any unreachable platform."""
+
+    def __init__(self, detail: str, request: httpx.Request | None = None) -> None:
+        super().__init__(detail, request=request)
+        self.detail = detail
+
+
 def check_destination(host: str, port: int) -> None:
-    """Refuse a host that is, or resolves to, a forbidden address; an unresolvable name is left to the connection.
+    """Refuse a host that is, or resolves to, a forbidden address; an unresolvable name is left to the connection
+    (SFTP: its client resolves the name itself and reports it).
 
     :raises DestinationRefused: with a French message naming the host.
     """
-    resolve_destination(host, port)
+    try:
+        resolve_destination(host, port)
+    except NameNotFound:
+        return
 
 
 def resolve_destination(host: str, port: int) -> list[str]:
-    """The addresses ``host`` may be reached at, in the resolver's order, each checked; empty when the name
-    does not resolve (the connection then reports it, « injoignable »).
+    """The addresses ``host`` may be reached at, in the resolver's order, each checked (never empty).
 
+    :param host: an address, or a name in its ASCII form (IDNA 2008, as httpx's ``raw_host``): the name the
+        certificate and the Host header carry, not the one Python's IDNA 2003 codec would make of it.
     :raises DestinationRefused: when one of them is forbidden, with a French message naming the host.
+    :raises NameNotFound: the name does not resolve. Connecting by name instead would let the connection's own
+        resolution, which nothing checked, choose the address (« DNS rebinding »).
     """
     host = host.strip("[]")
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
         addresses = [host]
     except ValueError:
-        try:
-            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError):
-            return []
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+        addresses = _resolve(host, port)
     refused = [address for address in addresses if forbidden_address(address)]
     if refused:
         raise DestinationRefused(
@@ -112,6 +125,18 @@ def resolve_destination(host: str, port: int) -> list[str]:
                 address=refused[0],
             )
         )
+    return addresses
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    """The name's addresses, in the resolver's order. :raises NameNotFound: none (or a name it cannot take)."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        found = []
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+    if not addresses:
+        raise NameNotFound(message("nom introuvable : %(host)s (résolution DNS sans réponse)", host=host))
     return addresses
 
 
@@ -160,12 +185,13 @@ class BoundedTransport(httpx.BaseTransport):
                 ),
                 request,
             )
+        host = _ascii_host(request)
         try:
-            addresses = resolve_destination(
-                request.url.host, request.url.port or (443 if request.url.scheme == "https" else 80)
-            )
+            addresses = resolve_destination(host, request.url.port or (443 if request.url.scheme == "https" else 80))
         except DestinationRefused as exc:
             raise DestinationRefused(exc.detail, request) from None
+        except NameNotFound as exc:
+            raise NameNotFound(exc.detail, request) from None
         request.headers["Accept-Encoding"] = "identity"
         limit = int(request.extensions.get(LIMIT) or self._limit)
         timeout = request.extensions.get("timeout") or {}
@@ -194,17 +220,18 @@ class BoundedTransport(httpx.BaseTransport):
 
     def _send_to_checked_address(self, request: httpx.Request, addresses: list[str]) -> httpx.Response:
         """Send ``request`` to the first of ``addresses`` that takes the connection (the next one is tried only
-        when a connection is refused or unreachable: nothing was sent). The Host header stays the name; the
-        client sets the original request on the response (its URL, for redirects and messages)."""
-        if not addresses or addresses == [request.url.host.strip("[]")]:
-            return self._inner.handle_request(request)  # an address given as such, or a name that did not resolve
+        when a connection is refused, unreachable or timed out: nothing was sent). The Host header stays the
+        name; the client sets the original request on the response (its URL, for redirects and messages)."""
+        host = _ascii_host(request)
+        if addresses == [host]:
+            return self._inner.handle_request(request)  # an address given as such
         extensions = dict(request.extensions)
         if request.url.scheme == "https":
-            extensions["sni_hostname"] = request.url.host  # the certificate is checked against the name
+            extensions["sni_hostname"] = host  # the certificate is checked against the name, in its ASCII form
         for address in addresses[:-1]:
             try:
                 return self._inner.handle_request(self._to_address(request, address, extensions))
-            except httpx.ConnectError:
+            except (httpx.ConnectError, httpx.ConnectTimeout):  # a timeout on connect: nothing sent either
                 continue
         return self._inner.handle_request(self._to_address(request, addresses[-1], extensions))
 
@@ -222,6 +249,12 @@ class BoundedTransport(httpx.BaseTransport):
         self._inner.close()
 
 
+def _ascii_host(request: httpx.Request) -> str:
+    """The host as sent (Host header): an address without brackets, or a name in its IDNA 2008 ASCII form.
+    ``url.host`` gives a name in Unicode, which the resolver would encode otherwise (IDNA 2003: « ß » → « ss »)."""
+    return request.url.raw_host.decode("ascii")
+
+
 def download_extensions(max_bytes: int, timeout: float) -> dict[str, Any]:
     """Extensions for a request that downloads a document of up to ``max_bytes``: its limit and a deadline that
     grows with the size (the client's timeout, plus the time the bytes take at :data:`MIN_DOWNLOAD_RATE`)."""
@@ -230,6 +263,6 @@ def download_extensions(max_bytes: int, timeout: float) -> dict[str, Any]:
 
 def failure_detail(exc: httpx.TransportError) -> str | None:
     """The French detail of a bound this transport enforced, else None (an ordinary network failure)."""
-    if isinstance(exc, RemoteMisbehaved | ResponseTooSlow | DestinationRefused):
+    if isinstance(exc, RemoteMisbehaved | ResponseTooSlow | DestinationRefused | NameNotFound):
         return exc.detail
     return None
