@@ -45,7 +45,8 @@ class RenditionsOut(BaseModel):
 
 def _version(session: Session, principal: Principal, document_id: str, number: int | None) -> Version:
     document = service.read_document(session, principal, document_id)  # only a reader learns it is in the trash
-    return document.current if number is None else service.get_version(document, number)
+    version = document.current if number is None else service.get_version(document, number)
+    return service.readable_content(document, version)  # eliminated: 410, its renditions went with its content
 
 
 @router.get("/{document_id}/renditions", response_model=RenditionsOut, summary="État des rendus d'une version")

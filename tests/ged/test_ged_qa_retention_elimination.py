@@ -65,6 +65,8 @@ def test_a_rule_changed_after_the_approval_is_the_one_applied(kit: Kit) -> None:
 
     assert content_status(kit, order) == 410
     assert content_status(kit, quote) == 200  # now « conserver »: it goes to the archives, not away
+    for rendition in ("renditions", "text", "preview", "thumbnail", "pdfa"):  # they went with the content
+        assert_problem(kit["agent"].get(f"/ged/documents/{order['id']}/{rendition}"), 410)
     proof = proof_of(kit.tenant_id, elimination_id)
     assert [item["document_id"] for item in proof.details["documents"]] == [order["id"]]
     [kept] = proof.details["kept"]
