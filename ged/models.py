@@ -81,7 +81,9 @@ class Version(GedBase):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     document_id: Mapped[str] = mapped_column(ForeignKey("ged_documents.id"), index=True)
     number: Mapped[int] = mapped_column(Integer)
-    object_key: Mapped[str] = mapped_column(String(64))
+    # Indexed, as the renditions' keys: before deleting an object the GED asks whether any version still needs
+    # it, once per object of each purge and elimination (at a million versions, a scan each time).
+    object_key: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     media_type: Mapped[str] = mapped_column(String(200))
     filename: Mapped[str] = mapped_column(String(255))
@@ -101,11 +103,11 @@ class Version(GedBase):
     field_values: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Renditions made by background jobs, in the object store: extracted text (UTF-8), first-page preview
     # (PNG) and thumbnail (PNG), PDF/A-2b copy. ``text_status``: pending, done, ocr_unavailable, failed, none.
-    text_key: Mapped[str | None] = mapped_column(String(64))
+    text_key: Mapped[str | None] = mapped_column(String(64), index=True)
     text_status: Mapped[str] = mapped_column(String(20), default="pending")
-    preview_key: Mapped[str | None] = mapped_column(String(64))
-    thumbnail_key: Mapped[str | None] = mapped_column(String(64))
-    pdfa_key: Mapped[str | None] = mapped_column(String(64))
+    preview_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    thumbnail_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    pdfa_key: Mapped[str | None] = mapped_column(String(64), index=True)
 
     document: Mapped[Document] = relationship(back_populates="versions")
 
