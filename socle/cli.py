@@ -361,10 +361,21 @@ def tenant_revoke(slug: str, username: str) -> None:
 @tenant.command("password", help="Définir le mot de passe de connexion à l'interface web d'un utilisateur.")
 @click.argument("slug", metavar="COLLECTIVITÉ")
 @click.argument("username", metavar="IDENTIFIANT")
-@click.password_option("--password", prompt="Nouveau mot de passe", help="Sinon demandé (12 caractères au moins).")
-def tenant_password(slug: str, username: str, password: str) -> None:
+@click.option(
+    "--password-env",
+    default="USER_PASSWORD",
+    show_default=True,
+    metavar="VARIABLE",
+    help="Variable d'environnement qui porte le mot de passe (jamais en argument : il resterait dans "
+    "l'historique et la liste des processus) ; sans elle, il est demandé deux fois. 12 caractères au moins.",
+)
+def tenant_password(slug: str, username: str, password_env: str) -> None:
     from socle.auth import get_tenant, get_user, set_password
     from socle.db import transaction
+
+    password = os.environ.get(password_env)
+    if password is None:
+        password = click.prompt("Nouveau mot de passe", hide_input=True, confirmation_prompt="Le même, encore une fois")
 
     with transaction() as session:
         set_password(session, get_user(session, get_tenant(session, slug), username), password)

@@ -29,6 +29,7 @@ _FRENCH = {
     "default: {default}": "défaut : {default}",
     "(dynamic)": "(calculé)",
     "deprecated": "obsolète",
+    "required": "obligatoire",
     "Try '{command} {option}' for help.": "Aide : « {command} {option} ».",
     # Refusals
     "Error: {message}": "Erreur : {message}",
