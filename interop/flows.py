@@ -1574,7 +1574,9 @@ def cancel_act(session: Session, principal: Principal, flow_id: str) -> Flow:
 
 
 def prefecture_letters(session: Session, principal: Principal, connector_name: str) -> list[dict[str, Any]]:
-    """The prefecture's letters waiting on the TdT, each with the flow of its act when there is one."""
+    """The prefecture's letters waiting on the TdT, each with the flow of its act when there is one; for those
+    who may read them (their subjects already tell of the acts)."""
+    principal.require(Role.AGENT, Role.ARCHIVISTE)
     connector = _connector(session, principal.tenant_id, connector_name)
     if connector.kind not in TDT_KINDS:
         raise InvalidInput(

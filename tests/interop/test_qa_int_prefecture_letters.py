@@ -4,15 +4,19 @@ d'observations, déféré) through its TdT: what each says, its PDF filed in the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from s2low_helpers import ACTES_SCHEMAS, S2low, act_request, add_s2low, drive, running_s2low, start
 from sqlalchemy import select
 
 from ged.models import Document, Version
 from interop import actes
 from interop.connectors.s2low import S2lowConnector
-from socle.db import new_session
+from socle.auth import create_user, issue_token
+from socle.db import new_session, transaction
+from socle.models import Tenant
 
 from conftest import Kit, assert_problem, run_jobs
 
@@ -79,3 +83,16 @@ def test_a_letter_is_fetched_only_through_ones_own_tdt(kit: Kit, sim: S2low, mak
     assert "Numéro de transaction invalide" in unknown["detail"]
     other = make_kit(with_identity=False)
     assert_problem(other["agent"].post("/interop/connectors/tdt/prefecture/1/fetch"), 404)
+
+
+def test_only_those_who_may_read_the_letters_list_them(kit: Kit, sim: S2low, app: Any) -> None:
+    add_s2low(kit, sim)
+    with transaction() as session:
+        tenant = session.get(Tenant, kit.tenant_id)
+        assert tenant is not None
+        clerk = create_user(session, tenant, "accueil", "Dominique Accueil", ["secretariat"])
+        token = issue_token(session, clerk, "tests")
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}, raise_server_exceptions=False) as client:
+        assert_problem(client.get("/interop/connectors/tdt/prefecture"), 403)  # reading one needs agent or archiviste
+        assert_problem(client.post("/interop/connectors/tdt/prefecture/1/fetch"), 403)
+    assert kit["archiviste"].get("/interop/connectors/tdt/prefecture").status_code == 200
