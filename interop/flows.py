@@ -1584,13 +1584,13 @@ def prefecture_letters(session: Session, principal: Principal, connector_name: s
         )
     letters = s2low(connector).prefecture_documents()
     transactions = {str(letter.get("related_transaction_id")) for letter in letters}
-    flows_by_transaction = {
-        str(flow.data.get("transaction_id")): flow.id
-        for flow in session.execute(
-            select(Flow).where(Flow.tenant_id == principal.tenant_id, Flow.kind == "actes")
-        ).scalars()
-        if str(flow.data.get("transaction_id")) in transactions
-    }
+    transaction_id = Flow.data["transaction_id"].as_string()
+    found = session.execute(  # only the flows of these letters, not every act the collectivité ever sent
+        select(transaction_id, Flow.id).where(
+            Flow.tenant_id == principal.tenant_id, Flow.kind == "actes", transaction_id.in_(transactions)
+        )
+    )
+    flows_by_transaction = {str(number): flow_id for number, flow_id in found}
     return [
         letter | {"flow_id": flows_by_transaction.get(str(letter.get("related_transaction_id")))} for letter in letters
     ]
