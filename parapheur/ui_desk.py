@@ -75,7 +75,9 @@ def _render_desk(
     status: int = 200,
 ) -> Response:
     desks = _desks_of(db, principal)
-    desk = _chosen_desk(db, principal, desks, view.bureau)
+    desk, landing_box = _chosen_desk(db, principal, desks, view.bureau)
+    if not view.bureau and view.corbeille == "a-traiter" and landing_box is not None:
+        view = replace(view, corbeille=landing_box)  # the landing opens the box where their folders are
     if view.corbeille not in BOXES and view.corbeille != ALL:
         view = replace(view, corbeille="a-traiter")
     if desk is None:
@@ -115,18 +117,20 @@ def _desks_of(db: Session, principal: Principal) -> list[Desk]:
     return [desk for desk in desks if desk.id in held]
 
 
-def _chosen_desk(db: Session, principal: Principal, desks: list[Desk], desk_id: str) -> Desk | None:
+def _chosen_desk(db: Session, principal: Principal, desks: list[Desk], desk_id: str) -> tuple[Desk | None, str | None]:
+    """The desk shown, and on landing (no desk asked for) the box to open."""
     if not desk_id:
         # The first desk with something to act on: its own folders first, else those received by delegation
-        # (a delegate whose own box is empty lands where the replaced desk's folders are told), else the first.
-        for box in ("to_act", "delegated"):
+        # (a delegate whose own box is empty lands in the box of the replaced desk's folders), else the first.
+        for slug in ("a-traiter", "delegues"):
+            box = BOXES[slug]
             waiting = next((desk for desk in desks if service.desk_box_count(db, principal, desk.id, box)), None)
             if waiting is not None:
-                return waiting
-        return desks[0] if desks else None
+                return waiting, slug
+        return (desks[0] if desks else None), None
     for desk in desks:
         if desk.id == desk_id:
-            return desk
+            return desk, None
     # Another desk of the tenant: the domain says who may see it (403); an unknown one is a 404.
     service.desk_folders(db, principal, config.get_desk(db, principal.tenant_id, desk_id).id, "to_act", 1)
     raise NotFound(f"bureau {desk_id} introuvable")

@@ -249,8 +249,12 @@ def test_a_delegate_lands_where_the_folders_received_by_delegation_are_told(app:
     delegation = {"from_desk_id": setup.maire, "to_desk_id": setup.secretariat, **window}
     ok(kit["admin"].post("/parapheur/delegations", json=delegation), 201)
     sent_folder(kit, setup.sign_only, title="Arrêté d'alignement")
-    page = sign_in(app, kit, "agent").get("/bureau")
+    client = sign_in(app, kit, "agent")
+    page = client.get("/bureau")  # landing: the box where the folder is, opened
     assert page.status_code == 200
+    assert "Bureau « Secrétariat » : Reçus par délégation" in page.text and "alignement" in page.text
+    # Asked for, their own empty box tells where the folder is.
+    page = client.get(f"/bureau?bureau={setup.secretariat}")
     assert "Bureau « Secrétariat » : À traiter" in page.text
     assert 'id="delegues-en-attente"' in page.text
     notice = page.text.split('id="delegues-en-attente"', 1)[1].split("</p>", 1)[0]
