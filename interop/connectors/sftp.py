@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 import asyncssh
 
 from interop.connectors.layout import Layout, Oversized, deposit, probe
-from interop.connectors.transport import DestinationRefused, check_destination
+from interop.connectors.transport import DestinationRefused, NameNotFound, resolve_destination
 from socle.errors import Conflict, InvalidInput, ServiceUnavailable, message
 from socle.storage import ObjectStore
 
@@ -182,18 +182,24 @@ class SftpConnector:
         }
         where = f"serveur SFTP {host}:{port}"
 
+        try:
+            # Never a link-local address (a cloud's metadata service), and the connection goes to an address
+            # checked here, not to a second lookup's answer. The host key is the configured one: no name needed.
+            addresses = resolve_destination(host, port)
+        except DestinationRefused as exc:
+            raise Conflict(message("%(where)s : %(detail)s", where=where, detail=exc.detail)) from None
+        except NameNotFound as exc:
+            detail = message("le %(where)s est injoignable : %(exc)s", where=where, exc=exc.detail)
+            raise ServiceUnavailable(detail) from None
+
         async def connect() -> tuple[asyncssh.SSHClientConnection, asyncssh.SFTPClient]:
-            connection = await asyncssh.connect(host, port, **options)
+            connection = await _first_answering(addresses, port, options)
             try:
                 return connection, await connection.start_sftp_client()
             except BaseException:
                 connection.close()
                 raise
 
-        try:
-            check_destination(host, port)  # never a link-local address (a cloud's metadata service)
-        except DestinationRefused as exc:
-            raise Conflict(message("%(where)s : %(detail)s", where=where, detail=exc.detail)) from None
         try:
             return runner.run(connect())
         except asyncssh.HostKeyNotVerifiable:
@@ -210,3 +216,14 @@ class SftpConnector:
             raise ServiceUnavailable(message("le %(where)s refuse la connexion (arrêté ?)", where=where)) from None
         except (OSError, asyncssh.Error) as exc:
             raise ServiceUnavailable(message("le %(where)s est injoignable : %(exc)s", where=where, exc=exc)) from None
+
+
+async def _first_answering(addresses: list[str], port: int, options: dict[str, Any]) -> asyncssh.SSHClientConnection:
+    """A connection to the first address that takes it (the next is tried only when nothing was sent: refused,
+    unreachable, or no answer within the connection's delay)."""
+    for address in addresses[:-1]:
+        try:
+            return await asyncssh.connect(address, port, **options)
+        except OSError:  # refused, unreachable, timed out (asyncssh's own errors, such as a wrong key, are not)
+            continue
+    return await asyncssh.connect(addresses[-1], port, **options)

@@ -88,18 +88,6 @@ class NameNotFound(httpx.ConnectError):
         self.detail = detail
 
 
-def check_destination(host: str, port: int) -> None:
-    """Refuse a host that is, or resolves to, a forbidden address; an unresolvable name is left to the connection
-    (SFTP: its client resolves the name itself and reports it).
-
-    :raises DestinationRefused: with a French message naming the host.
-    """
-    try:
-        resolve_destination(host, port)
-    except NameNotFound:
-        return
-
-
 def resolve_destination(host: str, port: int) -> list[str]:
     """The addresses ``host`` may be reached at, in the resolver's order, each checked (never empty).
 

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -263,3 +264,25 @@ def test_the_server_refuses_to_overwrite_a_file_written_meanwhile(sftp_server: S
         with pytest.raises(Conflict, match="porte déjà le nom"):
             deposit(target, Layout(), get_store(), obj.key, "acte.pdf", obj.size, connector="sftp-test")
     assert listing(folder) == ["acte.pdf"] and (folder / "acte.pdf").read_bytes() == b"arrive entre-temps"
+
+
+def test_the_connection_goes_to_the_address_checked_not_to_a_second_lookup(
+    sftp_server: SftpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name that resolves to the server for the check, then to the metadata service (« DNS rebinding »)."""
+    real, answers = socket.getaddrinfo, iter(["127.0.0.1"])
+
+    def rebinding(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "sftp.mairie.test":
+            return real(next(answers, "169.254.169.254"), port, *args, **kwargs)
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    assert "accessible en écriture" in connector(sftp_server, "/arrivee", host="sftp.mairie.test").test()
+    with pytest.raises(Conflict, match=r"169\.254\.169\.254"):  # the second lookup's answer: refused before connecting
+        connector(sftp_server, "/arrivee", host="sftp.mairie.test").test()
+
+
+def test_a_name_that_does_not_resolve_is_said_so(sftp_server: SftpServer) -> None:
+    with pytest.raises(ServiceUnavailable, match=r"nom introuvable : sftp\.invalid"):
+        connector(sftp_server, "/arrivee", host="sftp.invalid").test()
