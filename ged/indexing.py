@@ -28,13 +28,15 @@ log = logging.getLogger("ged.indexing")
 MAX_TEXT_CHARS = 200_000
 
 
-def index_document(session: Session, document: Document) -> None:
+def index_document(session: Session, document: Document, *, text: str | None = None) -> None:
     """Add, update or remove the search entry of a document, without committing.
 
     A document in the trash or eliminated has no entry: search cannot find it.
 
     :param session: the caller's session (its transaction carries the change).
     :param document: the document, its versions loaded or loadable.
+    :param text: the current version's extracted text, when the caller has just stored it (the text job): it is
+        not read back from the store.
     """
     entry = session.get(SearchEntry, document.id)
     if document.deleted_at is not None or document.disposal == "eliminated":
@@ -42,7 +44,7 @@ def index_document(session: Session, document: Document) -> None:
             session.delete(entry)
         return
     version = document.current
-    values = entry_values(document, version, read_text(version))
+    values = entry_values(document, version, text[:MAX_TEXT_CHARS] if text is not None else read_text(version))
     if entry is None:
         session.add(SearchEntry(document_id=document.id, **values))
     else:

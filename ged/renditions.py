@@ -469,8 +469,8 @@ def ocr_text_job(tenant_id: str, document_id: str, number: int) -> None:
 
 
 def _store_text(tenant_id: str, document_id: str, target: _Target, text: str) -> None:
-    text_key = _put_bytes(_utf8_prefix(text.encode("utf-8")[:MAX_TEXT_BYTES]).encode())
-    _record_text(tenant_id, document_id, target, DONE, text_key, None)
+    kept = _utf8_prefix(text.encode("utf-8")[:MAX_TEXT_BYTES])
+    _record_text(tenant_id, document_id, target, DONE, _put_bytes(kept.encode()), None, text=kept)
 
 
 # PDFium is not thread-safe: one text extraction at a time in a process (the embedded worker is a thread).
@@ -599,10 +599,19 @@ def _check_pages(path: Path) -> None:
 
 
 def _record_text(
-    tenant_id: str, document_id: str, target: _Target, status: str, text_key: str | None, reason: str | None
+    tenant_id: str,
+    document_id: str,
+    target: _Target,
+    status: str,
+    text_key: str | None,
+    reason: str | None,
+    *,
+    text: str | None = None,
 ) -> None:
+    """``text``: what ``text_key`` holds, given to the search index rather than read back from the store."""
+
     def record(session: Session) -> bool:
-        return _set_text(session, tenant_id, document_id, target, status, text_key, reason)
+        return _set_text(session, tenant_id, document_id, target, status, text_key, reason, text)
 
     _record_unless_eliminated(document_id, (text_key,) if text_key else (), record)
 
@@ -615,6 +624,7 @@ def _set_text(
     status: str,
     text_key: str | None,
     reason: str | None,
+    text: str | None,
 ) -> bool:
     """Record the text's outcome on the version and its same-content siblings; whether anything was recorded."""
     version = session.get(Version, target.version_id, with_for_update=True)
@@ -630,7 +640,7 @@ def _set_text(
         numbers.add(same.number)
     document = session.get(Document, document_id)
     if document is not None and document.current_version in numbers and text_key is not None:
-        indexing.index_document(session, document)
+        indexing.index_document(session, document, text=text)
     return True
 
 

@@ -512,3 +512,22 @@ def test_a_scan_goes_from_the_quick_text_job_to_one_ocr_job_on_the_slow_lane(kit
     run_jobs()
     assert state(client, document_id)["text_status"] == "done"
     assert "Budget primitif" in client.get(f"/ged/documents/{document_id}/text").content.decode("utf-8")
+
+
+def test_the_text_job_indexes_the_text_it_extracted_without_reading_it_back(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One object store read less per document (the benchmark's ingest path): the index takes the text as is."""
+    from ged import indexing
+
+    read_text = indexing.read_text
+
+    def no_read_back(version: Version) -> str:
+        assert version.text_key is None, "the text job read back the text it had just stored"
+        return read_text(version)  # the upload's own indexing: no text yet
+
+    monkeypatch.setattr(indexing, "read_text", no_read_back)
+    document_id = upload_and_render(kit["agent"], text_pdf(), "budget.pdf")
+    with transaction() as session:
+        entry = session.get(SearchEntry, document_id)
+        assert entry is not None and term_of("budgétaire") in entry.terms.split()
