@@ -376,21 +376,40 @@ def file_signed_document(
     title: str,
     document_type: str,
     signatories: list[str],
+    ged_folder: str | None = None,
 ) -> None:
-    """A signed document of a folder made by upload in the parapheur: filed once as a new document, answered."""
+    """A signed document of a folder made by upload in the parapheur: filed once as a new document in the folder
+    of the plan its sous-type names (``ged_folder``: path or id), answered.
+
+    :raises NotFound: no ``ged_folder`` (a message queued before it was required), or no such folder: never
+        filed outside the plan, where every user of the collectivité would read it.
+    """
+    from ged import plan
     from ged.schemas import Metadata
     from socle.storage import StoredObject
 
+    origin = f"parapheur:{folder_id}"
     with transaction() as session:
+        # Checked only for a first filing: a second run answers with the document filed, wherever it is now.
+        if _already_filed(session, tenant_id, origin) is None and not ged_folder:
+            raise NotFound(
+                message("le sous-type du dossier ne désigne aucun dossier de la GED : document signé non classé")
+            )
+        filed_in = plan.folder_at(session, tenant_id, ged_folder) if ged_folder else None
         found = _file_once(
             session,
             tenant_id,
-            f"parapheur:{folder_id}",
+            origin,
             ("parapheur", "Parapheur"),
             StoredObject(object_key, size),
             filename,
             media_type,
-            Metadata(title=title[:500], document_type=document_type[:100] or "Parapheur", tags=["parapheur"]),
+            Metadata(
+                title=title[:500],
+                document_type=document_type[:100] or "Parapheur",
+                tags=["parapheur"],
+                folder_id=filed_in.id if filed_in else None,
+            ),
             comment=("Signé par " + ", ".join(signatories))[:2000] if signatories else None,
             signatories=list(signatories),
         )
@@ -429,11 +448,9 @@ def _file_once(
     from socle.auth import Principal
     from socle.models import Tenant
 
-    found = session.execute(
-        select(Version.document_id).join(Document).where(Document.tenant_id == tenant_id, Version.origin == origin)
-    ).scalar_one_or_none()
+    found = _already_filed(session, tenant_id, origin)
     if found is not None:
-        return str(found)
+        return found
     # A run killed between the creation and the origin's commit left its version unmarked: adopt it.
     orphans = (
         select(Version)
@@ -469,6 +486,18 @@ def _file_once(
     if signatories is not None:  # None left unset: SQL NULL, not JSON null
         document.current.signatories = signatories
     return str(document.id)
+
+
+def _already_filed(session: Any, tenant_id: str, origin: str) -> str | None:
+    """The document another service's message created already (its version carries the message's origin)."""
+    from sqlalchemy import select
+
+    from ged.models import Document, Version
+
+    found = session.execute(
+        select(Version.document_id).join(Document).where(Document.tenant_id == tenant_id, Version.origin == origin)
+    ).scalar_one_or_none()
+    return str(found) if found is not None else None
 
 
 def _export(session: Any, document: Any) -> dict[str, Any]:

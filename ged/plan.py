@@ -39,6 +39,31 @@ def get_folder(session: Session, tenant_id: str, folder_id: str, *, for_update: 
     return folder
 
 
+def folder_at(session: Session, tenant_id: str, reference: str) -> Folder:
+    """A folder named by another service: its id, or its path of names from the top (« Ressources humaines/
+    Arrêtés »), as an administrator writes it in that service's settings. No right is checked: the service
+    files there in the collectivité's name, and the folder's rights then say who reads what it files.
+
+    :raises NotFound: no such folder in the collectivité.
+    """
+    found = session.execute(
+        select(Folder).where(Folder.tenant_id == tenant_id, Folder.id == reference)
+    ).scalar_one_or_none()
+    if found is not None:
+        return found
+    folder: Folder | None = None
+    for name in (part.strip() for part in reference.split("/") if part.strip()):
+        parent = Folder.parent_id.is_(None) if folder is None else Folder.parent_id == folder.id
+        folder = session.execute(
+            select(Folder).where(Folder.tenant_id == tenant_id, parent, Folder.name == name)
+        ).scalar_one_or_none()
+        if folder is None:
+            break
+    if folder is None:
+        raise NotFound(message("dossier « %(reference)s » introuvable dans le plan de classement", reference=reference))
+    return folder
+
+
 def _require_manage(session: Session, principal: Principal, folder_id: str | None) -> None:
     if folder_id is None:
         principal.require(Role.ARCHIVISTE)  # the plan's top level is the archivist's or the admin's

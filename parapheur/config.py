@@ -604,6 +604,7 @@ _SUBTYPE_FIELDS = (
     "creator_desk_ids",
     "reading_required",
     "due_days",
+    "ged_folder",
 )
 
 
@@ -631,10 +632,13 @@ def _check_subtype_values(
         raise InvalidInput(
             message("un circuit avec une étape « cachet serveur » demande une identité de cachet (seal_identity_id)")
         )
+    ged_folder = (values.get("ged_folder") or "").strip(" /") or None
+    if ged_folder is not None:
+        check_text(ged_folder, message("dossier de la GED"))
     due_days = values.get("due_days")
     if due_days is not None and not 0 <= due_days <= 3650:
         raise InvalidInput(message("le délai de traitement (due_days) doit être compris entre 0 et 3650 jours"))
-    return values | {"circuit": templates}
+    return values | {"circuit": templates} | ({"ged_folder": ged_folder} if "ged_folder" in values else {})
 
 
 def check_signature_count(templates: list[dict[str, Any]], signature_format: str, subtype_name: str | None) -> None:
@@ -688,7 +692,7 @@ def update_subtype(session: Session, principal: Principal, subtype_id: str, chan
     """Change a sous-type; folders already sent keep the circuit they were given."""
     _require_admin(principal)
     row = get_subtype(session, principal.tenant_id, subtype_id)
-    changes = _without_nulls(changes, ("seal_identity_id", "due_days"))
+    changes = _without_nulls(changes, ("seal_identity_id", "due_days", "ged_folder"))
     merged = _merged(row, _SUBTYPE_FIELDS, changes)
     merged = _check_subtype_values(session, principal.tenant_id, merged, row.type.signature_format)
     if "name" in changes:

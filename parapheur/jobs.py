@@ -48,6 +48,12 @@ def filed_in_ged(*, tenant_id: str, folder_id: str, document_id: str) -> None:
         service.record_ged_filing(session, tenant_id, folder_id, document_id)
 
 
+def ged_filing_failed(*, tenant_id: str, folder_id: str, reason: str) -> None:
+    """The GED could not file the signed document: the folder's history says why, for its creator."""
+    with transaction() as session:
+        service.record_ged_filing_failed(session, tenant_id, folder_id, reason)
+
+
 def upgrade_signature(*, tenant_id: str, folder_id: str) -> None:
     """Raise a degraded signature to the folder's pending level (retried while a responder is down)."""
     with transaction() as session:

@@ -134,6 +134,10 @@ class Subtype(ParapheurBase):
     creator_desk_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     reading_required: Mapped[bool] = mapped_column(Boolean, default=False)
     due_days: Mapped[int | None] = mapped_column(Integer)
+    # Where its signed documents are filed in the GED, when a folder's creator asks for it: a folder of the
+    # classification plan, by its path (« Ressources humaines/Arrêtés ») or id. The GED's rights on that folder
+    # then say who reads them; without it, a document filed nowhere would be open to the whole collectivité.
+    ged_folder: Mapped[str | None] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     type: Mapped[SignatureType] = relationship()

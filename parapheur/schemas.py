@@ -132,6 +132,12 @@ class SubtypeIn(BaseModel):
     creator_desk_ids: list[Line] = Field(default_factory=list, max_length=200)
     reading_required: bool = False
     due_days: int | None = Field(None, description="Délai de traitement en jours")
+    ged_folder: Line | None = Field(
+        None,
+        max_length=1000,
+        description="Dossier du plan de classement de la GED (chemin « A/B » ou identifiant) où classer les "
+        "documents signés ; sans lui, pas de classement",
+    )
 
 
 class SubtypePatch(BaseModel):
@@ -142,6 +148,7 @@ class SubtypePatch(BaseModel):
     creator_desk_ids: list[Line] | None = Field(None, max_length=200)
     reading_required: bool | None = None
     due_days: int | None = None
+    ged_folder: Line | None = Field(None, max_length=1000)
 
 
 class SubtypeOut(ReadModel):
@@ -154,6 +161,7 @@ class SubtypeOut(ReadModel):
     creator_desk_ids: list[str]
     reading_required: bool
     due_days: int | None
+    ged_folder: str | None
     created_at: datetime
 
 

@@ -155,6 +155,15 @@ def check_comment(comment: str | None, field: str | None = None) -> None:
 
 
 def _new_folder(session: Session, principal: Principal, spec: FolderSpec, subtype: Subtype, source: str) -> Folder:
+    if spec.ged_filing and source == "upload" and not subtype.ged_folder:
+        # Filed nowhere in the plan, the signed document would be open to every user of the collectivité.
+        raise InvalidInput(
+            message(
+                "le sous-type « %(subtype_name)s » ne désigne aucun dossier de la GED où classer le document "
+                "signé : demandez-le à l'administrateur, ou ne demandez pas le classement",
+                subtype_name=subtype.name,
+            )
+        )
     folder = Folder(
         tenant_id=principal.tenant_id,
         title=spec.title,
@@ -806,6 +815,7 @@ def _file_in_ged(
         title=folder.title,
         document_type=subtype.name if subtype else "Parapheur",
         signatories=signatories,
+        ged_folder=subtype.ged_folder if subtype else None,
     )
 
 
@@ -818,6 +828,20 @@ def record_ged_filing(session: Session, tenant_id: str, folder_id: str, document
     _event(session, folder, _GED, "filed_in_ged", None, {"document": document_id})
     _audit(session, folder, "service:ged", "parapheur.folder.filed_in_ged", document=document_id)
     session.commit()
+    return folder
+
+
+def record_ged_filing_failed(session: Session, tenant_id: str, folder_id: str, reason: str) -> Folder:
+    """The GED's failure to file the signed document: said once in the folder's history and the audit log (the
+    document stays signed in the parapheur, where its creator downloads it)."""
+    folder = get_folder(session, tenant_id, folder_id, for_update=True)
+    said = session.execute(
+        select(FolderEvent.id).where(FolderEvent.folder_id == folder.id, FolderEvent.action == "ged_filing_failed")
+    ).first()
+    if folder.ged_document_id is None and said is None:
+        _event(session, folder, _GED, "ged_filing_failed", reason[:2000], {})
+        _audit(session, folder, "service:ged", "parapheur.folder.ged_filing_failed", reason=reason[:2000])
+        session.commit()
     return folder
 
 

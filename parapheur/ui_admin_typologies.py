@@ -250,6 +250,7 @@ def _subtype_values(form: FormData) -> dict[str, Any]:
         "creator_desk_ids": [v for v in form.getlist("creator_desk_ids") if isinstance(v, str) and v],
         "reading_required": bool(_text(form, "reading_required")),
         "due_days": _text(form, "due_days"),
+        "ged_folder": _text(form, "ged_folder"),
     }
     indexes = sorted(int(found.group(1)) for key in form if (found := _STEP_FIELD.match(key)))[:MAX_FORM_STEPS]
 
@@ -284,6 +285,7 @@ def _shown_subtype(row: Subtype) -> dict[str, Any]:
         "creator_desk_ids": list(row.creator_desk_ids or []),
         "reading_required": row.reading_required,
         "due_days": "" if row.due_days is None else str(row.due_days),
+        "ged_folder": row.ged_folder or "",
         "steps": [
             {
                 "kind": step["kind"],
@@ -331,6 +333,7 @@ def _parsed_subtype(
         "creator_desk_ids": values["creator_desk_ids"],
         "reading_required": values["reading_required"],
         "due_days": due_days,
+        "ged_folder": values["ged_folder"] or None,
     }
     return parsed, rows
 
@@ -348,6 +351,7 @@ def _subtype_field(message: str, rows: list[int]) -> str:
         (("par bordereau",), "steps-0-kind"),  # the whole circuit signs a PES too often: said at its top
         (("cachet",), "seal_identity_id"),
         (("délai",), "due_days"),
+        (("dossier de la GED",), "ged_folder"),
         (("bureau",), "creator_desk_ids"),
         (("circuit",), "steps-0-kind"),
     ):

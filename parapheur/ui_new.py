@@ -158,7 +158,7 @@ def _checked_spec(
         due_date=due,
         external_signers=signers,
         send=sending,
-        ged_filing=form.get("classer_ged") == "1",
+        ged_filing=form.get("classer_ged") == "1" and bool(subtype.ged_folder),
     )
     return errors, spec
 

@@ -54,9 +54,12 @@ GED_FILE_SIGNED_DOCUMENT = Message(
         "title",
         "document_type",
         "signatories",
+        "ged_folder",
     ),
     "Le circuit d'un dossier déposé dans le parapheur est terminé et son créateur a demandé de le classer : la GED "
-    "enregistre le document signé comme nouveau document, une seule fois, et répond par PARAPHEUR_FILED_IN_GED.",
+    "enregistre le document signé comme nouveau document, une seule fois, dans le dossier du plan que nomme son "
+    "sous-type (ged_folder : chemin ou identifiant), et répond par PARAPHEUR_FILED_IN_GED.",
+    on_failure="parapheur.jobs.ged_filing_failed",
 )
 GED_EXPORT_FOR_ARCHIVE = Message(
     "ged.jobs.export_for_archive",
@@ -158,6 +161,12 @@ PARAPHEUR_FILED_IN_GED = Message(
     "La GED a classé le document signé d'un dossier déposé : le dossier garde l'identifiant du document GED.",
 )
 # Parapheur, jobs of its own (asked by the parapheur for itself)
+PARAPHEUR_GED_FILING_FAILED = Message(
+    "parapheur.jobs.ged_filing_failed",
+    ("tenant_id", "folder_id", "reason"),
+    "La GED n'a pas pu classer le document signé d'un dossier déposé (dossier du plan introuvable…) : l'historique "
+    "du dossier le dit, avec la raison.",
+)
 PARAPHEUR_UPGRADE_SIGNATURE = Message(
     "parapheur.jobs.upgrade_signature",
     ("tenant_id", "folder_id"),

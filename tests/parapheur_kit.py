@@ -96,3 +96,13 @@ def act(kit: Kit, user: str, folder_id: str, action: str, body: dict[str, Any] |
 def folder_of(kit: Kit, folder_id: str, user: str = "agent") -> dict[str, Any]:
     result: dict[str, Any] = ok(kit[user].get(f"/parapheur/folders/{folder_id}"))
     return result
+
+
+def filing_into(kit: Kit, subtype_id: str, name: str = "Actes signés") -> str:
+    """A folder of the GED's plan (created by the admin) that the sous-type files its signed documents in;
+    returns the folder's id."""
+    folder = kit["admin"].post("/ged/plan", json={"name": name, "parent_id": None})
+    assert folder.status_code == 201, folder.text
+    changed = kit["admin"].patch(f"/parapheur/subtypes/{subtype_id}", json={"ged_folder": name})
+    assert changed.status_code == 200, changed.text
+    return str(folder.json()["id"])

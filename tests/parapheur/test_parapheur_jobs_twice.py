@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from parapheur_kit import Standard, act, folder_of, ged_folder, ok, sent_folder
+from parapheur_kit import Standard, act, filing_into, folder_of, ged_folder, ok, sent_folder
 from signing_helpers import set_email
 from smtp import SmtpServer, kit_mailbox
 from sqlalchemy import func, select
@@ -86,6 +86,7 @@ def test_a_missing_document_told_twice_is_recorded_once(kit: Kit) -> None:
 
 def test_filed_in_the_ged_told_twice_is_recorded_once(kit: Kit) -> None:
     setup = Standard(kit)
+    filing_into(kit, setup.sign_only)
     folder = sent_folder(kit, setup.sign_only, title="Arrêté de voirie", ged_filing="true")
     assert act(kit, "maire", folder["id"], "sign").status_code == 200
     run_jobs()

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from parapheur_kit import Standard, desk, folder_of, ok, typology
+from parapheur_kit import Standard, desk, filing_into, folder_of, ok, typology
 from ui_kit import csrf_of, sign_in
 
 from parapheur.pades import verify_pdf
 from socle.auth import create_user, get_tenant, issue_token
 from socle.db import transaction
 
-from conftest import Kit, identity_certificate, make_pdf, run_jobs, ui_password_hash
+from conftest import Kit, assert_problem, identity_certificate, make_pdf, run_jobs, ui_password_hash
 
 PDF = "application/pdf"
 
@@ -51,7 +51,12 @@ def test_the_typology_then_the_circuit_preview_without_javascript(app: Any, kit:
     assert re.search(
         r'<input id="fichiers" name="fichiers" type="file"[^>]* multiple accept="application/pdf', chosen.text
     )
+    # Filing in the GED is offered only where the sous-type names the folder of the plan it goes to.
+    assert 'name="classer_ged"' not in chosen.text
+    filing_into(kit, setup.visa_then_sign)
+    chosen = agent.get(f"/dossiers/nouveau?sous_type={setup.visa_then_sign}")
     assert re.search(r'<input id="classer_ged" name="classer_ged" type="checkbox" value="1" checked', chosen.text)
+    assert "dans le dossier « Actes signés » du plan de classement" in chosen.text
     # Filtering by type keeps only its sous-types.
     types = ok(kit["agent"].get("/parapheur/types"))
     arretes = next(row["id"] for row in types if row["name"] == "Arrêtés")
@@ -171,6 +176,7 @@ def test_created_vised_by_a_colleague_signed_by_the_mayor_then_in_the_ged(app: A
         type_name="Délibérations",
         creator_desk_ids=[assemblies],
     )
+    plan_folder = filing_into(kit, subtype, "Délibérations signées")
     title = "Délibération n° 118 : tarifs de la cantine"
 
     agent = sign_in(app, kit, "agent")
@@ -204,6 +210,7 @@ def test_created_vised_by_a_colleague_signed_by_the_mayor_then_in_the_ged(app: A
     assert document_id
     document = ok(kit["agent"].get(f"/ged/documents/{document_id}"))
     assert document["current"]["title"] == title and document["current"]["document_type"] == "Délibération du conseil"
+    assert document["folder_id"] == plan_folder  # where the sous-type files, whose rights say who reads it
     current = document["current"]
     assert current["content"]["filename"] == "deliberation-118-signe.pdf"
     assert current["origin"] == f"parapheur:{folder_id}" and current["comment"] == "Signé par maire"
@@ -223,6 +230,13 @@ def test_filing_in_the_ged_through_the_api_happens_once(kit: Kit) -> None:
     from ged import jobs as ged_jobs
 
     setup = Standard(kit)
+    refused = kit["agent"].post(
+        "/parapheur/folders/upload",
+        files=[("files", ("arrete.pdf", make_pdf("Arrêté"), PDF))],
+        data={"subtype_id": setup.sign_only, "title": "Arrêté de voirie", "send": "true", "ged_filing": "true"},
+    )
+    assert "ne désigne aucun dossier de la GED" in assert_problem(refused, 422)["detail"]
+    filing_into(kit, setup.sign_only)
     folder = ok(
         kit["agent"].post(
             "/parapheur/folders/upload",
@@ -248,6 +262,7 @@ def test_filing_in_the_ged_through_the_api_happens_once(kit: Kit) -> None:
         title="Arrêté de voirie",
         document_type="Arrêté",
         signatories=["maire"],
+        ged_folder="Actes signés",
     )
     run_jobs()
     listed = ok(kit["agent"].get("/ged/documents"))
