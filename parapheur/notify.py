@@ -147,7 +147,7 @@ def public_url() -> str:
 
 def folder_link(folder_id: str) -> str | None:
     base = public_url()
-    return f"{base}/parapheur/folders/{folder_id}" if base else None
+    return f"{base}/dossiers/{folder_id}" if base else None  # the folder's page, not the API's JSON
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -79,10 +79,11 @@ def login(request: Request, db: DbDep, form: FormDep) -> Response:
 def signed_in_redirect(target: str, cookie: str) -> Response:
     """Answer a successful sign-in: set the session cookie and go where the user was going."""
     response = RedirectResponse(target, status_code=303)
+    # No max_age: the cookie goes when the browser closes (a shared desk at the town hall: the next person
+    # does not find the session open); the server ends it anyway after its idle and total lifetimes.
     response.set_cookie(
         sessions.COOKIE,
         cookie,
-        max_age=int(sessions.LIFETIME.total_seconds()),
         httponly=True,
         secure=True,
         samesite="lax",  # lax, not strict: a link from a notification mail must open the folder signed in

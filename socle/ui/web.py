@@ -89,9 +89,13 @@ async def read_form(request: Request) -> FormData:
     origin = request.headers.get("origin")
     if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host", ""):
         raise CsrfRejected()
+    # What the browser says of the page the form came from: another site, or a sibling sub-domain, never.
+    if request.headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+        raise CsrfRejected()
     sent = form.get("csrf")
     expected = [token for token in (_session_csrf(request), request.cookies.get(ANON_CSRF_COOKIE)) if token]
-    if not isinstance(sent, str) or not any(hmac.compare_digest(sent, token) for token in expected):
+    # Bytes, not str: compare_digest refuses a str with non-ASCII characters (a 500 for « csrf=é »).
+    if not isinstance(sent, str) or not any(hmac.compare_digest(sent.encode(), token.encode()) for token in expected):
         raise CsrfRejected()
     return form
 

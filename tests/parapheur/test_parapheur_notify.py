@@ -175,3 +175,15 @@ def test_a_notice_is_retried_while_the_smtp_server_is_down(
         session.execute(update(Job).where(Job.id == job.id).values(next_run_at=utcnow()))
     run_jobs()
     assert len(mails_to(server, "maire")) == 1
+
+
+def test_the_mail_links_to_the_folders_page(kit: Kit, mailbox: SmtpServer, use_env: Callable[..., None]) -> None:
+    use_env(SOCLE_PUBLIC_URL="https://parapheur.mairie.test")
+    with_addresses(kit)
+    setup = Standard(kit)
+    folder = sent_folder(kit, setup.visa_then_sign, title="Délibération sur les tarifs")
+    run_jobs()
+    (to_agent,) = mails_to(mailbox, "agent")
+    # The page a person opens, signed in or after signing in; not the API's JSON.
+    assert f"https://parapheur.mairie.test/dossiers/{folder['id']}" in text(to_agent)
+    assert "/parapheur/folders/" not in text(to_agent)

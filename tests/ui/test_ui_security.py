@@ -15,13 +15,13 @@ from parapheur_kit import desk, ok, sent_folder, typology
 from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 from starlette.routing import compile_path
-from ui_kit import csrf_of, post_form, sign_in
+from ui_kit import anonymous, csrf_of, post_form, sign_in
 
 from socle.db import new_session
 from socle.models import User
 from socle.ui.web import read_form
 
-from conftest import Kit, make_pdf, upload_document
+from conftest import UI_PASSWORD, Kit, make_pdf, upload_document
 
 MARK = "Zqxw"  # in the name of every object of the first collectivité: must never show to another
 _PARAM = re.compile(r"\{([^}:]+)(:[^}]+)?\}")
@@ -70,6 +70,34 @@ def test_every_post_route_checks_its_csrf_token_and_origin(app: Any, kit: Kit) -
         answer = admin.post(url, data={"csrf": token}, headers={"Origin": "https://evil.example"})
         assert answer.status_code == 403 and "Formulaire expiré" in answer.text, f"autre origine : {url}"
     assert admin.get("/").status_code == 200  # still signed in: nothing above was carried out
+
+
+def test_a_form_from_another_site_or_with_a_strange_token_is_refused_not_a_500(app: Any, kit: Kit) -> None:
+    admin = sign_in(app, kit, "admin")
+    token = csrf_of(admin.get("/").text)
+    for site in ("cross-site", "same-site"):  # another site, or a sibling sub-domain that may set our cookies
+        answer = admin.post("/deconnexion", data={"csrf": token}, headers={"Sec-Fetch-Site": site})
+        assert answer.status_code == 403 and "Formulaire expiré" in answer.text, site
+    for strange in ("é", "\u00e9" * 40, token + "é"):
+        answer = admin.post("/deconnexion", data={"csrf": strange})
+        assert answer.status_code == 403 and "Formulaire expiré" in answer.text, strange
+    visitor = anonymous(app)
+    page = visitor.get("/connexion")
+    answer = visitor.post("/connexion", data={"csrf": "é", "tenant": kit.slug, "username": "x", "password": "y"})
+    assert answer.status_code == 403 and page.status_code == 200
+    assert admin.get("/").status_code == 200  # none of them signed the admin out
+
+
+def test_the_session_cookie_goes_when_the_browser_closes(app: Any, kit: Kit) -> None:
+    client = anonymous(app)
+    page = client.get("/connexion")
+    answer = client.post(
+        "/connexion",
+        data={"csrf": csrf_of(page.text), "tenant": kit.slug, "username": "agent", "password": UI_PASSWORD},
+    )
+    assert answer.status_code == 303, answer.text
+    session = [value for value in answer.headers.get_list("set-cookie") if value.startswith("socle_session=")]
+    assert len(session) == 1 and "max-age" not in session[0].lower() and "expires" not in session[0].lower()
 
 
 def _kit_user_id(kit: Kit, username: str) -> str:
