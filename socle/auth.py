@@ -186,9 +186,24 @@ def update_tenant(session: Session, tenant: Tenant, *, name: str, siren: str | N
         raise InvalidInput(message("le nom de la collectivité est obligatoire (200 caractères au plus)"))
     if siren is not None and not re.fullmatch(r"\d{9}", siren):
         raise InvalidInput(message("le SIREN doit compter 9 chiffres"))
+    if siren is not None and siren != tenant.siren and _siren_taken(session, tenant, siren):
+        # ProConnect finds the collectivité of an agent by the SIREN of their employer: a second collectivité
+        # with the same one would receive another's agents at sign-in. Only the operator sets that (CLI).
+        raise Conflict(
+            message(
+                "le SIREN %(siren)s est déjà celui d'une autre collectivité de cette installation : "
+                "vérifiez-le, ou demandez à l'exploitant",
+                siren=siren,
+            )
+        )
     changed = sorted(key for key, value in (("name", name), ("siren", siren)) if getattr(tenant, key) != value)
     tenant.name, tenant.siren = name, siren
     _audit(session, tenant.id, "tenant.updated", "tenant", tenant.id, actor=actor, changed=changed)
+
+
+def _siren_taken(session: Session, tenant: Tenant, siren: str) -> bool:
+    found = session.execute(select(Tenant.id).where(Tenant.siren == siren, Tenant.id != tenant.id).limit(1)).first()
+    return found is not None
 
 
 def get_user(session: Session, tenant: Tenant, username: str) -> User:

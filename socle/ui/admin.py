@@ -90,7 +90,7 @@ def tenant_update(request: Request, db: DbDep, user: UserDep, form: FormDep) -> 
     if not errors:
         try:
             update_tenant(db, tenant, name=values["name"], siren=values["siren"] or None, actor=user.principal.actor)
-        except InvalidInput as exc:
+        except (InvalidInput, Conflict) as exc:
             status = _refused(db, exc, "siren" if "SIREN" in exc.detail else "name", errors)
     if errors:
         tenant = _tenant(db, user)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from ui_kit import anonymous, csrf_of, post_form, sign_in
 
-from socle.db import new_session
+from socle.db import new_session, transaction
 from socle.models import AuditEntry, Tenant, UiSession, User
 
 from conftest import UI_PASSWORD, Kit
@@ -269,3 +269,21 @@ def test_another_collectivites_user_is_not_found(app: Any, kit: Kit, make_kit: C
     answer = post_form(admin, "/admin/utilisateurs", f"{url}/activation", {"active": "0"})
     assert answer.status_code == 404 and "Introuvable" in answer.text
     assert _user(other, "agent").active
+
+
+def test_a_siren_another_collectivite_has_is_refused(app: Any, kit: Kit, make_kit: Callable[..., Kit]) -> None:
+    """ProConnect finds an agent's collectivité by their employer's SIREN: taking another's would receive its
+    agents at sign-in."""
+    other = make_kit(with_identity=False)
+    with transaction() as db:
+        tenant = db.get(Tenant, other.tenant_id)
+        assert tenant is not None
+        tenant.siren = "217202618"
+    admin = sign_in(app, kit, "admin")
+    answer = post_form(
+        admin, "/admin/collectivite", "/admin/collectivite", {"name": "Ville de Tours", "siren": "217 202 618"}
+    )
+    assert answer.status_code == 409 and "déjà celui d&#39;une autre collectivité" in answer.text
+    with new_session() as db:
+        mine = db.get(Tenant, kit.tenant_id)
+        assert mine is not None and mine.siren == "213700000"
