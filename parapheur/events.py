@@ -67,5 +67,6 @@ def hash_secret(secret: str) -> str:
 
 
 def external_url(secret: str) -> str:
-    """The link the external signer opens (absolute when the setting ``public_url`` is set)."""
-    return f"{notify.public_url()}/parapheur/external/{secret}"
+    """The page the external signer opens (absolute when the setting ``public_url`` is set): the web form of
+    parapheur.ui_external. The API's ``/parapheur/external/{secret}`` routes take the same secret."""
+    return f"{notify.public_url()}/signature-externe/{secret}"

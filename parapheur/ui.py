@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from parapheur import ui_desk, ui_folder, ui_new, ui_pages
+from parapheur import ui_desk, ui_external, ui_folder, ui_new, ui_pages
 from socle.ui import rendering
 from socle.ui.rendering import Section
 
@@ -19,3 +19,4 @@ router.include_router(ui_desk.router)
 router.include_router(ui_new.router)  # before the folder's page: « nouveau » is no folder id
 router.include_router(ui_folder.router)
 router.include_router(ui_pages.router)
+router.include_router(ui_external.router)  # the external signer's page: public, the link's secret only

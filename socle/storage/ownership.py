@@ -132,13 +132,13 @@ def _already_kept(session: Session, tenant_id: str, keys: dict[str, None], holde
     return list(found.scalars())
 
 
-def tenant_holds(session: Session, tenant_id: str, key: str) -> bool:
-    """Whether the tenant holds the object through any service (its bytes may have been removed from the store
-    since)."""
-    found = session.execute(
-        select(TenantObject.object_key).where(TenantObject.tenant_id == tenant_id, TenantObject.object_key == key)
-    ).first()
-    return found is not None
+def tenant_holds(session: Session, tenant_id: str, key: str, *, through: frozenset[str] | None = None) -> bool:
+    """Whether the tenant holds the object through any service, or through one of ``through`` (its bytes may
+    have been removed from the store since). A row of unknown holder (:data:`UNKNOWN`) counts for any."""
+    query = select(TenantObject.object_key).where(TenantObject.tenant_id == tenant_id, TenantObject.object_key == key)
+    if through is not None:
+        query = query.where(TenantObject.holder.in_([*through, UNKNOWN]))
+    return session.execute(query.limit(1)).first() is not None
 
 
 def held_by_others(session: Session, key: str, *, holder: str) -> bool:

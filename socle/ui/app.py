@@ -63,7 +63,10 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 own = [h[1] for h in message.get("headers", []) if h[0].lower() == b"cache-control"]
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"cache-control"]
-                headers += _SECURITY_HEADERS
+                # A stricter referrer policy a route set itself stays (a page whose URL holds a secret: the
+                # external signer's link); every other header is the interface's own.
+                own_referrer = any(h[0].lower() == b"referrer-policy" for h in headers)
+                headers += [h for h in _SECURITY_HEADERS if not (own_referrer and h[0] == b"referrer-policy")]
                 # Assets carry their digest in the URL: cached for a year. Pages are never cached, except what a
                 # route marks "private" itself (a document's page images, whose URL names the document's digest).
                 cache = b"public, max-age=31536000, immutable" if is_static else b"no-store"

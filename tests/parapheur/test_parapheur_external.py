@@ -23,7 +23,7 @@ from socle.db import new_session, transaction, utcnow
 from conftest import Kit, assert_problem, pdfsig, run_jobs
 
 SIGNER = {"name": "Claude Lefèvre", "email": "claude.lefevre@exemple.fr"}
-LINK = re.compile(r"/parapheur/external/([A-Za-z0-9_\-]{20,})")
+LINK = re.compile(r"/signature-externe/([A-Za-z0-9_\-]{20,})")
 
 
 @pytest.fixture
