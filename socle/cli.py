@@ -10,6 +10,7 @@ import errno
 import importlib
 import logging
 import os
+import re
 import sys
 from typing import Any
 
@@ -187,11 +188,27 @@ def serve(service: str | None, host: str, port: int) -> None:
         worker = EmbeddedWorker()
         worker.start()
     app = create_service(service) if service else create_app()
+    logging.getLogger("uvicorn.access").addFilter(HiddenSecrets())
     try:
         uvicorn.run(app, host=host, port=port, log_level="info", **uvicorn_options())
     finally:
         if worker is not None:
             worker.stop()
+
+
+# Addresses whose segment after these prefixes is a secret that opens something by itself (the external
+# signer's one-time link): the access log would hand it to whoever reads the logs.
+SECRET_PATHS = re.compile(r"(/signature-externe/|/parapheur/external/)[^/?\s]+")
+
+
+class HiddenSecrets(logging.Filter):
+    """Masks the secret of such an address in uvicorn's access log (its third argument is the path)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], SECRET_PATHS.sub(r"\1…", args[2]), *args[3:])
+        return True
 
 
 @cli.command(help="Lancer un worker rq pour un ou plusieurs services (demande SOCLE_REDIS_URL).")

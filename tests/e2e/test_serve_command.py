@@ -79,3 +79,31 @@ def test_the_four_services_together(tmp_path: Path) -> None:
             )
     finally:
         _stop(process)
+
+
+def test_the_access_log_never_shows_an_external_signers_secret(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "socle", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env={**os.environ, "SOCLE_DATA_DIR": str(tmp_path / "data")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base, secret = f"http://127.0.0.1:{port}", "SeCrEt" + "x" * 37
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{base}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert httpx.get(f"{base}/signature-externe/{secret}").status_code == 404  # no such link
+        assert httpx.get(f"{base}/parapheur/external/{secret}/documents/d").status_code == 404
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    log = output.decode(errors="replace")
+    assert "GET /signature-externe/… HTTP/1.1" in log and "GET /parapheur/external/…/documents/d" in log, log
+    assert secret not in log
