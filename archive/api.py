@@ -52,11 +52,14 @@ def list_transfers(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> list[TransferOut]:
+    # The archivist's work, as the pages: a transfer names documents, their SAE answers and its package's key.
+    principal.require(Role.ARCHIVISTE)
     return [TransferOut.of(t) for t in service.list_transfers(session, principal.tenant_id, limit, offset)]
 
 
 @router.get("/{transfer_id}", response_model=TransferOut, summary="Consulter un versement et son rapport de validation")
 def get_transfer(principal: PrincipalDep, session: SessionDep, transfer_id: str) -> TransferOut:
+    principal.require(Role.ARCHIVISTE)
     return TransferOut.of(service.get_transfer(session, principal.tenant_id, transfer_id))
 
 

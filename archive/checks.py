@@ -1,9 +1,10 @@
 """Business checks after the XSD, mirroring what an archival system (Vitam, As@lae) refuses at ingest.
 
 The XSD lets through what these systems reject: a unit without Title or DescriptionLevel, a StartDate after
-its EndDate, a digest algorithm the SAE does not recompute, objects without their file (or files without
-their object), rule identifiers its referential does not know. Each finding is a ValidationIssue, worded
-like the XSD's own (line, element path, French message), with ``check="business"``.
+its EndDate, a digest algorithm the SAE does not recompute, an object usage (DataObjectVersion) Vitam does not
+know, objects without their file (or files without their object), rule identifiers its referential does not
+know; and, as a warning, a manifest without entry contract (ArchivalAgreement). Each finding is a
+ValidationIssue, worded like the XSD's own (line, element path, French message), with ``check="business"``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from archive.seda import OBJECT_USAGES
 from archive.validation import ValidationIssue, element_path
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "check_manifest",
     "check_manifest_file",
     "invented_rules",
+    "missing_agreement",
+    "warnings",
 ]
 
 # The SEDA code list for MessageDigest/@algorithm; Vitam recomputes SHA-512 only.
@@ -39,6 +43,9 @@ RULE_CATEGORIES = (
 )
 # The AppraisalRule ids archive.mapping.Mapper._rule_for makes up from the DUA when there is no referential.
 _INVENTED = re.compile(r"^DUA-P\d+[YM]$")
+# What Vitam accepts as DataObjectVersion: a usage, then optionally « _ » and a version number, 0 included.
+USAGE = re.compile(rf"({'|'.join(OBJECT_USAGES)})(_[0-9]+)?")
+_OBJECTS = ("BinaryDataObject", "PhysicalDataObject")
 # xsd:date, xsd:dateTime, gYearMonth or gYear: what SEDA's DateType and dates accept, year first.
 _DATE = re.compile(r"^(-?\d{4,})(?:-(\d{2})(?:-(\d{2}))?)?")
 
@@ -66,7 +73,7 @@ def check_manifest(
     issues: list[ValidationIssue] = []
     objects = 0
     # One pass over the tree: a 100,000-unit manifest has millions of elements.
-    for element in root.iter(prefix + "ArchiveUnit", prefix + "BinaryDataObject", *categories):
+    for element in root.iter(prefix + "ArchiveUnit", *(prefix + name for name in _OBJECTS), *categories):
         tag = element.tag
         if tag == prefix + "ArchiveUnit":
             content = element.find(prefix + "Content")
@@ -74,7 +81,9 @@ def check_manifest(
                 issues += _unit_issues(element, content, prefix)
         elif tag == prefix + "BinaryDataObject":
             objects += 1
-            issues += _digest_issues(element, prefix, rules.digest_algorithms)
+            issues += _usage_issues(element, prefix) + _digest_issues(element, prefix, rules.digest_algorithms)
+        elif tag == prefix + "PhysicalDataObject":
+            issues += _usage_issues(element, prefix)
         elif rules.rules is not None:
             issues += _rule_issues(element, categories[str(tag)], prefix, rules.rules)
     if file_count is not None and file_count != objects:
@@ -109,7 +118,9 @@ def check_manifest_file(path: str, rules: BusinessRules) -> list[ValidationIssue
         if local == "Content" and element.getparent() is not None:
             issues += _unit_issues(element.getparent(), element, prefix)
         elif local == "BinaryDataObject":
-            issues += _digest_issues(element, prefix, rules.digest_algorithms)
+            issues += _usage_issues(element, prefix) + _digest_issues(element, prefix, rules.digest_algorithms)
+        elif local == "PhysicalDataObject":
+            issues += _usage_issues(element, prefix)
         elif tag in categories and rules.rules is not None:
             issues += _rule_issues(element, categories[tag], prefix, rules.rules)
         elif local in ("ArchiveUnit", "DataObjectGroup"):
@@ -162,6 +173,23 @@ def _date_parts(text: str | None) -> tuple[int, ...]:
     return tuple(int(part) for part in match.groups() if part is not None)
 
 
+def _usage_issues(obj: etree._Element, prefix: str) -> list[ValidationIssue]:
+    """The XSD takes any token as DataObjectVersion; Vitam refuses the package for a usage it does not know.
+    An object without one is left to the XSD and the profile (the element is optional)."""
+    version = obj.find(prefix + "DataObjectVersion")
+    value = (version.text or "").strip() if version is not None else None
+    if version is None or (value and USAGE.fullmatch(value)):
+        return []
+    known = ", ".join(OBJECT_USAGES)
+    return [
+        _issue(
+            version,
+            f"usage « {value} » inconnu : attendu {known}, suivi au besoin de « _ » et d'un numéro de version "
+            "(BinaryMaster_1)",
+        )
+    ]
+
+
 def _digest_issues(obj: etree._Element, prefix: str, accepted: frozenset[str]) -> list[ValidationIssue]:
     digest = obj.find(prefix + "MessageDigest")
     if digest is None:
@@ -185,6 +213,24 @@ def _rule_issues(
         elif known != category:
             issues.append(_issue(rule, f"règle « {value} » de catégorie {known}, utilisée comme {category}"))
     return issues
+
+
+def warnings(tree: etree._ElementTree, rules: BusinessRules) -> list[ValidationIssue]:
+    """What is said without making the package non-conforming: the producer gave what it could, the SAE decides."""
+    return missing_agreement(tree) + invented_rules(tree, rules)
+
+
+def missing_agreement(tree: etree._ElementTree) -> list[ValidationIssue]:
+    """A warning when the manifest names no entry contract: the XSD makes ArchivalAgreement optional, Vitam
+    refuses the package at once. A warning, not an error: the package may be meant for an SAE that does not
+    require one."""
+    root = tree.getroot()
+    namespace = etree.QName(root).namespace or ""
+    agreement = root.find(f"{{{namespace}}}ArchivalAgreement" if namespace else "ArchivalAgreement")
+    if agreement is not None and (agreement.text or "").strip():
+        return []
+    text = "ArchivalAgreement absent : Vitam refuse le versement sans contrat d'entrée"
+    return [_issue(agreement if agreement is not None else root, text, at_root=agreement is None)]
 
 
 def invented_rules(tree: etree._ElementTree, rules: BusinessRules) -> list[ValidationIssue]:

@@ -107,7 +107,7 @@ def verify(sip: Path, seda_version: str | None, profile_path: Path | None, algor
     for problem in problems:
         click.echo(f"- {problem}")
     # Said, not counted: the package is what its producer could give; the SAE's referential decides.
-    for warning in checks.invented_rules(tree, rules):
+    for warning in checks.warnings(tree, rules):
         click.echo(f"avertissement : {warning.message}")
     if problems:
         sys.exit(1)

@@ -264,6 +264,10 @@ class _Context:
     limits: InspectionLimits
     namespace: str
     used_entries: set[str] = field(default_factory=set)
+    # (entry, hash name) → (digest, size): objects declaring the same entry read it once (a few KB of zip could
+    # make two thousand objects hash the same 1 MB of zeros, 2 GB in all).
+    digests: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    read_bytes: int = 0  # every byte read for the objects, counted against limits.max_total_size
 
     def tag(self, name: str) -> str:
         return f"{{{self.namespace}}}{name}"
@@ -298,7 +302,7 @@ def _inspect_object(context: _Context, element: etree._Element) -> InspectedObje
     algorithm = digest_element.get("algorithm") if digest_element is not None else None
     declared_digest = _hex_digest(digest_element.text if digest_element is not None else None)
     size_text = context.text(element, "Size")
-    declared_size = int(size_text) if size_text and size_text.isdigit() else None
+    declared_size = _declared_size(size_text)
     entry = _entry_for(context, uri) if uri else None
     base = InspectedObject(
         object_id=object_id,
@@ -316,11 +320,17 @@ def _inspect_object(context: _Context, element: etree._Element) -> InspectedObje
     return _check_object(context, base, size_text)
 
 
+def _declared_size(text: str | None) -> int | None:
+    """Size as ASCII digits only: str.isdigit takes « ² » (int() then fails) and int() refuses more than 4,300
+    digits; twenty digits hold any real size."""
+    return int(text) if text is not None and re.fullmatch(r"[0-9]{1,20}", text) else None
+
+
 def _check_object(context: _Context, obj: InspectedObject, size_text: str | None) -> InspectedObject:
     where = f"L'objet {obj.object_id}"
     problems = []
     if size_text is not None and obj.declared_size is None:
-        problems.append(f"{where} déclare une taille invalide : « {size_text} ».")
+        problems.append(f"{where} déclare une taille invalide : « {_shown(size_text)} ».")
     if obj.uri is None:
         return _with(obj, [*problems, f"{where} n'a pas d'Uri : son fichier ne peut pas être vérifié."])
     if obj.entry is None:
@@ -351,13 +361,32 @@ def _with(obj: InspectedObject, problems: list[str]) -> InspectedObject:
     return InspectedObject(**{**obj.__dict__, "problems": tuple(problems)})
 
 
+def _shown(text: str, limit: int = 40) -> str:
+    """A value of the manifest quoted in a problem: a 5,000-digit Size is not repeated whole."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _digest_entry(context: _Context, info: zipfile.ZipInfo, hash_name: str) -> tuple[str, int]:
-    digest = hashlib.new(hash_name)
-    size = 0
-    for chunk in read_chunks(context.archive, info, context.limits):
-        digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
+    """The entry's digest and size, read once per algorithm; the bytes read count for the whole inspection."""
+    key = (info.filename, hash_name)
+    if key not in context.digests:
+        digest = hashlib.new(hash_name)
+        size = 0
+        for chunk in read_chunks(context.archive, info, context.limits):
+            _count_read(context, len(chunk))
+            digest.update(chunk)
+            size += len(chunk)
+        context.digests[key] = (digest.hexdigest(), size)
+    return context.digests[key]
+
+
+def _count_read(context: _Context, size: int) -> None:
+    """Each entry's declared size is bounded, their sum too; what is read is bounded as well, whatever the
+    manifest makes read (several algorithms for one entry)."""
+    context.read_bytes += size
+    limit = context.limits.max_total_size
+    if context.read_bytes > limit:
+        raise Refused(f"le paquet fait lire plus de {limit} octets en tout, la limite de l'inspection")
 
 
 def _hex_digest(value: str | None) -> str | None:
@@ -495,7 +524,13 @@ def _units(
     for obj in objects:
         if obj.group_id:
             groups.setdefault(obj.group_id, []).append(obj.object_id)
-    physical = {element.get("id", "") for element in root.iter(context.tag("PhysicalDataObject"))}
+    physical: set[str] = set()
+    for element in root.iter(context.tag("PhysicalDataObject")):
+        # A group of paper records only (PhysicalMaster) is a group too: its units reference it.
+        object_id = element.get("id", "")
+        physical.add(object_id)
+        if group_id := _group_of(context, element):
+            groups.setdefault(group_id, []).append(object_id)
     tree = _Tree(
         context, {unit.get("id", ""): unit for unit in top}, groups, {o.object_id for o in objects} | physical, []
     )
@@ -560,7 +595,7 @@ def _shared(target: str, first: str, unit_id: str) -> str:
 def _unit_objects(tree: _Tree, element: etree._Element, unit_id: str) -> tuple[str, ...]:
     ids: list[str] = []
     for reference in element.findall(tree.context.tag("DataObjectReference")):
-        for child in reference:
+        for child in reference.iterchildren(etree.Element):  # comments and processing instructions skipped
             target = (child.text or "").strip()
             name = etree.QName(child).localname
             if name == "DataObjectGroupReferenceId" and target in tree.groups:

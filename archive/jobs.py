@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from archive import lifecycle, profiles, service
 from archive.models import Transfer
+from archive.schemas import sae_token
 from socle import messages
 from socle.db import transaction, utcnow
 from socle.errors import InvalidInput, NotFound
@@ -56,6 +58,7 @@ def request_transfer(
     flow_id: str,
     document_ids: list[str],
     archival_agency: str,
+    archival_agreement: str | None,
     connector: str,
     profile: str | None,
     comment: str | None,
@@ -65,26 +68,18 @@ def request_transfer(
 
     Like ``service.request_transfer`` for the API: the GED is asked for the documents, for the user who created
     the flow (``username``; None: a flow no user started, the GED answers as to the interop service), and the
-    package is built when they come. The transfer's id is derived from the flow: a repeated message finds it and
-    only answers again.
+    package is built when they come, under the SAE's entry contract the flow names (``archival_agreement``,
+    written as ArchivalAgreement; None: none). The transfer's id is derived from the flow: a repeated message
+    finds it and only answers again.
 
-    :raises InvalidInput: no document, or no archival agency. :raises NotFound: unknown collectivité or profile.
+    :raises InvalidInput: no document, no archival agency, or an entry contract that is not an identifier.
+    :raises NotFound: unknown collectivité or profile.
     """
+    request = _FlowRequest(flow_id, document_ids, archival_agency, archival_agreement, connector, profile, comment)
     transfer_id = _flow_transfer_id(tenant_id, flow_id)
     with transaction() as session:
         if session.get(Transfer, transfer_id) is None:
-            _create_flow_transfer(
-                session,
-                tenant_id,
-                transfer_id,
-                flow_id,
-                document_ids,
-                archival_agency,
-                connector,
-                profile,
-                comment,
-                username,
-            )
+            _create_flow_transfer(session, tenant_id, transfer_id, request, username)
         enqueue(
             session,
             messages.INTEROP_FLOW_DOCUMENT_STORED,
@@ -96,40 +91,46 @@ def request_transfer(
         )
 
 
+@dataclass(frozen=True)
+class _FlowRequest:
+    """What an interop flow asks to be archived, as ARCHIVE_REQUEST_TRANSFER carries it."""
+
+    flow_id: str
+    document_ids: list[str]
+    archival_agency: str
+    archival_agreement: str | None
+    connector: str
+    profile: str | None
+    comment: str | None
+
+
 def _create_flow_transfer(
-    session: Session,
-    tenant_id: str,
-    transfer_id: str,
-    flow_id: str,
-    document_ids: list[str],
-    archival_agency: str,
-    connector: str,
-    profile: str | None,
-    comment: str | None,
-    username: str | None,
+    session: Session, tenant_id: str, transfer_id: str, request: _FlowRequest, username: str | None
 ) -> Transfer:
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound("collectivité inconnue")
-    ids = list(dict.fromkeys(str(document_id) for document_id in document_ids))
+    ids = list(dict.fromkeys(str(document_id) for document_id in request.document_ids))
     if not ids:
         raise InvalidInput("versement demandé par un flux sans aucun document de la GED")
-    agency = (archival_agency or "").strip()
+    agency = (request.archival_agency or "").strip()
     if not agency or len(agency) > 100:
         raise InvalidInput("service d'archives destinataire absent ou trop long (100 caractères au plus)")
-    if profile is not None:
-        profiles.get_profile(session, tenant_id, profile)  # refused now rather than at the build
+    if request.profile is not None:
+        profiles.get_profile(session, tenant_id, request.profile)  # refused now rather than at the build
+    flow_id = request.flow_id
     transfer = Transfer(
         id=transfer_id,
         message_identifier=f"{tenant.slug}-{utcnow():%Y%m%d}-{transfer_id[:8]}",
         tenant_id=tenant_id,
         document_ids=ids,
-        comment=(comment or "")[:2000] or None,
+        comment=(request.comment or "")[:2000] or None,
         archival_agency=agency,
-        profile=profile,
+        archival_agreement=_agreement(request.archival_agreement),
+        profile=request.profile,
         transferring_agency=tenant.siren or tenant.slug,
         # The SAE connector the flow names: what the archivist sends it with, once the package is built.
-        connector=connector or None,
+        connector=request.connector or None,
         # The flow asked, for its creator: both shown where the UI says who asked (no column of its own).
         created_by=(f"interop:{flow_id} (pour {username})" if username else f"interop:{flow_id}")[:100],
     )
@@ -155,6 +156,17 @@ def _create_flow_transfer(
         username=username,
     )
     return transfer
+
+
+def _agreement(value: str | None) -> str | None:
+    """The entry contract as the API takes it (a token of 1 to 100 characters): the flow checked it already,
+    this guards against a message written by hand."""
+    if not value:
+        return None
+    try:
+        return sae_token(value)
+    except ValueError as error:
+        raise InvalidInput(f"contrat d'entrée (archival_agreement) : {error}") from None
 
 
 def build_folder_transfer(*, tenant_id: str, transfer_id: str, object_key: str, csv_key: str | None) -> None:

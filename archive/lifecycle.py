@@ -124,10 +124,9 @@ def _refusal(session: Session, transfer: Transfer, kind: str, message: replies.S
     if message.kind != kind:
         return f"Message refusé : annoncé comme {replies.KIND_LABELS[kind]} mais c'est {_A_KIND[message.kind]}."
     if message.request_identifier != transfer.message_identifier:
-        return (
-            f"Message refusé : il répond au message « {replies.quoted(message.request_identifier)} », "
-            f"pas à ce versement (« {transfer.message_identifier} »)."
-        )
+        refusal = _request_refusal(transfer, message)
+        if refusal is not None:
+            return refusal
     if _received_before(session, transfer, kind, message.message_identifier):
         return (
             f"Message refusé : le message « {message.message_identifier} » a déjà été reçu et pris en compte "
@@ -150,6 +149,29 @@ def _refusal(session: Session, transfer: Transfer, kind: str, message: replies.S
     if transfer.status not in AWAITING[kind]:
         state = STATUS_LABELS.get(transfer.status, transfer.status)
         return f"Message refusé : le versement n'attend pas {_NO_KIND[message.kind]} (état : {state})."
+    return None
+
+
+def _request_refusal(transfer: Transfer, message: replies.SaeMessage) -> str | None:
+    """Why a message naming another request (or none) cannot move this transfer; None for a refusal naming none.
+
+    Vitam answers a package it could not read (virus, not a zip, manifest failing its XSD) with a KO reply whose
+    MessageRequestIdentifier is « Unknown » or empty. The connector fetched it from the operation of this
+    transfer's deposit, and interop records it against this transfer (record_sae_message's transfer_id): taken
+    as this transfer's refusal, or the transfer would wait for ever. Never as an acceptance: archiving the GED's
+    documents needs a reply that names the package.
+    """
+    if not message.request_unknown:
+        return (
+            f"Message refusé : il répond au message « {replies.quoted(message.request_identifier)} », "
+            f"pas à ce versement (« {transfer.message_identifier} »)."
+        )
+    if message.outcome == "accepted":
+        return (
+            f"Message refusé : cette réponse accepte un paquet sans nommer le bordereau auquel elle répond "
+            f"(MessageRequestIdentifier « {replies.quoted(message.request_identifier)} ») ; une acceptation doit "
+            f"nommer « {transfer.message_identifier} ». Vérifiez auprès du système d'archivage."
+        )
     return None
 
 

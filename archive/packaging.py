@@ -9,6 +9,7 @@ reads each file a second time, is the reference the tests compare build_sip with
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 import os
@@ -61,7 +62,7 @@ from archive.seda import (
     TransferSpec,
     check_unit,
 )
-from archive.zipstream import DEFLATE_LEVEL, MANIFEST_NAME, SipZip, work_folder_beside
+from archive.zipstream import DEFLATE_LEVEL, MANIFEST_NAME, SipZip, dos_clamped, work_folder_beside
 from socle.files import atomic_output
 
 __all__ = [
@@ -81,6 +82,7 @@ __all__ = [
     "check_sip",
     "compression_for",
     "describe_file",
+    "file_date",
     "undescribed",
     "verify_sip",
     "write_sip",
@@ -205,7 +207,7 @@ def describe_file(path: Path, filename: str | None = None, *, identify: bool = T
     sampler = Sampler(Path(filename or path.name).suffix)
     with path.open("rb") as stream:
         # fstat on the open descriptor: the date belongs to the very file whose bytes are hashed.
-        modified = datetime.fromtimestamp(os.fstat(stream.fileno()).st_mtime, tz=UTC)
+        modified = _date_or_error(os.fstat(stream.fileno()).st_mtime)
         while chunk := stream.read(CHUNK_SIZE):
             digest.update(chunk)
             crc = crc32(chunk, crc)
@@ -222,7 +224,7 @@ def describe_file(path: Path, filename: str | None = None, *, identify: bool = T
         puid=puid,
         mime_type=mime_type,
         format_name=format_name,
-        last_modified=modified.replace(microsecond=0),
+        last_modified=modified,
     )
 
 
@@ -242,7 +244,7 @@ def undescribed(path: Path, filename: str) -> DescribedFile:
         puid=None,
         mime_type=None,
         format_name=None,
-        last_modified=datetime.fromtimestamp(info.st_mtime, tz=UTC).replace(microsecond=0),
+        last_modified=_date_or_error(info.st_mtime),
     )
 
 
@@ -296,7 +298,7 @@ def _check_entry_names(names: list[str]) -> None:
 
 
 def _entry_info(name: str, modified: datetime, compression: int, size: int) -> zipfile.ZipInfo:
-    timestamp = max(modified, datetime(1980, 1, 1, tzinfo=UTC))  # the zip format starts in 1980
+    timestamp = dos_clamped(modified)  # the zip format holds 1980 to 2107 only
     info = zipfile.ZipInfo(name, date_time=timestamp.timetuple()[:6])
     info.compress_type = compression
     info.external_attr = 0o644 << 16
@@ -466,6 +468,24 @@ COMPRESSED_MAGIC = (
 PROBE_SIZE = 64 * 1024
 PROBE_GAIN = 0.95
 EMPTY_FILE = "le SEDA impose une taille d'au moins 1 octet (Size ≥ 1)"
+UNREADABLE_DATE = "date de modification hors des années 1 à 9999, qu'un bordereau ne peut pas écrire : corrigez-la"
+
+
+def _date_or_error(seconds: float) -> datetime:
+    """file_date, or the OSError callers already report as a file they cannot read (with this reason)."""
+    found = file_date(seconds)
+    if found is None:
+        raise OSError(errno.EOVERFLOW, UNREADABLE_DATE)
+    return found
+
+
+def file_date(seconds: float) -> datetime | None:
+    """A file's modification time as FileInfo/LastModified writes it; None beyond what datetime holds (a file
+    system such as tmpfs keeps a date in the year 33658, a tar can give one)."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=0)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _compressor(size: int) -> zlib._Compress:
@@ -643,9 +663,11 @@ class _Build:
             if info.st_size == 0:
                 self.problems.append(f"Fichier vide « {label} » : {EMPTY_FILE}.")
                 return None
-            if self.problems or plan.problems:
+            modified = source.modified or file_date(info.st_mtime)
+            if modified is None:
+                self.problems.append(f"« {label} » : {UNREADABLE_DATE}.")
+            if self.problems or plan.problems or modified is None:
                 return None  # the package is refused anyway: only look for the other problems
-            modified = source.modified or datetime.fromtimestamp(info.st_mtime, tz=UTC).replace(microsecond=0)
             digest: Future[str] = Future()
             inline = hashlib.sha512() if info.st_size <= INLINE_HASH else None
             entry = self.entries.begin(uri, source.path, modified, info.st_size, os.path.splitext(source.filename)[1])

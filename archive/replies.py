@@ -6,9 +6,10 @@ an element that says what the message is (its identifiers, its reply code) appea
 shown is bounded (each text, the number of reasons and events) and its control and bidi characters are replaced:
 the whole message stays in the store.
 
-Reply codes. Vitam answers ``OK``, ``WARNING`` (accepted, with warnings) or ``KO``/``FATAL`` (refused).
-As@lae keeps the SEDA 1.0 code list: ``000`` is success (``001``/``002``: success with a reservation on the
-signature), any other code is a refusal (1xx the message, 2xx the agencies, 3xx the agreement…).
+Reply codes. Vitam answers ``OK``, ``WARNING`` (accepted, with warnings) or ``KO``/``FATAL`` (refused), and
+``Test OK``… for a blank test ingest (nothing archived: never an acceptance). As@lae keeps the SEDA 1.0 code
+list: ``000`` is success (``001``/``002``: success with a reservation on the signature), any other code is a
+refusal (1xx the message, 2xx the agencies, 3xx the agreement…). A reply without a code is unreadable.
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ REFUSAL_LABELS: dict[str, str] = {
     "KO": "refusé",
     "FATAL": "refusé (erreur technique du système d'archivage)",
 }
+# Vitam's blank test ingest (« test à blanc », process INGEST_TEST) answers « Test OK », « Test KO »…: the package
+# was checked, nothing was archived. Never an acceptance: the archivist must know no archive exists.
+TEST_CODE_PREFIX = "test "
+# What Vitam writes as MessageRequestIdentifier when it could not read the package's own (its ATR_KO_DEFAULT
+# template says « Unknown »; its handler after an XSD failure leaves it empty).
+UNKNOWN_REQUESTS = frozenset({"", "unknown"})
 
 
 class ReplyError(ValueError):
@@ -140,6 +147,16 @@ class SaeMessage:
         return "accepted" if (self.reply_code or "").upper() in ACCEPTED_CODES else "rejected"
 
     @property
+    def request_unknown(self) -> bool:
+        """Whether a reply names no request (Vitam's « Unknown » or an empty MessageRequestIdentifier)."""
+        return self.kind == "reply" and self.request_identifier.casefold() in UNKNOWN_REQUESTS
+
+    @property
+    def test_ingest(self) -> bool:
+        """Whether the reply ends a Vitam blank test ingest (« Test OK », « Test KO »…): nothing archived."""
+        return (self.reply_code or "").casefold().startswith(TEST_CODE_PREFIX)
+
+    @property
     def reservation(self) -> str | None:
         """The warning an accepted reply carries (WARNING, 001…), in French."""
         return ACCEPTED_CODES.get((self.reply_code or "").upper()) if self.outcome == "accepted" else None
@@ -152,6 +169,11 @@ class SaeMessage:
         if self.outcome == "accepted":
             reservation = f", {self.reservation}" if self.reservation else ""
             return f"Transfert accepté par le système d'archivage (code {code}{reservation})."
+        if self.test_ingest:
+            return (
+                f"Entrée de test (test à blanc) du système d'archivage (code {code}) : le paquet a été contrôlé, "
+                "rien n'a été archivé ; versez-le de nouveau hors mode test."
+            )
         label = REFUSAL_LABELS.get(code.upper(), "refusé")
         return f"Transfert {label} par le système d'archivage (code {code})."
 
@@ -232,8 +254,8 @@ def parse_sae_message(data: bytes, *, max_size: int = MAX_MESSAGE_BYTES) -> SaeM
         version,
         identifier,
         date,
-        _required(reader, root, "MessageRequestIdentifier"),
-        reply_code=_shown(reader.text(root, "ReplyCode"), CODE_LIMIT),
+        _request_identifier(reader, root),
+        reply_code=_shown(_reply_code(reader, root), CODE_LIMIT),
         grant_date=_shown(reader.text(root, "GrantDate")),
         archival_agency=_shown(reader.text(root, "ArchivalAgency/{ns}Identifier")),
         transferring_agency=_shown(reader.text(root, "TransferringAgency/{ns}Identifier")),
@@ -304,6 +326,24 @@ def _required(reader: _Reader, root: etree._Element, name: str) -> str:
     if value is None:
         raise ReplyError(f"Message refusé : l'élément obligatoire {name} est absent ou vide.")
     return value
+
+
+def _request_identifier(reader: _Reader, root: etree._Element) -> str:
+    """A reply's MessageRequestIdentifier: required, but may be empty (Vitam's reply to a package it could not
+    read); archive.lifecycle decides what such a reply may do."""
+    if root.find(reader.path("MessageRequestIdentifier")) is None:
+        raise ReplyError("Message refusé : l'élément obligatoire MessageRequestIdentifier est absent.")
+    return reader.text(root, "MessageRequestIdentifier") or ""
+
+
+def _reply_code(reader: _Reader, root: etree._Element) -> str:
+    """The verdict. The XSD lets a reply omit it; a reply without one says neither yes nor no: unreadable."""
+    code = reader.text(root, "ReplyCode")
+    if code is None:
+        raise ReplyError(
+            "Message refusé : la réponse n'a pas de code (ReplyCode absent ou vide) : ni acceptation ni refus."
+        )
+    return code
 
 
 def _event(reader: _Reader, element: etree._Element) -> SaeEvent:

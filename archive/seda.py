@@ -82,11 +82,18 @@ DESCRIPTION_LEVELS = frozenset(
     }
 )
 FINAL_ACTIONS = frozenset({"Keep", "Destroy"})
-# Vitam refuses any other DataObjectVersion; PhysicalMaster is left out: it is not a binary object.
-USAGE_PATTERN = re.compile(r"(BinaryMaster|Dissemination|Thumbnail|TextContent)(_[1-9][0-9]*)?")
+# The usages Vitam accepts as DataObjectVersion (CHECK_MANIFEST_DATAOBJECT_VERSION), each optionally followed by
+# a version number, « un entier positif ou nul » (BinaryMaster_0 included); any other usage is refused.
+BINARY_USAGES = ("BinaryMaster", "Dissemination", "Thumbnail", "TextContent")
+OBJECT_USAGES = (*BINARY_USAGES, "PhysicalMaster")
+# What socle builds: PhysicalMaster is left out, it is not a binary object.
+USAGE_PATTERN = re.compile(rf"({'|'.join(BINARY_USAGES)})(_[0-9]+)?")
 DIGEST_ALGORITHM = "SHA-512"
 CONTENT_FOLDER = "content"
 MAX_NAME_LENGTH = 120
+# A zip entry's last path component (BDO{n}_name) in UTF-8 bytes: unzip and most file systems stop at 255 per
+# component (« File name too long »), and 120 CJK characters are 360 bytes.
+MAX_NAME_BYTES = 240
 
 
 class SedaError(ValueError):
@@ -240,7 +247,8 @@ class Numbering:
         self.objects += 1
         object_id = f"BDO{self.objects}"
         # The id prefix makes the name unique even when two files share a filename.
-        return object_id, f"{CONTENT_FOLDER}/{object_id}_{_safe_name(filename)}"
+        prefix = f"{object_id}_"
+        return object_id, f"{CONTENT_FOLDER}/{prefix}{_safe_name(filename, MAX_NAME_BYTES - len(prefix))}"
 
 
 def _plan_units(units: tuple[ArchiveUnitSpec, ...]) -> tuple[_PlannedUnit, ...]:
@@ -303,15 +311,26 @@ def _check_agent(title: str, role: str, agent: AgentSpec) -> None:
         raise SedaError(f"Un agent ({role}) de « {title} » a à la fois un nom de personne et Corpname.")
 
 
-def _safe_name(filename: str) -> str:
-    """A zip- and URI-friendly version of a filename: letters and digits (UTF-8 allowed), '.', '-', '_'."""
+def _safe_name(filename: str, max_bytes: int = MAX_NAME_BYTES) -> str:
+    """A zip- and URI-friendly version of a filename: letters and digits (UTF-8 allowed), '.', '-', '_'; at most
+    MAX_NAME_LENGTH characters and ``max_bytes`` UTF-8 bytes, its extension kept."""
     name = unicodedata.normalize("NFC", Path(filename.replace("\\", "/")).name)
     name = re.sub(r"[^\w.\-]+", "_", name).strip("._") or "fichier"
-    if len(name) > MAX_NAME_LENGTH:
+    if len(name) > MAX_NAME_LENGTH or len(name.encode()) > max_bytes:
         stem, dot, suffix = name.rpartition(".")
-        keep = MAX_NAME_LENGTH - len(suffix) - 1
-        name = f"{stem[:keep]}.{suffix}" if dot and 0 < len(suffix) < 16 else name[:MAX_NAME_LENGTH]
+        if dot and 0 < len(suffix) < 16:
+            name = _cut(stem, MAX_NAME_LENGTH - len(suffix) - 1, max_bytes - len(suffix.encode()) - 1) + "." + suffix
+        else:
+            name = _cut(name, MAX_NAME_LENGTH, max_bytes)
     return name
+
+
+def _cut(text: str, characters: int, size: int) -> str:
+    """The start of ``text``: at most ``characters`` characters and ``size`` UTF-8 bytes, never half a character."""
+    text = text[:characters]
+    while text and len(text.encode()) > size:
+        text = text[: -max(1, (len(text.encode()) - size) // 4)]  # a character is 1 to 4 bytes: few rounds
+    return text
 
 
 def _walk(units: tuple[_PlannedUnit, ...]) -> Iterator[_PlannedUnit]:

@@ -22,6 +22,7 @@ from archive.schemas import FolderTransferIn, SendIn, TransferIn
 from archive.statuses import (
     ABANDONABLE,
     ABANDONED,
+    ABANDONED_AFTER_DELIVERY,
     AFTER_DELIVERY,
     BUILT,
     DELIVERED,
@@ -403,8 +404,8 @@ def validate_package(manifest: bytes, version: str, controls: Controls, *, file_
 
     Its shape: status (valid | invalid | skipped), schema, message (when skipped), issues (line, path, message,
     check, level) and checks (each one's own status). Without the XSDs, other findings still make it « invalid ».
-    An issue of level « error » makes it invalid; a « warning » (a rule id made up for lack of a referential) is
-    only said: the package is what the tenant's settings can give, the archivist decides.
+    An issue of level « error » makes it invalid; a « warning » (a rule id made up for lack of a referential, no
+    entry contract) is only said: the package is what the tenant's settings can give, the archivist decides.
     """
     report = _validate_schema(manifest, version)
     for issue in report["issues"]:
@@ -427,7 +428,7 @@ def validate_package(manifest: bytes, version: str, controls: Controls, *, file_
     issues = checks.check_manifest(tree, controls.rules, file_count=file_count)
     report["checks"]["business"] = "invalid" if issues else "valid"
     found += issues
-    warnings = checks.invented_rules(tree, controls.rules)
+    warnings = checks.warnings(tree, controls.rules)
     report["issues"] += [
         {"line": issue.line, "path": issue.path, "message": issue.message, "check": issue.check, "level": level}
         for level, issues in (("error", found), ("warning", warnings))
@@ -573,15 +574,17 @@ def _read_manifest(key: str) -> tuple[bytes, int]:
 
 
 def abandon(session: Session, principal: Principal, transfer_id: str, reason: str) -> Transfer:
-    """Give up a transfer the SAE never got (built, invalid, unvalidated, delivery failed): it is « abandoned »
-    with the archivist's reason (kept in ``error``, as a failure's), and the GED puts its documents back. The
-    package stays in the store: content-addressed, it may be another transfer's too.
+    """Give up a transfer the SAE never answered (built, invalid, unvalidated, delivery failed, or delivered and
+    acknowledged but never replied to): it is « abandoned » with the archivist's reason (kept in ``error``, as a
+    failure's), and the GED puts its documents back, not transferred. The package stays in the store:
+    content-addressed, it may be another transfer's too. A reply that comes after is kept and refused (see
+    archive.lifecycle): the archivist checks with the SAE what it did with the package.
 
     The same request again (same reason) answers the abandoned transfer as it is: a retried request.
 
     :raises Forbidden: not an archivist. :raises NotFound: unknown transfer (or another tenant's).
-    :raises InvalidInput: an empty reason. :raises Conflict: the SAE has the package (or may: sending), the
-        package is still in preparation, or the transfer has already ended.
+    :raises InvalidInput: an empty reason. :raises Conflict: the package is being sent or still in preparation,
+        or the transfer has already ended.
     """
     principal.require(Role.ARCHIVISTE)
     reason = reason.strip()
@@ -592,26 +595,34 @@ def abandon(session: Session, principal: Principal, transfer_id: str, reason: st
         session.commit()
         return transfer
     if transfer.status not in ABANDONABLE:
-        label = STATUS_LABELS.get(transfer.status, transfer.status)
-        if transfer.status == REQUESTED:
-            text = message("ce versement est en préparation : attendez que son paquet soit construit")
-        elif transfer.status in (ERROR, ABANDONED):
-            text = message("ce versement est déjà terminé (état : %(label)s)", label=label)
-        else:  # sending or after: the SAE has the package, or may have it
-            text = message(
-                "ce versement ne peut plus être abandonné (état : %(label)s) : le système d'archivage a reçu le "
-                "paquet, seule sa réponse termine le versement",
-                label=label,
-            )
-        raise Conflict(text, transfer_status=transfer.status)
+        raise _not_abandonable(transfer)
     previous = transfer.status
     transfer.status, transfer.error, transfer.updated_at = ABANDONED, reason, utcnow()
-    audit_transfer(session, principal.actor, "archive.transfer.abandoned", transfer, reason=reason, previous=previous)
+    details: dict[str, Any] = {"reason": reason, "previous": previous}
+    if previous in ABANDONED_AFTER_DELIVERY:  # said in the journal: the SAE has the package, its reply may come
+        details["sae_has_package"] = True
+    audit_transfer(session, principal.actor, "archive.transfer.abandoned", transfer, **details)
     tell_ged_transfer_ended(session, transfer, "abandoned")
     if previous == DELIVERY_FAILED:
         _cancel_delivery(session, transfer, reason, principal.actor)
     session.commit()
     return transfer
+
+
+def _not_abandonable(transfer: Transfer) -> Conflict:
+    label = STATUS_LABELS.get(transfer.status, transfer.status)
+    if transfer.status == REQUESTED:
+        text = message("ce versement est en préparation : attendez que son paquet soit construit")
+    elif transfer.status == SENDING:
+        # The connector's outcome decides: delivered (then abandonable) or failed (then abandonable too).
+        text = message(
+            "ce versement ne peut pas être abandonné pendant son envoi (état : %(label)s) : attendez le résultat "
+            "du dépôt",
+            label=label,
+        )
+    else:  # error, abandoned, accepted, rejected
+        text = message("ce versement est déjà terminé (état : %(label)s)", label=label)
+    return Conflict(text, transfer_status=transfer.status)
 
 
 def _cancel_delivery(session: Session, transfer: Transfer, reason: str, actor: str) -> None:

@@ -353,6 +353,8 @@ class FolderPlan:
                 self.problems.append(f"« {child} » n'est ni un fichier ni un dossier : ignoré, versement refusé.")
             elif info.st_size == 0:
                 self.problems.append(f"Fichier vide « {child} » : {packaging.EMPTY_FILE}.")
+            elif packaging.file_date(info.st_mtime) is None:  # said before the build, with the others
+                self.problems.append(f"« {child} » : {packaging.UNREADABLE_DATE}.")
             else:
                 files.append((entry.name, target))
         return folders, files

@@ -8,11 +8,15 @@ SENDABLE = (BUILT, UNVALIDATED, DELIVERY_FAILED)
 # Set from the archival system's messages (archive.lifecycle).
 ACKNOWLEDGED, ACCEPTED, REJECTED = "acknowledged", "accepted", "rejected"
 AFTER_DELIVERY = (ACKNOWLEDGED, ACCEPTED, REJECTED)
-# Set by the archivist (archive.service.abandon): a package the SAE never got, given up; its documents go back.
+# Set by the archivist (archive.service.abandon): a transfer given up before the SAE's reply; its documents go back.
 ABANDONED = "abandoned"
-# What may be abandoned: a built package not (successfully) sent. Once the SAE has it, only its reply ends the
-# transfer; a package still in preparation is the GED's to answer first; an error has already ended.
-ABANDONABLE = (BUILT, INVALID, UNVALIDATED, DELIVERY_FAILED)
+# What may be abandoned: a built package not (successfully) sent, or sent and never answered (an SAE may never
+# answer: a reply it cannot write, one the connector cannot fetch), else it would hold the GED's documents for
+# ever. A package still in preparation is the GED's to answer first; one being sent, the connector's; an error,
+# an acceptance or a refusal has already ended.
+ABANDONABLE = (BUILT, INVALID, UNVALIDATED, DELIVERY_FAILED, DELIVERED, ACKNOWLEDGED)
+# Abandoned while the SAE has the package: a reply may still come, kept and refused (archive.lifecycle).
+ABANDONED_AFTER_DELIVERY = (DELIVERED, ACKNOWLEDGED)
 STATUS_LABELS: dict[str, str] = {
     REQUESTED: "demandé : paquet en préparation",
     BUILT: "prêt : paquet construit et valide",

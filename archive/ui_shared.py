@@ -63,8 +63,8 @@ STATUS_HELP: dict[str, str] = {
     ACCEPTED: _("Le système d'archivage a accepté le versement : la GED marque les documents comme archivés."),
     REJECTED: _("Le système d'archivage a refusé le versement : ses motifs sont indiqués ci-dessous."),
     ABANDONED: _(
-        "Le versement a été abandonné sans être envoyé : ses documents sont rendus à la GED et peuvent entrer "
-        "dans un nouveau versement."
+        "Le versement a été abandonné : ses documents sont rendus à la GED et peuvent entrer dans un nouveau "
+        "versement. S'il avait été envoyé, vérifiez auprès du système d'archivage le sort du paquet."
     ),
 }
 SELECTION_NAMES: dict[str, str] = {

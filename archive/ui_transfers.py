@@ -433,7 +433,8 @@ STEP_STATES = {
 def steps(transfer: Transfer) -> list[dict[str, Any]]:
     """Prepared → validated → sent → acknowledged → accepted or rejected: each step's state and date."""
     status = transfer.status
-    sent = status in (DELIVERED, *AFTER_DELIVERY)
+    # An abandoned transfer may have been deposited first (abandoned for want of a reply): its receipt says so.
+    sent = status in (DELIVERED, *AFTER_DELIVERY) or (status == ABANDONED and transfer.receipt is not None)
     validation = (transfer.validation or {}).get("status")
     prepared = {REQUESTED: CURRENT, ERROR: FAILED}.get(status, DONE)
     if status in (REQUESTED, ERROR):
@@ -443,7 +444,7 @@ def steps(transfer: Transfer) -> list[dict[str, Any]]:
     else:
         validated = DONE if validation == "valid" else WARNING
     sending = {SENDING: CURRENT, DELIVERY_FAILED: FAILED}.get(status, DONE if sent else TODO)
-    if status == ACKNOWLEDGED or (status in (ACCEPTED, REJECTED) and transfer.acknowledged_at):
+    if status == ACKNOWLEDGED or (status in (ACCEPTED, REJECTED, ABANDONED) and transfer.acknowledged_at):
         acknowledged = DONE
     elif status in (ACCEPTED, REJECTED):
         acknowledged = SKIPPED  # answered: no acknowledgement is awaited any more

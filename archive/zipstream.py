@@ -110,8 +110,19 @@ def _temporary_in(work: Path) -> tuple[int, str]:
     return tempfile.mkstemp(dir=work, prefix="paquet-", suffix=".part")
 
 
+# The dates a zip header can hold: its year is 7 bits from 1980, its seconds counted by two.
+DOS_FIRST = datetime(1980, 1, 1, tzinfo=UTC)
+DOS_LAST = datetime(2107, 12, 31, 23, 59, 58, tzinfo=UTC)
+
+
+def dos_clamped(moment: datetime) -> datetime:
+    """A file's date as a zip header can say it: before 1980 or after 2107 (a file dated 2150 on purpose, a
+    broken clock), the nearest bound. The manifest keeps the file's own date."""
+    return min(max(moment, DOS_FIRST), DOS_LAST)
+
+
 def _dos_time(moment: datetime) -> tuple[int, int]:
-    moment = max(moment, datetime(1980, 1, 1, tzinfo=UTC))  # the zip format starts in 1980
+    moment = dos_clamped(moment)
     date = (moment.year - 1980) << 9 | moment.month << 5 | moment.day
     time = moment.hour << 11 | moment.minute << 5 | moment.second // 2
     return time, date

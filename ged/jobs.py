@@ -376,7 +376,7 @@ def file_signed_document(
     title: str,
     document_type: str,
     signatories: list[str],
-    ged_folder: str | None = None,
+    ged_folder: str | None,
 ) -> None:
     """A signed document of a folder made by upload in the parapheur: filed once as a new document in the folder
     of the plan its sous-type names (``ged_folder``: path or id), answered.

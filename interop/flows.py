@@ -339,11 +339,17 @@ def _checked_document(session: Session, tenant_id: str, document: dict[str, Any]
     return out
 
 
+# The services whose objects a flow may be given: the documents of the GED, the parapheur and the flows. Not
+# the archive service's packages: a SIP holds whole documents of folders the caller may not read, and its key
+# is shown with the transfer; a transfer goes to the SAE through the archive service, never through a flow.
+FLOW_SOURCES = frozenset({"ged", "parapheur", "interop"})
+
+
 def _held_in_store(session: Session, tenant_id: str, key: str) -> bool:
-    """The tenant's own object (GED, parapheur, archive, its flows), still in the store. The shared store is
+    """The tenant's own object (GED, parapheur, its flows), still in the store. The shared store is
     content-addressed: a key alone proves nothing, and another tenant's object is told apart from no object at
     all by nothing (see :func:`_absent`)."""
-    return bool(key) and tenant_holds(session, tenant_id, key) and get_store().exists(key)
+    return bool(key) and tenant_holds(session, tenant_id, key, through=FLOW_SOURCES) and get_store().exists(key)
 
 
 def _absent(key: str) -> InvalidInput:
@@ -1029,11 +1035,13 @@ def _file_in_ged(session: Session, flow: Flow, connector: Connector) -> Outcome:
 def archive_settings(metadata: dict[str, Any]) -> dict[str, Any] | None:
     """The transfer an « actes » flow asks for once filed, from its metadata ``archive``; None: none asked.
 
-    ``archive`` = {connector (the SAE connector), archival_agency, profile?, comment?, document_ids?}:
+    ``archive`` = {connector (the SAE connector), archival_agency, archival_agreement?, profile?, comment?,
+    document_ids?}: ``archival_agreement`` is the SAE's entry contract (Vitam refuses a package without one);
     ``document_ids`` names the act's documents already in the GED; without it, the act and its annexes are filed
     in the GED with the ARActe, and all of them are archived.
 
-    :raises InvalidInput: an ``archive`` that is not an object, or without its connector or archival agency.
+    :raises InvalidInput: an ``archive`` that is not an object, without its connector or archival agency, or
+        with an entry contract that is not an identifier.
     """
     value = metadata.get("archive")
     if value is None:
@@ -1056,10 +1064,33 @@ def archive_settings(metadata: dict[str, Any]) -> dict[str, Any] | None:
     return {
         "connector": connector,
         "archival_agency": agency,
+        "archival_agreement": _archival_agreement(value.get("archival_agreement")),
         "profile": str(profile) if profile else None,
         "comment": str(comment)[:2000] if comment else None,
         "document_ids": list(ids) if ids else None,
     }
+
+
+# The entry contract is written as SEDA's ArchivalAgreement (IdentifierType, a token): as the archive service
+# reads it (archive.schemas.sae_token), so that a flow is refused here rather than its transfer there.
+AGREEMENT_MAX_LENGTH = 100
+_AGREEMENT_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _archival_agreement(value: Any) -> str | None:
+    """The entry contract of the flow's settings, its spaces collapsed; None when it names none."""
+    if value is None or value == "":
+        return None
+    token = " ".join(value.split()) if isinstance(value, str) else ""
+    if not token or len(token) > AGREEMENT_MAX_LENGTH or _AGREEMENT_CONTROL.search(token):
+        raise InvalidInput(
+            message(
+                "archive : le contrat d'entrée (archival_agreement) doit être un identifiant de 1 à %(max)s "
+                "caractères, sans caractère de contrôle",
+                max=AGREEMENT_MAX_LENGTH,
+            )
+        )
+    return token
 
 
 def _act_document_names(flow: Flow) -> list[str]:
@@ -1088,6 +1119,7 @@ def _actes_archive(session: Session, flow: Flow, connector: Connector) -> Outcom
         flow_id=flow.id,
         document_ids=document_ids,
         archival_agency=settings["archival_agency"],
+        archival_agreement=settings["archival_agreement"],
         connector=settings["connector"],
         profile=settings["profile"],
         comment=settings["comment"] or f"Acte {flow.data.get('act_id')} — {subject}"[:2000],

@@ -225,9 +225,20 @@ ARCHIVE_RECORD_SAE_MESSAGE = Message(
 )
 ARCHIVE_REQUEST_TRANSFER = Message(
     "archive.jobs.request_transfer",
-    ("tenant_id", "flow_id", "document_ids", "archival_agency", "connector", "profile", "comment", "username"),
+    (
+        "tenant_id",
+        "flow_id",
+        "document_ids",
+        "archival_agency",
+        "archival_agreement",
+        "connector",
+        "profile",
+        "comment",
+        "username",
+    ),
     "Un flux d'interopérabilité (actes) demande le versement de ses documents GED (l'acte, ses annexes, l'ARActe) "
-    "au nom de l'utilisateur qui l'a créé (« username » ; null : la GED répond comme au service) : "
+    "au nom de l'utilisateur qui l'a créé (« username » ; null : la GED répond comme au service), sous le contrat "
+    "d'entrée du SAE que nomment ses réglages (« archival_agreement » ; null : aucun) : "
     "le service d'archives crée le versement une seule fois par flux, comme l'API, et répond par "
     "INTEROP_FLOW_DOCUMENT_STORED (« name » : versement, « document_id » : l'identifiant du versement).",
     on_failure="interop.jobs.flow_failed",

@@ -204,7 +204,9 @@ def test_a_transfer_without_the_agreement_its_profile_imposes_is_invalid(kit: Ki
     assert missing["archival_agreement"] is None
     assert missing["status"] == "invalid", missing["validation"]
     assert missing["validation"]["checks"] == {"schema": "valid", "profile": "invalid", "business": "valid"}
-    assert [issue["path"] for issue in missing["validation"]["issues"]] == ["/ArchiveTransfer/CodeListVersions"]
+    # The profile's refusal, then the warning every package without contract gets.
+    found = [(issue["path"], issue["level"]) for issue in missing["validation"]["issues"]]
+    assert found == [("/ArchiveTransfer/CodeListVersions", "error"), ("/ArchiveTransfer", "warning")]
 
     built = transfer(kit, profile="contrat", archival_agreement=f" {AGREEMENT} ")
     assert built["archival_agreement"] == AGREEMENT
@@ -250,7 +252,8 @@ def test_a_made_up_rule_is_a_warning_until_the_referential_is_loaded(kit: Kit) -
     assert built["status"] == "built"  # still sendable: the archivist decides
     report = built["validation"]
     assert report["status"] == "valid" and report["checks"]["business"] == "valid"
-    [warning] = report["issues"]
+    missing, warning = report["issues"]  # no entry contract in this transfer either
+    assert missing["level"] == "warning" and "ArchivalAgreement absent" in missing["message"]
     assert warning["level"] == "warning" and warning["check"] == "business"
     assert warning["path"].endswith("/Management/AppraisalRule/Rule") and warning["line"]
     assert warning["message"] == (
@@ -264,8 +267,11 @@ def test_a_made_up_rule_is_a_warning_until_the_referential_is_loaded(kit: Kit) -
     assert again.status_code == 200, again.text
     report = again.json()["validation"]
     assert again.json()["status"] == "invalid"  # the referential now says the SAE does not know it
-    assert {issue["level"] for issue in report["issues"]} == {"error"}
-    assert all("DUA-P18M » inconnue du référentiel" in issue["message"] for issue in report["issues"])
+    errors = [issue for issue in report["issues"] if issue["level"] == "error"]
+    assert errors and all("DUA-P18M » inconnue du référentiel" in issue["message"] for issue in errors)
+    assert [issue["message"] for issue in report["issues"] if issue["level"] == "warning"] == [
+        "/ArchiveTransfer : ArchivalAgreement absent : Vitam refuse le versement sans contrat d'entrée"
+    ]
 
 
 def test_invented_rules_are_only_those_made_up_without_referential() -> None:

@@ -160,9 +160,8 @@ def test_transfer_report_carries_the_business_findings(kit: Kit) -> None:
     document = upload_document(kit["agent"], make_pdf("empreinte"), title="Délibération n° 5")
     accepted = kit["archiviste"].put("/archive/referential", json={"rules": [], "digest_algorithms": ["SHA-256"]})
     assert accepted.status_code == 200
-    created = kit["archiviste"].post(
-        "/archive/transfers", json={"document_ids": [document["id"]], "archival_agency": "AD037"}
-    )
+    body = {"document_ids": [document["id"]], "archival_agency": "AD037", "archival_agreement": "IC-000001"}
+    created = kit["archiviste"].post("/archive/transfers", json=body)
     run_jobs()
     transfer = kit["archiviste"].get(f"/archive/transfers/{created.json()['id']}").json()
     assert transfer["status"] == "invalid", transfer
@@ -182,5 +181,6 @@ def test_transfer_report_carries_the_business_findings(kit: Kit) -> None:
     )
     run_jobs()
     transfer = kit["archiviste"].get(f"/archive/transfers/{again.json()['id']}").json()
-    assert transfer["status"] == "built" and transfer["validation"]["issues"] == []
+    assert transfer["status"] == "built"
+    assert [issue["level"] for issue in transfer["validation"]["issues"]] == ["warning"]  # no entry contract
     assert transfer["validation"]["checks"] == {"schema": "valid", "profile": None, "business": "valid"}

@@ -453,6 +453,8 @@ def filed_by_services(kit: Kit) -> tuple[str, str]:
     """A document uploaded in the parapheur, signed by « maire » and « agent », then filed in the GED by the
     parapheur itself (never in the GED before); and an ARActe an interop flow filed. Their authors are programs."""
     signed = get_store().put(io.BytesIO(make_pdf("Arrêté de circulation (signé)")))
+    plan = kit["admin"].post("/ged/plan", json={"name": "Arrêtés signés", "parent_id": None})
+    assert plan.status_code == 201, plan.text
     ged_jobs.file_signed_document(
         tenant_id=kit.tenant_id,
         folder_id="circuit-depose",
@@ -463,6 +465,7 @@ def filed_by_services(kit: Kit) -> tuple[str, str]:
         title="Arrêté de circulation",
         document_type="Arrêté",
         signatories=["maire", "agent"],
+        ged_folder="Arrêtés signés",
     )
     aracte = get_store().put(io.BytesIO(b"<?xml version='1.0'?><ARActe/>"))
     ged_jobs.store_flow_document(

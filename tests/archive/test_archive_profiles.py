@@ -73,8 +73,9 @@ def upload(kit: Kit, name: str, data: bytes, user: str = "archiviste") -> Any:
 
 def transfer_with(kit: Kit, title: str, profile: str | None = "deliberations") -> dict[str, Any]:
     document = upload_document(kit["agent"], make_pdf(title), title=title)
+    # Under an entry contract: no warning besides what the profile says.
     body = {"document_ids": [document["id"]], "archival_agency": "AD037", "profile": profile}
-    created = kit["archiviste"].post("/archive/transfers", json=body)
+    created = kit["archiviste"].post("/archive/transfers", json=body | {"archival_agreement": "IC-000001"})
     assert created.status_code == 202, created.text
     assert created.json()["profile"] == profile
     run_jobs()
@@ -233,7 +234,7 @@ def test_verify_command_shows_the_invented_rules_as_warnings(tmp_path: Path) -> 
     )
     group = seda.ArchiveUnitSpec(title="Bons", description_level="RecordGrp", children=units)
     spec = seda.TransferSpec(
-        "CLI-2", None, seda.Agency("AD037"), agency, agency, agency, None, (group,), datetime(2026, 12, 1, tzinfo=UTC)
+        "CLI-2", "IC-1", seda.Agency("AD037"), agency, agency, agency, None, (group,), datetime(2026, 12, 1, tzinfo=UTC)
     )
     sip = tmp_path / "paquet.zip"
     packaging.write_sip(seda.build_manifest(spec), seda.sip_entries(spec), sip)

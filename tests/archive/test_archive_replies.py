@@ -99,10 +99,11 @@ def test_asalae_refusal_code_and_fatal() -> None:
     assert fatal.outcome == "rejected" and "erreur technique" in fatal.verdict()
 
 
-def test_reply_without_code_is_not_an_acceptance() -> None:
+def test_reply_without_code_is_unreadable() -> None:
     data = transfer_reply("2.2", "MSG-1", None)
     assert_schema_valid(data, "2.2")  # ReplyCode is optional in the schema…
-    assert parse_sae_message(data).outcome == "rejected"  # …but silence is never taken for a yes
+    with pytest.raises(ReplyError, match="ReplyCode absent ou vide"):  # …but silence is neither yes nor no
+        parse_sae_message(data)
 
 
 @pytest.mark.parametrize(

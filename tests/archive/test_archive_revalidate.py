@@ -24,7 +24,7 @@ def set_algorithms(kit: Kit, algorithms: list[str]) -> None:
 
 def built(kit: Kit, title: str = "Délibération à verser") -> dict[str, Any]:
     document = upload_document(kit["agent"], make_pdf(title), title=title)
-    body = {"document_ids": [document["id"]], "archival_agency": "AD037"}
+    body = {"document_ids": [document["id"]], "archival_agency": "AD037", "archival_agreement": "IC-000001"}
     response = kit["archiviste"].post("/archive/transfers", json=body)
     assert response.status_code == 202, response.text
     run_jobs()

@@ -94,6 +94,7 @@ def test_a_document_filed_by_the_parapheur_keeps_every_signatory(kit: Kit) -> No
     """The comment is cut at 2000 characters; the signatories are not."""
     many = [f"signataire{number:03d}" for number in range(200)]
     signed = get_store().put(io.BytesIO(make_pdf("Délibération (signée)")))
+    assert kit["admin"].post("/ged/plan", json={"name": "Délibérations", "parent_id": None}).status_code == 201
     ged_jobs.file_signed_document(
         tenant_id=kit.tenant_id,
         folder_id="circuit-long",
@@ -104,6 +105,7 @@ def test_a_document_filed_by_the_parapheur_keeps_every_signatory(kit: Kit) -> No
         title="Délibération",
         document_type="Délibération",
         signatories=["maire", *many],
+        ged_folder="Délibérations",
     )
     with new_session() as session:
         version = session.execute(select(Version).where(Version.origin == "parapheur:circuit-long")).scalar_one()

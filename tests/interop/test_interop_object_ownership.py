@@ -5,6 +5,7 @@ read elsewhere (another collectivité's GED document) is refused exactly as a ke
 from __future__ import annotations
 
 import hashlib
+import io
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -15,10 +16,12 @@ from sqlalchemy import func, select
 
 from interop.models import Flow
 from socle import messages
-from socle.db import new_session
+from socle.db import new_session, transaction
 from socle.migrating import upgrade_all
 from socle.models import Job
 from socle.settings import get_settings
+from socle.storage import get_store
+from socle.storage.ownership import record_held
 
 from conftest import Kit, assert_problem, make_pdf, upload_document
 
@@ -136,3 +139,16 @@ def test_a_flow_refuses_another_collectivites_document_on_postgresql(
     use_env(SOCLE_DATABASE_URL=own_postgres_url)
     upgrade_all()
     _refuses_the_other_collectivites_document(make_kit)
+
+
+def test_a_flow_is_never_given_an_archive_package(make_kit: Callable[..., Kit]) -> None:
+    """A SEDA package holds whole documents, of folders the agent may not read: its key (shown with the transfer)
+    never makes a flow send it elsewhere; only the archive service sends it, to the SAE."""
+    kit = make_kit(with_identity=False)
+    kit["admin"].post("/interop/connectors", json={"name": "depot", "kind": "depot", "config": {"path": "h"}})
+    package = get_store().put(io.BytesIO(f"PK paquet {uuid.uuid4()}".encode()))
+    with transaction() as session:
+        record_held(session, kit.tenant_id, package.key, holder="archive")
+    refused = assert_problem(kit["agent"].post("/interop/flows", json=_depot(package.key, "paquet.zip")), 422)
+    assert refused["detail"] == _absent(package.key)
+    assert _flows_and_steps(kit.tenant_id) == (0, 0)

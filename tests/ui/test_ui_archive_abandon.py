@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import update
 from test_ui_archive_transfers import api_transfer, built_transfer, sent_transfer
 from ui_kit import csrf_of, post_form, sign_in
+
+from archive.models import Transfer
+from socle.db import transaction
 
 from conftest import Kit, run_jobs
 
@@ -44,17 +48,19 @@ def test_abandoning_a_built_transfer_from_its_page(app: Any, kit: Kit) -> None:
     assert "Abandonnés : 1" in client.get("/archives").text
 
 
-def test_no_button_once_the_package_is_sent_and_the_post_is_refused(app: Any, kit: Kit) -> None:
+def test_no_button_while_the_package_is_being_sent_and_the_post_is_refused(app: Any, kit: Kit) -> None:
     client = sign_in(app, kit, "archiviste")
     transfer_id, _ = sent_transfer(kit, client)
+    with transaction() as session:  # the delivery under way: the SAE may be receiving the package right now
+        session.execute(update(Transfer).where(Transfer.id == transfer_id).values(status="sending"))
     page_url = f"/archives/transferts/{transfer_id}"
     assert BUTTON not in client.get(page_url).text
 
     refused = client.post(f"{page_url}/abandonner", data={"csrf": csrf_of(client.get("/").text), "raison": "Erreur"})
 
     assert refused.status_code == 409
-    assert "ne peut plus être abandonné" in refused.text
-    assert api_transfer(kit, transfer_id)["status"] == "delivered"
+    assert "ne peut pas être abandonné pendant son envoi" in refused.text
+    assert api_transfer(kit, transfer_id)["status"] == "sending"
 
 
 def test_agents_cannot_abandon(app: Any, kit: Kit) -> None:

@@ -55,7 +55,7 @@ def test_a_made_up_rule_is_shown_as_a_warning(app: Any, kit: Kit) -> None:
     )
     assert added.status_code == 201, added.text
 
-    transfer_id = ask(client, selection="documents", document_ids=added.json()["id"])
+    transfer_id = ask(client, selection="documents", document_ids=added.json()["id"], archival_agreement="IC-000001")
     run_jobs()
     page = client.get(f"/archives/transferts/{transfer_id}").text
 
