@@ -426,12 +426,12 @@ def extract_text(tenant_id: str, document_id: str, number: int) -> None:
             text = pdf_text(path) if target.media_type == PDF else None
             needs_ocr = text is None or (not text.strip() and has_images(path))
     except RenditionFailed as exc:
-        _record_text(tenant_id, document_id, target, FAILED, None, exc.reason)
+        _record_text(tenant_id, document_id, target, _TextOutcome(FAILED, reason=exc.reason))
         return
     if not needs_ocr:
         _store_text(tenant_id, document_id, target, text or "")
     elif not ocr_available():
-        _record_text(tenant_id, document_id, target, OCR_UNAVAILABLE, None, None)
+        _record_text(tenant_id, document_id, target, _TextOutcome(OCR_UNAVAILABLE))
     else:
         _ask_for_ocr(tenant_id, document_id, number, target)
 
@@ -457,20 +457,20 @@ def ocr_text_job(tenant_id: str, document_id: str, number: int) -> None:
     if target is None:
         return
     if not ocr_available():  # uninstalled since the text job asked
-        _record_text(tenant_id, document_id, target, OCR_UNAVAILABLE, None, None)
+        _record_text(tenant_id, document_id, target, _TextOutcome(OCR_UNAVAILABLE))
         return
     try:
         with _input_file(target) as path, tempfile.TemporaryDirectory(prefix="ged-ocr-", dir=scratch_dir()) as work:
             text = ocr_text(path, target.media_type, Path(work))
     except RenditionFailed as exc:
-        _record_text(tenant_id, document_id, target, FAILED, None, exc.reason)
+        _record_text(tenant_id, document_id, target, _TextOutcome(FAILED, reason=exc.reason))
         return
     _store_text(tenant_id, document_id, target, text)
 
 
 def _store_text(tenant_id: str, document_id: str, target: _Target, text: str) -> None:
     kept = _utf8_prefix(text.encode("utf-8")[:MAX_TEXT_BYTES])
-    _record_text(tenant_id, document_id, target, DONE, _put_bytes(kept.encode()), None, text=kept)
+    _record_text(tenant_id, document_id, target, _TextOutcome(DONE, key=_put_bytes(kept.encode()), text=kept))
 
 
 # PDFium is not thread-safe: one text extraction at a time in a process (the embedded worker is a thread).
@@ -598,49 +598,40 @@ def _check_pages(path: Path) -> None:
         raise RenditionFailed(f"trop de pages pour la reconnaissance de texte ({pages}, au plus {MAX_OCR_PAGES})")
 
 
-def _record_text(
-    tenant_id: str,
-    document_id: str,
-    target: _Target,
-    status: str,
-    text_key: str | None,
-    reason: str | None,
-    *,
-    text: str | None = None,
-) -> None:
-    """``text``: what ``text_key`` holds, given to the search index rather than read back from the store."""
+@dataclass(frozen=True)
+class _TextOutcome:
+    """What a text job ends with: its status, the stored text's key and the text itself (given to the search
+    index rather than read back from the store), or the reason it failed."""
 
+    status: str
+    key: str | None = None
+    reason: str | None = None
+    text: str | None = None
+
+
+def _record_text(tenant_id: str, document_id: str, target: _Target, outcome: _TextOutcome) -> None:
     def record(session: Session) -> bool:
-        return _set_text(session, tenant_id, document_id, target, status, text_key, reason, text)
+        return _set_text(session, tenant_id, document_id, target, outcome)
 
-    _record_unless_eliminated(document_id, (text_key,) if text_key else (), record)
+    _record_unless_eliminated(document_id, (outcome.key,) if outcome.key else (), record)
 
 
-def _set_text(
-    session: Session,
-    tenant_id: str,
-    document_id: str,
-    target: _Target,
-    status: str,
-    text_key: str | None,
-    reason: str | None,
-    text: str | None,
-) -> bool:
+def _set_text(session: Session, tenant_id: str, document_id: str, target: _Target, outcome: _TextOutcome) -> bool:
     """Record the text's outcome on the version and its same-content siblings; whether anything was recorded."""
     version = session.get(Version, target.version_id, with_for_update=True)
     if version is None or version.text_status != PENDING:
         return False  # another run got there first
-    if reason is not None:
-        _audit_failure(session, tenant_id, document_id, version, TEXT, reason)
-    if text_key is not None:
-        check_stored(session, text_key)  # the same text may have been purged since it was put: retried
+    if outcome.reason is not None:
+        _audit_failure(session, tenant_id, document_id, version, TEXT, outcome.reason)
+    if outcome.key is not None:
+        check_stored(session, outcome.key)  # the same text may have been purged since it was put: retried
     numbers = set()
     for same in _same_content(session, target, Version.text_status == PENDING):
-        same.text_status, same.text_key = status, text_key
+        same.text_status, same.text_key = outcome.status, outcome.key
         numbers.add(same.number)
     document = session.get(Document, document_id)
-    if document is not None and document.current_version in numbers and text_key is not None:
-        indexing.index_document(session, document, text=text)
+    if document is not None and document.current_version in numbers and outcome.key is not None:
+        indexing.index_document(session, document, text=outcome.text)
     return True
 
 

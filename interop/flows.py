@@ -1331,6 +1331,19 @@ def collect_pes_retours(session: Session, tenant_id: str, connector_name: str) -
 
 def pes_retour_stored(tenant_id: str, connector_id: str, retour_id: str, document_id: str) -> None:
     """The GED stored a PES Retour: it is marked read on S²LOW (a KO of S²LOW is raised: the job tries again)."""
+    _mark_read_on_tdt(
+        tenant_id,
+        connector_id,
+        lambda tdt: tdt.mark_pes_retour_read(retour_id),
+        "interop.pes_retour.filed",
+        {"retour": retour_id, "document": document_id},
+    )
+
+
+def _mark_read_on_tdt(
+    tenant_id: str, connector_id: str, mark: Callable[[S2lowConnector], None], action: str, details: dict[str, Any]
+) -> None:
+    """Mark something the GED has filed as read on the TdT, then audit it (nothing if the connector is gone)."""
     from socle.db import transaction
 
     with transaction() as session:
@@ -1340,15 +1353,15 @@ def pes_retour_stored(tenant_id: str, connector_id: str, retour_id: str, documen
         if connector is None:  # deleted since: nothing to mark
             return
         session.commit()
-        s2low(connector).mark_pes_retour_read(retour_id)
+        mark(s2low(connector))
         audit.record(
             session,
             tenant_id=tenant_id,
             actor="service:interop",
-            action="interop.pes_retour.filed",
+            action=action,
             object_type="connector",
             object_id=connector.id,
-            details={"retour": retour_id, "document": document_id},
+            details=details,
         )
 
 
@@ -1711,25 +1724,13 @@ def _ask_ged(session: Session, key: str, **arguments: Any) -> Job:
 
 def letter_stored(tenant_id: str, connector_id: str, letter_id: str, document_id: str) -> None:
     """The GED stored a file of a prefecture's letter: the letter is marked read on S²LOW (each time: harmless)."""
-    from socle.db import transaction
-
-    with transaction() as session:
-        connector = session.execute(
-            select(Connector).where(Connector.tenant_id == tenant_id, Connector.id == connector_id)
-        ).scalar_one_or_none()
-        if connector is None:  # deleted since: nothing to mark
-            return
-        session.commit()
-        s2low(connector).mark_prefecture_document_read(letter_id)
-        audit.record(
-            session,
-            tenant_id=tenant_id,
-            actor="service:interop",
-            action="interop.prefecture.filed",
-            object_type="connector",
-            object_id=connector.id,
-            details={"letter": letter_id, "document": document_id},
-        )
+    _mark_read_on_tdt(
+        tenant_id,
+        connector_id,
+        lambda tdt: tdt.mark_prefecture_document_read(letter_id),
+        "interop.prefecture.filed",
+        {"letter": letter_id, "document": document_id},
+    )
 
 
 def answer_prefecture(
