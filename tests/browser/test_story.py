@@ -91,7 +91,13 @@ def test_a_folder_from_upload_to_signature_then_the_ged_and_a_transfer(visitors:
         kit["admin"].post("/parapheur/types", json={"name": "Délibérations", "signature_format": "pades"}), 201
     )["id"]
     circuit = [{"kind": "visa", "desk_ids": [secretariat]}, {"kind": "signature", "desk_ids": [mayor]}]
-    body = {"name": "Délibération du conseil", "circuit": circuit, "creator_desk_ids": [assemblies]}
+    ok(kit["admin"].post("/ged/plan", json={"name": "Délibérations", "parent_id": None}), 201)
+    body = {
+        "name": "Délibération du conseil",
+        "circuit": circuit,
+        "creator_desk_ids": [assemblies],
+        "ged_folder": "Délibérations",  # where its signed documents are filed in the GED
+    }
     ok(kit["admin"].post(f"/parapheur/types/{type_id}/subtypes", json=body), 201)
 
     # 2. The agent creates the folder: sous-type, circuit preview, upload, sent.
