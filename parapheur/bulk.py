@@ -193,7 +193,7 @@ def _sign_in_pool(
     try:
         while True:
             while len(pending) < limit and (chunk := _next_chunk(jobs, _chunk_size(handed_out, workers))):
-                pending[pool.submit(_sign_chunk_in_worker, chunk)] = chunk
+                pending[_submit(pool, chunk)] = chunk
                 handed_out += len(chunk)
             if not pending:
                 return
@@ -216,6 +216,17 @@ def _sign_in_pool(
             pool, completed_in_pool = _new_pool(pkcs12, passphrase, request, workers), 0
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _submit(pool: ProcessPoolExecutor, chunk: Chunk) -> Future[list[BulkResult]]:
+    """The chunk's future; when the pool already knows a worker died, submit refuses: then a future that failed
+    as the pool's running ones did, so that the chunk goes the same way (reported lost, the batch goes on)."""
+    try:
+        return pool.submit(_sign_chunk_in_worker, chunk)
+    except BrokenProcessPool as exc:
+        refused: Future[list[BulkResult]] = Future()
+        refused.set_exception(exc)
+        return refused
 
 
 def _chunk_size(handed_out: int, workers: int) -> int:

@@ -1,12 +1,17 @@
 """Bulk signing: many PDFs, one identity, in a process pool; failures stay per document."""
 
+import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
 
+from parapheur import bulk as parapheur_bulk
 from parapheur.bulk import IN_FLIGHT_PER_WORKER, SMALL_BATCH, WORKER_LOST_ERROR, BulkResult, sign_many
 from parapheur.pades import IdentityError, SignatureRequest, verify_pdf
 
@@ -162,3 +167,21 @@ def test_killed_worker_loses_only_its_unfinished_documents(tmp_path: Path) -> No
     for path in signed:
         [check] = verify_pdf(path, trusted)
         assert check.valid, path.name
+
+
+def test_a_pool_that_already_knows_its_worker_died_refuses_the_chunk_as_lost() -> None:
+    """The killed worker's death may be noticed before the next submission: submit then raises, and the chunk must
+    go the way of the running ones (lost, the batch going on), not end the whole batch with an error."""
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        os.kill(pool.submit(os.getpid).result(timeout=60), signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            future = parapheur_bulk._submit(pool, ())
+            if future.done() and isinstance(future.exception(), BrokenProcessPool):
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the pool never noticed its worker's death")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
