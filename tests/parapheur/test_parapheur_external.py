@@ -39,12 +39,13 @@ def public(app: Any) -> Iterator[TestClient]:
         yield client
 
 
-def external_folder(kit: Kit, pki: TestPki) -> dict[str, Any]:
+def external_folder(kit: Kit, pki: TestPki, **upload: Any) -> dict[str, Any]:
+    """A folder visaed by the secretariat, now waiting for its external signer (the link is mailed)."""
     secretariat = desk(kit, "Secrétariat", ["agent"])
     seal_id = import_seal(kit, pki)
     circuit = [{"kind": "visa", "desk_ids": [secretariat]}, {"kind": "external_signature"}]
     subtype = typology(kit, circuit, name="Convention", seal_identity_id=seal_id)
-    folder = sent_folder(kit, subtype, title="Convention de mise à disposition", external_signers=[SIGNER])
+    folder = sent_folder(kit, subtype, title="Convention de mise à disposition", external_signers=[SIGNER], **upload)
     ok(act(kit, "agent", folder["id"], "visa"))
     return folder
 

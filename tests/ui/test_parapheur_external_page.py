@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from parapheur_kit import act, desk, folder_of, ok, sent_folder, typology
+from parapheur_kit import folder_of
 from smtp import SmtpServer, kit_mailbox
 from sqlalchemy import update
 from testpki import TestPki
@@ -27,14 +27,14 @@ from parapheur import pades
 from parapheur.models import Step
 from socle.db import transaction, utcnow
 
-from conftest import ROOT, Kit, make_pdf, pdfsig, run_jobs
+from conftest import ROOT, Kit, make_pdf, pdfsig
 
 sys.path.insert(0, str(ROOT / "tests" / "parapheur"))  # the signing helpers, beside the parapheur's tests
-from signing_helpers import actions, history, import_seal, object_path, save, stamp_lines
+import test_parapheur_external as api_tests
+from signing_helpers import actions, history, object_path, save, stamp_lines
 
-SIGNER = {"name": "Claude Lefèvre", "email": "claude.lefevre@exemple.fr"}
+SIGNER = api_tests.SIGNER
 TITLE = "Convention de mise à disposition"
-LINK = re.compile(r"(?:https?://[^/\s]+)?(/signature-externe/([A-Za-z0-9_\-]{20,}))")
 DEAD = "Ce lien de signature ne fonctionne plus"
 # Words of English a page of this kit could hold if a text escaped translation (the footer's language list
 # names English in English, on purpose: it is left out, as every element marked lang="en").
@@ -52,28 +52,14 @@ def mailbox(use_env: Callable[..., None]) -> Iterator[SmtpServer]:
 
 
 def external_folder(kit: Kit, pki: TestPki) -> dict[str, Any]:
-    """A folder visaed by the secretariat, now waiting for its external signer (the link is mailed)."""
-    secretariat = desk(kit, "Secrétariat", ["agent"])
-    seal_id = import_seal(kit, pki)
-    circuit = [{"kind": "visa", "desk_ids": [secretariat]}, {"kind": "external_signature"}]
-    subtype = typology(kit, circuit, name="Convention", seal_identity_id=seal_id)
+    """The API tests' folder waiting for its external signer, with an annex: two documents on the page."""
     annex = ("plan-des-locaux.pdf", make_pdf("Plan des locaux"), "application/pdf")
-    folder: dict[str, Any] = sent_folder(kit, subtype, title=TITLE, external_signers=[SIGNER], annexes=[annex])
-    ok(act(kit, "agent", folder["id"], "visa"))
-    return folder
+    return api_tests.external_folder(kit, pki, annexes=[annex])
 
 
 def mailed_link(server: SmtpServer) -> str:
-    """The path of the link mailed to the external signer (the page, not the API)."""
-    run_jobs()
-    mails = [m for m in server.messages if SIGNER["email"] in m.rcpt_tos]
-    assert len(mails) == 1, [m.rcpt_tos for m in server.messages]
-    body = mails[0].message.get_body(preferencelist=("plain",))
-    assert body is not None
-    found = LINK.search(body.get_content())
-    assert found, body.get_content()
-    assert "/parapheur/external/" not in body.get_content()  # a browser would show the API's JSON
-    return found.group(1)
+    """The path of the link mailed to the external signer (the page, not the API's JSON)."""
+    return f"/signature-externe/{api_tests.mailed_secret(server)}"
 
 
 class _Text(HTMLParser):
