@@ -22,7 +22,6 @@ metadata name one: ``signature: {"connector": "<parapheur connector>"}``.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import mimetypes
@@ -35,7 +34,7 @@ from string import Template
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -48,7 +47,7 @@ from interop.models import Connector, Delivery, Flow, FlowEvent, FlowLock, TdtCl
 from interop.retry import DEFAULT_POLICY, parse_policy
 from socle import audit, messages
 from socle.auth import Principal, Role
-from socle.db import utcnow
+from socle.db import advisory_xact_lock, utcnow
 from socle.errors import Conflict, InvalidInput, Message, NotFound, SocleError, message
 from socle.models import Job, Tenant
 from socle.queue import FAILED, enqueue
@@ -226,7 +225,8 @@ def _check_number_free(session: Session, tenant_id: str, connector_name: str, nu
 
     :raises Conflict: the number is taken, with the flow that took it.
     """
-    _advisory_lock(session, "interop-act-number", tenant_id, connector_name, number)
+    # Taken before any row or object lock and before the audit chain's head, once per transaction.
+    advisory_xact_lock(session, "interop-act-number", tenant_id, connector_name, number)
     query = select(Flow).where(
         Flow.tenant_id == tenant_id,
         Flow.kind == "actes",
@@ -259,26 +259,6 @@ def _other_number_hint(number: str) -> Message:
     if actes.valid_number(suggestion):
         return message("ajoutez un suffixe, ex. %(suggestion)s", suggestion=suggestion)
     return message("choisissez un autre numéro, 15 caractères au plus : lettres, chiffres, _")
-
-
-def _advisory_lock(session: Session, scope: str, *parts: str) -> None:
-    """Take the lock of (scope, parts) until the end of the session's transaction, as
-    socle.storage.ownership.lock_object does for an object. PostgreSQL: a transaction-level advisory lock
-    numbered from them (:func:`advisory_lock_id`). SQLite: nothing to take, every transaction already holds the
-    database's write lock (socle.db begins them IMMEDIATE).
-
-    Order: taken before any row or object lock and before the audit chain's head; only the function naming the
-    scope takes it, once per transaction, so no two transactions wait for each other the other way round.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": advisory_lock_id(scope, *parts)})
-
-
-def advisory_lock_id(scope: str, *parts: str) -> int:
-    """An advisory lock's number: the first 64 bits of a SHA-256 of the scope and parts (signed, as PostgreSQL
-    takes it); the scope keeps it apart from other locks (socle.storage.ownership.lock_id's objects)."""
-    key = "\x1f".join((f"socle-{scope}", *parts))  # a separator no name or id holds
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
 
 
 def _connector(session: Session, tenant_id: str, name: str) -> Connector:
@@ -1666,7 +1646,7 @@ def fetch_prefecture_letter(
     out: list[dict[str, Any]] = []
     # Two agents fetching the same letter at once: the second asks the GED after the first committed, and finds
     # its jobs (without the lock, on PostgreSQL, both would create the same job key: an error 500).
-    _advisory_lock(session, "interop-letter", principal.tenant_id, connector.id, letter_id)
+    advisory_xact_lock(session, "interop-letter", principal.tenant_id, connector.id, letter_id)
     for index, name in enumerate(sorted(files), start=1):
         if name == described["message"]:
             continue  # the @ctes message: what it says is returned here, its files are the letter

@@ -6,6 +6,7 @@ version table; nothing here knows the services' tables.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, String, TypeDecorator, create_engine, event
+from sqlalchemy import DateTime, Engine, String, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DontWrapMixin, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -174,3 +175,18 @@ def is_unique_violation(exc: IntegrityError) -> bool:
     return name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY") or "UNIQUE constraint failed" in str(
         original
     )
+
+
+def advisory_xact_lock(session: Session, scope: str, *parts: str) -> None:
+    """Take the lock of (scope, parts) until the end of the session's transaction: two transactions naming the
+    same take turns. PostgreSQL: a transaction-level advisory lock numbered by :func:`advisory_lock_id`.
+    SQLite: nothing to take, every transaction already holds the database's write lock (begun IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": advisory_lock_id(scope, *parts)})
+
+
+def advisory_lock_id(scope: str, *parts: str) -> int:
+    """An advisory lock's number: the first 64 bits of a SHA-256 of the scope and parts (signed, as PostgreSQL
+    takes it); the scope keeps the locks of different uses apart."""
+    key = "\x1f".join((f"socle-{scope}", *parts))  # a separator no name, id or key holds
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)

@@ -20,14 +20,13 @@ the holder :data:`UNKNOWN`, which counts as holding).
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from socle.db import utcnow
+from socle.db import advisory_lock_id, advisory_xact_lock, utcnow
 from socle.errors import ServiceUnavailable, message
 from socle.models import TenantObject
 
@@ -178,14 +177,12 @@ def lock_object(session: Session, key: str) -> None:
     transaction takes an object lock and then that row. A transaction already holding the audit head records
     with :func:`record_held_unchecked` instead.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id(key)})
+    advisory_xact_lock(session, "object", key)
 
 
 def lock_id(key: str) -> int:
-    """The advisory lock's number for an object: the first 64 bits of a SHA-256 of the key (a signed integer,
-    as PostgreSQL takes it)."""
-    return int.from_bytes(hashlib.sha256(b"socle-object:" + key.encode()).digest()[:8], "big", signed=True)
+    """The advisory lock's number for an object (see :func:`socle.db.advisory_lock_id`)."""
+    return advisory_lock_id("object", key)
 
 
 def _check_holder(holder: str) -> None:
