@@ -303,7 +303,18 @@ def _claim(job_id: str) -> _Claim | None:
         ).one_or_none()
         if claimed is None:
             return None
-        return _Claim(claimed.function, dict(claimed.arguments), claimed.attempts, claimed.max_attempts)
+        return _Claim(
+            claimed.function, _upgraded(claimed.function, claimed.arguments), claimed.attempts, claimed.max_attempts
+        )
+
+
+def _upgraded(function: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A job's arguments with null for each parameter its message gained after the job was queued (an upgrade
+    between the sending and the running): the function is called as its message is now, never with a missing
+    argument (TypeError, a failure that no retry mends)."""
+    message = messages.BY_FUNCTION.get(function)
+    declared = message.parameters if message is not None else ()
+    return {**dict.fromkeys(declared), **arguments}
 
 
 def _resolve(function: str) -> Callable[..., Any]:

@@ -172,6 +172,34 @@ def test_a_flow_transfer_is_built_under_the_flow_entry_contract(kit: Kit) -> Non
         assert b"<ArchivalAgreement>IC-000001</ArchivalAgreement>" in sip.read("manifest.xml")
 
 
+def test_a_transfer_asked_before_the_entry_contract_existed_is_built_without_one(kit: Kit) -> None:
+    """A job queued by the previous version (no « archival_agreement ») runs after the upgrade: null, no TypeError."""
+    doc = upload_document(kit["agent"], make_pdf("Délibération d'avant"), title="Délibération n° 11")
+    flow = SimpleNamespace(
+        id="flux-acte-11",
+        tenant_id=kit.tenant_id,
+        steps=4,
+        created_by="user:agent",
+        flow_metadata={"objet": "Budget", **archive_metadata(document_ids=[doc["id"]])},
+        data={"ged_documents": {"aracte": doc["id"]}, "act_id": "DEL_11"},
+    )
+    asked = select(Job).where(
+        Job.tenant_id == kit.tenant_id, Job.function == messages.ARCHIVE_REQUEST_TRANSFER.function
+    )
+    with transaction() as session:
+        flows._actes_archive(session, flow, None)  # type: ignore[arg-type]
+        job = session.execute(asked).scalar_one()
+        job.arguments = {name: value for name, value in job.arguments.items() if name != "archival_agreement"}
+
+    run_jobs()
+
+    with new_session() as session:
+        job = session.execute(asked).scalar_one()
+        assert "archival_agreement" not in job.arguments and job.status == "done", job.last_error
+        transfer = session.execute(select(Transfer).where(Transfer.tenant_id == kit.tenant_id)).scalar_one()
+        assert transfer.archival_agreement is None and transfer.status == "built", transfer.error
+
+
 def test_a_package_without_entry_contract_is_warned_of(kit: Kit) -> None:
     doc = upload_document(kit["agent"], make_pdf("Sans contrat"), title="Délibération n° 10")
     created = kit["archiviste"].post(
