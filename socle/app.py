@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 import archive.api
 import archive.ui
@@ -18,7 +19,7 @@ import parapheur.ui
 import parapheur.ui_admin
 from socle.ui import admin as kernel_admin
 from socle.ui.app import create_ui_app
-from socle.web import health_router, install_error_handlers
+from socle.web import ApiSecurityHeaders, health_router, install_error_handlers
 
 # Registered explicitly: a service whose module fails to import stops the kit loudly.
 SERVICE_APPS: dict[str, Callable[[], FastAPI]] = {
@@ -38,11 +39,16 @@ def create_app() -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)  # each mounted service limits its own request bodies
-    app.include_router(health_router())
+    health = health_router()
+    app.include_router(health)
     for name, factory in SERVICE_APPS.items():
         app.mount(f"/{name}", factory())
     # The web interface last: its pages use French paths (/bureau, /documents…) that no API prefix shadows.
     app.mount("/", create_ui_app(UI_ROUTERS))
+    # Each mounted app adds its own security headers (an API's, or the interface's own for its pages): here only
+    # the kit's own routes (/healthz, /readyz, /openapi.json), so that none is sent twice nor changes a page's.
+    own_paths = {route.path for route in [*health.routes, *app.routes] if isinstance(route, Route)}
+    app.add_middleware(ApiSecurityHeaders, paths=own_paths)
     return app
 
 

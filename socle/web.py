@@ -1,11 +1,12 @@
-"""What every service's FastAPI app shares: errors as problem+json, authentication, health and readiness."""
+"""What every service's FastAPI app shares: errors as problem+json, authentication, security headers, health
+and readiness."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Container, Iterable, Iterator
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
@@ -16,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from socle.auth import Principal, authenticate
 from socle.db import is_unique_violation, new_session
@@ -102,9 +104,12 @@ def http_error(request: Request, exc: Exception) -> Response:
 def _unexpected_error(request: Request, exc: Exception) -> Response:
     # The trace goes to the log only: a client never sees the inside of the kit.
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(
+    response = problem_response(
         500, "Erreur interne", "une erreur inattendue s'est produite ; elle est journalisée", "internal"
     )
+    # Starlette sends this answer from its outermost layer, around every middleware: the headers go on here.
+    response.headers.update({name.decode(): value.decode() for name, value in API_SECURITY_HEADERS})
+    return response
 
 
 def unique_conflict(request: Request, exc: Exception) -> Conflict | None:
@@ -163,6 +168,62 @@ class NulGuard:
             await send_problem(send, error)
             return
         await self.app(scope, receive, send)
+
+
+# What every API answer carries (JSON, problem+json, a stored file): never run as a page, even a downloaded HTML
+# or SVG file opened in the browser (the sandbox gives it no script, no origin), never framed, never embedded by
+# another site, no referrer, and not kept in a cache unless the route said how (its own Cache-Control).
+API_CSP = "default-src 'none'; frame-ancestors 'none'; sandbox"
+API_SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-security-policy", API_CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"cache-control", b"no-store"),
+]
+_API_HEADER_NAMES = frozenset(name for name, _ in API_SECURITY_HEADERS)
+
+
+def merge_headers(
+    headers: Iterable[tuple[bytes, bytes]], added: Iterable[tuple[bytes, bytes]], keep: Container[bytes]
+) -> list[tuple[bytes, bytes]]:
+    """A response's ``headers`` followed by ``added`` (lower-case names), except an added header whose name is in
+    ``keep`` and which the response already carries: the route's own value stays, never doubled."""
+    own = list(headers)
+    present = {name.lower() for name, _ in own}
+    return [*own, *((name, value) for name, value in added if not (name in keep and name in present))]
+
+
+def route_path(scope: Scope) -> str:
+    """The request's path within the app that serves it, without the root path (a mount, a proxy's prefix)."""
+    root = scope.get("root_path", "")
+    path: str = scope["path"]
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+class ApiSecurityHeaders:
+    """Add API_SECURITY_HEADERS to every answer, keeping any of them a route set itself.
+
+    ``paths``: only the answers to these paths (the whole kit's own routes, beside mounted apps that add their
+    own headers, the web interface's stricter ones included); None: every answer.
+    """
+
+    def __init__(self, app: ASGIApp, paths: Collection[str] | None = None) -> None:
+        self.app = app
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or (self.paths is not None and route_path(scope) not in self.paths):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = merge_headers(message.get("headers", []), API_SECURITY_HEADERS, _API_HEADER_NAMES)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -304,9 +365,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 def service_path(request: Request) -> str:
     """The request's path within its service: the same whether the service runs alone (/folders/…) or mounted
     in the whole kit (/parapheur/folders/…), behind a proxy's prefix or not."""
-    root = request.scope.get("root_path", "")
-    path: str = request.scope["path"]
-    return path[len(root) :] if root and path.startswith(root) else path
+    return route_path(request.scope)
 
 
 def content_disposition(filename: str) -> str:
@@ -372,6 +431,7 @@ def create_service_app(name: str, title: str, description: str, routers: list[AP
     app.add_middleware(BodyLimit)
     app.add_middleware(NulGuard)
     app.add_middleware(CrossSiteGuard)
+    app.add_middleware(ApiSecurityHeaders)  # the outermost: the guards' refusals carry the headers too
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)

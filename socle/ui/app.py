@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from socle.errors import PayloadTooLarge, SocleError, message
 from socle.ui import rendering
 from socle.ui.web import LOCALE_COOKIE, CsrfRejected, LoginRequired, locale_of, login_url, render
-from socle.web import BodyLimit, french_detail, has_nul, unique_conflict
+from socle.web import BodyLimit, french_detail, has_nul, merge_headers, unique_conflict
 from socle.web import http_error as api_http_error
 
 log = logging.getLogger("socle.ui")
@@ -63,16 +63,15 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 own = [h[1] for h in message.get("headers", []) if h[0].lower() == b"cache-control"]
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"cache-control"]
-                # A stricter referrer policy a route set itself stays (a page whose URL holds a secret: the
-                # external signer's link); every other header is the interface's own.
-                own_referrer = any(h[0].lower() == b"referrer-policy" for h in headers)
-                headers += [h for h in _SECURITY_HEADERS if not (own_referrer and h[0] == b"referrer-policy")]
                 # Assets carry their digest in the URL: cached for a year. Pages are never cached, except what a
                 # route marks "private" itself (a document's page images, whose URL names the document's digest).
                 cache = b"public, max-age=31536000, immutable" if is_static else b"no-store"
                 if not is_static and own and own[0].startswith(b"private"):
                     cache = own[0]
-                message["headers"] = [*headers, (b"cache-control", cache)]
+                # A stricter referrer policy a route set itself stays (a page whose URL holds a secret: the
+                # external signer's link); every other header is the interface's own.
+                added = [*_SECURITY_HEADERS, (b"cache-control", cache)]
+                message["headers"] = merge_headers(headers, added, keep={b"referrer-policy"})
             await send(message)
 
         await self.app(scope, receive, with_headers)
