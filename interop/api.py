@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query
+from sqlalchemy.orm import Session
 
 from interop import flows, service
-from interop.models import TdtClassification
+from interop.models import Delivery, Flow, FlowEvent, TdtClassification
 from interop.schemas import (
     ClassificationOut,
     ConnectorIn,
@@ -20,7 +21,7 @@ from interop.schemas import (
     PrefectureReplyIn,
     TestResult,
 )
-from socle.auth import Role
+from socle.auth import Principal, Role
 from socle.web import PrincipalDep, SessionDep, create_service_app
 
 connectors = APIRouter(prefix="/connectors", tags=["connecteurs"])
@@ -68,15 +69,12 @@ def test_connector(principal: PrincipalDep, session: SessionDep, name: str) -> T
 def list_deliveries(
     principal: PrincipalDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=200)] = 50
 ) -> list[DeliveryOut]:
-    return [
-        DeliveryOut.of(delivery, name)
-        for delivery, name in service.list_deliveries(session, principal.tenant_id, limit)
-    ]
+    return _deliveries_out(session, principal, service.list_deliveries(session, principal.tenant_id, limit))
 
 
 @deliveries.get("/{delivery_id}", response_model=DeliveryOut, summary="Consulter un envoi et son suivi")
 def get_delivery(principal: PrincipalDep, session: SessionDep, delivery_id: str) -> DeliveryOut:
-    return DeliveryOut.of(*service.get_delivery(session, principal.tenant_id, delivery_id))
+    return _deliveries_out(session, principal, [service.get_delivery(session, principal.tenant_id, delivery_id)])[0]
 
 
 @deliveries.post(
@@ -85,6 +83,17 @@ def get_delivery(principal: PrincipalDep, session: SessionDep, delivery_id: str)
 def resume_delivery(principal: PrincipalDep, session: SessionDep, delivery_id: str) -> DeliveryOut:
     delivery = service.resume_delivery(session, principal, delivery_id)
     return DeliveryOut.of(*service.get_delivery(session, principal.tenant_id, delivery.id))
+
+
+def _deliveries_out(session: Session, principal: Principal, rows: list[tuple[Delivery, str]]) -> list[DeliveryOut]:
+    """The deliveries as ``principal`` may read them: the object keys whole only where
+    flows.deliveries_showing_keys says so (a key is as good as the document to start a flow), else cut."""
+    shown = flows.deliveries_showing_keys(session, principal, [delivery for delivery, _ in rows])
+    out = []
+    for delivery, name in rows:
+        full = DeliveryOut.of(delivery, name)
+        out.append(full if delivery.id in shown else DeliveryOut.model_validate(flows.without_keys(full.model_dump())))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -98,7 +107,7 @@ STATE_FILTER = "running, waiting, error, done, stuck (bloquÃ©s) ou le nom d'un Ã
 def start_flow(principal: PrincipalDep, session: SessionDep, body: FlowIn) -> FlowOut:
     documents = [document.model_dump(exclude_none=True) for document in body.documents]
     flow = flows.start_flow(session, principal, body.kind, body.connector, documents, body.metadata)
-    return FlowOut.of(flow)
+    return _flow_out(principal, flow)
 
 
 @flows_router.get("", response_model=list[FlowOut], summary="Lister les flux (state=error : ceux en erreur)")
@@ -108,13 +117,15 @@ def list_flows(
     state: Annotated[str | None, Query(max_length=40, description=STATE_FILTER)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[FlowOut]:
-    return [FlowOut.of(flow) for flow in flows.list_flows(session, principal.tenant_id, state, limit)]
+    principal.require(*flows.FLOW_ROLES)
+    return [_flow_out(principal, flow) for flow in flows.list_flows(session, principal.tenant_id, state, limit)]
 
 
 @flows_router.get("/{flow_id}", response_model=FlowOut, summary="Consulter un flux et son historique")
 def get_flow(principal: PrincipalDep, session: SessionDep, flow_id: str) -> FlowOut:
+    principal.require(*flows.FLOW_ROLES)
     flow = flows.get_flow(session, principal.tenant_id, flow_id)
-    return FlowOut.of(flow, flows.history(session, flow))
+    return _flow_out(principal, flow, flows.history(session, flow))
 
 
 @flows_router.post("/{flow_id}/resume", response_model=FlowOut, summary="Reprendre un flux en erreur")
@@ -122,13 +133,22 @@ def resume_flow(
     principal: PrincipalDep, session: SessionDep, flow_id: str, body: FlowResumeIn | None = None
 ) -> FlowOut:
     flow = flows.resume(session, principal, flow_id, body.transaction_id if body else None)
-    return FlowOut.of(flow, flows.history(session, flow))
+    return _flow_out(principal, flow, flows.history(session, flow))
 
 
 @flows_router.post("/{flow_id}/cancel", response_model=FlowOut, summary="Demander l'annulation d'un acte transmis")
 def cancel_flow(principal: PrincipalDep, session: SessionDep, flow_id: str) -> FlowOut:
     flow = flows.cancel_act(session, principal, flow_id)
-    return FlowOut.of(flow, flows.history(session, flow))
+    return _flow_out(principal, flow, flows.history(session, flow))
+
+
+def _flow_out(principal: Principal, flow: Flow, events: list[FlowEvent] | None = None) -> FlowOut:
+    """The flow as ``principal`` may read it: the object keys of its files whole only for its creator and
+    administrators (flows.shows_keys), else cut."""
+    out = FlowOut.of(flow, events)
+    if flows.shows_keys(principal, flow):
+        return out
+    return FlowOut.model_validate(flows.without_keys(out.model_dump()))
 
 
 @connectors.post("/{name}/pes-retours", status_code=202, summary="Relever les PES Retour du TdT vers la GED")

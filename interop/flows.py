@@ -80,6 +80,9 @@ FOLLOW_STATES = ("posté", "en attente de transmission", "transmis")
 FINAL_STATES = frozenset({FILED, ARCHIVED, DELIVERED, "envoyé", REJECTED, CANCELLED})
 # A S²LOW identifier (transaction, prefecture letter): ASCII digits only.
 DIGITS_ID = re.compile(r"[0-9]{1,20}")
+# Who starts, lists and reads flows (an administrator too: Principal.require); the secrétariat des assemblées is
+# who usually transmits délibérations and arrêtés to the préfecture.
+FLOW_ROLES = (Role.AGENT, Role.SECRETARIAT, Role.ARCHIVISTE)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -138,7 +141,7 @@ def start_flow(
         collectivité's (the same message: no oracle), bad metadata.
     :raises NotFound: no such connector. :raises Conflict: the connector is disabled.
     """
-    principal.require(Role.AGENT, Role.ARCHIVISTE)
+    principal.require(*FLOW_ROLES)
     if kind not in KINDS:
         raise InvalidInput(
             message("type de flux inconnu : %(kind)s (attendu : %(kinds)s)", kind=kind, kinds=", ".join(KINDS))
@@ -383,6 +386,70 @@ def get_flow(session: Session, tenant_id: str, flow_id: str, *, for_update: bool
 def history(session: Session, flow: Flow) -> list[FlowEvent]:
     """The flow's transitions, oldest first."""
     return list(session.execute(select(FlowEvent).where(FlowEvent.flow_id == flow.id).order_by(FlowEvent.id)).scalars())
+
+
+# --------------------------------------------------------------------------------------------------------
+# Who reads the object keys of a flow's files
+#
+# A flow is started with object keys, and the tenant holding a key is all start_flow can check (the GED's and the
+# parapheur's rights are theirs: services never ask each other). So a key is as good as the document: the keys of
+# a flow's files (its documents, the @ctes package, the ARActe, the PES Acquit, the signed documents back from the
+# parapheur…) are shown whole only to who started it and to administrators. Any other reader of the flow sees the
+# files' names and sizes, its states and its history, each key cut to its first 16 characters (as the error
+# messages quote them): enough to tell two files apart, of no use to start a flow.
+
+# An object key (a SHA-256 in hex), wherever it is: a document, what a step learnt, a history line, a receipt.
+_OBJECT_KEY = re.compile(r"[0-9a-fA-F]{64,}")
+
+
+def shows_keys(principal: Principal, flow: Flow) -> bool:
+    """Whether ``principal`` may read the object keys (digests) of the flow's files: its creator, an administrator."""
+    return Role.ADMIN in principal.roles or flow.created_by == principal.actor
+
+
+def without_keys(value: Any) -> Any:
+    """``value`` (JSON: dicts, lists, strings…) with every object key in it cut to its first 16 characters and « … »,
+    in a field of its own or within a text."""
+    if isinstance(value, dict):
+        return {name: without_keys(item) for name, item in value.items()}
+    if isinstance(value, list):
+        return [without_keys(item) for item in value]
+    if isinstance(value, str):
+        return _OBJECT_KEY.sub(lambda found: f"{found[0][:16]}…", value)
+    return value
+
+
+def deliveries_showing_keys(session: Session, principal: Principal, deliveries: list[Delivery]) -> set[str]:
+    """The ids of the deliveries whose object keys ``principal`` may read (the delivered object, the receipt, the
+    SAE's messages): an administrator, all; a flow's delivery (« flow:<id>:<n> »), its flow's creator, as for the
+    flow (:func:`shows_keys`); a GED document's « envoyer vers » (« ged:… »), no one else (who asked is not kept
+    here: the GED shows the key to those who may read the document); any other (an archive transfer's package
+    and the SAE's answers), archivists, who follow the transfers.
+    """
+    if Role.ADMIN in principal.roles:
+        return {delivery.id for delivery in deliveries}
+    flow_ids = {flow_id for flow_id in map(_delivery_flow, deliveries) if flow_id is not None}
+    mine: set[str] = set()
+    if flow_ids:  # the flows among them this user started, in one query
+        query = select(Flow.id).where(
+            Flow.tenant_id == principal.tenant_id, Flow.id.in_(flow_ids), Flow.created_by == principal.actor
+        )
+        mine = set(session.execute(query).scalars())
+    shown = set()
+    for delivery in deliveries:
+        flow_id = _delivery_flow(delivery)
+        if flow_id is not None:
+            if flow_id in mine:
+                shown.add(delivery.id)
+        elif not delivery.idempotency_key.startswith("ged:") and Role.ARCHIVISTE in principal.roles:
+            shown.add(delivery.id)
+    return shown
+
+
+def _delivery_flow(delivery: Delivery) -> str | None:
+    """The flow a delivery was made for (its key, see :func:`_deliver_all`), if any."""
+    prefix, _, rest = delivery.idempotency_key.partition(":")
+    return rest.rsplit(":", 1)[0] if prefix == "flow" and rest else None
 
 
 def resume(session: Session, principal: Principal, flow_id: str, transaction_id: str | None = None) -> Flow:

@@ -49,6 +49,9 @@ _SECURITY_HEADERS = [
 ]
 
 
+_NO_STORE = (b"cache-control", b"no-store")
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -65,7 +68,7 @@ class SecurityHeaders:
                 headers = [h for h in message.get("headers", []) if h[0].lower() != b"cache-control"]
                 # Assets carry their digest in the URL: cached for a year. Pages are never cached, except what a
                 # route marks "private" itself (a document's page images, whose URL names the document's digest).
-                cache = b"public, max-age=31536000, immutable" if is_static else b"no-store"
+                cache = b"public, max-age=31536000, immutable" if is_static else _NO_STORE[1]
                 if not is_static and own and own[0].startswith(b"private"):
                     cache = own[0]
                 # A stricter referrer policy a route set itself stays (a page whose URL holds a secret: the
@@ -151,7 +154,10 @@ def _refuse_nul(request: Request) -> None:
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     # The trace goes to the log only: a user never sees the inside of the kit.
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _error_page(request, 500, "Erreur interne", "Une erreur inattendue s'est produite ; elle est journalisée.")
+    page = _error_page(request, 500, "Erreur interne", "Une erreur inattendue s'est produite ; elle est journalisée.")
+    # Starlette sends this page from its outermost layer, around SecurityHeaders: the headers go on here.
+    page.headers.update({name.decode(): value.decode() for name, value in [*_SECURITY_HEADERS, _NO_STORE]})
+    return page
 
 
 async def _login_required(request: Request, exc: Exception) -> Response:

@@ -152,9 +152,12 @@ def test_send_follow_and_forward_the_reply(kit: Kit, vitam_sim: Simulator) -> No
         "object_key": settled.reply_key,
         "size": len(reply),
     }
-    # The API shows the follow-up; the SIP was sent once.
-    listed = kit["agent"].get(f"/interop/deliveries/{delivery.id}").json()
+    # The API shows the follow-up, the keys of the SEDA messages whole to archivists (and administrators); the SIP
+    # was sent once.
+    listed = kit["archiviste"].get(f"/interop/deliveries/{delivery.id}").json()
     assert listed["follow"]["status"] == "done" and listed["follow"]["reply_sha256"] == settled.reply_key
+    seen = kit["agent"].get(f"/interop/deliveries/{delivery.id}").json()["follow"]
+    assert seen["status"] == "done" and seen["reply_sha256"] == f"{settled.reply_key[:16]}…"
     assert vitam_sim.sends(identifier) == 1
 
 

@@ -17,6 +17,7 @@ from ui_kit import sign_in
 
 from socle.app import create_service
 from socle.ui.app import CSP as UI_CSP
+from socle.ui.app import create_ui_app
 from socle.web import create_service_app
 
 from conftest import Kit, assert_problem, make_pdf, upload_document
@@ -140,3 +141,18 @@ def test_a_route_s_own_values_stay_and_an_unexpected_error_has_the_headers() -> 
         )
         # Starlette answers an unexpected error from outside every middleware.
         assert_api_headers(assert_problem_answer(client.get("/panne"), 500))
+
+
+def test_the_interface_s_error_page_has_its_headers() -> None:
+    router = APIRouter()
+
+    @router.get("/panne")
+    def broken() -> None:
+        raise RuntimeError("détail interne")
+
+    with TestClient(create_ui_app([router]), raise_server_exceptions=False) as client:
+        page = client.get("/panne", headers={"accept": "text/html"})
+    assert page.status_code == 500 and "détail interne" not in page.text
+    assert page.headers.get_list("content-security-policy") == [UI_CSP]
+    assert page.headers.get_list("x-frame-options") == ["DENY"]
+    assert page.headers.get_list("cache-control") == ["no-store"]
