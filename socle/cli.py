@@ -168,11 +168,32 @@ def uvicorn_options() -> dict[str, Any]:
     return {"proxy_headers": True, "forwarded_allow_ips": list(get_settings().trusted_proxies)}
 
 
+def _root_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    value = value.rstrip("/")
+    if value and (not value.startswith("/") or any(char in value for char in "?#% \t\r\n")):
+        raise click.BadParameter(f"« {value} » : un chemin commençant par « / » est attendu, ex. /ged")
+    return value
+
+
 @cli.command(help="Servir l'API : un service (ged, parapheur, archive, interop) ou les quatre ensemble.")
 @click.argument("service", metavar="SERVICE", required=False, type=click.Choice(SERVICES))
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(service: str | None, host: str, port: int) -> None:
+@click.option(
+    "--root-path",
+    default="",
+    metavar="PRÉFIXE",
+    callback=_root_path,
+    help="Préfixe sous lequel le proxy inverse publie ce service en le retirant (ex. /ged pour /ged/ → le "
+    "service) : les adresses que le service donne à ses clients (CMIS, envois reprenables) le reprennent.",
+)
+def serve(service: str | None, host: str, port: int, root_path: str) -> None:
+    if root_path and not service:  # the interface's pages and redirections are at the root
+        raise click.BadParameter(
+            "ne vaut que pour un service seul (socle serve ged --root-path /ged) : "
+            "l'interface web se publie à la racine",
+            param_hint="'--root-path'",
+        )
     import uvicorn
 
     from socle.app import create_app, create_service
@@ -190,7 +211,7 @@ def serve(service: str | None, host: str, port: int) -> None:
     app = create_service(service) if service else create_app()
     logging.getLogger("uvicorn.access").addFilter(HiddenSecrets())
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info", **uvicorn_options())
+        uvicorn.run(app, host=host, port=port, root_path=root_path, log_level="info", **uvicorn_options())
     finally:
         if worker is not None:
             worker.stop()
@@ -286,6 +307,53 @@ def jobs_retry(job_id: str) -> None:
     with transaction() as session:
         job = retry(session, job_id)
     click.echo(f"Tâche {job.id} relancée ({job.function}).")
+
+
+_JOB_STATES = {
+    "pending": "en attente",
+    "queued": "en file",
+    "running": "en cours",
+    "done": "terminée(s)",
+    "failed": "en échec",
+}
+
+
+@cli.command(
+    help="Tâches périodiques intégrées : quand chacune tourne, sa dernière échéance et ses tâches, la prochaine."
+)
+def schedule() -> None:
+    from socle.dates import PARIS
+    from socle.db import new_session
+    from socle.schedule import states
+
+    def shown(moment: Any) -> str:
+        return f"{moment.astimezone(PARIS):%d/%m/%Y %H:%M}"
+
+    with new_session() as session:
+        found = states(session)
+    for number, state in enumerate(found):
+        task, setting = state.task, f"SOCLE_{state.task.setting.upper()}"
+        if number:
+            click.echo()
+        click.echo(f"{task.name} — {task.title} (service {task.service})")
+        click.echo(f"  quand : {state.rule.describe()} — {setting}={getattr(get_settings(), task.setting)}")
+        if state.last is None:
+            click.echo("  dernière échéance : aucune")
+        else:
+            jobs = ", ".join(
+                f"{count} {_JOB_STATES.get(status, status)}" for status, count in sorted(state.last_jobs.items())
+            )
+            click.echo(
+                f"  dernière échéance : {shown(state.last.due_at)}, mise en file le {shown(state.last.enqueued_at)} : "
+                f"{state.last.jobs} tâche(s)" + (f" ({jobs})" if jobs else "")
+            )
+        if state.waiting is not None:
+            click.echo(
+                f"  en attente : l'échéance du {shown(state.waiting)} sera mise en file au prochain passage d'un "
+                f"worker du service {task.service} (socle worker {task.service}, ou socle serve en mode embarqué)"
+            )
+        click.echo(f"  prochaine : {shown(state.following) if state.following else '—'}")
+        click.echo(f"  à la main : {task.by_hand}")
 
 
 @cli.group(cls=_Group, help="Journal d'audit.")

@@ -1,5 +1,5 @@
-"""The kernel's own tables: tenants, users, API tokens, the audit log, the job outbox and who holds which
-stored object."""
+"""The kernel's own tables: tenants, users, API tokens, the audit log, the job outbox, who holds which
+stored object and the periods the built-in schedule has taken."""
 
 from __future__ import annotations
 
@@ -169,3 +169,21 @@ class TenantObject(KernelBase):
     object_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(20), primary_key=True, server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ScheduleRun(KernelBase):
+    """One period of a built-in periodic task, taken by the scheduler that enqueued its jobs (socle.schedule).
+
+    Its primary key is what makes a task run once per period, whatever the number of workers that schedule it
+    at once and their restarts: of several schedulers inserting the same (task, period), one succeeds, the
+    others meet the unique key and go on. ``period`` is the due instant in UTC (``2026-12-01T02:00Z``); ``jobs``
+    how many jobs were enqueued for it (one per collectivité for a task done collectivité by collectivité).
+    """
+
+    __tablename__ = "schedule_runs"
+
+    task: Mapped[str] = mapped_column(String(100), primary_key=True)
+    period: Mapped[str] = mapped_column(String(40), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    jobs: Mapped[int] = mapped_column(Integer, default=0)

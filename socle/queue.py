@@ -443,17 +443,27 @@ def work_once(services: Iterable[str] = SERVICES) -> bool:
 
 
 class EmbeddedWorker(threading.Thread):
-    """The in-process worker of the embedded mode, woken as soon as a job is pushed."""
+    """The in-process worker of the embedded mode, woken as soon as a job is pushed.
 
-    def __init__(self, poll_seconds: float = 1.0) -> None:
+    It runs the built-in schedule of every service too (socle.schedule), from ``schedule_after`` seconds after
+    its start: the server is up first, and a short-lived worker (``socle demo``) enqueues no periodic job.
+    """
+
+    def __init__(self, poll_seconds: float = 1.0, *, schedule_after: float = 60.0) -> None:
         super().__init__(name="socle-embedded-worker", daemon=True)
         self.poll_seconds = poll_seconds
+        self.schedule_after = schedule_after
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        from socle.schedule import Scheduler
+
         clean_temporary_files()
         requeue_orphans()
+        scheduler, started = Scheduler(SERVICES), time.monotonic()
         while not self._stop_event.is_set():
+            if time.monotonic() - started >= self.schedule_after:
+                schedule_round(scheduler)
             try:
                 work_once()
             except Exception:
@@ -516,9 +526,15 @@ def run_worker(
 
 
 def _sweep_forever(services: list[str], worker_pid: int) -> None:
+    from socle.schedule import Scheduler
+
+    # The built-in schedule of the worker's services (socle.schedule): each worker's sweeper runs it, the
+    # database lets one of them take each period.
+    scheduler = Scheduler(services)
     # ``daemon=True`` only helps when the worker exits cleanly: a worker killed (``kill -9``, out of memory)
     # would leave this process sweeping forever, an orphan that a restarted worker then doubles.
     while os.getppid() == worker_pid:
+        schedule_round(scheduler)
         try:
             sweep(services)
         except RedisError as exc:  # as in dispatch: a line every round while Redis is away, not a trace
@@ -526,6 +542,17 @@ def _sweep_forever(services: list[str], worker_pid: int) -> None:
         except Exception:
             log.exception("sweeper: unexpected error")
         time.sleep(2.0)
+
+
+def schedule_round(scheduler: Any) -> None:
+    """One round of the built-in schedule (a ``socle.schedule.Scheduler``) beside the sweep: its failure is
+    logged and tried again next round, never a reason to stop sweeping."""
+    try:
+        scheduler.tick()
+    except RedisError as exc:
+        log.warning("schedule: queue unreachable: %s", exc)
+    except Exception:
+        log.exception("schedule: unexpected error")
 
 
 def wait_until_idle(timeout: float = 120.0, *, work_inline: bool | None = None) -> None:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -145,6 +147,35 @@ class Settings(BaseSettings):
         "(adresses ou réseaux).",
     )
 
+    # --- Periodic tasks (socle.schedule): begin ---------------------------------------------------------------
+    # When each built-in periodic task is due: "HH:MM[,HH:MM…]" every day at those Paris times, "<N>min" or "<N>h"
+    # every N minutes or hours, "off" never. Checked here with a pattern only: parsing them imports nothing.
+    schedule_ged_purge_trash: str = Field(
+        "03:00", description="Purge de la corbeille de la GED (chaque collectivité) : heures, période ou off."
+    )
+    schedule_ged_purge_uploads: str = Field(
+        "03:30", description="Nettoyage des envois reprenables expirés de la GED : heures, période ou off."
+    )
+    schedule_parapheur_digests: str = Field(
+        "07:30",
+        description="Avis de retard et récapitulatifs du parapheur (chaque collectivité) : heures, période ou off.",
+    )
+    schedule_interop_pes_retours: str = Field(
+        "60min", description="Relève des PES Retour des connecteurs S²LOW : heures, période ou off."
+    )
+
+    @field_validator(
+        "schedule_ged_purge_trash",
+        "schedule_ged_purge_uploads",
+        "schedule_parapheur_digests",
+        "schedule_interop_pes_retours",
+    )
+    @classmethod
+    def _schedule_rule(cls, value: str) -> str:
+        return check_schedule_rule(value)
+
+    # --- Periodic tasks: end -----------------------------------------------------------------------------------
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -230,11 +261,37 @@ class Settings(BaseSettings):
                 raise ValueError("SOCLE_SECRET_KEY doit être une vraie clé d'au moins 32 caractères en production")
             if self.redis_url is None:
                 raise ValueError("SOCLE_REDIS_URL est obligatoire en production (file embarquée : essai seulement)")
+            self._coherent_production()
         if not self.job_backoff:
             raise ValueError("SOCLE_JOB_BACKOFF doit contenir au moins une durée")
         if any(step < 0 for step in self.job_backoff):
             raise ValueError("SOCLE_JOB_BACKOFF ne peut pas contenir de durée négative")
         return self
+
+    def _coherent_production(self) -> None:
+        # A relative folder follows the working directory: « var » under systemd (started in /) is /var, whose
+        # spool, mails and depots folders belong to other programs.
+        examples = {
+            "data_dir": "/var/lib/socle",
+            "storage_path": "/var/lib/socle/objects",
+            "deposit_root": "/srv/depots",
+        }
+        for name, example in examples.items():
+            folder = getattr(self, name)
+            if folder is not None and not folder.is_absolute():
+                raise ValueError(
+                    f"SOCLE_{name.upper()} doit être un chemin absolu en production (ex. {example}) : "
+                    f"« {folder} » dépendrait du dossier depuis lequel le service est lancé"
+                )
+        url = self.database_url or ""
+        if url.startswith("sqlite"):
+            raise ValueError(
+                "SOCLE_DATABASE_URL : SQLite est réservée aux essais, la production demande PostgreSQL "
+                "(postgresql://utilisateur:mot-de-passe@serveur:5432/base)"
+            )
+        password = unquote(urlsplit(url).password or "")
+        if "changeme" in "".join(char for char in password.lower() if char.isalpha()):  # change-me, change_me…
+            raise ValueError("SOCLE_DATABASE_URL : remplacez le mot de passe d'exemple (« change-me… ») de la base")
 
     def _coherent_smtp(self) -> None:
         if self.smtp_host and not self.mail_from:
@@ -336,3 +393,38 @@ def get_settings() -> Settings:
 
 def reset_settings() -> None:
     get_settings.cache_clear()
+
+
+# --- Periodic tasks (socle.schedule): begin -----------------------------------------------------------------------
+_SCHEDULE_TIMES = re.compile(r"^(\d{1,2}):(\d{2})$")
+_SCHEDULE_EVERY = re.compile(r"^(\d{1,4})\s*(min|h)$")
+SCHEDULE_MIN_MINUTES, SCHEDULE_MAX_MINUTES = 5, 24 * 60
+
+
+def check_schedule_rule(value: str) -> str:
+    """A periodic task's rule, written as socle.schedule reads it: "off", "03:00" or "08:00,14:00" (every day at
+    those Paris times), "60min" or "6h" (every N minutes or hours, 5 minutes to 24 hours). Spaces and case are
+    dropped. :raises ValueError: in French, with the forms accepted."""
+    rule = value.strip().lower().replace(" ", "")
+    if rule == "off":
+        return rule
+    every = _SCHEDULE_EVERY.match(rule)
+    if every:
+        minutes = int(every.group(1)) * (60 if every.group(2) == "h" else 1)
+        if not SCHEDULE_MIN_MINUTES <= minutes <= SCHEDULE_MAX_MINUTES:
+            raise ValueError(f"« {value} » : une période va de {SCHEDULE_MIN_MINUTES}min à 24h")
+        return rule
+    times = rule.split(",")
+    for text in times:
+        found = _SCHEDULE_TIMES.match(text)
+        if not found or int(found.group(1)) > 23 or int(found.group(2)) > 59:
+            raise ValueError(
+                f"« {value} » n'est pas une planification : attendu des heures de Paris « HH:MM » séparées par des "
+                "virgules (ex. 03:00 ou 08:00,14:00), une période « <N>min » ou « <N>h » (ex. 60min), ou « off »"
+            )
+    if len(set(times)) != len(times):
+        raise ValueError(f"« {value} » : la même heure est donnée deux fois")
+    return ",".join(f"{int(text[:-3]):02d}:{text[-2:]}" for text in times)
+
+
+# --- Periodic tasks: end ------------------------------------------------------------------------------------------

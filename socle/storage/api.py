@@ -24,6 +24,12 @@ from socle.errors import DigestMismatch, InvalidInput, NotFound, PayloadTooLarge
 CHUNK_SIZE = 1024 * 1024
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 
+# The names of the kit's own temporary entries, the only ones the clean-up at a worker's start may remove: the
+# folders they are made in may hold other programs' files (SOCLE_DATA_DIR=/var makes the spool /var/spool).
+UPLOAD_PREFIX = ".upload-"  # a stream being stored (spool)
+DOWNLOAD_PREFIX = ".download-"  # an S3 object copied to a local file (S3Store.local_path)
+PROBE_PREFIX = ".probe-"  # the readiness probe's file (LocalStore.check)
+
 
 # Called on the complete temporary file before it is stored: a refusal (empty file, not a PDF…) leaves nothing.
 FileCheck = Callable[[Path], None]
@@ -108,7 +114,7 @@ def spool(
     folder.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
     size = 0
-    handle, name = tempfile.mkstemp(dir=folder, prefix=".upload-")
+    handle, name = tempfile.mkstemp(dir=folder, prefix=UPLOAD_PREFIX)
     path = Path(name)
     try:
         with os.fdopen(handle, "wb") as out:
@@ -136,12 +142,17 @@ def spool(
         raise
 
 
-def remove_stale(folder: Path, older_than: float) -> int:
+def remove_stale(folder: Path, older_than: float, *, prefixes: tuple[str, ...] | None) -> int:
     """Remove each entry of ``folder`` (a file, or a folder with all it holds) whose last change, and that of
-    everything inside it, is before ``older_than`` (a POSIX time). Returns how many were removed."""
+    everything inside it, is before ``older_than`` (a POSIX time). Returns how many were removed.
+
+    ``prefixes``: only the entries whose name starts with one of them are looked at, any other is left alone,
+    unread (the kit did not make it); None only for a folder that the kit alone writes in (every entry)."""
+    if prefixes is not None and not all(prefixes):
+        raise ValueError("an empty prefix would match every name")
     removed = 0
     try:
-        entries = list(folder.iterdir())
+        entries = [entry for entry in folder.iterdir() if prefixes is None or entry.name.startswith(prefixes)]
     except FileNotFoundError:
         return 0
     for entry in entries:

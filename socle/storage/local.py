@@ -10,7 +10,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from socle.files import fsync_dir
-from socle.storage.api import FileCheck, StoredObject, check_key, nested_name, not_found, spool, unavailable
+from socle.storage.api import (
+    PROBE_PREFIX,
+    FileCheck,
+    StoredObject,
+    check_key,
+    nested_name,
+    not_found,
+    spool,
+    unavailable,
+)
 
 log = logging.getLogger("socle.storage")
 
@@ -94,6 +103,6 @@ class LocalStore:
 
     def check(self) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
-        probe = self.tmp / f".probe-{os.getpid()}"
+        probe = self.tmp / f"{PROBE_PREFIX}{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()

@@ -19,6 +19,7 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 from socle.errors import DigestMismatch, NotFound, message
 from socle.storage.api import (
     CHUNK_SIZE,
+    DOWNLOAD_PREFIX,
     FileCheck,
     StoredObject,
     check_key,
@@ -168,7 +169,7 @@ class S3Store:
     @contextmanager
     def local_path(self, key: str) -> Iterator[Path]:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=self.spool_dir) as folder:
+        with tempfile.TemporaryDirectory(prefix=DOWNLOAD_PREFIX, dir=self.spool_dir) as folder:
             path = Path(folder) / key
             # One GET, hashed while written (fget_object would ask for the object's size first, then re-read).
             digest = hashlib.sha256()

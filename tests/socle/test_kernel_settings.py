@@ -109,6 +109,83 @@ def test_production_refuses_the_risky_defaults(use_env: Callable[..., None]) -> 
     assert settings.environment == "production" and not settings.embedded_queue
 
 
+# What production asks for, all set: each test below changes one value.
+PRODUCTION = {
+    "SOCLE_ENVIRONMENT": "production",
+    "SOCLE_DATA_DIR": "/var/lib/socle",
+    "SOCLE_DATABASE_URL": "postgresql://socle:Xq7-vrai-mot-de-passe@db:5432/socle",
+    "SOCLE_SECRET_KEY": "k" * 44,
+    "SOCLE_REDIS_URL": "redis://redis:6379/0",
+}
+
+
+def test_production_as_documented_is_accepted(use_env: Callable[..., None]) -> None:
+    use_env(**PRODUCTION)
+    settings = load_settings()
+    assert settings.environment == "production" and settings.data_dir == Path("/var/lib/socle")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SOCLE_DATA_DIR", "var"),  # under systemd, started in /: /var, whose spool the clean-up would read
+        ("SOCLE_DATA_DIR", "./donnees"),
+        ("SOCLE_STORAGE_PATH", "objets"),
+        ("SOCLE_DEPOSIT_ROOT", "depots"),
+    ],
+)
+def test_production_refuses_a_relative_folder(use_env: Callable[..., None], name: str, value: str) -> None:
+    detail = _error(use_env, **{**PRODUCTION, name: value})
+    assert f"{name} doit être un chemin absolu en production" in detail, detail
+    use_env(**{name: "/srv/socle/" + value.removeprefix("./")})
+    assert load_settings().environment == "production"
+
+
+def test_production_refuses_the_default_data_folder(
+    use_env: Callable[..., None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No SOCLE_DATA_DIR at all: the default « var » is relative too."""
+    monkeypatch.chdir(tmp_path)
+    detail = _error(use_env, **{**PRODUCTION, "SOCLE_DATA_DIR": None})
+    assert "SOCLE_DATA_DIR doit être un chemin absolu" in detail and "« var »" in detail, detail
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:////var/lib/socle/socle.db", "sqlite:///socle.db", "sqlite+pysqlite:////srv/socle.db"],
+)
+def test_production_refuses_sqlite(use_env: Callable[..., None], url: str) -> None:
+    detail = _error(use_env, **{**PRODUCTION, "SOCLE_DATABASE_URL": url})
+    assert "SOCLE_DATABASE_URL : SQLite est réservée aux essais, la production demande PostgreSQL" in detail, detail
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://socle:change-me-postgres@postgres:5432/socle",  # deploy/.env.example's
+        "postgres://socle:CHANGE-ME@db/socle",
+        "postgresql://socle:change_me@db/socle",
+        "postgresql://socle:change%2Dme%40x@db/socle",  # encoded
+    ],
+)
+def test_production_refuses_the_example_database_password(use_env: Callable[..., None], url: str) -> None:
+    detail = _error(use_env, **{**PRODUCTION, "SOCLE_DATABASE_URL": url})
+    assert "SOCLE_DATABASE_URL : remplacez le mot de passe d'exemple" in detail, detail
+    assert "postgres:5432" not in detail and "@db" not in detail  # the URL is not repeated
+
+
+def test_development_keeps_its_embedded_defaults(
+    use_env: Callable[..., None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The laptop mode (make demo, the tests) stays as it was: relative folder, SQLite, any password."""
+    monkeypatch.chdir(tmp_path)
+    use_env(SOCLE_DATA_DIR=None, SOCLE_ENVIRONMENT=None, SOCLE_DATABASE_URL=None)
+    settings = load_settings()
+    assert settings.data_dir == Path("var") and settings.effective_database_url.startswith("sqlite:///")
+    use_env(SOCLE_DATABASE_URL="postgresql://socle:change-me-postgres@127.0.0.1:5432/socle")
+    assert load_settings().environment == "development"
+
+
 def test_a_mistyped_variable_is_refused_with_a_suggestion(use_env: Callable[..., None]) -> None:
     detail = _error(use_env, SOCLE_DATABSE_URL="postgresql://socle@db/socle")
     assert "SOCLE_DATABSE_URL : réglage inconnu" in detail and "SOCLE_DATABASE_URL" in detail

@@ -296,6 +296,7 @@ def test_s3_local_path_detects_an_object_altered_behind_its_back(s3_backend: tup
     with store.local_path(stored.key) as path:
         assert path.read_bytes() == b"original"
         assert path.is_relative_to(store.spool_dir)
+        assert path.parent.parent == store.spool_dir and path.parent.name.startswith(".download-")  # see clean-up
     assert not path.exists()  # the local copy is removed once used
 
     client.put_object(store.bucket, "objects/" + nested_name(stored.key), io.BytesIO(b"falsifie"), 8)

@@ -1,0 +1,285 @@
+"""The built-in schedule: periodic jobs enqueued by the workers themselves, without cron.
+
+Each :class:`Task` names a job message and its setting (``SOCLE_SCHEDULE_*``, see socle.settings): due every day
+at fixed Paris times (``03:00``, ``08:00,14:00``), every N minutes or hours (``60min``, ``6h``), or never
+(``off``). A task's *period* is its latest due instant not after now; it is enqueued once per period:
+
+- the sweeper of every worker (``socle worker``, see socle.queue) and the embedded worker call
+  :meth:`Scheduler.tick` at each round, for the services they serve;
+- a due period is *taken* by inserting its ``schedule_runs`` row (primary key: task, period) in the transaction
+  that enqueues its jobs: of several schedulers at once, one inserts it, the others meet the key and go on. A
+  restarted worker finds the row. The jobs also carry a key naming the task, the period and the collectivité;
+- the jobs go through :func:`socle.queue.enqueue_all`: the ``jobs`` table, retries and failures as any job;
+- a period missed while no worker ran (stopped for the night) is caught up once, by the next worker to start:
+  only the latest period, never each one missed.
+
+Why not rq 3.0's ``rq.cron``: its ``CronScheduler`` pushes rq jobs straight to Redis, outside the ``jobs`` table
+that is the source of truth (no row, no retries with backoff, nothing in ``socle jobs``), keeps its state in
+Redis (the embedded mode has only an in-process fakeredis), is one more process with its own signal handlers,
+reads cron fields in the machine's local time (not Paris time), and does not stop two schedulers started
+together from both enqueuing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from socle import messages
+from socle.dates import PARIS
+from socle.db import is_unique_violation, transaction, utcnow
+from socle.messages import Message
+from socle.models import Job, ScheduleRun, Tenant
+from socle.queue import enqueue_all
+from socle.settings import SERVICES, Settings, get_settings
+
+log = logging.getLogger("socle.schedule")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_KEPT = timedelta(days=60)  # a task's taken periods older than this are forgotten (its jobs keep their rows)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When a task is due: every day at ``times`` (Paris), or every ``every``; neither: never."""
+
+    times: tuple[time, ...] = ()
+    every: timedelta | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Rule:
+        """A rule as socle.settings.check_schedule_rule writes it (``off``, ``03:00,14:00``, ``60min``, ``6h``)."""
+        if text == "off":
+            return cls()
+        if text.endswith("min"):
+            return cls(every=timedelta(minutes=int(text[:-3])))
+        if text.endswith("h"):
+            return cls(every=timedelta(hours=int(text[:-1])))
+        return cls(times=tuple(sorted(time(int(part[:2]), int(part[3:])) for part in text.split(","))))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.times) or self.every is not None
+
+    def latest(self, now: datetime) -> datetime | None:
+        """The latest due instant not after ``now`` (UTC), or None for a rule that is off."""
+        if self.every is not None:
+            return _EPOCH + self.every * ((now - _EPOCH) // self.every)
+        today = now.astimezone(PARIS).date()
+        for day in (today, today - timedelta(days=1)):
+            for moment in reversed(self.times):
+                due = _paris(day, moment)
+                if due <= now:
+                    return due
+        return None
+
+    def following(self, now: datetime) -> datetime | None:
+        """The first due instant after ``now`` (UTC), or None for a rule that is off."""
+        if self.every is not None:
+            latest = self.latest(now)
+            assert latest is not None
+            return latest + self.every
+        today = now.astimezone(PARIS).date()
+        for day in (today, today + timedelta(days=1), today + timedelta(days=2)):
+            for moment in self.times:
+                due = _paris(day, moment)
+                if due > now:
+                    return due
+        return None
+
+    def describe(self) -> str:
+        """In French, for ``socle schedule``."""
+        if self.every is not None:
+            minutes = int(self.every.total_seconds()) // 60
+            if minutes % 60 == 0:
+                hours = minutes // 60
+                return "toutes les heures" if hours == 1 else f"toutes les {hours} heures"
+            return f"toutes les {minutes} minutes"
+        if self.times:
+            return "chaque jour à " + ", ".join(moment.strftime("%H:%M") for moment in self.times) + " (heure de Paris)"
+        return "désactivée"
+
+
+def _paris(day: date, moment: time) -> datetime:
+    # A time skipped by the spring change (02:30 on the last Sunday of March) falls an hour later, once; a time
+    # met twice in the autumn counts at its first passage.
+    return datetime.combine(day, moment, tzinfo=PARIS).astimezone(UTC)
+
+
+def period_of(due: datetime) -> str:
+    """A period's name: its due instant in UTC, to the minute (``2026-12-01T02:00Z``)."""
+    return due.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A periodic job: ``message`` enqueued once per period, once per collectivité when ``per_tenant``.
+
+    The message's parameters are filled by name: ``tenant_id`` (each collectivité), ``period`` (the period's
+    name, for a job that asks other jobs itself and keys them with it); it takes no other.
+    """
+
+    name: str
+    message: Message
+    setting: str
+    per_tenant: bool
+    title: str  # French, for ``socle schedule``
+    by_hand: str  # the existing command that does the same at once
+
+    @property
+    def service(self) -> str:
+        return self.message.service
+
+    def rule(self, settings: Settings | None = None) -> Rule:
+        return Rule.parse(getattr(settings or get_settings(), self.setting))
+
+    def key(self, period: str, tenant_id: str | None) -> str:
+        return f"schedule:{self.name}:{period}" + (f":{tenant_id}" if tenant_id else "")
+
+    def arguments(self, period: str, tenant_id: str | None) -> dict[str, Any]:
+        known = {"tenant_id": tenant_id, "period": period}
+        return {name: known[name] for name in self.message.parameters}
+
+
+TASKS: tuple[Task, ...] = (
+    Task(
+        "ged.purge_trash",
+        messages.GED_PURGE_TRASH,
+        "schedule_ged_purge_trash",
+        per_tenant=True,
+        title="Purge de la corbeille de la GED (délai SOCLE_GED_TRASH_DAYS passé)",
+        by_hand="socle ged purge [--tenant COLLECTIVITÉ]",
+    ),
+    Task(
+        "ged.purge_uploads",
+        messages.GED_PURGE_UPLOADS,
+        "schedule_ged_purge_uploads",
+        per_tenant=False,
+        title="Nettoyage des envois reprenables expirés de la GED",
+        by_hand="socle ged purge-uploads",
+    ),
+    Task(
+        "parapheur.send_digests",
+        messages.PARAPHEUR_SEND_DIGESTS,
+        "schedule_parapheur_digests",
+        per_tenant=True,
+        title="Avis de retard et récapitulatifs des notifications du parapheur",
+        by_hand="socle parapheur digest --tenant COLLECTIVITÉ",
+    ),
+    Task(
+        "interop.collect_pes_retours",
+        messages.INTEROP_COLLECT_ALL_PES_RETOURS,
+        "schedule_interop_pes_retours",
+        per_tenant=False,
+        title="Relève des PES Retour de chaque connecteur S²LOW actif",
+        by_hand="socle interop pes-retours --tenant COLLECTIVITÉ --connector NOM",
+    ),
+)
+
+
+class Scheduler:
+    """The schedule as one worker runs it, for the services it serves.
+
+    It remembers the period it last saw taken for each task (by itself or another scheduler): between two
+    periods a tick reads nothing from the database.
+    """
+
+    def __init__(self, services: Iterable[str] = SERVICES) -> None:
+        self.services = tuple(services)
+        self._seen: dict[str, str] = {}
+
+    def tick(self, now: datetime | None = None) -> list[tuple[str, str]]:
+        """Enqueue the jobs of each task whose current period no scheduler has taken yet.
+
+        :returns: the (task, period) this call took.
+        """
+        now = now or utcnow()
+        settings = get_settings()
+        taken = []
+        for task in TASKS:
+            if task.service not in self.services:
+                continue
+            due = task.rule(settings).latest(now)
+            if due is None or self._seen.get(task.name) == period_of(due):
+                continue
+            if take(task, due):
+                taken.append((task.name, period_of(due)))
+            self._seen[task.name] = period_of(due)
+        return taken
+
+
+def take(task: Task, due: datetime) -> bool:
+    """Take the period due at ``due`` and enqueue its jobs, in one transaction; False if another took it."""
+    period = period_of(due)
+    try:
+        with transaction() as session:
+            run = ScheduleRun(task=task.name, period=period, due_at=due, enqueued_at=utcnow(), jobs=0)
+            session.add(run)
+            session.flush()  # here another scheduler's row, committed or not yet, stops this one
+            tenants: Sequence[str | None] = (
+                session.execute(select(Tenant.id).order_by(Tenant.created_at, Tenant.id)).scalars().all()
+                if task.per_tenant
+                else [None]
+            )
+            asked = [
+                (task.message, task.key(period, tenant_id), task.arguments(period, tenant_id)) for tenant_id in tenants
+            ]
+            run.jobs = len(enqueue_all(session, asked)) if asked else 0
+            session.execute(delete(ScheduleRun).where(ScheduleRun.task == task.name, ScheduleRun.due_at < due - _KEPT))
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        return False
+    log.info("schedule: %s for %s, %d job(s) enqueued", task.name, period, run.jobs)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------------
+# What ``socle schedule`` shows
+
+
+@dataclass(frozen=True)
+class TaskState:
+    task: Task
+    rule: Rule
+    last: ScheduleRun | None  # the latest period taken
+    last_jobs: dict[str, int]  # its jobs by status
+    waiting: datetime | None  # a due period no scheduler has taken yet (no worker of the service running?)
+    following: datetime | None
+
+
+def states(session: Session, now: datetime | None = None) -> list[TaskState]:
+    now = now or utcnow()
+    settings = get_settings()
+    found = []
+    for task in TASKS:
+        rule = task.rule(settings)
+        last = session.execute(
+            select(ScheduleRun).where(ScheduleRun.task == task.name).order_by(ScheduleRun.due_at.desc()).limit(1)
+        ).scalar_one_or_none()
+        due = rule.latest(now)
+        waiting = due if due is not None and (last is None or last.due_at < due) else None
+        found.append(TaskState(task, rule, last, _jobs_of(session, task, last), waiting, rule.following(now)))
+    return found
+
+
+def _jobs_of(session: Session, task: Task, run: ScheduleRun | None) -> dict[str, int]:
+    if run is None:
+        return {}
+    tenants: Sequence[str | None] = session.execute(select(Tenant.id)).scalars().all() if task.per_tenant else [None]
+    keys = [task.key(run.period, tenant_id) for tenant_id in tenants]
+    counts: dict[str, int] = {}
+    for start in range(0, len(keys), 500):  # by the unique index on the key, never a scan of the jobs
+        rows = session.execute(
+            select(Job.status, func.count()).where(Job.key.in_(keys[start : start + 500])).group_by(Job.status)
+        ).all()
+        for status, count in rows:
+            counts[status] = counts.get(status, 0) + count
+    return counts
