@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import lzma
 import re
 import struct
@@ -435,7 +436,8 @@ def _gaps(spans: list[tuple[int, int, str]], directory: int) -> list[str]:
     problems = []
     if first > 0:
         problems.append(f"{first} octets précèdent la première entrée du zip (données cachées ou paquets concaténés).")
-    for (_, end, name), (start, _, following) in zip(spans, [*spans[1:], (directory, directory, "")], strict=True):
+    # Each entry against the next one, the last against the central directory; no entry: nothing between.
+    for (_, end, name), (start, _, following) in itertools.pairwise([*spans, (directory, directory, "")]):
         after = f"l'entrée « {following} »" if following else "le répertoire central"
         if start < end:
             problems.append(f"L'entrée « {name} » chevauche {after} ({end - start} octets en commun).")

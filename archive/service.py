@@ -850,6 +850,7 @@ def _build_folder_sip(transfer: Transfer, controls: Controls) -> tuple[StoredObj
             message_identifier=transfer.message_identifier,
             comment=transfer.comment,
             now=transfer.created_at,
+            shown=folder.name,  # as the archivist named it (the zip's folder, else the zip): not our work folder
         )
         spec = replace(
             spec, archival_agreement=transfer.archival_agreement, archival_profile=controls.profile_identifier

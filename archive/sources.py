@@ -159,6 +159,7 @@ class _Scan:
     problems: list[str]
     pending: list[_Pending] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)  # see index_names
+    shown: str = ""  # the root as messages name it (see transfer_from_folder)
 
     def index_names(self) -> None:
         """Files and folders by their NFC name, to their name on disk: a Mac writes NFD, Windows NFC."""
@@ -166,9 +167,9 @@ class _Scan:
             self.names.setdefault(unicodedata.normalize("NFC", relative), relative)
 
 
-def _scan(root: Path, describe: Describer, skip: str | None = None) -> _Scan:
+def _scan(root: Path, describe: Describer, skip: str | None = None, shown: str | None = None) -> _Scan:
     """The folder's tree and files; `skip` (a relative path) is left out: the CSV kept among the documents."""
-    scan = _Scan(_Folder("", root.name), {}, {""}, [])
+    scan = _Scan(_Folder("", root.name), {}, {""}, [], shown=str(root) if shown is None else shown)
     _scan_folder(root.resolve(), root, scan.root, scan, depth=0)
     scan.pending = [item for item in scan.pending if item.relative != skip]
     _describe_all(scan, describe)
@@ -207,12 +208,12 @@ def _scan_folder(real_root: Path, path: Path, folder: _Folder, scan: _Scan, dept
     try:
         entries = sorted(os.scandir(path), key=lambda entry: entry.name)
     except OSError as error:
-        scan.problems.append(f"Dossier illisible « {folder.relative or path} » : {error.strerror}.")
+        scan.problems.append(f"Dossier illisible « {folder.relative or scan.shown} » : {error.strerror}.")
         return
     for entry in entries:
         relative = f"{folder.relative}/{entry.name}" if folder.relative else entry.name
         if not _valid_utf8(entry.name):
-            scan.problems.append(_bad_name(entry.path))
+            scan.problems.append(_bad_name(_child(scan.shown, relative)))
             continue
         target = _resolve_entry(real_root, Path(entry.path), relative, scan.problems)
         if target is None:
@@ -290,18 +291,19 @@ class FolderPlan:
     before the build walks it again.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, shown: str | None = None) -> None:
         self.folder = folder
+        self.shown = str(folder) if shown is None else shown  # the folder as messages name it
         self.problems: list[str] = []
         self.files = 0
 
     def __iter__(self) -> Iterator[packaging.UnitStart | packaging.UnitEnd]:
         self.problems, self.files = [], 0
         if not _valid_utf8(self.folder.name):  # the root unit's title: refused as its files would be
-            self.problems.append(_bad_name(str(self.folder)))
+            self.problems.append(_bad_name(self.shown))
         yield from self._walk(self.folder.resolve(), self.folder, "", self.folder.name, depth=0)
         if self.files == 0 and not self.problems:
-            self.problems.append(f"Le dossier « {self.folder} » ne contient aucun fichier à verser.")
+            self.problems.append(f"Le dossier « {self.shown} » ne contient aucun fichier à verser.")
 
     def _walk(
         self, real_root: Path, path: Path, relative: str, name: str, depth: int
@@ -330,12 +332,12 @@ class FolderPlan:
         try:
             entries = sorted(os.scandir(path), key=lambda entry: entry.name)
         except OSError as error:
-            self.problems.append(f"Dossier illisible « {relative or path} » : {error.strerror}.")
+            self.problems.append(f"Dossier illisible « {relative or self.shown} » : {error.strerror}.")
             return folders, files
         for entry in entries:
             child = _child(relative, entry.name)
             if not _valid_utf8(entry.name):
-                self.problems.append(_bad_name(entry.path))
+                self.problems.append(_bad_name(_child(self.shown, child)))
                 continue
             target = None
             if entry.is_symlink():  # from the directory entry itself: no system call for the others
@@ -439,7 +441,7 @@ def _csv_text(path: Path, problems: list[str]) -> str | None:
             f"Le CSV {path.name} n'est pas en UTF-8 (octet {error.start}) : enregistrez-le en « CSV UTF-8 »."
         )
     except OSError as error:
-        problems.append(f"CSV illisible {path} : {error.strerror or error}.")
+        problems.append(f"CSV illisible {path.name} : {error.strerror or error}.")
     return None
 
 
@@ -872,24 +874,28 @@ def transfer_from_folder(
     comment: str | None = None,
     now: datetime | None = None,
     describe: Describer = _default_describer,
+    shown: str | None = None,
 ) -> TransferSpec:
     """Describe `folder` (and `csv_path`) as a transfer. Raises SourceError listing every problem.
 
-    The transferring agency is also the originating and submission agency, as for GED transfers.
+    The transferring agency is also the originating and submission agency, as for GED transfers. Messages
+    name the folder `shown` (its path by default, as given on the command line), and what is inside it by
+    their path from it: never the server's own folders for a tree sent from the web.
     """
+    shown = str(folder) if shown is None else shown
     if not folder.is_dir():
-        raise SourceError([f"« {folder} » n'est pas un dossier."])
-    scan = _scan(folder, describe, skip=_inside(csv_path, folder))
+        raise SourceError([f"« {shown} » n'est pas un dossier."])
+    scan = _scan(folder, describe, skip=_inside(csv_path, folder), shown=shown)
     problems = list(scan.problems)
     if csv_path is None:
         if not _valid_utf8(folder.name):  # the root unit's title: refused as its files would be
-            problems.insert(0, _bad_name(str(folder)))
+            problems.insert(0, _bad_name(shown))
         units: tuple[ArchiveUnitSpec, ...] = (_folder_unit(scan.root),)
     else:
         rows = _read_csv(csv_path, problems)
         units = () if rows is None else _csv_units(rows, scan, problems)
     if not scan.files and not problems:
-        problems.append(f"Le dossier « {folder} » ne contient aucun fichier à verser.")
+        problems.append(f"Le dossier « {shown} » ne contient aucun fichier à verser.")
     if problems:
         raise SourceError(problems)
     return _transfer(folder, units, archival_agency, transferring_agency, message_identifier, comment, now)
@@ -914,22 +920,25 @@ def folder_transfer(
     message_identifier: str | None = None,
     comment: str | None = None,
     now: datetime | None = None,
+    shown: str | None = None,
 ) -> tuple[TransferSpec, packaging.Plan]:
     """The transfer of `folder` for packaging.build_sip: its header (units left empty) and its plan.
 
     Without CSV the plan walks the folder while the package is built; a first walk finds the problems, so
     that a faulty tree is refused at once (SourceError listing them all) instead of after reading it. With a
-    CSV the units are built in memory, as transfer_from_folder does, from files not read yet.
+    CSV the units are built in memory, as transfer_from_folder does, from files not read yet. Messages name the
+    folder `shown`, as transfer_from_folder's do.
     """
     if not folder.is_dir():
-        raise SourceError([f"« {folder} » n'est pas un dossier."])
+        raise SourceError([f"« {str(folder) if shown is None else shown} » n'est pas un dossier."])
     if csv_path is not None:
         spec = transfer_from_folder(
             folder, archival_agency=archival_agency, transferring_agency=transferring_agency, csv_path=csv_path,
             message_identifier=message_identifier, comment=comment, now=now, describe=packaging.undescribed,
+            shown=shown,
         )  # fmt: skip
         return replace(spec, units=()), packaging.UnitsPlan(spec.units, folder.resolve())
-    plan = FolderPlan(folder)
+    plan = FolderPlan(folder, shown)
     for _ in plan:
         pass
     if plan.problems:

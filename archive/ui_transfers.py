@@ -74,7 +74,8 @@ FIELDS = (
 def transfers_list(request: Request, db: DbDep, user: UserDep, etat: str = "", page: str = "1") -> Response:
     require_archivist(user)
     # A typed or truncated address (page=abc, page=) shows the first page, as the GED lists do, not a 400.
-    number = int(page) if page.strip().isdigit() and len(page.strip()) < 10 else 1
+    # ASCII digits: str.isdigit() also takes « ² », which int() refuses (a 500).
+    number = int(page) if re.fullmatch(r"[0-9]{1,9}", page.strip()) else 1
     statuses = _filter_statuses(etat)
     query = select(Transfer).where(Transfer.tenant_id == user.principal.tenant_id)
     if statuses is not None:

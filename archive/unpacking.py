@@ -20,7 +20,7 @@ import time
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from archive.inspection import InspectionLimits, entry_refusal, read_chunks, unsafe_name
+from archive.inspection import InspectionLimits, entry_refusal, read_chunks, unreadable_zip_reason, unsafe_name
 from archive.inspection import Refused as InspectionRefused
 
 __all__ = ["LIMITS", "Refused", "archive_kind", "check_archive", "unpack"]
@@ -31,8 +31,17 @@ LIMITS = InspectionLimits(max_entries=100_000, max_entry_size=4 * 1024**3, max_t
 # What macOS's Finder adds to the zips it makes (resource forks): not part of the folder that was zipped.
 FINDER_FOLDER = "__MACOSX"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# The user's own mistakes in names (too long, a file where a folder is expected): refused, not retried.
-_NAME_ERRORS = frozenset({errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EINVAL, errno.EILSEQ})
+# The user's own mistakes in names (too long, a file where a folder is expected): refused, not retried; in
+# French (the system's words are English).
+_NAME_ERRORS = {
+    errno.ENAMETOOLONG: "nom trop long pour le système de fichiers",
+    errno.EISDIR: "un dossier porte déjà ce nom",
+    errno.ENOTDIR: "un élément de son chemin est un fichier, pas un dossier",
+    errno.EEXIST: "ce nom existe déjà",
+    errno.EINVAL: "nom refusé par le système de fichiers",
+    errno.EILSEQ: "nom refusé par le système de fichiers",
+}
+MAX_SHOWN_NAME = 200  # characters of an entry's name in a message: a 5,000-character name is cut
 
 
 class Refused(ValueError):
@@ -66,7 +75,7 @@ def check_archive(path: Path, limits: InspectionLimits = LIMITS) -> str:
             with zipfile.ZipFile(path) as archive:
                 _zip_entries(archive, limits)
         except (zipfile.BadZipFile, OSError, EOFError) as error:
-            raise Refused([f"Le zip est illisible : {error}."]) from None
+            raise Refused([f"Le zip est illisible : {unreadable_zip_reason(error)}."]) from None
     return kind
 
 
@@ -86,7 +95,8 @@ def unpack(path: Path, destination: Path, limits: InspectionLimits = LIMITS) -> 
             _unpack_tar(path, destination, limits)
     except OSError as error:
         if error.errno in _NAME_ERRORS:
-            raise Refused([f"Fichier impossible à écrire : {error.strerror} ({error.filename})."]) from None
+            reason = _NAME_ERRORS[error.errno]
+            raise Refused([f"Fichier impossible à écrire : {reason} (« {_shown(error, destination)} »)."]) from None
         raise
     entries = list(destination.iterdir())
     if len(entries) == 1 and entries[0].is_dir():
@@ -95,6 +105,17 @@ def unpack(path: Path, destination: Path, limits: InspectionLimits = LIMITS) -> 
 
 
 # --- names ---------------------------------------------------------------------------------------------
+
+
+def _shown(error: OSError, destination: Path) -> str:
+    """The path that could not be written as the archive names it: from the tree's top, never the server's
+    work folder; a very long name is cut."""
+    name = "" if error.filename is None else os.fsdecode(error.filename)
+    try:
+        shown = Path(name).relative_to(destination).as_posix()
+    except ValueError:
+        shown = Path(name).name
+    return shown if len(shown) <= MAX_SHOWN_NAME else f"{shown[:MAX_SHOWN_NAME]}…"
 
 
 def _name_refusal(name: str) -> str | None:

@@ -94,7 +94,9 @@ def _headers(upload: UploadSession) -> dict[str, str]:
 
 
 @router.post("", status_code=201, response_model=UploadOut, summary="Ouvrir un envoi reprenable")
-def create_upload(principal: PrincipalDep, session: SessionDep, body: UploadIn, response: Response) -> UploadOut:
+def create_upload(
+    principal: PrincipalDep, session: SessionDep, body: UploadIn, request: Request, response: Response
+) -> UploadOut:
     upload = ingest.create_upload(
         session,
         principal,
@@ -105,7 +107,9 @@ def create_upload(principal: PrincipalDep, session: SessionDep, body: UploadIn, 
         sha256=body.sha256,
     )
     response.headers.update(_headers(upload))
-    response.headers["Location"] = f"/ged/uploads/{upload.id}"
+    # Under the prefixes in front of the GED's routes: /ged (mounted, or `socle serve ged --root-path /ged` behind
+    # a proxy), none when `socle serve ged` is reached directly.
+    response.headers["Location"] = f"{request.scope.get('root_path', '')}/uploads/{upload.id}"
     return UploadOut.of(upload)
 
 
@@ -123,7 +127,8 @@ def get_upload(principal: PrincipalDep, session: SessionDep, upload_id: str, res
 
 
 def _offset(value: str | None) -> int:
-    if value is None or not value.isdigit():
+    # ASCII digits, 19 at most: isdigit() takes « ² », which int() refuses, as it refuses 4,300 digits (a 500).
+    if value is None or not re.fullmatch(r"[0-9]{1,19}", value):
         raise InvalidInput("en-tête Upload-Offset manquant ou invalide (entier positif ou nul attendu)")
     return int(value)
 

@@ -141,7 +141,8 @@ def _date(value: str | None, name: str) -> date | None:
 
 def _integer(value: str, name: str, low: int, high: int) -> int:
     text = value.strip()
-    if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+    # At most 19 digits before int(): it refuses 4,300 (a 500), and more than 19 is beyond any bound here.
+    if not re.fullmatch(r"[0-9]{1,19}", text) or not low <= int(text) <= high:
         raise InvalidInput(f"{name} : nombre entier de {low} à {high} attendu, reçu « {value} »")
     return int(text)
 

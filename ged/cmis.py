@@ -155,10 +155,9 @@ def cmis_principal(request: Request, session: Session) -> Principal:
 
 
 def _urls(request: Request, slug: str) -> tuple[str, str]:
-    base = str(request.base_url).rstrip("/")
-    root_path = request.scope.get("root_path", "")
-    if root_path and not base.endswith(root_path):
-        base += root_path
+    # The scope's root_path is every prefix in front of the GED's routes: the proxy's (`socle serve --root-path`)
+    # followed by the mount's (/ged, when the four services run together). base_url would repeat the first.
+    base = f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}"
     repository = f"{base}/cmis/{slug}"
     return repository, f"{repository}/root"
 
@@ -668,7 +667,7 @@ def find(session: Session, principal: Principal, object_id: str) -> Target:
             raise NotFound(message("objet %(object_id)s introuvable (il est dans la corbeille)", object_id=object_id))
         version = None
         if number:
-            if not number.isdigit():
+            if not re.fullmatch(r"[0-9]{1,9}", number):  # not isdigit(): « ² » is a digit to it, not to int()
                 raise unknown
             version = service.get_version(document, int(number))
         return Target(document=document, version=version)

@@ -28,7 +28,7 @@ from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ged import access, service, types
+from ged import access, service
 from ged.models import Document, DocumentType, Folder, ImportedFile, ImportRun, UploadSession
 from ged.schemas import Metadata
 from socle import audit
@@ -238,10 +238,12 @@ def create_upload(
         raise InvalidInput(message("l'empreinte SHA-256 doit compter 64 caractères hexadécimaux"))
     if media_type is not None and len(media_type) > 200:
         raise InvalidInput(message("type de fichier trop long"))
-    parsed = parse_metadata(metadata)
-    # Refused before any byte is sent: folder, type and rights, typed field values.
-    document_type = service.check_can_create(session, principal, parsed)
-    types.validate_values(session, principal, document_type, parsed.field_values)
+    # Checked as the finish will check it: read from the form it is kept in (JSON), by the same model and the same
+    # checks (folder, type and rights, typed field values), before any byte is sent. What passes here can only be
+    # refused at the finish for a change made meanwhile (a right, the type), never for the metadata itself.
+    kept = parse_metadata(metadata).model_dump(mode="json", exclude_unset=True)
+    parsed = parse_metadata(kept)
+    service.check_can_create(session, principal, parsed)
     purge_expired_uploads(session, limit=20)  # opportunistic: abandoned uploads never pile up
     upload = UploadSession(
         tenant_id=principal.tenant_id,
@@ -251,7 +253,7 @@ def create_upload(
         size=size,
         received=0,
         expected_sha256=sha256.lower() if sha256 else None,
-        metadata_json=parsed.model_dump(mode="json", exclude_unset=True),
+        metadata_json=kept,
         status="open",
         expires_at=utcnow() + UPLOAD_TTL,
     )

@@ -8,7 +8,7 @@ from ged import access, service
 from socle import messages
 from socle.auth import Principal
 from socle.db import transaction
-from socle.errors import Conflict, NotFound, SocleError, message
+from socle.errors import Conflict, Forbidden, NotFound, SocleError, message
 from socle.queue import enqueue
 
 
@@ -325,6 +325,46 @@ def purge_trash(*, tenant_id: str) -> None:
         retention.purge(session, tenant_id)
 
 
+_UPLOADS_BATCH = 500
+
+
+def purge_uploads() -> None:
+    """Expire the resumable uploads past their time, of every tenant, and remove their spool files, by batches
+    (messages.GED_PURGE_UPLOADS; ``socle ged purge-uploads`` does the same).
+
+    The spool files are under the API's ``SOCLE_DATA_DIR/uploads``: a worker that does not see that folder would
+    mark the uploads expired and leave their files on the API's disk for ever, so it refuses instead (a failure
+    that ``socle jobs`` shows), unless there is nothing to purge.
+    """
+    from sqlalchemy import select
+
+    from ged import ingest
+    from ged.models import UploadSession
+    from socle.db import utcnow
+
+    if not ingest.spool_dir().is_dir():
+        with transaction() as session:
+            expired = session.execute(
+                select(UploadSession.id)
+                .where(UploadSession.status == "open", UploadSession.expires_at <= utcnow())
+                .limit(1)
+            ).first()
+        if expired is None:
+            return
+        raise Conflict(
+            message(
+                "le dossier des envois reprenables (%(folder)s) est absent de ce worker : il doit voir celui de l'API "
+                "de la GED (même SOCLE_DATA_DIR, ou dossier uploads partagé) pour en effacer les fichiers",
+                folder=str(ingest.spool_dir()),
+            )
+        )
+    while True:
+        with transaction() as session:
+            count = ingest.purge_expired_uploads(session, limit=_UPLOADS_BATCH)
+        if count < _UPLOADS_BATCH:
+            return
+
+
 def store_flow_document(
     *,
     tenant_id: str,
@@ -336,13 +376,30 @@ def store_flow_document(
     media_type: str,
     title: str,
     document_type: str,
+    ged_folder: str | None,
+    username: str | None,
 ) -> None:
-    """A document brought back by an interop flow: stored once (found again by its origin), then answered."""
+    """A document brought back by an interop flow: stored once (found again by its origin) in the folder of the
+    plan ``ged_folder`` names (path or id), then answered.
+
+    ``ged_folder`` is the interop connector's, set by an administrator, or the one the flow's creator named
+    (``username``): it is then taken only if that user may write there, as if they filed it themselves.
+
+    :raises NotFound: no ``ged_folder`` (not set on the connector, or a message queued before it was required),
+        no such folder, or one ``username`` may not read; Forbidden: one they may read but not write in. Never
+        filed outside the plan, where every user of the collectivité would read it.
+    """
     from ged.schemas import Metadata
     from socle.storage import StoredObject
 
     origin = f"interop:{flow_id}:{name}"
     with transaction() as session:
+        # Checked only for a first filing: a second run answers with the document filed, wherever it is now.
+        filed_in = (
+            None
+            if _already_filed(session, tenant_id, origin)
+            else _flow_folder(session, tenant_id, ged_folder, username)
+        )
         found = _file_once(
             session,
             tenant_id,
@@ -351,7 +408,7 @@ def store_flow_document(
             StoredObject(object_key, size),
             filename,
             media_type,
-            Metadata(title=title[:500], document_type=document_type),
+            Metadata(title=title[:500], document_type=document_type, folder_id=filed_in.id if filed_in else None),
             match_title=True,
         )
         enqueue(
@@ -363,6 +420,36 @@ def store_flow_document(
             name=name,
             document_id=found,
         )
+
+
+def _flow_folder(session: Any, tenant_id: str, reference: str | None, username: str | None) -> Any:
+    """The folder of the plan where an interop flow's document is filed (see store_flow_document)."""
+    from ged import plan
+
+    if not reference:
+        raise NotFound(
+            message(
+                "aucun dossier de la GED n'est désigné pour les documents de ce flux : renseignez « ged_folder » "
+                "(chemin dans le plan de classement, ex. Actes/2026, ou identifiant du dossier) dans la "
+                "configuration du connecteur ; document non classé"
+            )
+        )
+    folder = plan.folder_at(session, tenant_id, reference)
+    if username is not None:
+        rights = access.folder_rights(session, _requester(session, tenant_id, username), folder.id)
+        if "read" not in rights:  # as unknown as a missing folder: its existence is not told
+            raise NotFound(
+                message("dossier « %(reference)s » introuvable dans le plan de classement", reference=reference)
+            )
+        if "write" not in rights:
+            raise Forbidden(
+                message(
+                    "le créateur du flux n'a pas le droit d'écriture dans le dossier « %(reference)s » de la GED "
+                    "qu'il a désigné (ged_folder) : document non classé",
+                    reference=reference,
+                )
+            )
+    return folder
 
 
 def file_signed_document(

@@ -28,6 +28,7 @@ tenant, out of the trash.
 
 from __future__ import annotations
 
+import calendar
 import json
 import math
 import re
@@ -775,7 +776,7 @@ def _months(start: date, end: date) -> _Node:
 
 
 def _last_day(day: date) -> bool:
-    return day.month != date.fromordinal(day.toordinal() + 1).month
+    return day.day == calendar.monthrange(day.year, day.month)[1]  # no next day to ask of 31 December 9999
 
 
 # ---------------------------------------------------------------------------------------------------------

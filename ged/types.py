@@ -7,6 +7,7 @@ have them and are carried over, but no new value is accepted. ``schema_version``
 from __future__ import annotations
 
 import calendar
+import re
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -30,6 +31,8 @@ MAX_TEXT = 5000
 # Typed numbers: 64-bit integers; decimals of at most DECIMAL_DIGITS digits written out (amounts to the
 # cent up to 10^28, measurements to 10^-29), what PostgreSQL's numeric and a float can hold without surprise.
 MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1
+# As written in a form or a CSV: ASCII digits only (str.isdigit() takes « ² », which int() refuses), 19 at most.
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,19}")
 DECIMAL_DIGITS = 30
 
 
@@ -293,7 +296,7 @@ def _integer(raw: Any, field: dict[str, Any]) -> int:
         raise ValueError("nombre entier attendu")
     if isinstance(raw, int):
         value = raw
-    elif isinstance(raw, str) and raw.strip().lstrip("-").isdigit() and len(raw) < 20:
+    elif isinstance(raw, str) and _INTEGER_TEXT.fullmatch(raw.strip()):
         value = int(raw.strip())
     else:
         raise ValueError("nombre entier attendu")
@@ -419,9 +422,14 @@ def dua_start(document: Document, event: str) -> date | None:
 
 
 def add_months(start: date, months: int) -> date:
-    """``start`` plus whole months, the day clamped to the month's end (31 January + 1 month: 28/29 February)."""
+    """``start`` plus whole months, the day clamped to the month's end (31 January + 1 month: 28/29 February).
+
+    An end past year 9999 (centuries of DUA from a far date) is the last day a date holds, 31 December 9999: a
+    DUA that in effect never ends. Refusing it would refuse the document's date, or block its type's rule."""
     index = start.month - 1 + months
     year, month = start.year + index // 12, index % 12 + 1
+    if year > date.max.year:
+        return date.max
     return date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
 
 

@@ -8,6 +8,7 @@ Every change goes through the GED's own use cases (ged.types, ged.groups, ged.pl
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -71,7 +72,7 @@ def _months(raw: str, request: Request) -> int | None:
     """The DUA in months; empty: no DUA. :raises ValueError: with the French message."""
     if not raw:
         return None
-    if not raw.isascii() or not raw.isdigit() or int(raw) > 12000:
+    if not re.fullmatch(r"[0-9]{1,5}", raw) or int(raw) > 12000:  # not 4,300 digits: int() would refuse them
         raise ValueError(t(request, "Nombre entier de mois attendu (de 0 à 12 000)."))
     return int(raw)
 

@@ -18,6 +18,10 @@ PES Retour → GED), ``depot`` and ``mail`` (each document through any connector
 (documents à signer: a folder on a parapheur through a « parapheur » connector, followed until its circuit ends,
 the signed documents fetched → GED). ``actes`` and ``helios`` start with the same signature stage when their
 metadata name one: ``signature: {"connector": "<parapheur connector>"}``.
+
+What a flow files in the GED goes to a folder of the plan, never its root: the one its connector names
+(``ged_folder``, set by an administrator), or the one its metadata name if its creator may write there (see
+:func:`_filing_folder`); a flow that would file with neither is refused.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from socle.queue import FAILED, enqueue
 from socle.settings import get_settings
 from socle.storage import get_store
 from socle.storage.ownership import record_held, tenant_holds
+from socle.text import check_text
 
 log = logging.getLogger("interop.flows")
 
@@ -153,6 +158,7 @@ def start_flow(
         raise InvalidInput(message("un flux demande au moins un document"))
     if kind == "helios" and len(checked) > 1:  # only the first would be sent: the others silently dropped
         raise InvalidInput(message("un flux Hélios transmet un seul fichier : le PES Aller"))
+    metadata = _with_ged_folder(kind, connector, metadata)
     signing = signature_settings(kind, connector_name, metadata)
     if signing is not None:
         parapheur = _connector(session, principal.tenant_id, signing)
@@ -302,6 +308,82 @@ def _check_connector_kind(kind: str, connector: Connector) -> None:
                 "le flux « dépôt » ne passe pas par un connecteur « %(connector_kind)s »", connector_kind=connector.kind
             )
         )
+
+
+# The kinds that file what they bring back in the GED (ARActe, PES Acquit, signed documents…): never without a
+# folder of the plan, where every user of the collectivité would read them (see ged_folder).
+GED_KINDS = ("actes", "helios", "signature")
+
+
+def _with_ged_folder(kind: str, connector: Connector, metadata: dict[str, Any]) -> dict[str, Any]:
+    """The metadata with their ``ged_folder`` checked and normalised (or left out when blank).
+
+    :raises InvalidInput: a ``ged_folder`` that is not a path or an id, or given to a kind that files nothing;
+        a kind that files in the GED with no folder named, neither by the metadata nor by the connector.
+    """
+    chosen = ged_folder_reference(metadata.get("ged_folder"))
+    if chosen is not None and kind not in GED_KINDS:
+        raise InvalidInput(
+            message("le flux « %(kind)s » ne classe rien dans la GED : ged_folder est sans objet", kind=kind)
+        )
+    if kind in GED_KINDS and chosen is None:
+        ged_folder(connector)  # refused now rather than once the platform has answered
+    without = {key: item for key, item in metadata.items() if key != "ged_folder"}
+    return without | ({"ged_folder": chosen} if chosen is not None else {})
+
+
+GED_FOLDER_MAX_LENGTH = 1000  # as a connector's (interop.schemas.GED_FOLDER_FIELD) and a sous-type's
+
+
+def ged_folder_reference(value: Any) -> str | None:
+    """A folder of the GED's plan named in a flow's metadata, as in a connector's settings: its path of names
+    (slashes at the ends ignored) or its id; None when blank. Its existence is the GED's to check, when it files.
+
+    :raises InvalidInput: not a text, more than 1,000 characters, a control character.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value.strip(" /")) > GED_FOLDER_MAX_LENGTH:
+        raise InvalidInput(
+            message(
+                "ged_folder : chemin d'un dossier du plan de classement de la GED (ex. Actes/2026, %(max_length)s "
+                "caractères au plus) ou son identifiant attendu",
+                max_length=GED_FOLDER_MAX_LENGTH,
+            )
+        )
+    check_text(value, "ged_folder", required=False)
+    return value.strip(" /") or None
+
+
+def ged_folder(connector: Connector) -> str:
+    """The folder of the GED's plan where the connector's flows file what they bring back (its ``ged_folder``).
+
+    :raises InvalidInput: none set, with what to do.
+    """
+    reference = str(connector.config.get("ged_folder") or "").strip()
+    if not reference:
+        raise InvalidInput(
+            message(
+                "le connecteur « %(name)s » ne désigne aucun dossier de la GED où classer les documents de ses flux : "
+                "un administrateur doit renseigner « ged_folder » dans sa configuration (chemin dans le plan de "
+                "classement, ex. Actes/2026, ou identifiant du dossier)",
+                name=connector.name,
+            )
+        )
+    return reference
+
+
+def _filing_folder(flow: Flow, connector: Connector) -> tuple[str, str | None]:
+    """Where the GED files the flow's documents, and who chose it: the folder its creator named in its metadata
+    (the GED then files only if they may write there), else the connector's, set by an administrator (None).
+
+    :raises InvalidInput: neither names one (see :func:`ged_folder`).
+    """
+    chosen = flow.flow_metadata.get("ged_folder")
+    if chosen:
+        # Never unchecked: a flow no user started (none today) names its actor, a user the GED does not know.
+        return str(chosen), _creator(flow) or flow.created_by
+    return ged_folder(connector), None
 
 
 def _checked_document(session: Session, tenant_id: str, document: dict[str, Any]) -> dict[str, Any]:
@@ -731,8 +813,21 @@ def fail_from_job(tenant_id: str, flow_id: str, reason: str) -> None:
     with transaction() as session:
         query = select(Flow).where(Flow.id == flow_id, Flow.tenant_id == tenant_id).with_for_update()
         flow = session.execute(query).scalar_one_or_none()
-        if flow is None:  # a PES Retour's GED job (« flow_id »: its connector): left unread on S²LOW, kept in view
+        if flow is None:  # a PES Retour's or a letter's GED job (« flow_id »: its connector): left unread on S²LOW
             log.warning("GED job of %s failed for good: %s", flow_id, reason)
+            connector = session.execute(
+                select(Connector.id).where(Connector.tenant_id == tenant_id, Connector.id == flow_id)
+            ).scalar_one_or_none()
+            if connector is not None:  # in the audit log too, where an administrator finds it (folder missing…)
+                audit.record(
+                    session,
+                    tenant_id=tenant_id,
+                    actor="service:interop",
+                    action="interop.ged_filing.failed",
+                    object_type="connector",
+                    object_id=connector,
+                    details={"reason": reason[:500]},
+                )
             return
         if flow.status not in ("done", "error"):
             _fail(session, flow, reason)
@@ -1060,6 +1155,7 @@ def _note_prefecture_classification(session: Session, flow: Flow, connector: Con
 def _file_in_ged(session: Session, flow: Flow, connector: Connector) -> Outcome:
     """Ask the GED to store what the platform sent back (one message per document; the GED answers each)."""
     what = _ged_documents(flow)
+    folder, chooser = _filing_folder(flow, connector)
     for name in flow.data.get("ged_expected") or []:
         key, filename, title, media_type = what[name]
         enqueue(
@@ -1075,6 +1171,8 @@ def _file_in_ged(session: Session, flow: Flow, connector: Connector) -> Outcome:
             media_type=media_type,
             title=title,
             document_type=flow.kind,
+            ged_folder=folder,
+            username=chooser,
         )
     return Pause("documents confiés à la GED")
 
@@ -1313,6 +1411,7 @@ def request_pes_retours(session: Session, principal: Principal, connector_name: 
         raise InvalidInput(
             message("« %(connector_name)s » n'est pas un tiers de télétransmission", connector_name=connector_name)
         )
+    ged_folder(connector)  # the collection would refuse: said now
     job = enqueue(
         session, messages.INTEROP_COLLECT_PES_RETOURS, tenant_id=principal.tenant_id, connector=connector_name
     )
@@ -1343,6 +1442,7 @@ def collect_pes_retours(session: Session, tenant_id: str, connector_name: str) -
         raise InvalidInput(
             message("« %(connector_name)s » n'est pas un tiers de télétransmission", connector_name=connector_name)
         )
+    folder = ged_folder(connector)  # nothing read from S²LOW that could not be filed
     session.commit()  # no transaction held while S²LOW answers
     tdt, counts = s2low(connector), {"asked": 0, "marked": 0}
     for retour in tdt.pes_retours():
@@ -1370,6 +1470,8 @@ def collect_pes_retours(session: Session, tenant_id: str, connector_name: str) -
             media_type="application/xml",
             title=f"PES Retour — {filename}",
             document_type="helios",
+            ged_folder=folder,
+            username=None,  # the connector's folder, chosen by an administrator
         )
         session.commit()
         counts["asked"] += 1
@@ -1705,6 +1807,7 @@ def fetch_prefecture_letter(
         )
     if not DIGITS_ID.fullmatch(letter_id):  # not isdigit(): « ² » or « ٣ » are digits to it, not to S²LOW
         raise InvalidInput(message("identifiant de courrier invalide : chiffres attendus"))
+    folder = ged_folder(connector)  # refused before the letter is fetched: it could not be filed
     session.commit()  # no transaction held while S²LOW answers
     tdt = s2low(connector)
     files = actes.read_package(tdt.prefecture_document(letter_id))
@@ -1733,6 +1836,8 @@ def fetch_prefecture_letter(
             media_type=media_type,
             title=f"{kind} — acte {described['act_id'] or '?'}"[:500],
             document_type="actes",
+            ged_folder=folder,
+            username=None,  # the connector's folder, chosen by an administrator
         )
         out.append(
             {

@@ -16,6 +16,8 @@ from interop.connectors.transport import forbidden_address
 from interop.models import Connector, Delivery
 from interop.retry import DEFAULT_POLICY, parse_policy
 from socle.errors import InvalidInput
+from socle.jsonvalues import JsonObject
+from socle.text import BlankableLine, Line, Note, text_fault
 
 # Configuration fields that are secrets: encrypted at rest (socle.secrets), never returned by the API.
 SECRET_FIELDS = ("client_key", "password", "token", "signing_secret")
@@ -57,9 +59,34 @@ SEND_RETRY_FIELD: Any = Field(
 )
 
 
+# For the connectors whose flows file what they bring back in the GED (TdT, parapheur): the folder of the plan.
+GED_FOLDER_FIELD: Any = Field(
+    None,
+    max_length=1000,
+    description="Dossier du plan de classement de la GED où classer ce que rapportent les flux de ce connecteur : "
+    "son chemin (« Actes/2026 ») ou son identifiant ; ses droits disent qui le lit. Vide : rien n'est classé, "
+    "les flux qui classent sont refusés",
+    exclude_if=lambda value: value is None,  # not stored when absent, like the retry policies
+)
+
+
+def _valid_ged_folder(value: str | None) -> str | None:
+    """A folder of the GED's plan: its path of names from the top (slashes at the ends ignored) or its id; None
+    when blank. Only its form is checked: the folder lives in the GED, which interop cannot ask while an
+    administrator saves; the GED resolves it when it files (ged.plan.folder_at) and refuses one it lacks."""
+    if value is None:
+        return None
+    fault = text_fault(value, required=False)
+    if fault is not None:
+        raise ValueError(fault)
+    return value.strip(" /") or None
+
+
 class DepotConfig(LayoutFields, DeliveryRetry):
     kind: Literal["depot"] = Field("depot", exclude=True)
-    path: str = Field("", max_length=500, description="Sous-dossier du dépôt, relatif au dossier de la collectivité")
+    path: BlankableLine = Field(
+        "", max_length=500, description="Sous-dossier du dépôt, relatif au dossier de la collectivité"
+    )
 
 
 def _platform_url(value: str) -> str:
@@ -88,10 +115,10 @@ def _reachable_host(host: str) -> str:
 class SaeConfig(BaseModel):
     """What both SAE connectors need: where, how to trust it, how long to wait, how often to ask again."""
 
-    url: Annotated[str, AfterValidator(_platform_url)] = Field(
+    url: Annotated[Line, AfterValidator(_platform_url)] = Field(
         max_length=500, pattern=r"^https?://[^\s]+$", description="Adresse de base de la plateforme"
     )
-    ca_file: str | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
+    ca_file: BlankableLine | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
     client_certificate: str | None = Field(None, max_length=20_000, description="Certificat client TLS (PEM)")
     client_key: str | None = Field(None, max_length=20_000, description="Clé privée du certificat client (secret)")
     timeout: float = Field(60, gt=0, le=600, description="Délai d'attente d'une réponse, en secondes")
@@ -106,17 +133,19 @@ class SaeConfig(BaseModel):
 class VitamConfig(SaeConfig):
     kind: Literal["vitam"] = Field("vitam", exclude=True)
     tenant: int = Field(ge=0, description="Tenant Vitam (X-Tenant-Id)")
-    context_id: str = Field("DEFAULT_WORKFLOW", max_length=100, description="Contexte d'entrée (X-Context-Id)")
+    context_id: BlankableLine = Field(
+        "DEFAULT_WORKFLOW", max_length=100, description="Contexte d'entrée (X-Context-Id)"
+    )
     action: Literal["RESUME", "NEXT"] = "RESUME"
-    application_id: str | None = Field(None, max_length=100, description="X-Application-Id (facultatif)")
+    application_id: BlankableLine | None = Field(None, max_length=100, description="X-Application-Id (facultatif)")
 
 
 class AsalaeConfig(SaeConfig):
     kind: Literal["asalae"] = Field("asalae", exclude=True)
-    organization: str | None = Field(
+    organization: BlankableLine | None = Field(
         None, max_length=200, description="Identifiant du service versant chez As@lae (défaut : celui du bordereau)"
     )
-    username: str | None = Field(None, max_length=200, description="Utilisateur (authentification basique)")
+    username: BlankableLine | None = Field(None, max_length=200, description="Utilisateur (authentification basique)")
     password: str | None = Field(None, max_length=500, description="Mot de passe (secret)")
     token: str | None = Field(None, max_length=2000, description="Jeton d'accès (secret), à la place du mot de passe")
     chunk_size: int = Field(
@@ -162,7 +191,7 @@ def _matching(pattern: str, message: str) -> AfterValidator:
 
 
 UrlText = Annotated[
-    str,
+    Line,  # a control character (NUL…) is no whitespace: « [^\s] » lets it through
     Field(max_length=500),
     _matching(r"https?://[^\s]+", "adresse invalide : attendu « https://… » (ou http://)"),
     AfterValidator(_platform_url),
@@ -177,11 +206,11 @@ class SftpConfig(LayoutFields, DeliveryRetry):
         AfterValidator(_reachable_host),
     ] = Field(min_length=1, max_length=253, description="Serveur SFTP")
     port: int = Field(22, ge=1, le=65535)
-    username: str = Field(min_length=1, max_length=200, description="Utilisateur")
+    username: Line = Field(min_length=1, max_length=200, description="Utilisateur")
     password: str | None = Field(None, max_length=500, description="Mot de passe (secret)")
     client_key: str | None = Field(None, max_length=20_000, description="Clé privée OpenSSH (secret), sans phrase")
     host_key: str = Field(max_length=20_000, description="Clé publique du serveur (« ssh-ed25519 AAAA… »)")
-    path: str = Field(".", min_length=1, max_length=500, description="Dossier distant")
+    path: Line = Field(".", min_length=1, max_length=500, description="Dossier distant")
     timeout: float = Field(30, gt=0, le=600, description="Délai d'attente, en secondes")
 
     @field_validator("host_key")
@@ -212,19 +241,19 @@ class SftpConfig(LayoutFields, DeliveryRetry):
 class WebdavConfig(LayoutFields, DeliveryRetry):
     kind: Literal["webdav"] = Field("webdav", exclude=True)
     url: UrlText = Field(description="Adresse de la collection de dépôt")
-    username: str | None = Field(None, max_length=200, description="Utilisateur (authentification basique)")
+    username: BlankableLine | None = Field(None, max_length=200, description="Utilisateur (authentification basique)")
     password: str | None = Field(None, max_length=500, description="Mot de passe (secret)")
-    ca_file: str | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
+    ca_file: BlankableLine | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
     timeout: float = Field(60, gt=0, le=600, description="Délai d'attente, en secondes")
 
 
 class MailConfig(DeliveryRetry):
     kind: Literal["mail"] = Field("mail", exclude=True)
-    to: list[str] = Field(min_length=1, max_length=50, description="Destinataires")
+    to: list[Line] = Field(min_length=1, max_length=50, description="Destinataires")
     subject: Annotated[str, _matching(r"[^\r\n]*", "l'objet d'un courriel ne peut pas contenir de saut de ligne")] = (
         Field("Document transmis : $filename", min_length=1, max_length=300, description="Objet ($filename…)")
     )
-    body: str | None = Field(None, max_length=20_000, description="Texte du message ($filename, $link…)")
+    body: Note | None = Field(None, max_length=20_000, description="Texte du message ($filename, $link…)")
     mode: Literal["attachment", "link"] = Field("attachment", description="Le document en pièce jointe, ou un lien")
     link_url: UrlText | None = Field(None, description="Adresse du document pour le mode lien ($sha256, $filename)")
     max_attachment_mb: float = Field(10, gt=0, le=50, description="Taille maximale d'une pièce jointe, en Mo")
@@ -259,7 +288,7 @@ class WebhookConfig(DeliveryRetry):
         Field("document.delivered", max_length=100, description="Type d'événement")
     )
     link_url: UrlText | None = Field(None, description="Adresse du document ($sha256…)")
-    ca_file: str | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
+    ca_file: BlankableLine | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
     timeout: float = Field(15, gt=0, le=120, description="Délai d'attente, en secondes")
 
     _link = field_validator("link_url")(_template_names(TEMPLATE_NAMES - {"link"}))
@@ -268,18 +297,20 @@ class WebhookConfig(DeliveryRetry):
 class CmisConfig(DeliveryRetry):
     kind: Literal["cmis"] = Field("cmis", exclude=True)
     url: UrlText = Field(description="Point d'accès CMIS Browser Binding (…/browser)")
-    repository_id: str | None = Field(None, max_length=200, description="Dépôt CMIS (défaut : le premier annoncé)")
-    folder: str = Field("/", max_length=500, description="Dossier de destination (« /Actes/2026 »)")
+    repository_id: BlankableLine | None = Field(
+        None, max_length=200, description="Dépôt CMIS (défaut : le premier annoncé)"
+    )
+    folder: BlankableLine = Field("/", max_length=500, description="Dossier de destination (« /Actes/2026 »)")
     create_folders: bool = Field(True, description="Créer les dossiers manquants")
-    object_type: str = Field("cmis:document", max_length=200, description="Type CMIS des documents créés")
+    object_type: BlankableLine = Field("cmis:document", max_length=200, description="Type CMIS des documents créés")
     checksum_property: Annotated[str, _matching(r"[A-Za-z][\w:.-]*", "nom de propriété CMIS invalide")] | None = Field(
         None,
         max_length=200,
         description="Propriété recevant « sha256:<empreinte> », cherchée avant tout envoi (ex. cmis:description)",
     )
-    username: str | None = Field(None, max_length=200, description="Utilisateur (authentification basique)")
+    username: BlankableLine | None = Field(None, max_length=200, description="Utilisateur (authentification basique)")
     password: str | None = Field(None, max_length=500, description="Mot de passe (secret)")
-    ca_file: str | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
+    ca_file: BlankableLine | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
     timeout: float = Field(60, gt=0, le=600, description="Délai d'attente, en secondes")
 
     @field_validator("folder")
@@ -294,17 +325,19 @@ class ParapheurConfig(BaseModel):
     kind: Literal["parapheur"] = Field("parapheur", exclude=True)
     url: UrlText = Field(description="Adresse de l'autre instance socle")
     token: str = Field(min_length=1, max_length=2000, description="Jeton d'accès à son API (secret)")
-    subtype_id: str = Field(min_length=1, max_length=36, description="Sous-type du circuit de signature")
-    title: str = Field("$filename", min_length=1, max_length=500, description="Titre du dossier créé ($filename…)")
+    subtype_id: Line = Field(min_length=1, max_length=36, description="Sous-type du circuit de signature")
+    title: Line = Field("$filename", min_length=1, max_length=500, description="Titre du dossier créé ($filename…)")
     send: bool = Field(True, description="Envoyer le dossier dans le circuit dès sa création")
-    ca_file: str | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
+    ca_file: BlankableLine | None = Field(None, max_length=500, description="Fichier des autorités de confiance (PEM)")
     timeout: float = Field(60, gt=0, le=600, description="Délai d'attente, en secondes")
     retry_policy: str = Field(
         DEFAULT_POLICY, max_length=500, description="Relances du suivi du dossier : « 10 X 3 » puis « 60 X 24 »"
     )
     send_retry_policy: str | None = SEND_RETRY_FIELD
+    ged_folder: str | None = GED_FOLDER_FIELD
 
     _title = field_validator("title")(_template_names(TEMPLATE_NAMES - {"link"}))
+    _ged_folder = field_validator("ged_folder")(_valid_ged_folder)
 
     _policy = field_validator("retry_policy", "send_retry_policy")(_valid_policy)
 
@@ -313,7 +346,7 @@ class S2lowConfig(SaeConfig):
     """A S²LOW account (TdT): certificate, optional basic auth, and how the prefecture knows the collectivité."""
 
     kind: Literal["s2low"] = Field("s2low", exclude=True)
-    username: str | None = Field(None, max_length=200, description="Utilisateur (authentification basique)")
+    username: BlankableLine | None = Field(None, max_length=200, description="Utilisateur (authentification basique)")
     password: str | None = Field(None, max_length=500, description="Mot de passe (secret)")
     siren: str | None = Field(None, pattern=r"^[0-9]{9}$", description="SIREN (défaut : celui de la collectivité)")
     department: str = Field(pattern=r"^[09][0-9][AB0-9]$", description="Département, 3 caractères (037, 02A)")
@@ -330,6 +363,9 @@ class S2lowConfig(SaeConfig):
         pattern=r"^[A-Za-z0-9]{3}$",
         description="Trigramme d'application de la plateforme S²LOW (nom des archives)",
     )
+    ged_folder: str | None = GED_FOLDER_FIELD
+
+    _ged_folder = field_validator("ged_folder")(_valid_ged_folder)
 
     @field_validator("return_emails")
     @classmethod
@@ -496,10 +532,11 @@ class FlowIn(BaseModel):
         min_length=1, max_length=100, description="Connecteur (S²LOW pour actes et helios, parapheur pour signature)"
     )
     documents: list[FlowDocumentIn] = Field(min_length=1, max_length=100, description="Acte puis annexes, ou PES")
-    metadata: dict[str, Any] = Field(
+    metadata: JsonObject = Field(
         default_factory=dict,
         description="actes : numero, date (AAAA-MM-JJ), nature (1 à 6), matiere (« 1.2 »), objet ; actes et helios : "
-        'signature {"connector"} (passage au parapheur d\'abord)',
+        'signature {"connector"} (passage au parapheur d\'abord) ; actes, helios et signature : ged_folder (dossier '
+        "de la GED où classer ce que rapporte le flux, à la place de celui du connecteur : il faut pouvoir y écrire)",
     )
 
 

@@ -68,7 +68,8 @@ def validate_template(raw: Any, position: int) -> dict[str, Any]:
             message("%(label)s : champ(s) inconnu(s) : %(unknown)s", label=label, unknown=", ".join(unknown))
         )
     kind = raw.get("kind")
-    if kind not in STEP_KINDS:
+    # Each value's type before it is used: a list is unhashable (``in`` a dict), an object would be kept as is.
+    if not isinstance(kind, str) or kind not in STEP_KINDS:
         raise InvalidInput(
             message(
                 "%(label)s : type d'étape inconnu (%(kind)s) ; attendu : %(step_kinds)s",
@@ -77,11 +78,12 @@ def validate_template(raw: Any, position: int) -> dict[str, Any]:
                 step_kinds=", ".join(STEP_KINDS),
             )
         )
-    desk_ids = _string_list(raw.get("desk_ids") or [], message("%(label)s : desk_ids", label=label))
+    desk_ids = _string_list(_absent_as_empty(raw.get("desk_ids")), message("%(label)s : desk_ids", label=label))
     if len(set(desk_ids)) != len(desk_ids):
         raise InvalidInput(message("%(label)s : un même bureau est cité deux fois", label=label))
-    mode = raw.get("mode") or "all"
-    if mode not in MODES:
+    mode = raw.get("mode")
+    mode = "all" if mode is None or mode == "" else mode
+    if not isinstance(mode, str) or mode not in MODES:
         raise InvalidInput(
             message("%(label)s : mode inconnu (%(mode)s) ; attendu : all, any ou quorum", label=label, mode=repr(mode))
         )
@@ -101,7 +103,7 @@ def validate_template(raw: Any, position: int) -> dict[str, Any]:
             raise InvalidInput(message("%(label)s : au moins un bureau est requis", label=label))
         quorum = _quorum(mode, quorum, len(desk_ids), label)
     mandatory = _string_list(
-        raw.get("mandatory_metadata") or [], message("%(label)s : mandatory_metadata", label=label)
+        _absent_as_empty(raw.get("mandatory_metadata")), message("%(label)s : mandatory_metadata", label=label)
     )
     return {"kind": kind, "desk_ids": desk_ids, "mode": mode, "quorum": quorum, "mandatory_metadata": mandatory}
 
@@ -149,6 +151,11 @@ def _quorum(mode: str, quorum: Any, desks: int, label: str) -> int | None:
             )
         )
     return quorum
+
+
+def _absent_as_empty(value: Any) -> Any:
+    """An absent or null list is empty; any other value is kept, to be checked (``false`` or ``0`` is no list)."""
+    return [] if value is None else value
 
 
 def _string_list(value: Any, label: str) -> list[str]:

@@ -42,6 +42,7 @@ from socle.auth import Principal, Role
 from socle.dates import french_date, french_today
 from socle.db import utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError, message
+from socle.jsonvalues import check_json
 from socle.queue import enqueue
 from socle.settings import get_settings
 from socle.storage import StoredObject, get_store
@@ -124,28 +125,15 @@ def check_spec(session: Session, principal: Principal, spec: FolderSpec) -> Subt
 
 
 def check_metadata(values: Any) -> None:
-    """Metadata as JSON: an object whose names are one line and whose texts hold no control character.
+    """Metadata as JSON: an object whose names are one line and whose texts hold no control character, within
+    the bounds of a free JSON value (socle.jsonvalues: depth, size, finite numbers).
 
-    A NUL is refused by PostgreSQL; other controls and bidi overrides would break the stamp, mails and exports.
-    Raises InvalidInput naming the field.
+    A NUL is refused by PostgreSQL; other controls and bidi overrides would break the stamp, mails and exports; a
+    value too deep for an answer would make the folder unreadable once stored. Raises InvalidInput naming the field.
     """
     if not isinstance(values, dict):
         raise InvalidInput(message("les métadonnées sont un objet JSON"))
-    for name, value in values.items():
-        check_text(str(name), message("nom de métadonnée"))
-        _check_json_texts(value, message("métadonnée « %(name)s »", name=name))
-
-
-def _check_json_texts(value: Any, field: str) -> None:
-    if isinstance(value, str):
-        check_text(value, field, multiline=True, required=False)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            check_text(str(key), field)
-            _check_json_texts(item, field)
-    elif isinstance(value, list):
-        for item in value:
-            _check_json_texts(item, field)
+    check_json(values, message("métadonnées"))
 
 
 def check_comment(comment: str | None, field: str | None = None) -> None:
@@ -576,7 +564,10 @@ def set_metadata(session: Session, principal: Principal, folder_id: str, values:
             folder_status=folder.status,
         )
     merged = {**(folder.field_values or {}), **values}
-    folder.field_values = {name: value for name, value in merged.items() if value is not None}
+    # Each call is bounded, and so is their sum: the folder's metadata as a whole.
+    folder.field_values = check_json(
+        {name: value for name, value in merged.items() if value is not None}, message("métadonnées")
+    )
     folder.updated_at = utcnow()
     _event(session, folder, _user(principal), "metadata_updated", None, {"fields": sorted(values)})
     _audit(session, folder, principal.actor, "parapheur.folder.metadata_updated", fields=sorted(values))

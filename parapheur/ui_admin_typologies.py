@@ -26,7 +26,7 @@ from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, require_role
 
 router = APIRouter(include_in_schema=False)
 
-_STEP_FIELD = re.compile(r"^steps-(\d+)-kind$")
+_STEP_FIELD = re.compile(r"^steps-([0-9]{1,6})-kind$")  # not \d+: int() refuses 4,300 digits (a 500)
 _STEP_NUMBER = re.compile(r"^étape (\d+)")
 MAX_FORM_STEPS = circuits.MAX_STEPS + 1
 

@@ -96,9 +96,24 @@ GED_TRANSFER_ENDED = Message(
 )
 GED_STORE_FLOW_DOCUMENT = Message(
     "ged.jobs.store_flow_document",
-    ("tenant_id", "flow_id", "name", "object_key", "size", "filename", "media_type", "title", "document_type"),
-    "Un flux d'interopérabilité rapporte un document (ARActe, PES Acquit, PES Retour) : la GED l'enregistre comme "
-    "nouveau document, une seule fois, et répond par INTEROP_FLOW_DOCUMENT_STORED.",
+    (
+        "tenant_id",
+        "flow_id",
+        "name",
+        "object_key",
+        "size",
+        "filename",
+        "media_type",
+        "title",
+        "document_type",
+        "ged_folder",
+        "username",
+    ),
+    "Un flux d'interopérabilité rapporte un document (ARActe, PES Acquit, PES Retour, document signé, courrier de "
+    "la préfecture…) : la GED l'enregistre comme nouveau document, une seule fois, dans le dossier du plan que "
+    "nomme « ged_folder » (chemin ou identifiant : celui du connecteur, choisi par un administrateur, ou celui que "
+    "le créateur du flux a désigné, « username », qui doit alors pouvoir y écrire ; null : aucun, classement "
+    "refusé), et répond par INTEROP_FLOW_DOCUMENT_STORED. Jamais hors du plan de classement.",
     on_failure="interop.jobs.flow_failed",
 )
 GED_PURGE_TRASH = Message(
@@ -106,6 +121,12 @@ GED_PURGE_TRASH = Message(
     ("tenant_id",),
     "Purger la corbeille de la GED d'une collectivité : supprimer les documents dont le délai de restauration "
     "est passé, sauf ceux qui sont gelés ou encore sous leur DUA.",
+)
+GED_PURGE_UPLOADS = Message(
+    "ged.jobs.purge_uploads",
+    (),
+    "Nettoyer les envois reprenables expirés de toutes les collectivités : les marquer expirés et effacer leurs "
+    "fichiers de réception (sous SOCLE_DATA_DIR/uploads, que le worker doit voir comme l'API).",
 )
 # GED, jobs of its own (renditions of a new content version, see ged/renditions.py)
 GED_EXTRACT_TEXT = Message(
@@ -295,6 +316,13 @@ INTEROP_COLLECT_PES_RETOURS = Message(
     "Relever les PES Retour non lus d'un connecteur TdT (S²LOW) : chacun est confié à la GED une seule fois "
     "(GED_STORE_FLOW_DOCUMENT, « name » : retour:<id>, « flow_id » : l'identifiant du connecteur) et marqué lu "
     "chez S²LOW quand la GED a répondu par INTEROP_FLOW_DOCUMENT_STORED.",
+)
+INTEROP_COLLECT_ALL_PES_RETOURS = Message(
+    "interop.jobs.collect_all_pes_retours",
+    ("period",),
+    "Demander la relève des PES Retour de chaque connecteur TdT (S²LOW) actif de chaque collectivité : une tâche "
+    "INTEROP_COLLECT_PES_RETOURS par connecteur, une seule fois par « period » (l'échéance qui la demande, "
+    "ex. 2026-12-01T09:00Z).",
 )
 INTEROP_FLOW_FAILED = Message(
     "interop.jobs.flow_failed",

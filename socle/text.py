@@ -1,8 +1,9 @@
 """User text checked at the input boundary: characters a database, a header or a reader would trip on.
 
 PostgreSQL refuses NUL in any text (500 on write, and on every later query reading a JSON value holding it);
-other controls break headers, logs and exports; bidi overrides make « facture\u202efdp.exe » read as a PDF.
-Such text is refused with a message naming the field, never cleaned silently.
+other controls break headers, logs and exports; bidi overrides make « facture\u202efdp.exe » read as a PDF; a lone
+surrogate (U+D800–U+DFFF, which JSON can write as ``"\\ud800"``) is no character at all: no UTF-8 encoder, hence no
+database driver, takes it. Such text is refused with a message naming the field, never cleaned silently.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from pydantic import AfterValidator
 
 from socle.errors import InvalidInput, Message, message
 
-# C0 controls but tab, line feed and carriage return; DEL; C1 controls; bidi embeddings, overrides, isolates.
-_FORBIDDEN = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+# C0 controls but tab, line feed and carriage return; DEL; C1 controls; bidi embeddings, overrides, isolates;
+# surrogates, which a str only holds alone (a pair read from JSON is one character beyond U+FFFF).
+_FORBIDDEN = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
 _MULTI_LINE = re.compile(f"[{_FORBIDDEN}]")
 _SINGLE_LINE = re.compile(f"[{_FORBIDDEN}\t\n\r]")
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def text_fault(value: str, *, multiline: bool = False, required: bool = True) -> Message | None:
@@ -32,10 +35,20 @@ def text_fault(value: str, *, multiline: bool = False, required: bool = True) ->
         code = f"U+{ord(found.group()):04X}"
         if _BIDI.match(found.group()):
             return message("caractère de contrôle de direction du texte interdit (%(code)s)", code=code)
+        if _SURROGATE.match(found.group()):
+            return surrogate_fault(found.group())
         return message("caractère de contrôle interdit (%(code)s)", code=code)
     if required and not value.strip():
         return message("ne peut pas être vide ni ne contenir que des espaces")
     return None
+
+
+def surrogate_fault(char: str) -> Message:
+    """The reason a lone surrogate ``char`` is refused."""
+    return message(
+        "caractère invalide (%(code)s) : moitié isolée d'une paire de substitution UTF-16",
+        code=f"U+{ord(char):04X}",
+    )
 
 
 def check_text(value: str, field: str, *, multiline: bool = False, required: bool = True) -> str:

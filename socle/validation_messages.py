@@ -19,6 +19,10 @@ _BOOLEAN = "booléen attendu (true ou false)"
 _OBJECT = "objet JSON attendu"
 _UUID = "identifiant UUID attendu"
 _URL = "adresse web invalide"
+_TIME = "heure attendue au format HH:MM ou HH:MM:SS"
+_DURATION = "durée attendue au format ISO 8601 (P3D, PT2H…) ou en secondes"
+_LIST = "liste attendue"
+_VARIANT = "variante non prévue : la valeur du champ qui la choisit est inconnue"
 # FastAPI's check of a file part, a ValueError in English: a part sent without a file name is read as text.
 _FILE = "fichier attendu (partie de formulaire avec un nom de fichier)"
 
@@ -29,8 +33,12 @@ _TEMPLATES = {
     "string_too_short": "au moins {min_length} caractère(s)",
     "string_too_long": "au plus {max_length} caractère(s)",
     "string_pattern_mismatch": "forme refusée (motif attendu : {pattern})",
+    # A str holding a lone surrogate (JSON's "\ud800"), or bytes that are not UTF-8.
+    "string_unicode": "texte invalide : caractère Unicode isolé ou illisible",
+    "string_not_ascii": "texte en caractères ASCII attendu",
     "int_type": _INTEGER,
     "int_parsing": _INTEGER,
+    "int_parsing_size": "nombre entier trop long",  # Pydantic stops at 4 300 digits, as Python does
     "int_from_float": "nombre entier attendu, sans décimales",
     "float_type": _NUMBER,
     "float_parsing": _NUMBER,
@@ -46,10 +54,18 @@ _TEMPLATES = {
     "multiple_of": "doit être un multiple de {multiple_of}",
     "literal_error": "valeur attendue : {expected}",
     "enum": "valeur attendue : {expected}",
-    "list_type": "liste attendue",
+    "list_type": _LIST,
+    "tuple_type": _LIST,
+    "set_type": _LIST,
+    "frozen_set_type": _LIST,
+    "iterable_type": _LIST,
+    "none_required": "null attendu",
+    "union_tag_invalid": _VARIANT,
+    "union_tag_not_found": "variante non indiquée : le champ qui la choisit manque",
     "too_short": "au moins {min_length} élément(s)",
     "too_long": "au plus {max_length} élément(s)",
     "dict_type": _OBJECT,
+    "mapping_type": _OBJECT,
     "model_type": _OBJECT,
     "model_attributes_type": _OBJECT,
     "date_type": _DATE,
@@ -59,11 +75,28 @@ _TEMPLATES = {
     "datetime_type": _DATETIME,
     "datetime_parsing": _DATETIME,
     "datetime_from_date_parsing": _DATETIME,
+    "datetime_object_invalid": "date et heure invalides",
+    "date_past": "date passée attendue",
+    "date_future": "date future attendue",
+    "datetime_past": "instant passé attendu",
+    "datetime_future": "instant futur attendu",
+    "timezone_aware": "date et heure avec fuseau horaire attendues (2026-03-31T09:00:00+02:00, ou Z pour UTC)",
+    "timezone_naive": "date et heure sans fuseau horaire attendues",
+    "time_type": _TIME,
+    "time_parsing": _TIME,
+    "time_delta_type": _DURATION,
+    "time_delta_parsing": _DURATION,
+    "decimal_max_digits": "trop de chiffres",
+    "decimal_max_places": "trop de décimales",
+    "decimal_whole_digits": "trop de chiffres avant la virgule",
     "uuid_type": _UUID,
     "uuid_parsing": _UUID,
     "url_type": _URL,
     "url_parsing": _URL,
     "url_scheme": "adresse web refusée (schéma attendu : {expected_schemes})",
+    "url_syntax_violation": _URL,
+    "url_too_long": "adresse web trop longue",
+    "uuid_version": "identifiant UUID attendu (version non acceptée)",
     # Only for an error built without its document (see json_message): the reason told in French, no position.
     "json_invalid": "JSON illisible",
     "json_type": "JSON attendu",

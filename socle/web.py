@@ -3,6 +3,7 @@ and readiness."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -24,6 +25,7 @@ from socle.db import is_unique_violation, new_session
 from socle.errors import Conflict, Forbidden, InvalidInput, PayloadTooLarge, SocleError, message
 from socle.files import display_name
 from socle.settings import get_settings
+from socle.text import surrogate_fault
 from socle.validation_messages import french_message, json_message
 
 log = logging.getLogger("socle.web")
@@ -101,9 +103,19 @@ def http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+def _log_unexpected(method: str, path: str, exc: BaseException) -> None:
+    """Log an unexpected error with its trace, once: every layer it goes through may be told of it (a service's
+    app, the whole kit's around it, the last resort of each)."""
+    if getattr(exc, "_socle_logged", False):
+        return
+    log.error("unexpected error on %s %s", method, path, exc_info=exc)
+    with contextlib.suppress(AttributeError, TypeError):  # a type without attributes of its own: logged again
+        exc._socle_logged = True  # type: ignore[attr-defined]
+
+
 def _unexpected_error(request: Request, exc: Exception) -> Response:
     # The trace goes to the log only: a client never sees the inside of the kit.
-    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    _log_unexpected(request.method, request.url.path, exc)
     response = problem_response(
         500, "Erreur interne", "une erreur inattendue s'est produite ; elle est journalisée", "internal"
     )
@@ -134,12 +146,70 @@ def _integrity_error(request: Request, exc: Exception) -> Response:
     return _unexpected_error(request, exc) if conflict is None else _socle_error(request, conflict)
 
 
+def _unencodable_text(request: Request, exc: Exception) -> Response:
+    """The safety net behind JsonTextGuard and socle.text: a lone surrogate that reached a database driver (no
+    UTF-8 encoder takes it) came from the request, never from the kit: 422, not 500. The unit of work is rolled
+    back by the session's closing before a handler runs: nothing is written. Any other encoding error is a bug."""
+    assert isinstance(exc, UnicodeEncodeError)
+    bad = exc.object[exc.start : exc.end] if isinstance(exc.object, str) else ""
+    if not bad or not all("\ud800" <= char <= "\udfff" for char in bad):
+        return _unexpected_error(request, exc)
+    log.warning("%s %s: a lone surrogate reached the database: %s", request.method, request.url.path, exc)
+    detail = message("texte reçu : %(fault)s", fault=surrogate_fault(bad[0]))
+    return problem_response(422, message("Données invalides"), detail, "invalid-input")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """Every error answered as problem+json, for ``app`` and what is mounted in it that raises through it.
+
+    Call it once the app's other middleware are added: its UnexpectedErrors wraps them all."""
     app.add_exception_handler(SocleError, _socle_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(UnicodeEncodeError, _unencodable_text)
+    # The last resort of Starlette, for an error in UnexpectedErrors itself: it answers 500 and raises again.
     app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(UnexpectedErrors)
+
+
+class UnexpectedErrors:
+    """Answer an unexpected error with a complete 500 problem, logged once, and stop it there.
+
+    Starlette's last resort (its ServerErrorMiddleware) sends the 500, then raises the error again for the server:
+    uvicorn logged it once more and closed the connection without saying so (no ``Connection: close``), and the
+    client's next request on it got no answer; a service mounted in the whole kit raised it through the kit's app,
+    which logged it once more. Here the error ends the request, the connection stays usable. An error once the
+    answer began and before its end (a download failing halfway) is raised again: the server must cut the
+    connection, or the client would take a truncated file for a whole one.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = complete = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started, complete
+            if message["type"] == "http.response.start":
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                complete = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except Exception as exc:
+            if not started:
+                await _unexpected_error(Request(scope), exc)(scope, receive, send)
+                return
+            _log_unexpected(scope["method"], scope["path"], exc)
+            if not complete:
+                raise
 
 
 def has_nul(scope: Any) -> bool:
@@ -290,7 +360,9 @@ class BodyLimit:
         headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
         limit, shown = self._limit(headers.get("content-type", ""))
         length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > limit:
+        # ASCII digits only (isdigit() takes « ² », which int() refuses); past 19 of them, beyond any limit (and
+        # int() refuses 4,300): refused unread, never converted.
+        if length.isascii() and length.isdigit() and (len(length) > 19 or int(length) > limit):
             await self._refuse(send, shown)
             return
         received, refused, started = 0, False, False
@@ -333,6 +405,97 @@ class BodyLimit:
         await send_problem(
             send, PayloadTooLarge(f"la requête dépasse la taille maximale de {limit} octets", max_size=limit)
         )
+
+
+# A JSON escape of a surrogate (U+D800–U+DFFF), either half of a pair: whether the body holds one alone is then
+# told by reading it.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def json_media_type(content_type: str) -> bool:
+    """Whether FastAPI reads a body of this type as JSON: none said, application/json or application/…+json."""
+    media = content_type.partition(";")[0].strip().lower()
+    return not media or media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def lone_surrogate(body: bytes) -> tuple[str, str] | None:
+    """Where a JSON ``body`` holds a lone surrogate (``"\\ud800"`` without its other half: JSON can write it,
+    no text holds it), as a field path (``body.name``, ``body.tags.0``) and the reason; None when it holds none
+    or cannot be read (the route then says why)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    stack: list[tuple[Any, str]] = [(document, "body")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if found := _SURROGATES.search(item):
+                return path, surrogate_fault(found.group())
+        elif isinstance(item, list):
+            stack.extend(reversed([(child, f"{path}.{index}") for index, child in enumerate(item)]))
+        elif isinstance(item, dict):
+            children = []
+            for name, child in item.items():
+                if found := _SURROGATES.search(name):
+                    return path, message("nom de champ : %(fault)s", fault=surrogate_fault(found.group()))
+                children.append((child, f"{path}.{name}"))
+            stack.extend(reversed(children))
+    return None
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+class JsonTextGuard:
+    """Refuse a JSON body holding a lone surrogate, before any route reads it (422 problem+json).
+
+    ``"\\ud800"`` is valid JSON, and Python reads it as a str holding U+D800, which no UTF-8 encoder takes: the
+    database driver raised a 500 on every route storing a text. Cheap: the body is only read again when its bytes
+    hold a surrogate's escape (``\\ud8``…``\\udf``, either case); a pair, an emoji written in ASCII, goes
+    through. Raw bytes cannot carry one (invalid UTF-8: the body is unreadable), nor can the query string, the
+    path or a form (Starlette decodes them with replacement characters).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        content_type = next((value for name, value in scope.get("headers", []) if name.lower() == b"content-type"), b"")
+        if scope["type"] != "http" or not json_media_type(content_type.decode("latin-1")):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []  # the app's own chunks, kept by reference (BodyLimit bounds them)
+        tail = b""  # the last bytes received: an escape may be cut between chunks, however small
+        suspect = refused = False
+
+        async def checking_receive() -> Message:
+            nonlocal tail, suspect, refused
+            event = await receive()
+            if event["type"] != "http.request" or refused:
+                return event
+            chunk = event.get("body", b"")
+            if not suspect:
+                suspect = bool(_SURROGATE_ESCAPE.search(chunk) or _SURROGATE_ESCAPE.search(tail + chunk[:3]))
+                tail = (tail + chunk[-3:])[-3:]
+            chunks.append(chunk)
+            if suspect and not event.get("more_body", False) and (found := lone_surrogate(b"".join(chunks))):
+                refused = True
+                field, fault = found
+                detail = message("%(field)s : %(fault)s", field=field, fault=fault)
+                await send_problem(send, InvalidInput(detail, errors=[{"field": field, "message": fault}]))
+                return {"type": "http.disconnect"}
+            return event
+
+        async def guarded_send(event: Message) -> None:
+            if not refused:  # the 422 is sent: whatever the app answers after the disconnection is dropped
+                await send(event)
+
+        try:
+            await self.app(scope, checking_receive, guarded_send)
+        except Exception:
+            if not refused:
+                raise
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -422,16 +585,83 @@ def health_router() -> APIRouter:
     return router
 
 
+# What every error answer holds (SocleError.problem, problem_response), for the OpenAPI documents.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "Erreur au format RFC 9457 (application/problem+json), expliquée en français dans detail",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {
+            "type": "string",
+            "description": "urn:socle:problem:<code>",
+            "examples": ["urn:socle:problem:not-found"],
+        },
+        "title": {"type": "string", "description": "Intitulé de l'erreur"},
+        "status": {"type": "integer", "description": "Statut HTTP"},
+        "detail": {"type": "string", "description": "Ce qui est refusé, et pourquoi"},
+        "errors": {
+            "type": "array",
+            "description": "422 : chaque champ fautif (chemin, message)",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+    "additionalProperties": True,  # a problem may carry its own figures (max_size, current, checks…)
+}
+_PROBLEM_CONTENT = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """Tell in an OpenAPI ``document`` how the kit answers errors: problem+json (PROBLEM_SCHEMA), as the 422 of
+    each operation (FastAPI writes application/json and its own schema, which no answer follows) and as its
+    default answer (401, 403, 404, 409, 413, 415, 503… which FastAPI does not list)."""
+    document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for operations in document.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method not in _HTTP_METHODS:
+                continue
+            responses = operation.setdefault("responses", {})
+            if "422" in responses:
+                responses["422"] = {"description": "Données invalides", "content": _PROBLEM_CONTENT}
+            responses.setdefault(
+                "default",
+                {
+                    "description": "Erreur (401, 403, 404, 409, 413, 415, 422, 503…) : RFC 9457",
+                    "content": _PROBLEM_CONTENT,
+                },
+            )
+    schemas = document["components"]["schemas"]
+    for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's, named by its 422 only: then unused
+        if name in schemas and f"#/components/schemas/{name}" not in json.dumps(document):
+            del schemas[name]
+    return document
+
+
+class ServiceApp(FastAPI):
+    """A service's FastAPI app: its OpenAPI document tells its errors as they are answered (document_problems)."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = document_problems(super().openapi())
+        return self.openapi_schema
+
+
 def create_service_app(name: str, title: str, description: str, routers: list[APIRouter]) -> FastAPI:
     """A service's app: its routers, registered explicitly, plus what every service has."""
     # No /docs nor /redoc: FastAPI serves them with scripts from a CDN, a third-party request; the
     # OpenAPI document (/openapi.json) is served and documented instead.
-    app = FastAPI(title=title, description=description, version="0.1.0", docs_url=None, redoc_url=None)
-    install_error_handlers(app)
+    app = ServiceApp(title=title, description=description, version="0.1.0", docs_url=None, redoc_url=None)
+    app.add_middleware(JsonTextGuard)
     app.add_middleware(BodyLimit)
     app.add_middleware(NulGuard)
     app.add_middleware(CrossSiteGuard)
-    app.add_middleware(ApiSecurityHeaders)  # the outermost: the guards' refusals carry the headers too
+    app.add_middleware(ApiSecurityHeaders)  # the guards' refusals carry the headers too
+    install_error_handlers(app)  # the outermost: an error anywhere is answered (with the headers) and stops there
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)

@@ -14,12 +14,16 @@ from typing import Any
 from interop.connectors.layout import RECEIPT_SUFFIX, Layout, LocalTarget, deposit, probe, safe_filename
 from socle.errors import InvalidInput, message
 from socle.storage import ObjectStore
+from socle.text import text_fault
 
 __all__ = ["RECEIPT_SUFFIX", "DepotConnector", "folder_for", "safe_filename"]
 
 
 def folder_for(root: Path, tenant_slug: str, relative: str) -> Path:
     """Each tenant deposits only below ``root/<tenant>/``: a configured path cannot climb out of it."""
+    fault = text_fault(relative, required=False)  # a NUL would stop the system's calls (ValueError), not refuse
+    if fault is not None:
+        raise InvalidInput(message("chemin du dépôt : %(fault)s", fault=fault))
     path = PurePosixPath(relative.strip() or ".")
     if path.is_absolute() or ".." in path.parts:
         raise InvalidInput(message("le chemin du dépôt doit être relatif, sans « .. »"))

@@ -263,7 +263,7 @@ def _receipt_from_xml(data: bytes) -> dict[str, Any] | None:
     except etree.XMLSyntaxError:
         return None
     receipt: dict[str, Any] = {etree.QName(child).localname: child.text or "" for child in root}
-    if "size" in receipt and str(receipt["size"]).isdigit():
+    if "size" in receipt and re.fullmatch(r"[0-9]{1,19}", str(receipt["size"])):  # not « ² », nor 4,300 digits
         receipt["size"] = int(receipt["size"])
     return receipt
 

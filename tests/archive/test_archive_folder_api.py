@@ -312,6 +312,29 @@ def test_tree_not_described_by_its_csv_is_refused_with_every_reason(kit: Kit) ->
     assert "oubli.txt" in failed["error"] and "vide.txt" in failed["error"]
 
 
+def test_errors_name_the_tree_as_sent_never_the_servers_work_folder(kit: Kit) -> None:
+    long_name = "n" * 5000 + ".txt"
+    long_shown = f"Conseil/{long_name}"[:200]  # from the tree's top as the zip has it, cut at 200 characters
+    only_group = '"1";"";"";"RecordGrp";"Conseil municipal 2026";;;;'
+    cases = [
+        (zipped({}), None, "Le dossier « Conseil 2026 » ne contient aucun fichier à verser."),
+        (zipped({"Vide/": b""}), None, "Le dossier « Vide » ne contient aucun fichier à verser."),
+        (zipped({}), csv_bytes(only_group), "Le dossier « Conseil 2026 » ne contient aucun fichier à verser."),
+        (
+            zipped({f"Conseil/{long_name}": b"x"}),
+            None,
+            f"Fichier impossible à écrire : nom trop long pour le système de fichiers (« {long_shown}… »).",
+        ),
+    ]
+    work = str(get_settings().data_dir)
+    for data, csv, expected in cases:
+        failed = after_jobs(kit, requested(kit, data, csv=csv))
+        assert failed["status"] == "error", failed
+        assert failed["error"] == f"Versement refusé : {expected}", failed["error"]
+        assert work not in failed["error"] and "folder-" not in failed["error"]
+    assert work_folders() == []
+
+
 def test_request_is_checked_before_anything_is_kept(kit: Kit) -> None:
     assert_problem(post_folder(kit, zipped(TREE), user="agent"), 403)
     assert_problem(post_folder(kit, b"ceci n'est pas une archive", "dossier.zip"), 415)

@@ -478,6 +478,8 @@ def filed_by_services(kit: Kit) -> tuple[str, str]:
         media_type="application/xml",
         title="Accusé de réception — Arrêté de circulation",
         document_type="actes",
+        ged_folder="Arrêtés signés",
+        username=None,
     )
     with new_session() as session:
         query = select(Version.origin, Version.document_id).join(Document).where(Document.tenant_id == kit.tenant_id)

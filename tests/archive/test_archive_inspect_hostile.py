@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from archive import cli
+from archive import cli, packaging
 from archive.inspection import InspectedUnit, InspectionLimits, InspectionReport, inspect_sip, render_text
 from archive.seda import NAMESPACES
 
@@ -213,6 +213,40 @@ def test_data_hidden_from_the_central_directory_is_reported(
     report = inspect_bytes(tmp_path, build())
     assert any(expected in problem for problem in report.all_problems), (label, report.all_problems)
     assert not report.ok
+
+
+def empty_zip(junk: bytes = b"") -> bytes:
+    buffer = io.BytesIO()
+    buffer.write(junk)
+    with zipfile.ZipFile(buffer, "w"):
+        pass
+    return buffer.getvalue()
+
+
+def headless_entry() -> bytes:
+    """One entry whose central record points at no local header: the layout walk keeps no entry at all."""
+    data = sip_bytes(unit("U0", "Seul"), {})
+    return patch_central(data, "manifest.xml", 42, 5)
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (empty_zip, "ne contient pas de manifest.xml"),
+        (lambda: empty_zip(b"cache" * 10), "50 octets précèdent la première entrée"),
+        (headless_entry, "aucun en-tête local à la position 5"),
+    ],
+)
+def test_a_zip_without_entries_is_reported_not_a_crash(
+    tmp_path: Path, build: Callable[[], bytes], expected: str
+) -> None:
+    # No entry, or none with a local header: the layout has nothing between entries (was a ValueError from zip()).
+    report = inspect_bytes(tmp_path, build())
+    assert any(expected in problem for problem in report.all_problems), report.all_problems
+    assert not report.ok
+    path = tmp_path / "sip.zip"
+    verified = packaging.check_sip(path, InspectionLimits())  # what a transfer's own package goes through
+    assert verified.problems and verified.package is None, verified
 
 
 def test_data_descriptors_and_zip64_headers_are_not_discrepancies(tmp_path: Path) -> None:

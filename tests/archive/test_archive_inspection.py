@@ -289,6 +289,16 @@ def test_api_reports_hostile_packages_as_json(kit: Kit, tmp_path: Path) -> None:
     assert "root:" not in response.text
 
 
+def test_api_reports_an_empty_zip(kit: Kit, tmp_path: Path) -> None:
+    empty = write_zip(tmp_path / "vide.zip", {})
+
+    response = kit["agent"].post("/archive/inspections", files={"file": ("vide.zip", empty.read_bytes())})
+
+    assert response.status_code == 200, response.text  # was a 500: the layout walk zipped no entry with one end
+    body = response.json()
+    assert body["ok"] is False and any("manifest.xml" in problem for problem in body["problems"]), body
+
+
 def test_api_needs_authentication_and_a_file(kit: Kit, app: object) -> None:
     from fastapi.testclient import TestClient
 

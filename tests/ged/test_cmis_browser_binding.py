@@ -221,6 +221,15 @@ def test_bad_input_gets_a_cmis_exception_and_nothing_is_stored(kit: Kit) -> None
     assert tricky.status_code == 200 and tricky.json()["numItems"] == 0
     assert client.get(url, params={"cmisselector": "children"}).json()["numItems"] == 0  # nothing was created
 
+    # A version number is ASCII digits: « ² » is one to str.isdigit(), not to int(); int() refuses 4,300 of them.
+    created = create_document(client, kit, "root", "Versionné", make_pdf("versionné"))
+    assert created.status_code == 201, created.text
+    document = created.json()["succinctProperties"]["cmis:objectId"].split(";")[0]
+    assert client.get(url, params={"objectId": f"{document};1", "cmisselector": "object"}).status_code == 200
+    for number in ("²", "٣", "1" * 5000, "-1"):
+        answer = client.get(url, params={"objectId": f"{document};{number}", "cmisselector": "object"})
+        assert_cmis_error(answer, 404, "objectNotFound")
+
 
 def test_check_out_reserves_the_document_and_cancel_releases_it(kit: Kit) -> None:
     archivist = kit["archiviste"]

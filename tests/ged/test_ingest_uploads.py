@@ -103,6 +103,11 @@ def test_wrong_offset_is_409_with_the_right_one_and_changes_nothing(kit: Kit) ->
     assert_problem(send(client, upload["id"], 100, content[100:], content_type="application/pdf"), 415)
     missing = client.patch(f"/ged/uploads/{upload['id']}", content=b"x", headers={"Content-Type": PIECE})
     assert_problem(missing, 422)
+    # « ² » (latin-1 byte B2) is a digit to str.isdigit(), not to int(); int() refuses 4,300 digits: were 500s.
+    for wrong_offset in (b"\xb2", "1" * 5000, "٣".encode(), "-1", "+100", " 100"):
+        headers = {"Upload-Offset": wrong_offset, "Content-Type": PIECE}
+        refused = client.patch(f"/ged/uploads/{upload['id']}", content=b"x", headers=headers)
+        assert "Upload-Offset" in assert_problem(refused, 422)["detail"]
     assert offset_of(client, upload["id"]) == 100
 
 
@@ -138,6 +143,27 @@ def test_bad_uploads_are_refused_before_any_byte(kit: Kit) -> None:
         assert words in body["detail"], body
     with transaction() as session:
         assert session.query(UploadSession).count() == before
+
+
+def test_metadata_accepted_at_opening_is_accepted_at_the_finish(kit: Kit) -> None:
+    # The finish reads the metadata kept at the opening and computes what the opening did not: the DUA. A type
+    # of a thousand years from a document dated 31 December 9999 ended past any date: the finish was a 500, and
+    # the upload stayed open for ever.
+    created = kit["admin"].post(
+        "/ged/types",
+        json={"code": "registre", "name": "Registre", "dua_months": 12000, "dua_event": "document_date"},
+    )
+    assert created.status_code == 201, created.text
+    content = make_pdf("registre")
+    metadata = {"title": "Registre", "type": "registre", "date": "9999-12-31", "tags": ["registre"]}
+    upload = open_upload(kit["agent"], content, metadata=metadata)
+    assert send(kit["agent"], upload["id"], 0, content).status_code == 204
+
+    finished = kit["agent"].post(f"/ged/uploads/{upload['id']}/finish")
+
+    assert finished.status_code == 201, finished.text
+    assert finished.json()["dua_ends_on"] == "9999-12-31" and finished.json()["current"]["tags"] == ["registre"]
+    assert kit["agent"].get(f"/ged/uploads/{upload['id']}").json()["status"] == "complete"
 
 
 def test_incomplete_upload_cannot_finish(kit: Kit) -> None:

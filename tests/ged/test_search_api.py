@@ -58,6 +58,11 @@ def test_filters_sort_and_pages_through_the_query_string(kit: Kit, documents: di
     assert ids(tag=["finances", "budget"]) == [documents["budget"]]
     assert ids(document_type="arrete") == [documents["voirie"]]
     assert ids(date_from="2024-07-01", date_to="2024-12-31") == [documents["eau"]]
+    # The last and first days a date holds: no next (or previous) day to compute (was a 500).
+    assert set(ids(date_to="9999-12-31")) == set(documents.values())
+    assert ids(date_from="2025-01-01", date_to="9999-12-31") == [documents["budget"]]
+    assert set(ids(date_from="0001-01-01", date_to="2024-12-31")) == {documents["voirie"], documents["eau"]}
+    assert ids(date_from="9999-12-31") == []
     assert ids(sort="date", limit="1", offset="1") == [documents["eau"]]
     assert ids(sort="title") == [documents["voirie"], documents["eau"], documents["budget"]]
     assert kit["agent"].get("/ged/search", params={"facets": "false"}).json()["facets"] == {}
@@ -151,6 +156,11 @@ def test_the_search_page_says_why_a_query_is_refused(app: object, kit: Kit, docu
         ({"limit": "beaucoup"}, "limit : nombre entier"),
         ({"offset": "-1"}, "offset : nombre entier de 0 à 10000"),
         ({"offset": "99999"}, "offset"),
+        # int() refuses more than 4,300 digits, and « ² » that str.isdigit() takes: both were a 500.
+        ({"limit": "9" * 4301}, "limit : nombre entier de 1 à 100"),
+        ({"offset": "1" * 5000}, "offset : nombre entier de 0 à 10000"),
+        ({"limit": "²"}, "limit : nombre entier"),
+        ({"offset": "٣"}, "offset : nombre entier"),
         ({"date_from": "12/03/2024"}, "date_from : date attendue au format AAAA-MM-JJ"),
         ({"date_from": "2024-05-01", "date_to": "2024-04-01"}, "postérieure"),
         ({"sort": "pertinence"}, "tri inconnu"),

@@ -6,9 +6,12 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from datetime import date
 from pathlib import Path
 
 from ga_helpers import make_type, new_document, post_document
+
+from ged.types import add_months
 
 from conftest import Kit, assert_problem
 
@@ -138,6 +141,50 @@ def test_type_crud_and_dua_rule_change_applies_to_documents(kit: Kit) -> None:
     unused = make_type(kit, "vide")
     assert kit["admin"].delete(f"/ged/types/{unused['id']}").status_code == 204
     assert_problem(kit["admin"].get(f"/ged/types/{unused['id']}"), 404)
+
+
+def test_a_dua_ending_past_year_9999_never_ends(kit: Kit) -> None:
+    # 9999-12-31 plus a thousand years: no date holds it (a 500). The end is the last date there is, in effect
+    # « never »: refusing it would refuse a valid document date, or forbid changing the type's rule.
+    assert add_months(date(9999, 12, 31), 12000) == date.max
+    assert add_months(date(9999, 1, 31), 11) == date(9999, 12, 31)  # the last month that exists, still computed
+    assert add_months(date(9000, 6, 15), 12000) == date.max
+    kind = make_type(kit, "courrier", dua_months=12000, dua_event="document_date", final_action="destroy")
+    far = new_document(kit, type="courrier", date="9999-12-31")
+    assert far["dua_ends_on"] == "9999-12-31"
+    near = new_document(kit, type="courrier", date="2026-01-15")
+    assert near["dua_ends_on"] == "3026-01-15"
+
+    # The type's rule can still change while such a document exists; every document follows it.
+    changed = kit["admin"].patch(f"/ged/types/{kind['id']}", json={"dua_months": 11999})
+    assert changed.status_code == 200, changed.text
+    assert kit["agent"].get(f"/ged/documents/{near['id']}").json()["dua_ends_on"] == "3025-12-15"
+    assert kit["agent"].get(f"/ged/documents/{far['id']}").json()["dua_ends_on"] == "9999-12-31"
+    shorter = kit["admin"].patch(f"/ged/types/{kind['id']}", json={"dua_months": 0})
+    assert shorter.status_code == 200, shorter.text
+    assert kit["agent"].get(f"/ged/documents/{far['id']}").json()["dua_ends_on"] == "9999-12-31"
+
+    # Through a date field too, and on a metadata change.
+    make_type(kit, fields=FIELDS[:3], dua_months=1200, dua_event="seance")
+    typed = new_document(kit, type="deliberation", field_values='{"numero": 1, "seance": "9999-06-30"}')
+    assert typed["dua_ends_on"] == "9999-12-31"
+    url = f"/ged/documents/{typed['id']}"
+    patched = kit["agent"].patch(url, json={"field_values": {"seance": "8999-06-30"}})
+    assert patched.status_code == 200 and patched.json()["dua_ends_on"] == "9099-06-30", patched.text
+    patched = kit["agent"].patch(url, json={"field_values": {"seance": "9999-12-31"}})
+    assert patched.status_code == 200 and patched.json()["dua_ends_on"] == "9999-12-31", patched.text
+
+
+def test_integers_are_written_in_ascii_digits(kit: Kit) -> None:
+    make_type(kit, fields=FIELDS[:1])
+    # « ² » and « ٣ » are digits to str.isdigit(); int() refuses the first with an English message.
+    for written in ("²", "-²", "--5", "4²", "٣", "+5", "1 000", "9" * 20):
+        answer = post_document(kit, type="deliberation", field_values=json.dumps({"numero": written}))
+        body = assert_problem(answer, 422)
+        assert "nombre entier" in body["detail"] and "invalid literal" not in body["detail"], (written, body)
+    for written, value in ((" 42 ", 42), ("-7", -7), ("-9223372036854775808", -(2**63))):
+        document = new_document(kit, type="deliberation", field_values=json.dumps({"numero": written}))
+        assert document["current"]["field_values"]["numero"] == value
 
 
 def test_changing_the_type_starts_a_new_schema(kit: Kit) -> None:

@@ -60,7 +60,25 @@ def s2low_config(sim: S2low, **extra: Any) -> dict[str, Any]:
     return base | extra
 
 
-def add_s2low(kit: Kit, sim: S2low, name: str = "tdt", *, fetch: bool = True, **extra: Any) -> None:
+def plan_folder(kit: Kit, name: str = "Actes") -> str:
+    """A folder at the top of the kit's GED plan (created the first time), open to every user unless the test
+    sets its rights: where connectors file what their flows bring back. Its id."""
+    created = kit["admin"].post("/ged/plan", json={"name": name})
+    if created.status_code == 201:
+        return str(created.json()["id"])
+    assert created.status_code == 409, created.text
+    children = kit["admin"].get("/ged/plan").json()["children"]
+    return str(next(folder["id"] for folder in children if folder["name"] == name))
+
+
+def add_s2low(
+    kit: Kit, sim: S2low, name: str = "tdt", *, fetch: bool = True, ged_folder: str | None = "Actes", **extra: Any
+) -> None:
+    """A S²LOW connector; its flows file in the GED folder ``ged_folder`` (created at the top of the plan; None:
+    the connector names none)."""
+    if ged_folder is not None:
+        plan_folder(kit, ged_folder)
+        extra = {"ged_folder": ged_folder} | extra
     response = kit["admin"].post(
         "/interop/connectors", json={"name": name, "kind": "s2low", "config": s2low_config(sim, **extra)}
     )

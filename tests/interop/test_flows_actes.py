@@ -21,6 +21,7 @@ from s2low_helpers import (
     drive,
     events,
     flow_of,
+    plan_folder,
     running_s2low,
     s2low_config,
     start,
@@ -359,6 +360,7 @@ def test_the_ged_stores_a_flow_document_once_even_after_a_crash(kit: Kit) -> Non
     from ged import jobs as ged_jobs
 
     xml = store(b"<?xml version='1.0'?><ARActe/>")
+    plan_folder(kit, "Actes")
     arguments = {
         "tenant_id": kit.tenant_id,
         "flow_id": "flux-test",
@@ -368,6 +370,8 @@ def test_the_ged_stores_a_flow_document_once_even_after_a_crash(kit: Kit) -> Non
         "media_type": "application/xml",
         "title": "Accusé de réception — essai",
         "document_type": "actes",
+        "ged_folder": "Actes",
+        "username": None,
     }
     ged_jobs.store_flow_document(name="aracte", **arguments)
     ged_jobs.store_flow_document(name="aracte", **arguments)  # the job run again

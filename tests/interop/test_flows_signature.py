@@ -31,6 +31,7 @@ from s2low_helpers import (
     drive,
     events,
     flow_of,
+    plan_folder,
     running_s2low,
     start,
     step_jobs,
@@ -39,7 +40,7 @@ from s2low_helpers import (
 )
 from sqlalchemy import select
 
-from ged.models import Version
+from ged.models import Document, Version
 from interop import flows
 from interop.connectors.parapheur import MARKER, send_id
 from interop.simulators.common import RunningServer, serve_in_thread
@@ -138,6 +139,8 @@ def sim() -> Iterator[S2low]:
 
 
 def add_parapheur(kit: Kit, remote: RunningServer, subtype_id: str, name: str = "cdg", **extra: Any) -> None:
+    """A parapheur connector; its « signature » flows file the signed documents in the GED folder « Signés »."""
+    plan_folder(kit, "Signés")
     config = {
         "url": remote.url,
         "token": kit.tokens["agent"],
@@ -145,6 +148,7 @@ def add_parapheur(kit: Kit, remote: RunningServer, subtype_id: str, name: str = 
         "title": "Signature : $filename",
         "retry_policy": "60s X 30",  # tick() runs the checks: no check may fall due by itself on a slow machine
         "timeout": 30,
+        "ged_folder": "Signés",
     }
     body = {"name": name, "kind": "parapheur", "config": config | extra}
     created = kit["admin"].post("/interop/connectors", json=body)
@@ -220,12 +224,16 @@ def test_documents_are_signed_on_the_parapheur_then_filed_in_the_ged(
     for key in keys:
         assert hashlib.sha256(read(key)).hexdigest() == key
         assert "Signature is Valid" in pdf_document(read(key), tmp_path, f"{key[:8]}.pdf")
+    signed_in = plan_folder(kit, "Signés")
     with new_session() as session:
         filed = flow.data["ged_documents"]
         versions = session.execute(select(Version).where(Version.document_id.in_(list(filed.values())))).scalars()
         assert sorted((v.origin, v.object_key) for v in versions) == sorted(
             [(f"interop:{flow_id}:document-1", keys[0]), (f"interop:{flow_id}:document-2", keys[1])]
         )
+        # In the folder the parapheur connector names (« Signés »), never at the root of the plan.
+        in_folders = session.execute(select(Document.folder_id).where(Document.id.in_(list(filed.values()))))
+        assert set(in_folders.scalars()) == {signed_in}
         audited = session.execute(
             select(AuditEntry.action).where(AuditEntry.tenant_id == kit.tenant_id, AuditEntry.object_id == flow_id)
         ).scalars()
@@ -374,6 +382,13 @@ def test_bad_requests_are_refused_at_once(kit: Kit, remote: RunningServer, sim: 
     bad_policy = {"url": remote.url, "token": "t", "subtype_id": setup.sign_only, "retry_policy": "souvent"}
     refused = kit["admin"].post("/interop/connectors", json={"name": "p2", "kind": "parapheur", "config": bad_policy})
     assert refused.status_code == 422 and "politique de relance illisible" in refused.text
+    # A parapheur connector that names no GED folder: its signed documents could not be filed, refused now.
+    unfiled = {"url": remote.url, "token": "t", "subtype_id": setup.sign_only}
+    created = kit["admin"].post("/interop/connectors", json={"name": "p3", "kind": "parapheur", "config": unfiled})
+    assert created.status_code == 201, created.text
+    signature = {"kind": "signature", "connector": "p3", "documents": documents}
+    refused_flow = assert_problem(kit["agent"].post("/interop/flows", json=signature), 422)["detail"]
+    assert "« p3 » ne désigne aucun dossier de la GED" in refused_flow and "ged_folder" in refused_flow
     assert ok(kit["agent"].get("/parapheur/folders")) == []
 
 

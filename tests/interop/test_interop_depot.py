@@ -112,6 +112,13 @@ def test_connector_creation_refusals(make_kit: Callable[..., Kit]) -> None:
     for path in ("..", "../voisin", "sae/../../voisin", "/etc", "/tmp/depot"):
         body = assert_problem(create_connector(kit, "evasion", path), 422)
         assert "relatif" in body["detail"], path
+    # A NUL would stop the system's calls: a 500 (« embedded null byte »), at creation as at a change.
+    for path in ("a\x00b", "sae\x00/../../voisin", "a\x1bb"):
+        body = assert_problem(create_connector(kit, "nul", path), 422)
+        assert "caractère de contrôle interdit" in body["detail"], body
+        changed = kit["admin"].patch("/interop/connectors/sae", json={"config": {"path": path}})
+        assert "caractère de contrôle interdit" in assert_problem(changed, 422)["detail"]
+    assert kit["admin"].get("/interop/connectors/sae").json()["config"]["path"] == "sae"
     assert_problem(create_connector(kit, "Nom Invalide"), 422)
     assert_problem(kit["admin"].post("/interop/connectors", json={"name": "ftp", "kind": "ftp", "config": {}}), 422)
     assert [c["name"] for c in kit["admin"].get("/interop/connectors").json()] == ["sae"]

@@ -201,6 +201,55 @@ def test_connector_addresses_refuse_credentials_and_link_local_hosts(kit: Kit) -
     assert answer.status_code == 422 and "lien local" in answer.text
 
 
+def host_key() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    public = ed25519.Ed25519PrivateKey.generate().public_key()
+    return public.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+
+
+def test_paths_hosts_and_addresses_with_control_characters_are_refused_at_configuration(kit: Kit) -> None:
+    # A NUL reaches the system (« embedded null byte ») or the address, a line feed a header: each was saved (or a
+    # 500 for the dépôt), then failed at its test or delivery with a 500; PostgreSQL refuses the NUL itself.
+    url = "https://plateforme.exemple.fr"
+    sftp = {"host": "sftp.exemple.fr", "username": "u", "password": "p", "host_key": host_key(), "path": "depot"}
+    made = kit["admin"].post("/interop/connectors", json={"name": "s", "kind": "sftp", "config": sftp})
+    assert made.status_code == 201, made.text
+    cases = [
+        ("depot", {"path": "a\x00b"}, "path"),
+        ("depot", {"path": "a\x01b"}, "path"),
+        ("sftp", sftp | {"path": "dé\x00pot"}, "path"),
+        ("sftp", sftp | {"username": "u\nx"}, "username"),
+        ("webdav", {"url": f"{url}/d\x00av"}, "url"),
+        ("webdav", {"url": f"{url}/dav", "ca_file": "/etc/ssl/a\x00b.pem"}, "ca_file"),
+        ("webdav", {"url": f"{url}/dav", "username": "a\rb"}, "username"),
+        ("webhook", {"url": f"{url}/x\x01", "signing_secret": SECRET}, "url"),
+        ("webhook", {"url": f"{url}/x", "signing_secret": SECRET, "ca_file": "a\x00b"}, "ca_file"),
+        ("vitam", {"url": f"{url}\x00", "tenant": 1}, "url"),
+        ("vitam", {"url": url, "tenant": 1, "ca_file": "a\x00b"}, "ca_file"),
+        ("vitam", {"url": url, "tenant": 1, "context_id": "A\nX-Autre: b"}, "context_id"),
+        ("vitam", {"url": url, "tenant": 1, "application_id": "a\x00b"}, "application_id"),
+        ("asalae", {"url": url, "organization": "a\x00b"}, "organization"),
+        ("cmis", {"url": f"{url}/browser", "folder": "/Actes/a\x00b"}, "folder"),
+        ("cmis", {"url": f"{url}/browser", "repository_id": "a\x00b"}, "repository_id"),
+        ("cmis", {"url": f"{url}/browser", "object_type": "cmis:document\n"}, "object_type"),
+        ("parapheur", {"url": url, "token": "t", "subtype_id": "a\x00b"}, "subtype_id"),
+        ("mail", {"to": ["greffe@mairie.fr\x00"]}, "to"),
+        ("mail", {"to": ["greffe@mairie.fr"], "body": "Bonjour\x00"}, "body"),
+    ]
+    for index, (kind, config, name) in enumerate(cases):
+        body = {"name": f"c{index}", "kind": kind, "config": config}
+        answer = kit["admin"].post("/interop/connectors", json=body)
+        assert answer.status_code == 422, (kind, config, answer.text)
+        detail = answer.json()["detail"]
+        assert "caractère de contrôle interdit" in detail and name in detail, detail
+    # A change is checked as a creation is: the SFTP connector made above keeps its folder.
+    changed = kit["admin"].patch("/interop/connectors/s", json={"config": sftp | {"path": "a\x00b"}})
+    assert changed.status_code == 422 and "caractère de contrôle interdit" in changed.text, changed.text
+    assert kit["admin"].get("/interop/connectors/s").json()["config"]["path"] == "depot"
+
+
 # --------------------------------------------------------------------------------------------------------------
 # S²LOW's prefecture documents: the one page that redirects, followed to S²LOW itself only
 

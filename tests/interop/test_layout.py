@@ -70,6 +70,21 @@ def test_folder_layout_with_xml_metadata_and_marker_written_last(tmp_path: Path)
     assert values["sha256"] == obj.key == receipt["sha256"] and values["document"] == "Délibération 7.pdf"
 
 
+def test_a_receipt_read_back_keeps_a_size_that_is_no_ascii_number_as_text(tmp_path: Path) -> None:
+    # The same document found again (a deposit interrupted, or a shared folder): its receipt is read back. A size
+    # in « ² » (a digit to str.isdigit(), not to int()) or in 5,000 digits (int() refuses them) was a ValueError.
+    first = drop(tmp_path, b"%PDF-1.7 relu", metadata="xml")
+    assert first["size"] == len(b"%PDF-1.7 relu")
+    written = tmp_path / "acte.pdf.receipt.xml"
+    original = written.read_text()
+    for size in ("²", "1" * 5000):
+        written.write_text(original.replace(f"<size>{first['size']}</size>", f"<size>{size}</size>"))
+        again = drop(tmp_path, b"%PDF-1.7 relu", metadata="xml")
+        assert again["size"] == size and again["sha256"] == first["sha256"]
+    written.write_text(original)
+    assert drop(tmp_path, b"%PDF-1.7 relu", metadata="xml")["size"] == first["size"]  # an ASCII number: a number
+
+
 def test_zip_layout_without_metadata(tmp_path: Path) -> None:
     drop(tmp_path, b"%PDF-1.7 trois", "budget.pdf", packaging="zip", metadata="none", done_marker=True)
     assert names(tmp_path) == ["budget.zip", "budget.zip.done"]

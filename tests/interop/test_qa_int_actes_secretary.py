@@ -198,7 +198,8 @@ def test_an_envelope_for_another_collectivite_is_refused_then_sent_once_fixed(ki
     assert "L'arrondissement de la collectivité contenu dans l'enveloppe ne correspond pas" in (flow.error or "")
     # Refused by S²LOW, so not received: the number stays free, nothing is left « sending ».
     assert flow.data["sending"] is False
-    patched = kit["admin"].patch("/interop/connectors/tdt", json={"config": s2low_config(sim, arrondissement="1")})
+    config = s2low_config(sim, arrondissement="1", ged_folder="Actes")  # the whole configuration, its folder too
+    patched = kit["admin"].patch("/interop/connectors/tdt", json={"config": config})
     assert patched.status_code == 200, patched.text
     assert kit["admin"].post(f"/interop/flows/{flow.id}/resume").status_code == 200
     # Before: the package built with the old arrondissement was sent again, refused again, for ever.

@@ -44,6 +44,21 @@ def test_templates_are_normalised() -> None:
         ({"kind": "visa", "desk_ids": ["a"], "mandatory_metadata": [""]}, "liste"),
         ({"kind": "visa", "desk_ids": ["a"], "acteur": "x"}, "champ(s) inconnu(s)"),
         ("visa", "objet JSON"),
+        # Values of the wrong JSON type: refused by name, not a TypeError (a list is unhashable) nor kept as is.
+        ({"kind": ["visa"], "desk_ids": ["a"]}, "type d'étape inconnu"),
+        ({"kind": {"visa": 1}, "desk_ids": ["a"]}, "type d'étape inconnu"),
+        ({"kind": None, "desk_ids": ["a"]}, "type d'étape inconnu"),
+        ({"kind": "visa", "desk_ids": ["a"], "mode": ["all"]}, "mode inconnu"),
+        ({"kind": "visa", "desk_ids": ["a"], "mode": {"all": 1}}, "mode inconnu"),
+        ({"kind": "visa", "desk_ids": ["a"], "mode": 0}, "mode inconnu"),
+        ({"kind": "visa", "desk_ids": [["a"]]}, "liste"),
+        ({"kind": "visa", "desk_ids": {"a": 1}}, "liste"),
+        ({"kind": "seal", "desk_ids": False}, "liste"),
+        ({"kind": "visa", "desk_ids": ["a"], "mandatory_metadata": "objet"}, "liste"),
+        ({"kind": "visa", "desk_ids": ["a"], "mandatory_metadata": [1]}, "liste"),
+        ({"kind": "visa", "desk_ids": ["a"], "mandatory_metadata": 0}, "liste"),
+        ({"kind": "visa", "desk_ids": ["a", "b"], "mode": "quorum", "quorum": [1]}, "entre 1 et 2"),
+        ({"kind": "visa", "desk_ids": ["a", "b"], "mode": "quorum", "quorum": "1"}, "entre 1 et 2"),
     ],
 )
 def test_bad_templates_are_refused_in_french(template: Any, expected: str) -> None:

@@ -57,3 +57,15 @@ def test_anonymous_oversized_body_is_refused_before_reading(app) -> None:
     with TestClient(app) as anonymous:
         response = anonymous.post("/ged/documents", content=b"0" * 10, headers={"Content-Length": str(LIMIT * 4)})
     assert_problem(response, 413)
+
+
+def test_a_length_that_is_no_ascii_number_is_never_converted(app) -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as anonymous:
+        # Past 4,300 digits int() refuses the text (a 500): so many digits are beyond any limit.
+        huge = anonymous.post("/ged/documents", content=b"0" * 10, headers={"Content-Length": "9" * 5000})
+        assert_problem(huge, 413)
+        # « ² » (latin-1 byte B2) is a digit to str.isdigit(), not to int(): no length, the body is read as it comes.
+        superscript = anonymous.post("/ged/documents", content=b"0" * 10, headers={"Content-Length": b"\xb2"})
+        assert_problem(superscript, 401)

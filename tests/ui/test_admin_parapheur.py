@@ -282,6 +282,9 @@ def test_circuit_errors_are_shown_next_to_the_faulty_step(app: Any, kit: Kit) ->
     assert bad_quorum.status_code == 422 and 'id="steps-0-quorum-erreur"' in bad_quorum.text
     empty = post_form(admin, url, url, {"name": "Arrêté", "steps-0-kind": ""})
     assert empty.status_code == 400 and 'id="steps-0-kind-erreur"' in empty.text
+    # A step number of 5,000 digits, typed in a hand-made form: no step of the form (int() refused it: a 500).
+    numbered = post_form(admin, url, url, {"name": "Arrêté", f"steps-{'9' * 5000}-kind": "visa"})
+    assert numbered.status_code == 400 and 'id="steps-0-kind-erreur"' in numbered.text
     seal = post_form(admin, url, url, {"name": "Arrêté", "steps-0-kind": "seal"})
     assert seal.status_code == 422 and 'id="seal_identity_id-erreur"' in seal.text
     assert ok(kit["admin"].get("/parapheur/subtypes")) == []

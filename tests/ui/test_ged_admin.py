@@ -28,6 +28,11 @@ def test_types_created_with_dua_then_fields_added_made_mandatory_and_retired(app
     assert 'id="code-erreur"' in wrong.text and 'id="dua_months-erreur"' in wrong.text
     assert "sans espace ni accent" in wrong.text and "Nombre entier de mois" in wrong.text
     assert 'value="mauvais code"' in wrong.text and 'value="Arrêté"' in wrong.text
+    for months in ("1" * 5000, "²"):  # int() refuses both (a 500, or its English words): the field's French message
+        wrong = post_form(
+            client, "/admin/ged/types", "/admin/ged/types", {"code": "c", "name": "C", "dua_months": months}
+        )
+        assert wrong.status_code == 422 and "Nombre entier de mois" in wrong.text, months
     data = {
         "code": "arrete",
         "name": "Arrêté",

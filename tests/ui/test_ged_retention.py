@@ -117,6 +117,8 @@ def test_the_dua_list_shows_each_document_with_its_final_action_and_holds(app: A
     assert listed("type=courrier") == {"sort"}
     assert listed("sort=conserver&type=bon") == set()
     assert listed("sort=inconnu&page=x") == {"keep", "sort", "destroy", "held"}  # unknown values are ignored
+    # « ² » is a digit to str.isdigit(), not to int(), which refuses 5,000 digits too: the first page, not a 500.
+    assert listed("page=%C2%B2") == listed(f"page={'1' * 5000}") == {"keep", "sort", "destroy", "held"}
     only_destroy = client.get(f"{DUA}?sort=detruire").text
     assert 'action="/archives/dua/verser"' not in only_destroy  # nothing to transfer: no transfer form
     empty = client.get(f"{DUA}?sort=conserver&type=bon").text

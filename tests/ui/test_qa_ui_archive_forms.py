@@ -47,7 +47,7 @@ def test_a_mistyped_folder_identifier_is_refused_next_to_its_field(app: Any, kit
 
 def test_a_hand_edited_page_number_shows_the_list(app: Any, kit: Kit) -> None:
     client = sign_in(app, kit, "archiviste")
-    for page in ("abc", "", "-2", "99999999999999999999"):
+    for page in ("abc", "", "-2", "99999999999999999999", "²", "1" * 5000):  # « ² »: a digit to isdigit(), not int()
         answer = client.get("/archives/transferts", params={"page": page, "etat": "a-envoyer"})
         assert answer.status_code == 200, (page, answer.text[:300])
         assert "<h1" in answer.text

@@ -96,6 +96,14 @@ def test_search_by_year_facet_and_title_sort(app: Any, kit: Kit) -> None:
     assert by_title.text.index("Abeille 2026") < by_title.text.index("Castor 2026") < by_title.text.index("Zèbre")
     by_date = client.get("/documents", params={"sort": "date"})
     assert by_date.text.index("Castor 2026") < by_date.text.index("Abeille 2026") < by_date.text.index("Zèbre")
+    # The last day a date holds ends a range (it has no next day: was a 500); a page number typed by hand in
+    # « ² » (a digit to str.isdigit(), not to int()) or in 5,000 digits (int() refuses them) is the first page.
+    up_to_the_end = client.get("/documents", params={"date_from": "2026-01-01", "date_to": "9999-12-31"})
+    assert up_to_the_end.status_code == 200, up_to_the_end.text
+    assert "Zèbre 2025" not in up_to_the_end.text and "Castor 2026" in up_to_the_end.text
+    for page_number in ("²", "1" * 5000):
+        first = client.get("/documents", params={"page": page_number})
+        assert first.status_code == 200 and "Castor 2026" in first.text, page_number
 
 
 def test_search_pages_through_results(app: Any, kit: Kit) -> None:
