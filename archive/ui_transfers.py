@@ -45,7 +45,7 @@ from archive.ui_shared import (
 )
 from socle.errors import Conflict, InvalidInput, NotFound, message
 from socle.ui.sessions import SignedIn
-from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
+from socle.ui.web import DbDep, FormDep, UserDep, address_number, redirect, render, t
 from socle.web import object_response
 
 router = APIRouter(include_in_schema=False)
@@ -74,8 +74,7 @@ FIELDS = (
 def transfers_list(request: Request, db: DbDep, user: UserDep, etat: str = "", page: str = "1") -> Response:
     require_archivist(user)
     # A typed or truncated address (page=abc, page=) shows the first page, as the GED lists do, not a 400.
-    # ASCII digits: str.isdigit() also takes « ² », which int() refuses (a 500).
-    number = int(page) if re.fullmatch(r"[0-9]{1,9}", page.strip()) else 1
+    number = address_number(page.strip()) or 1
     statuses = _filter_statuses(etat)
     query = select(Transfer).where(Transfer.tenant_id == user.principal.tenant_id)
     if statuses is not None:

@@ -6,7 +6,6 @@ folder or a document the user could not read through the API.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -22,8 +21,8 @@ from ged import access
 from ged.models import DocumentType, Folder, Version
 from socle.auth import Principal, Role
 from socle.errors import SocleError
+from socle.ui.web import address_number, t
 from socle.ui.web import form_text as text
-from socle.ui.web import t
 from socle.validation_messages import french_message
 
 T = TypeVar("T")
@@ -132,17 +131,14 @@ def pager(raw_page: str | None, total: int, size: int = PAGE_SIZE, max_offset: i
     pages = max(1, -(-total // size))
     if max_offset is not None:
         pages = min(pages, max_offset // size + 1)
-    page = int(raw_page) if raw_page and _PAGE.fullmatch(raw_page) and int(raw_page) > 0 else 1
+    page = address_number(raw_page) or 1
     return Pager(min(page, pages), pages, total, size)
 
 
-# A page number typed in an address: ASCII digits (isdigit() takes « ² », which int() refuses), not 4,300 of
-# them (int() refuses them too); anything else shows the first page.
-_PAGE = re.compile(r"[0-9]{1,9}")
-
-
 def page_number(raw: str | None) -> int:
-    return int(raw) if raw and _PAGE.fullmatch(raw) and 0 < int(raw) < 100_000 else 1
+    """The page an address asks for; anything else than 1 to 99,999 is the first page."""
+    number = address_number(raw)
+    return number if number is not None and 0 < number < 100_000 else 1
 
 
 def paged(fetch: Callable[[int, int], tuple[list[T], int]], raw_page: str | None) -> tuple[list[T], Pager]:

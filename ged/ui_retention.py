@@ -9,7 +9,6 @@ signed-in principal: the same rights, tenant and messages as the API.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 from ged import access, holds, retention, types
 from ged.models import Document, DocumentType, Elimination
 from ged.service import ARCHIVED, ELIMINATED
+from ged.ui_common import page_number
 from socle.auth import Principal, Role
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound
 from socle.models import AuditEntry
@@ -103,11 +103,6 @@ class DuaRow:
     held_by: list[str]
     elimination_id: str | None  # an open proposal that already includes it
     choice: str | None  # the selection it may join: "verser", "eliminer", or None
-
-
-def page_number(raw: str) -> int:
-    # ASCII digits, and not 4,300 of them (int() refuses them: a 500): anything else is the first page.
-    return int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) and 0 < int(raw) < 100_000 else 1
 
 
 def filters_of(sort: str, type_code: str, page: str) -> Filters:

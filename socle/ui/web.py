@@ -8,6 +8,7 @@ collectivité's objects.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -124,6 +125,16 @@ def form_text(form: FormData, name: str, limit: int | None = None) -> str:
 
 # ---------------------------------------------------------------------------------------------------------
 # Rendering
+
+
+# A number typed in an address (a page): ASCII digits only (str.isdigit() takes « ² », which int() refuses), and
+# not 4,300 of them (int() refuses those too): either was a 500.
+_ADDRESS_NUMBER = re.compile(r"[0-9]{1,9}")
+
+
+def address_number(raw: str | None) -> int | None:
+    """The number an address gives (``?page=3``), or None when it is not one (the caller shows the first page)."""
+    return int(raw) if raw and _ADDRESS_NUMBER.fullmatch(raw) else None
 
 
 def locale_of(request: Request) -> str:
