@@ -335,7 +335,9 @@ def schedule() -> None:
         task, setting = state.task, f"SOCLE_{state.task.setting.upper()}"
         if number:
             click.echo()
-        click.echo(f"{task.name} — {task.title} (service {task.service})")
+        # An action (the kernel's housekeeping) is run by a worker of any service, and removes rows, no jobs.
+        kernel = task.action is not None
+        click.echo(f"{task.name} — {task.title} ({'noyau' if kernel else f'service {task.service}'})")
         click.echo(f"  quand : {state.rule.describe()} — {setting}={getattr(get_settings(), task.setting)}")
         if state.last is None:
             click.echo("  dernière échéance : aucune")
@@ -343,17 +345,42 @@ def schedule() -> None:
             jobs = ", ".join(
                 f"{count} {_JOB_STATES.get(status, status)}" for status, count in sorted(state.last_jobs.items())
             )
-            click.echo(
-                f"  dernière échéance : {shown(state.last.due_at)}, mise en file le {shown(state.last.enqueued_at)} : "
-                f"{state.last.jobs} tâche(s)" + (f" ({jobs})" if jobs else "")
+            done = (
+                f"faite le {shown(state.last.enqueued_at)} : {state.last.jobs} ligne(s) supprimée(s)"
+                if kernel
+                else f"mise en file le {shown(state.last.enqueued_at)} : {state.last.jobs} tâche(s)"
+                + (f" ({jobs})" if jobs else "")
             )
-        if state.waiting is not None:
+            click.echo(f"  dernière échéance : {shown(state.last.due_at)}, {done}")
+        if state.waiting is not None and kernel:
+            click.echo(
+                f"  en attente : l'échéance du {shown(state.waiting)} sera faite au prochain passage d'un worker, "
+                "quel que soit son service (socle worker, ou socle serve en mode embarqué)"
+            )
+        elif state.waiting is not None:
             click.echo(
                 f"  en attente : l'échéance du {shown(state.waiting)} sera mise en file au prochain passage d'un "
                 f"worker du service {task.service} (socle worker {task.service}, ou socle serve en mode embarqué)"
             )
         click.echo(f"  prochaine : {shown(state.following) if state.following else '—'}")
         click.echo(f"  à la main : {task.by_hand}")
+
+
+@cli.command(
+    help="Nettoyer le noyau tout de suite. Supprime les tâches de fond terminées depuis SOCLE_JOBS_KEPT_DAYS jours "
+    "(sauf celles à clé métier), les sessions expirées de l'interface et les anciennes tentatives de connexion ; "
+    "les workers le font aussi d'eux-mêmes (SOCLE_SCHEDULE_HOUSEKEEPING)."
+)
+def housekeeping() -> None:
+    from socle.db import transaction
+    from socle.schedule import housekeeping as clean
+
+    with transaction() as session:
+        cleaned = clean(session)
+    days = get_settings().jobs_kept_days
+    click.echo(f"Tâches de fond terminées depuis plus de {days} jours : {cleaned.jobs} supprimée(s)")
+    click.echo(f"Sessions de l'interface expirées ou inactives : {cleaned.sessions} supprimée(s)")
+    click.echo(f"Tentatives de connexion anciennes : {cleaned.attempts} supprimée(s)")
 
 
 @cli.group(cls=_Group, help="Journal d'audit.")

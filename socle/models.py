@@ -177,7 +177,8 @@ class ScheduleRun(KernelBase):
     Its primary key is what makes a task run once per period, whatever the number of workers that schedule it
     at once and their restarts: of several schedulers inserting the same (task, period), one succeeds, the
     others meet the unique key and go on. ``period`` is the due instant in UTC (``2026-12-01T02:00Z``); ``jobs``
-    how many jobs were enqueued for it (one per collectivité for a task done collectivité by collectivité).
+    how many jobs were enqueued for it (one per collectivité for a task done collectivité by collectivité), or,
+    for a task the scheduler runs itself (the kernel's housekeeping), how many rows it removed.
     """
 
     __tablename__ = "schedule_runs"

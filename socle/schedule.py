@@ -1,8 +1,9 @@
 """The built-in schedule: periodic jobs enqueued by the workers themselves, without cron.
 
-Each :class:`Task` names a job message and its setting (``SOCLE_SCHEDULE_*``, see socle.settings): due every day
-at fixed Paris times (``03:00``, ``08:00,14:00``), every N minutes or hours (``60min``, ``6h``), or never
-(``off``). A task's *period* is its latest due instant not after now; it is enqueued once per period:
+Each :class:`Task` names a job message (or an action the scheduler runs itself) and its setting
+(``SOCLE_SCHEDULE_*``, see socle.settings): due every day at fixed Paris times (``03:00``, ``08:00,14:00``),
+every N minutes or hours (``60min``, ``6h``), or never (``off``). A task's *period* is its latest due instant
+not after now; it is enqueued once per period:
 
 - the sweeper of every worker (``socle worker``, see socle.queue) and the embedded worker call
   :meth:`Scheduler.tick` at each round, for the services they serve;
@@ -10,6 +11,8 @@ at fixed Paris times (``03:00``, ``08:00,14:00``), every N minutes or hours (``6
   that enqueues its jobs: of several schedulers at once, one inserts it, the others meet the key and go on. A
   restarted worker finds the row. The jobs also carry a key naming the task, the period and the collectivité;
 - the jobs go through :func:`socle.queue.enqueue_all`: the ``jobs`` table, retries and failures as any job;
+- a task with an *action* instead (the kernel's :func:`housekeeping`: a few DELETEs, of no service) is run by
+  the scheduler itself, starting in that transaction, by a worker of any service;
 - a period missed while no worker ran (stopped for the night) is caught up once, by the next worker to start:
   only the latest period, never each one missed.
 
@@ -23,21 +26,22 @@ together from both enqueuing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from socle import messages
 from socle.dates import PARIS
 from socle.db import is_unique_violation, transaction, utcnow
 from socle.messages import Message
-from socle.models import Job, ScheduleRun, Tenant
-from socle.queue import enqueue_all
+from socle.models import Job, LoginAttempt, ScheduleRun, Tenant, UiSession
+from socle.queue import DONE, enqueue_all
 from socle.settings import SERVICES, Settings, get_settings
 
 log = logging.getLogger("socle.schedule")
@@ -118,24 +122,41 @@ def period_of(due: datetime) -> str:
     return due.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
+Action = Callable[[Session, datetime], int]  # (session, now) -> rows removed
+
+
 @dataclass(frozen=True)
 class Task:
     """A periodic job: ``message`` enqueued once per period, once per collectivité when ``per_tenant``.
 
     The message's parameters are filled by name: ``tenant_id`` (each collectivité), ``period`` (the period's
     name, for a job that asks other jobs itself and keys them with it); it takes no other.
+
+    Or, without a message, an ``action`` the scheduler runs itself once per period, whatever the services of its
+    worker: the kernel's own upkeep, which belongs to no service and is not worth a job. It may commit its
+    session between batches (the period is then taken with the first one); what it returns (rows removed) is
+    kept in ScheduleRun.jobs.
     """
 
     name: str
-    message: Message
+    message: Message | None
     setting: str
     per_tenant: bool
     title: str  # French, for ``socle schedule``
     by_hand: str  # the existing command that does the same at once
+    action: Action | None = None
+
+    def __post_init__(self) -> None:
+        if (self.message is None) == (self.action is None) or (self.action is not None and self.per_tenant):
+            raise ValueError(f"{self.name}: either a message (per collectivité or not) or an action")
 
     @property
-    def service(self) -> str:
-        return self.message.service
+    def service(self) -> str | None:
+        """The service whose workers schedule it; None for an action, run by a worker of any service."""
+        return self.message.service if self.message is not None else None
+
+    def runs_in(self, services: Iterable[str]) -> bool:
+        return self.service is None or self.service in services
 
     def rule(self, settings: Settings | None = None) -> Rule:
         return Rule.parse(getattr(settings or get_settings(), self.setting))
@@ -144,8 +165,104 @@ class Task:
         return f"schedule:{self.name}:{period}" + (f":{tenant_id}" if tenant_id else "")
 
     def arguments(self, period: str, tenant_id: str | None) -> dict[str, Any]:
+        assert self.message is not None
         known = {"tenant_id": tenant_id, "period": period}
         return {name: known[name] for name in self.message.parameters}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The kernel's housekeeping
+
+_BATCH = 1000  # rows per DELETE, each committed alone (see _delete_by_batches)
+# Keys naming a past period of a periodic task: nothing asks for that period again once it is over (the
+# schedule's own jobs, and the PES Retour collection each of them asks per connector, interop/jobs.py).
+PERIOD_KEY_PREFIXES = ("schedule:", "interop.pes-retours:")
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """What :func:`housekeeping` removed, by table."""
+
+    jobs: int
+    sessions: int
+    attempts: int
+
+    @property
+    def total(self) -> int:
+        return self.jobs + self.sessions + self.attempts
+
+
+def housekeeping(session: Session, now: datetime | None = None) -> Cleaned:
+    """Remove the kernel's rows nobody will read again, committing batch by batch.
+
+    - jobs done more than SOCLE_JOBS_KEPT_DAYS ago, without a key or with a key naming a past period
+      (``schedule:<task>:<period>…``, whose period schedule_runs guards; PERIOD_KEY_PREFIXES). A job with any
+      other key stays, whatever its age: that key is a business idempotency key (asking again with the same key
+      returns that job instead of running it again: a second signed version, a second transfer). Failed, pending and
+      running jobs stay too, for the operator and the workers;
+    - browser sessions past their lifetime or idle too long (otherwise deleted only when their cookie comes back);
+    - failed sign-in attempts older than their window (otherwise deleted only at someone's next failure).
+    """
+    from socle.ui.sessions import ATTEMPT_WINDOW, IDLE  # lazily: only its limits, from the web interface's module
+
+    now = now or utcnow()
+    kept_since = now - timedelta(days=get_settings().jobs_kept_days)
+    jobs = _delete_by_batches(
+        session,
+        Job.id,
+        Job.status == DONE,
+        Job.finished_at < kept_since,
+        or_(Job.key.is_(None), *(Job.key.startswith(prefix) for prefix in PERIOD_KEY_PREFIXES)),
+        # Implied (a job runs once due or queued, and finishes after), but indexed with the status: the rows are
+        # read along ix_jobs_status_next, the old done ones only, never a scan of the whole table.
+        Job.next_run_at < kept_since,
+        along=Job.next_run_at,
+    )
+    sessions = _delete_by_batches(
+        session, UiSession.id, or_(UiSession.expires_at <= now, UiSession.last_seen_at < now - IDLE)
+    )
+    attempts = _delete_by_batches(session, LoginAttempt.id, LoginAttempt.at < now - ATTEMPT_WINDOW)
+    return Cleaned(jobs, sessions, attempts)
+
+
+def _delete_by_batches(
+    session: Session,
+    id_column: InstrumentedAttribute[Any],
+    *where: ColumnElement[bool],
+    along: InstrumentedAttribute[Any] | None = None,
+) -> int:
+    """Delete the rows meeting ``where``, ``_BATCH`` ids at a time, committing after each batch.
+
+    In one transaction, a backlog of months would keep its rows locked, PostgreSQL's vacuum held back and, on
+    SQLite, every other writer out until the end, and the other schedulers waiting on the period's row. Each
+    DELETE repeats the conditions: a row changed since it was read stays.
+
+    ``along``: an indexed column to read the rows in the order of, each batch from where the previous one
+    stopped: the rows kept on the way (old jobs with a business key, which stay for ever) are then read once
+    per call, not once per batch."""
+    removed, since = 0, None
+    while True:
+        query = select(id_column, along if along is not None else id_column).where(*where)
+        if along is not None:
+            query = query.order_by(along)
+            if since is not None:
+                query = query.where(along >= since)
+        rows = session.execute(query.limit(_BATCH)).all()
+        if not rows:
+            return removed
+        ids, since = [row[0] for row in rows], rows[-1][1]
+        result = session.execute(
+            delete(id_column.class_).where(id_column.in_(ids), *where),
+            execution_options={"synchronize_session": False},
+        )
+        session.commit()
+        removed += cast("CursorResult[Any]", result).rowcount
+        if len(ids) < _BATCH:
+            return removed
+
+
+def _housekeeping(session: Session, now: datetime) -> int:
+    return housekeeping(session, now).total
 
 
 TASKS: tuple[Task, ...] = (
@@ -181,6 +298,15 @@ TASKS: tuple[Task, ...] = (
         title="Relève des PES Retour de chaque connecteur S²LOW actif",
         by_hand="socle interop pes-retours --tenant COLLECTIVITÉ --connector NOM",
     ),
+    Task(
+        "socle.housekeeping",
+        None,
+        "schedule_housekeeping",
+        per_tenant=False,
+        title="Nettoyage du noyau : tâches terminées anciennes, sessions expirées, tentatives de connexion",
+        by_hand="socle housekeeping",
+        action=_housekeeping,
+    ),
 )
 
 
@@ -204,41 +330,49 @@ class Scheduler:
         settings = get_settings()
         taken = []
         for task in TASKS:
-            if task.service not in self.services:
+            if not task.runs_in(self.services):
                 continue
             due = task.rule(settings).latest(now)
             if due is None or self._seen.get(task.name) == period_of(due):
                 continue
-            if take(task, due):
+            if take(task, due, now):
                 taken.append((task.name, period_of(due)))
             self._seen[task.name] = period_of(due)
         return taken
 
 
-def take(task: Task, due: datetime) -> bool:
-    """Take the period due at ``due`` and enqueue its jobs, in one transaction; False if another took it."""
+def take(task: Task, due: datetime, now: datetime | None = None) -> bool:
+    """Take the period due at ``due`` and enqueue its jobs in the same transaction, or run its action (as of
+    ``now``) from that transaction on; False if another scheduler took it."""
     period = period_of(due)
     try:
         with transaction() as session:
             run = ScheduleRun(task=task.name, period=period, due_at=due, enqueued_at=utcnow(), jobs=0)
             session.add(run)
             session.flush()  # here another scheduler's row, committed or not yet, stops this one
-            tenants: Sequence[str | None] = (
-                session.execute(select(Tenant.id).order_by(Tenant.created_at, Tenant.id)).scalars().all()
-                if task.per_tenant
-                else [None]
-            )
-            asked = [
-                (task.message, task.key(period, tenant_id), task.arguments(period, tenant_id)) for tenant_id in tenants
-            ]
-            run.jobs = len(enqueue_all(session, asked)) if asked else 0
             session.execute(delete(ScheduleRun).where(ScheduleRun.task == task.name, ScheduleRun.due_at < due - _KEPT))
+            if task.action is not None:
+                run.jobs = task.action(session, now or utcnow())
+            else:
+                run.jobs = _enqueue(session, task, period)
     except IntegrityError as exc:
         if not is_unique_violation(exc):
             raise
         return False
-    log.info("schedule: %s for %s, %d job(s) enqueued", task.name, period, run.jobs)
+    done = "row(s) removed" if task.action is not None else "job(s) enqueued"
+    log.info("schedule: %s for %s, %d %s", task.name, period, run.jobs, done)
     return True
+
+
+def _enqueue(session: Session, task: Task, period: str) -> int:
+    assert task.message is not None
+    tenants: Sequence[str | None] = (
+        session.execute(select(Tenant.id).order_by(Tenant.created_at, Tenant.id)).scalars().all()
+        if task.per_tenant
+        else [None]
+    )
+    asked = [(task.message, task.key(period, tenant_id), task.arguments(period, tenant_id)) for tenant_id in tenants]
+    return len(enqueue_all(session, asked)) if asked else 0
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -271,7 +405,7 @@ def states(session: Session, now: datetime | None = None) -> list[TaskState]:
 
 
 def _jobs_of(session: Session, task: Task, run: ScheduleRun | None) -> dict[str, int]:
-    if run is None:
+    if run is None or task.action is not None:
         return {}
     tenants: Sequence[str | None] = session.execute(select(Tenant.id)).scalars().all() if task.per_tenant else [None]
     keys = [task.key(run.period, tenant_id) for tenant_id in tenants]

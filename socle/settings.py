@@ -163,12 +163,24 @@ class Settings(BaseSettings):
     schedule_interop_pes_retours: str = Field(
         "60min", description="Relève des PES Retour des connecteurs S²LOW : heures, période ou off."
     )
+    schedule_housekeeping: str = Field(
+        "04:30",
+        description="Nettoyage du noyau (tâches terminées anciennes, sessions expirées, tentatives de connexion) : "
+        "heures, période ou off.",
+    )
+    jobs_kept_days: int = Field(
+        90,
+        ge=7,
+        le=3650,
+        description="Conservation des tâches de fond terminées sans clé métier, en jours (nettoyage du noyau).",
+    )
 
     @field_validator(
         "schedule_ged_purge_trash",
         "schedule_ged_purge_uploads",
         "schedule_parapheur_digests",
         "schedule_interop_pes_retours",
+        "schedule_housekeeping",
     )
     @classmethod
     def _schedule_rule(cls, value: str) -> str:
