@@ -103,7 +103,7 @@ def http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-def _log_unexpected(method: str, path: str, exc: BaseException) -> None:
+def log_unexpected(method: str, path: str, exc: BaseException) -> None:
     """Log an unexpected error with its trace, once: every layer it goes through may be told of it (a service's
     app, the whole kit's around it, the last resort of each)."""
     if getattr(exc, "_socle_logged", False):
@@ -115,7 +115,7 @@ def _log_unexpected(method: str, path: str, exc: BaseException) -> None:
 
 def _unexpected_error(request: Request, exc: Exception) -> Response:
     # The trace goes to the log only: a client never sees the inside of the kit.
-    _log_unexpected(request.method, request.url.path, exc)
+    log_unexpected(request.method, request.url.path, exc)
     response = problem_response(
         500, "Erreur interne", "une erreur inattendue s'est produite ; elle est journalisée", "internal"
     )
@@ -182,10 +182,13 @@ class UnexpectedErrors:
     which logged it once more. Here the error ends the request, the connection stays usable. An error once the
     answer began and before its end (a download failing halfway) is raised again: the server must cut the
     connection, or the client would take a truncated file for a whole one.
+
+    ``answer`` writes the 500 (the web interface answers with its page); the error is logged here, before it.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, answer: Callable[[Request, Exception], Response] = _unexpected_error) -> None:
         self.app = app
+        self.answer = answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -204,10 +207,10 @@ class UnexpectedErrors:
         try:
             await self.app(scope, receive, watching_send)
         except Exception as exc:
+            log_unexpected(scope["method"], scope["path"], exc)
             if not started:
-                await _unexpected_error(Request(scope), exc)(scope, receive, send)
+                await self.answer(Request(scope), exc)(scope, receive, send)
                 return
-            _log_unexpected(scope["method"], scope["path"], exc)
             if not complete:
                 raise
 

@@ -6,7 +6,6 @@ third party), no framing, no referrer leak, and no caching of pages that show pu
 
 from __future__ import annotations
 
-import logging
 from contextvars import ContextVar
 from typing import Any
 
@@ -21,10 +20,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from socle.errors import PayloadTooLarge, SocleError, message
 from socle.ui import rendering
 from socle.ui.web import LOCALE_COOKIE, CsrfRejected, LoginRequired, locale_of, login_url, render
-from socle.web import BodyLimit, french_detail, has_nul, merge_headers, unique_conflict
+from socle.web import (
+    BodyLimit,
+    UnexpectedErrors,
+    french_detail,
+    has_nul,
+    log_unexpected,
+    merge_headers,
+    unique_conflict,
+)
 from socle.web import http_error as api_http_error
-
-log = logging.getLogger("socle.ui")
 
 CSP = "; ".join(
     [
@@ -141,7 +146,11 @@ def create_ui_app(routers: list[APIRouter]) -> FastAPI:
     app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # The last resort of Starlette, for an error in UnexpectedErrors itself: it answers 500 and raises again.
     app.add_exception_handler(Exception, _unexpected_error)
+    # Outside every other middleware: an unexpected error ends the request with the page, logged once, and the
+    # browser's connection stays usable (Starlette's last resort raises it again to the server, which closes it).
+    app.add_middleware(UnexpectedErrors, answer=_unexpected_error)
     return app
 
 
@@ -151,11 +160,12 @@ def _refuse_nul(request: Request) -> None:
         raise RequestValidationError([{"type": "value_error", "loc": ("path",), "msg": "NUL"}])
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    # The trace goes to the log only: a user never sees the inside of the kit.
-    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+def _unexpected_error(request: Request, exc: Exception) -> Response:
+    # The trace goes to the log only, once (the kernel's, which UnexpectedErrors and the kit's app share): a user
+    # never sees the inside of the kit.
+    log_unexpected(request.method, request.url.path, exc)
     page = _error_page(request, 500, "Erreur interne", "Une erreur inattendue s'est produite ; elle est journalisée.")
-    # Starlette sends this page from its outermost layer, around SecurityHeaders: the headers go on here.
+    # Sent from outside SecurityHeaders (UnexpectedErrors, or Starlette's last resort): the headers go on here.
     page.headers.update({name.decode(): value.decode() for name, value in [*_SECURITY_HEADERS, _NO_STORE]})
     return page
 
@@ -181,7 +191,7 @@ async def _socle_error(request: Request, exc: Exception) -> Response:
 async def _integrity_error(request: Request, exc: Exception) -> Response:
     # The same form sent twice at once (a double click): the second is told to reload, not an internal error.
     conflict = unique_conflict(request, exc)
-    return await (_unexpected_error(request, exc) if conflict is None else _socle_error(request, conflict))
+    return _unexpected_error(request, exc) if conflict is None else await _socle_error(request, conflict)
 
 
 async def _bad_request(request: Request, exc: Exception) -> Response:

@@ -6,19 +6,16 @@ on it got no answer; in the whole kit the same error was logged three times)."""
 from __future__ import annotations
 
 import http.client
-import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
+from live_server import Answer, errors_logged, served
 from starlette.routing import Mount
 
 from socle.web import API_SECURITY_HEADERS, create_service_app
@@ -48,49 +45,11 @@ def _failing_service() -> Any:
     return create_service_app("essai", "essai", "Une application d'essai", [router])
 
 
-@contextmanager
-def _served(app: Any) -> Iterator[int]:
-    """``app`` served by uvicorn in a thread; its port. ``log_config=None``: uvicorn's own records reach the test's
-    log capture (its default configuration stops them at the « uvicorn » logger)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn n'a pas démarré"
-        time.sleep(0.02)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-class _Answer:
-    """What http.client read: enough for conftest.assert_problem."""
-
-    def __init__(self, response: http.client.HTTPResponse) -> None:
-        self.status_code = response.status
-        self.headers = {name.lower(): value for name, value in response.getheaders()}
-        self.content = response.read()  # the whole body: the connection is then free for the next request
-        self.text = self.content.decode()
-
-    def json(self) -> Any:
-        return json.loads(self.content)
-
-
-def _errors_logged(records: list[logging.LogRecord]) -> list[str]:
-    return [record.getMessage() for record in records if record.levelno >= logging.ERROR]
-
-
 def _two_requests_on_one_connection(port: int, prefix: str, caplog: pytest.LogCaptureFixture) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
         connection.request("GET", f"{prefix}/panne")
-        failed = _Answer(connection.getresponse())
+        failed = Answer(connection.getresponse())
         body = assert_problem(failed, 500)
         assert body["type"] == "urn:socle:problem:internal" and "détail interne" not in failed.text
         for name, value in API_SECURITY_HEADERS:
@@ -99,18 +58,19 @@ def _two_requests_on_one_connection(port: int, prefix: str, caplog: pytest.LogCa
         assert failed.headers.get("connection", "").lower() != "close"
 
         connection.request("GET", f"{prefix}/bien")  # the same connection: before the fix, RemoteDisconnected
-        again = _Answer(connection.getresponse())
+        again = Answer(connection.getresponse())
         assert again.status_code == 200 and again.json() == {"etat": "ok"}
     finally:
         connection.close()
     time.sleep(0.2)  # uvicorn logs in its own thread
-    logged = _errors_logged(caplog.records)
+    logged = errors_logged(caplog.records)
     assert logged == [f"unexpected error on GET {prefix}/panne"], logged
 
 
 def test_a_500_is_complete_logged_once_and_keeps_the_connection(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
-    with _served(_failing_service()) as port:
+    with served(_failing_service(), "erreurs", uvicorn_logs=True) as base:
+        port = urlsplit(base).port
         _two_requests_on_one_connection(port, "", caplog)
 
 
@@ -121,7 +81,8 @@ def test_in_the_whole_kit_a_services_500_is_logged_once(app: Any, caplog: pytest
     kit = create_app()
     kit.router.routes.insert(0, Mount("/essai", app=_failing_service()))
     caplog.set_level(logging.INFO)
-    with _served(kit) as port:
+    with served(kit, "erreurs", uvicorn_logs=True) as base:
+        port = urlsplit(base).port
         _two_requests_on_one_connection(port, "/essai", caplog)
 
 
@@ -129,7 +90,8 @@ def test_a_download_failing_halfway_is_cut_not_taken_for_whole(caplog: pytest.Lo
     """The answer has begun: no 500 can be sent any more, the connection is cut so that the client sees the
     truncation; the kit logs the error once (the server adds its own line)."""
     caplog.set_level(logging.INFO)
-    with _served(_failing_service()) as port:
+    with served(_failing_service(), "erreurs", uvicorn_logs=True) as base:
+        port = urlsplit(base).port
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         try:
             connection.request("GET", "/flux")
