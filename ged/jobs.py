@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ged import access, service
 from socle import messages
@@ -10,6 +10,9 @@ from socle.auth import Principal
 from socle.db import transaction
 from socle.errors import Conflict, Forbidden, NotFound, SocleError, message
 from socle.queue import enqueue
+
+if TYPE_CHECKING:  # typing only: the models stay imported lazily, by the jobs that use them
+    from sqlalchemy.orm import Session
 
 
 def send_to_parapheur(*, tenant_id: str, document_id: str, folder_id: str, username: str) -> None:
@@ -115,7 +118,7 @@ def select_for_archive(
             _export_failed(session, tenant_id, transfer_id, exc.detail)
 
 
-def _answered(session: Any, transfer_id: str) -> bool:
+def _answered(session: Session, transfer_id: str) -> bool:
     """Whether the GED already answered this transfer (its reply's job key is taken)."""
     from sqlalchemy import select
 
@@ -124,7 +127,7 @@ def _answered(session: Any, transfer_id: str) -> bool:
     return session.execute(select(Job.id).where(Job.key == f"archive.build:{transfer_id}")).first() is not None
 
 
-def _requester(session: Any, tenant_id: str, username: str | None) -> Principal:
+def _requester(session: Session, tenant_id: str, username: str | None) -> Principal:
     """Who asked, as they are now: their rights choose what the GED gives. None: an interop flow archiving the
     documents it filed, acting as the service itself (no user behind the message).
 
@@ -143,7 +146,7 @@ def _requester(session: Any, tenant_id: str, username: str | None) -> Principal:
     return principal_for(session, tenant.slug, username)
 
 
-def _check_transferable(session: Any, transfer_id: str, documents: list[Any]) -> None:
+def _check_transferable(session: Session, transfer_id: str, documents: list[Any]) -> None:
     """:raises Conflict: documents already in a transfer (another one), archived, eliminated or held, named by
     their titles: a document goes to the SAE once."""
     from ged import holds
@@ -168,7 +171,7 @@ def _check_transferable(session: Any, transfer_id: str, documents: list[Any]) ->
 MAX_SELECTED = 1000
 
 
-def _folder(session: Any, requester: Principal, folder_id: str) -> Any:
+def _folder(session: Session, requester: Principal, folder_id: str) -> Any:
     """A folder of the plan the requester may read; another tenant's, or an unreadable one, is as unknown as a
     missing one."""
     from ged.models import Folder
@@ -183,7 +186,7 @@ def _folder(session: Any, requester: Principal, folder_id: str) -> Any:
     return folder
 
 
-def _selectable(session: Any, requester: Principal) -> Any:
+def _selectable(session: Session, requester: Principal) -> Any:
     """Live documents the requester may read: not in the trash, not under an active legal hold (frozen for the
     litigation: its documents stay in the GED), and not already transferred, archived or eliminated
     (``disposal`` set). Locked: two transfers at once cannot both take a document."""
@@ -201,7 +204,7 @@ def _selectable(session: Any, requester: Principal) -> Any:
     )
 
 
-def _select_folder(session: Any, requester: Principal, folder: Any) -> list[Any]:
+def _select_folder(session: Session, requester: Principal, folder: Any) -> list[Any]:
     from sqlalchemy.orm import selectinload
 
     from ged.models import Document, Folder
@@ -220,7 +223,7 @@ def _folders(tenant_id: str) -> Any:
     return select(Folder).where(Folder.tenant_id == tenant_id)
 
 
-def _select_dua_reached(session: Any, requester: Principal) -> list[Any]:
+def _select_dua_reached(session: Session, requester: Principal) -> list[Any]:
     from sqlalchemy.orm import selectinload
 
     from ged.models import Document, DocumentType
@@ -237,7 +240,7 @@ def _select_dua_reached(session: Any, requester: Principal) -> list[Any]:
     return list(session.execute(query.limit(MAX_SELECTED)).scalars())
 
 
-def _export_done(session: Any, requester: Principal, transfer_id: str, chosen: list[Any]) -> None:
+def _export_done(session: Session, requester: Principal, transfer_id: str, chosen: list[Any]) -> None:
     """Export the documents and mark them « transferred » to this transfer, in the same commit as the answer:
     off the lists to transfer, out of any other transfer and of elimination until the SAE replies."""
     from ged import journal
@@ -267,7 +270,7 @@ def _export_done(session: Any, requester: Principal, transfer_id: str, chosen: l
     )
 
 
-def _export_failed(session: Any, tenant_id: str, transfer_id: str, reason: str) -> None:
+def _export_failed(session: Session, tenant_id: str, transfer_id: str, reason: str) -> None:
     enqueue(
         session,
         messages.ARCHIVE_EXPORT_FAILED,
@@ -422,7 +425,7 @@ def store_flow_document(
         )
 
 
-def _flow_folder(session: Any, tenant_id: str, reference: str | None, username: str | None) -> Any:
+def _flow_folder(session: Session, tenant_id: str, reference: str | None, username: str | None) -> Any:
     """The folder of the plan where an interop flow's document is filed (see store_flow_document)."""
     from ged import plan
 
@@ -511,7 +514,7 @@ def file_signed_document(
 
 
 def _file_once(
-    session: Any,
+    session: Session,
     tenant_id: str,
     origin: str,
     author: tuple[str, str],
@@ -575,7 +578,7 @@ def _file_once(
     return str(document.id)
 
 
-def _already_filed(session: Any, tenant_id: str, origin: str) -> str | None:
+def _already_filed(session: Session, tenant_id: str, origin: str) -> str | None:
     """The document another service's message created already (its version carries the message's origin)."""
     from sqlalchemy import select
 
@@ -587,7 +590,7 @@ def _already_filed(session: Any, tenant_id: str, origin: str) -> str | None:
     return str(found) if found is not None else None
 
 
-def _export(session: Any, document: Any) -> dict[str, Any]:
+def _export(session: Session, document: Any) -> dict[str, Any]:
     """What the archive service maps to SEDA: metadata of the current version, its type and DUA, where it is
     filed in the plan (folder names from the root), its author and signatories (see _people), and the digests
     of every version."""
@@ -636,7 +639,7 @@ def _by_service(version: Any) -> bool:
     return version.author in SERVICE_AUTHORS and (version.origin or "").startswith(f"{version.author}:")
 
 
-def _people(session: Any, document: Any) -> dict[str, Any]:
+def _people(session: Session, document: Any) -> dict[str, Any]:
     """``author`` (username) and ``author_name``, and ``signatories`` ({username, name}) of the current content
     when the parapheur signed it; names are the users' display names (None for a former user).
 
@@ -694,7 +697,7 @@ def _type_export(document: Any, document_type: Any) -> dict[str, Any] | None:
     }
 
 
-def _folder_path(session: Any, folder_id: str | None) -> list[dict[str, Any]]:
+def _folder_path(session: Session, folder_id: str | None) -> list[dict[str, Any]]:
     """The folders from the plan's root down to the document's own: id, name and code of each."""
     from ged.models import Folder
 
