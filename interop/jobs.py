@@ -114,8 +114,13 @@ def collect_all_pes_retours(*, period: str) -> None:
             .order_by(Connector.created_at)
         ).all()
         # A connector with no GED folder could file nothing: its collection would fail every period (asked by
-        # hand, it is refused with the reason). Left out until an administrator names one.
-        connectors = [(id_, tenant, name) for id_, tenant, name, config in found if (config or {}).get("ged_folder")]
+        # hand, it is refused with the reason). Left out until an administrator names one. So is an account the
+        # administrator says has no Hélios (pes_retours false): S²LOW would refuse each collection.
+        connectors = [
+            (id_, tenant, name)
+            for id_, tenant, name, config in found
+            if (config or {}).get("ged_folder") and (config or {}).get("pes_retours", True) is not False
+        ]
         enqueue_all(
             session,
             [
@@ -128,7 +133,7 @@ def collect_all_pes_retours(*, period: str) -> None:
             ],
         )
     log.info(
-        "PES Retour collection asked of %d connector(s) for %s (%d without GED folder left out)",
+        "PES Retour collection asked of %d connector(s) for %s (%d without GED folder or Hélios left out)",
         len(connectors),
         period,
         len(found) - len(connectors),

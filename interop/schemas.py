@@ -364,6 +364,11 @@ class S2lowConfig(SaeConfig):
         description="Trigramme d'application de la plateforme S²LOW (nom des archives)",
     )
     ged_folder: str | None = GED_FOLDER_FIELD
+    pes_retours: bool = Field(
+        True,
+        description="Relever les PES Retour (Hélios) chaque heure ; non pour un compte S²LOW sans Hélios, dont "
+        "chaque relève échouerait",
+    )
 
     _ged_folder = field_validator("ged_folder")(_valid_ged_folder)
 

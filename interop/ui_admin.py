@@ -103,6 +103,7 @@ FIELD_LABELS = {
     "classification_max_age_days": _("Âge maximal de la classification (jours)"),
     "actes_trigram": _("Trigramme d'application"),
     "ged_folder": _("Dossier de la GED"),
+    "pes_retours": _("Relever les PES Retour (Hélios) chaque heure"),
 }
 # Settings typed on several lines: PEM blocks, keys, message texts, retry policies.
 _MULTILINE = frozenset({"client_certificate", "client_key", "host_key", "body", "retry_policy", "send_retry_policy"})

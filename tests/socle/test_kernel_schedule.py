@@ -370,6 +370,10 @@ def test_the_pes_retour_collection_asks_each_enabled_tdt_connector_once_per_peri
             Connector(tenant_id=second, name="tdt-mairie", kind="s2low", config={"ged_folder": "Actes"}),
             Connector(tenant_id=second, name="ancien-tdt", kind="s2low", config={"ged_folder": "A"}, enabled=False),
             Connector(tenant_id=second, name="tdt-sans-dossier", kind="s2low", config={}),  # would file nothing
+            # An account without Hélios, as its administrator says: S²LOW would refuse each collection.
+            Connector(
+                tenant_id=first, name="tdt-actes", kind="s2low", config={"ged_folder": "F", "pes_retours": False}
+            ),
             Connector(tenant_id=second, name="depot-sae", kind="depot", config={}),
         ]
         session.add_all(connectors)
