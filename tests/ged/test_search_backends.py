@@ -21,8 +21,9 @@ from ged.search import FieldFilter, SearchQuery, search
 from socle.auth import Principal, create_tenant
 from socle.db import engine_for, reset_engines, utcnow
 from socle.errors import InvalidInput, NotFound
-from socle.migrating import upgrade_all
 from socle.storage import get_store
+
+from conftest import migrate
 
 FIELDS = [
     {"name": "montant", "label": "Montant", "kind": "decimal", "required": False, "choices": [], "retired": False},
@@ -200,7 +201,7 @@ def corpus(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Corpus]:
         url = f"sqlite:///{tmp_path / 'search.db'}"
     else:
         url = request.getfixturevalue("postgres_url").replace("postgresql://", "postgresql+psycopg://")
-    upgrade_all(url)
+    migrate(url)
     session = Session(engine_for(url))
     try:
         yield _populate(session)

@@ -21,11 +21,10 @@ from ged.models import Document, ReindexRun, SearchEntry, Version
 from ged.search import SearchQuery, search
 from socle.auth import Principal, create_tenant
 from socle.db import engine_for, reset_engines
-from socle.migrating import upgrade_all
 from socle.settings import get_settings
 from socle.storage import get_store
 
-from conftest import ROOT
+from conftest import ROOT, migrate
 
 
 def _populate(session: Session, count: int) -> tuple[str, list[str]]:
@@ -72,7 +71,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         url = f"sqlite:///{tmp_path / 'reindex.db'}"
     else:
         url = request.getfixturevalue("postgres_url").replace("postgresql://", "postgresql+psycopg://")
-    upgrade_all(url)
+    migrate(url)
     yield url
     reset_engines()
 
@@ -138,7 +137,7 @@ def test_the_command_resumes_after_being_stopped(tmp_path: Path, stop: signal.Si
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     url = f"sqlite:///{(data_dir / 'socle.db').resolve()}"
-    upgrade_all(url)
+    migrate(url)
     factory = sessionmaker(engine_for(url))
     with factory() as session:
         tenant_id, ids = _populate(session, 1000)

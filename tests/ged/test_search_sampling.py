@@ -22,8 +22,9 @@ from ged.models import Document, Folder, Group, Permission, Version
 from ged.search import SearchQuery, SearchResult, search
 from socle.auth import Principal, create_tenant
 from socle.db import engine_for, reset_engines
-from socle.migrating import upgrade_all
 from socle.storage import get_store
+
+from conftest import migrate
 
 WORDS = ["budget", "voirie", "cantine", "école", "travaux", "marché"]
 TAGS = ["finances", "voirie", "enfance", "travaux"]
@@ -117,7 +118,7 @@ def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         url = f"sqlite:///{tmp_path_factory.mktemp('sampling') / 'search.db'}"
     else:
         url = request.getfixturevalue("postgres_url").replace("postgresql://", "postgresql+psycopg://")
-    upgrade_all(url)
+    migrate(url)
     session = Session(engine_for(url))
     try:
         yield _populate(session)

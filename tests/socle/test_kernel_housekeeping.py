@@ -19,12 +19,11 @@ from sqlalchemy import select
 from socle import queue, schedule
 from socle.db import new_session, transaction, utcnow
 from socle.errors import SettingsError
-from socle.migrating import upgrade_all
 from socle.models import Job, LoginAttempt, ScheduleRun, UiSession, User
 from socle.schedule import Scheduler, states
 from socle.settings import load_settings
 
-from conftest import Kit, socle_command
+from conftest import Kit, migrate, socle_command
 
 # Tuesday 1 December 2026, 10:00 in Paris (09:00 UTC): the default 04:30 (Paris) is due, at 03:30 UTC.
 TUESDAY = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -44,7 +43,7 @@ def own_database(request: pytest.FixtureRequest, use_env: Callable[..., None], t
     use_env(SOCLE_DATA_DIR=str(tmp_path / "data"), SOCLE_DATABASE_URL=None, **ONLY_HOUSEKEEPING)
     if request.param == "postgresql":
         use_env(SOCLE_DATABASE_URL=request.getfixturevalue("own_postgres_url"))
-    upgrade_all()
+    migrate()
     return str(request.param)
 
 

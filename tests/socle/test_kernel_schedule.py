@@ -30,7 +30,7 @@ from socle.models import Job, ScheduleRun
 from socle.schedule import TASKS, Rule, Scheduler, period_of, states
 from socle.settings import load_settings
 
-from conftest import ROOT, Kit, make_pdf, run_jobs, socle_command, upload_document
+from conftest import ROOT, Kit, make_pdf, migrate, run_jobs, socle_command, upload_document
 
 # Tuesday 1 December 2026, 10:00 in Paris (09:00 UTC): every default rule has a period due.
 TUESDAY = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -41,7 +41,7 @@ def own_sqlite(use_env: Callable[..., None], tmp_path: Path) -> Path:
     """A fresh SQLite kit in a folder of its own (database, objects, uploads), migrated."""
     data = tmp_path / "data"
     use_env(SOCLE_DATA_DIR=str(data), SOCLE_DATABASE_URL=None)
-    upgrade_all()
+    migrate()
     return data
 
 
@@ -51,7 +51,7 @@ def own_database(request: pytest.FixtureRequest, use_env: Callable[..., None], t
     use_env(SOCLE_DATA_DIR=str(tmp_path / "data"), SOCLE_DATABASE_URL=None)
     if request.param == "postgresql":
         use_env(SOCLE_DATABASE_URL=request.getfixturevalue("own_postgres_url"))
-    upgrade_all()
+    migrate()
     return str(request.param)
 
 
