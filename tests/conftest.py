@@ -355,6 +355,23 @@ def old_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     reset_engines()
 
 
+@pytest.fixture
+def actes_schemas(use_env: Callable[..., None]) -> None:
+    """SOCLE_ACTES_SCHEMAS on the official @ctes XSDs, for the interop files that say
+    ``pytestmark = pytest.mark.usefixtures("actes_schemas")`` (the others keep the kit's default)."""
+    from s2low_helpers import ACTES_SCHEMAS  # tests/interop, on the path once one of its files is collected
+
+    use_env(SOCLE_ACTES_SCHEMAS=str(ACTES_SCHEMAS))
+
+
+@pytest.fixture
+def sim() -> Iterator[Any]:
+    """A S²LOW simulator on 127.0.0.1 for the interop tests, stopped after the test (s2low_helpers.S2low)."""
+    from s2low_helpers import running_s2low
+
+    yield from running_s2low()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     url = os.environ.get("SOCLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

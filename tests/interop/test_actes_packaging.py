@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -22,9 +21,7 @@ from conftest import make_pdf
 SENDER = actes.Sender("213700000", "037", return_emails=("greffe@mairie-test.fr",))
 
 
-@pytest.fixture(autouse=True)
-def _schemas(use_env: Callable[..., None]) -> None:
-    use_env(SOCLE_ACTES_SCHEMAS=str(ACTES_SCHEMAS))
+pytestmark = pytest.mark.usefixtures("actes_schemas")
 
 
 def an_act(number: str = "DEL2026_042", annexes: int = 2, subject: str = "Budget primitif – œuvres d'art") -> actes.Act:

@@ -55,6 +55,7 @@ class ChunkSimulator(Simulator):
         return list(self.app.state.chunk_sessions.values())
 
 
+# Not the S²LOW `sim` of tests/conftest.py: here an as@lae simulator whose chunk sessions the tests read.
 @pytest.fixture
 def sim() -> Iterator[ChunkSimulator]:
     state = PlatformState()

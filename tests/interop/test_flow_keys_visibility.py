@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from s2low_helpers import ACTES_SCHEMAS, S2low, act_request, add_s2low, drive, running_s2low, start
+from s2low_helpers import S2low, act_request, add_s2low, drive, start
 
 from socle.auth import create_user, issue_token
 from socle.db import transaction
@@ -28,14 +27,7 @@ from conftest import Kit, assert_problem, make_pdf, run_jobs, upload_document
 WHOLE_KEY = re.compile(r"[0-9a-fA-F]{64}")
 
 
-@pytest.fixture(autouse=True)
-def _schemas(use_env: Callable[..., None]) -> None:
-    use_env(SOCLE_ACTES_SCHEMAS=str(ACTES_SCHEMAS))
-
-
-@pytest.fixture
-def sim() -> Iterator[S2low]:
-    yield from running_s2low()
+pytestmark = pytest.mark.usefixtures("actes_schemas")
 
 
 def _cut(key: str) -> str:

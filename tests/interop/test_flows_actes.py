@@ -22,7 +22,6 @@ from s2low_helpers import (
     events,
     flow_of,
     plan_folder,
-    running_s2low,
     s2low_config,
     start,
     step_jobs,
@@ -44,15 +43,7 @@ from socle.storage import get_store
 
 from conftest import ROOT, Kit, assert_problem, make_pdf, run_jobs, upload_document
 
-
-@pytest.fixture(autouse=True)
-def _schemas(use_env: Callable[..., None]) -> None:
-    use_env(SOCLE_ACTES_SCHEMAS=str(ACTES_SCHEMAS))
-
-
-@pytest.fixture
-def sim() -> Iterator[S2low]:
-    yield from running_s2low()
+pytestmark = pytest.mark.usefixtures("actes_schemas")
 
 
 def act_id(kit_number: str) -> str:

@@ -4,18 +4,15 @@ collectivité reads a document whose type has no rights of its own."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from s2low_helpers import (
-    ACTES_SCHEMAS,
     S2low,
     act_request,
     add_s2low,
     drive,
     plan_folder,
-    running_s2low,
     s2low_config,
     start,
     store,
@@ -43,14 +40,7 @@ SIGNED_PES = (
 NO_FOLDER = "ne désigne aucun dossier de la GED"
 
 
-@pytest.fixture(autouse=True)
-def _schemas(use_env: Callable[..., None]) -> None:
-    use_env(SOCLE_ACTES_SCHEMAS=str(ACTES_SCHEMAS))
-
-
-@pytest.fixture
-def sim() -> Iterator[S2low]:
-    yield from running_s2low()
+pytestmark = pytest.mark.usefixtures("actes_schemas")
 
 
 def only_for(kit: Kit, folder_id: str, username: str, rights: list[str], group: str) -> None:

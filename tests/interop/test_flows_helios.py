@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from s2low_helpers import S2low, add_s2low, drive, events, flow_of, running_s2low, start, step_jobs, store
+from s2low_helpers import S2low, add_s2low, drive, events, flow_of, start, step_jobs, store
 from sqlalchemy import select, update
 
 from ged.models import Document, Version
@@ -24,11 +23,6 @@ SIGNED_PES = (
     b'<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo/></ds:Signature>'
     b"</PES_DepenseAller></PES_Aller>"
 )
-
-
-@pytest.fixture
-def sim() -> Iterator[S2low]:
-    yield from running_s2low()
 
 
 def pes_request(kit: Kit, filename: str, content: bytes = SIGNED_PES) -> dict:

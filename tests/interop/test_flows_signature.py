@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 from parapheur_kit import Standard, act, folder_of, ok, typology
 from s2low_helpers import (
-    ACTES_SCHEMAS,
     S2low,
     act_request,
     add_s2low,
@@ -32,7 +31,6 @@ from s2low_helpers import (
     events,
     flow_of,
     plan_folder,
-    running_s2low,
     start,
     step_jobs,
     steps_now,
@@ -128,14 +126,7 @@ def killed_worker(job_id: str, wrapper: Hanging, method: str, path: str) -> None
         job.started_at = utcnow() - timedelta(hours=2)
 
 
-@pytest.fixture(autouse=True)
-def _schemas(use_env: Callable[..., None]) -> None:
-    use_env(SOCLE_ACTES_SCHEMAS=str(ACTES_SCHEMAS))
-
-
-@pytest.fixture
-def sim() -> Iterator[S2low]:
-    yield from running_s2low()
+pytestmark = pytest.mark.usefixtures("actes_schemas")
 
 
 def add_parapheur(kit: Kit, remote: RunningServer, subtype_id: str, name: str = "cdg", **extra: Any) -> None:

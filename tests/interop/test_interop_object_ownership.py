@@ -7,11 +7,11 @@ from __future__ import annotations
 import hashlib
 import io
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from parapheur_kit import Standard, act, ok, sent_folder
-from s2low_helpers import S2low, add_s2low, drive, running_s2low
+from s2low_helpers import S2low, add_s2low, drive
 from sqlalchemy import func, select
 
 from interop.models import Flow
@@ -108,11 +108,6 @@ def test_a_folder_signed_in_the_parapheur_may_go_to_its_own_collectivites_flow(m
     for key in (folder["document_sha256"], signed["document_sha256"]):
         assert b["agent"].post("/interop/flows", json=_depot(key)).json()["detail"] == _absent(key)
         assert a["agent"].post("/interop/flows", json=_depot(key)).status_code == 201
-
-
-@pytest.fixture
-def sim() -> Iterator[S2low]:
-    yield from running_s2low()
 
 
 def test_a_reply_to_the_prefecture_refuses_another_collectivites_document(

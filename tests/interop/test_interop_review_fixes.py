@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from s2low_helpers import ACTES_SCHEMAS, S2low, act_request, add_s2low, drive, flow_of, running_s2low, start
+from s2low_helpers import S2low, act_request, add_s2low, drive, flow_of, start
 from sqlalchemy import func, select, update
 from test_interop_dns_rebinding import _certificate_for, _serve
 
@@ -34,15 +34,7 @@ from socle.storage.ownership import record_held
 
 from conftest import Kit, assert_problem, run_jobs
 
-
-@pytest.fixture(autouse=True)
-def _schemas(use_env: Callable[..., None]) -> None:
-    use_env(SOCLE_ACTES_SCHEMAS=str(ACTES_SCHEMAS))
-
-
-@pytest.fixture
-def sim() -> Iterator[S2low]:
-    yield from running_s2low()
+pytestmark = pytest.mark.usefixtures("actes_schemas")
 
 
 def _flow_count(kit: Kit) -> int:

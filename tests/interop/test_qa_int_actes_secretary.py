@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from s2low_helpers import (
-    ACTES_SCHEMAS,
     S2low,
     act_request,
     add_s2low,
     drive,
     events,
-    running_s2low,
     s2low_config,
     start,
     step_jobs,
@@ -33,15 +31,7 @@ from socle.storage import get_store
 
 from conftest import Kit, assert_problem, make_pdf
 
-
-@pytest.fixture(autouse=True)
-def _schemas(use_env: Callable[..., None]) -> None:
-    use_env(SOCLE_ACTES_SCHEMAS=str(ACTES_SCHEMAS))
-
-
-@pytest.fixture
-def sim() -> Iterator[S2low]:
-    yield from running_s2low()
+pytestmark = pytest.mark.usefixtures("actes_schemas")
 
 
 def flows_of(kit: Kit) -> int:

@@ -3,10 +3,7 @@ never one another flow already follows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from s2low_helpers import S2low, add_s2low, drive, running_s2low, start, store
+from s2low_helpers import S2low, add_s2low, drive, start, store
 
 from conftest import Kit, assert_problem
 
@@ -15,11 +12,6 @@ SIGNED_PES = (
     b'<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo/></ds:Signature>'
     b"</PES_DepenseAller></PES_Aller>"
 )
-
-
-@pytest.fixture
-def sim() -> Iterator[S2low]:
-    yield from running_s2low()
 
 
 def pes(kit: Kit, filename: str) -> dict[str, str]:

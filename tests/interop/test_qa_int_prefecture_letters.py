@@ -3,12 +3,12 @@ d'observations, déféré) through its TdT: what each says, its PDF filed in the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from s2low_helpers import ACTES_SCHEMAS, S2low, act_request, add_s2low, drive, running_s2low, start
+from s2low_helpers import ACTES_SCHEMAS, S2low, act_request, add_s2low, drive, start
 from sqlalchemy import select
 
 from ged.models import Document, Version
@@ -20,15 +20,7 @@ from socle.models import Tenant
 
 from conftest import Kit, assert_problem, run_jobs
 
-
-@pytest.fixture(autouse=True)
-def _schemas(use_env: Callable[..., None]) -> None:
-    use_env(SOCLE_ACTES_SCHEMAS=str(ACTES_SCHEMAS))
-
-
-@pytest.fixture
-def sim() -> Iterator[S2low]:
-    yield from running_s2low()
+pytestmark = pytest.mark.usefixtures("actes_schemas")
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -31,11 +31,6 @@ PES = (
     b'<?xml version="1.0" encoding="UTF-8"?><PES_Aller><Enveloppe/><PES_DepenseAller/>'
     b'<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/></PES_Aller>'
 )
-
-
-@pytest.fixture
-def sim() -> Iterator[S2low]:
-    yield from running_s2low()
 
 
 def connector(sim: S2low, **extra: Any) -> S2lowConnector:
