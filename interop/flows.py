@@ -510,7 +510,8 @@ def deliveries_showing_keys(session: Session, principal: Principal, deliveries: 
     """
     if Role.ADMIN in principal.roles:
         return {delivery.id for delivery in deliveries}
-    flow_ids = {flow_id for flow_id in map(_delivery_flow, deliveries) if flow_id is not None}
+    flow_of = {delivery.id: _delivery_flow(delivery) for delivery in deliveries}
+    flow_ids = {flow_id for flow_id in flow_of.values() if flow_id is not None}
     mine: set[str] = set()
     if flow_ids:  # the flows among them this user started, in one query
         query = select(Flow.id).where(
@@ -519,7 +520,7 @@ def deliveries_showing_keys(session: Session, principal: Principal, deliveries: 
         mine = set(session.execute(query).scalars())
     shown = set()
     for delivery in deliveries:
-        flow_id = _delivery_flow(delivery)
+        flow_id = flow_of[delivery.id]
         if flow_id is not None:
             if flow_id in mine:
                 shown.add(delivery.id)

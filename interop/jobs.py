@@ -119,7 +119,7 @@ def collect_all_pes_retours(*, period: str) -> None:
         connectors = [
             (id_, tenant, name)
             for id_, tenant, name, config in found
-            if (config or {}).get("ged_folder") and (config or {}).get("pes_retours", True) is not False
+            if config and config.get("ged_folder") and config.get("pes_retours", True) is not False
         ]
         enqueue_all(
             session,

@@ -352,15 +352,14 @@ def schedule() -> None:
                 + (f" ({jobs})" if jobs else "")
             )
             click.echo(f"  dernière échéance : {shown(state.last.due_at)}, {done}")
-        if state.waiting is not None and kernel:
+        if state.waiting is not None:
             click.echo(
                 f"  en attente : l'échéance du {shown(state.waiting)} sera faite au prochain passage d'un worker, "
                 "quel que soit son service (socle worker, ou socle serve en mode embarqué)"
-            )
-        elif state.waiting is not None:
-            click.echo(
-                f"  en attente : l'échéance du {shown(state.waiting)} sera mise en file au prochain passage d'un "
-                f"worker du service {task.service} (socle worker {task.service}, ou socle serve en mode embarqué)"
+                if kernel
+                else f"  en attente : l'échéance du {shown(state.waiting)} sera mise en file au prochain passage "
+                f"d'un worker du service {task.service} (socle worker {task.service}, ou socle serve en mode "
+                "embarqué)"
             )
         click.echo(f"  prochaine : {shown(state.following) if state.following else '—'}")
         click.echo(f"  à la main : {task.by_hand}")
