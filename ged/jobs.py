@@ -480,12 +480,14 @@ def file_signed_document(
 
     origin = f"parapheur:{folder_id}"
     with transaction() as session:
-        # Checked only for a first filing: a second run answers with the document filed, wherever it is now.
-        if _already_filed(session, tenant_id, origin) is None and not ged_folder:
+        # The folder is resolved for a first filing only: a second run answers with the document filed, wherever
+        # it is now, even if its folder was renamed or deleted since.
+        first = _already_filed(session, tenant_id, origin) is None
+        if first and not ged_folder:
             raise NotFound(
                 message("le sous-type du dossier ne désigne aucun dossier de la GED : document signé non classé")
             )
-        filed_in = plan.folder_at(session, tenant_id, ged_folder) if ged_folder else None
+        filed_in = plan.folder_at(session, tenant_id, ged_folder) if first and ged_folder else None
         found = _file_once(
             session,
             tenant_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from typing import Any
 
@@ -12,8 +13,9 @@ from ged import jobs, renditions
 from ged.models import Document, Version
 from socle.db import new_session, transaction, utcnow
 from socle.models import AuditEntry, Job
+from socle.storage import get_store
 
-from conftest import Kit, run_jobs
+from conftest import Kit, make_pdf, run_jobs
 
 
 def jobs_of(tenant_id: str, function: str) -> list[Job]:
@@ -45,6 +47,36 @@ def test_a_document_asked_twice_by_the_parapheur_is_sent_once(kit: Kit) -> None:
     jobs.send_to_parapheur(**arguments)
     [answer] = jobs_of(kit.tenant_id, "parapheur.jobs.attach_document")
     assert answer.arguments["document_id"] == document["id"] and answer.arguments["version"] == 1
+
+
+def test_a_signed_document_filed_again_after_its_folder_was_renamed_answers_the_first_filing(kit: Kit) -> None:
+    """The parapheur's message delivered again once the plan changed: the folder named by the sous-type is looked
+    for only when filing for the first time, so the second run finds the document instead of failing."""
+    folder = make_folder(kit, "Délibérations")
+    signed = get_store().put(io.BytesIO(make_pdf("Délibération (signée)")))
+    arguments: dict[str, Any] = {
+        "tenant_id": kit.tenant_id,
+        "folder_id": "circuit-renomme",
+        "object_key": signed.key,
+        "size": signed.size,
+        "filename": "deliberation-signee.pdf",
+        "media_type": "application/pdf",
+        "title": "Délibération",
+        "document_type": "Délibération",
+        "signatories": ["maire"],
+        "ged_folder": "Délibérations",
+    }
+    jobs.file_signed_document(**arguments)
+    renamed = kit["admin"].patch(f"/ged/plan/{folder['id']}", json={"name": "Délibérations 2026"})
+    assert renamed.status_code == 200, renamed.text
+    jobs.file_signed_document(**arguments)
+    with new_session() as session:
+        filed = session.execute(select(Version).where(Version.origin == "parapheur:circuit-renomme")).scalars().all()
+        assert len(filed) == 1
+        document = session.get(Document, filed[0].document_id)
+        assert document is not None and document.folder_id == folder["id"]
+    [answer] = jobs_of(kit.tenant_id, "parapheur.jobs.filed_in_ged")
+    assert answer.arguments["document_id"] == str(filed[0].document_id)
 
 
 def test_a_folder_selected_twice_is_exported_once_without_what_came_since(kit: Kit) -> None:
