@@ -31,7 +31,7 @@ from archive.schemas import (
 from socle.auth import Role
 from socle.errors import InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType, message
 from socle.settings import get_settings
-from socle.web import PrincipalDep, SessionDep, create_service_app, object_response
+from socle.web import PrincipalDep, SessionDep, create_service_app, file_responses, object_response
 
 router = APIRouter(prefix="/transfers", tags=["versements"])
 inspections = APIRouter(prefix="/inspections", tags=["inspection"])
@@ -63,7 +63,12 @@ def get_transfer(principal: PrincipalDep, session: SessionDep, transfer_id: str)
     return TransferOut.of(service.get_transfer(session, principal.tenant_id, transfer_id))
 
 
-@router.get("/{transfer_id}/sip", summary="Télécharger le paquet SEDA (zip)")
+@router.get(
+    "/{transfer_id}/sip",
+    summary="Télécharger le paquet SEDA (zip)",
+    response_class=Response,
+    responses=file_responses("application/zip", description="Le paquet SEDA : bordereau et documents"),
+)
 def download_sip(principal: PrincipalDep, session: SessionDep, transfer_id: str) -> Response:
     principal.require(Role.ARCHIVISTE)  # the package holds the documents' bytes: for archivists, as its creation
     transfer = service.get_transfer(session, principal.tenant_id, transfer_id)
@@ -414,7 +419,12 @@ async def upload_profile(
     return ProfileOut.of(profile)
 
 
-@profile_routes.get("/{name}", summary="Télécharger un profil d'archivage")
+@profile_routes.get(
+    "/{name}",
+    summary="Télécharger un profil d'archivage",
+    response_class=Response,
+    responses=file_responses("application/xml", description="Le profil d'archivage (RelaxNG) tel que déposé"),
+)
 def download_profile(principal: PrincipalDep, session: SessionDep, name: str) -> Response:
     profile = profiles.get_profile(session, principal.tenant_id, name)
     return object_response(profile.object_key, f"{profile.name}.rng", "application/xml")

@@ -59,7 +59,7 @@ from ged.schemas import (
 from socle.auth import Role
 from socle.errors import InvalidInput, message
 from socle.validation_messages import french_message
-from socle.web import PrincipalDep, SessionDep, create_service_app, object_response
+from socle.web import ANY_FILE, PrincipalDep, SessionDep, create_service_app, file_responses, object_response
 
 router = APIRouter(prefix="/documents", tags=["documents"])
 
@@ -203,14 +203,24 @@ def get_version(principal: PrincipalDep, session: SessionDep, document_id: str, 
     return VersionOut.of(service.get_version(document, number))
 
 
-@router.get("/{document_id}/content", summary="Télécharger la version courante")
+@router.get(
+    "/{document_id}/content",
+    summary="Télécharger la version courante",
+    response_class=Response,
+    responses=file_responses(ANY_FILE, description="Le contenu de la version courante, du type du fichier déposé"),
+)
 def download(principal: PrincipalDep, session: SessionDep, document_id: str) -> Response:
     document = service.read_document(session, principal, document_id)
     version = service.readable_content(document, document.current)
     return object_response(version.object_key, version.filename, version.media_type)
 
 
-@router.get("/{document_id}/versions/{number}/content", summary="Télécharger une version")
+@router.get(
+    "/{document_id}/versions/{number}/content",
+    summary="Télécharger une version",
+    response_class=Response,
+    responses=file_responses(ANY_FILE, description="Le contenu de cette version, du type du fichier déposé"),
+)
 def download_version(principal: PrincipalDep, session: SessionDep, document_id: str, number: int) -> Response:
     document = service.read_document(session, principal, document_id)
     version = service.readable_content(document, service.get_version(document, number))

@@ -13,7 +13,7 @@ from ged import renditions, service
 from ged.models import Version
 from socle.auth import Principal
 from socle.errors import NotFound
-from socle.web import PrincipalDep, SessionDep, object_response
+from socle.web import PrincipalDep, SessionDep, file_responses, object_response
 
 router = APIRouter(prefix="/documents", tags=["rendus"])
 
@@ -84,7 +84,12 @@ def _missing(what: str, target: Version) -> NotFound:
     return NotFound(f"{what} de la version {target.number} n'est pas (encore) disponible")
 
 
-@router.get("/{document_id}/text", summary="Texte extrait (UTF-8)")
+@router.get(
+    "/{document_id}/text",
+    summary="Texte extrait (UTF-8)",
+    response_class=Response,
+    responses=file_responses("text/plain; charset=utf-8", description="Le texte extrait de la version, en UTF-8"),
+)
 def get_text(principal: PrincipalDep, session: SessionDep, document_id: str, version: VersionQuery = None) -> Response:
     target = _version(session, principal, document_id, version)
     if target.text_key is None:
@@ -94,7 +99,12 @@ def get_text(principal: PrincipalDep, session: SessionDep, document_id: str, ver
     return object_response(target.text_key, f"{_stem(target.filename)}.txt", "text/plain; charset=utf-8")
 
 
-@router.get("/{document_id}/preview", summary="Aperçu de la première page (PNG)")
+@router.get(
+    "/{document_id}/preview",
+    summary="Aperçu de la première page (PNG)",
+    response_class=Response,
+    responses=file_responses("image/png", description="L'aperçu de la première page, en PNG"),
+)
 def get_preview(
     principal: PrincipalDep, session: SessionDep, document_id: str, version: VersionQuery = None
 ) -> Response:
@@ -104,7 +114,12 @@ def get_preview(
     return object_response(target.preview_key, f"{_stem(target.filename)}-apercu.png", "image/png")
 
 
-@router.get("/{document_id}/thumbnail", summary="Vignette de la première page (PNG)")
+@router.get(
+    "/{document_id}/thumbnail",
+    summary="Vignette de la première page (PNG)",
+    response_class=Response,
+    responses=file_responses("image/png", description="La vignette de la première page, en PNG"),
+)
 def get_thumbnail(
     principal: PrincipalDep, session: SessionDep, document_id: str, version: VersionQuery = None
 ) -> Response:
@@ -114,7 +129,12 @@ def get_thumbnail(
     return object_response(target.thumbnail_key, f"{_stem(target.filename)}-vignette.png", "image/png")
 
 
-@router.get("/{document_id}/pdfa", summary="Copie PDF/A-2b")
+@router.get(
+    "/{document_id}/pdfa",
+    summary="Copie PDF/A-2b",
+    response_class=Response,
+    responses=file_responses("application/pdf", description="La copie PDF/A-2b de la version"),
+)
 def get_pdfa(principal: PrincipalDep, session: SessionDep, document_id: str, version: VersionQuery = None) -> Response:
     target = _version(session, principal, document_id, version)
     if target.pdfa_key is None:

@@ -45,7 +45,7 @@ from socle.auth import Principal, authenticate
 from socle.db import new_session, utcnow
 from socle.errors import Conflict, NotFound, SocleError, Unauthenticated, message
 from socle.validation_messages import french_message
-from socle.web import object_response
+from socle.web import ANY_FILE, file_responses, object_response
 
 ROOT_ID = "root"
 DOCUMENT = "cmis:document"
@@ -1327,8 +1327,28 @@ async def post_repository(request: Request, repository_id: str) -> Response:
         await form.close()
 
 
-@router.get("/{repository_id}/root", summary="CMIS : lire un objet par son id (cmisselector)")
-@router.get("/{repository_id}/root/{path:path}", summary="CMIS : lire un objet par son chemin")
+# An object's JSON (cmisselector object, children, versions…), or a document's content (cmisselector content, a
+# document's default) in its stored type.
+_OBJECT_RESPONSES = file_responses(
+    "application/json",
+    ANY_FILE,
+    description="L'objet en JSON (Browser Binding), ou le contenu du document (cmisselector=content, le défaut "
+    "pour un document) du type du fichier déposé",
+)
+
+
+@router.get(
+    "/{repository_id}/root",
+    summary="CMIS : lire un objet par son id (cmisselector)",
+    response_class=Response,
+    responses=_OBJECT_RESPONSES,
+)
+@router.get(
+    "/{repository_id}/root/{path:path}",
+    summary="CMIS : lire un objet par son chemin",
+    response_class=Response,
+    responses=_OBJECT_RESPONSES,
+)
 def get_object(request: Request, repository_id: str, path: str = "") -> Response:
     params = request.query_params
     with new_session() as session:

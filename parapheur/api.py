@@ -48,7 +48,7 @@ from socle.auth import Principal
 from socle.db import utcnow
 from socle.errors import InvalidInput
 from socle.files import display_name
-from socle.web import PrincipalDep, SessionDep, create_service_app, object_response
+from socle.web import ANY_FILE, PrincipalDep, SessionDep, create_service_app, file_responses, object_response
 
 router = APIRouter(prefix="/folders", tags=["dossiers"])
 desks = APIRouter(prefix="/desks", tags=["bureaux"])
@@ -349,13 +349,26 @@ def history(principal: PrincipalDep, session: SessionDep, folder_id: str) -> lis
     return [EventOut.of(event) for event in service.history(session, principal, folder_id)]
 
 
-@router.get("/{folder_id}/document", summary="Télécharger le premier document principal, état actuel")
+_DOCUMENT_FILE = file_responses(ANY_FILE, description="Le document dans son état actuel, du type du fichier déposé")
+
+
+@router.get(
+    "/{folder_id}/document",
+    summary="Télécharger le premier document principal, état actuel",
+    response_class=Response,
+    responses=_DOCUMENT_FILE,
+)
 def download(principal: PrincipalDep, session: SessionDep, folder_id: str) -> Response:
     document = service.open_document(session, principal, folder_id, None)
     return object_response(document.current_key, document.filename, document.media_type)
 
 
-@router.get("/{folder_id}/documents/{document_id}", summary="Télécharger un document, état actuel (lecture notée)")
+@router.get(
+    "/{folder_id}/documents/{document_id}",
+    summary="Télécharger un document, état actuel (lecture notée)",
+    response_class=Response,
+    responses=_DOCUMENT_FILE,
+)
 def download_document(principal: PrincipalDep, session: SessionDep, folder_id: str, document_id: str) -> Response:
     document = service.open_document(session, principal, folder_id, document_id)
     return object_response(document.current_key, document.filename, document.media_type)

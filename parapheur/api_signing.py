@@ -27,7 +27,7 @@ from parapheur.schemas import (
 )
 from socle.errors import NotFound
 from socle.files import display_name
-from socle.web import PrincipalDep, SessionDep, content_disposition, object_response
+from socle.web import ANY_FILE, PrincipalDep, SessionDep, content_disposition, file_responses, object_response
 
 # Every route needs an API token except the external ones, public on purpose: the one-time secret in the
 # path is the external signer's only credential (its SHA-256 is what the database holds).
@@ -71,7 +71,12 @@ def paper_signature(
     return FolderOut.of(folder)
 
 
-@signatures.get("/{folder_id}/documents/{document_id}/signature", summary="Télécharger la signature détachée (.p7s)")
+@signatures.get(
+    "/{folder_id}/documents/{document_id}/signature",
+    summary="Télécharger la signature détachée (.p7s)",
+    response_class=Response,
+    responses=file_responses("application/pkcs7-signature", description="La signature CAdES détachée du document"),
+)
 def detached_signature(principal: PrincipalDep, session: SessionDep, folder_id: str, document_id: str) -> Response:
     folder = service.folder_for(session, principal, folder_id)
     document = next((doc for doc in folder.documents if doc.id == document_id), None)
@@ -80,7 +85,14 @@ def detached_signature(principal: PrincipalDep, session: SessionDep, folder_id: 
     return object_response(document.signature_key, f"{document.filename}.p7s", "application/pkcs7-signature")
 
 
-@signatures.get("/{folder_id}/bordereau", summary="Bordereau de l'historique (PDF)")
+@signatures.get(
+    "/{folder_id}/bordereau",
+    summary="Bordereau de l'historique (PDF)",
+    response_class=Response,
+    responses=file_responses(
+        "application/pdf", description="Le bordereau de l'historique du dossier, fait à la demande", stored=False
+    ),
+)
 def bordereau(principal: PrincipalDep, session: SessionDep, folder_id: str) -> Response:
     folder = service.folder_for(session, principal, folder_id)
     with signing.scratch_dir() as scratch:
@@ -118,7 +130,12 @@ def external_view(session: SessionDep, secret: str) -> ExternalOut:
     return ExternalOut.of(external.view(session, secret))
 
 
-@external_router.get("/{secret}/documents/{document_id}", summary="Document à signer (lien à usage unique)")
+@external_router.get(
+    "/{secret}/documents/{document_id}",
+    summary="Document à signer (lien à usage unique)",
+    response_class=Response,
+    responses=file_responses(ANY_FILE, description="Le document à signer, du type du fichier déposé"),
+)
 def external_document(session: SessionDep, secret: str, document_id: str) -> Response:
     key, document = external.document(session, secret, document_id)
     return object_response(key, document.filename, document.media_type)

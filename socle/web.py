@@ -672,6 +672,36 @@ def create_service_app(name: str, title: str, description: str, routers: list[AP
     return app
 
 
+ANY_FILE = "*/*"  # a stored file's own type (its Content-Type says which): a media type range, as OpenAPI allows
+# The headers of a download (content_disposition), and of a stored file's (object_response).
+_DOWNLOAD_HEADERS = {"Content-Disposition": "attachment, avec le nom du fichier (filename, et filename* en UTF-8)"}
+_STORED_HEADERS = {
+    "ETag": "Empreinte SHA-256 du contenu, en hexadécimal entre guillemets",
+    "Repr-Digest": "Empreinte SHA-256 du contenu (RFC 9530 : sha-256=:base64:)",
+}
+
+
+def _file_schema(media_type: str) -> dict[str, Any]:
+    essence = media_type.partition(";")[0].strip().lower()
+    if json_media_type(essence):
+        return {}  # a JSON answer of the same route (CMIS): any JSON value
+    if essence.startswith("text/") or essence == "application/xml" or essence.endswith("+xml"):
+        return {"type": "string"}
+    return {"type": "string", "format": "binary"}
+
+
+def file_responses(*media_types: str, description: str, stored: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route answering a file, with ``response_class=Response`` (FastAPI's default would
+    document a JSON 200): its 200 in each of ``media_types`` (ANY_FILE when it is the stored file's own type),
+    told by ``description`` (French, user-facing), with the Content-Disposition it carries, and ``stored`` (sent
+    by object_response) its ETag and Repr-Digest. Its errors stay problem+json, as every route's (document_problems).
+    """
+    told = {**_DOWNLOAD_HEADERS, **(_STORED_HEADERS if stored else {})}
+    headers = {name: {"description": text, "schema": {"type": "string"}} for name, text in told.items()}
+    content = {media_type: {"schema": _file_schema(media_type)} for media_type in media_types}
+    return {200: {"description": description, "content": content, "headers": headers}}
+
+
 def object_response(key: str, filename: str, media_type: str) -> Response:
     """Stream an object from the store to the client, chunk by chunk, with its digest as ETag."""
     import base64
