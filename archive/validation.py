@@ -76,7 +76,8 @@ class ValidationReport:
     schema: str
 
 
-class _LocalW3CResolver(etree.Resolver):
+# lxml ships no type information and its stubs (types-lxml) are not installed: etree.Resolver is Any here.
+class _LocalW3CResolver(etree.Resolver):  # type: ignore[misc]
     """Serves the W3C schemas imported by URL from the local folder instead of the network."""
 
     def __init__(self, schemas_dir: Path) -> None:

@@ -47,6 +47,7 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     Select,
+    SQLColumnExpression,
     String,
     bindparam,
     case,
@@ -61,6 +62,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import TSQUERY
+from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.default import DefaultDialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.visitors import iterate, replacement_traverse
 
@@ -332,7 +335,7 @@ class _Backend:
         """The share of the entries that have each key among ``tokens``, where the index knows it."""
         return {}
 
-    def binary(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    def binary(self, column: SQLColumnExpression[Any]) -> ColumnElement[Any]:
         """Code-point order, as Python sorts, whatever the database's collation."""
         raise NotImplementedError
 
@@ -399,8 +402,9 @@ class _PostgreSQL(_Backend):
     def shares(self, session: Session, tokens: list[str]) -> dict[str, float]:
         # ANALYZE keeps the most common lexemes of the vector and their frequencies (pg_stats): read once in a
         # while per database, they say which keys are worth asking the index.
-        bind = session.get_bind()
-        place = str(bind.url)  # a schema of its own is a URL of its own (options=-csearch_path=…)
+        # A session may be bound to a Connection (the caller's transaction) as well as to an Engine: both know
+        # their engine. A schema of its own is a URL of its own (options=-csearch_path=…).
+        place = str(session.get_bind().engine.url)
         cached = _SHARES.get(place)
         if cached is not None and time.monotonic() - cached[0] < SHARES_TTL:
             return cached[1]
@@ -418,7 +422,7 @@ class _PostgreSQL(_Backend):
         _SHARES[place] = (time.monotonic(), shares)
         return shares
 
-    def binary(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    def binary(self, column: SQLColumnExpression[Any]) -> ColumnElement[Any]:
         return column.collate("C")
 
     def contains(self, haystack: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
@@ -478,7 +482,7 @@ class _SQLite(_Backend):
         )
         return {term: doc / size for term, doc in rows}
 
-    def binary(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+    def binary(self, column: SQLColumnExpression[Any]) -> ColumnElement[Any]:
         return column.collate("BINARY")
 
     def contains(self, haystack: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
@@ -538,22 +542,34 @@ class _Sql:
 
 def _compiled(backend: _Backend, session: Session, conditions: list[ColumnElement[bool]]) -> tuple[str, dict[str, Any]]:
     """The row conditions as SQL text in the driver's style, and their parameters."""
-    dialect = session.get_bind().dialect
-    style = "pyformat" if backend.dialect == "postgresql" else "named"
-    compiler = _DIALECTS.get((type(dialect), style))
-    if compiler is None:
-        compiler = _DIALECTS[(type(dialect), style)] = type(dialect)(paramstyle=style)
-    compiled = _and(conditions).compile(dialect=compiler, compile_kwargs={"render_postcompile": True})
-    # The types' own conversions (a JSON path, a date for SQLite), as SQLAlchemy applies them when it executes.
-    processors = compiled._bind_processors
+    dialect = _dialect(session.get_bind().dialect, "pyformat" if backend.dialect == "postgresql" else "named")
+    compiled = dialect.statement_compiler(dialect, _and(conditions))
+    # The statement with its IN lists written out, one parameter per value (as render_postcompile writes it).
+    expanded = compiled.construct_expanded_state()
+    # The types' own conversions (a JSON path, a date for SQLite), as SQLAlchemy applies them when it executes:
+    # a parameter's own, and for an IN list's values those of their expanded parameters. (A tuple's parameter
+    # has one per element, a sequence: only ever expanded, it is not sent under its own name.)
+    processors = {name: processor for name, processor in compiled._bind_processors.items() if callable(processor)}
+    processors.update(expanded.processors)
     params = {
         name: processors[name](value) if name in processors and value is not None else value
-        for name, value in compiled.params.items()
+        for name, value in expanded.parameters.items()
     }
-    return str(compiled), params
+    return expanded.statement, params
 
 
-_DIALECTS: dict[tuple[type, str], Any] = {}
+def _dialect(dialect: Dialect, style: Literal["pyformat", "named"]) -> Dialect:
+    """A dialect of the session's kind that writes parameters in the driver's ``style``, made once."""
+    kind = type(dialect)
+    made = _DIALECTS.get((kind, style))
+    if made is None:
+        if not issubclass(kind, DefaultDialect):  # pragma: no cover - every SQLAlchemy dialect is one
+            raise TypeError(f"{kind.__name__} is not a SQLAlchemy dialect")
+        made = _DIALECTS[(kind, style)] = kind(paramstyle=style)
+    return made
+
+
+_DIALECTS: dict[tuple[type[Dialect], str], Dialect] = {}
 
 
 def _backend(session: Session) -> _Backend:
@@ -673,7 +689,7 @@ def _share(node: _Node, shares: dict[str, float]) -> float:
 
 
 def _dated(low: date | None, high: date | None) -> ColumnElement[bool]:
-    conditions = [SearchEntry.document_date.is_not(None)]
+    conditions: list[ColumnElement[bool]] = [SearchEntry.document_date.is_not(None)]
     if low is not None:
         conditions.append(SearchEntry.document_date >= low)
     if high is not None:
@@ -741,10 +757,10 @@ def _span(session: Session, plan: _Plan) -> tuple[date, date] | None:
     """The tenant's first and last document dates (two probes of ix_ged_search_tenant_date, one statement)."""
     if plan.span is None:
         dated = [SearchEntry.tenant_id == plan.tenant_id, SearchEntry.document_date.is_not(None)]
-        bounds = [
+        low, high = (
             select(bound(SearchEntry.document_date)).where(*dated).scalar_subquery() for bound in (func.min, func.max)
-        ]
-        first, last = session.execute(select(*bounds)).one()
+        )
+        first, last = session.execute(select(low, high)).one()
         if first is None or last is None:
             return None
         plan.span = (first, last)
@@ -918,7 +934,13 @@ class _Order:
         self.sort, self.groups, self.backend = sort, groups, backend
         self.ranked = sort == "relevance" and bool(groups)
 
-    def sql(self, rank: ColumnElement[Any], day: ColumnElement[Any], title: ColumnElement[Any], id_: Any) -> list[Any]:
+    def sql(
+        self,
+        rank: SQLColumnExpression[Any],
+        day: SQLColumnExpression[Any],
+        title: SQLColumnExpression[Any],
+        id_: SQLColumnExpression[Any],
+    ) -> list[Any]:
         by: list[Any]
         if self.sort == "title":
             by = [self.backend.binary(title).asc()]

@@ -25,7 +25,6 @@ from ged.ui_common import (
     folder_options,
     folder_tree,
     form_values,
-    text,
     validation_errors,
 )
 from socle.auth import Principal, Role
@@ -33,6 +32,7 @@ from socle.errors import Conflict, InvalidInput, NotFound
 from socle.models import User
 from socle.ui import rendering
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
+from socle.ui.web import form_text as text
 
 router = APIRouter(include_in_schema=False)
 

@@ -36,7 +36,6 @@ from ged.ui_common import (
     pager,
     parse_date,
     split_tags,
-    text,
     type_options,
     typed_values,
     upload,
@@ -50,6 +49,7 @@ from socle.settings import get_settings
 from socle.storage import StoredObject
 from socle.ui.rendering import format_number
 from socle.ui.web import DbDep, FormDep, UserDep, locale_of, redirect, render, t
+from socle.ui.web import form_text as text
 from socle.web import object_response
 
 router = APIRouter(include_in_schema=False)

@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 
 from ged import access, holds, service
 from ged.models import Document
-from ged.ui_common import form_values, text
+from ged.ui_common import form_values
 from ged.ui_documents import document_page_response, refuse_on_document_page
 from socle.auth import Principal, Role
 from socle.errors import Conflict, InvalidInput, NotFound
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
+from socle.ui.web import form_text as text
 
 router = APIRouter(include_in_schema=False)
 MAX_SHOWN = 500  # documents listed on a hold's page

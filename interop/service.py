@@ -7,7 +7,7 @@ import io
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, func, select
@@ -36,7 +36,7 @@ from socle.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable, S
 from socle.models import Job
 from socle.queue import PENDING, QUEUED, enqueue
 from socle.settings import get_settings
-from socle.storage import get_store
+from socle.storage import ObjectStore, get_store
 from socle.storage.ownership import record_held
 from socle.validation_messages import french_message
 
@@ -390,11 +390,17 @@ def _enqueue_delivery(
     )
 
 
+@runtime_checkable
+class _FindsSent(Protocol):
+    """A connector that can tell whether the platform already has an object (the SAE ones, SaeConnector)."""
+
+    def find_sent(self, store: ObjectStore, object_key: str, size: int) -> dict[str, Any] | None: ...
+
+
 def _send(impl: ConnectorImpl, object_key: str, filename: str, size: int, interrupted: bool) -> dict[str, Any]:
     store = get_store()
-    find_sent = getattr(impl, "find_sent", None)  # connectors that can tell whether they already have it
-    if interrupted and find_sent is not None:
-        found = find_sent(store, object_key, size)
+    if interrupted and isinstance(impl, _FindsSent):
+        found = impl.find_sent(store, object_key, size)
         if found is not None:
             log.info("send of %s found on the platform after an interruption: not sent again", object_key)
             return found

@@ -14,7 +14,7 @@ Create Date: 2026-12-01 07:35:23.895069
 import json
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from alembic import op
@@ -99,8 +99,8 @@ def upgrade() -> None:
     _fill_keys()
     # SQLite keeps a row's columns in order, the part past a page in overflow pages: with ``terms`` (kilobytes)
     # last, the columns search reads for each match are all on the row's first page.
-    recreate = "auto" if postgres else "always"
-    reordering = None if postgres else [SQLITE_ORDER]
+    recreate: Literal["auto", "always"] = "auto" if postgres else "always"
+    reordering: list[tuple[str, ...]] | None = None if postgres else [SQLITE_ORDER]
     with op.batch_alter_table("ged_search", recreate=recreate, partial_reordering=reordering) as batch_op:
         batch_op.create_index("ix_ged_search_vector", ["vector"], unique=False, postgresql_using="gin")
     if not postgres:
