@@ -45,7 +45,7 @@ from socle.auth import Principal, authenticate
 from socle.db import new_session, utcnow
 from socle.errors import Conflict, NotFound, SocleError, Unauthenticated, message
 from socle.validation_messages import french_message
-from socle.web import ANY_FILE, file_responses, object_response
+from socle.web import ANY_FILE, PROBLEM_CONTENT, file_responses, object_response
 
 ROOT_ID = "root"
 DOCUMENT = "cmis:document"
@@ -124,7 +124,29 @@ class CmisRoute(APIRoute):
         return cmis_handler
 
 
-router = APIRouter(prefix="/cmis", tags=["cmis"], route_class=CmisRoute)
+# The errors as CMIS answers them (CmisRoute), documented in the OpenAPI document instead of the kit's problem+json
+# (which only the kit's guards, answering before the route, still send: a body too large, a cross-site request).
+CMIS_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["exception", "message"],
+    "properties": {
+        "exception": {
+            "type": "string",
+            "description": "Exception CMIS (Browser Binding, 5.2.9.1)",
+            "enum": sorted({name for name, _ in _BY_STATUS.values()} | {"runtime"}),
+        },
+        "message": {"type": "string", "description": "Le motif, en français"},
+    },
+}
+_CMIS_ERRORS: dict[int | str, dict[str, Any]] = {
+    "default": {
+        "description": "Erreur CMIS (400, 401, 403, 404, 405, 409, 500) ; une requête refusée avant la route (corps "
+        "trop gros, requête d'un autre site) reçoit un problem+json (RFC 9457)",
+        "content": {"application/json": {"schema": CMIS_ERROR_SCHEMA}, **PROBLEM_CONTENT},
+    }
+}
+
+router = APIRouter(prefix="/cmis", tags=["cmis"], route_class=CmisRoute, responses=_CMIS_ERRORS)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -615,7 +615,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": True,  # a problem may carry its own figures (max_size, current, checks…)
 }
-_PROBLEM_CONTENT = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+PROBLEM_CONTENT = {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 _HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 
@@ -629,13 +629,16 @@ def document_problems(document: dict[str, Any]) -> dict[str, Any]:
             if method not in _HTTP_METHODS:
                 continue
             responses = operation.setdefault("responses", {})
+            if "default" in responses:  # a route that answers its errors its own way (CMIS) documents them itself
+                responses.pop("422", None)  # FastAPI's, for its parameters: such a route never answers it
+                continue
             if "422" in responses:
-                responses["422"] = {"description": "Données invalides", "content": _PROBLEM_CONTENT}
+                responses["422"] = {"description": "Données invalides", "content": PROBLEM_CONTENT}
             responses.setdefault(
                 "default",
                 {
                     "description": "Erreur (401, 403, 404, 409, 413, 415, 422, 503…) : RFC 9457",
-                    "content": _PROBLEM_CONTENT,
+                    "content": PROBLEM_CONTENT,
                 },
             )
     schemas = document["components"]["schemas"]

@@ -9,12 +9,14 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from ged.cmis import CMIS_ERROR_SCHEMA
 from socle.web import PROBLEM, PROBLEM_SCHEMA
 
 from conftest import Kit, assert_problem
 
 SERVICES = ["ged", "parapheur", "archive", "interop"]
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+CMIS = {"schema": CMIS_ERROR_SCHEMA}
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,10 @@ def test_every_operation_documents_its_errors_as_problem_json(documents: dict[st
     assert len(operations) > 10
     for path, method, operation in operations:
         responses = operation["responses"]
+        if path.split("/")[1] == "cmis":  # CMIS answers its errors in the binding's JSON (test_cmis_errors_…)
+            assert responses["default"]["content"] == {"application/json": CMIS, PROBLEM: reference}, (method, path)
+            assert "422" not in responses, (method, path)
+            continue
         assert responses["default"]["content"] == {PROBLEM: reference}, (method, path)
         if "422" in responses:
             assert responses["422"]["content"] == {PROBLEM: reference}, (method, path)
@@ -57,3 +63,20 @@ def test_the_problem_schema_describes_the_answers(kit: Kit) -> None:
             if name in PROBLEM_SCHEMA["properties"]:
                 assert isinstance(value, types[PROBLEM_SCHEMA["properties"][name]["type"]]), (name, value)
     assert answers[1]["errors"] == [{"field": "body.name", "message": "au moins 1 caractère(s)"}]
+
+
+def test_cmis_errors_are_answered_as_documented(kit: Kit, documents: dict[str, Any]) -> None:
+    """An error of a CMIS route follows the schema its OpenAPI document gives (not problem+json): an unknown
+    object, a bad selector, a missing repository."""
+    schema = documents["ged"]["paths"]["/cmis/{repository_id}/root"]["get"]["responses"]["default"]["content"]
+    client = kit["agent"]
+    for url, params in (
+        (f"/ged/cmis/{kit.slug}/root", {"objectId": "inconnu", "cmisselector": "object"}),
+        (f"/ged/cmis/{kit.slug}/root", {"cmisselector": "pas-un-selecteur"}),
+        ("/ged/cmis/autre-collectivite/root", {"cmisselector": "object"}),
+    ):
+        response = client.get(url, params=params)
+        assert response.status_code >= 400 and response.headers["content-type"] == "application/json", url
+        body, told = response.json(), schema["application/json"]["schema"]
+        assert set(body) == set(told["properties"]) == set(told["required"]), body
+        assert body["exception"] in told["properties"]["exception"]["enum"] and body["message"], body
