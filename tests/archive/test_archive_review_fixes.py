@@ -31,7 +31,7 @@ from socle.errors import InvalidInput
 from socle.models import Job
 from socle.storage import get_store
 
-from conftest import SHARED_SEDA, Kit, assert_problem, make_pdf, run_jobs, upload_document
+from conftest import SHARED_SEDA, Kit, assert_problem, make_pdf, missing, run_jobs, upload_document
 
 SANITY_KO = (Event("SANITY_CHECK_SIP", "Contrôle sanitaire", "KO", "SANITY_CHECK_SIP.KO", "virus"),)
 
@@ -390,7 +390,7 @@ def far_dated_folder(tmp_path: Path) -> Iterator[Path]:
             shutil.rmtree(work)
             return
         shutil.rmtree(work)
-    pytest.skip("aucun système de fichiers ne garde une date au-delà de l'an 9999 ici")
+    missing("aucun système de fichiers ici (dossier temporaire, /dev/shm) ne garde une date au-delà de l'an 9999")
 
 
 def test_a_date_beyond_year_9999_is_a_problem_naming_the_file(tmp_path: Path, far_dated_folder: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import zipfile
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,19 +25,16 @@ from archive.seda import (
 )
 from archive.validation import SchemaUnavailable, validate_manifest
 
-SHARED_SEDA = Path(__file__).resolve().parents[3] / "shared" / "seda"  # /work/shared/seda
-SEDA_DIR = Path(os.environ.get("SOCLE_SEDA_SCHEMAS") or SHARED_SEDA)
+from conftest import SHARED_SEDA, missing
+
 NS = {"s": NAMESPACES["2.2"]}
 
 
 @pytest.fixture(scope="module")
 def seda_dir() -> Path:
-    if not (SEDA_DIR / "2.2" / "seda-2.2-main.xsd").is_file():
-        reason = f"schémas SEDA officiels absents de {SEDA_DIR} (variable SOCLE_SEDA_SCHEMAS)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return SEDA_DIR
+    if not (SHARED_SEDA / "2.2" / "seda-2.2-main.xsd").is_file():
+        missing(f"schémas SEDA officiels absents de {SHARED_SEDA} (variable SOCLE_TEST_SEDA_SCHEMAS)")
+    return SHARED_SEDA
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -22,18 +21,14 @@ from archive.xsd_install import (
     install_schemas,
 )
 
-SHARED_SEDA = Path(__file__).resolve().parents[3] / "shared" / "seda"  # /work/shared/seda
-SEDA_DIR = Path(os.environ.get("SOCLE_SEDA_SCHEMAS") or SHARED_SEDA)
+from conftest import SHARED_SEDA, missing
 
 
 @pytest.fixture(scope="module")
 def seda_dir() -> Path:
-    if not (SEDA_DIR / "SHA256SUMS").is_file():
-        reason = f"schémas SEDA officiels absents de {SEDA_DIR} (variable SOCLE_SEDA_SCHEMAS)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return SEDA_DIR
+    if not (SHARED_SEDA / "SHA256SUMS").is_file():
+        missing(f"schémas SEDA officiels absents de {SHARED_SEDA} (variable SOCLE_TEST_SEDA_SCHEMAS)")
+    return SHARED_SEDA
 
 
 @dataclass

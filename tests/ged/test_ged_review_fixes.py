@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,6 +22,7 @@ from cmislib.exceptions import ObjectNotFoundException
 from ga_helpers import make_folder, make_type, new_document
 from sqlalchemy import select, text
 from test_cmis_cmislib import repository, server  # noqa: F401  (server: the fixture cmislib talks to)
+from test_renditions_jobs import text_pdf
 from ui_kit import csrf_of, sign_in
 
 from ged import access, journal, renditions, retention, service, ui_retention
@@ -31,7 +34,7 @@ from socle.migrating import upgrade_all
 from socle.storage import get_store
 from socle.storage.ownership import ObjectGone, lock_id
 
-from conftest import Kit, make_pdf
+from conftest import Kit, make_pdf, missing
 
 # ---------------------------------------------------------------------------------------------------------
 # 1. update_metadata: object lock before the audit head, none for the bytes the document already has
@@ -129,9 +132,15 @@ def _eliminate(kit: Kit, document_id: str) -> None:
     assert done.status_code == 200, done.text
 
 
-def _eliminable_document(kit: Kit) -> dict[str, Any]:
+def _eliminable_document(kit: Kit, content: bytes | None = None) -> dict[str, Any]:
+    """A document whose retention has run out, ready to be eliminated; ``content``: a PDF of the test's own."""
     make_type(kit, "bon", dua_months=12, dua_event="document_date", final_action="destroy")
-    return new_document(kit, type="bon", date="2019-05-02", title="Bon de commande", text=f"bon {uuid.uuid4()}")
+    if content is None:
+        return new_document(kit, type="bon", date="2019-05-02", title="Bon de commande", text=f"bon {uuid.uuid4()}")
+    data = {"title": "Bon de commande", "document_type": "arrete", "type": "bon", "date": "2019-05-02"}
+    answer = kit["agent"].post("/ged/documents", files={"file": ("bon.pdf", content, "application/pdf")}, data=data)
+    assert answer.status_code == 201, answer.text
+    return dict(answer.json())
 
 
 def _put_keys(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -182,15 +191,19 @@ def test_a_preview_ending_after_the_elimination_is_not_attached_and_its_bytes_go
 def test_a_text_ending_after_the_elimination_is_not_attached_and_its_bytes_go(
     kit: Kit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    document = _eliminable_document(kit)
-    keys = _put_keys(monkeypatch)
+    marker = f"Bon de commande {uuid.uuid4()}"  # a text of this test's own, which no other document holds
+    document = _eliminable_document(kit, text_pdf([marker]))
+    keys, read_text = _put_keys(monkeypatch), renditions.pdf_text
+    extracted: list[str] = []
 
     def eliminated_meanwhile(path: Any) -> str:
-        _eliminate(kit, document["id"])  # while PDFium reads (the test PDFs have blank pages: a text of our own)
-        return f"texte extrait {uuid.uuid4()}"
+        extracted.append(read_text(path))  # PDFium has read the text layer; the archivist eliminates
+        _eliminate(kit, document["id"])
+        return extracted[-1]
 
     monkeypatch.setattr(renditions, "pdf_text", eliminated_meanwhile)
     renditions.extract_text(kit.tenant_id, document["id"], 1)
+    assert len(extracted) == 1 and marker in extracted[0]
     version = _version(document["id"])
     assert (version.text_status, version.text_key) == (renditions.PENDING, None)
     assert len(keys) == 1 and not get_store().exists(keys[0])
@@ -199,17 +212,20 @@ def test_a_text_ending_after_the_elimination_is_not_attached_and_its_bytes_go(
 def test_a_pdfa_ending_after_the_elimination_is_not_attached_and_its_bytes_go(
     kit: Kit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if shutil.which("gs") is None:
+        missing("Ghostscript absent (paquet Debian ghostscript, installé avec ocrmypdf par « make system-deps »)")
     document = _eliminable_document(kit)
-    keys = _put_keys(monkeypatch)
+    keys, convert = _put_keys(monkeypatch), renditions.to_pdfa
+    made: list[Path] = []
 
-    def eliminated_meanwhile(path: Any, work: Any) -> Any:
-        output = work / "pdfa.pdf"
-        output.write_bytes(make_pdf(f"copie PDF/A {uuid.uuid4()}"))  # Ghostscript's part, not what is tested
-        _eliminate(kit, document["id"])
-        return output
+    def eliminated_meanwhile(path: Path, work: Path) -> Path:
+        made.append(convert(path, work))  # Ghostscript has made the copy (of a PDF of this test's own: its
+        _eliminate(kit, document["id"])  # title is in the copy's metadata); the archivist eliminates
+        return made[-1]
 
     monkeypatch.setattr(renditions, "to_pdfa", eliminated_meanwhile)
     renditions.make_pdfa(kit.tenant_id, document["id"], 1)
+    assert len(made) == 1
     assert _version(document["id"]).pdfa_key is None
     assert len(keys) == 1 and not get_store().exists(keys[0])
     # A later run of the job (a retry) finds the document eliminated: no tool, nothing put.

@@ -3,10 +3,10 @@ to erreurs/, each with a .txt reason; files still being written and temporary na
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from ged import ingest
@@ -89,21 +89,33 @@ def test_a_file_still_growing_is_not_stable(tmp_path: Path) -> None:
     assert not ingest.is_temporary_name("délibération 2026.pdf")
 
 
-def test_continuous_watch_waits_for_a_file_being_written(kit: Kit, tmp_path: Path) -> None:
+def test_continuous_watch_waits_for_a_file_being_written(
+    kit: Kit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     drop = tmp_path / "scanner"
     drop.mkdir()
     scan = drop / "scan.pdf"
     content = make_pdf("numérisation", pages=5)
+    middle = len(content) // 2
     scan.write_bytes(content[:100])  # the scanner is still writing
+    # The scanner writes on right after the watcher's 1st look (the previous look of its 1st pass) and after its
+    # 3rd (the previous look of the 2nd pass): each of these passes finds a file still being written, the 1st
+    # even an incomplete one; the 3rd pass finds it whole and still.
+    writes = {1: content[100:middle], 3: content[middle:]}
+    looks = 0
+    look = ingest.snapshot
+
+    def scanner_writes_meanwhile(directory: Path) -> ingest.Snapshot:
+        nonlocal looks
+        seen_now = look(directory)
+        looks += 1
+        if looks in writes:
+            with scan.open("ab") as handle:
+                handle.write(writes[looks])
+        return seen_now
+
+    monkeypatch.setattr(ingest, "snapshot", scanner_writes_meanwhile)
     seen: list[ingest.DropResult] = []
-
-    def writer() -> None:
-        time.sleep(0.15)
-        with scan.open("ab") as handle:
-            handle.write(content[100:])
-
-    thread = threading.Thread(target=writer)
-    thread.start()
     with transaction() as session:
         principal = ingest.principal_for(session, kit.slug, "agent")
         total = ingest.watch(
@@ -112,14 +124,14 @@ def test_continuous_watch_waits_for_a_file_being_written(kit: Kit, tmp_path: Pat
             drop,
             {"document_type": "numérisation"},
             once=False,
-            interval=0.3,
-            settle=0.3,
+            interval=0.01,
+            settle=0.01,
             max_passes=3,
             report=seen.append,
         )
-    thread.join()
+    assert looks == 6  # a look before each pass and one in it
+    assert [result.imported for result in seen[:2]] == [[], []]  # it grew: left alone
     assert [name for name, _ in total.imported] == ["scan.pdf"] and not total.failed
-    assert seen[0].imported == []  # the first pass saw it grow: left alone
     with transaction() as session:
         document = session.execute(select(Document).where(Document.tenant_id == kit.tenant_id)).scalars().one()
         assert document.current.size == len(content)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -20,7 +21,8 @@ def test_audit_chain_is_intact_on_a_server_outside_utc(postgres_url: str, use_en
     use_env(SOCLE_DATABASE_URL=postgres_url.replace("options=", "options=-ctimezone%3DEurope/Paris%20"))
     upgrade_all()
     with transaction() as session:
-        tenant = create_tenant(session, "fuseau-paris", "Commune à l'heure de Paris")
+        # A slug of its own: the schema is shared by the session's PostgreSQL tests (a repeat of this test included).
+        tenant = create_tenant(session, f"fuseau-paris-{uuid.uuid4().hex[:10]}", "Commune à l'heure de Paris")
         audit.record(session, tenant_id=tenant.id, actor="system", action="test", object_type="t", object_id="1")
 
     with transaction() as session:

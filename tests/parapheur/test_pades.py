@@ -1,6 +1,5 @@
 """Tests of PAdES signing and verification, cross-checked with poppler's pdfsig and qpdf."""
 
-import os
 import re
 import shutil
 import subprocess
@@ -24,6 +23,8 @@ from parapheur.pades import (
     verify_pdf,
 )
 
+from conftest import missing
+
 PASSPHRASE = b"phrase-de-passe-de-test"
 VALID = "Signature is Valid"
 CONTENT_MARKER = b"(Bonjour)"
@@ -33,13 +34,11 @@ CONTENT_MARKER = b"(Bonjour)"
 
 
 def require_tool(tool: str, package: str) -> str:
-    """Path of an external checker; fail in CI (it must be installed there), skip elsewhere."""
+    """Path of an external checker; without it, conftest's ``missing`` (fails in CI, skips elsewhere)."""
     path = shutil.which(tool)
     if path is None:
-        reason = f"{package} ({tool}) n'est pas installé"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(f"{package} ({tool}) n'est pas installé : lancez « make system-deps »")
+    assert path is not None
     return path
 
 

@@ -50,8 +50,8 @@ def _verify(tenant_id: str) -> audit.Verification:
 @pytest.fixture
 def unlocked() -> Iterator[None]:
     """The append-only triggers dropped for one test (an attacker with rights on the database)."""
-    if get_engine().dialect.name != "sqlite":
-        pytest.skip("ces tests manipulent les déclencheurs SQLite de la base des tests")
+    dialect = get_engine().dialect.name
+    assert dialect == "sqlite", f"ces tests manipulent les déclencheurs SQLite de la base des tests, pas {dialect}"
     for event in _TRIGGERS:
         _sql(f"DROP TRIGGER audit_entries_no_{event.lower()}")
     try:
