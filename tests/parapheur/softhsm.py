@@ -5,9 +5,10 @@ tokens created afterwards. So every token the tests need is created together, on
 process-wide folder (SOFTHSM2_CONF points to its configuration), before anything loads the module.
 
 The "agent" token holds the test PKI's signer key (RSA) and certificate, as a smart card would, with the
-intermediate and root certificates of its chain; the "EC" token an ECDSA P-256 key with a self-signed
-certificate (SoftHSM, like many cards, only signs ECDSA over a digest computed by the caller); the "vide"
-token holds nothing.
+intermediate and root certificates of its chain; the "EC" token two ECDSA P-256 keys, « signature » and
+« authentification », each with its own self-signed certificate, as an agent's card holds a signature key and
+an authentication key (SoftHSM, like many cards, only signs ECDSA over a digest computed by the caller): it is
+opened with a key label; the "vide" token holds nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ SIGNER_TOKEN = "Carte agent"
 EC_TOKEN = "Carte EC"
 EMPTY_TOKEN = "Carte vide"
 KEY_LABEL = "signature"
+AUTHENTICATION_KEY_LABEL = "authentification"
 PIN = "pin-9F3c"
 SO_PIN = "87654321"
 
@@ -55,6 +57,8 @@ class SoftHsm:
     signer: SoftToken
     ec: SoftToken
     ec_certificate: bytes  # self-signed: its own trust root
+    ec_authentication: SoftToken  # the same token, its other key
+    ec_authentication_certificate: bytes  # self-signed too, another key and subject
     empty: SoftToken
 
 
@@ -98,27 +102,41 @@ def _create(pki: TestPki) -> SoftHsm:
     ec_key = ec.generate_private_key(ec.SECP256R1())
     ec_certificate = _self_signed(ec_key, "Dominique Dupont")
     _import_identity(module, folder, EC_TOKEN, ec_key, [ec_certificate])
+    authentication_key = ec.generate_private_key(ec.SECP256R1())
+    authentication_certificate = _self_signed(authentication_key, "Dominique Dupont (authentification)")
+    _import_identity(
+        module, folder, EC_TOKEN, authentication_key, [authentication_certificate], AUTHENTICATION_KEY_LABEL, "02"
+    )
     return SoftHsm(
         signer=SoftToken(module, SIGNER_TOKEN, PIN, KEY_LABEL),
         ec=SoftToken(module, EC_TOKEN, PIN, KEY_LABEL),
         ec_certificate=ec_certificate.public_bytes(serialization.Encoding.DER),
+        ec_authentication=SoftToken(module, EC_TOKEN, PIN, AUTHENTICATION_KEY_LABEL),
+        ec_authentication_certificate=authentication_certificate.public_bytes(serialization.Encoding.DER),
         empty=SoftToken(module, EMPTY_TOKEN, PIN, None),
     )
 
 
 def _import_identity(
-    module: str, folder: Path, token: str, key: PrivateKeyTypes, certificates: list[x509.Certificate]
+    module: str,
+    folder: Path,
+    token: str,
+    key: PrivateKeyTypes,
+    certificates: list[x509.Certificate],
+    key_label: str = KEY_LABEL,
+    key_id: str = "01",
 ) -> None:
-    """The key, its certificate (same CKA_ID) and the CA certificates that follow, written on the token."""
+    """The key, its certificate (same CKA_ID and label) and the CA certificates that follow, written on the token."""
     key_file = folder / "key.pem"
     key_file.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     _run(
-        "softhsm2-util", "--import", str(key_file), "--token", token, "--label", KEY_LABEL, "--id", "01", "--pin", PIN
+        "softhsm2-util", "--import", str(key_file), "--token", token, "--label", key_label, "--id", key_id,
+        "--pin", PIN,
     )  # fmt: skip
     key_file.unlink()  # the token holds the key now, as a card would
-    labels = [(KEY_LABEL, "01"), *((f"ac-{n}", f"1{n}") for n in range(len(certificates) - 1))]
+    labels = [(key_label, key_id), *((f"ac-{n}", f"1{n}") for n in range(len(certificates) - 1))]
     for (label, object_id), cert in zip(labels, certificates, strict=True):
         der = folder / f"{object_id}.der"
         der.write_bytes(cert.public_bytes(serialization.Encoding.DER))

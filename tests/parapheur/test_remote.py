@@ -1,32 +1,33 @@
 """Client-side signing: prepare on the server, sign on a real PKCS#11 token (SoftHSM2), finish on the server.
 
 Results are checked by poppler's pdfsig and by pyHanko (validation_report, verify_pdf). The agent's client
-(card_client and the `sign-with-card` command) is run over real HTTP against a small server that implements
-the contract's two endpoints with remote.prepare / remote.finish, until the parapheur's API wires them.
+(card_client and the `sign-with-card` command) signs real folders of the kit served for real (uvicorn on
+127.0.0.1): the parapheur's own prepare / finish endpoints, its database and its stored documents. Only the
+hostile server, which asks the card to sign something else, is a stand-in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import socket
-import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from click.testing import CliRunner
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
+from live_server import served
+from parapheur_kit import desk, folder_of, ok, sent_folder
 from softhsm import SoftHsm, SoftToken, softhsm
+from sqlalchemy import select
 from testpki import PKCS12_PASSPHRASE, TestPki, closed_port_url
 
 from parapheur import cli, remote
 from parapheur.card_client import CardSigningError, sign_folder_with_card
+from parapheur.models import PreparedSignature
 from parapheur.pades import (
     IdentityError,
     PdfError,
@@ -39,8 +40,9 @@ from parapheur.pades import (
     validation_report,
     verify_pdf,
 )
+from socle.db import new_session
 
-from conftest import make_pdf, pdfsig
+from conftest import Kit, make_pdf, pdfsig
 
 VALID = "Signature is Valid"
 
@@ -136,7 +138,10 @@ def test_b_t_is_timestamped_client_side(
 
 def test_ecdsa_card(hsm: SoftHsm, source: Path) -> None:
     prepared = remote.prepare(source, source.with_name("prepare.pdf"), hsm.ec_certificate, [], request())
-    value, certificate = remote.sign_with_token(prepared.data_to_sign, hsm.ec.module_path, hsm.ec.label, hsm.ec.pin)
+    token = hsm.ec  # it holds two keys: the label names the signature one
+    value, certificate = remote.sign_with_token(
+        prepared.data_to_sign, token.module_path, token.label, token.pin, token.key_label
+    )
     signed = source.with_name("signe.pdf")
     remote.finish(source.with_name("prepare.pdf"), prepared.state, value, signed)
 
@@ -276,127 +281,202 @@ def test_sign_with_token_wrong_pin(hsm: SoftHsm) -> None:
 
 # --------------------------------------------------------------------------- the agent's client, over HTTP
 
-
-@dataclass
-class FakeParapheur:
-    """The contract's two endpoints over real HTTP, backed by remote.prepare / remote.finish."""
-
-    url: str
-    folder: Path
-    services: TrustServices
-    prepared: dict[str, bytes] = field(default_factory=dict)
-    tamper: bool = False  # ask the card to sign something else than signed attributes
-
-    @property
-    def signed(self) -> Path:
-        return self.folder / "signe.pdf"
+TITLE = "Délibération n° 12"
 
 
-def fake_app(fake: FakeParapheur) -> FastAPI:
-    app = FastAPI()
-    source, prepared_pdf = fake.folder / "acte.pdf", fake.folder / "prepare.pdf"
+@pytest.fixture(scope="module")
+def parapheur_url(app: Any) -> Iterator[str]:
+    """The whole kit served for real (uvicorn on 127.0.0.1): the parapheur API's URL, as the agent is given it."""
+    with served(app, "remote-card-server") as url:
+        yield f"{url}/parapheur"
 
-    @app.post("/folders/{folder_id}/signature/prepare")
-    def prepare_endpoint(folder_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        if folder_id != "d-1":
-            raise HTTPException(404, "Dossier introuvable.")
-        chain = [base64.b64decode(der) for der in body["chain"]]
-        result = remote.prepare(source, prepared_pdf, base64.b64decode(body["certificate"]), chain, request("B-T"))
-        fake.prepared["p-1"] = result.state
-        data = b"virement de 10 000 euros" if fake.tamper else result.data_to_sign
-        return {"id": "p-1", "data_to_sign": base64.b64encode(data).decode(), "digest_algorithm": "sha256"}
 
-    @app.post("/folders/{folder_id}/signature/finish")
-    def finish_endpoint(folder_id: str, body: dict[str, Any]) -> dict[str, Any]:
-        state = fake.prepared.pop(body["id"])
-        remote.finish(prepared_pdf, state, base64.b64decode(body["signature"]), fake.signed, fake.services)
-        return {"id": folder_id, "title": "Délibération n° 12", "status": "signed"}
+@dataclass(frozen=True)
+class CardFolder:
+    """A real folder of the kit at its signature step, the maire's, at level B-T: the maire signs it with the card."""
 
-    return app
+    kit: Kit
+    api_url: str
+    id: str
+
+    def state(self) -> dict[str, Any]:
+        """The folder as the server holds it now."""
+        state: dict[str, Any] = folder_of(self.kit, self.id)
+        return state
+
+    def preparations(self) -> int:
+        """The card preparations the server recorded for this folder."""
+        with new_session() as session:
+            rows = session.execute(select(PreparedSignature).where(PreparedSignature.folder_id == self.id)).scalars()
+            return len(list(rows))
+
+    def document(self, tmp_path: Path) -> Path:
+        """The folder's document, downloaded from the server in its current state."""
+        response = self.kit["agent"].get(f"/parapheur/folders/{self.id}/document")
+        assert response.status_code == 200, response.text
+        path = tmp_path / "telecharge.pdf"
+        path.write_bytes(response.content)
+        return path
 
 
 @pytest.fixture
-def parapheur(services: TrustServices, tmp_path: Path) -> Iterator[FakeParapheur]:
-    (tmp_path / "acte.pdf").write_bytes(make_pdf())
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    fake = FakeParapheur(f"http://127.0.0.1:{sock.getsockname()[1]}", tmp_path, services)
-    server = uvicorn.Server(uvicorn.Config(fake_app(fake), log_level="error", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    yield fake
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+def card_folder(kit: Kit, parapheur_url: str, pki: TestPki, use_env: Callable[..., None]) -> CardFolder:
+    use_env(SOCLE_TSA_URL=pki.tsa_url)  # the server timestamps the card's B-T signature when it finishes it
+    desk(kit, "Secrétariat", ["agent"])  # the agent deposits the folder
+    maire = desk(kit, "Maire", ["maire"], "Maire")
+    kind = {"name": "Délibérations", "signature_format": "pades", "level": "B-T"}
+    type_id = ok(kit["admin"].post("/parapheur/types", json=kind), 201)["id"]
+    subtype = {"name": "Délibération", "circuit": [{"kind": "signature", "desk_ids": [maire]}]}
+    subtype_id = ok(kit["admin"].post(f"/parapheur/types/{type_id}/subtypes", json=subtype), 201)["id"]
+    folder = sent_folder(kit, subtype_id, title=TITLE)
+    assert (folder["current_step"], folder["signature_level"]) == (0, "B-T")
+    return CardFolder(kit, parapheur_url, folder["id"])
 
 
-def test_client_signs_a_folder_with_the_card(hsm: SoftHsm, parapheur: FakeParapheur, pki: TestPki) -> None:
+def assert_signed_with_the_card(folder: CardFolder, pki: TestPki, tmp_path: Path) -> None:
+    """The server holds the folder signed, once, by the maire, and serves a PDF signed with the card's key."""
+    state = folder.state()
+    assert (state["status"], state["current_step"], state["title"]) == ("completed", None, TITLE)
+    [act] = [act for act in state["steps"][0]["acts"] if act["action"] == "signature"]
+    assert (act["username"], act["comment"]) == ("maire", "Signature par carte (poste de l'agent)")
+    assert folder.preparations() == 1
+    signed = folder.document(tmp_path)
+    assert_valid(signed, pki, "B-T")
+    # The card's certificate (the test PKI's, trusted), not the maire's self-signed key kept by the server.
+    [report] = validation_report(signed, [pki.root_der])
+    assert report.signer_name == "Camille Martin" and report.timestamp_time is not None
+
+
+def assert_untouched(folder: CardFolder) -> None:
+    state = folder.state()
+    assert (state["status"], state["current_step"]) == ("in_progress", 0)
+    assert [act for act in state["steps"][0]["acts"] if act["action"] == "signature"] == []
+
+
+def test_client_signs_a_folder_with_the_card(
+    hsm: SoftHsm, card_folder: CardFolder, pki: TestPki, tmp_path: Path
+) -> None:
     token = hsm.signer
-    folder = sign_folder_with_card(parapheur.url, "jeton-api", "d-1", token.module_path, token.label, token.pin)
+    folder = sign_folder_with_card(
+        card_folder.api_url, card_folder.kit.tokens["maire"], card_folder.id, token.module_path, token.label, token.pin
+    )
 
-    assert folder["status"] == "signed"
-    assert_valid(parapheur.signed, pki, "B-T")
+    assert (folder["id"], folder["status"], folder["title"]) == (card_folder.id, "completed", TITLE)
+    assert_signed_with_the_card(card_folder, pki, tmp_path)
 
 
-def test_client_refuses_to_sign_other_data(hsm: SoftHsm, parapheur: FakeParapheur) -> None:
-    parapheur.tamper = True
+@dataclass
+class HostileParapheur:
+    """A server that asks the card to sign something else than a document's signed attributes.
+
+    The one stand-in of this file, on purpose: the real parapheur never does this, and the point is that the
+    agent's client refuses it whatever the server says."""
+
+    finished: list[dict[str, Any]] = field(default_factory=list)
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        @app.post("/folders/{folder_id}/signature/prepare")
+        def prepare_endpoint(folder_id: str, body: dict[str, Any]) -> dict[str, Any]:
+            data = base64.b64encode(b"virement de 10 000 euros").decode()
+            return {"id": "p-1", "data_to_sign": data, "digest_algorithm": "sha256"}
+
+        @app.post("/folders/{folder_id}/signature/finish")
+        def finish_endpoint(folder_id: str, body: dict[str, Any]) -> dict[str, Any]:
+            self.finished.append(body)
+            return {"id": folder_id, "status": "signed"}
+
+        return app
+
+
+def test_client_refuses_to_sign_other_data(hsm: SoftHsm) -> None:
+    hostile = HostileParapheur()
     token = hsm.signer
-    with pytest.raises(CardSigningError, match="pas une signature de document : refusé"):
-        sign_folder_with_card(parapheur.url, "jeton-api", "d-1", token.module_path, token.label, token.pin)
-    assert not parapheur.signed.exists()
+    refused = pytest.raises(CardSigningError, match="pas une signature de document : refusé")
+    with served(hostile.app(), "hostile-parapheur") as url, refused:
+        sign_folder_with_card(url, "jeton-api", "d-1", token.module_path, token.label, token.pin)
+    assert hostile.finished == []  # no signature value ever left the card
 
 
-def test_client_reports_the_servers_refusal(hsm: SoftHsm, parapheur: FakeParapheur) -> None:
+def test_client_reports_the_servers_refusal(hsm: SoftHsm, card_folder: CardFolder) -> None:
     token = hsm.signer
-    with pytest.raises(CardSigningError, match=r"refusé la préparation de la signature : Dossier introuvable. \(404\)"):
-        sign_folder_with_card(parapheur.url, "jeton-api", "d-404", token.module_path, token.label, token.pin)
+    kit = card_folder.kit
+    unknown = "00000000-0000-0000-0000-000000000000"
+    refused = "^Le parapheur a refusé la préparation de la signature : "
+    with pytest.raises(CardSigningError, match=rf"{refused}dossier {unknown} introuvable \(404\)$"):
+        sign_folder_with_card(
+            card_folder.api_url, kit.tokens["maire"], unknown, token.module_path, token.label, token.pin
+        )
+    # The agent sees the folder but holds no desk of its signature step: the real server says no.
+    with pytest.raises(CardSigningError, match=rf"{refused}vous n'êtes membre d'aucun bureau attendu .* \(403\)$"):
+        sign_folder_with_card(
+            card_folder.api_url, kit.tokens["agent"], card_folder.id, token.module_path, token.label, token.pin
+        )
+    assert card_folder.preparations() == 0
+    assert_untouched(card_folder)
 
 
-def test_client_with_a_wrong_pin_calls_nobody(hsm: SoftHsm, parapheur: FakeParapheur) -> None:
+def test_client_with_a_wrong_pin_calls_nobody(hsm: SoftHsm, card_folder: CardFolder) -> None:
     token = hsm.signer
     with pytest.raises(CardSigningError, match="Code PIN incorrect"):
-        sign_folder_with_card(parapheur.url, "jeton-api", "d-1", token.module_path, token.label, "pin-faux")
-    assert not parapheur.prepared
+        sign_folder_with_card(
+            card_folder.api_url, card_folder.kit.tokens["maire"], card_folder.id, token.module_path, token.label,
+            "pin-faux",
+        )  # fmt: skip
+    assert card_folder.preparations() == 0  # the server was never asked to prepare
+    assert_untouched(card_folder)
 
 
-def test_client_with_an_injected_http_client(hsm: SoftHsm, parapheur: FakeParapheur, pki: TestPki) -> None:
+def test_client_with_an_injected_http_client(
+    hsm: SoftHsm, card_folder: CardFolder, pki: TestPki, tmp_path: Path
+) -> None:
     token = hsm.signer
     with httpx.Client(timeout=30) as client:
         sign_folder_with_card(
-            parapheur.url, "jeton-api", "d-1", token.module_path, token.label, token.pin, client=client
-        )
+            card_folder.api_url, card_folder.kit.tokens["maire"], card_folder.id, token.module_path, token.label,
+            token.pin, client=client,
+        )  # fmt: skip
         assert not client.is_closed  # the caller's client stays the caller's
-    assert_valid(parapheur.signed, pki, "B-T")
+    assert_signed_with_the_card(card_folder, pki, tmp_path)
 
 
 # --------------------------------------------------------------------------- the command
 
 
-def sign_with_card(token: SoftToken, url: str, env: dict[str, str | None]) -> Any:
-    args = ["sign-with-card", "--api", url, "--folder", "d-1", "--module", token.module_path]
+def sign_with_card(token: SoftToken, url: str, folder_id: str, env: dict[str, str | None]) -> Any:
+    args = ["sign-with-card", "--api", url, "--folder", folder_id, "--module", token.module_path]
     return CliRunner().invoke(cli.group, [*args, "--token-label", token.label], env=env)
 
 
-def test_command_signs_the_folder(hsm: SoftHsm, parapheur: FakeParapheur, pki: TestPki) -> None:
-    env = {"SOCLE_API_TOKEN": "jeton-api", "SOCLE_CARD_PIN": hsm.signer.pin}
-    result = sign_with_card(hsm.signer, parapheur.url, env)
+def test_command_signs_the_folder(hsm: SoftHsm, card_folder: CardFolder, pki: TestPki, tmp_path: Path) -> None:
+    env = {"SOCLE_API_TOKEN": card_folder.kit.tokens["maire"], "SOCLE_CARD_PIN": hsm.signer.pin}
+    result = sign_with_card(hsm.signer, card_folder.api_url, card_folder.id, env)
 
     assert result.exit_code == 0, result.output
-    assert "Dossier « Délibération n° 12 » signé avec la carte « Carte agent »" in result.output
+    assert f"Dossier « {TITLE} » signé avec la carte « Carte agent » (état : completed)" in result.output
     assert hsm.signer.pin not in result.output
-    assert_valid(parapheur.signed, pki, "B-T")
+    assert_signed_with_the_card(card_folder, pki, tmp_path)
 
 
-def test_command_errors_are_plain_french(hsm: SoftHsm, parapheur: FakeParapheur) -> None:
-    wrong_pin = sign_with_card(hsm.signer, parapheur.url, {"SOCLE_API_TOKEN": "t", "SOCLE_CARD_PIN": "pin-faux"})
+def test_command_errors_are_plain_french(hsm: SoftHsm, card_folder: CardFolder) -> None:
+    token, url, folder_id = hsm.signer, card_folder.api_url, card_folder.id
+    maire = card_folder.kit.tokens["maire"]
+    wrong_pin = sign_with_card(token, url, folder_id, {"SOCLE_API_TOKEN": maire, "SOCLE_CARD_PIN": "pin-faux"})
     assert wrong_pin.exit_code == 1 and "Erreur : Code PIN incorrect" in wrong_pin.output
     assert "Traceback" not in wrong_pin.output and "pin-faux" not in wrong_pin.output
 
-    no_token = sign_with_card(hsm.signer, parapheur.url, {"SOCLE_API_TOKEN": None, "SOCLE_CARD_PIN": hsm.signer.pin})
+    no_token = sign_with_card(token, url, folder_id, {"SOCLE_API_TOKEN": None, "SOCLE_CARD_PIN": token.pin})
     assert no_token.exit_code == 1 and "SOCLE_API_TOKEN" in no_token.output
 
-    down = sign_with_card(hsm.signer, closed_port_url(), {"SOCLE_API_TOKEN": "t", "SOCLE_CARD_PIN": hsm.signer.pin})
+    bad_token = sign_with_card(token, url, folder_id, {"SOCLE_API_TOKEN": "jeton-faux", "SOCLE_CARD_PIN": token.pin})
+    assert bad_token.exit_code == 1 and "jeton-faux" not in bad_token.output
+    assert (
+        "Erreur : Le parapheur a refusé la préparation de la signature : jeton d'accès invalide ou révoqué (401)"
+    ) in bad_token.output
+
+    env = {"SOCLE_API_TOKEN": maire, "SOCLE_CARD_PIN": token.pin}
+    down = sign_with_card(token, closed_port_url(), folder_id, env)
     assert down.exit_code == 1 and "Le parapheur est injoignable" in down.output
+    assert card_folder.preparations() == 0
+    assert_untouched(card_folder)

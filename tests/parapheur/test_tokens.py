@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from pkcs11.exceptions import PinIncorrect
+from pyhanko.pdf_utils.reader import PdfFileReader
 from softhsm import SoftHsm, SoftToken, softhsm
 from testpki import TestPki
 
@@ -73,7 +74,7 @@ def test_ecdsa_key_signs_over_a_digest_computed_here(hsm: SoftHsm, source: Path)
     # SoftHSM, like many cards, has CKM_ECDSA but no CKM_ECDSA_SHA256: the raw mechanism must be chosen.
     token = hsm.ec
     signed = source.with_name("signe.pdf")
-    with open_pkcs11_identity(token.module_path, token.label, token.pin) as identity:
+    with open_pkcs11_identity(token.module_path, token.label, token.pin, key_label=token.key_label) as identity:
         sign_pdf(source, signed, identity, SignatureRequest("Dominique Dupont", "Visa"))
 
     assert VALID in pdfsig(signed)
@@ -81,11 +82,44 @@ def test_ecdsa_key_signs_over_a_digest_computed_here(hsm: SoftHsm, source: Path)
     assert report.valid and report.signer_name == "Dominique Dupont"
 
 
-def test_key_label_selects_the_key(hsm: SoftHsm, source: Path, pki: TestPki) -> None:
-    token = hsm.signer
-    with open_pkcs11_identity(token.module_path, token.label, token.pin, key_label=token.key_label) as identity:
-        sign_pdf(source, source, identity, SignatureRequest("Camille Martin", "Visa", visible=False))
-    assert verify_pdf(source, [pki.root_der])[0].valid
+def signing_certificate(path: Path) -> bytes:
+    """The certificate the PDF's only signature names as its signer's (pyHanko's reading of the CMS)."""
+    with path.open("rb") as stream:
+        [signature] = PdfFileReader(stream).embedded_signatures
+        return bytes(signature.signer_cert.dump())
+
+
+def test_key_label_selects_the_key(hsm: SoftHsm, source: Path) -> None:
+    # The EC card holds two signing keys, each with its own certificate: the label alone says which one signs.
+    expected = {
+        hsm.ec.key_label: hsm.ec_certificate,
+        hsm.ec_authentication.key_label: hsm.ec_authentication_certificate,
+    }
+    assert len(set(expected.values())) == 2 and hsm.ec.label == hsm.ec_authentication.label
+    signed_with: dict[str | None, bytes] = {}
+    for token in (hsm.ec, hsm.ec_authentication):
+        signed = source.with_name(f"signe-{token.key_label}.pdf")
+        with open_pkcs11_identity(token.module_path, token.label, token.pin, key_label=token.key_label) as identity:
+            assert identity.certificate_der == expected[token.key_label]
+            sign_pdf(source, signed, identity, SignatureRequest("Dominique Dupont", "Visa", visible=False))
+        assert VALID in pdfsig(signed)
+        signed_with[token.key_label] = signing_certificate(signed)
+        # Made by the key of that certificate: it verifies with that certificate as the only trust root.
+        [report] = validation_report(signed, [expected[token.key_label]])
+        assert report.valid and report.chain_trusted
+    assert signed_with == expected
+
+
+def test_a_token_with_several_keys_asks_for_the_key_label(hsm: SoftHsm) -> None:
+    token = hsm.ec
+    with pytest.raises(
+        IdentityError,
+        match=f"^Le jeton « {token.label} » contient plusieurs clés de signature : précisez le libellé de la clé\\.$",
+    ):
+        open_pkcs11_identity(token.module_path, token.label, token.pin)
+    # The refused opening logged out: the token opens next, its key named.
+    open_pkcs11_identity(token.module_path, token.label, token.pin, key_label=token.key_label).close()
+    assert isinstance(_wrong_pin_cause(token), PinIncorrect)
 
 
 def test_wrong_pin_is_refused_clearly(hsm: SoftHsm) -> None:
