@@ -201,11 +201,13 @@ def _load_signer(
         key_id: bytes = key[Attribute.ID] or b""
         certificate = _certificate_for(session, key_id, key[Attribute.LABEL] or "", token_label)
         _check_pair(key, certificate, token_label)
-        others = [cert for cert in _certificates(session) if cert.dump() != certificate.dump()]
+        # The card's CA certificates travel with the signature (its chain); the certificate of another key of the
+        # card (an agent card's authentication key) is not the signer's and stays out of the signature.
+        chain = [cert for cert in _certificates(session) if cert.ca and cert.dump() != certificate.dump()]
         signer = PKCS11Signer(
             session,
             signing_cert=certificate,
-            ca_chain=others,
+            ca_chain=chain,
             key_id=key_id or None,
             key_label=None if key_id else key[Attribute.LABEL],
             use_raw_mechanism=_needs_raw_mechanism(session, certificate.public_key.algorithm),

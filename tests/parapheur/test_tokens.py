@@ -84,9 +84,16 @@ def test_ecdsa_key_signs_over_a_digest_computed_here(hsm: SoftHsm, source: Path)
 
 def signing_certificate(path: Path) -> bytes:
     """The certificate the PDF's only signature names as its signer's (pyHanko's reading of the CMS)."""
+    return carried_certificates(path)[0]
+
+
+def carried_certificates(path: Path) -> list[bytes]:
+    """The signer's certificate, then every other certificate the PDF's only signature carries."""
     with path.open("rb") as stream:
         [signature] = PdfFileReader(stream).embedded_signatures
-        return bytes(signature.signer_cert.dump())
+        signer = bytes(signature.signer_cert.dump())
+        carried = [bytes(choice.chosen.dump()) for choice in signature.signed_data["certificates"]]
+        return [signer, *(cert for cert in carried if cert != signer)]
 
 
 def test_key_label_selects_the_key(hsm: SoftHsm, source: Path) -> None:
@@ -104,6 +111,8 @@ def test_key_label_selects_the_key(hsm: SoftHsm, source: Path) -> None:
             sign_pdf(source, signed, identity, SignatureRequest("Dominique Dupont", "Visa", visible=False))
         assert VALID in pdfsig(signed)
         signed_with[token.key_label] = signing_certificate(signed)
+        # Only the signer's certificate travels: not the one of the card's other key.
+        assert carried_certificates(signed) == [expected[token.key_label]]
         # Made by the key of that certificate: it verifies with that certificate as the only trust root.
         [report] = validation_report(signed, [expected[token.key_label]])
         assert report.valid and report.chain_trusted
