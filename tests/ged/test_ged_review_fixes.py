@@ -10,7 +10,6 @@ import io
 import re
 import shutil
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,8 @@ from typing import Any
 import pytest
 from cmislib.exceptions import ObjectNotFoundException
 from ga_helpers import make_folder, make_type, new_document
-from sqlalchemy import select, text
+from pg_waits import someone_waits_on, someone_waits_on_a_row, wait_until
+from sqlalchemy import select
 from test_cmis_cmislib import repository, server  # noqa: F401  (server: the fixture cmislib talks to)
 from test_renditions_jobs import text_pdf
 from ui_kit import csrf_of, sign_in
@@ -32,7 +32,7 @@ from socle.auth import Principal
 from socle.db import new_session, transaction
 from socle.migrating import upgrade_all
 from socle.storage import get_store
-from socle.storage.ownership import ObjectGone, lock_id
+from socle.storage.ownership import ObjectGone
 
 from conftest import Kit, make_pdf, missing
 
@@ -42,19 +42,6 @@ from conftest import Kit, make_pdf, missing
 
 def _principal(kit: Kit, role: str = "admin") -> Principal:
     return Principal(kit.tenant_id, kit.slug, "Commune", str(uuid.uuid4()), role, role, frozenset({role}))
-
-
-def _someone_waits_on(key: str) -> bool:
-    number = lock_id(key) & 0xFFFFFFFFFFFFFFFF
-    with new_session() as session:
-        query = "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = :h AND objid = :l"
-        return session.execute(text(query), {"h": number >> 32, "l": number & 0xFFFFFFFF}).first() is not None
-
-
-def _wait_until(condition: Callable[[], bool], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.01)
 
 
 @pytest.mark.integration
@@ -85,7 +72,7 @@ def test_a_move_with_a_title_change_does_not_deadlock_with_an_upload_of_the_same
         # The upload holds the object's lock and is about to take the audit head: the edit runs now, whole.
         if threading.get_ident() == main and action == "ged.document.created":
             mover.start()
-            _wait_until(lambda: not mover.is_alive() or _someone_waits_on(stored.key))
+            wait_until(lambda: not mover.is_alive() or someone_waits_on(stored.key), "the edit ends or waits")
         return record(session, tenant_id, actor, action, *args, **kw)
 
     monkeypatch.setattr(journal, "record_document", upload_holds_the_object_lock)
@@ -378,7 +365,8 @@ def test_a_save_between_the_form_s_check_and_its_write_waits_for_it(
 
     def colleague_saves_now(*args: Any) -> Any:  # after the form's version check, before its write
         colleague.start()
-        _wait_until(lambda: not colleague.is_alive() or _someone_waits_on_a_row(), seconds=10)
+        saves = "the colleague's save ends or waits on the document's row"
+        wait_until(lambda: not colleague.is_alive() or someone_waits_on_a_row("ged_documents"), saves, seconds=10)
         return patch_from(*args)
 
     monkeypatch.setattr(ui_documents, "_patch_from", colleague_saves_now)
@@ -392,13 +380,6 @@ def test_a_save_between_the_form_s_check_and_its_write_waits_for_it(
         ).all()
     # The form's save (based on version 1) is version 2; the colleague's, which waited, version 3.
     assert [author for _, author in versions] == ["agent", "agent", "maire"]
-
-
-def _someone_waits_on_a_row() -> bool:
-    """Whether a transaction waits for a document row another holds (the waiter takes the tuple's lock)."""
-    with new_session() as session:
-        query = "SELECT 1 FROM pg_locks WHERE locktype = 'tuple' AND relation = to_regclass('ged_documents')"
-        return session.execute(text(query)).first() is not None
 
 
 def test_a_rendition_is_recorded_only_for_a_document_that_still_has_content(kit: Kit) -> None:

@@ -8,13 +8,13 @@ import io
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from pg_waits import someone_waits_on_advisory, wait_until
 from s2low_helpers import S2low, act_request, add_s2low, drive, flow_of, start
 from sqlalchemy import func, select, update
 from test_interop_dns_rebinding import _certificate_for, _serve
@@ -23,7 +23,7 @@ from interop import flows
 from interop.connectors.s2low import S2lowConnector
 from interop.connectors.sae import SaeUnavailable
 from interop.connectors.transport import BoundedTransport, NameNotFound
-from interop.models import Flow, TdtClassification
+from interop.models import Connector, Flow, TdtClassification
 from socle import audit
 from socle.db import new_session, transaction
 from socle.migrating import upgrade_all
@@ -122,15 +122,43 @@ def test_a_taken_number_is_answered_with_a_valid_example_or_none(kit: Kit, sim: 
 # 4. Two starts with the same number at once (PostgreSQL: SQLite's transactions already take turns)
 
 
-def _at_once(*calls: Callable[[], int]) -> list[int]:
-    """Run ``calls`` in threads at the same time; their results, in order of completion."""
-    results: list[int] = []
-    threads = [threading.Thread(target=lambda call=call: results.append(call())) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+class _Window:
+    """The window a first request holds a lock in (between a check and its commit), kept open until the test
+    saw a second request wait on that lock: the race is then certain, not left to the threads' timing."""
+
+    def __init__(self) -> None:
+        self.entered, self.closed = threading.Event(), threading.Event()
+
+    def hold(self) -> None:
+        """Called by the first request inside its window: wait there until the test closes it; a later call
+        (the second request's) passes."""
+        if not self.entered.is_set():
+            self.entered.set()
+            self.closed.wait(timeout=60)
+
+
+def _second_waits_on_the_first(
+    window: _Window, first: Callable[[], int], second: Callable[[], int], waits: Callable[[], bool], lock: str
+) -> list[int | None]:
+    """Run ``first`` until it holds ``window`` open, then ``second`` until it waits on the lock (``waits``, named
+    ``lock``) or ends; close the window. Their results: the first's, then the second's."""
+    results: dict[str, int] = {}
+    runs = {
+        name: threading.Thread(target=lambda name=name, call=call: results.update({name: call()}))
+        for name, call in (("first", first), ("second", second))
+    }
+    runs["first"].start()
+    try:
+        wait_until(lambda: window.entered.is_set() or not runs["first"].is_alive(), "the first request holds " + lock)
+        assert window.entered.is_set(), f"the first request ended ({results}) without holding {lock}"
+        runs["second"].start()
+        wait_until(lambda: not runs["second"].is_alive() or waits(), f"the second request waits on {lock}")
+    finally:
+        window.closed.set()
+        for run in runs.values():
+            if run.ident is not None:  # started
+                run.join(timeout=60)
+    return [results.get("first"), results.get("second")]  # None: that request raised (its traceback printed)
 
 
 def _postgres_kit(url: str, use_env: Callable[..., None], make_kit: Callable[..., Kit]) -> Kit:
@@ -149,19 +177,24 @@ def test_two_starts_with_the_same_number_at_once_make_one_flow(
 ) -> None:
     kit = _postgres_kit(own_postgres_url, use_env, make_kit)
     add_s2low(kit, sim)
-    real = flows._check_number_free
+    real, window = flows._check_number_free, _Window()
+    number_lock: list[str] = []  # (tenant, connector, number): the lock the check takes
 
-    def slow(*args: Any) -> None:
-        real(*args)
-        time.sleep(1.0)  # the window between the check and the commit, widened
+    def checked_then_held(session: Any, *parts: str) -> None:
+        real(session, *parts)
+        number_lock[:] = parts  # the lock the check took, held until the commit
+        window.hold()  # between the check and the commit, until the other start waits on the number's lock
 
-    monkeypatch.setattr(flows, "_check_number_free", slow)
+    monkeypatch.setattr(flows, "_check_number_free", checked_then_held)
     bodies = [act_request(kit, "RV_4"), act_request(kit, "RV_4")]
-    codes = _at_once(
+    codes = _second_waits_on_the_first(
+        window,
         lambda: kit["agent"].post("/interop/flows", json=bodies[0]).status_code,
         lambda: kit["maire"].post("/interop/flows", json=bodies[1]).status_code,
+        lambda: someone_waits_on_advisory("interop-act-number", *number_lock),
+        "the act number's lock",
     )
-    assert sorted(codes) == [201, 409] and _flow_count(kit) == 1
+    assert codes == [201, 409] and _flow_count(kit) == 1  # the second start, after the first, finds it
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -268,15 +301,26 @@ def test_a_letter_fetched_twice_at_once_is_asked_of_the_ged_once(
     pdf = get_store().put(io.BytesIO(b"%PDF-1.4\n% courrier simule\n%%EOF\n"))
     with transaction() as session:
         record_held(session, kit.tenant_id, pdf.key, holder="interop")
-    real = audit.record
+    with new_session() as session:
+        connector_id = session.scalar(
+            select(Connector.id).where(Connector.tenant_id == kit.tenant_id, Connector.name == "tdt")
+        )
+    real, window = audit.record, _Window()
 
-    def slow(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(0.5)  # the window between the job's creation and the commit, widened
+    def recorded_then_held(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("action") == "interop.prefecture.fetched":  # its jobs created, before the commit
+            window.hold()  # until the other fetch waits on the letter's lock
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(audit, "record", slow)
+    monkeypatch.setattr(audit, "record", recorded_then_held)
     url = f"/interop/connectors/tdt/prefecture/{letter}/fetch"
-    codes = _at_once(lambda: kit["agent"].post(url).status_code, lambda: kit["maire"].post(url).status_code)
+    codes = _second_waits_on_the_first(
+        window,
+        lambda: kit["agent"].post(url).status_code,
+        lambda: kit["maire"].post(url).status_code,
+        lambda: someone_waits_on_advisory("interop-letter", kit.tenant_id, str(connector_id), letter),
+        "the letter's lock",
+    )
     assert codes == [200, 200]
     assert len([job for job in _ged_jobs(kit, letter) if job.function.startswith("ged.")]) == 1
 

@@ -130,9 +130,7 @@ def test_a_timeout_after_the_send_leaves_the_act_on_the_platform(sim: S2low) -> 
 
 def test_a_slow_platform_within_the_timeout_answers(sim: S2low) -> None:
     sim.scenario(delay=0.5)
-    started = time.monotonic()
     assert send(connector(sim), package("D302")).isdigit()
-    assert time.monotonic() - started >= 0.5
     sim.scenario(delay=2.5)
     with pytest.raises(SaeUnavailable, match="délai dépassé"):
         connector(sim).classification()
