@@ -45,7 +45,7 @@ class Actor:
     desk_name: str | None = None
     on_behalf_of_desk_id: str | None = None
     on_behalf_of_name: str | None = None  # the replaced desk's name: "en l'absence de …"
-    stamp_role: str | None = None  # Desk.stamp_role of the desk acted for
+    stamp_role: str | None = None  # Desk.stamp_role of the signer's own desk (never the replaced one's)
 
     @property
     def acting_for(self) -> str | None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
-from typing import BinaryIO, Literal, cast
+from typing import Any, BinaryIO, Literal, cast
 
 import pikepdf
 from asn1crypto import x509 as asn1_x509
@@ -34,6 +35,7 @@ from pyhanko.pdf_utils.font.api import FontEngine, FontEngineFactory, ShapeResul
 from pyhanko.pdf_utils.font.basic import COURIER_META, SimpleFontEngine
 from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.layout import BoxConstraints
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.pdf_utils.writer import BasePdfFileWriter
@@ -47,13 +49,14 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.errors import NoDSSFoundError, SignatureValidationError
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel, TimestampSignatureStatus
-from pyhanko.stamp import TextStampStyle
+from pyhanko.stamp import TextStamp, TextStampStyle
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import ExpiredError, NotYetValidError, PathError, PathValidationError, RevokedError
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash
 
+from socle.dates import PARIS
 from socle.files import atomic_output
 
 # Generous fixed room for the CMS container: it skips pyHanko's dry-run signature (size estimate).
@@ -74,7 +77,13 @@ STAMP_IMAGE_MAX_BYTES = 5_000_000
 STAMP_IMAGE_MAX_PIXELS = 25_000_000
 # 1,200 pixels over a 200-point stamp is over 400 dpi: more is only weight in every signed PDF.
 STAMP_IMAGE_MAX_SIDE = 1200
-STAMP_DATE_FORMAT = "%d/%m/%Y à %H:%M %Z"
+# The stamp's time is Paris time, as everywhere in the interface; the signature's signing time stays UTC.
+STAMP_DATE_FORMAT = "%d/%m/%Y à %H:%M (heure de Paris)"
+# pyHanko renders the signing time with the style's ``timestamp_format`` in the server's zone: the style asks it
+# for this exact form, then writes it as STAMP_DATE_FORMAT (see _ParisTimeStampStyle).
+_INSTANT_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+# An article opening a quality (« Le Maire », « L'adjoint délégué »): lowercased after « Pour ».
+_ARTICLE = re.compile(r"(?i)(le|la|les)\s+|(l)['’]\s*")
 
 # The PDF header may sit anywhere in the first kilobyte (ISO 32000-1, annex H).
 _HEADER_WINDOW = 1024
@@ -138,8 +147,8 @@ class SignatureRequest:
     field_name: str | None = None
     visible: bool = True
     level: SignatureLevel = "B-B"
-    role: str | None = None
-    on_behalf_of: str | None = None
+    role: str | None = None  # the signer's own quality (« Premier adjoint »)
+    on_behalf_of: str | None = None  # under a delegation, who is replaced: their quality (« Le Maire ») or name
     stamp_image: bytes | None = None
     placement: StampPlacement = StampPlacement()
 
@@ -638,12 +647,53 @@ def _points(value: float) -> str:
     return f"{value:g}".replace(".", ",")
 
 
+class _ParisTimeStampStyle(TextStampStyle):
+    """A text stamp whose time (``ts``) is the signing time in Paris, whatever the server's zone.
+
+    pyHanko sets ``ts`` from the signature's signing time, formatted with ``timestamp_format`` in the server's
+    local zone, just before creating the stamp: that text, in the exact _INSTANT_FORMAT, is turned into Paris
+    time here. The signing time itself (the CMS attribute, the /M entry) is left as pyHanko writes it.
+    """
+
+    def create_stamp(self, writer: BasePdfFileWriter, box: BoxConstraints, text_params: dict[str, Any]) -> TextStamp:
+        params = dict(text_params)
+        if "ts" in params:
+            params["ts"] = stamp_time(_instant(params["ts"]))
+        return super().create_stamp(writer, box, params)
+
+
+def _instant(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, _INSTANT_FORMAT)
+    except ValueError:  # no offset: a naive signing time, taken as UTC
+        return datetime.strptime(text, _INSTANT_FORMAT.removesuffix("%z")).replace(tzinfo=UTC)
+
+
+def stamp_time(moment: datetime) -> str:
+    """How a stamp shows an aware instant: « 03/12/2026 à 17:38 (heure de Paris) »."""
+    return moment.astimezone(PARIS).strftime(STAMP_DATE_FORMAT)
+
+
+def delegation_line(on_behalf_of: str) -> str:
+    """The stamp's line for a signature by delegation: « Pour le Maire, par délégation ».
+
+    ``on_behalf_of`` is the replaced bureau's quality or name. An opening article is lowercased (« Le Maire »
+    → « Pour le Maire »); without one, a colon keeps the line readable (« Pour : Maire, par délégation »).
+    """
+    article = _ARTICLE.match(on_behalf_of)
+    if article is None:
+        return f"Pour : {on_behalf_of}, par délégation"
+    quality = on_behalf_of[article.end() :]
+    opening = f"{article[1].lower()} " if article[1] else f"{article[2].lower()}'"
+    return f"Pour {opening}{quality}, par délégation"
+
+
 def _stamp_style(request: SignatureRequest | None = None) -> TextStampStyle:
     """The stamp's look; its text comes from :func:`_stamp_params` (raises PdfError for a bad image)."""
     background = _stamp_background(request.stamp_image) if request is not None and request.stamp_image else None
-    return TextStampStyle(
+    return _ParisTimeStampStyle(
         stamp_text=_stamp_template(request),
-        timestamp_format=STAMP_DATE_FORMAT,
+        timestamp_format=_INSTANT_FORMAT,
         text_box_style=TextBoxStyle(font=_WinAnsiCourierFactory()),
         border_width=1,
         background=background,
@@ -657,7 +707,7 @@ def _stamp_template(request: SignatureRequest | None) -> str:
     if request is not None and request.role:
         lines.append("%(role)s")
     if request is not None and request.on_behalf_of:
-        lines.append("par délégation de %(on_behalf_of)s")
+        lines.append("%(on_behalf_of)s")
     lines += ["%(reason)s", "le %(ts)s"]
     return "\n".join(lines)
 
@@ -668,7 +718,7 @@ def _stamp_params(request: SignatureRequest) -> dict[str, str]:
     if request.role:
         params["role"] = request.role
     if request.on_behalf_of:
-        params["on_behalf_of"] = request.on_behalf_of
+        params["on_behalf_of"] = delegation_line(request.on_behalf_of)
     return params
 
 

@@ -630,7 +630,8 @@ def acting_actor(
             own.name,
             on_behalf_of_desk_id=replaced.id,
             on_behalf_of_name=replaced.name,
-            stamp_role=replaced.stamp_role,
+            # The stamp gives the signer's own quality; the replaced desk appears as « Pour …, par délégation ».
+            stamp_role=own.stamp_role,
         )
     if direct or delegating:
         raise Conflict(message("votre bureau a déjà agi sur cette étape"))

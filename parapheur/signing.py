@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from parapheur import identities, pades
 from parapheur.circuits import Actor
-from parapheur.models import Folder, FolderDocument, FolderEvent, SignatureType, Subtype
+from parapheur.models import Desk, Folder, FolderDocument, FolderEvent, SignatureType, Subtype
 from socle import audit, messages
 from socle.errors import InvalidInput, ServiceUnavailable, message
 from socle.models import Tenant
@@ -116,10 +116,18 @@ def signature_request(
         location=tenant.name if tenant else None,
         level=_level(folder.signature_level),
         role=actor.stamp_role,
-        on_behalf_of=actor.on_behalf_of_name,
+        on_behalf_of=_replaced_quality(session, actor),
         stamp_image=stamp_image,
         placement=placement(session, folder),
     )
+
+
+def _replaced_quality(session: Session, actor: Actor) -> str | None:
+    """For a signature by delegation, the replaced bureau's quality in the stamp (« Le Maire »), else its name."""
+    if actor.on_behalf_of_desk_id is None:
+        return actor.on_behalf_of_name
+    replaced = session.get(Desk, actor.on_behalf_of_desk_id)
+    return (replaced.stamp_role if replaced is not None else None) or actor.on_behalf_of_name
 
 
 def placement(session: Session, folder: Folder) -> pades.StampPlacement:

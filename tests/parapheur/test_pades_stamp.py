@@ -169,7 +169,7 @@ def test_stamp_at_the_given_place_shows_its_wording_and_image(
     outside = pixels_in(render(destination, 2), [300, 300, 500, 500])
     assert not any(map(is_dark, outside)) and not any(map(is_reddish, outside))
     text = " ".join(page_text(destination, 2).split())
-    assert "Signé par Zoé Lefèvre Maire par délégation de Jean Dupré Délibération « budget » n° 12 le " in text
+    assert "Signé par Zoé Lefèvre Maire Pour : Jean Dupré, par délégation Délibération « budget » n° 12 le " in text
     assert page_text(destination, 3).strip() == ""  # nothing on the last page
 
     assert VALID in pdfsig(destination)

@@ -39,7 +39,12 @@ def test_the_bordereau_lists_every_act_with_its_delegation(kit: Kit, tmp_path: P
     signed = ok(act(kit, "agent", folder["id"], "sign"))  # in the maire's absence
     assert signed["status"] == "completed"
     document = save(tmp_path, "acte.pdf", object_path(signed["documents"][0]["current_sha256"]).read_bytes())
-    assert stamp_lines(document)[:3] == ["Signé par Camille Martin", "Maire", "par délégation de Maire"]
+    # The signer's own quality, then the replaced desk: the adjoint is not presented as the maire.
+    assert stamp_lines(document)[:3] == [
+        "Signé par Camille Martin",
+        "Secrétaire de mairie",
+        "Pour : Maire, par délégation",
+    ]
 
     response = kit["agent"].get(f"/parapheur/folders/{folder['id']}/bordereau")
     assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
