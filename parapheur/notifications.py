@@ -70,6 +70,9 @@ class Notice:
     comment: str | None = None
     due_date: date | None = None
     link: str | None = None
+    delegated: bool = False  # sent to a delegate desk, in the absence of the desk ``desk_name``
+    tenant_name: str | None = None  # the collectivité, named to an external signer who does not know the kit
+    link_expires_at: datetime | None = None  # until when an external signer's one-time link opens
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,9 @@ def _compose(notice: Notice, zone: tzinfo) -> tuple[str, _Body]:
         case "to_act":
             subject = f"Dossier à traiter : {title}"
             paragraphs = [f"Le dossier {quoted} attend votre visa ou votre signature{desk}."]
+            if notice.delegated:
+                absent = f"du bureau « {notice.desk_name} »" if notice.desk_name else "d'un autre bureau"
+                paragraphs.append(f"Vous le recevez par délégation, en l'absence {absent}.")
             if by:
                 paragraphs.append(f"Il vous a été transmis le {when} par {by}.")
             paragraphs.append(f"Merci de le traiter au plus tard {due}." if due else "Merci de le traiter.")
@@ -206,11 +212,20 @@ def _compose(notice: Notice, zone: tzinfo) -> tuple[str, _Body]:
                 )
         case "external_signature":
             subject = f"Signature demandée : {title}"
-            asker = f", à la demande de {by}" if by else ""
-            paragraphs = [f"Vous êtes invité(e) à signer électroniquement le document {quoted}{asker}."]
+            paragraphs = [_invitation(notice, by, quoted)]
             if due:
                 paragraphs.append(f"Merci de le signer au plus tard {due}.")
             paragraphs.append("Le lien ci-dessous vous est personnel et ne sert qu'une fois : ne le transférez pas.")
+            if notice.link_expires_at:
+                until = french_datetime(notice.link_expires_at, zone)
+                paragraphs.append(
+                    f"Il fonctionne jusqu'au {until} ({_zone_label(zone)}) ; après, il faudra en demander un nouveau."
+                )
+            paragraphs.append(
+                "Pour signer, il suffit d'ouvrir ce lien, de lire le document et de saisir votre nom : aucun mot de "
+                f"passe n'est demandé. {notice.tenant_name or 'La collectivité'} ne vous demandera jamais de mot de "
+                "passe par courriel."
+            )
             if comment:
                 paragraphs.append(f"Message : « {comment} »")
             return subject, _Body(["Bonjour,", *paragraphs], notice.link, "Lire et signer le document")
@@ -225,10 +240,25 @@ def _compose(notice: Notice, zone: tzinfo) -> tuple[str, _Body]:
     return subject, _Body(["Bonjour,", *paragraphs], notice.link)
 
 
+def _invitation(notice: Notice, by: str | None, quoted: str) -> str:
+    """Who asks an external signer to sign what: the collectivité and its agent, as the signing page says."""
+    collectivite = _one_line(notice.tenant_name) if notice.tenant_name else None
+    inviter = f"{by} ({collectivite})" if by and collectivite else by or collectivite
+    if inviter is None:
+        return f"Vous êtes invité(e) à signer électroniquement le document {quoted}."
+    return f"{inviter} vous invite à signer électroniquement le document {quoted}."
+
+
+def _zone_label(zone: tzinfo) -> str:
+    """ "heure de Paris" for Europe/Paris; the zone's name otherwise (UTC on a system without tzdata)."""
+    name = str(zone)
+    return "heure de Paris" if name == "Europe/Paris" else f"heure {name}"
+
+
 def _digest_line(notice: Notice, zone: tzinfo) -> tuple[str, str | None]:
     parts = [f"« {_one_line(notice.folder_title)} »"]
     if notice.desk_name:
-        parts.append(f"bureau « {notice.desk_name} »")
+        parts.append(f"bureau « {notice.desk_name} »" + (" (par délégation)" if notice.delegated else ""))
     if notice.due_date and notice.kind in _DUE_LABELS:
         parts.append(_DUE_LABELS[notice.kind] + french_date(notice.due_date))
     by = acted_by(notice)

@@ -99,8 +99,14 @@ def payload(
     link: str | None = None,
     secret_link: str | None = None,
     at: datetime | None = None,
+    delegated: bool = False,
+    tenant_name: str | None = None,
+    link_expires_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """A notice as JSON (job argument, PendingNotice.payload); ``secret_link`` is stored encrypted."""
+    """A notice as JSON (job argument, PendingNotice.payload); ``secret_link`` is stored encrypted.
+
+    The last three are written only when given: a payload queued before they existed reads the same.
+    """
     data: dict[str, Any] = {
         "kind": kind,
         "folder_id": folder.id,
@@ -113,6 +119,12 @@ def payload(
         "due_date": folder.due_date.isoformat() if folder.due_date else None,
         "link": link or folder_link(folder.id),
     }
+    if delegated:
+        data["delegated"] = True
+    if tenant_name is not None:
+        data["tenant_name"] = tenant_name
+    if link_expires_at is not None:
+        data["link_expires_at"] = link_expires_at.isoformat()
     if secret_link is not None:
         data["link"] = None
         data["sealed_link"] = secrets.encrypt(secret_link.encode()).decode("ascii")
@@ -137,6 +149,9 @@ def notice_of(data: dict[str, Any]) -> Notice:
         comment=data.get("comment"),
         due_date=date.fromisoformat(data["due_date"]) if data.get("due_date") else None,
         link=link,
+        delegated=bool(data.get("delegated")),
+        tenant_name=data.get("tenant_name"),
+        link_expires_at=datetime.fromisoformat(data["link_expires_at"]) if data.get("link_expires_at") else None,
     )
 
 
@@ -236,9 +251,8 @@ def to_act(session: Session, folder: Folder, step: Step) -> None:
         deliver(session, folder.tenant_id, members(session, [desk_id]), data, key)
         substitutes = delegate_desks(session, folder, [desk_id])
         if substitutes:
-            # The delegate hears it too, told whom it replaces.
-            note = f"Vous le recevez par délégation, en l'absence du bureau « {names.get(desk_id, '')} »."
-            data = payload("to_act", folder, desk_name=names.get(desk_id), comment=note)
+            # The delegate hears it too, told whom it replaces (a sentence of its own, not a quoted comment).
+            data = payload("to_act", folder, desk_name=names.get(desk_id), delegated=True)
             deliver(session, folder.tenant_id, members(session, substitutes), data, f"{key}:delegation")
 
 
@@ -260,7 +274,16 @@ def external_signature(session: Session, folder: Folder, step: Step, link: str) 
     if not step.external_email:
         log.warning("external step %s of folder %s has no e-mail address", step.id, folder.id)
         return
-    data = payload("external_signature", folder, desk_name=step.external_name, secret_link=link)
+    # Named in full: the signer does not know the kit, and a mail that names nobody looks like phishing.
+    data = payload(
+        "external_signature",
+        folder,
+        actor_name=_display_name(session, folder.tenant_id, folder.created_by),
+        desk_name=step.external_name,
+        secret_link=link,
+        tenant_name=_tenant_name(session, folder.tenant_id),
+        link_expires_at=step.token_expires_at,
+    )
     enqueue(
         session,
         messages.PARAPHEUR_SEND_NOTICE,
@@ -431,6 +454,23 @@ def _already_sent(session: Session, tenant_id: str, data: dict[str, Any], key: s
         )
     ).scalars()
     return any((row or {}).get("key") == key for row in rows)
+
+
+def _display_name(session: Session, tenant_id: str, username: str) -> str | None:
+    """The person's name as others read it (None for an unknown account)."""
+    from socle.models import User
+
+    return session.execute(
+        select(User.display_name).where(User.tenant_id == tenant_id, User.username == username)
+    ).scalar_one_or_none()
+
+
+def _tenant_name(session: Session, tenant_id: str) -> str | None:
+    """The collectivité's name, as its users and the external signing page show it."""
+    from socle.models import Tenant
+
+    tenant = session.get(Tenant, tenant_id)
+    return tenant.name if tenant is not None else None
 
 
 def _address(session: Session, tenant_id: str, username: str) -> str | None:

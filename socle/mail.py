@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -112,7 +113,7 @@ def build_message(mail: Mail, sender: str) -> EmailMessage:
     email = EmailMessage(policy=SMTP_POLICY)
     email["From"] = sender
     email["To"] = ", ".join(mail.to)
-    email["Subject"] = mail.subject
+    _set_subject(email, mail.subject)
     email["Date"] = format_datetime(datetime.now(UTC))
     email["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2])
     # RFC 3834: an automatic message; out-of-office robots must not answer it.
@@ -122,6 +123,26 @@ def build_message(mail: Mail, sender: str) -> EmailMessage:
     if mail.html is not None:
         email.add_alternative(mail.html, subtype="html", charset="utf-8", cte="quoted-printable")
     return email
+
+
+def _set_subject(email: EmailMessage, subject: str) -> None:
+    """The Subject header, written so that any reader decodes exactly ``subject``, spaces included.
+
+    The policy's own folding (``email["Subject"] = subject``) can lose a space when it cuts a non-ASCII subject
+    into several encoded words: it leaves the space between two of them, where decoders drop it (RFC 2047
+    § 6.2), and "Délibération n° 2026" is read "Délibérationn° 2026" (CPython issues gh-92081 and gh-144156,
+    not fixed in 3.11). It also turns a long ASCII subject folded after "Subject:" into one with a leading
+    space. So any subject but a short plain ASCII one is encoded by :class:`email.header.Header`: encoded words
+    that hold the whole text, spaces included, folded only between them; ``set_raw`` keeps those lines (at
+    most 78 characters) as they are.
+    """
+    limit = email.policy.max_line_length or 78
+    plain = subject.isascii() and subject == subject.strip() and "=?" not in subject
+    if plain and len("Subject: ") + len(subject) <= limit:
+        email["Subject"] = subject  # one short ASCII line, nothing a decoder could change: written as it is
+        return
+    encoded = Header(subject, "utf-8", maxlinelen=limit - 2, header_name="Subject").encode(linesep="\r\n")
+    email.set_raw("Subject", encoded)
 
 
 def write_to_outbox(message: EmailMessage, outbox: Path) -> Path:
