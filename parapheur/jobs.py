@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from parapheur import bulk_actions, notify, seal, service, signing
+from parapheur import bulk_actions, filing, notify, seal, service, signing
 from socle.db import transaction
 
 
@@ -49,9 +49,10 @@ def filed_in_ged(*, tenant_id: str, folder_id: str, document_id: str) -> None:
 
 
 def ged_filing_failed(*, tenant_id: str, folder_id: str, reason: str) -> None:
-    """The GED could not file the signed document: the folder's history says why, for its creator."""
+    """The GED could not file the signed document: the folder keeps why, its page and history say it (the GED's
+    reason, not the kernel's job name), and its creator or an administrator may ask again (parapheur.filing)."""
     with transaction() as session:
-        service.record_ged_filing_failed(session, tenant_id, folder_id, reason)
+        filing.record_failure(session, tenant_id, folder_id, reason)
 
 
 def upgrade_signature(*, tenant_id: str, folder_id: str) -> None:

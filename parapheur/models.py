@@ -173,6 +173,8 @@ class Folder(ParapheurBase):
     # An uploaded folder asked to be filed in the GED once signed (« classer dans la GED »): the GED creates a
     # document from the signed PDF and answers with its id (then kept in ``ged_document_id``).
     ged_filing: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Why the GED could not file it (its reason, in French), until filed or asked again (parapheur.filing).
+    ged_filing_error: Mapped[str | None] = mapped_column(Text)
     field_values: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     due_date: Mapped[date | None] = mapped_column(Date)
     current_step: Mapped[int] = mapped_column(Integer, default=0)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from parapheur import circuits, config, identities, report, service, signature_acts, signing
+from parapheur import circuits, config, filing, identities, report, service, signature_acts, signing
 from parapheur.models import Folder, FolderDocument, OpinionRequest
 from parapheur.ui_common import files, kept, parapheur_user, text
 from parapheur.ui_pages import image_url, is_pdf, page_count
@@ -25,6 +25,7 @@ from socle.auth import Principal, Role, get_user_by_id, issue_token
 from socle.db import utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError
 from socle.files import display_name
+from socle.storage import get_store
 from socle.ui.sessions import SignedIn
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
 from socle.web import content_disposition, object_response
@@ -53,6 +54,7 @@ class Possible:
     link_expired: bool = False
     annotate: bool = False
     metadata: bool = False
+    retry_filing: bool = False  # the GED could not file the signed document: this user may ask it again
     answers: list[OpinionRequest] = field(default_factory=list)
 
     @property
@@ -86,6 +88,7 @@ def possible(db: Session, principal: Principal, folder: Folder, opinions: list[O
         can.link_expired = current.token_expires_at is None or current.token_expires_at <= utcnow()
     can.metadata = (creator and folder.status in (service.DRAFT, service.AWAITING)) or can.acting
     can.annotate = service.may_annotate(db, principal, folder)
+    can.retry_filing = filing.may_retry(principal, folder)
     can.answers = [
         opinion
         for opinion in opinions
@@ -167,6 +170,7 @@ def _render_folder(
         "folder": folder,
         "typology": f"{subtype.type.name} / {subtype.name}" if subtype else None,
         "reading_required": bool(subtype and subtype.reading_required),
+        "ged_target": subtype.ged_folder if subtype else None,  # where a failed filing is asked again
         "can": can,
         "current": current,
         "desk_names": {desk.id: desk.name for desk in desks},
@@ -215,6 +219,7 @@ def _metadata_values(folder: Folder, mandatory: list[str]) -> dict[str, Any]:
 def _document_view(folder: Folder, document: FolderDocument, first_page: int) -> dict[str, Any]:
     """A main document and the window of its pages shown as images (none for a file that is not a PDF)."""
     view: dict[str, Any] = {"document": document, "pages": [], "count": 0, "error": None}
+    view["size"] = _current_size(document)
     if not is_pdf(document):
         return view
     try:
@@ -232,6 +237,17 @@ def _document_view(folder: Folder, document: FolderDocument, first_page: int) ->
         pages=[(number, image_url(folder.id, document, number)) for number in range(first, last + 1)],
     )
     return view
+
+
+def _current_size(document: FolderDocument) -> int | None:
+    """The size of the document as it stands: the signed copy's is not kept in the database, the store tells it
+    (a file's metadata, not its content); unknown if the store cannot say (the page shows no size then)."""
+    if not document.signed_key:
+        return document.size
+    try:
+        return get_store().size(document.signed_key)
+    except SocleError:
+        return None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -515,6 +531,20 @@ def resend_external_link(request: Request, db: DbDep, user: UserDep, form: FormD
         None,
         lambda who: service.resend_external_link(db, who, folder_id),
         t(request, "Nouveau lien envoyé au signataire externe ; l'ancien ne fonctionne plus."),
+    )
+
+
+@router.post("/dossiers/{folder_id}/relancer-classement", response_class=HTMLResponse)
+def retry_ged_filing(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    return _attempt(
+        request,
+        db,
+        user,
+        folder_id,
+        form,
+        None,
+        lambda who: filing.retry(db, who, folder_id),
+        t(request, "Classement dans la GED relancé."),
     )
 
 

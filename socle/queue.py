@@ -24,6 +24,7 @@ import logging
 import multiprocessing
 import os
 import random
+import re
 import threading
 import time
 import traceback
@@ -347,7 +348,8 @@ def _record_failure(job_id: str, claim: _Claim, exc: Exception) -> bool:
 
 
 def _compensate(session: Session, job_id: str, claim: _Claim, exc: Exception) -> None:
-    """Tell the object waiting for this job that it will not come, once (keyed by the failed job)."""
+    """Tell the object waiting for this job that it will not come, once per failure (keyed by the failed job
+    and its attempts: a job given another run by :func:`retry` that fails again is told again)."""
     message = messages.BY_FUNCTION.get(claim.function)
     # A technical error's text may hold server paths: users get the job id, operators the detail (socle jobs).
     detail = exc.detail if isinstance(exc, SocleError) else f"erreur technique (socle jobs show {job_id})"
@@ -355,7 +357,18 @@ def _compensate(session: Session, job_id: str, claim: _Claim, exc: Exception) ->
     found = messages.failure_message(message, claim.arguments, reason) if message else None
     if found is not None:
         target, arguments = found
-        enqueue(session, target, key=f"failure:{job_id}", **arguments)
+        enqueue(session, target, key=f"failure:{job_id}:{claim.attempts}", **arguments)
+
+
+# The reason :func:`_compensate` builds, for a service that tells its users the cause in its own words.
+_FAILURE_REASON = re.compile(r"échec définitif de la tâche [\w.]+ après \d+ essai\(s\) : (?P<detail>.*)", re.DOTALL)
+
+
+def failure_detail(reason: str) -> str:
+    """The cause in a failure reason sent by the kernel (what the job's error said, or « erreur technique
+    (socle jobs show <id>) »), without the job's code name; any other text as it is."""
+    found = _FAILURE_REASON.fullmatch(reason)
+    return found.group("detail") if found else reason
 
 
 def backoff(attempt: int) -> timedelta:
@@ -618,4 +631,25 @@ def retry(session: Session, job_id: str) -> Job:
     job.status, job.next_run_at, job.finished_at = PENDING, utcnow(), None
     job.max_attempts = max(job.max_attempts, job.attempts + 1)
     session.info.setdefault(_PENDING_IDS, []).append(job.id)
+    return job
+
+
+def retry_keyed(session: Session, key: str, **changes: Any) -> Job:
+    """:func:`retry` for the job asked with this business ``key`` (see :func:`enqueue`): the same job runs again,
+    so the key still stands for one effect (asking anew with it would only return the failed job). ``changes``
+    replace some of its arguments, parameters of its message only: a setting corrected since the first run.
+
+    :raises NotFound: no job has this key.
+    :raises Conflict: the job has not failed (nor is stuck).
+    """
+    job = session.execute(select(Job).where(Job.key == key).with_for_update()).scalar_one_or_none()
+    if job is None:
+        raise NotFound(f"aucune tâche pour la clé {key}")
+    message = messages.BY_FUNCTION.get(job.function)
+    unknown = set(changes) - set(message.parameters if message is not None else ())
+    if unknown:
+        raise TypeError(f"{job.function}: unknown parameters {sorted(unknown)}")
+    retry(session, job.id)
+    if changes:
+        job.arguments = {**job.arguments, **changes}
     return job

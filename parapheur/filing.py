@@ -1,0 +1,107 @@
+"""The filing of an uploaded folder's signed document in the GED, when it fails: kept on the folder, shown on its
+page, asked again by its creator or an administrator once the GED's plan or the sous-type is corrected.
+
+The folder asks the GED once (GED_FILE_SIGNED_DOCUMENT, keyed ``ged.file:<folder id>``, see
+service.send_back_to_ged); a failure for good comes back as ``parapheur.jobs.ged_filing_failed`` (the kernel's
+compensation). Asking again gives that same job another run (socle.queue.retry_keyed, as ``socle jobs retry``
+does): the GED still files the document once, whatever the number of runs.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from parapheur import service
+from parapheur.circuits import Actor
+from parapheur.models import Folder, FolderEvent, Subtype
+from socle import audit
+from socle.auth import Principal, Role
+from socle.errors import Conflict, Forbidden, message
+from socle.queue import failure_detail, retry_keyed
+
+_GED = Actor("service:ged", "GED")
+FAILED = "ged_filing_failed"  # the history line's action (its label: « Classement dans la GED impossible »)
+
+
+def filing_key(folder: Folder) -> str:
+    """The business key the folder's filing was asked with (service._file_in_ged)."""
+    return f"ged.file:{folder.id}"
+
+
+def record_failure(session: Session, tenant_id: str, folder_id: str, reason: str) -> None:
+    """The GED could not file the signed document: the folder keeps why (the GED's reason, without the kernel's
+    job name) and its history says it, once per failure (a failure delivered twice is recorded once). Committed
+    by the caller's transaction."""
+    detail = failure_detail(reason)[:2000]
+    folder = service.get_folder(session, tenant_id, folder_id, for_update=True)
+    if folder.ged_document_id is not None or folder.ged_filing_error is not None:
+        return  # filed meanwhile, or this failure already recorded
+    said = session.execute(
+        select(FolderEvent.id).where(FolderEvent.folder_id == folder.id, FolderEvent.action == FAILED)
+    ).first()
+    folder.ged_filing_error = detail
+    if said is None:
+        # The first failure: the engine's own line and audit entry (with the cause in the parapheur's words).
+        service.record_ged_filing_failed(session, tenant_id, folder_id, detail)
+        return
+    # A failure again after a retry, which the engine's line (said once) would not tell.
+    session.add(FolderEvent.of_act(folder, _GED, FAILED, detail, {}))
+    _audit(session, folder, "service:ged", "parapheur.folder.ged_filing_failed", reason=detail)
+
+
+def may_retry(principal: Principal, folder: Folder) -> bool:
+    """Whether this user may ask the filing again now: it failed, and they are the folder's creator or an
+    administrator (as for the external signer's link, service.resend_external_link)."""
+    return folder.ged_filing_error is not None and _manages(principal, folder)
+
+
+def _manages(principal: Principal, folder: Folder) -> bool:
+    return folder.created_by == principal.username or Role.ADMIN in principal.roles
+
+
+def retry(session: Session, principal: Principal, folder_id: str) -> Folder:
+    """Ask the GED again to file the folder's signed document, in the sous-type's GED folder as it is now (the
+    administrator may have corrected it), and commit: the page says « en cours » until the GED answers.
+
+    :raises NotFound: a folder this user may not see.
+    :raises Forbidden: neither its creator nor an administrator.
+    :raises Conflict: nothing to ask again (filed, under way, not asked), or the sous-type names no GED folder.
+    """
+    folder = service.folder_for(session, principal, folder_id, for_update=True)
+    if not _manages(principal, folder):
+        raise Forbidden(message("seul le créateur du dossier ou un administrateur peut relancer le classement"))
+    if folder.ged_document_id is not None:
+        raise Conflict(message("le document signé est déjà classé dans la GED"))
+    if folder.ged_filing_error is None:
+        raise Conflict(message("aucun classement dans la GED en échec pour ce dossier : rien à relancer"))
+    ged_folder = target_folder(session, folder)
+    if not ged_folder:
+        raise Conflict(
+            message("le sous-type du dossier ne désigne aucun dossier de la GED : corrigez-le avant de relancer")
+        )
+    retry_keyed(session, filing_key(folder), ged_folder=ged_folder)
+    reason, folder.ged_filing_error = folder.ged_filing_error, None
+    _audit(
+        session, folder, principal.actor, "parapheur.folder.ged_filing_retried", ged_folder=ged_folder, reason=reason
+    )
+    session.commit()
+    return folder
+
+
+def target_folder(session: Session, folder: Folder) -> str | None:
+    """The GED folder the sous-type files in now (path or id), if any."""
+    subtype = session.get(Subtype, folder.subtype_id) if folder.subtype_id else None
+    return subtype.ged_folder if subtype else None
+
+
+def _audit(session: Session, folder: Folder, actor: str, action: str, **details: object) -> None:
+    audit.record(
+        session,
+        tenant_id=folder.tenant_id,
+        actor=actor,
+        action=action,
+        object_type="folder",
+        object_id=folder.id,
+        details={"title": folder.title, **details},
+    )
