@@ -57,6 +57,8 @@ class Transfer(ArchiveBase):
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The transfer this one does again (« Refaire ce versement »): that one no longer waits to be corrected.
+    redo_of: Mapped[str | None] = mapped_column(ForeignKey("archive_transfers.id"), index=True)
 
     messages: Mapped[list[SaeMessage]] = relationship(
         lazy="selectin", order_by="SaeMessage.received_at", back_populates="transfer"

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from archive.models import ArchivalProfile
 from archive.schemas import MAX_IDENTIFIER_LENGTH, sae_token
+from archive.seda import version_of_namespace
 from archive.validation import ValidationIssue, element_path
 from socle import audit
 from socle.auth import Principal, Role
@@ -159,8 +160,25 @@ _MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"^Element (\S+) failed to validate attributes$", r"attributs de \1 non conformes"),
         (r"^Element (\S+) failed to validate content$", r"contenu de \1 non conforme"),
         (r"^Type (\S+) doesn't allow value '(.*)'$", r"le type \1 n'admet pas la valeur « \2 »"),
+        (
+            r"^Expecting a namespace for element (\S+)$",
+            r"élément \1 sans espace de noms : le profil l'attend dans l'espace de noms du SEDA",
+        ),
+        (
+            r"^Expecting no namespace for element (\S+)$",
+            r"élément \1 dans un espace de noms : le profil le déclare sans espace de noms (profil à corriger ?)",
+        ),
+        (
+            r"^Did not expect text in element (\S+) content$",
+            r"texte inattendu dans \1 : le profil n'y admet que des éléments",
+        ),
+        (r"^Extra data in list: (.*)$", r"valeur en trop dans la liste : « \1 »"),
+        (r"^Error validating list$", "liste de valeurs refusée par le profil"),
+        (r"^Invalid sequence in interleave$", "éléments dans un ordre ou un nombre que le profil n'admet pas"),
     )
 )
+# RELAXNG_ERR_ELEMWRONGNS: the element is in another namespace than the profile's; said apart (_wrong_namespace).
+_WRONG_NAMESPACE = re.compile(r"^Element (\S+) has wrong namespace: expecting (\S*)$")
 
 
 def _french(message: str, element: etree._Element | None) -> str:
@@ -169,10 +187,25 @@ def _french(message: str, element: etree._Element | None) -> str:
     if text.startswith("Error validating datatype") or text.startswith("Error validating value"):
         shown = f"« {value[:200]} »" if value else "vide"
         return f"valeur {shown} refusée par le profil (valeurs ou motif imposés)"
+    wrong = _WRONG_NAMESPACE.match(text)
+    if wrong:
+        return _wrong_namespace(wrong[1], wrong[2], element)
     for pattern, replacement in _MESSAGES:
         if pattern.match(text):
             return pattern.sub(replacement, text)
     return text
+
+
+def _wrong_namespace(name: str, expected: str, element: etree._Element | None) -> str:
+    """A manifest in another SEDA version than its profile's, said so; else both namespaces."""
+    found = (etree.QName(element).namespace or "") if element is not None else ""
+    wanted, actual = version_of_namespace(expected), version_of_namespace(found)
+    if wanted and actual and wanted != actual:
+        return (
+            f"élément {name} d'une autre version du SEDA : le profil est écrit pour SEDA {wanted} ; ce versement est "
+            f"en SEDA {actual} (choisissez la version du profil, ou un profil pour SEDA {actual})"
+        )
+    return f"élément {name} dans l'espace de noms « {found or 'aucun'} » ; le profil attend « {expected} »"
 
 
 # --- storage per tenant ---------------------------------------------------------------------------------

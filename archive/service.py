@@ -29,6 +29,7 @@ from archive.statuses import (
     DELIVERY_FAILED,
     ERROR,
     INVALID,
+    REDOABLE,
     REQUESTED,
     SENDABLE,
     SENDING,
@@ -49,16 +50,24 @@ from socle.storage.ownership import record_held
 DOCUMENTS, FOLDER, DUA_REACHED = "documents", "folder", "dua_reached"
 
 
-def request_transfer(session: Session, principal: Principal, body: TransferIn) -> Transfer:
+def request_transfer(
+    session: Session, principal: Principal, body: TransferIn, *, redo_of: str | None = None
+) -> Transfer:
     """Ask the GED for documents to transfer: given by id, a folder of the plan (with its subtree), or those
     whose DUA ended with final action keep or sort; the package is built when the GED answers.
 
-    :raises Forbidden: not an archivist. :raises NotFound: unknown collectivité or profile.
+    ``redo_of``: the transfer of the collectivité this one does again (« Refaire ce versement »), kept as its
+    link: that one is no longer « à corriger ». A transfer that cannot be redone (not REDOABLE) is not linked.
+
+    :raises Forbidden: not an archivist. :raises NotFound: unknown collectivité, profile or transfer redone.
     """
     tenant = _archivist_tenant(session, principal, body)
+    redone = get_transfer(session, principal.tenant_id, redo_of) if redo_of is not None else None
     transfer = _new_transfer(
         session, principal, tenant, body, list(dict.fromkeys(body.document_ids or [])), _selection(body)
     )
+    if redone is not None and redone.status in REDOABLE:
+        transfer.redo_of = redone.id
     if body.document_ids is not None:
         enqueue(
             session,
@@ -87,6 +96,7 @@ def request_transfer(session: Session, principal: Principal, body: TransferIn) -
         transfer,
         documents=transfer.document_ids,
         selection=transfer.selection,
+        **({"redo_of": transfer.redo_of} if transfer.redo_of else {}),
     )
     session.commit()
     return transfer

@@ -10,7 +10,8 @@ sub-folders, File otherwise) and each file an Item unit holding the file as its 
 With a CSV (ReSIP's layout: `;` separated, UTF-8, columns ID, ParentID, File, then dotted SEDA paths,
 repeatable elements numbered as in Content.Keyword.0.KeywordContent), the CSV gives the tree: rows with an
 empty ParentID are roots, File names a file (its object) or a folder (no object) relative to the folder,
-with `\\` or `/`. Every file of the folder must be described by a row, so that nothing is left out silently.
+with `\\` or `/` (or, for the whole CSV, relative to the folder's parent, as ReSIP writes it: see
+_paths_from_parent). Every file of the folder must be described by a row, so that nothing is left out silently.
 """
 
 from __future__ import annotations
@@ -160,16 +161,26 @@ class _Scan:
     pending: list[_Pending] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)  # see index_names
     shown: str = ""  # the root as messages name it (see transfer_from_folder)
+    top: str = ""  # the root folder's own name
+    from_parent: bool = False  # the CSV's File paths start with `top` (see _paths_from_parent)
 
     def index_names(self) -> None:
         """Files and folders by their NFC name, to their name on disk: a Mac writes NFD, Windows NFC."""
         for relative in (*sorted(self.folders), *self.files):
             self.names.setdefault(unicodedata.normalize("NFC", relative), relative)
 
+    def find(self, raw: str) -> str | None:
+        """The file or folder a File cell names (its path from the root), None if there is none."""
+        key: str | None = _key(raw)
+        if self.from_parent and key is not None:
+            key = _below(key, self.top)
+        return None if key is None else self.names.get(key)
+
 
 def _scan(root: Path, describe: Describer, skip: str | None = None, shown: str | None = None) -> _Scan:
     """The folder's tree and files; `skip` (a relative path) is left out: the CSV kept among the documents."""
     scan = _Scan(_Folder("", root.name), {}, {""}, [], shown=str(root) if shown is None else shown)
+    scan.top = unicodedata.normalize("NFC", root.resolve().name)
     _scan_folder(root.resolve(), root, scan.root, scan, depth=0)
     scan.pending = [item for item in scan.pending if item.relative != skip]
     _describe_all(scan, describe)
@@ -594,8 +605,9 @@ def _csv_units(rows: list[_Row], scan: _Scan, problems: list[str]) -> tuple[Arch
             children[parent].append(row)
     _check_cycles(by_id, problems)
     scan.index_names()
+    scan.from_parent = _paths_from_parent(by_id.values(), scan)
     _check_same_files(by_id.values(), scan, problems)
-    used = {scan.names.get(_key(row.get("File"))) for row in by_id.values()}
+    used = {scan.find(row.get("File")) for row in by_id.values()}
     problems.extend(
         f"Le fichier « {relative} » est dans le dossier mais aucune ligne du CSV ne le décrit."
         for relative in sorted(set(scan.files) - used)
@@ -605,6 +617,29 @@ def _csv_units(rows: list[_Row], scan: _Scan, problems: list[str]) -> tuple[Arch
     # Built even when problems were found, to report every row's own problems at once (rows in a cycle or
     # under an unknown parent are unreachable from the roots, so the walk terminates).
     return tuple(_row_unit(row, children, scan, problems, depth=0) for row in roots)
+
+
+def _paths_from_parent(rows: Iterable[_Row], scan: _Scan) -> bool:
+    """Whether the CSV names its files from the folder's parent (« Courrier/lettre.pdf » for the folder
+    « Courrier »), as ReSIP writes it next to the folder it describes.
+
+    File is relative to the folder first (`socle archive build DOSSIER`). Only when some File is not found that
+    way, and every File starts with the folder's own name and is found once that name is removed, the whole CSV
+    is read from the parent: one reading for all the rows, never a mix. The same CSV thus goes with the folder
+    given to the command and with a zip of that folder sent to the API (which removes the zip's single folder).
+    """
+    keys = [_key(row.get("File")) for row in rows if row.get("File")]
+    if not scan.top or all(key in scan.names for key in keys):
+        return False
+    return all((below := _below(key, scan.top)) is not None and below in scan.names for key in keys)
+
+
+def _below(key: str, top: str) -> str | None:
+    """A File key read from the folder's parent, as a key from the folder (« » for the folder itself); None when
+    it does not start with the folder's name."""
+    if key == top:
+        return ""
+    return key[len(top) + 1 :] if key.startswith(f"{top}/") else None
 
 
 def _check_cycles(by_id: dict[str, _Row], problems: list[str]) -> None:
@@ -631,7 +666,7 @@ def _check_same_files(rows: Iterable[_Row], scan: _Scan, problems: list[str]) ->
     """A file described by two rows would be packaged twice: refused, naming both lines."""
     first: dict[str, int] = {}
     for row in rows:
-        relative = scan.names.get(_key(row.get("File")))
+        relative = scan.find(row.get("File"))
         if relative not in scan.files:  # a folder, or a name reported by _row_file
             continue
         if relative in first:
@@ -712,7 +747,7 @@ def _row_file(row: _Row, scan: _Scan, problems: list[str]) -> DescribedFile | No
     if relative.startswith("/") or re.match(r"[A-Za-z]:", relative) or ".." in parts:
         problems.append(f"CSV ligne {row.line} : File « {raw} » sort du dossier versé : refusé.")
         return None
-    found = scan.names.get(_key(raw))
+    found = scan.find(raw)
     if found in scan.files:
         return scan.files[found]
     if found is None:

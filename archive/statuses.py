@@ -17,6 +17,8 @@ ABANDONED = "abandoned"
 ABANDONABLE = (BUILT, INVALID, UNVALIDATED, DELIVERY_FAILED, DELIVERED, ACKNOWLEDGED)
 # Abandoned while the SAE has the package: a reply may still come, kept and refused (archive.lifecycle).
 ABANDONED_AFTER_DELIVERY = (DELIVERED, ACKNOWLEDGED)
+# What « Refaire ce versement » is offered for: a transfer that will not reach the SAE as it is.
+REDOABLE = (INVALID, ERROR, REJECTED, DELIVERY_FAILED, ABANDONED)
 STATUS_LABELS: dict[str, str] = {
     REQUESTED: "demandé : paquet en préparation",
     BUILT: "prêt : paquet construit et valide",

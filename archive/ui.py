@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from archive import ui_inspection, ui_mappings, ui_transfers
 from archive.models import Transfer
-from archive.ui_shared import GROUPS, require_archivist, transfer_rows
+from archive.ui_shared import GROUPS, group_condition, require_archivist, transfer_rows
 from socle.ui import rendering
 from socle.ui.rendering import Section
 from socle.ui.web import DbDep, UserDep, render
@@ -26,14 +26,15 @@ rendering.register("archive", Section("Archives", "/archives", frozenset({"archi
 def home(request: Request, db: DbDep, user: UserDep) -> Response:
     require_archivist(user)
     tenant_id = user.principal.tenant_id
-    counts = dict(
-        db.execute(
-            select(Transfer.status, func.count()).where(Transfer.tenant_id == tenant_id).group_by(Transfer.status)
-        ).all()
-    )
     groups = [
-        {"key": key, "title": title, "count": sum(counts.get(status, 0) for status in statuses)}
-        for key, (title, statuses) in GROUPS.items()
+        {
+            "key": key,
+            "title": title,
+            "count": db.execute(
+                select(func.count()).where(Transfer.tenant_id == tenant_id, group_condition(key))
+            ).scalar_one(),
+        }
+        for key, (title, _statuses) in GROUPS.items()
     ]
     dua_transfers = list(
         db.execute(

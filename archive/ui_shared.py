@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy.orm import aliased
+
 from archive.models import Transfer
 from archive.statuses import (
     ABANDONED,
@@ -73,14 +76,29 @@ SELECTION_NAMES: dict[str, str] = {
     "dua_reached": _("Documents arrivés au terme de leur DUA"),
     "folder_tree": _("Arborescence de fichiers déposée"),
 }
+# The archival systems by their connector's kind (interop), as their makers name them.
+SAE_NAMES: dict[str, str] = {"vitam": "Vitam", "asalae": "As@lae"}
 # Filters of the transfers list: a group of states, or one state.
 GROUPS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "a-envoyer": (_("Prêts à envoyer"), (BUILT, UNVALIDATED, DELIVERY_FAILED)),
+    "a-envoyer": (_("À envoyer"), (BUILT, UNVALIDATED, DELIVERY_FAILED)),
     "a-corriger": (_("À corriger"), (INVALID, ERROR, REJECTED)),
     "en-cours": (_("En cours"), (REQUESTED, SENDING, DELIVERED, ACKNOWLEDGED)),
     "acceptes": (_("Acceptés"), (ACCEPTED,)),
     "abandonnes": (_("Abandonnés"), (ABANDONED,)),  # finished too, without the SAE
 }
+
+
+# Groups that leave out a transfer done again (« Refaire ce versement »): its redo carries the correction.
+WITHOUT_REDONE = frozenset({"a-corriger"})
+
+
+def group_condition(key: str) -> ColumnElement[bool]:
+    """The transfers of the group `key` (a key of GROUPS), as a condition on Transfer."""
+    condition = Transfer.status.in_(GROUPS[key][1])
+    if key not in WITHOUT_REDONE:
+        return condition
+    redo = aliased(Transfer)
+    return condition & ~exists(select(redo.id).where(redo.redo_of == Transfer.id))
 
 
 def require_archivist(user: SignedIn) -> None:

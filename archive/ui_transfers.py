@@ -27,6 +27,7 @@ from archive.statuses import (
     DELIVERY_FAILED,
     ERROR,
     INVALID,
+    REDOABLE,
     REJECTED,
     REQUESTED,
     SENDABLE,
@@ -35,10 +36,12 @@ from archive.statuses import (
 )
 from archive.ui_shared import (
     GROUPS,
+    SAE_NAMES,
     SELECTION_NAMES,
     STATUS_HELP,
     STATUS_NAMES,
     _,
+    group_condition,
     require_archivist,
     selection_kind,
     transfer_rows,
@@ -75,10 +78,11 @@ def transfers_list(request: Request, db: DbDep, user: UserDep, etat: str = "", p
     require_archivist(user)
     # A typed or truncated address (page=abc, page=) shows the first page, as the GED lists do, not a 400.
     number = address_number(page.strip()) or 1
-    statuses = _filter_statuses(etat)
     query = select(Transfer).where(Transfer.tenant_id == user.principal.tenant_id)
-    if statuses is not None:
-        query = query.where(Transfer.status.in_(statuses))
+    if etat in GROUPS:
+        query = query.where(group_condition(etat))
+    elif etat in STATUS_NAMES:
+        query = query.where(Transfer.status == etat)
     else:
         etat = ""
     total = db.execute(select(func.count()).select_from(query.subquery())).scalar_one()
@@ -97,15 +101,6 @@ def transfers_list(request: Request, db: DbDep, user: UserDep, etat: str = "", p
         "statuses": list(STATUS_NAMES.items()),
     }
     return render(request, "archive/transfers.html", context, db=db)
-
-
-def _filter_statuses(etat: str) -> tuple[str, ...] | None:
-    """The states a filter stands for: a group (« a-envoyer »…) or one state; None for every state."""
-    if etat in GROUPS:
-        return GROUPS[etat][1]
-    if etat in STATUS_NAMES:
-        return (etat,)
-    return None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -127,7 +122,8 @@ def new_transfer_form(
     require_archivist(user)
     values = {"seda_version": "2.2", **_last_recipient(db, user.principal.tenant_id)}
     if depuis:
-        values |= _values_of(service.get_transfer(db, user.principal.tenant_id, depuis))
+        redone = service.get_transfer(db, user.principal.tenant_id, depuis)
+        values |= _values_of(redone) | {"depuis": redone.id if redone.status in REDOABLE else ""}
     if documents:
         values |= {"selection": "documents", "document_ids": "\n".join(_split_ids(documents))}
     elif dossier:
@@ -140,12 +136,12 @@ def new_transfer_form(
 @router.post("/archives/transferts/nouveau", response_class=HTMLResponse)
 def new_transfer(request: Request, db: DbDep, user: UserDep, form: FormDep) -> Response:
     require_archivist(user)
-    values = {name: str(form.get(name, "")) for name in FIELDS}
+    values = {name: str(form.get(name, "")) for name in (*FIELDS, "depuis")}
     body, errors = _transfer_body(request, values)
     if body is None:
         return _form_page(request, db, user, values, errors, status=422)
     try:
-        transfer = service.request_transfer(db, user.principal, body)
+        transfer = service.request_transfer(db, user.principal, body, redo_of=_redone(db, user, values["depuis"]))
     except NotFound as exc:  # the profile was removed meanwhile
         db.rollback()
         return _form_page(request, db, user, values, {"profile": exc.detail}, status=422)
@@ -170,6 +166,15 @@ def _form_page(
         "versions": [(version, f"SEDA {version}") for version in SEDA_VERSIONS],
     }
     return render(request, "archive/transfer_new.html", context, status=status, db=db)
+
+
+def _redone(db: Session, user: SignedIn, transfer_id: str) -> str | None:
+    """The transfer the form does again (its hidden « depuis »), if it is one of the collectivité's."""
+    transfer_id = transfer_id.strip()
+    if not _is_id(transfer_id):
+        return None
+    query = select(Transfer.id).where(Transfer.id == transfer_id, Transfer.tenant_id == user.principal.tenant_id)
+    return db.execute(query).scalar_one_or_none()
 
 
 def _last_recipient(db: Session, tenant_id: str) -> dict[str, str]:
@@ -400,14 +405,43 @@ def _detail_page(
         "units": _units_view(transfer),
         "sae_messages": transfer.messages,
         "can_send": transfer.status in SENDABLE and transfer.sip_key is not None,
+        "sendable": transfer.status in SENDABLE,
+        "sae_name": _sae_name((transfer.sae_identifiers or {}).get("sae")),
         "can_revalidate": transfer.status in service.REVALIDABLE and transfer.sip_key is not None,
-        "can_redo": transfer.status in (INVALID, ERROR, REJECTED, DELIVERY_FAILED, ABANDONED),
+        "can_redo": transfer.status in REDOABLE,
+        "redo_of": _transfer_link(db, transfer.tenant_id, transfer.redo_of),
+        "redone_by": _redos(db, transfer),
         "can_abandon": transfer.status in ABANDONABLE,
         "values": {"connector": transfer.connector or _last_connector(db, transfer.tenant_id), **(values or {})},
         "errors": errors or {},
         "shown_rows": SHOWN_ROWS,
     }
     return render(request, "archive/transfer.html", context, status=status, db=db)
+
+
+def _transfer_link(db: Session, tenant_id: str, transfer_id: str | None) -> dict[str, str] | None:
+    if transfer_id is None:
+        return None
+    query = select(Transfer.message_identifier).where(Transfer.id == transfer_id, Transfer.tenant_id == tenant_id)
+    identifier = db.execute(query).scalar_one_or_none()
+    return {"id": transfer_id, "message_identifier": identifier} if identifier else None
+
+
+def _redos(db: Session, transfer: Transfer) -> list[dict[str, str]]:
+    """The transfers that do this one again, newest first."""
+    query = select(Transfer.id, Transfer.message_identifier, Transfer.status).where(
+        Transfer.tenant_id == transfer.tenant_id, Transfer.redo_of == transfer.id
+    )
+    rows = db.execute(query.order_by(Transfer.created_at.desc()).limit(SHOWN_ROWS)).all()
+    return [
+        {"id": row.id, "message_identifier": row.message_identifier, "status_name": STATUS_NAMES.get(row.status, "")}
+        for row in rows
+    ]
+
+
+def _sae_name(kind: Any) -> str | None:
+    """The archival system's product name (« As@lae ») for the connector's kind (« asalae »)."""
+    return SAE_NAMES.get(str(kind), str(kind)) if kind else None
 
 
 def _last_connector(db: Session, tenant_id: str) -> str:
@@ -420,6 +454,8 @@ def _last_connector(db: Session, tenant_id: str) -> str:
 
 DONE, CURRENT, TODO, FAILED, WARNING = "done", "current", "todo", "failed", "warning"
 SKIPPED = "skipped"  # the SAE answered without acknowledging first (or its acknowledgement came too late)
+STOPPED = "stopped"  # a step the transfer never reached: the archivist abandoned it before
+GIVEN_UP = "abandoned"  # the last step of an abandoned transfer: the archivist's decision, not the SAE's
 STEP_STATES = {
     DONE: _("fait"),
     CURRENT: _("en cours"),
@@ -427,6 +463,8 @@ STEP_STATES = {
     FAILED: _("en échec"),
     WARNING: _("fait, sans validation complète"),
     SKIPPED: _("non reçu avant la réponse"),
+    STOPPED: _("non fait : versement abandonné avant"),
+    GIVEN_UP: _("abandonné par l'archiviste, sans réponse du système d'archivage"),
 }
 
 
@@ -450,10 +488,10 @@ def steps(transfer: Transfer) -> list[dict[str, Any]]:
         acknowledged = SKIPPED  # answered: no acknowledgement is awaited any more
     else:
         acknowledged = CURRENT if status == DELIVERED else TODO
-    replied = {ACCEPTED: DONE, REJECTED: FAILED, ABANDONED: FAILED}.get(
+    replied = {ACCEPTED: DONE, REJECTED: FAILED, ABANDONED: GIVEN_UP}.get(
         status, CURRENT if status == ACKNOWLEDGED else TODO
     )
-    last = {REJECTED: _("Versement refusé"), ABANDONED: _("Versement abandonné")}.get(status, _("Versement accepté"))
+    last = {REJECTED: _("Versement refusé"), ABANDONED: _("Fin du versement")}.get(status, _("Versement accepté"))
     found: list[dict[str, Any]] = [
         {"name": _("Paquet préparé"), "state": prepared, "at": None},
         {"name": _("Paquet validé"), "state": validated, "at": None},
@@ -465,6 +503,8 @@ def steps(transfer: Transfer) -> list[dict[str, Any]]:
         },
         {"name": last, "state": replied, "at": transfer.updated_at if status == ABANDONED else transfer.replied_at},
     ]
+    if status == ABANDONED:  # nothing more will happen: not « à venir »
+        found = [{**step, "state": STOPPED} if step["state"] == TODO else step for step in found]
     return [{**step, "state_name": STEP_STATES[step["state"]]} for step in found]
 
 
@@ -489,9 +529,11 @@ def report_view(validation: dict[str, Any] | None) -> dict[str, Any] | None:
             {
                 "key": key,
                 "name": name,
+                "errors": sum(1 for issue in found if issue.get("level") != "warning"),
                 "status": statuses.get(key),
                 "verdict": CHECK_STATES.get(statuses.get(key) or "", _("sans objet")),
                 "count": len(found),
+                "warnings": sum(1 for issue in found if issue.get("level") == "warning"),
                 "issues": [issue_view(issue) for issue in found[:SHOWN_ROWS]],
             }
         )

@@ -18,6 +18,7 @@ import stat
 import tarfile
 import time
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from archive.inspection import InspectionLimits, entry_refusal, read_chunks, unreadable_zip_reason, unsafe_name
@@ -30,6 +31,10 @@ CHUNK_SIZE = 1024 * 1024
 LIMITS = InspectionLimits(max_entries=100_000, max_entry_size=4 * 1024**3, max_total_size=32 * 1024**3)
 # What macOS's Finder adds to the zips it makes (resource forks): not part of the folder that was zipped.
 FINDER_FOLDER = "__MACOSX"
+# General purpose bit 11: the entry's name is UTF-8. Without it the format says IBM 437, but Info-ZIP's zip
+# (Debian's zip 3.0) writes the system's bytes unflagged: UTF-8 on any current system.
+_UTF8_FLAG = 0x800
+_UNICODE_PATH = 0x7075  # Info-ZIP's Unicode Path extra field: version 1, CRC-32 of the header's name, UTF-8 name
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # The user's own mistakes in names (too long, a file where a folder is expected): refused, not retried; in
 # French (the system's words are English).
@@ -155,14 +160,62 @@ def _target(destination: Path, name: str) -> Path:
 # --- zip -----------------------------------------------------------------------------------------------
 
 
+def _zip_name(info: zipfile.ZipInfo) -> str | None:
+    """The entry's name as its author wrote it, or None when it is not UTF-8.
+
+    A name flagged UTF-8 is zipfile's. An unflagged one (zipfile read it as IBM 437) is read from its raw bytes:
+    the Unicode Path extra field when present and matching them, else the bytes as UTF-8, which is what
+    Info-ZIP's zip writes on a UTF-8 system; bytes that are not UTF-8 (an old Windows code page) are refused,
+    never guessed. Only `filename` changes: zipfile checks the local header against `orig_filename`.
+    """
+    if info.flag_bits & _UTF8_FLAG:
+        return info.filename
+    raw = info.orig_filename.encode("cp437")  # zipfile's decoding, undone: every byte maps to one character
+    extra = info.extra
+    while len(extra) >= 4:
+        kind, length = int.from_bytes(extra[:2], "little"), int.from_bytes(extra[2:4], "little")
+        field = extra[4 : 4 + length]
+        # Version 1 only; a CRC-32 of another name means the name was changed since: the field is stale.
+        fresh = len(field) >= 5 and field[0] == 1 and int.from_bytes(field[1:5], "little") == zlib.crc32(raw)
+        if kind == _UNICODE_PATH and fresh:
+            try:
+                return field[5:].decode("utf-8")
+            except UnicodeDecodeError:
+                break
+        extra = extra[4 + length :]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _shown_raw(info: zipfile.ZipInfo) -> str:
+    """A name that is not UTF-8, shown with its odd bytes as \\xNN: what the archivist must rename."""
+    return info.orig_filename.encode("cp437").decode("utf-8", "backslashreplace")
+
+
 def _zip_entries(archive: zipfile.ZipFile, limits: InspectionLimits) -> list[zipfile.ZipInfo]:
-    """The entries to write, in order; raises Refused listing every entry that cannot be."""
-    infos = [info for info in archive.infolist() if not _skipped(info.filename)]
+    """The entries to write, in order (their names as written: see _zip_name); raises Refused listing every entry
+    that cannot be."""
+    problems: list[str] = []
+    not_utf8: set[int] = set()
+    infos = [info for info in archive.infolist() if not _skipped(info.filename)]  # « __MACOSX » reads the same
+    for info in infos:
+        name = _zip_name(info)
+        if name is None:
+            not_utf8.add(id(info))
+            problems.append(
+                f"Entrée « {_shown_raw(info)} » refusée : nom qui n'est pas en UTF-8 (ancien codage de Windows ?) ; "
+                "renommez-la ou refaites le zip avec un outil qui écrit les noms en UTF-8."
+            )
+        else:
+            info.filename = name
     if len(infos) > limits.max_entries:
         raise Refused([f"L'archive contient {len(infos)} entrées, plus que la limite de {limits.max_entries}."])
-    problems: list[str] = []
     seen: set[str] = set()
     for info in infos:
+        if id(info) in not_utf8:
+            continue  # reported above
         reason = _name_refusal(info.filename) or entry_refusal(info, limits)
         kind = stat.S_IFMT(info.external_attr >> 16)
         if reason is None and kind and not info.is_dir() and kind != stat.S_IFREG:

@@ -51,6 +51,7 @@ W3C_NAMESPACES: dict[str, str] = {
 REFERENCE_ELEMENTS = frozenset({"DataObjectReferenceId", "DataObjectGroupReferenceId", "ArchiveUnitRefId"})
 _REFERENCE_TAGS = tuple(f"{{*}}{name}" for name in sorted(REFERENCE_ELEMENTS))
 INSTALL_COMMAND = "socle archive schemas install"
+_SEDA_NAMESPACE = re.compile(r"fr:gouv:culture:archivesdefrance:seda:v(2\.[0-9]+)")
 
 # An XMLSchema object keeps its error log on itself: two threads validating at once would mix them.
 _VALIDATION_LOCK = threading.Lock()
@@ -170,9 +171,9 @@ def validate_manifest(manifest: bytes | Path, schemas_dir: Path, version: str = 
         issue = ValidationIssue(error.lineno, None, f"Ligne {error.lineno} : XML mal formé ({error.msg}).")
         return ValidationReport(False, (issue,), schema_file)
     if isinstance(schema, xmlschema.XMLSchema11):
-        schema_issues = _xsd11_issues(schema, tree)
+        schema_issues = _xsd11_issues(schema, tree, version)
     else:
-        schema_issues = _lxml_issues(schema, tree)
+        schema_issues = _lxml_issues(schema, tree, version)
     issues = (*schema_issues, *_dangling_references(tree))
     return ValidationReport(not issues, issues, schema_file)
 
@@ -225,18 +226,26 @@ def _valid_streamed(manifest: bytes | Path, schema: etree.XMLSchema) -> bool:
     return all(target and target in ids for target in forward)
 
 
-def _lxml_issues(schema: etree.XMLSchema, tree: etree._ElementTree) -> list[ValidationIssue]:
+def _lxml_issues(schema: etree.XMLSchema, tree: etree._ElementTree, version: str) -> list[ValidationIssue]:
     with _VALIDATION_LOCK:
         valid = schema.validate(tree)
         errors = [error for error in schema.error_log if error.level >= etree.ErrorLevels.ERROR]
-    issues = [_issue(tree, error) for error in errors]
+    issues = [_issue(tree, error, version) for error in errors]
     if not valid and not issues:  # never call invalid what libxml2 refused without saying why
         issues.append(ValidationIssue(None, None, "Manifeste : non conforme au schéma."))
     return issues
 
 
-def _xsd11_issues(schema: xmlschema.XMLSchema11, tree: etree._ElementTree) -> list[ValidationIssue]:
+def _xsd11_issues(schema: xmlschema.XMLSchema11, tree: etree._ElementTree, version: str) -> list[ValidationIssue]:
     """xmlschema's errors in the lxml report format: line, readable element path, French prefix."""
+    root = tree.getroot()
+    other = _other_version(etree.QName(root).namespace, version)
+    if other is not None:  # xmlschema says « not an element of the schema »: every element of it, at once
+        return [
+            ValidationIssue(
+                root.sourceline, element_path(root), f"Ligne {root.sourceline}, {element_path(root)} : {other}"
+            )
+        ]
     issues = []
     for error in schema.iter_errors(tree):
         element = error.elem if isinstance(error.elem, etree._Element) else None
@@ -270,13 +279,16 @@ def _dangling_references(tree: etree._ElementTree) -> list[ValidationIssue]:
     return issues
 
 
-def _issue(tree: etree._ElementTree, error: etree._LogEntry) -> ValidationIssue:
+def _issue(tree: etree._ElementTree, error: etree._LogEntry, version: str) -> ValidationIssue:
     line = error.line or None
     path = readable_path(tree, error.path)
     where = f"Ligne {line}" if line else "Manifeste"
     if path:
         where += f", {path}"
-    return ValidationIssue(line, path, f"{where} : {_french(error.message)}")
+    detail = None
+    if error.message.endswith(_NO_ROOT):
+        detail = _other_version(etree.QName(tree.getroot()).namespace, version)
+    return ValidationIssue(line, path, f"{where} : {detail or _french(error.message)}")
 
 
 def readable_path(tree: etree._ElementTree, path: str | None) -> str | None:
@@ -322,14 +334,65 @@ _TRANSLATIONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
             r"'(.*)' is not a valid value of the (?:atomic|union|list) type '(.+)'\.",
             r"« \1 » n'est pas une valeur valide du type \2",
         ),
+        (
+            r"\[facet 'enumeration'\] The value '(.*)' is not an element of the set \{(.*)\}\.",
+            r"valeur « \1 » hors de la liste admise (\2)",
+        ),
+        (
+            r"\[facet 'minLength'\] The value has a length of '(\d+)'; this underruns the allowed minimum length "
+            r"of '(\d+)'\.",
+            r"valeur trop courte : \1 caractère(s), \2 au moins",
+        ),
+        (
+            r"\[facet 'maxLength'\] The value has a length of '(\d+)'; this exceeds the allowed maximum length "
+            r"of '(\d+)'\.",
+            r"valeur trop longue : \1 caractère(s), \2 au plus",
+        ),
+        (
+            r"\[facet 'pattern'\] The value '(.*)' is not accepted by the pattern '(.*)'\.",
+            r"valeur « \1 » refusée par le motif \2",
+        ),
         (r"\[facet '(.+)'\] (.+)", r"contrainte \1 non respectée (\2)"),
+        (
+            r"'(.*)' is not a valid value of the local (?:atomic|union|list) type\.",
+            r"« \1 » n'est pas une valeur valide",
+        ),
+        (r"The attribute '(.+)' is not allowed\.", "attribut non autorisé à cet endroit"),
+        (
+            r"Character content other than whitespace is not allowed because the content type is 'element-only'\.",
+            "texte non admis : cet élément ne contient que des éléments",
+        ),
+        (
+            r"Element content is not allowed, because the content type is a simple type definition\.",
+            "élément enfant non admis : une valeur simple (du texte) est attendue",
+        ),
     )
 )
+# The root in another namespace than the schema's: a manifest of another SEDA version (see _other_version).
+_NO_ROOT = "No matching global declaration available for the validation root."
+
+
+# A {namespace} before a name; not the set {'a', 'b'} of an enumeration facet.
+_NAMESPACES = re.compile(r"\{[^}'\s]*\}(?=[\w])")
+
+
+def _other_version(namespace: str | None, version: str) -> str | None:
+    """What to say of a manifest whose root is in `namespace` while the schema is SEDA `version`."""
+    found = _SEDA_NAMESPACE.fullmatch(namespace or "")
+    if found is None:
+        shown = f"« {namespace} »" if namespace else "aucun"
+        return f"élément racine hors de l'espace de noms du SEDA {version} (espace de noms : {shown})"
+    if found[1] == version:
+        return None
+    return (
+        f"manifeste d'une autre version du SEDA : le schéma est celui du SEDA {version} ; ce versement est en "
+        f"SEDA {found[1]}"
+    )
 
 
 def _french(message: str) -> str:
     """'Element '{ns}Size': detail' → 'élément Size — <detail in French when known>'."""
-    text = re.sub(r"\{[^}]*\}", "", message)  # drop namespaces: every element is in the SEDA one
+    text = _NAMESPACES.sub("", message)  # drop namespaces: every element is in the SEDA one
     subject, separator, detail = text.partition(": ")
     if not separator:
         subject, detail = "", text

@@ -85,12 +85,12 @@ def test_home_offers_the_dua_transfer_and_counts_the_transfers(app: Any, kit: Ki
     page = client.get("/archives")
     assert page.status_code == 200
     assert page.text.count("<h1>") == 1
-    assert "Prêts à envoyer : 0" in page.text
+    assert "À envoyer : 0" in page.text
     assert 'href="/archives/transferts/nouveau?selection=dua"' in page.text
     assert 'href="/archives/dua"' in page.text and 'href="/archives/eliminations"' in page.text
     assert "Aucun versement de fin de DUA pour l'instant." in page.text
     built_transfer(kit, client)
-    assert "Prêts à envoyer : 1" in client.get("/archives").text
+    assert "À envoyer : 1" in client.get("/archives").text
     assert 'href="/archives"' in client.get("/").text  # the navigation offers the section
 
 
