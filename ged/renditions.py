@@ -71,6 +71,9 @@ _SYSTEM = "système"  # actor of the audit entries written by the rendition jobs
 
 # The renditions, as the audit entries of their failures name them (details « rendu »).
 TEXT, PREVIEW, PDFA = "texte", "aperçu", "PDF/A"
+# A rendition deliberately not made (RenditionNotApplicable) is no failure: its own audit action, with the cause.
+FAILED_ACTION, SKIPPED_ACTION, REDO_ACTION = "ged.rendition.failed", "ged.rendition.skipped", "ged.rendition.redo"
+SIGNED = "pdf_signé"  # the cause (details « cause ») of a PDF/A copy not made for a signed PDF
 
 _ELIMINATED = "eliminated"  # ged.service.ELIMINATED, which cannot be imported: ged.service imports this module
 
@@ -235,11 +238,14 @@ def _redo_version(session: Session, document: Document, version: Version, *, mis
         absent.append(PDFA)
     latest = _latest_jobs(session, version.id)
     reasons = failure_reasons(session, document.tenant_id, document.id, version.number)
+    skipped = skipped_renditions(session, document.tenant_id, document.id, version.number)
     asked = 0
     for what in absent:
         job = latest.get(what)
         if job is not None and job.status in _ON_THE_WAY:
             continue  # on its way: nothing to redo
+        if what in skipped:
+            continue  # deliberately not made (a signed PDF): a new run would skip it again
         if what not in reasons and not missing:
             continue
         journal.record_document(
@@ -280,7 +286,12 @@ class RenditionFailed(Exception):
 
 
 class RenditionNotApplicable(RenditionFailed):
-    """Nothing is wrong with the file, but this rendition must not be made for it (e.g. PDF/A of a signed PDF)."""
+    """Nothing is wrong with the file, but this rendition must not be made for it (e.g. PDF/A of a signed PDF):
+    recorded as skipped (``ged.rendition.skipped``, with ``cause``), not as a failure, and never redone."""
+
+    def __init__(self, reason: str, cause: str) -> None:
+        super().__init__(reason)
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -684,19 +695,44 @@ def _audit_failure(
     version: Version,
     what: str,
     reason: str,
-    *,
-    expected: bool = False,
 ) -> None:
-    level = logging.INFO if expected else logging.WARNING
-    log.log(level, "rendition %s of document %s v%d not made: %s", what, document_id, version.number, reason)
+    log.warning("rendition %s of document %s v%d not made: %s", what, document_id, version.number, reason)
     details = {"version": version.number, "rendu": what, "raison": reason}
-    journal.record_document(session, tenant_id, _SYSTEM, "ged.rendition.failed", document_id, **details)
+    journal.record_document(session, tenant_id, _SYSTEM, FAILED_ACTION, document_id, **details)
+
+
+def _audit_skipped(
+    session: Session, tenant_id: str, document_id: str, version: Version, what: str, exc: RenditionNotApplicable
+) -> None:
+    """A rendition deliberately not made (a PDF/A copy of a signed PDF): recorded, not as a failure."""
+    log.info("rendition %s of document %s v%d skipped: %s", what, document_id, version.number, exc.reason)
+    details = {"version": version.number, "rendu": what, "raison": exc.reason, "cause": exc.cause}
+    journal.record_document(session, tenant_id, _SYSTEM, SKIPPED_ACTION, document_id, **details)
 
 
 def failure_reasons(session: Session, tenant_id: str, document_id: str, number: int) -> dict[str, str]:
-    """Why renditions of a version could not be made (from the audit log), by rendition (TEXT, PREVIEW,
-    PDFA), the latest reason of each; a failure followed by a redo (``redo_text``, ``redo_renditions``) is
-    over. The caller shows one only while that rendition is missing."""
+    """Why renditions of a version were not made (from the audit log), by rendition (TEXT, PREVIEW, PDFA), the
+    latest reason of each: a failure, or a rendition deliberately not made (``skipped_renditions``); a failure
+    followed by a redo (``redo_text``, ``redo_renditions``) is over. The caller shows one only while that
+    rendition is missing."""
+    return {what: reason for what, (_, reason) in _latest_outcomes(session, tenant_id, document_id, number).items()}
+
+
+def skipped_renditions(session: Session, tenant_id: str, document_id: str, number: int) -> dict[str, str]:
+    """The renditions of a version deliberately not made (``ged.rendition.skipped``): rendition → cause
+    (``SIGNED``); not failures, so never redone."""
+    return {
+        what: cause
+        for what, (cause, _) in _latest_outcomes(session, tenant_id, document_id, number).items()
+        if cause is not None
+    }
+
+
+def _latest_outcomes(
+    session: Session, tenant_id: str, document_id: str, number: int
+) -> dict[str, tuple[str | None, str]]:
+    """Rendition → (the skip's cause or None for a failure, the reason) of its latest failure or skip not
+    followed by a redo."""
     from socle.models import AuditEntry
 
     entries = session.execute(
@@ -705,16 +741,19 @@ def failure_reasons(session: Session, tenant_id: str, document_id: str, number: 
             AuditEntry.tenant_id == tenant_id,
             AuditEntry.object_type == "document",
             AuditEntry.object_id == document_id,
-            AuditEntry.action.in_(("ged.rendition.failed", "ged.rendition.redo")),
+            AuditEntry.action.in_((FAILED_ACTION, SKIPPED_ACTION, REDO_ACTION)),
         )
         .order_by(AuditEntry.seq.desc())
     ).all()
-    latest: dict[str, str | None] = {}
+    latest: dict[str, tuple[str | None, str] | None] = {}
     for action, details in entries:
         if (details or {}).get("version") == number:
-            reason = str(details.get("raison")) if action == "ged.rendition.failed" else None
-            latest.setdefault(str(details.get("rendu")), reason)
-    return {what: reason for what, reason in latest.items() if reason is not None}
+            outcome = None
+            if action != REDO_ACTION:
+                cause = str(details.get("cause") or "?") if action == SKIPPED_ACTION else None
+                outcome = (cause, str(details.get("raison")))
+            latest.setdefault(str(details.get("rendu")), outcome)
+    return {what: outcome for what, outcome in latest.items() if outcome is not None}
 
 
 def text_reason(session: Session, tenant_id: str, document_id: str, number: int) -> str | None:
@@ -812,9 +851,10 @@ def _record_failure(tenant_id: str, document_id: str, target: _Target, what: str
 
     def record(session: Session) -> bool:
         version = session.get(Version, target.version_id)
-        if version is not None:
-            expected = isinstance(exc, RenditionNotApplicable)
-            _audit_failure(session, tenant_id, document_id, version, what, exc.reason, expected=expected)
+        if version is not None and isinstance(exc, RenditionNotApplicable):
+            _audit_skipped(session, tenant_id, document_id, version, what, exc)
+        elif version is not None:
+            _audit_failure(session, tenant_id, document_id, version, what, exc.reason)
         return True
 
     _record_unless_eliminated(document_id, (), record)
@@ -895,7 +935,9 @@ def to_pdfa(path: Path, work: Path) -> Path:
     output = work / "pdfa.pdf"
     if _is_signed(path):
         # Converting rewrites the file: the copy would carry a broken signature. The signed original stays.
-        raise RenditionNotApplicable("PDF signé : pas de copie PDF/A, elle invaliderait la signature")
+        raise RenditionNotApplicable(
+            "Copie PDF/A non faite : le PDF est signé (la convertir invaliderait la signature)", SIGNED
+        )
     scanned = not pdf_text(path).strip() and has_images(path)
     if scanned and ocr_available():
         run_tool(

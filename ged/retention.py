@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
@@ -26,6 +26,7 @@ from socle.auth import Principal, Role
 from socle.dates import french_today
 from socle.db import utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, message
+from socle.models import AuditEntry
 from socle.storage import get_store
 from socle.storage.ownership import held_by_others, lock_object, release_held
 
@@ -195,9 +196,10 @@ def list_eliminations(session: Session, principal: Principal, status: str | None
 def decide_elimination(
     session: Session, principal: Principal, elimination_id: str, approve: bool, comment: str | None
 ) -> Elimination:
-    """Approve or refuse a proposal: by an archivist or admin other than the one who proposed it.
+    """Approve or refuse a proposal: by an archivist or admin other than the one who proposed it. A refusal
+    gives its reason (``comment``): its documents come back among those to eliminate, with it (``refusals``).
 
-    :raises Forbidden: the proposer decides; Conflict: already decided.
+    :raises Forbidden: the proposer decides; Conflict: already decided; InvalidInput: a refusal without reason.
     """
     principal.require(Role.ARCHIVISTE)
     elimination = get_elimination(session, principal.tenant_id, elimination_id, for_update=True)
@@ -209,6 +211,10 @@ def decide_elimination(
         raise Forbidden(
             message("une élimination est approuvée ou refusée par une autre personne que celle qui l'a proposée")
         )
+    comment = (comment or "").strip() or None
+    if not approve and comment is None:
+        # The refused documents come back among those to eliminate: the reason is what the next person reads.
+        raise InvalidInput(message("comment : le motif du refus est obligatoire"), field="comment")
     elimination.status = APPROVED if approve else REFUSED
     elimination.decided_by, elimination.decided_at = principal.username, utcnow()
     if comment:
@@ -217,6 +223,56 @@ def decide_elimination(
     _audit(session, principal.tenant_id, principal.actor, action, elimination, comment=comment)
     session.commit()
     return elimination
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refused elimination of a document: when, by whom, why (the refusal's own comment)."""
+
+    elimination_id: str
+    refused_at: datetime | None
+    refused_by: str | None
+    reason: str | None
+
+
+def refusals(session: Session, tenant_id: str, document_ids: list[str]) -> dict[str, Refusal]:
+    """The latest refused elimination of each of these documents (those never refused are absent). The reason
+    is the refusal's comment as its audit entry keeps it (the elimination's ``comment`` gathers every one)."""
+    wanted = set(document_ids)
+    if not wanted:
+        return {}
+    refused = session.execute(
+        select(Elimination)
+        .where(Elimination.tenant_id == tenant_id, Elimination.status == REFUSED)
+        .order_by(Elimination.decided_at, Elimination.id)
+    ).scalars()
+    latest: dict[str, Elimination] = {}
+    for elimination in refused:
+        for document_id in elimination.document_ids:
+            if document_id in wanted:
+                latest[document_id] = elimination  # a later refusal replaces an earlier one
+    reasons = refusal_reasons(session, tenant_id, {elimination.id for elimination in latest.values()})
+    return {
+        document_id: Refusal(
+            elimination.id, elimination.decided_at, elimination.decided_by, reasons.get(elimination.id)
+        )
+        for document_id, elimination in latest.items()
+    }
+
+
+def refusal_reasons(session: Session, tenant_id: str, elimination_ids: set[str]) -> dict[str, str]:
+    """Refused elimination id → the reason its refusal gave (from the audit entry ``ged.elimination.refused``)."""
+    if not elimination_ids:
+        return {}
+    entries = session.execute(
+        select(AuditEntry.object_id, AuditEntry.details).where(
+            AuditEntry.tenant_id == tenant_id,
+            AuditEntry.object_type == "elimination",
+            AuditEntry.object_id.in_(sorted(elimination_ids)),
+            AuditEntry.action == "ged.elimination.refused",
+        )
+    )
+    return {object_id: str(details["comment"]) for object_id, details in entries if (details or {}).get("comment")}
 
 
 def carry_out_elimination(session: Session, principal: Principal, elimination_id: str) -> Elimination:

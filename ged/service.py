@@ -81,14 +81,24 @@ def check_can_create(session: Session, principal: Principal, metadata: Metadata)
     return document_type
 
 
-def check_writable(session: Session, principal: Principal, document: Document, right: str = "write") -> None:
-    """The user may change this document now: right, not eliminated, not held, not checked out by another.
+def check_writable(
+    session: Session, principal: Principal, document: Document, right: str = "write", *, filing: bool = False
+) -> None:
+    """The user may change this document now: right, not eliminated, not archived, not held, not checked out by
+    another.
 
-    :raises NotFound, Forbidden: rights; Conflict: eliminated, held (naming the hold) or checked out.
+    An archived document (accepted by the SAE) is frozen like a held one: its GED copy is the SAE's record, so a
+    new version, new metadata or the trash would make it diverge from the archive (its elimination, approved by
+    an archivist, stays possible: ged.retention). ``filing`` (moving it in the plan, the GED's own arrangement and
+    rights) is allowed.
+
+    :raises NotFound, Forbidden: rights; Conflict: eliminated, archived, held (naming the hold) or checked out.
     """
     access.require(session, principal, document, right)
     if document.disposal == ELIMINATED:
         raise Conflict(message("document éliminé : il ne peut plus être modifié"))
+    if document.disposal == ARCHIVED and not filing:
+        raise Conflict(archived_detail(document))
     holds.check_not_held(session, document)
     if document.checked_out_by and document.checked_out_by != principal.username:
         raise Conflict(
@@ -97,6 +107,20 @@ def check_writable(session: Session, principal: Principal, document: Document, r
                 document_checked_out_by=document.checked_out_by,
             )
         )
+
+
+def archived_detail(document: Document) -> str:
+    """Why an archived document cannot be changed (the 409's detail)."""
+    if document.sae_identifier:
+        return message(
+            "document archivé au système d'archivage (%(sae_identifier)s) : sa copie dans la GED est figée, elle ne "
+            "peut plus recevoir de version, de métadonnées ni être mise à la corbeille",
+            sae_identifier=document.sae_identifier,
+        )
+    return message(
+        "document archivé au système d'archivage : sa copie dans la GED est figée, elle ne peut plus recevoir de "
+        "version, de métadonnées ni être mise à la corbeille"
+    )
 
 
 def _after_write(session: Session, document: Document, new_content: Version | None = None) -> None:
@@ -242,7 +266,7 @@ def file_document(session: Session, principal: Principal, document_id: str, fold
     :raises NotFound: unknown folder; Forbidden: no right « write » on the document or the target folder.
     """
     document = read_document(session, principal, document_id, for_update=True)  # rights before the trash
-    check_writable(session, principal, document)
+    check_writable(session, principal, document, filing=True)
     _refile(session, principal, document, folder_id)
     _after_write(session, document)
     session.commit()

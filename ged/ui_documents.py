@@ -13,9 +13,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ged import access, holds, ingest, plan, renditions, service, types
+from ged import access, holds, ingest, plan, renditions, retention, service, types
 from ged.api_search import MAX_OFFSET, check_words
 from ged.models import Document, DocumentType, Version
 from ged.schemas import Metadata, MetadataPatch
@@ -45,6 +46,7 @@ from ged.ui_common import (
 from socle import audit
 from socle.auth import Principal
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge, SocleError, UnsupportedMediaType
+from socle.models import User
 from socle.settings import get_settings
 from socle.storage import StoredObject
 from socle.ui.rendering import format_number
@@ -421,11 +423,53 @@ def _rendition_reasons(db: Session, tenant_id: str, document_id: str, current: V
     missing = current.text_status == renditions.FAILED or (kind is not None and current.preview_key is None)
     missing = missing or (kind == "pdf" and current.pdfa_key is None)
     reasons = renditions.failure_reasons(db, tenant_id, document_id, current.number) if missing else {}
+    skipped = renditions.skipped_renditions(db, tenant_id, document_id, current.number) if missing else {}
     return {
         "text_reason": reasons.get(renditions.TEXT) if current.text_status == renditions.FAILED else None,
         "preview_reason": reasons.get(renditions.PREVIEW) if current.preview_key is None else None,
         "pdfa_reason": reasons.get(renditions.PDFA) if current.pdfa_key is None else None,
+        # A PDF/A copy deliberately not made (a signed PDF): said as such, not as a failure.
+        "pdfa_skipped": skipped.get(renditions.PDFA) if current.pdfa_key is None else None,
     }
+
+
+def _history(db: Session, tenant_id: str, document_id: str) -> list[tuple[Any, str, str]]:
+    """The document's latest audit entries: (when, who, what), ``what`` the action, or for a rendition
+    deliberately not made the action and its cause (« ged.rendition.skipped:pdf_signé »): the page names it."""
+    history = []
+    for entry in audit.entries_about(db, tenant_id, "document", document_id, limit=HISTORY_SHOWN):
+        action = entry.action
+        if action == renditions.SKIPPED_ACTION and (entry.details or {}).get("cause"):
+            action = f"{action}:{entry.details['cause']}"
+        history.append((entry.at, entry.actor.removeprefix("user:"), action))
+    return history
+
+
+def _signed_by(db: Session, tenant_id: str, versions: list[Version]) -> dict[int, str]:
+    """Version number → who signed it in the parapheur, by display name (``signatories`` keeps usernames),
+    resolved as the export does (ged.jobs._people); a former user keeps their username."""
+    usernames = {name for version in versions for name in version.signatories or [] if name}
+    if not usernames:
+        return {}
+    query = select(User.username, User.display_name).where(User.tenant_id == tenant_id, User.username.in_(usernames))
+    names = {username: name for username, name in db.execute(query) if name}
+    return {
+        version.number: ", ".join(names.get(name, name) for name in dict.fromkeys(version.signatories) if name)
+        for version in versions
+        if version.signatories
+    }
+
+
+def _untyped(db: Session, tenant_id: str, label: str | None) -> DocumentType | bool:
+    """For a document without a GED type: the GED type its free label names (code or name), or False when it
+    names none (a label the parapheur or an import gave, « Délibération »)."""
+    if not label:
+        return False
+    query = select(DocumentType).where(
+        DocumentType.tenant_id == tenant_id,
+        (DocumentType.code == label) | (func.lower(DocumentType.name) == label.lower()),
+    )
+    return db.execute(query.limit(1)).scalar_one_or_none() or False
 
 
 def _document_context(db: Session, principal: Principal, document: Document) -> dict[str, Any]:
@@ -435,23 +479,29 @@ def _document_context(db: Session, principal: Principal, document: Document) -> 
     rights = access.rights_on(db, principal, document)
     held_by = holds.active_holds(db, [document.id]).get(document.id, [])
     eliminated = document.disposal == service.ELIMINATED
+    # Archived (accepted by the SAE): its GED copy is frozen (service.check_writable); it may still be filed.
+    archived = document.disposal == service.ARCHIVED
     frozen = bool(held_by) or eliminated
     archivist = is_archivist(principal)
+    versions = sorted(document.versions, key=lambda version: version.number, reverse=True)
     return {
         "document": document,
         "current": current,
-        "versions": sorted(document.versions, key=lambda version: version.number, reverse=True),
-        "history": [
-            (entry.at, entry.actor.removeprefix("user:"), entry.action)
-            for entry in audit.entries_about(db, principal.tenant_id, "document", document.id, limit=HISTORY_SHOWN)
-        ],
+        "versions": versions,
+        "signed_by": _signed_by(db, principal.tenant_id, versions),
+        "history": _history(db, principal.tenant_id, document.id),
         "document_type": document_type,
+        "untyped_match": _untyped(db, principal.tenant_id, current.document_type) if document_type is None else False,
+        "archived": archived,
+        # Archivists see the latest refused elimination of the document: when, by whom, why.
+        "refusal": retention.refusals(db, principal.tenant_id, [document.id]).get(document.id) if archivist else None,
         "fields": fields_shown(document_type, current.field_values or {}),
         "trail": plan.visible_ancestors(db, principal, folder)[0] if folder else [],
         "held_by": held_by,
         "eliminated": eliminated,
-        "can_write": "write" in rights and not frozen,
-        "can_delete": "delete" in rights and not frozen,
+        "can_write": "write" in rights and not frozen and not archived,
+        "can_delete": "delete" in rights and not frozen and not archived,
+        "can_file": "write" in rights and not frozen,
         "kind": renditions.media_kind(current.media_type),
         # Why a rendition could not be made, shown while it is missing (not « en préparation » forever).
         **_rendition_reasons(db, principal.tenant_id, document.id, current),
@@ -515,7 +565,11 @@ def new_version(request: Request, db: DbDep, user: UserDep, form: FormDep, docum
             request, db, principal, document_id, "file", InvalidInput(t(request, "Choisissez le fichier.")), None
         )
     try:
+        # Held, archived, eliminated: about the document, not the file (whose input the page no longer shows).
         service.check_writable(db, principal, service.read_document(db, principal, document_id))
+    except FORM_ERRORS as exc:
+        return refuse_on_document_page(request, db, principal, document_id, "form", exc, None)
+    try:
         db.rollback()
         stored, filename, media_type = _store_file(file)
         document = service.add_content_version(db, principal, document_id, stored, filename, media_type)

@@ -103,6 +103,7 @@ class DuaRow:
     held_by: list[str]
     elimination_id: str | None  # an open proposal that already includes it
     choice: str | None  # the selection it may join: "verser", "eliminer", or None
+    refusal: retention.Refusal | None = None  # its latest refused elimination: when, by whom, why
 
 
 def filters_of(sort: str, type_code: str, page: str) -> Filters:
@@ -141,6 +142,7 @@ def dua_rows(db: Session, principal: Principal, filters: Filters) -> tuple[list[
     ids = [document.id for document in documents]
     held = holds.active_holds(db, ids)
     pending = _open_proposals(db, principal)
+    refused = retention.refusals(db, principal.tenant_id, ids)
     type_of = _types(db, {document.type_id for document in documents})
     rows = []
     for document in documents:
@@ -161,6 +163,7 @@ def dua_rows(db: Session, principal: Principal, filters: Filters) -> tuple[list[
                 held_by=held.get(document.id, []),
                 elimination_id=elimination_id,
                 choice=choice,
+                refusal=refused.get(document.id),
             )
         )
     return rows, filters, total, pages
@@ -222,36 +225,110 @@ def dua_page(
     return _dua_page(request, db, require_archivist(user), filters_of(sort, type_code, page))
 
 
+def _ticked(values: list[Any]) -> list[str]:
+    """The ids ticked in one column, once each, in order."""
+    return [value for value in dict.fromkeys(v.strip() for v in values if isinstance(v, str)) if value]
+
+
+def left_out_of_transfer(request: Request, count: int) -> str:
+    """What the transfer leaves out: the documents ticked « à éliminer » (a transfer takes only those to
+    transfer). Said, never dropped silently; their ticks are not carried over."""
+    if count == 1:
+        return t(
+            request,
+            "1 document à éliminer n'a pas été retenu pour le versement : proposez son élimination depuis la page "
+            "« Fin de DUA ».",
+        )
+    return t(
+        request,
+        "%(count)s documents à éliminer n'ont pas été retenus pour le versement : proposez leur élimination depuis "
+        "la page « Fin de DUA ».",
+        count=count,
+    )
+
+
+def left_out_of_elimination(request: Request, count: int) -> str:
+    """What an elimination proposal leaves out: the documents ticked « à verser »."""
+    if count == 1:
+        return t(
+            request,
+            "1 document à verser n'a pas été retenu pour l'élimination : préparez son versement depuis la page "
+            "« Fin de DUA ».",
+        )
+    return t(
+        request,
+        "%(count)s documents à verser n'ont pas été retenus pour l'élimination : préparez leur versement depuis la "
+        "page « Fin de DUA ».",
+        count=count,
+    )
+
+
+def _to_transfer(
+    request: Request, db: Session, user: SignedIn, filters: Filters, chosen: list[str], others: list[str]
+) -> Response:
+    """The documents ticked for a transfer → the archive's transfer form, prefilled with them. Those ticked « à
+    éliminer » as well go on with the transfer's documents, and the transfer form says how many were left out:
+    preparing a transfer changes nothing, the archivist then proposes their elimination on their own."""
+    principal = require_archivist(user)
+    chosen = chosen[:PAGE_SIZE]
+    if not chosen:
+        error = t(request, "Cochez au moins un document à verser.")
+        if others:
+            error += " " + t(
+                request,
+                "Les documents cochés « à éliminer » ne se versent pas : proposez leur élimination avec le bouton "
+                "« Proposer l'élimination des documents cochés ».",
+            )
+        values = {"eliminer": others}
+        return _dua_page(request, db, principal, filters, values=values, errors={"verser": error}, status=422)
+    target = f"{TRANSFER_FORM}?{urlencode({'documents': ','.join(chosen)})}"
+    if others:
+        return redirect(target, db=db, user=user, message=left_out_of_transfer(request, len(others)))
+    return redirect(target)
+
+
 @router.get("/archives/dua/verser", response_class=HTMLResponse)
 def choose_for_transfer(
     request: Request,
     db: DbDep,
     user: UserDep,
     verser: Annotated[list[str] | None, Query()] = None,
+    eliminer: Annotated[list[str] | None, Query()] = None,
     sort: str = "",
     type_code: TypeQuery = "",
     page: str = "1",
 ) -> Response:
-    """The documents ticked for a transfer → the archive's transfer form, prefilled with them."""
-    principal = require_archivist(user)
-    chosen = list(dict.fromkeys(value.strip() for value in verser or [] if value.strip()))[:PAGE_SIZE]
-    if not chosen:
-        errors = {"verser": t(request, "Cochez au moins un document à verser.")}
-        return _dua_page(request, db, principal, filters_of(sort, type_code, page), errors=errors, status=422)
-    return redirect(f"{TRANSFER_FORM}?{urlencode({'documents': ','.join(chosen)})}")
+    """The transfer's selection by link (the page's form posts it, below)."""
+    filters = filters_of(sort, type_code, page)
+    return _to_transfer(request, db, user, filters, _ticked(verser or []), _ticked(eliminer or []))
+
+
+@router.post("/archives/dua/verser", response_class=HTMLResponse)
+def choose_for_transfer_form(request: Request, db: DbDep, user: UserDep, form: FormDep) -> Response:
+    """The page's one selection form, sent by « Préparer le versement »: both columns' ticks come with it."""
+    filters = filters_of(_text(form, "sort"), _text(form, "type"), _text(form, "page") or "1")
+    return _to_transfer(request, db, user, filters, _ticked(form.getlist("verser")), _ticked(form.getlist("eliminer")))
 
 
 @router.post("/archives/dua/eliminer", response_class=HTMLResponse)
 def propose(request: Request, db: DbDep, user: UserDep, form: FormDep) -> Response:
+    """The page's selection form, sent by « Proposer l'élimination »: the documents ticked « à éliminer » are
+    proposed; those ticked « à verser » are left out, and the elimination's page says how many."""
     principal = require_archivist(user)
     filters = filters_of(_text(form, "sort"), _text(form, "type"), _text(form, "page") or "1")
-    chosen = list(dict.fromkeys(value.strip() for value in form.getlist("eliminer") if isinstance(value, str)))
-    chosen = [value for value in chosen if value]
+    chosen = _ticked(form.getlist("eliminer"))
+    others = _ticked(form.getlist("verser"))
     comment = _text(form, "commentaire")
-    values = {"eliminer": chosen, "commentaire": comment}
+    values = {"eliminer": chosen, "verser": others, "commentaire": comment}
     errors: dict[str, str] = {}
     if not chosen:
         errors["eliminer"] = t(request, "Cochez au moins un document à éliminer.")
+        if others:
+            errors["eliminer"] += " " + t(
+                request,
+                "Les documents cochés « à verser » ne s'éliminent pas : préparez leur versement avec le bouton "
+                "« Préparer le versement des documents cochés ».",
+            )
     if len(comment) > MAX_COMMENT:
         errors["commentaire"] = t(request, "%(count)s caractères au plus.", count=MAX_COMMENT)
     if errors:
@@ -264,6 +341,8 @@ def propose(request: Request, db: DbDep, user: UserDep, form: FormDep) -> Respon
         return _dua_page(request, db, principal, filters, values=values, errors=errors, status=exc.status)
     db.commit()
     message = t(request, "Élimination proposée : une autre personne doit maintenant l'approuver.")
+    if others:
+        message += " " + left_out_of_elimination(request, len(others))
     return redirect(f"/archives/eliminations/{elimination.id}", db=db, user=user, message=message)
 
 
@@ -389,6 +468,9 @@ def _elimination_page(
         "proof_documents": proof_documents,
         "proof_hidden": proof_hidden,
         "proof_kept": _proof_kept(proof, documents) if proof else [],
+        "refusal_reason": retention.refusal_reasons(db, principal.tenant_id, {elimination.id}).get(elimination.id)
+        if elimination.status == retention.REFUSED
+        else None,
         "final_action_names": FINAL_ACTION_NAMES,
         "eliminated": ELIMINATED,
         "values": values or {},
@@ -416,6 +498,13 @@ def decide(request: Request, db: DbDep, user: UserDep, form: FormDep, eliminatio
         return _elimination_page(request, db, principal, elimination_id, values=values, errors=errors, status=422)
     try:
         retention.decide_elimination(db, principal, elimination_id, decision == "approuver", comment or None)
+    except InvalidInput as exc:  # a refusal without its reason (checked once the elimination may be decided)
+        db.rollback()
+        # Its documents come back among those to eliminate, with this reason: the next proposer reads it.
+        errors = {"commentaire": t(request, "Indiquez le motif du refus : il sera montré avec les documents refusés.")}
+        if exc.extra.get("field") != "comment":
+            errors = {"commentaire": sentence(error_text(request, exc))}
+        return _elimination_page(request, db, principal, elimination_id, values=values, errors=errors, status=422)
     except (Forbidden, Conflict) as exc:
         db.rollback()
         errors = {"form": sentence(error_text(request, exc))}

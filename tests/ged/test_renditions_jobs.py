@@ -276,18 +276,17 @@ def test_signed_pdf_gets_text_and_preview_but_no_pdfa_copy(kit: Kit) -> None:
     assert result["text_status"] == "done" and result["preview"] and not result["pdfa"]
     problem = assert_problem(client.get(f"/ged/documents/{document_id}/pdfa"), 404)
     assert problem["detail"] == "la copie PDF/A de la version 1 n'est pas (encore) disponible"
+    # Deliberately not made: recorded as skipped, with its cause, never as a failure.
+    reason = "Copie PDF/A non faite : le PDF est signé (la convertir invaliderait la signature)"
+    assert result["pdfa_reason"] == reason
     with transaction() as session:
-        reasons = (
-            session.execute(
-                select(AuditEntry.details).where(
-                    AuditEntry.object_id == document_id, AuditEntry.action == "ged.rendition.failed"
-                )
+        entries = session.execute(
+            select(AuditEntry.action, AuditEntry.details).where(
+                AuditEntry.object_id == document_id, AuditEntry.action.like("ged.rendition.%")
             )
-            .scalars()
-            .all()
-        )
-    assert reasons == [
-        {"version": 1, "rendu": "PDF/A", "raison": "PDF signé : pas de copie PDF/A, elle invaliderait la signature"}
+        ).all()
+    assert [(action, details) for action, details in entries] == [
+        ("ged.rendition.skipped", {"version": 1, "rendu": "PDF/A", "raison": reason, "cause": renditions.SIGNED})
     ]
 
 
