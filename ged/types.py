@@ -291,13 +291,25 @@ def _text(raw: Any, field: dict[str, Any]) -> str:
     return value
 
 
+# Digits grouped by three with a space, as French writes them (« 3 120,00 »): a plain, a no-break or a narrow
+# no-break space (what a word processor or a spreadsheet puts there). A dot is never taken for a group separator:
+# « 1.234 » stays one point two three four.
+_GROUPED = re.compile(r"[-+]?\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:[.,]\d*)?")
+
+
+def _ungrouped(text: str) -> str:
+    """``text`` without its French digit-group spaces, when it is a number written that way."""
+    stripped = text.strip()
+    return re.sub(r"[ \u00a0\u202f]", "", stripped) if _GROUPED.fullmatch(stripped) else stripped
+
+
 def _integer(raw: Any, field: dict[str, Any]) -> int:
     if isinstance(raw, bool):
         raise ValueError("nombre entier attendu")
     if isinstance(raw, int):
         value = raw
-    elif isinstance(raw, str) and _INTEGER_TEXT.fullmatch(raw.strip()):
-        value = int(raw.strip())
+    elif isinstance(raw, str) and _INTEGER_TEXT.fullmatch(_ungrouped(raw)):
+        value = int(_ungrouped(raw))
     else:
         raise ValueError("nombre entier attendu")
     # What a 64-bit integer holds (SQLite's INTEGER, PostgreSQL's bigint, most clients): beyond, search
@@ -310,7 +322,7 @@ def _integer(raw: Any, field: dict[str, Any]) -> int:
 def _decimal(raw: Any, field: dict[str, Any]) -> str:
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
         raise ValueError("nombre décimal attendu")
-    text = str(raw).strip().replace(",", ".") if isinstance(raw, str) else repr(raw)
+    text = _ungrouped(raw).replace(",", ".") if isinstance(raw, str) else repr(raw)
     try:
         value = Decimal(text)
     except InvalidOperation:

@@ -38,6 +38,26 @@ def test_a_decimal_written_with_a_huge_exponent_is_refused(kit: Kit) -> None:
     assert kept.json()["current"]["field_values"]["montant"] == "1000000000000"
 
 
+def test_numbers_written_the_french_way_are_read(kit: Kit) -> None:
+    """« 3 120,00 » as an archivist types it (a space, a no-break or a narrow no-break space between groups of
+    three digits, a decimal comma); a dot or a badly grouped number is not taken for a group separator."""
+    make_type(kit, fields=FIELDS)
+    for numero, montant, expected in (
+        ("3 120", "3 120,00", (3120, "3120.00")),
+        ("12\u00a0000", "1\u202f234\u202f567,5", (12000, "1234567.5")),
+        ("-1 000", "-1 000.25", (-1000, "-1000.25")),
+    ):
+        values = json.dumps({"numero": numero, "montant": montant})
+        kept = post_document(kit, text=f"montant {uuid.uuid4()}", type="deliberation", field_values=values)
+        assert kept.status_code == 201, kept.text
+        stored = kept.json()["current"]["field_values"]
+        assert (stored["numero"], stored["montant"]) == expected
+    for field, value in (("montant", "31 20,00"), ("montant", "1.234,56"), ("numero", "3 120,5"), ("numero", "1 2")):
+        values = json.dumps({"numero": 1, "montant": "1"} | {field: value})
+        refused = post_document(kit, text=f"refusé {uuid.uuid4()}", type="deliberation", field_values=values)
+        assert assert_problem(refused, 422).get("field") == field, value
+
+
 def test_an_integer_beyond_64_bits_is_refused(kit: Kit) -> None:
     make_type(kit, fields=FIELDS)
     for value in (10**30, -(2**63) - 1, 2**63):
