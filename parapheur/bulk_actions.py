@@ -17,7 +17,7 @@ from parapheur.models import BulkItem, BulkOperation
 from socle import messages
 from socle.auth import Principal
 from socle.db import new_session, transaction, utcnow
-from socle.errors import Forbidden, InvalidInput, Message, NotFound, SocleError, message
+from socle.errors import Conflict, Forbidden, InvalidInput, Message, NotFound, SocleError, message
 from socle.models import Tenant, User
 from socle.queue import enqueue
 
@@ -127,13 +127,34 @@ def _process(principal: Principal, action: str, comment: str | None, item_id: st
         session.commit()
     except SocleError as exc:
         session.rollback()
-        _fail(item_id, exc.detail)
+        _fail(item_id, _reason(action, exc))
     except Exception:
         session.rollback()
         log.exception("bulk item %s (folder %s) failed", item_id, folder_id)
         _fail(item_id, message("erreur technique inattendue ; elle est journalisée"))
     finally:
         session.close()
+
+
+# What a step waits for, in words that take their article: « attend un visa, pas une signature ».
+_AWAITED: dict[str, Message] = {
+    "visa": message("un visa"),
+    "signature": message("une signature"),
+    "seal": message("un cachet serveur"),
+    "reading": message("une lecture"),
+    "external_signature": message("une signature externe"),
+    "paper_signature": message("une signature papier"),
+}
+
+
+def _reason(action: str, exc: SocleError) -> str:
+    """The engine's refusal as a sentence of this list: a step of another kind says what it waits for instead
+    of the act asked (the engine's « l'étape en cours attend : visa » names no act)."""
+    waited = exc.extra.get("step_kind")
+    if isinstance(exc, Conflict) and waited in _AWAITED:
+        asked = _AWAITED["visa" if action == "visa" else "signature"]
+        return message("l'étape en cours attend %(awaited)s, pas %(asked)s", awaited=_AWAITED[waited], asked=asked)
+    return exc.detail
 
 
 def _fail(item_id: str, reason: str) -> None:

@@ -336,6 +336,16 @@ def _utc(value: datetime, field: str) -> datetime:
         ) from None
 
 
+def may_delegate(principal: Principal, desk: Desk) -> bool:
+    """Whether ``principal`` may set and end the delegations from ``desk``: its members and the administrators."""
+    return Role.ADMIN in principal.roles or principal.username in {member.username for member in desk.members}
+
+
+def delegating_desks(session: Session, principal: Principal) -> list[Desk]:
+    """The desks whose delegations ``principal`` may set and end (every desk for an administrator), by name."""
+    return [desk for desk in list_desks(session, principal.tenant_id) if may_delegate(principal, desk)]
+
+
 def create_delegation(
     session: Session,
     principal: Principal,
@@ -352,7 +362,7 @@ def create_delegation(
     """
     from_desk = get_desk(session, principal.tenant_id, from_desk_id)
     to_desk = get_desk(session, principal.tenant_id, to_desk_id)
-    if Role.ADMIN not in principal.roles and principal.username not in {m.username for m in from_desk.members}:
+    if not may_delegate(principal, from_desk):
         raise Forbidden(
             message(
                 "seuls les membres du bureau « %(from_desk_name)s » ou un administrateur peuvent le déléguer",
@@ -422,7 +432,7 @@ def delete_delegation(session: Session, principal: Principal, delegation_id: str
     if delegation is None:
         raise NotFound(message("délégation %(delegation_id)s introuvable", delegation_id=delegation_id))
     from_desk = get_desk(session, principal.tenant_id, delegation.from_desk_id)
-    if Role.ADMIN not in principal.roles and principal.username not in {m.username for m in from_desk.members}:
+    if not may_delegate(principal, from_desk):
         raise Forbidden(
             message(
                 "seuls les membres du bureau « %(from_desk_name)s » ou un administrateur peuvent la supprimer",

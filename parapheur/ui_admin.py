@@ -1,4 +1,5 @@
-"""Administration pages of the parapheur: desks (bureaux) and their members, delegations (role admin).
+"""Administration pages of the parapheur: desks (bureaux) and their members (role admin), delegations (role
+admin, or a member of the delegating desk, as the API allows).
 
 Typologies and circuits are in :mod:`parapheur.ui_admin_typologies`, included here. Every change goes through
 :mod:`parapheur.config` with the administrator's principal, exactly as the API does: same checks, same audit,
@@ -23,7 +24,7 @@ from parapheur.ui_common import refuse_nul
 from socle.auth import Role
 from socle.dates import PARIS  # what an administrator types is French local time; the kit keeps UTC
 from socle.db import utcnow
-from socle.errors import Conflict, InvalidInput, NotFound, SocleError
+from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError, message
 from socle.models import User
 from socle.ui import rendering
 from socle.ui.sessions import SignedIn
@@ -241,59 +242,93 @@ def _delegation_values(form: FormData) -> dict[str, Any]:
     }
 
 
+# The page answers at two addresses: the administration's, and the parapheur's for a desk's own members (a
+# mayor sets her own delegation, as the API lets her). Both show what the caller may manage, no more.
+DELEGATION_PAGES = ("/admin/parapheur/delegations", "/bureau/delegations")
+
+
+def _delegating_desks(db: Session, user: SignedIn) -> list[Desk]:
+    """The desks whose delegations the user may set and end; Forbidden when there is none (same rule as the API)."""
+    desks = config.delegating_desks(db, user.principal)
+    if not desks:
+        raise Forbidden(
+            message(
+                "les délégations d'un bureau sont posées par ses membres ou par un administrateur ; "
+                "vous n'êtes membre d'aucun bureau"
+            )
+        )
+    return desks
+
+
 def _delegations_page(
     request: Request,
     db: Session,
     user: SignedIn,
+    base: str,
     *,
     values: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
     tenant_id = user.principal.tenant_id
-    delegations = config.list_delegations(db, tenant_id)
+    own = {desk.id for desk in _delegating_desks(db, user)}
+    is_admin = Role.ADMIN in user.principal.roles
+    everything = config.list_delegations(db, tenant_id)
+    # A member sees the delegations from or to their desks; an administrator, all of them.
+    shown = [row for row in everything if is_admin or row.from_desk_id in own or row.to_desk_id in own]
     desks = config.list_desks(db, tenant_id)
     subtype_names = {row.id: f"{row.type.name} / {row.name}" for row in config.list_subtypes(db, tenant_id)}
     now = utcnow()
     context = {
+        "base": base,
+        "is_admin": is_admin,
         "delegations": [
             {
                 "row": delegation,
                 "state": "running"
                 if delegation.starts_at <= now < delegation.ends_at
                 else ("ended" if delegation.ends_at <= now else "coming"),
-                "overlaps": bool(config.overlapping(delegation, delegations)),
+                "overlaps": bool(config.overlapping(delegation, everything)),
+                "may_end": delegation.from_desk_id in own,
             }
-            for delegation in delegations
+            for delegation in shown
         ],
         "desks": desks,
+        "from_choices": [(desk.id, desk.name) for desk in desks if desk.id in own],
         "desk_choices": [(desk.id, desk.name) for desk in desks],
         "desk_names": {desk.id: desk.name for desk in desks},
         "subtype_choices": list(subtype_names.items()),
         "subtype_names": subtype_names,
-        "values": values or {"subtype_ids": []},
+        "values": values or {"subtype_ids": [], "from_desk_id": next(iter(own)) if len(own) == 1 else ""},
         "errors": errors or {},
     }
     return render(request, "parapheur/admin_delegations.html", context, status=status, db=db)
 
 
+def _delegation_base(request: Request) -> str:
+    path = request.url.path
+    return next((base for base in DELEGATION_PAGES if path.startswith(base)), DELEGATION_PAGES[0])
+
+
 @router.get("/admin/parapheur/delegations", response_class=HTMLResponse)
+@router.get("/bureau/delegations", response_class=HTMLResponse)
 def delegations_page(request: Request, db: DbDep, user: UserDep) -> Response:
-    require_admin(user)
-    return _delegations_page(request, db, user)
+    return _delegations_page(request, db, user, _delegation_base(request))
 
 
 @router.post("/admin/parapheur/delegations", response_class=HTMLResponse)
+@router.post("/bureau/delegations", response_class=HTMLResponse)
 def create_delegation(request: Request, db: DbDep, user: UserDep, form: FormDep) -> Response:
-    require_admin(user)
+    base = _delegation_base(request)
+    _delegating_desks(db, user)
     values = _delegation_values(form)
     errors: dict[str, str] = {}
-    for field, message in (
+    for field, wording in (
         ("from_desk_id", t(request, "Choisissez le bureau absent.")),
         ("to_desk_id", t(request, "Choisissez le bureau qui le remplace.")),
     ):
         if not values[field]:
-            errors[field] = message
+            errors[field] = wording
     moments: dict[str, datetime] = {}
     for field in ("starts_at", "ends_at"):
         moment = local_moment(values[field])
@@ -313,6 +348,8 @@ def create_delegation(request: Request, db: DbDep, user: UserDep, form: FormDep)
                 moments["ends_at"],
                 values["subtype_ids"] or None,
             )
+        except Forbidden as exc:  # a desk the user is no member of (a form of another page, or edited)
+            status = refused(db, exc, "from_desk_id", errors)
         except (InvalidInput, NotFound) as exc:
             field = exc.extra.get("field") or (
                 "ends_at" if "fin" in exc.detail else ("subtype_ids" if "sous-type" in exc.detail else "to_desk_id")
@@ -320,17 +357,18 @@ def create_delegation(request: Request, db: DbDep, user: UserDep, form: FormDep)
             status = refused(db, exc, field, errors)
             status = 422 if isinstance(exc, NotFound) else status  # a stale choice in the form, not a missing page
     if errors:
-        return _delegations_page(request, db, user, values=values, errors=errors, status=status)
-    return redirect("/admin/parapheur/delegations", db=db, user=user, message=t(request, "Délégation enregistrée."))
+        return _delegations_page(request, db, user, base, values=values, errors=errors, status=status)
+    return redirect(base, db=db, user=user, message=t(request, "Délégation enregistrée."))
 
 
 @router.post("/admin/parapheur/delegations/{delegation_id}/suppression", response_class=HTMLResponse)
+@router.post("/bureau/delegations/{delegation_id}/suppression", response_class=HTMLResponse)
 def delete_delegation(request: Request, db: DbDep, user: UserDep, form: FormDep, delegation_id: str) -> Response:
-    require_admin(user)
-    config.delete_delegation(db, user.principal, delegation_id)
+    base = _delegation_base(request)
+    config.delete_delegation(db, user.principal, delegation_id)  # its desk's members or an administrator
     back = text(form, "suivant")
-    # Back to the desk's page or the list it was deleted from: a path of this site, within this administration.
-    target = safe_next(back, "/admin/parapheur/delegations")
-    if not target.startswith("/admin/parapheur/"):
-        target = "/admin/parapheur/delegations"
+    # Back to the desk's page or the list it was deleted from: a path of this site, within these pages.
+    target = safe_next(back, base)
+    if not target.startswith(("/admin/parapheur/", *DELEGATION_PAGES)):
+        target = base
     return redirect(target, db=db, user=user, message=t(request, "Délégation supprimée."))

@@ -277,6 +277,11 @@ def _subtype_values(form: FormData) -> dict[str, Any]:
     return values
 
 
+def _blank(step: dict[str, Any]) -> bool:
+    """A step row left as offered: no kind, no desk, no metadata (its rule and quorum are only defaults)."""
+    return not (step["kind"] or step["desks"] or step["metadata"])
+
+
 def _shown_subtype(row: Subtype) -> dict[str, Any]:
     return {
         "name": row.name,
@@ -399,7 +404,10 @@ def _save_subtype(
 ) -> Response:
     values = _subtype_values(form)
     if _text(form, "action") == "add_step":  # no JavaScript needed: the page comes back with one more step
-        return _subtype_page(request, db, user, parent, row, values, extra_steps=2)
+        # The steps typed, then one empty step: the empty ones sent (the spare offered) are not kept, or each
+        # click would pile up one more (« Étape à ajouter » twice after the first click).
+        values["steps"] = [step for step in values["steps"] if not _blank(step)]
+        return _subtype_page(request, db, user, parent, row, values)
     errors: dict[str, str] = {}
     parsed, rows = _parsed_subtype(request, values, errors)
     status = 400

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from socle import audit
 from socle.db import utcnow
-from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated, message
+from socle.errors import Conflict, Forbidden, InvalidInput, Message, NotFound, Unauthenticated, message
 from socle.models import ApiToken, Tenant, User
 from socle.text import check_text
 
@@ -54,8 +54,28 @@ class Principal:
 
     def require(self, *roles: Role) -> None:
         if not self.roles.intersection(roles) and Role.ADMIN not in self.roles:
-            wanted = ", ".join(role.value for role in roles)
-            raise Forbidden(message("cette action demande l'un des rôles : %(wanted)s", wanted=wanted))
+            raise Forbidden(_wanted_roles([*roles, Role.ADMIN]))
+
+
+# The roles in words, for the messages a user reads (the codes are for the API and the command line).
+ROLE_NAMES: dict[Role, Message] = {
+    Role.AGENT: message("agent"),
+    Role.SECRETARIAT: message("secrétariat"),
+    Role.ARCHIVISTE: message("archiviste"),
+    Role.ADMIN: message("administrateur"),
+}
+
+
+def _wanted_roles(roles: Sequence[Role]) -> Message:
+    """« cette action demande le rôle administrateur », « … l'un des rôles : agent, archiviste ou administrateur »:
+    the names stay messages of their own, translated with the sentence."""
+    names = [ROLE_NAMES[role] for role in dict.fromkeys(roles)]
+    if len(names) == 1:
+        return message("cette action demande le rôle %(role)s", role=names[0])
+    wanted = message("%(role)s ou %(other)s", role=names[-2], other=names[-1])
+    for name in reversed(names[:-2]):
+        wanted = message("%(role)s, %(others)s", role=name, others=wanted)
+    return message("cette action demande l'un des rôles : %(wanted)s", wanted=wanted)
 
 
 def hash_token(token: str) -> str:

@@ -8,10 +8,32 @@ document.addEventListener("DOMContentLoaded", () => {
         .forEach((box) => { box.checked = master.checked; });
     });
   });
-  // Forms that ask for a confirmation before an irreversible act (data-confirm="message").
-  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+  // Forms that ask for a confirmation before an irreversible act (data-confirm="message" on the form, or on
+  // the button that sends it, which then names its own act). With data-confirm-count="name" on the form,
+  // "{count}" in the question is the number of checkboxes "name" ticked, and the button's data-confirm-one is
+  // asked when there is one. Nothing is asked about a form the server will refuse anyway: a required field left
+  // empty, or nothing ticked; it is sent as it is, and the server's page says what is missing (as without
+  // this file).
+  const unfilled = (form) => Array.from(form.querySelectorAll("[required]")).some((field) => {
+    if (field.disabled) return false;
+    if (field.type === "checkbox") return !field.checked;
+    if (field.type === "radio") return !form.querySelector(`input[type=radio][name="${field.name}"]:checked`);
+    return !field.value.trim();
+  });
+  document.querySelectorAll("form").forEach((form) => {
+    if (!form.dataset.confirm && !form.querySelector("[data-confirm]")) return;
     form.addEventListener("submit", (event) => {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      const asker = event.submitter && event.submitter.dataset.confirm ? event.submitter : form;
+      if (!asker.dataset.confirm || unfilled(form)) return;
+      let question = asker.dataset.confirm;
+      if (form.dataset.confirmCount) {
+        const count = form.querySelectorAll(
+          `input[type=checkbox][name="${form.dataset.confirmCount}"]:checked`).length;
+        if (count === 0) return;
+        if (count === 1 && asker.dataset.confirmOne) question = asker.dataset.confirmOne;
+        question = question.replaceAll("{count}", String(count));
+      }
+      if (!window.confirm(question)) event.preventDefault();
     });
   });
   // A form sent once is not sent again while its answer comes (a double click on « Créer » made two of
@@ -47,6 +69,11 @@ document.addEventListener("DOMContentLoaded", () => {
       }
     });
   });
+  // A block of no use on a phone (the card signature needs a computer with its reader) comes folded in a
+  // <details data-open-wide>: opened here on a wider screen, folded on a narrow one.
+  if (window.matchMedia("(min-width: 48rem)").matches) {
+    document.querySelectorAll("details[data-open-wide]").forEach((details) => { details.open = true; });
+  }
   // Focus the error summary so a screen reader announces it first.
   const summary = document.querySelector(".error-summary");
   if (summary) summary.focus();
