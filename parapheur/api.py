@@ -436,6 +436,16 @@ def withdraw(principal: PrincipalDep, session: SessionDep, folder_id: str, body:
     return folder_out(session, service.withdraw(session, principal, folder_id, body.comment if body else None))
 
 
+@router.post(
+    "/{folder_id}/copy",
+    status_code=201,
+    response_model=FolderOut,
+    summary="Reprendre un dossier rejeté dans un nouveau brouillon (mêmes titre, métadonnées et documents)",
+)
+def copy_rejected(principal: PrincipalDep, session: SessionDep, folder_id: str) -> FolderOut:
+    return folder_out(session, service.resume_rejected(session, principal, folder_id))
+
+
 @router.post("/{folder_id}/annotations", status_code=201, response_model=AnnotationOut, summary="Annoter")
 def annotate(principal: PrincipalDep, session: SessionDep, folder_id: str, body: AnnotationIn) -> AnnotationOut:
     return AnnotationOut.of(service.annotate(session, principal, folder_id, body.text, body.public))

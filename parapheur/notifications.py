@@ -193,7 +193,10 @@ def _compose(notice: Notice, zone: tzinfo) -> tuple[str, _Body]:
             subject = f"Dossier rejeté : {title}"
             paragraphs = [f"Le dossier {quoted} a été rejeté{desk} le {when}" + (f" par {by}." if by else ".")]
             paragraphs.append(f"Motif : « {comment} »" if comment else "Aucun motif n'a été donné.")
-            paragraphs.append("Son circuit est arrêté. Vous pouvez le corriger et le déposer à nouveau.")
+            paragraphs.append(
+                "Son circuit est arrêté. Sur sa page, « Reprendre dans un nouveau dossier » crée un brouillon avec "
+                "les mêmes documents et métadonnées : corrigez-le, puis envoyez-le."
+            )
         case "completed":
             subject = f"Dossier terminé : {title}"
             paragraphs = [f"Le circuit du dossier {quoted} s'est terminé le {when} : toutes les étapes sont faites."]

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import mimetypes
 import re
-from collections.abc import Iterable
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import pikepdf
+from PIL import Image, ImageOps
 from sqlalchemy import ColumnElement, false, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -40,7 +44,7 @@ from parapheur.report import status_name
 from socle import audit, messages
 from socle.auth import Principal, Role
 from socle.dates import french_date, french_today
-from socle.db import utcnow
+from socle.db import new_id, utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError, message
 from socle.jsonvalues import check_json
 from socle.queue import enqueue
@@ -1041,6 +1045,122 @@ def withdraw(session: Session, principal: Principal, folder_id: str, comment: st
     return folder
 
 
+RESUMABLE_ROLES = ("main", "annex")  # a paper signature's scan belonged to the rejected circuit: not taken along
+
+
+def resume_rejected(session: Session, principal: Principal, folder_id: str) -> Folder:
+    """« Reprendre dans un nouveau dossier »: a new draft of the rejected folder's sous-type, with its title,
+    metadata, external signers and documents (the same stored objects, as first deposited: no signature of the
+    rejected circuit), to correct and send; commits.
+
+    Both folders' histories name the other (details "resumed_in" and "resumed_from"), and the audit log too.
+    Raises NotFound (a folder this user may not see), Conflict (not rejected, or resumed already in a folder still
+    open), Forbidden (see :func:`may_resume`), InvalidInput (the sous-type's circuit changed its external steps).
+    """
+    old = folder_for(session, principal, folder_id, for_update=True)
+    spec = _check_may_resume(session, principal, old)
+    subtype = check_spec(session, principal, spec)
+    folder = _new_folder(session, principal, spec, subtype, source=old.source)
+    folder.ged_filing = old.ged_filing
+    if old.source == "ged":  # the signed document goes back to the same GED document
+        folder.ged_document_id, folder.ged_version = old.ged_document_id, old.ged_version
+    kept_documents = sorted((d for d in old.documents if d.role in RESUMABLE_ROLES), key=lambda d: d.position)
+    for position, document in enumerate(kept_documents):
+        folder.documents.append(
+            FolderDocument(
+                role=document.role,
+                position=position,
+                filename=document.filename,
+                media_type=document.media_type,
+                key=document.key,  # content-addressed: the very bytes first deposited, not copied
+                size=document.size,
+                added_by=principal.username,
+            )
+        )
+    session.flush()
+    record_held_documents(session, folder)
+    keys = [document.key for document in folder.documents]
+    actor = _user(principal)
+    comment = f"Reprise du dossier rejeté « {old.title} »"
+    _event(session, folder, actor, "created", comment, {"resumed_from": old.id, "documents": keys})
+    _audit(session, folder, principal.actor, "parapheur.folder.created", subtype=folder.subtype_id, resumed_from=old.id)
+    _event(session, old, actor, "resumed", "Repris dans un nouveau dossier", {"resumed_in": folder.id})
+    _audit(session, old, principal.actor, "parapheur.folder.resumed", resumed_in=folder.id)
+    session.commit()
+    return folder
+
+
+def may_resume(session: Session, principal: Principal, folder: Folder) -> bool:
+    """Whether this user may resume this folder now (:func:`resume_rejected`), asked by the folder's page."""
+    if folder.status != REJECTED:
+        return False
+    try:
+        check_spec(session, principal, _check_may_resume(session, principal, folder))
+    except SocleError:
+        return False
+    return True
+
+
+def _check_may_resume(session: Session, principal: Principal, folder: Folder) -> FolderSpec:
+    """The rejected folder's creator, or a member of a desk of the creator's from which folders of its sous-type
+    may be created (check_spec then checks the right to create as for any new folder)."""
+    if folder.status != REJECTED:
+        raise Conflict(
+            message(
+                "seul un dossier rejeté peut être repris dans un nouveau dossier (état : %(folder_status)s)",
+                folder_status=status_name(folder.status),
+            ),
+            folder_status=folder.status,
+        )
+    if folder.subtype_id is None:
+        raise Conflict(message("ce dossier n'a pas de sous-type : il ne peut pas être repris"))
+    if folder.created_by != principal.username:
+        subtype = config.get_subtype(session, folder.tenant_id, folder.subtype_id)
+        shared = config.user_desk_ids(session, folder.tenant_id, folder.created_by) & config.user_desk_ids(
+            session, folder.tenant_id, principal.username
+        )
+        if subtype.creator_desk_ids:
+            shared &= set(subtype.creator_desk_ids)
+        if not shared:
+            raise Forbidden(message("seuls le créateur du dossier et les membres de son bureau peuvent le reprendre"))
+    for event in session.execute(
+        select(FolderEvent).where(FolderEvent.folder_id == folder.id, FolderEvent.action == "resumed")
+    ).scalars():
+        copy = session.get(Folder, (event.details or {}).get("resumed_in", ""))
+        if copy is not None and copy.status not in (*circuits.ENDED_STATUSES, ERROR):
+            raise Conflict(
+                message(
+                    "ce dossier a déjà été repris dans un nouveau dossier, toujours ouvert (état : %(folder_status)s)",
+                    folder_status=status_name(copy.status),
+                ),
+                resumed_in=copy.id,
+            )
+    return FolderSpec(
+        subtype_id=folder.subtype_id,
+        title=folder.title,
+        metadata=dict(folder.field_values or {}),
+        external_signers=_draft_externals(folder),
+        ged_filing=folder.ged_filing,
+    )
+
+
+def resumptions(session: Session, folder: Folder) -> tuple[str | None, list[str]]:
+    """The folder this one resumes (None), and the folders that resume it, oldest first: ids from the history."""
+    query = (
+        select(FolderEvent)
+        .where(FolderEvent.folder_id == folder.id, FolderEvent.action.in_(("created", "resumed")))
+        .order_by(FolderEvent.at, FolderEvent.id)
+    )
+    resumed_from, resumed_in = None, []
+    for event in session.execute(query).scalars():
+        details = event.details or {}
+        if event.action == "created" and details.get("resumed_from"):
+            resumed_from = str(details["resumed_from"])
+        elif event.action == "resumed" and details.get("resumed_in"):
+            resumed_in.append(str(details["resumed_in"]))
+    return resumed_from, resumed_in
+
+
 def resend_external_link(session: Session, principal: Principal, folder_id: str) -> Folder:
     """A new one-time link for the current external signature, mailed to its signer (its creator or an
     administrator): the first link expired, or its mail was lost. The previous link dies with it."""
@@ -1273,11 +1393,14 @@ def history(session: Session, principal: Principal, folder_id: str) -> list[Fold
     return list(session.execute(query).scalars())
 
 
-def open_document(session: Session, principal: Principal, folder_id: str, document_id: str | None) -> FolderDocument:
+def open_document(
+    session: Session, principal: Principal, folder_id: str, document_id: str | None, *, read: bool = True
+) -> FolderDocument:
     """A document of the folder in its current state (the first main one when ``document_id`` is None).
 
-    Opening it records a ReadMark for this user and this state of the document (lecture obligatoire).
-    Raises NotFound (unknown folder or document, or a folder this user may not see).
+    Opening it (a download) records a ReadMark for this user and this state of the document (lecture
+    obligatoire); ``read=False`` for a mere look at part of it (a page image that is not the last: see
+    :func:`record_read`). Raises NotFound (unknown folder or document, or a folder this user may not see).
     """
     folder = folder_for(session, principal, folder_id)
     if document_id is None:
@@ -1290,8 +1413,17 @@ def open_document(session: Session, principal: Principal, folder_id: str, docume
         if not found:
             raise NotFound(message("document %(document_id)s introuvable dans ce dossier", document_id=document_id))
         document = found[0]
-    _record_read(session, principal, folder, document)
+    if read:
+        _record_read(session, principal, folder, document)
     return document
+
+
+def record_read(session: Session, principal: Principal, document: FolderDocument) -> None:
+    """The user was shown the whole of ``document`` (its last page's image): it counts as read, as a download.
+
+    Raises NotFound as :func:`folder_for`.
+    """
+    _record_read(session, principal, folder_for(session, principal, document.folder_id), document)
 
 
 def _record_read(session: Session, principal: Principal, folder: Folder, document: FolderDocument) -> None:
@@ -1435,3 +1567,168 @@ def tenant_trust_roots(session: Session, tenant_id: str) -> list[bytes]:
     anchors = select(TrustAnchor.certificate_der).where(TrustAnchor.tenant_id == tenant_id)
     own = select(SigningIdentity.certificate_der).where(SigningIdentity.tenant_id == tenant_id)
     return [*session.execute(anchors).scalars(), *session.execute(own).scalars()]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Paper signature: the scan, or photos of the signed pages
+
+
+SCAN_DEFAULT_DPI = 300  # a photo's pixels at 300 dpi: an A4-ish page for a phone's 12 megapixels
+SCAN_MIN_DPI = 100  # below, the resolution a file states is a camera's default (72), not a scanner's
+SCAN_MAX_PIXELS = 80_000_000  # per image, checked before any pixel is decoded
+_PDF_MAX_POINTS = 14_400.0  # 200 inches: the largest page a PDF reader accepts
+_JPEG, _PNG = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
+# EXIF orientation → (matrix of the image's unit square on the page, page sides swapped), for an image of w × h
+# points as stored: the JPEG's bytes stay as they are, the page shows it upright.
+_ORIENTATIONS: dict[int, tuple[Callable[[float, float], tuple[float, ...]], bool]] = {
+    1: (lambda w, h: (w, 0, 0, h, 0, 0), False),
+    2: (lambda w, h: (-w, 0, 0, h, w, 0), False),
+    3: (lambda w, h: (-w, 0, 0, -h, w, h), False),
+    4: (lambda w, h: (w, 0, 0, -h, 0, h), False),
+    5: (lambda w, h: (0, -w, -h, 0, h, w), True),
+    6: (lambda w, h: (0, -w, h, 0, 0, w), True),
+    7: (lambda w, h: (0, w, h, 0, 0, 0), True),
+    8: (lambda w, h: (0, w, -h, 0, h, 0), True),
+}
+
+
+@contextmanager
+def paper_scan(uploads: list[Upload]) -> Iterator[tuple[BinaryIO, str]]:
+    """The paper signature's scan as one PDF and its file name: a PDF as it is, or photos of the signed pages
+    (JPEG, PNG), one page each, in the order given.
+
+    A JPEG is embedded as it is (DCTDecode, not encoded again); a PNG's pixels are compressed without loss. A
+    page's size comes from the image's pixels and resolution (SCAN_DEFAULT_DPI when it states none, or a
+    camera's); its EXIF orientation is applied. Raises InvalidInput naming the refused file: not a PDF, JPEG or
+    PNG; several files with a PDF among them; an unreadable or too large image. Temporary files are removed.
+    """
+    if not uploads:
+        raise InvalidInput(message("choisissez le scan du document signé"))
+    settings = get_settings()
+    spooled: list[Spooled] = []
+    try:
+        kinds = []
+        for upload in uploads:
+            item = spool(
+                upload.stream, settings.data_dir / "tmp", expected_sha256=None, max_size=settings.max_upload_bytes
+            )
+            spooled.append(item)
+            kinds.append(_scan_kind(item.path, upload.filename))
+        if kinds == ["pdf"]:
+            with spooled[0].path.open("rb") as handle:
+                yield handle, uploads[0].filename
+            return
+        if "pdf" in kinds:
+            raise InvalidInput(
+                message("déposez soit un seul PDF, soit une ou plusieurs photos JPEG ou PNG, sans les mélanger")
+            )
+        target = settings.data_dir / "tmp" / f"scan-{new_id()}.pdf"
+        spooled.append(Spooled(path=target, sha256="", size=0))
+        _images_to_pdf([(item.path, upload.filename) for item, upload in zip(spooled, uploads, strict=False)], target)
+        with target.open("rb") as handle:
+            yield handle, f"{Path(uploads[0].filename).stem or 'signature-papier'}.pdf"
+    finally:
+        for item in spooled:
+            item.path.unlink(missing_ok=True)
+
+
+def _scan_kind(path: Path, filename: str) -> str:
+    with path.open("rb") as handle:
+        head = handle.read(1024)
+    if b"%PDF-" in head:
+        return "pdf"
+    if head.startswith(_JPEG):
+        return "jpeg"
+    if head.startswith(_PNG):
+        return "png"
+    raise InvalidInput(
+        message(
+            "« %(filename)s » n'est ni un PDF ni une photo JPEG ou PNG : déposez le scan du document signé dans "
+            "l'un de ces formats",
+            filename=filename,
+        )
+    )
+
+
+def _images_to_pdf(images: list[tuple[Path, str]], target: Path) -> None:
+    pdf = pikepdf.new()
+    for path, filename in images:
+        try:
+            with Image.open(path) as image:
+                image_xobject, (width, height), dpi, orientation = _image_xobject(pdf, image, path, filename)
+        except (OSError, ValueError, Image.DecompressionBombError, SyntaxError):
+            raise InvalidInput(
+                message("« %(filename)s » : cette image est illisible ou incomplète", filename=filename)
+            ) from None
+        w, h = width * 72.0 / dpi[0], height * 72.0 / dpi[1]
+        shrink = min(1.0, _PDF_MAX_POINTS / max(w, h))
+        w, h = w * shrink, h * shrink
+        matrix, swapped = _ORIENTATIONS.get(orientation, _ORIENTATIONS[1])
+        page = pdf.add_blank_page(page_size=(h, w) if swapped else (w, h))
+        page.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(Im0=image_xobject))
+        numbers = " ".join(f"{value:.4f}" for value in matrix(w, h))
+        page.Contents = pdf.make_stream(f"q {numbers} cm /Im0 Do Q".encode("ascii"))
+    pdf.save(target)
+
+
+def _image_xobject(
+    pdf: pikepdf.Pdf, image: Image.Image, path: Path, filename: str
+) -> tuple[pikepdf.Stream, tuple[int, int], tuple[float, float], int]:
+    """The image as a PDF image XObject, its pixels, its resolution and the EXIF orientation left to apply."""
+    width, height = image.size
+    if width * height > SCAN_MAX_PIXELS:
+        raise InvalidInput(
+            message(
+                "« %(filename)s » : image trop grande (%(pixels)s millions de pixels, %(max)s au plus)",
+                filename=filename,
+                pixels=width * height // 1_000_000,
+                max=SCAN_MAX_PIXELS // 1_000_000,
+            )
+        )
+    dpi = _scan_dpi(image.info.get("dpi"))
+    if image.format == "JPEG":
+        spaces = {"L": "/DeviceGray", "RGB": "/DeviceRGB", "CMYK": "/DeviceCMYK"}
+        if image.mode not in spaces:
+            raise InvalidInput(
+                message("« %(filename)s » : couleurs de l'image non prises en charge", filename=filename)
+            )
+        fields: dict[str, Any] = {}
+        if image.mode == "CMYK" and "adobe" in image.info:
+            fields["Decode"] = pikepdf.Array([1, 0] * 4)  # Adobe's CMYK JPEGs are stored inverted
+        orientation = int(image.getexif().get(0x0112, 1) or 1)
+        stream = pikepdf.Stream(pdf, path.read_bytes())
+        stream.Filter = pikepdf.Name.DCTDecode  # the JPEG's bytes as they are: decoded by the reader
+        color_space = spaces[image.mode]
+    else:
+        image.load()
+        upright = ImageOps.exif_transpose(image) or image
+        width, height = upright.size
+        if upright.mode in ("1", "L"):
+            pixels = upright.convert("L")
+        elif upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info:
+            rgba = upright.convert("RGBA")
+            pixels = Image.new("RGB", rgba.size, "white")
+            pixels.paste(rgba, mask=rgba.getchannel("A"))  # a transparent background prints white
+        else:
+            pixels = upright.convert("RGB")
+        stream = pikepdf.Stream(pdf, zlib.compress(pixels.tobytes(), 6))
+        stream.Filter = pikepdf.Name.FlateDecode
+        fields, orientation = {}, 1
+        color_space = "/DeviceGray" if pixels.mode == "L" else "/DeviceRGB"
+    stream.Type, stream.Subtype = pikepdf.Name.XObject, pikepdf.Name.Image
+    stream.Width, stream.Height, stream.BitsPerComponent = width, height, 8
+    stream.ColorSpace = pikepdf.Name(color_space)
+    for name, value in fields.items():
+        stream[f"/{name}"] = value
+    return stream, (width, height), dpi, orientation
+
+
+def _scan_dpi(stated: Any) -> tuple[float, float]:
+    """The resolution an image states, each way, if a scanner's; else SCAN_DEFAULT_DPI."""
+    try:
+        x, y = (float(value) for value in stated)
+    except (TypeError, ValueError):
+        return float(SCAN_DEFAULT_DPI), float(SCAN_DEFAULT_DPI)
+    if not (SCAN_MIN_DPI <= x <= 10_000 and SCAN_MIN_DPI <= y <= 10_000):
+        return float(SCAN_DEFAULT_DPI), float(SCAN_DEFAULT_DPI)
+    return x, y

@@ -55,11 +55,14 @@ class Possible:
     annotate: bool = False
     metadata: bool = False
     retry_filing: bool = False  # the GED could not file the signed document: this user may ask it again
+    resume: bool = False  # a rejected folder: a new draft with its documents (service.resume_rejected)
     answers: list[OpinionRequest] = field(default_factory=list)
 
     @property
     def any(self) -> bool:
-        return bool(self.acting or self.undo or self.send or self.withdraw or self.resend_link or self.answers)
+        return bool(
+            self.acting or self.undo or self.send or self.withdraw or self.resend_link or self.answers or self.resume
+        )
 
 
 def possible(db: Session, principal: Principal, folder: Folder, opinions: list[OpinionRequest]) -> Possible:
@@ -89,6 +92,7 @@ def possible(db: Session, principal: Principal, folder: Folder, opinions: list[O
     can.metadata = (creator and folder.status in (service.DRAFT, service.AWAITING)) or can.acting
     can.annotate = service.may_annotate(db, principal, folder)
     can.retry_filing = filing.may_retry(principal, folder)
+    can.resume = service.may_resume(db, principal, folder)
     can.answers = [
         opinion
         for opinion in opinions
@@ -165,6 +169,7 @@ def _render_folder(
     current = folder.steps[folder.current_step] if folder.status == service.IN_PROGRESS else None
     events = service.history(db, principal, folder.id)
     mandatory = list(subtype.mandatory_metadata or []) if subtype else []
+    resumed_from, resumed_in = service.resumptions(db, folder)
     required_now = set(current.mandatory_metadata or []) if current else set(mandatory)
     context = {
         "folder": folder,
@@ -172,6 +177,8 @@ def _render_folder(
         "reading_required": bool(subtype and subtype.reading_required),
         "ged_target": subtype.ged_folder if subtype else None,  # where a failed filing is asked again
         "can": can,
+        "resumed_from": resumed_from,  # the rejected folder this one resumes
+        "resumed_in": resumed_in,  # the new folders that resume this rejected one
         "current": current,
         "desk_names": {desk.id: desk.name for desk in desks},
         "transfer_desks": [(desk.id, desk.name) for desk in desks if not current or desk.id not in current.desk_ids],
@@ -471,24 +478,46 @@ def prepare_card(request: Request, db: DbDep, user: UserDep, form: FormDep, fold
 
 @router.post("/dossiers/{folder_id}/signature-papier", response_class=HTMLResponse)
 def paper_signature(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    """The scan of the signed document: a PDF, or photos of its pages (JPEG, PNG) made into one PDF."""
     scans = files(form, "scan")
     comment = text(form, "commentaire_papier") or None
     if not scans:
         return _missing(
-            request, db, user, folder_id, form, "scan", t(request, "Choisissez le scan du document signé (PDF).")
+            request,
+            db,
+            user,
+            folder_id,
+            form,
+            "scan",
+            t(request, "Choisissez le scan du document signé (PDF), ou les photos de ses pages (JPEG, PNG)."),
         )
-    scan = scans[0]
-    name = display_name(scan.filename or "", "signature-papier.pdf")
-    return _attempt(
-        request,
-        db,
-        user,
-        folder_id,
-        form,
-        "scan",
-        lambda who: signature_acts.paper_signature(db, who, folder_id, scan.file, name, comment),
-        t(request, "Signature papier enregistrée."),
-    )
+    uploads = [
+        service.Upload(scan.file, display_name(scan.filename or "", "signature-papier.pdf"), scan.content_type or "")
+        for scan in scans
+    ]
+
+    def act(who: Principal) -> object:
+        # Refused before any image is decoded when the folder does not wait for this user's paper signature.
+        service.current_for(db, who, folder_id, ("paper_signature",))
+        db.rollback()  # no lock held while the images are read
+        with service.paper_scan(uploads) as (scan, name):
+            return signature_acts.paper_signature(db, who, folder_id, scan, name, comment)
+
+    return _attempt(request, db, user, folder_id, form, "scan", act, t(request, "Signature papier enregistrée."))
+
+
+@router.post("/dossiers/{folder_id}/reprendre", response_class=HTMLResponse)
+def resume(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
+    """« Reprendre dans un nouveau dossier »: the new draft's page, to correct it and send it."""
+    principal = parapheur_user(user)
+    service.folder_for(db, principal, folder_id)  # a folder this user may not see: the 404 page, nothing else
+    try:
+        folder = service.resume_rejected(db, principal, folder_id)
+    except SocleError as exc:
+        db.rollback()
+        return _render_folder(request, db, user, folder_id, errors={"form": exc.detail}, status=exc.status)
+    done = t(request, "Nouveau dossier créé en brouillon avec les mêmes documents : corrigez-le, puis envoyez-le.")
+    return redirect(f"/dossiers/{folder.id}", db=db, user=user, message=done)
 
 
 @router.post("/dossiers/{folder_id}/envoyer", response_class=HTMLResponse)

@@ -120,12 +120,16 @@ def _write_atomically(path: Path, data: bytes) -> None:
 def page_png(
     request: Request, db: DbDep, user: UserDep, folder_id: str, document_id: str, page: int, v: str = ""
 ) -> Response:
-    """One page image. Seeing the document counts as reading it (lecture obligatoire), as a download does."""
+    """One page image. The LAST page's image counts as reading the document (lecture obligatoire), as a download
+    does: the reader was shown it all. Other pages do not: images load as they come near the screen, and the first
+    ones load with the page, unread."""
     principal = parapheur_user(user)
-    document = service.open_document(db, principal, folder_id, document_id)
+    document = service.open_document(db, principal, folder_id, document_id, read=False)
     if not is_pdf(document):
         raise NotFound("ce document n'a pas d'aperçu en images")
     image = page_image(document.current_key, page)
+    if page == page_count(document.current_key):
+        service.record_read(db, principal, document)
     # The URL names the document's digest (v): the same URL always shows the same image, cached for long.
     fresh = len(v) >= VERSION_CHARS and document.current_key.startswith(v)
     headers = {"Cache-Control": _IMMUTABLE if fresh else "no-store"}
