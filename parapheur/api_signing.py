@@ -57,17 +57,29 @@ def finish_signature(principal: PrincipalDep, session: SessionDep, folder_id: st
     return FolderOut.of(signature_acts.finish(session, principal, folder_id, body.id, value))
 
 
-@signatures.post("/{folder_id}/paper-signature", response_model=FolderOut, summary="Signature papier (scan PDF)")
+@signatures.post(
+    "/{folder_id}/paper-signature", response_model=FolderOut, summary="Signature papier (scan PDF ou photos)"
+)
 def paper_signature(
     principal: PrincipalDep,
     session: SessionDep,
     folder_id: str,
-    file: Annotated[UploadFile, File(description="Le scan du document signé à la main (PDF)")],
+    file: Annotated[
+        list[UploadFile],
+        File(description="Le scan du document signé à la main (un PDF), ou les photos de ses pages (JPEG, PNG)"),
+    ],
     comment: Annotated[str | None, Form(max_length=2000)] = None,
     desk_id: Annotated[str | None, Form(max_length=36)] = None,
 ) -> FolderOut:
-    filename = display_name(file.filename or "", "signature-papier.pdf")
-    folder = signature_acts.paper_signature(session, principal, folder_id, file.file, filename, comment, desk_id)
+    uploads = [
+        service.Upload(part.file, display_name(part.filename or "", "signature-papier.pdf"), part.content_type or "")
+        for part in file
+    ]
+    # Refused before any image is decoded when the folder does not wait for this user's paper signature.
+    service.current_for(session, principal, folder_id, ("paper_signature",), desk_id)
+    session.rollback()  # no lock held while the images are read
+    with service.paper_scan(uploads) as (scan, name):
+        folder = signature_acts.paper_signature(session, principal, folder_id, scan, name, comment, desk_id)
     return FolderOut.of(folder)
 
 

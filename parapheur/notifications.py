@@ -56,6 +56,17 @@ _DUE_LABELS = {
 }
 
 
+# What a « à traiter » notice says the folder waits for, by the step's kind (a notice queued before the kind was
+# carried says « votre visa ou votre signature »).
+_AWAITED = {
+    "visa": "votre visa",
+    "signature": "votre signature",
+    "seal": "le cachet de la collectivité",
+    "reading": "votre lecture",
+    "paper_signature": "votre signature sur papier",
+}
+
+
 @dataclass(frozen=True)
 class Notice:
     """Something that happened to a folder and that a person should hear about."""
@@ -73,6 +84,7 @@ class Notice:
     delegated: bool = False  # sent to a delegate desk, in the absence of the desk ``desk_name``
     tenant_name: str | None = None  # the collectivité, named to an external signer who does not know the kit
     link_expires_at: datetime | None = None  # until when an external signer's one-time link opens
+    step_kind: str | None = None  # the awaited step's kind (visa, signature…), for « à traiter »
 
 
 @dataclass(frozen=True)
@@ -173,7 +185,8 @@ def _compose(notice: Notice, zone: tzinfo) -> tuple[str, _Body]:
     match notice.kind:
         case "to_act":
             subject = f"Dossier à traiter : {title}"
-            paragraphs = [f"Le dossier {quoted} attend votre visa ou votre signature{desk}."]
+            awaited = _AWAITED.get(notice.step_kind or "", "votre visa ou votre signature")
+            paragraphs = [f"Le dossier {quoted} attend {awaited}{desk}."]
             if notice.delegated:
                 absent = f"du bureau « {notice.desk_name} »" if notice.desk_name else "d'un autre bureau"
                 paragraphs.append(f"Vous le recevez par délégation, en l'absence {absent}.")

@@ -102,10 +102,11 @@ def payload(
     delegated: bool = False,
     tenant_name: str | None = None,
     link_expires_at: datetime | None = None,
+    step_kind: str | None = None,
 ) -> dict[str, Any]:
     """A notice as JSON (job argument, PendingNotice.payload); ``secret_link`` is stored encrypted.
 
-    The last three are written only when given: a payload queued before they existed reads the same.
+    The last four are written only when given: a payload queued before they existed reads the same.
     """
     data: dict[str, Any] = {
         "kind": kind,
@@ -125,6 +126,8 @@ def payload(
         data["tenant_name"] = tenant_name
     if link_expires_at is not None:
         data["link_expires_at"] = link_expires_at.isoformat()
+    if step_kind is not None:
+        data["step_kind"] = step_kind
     if secret_link is not None:
         data["link"] = None
         data["sealed_link"] = secrets.encrypt(secret_link.encode()).decode("ascii")
@@ -152,6 +155,7 @@ def notice_of(data: dict[str, Any]) -> Notice:
         delegated=bool(data.get("delegated")),
         tenant_name=data.get("tenant_name"),
         link_expires_at=datetime.fromisoformat(data["link_expires_at"]) if data.get("link_expires_at") else None,
+        step_kind=data.get("step_kind"),
     )
 
 
@@ -246,13 +250,13 @@ def to_act(session: Session, folder: Folder, step: Step) -> None:
     names = desk_names(session, step.desk_ids)
     started = (step.started_at or utcnow()).isoformat()
     for desk_id in step.desk_ids:
-        data = payload("to_act", folder, desk_name=names.get(desk_id))
+        data = payload("to_act", folder, desk_name=names.get(desk_id), step_kind=step.kind)
         key = f"to_act:{step.id}:{started}:{desk_id}"
         deliver(session, folder.tenant_id, members(session, [desk_id]), data, key)
         substitutes = delegate_desks(session, folder, [desk_id])
         if substitutes:
             # The delegate hears it too, told whom it replaces (a sentence of its own, not a quoted comment).
-            data = payload("to_act", folder, desk_name=names.get(desk_id), delegated=True)
+            data = payload("to_act", folder, desk_name=names.get(desk_id), delegated=True, step_kind=step.kind)
             deliver(session, folder.tenant_id, members(session, substitutes), data, f"{key}:delegation")
 
 

@@ -82,3 +82,14 @@ def test_a_digest_line_says_by_delegation_without_nested_quotes() -> None:
     assert "« Arrêté d'alignement » — bureau « Maire » (par délégation)" in mail.text
     assert mail.html is not None
     assert quote_depth(mail.text) == 1 and quote_depth(mail.html) == 1
+
+
+def test_the_mail_to_act_names_what_the_step_awaits(kit: Kit, mailbox: SmtpServer) -> None:
+    """« attend votre signature » for a signature step, not « votre visa ou votre signature »."""
+    set_email(kit, "maire", "maire@mairie.test")
+    setup = Standard(kit)
+    sent_folder(kit, setup.sign_only, title="Arrêté d'alignement")
+    run_jobs()
+    [received] = [m for m in mailbox.messages if "maire@mairie.test" in m.rcpt_tos]
+    text, _ = _parts(received.message)
+    assert "attend votre signature sur le bureau « Maire »." in text and "visa" not in text, text

@@ -134,3 +134,24 @@ def test_paper_signature_with_photos_from_the_folders_page(app: Any, kit: Kit) -
     assert scan["filename"] == "IMG_1.pdf" and scan["media_type"] == "application/pdf"
     content = kit["agent"].get(f"/parapheur/folders/{folder['id']}/documents/{scan['id']}").content
     assert len(pikepdf.open(io.BytesIO(content)).pages) == 2
+
+
+def test_paper_signature_with_photos_through_the_api(kit: Kit) -> None:
+    """The API's paper signature takes the same photos as the page: one page per image, in the order sent."""
+    Standard(kit)
+    secretariat = desk(kit, "Accueil", ["agent"])
+    paper = typology(kit, [{"kind": "paper_signature", "desk_ids": [secretariat]}], name="Convention")
+    folder = sent_folder(kit, paper)
+    url = f"/parapheur/folders/{folder['id']}/paper-signature"
+    wrong = kit["agent"].post(url, files={"file": ("scan.txt", b"texte", "text/plain")})
+    assert wrong.status_code == 422 and "n'est ni un PDF ni une photo JPEG ou PNG" in wrong.json()["detail"]
+    photos = [
+        ("file", ("IMG_1.jpg", _photo(orientation=6), "image/jpeg")),
+        ("file", ("IMG_2.jpg", _photo(), "image/jpeg")),
+    ]
+    done = kit["agent"].post(url, files=photos)
+    assert done.status_code == 200, done.text
+    assert done.json()["status"] == "completed"
+    scan = next(document for document in done.json()["documents"] if document["role"] == "scan")
+    content = kit["agent"].get(f"/parapheur/folders/{folder['id']}/documents/{scan['id']}").content
+    assert len(pikepdf.open(io.BytesIO(content)).pages) == 2

@@ -110,6 +110,7 @@ _CALLS: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/folders/{folder_id}/signature/prepare"): {"json": {"certificate": _B64}},
     ("post", "/folders/{folder_id}/signature/finish"): {"json": {"id": "{opinion_id}", "signature": _B64}},
     ("post", "/folders/{folder_id}/paper-signature"): {"files": {"file": ("scan.pdf", b"%PDF-1.4", "application/pdf")}},
+    ("post", "/folders/{folder_id}/copy"): {},
     ("get", "/folders/{folder_id}/documents/{document_id}/signature"): {},
     ("get", "/folders/{folder_id}/bordereau"): {},
     ("get", "/bulk/{operation_id}"): {},
