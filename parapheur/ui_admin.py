@@ -365,6 +365,7 @@ def create_delegation(request: Request, db: DbDep, user: UserDep, form: FormDep)
 @router.post("/bureau/delegations/{delegation_id}/suppression", response_class=HTMLResponse)
 def delete_delegation(request: Request, db: DbDep, user: UserDep, form: FormDep, delegation_id: str) -> Response:
     base = _delegation_base(request)
+    _delegating_desks(db, user)  # someone who may end no delegation is refused as on the page, before any lookup
     config.delete_delegation(db, user.principal, delegation_id)  # its desk's members or an administrator
     back = text(form, "suivant")
     # Back to the desk's page or the list it was deleted from: a path of this site, within these pages.
