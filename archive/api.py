@@ -430,6 +430,12 @@ def download_profile(principal: PrincipalDep, session: SessionDep, name: str) ->
     return object_response(profile.object_key, f"{profile.name}.rng", "application/xml")
 
 
+@profile_routes.delete("/{name}", status_code=204, summary="Supprimer un profil d'archivage (archiviste)")
+def delete_profile(principal: PrincipalDep, session: SessionDep, name: str) -> Response:
+    profiles.delete_profile(session, principal, name)
+    return Response(status_code=204)
+
+
 @referential_routes.get("", response_model=ReferentialOut, summary="Consulter le référentiel de la collectivité")
 def get_referential(principal: PrincipalDep, session: SessionDep) -> ReferentialOut:
     found = referential.get_referential(session, principal.tenant_id)
@@ -443,6 +449,14 @@ def get_referential(principal: PrincipalDep, session: SessionDep) -> Referential
 )
 def set_referential(principal: PrincipalDep, session: SessionDep, body: ReferentialIn) -> ReferentialOut:
     return ReferentialOut.of(referential.set_referential(session, principal, body))
+
+
+@referential_routes.delete(
+    "", status_code=204, summary="Supprimer le référentiel : règles non contrôlées, SHA-512 seul accepté (archiviste)"
+)
+def delete_referential(principal: PrincipalDep, session: SessionDep) -> Response:
+    referential.delete_referential(session, principal)
+    return Response(status_code=204)
 
 
 _MAPPING_SCHEMA = MappingIn.model_json_schema()

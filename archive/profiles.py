@@ -17,14 +17,15 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive.models import ArchivalProfile
+from archive.models import ArchivalProfile, Transfer
 from archive.schemas import MAX_IDENTIFIER_LENGTH, sae_token
 from archive.seda import version_of_namespace
+from archive.statuses import BUILT, INVALID, REQUESTED, UNVALIDATED
 from archive.validation import ValidationIssue, element_path
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import InvalidInput, NotFound, message
+from socle.errors import Conflict, InvalidInput, NotFound, message
 from socle.storage import get_store
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "NAME_PATTERN",
     "ProfileError",
     "compile_profile",
+    "delete_profile",
     "get_profile",
     "list_profiles",
     "load_profile",
@@ -274,6 +276,51 @@ def get_profile(session: Session, tenant_id: str, name: str) -> ArchivalProfile:
     if profile is None:
         raise NotFound(message("profil d'archivage « %(name)s » introuvable", name=name))
     return profile
+
+
+# The states of a transfer whose package may still be built or validated against its profile.
+_NEEDING_PROFILE = (REQUESTED, BUILT, INVALID, UNVALIDATED)
+
+
+def delete_profile(session: Session, principal: Principal, name: str) -> None:
+    """Remove the tenant's profile ``name`` (archiviste). Raises NotFound; Conflict while a transfer not yet
+    sent still needs it (its build or its revalidation would fail for want of it)."""
+    principal.require(Role.ARCHIVISTE)
+    profile = get_profile(session, principal.tenant_id, name)
+    waiting = session.execute(
+        select(Transfer.message_identifier)
+        .where(
+            Transfer.tenant_id == principal.tenant_id,
+            Transfer.profile == name,
+            Transfer.status.in_(_NEEDING_PROFILE),
+        )
+        .order_by(Transfer.created_at)
+        .limit(3)
+    ).scalars()
+    found = list(waiting)
+    if found:
+        raise Conflict(
+            message(
+                "le profil « %(name)s » est celui de versements pas encore envoyés (%(transfers)s) : "
+                "envoyez-les ou abandonnez-les avant de le supprimer",
+                name=name,
+                transfers=", ".join(found),
+            )
+        )
+    details = {"name": name, "identifier": profile.identifier, "sha256": profile.object_key}
+    profile_id = profile.id
+    session.delete(profile)
+    session.flush()
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action="archive.profile.deleted",
+        object_type="archival_profile",
+        object_id=profile_id,
+        details=details,
+    )
+    session.commit()
 
 
 def list_profiles(session: Session, tenant_id: str) -> list[ArchivalProfile]:

@@ -15,9 +15,9 @@ from archive.schemas import ReferentialIn
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
-from socle.errors import InvalidInput, message
+from socle.errors import InvalidInput, NotFound, message
 
-__all__ = ["business_rules", "get_referential", "set_referential"]
+__all__ = ["business_rules", "delete_referential", "get_referential", "set_referential"]
 
 
 def get_referential(session: Session, tenant_id: str) -> Referential | None:
@@ -54,6 +54,31 @@ def set_referential(session: Session, principal: Principal, body: ReferentialIn)
     )
     session.commit()
     return referential
+
+
+def delete_referential(session: Session, principal: Principal) -> None:
+    """Remove the tenant's referential (archiviste): rules are no longer checked, SHA-512 alone is accepted.
+    Raises NotFound when there is none."""
+    principal.require(Role.ARCHIVISTE)
+    referential = session.get(Referential, principal.tenant_id, with_for_update=True)
+    if referential is None:
+        raise NotFound(message("aucun référentiel n'est chargé pour cette collectivité"))
+    details = {
+        "rules": sorted(rule["id"] for rule in referential.rules),
+        "digest_algorithms": list(referential.digest_algorithms),
+    }
+    session.delete(referential)
+    session.flush()
+    audit.record(
+        session,
+        tenant_id=principal.tenant_id,
+        actor=principal.actor,
+        action="archive.referential.deleted",
+        object_type="referential",
+        object_id=principal.tenant_id,
+        details=details,
+    )
+    session.commit()
 
 
 def business_rules(session: Session, tenant_id: str) -> BusinessRules:

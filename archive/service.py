@@ -6,9 +6,10 @@ import re
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -286,7 +287,7 @@ def _transfer_spec(
         units = tuple(m.unit for m in mapped)
         if len(units) > 1:
             title = transfer.comment or "Versement"
-            units = (seda.ArchiveUnitSpec(title=title, description_level="RecordGrp", children=units),)
+            units = (grouping_unit(title, "RecordGrp", units),)
     tenant = transfer.transferring_agency
     return seda.TransferSpec(
         message_identifier=transfer.message_identifier,
@@ -359,12 +360,37 @@ class _FolderNode:
     """A folder of the plan in the package: a unit, its documents' units, then its subfolders' units."""
 
     title: str
+    code: str | None = (
+        None  # the folder's cote in the plan (« 1D2 »), written as OriginatingAgencyArchiveUnitIdentifier
+    )
     items: list[seda.ArchiveUnitSpec] = field(default_factory=list)
     children: dict[str, _FolderNode] = field(default_factory=dict)
 
     def unit(self, level: str) -> seda.ArchiveUnitSpec:
         children = [*self.items, *(node.unit("SubGrp") for node in self.children.values())]
-        return seda.ArchiveUnitSpec(title=self.title, description_level=level, children=tuple(children))
+        return grouping_unit(self.title, level, children, code=self.code)
+
+
+def grouping_unit(
+    title: str, level: str, children: Sequence[seda.ArchiveUnitSpec], *, code: str | None = None
+) -> seda.ArchiveUnitSpec:
+    """A unit that groups others (a folder of the plan, a transfer of several documents): its StartDate and
+    EndDate are the earliest and latest dates of its children, when any is known."""
+    dates = sorted(
+        _day(moment) for child in children for moment in (child.start_date, child.end_date) if moment is not None
+    )
+    return seda.ArchiveUnitSpec(
+        title=title,
+        description_level=level,
+        originating_agency_archive_unit_identifier=code or None,
+        start_date=dates[0] if dates else None,
+        end_date=dates[-1] if dates else None,
+        children=tuple(children),
+    )
+
+
+def _day(moment: date) -> date:
+    return moment.date() if isinstance(moment, datetime) else moment
 
 
 def _folder_units(
@@ -378,17 +404,20 @@ def _folder_units(
         start = next((index for index, folder in enumerate(path) if folder["id"] == folder_id), None)
         below = path[start:] if start is not None else []
         if root is None:
-            root = _FolderNode(_folder_title(below[0]) if below else "Dossier versé")
+            root = _folder_node(below[0]) if below else _FolderNode("Dossier versé")
         node = root
         for folder in below[1:]:
-            node = node.children.setdefault(folder["id"], _FolderNode(_folder_title(folder)))
+            node = node.children.setdefault(folder["id"], _folder_node(folder))
         node.items.append(unit)
     assert root is not None  # documents is never empty here (checked by build_package)
     return (root.unit("RecordGrp"),)
 
 
-def _folder_title(folder: dict[str, Any]) -> str:
-    return f"{folder['code']} {folder['name']}" if folder.get("code") else str(folder["name"])
+def _folder_node(folder: dict[str, Any]) -> _FolderNode:
+    """A folder as the GED exported it: its name is the unit's Title, its cote (``code``) an identifier of its
+    own rather than glued to the title."""
+    code = str(folder.get("code") or "").strip()
+    return _FolderNode(str(folder["name"]), code or None)
 
 
 def document_units(units: tuple[seda.ArchiveUnitSpec, ...]) -> dict[str, str]:

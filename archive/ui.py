@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 
-from archive import ui_inspection, ui_mappings, ui_transfers
+from archive import ui_inspection, ui_mappings, ui_referentials, ui_transfers
 from archive.models import Transfer
 from archive.ui_shared import GROUPS, group_condition, require_archivist, transfer_rows
 from socle.ui import rendering
@@ -51,3 +51,4 @@ def home(request: Request, db: DbDep, user: UserDep) -> Response:
 router.include_router(ui_transfers.router)
 router.include_router(ui_inspection.router)
 router.include_router(ui_mappings.router)
+router.include_router(ui_referentials.router)

@@ -15,6 +15,7 @@ from starlette.datastructures import FormData
 
 from archive import profiles, service
 from archive.models import Transfer
+from archive.package_titles import PackageTitles, package_titles
 from archive.schemas import SendIn, TransferIn
 from archive.statuses import (
     ABANDONABLE,
@@ -393,6 +394,8 @@ def _detail_page(
     status: int = 200,
 ) -> Response:
     kind = selection_kind(transfer)
+    # The documents' titles as the package describes them (the GED's export, as built): the GED is not asked.
+    titles = package_titles(transfer.sip_key)
     context = {
         "transfer": transfer,
         "status_name": STATUS_NAMES.get(transfer.status, transfer.status),
@@ -401,8 +404,11 @@ def _detail_page(
         "folder_id": (transfer.selection or {}).get("folder_id"),
         "steps": steps(transfer),
         "report": report_view(transfer.validation),
-        "documents": (transfer.document_ids or [])[:SHOWN_ROWS],
-        "units": _units_view(transfer),
+        "documents": [
+            {"id": document_id, "title": titles.documents.get(document_id)}
+            for document_id in (transfer.document_ids or [])[:SHOWN_ROWS]
+        ],
+        "units": _units_view(transfer, titles),
         "sae_messages": transfer.messages,
         "can_send": transfer.status in SENDABLE and transfer.sip_key is not None,
         "sendable": transfer.status in SENDABLE,
@@ -592,13 +598,14 @@ def _without_location(message: str, line: Any, path: str) -> str:
     return message[:1].upper() + message[1:]
 
 
-def _units_view(transfer: Transfer) -> list[dict[str, Any]]:
-    """Each unit the archival system identified, with the GED document it holds when known."""
+def _units_view(transfer: Transfer, titles: PackageTitles) -> list[dict[str, Any]]:
+    """Each unit the archival system identified, with its title and the GED document it holds when known."""
     units = (transfer.sae_identifiers or {}).get("units") or {}
     documents = {unit: document for document, unit in (transfer.document_units or {}).items()}
     return [
         {
             "unit": unit_id,
+            "title": titles.units.get(unit_id),
             "document": documents.get(unit_id),
             "system_ids": ", ".join(found.get("system_ids") or []),
             "archival_ids": ", ".join(found.get("archival_agency_identifiers") or []),

@@ -38,7 +38,7 @@ def test_folder_transfer_accepted_marks_each_document_with_its_own_nested_unit(k
     assert sorted(built["document_ids"]) == sorted(documents.values())
     manifest = Manifest(manifest_of(kit, built), "2.2")
     [root] = manifest.roots()
-    assert manifest.title(root) == "2T Urbanisme"
+    assert manifest.title(root) == "Urbanisme"  # its cote « 2T » apart, as OriginatingAgencyArchiveUnitIdentifier
     # The unit of each document, read in the manifest itself (its OriginatingAgencyArchiveUnitIdentifier).
     unit_of = {name: str(manifest.unit_of(document_id).get("id")) for name, document_id in documents.items()}
     subfolders = {manifest.title(unit): unit for unit in manifest.children(root) if manifest.children(unit)}

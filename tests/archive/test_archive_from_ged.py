@@ -192,7 +192,8 @@ def test_folder_transfer_nests_the_plan_and_maps_the_metadata(
 
     manifest = Manifest(data, version)
     [root] = manifest.roots()
-    assert manifest.title(root) == "1D Conseil municipal"
+    assert manifest.title(root) == "Conseil municipal"  # the cote apart, as an identifier
+    assert manifest.text(root, "s:Content/s:OriginatingAgencyArchiveUnitIdentifier") == "1D"
     assert manifest.text(root, "s:Content/s:DescriptionLevel") == "RecordGrp"
     top, year = manifest.children(root)
     assert manifest.title(top) == "Règlement intérieur"
