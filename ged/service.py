@@ -195,8 +195,9 @@ def update_metadata(session: Session, principal: Principal, document_id: str, pa
     :raises InvalidInput: nothing to change, a field value; Conflict: held…; NotFound, Forbidden: rights.
     """
     document = read_document(session, principal, document_id, for_update=True)  # rights before the trash
-    check_writable(session, principal, document)
     changes = patch.model_dump(exclude_unset=True, exclude={"comment"})
+    # A folder change alone is a filing, allowed on an archived document as through PUT …/folder.
+    check_writable(session, principal, document, filing=set(changes) == {"folder_id"})
     if not changes:
         raise InvalidInput(message("aucune modification demandée"))
     moved = "folder_id" in changes

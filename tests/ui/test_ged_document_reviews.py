@@ -111,6 +111,11 @@ def test_an_archived_document_is_frozen(app: Any, kit: Kit) -> None:
         assert "archivé au système d'archivage (SAE-42)" in answer.json()["detail"]
     assert agent.get(f"/ged/documents/{document_id}").json()["current_version"] == 1
     assert agent.put(f"/ged/documents/{document_id}/folder", json={"folder_id": folder_id}).status_code == 200
+    # Filing through the metadata route too, when the folder is all it changes; not with anything else.
+    refiled = agent.patch(f"/ged/documents/{document_id}", json={"folder_id": None})
+    assert refiled.status_code == 200 and refiled.json()["folder_id"] is None, refiled.text
+    mixed = agent.patch(f"/ged/documents/{document_id}", json={"folder_id": folder_id, "title": "Autre"})
+    assert mixed.status_code == 409, mixed.text
 
     client = sign_in(app, kit, "agent")
     page_url = f"/documents/{document_id}"
