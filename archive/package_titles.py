@@ -26,6 +26,19 @@ MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 CHUNK = 256 * 1024
 _LOCAL_HEADER = struct.Struct("<4sHHHHHIIIHH")
 _ZIP64_EXTRA = 0x0001
+# What the titles are read from (Content), and what is forgotten once read: everything else the manifest holds
+# per document (its object group, its objects, its unit) is inside these.
+_STREAMED = tuple(
+    "{*}" + local
+    for local in (
+        "Content",
+        "ArchiveUnit",
+        "DataObjectGroup",
+        "BinaryDataObject",
+        "PhysicalDataObject",
+        "DescriptiveMetadata",
+    )
+)
 
 
 @dataclass
@@ -42,13 +55,19 @@ def package_titles(sip_key: str | None) -> PackageTitles:
     if sip_key is None:
         return found
     parser = etree.XMLPullParser(
-        events=("end",), tag="{*}Content", resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+        events=("end",),
+        tag=_STREAMED,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
     )
     try:
         with get_store().open(sip_key) as stream:
             for chunk in _manifest_chunks(stream):
                 parser.feed(chunk)
-                _collect(parser, found)
+                if _collect(parser, found):
+                    return found  # the units are all described: what follows has no title
         parser.close()
         _collect(parser, found)
     except (SocleError, OSError, ValueError, zlib.error, etree.XMLSyntaxError, LookupError):
@@ -56,18 +75,34 @@ def package_titles(sip_key: str | None) -> PackageTitles:
     return found
 
 
-def _collect(parser: etree.XMLPullParser, found: PackageTitles) -> None:
-    for _event, content in parser.read_events():
-        unit = content.getparent()
-        title = (content.findtext("{*}Title") or "").strip()
-        if unit is not None and title:
-            if unit.get("id"):
-                found.units[str(unit.get("id"))] = title
-            # A document's unit carries its GED id (a folder's, its cote: never a document's id).
-            identifier = (content.findtext("{*}OriginatingAgencyArchiveUnitIdentifier") or "").strip()
-            if identifier:
-                found.documents.setdefault(identifier, title)
-        content.clear()  # the rest of the unit (its children) comes after: only Content is dropped
+def _collect(parser: etree.XMLPullParser, found: PackageTitles) -> bool:
+    """Read the parsed elements' titles, then forget them; True once DescriptiveMetadata has ended.
+
+    The manifest is read in a stream, as archive.checks.check_manifest_file does: each unit's Content, each unit
+    and each object, once ended, is cleared and its earlier siblings deleted, so the tree keeps only the path to
+    the element being read (a 55 MB manifest kept whole took 131 MiB per page view)."""
+    for _event, element in parser.read_events():
+        local = etree.QName(element).localname
+        if local == "DescriptiveMetadata":
+            return True
+        if local == "Content":
+            _read_content(element, found)
+        element.clear()
+        while element.getprevious() is not None:  # the siblings before it, already read
+            del element.getparent()[0]
+    return False
+
+
+def _read_content(content: etree._Element, found: PackageTitles) -> None:
+    unit = content.getparent()
+    title = (content.findtext("{*}Title") or "").strip()
+    if unit is not None and title:
+        if unit.get("id"):
+            found.units[str(unit.get("id"))] = title
+        # A document's unit carries its GED id (a folder's, its cote: never a document's id).
+        identifier = (content.findtext("{*}OriginatingAgencyArchiveUnitIdentifier") or "").strip()
+        if identifier:
+            found.documents.setdefault(identifier, title)
 
 
 def _manifest_chunks(stream: BinaryIO) -> Iterator[bytes]:

@@ -225,7 +225,8 @@ def upload_profile(
     principal.require(Role.ARCHIVISTE)
     if not NAME_PATTERN.match(name):
         raise InvalidInput(
-            message("nom de profil invalide : lettres, chiffres, « . », « _ » et « - », 100 caractères au plus")
+            message("nom de profil invalide : lettres, chiffres, « . », « _ » et « - », 100 caractères au plus"),
+            field="name",
         )
     given = sae_identifier(identifier) if identifier is not None else None
     compile_profile(data)  # refused before anything is stored
@@ -261,7 +262,8 @@ def sae_identifier(value: str) -> str:
             message(
                 "identifiant du profil invalide : de 1 à %(max_length)s caractères, sans caractère de contrôle",
                 max_length=MAX_IDENTIFIER_LENGTH,
-            )
+            ),
+            field="identifier",
         ) from None
 
 

@@ -81,10 +81,10 @@ def upload_profile(request: Request, db: DbDep, user: UserDep, form: FormDep) ->
         profile = profiles.upload_profile(db, user.principal, values["name"], uploaded[1], values["identifier"] or None)
     except InvalidInput as exc:
         db.rollback()
-        text = error_text(request, exc)
-        field = "name" if exc.detail.startswith("nom de profil") else "file"
-        field = "identifier" if exc.detail.startswith("identifiant du profil") else field
-        return _profiles_page(request, db, user, values, {field: text[:1].upper() + text[1:]}, status=422)
+        # The domain names the typed field it refuses (name, identifier); anything else is about the file.
+        field = exc.extra.get("field")
+        field = field if field in ("name", "identifier") else "file"
+        return _profiles_page(request, db, user, values, {field: _capitalized(error_text(request, exc))}, status=422)
     message = t(request, "Profil « %(name)s » enregistré.", name=profile.name)
     return redirect(PROFILES, db=db, user=user, message=message)
 

@@ -13,6 +13,7 @@ from lxml import etree
 
 from archive import packaging, profiles, seda
 from archive.seda import NAMESPACES
+from socle.errors import InvalidInput
 
 from conftest import Kit, assert_problem, make_pdf, run_jobs, socle_command, upload_document
 
@@ -183,7 +184,17 @@ def test_unusable_profiles_are_refused_in_french(kit: Kit, data: bytes, expected
 
 def test_upload_rules(kit: Kit) -> None:
     assert_problem(upload(kit, "deliberations", PROFILE, user="agent"), 403)
-    assert_problem(upload(kit, "nom invalide!", PROFILE), 422)
+    # The refused field is named (the screens show the message next to it).
+    assert assert_problem(upload(kit, "nom invalide!", PROFILE), 422)["field"] == "name"
+    refused = kit["archiviste"].put(
+        "/archive/profiles/deliberations",
+        params={"identifier": "PR\x01"},
+        files={"file": ("profil.rng", PROFILE, "application/xml")},
+    )
+    assert assert_problem(refused, 422)["field"] == "identifier"
+    with pytest.raises(InvalidInput) as raised:
+        profiles.sae_identifier("x" * (profiles.MAX_IDENTIFIER_LENGTH + 1))
+    assert raised.value.extra == {"field": "identifier"}
     too_big = PROFILE + b"<!--" + b"x" * profiles.MAX_PROFILE_BYTES + b"-->"
     assert_problem(upload(kit, "gros", too_big), 413)
     assert kit["archiviste"].get("/archive/profiles").json() == []

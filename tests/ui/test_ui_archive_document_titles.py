@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
+from lxml import etree
 from test_ui_archive_transfers import (
     api_transfer,
     ask_transfer,
@@ -94,3 +96,57 @@ def test_titles_are_read_from_the_manifest_entry_alone_whatever_its_compression(
     # Not a package as socle builds them (the manifest behind a content file), or no package: no title, no error.
     assert package_titles(stored(zipfile.ZIP_DEFLATED, first="content/a.pdf")).units == {}
     assert package_titles("0" * 64).units == {} and package_titles(None).documents == {}
+
+
+def test_titles_are_read_in_a_stream_that_forgets_each_document_once_read(kit: Kit, monkeypatch: Any) -> None:
+    """The manifest is never held whole: after each chunk, the tree keeps a few elements, not one per document
+    (a 55 MB manifest kept whole took 131 MiB per view); what follows the units is not read."""
+    count = 10_000
+    groups = "".join(
+        f'<DataObjectGroup id="GO{i}"><BinaryDataObject id="BO{i}"><DataObjectVersion>BinaryMaster_1'
+        f"</DataObjectVersion><Uri>content/{i}.pdf</Uri><Size>12</Size></BinaryDataObject></DataObjectGroup>"
+        for i in range(count)
+    )
+    units = "".join(
+        f'<ArchiveUnit id="AU{i}"><Management/><Content><DescriptionLevel>Item</DescriptionLevel>'
+        f"<Title>Délibération n° {i}</Title><OriginatingAgencyArchiveUnitIdentifier>doc-{i}"
+        f"</OriginatingAgencyArchiveUnitIdentifier></Content><DataObjectReference><DataObjectGroupReferenceId>"
+        f"GO{i}</DataObjectGroupReferenceId></DataObjectReference></ArchiveUnit>"
+        for i in range(count)
+    )
+    trailer = "<ManagementMetadata>" + "<!--" + "x" * 2_000_000 + "-->" + "</ManagementMetadata>"
+    manifest = (
+        '<ArchiveTransfer xmlns="fr:gouv:culture:archivesdefrance:seda:v2.2"><DataObjectPackage>'
+        f'{groups}<DescriptiveMetadata><ArchiveUnit id="AU"><Content><Title>Conseil</Title></Content>{units}'
+        f"</ArchiveUnit></DescriptiveMetadata>{trailer}</DataObjectPackage></ArchiveTransfer>"
+    ).encode()
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w", zipfile.ZIP_DEFLATED) as package:
+        package.writestr("manifest.xml", manifest)
+    data.seek(0)
+    key = get_store().put(data).key
+
+    kept: list[int] = []  # the elements the tree holds after each chunk is read
+    fed: list[int] = []
+
+    class Observed(etree.XMLPullParser):  # the real parser, observed
+        root: etree._Element | None = None
+
+        def feed(self, data: bytes) -> None:
+            fed.append(len(data))
+            super().feed(data)
+
+        def read_events(self) -> Iterator[tuple[str, etree._Element]]:
+            for event in super().read_events():
+                if self.root is None:
+                    self.root = event[1].getroottree().getroot()
+                yield event
+            if self.root is not None:
+                kept.append(sum(1 for _ in self.root.iter()))
+
+    monkeypatch.setattr(etree, "XMLPullParser", Observed)
+    titles = package_titles(key)
+    assert len(titles.documents) == count and titles.documents["doc-9999"] == "Délibération n° 9999"
+    assert len(titles.units) == count + 1 and titles.units["AU"] == "Conseil"
+    assert len(kept) > 5 and max(kept) < 50  # one document alone is 13 elements
+    assert sum(fed) < len(manifest) - 1_000_000  # the trailer after the units is not read

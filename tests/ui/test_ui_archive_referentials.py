@@ -89,6 +89,9 @@ def test_a_profile_is_refused_with_the_api_s_french_errors_next_to_its_field(app
     assert refused.status_code == 422 and "DTD" in refused.text
     named = send_file(client, PROFILES, PROFILES, "p.rng", profile_text(), name="../etc")
     assert named.status_code == 422 and 'id="name-erreur"' in named.text and "Nom de profil invalide" in named.text
+    identified = send_file(client, PROFILES, PROFILES, "p.rng", profile_text(), name="p", identifier="P" * 150)
+    assert identified.status_code == 422 and 'id="identifier-erreur"' in identified.text
+    assert "Identifiant du profil invalide" in identified.text and 'id="name-erreur"' not in identified.text
     missing = client.post(PROFILES, data={"csrf": csrf_of(client.get(PROFILES).text), "name": "vide"})
     assert missing.status_code == 422 and 'id="file-erreur"' in missing.text
     assert kit["archiviste"].get("/archive/profiles").json() == []
