@@ -442,7 +442,7 @@ def withdraw(principal: PrincipalDep, session: SessionDep, folder_id: str, body:
     response_model=FolderOut,
     summary="Reprendre un dossier rejeté dans un nouveau brouillon (mêmes titre, métadonnées et documents)",
 )
-def copy_rejected(principal: PrincipalDep, session: SessionDep, folder_id: str) -> FolderOut:
+def resume_rejected(principal: PrincipalDep, session: SessionDep, folder_id: str) -> FolderOut:
     return folder_out(session, service.resume_rejected(session, principal, folder_id))
 
 

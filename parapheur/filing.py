@@ -1,13 +1,15 @@
 """The filing of an uploaded folder's signed document in the GED, when it fails: kept on the folder, shown on its
 page, asked again by its creator or an administrator once the GED's plan or the sous-type is corrected.
 
-The folder asks the GED once (GED_FILE_SIGNED_DOCUMENT, keyed ``ged.file:<folder id>``, see
+The folder asks the GED once (GED_FILE_SIGNED_DOCUMENT, keyed by service.filing_key, see
 service.send_back_to_ged); a failure for good comes back as ``parapheur.jobs.ged_filing_failed`` (the kernel's
 compensation). Asking again gives that same job another run (socle.queue.retry_keyed, as ``socle jobs retry``
 does): the GED still files the document once, whatever the number of runs.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,36 +20,51 @@ from parapheur.models import Folder, FolderEvent, Subtype
 from socle import audit
 from socle.auth import Principal, Role
 from socle.errors import Conflict, Forbidden, message
-from socle.queue import failure_detail, retry_keyed
+from socle.queue import failure_attempts, failure_detail, retry_keyed
 
 _GED = Actor("service:ged", "GED")
 FAILED = "ged_filing_failed"  # the history line's action (its label: « Classement dans la GED impossible »)
 
 
-def filing_key(folder: Folder) -> str:
-    """The business key the folder's filing was asked with (service._file_in_ged)."""
-    return f"ged.file:{folder.id}"
-
-
 def record_failure(session: Session, tenant_id: str, folder_id: str, reason: str) -> None:
     """The GED could not file the signed document: the folder keeps why (the GED's reason, without the kernel's
-    job name) and its history says it, once per failure (a failure delivered twice is recorded once). Committed
-    by the caller's transaction."""
+    job name) and its history says it, once per failure: a failure delivered twice is recorded once, a new one
+    (after a retry asked from the page or an operator's ``socle jobs retry``) is recorded again. Committed by the
+    caller's transaction."""
     detail = failure_detail(reason)[:2000]
+    # The filing is one job whatever the number of its runs (service.filing_key): its attempts tell one failure
+    # from the next.
+    attempts = failure_attempts(reason)
     folder = service.get_folder(session, tenant_id, folder_id, for_update=True)
-    if folder.ged_document_id is not None or folder.ged_filing_error is not None:
-        return  # filed meanwhile, or this failure already recorded
-    said = session.execute(
-        select(FolderEvent.id).where(FolderEvent.folder_id == folder.id, FolderEvent.action == FAILED)
-    ).first()
+    if folder.ged_document_id is not None:
+        return  # filed meanwhile
+    told = [
+        details or {}
+        for details in session.execute(
+            select(FolderEvent.details).where(FolderEvent.folder_id == folder.id, FolderEvent.action == FAILED)
+        ).scalars()
+    ]
+    if _already_told(folder, told, attempts, detail):
+        return
     folder.ged_filing_error = detail
-    if said is None:
+    details = {} if attempts is None else {"attempts": attempts}
+    if not told:
         # The first failure: the engine's own line and audit entry (with the cause in the parapheur's words).
-        service.record_ged_filing_failed(session, tenant_id, folder_id, detail)
+        service.record_ged_filing_failed(session, tenant_id, folder_id, detail, details)
         return
     # A failure again after a retry, which the engine's line (said once) would not tell.
-    session.add(FolderEvent.of_act(folder, _GED, FAILED, detail, {}))
+    session.add(FolderEvent.of_act(folder, _GED, FAILED, detail, details))
     _audit(session, folder, "service:ged", "parapheur.folder.ged_filing_failed", reason=detail)
+
+
+def _already_told(folder: Folder, told: list[dict[str, Any]], attempts: int | None, detail: str) -> bool:
+    """Whether this failure is one the history tells already: the same run of the filing job (its attempts), or,
+    when the notice or the history does not say the run (a line written before they did), the same cause while
+    the folder still shows one."""
+    runs = {details["attempts"] for details in told if "attempts" in details}
+    if attempts is not None and runs:
+        return attempts in runs
+    return folder.ged_filing_error == detail
 
 
 def may_retry(principal: Principal, folder: Folder) -> bool:
@@ -80,7 +97,7 @@ def retry(session: Session, principal: Principal, folder_id: str) -> Folder:
         raise Conflict(
             message("le sous-type du dossier ne désigne aucun dossier de la GED : corrigez-le avant de relancer")
         )
-    retry_keyed(session, filing_key(folder), ged_folder=ged_folder)
+    retry_keyed(session, service.filing_key(folder), ged_folder=ged_folder)
     reason, folder.ged_filing_error = folder.ged_filing_error, None
     _audit(
         session, folder, principal.actor, "parapheur.folder.ged_filing_retried", ged_folder=ged_folder, reason=reason

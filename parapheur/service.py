@@ -794,6 +794,12 @@ def send_back_to_ged(session: Session, folder: Folder) -> None:
     )
 
 
+def filing_key(folder: Folder) -> str:
+    """The business key the folder's filing in the GED is asked with (:func:`_file_in_ged`), and asked again with
+    (parapheur.filing.retry): one job for one filing, whatever the number of runs."""
+    return f"ged.file:{folder.id}"
+
+
 def _file_in_ged(
     session: Session, folder: Folder, document: FolderDocument, signed_key: str, signatories: list[str]
 ) -> None:
@@ -801,7 +807,7 @@ def _file_in_ged(
     enqueue(
         session,
         messages.GED_FILE_SIGNED_DOCUMENT,
-        key=f"ged.file:{folder.id}",
+        key=filing_key(folder),
         tenant_id=folder.tenant_id,
         folder_id=folder.id,
         object_key=signed_key,
@@ -816,9 +822,12 @@ def _file_in_ged(
 
 
 def record_ged_filing(session: Session, tenant_id: str, folder_id: str, document_id: str) -> Folder:
-    """The GED's answer to GED_FILE_SIGNED_DOCUMENT: the folder keeps the id of its document there (once)."""
+    """The GED's answer to GED_FILE_SIGNED_DOCUMENT: the folder keeps the id of its document there (once), and no
+    longer a failure to file it (one recorded before an operator gave the job another run, ``socle jobs retry``)."""
     folder = get_folder(session, tenant_id, folder_id, for_update=True)
+    folder.ged_filing_error = None
     if folder.ged_document_id == document_id:
+        session.commit()
         return folder  # already recorded: a second run changes nothing
     folder.ged_document_id = document_id
     _event(session, folder, _GED, "filed_in_ged", None, {"document": document_id})
@@ -827,15 +836,17 @@ def record_ged_filing(session: Session, tenant_id: str, folder_id: str, document
     return folder
 
 
-def record_ged_filing_failed(session: Session, tenant_id: str, folder_id: str, reason: str) -> Folder:
-    """The GED's failure to file the signed document: said once in the folder's history and the audit log (the
-    document stays signed in the parapheur, where its creator downloads it)."""
+def record_ged_filing_failed(
+    session: Session, tenant_id: str, folder_id: str, reason: str, details: dict[str, Any] | None = None
+) -> Folder:
+    """The GED's failure to file the signed document: said once in the folder's history (with ``details``) and the
+    audit log (the document stays signed in the parapheur, where its creator downloads it)."""
     folder = get_folder(session, tenant_id, folder_id, for_update=True)
     said = session.execute(
         select(FolderEvent.id).where(FolderEvent.folder_id == folder.id, FolderEvent.action == "ged_filing_failed")
     ).first()
     if folder.ged_document_id is None and said is None:
-        _event(session, folder, _GED, "ged_filing_failed", reason[:2000], {})
+        _event(session, folder, _GED, "ged_filing_failed", reason[:2000], details or {})
         _audit(session, folder, "service:ged", "parapheur.folder.ged_filing_failed", reason=reason[:2000])
         session.commit()
     return folder

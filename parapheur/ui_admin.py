@@ -248,9 +248,10 @@ DELEGATION_PAGES = ("/admin/parapheur/delegations", "/bureau/delegations")
 
 
 def _delegating_desks(db: Session, user: SignedIn) -> list[Desk]:
-    """The desks whose delegations the user may set and end; Forbidden when there is none (same rule as the API)."""
+    """The desks whose delegations the user may set and end; Forbidden when a member of no desk (same rule as the
+    API). An administrator may have none yet (no desk in the collectivité): the page then says to create them."""
     desks = config.delegating_desks(db, user.principal)
-    if not desks:
+    if not desks and Role.ADMIN not in user.principal.roles:
         raise Forbidden(
             message(
                 "les délégations d'un bureau sont posées par ses membres ou par un administrateur ; "

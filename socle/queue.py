@@ -361,7 +361,9 @@ def _compensate(session: Session, job_id: str, claim: _Claim, exc: Exception) ->
 
 
 # The reason :func:`_compensate` builds, for a service that tells its users the cause in its own words.
-_FAILURE_REASON = re.compile(r"échec définitif de la tâche [\w.]+ après \d+ essai\(s\) : (?P<detail>.*)", re.DOTALL)
+_FAILURE_REASON = re.compile(
+    r"échec définitif de la tâche [\w.]+ après (?P<attempts>\d+) essai\(s\) : (?P<detail>.*)", re.DOTALL
+)
 
 
 def failure_detail(reason: str) -> str:
@@ -369,6 +371,14 @@ def failure_detail(reason: str) -> str:
     (socle jobs show <id>) »), without the job's code name; any other text as it is."""
     found = _FAILURE_REASON.fullmatch(reason)
     return found.group("detail") if found else reason
+
+
+def failure_attempts(reason: str) -> int | None:
+    """How many runs the failed job had, from a failure reason sent by the kernel: it tells one definitive
+    failure of a job from the next after a :func:`retry` (the notice is keyed the same way); None for any other
+    text."""
+    found = _FAILURE_REASON.fullmatch(reason)
+    return int(found.group("attempts")) if found else None
 
 
 def backoff(attempt: int) -> timedelta:

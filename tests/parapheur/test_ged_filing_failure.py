@@ -13,10 +13,12 @@ from parapheur_kit import Standard, act, folder_of, ok, sent_folder
 from sqlalchemy import select
 from ui_kit import csrf_of, sign_in
 
-from parapheur.models import FolderDocument
+from parapheur.jobs import ged_filing_failed
+from parapheur.models import Folder, FolderDocument
+from socle import queue
 from socle.auth import create_user, get_tenant
 from socle.db import transaction
-from socle.models import AuditEntry
+from socle.models import AuditEntry, Job
 from socle.storage import get_store
 from socle.ui.rendering import _format_size
 
@@ -134,6 +136,57 @@ def test_a_retry_that_fails_again_is_told_again(app: Any, kit: Kit) -> None:
     assert FAILED in html and UNDER_WAY not in html and RETRY in _buttons(html)
     assert len(_history(kit, folder_id)) == 2
     assert _ged_documents(kit) == []
+
+
+def _operator_retry(folder_id: str) -> None:
+    """What an operator does from the command line (``socle jobs retry <id>``): the filing job runs again,
+    without the folder's page being asked."""
+    with transaction() as session:
+        job_id = session.execute(select(Job.id).where(Job.key == f"ged.file:{folder_id}")).scalar_one()
+        queue.retry(session, job_id)
+
+
+def test_a_filing_that_succeeds_after_an_operator_s_retry_no_longer_shows_the_failure(app: Any, kit: Kit) -> None:
+    _setup, folder_id = _failed_filing(kit)
+    ok(kit["admin"].post("/ged/plan", json={"name": "Actes signés", "parent_id": None}), 201)
+    _operator_retry(folder_id)
+    run_jobs()
+    document_id = folder_of(kit, folder_id)["ged_document_id"]
+    assert document_id
+    with transaction() as session:
+        folder = session.get(Folder, folder_id)
+        assert folder is not None and folder.ged_filing_error is None  # the failure is over, not kept
+    admin = sign_in(app, kit, "admin")
+    html = _page(admin, folder_id)
+    assert f'<a href="/documents/{document_id}">Document signé classé dans la GED</a>' in html
+    assert FAILED not in html and RETRY not in _buttons(html)
+    assert _retry(admin, folder_id).status_code == 409  # filed: nothing to ask again
+
+
+def test_a_new_failure_after_an_operator_s_retry_is_told_again_and_a_repeated_notice_once(app: Any, kit: Kit) -> None:
+    _setup, folder_id = _failed_filing(kit)
+    _operator_retry(folder_id)
+    run_jobs()  # the plan was not corrected: the GED refuses again, for the same reason
+    failed = _history(kit, folder_id)
+    assert [event["comment"] for event in failed] == [
+        "dossier « Actes signés » introuvable dans le plan de classement"
+    ] * 2
+    with transaction() as session:
+        told = session.execute(
+            select(AuditEntry).where(
+                AuditEntry.object_id == folder_id, AuditEntry.action == "parapheur.folder.ged_filing_failed"
+            )
+        ).all()
+        assert len(told) == 2
+    # The second failure's notice delivered once more (a worker that stopped before saying it was done): told once.
+    reason = (
+        "échec définitif de la tâche ged.jobs.file_signed_document après 2 essai(s) : "
+        "dossier « Actes signés » introuvable dans le plan de classement"
+    )
+    ged_filing_failed(tenant_id=kit.tenant_id, folder_id=folder_id, reason=reason)
+    assert len(_history(kit, folder_id)) == 2
+    html = _page(sign_in(app, kit, "agent"), folder_id)
+    assert FAILED in html and RETRY in _buttons(html)
 
 
 def test_only_its_creator_and_administrators_may_ask_again(app: Any, kit: Kit) -> None:

@@ -61,6 +61,12 @@ def test_the_creator_resumes_a_rejected_folder_from_the_api(kit: Kit) -> None:
     assert sent["status"] == "in_progress" and sent["current_step"] == 0
 
 
+def test_the_api_names_the_resume_as_the_service_and_the_page_do(kit: Kit) -> None:
+    document = ok(kit["agent"].get("/parapheur/openapi.json"))
+    operation = document["paths"]["/folders/{folder_id}/copy"]["post"]["operationId"]
+    assert operation.startswith("resume_rejected_"), operation
+
+
 def test_only_a_rejected_folder_by_its_creator_or_a_colleague_of_their_desk(kit: Kit) -> None:
     setup = Standard(kit)
     running = sent_folder(kit, setup.visa_then_sign)

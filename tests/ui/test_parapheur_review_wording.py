@@ -123,6 +123,15 @@ def test_refusals_name_roles_in_words(app: Any, kit: Kit) -> None:
     assert nobody.status_code == 403 and "vous n'êtes membre d'aucun bureau" in unescape(nobody.text)
 
 
+def test_an_administrator_of_a_collectivite_without_a_desk_is_told_to_create_them(app: Any, kit: Kit) -> None:
+    assert ok(kit["admin"].get("/parapheur/desks")) == []
+    page = sign_in(app, kit, "admin").get("/admin/parapheur/delegations")
+    assert page.status_code == 200, page.text
+    text = " ".join(unescape(page.text).split())
+    assert 'Il faut au moins deux bureaux pour déléguer. <a href="/admin/parapheur/bureaux">Créer un bureau</a>' in text
+    assert "vous n'êtes membre d'aucun bureau" not in text
+
+
 def test_a_bulk_failure_is_a_sentence_naming_what_the_step_waits_for(app: Any, kit: Kit) -> None:
     setup = Standard(kit)
     folder = sent_folder(kit, setup.sign_only, title="Arrêté de voirie")  # waits for the mayor's signature
