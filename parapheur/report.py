@@ -45,6 +45,7 @@ ACTION_LABELS = {
     "metadata_updated": "Métadonnées modifiées",
     "filed_in_ged": "Classé dans la GED",
     "ged_filing_failed": "Classement dans la GED impossible",
+    "resumed": "Repris dans un nouveau dossier",
     "signature_degraded": "Signature à niveau réduit",
     "signature_upgraded": "Signature complétée",
     "seal_failed": "Échec du cachet serveur",

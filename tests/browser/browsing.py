@@ -11,15 +11,17 @@ weight, as the interface's rules say; they are counted apart.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, BrowserContext, Page, Response
+from playwright.sync_api import Browser, BrowserContext, CDPSession, Page, Response
 
 from conftest import UI_PASSWORD, Kit
 
@@ -197,11 +199,16 @@ def load_every_image(page: Page, timeout_ms: int = 15_000) -> None:
 def run_axe(page: Page) -> list[dict[str, Any]]:
     """axe-core's WCAG 2.1 A and AA violations on the page as it stands.
 
-    Injected through the DevTools protocol (``evaluate``), which the page's CSP does not apply to: a script
-    tag would be refused, rightly, by ``script-src 'self'``.
+    Injected through the DevTools protocol, which the page's CSP does not apply to: a script tag would be
+    refused, rightly, by ``script-src 'self'``. The first time in a browser context by ``evaluate``, and
+    from then on as an init script of the context, which Chromium runs in each new document: its 650 Kio
+    cross the protocol once per user rather than once per screen.
     """
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(_axe_source())
+        if page.context not in _AXE_CONTEXTS:
+            page.context.add_init_script(_axe_source())
+            _AXE_CONTEXTS.add(page.context)
     options = {"runOnly": {"type": "tag", "values": WCAG_TAGS}, "resultTypes": ["violations"]}
     result: list[dict[str, Any]] = page.evaluate(
         "async (options) => (await window.axe.run(document, options)).violations", options
@@ -210,12 +217,41 @@ def run_axe(page: Page) -> list[dict[str, Any]]:
 
 
 _AXE_SOURCE: list[str] = []
+_AXE_CONTEXTS: weakref.WeakSet[BrowserContext] = weakref.WeakSet()  # those that run axe-core in each document
 
 
 def _axe_source() -> str:
     if not _AXE_SOURCE:
         _AXE_SOURCE.append(AXE.read_text(encoding="utf-8"))
     return _AXE_SOURCE[0]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Screenshots
+
+# The page's full size, as Playwright measures it for ``page.screenshot(full_page=True)``.
+_FULL_SIZE = """() => ({
+    width: Math.max(document.body.scrollWidth, document.documentElement.scrollWidth, document.body.offsetWidth,
+        document.documentElement.offsetWidth, document.body.clientWidth, document.documentElement.clientWidth),
+    height: Math.max(document.body.scrollHeight, document.documentElement.scrollHeight, document.body.offsetHeight,
+        document.documentElement.offsetHeight, document.body.clientHeight, document.documentElement.clientHeight),
+})"""
+
+
+def full_page_png(page: Page, session: CDPSession) -> bytes:
+    """The whole page as a PNG, as ``page.screenshot(full_page=True)`` takes it, but encoded for speed.
+
+    Chromium's ``optimizeForSpeed`` compresses the PNG less: the same pixels (PNG is lossless), in files
+    about 1.4 times larger, made in about 60 % of the time (98 screens: 6.4 s instead of 10.3, 13.5 Mo
+    instead of 9.9). Taken before the Tab walk, when no text field has the focus: no caret to hide, as
+    Playwright would.
+    """
+    size = page.evaluate(_FULL_SIZE)
+    viewport = page.viewport_size
+    fits = viewport is not None and size["width"] <= viewport["width"] and size["height"] <= viewport["height"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+    options = {"format": "png", "clip": clip, "captureBeyondViewport": not fits, "optimizeForSpeed": True}
+    return base64.b64decode(session.send("Page.captureScreenshot", options)["data"])
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -256,9 +292,9 @@ _MARK_CONTROLS = """() => {
 }"""
 
 
-_ALL_REACHED = """(keys) => {
+_UNREACHED = """(keys) => {
     const reached = new Set(window.__socleStops.map((stop) => stop.key));
-    return keys.every((key) => reached.has(key));
+    return keys.filter((key) => !reached.has(key)).length;
 }"""
 
 
@@ -269,10 +305,17 @@ def walk_with_tab(page: Page) -> tuple[int, list[str]]:
     wanted: dict[str, str] = marked["wanted"]
     # A round of the page is about one press per control, but a date field takes one per part (day, month,
     # year) and the browser has a stop of its own after the last control: press until every control was
-    # reached, or clearly never will be.
-    for _ in range(4 * len(wanted) + 10):
-        page.keyboard.press("Tab")
-        if page.evaluate(_ALL_REACHED, list(wanted)):
+    # reached, or clearly never will be. A press moves the focus once, so with n controls still unreached
+    # at least n more presses are needed: those are pressed before asking the page again. The same presses
+    # as asking after each one, without a round trip to the page for each.
+    budget = 4 * len(wanted) + 10
+    unreached = len(wanted)
+    while budget > 0:
+        for _ in range(min(max(unreached, 1), budget)):
+            page.keyboard.press("Tab")
+            budget -= 1
+        unreached = page.evaluate(_UNREACHED, list(wanted))
+        if not unreached:
             break
     stops: list[dict[str, Any]] = page.evaluate("() => window.__socleStops")
     reached = {stop["key"] for stop in stops}
@@ -350,7 +393,7 @@ class Visitors:
         meter.fill(visit)
         visit.violations = run_axe(page)
         shot = self.report.screenshot_path(name)
-        page.screenshot(path=shot, full_page=True)
+        shot.write_bytes(full_page_png(page, meter.session))
         visit.screenshot = shot.name
         walked = time.monotonic()
         visit.tab_stops, visit.keyboard = walk_with_tab(page)

@@ -88,9 +88,13 @@ def _file_before_holders(url: str, tenant_id: str, keys: dict[str, str]) -> None
                         author="agent",
                     )
                 )
-        folder = Folder(tenant_id=tenant_id, title="Arrêté", status="completed", source="upload", created_by="agent")
-        folder.documents.append(
+        # Core, not the ORM: the model has columns of later revisions (this database is at an older one).
+        folder_id = str(uuid.uuid4())
+        values = {"tenant_id": tenant_id, "title": "Arrêté", "status": "completed", "source": "upload"}
+        session.execute(sa.insert(Folder.__table__).values(id=folder_id, created_by="agent", **values))
+        session.add(
             FolderDocument(
+                folder_id=folder_id,
                 role="main",
                 position=0,
                 filename="acte.pdf",
@@ -101,7 +105,7 @@ def _file_before_holders(url: str, tenant_id: str, keys: dict[str, str]) -> None
                 added_by="agent",
             )
         )
-        session.add_all([document, eliminated, folder])
+        session.add_all([document, eliminated])
         session.commit()
 
 

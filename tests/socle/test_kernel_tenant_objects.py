@@ -104,9 +104,13 @@ def _file_before_the_registry(url: str, tenant_id: str) -> dict[str, str]:
                     author="agent",
                 )
             )
-        folder = Folder(tenant_id=tenant_id, title="Arrêté", status="completed", source="upload", created_by="agent")
-        folder.documents.append(
+        # Core, not the ORM: the model has columns of later revisions (this database is at an older one).
+        folder_id = str(uuid.uuid4())
+        values = {"tenant_id": tenant_id, "title": "Arrêté", "status": "completed", "source": "upload"}
+        session.execute(sa.insert(Folder.__table__).values(id=folder_id, created_by="agent", **values))
+        session.add(
             FolderDocument(
+                folder_id=folder_id,
                 role="main",
                 position=0,
                 filename="arrete.pdf",
@@ -117,8 +121,9 @@ def _file_before_the_registry(url: str, tenant_id: str) -> dict[str, str]:
                 added_by="agent",
             )
         )
-        folder.documents.append(
+        session.add(
             FolderDocument(
+                folder_id=folder_id,
                 role="annex",
                 position=1,
                 filename="annexe.pdf",
@@ -128,7 +133,7 @@ def _file_before_the_registry(url: str, tenant_id: str) -> dict[str, str]:
                 added_by="agent",
             )
         )
-        session.add_all([document, folder])
+        session.add_all([document])
         session.commit()
     return keys
 
