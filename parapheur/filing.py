@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from parapheur import service
 from parapheur.circuits import Actor
 from parapheur.models import Folder, FolderEvent, Subtype
-from socle import audit
 from socle.auth import Principal, Role
 from socle.errors import Conflict, Forbidden, message
 from socle.queue import failure_attempts, failure_detail, retry_keyed
@@ -54,7 +53,7 @@ def record_failure(session: Session, tenant_id: str, folder_id: str, reason: str
         return
     # A failure again after a retry, which the engine's line (said once) would not tell.
     session.add(FolderEvent.of_act(folder, _GED, FAILED, detail, details))
-    _audit(session, folder, "service:ged", "parapheur.folder.ged_filing_failed", reason=detail)
+    service.audit_folder(session, folder, "service:ged", "parapheur.folder.ged_filing_failed", reason=detail)
 
 
 def _already_told(folder: Folder, told: list[dict[str, Any]], attempts: int | None, detail: str) -> bool:
@@ -99,7 +98,7 @@ def retry(session: Session, principal: Principal, folder_id: str) -> Folder:
         )
     retry_keyed(session, service.filing_key(folder), ged_folder=ged_folder)
     reason, folder.ged_filing_error = folder.ged_filing_error, None
-    _audit(
+    service.audit_folder(
         session, folder, principal.actor, "parapheur.folder.ged_filing_retried", ged_folder=ged_folder, reason=reason
     )
     session.commit()
@@ -110,15 +109,3 @@ def target_folder(session: Session, folder: Folder) -> str | None:
     """The GED folder the sous-type files in now (path or id), if any."""
     subtype = session.get(Subtype, folder.subtype_id) if folder.subtype_id else None
     return subtype.ged_folder if subtype else None
-
-
-def _audit(session: Session, folder: Folder, actor: str, action: str, **details: object) -> None:
-    audit.record(
-        session,
-        tenant_id=folder.tenant_id,
-        actor=actor,
-        action=action,
-        object_type="folder",
-        object_id=folder.id,
-        details={"title": folder.title, **details},
-    )

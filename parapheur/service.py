@@ -346,7 +346,7 @@ def record_held_documents(session: Session, folder: Folder) -> None:
 
 def _created(session: Session, principal: Principal, folder: Folder, **details: Any) -> None:
     _event(session, folder, _user(principal), "created", None, details)
-    _audit(session, folder, principal.actor, "parapheur.folder.created", subtype=folder.subtype_id, **details)
+    audit_folder(session, folder, principal.actor, "parapheur.folder.created", subtype=folder.subtype_id, **details)
 
 
 def main_check(signature_format: str) -> Any:
@@ -471,7 +471,7 @@ def _send(session: Session, principal: Principal | None, folder: Folder, subtype
     folder.sent_at = folder.sent_at or utcnow()
     actor = _user(principal) if principal else _SERVICE
     _event(session, folder, actor, "sent", None, {})
-    _audit(session, folder, _audit_actor(actor), "parapheur.folder.sent")
+    audit_folder(session, folder, _audit_actor(actor), "parapheur.folder.sent")
     _start(session, folder)
 
 
@@ -537,7 +537,7 @@ def attach_document(
             except (InvalidInput, NotFound, Conflict) as exc:
                 folder.status, folder.error = ERROR, exc.detail
     _event(session, folder, _GED, "document_attached", None, {"status": folder.status})
-    _audit(session, folder, "service:ged", "parapheur.folder.document_attached", status=folder.status)
+    audit_folder(session, folder, "service:ged", "parapheur.folder.document_attached", status=folder.status)
     session.commit()
     return folder
 
@@ -548,7 +548,7 @@ def mark_unavailable(session: Session, tenant_id: str, folder_id: str, reason: s
     if folder.status == AWAITING:
         folder.status, folder.error, folder.updated_at = ERROR, reason, utcnow()
         _event(session, folder, _GED, "document_unavailable", reason, {})
-        _audit(session, folder, "service:ged", "parapheur.folder.document_unavailable", reason=reason)
+        audit_folder(session, folder, "service:ged", "parapheur.folder.document_unavailable", reason=reason)
         session.commit()
     return folder
 
@@ -574,7 +574,7 @@ def set_metadata(session: Session, principal: Principal, folder_id: str, values:
     )
     folder.updated_at = utcnow()
     _event(session, folder, _user(principal), "metadata_updated", None, {"fields": sorted(values)})
-    _audit(session, folder, principal.actor, "parapheur.folder.metadata_updated", fields=sorted(values))
+    audit_folder(session, folder, principal.actor, "parapheur.folder.metadata_updated", fields=sorted(values))
     session.commit()
     return folder
 
@@ -730,7 +730,7 @@ def record_act(
     # Every signing path (server, card, seal, external, paper scan) records its act here, its new keys kept.
     record_held_documents(session, folder)
     _event(session, folder, actor, action, comment, {"step": step.position, "act": act.id, **(details or {})})
-    _audit(
+    audit_folder(
         session,
         folder,
         _audit_actor(actor),
@@ -754,7 +754,7 @@ def _complete_step(session: Session, folder: Folder, step: Step, actor: Actor) -
         return
     folder.status = COMPLETED
     _event(session, folder, _SERVICE, "completed", None, {})
-    _audit(session, folder, "service:parapheur", "parapheur.folder.completed")
+    audit_folder(session, folder, "service:parapheur", "parapheur.folder.completed")
     send_back_to_ged(session, folder)
     events.folder_ended(session, folder, actor)
 
@@ -831,7 +831,7 @@ def record_ged_filing(session: Session, tenant_id: str, folder_id: str, document
         return folder  # already recorded: a second run changes nothing
     folder.ged_document_id = document_id
     _event(session, folder, _GED, "filed_in_ged", None, {"document": document_id})
-    _audit(session, folder, "service:ged", "parapheur.folder.filed_in_ged", document=document_id)
+    audit_folder(session, folder, "service:ged", "parapheur.folder.filed_in_ged", document=document_id)
     session.commit()
     return folder
 
@@ -847,7 +847,7 @@ def record_ged_filing_failed(
     ).first()
     if folder.ged_document_id is None and said is None:
         _event(session, folder, _GED, "ged_filing_failed", reason[:2000], details or {})
-        _audit(session, folder, "service:ged", "parapheur.folder.ged_filing_failed", reason=reason[:2000])
+        audit_folder(session, folder, "service:ged", "parapheur.folder.ged_filing_failed", reason=reason[:2000])
         session.commit()
     return folder
 
@@ -868,7 +868,8 @@ def _audit_actor(actor: Actor) -> str:
     return actor.username if ":" in actor.username else f"user:{actor.username}"
 
 
-def _audit(session: Session, folder: Folder, actor: str, action: str, **details: object) -> None:
+def audit_folder(session: Session, folder: Folder, actor: str, action: str, **details: object) -> None:
+    """An audit entry about ``folder`` (its title with it; details that are None left out)."""
     audit.record(
         session,
         tenant_id=folder.tenant_id,
@@ -1030,7 +1031,7 @@ def undo(session: Session, principal: Principal, folder_id: str) -> Folder:
         principal.username, principal.display_name, act.desk_id, on_behalf_of_desk_id=act.on_behalf_of_desk_id
     )
     _event(session, folder, actor, "undone", None, {"step": step.position, "act": act.id, "action": act.action})
-    _audit(session, folder, principal.actor, "parapheur.undone", step=step.position, undone_action=act.action)
+    audit_folder(session, folder, principal.actor, "parapheur.undone", step=step.position, undone_action=act.action)
     folder.updated_at = utcnow()
     session.commit()
     return folder
@@ -1050,7 +1051,7 @@ def withdraw(session: Session, principal: Principal, folder_id: str, comment: st
     folder.status, folder.updated_at = WITHDRAWN, utcnow()
     actor = _user(principal)
     _event(session, folder, actor, "withdrawn", comment, {})
-    _audit(session, folder, principal.actor, "parapheur.folder.withdrawn")
+    audit_folder(session, folder, principal.actor, "parapheur.folder.withdrawn")
     events.folder_ended(session, folder, actor)
     session.commit()
     return folder
@@ -1094,9 +1095,11 @@ def resume_rejected(session: Session, principal: Principal, folder_id: str) -> F
     actor = _user(principal)
     comment = f"Reprise du dossier rejeté « {old.title} »"
     _event(session, folder, actor, "created", comment, {"resumed_from": old.id, "documents": keys})
-    _audit(session, folder, principal.actor, "parapheur.folder.created", subtype=folder.subtype_id, resumed_from=old.id)
+    audit_folder(
+        session, folder, principal.actor, "parapheur.folder.created", subtype=folder.subtype_id, resumed_from=old.id
+    )
     _event(session, old, actor, "resumed", "Repris dans un nouveau dossier", {"resumed_in": folder.id})
-    _audit(session, old, principal.actor, "parapheur.folder.resumed", resumed_in=folder.id)
+    audit_folder(session, old, principal.actor, "parapheur.folder.resumed", resumed_in=folder.id)
     session.commit()
     return folder
 
@@ -1187,7 +1190,7 @@ def resend_external_link(session: Session, principal: Principal, folder_id: str)
     folder.updated_at = utcnow()
     recipient = step.external_email
     _event(session, folder, _user(principal), "external_link_resent", None, {"email": recipient})
-    _audit(session, folder, principal.actor, "parapheur.folder.external_link_resent", email=recipient)
+    audit_folder(session, folder, principal.actor, "parapheur.folder.external_link_resent", email=recipient)
     session.commit()
     return folder
 
@@ -1236,7 +1239,7 @@ def annotate(session: Session, principal: Principal, folder_id: str, text: str, 
     # A private note's text stays out of the history and the audit log, which others read.
     details = {"annotation": annotation.id, "public": public}
     _event(session, folder, _user(principal), "annotation", text if public else None, details)
-    _audit(session, folder, principal.actor, "parapheur.annotation", public=public)
+    audit_folder(session, folder, principal.actor, "parapheur.annotation", public=public)
     session.commit()
     return annotation
 
@@ -1263,7 +1266,7 @@ def ask_opinion(session: Session, principal: Principal, folder_id: str, desk_id:
     session.add(opinion)
     session.flush()
     _event(session, folder, actor, "opinion_requested", question, {"opinion": opinion.id, "desk": desk.name})
-    _audit(session, folder, principal.actor, "parapheur.opinion_requested", desk=desk.name, step=step.position)
+    audit_folder(session, folder, principal.actor, "parapheur.opinion_requested", desk=desk.name, step=step.position)
     session.commit()
     return opinion
 
@@ -1300,7 +1303,7 @@ def answer_opinion(
     opinion.answer, opinion.answered_by, opinion.answered_at = answer, principal.username, utcnow()
     actor = Actor(principal.username, principal.display_name, desk.id, desk.name)
     _event(session, folder, actor, "opinion_given", answer, {"opinion": opinion.id, "desk": desk.name})
-    _audit(session, folder, principal.actor, "parapheur.opinion_given", desk=desk.name)
+    audit_folder(session, folder, principal.actor, "parapheur.opinion_given", desk=desk.name)
     session.commit()
     return opinion
 
@@ -1451,7 +1454,7 @@ def _record_read(session: Session, principal: Principal, folder: Folder, documen
     if not insert_once(session, ReadMark, values, keys):
         return  # a concurrent request (a PDF viewer's parallel range requests) recorded this very reading
     _event(session, folder, _user(principal), "document_read", None, {"document": document.id, "sha256": key})
-    _audit(session, folder, principal.actor, "parapheur.document_read", document=document.id, sha256=key)
+    audit_folder(session, folder, principal.actor, "parapheur.document_read", document=document.id, sha256=key)
     session.commit()
 
 
