@@ -18,7 +18,7 @@ from archive.schemas import AGENT_FIELDS, SOURCES, DescriptionLevel
 from archive.ui_shared import _, require_archivist
 from socle.errors import Conflict, InvalidInput
 from socle.ui.sessions import SignedIn
-from socle.ui.web import DbDep, FormDep, UserDep, error_text, redirect, render, t
+from socle.ui.web import DbDep, FormDep, UserDep, error_text, redirect, render, sentence, t
 
 router = APIRouter(include_in_schema=False)
 
@@ -202,7 +202,7 @@ def _errors(detail: str) -> dict[str, str]:
         element, separator, message = part.partition(" : ")
         field = element.split(".")[0]
         if separator and field in FORM_FIELDS:
-            errors.setdefault(field, message[:1].upper() + message[1:])
+            errors.setdefault(field, sentence(message))
         else:
             errors["form"] = detail
     return errors

@@ -20,7 +20,7 @@ from archive.schemas import ReferentialIn
 from archive.ui_shared import require_archivist
 from socle.errors import Conflict, InvalidInput, NotFound
 from socle.ui.sessions import SignedIn
-from socle.ui.web import DbDep, FormDep, UserDep, error_text, form_text, redirect, render, t
+from socle.ui.web import DbDep, FormDep, UserDep, error_text, form_text, redirect, render, sentence, t
 from socle.validation_messages import french_message, json_message
 from socle.web import object_response
 
@@ -84,7 +84,7 @@ def upload_profile(request: Request, db: DbDep, user: UserDep, form: FormDep) ->
         # The domain names the typed field it refuses (name, identifier); anything else is about the file.
         field = exc.extra.get("field")
         field = field if field in ("name", "identifier") else "file"
-        return _profiles_page(request, db, user, values, {field: _capitalized(error_text(request, exc))}, status=422)
+        return _profiles_page(request, db, user, values, {field: sentence(error_text(request, exc))}, status=422)
     message = t(request, "Profil « %(name)s » enregistré.", name=profile.name)
     return redirect(PROFILES, db=db, user=user, message=message)
 
@@ -154,7 +154,7 @@ def upload_referential(request: Request, db: DbDep, user: UserDep, form: FormDep
                 saved = referential.set_referential(db, user.principal, body)
             except InvalidInput as exc:
                 db.rollback()
-                problem = _capitalized(error_text(request, exc))
+                problem = sentence(error_text(request, exc))
             else:
                 message = t(request, "Référentiel enregistré : %(count)s règle(s).", count=len(saved.rules))
                 return redirect(REFERENTIAL, db=db, user=user, message=message)
@@ -180,10 +180,6 @@ def _referential_body(request: Request, data: bytes) -> tuple[ReferentialIn | No
             for error in exc.errors()[:10]
         ]
         return None, t(request, "Référentiel refusé : %(reasons)s.", reasons=" ; ".join(reasons))
-
-
-def _capitalized(text: str) -> str:
-    return text[:1].upper() + text[1:]
 
 
 @router.get(REFERENTIAL + "/fichier")

@@ -49,7 +49,7 @@ from archive.ui_shared import (
 )
 from socle.errors import Conflict, InvalidInput, NotFound, message
 from socle.ui.sessions import SignedIn
-from socle.ui.web import DbDep, FormDep, UserDep, address_number, redirect, render, t
+from socle.ui.web import DbDep, FormDep, UserDep, address_number, redirect, render, sentence, t
 from socle.web import object_response
 
 router = APIRouter(include_in_schema=False)
@@ -595,7 +595,7 @@ def _without_location(message: str, line: Any, path: str) -> str:
         if message.startswith(prefix):
             message = message[len(prefix) :]
             break
-    return message[:1].upper() + message[1:]
+    return sentence(message)
 
 
 def _units_view(transfer: Transfer, titles: PackageTitles) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ from socle.ui import rendering
 from socle.ui.sessions import SignedIn
 from socle.ui.web import DbDep, FormDep, UserDep, error_text, redirect, render, t
 from socle.ui.web import form_text as _text
+from socle.ui.web import sentence as _first_upper
 
 router = APIRouter(include_in_schema=False)
 rendering.register("ged")  # the templates are the GED's; the navigation entry is the archive's « Archives »
@@ -75,7 +76,7 @@ def sentence(message: str) -> str:
     message = message.strip()
     if not message:
         return message
-    return message[:1].upper() + message[1:] + ("" if message.endswith((".", "?", "!", ")")) else ".")
+    return _first_upper(message) + ("" if message.endswith((".", "?", "!", ")")) else ".")
 
 
 # ---------------------------------------------------------------------------------------------------------

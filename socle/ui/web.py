@@ -214,6 +214,11 @@ def error_text(request: Request, exc: SocleError) -> str:
     return rendering.translate(locale_of(request), exc.detail)
 
 
+def sentence(text: str) -> str:
+    """A domain message (« nom de profil invalide… ») as a page shows it on its own: its first letter upper case."""
+    return text[:1].upper() + text[1:]
+
+
 def safe_next(target: str | None, default: str = "/") -> str:
     """Only a path on this site may be a redirect target (no open redirect to another host)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
