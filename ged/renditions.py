@@ -342,15 +342,19 @@ def run_tool(
 
     The tool runs in a process group of its own, killed whole on timeout or when the job is interrupted
     (OCRmyPDF starts Tesseract and Ghostscript, which would otherwise outlive it). When the worker itself dies
-    (``kill -9``, the OOM killer), only the tool's own process is killed with it (PR_SET_PDEATHSIG, which the
-    kernel does not pass on to the processes it starts): what the tool started, OCRmyPDF's Tesseract or
-    Ghostscript, runs on until it ends by itself. ``scratch``: the tool's TMPDIR, the job's own work folder,
-    removed with it (OCRmyPDF's ``ocrmypdf.io.*``, Ghostscript's files).
+    (``kill -9``, the OOM killer), no Python code runs to do that: the kernel's signal on a parent's death
+    (PR_SET_PDEATHSIG) reaches only the process the worker started, never what that one started in turn. So
+    the tool is started by a keeper shell (``_KEEPER``) that leads the group and waits for it: the kernel
+    sends the keeper SIGTERM when the worker dies, and the keeper kills the whole group, the tool and its
+    Tesseract or Ghostscript with it. ``scratch``: the tool's TMPDIR, the job's own work folder, removed with
+    it (OCRmyPDF's ``ocrmypdf.io.*``, Ghostscript's files).
     """
     env = {**os.environ, "TMPDIR": str(scratch)} if scratch is not None else None
+    if shutil.which(arguments[0]) is None:  # the keeper would only say « not found », in English, as code 127
+        raise RenditionFailed(f"{arguments[0]} : outil introuvable")
     try:
         process = subprocess.Popen(
-            arguments,
+            [*_KEEPER, *arguments],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -383,15 +387,21 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
+# A POSIX shell that runs the tool in the background and waits for it, its exit status being the tool's: on
+# SIGTERM (sent by the kernel when the worker's thread dies, _dying_with) the wait ends at once and the trap
+# kills the process group, which the shell leads (process_group=0) and the tool's own children share.
+_KEEPER = ["/bin/sh", "-c", 'trap "kill -KILL 0" TERM; "$@" & wait $!', "socle-tool"]
+
 # Linux's prctl, looked up once here: the child between fork and exec only calls it (no import, no lock to
 # take, which another thread of the parent might have held at the fork: the hazard of ``preexec_fn``).
 _PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 _PR_SET_PDEATHSIG = 1
-_SIGKILL = int(signal.SIGKILL)
+_SIGKILL, _SIGTERM = int(signal.SIGKILL), int(signal.SIGTERM)
 
 
 def _dying_with(parent: int) -> Callable[[], None] | None:
-    """The child's set-up that has the kernel kill it when its parent dies (PR_SET_PDEATHSIG).
+    """The child's set-up that has the kernel signal it when its parent dies (PR_SET_PDEATHSIG): SIGTERM, which
+    the keeper shell traps to kill the tool's whole group.
 
     The kernel sends the signal when the *thread* that forked the child ends, not the process. Safe here: that
     thread is the one blocked in ``run_tool`` until the tool ends or is killed, whichever thread it is: the
@@ -405,8 +415,8 @@ def _dying_with(parent: int) -> Callable[[], None] | None:
     prctl = _PRCTL
 
     def set_up() -> None:
-        prctl(_PR_SET_PDEATHSIG, _SIGKILL)
-        if os.getppid() != parent:  # the parent died before the call: no signal will ever come
+        prctl(_PR_SET_PDEATHSIG, _SIGTERM)
+        if os.getppid() != parent:  # the parent died before the call: no signal will ever come, no tool started
             os.kill(os.getpid(), _SIGKILL)
 
     return set_up

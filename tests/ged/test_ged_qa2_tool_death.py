@@ -49,20 +49,39 @@ def _children(parent: int) -> list[int]:
     return found
 
 
-def test_the_tool_dies_with_the_process_that_runs_it(tmp_path: Path) -> None:
-    script = "from ged import renditions\nrenditions.run_tool(['sleep', '60'], timeout=600)\n"
+def test_the_tool_and_its_own_children_die_with_the_process_that_runs_it(tmp_path: Path) -> None:
+    """The worker killed by SIGKILL runs no clean-up: the kernel tells the tool's keeper, which kills the whole
+    group, down to what the tool started (OCRmyPDF's Tesseract and Ghostscript)."""
+    pid_file = tmp_path / "grandchild.pid"
+    tool = f"sleep 60 & echo $! > {pid_file}; wait"
+    script = f"from ged import renditions\nrenditions.run_tool(['sh', '-c', {tool!r}], timeout=600)\n"
     worker = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2])
     try:
-        sleeping: list[int] = []
-        _wait_for(lambda: sleeping.extend(_children(worker.pid)) or sleeping, "the tool never started")
-        tool = sleeping[0]
-        assert Path(f"/proc/{tool}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"
+        _wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), "the tool never started")
+        grandchild = int(pid_file.read_text())
+        assert Path(f"/proc/{grandchild}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"
+        keeper = _children(worker.pid)
+        assert keeper, "the tool's keeper is not the worker's child"
         worker.kill()  # SIGKILL: no Python clean-up runs in the worker
         worker.wait()
-        _wait_for(lambda: not _alive(tool), "the tool outlived the process that started it")
+        _wait_for(lambda: not _alive(grandchild), "the tool's own child outlived the process that ran the tool")
+        _wait_for(lambda: not any(_alive(pid) for pid in keeper), "the tool outlived the process that started it")
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_a_missing_tool_is_told_in_french() -> None:
+    with pytest.raises(renditions.RenditionFailed) as caught:
+        renditions.run_tool(["socle-no-such-tool", "--version"])
+    assert caught.value.reason == "socle-no-such-tool : outil introuvable"
+
+
+def test_the_tools_exit_status_and_output_pass_through_its_keeper() -> None:
+    assert renditions.run_tool(["sh", "-c", "printf 'a b'; printf err >&2"]) == "a b"
+    with pytest.raises(renditions.RenditionFailed) as caught:
+        renditions.run_tool(["sh", "-c", "echo 'page 3 illisible' >&2; exit 3"])
+    assert caught.value.reason == "sh a échoué : page 3 illisible"
 
 
 def test_on_timeout_the_tools_own_children_are_killed_too(tmp_path: Path) -> None:
