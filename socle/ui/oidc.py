@@ -43,8 +43,8 @@ from socle.ui import sessions
 from socle.ui.web import DbDep, render, safe_next
 
 router = APIRouter(include_in_schema=False)
-PENDING_COOKIE = "socle_oidc"
-LOGOUT_COOKIE = "socle_oidc_sortie"
+PENDING_COOKIE = "__Host-socle_oidc"
+LOGOUT_COOKIE = "__Host-socle_oidc_sortie"
 PENDING_SECONDS = 600
 _RESTART = message("connexion expirée ou commencée dans un autre navigateur : recommencez")
 _ALGORITHMS = ["RS256", "PS256", "ES256", "RS384", "RS512", "ES384"]  # never "none", never HMAC

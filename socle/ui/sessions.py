@@ -22,7 +22,7 @@ from socle.auth import Principal, hash_token
 from socle.db import utcnow
 from socle.models import LoginAttempt, Tenant, UiSession, User
 
-COOKIE = "socle_session"
+COOKIE = "__Host-socle_session"
 IDLE = timedelta(hours=2)
 LIFETIME = timedelta(hours=12)
 _TOUCH_EVERY = timedelta(minutes=1)  # last_seen is written at most once a minute, not on every page
@@ -32,7 +32,7 @@ ATTEMPT_WINDOW = timedelta(minutes=15)
 MAX_FAILURES_PER_ACCOUNT = 5
 MAX_FAILURES_PER_ADDRESS = 20
 # A browser where an account signed in before is exempt from that address's limit (not the account's).
-DEVICE_COOKIE = "socle_appareil"
+DEVICE_COOKIE = "__Host-socle_appareil"
 DEVICE_LIFETIME = timedelta(days=180)
 _DEVICE_ACCOUNTS = 10  # accounts remembered per browser (a shared desk at the town hall)
 

@@ -25,8 +25,8 @@ from socle.errors import Message, SocleError
 from socle.ui import rendering
 from socle.ui.sessions import COOKIE, SignedIn, pop_flash, push_flash, read_session
 
-ANON_CSRF_COOKIE = "socle_csrf"  # double-submit token for the forms shown before sign-in
-LOCALE_COOKIE = "socle_langue"
+ANON_CSRF_COOKIE = "__Host-socle_csrf"  # double-submit token for the forms shown before sign-in
+LOCALE_COOKIE = "__Host-socle_langue"
 
 
 class LoginRequired(Exception):

@@ -132,7 +132,7 @@ def test_keyboard_alone_signs_in_and_moves_with_a_visible_focus(visitors: Visito
     assert urlsplit(page.url).path == "/"
     assert page.get_by_role("heading", level=1).inner_text() == "Bonjour Camille Martin"
     # Chromium keeps a Secure cookie over http://127.0.0.1 (a secure context): the same cookie as in production.
-    session = next(cookie for cookie in page.context.cookies() if cookie["name"] == "socle_session")
+    session = next(cookie for cookie in page.context.cookies() if cookie["name"] == "__Host-socle_session")
     assert session["secure"] and session["httpOnly"] and session["sameSite"] == "Lax"
 
     stops = tab_through(page)

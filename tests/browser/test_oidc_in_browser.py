@@ -66,5 +66,5 @@ def test_proconnect_sign_in_then_sign_out_at_the_provider(visitors: Visitors, ki
         page.get_by_role("button", name="Se déconnecter").click()
     assert provider.ended_sessions == ["pc-navigateur"]
     assert "fournisseur d'identité est fermée aussi" in page.locator("main").inner_text()
-    assert not [cookie for cookie in page.context.cookies() if cookie["name"] == "socle_session"]
+    assert not [cookie for cookie in page.context.cookies() if cookie["name"] == "__Host-socle_session"]
     visitors.assert_stayed_local()

@@ -119,7 +119,7 @@ def test_forms_in_error_a_refusal_and_english_pages_are_accessible_too(visitors:
     visits.append((visitors.visit("refus-administration", "agent", "/admin"), 403))
     # The same screens in English, chosen as a user does (the language cookie the switch sets).
     english = visitors.page_of("maire")
-    english.context.add_cookies([{"name": "socle_langue", "value": "en", "url": visitors.base_url}])
+    english.context.add_cookies([{"name": "__Host-socle_langue", "value": "en", "url": visitors.base_url}])
     for name, path in (("en-accueil", "/"), ("en-bureau", "/bureau"), ("en-introuvable", "/dossiers/inconnu")):
         visit = visitors.visit(name, "maire", path)
         visits.append((visit, 404 if name == "en-introuvable" else 200))

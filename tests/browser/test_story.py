@@ -188,7 +188,7 @@ def test_another_collectivites_address_is_not_found(visitors: Visitors, kit: Kit
 def test_an_expired_session_signs_in_again_then_returns_where_the_user_was(visitors: Visitors, kit: Kit) -> None:
     page = visitors.page_of("agent")
     page.goto("/documents?q=budget")
-    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "socle_session")
+    cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "__Host-socle_session")
     with transaction() as db:
         row = db.execute(select(UiSession).where(UiSession.token_hash == hash_token(cookie))).scalar_one()
         row.last_seen_at -= timedelta(hours=3)  # idle longer than the kit allows

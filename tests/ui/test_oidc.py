@@ -231,7 +231,7 @@ def test_pending_sign_in_cookie_is_protected_then_cleared(
     answer = client.get(f"{back.path}?{back.query}")
     assert answer.status_code == 303
     [cleared] = [c for c in answer.headers.get_list("set-cookie") if c.startswith(f"{oidc.PENDING_COOKIE}=")]
-    assert 'socle_oidc=""' in cleared and "max-age=0" in cleared.lower()
+    assert '__Host-socle_oidc=""' in cleared and "max-age=0" in cleared.lower()
     assert client.cookies.get(oidc.PENDING_COOKIE) is None
 
 
@@ -246,7 +246,7 @@ def test_sign_out_ends_the_provider_session_too(
     give_email(kit, "agent", f"camille.{kit.slug}@mairie.example")
     client, answer = sign_in_through(app, provider, agent_claims(kit, "pc-4"))
     assert answer.status_code == 303
-    session_cookie = client.cookies["socle_session"]
+    session_cookie = client.cookies["__Host-socle_session"]
     out = client.post("/deconnexion", data={"csrf": csrf_of(client.get("/").text)})
     assert out.status_code == 200
     delay, _, target = out.headers["refresh"].partition("; url=")
@@ -257,7 +257,7 @@ def test_sign_out_ends_the_provider_session_too(
     assert jwt.decode(sent["id_token_hint"], options={"verify_signature": False})["sub"] == "pc-4"
     # The kit's session is closed before the provider is even reached.
     stale = anonymous(app)
-    stale.cookies.set("socle_session", session_cookie)
+    stale.cookies.set("__Host-socle_session", session_cookie)
     assert stale.get("/").status_code == 303 and sessions_of(kit, "agent") == 0
     at_provider = httpx.get(target)
     assert at_provider.status_code == 302 and provider.ended_sessions == ["pc-4"]

@@ -146,7 +146,7 @@ def test_bulk_visa_shows_a_result_per_folder(app: Any, kit: Kit) -> None:
     # Another person's operation is not found.
     assert sign_in(app, kit, "maire").get(result_url).status_code == 404
     # In English, the engine's reason too: kept translatable with the result.
-    agent.cookies.set("socle_langue", "en")
+    agent.cookies.set("__Host-socle_langue", "en")
     english = unescape(agent.get(result_url).text)
     assert "you are not a member of any desk expected at the current step" in english
     assert "vous n'êtes membre" not in english

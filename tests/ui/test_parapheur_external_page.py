@@ -123,7 +123,7 @@ def test_the_mailed_link_opens_the_page_then_signs_once(
     assert "<label for=\"consentement\">J'ai lu les documents et j'accepte de les signer" in page.text
     assert '<label for="nom">Nom et prénom' in page.text and 'autocomplete="name"' in page.text
     assert "<script" not in page.text.split("</head>")[1]  # nothing in the page needs JavaScript
-    assert "socle_csrf=" in page.headers["set-cookie"]  # the anonymous form's token, as /connexion
+    assert "__Host-socle_csrf=" in page.headers["set-cookie"]  # the anonymous form's token, as /connexion
 
     # The documents: the one to sign and its annex, each a download.
     assert "Télécharger « acte.pdf »" in page.text and "Télécharger « plan-des-locaux.pdf »" in page.text
@@ -221,7 +221,7 @@ def test_the_page_in_english(kit: Kit, pki: TestPki, mailbox: SmtpServer, app: A
     external_folder(kit, pki)
     link = mailed_link(mailbox)
     browser: TestClient = anonymous(app)
-    browser.cookies.set("socle_langue", "en")
+    browser.cookies.set("__Host-socle_langue", "en")
     page = browser.get(link)
     assert page.status_code == 200 and '<html lang="en">' in page.text
     assert "I have read the documents and I agree to sign them" in page.text and "Full name" in page.text

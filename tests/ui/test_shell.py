@@ -23,12 +23,12 @@ def test_sign_in_then_home_then_sign_out(app: Any, kit: Kit) -> None:
     home = client.get("/")
     assert home.status_code == 200
     assert "Camille Martin" in home.text and f"Commune {kit.slug}" in home.text
-    cookie = client.cookies.get("socle_session")
+    cookie = client.cookies.get("__Host-socle_session")
     assert cookie
     out = client.post("/deconnexion", data={"csrf": csrf_of(home.text)})
     assert out.status_code == 303 and out.headers["location"] == "/connexion"
     again = anonymous(app)
-    again.cookies.set("socle_session", cookie)
+    again.cookies.set("__Host-socle_session", cookie)
     assert again.get("/").headers["location"] == "/connexion"  # the old cookie no longer opens anything
 
 
@@ -39,7 +39,7 @@ def test_session_cookie_is_secure_httponly_samesite(app: Any, kit: Kit) -> None:
         "/connexion",
         data={"csrf": csrf_of(page.text), "tenant": kit.slug, "username": "agent", "password": UI_PASSWORD},
     )
-    [session] = [c for c in answer.headers.get_list("set-cookie") if c.startswith("socle_session=")]
+    [session] = [c for c in answer.headers.get_list("set-cookie") if c.startswith("__Host-socle_session=")]
     flags = [part.strip().lower() for part in session.split(";")]
     assert "secure" in flags and "httponly" in flags and "samesite=lax" in flags
 
@@ -170,7 +170,7 @@ def test_a_forged_device_cookie_opens_no_exemption(app: Any, kit: Kit) -> None:
     try:
         assert guess_from(browser_at(app, address), kit.slug) == [401] * 20
         forger = browser_at(app, address)
-        forger.cookies.set("socle_appareil", "pas-un-jeton-chiffre")
+        forger.cookies.set("__Host-socle_appareil", "pas-un-jeton-chiffre")
         assert try_password(forger, kit.slug, "agent", UI_PASSWORD) == 429
     finally:
         forget_failures(kit.slug, address)
@@ -275,7 +275,7 @@ def test_expired_session_goes_back_to_sign_in(app: Any, kit: Kit) -> None:
 
     with transaction() as db:
         row = db.execute(
-            select(UiSession).where(UiSession.token_hash == hash_token(client.cookies["socle_session"]))
+            select(UiSession).where(UiSession.token_hash == hash_token(client.cookies["__Host-socle_session"]))
         ).scalar_one()
         row.last_seen_at = row.last_seen_at - timedelta(hours=3)
     answer = client.get("/")

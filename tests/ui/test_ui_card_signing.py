@@ -446,7 +446,7 @@ def test_no_card_preparation_for_a_format_the_card_cannot_sign(app: Any, kit: Ki
 def test_the_card_part_of_the_page_in_english(app: Any, kit: Kit) -> None:
     [folder_id] = signer_folders(kit)
     agent = sign_in(app, kit, "agent")
-    agent.cookies.set("socle_langue", "en")
+    agent.cookies.set("__Host-socle_langue", "en")
     page = agent.get(f"/dossiers/{folder_id}").text
     assert "Prepare the card signature" in page and "for 30 minutes for this folder only" in page
     answer = agent.post(f"/dossiers/{folder_id}/preparer-carte", data={"csrf": csrf_of(page)})

@@ -116,7 +116,7 @@ def test_a_percent_sign_in_an_error_is_only_text_in_either_language(app: Any, ki
 
     client = sign_in(app, kit, "agent")
     for locale in ("fr", "en"):
-        client.cookies.set("socle_langue", locale)
+        client.cookies.set("__Host-socle_langue", locale)
         page = client.get("/dossiers/100%25d")  # a "%d" in the detail once made the page itself fail (500)
         assert page.status_code == 404, page.text
         assert "100%d" in page.text

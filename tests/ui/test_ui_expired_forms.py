@@ -20,7 +20,7 @@ from conftest import UI_PASSWORD, Kit
 def expire(client: Any) -> None:
     with transaction() as db:
         row = db.execute(
-            select(UiSession).where(UiSession.token_hash == hash_token(client.cookies["socle_session"]))
+            select(UiSession).where(UiSession.token_hash == hash_token(client.cookies["__Host-socle_session"]))
         ).scalar_one()
         row.last_seen_at = row.last_seen_at - timedelta(hours=3)
 

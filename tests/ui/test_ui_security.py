@@ -96,8 +96,29 @@ def test_the_session_cookie_goes_when_the_browser_closes(app: Any, kit: Kit) -> 
         data={"csrf": csrf_of(page.text), "tenant": kit.slug, "username": "agent", "password": UI_PASSWORD},
     )
     assert answer.status_code == 303, answer.text
-    session = [value for value in answer.headers.get_list("set-cookie") if value.startswith("socle_session=")]
+    session = [value for value in answer.headers.get_list("set-cookie") if value.startswith("__Host-socle_session=")]
     assert len(session) == 1 and "max-age" not in session[0].lower() and "expires" not in session[0].lower()
+
+
+def test_every_cookie_is_bound_to_this_host_alone(app: Any, kit: Kit) -> None:
+    """A sibling sub-domain (another commune's site under the same intercommunal domain) cannot set or overwrite
+    the kit's cookies: the browser accepts a ``__Host-`` cookie only Secure, for the path / and without Domain."""
+    client = anonymous(app)
+    page = client.get("/connexion")
+    signed = client.post(
+        "/connexion",
+        data={"csrf": csrf_of(page.text), "tenant": kit.slug, "username": "agent", "password": UI_PASSWORD},
+    )
+    chosen = client.post("/langue", data={"csrf": csrf_of(client.get("/").text), "locale": "en", "suivant": "/"})
+    assert chosen.status_code == 303, chosen.text
+    cookies = [value for answer in (page, signed, chosen) for value in answer.headers.get_list("set-cookie")]
+    names = {value.partition("=")[0] for value in cookies}
+    assert {"__Host-socle_csrf", "__Host-socle_session", "__Host-socle_appareil", "__Host-socle_langue"} <= names
+    for value in cookies:
+        attributes = [part.strip().lower() for part in value.split(";")[1:]]
+        assert value.startswith("__Host-"), value
+        assert "secure" in attributes and "path=/" in attributes, value
+        assert not [part for part in attributes if part.startswith("domain=")], value
 
 
 def _kit_user_id(kit: Kit, username: str) -> str:
