@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI, File, Form, Query, Response, UploadFile
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from parapheur import api_identities, api_signing, config, service
+from parapheur import api_identities, api_signing, config, filing, service
 from parapheur.models import Folder
 from parapheur.schemas import (
     ActionIn,
@@ -429,6 +429,17 @@ def transfer(principal: PrincipalDep, session: SessionDep, folder_id: str, body:
 )
 def resend_external_link(principal: PrincipalDep, session: SessionDep, folder_id: str) -> FolderOut:
     return folder_out(session, service.resend_external_link(session, principal, folder_id))
+
+
+# 202: the GED files the document through the queue; ged_filing_error is null meanwhile, ged_document_id set once filed.
+@router.post(
+    "/{folder_id}/ged-filing/retry",
+    status_code=202,
+    response_model=FolderOut,
+    summary="Relancer le classement du document signé dans la GED (créateur du dossier ou administrateur)",
+)
+def retry_ged_filing(principal: PrincipalDep, session: SessionDep, folder_id: str) -> FolderOut:
+    return folder_out(session, filing.retry(session, principal, folder_id))
 
 
 @router.post("/{folder_id}/withdraw", response_model=FolderOut, summary="Retirer le dossier (son créateur)")

@@ -27,7 +27,7 @@ from sqlalchemy import (
     false,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, validates
 
 from socle.db import UTCDateTime, new_id, utcnow
 
@@ -209,8 +209,11 @@ class Folder(ParapheurBase):
 class FolderDocument(ParapheurBase):
     """One file of a folder. ``role``: main (to be signed), annex (carried along), scan (a paper signature).
 
-    ``signed_key`` is the main document as signed so far (PAdES, XAdES: the signature is inside);
-    ``signature_key`` the detached signature (CAdES .p7s) of a main document that is not a PDF.
+    ``signed_key`` is the main document as signed so far (PAdES, XAdES: the signature is inside), and
+    ``signed_size`` its size, kept when the signed copy is stored (service.keep_signed_sizes), so that the folder's
+    page does not ask the store; None while unknown (a copy signed before it was kept, or just replaced: a new
+    ``signed_key`` forgets the size of the one before). ``signature_key`` is the detached signature (CAdES .p7s)
+    of a main document that is not a PDF.
     """
 
     __tablename__ = "parapheur_documents"
@@ -224,6 +227,7 @@ class FolderDocument(ParapheurBase):
     key: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     signed_key: Mapped[str | None] = mapped_column(String(64))
+    signed_size: Mapped[int | None] = mapped_column(BigInteger)
     signature_key: Mapped[str | None] = mapped_column(String(64))
     added_by: Mapped[str] = mapped_column(String(100))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -231,6 +235,14 @@ class FolderDocument(ParapheurBase):
     @property
     def current_key(self) -> str:
         return self.signed_key or self.key
+
+    @validates("signed_key")
+    def _another_signed_copy(self, _name: str, key: str | None) -> str | None:
+        """Whatever stores a signed copy (a signature, its upgrade, a droit de remords), the size kept is never
+        the copy before's."""
+        if key != self.signed_key:
+            self.signed_size = None
+        return key
 
 
 class Step(ParapheurBase):
@@ -361,7 +373,8 @@ class OpinionRequest(ParapheurBase):
 
 
 class ReadMark(ParapheurBase):
-    """Proof that a person opened the document (lecture obligatoire before signing, when required)."""
+    """Proof that a person opened the document in this state (lecture obligatoire before signing, when required),
+    or made this state themselves: the copy their own signature produced (service.record_act)."""
 
     __tablename__ = "parapheur_reads"
     __table_args__ = (UniqueConstraint("folder_id", "username", "document_key"),)

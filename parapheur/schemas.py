@@ -276,6 +276,10 @@ class FolderOut(ReadModel):
     ged_document_id: str | None
     ged_version: int | None
     ged_filing: bool = Field(description="Dossier déposé : document signé à classer dans la GED, circuit terminé")
+    ged_filing_error: str | None = Field(
+        description="Pourquoi la GED n'a pas pu classer le document signé (null : aucun échec) ; "
+        "à relancer par POST /folders/{id}/ged-filing/retry, une fois le plan ou le sous-type corrigé"
+    )
     metadata: dict[str, Any] = Field(validation_alias="field_values")
     due_date: date | None
     documents: list[DocumentOut]

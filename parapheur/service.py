@@ -339,9 +339,34 @@ def media_type_for(declared: str, filename: str, role: str, signature_format: st
 
 def record_held_documents(session: Session, folder: Folder) -> None:
     """The folder's tenant holds its documents, their signed copies and detached signatures: it may hand them
-    to an interop flow (the kernel's registry, socle.storage.ownership). Nothing is committed here."""
+    to an interop flow (the kernel's registry, socle.storage.ownership). A signed copy new since also gets its
+    size kept (:func:`keep_signed_sizes`). Nothing is committed here."""
     keys = [key for document in folder.documents for key in (document.key, document.signed_key, document.signature_key)]
     record_held(session, folder.tenant_id, *keys, holder="parapheur")
+    keep_signed_sizes(folder)
+
+
+def keep_signed_sizes(folder: Folder) -> None:
+    """Keep with each document the size of its signed copy, when not known yet: asked of the store once, as the
+    copy is stored (every signing path records its act, :func:`record_act`), not at each view of the folder's
+    page. A copy signed before sizes were kept gets its size at the folder's next act. A store that cannot say
+    leaves it unknown (the page then asks the store itself): a size to show never stops an act."""
+    for document in folder.documents:
+        if document.signed_key is None or document.signed_size is not None:
+            continue
+        try:
+            document.signed_size = get_store().size(document.signed_key)
+        except SocleError:
+            continue
+
+
+def signed_size(document: FolderDocument) -> int:
+    """The size of the document's signed copy: the one kept, or the store's for a copy stored before sizes were
+    kept. :raises SocleError: the store cannot say (no such object, store unreachable)."""
+    assert document.signed_key is not None
+    if document.signed_size is not None:
+        return document.signed_size
+    return get_store().size(document.signed_key)
 
 
 def _created(session: Session, principal: Principal, folder: Folder, **details: Any) -> None:
@@ -729,6 +754,8 @@ def record_act(
     session.flush()
     # Every signing path (server, card, seal, external, paper scan) records its act here, its new keys kept.
     record_held_documents(session, folder)
+    if previous_keys:
+        _known_to_their_maker(session, folder, actor, previous_keys)
     _event(session, folder, actor, action, comment, {"step": step.position, "act": act.id, **(details or {})})
     audit_folder(
         session,
@@ -744,6 +771,22 @@ def record_act(
     if action in COMPLETING and circuits.is_complete(step.mode, step.quorum, step.desk_ids, _acted_desks(step)):
         _complete_step(session, folder, step, actor)
     return act
+
+
+def _known_to_their_maker(session: Session, folder: Folder, actor: Actor, changed: Iterable[str]) -> None:
+    """The documents a person's act just made (the copy their signature produced, the scan of their paper
+    signature) count as read by them in that state: they read the state before (lecture obligatoire) or chose
+    to sign it as it was. Opening their own signed copy afterwards is no new reading: no second « Lecture du
+    document » in the history, and their next signature of it (a later step) asks no reading again. A reading
+    by anyone else, or of a state someone else made, is recorded as before (:func:`open_document`)."""
+    if ":" in actor.username:
+        return  # the service's seal, an external signer: no user who opens documents here
+    changed = set(changed)
+    keys = ("folder_id", "username", "document_key")
+    for document in folder.documents:
+        if document.id in changed:
+            values = {"folder_id": folder.id, "username": actor.username, "document_key": document.current_key}
+            insert_once(session, ReadMark, values, keys)
 
 
 def _complete_step(session: Session, folder: Folder, step: Step, actor: Actor) -> None:
@@ -788,7 +831,7 @@ def send_back_to_ged(session: Session, folder: Folder) -> None:
         document_id=folder.ged_document_id,
         folder_id=folder.id,
         object_key=signed_key,
-        size=get_store().size(signed_key),
+        size=signed_size(document),
         filename=signed_name(document.filename),
         signatories=signatories,
     )
@@ -811,7 +854,7 @@ def _file_in_ged(
         tenant_id=folder.tenant_id,
         folder_id=folder.id,
         object_key=signed_key,
-        size=get_store().size(signed_key),
+        size=signed_size(document),
         filename=signed_name(document.filename),
         media_type=document.media_type,
         title=folder.title,
@@ -1027,6 +1070,7 @@ def undo(session: Session, principal: Principal, folder_id: str) -> Folder:
         ]
     elif act.previous_keys:
         signing.restore_documents(folder, act.previous_keys)
+        keep_signed_sizes(folder)  # the copy before, restored: its size again
     actor = Actor(
         principal.username, principal.display_name, act.desk_id, on_behalf_of_desk_id=act.on_behalf_of_desk_id
     )

@@ -25,7 +25,6 @@ from socle.auth import Principal, Role, get_user_by_id, issue_token
 from socle.db import utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError
 from socle.files import display_name
-from socle.storage import get_store
 from socle.ui.sessions import SignedIn
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
 from socle.web import content_disposition, object_response
@@ -247,12 +246,13 @@ def _document_view(folder: Folder, document: FolderDocument, first_page: int) ->
 
 
 def _current_size(document: FolderDocument) -> int | None:
-    """The size of the document as it stands: the signed copy's is not kept in the database, the store tells it
-    (a file's metadata, not its content); unknown if the store cannot say (the page shows no size then)."""
+    """The size of the document as it stands: the signed copy's, kept with it when it was stored; for a copy
+    signed before sizes were kept, the store tells it (a file's metadata, not its content); unknown if the store
+    cannot say (the page shows no size then)."""
     if not document.signed_key:
         return document.size
     try:
-        return get_store().size(document.signed_key)
+        return service.signed_size(document)
     except SocleError:
         return None
 

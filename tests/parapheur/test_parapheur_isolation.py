@@ -89,6 +89,7 @@ _CALLS: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/folders/{folder_id}/transfer"): {"json": {"desk_id": "{desk_id}"}},
     ("post", "/folders/{folder_id}/withdraw"): {"json": {}},
     ("post", "/folders/{folder_id}/external-link"): {},
+    ("post", "/folders/{folder_id}/ged-filing/retry"): {},
     ("post", "/folders/{folder_id}/annotations"): {"json": {"text": "vu", "public": True}},
     ("post", "/folders/{folder_id}/opinions"): {"json": {"desk_id": "{desk_id}", "question": "?"}},
     ("post", "/folders/{folder_id}/opinions/{opinion_id}/answer"): {"json": {"answer": "oui"}},

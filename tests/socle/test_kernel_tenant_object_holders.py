@@ -92,8 +92,8 @@ def _file_before_holders(url: str, tenant_id: str, keys: dict[str, str]) -> None
         folder_id = str(uuid.uuid4())
         values = {"tenant_id": tenant_id, "title": "Arrêté", "status": "completed", "source": "upload"}
         session.execute(sa.insert(Folder.__table__).values(id=folder_id, created_by="agent", **values))
-        session.add(
-            FolderDocument(
+        session.execute(
+            sa.insert(FolderDocument.__table__).values(
                 folder_id=folder_id,
                 role="main",
                 position=0,
