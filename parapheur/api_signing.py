@@ -11,7 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 
-from parapheur import bulk_actions, external, notify, report, service, signature_acts, signing
+from parapheur import bulk_actions, external, external_reading, notify, report, service, signature_acts, signing
 from parapheur.schemas import (
     BulkIn,
     BulkOut,
@@ -149,7 +149,9 @@ def external_view(session: SessionDep, secret: str) -> ExternalOut:
     responses=file_responses(ANY_FILE, description="Le document à signer, du type du fichier déposé"),
 )
 def external_document(session: SessionDep, secret: str, document_id: str) -> Response:
+    folder, step = external.find(session, secret)
     key, document = external.document(session, secret, document_id)
+    external_reading.record_read(session, folder, step, document)  # a download counts as reading, as on the page
     return object_response(key, document.filename, document.media_type)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from parapheur import events, seal, service, signing
+from parapheur import events, external_reading, seal, service, signing
 from parapheur.circuits import Actor
 from parapheur.models import Folder, FolderDocument, Step
 from socle.db import utcnow
@@ -96,7 +96,8 @@ def sign(session: Session, secret: str, consent: bool, name: str) -> Folder:
     """Sign with the tenant's seal for the external signer, record the act, kill the link; commits.
 
     :raises NotFound: the link is unknown, used or expired. :raises InvalidInput: no consent, no name, or a
-        document that cannot be signed (the step then stays current and the link alive).
+        document that cannot be signed (the step then stays current and the link alive). :raises Conflict: the
+        sous-type asks for reading and a main document was not read (external_reading).
     """
     if consent is not True:
         raise InvalidInput(message("il faut accepter de signer (consentement) pour signer ce dossier"))
@@ -105,6 +106,7 @@ def sign(session: Session, secret: str, consent: bool, name: str) -> Folder:
         raise InvalidInput(message("indiquez votre nom (200 caractères au plus)"))
     check_text(name, message("nom"))
     folder, step = find(session, secret, for_update=True)
+    external_reading.check_read(session, folder, step)  # lecture obligatoire, as for agents
     email = step.external_email or "adresse inconnue"
     actor = Actor(username=f"externe:{email}", display_name=f"{name} ({email})")
     identity = seal.seal_identity(session, folder)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from parapheur import ui_desk, ui_external, ui_folder, ui_new, ui_pages
+from parapheur import ui_admin_identities, ui_desk, ui_external, ui_folder, ui_new, ui_pages, ui_preferences
 from socle.ui import rendering
 from socle.ui.rendering import Section
 
@@ -20,3 +20,5 @@ router.include_router(ui_new.router)  # before the folder's page: « nouveau » 
 router.include_router(ui_folder.router)
 router.include_router(ui_pages.router)
 router.include_router(ui_external.router)  # the external signer's page: public, the link's secret only
+router.include_router(ui_preferences.router)  # « Mes préférences »: the signed-in person's notifications
+router.include_router(ui_admin_identities.router)  # administration: agents' signing identities and the seals

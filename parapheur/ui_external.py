@@ -5,26 +5,35 @@ the documents to download, then a plain POST form: a consent box, the signer's n
 through ``parapheur.external.sign``, as the API's route does (same checks, same single use). No session: the
 form's CSRF token is the anonymous one of the sign-in page (``socle.ui.web.csrf_token``, a cookie).
 
+The documents to sign are also shown as page images, as on an agent's folder page (parapheur.ui_pages: rendered
+on the server, ten pages at a time), through ``/signature-externe/{secret}/pages/{document}/{page}``: the link's
+secret opens only its own folder's documents. Being shown a document's last page, or downloading it, counts as
+reading it (lecture obligatoire, parapheur.external_reading); a folder whose sous-type asks for reading cannot be
+signed on this page before.
+
 A used, expired or unknown link gets one page, 404, always the same (nothing tells a guesser which secrets
 were real), saying to ask the collectivité for a new link. The secret is in the address: every answer is
-``no-store`` and asks for no referrer.
+``no-store`` and asks for no referrer (page images included: they are not kept in a cache either).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from babel.dates import format_date, format_time
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from sqlalchemy.orm import Session
 
-from parapheur import external
+from parapheur import external, external_reading
+from parapheur.models import FolderDocument
 from parapheur.ui_common import form_value, kept
+from parapheur.ui_pages import is_pdf, page_count, page_image
 from socle.dates import PARIS
 from socle.errors import InvalidInput, NotFound, SocleError
 from socle.models import Tenant
+from socle.ui import rendering
 from socle.ui.web import DbDep, FormDep, locale_of, render, t
 from socle.web import object_response
 
@@ -32,6 +41,7 @@ router = APIRouter(include_in_schema=False)
 
 PREFIX = "/signature-externe"
 NAME_LIMIT = 200  # as parapheur.external.sign
+PAGE_WINDOW = 10  # page images shown at once, as on the folder page; the next ones are a link away
 _PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
@@ -39,23 +49,57 @@ def page_url(secret: str) -> str:
     return f"{PREFIX}/{secret}"
 
 
+def image_url(secret: str, document: FolderDocument, page: int) -> str:
+    return f"{PREFIX}/{secret}/pages/{document.id}/{page}"
+
+
 @router.get(PREFIX + "/{secret}", response_class=HTMLResponse)
-def external_page(request: Request, db: DbDep, secret: str) -> Response:
+def external_page(
+    request: Request, db: DbDep, secret: str, debut: Annotated[int, Query(ge=1, le=100_000)] = 1
+) -> Response:
     try:
-        return _form(request, db, secret)
+        return _form(request, db, secret, first_page=debut)
     except NotFound:
         return _dead_link(request)
 
 
 @router.get(PREFIX + "/{secret}/documents/{document_id}")
 def external_document(request: Request, db: DbDep, secret: str, document_id: str) -> Response:
-    """A document as it stands (signed so far), as an attachment: the API's ``external.document``."""
+    """A document as it stands (signed so far), as an attachment: the API's ``external.document``.
+
+    A download counts as reading the document (lecture obligatoire), as an agent's does."""
     try:
-        external.find(db, secret)
+        folder, step = external.find(db, secret)
     except NotFound:
         return _dead_link(request)
-    key, document = external.document(db, secret, document_id)  # another id: the error page, 404
+    try:
+        key, document = external.document(db, secret, document_id)
+    except NotFound as exc:  # another id (another folder's document): the error page, 404, kept private too
+        return _error(request, exc)
+    external_reading.record_read(db, folder, step, document)
     return _private(object_response(key, document.filename, document.media_type))
+
+
+@router.get(PREFIX + "/{secret}/pages/{document_id}/{page}")
+def external_page_image(request: Request, db: DbDep, secret: str, document_id: str, page: int) -> Response:
+    """One page image of a document of the link's folder (``external.document``: another folder's is not found).
+
+    The LAST page's image counts as reading the document, as for agents (parapheur.ui_pages.page_png); the other
+    pages do not (they load as they come near the screen). Never cached: the secret is in the address."""
+    try:
+        folder, step = external.find(db, secret)
+    except NotFound:
+        return _dead_link(request)
+    try:
+        key, document = external.document(db, secret, document_id)
+        if not is_pdf(document):
+            raise NotFound("ce document n'a pas d'aperçu en images")
+        image = page_image(key, page)  # no such page: NotFound; pdftoppm missing or busy: ServiceUnavailable
+    except SocleError as exc:  # another id (another folder's document): the error page, 404, kept private too
+        return _error(request, exc)
+    if page == page_count(key):
+        external_reading.record_read(db, folder, step, document)
+    return _private(FileResponse(image, media_type="image/png"))
 
 
 @router.post(PREFIX + "/{secret}", response_class=HTMLResponse)
@@ -73,8 +117,8 @@ def external_sign(request: Request, db: DbDep, form: FormDep, secret: str) -> Re
     elif len(name) > NAME_LIMIT:
         errors["nom"] = t(request, "Indiquez vos nom et prénom en %(limit)s caractères au plus.", limit=NAME_LIMIT)
     try:
+        external.find(db, secret)  # a dead link says so, rather than asking to fix the form
         if errors:
-            external.find(db, secret)  # a dead link says so, rather than asking to fix the form
             return _form(request, db, secret, values=kept(form), errors=errors, status=422)
         folder = external.sign(db, secret, consent, name)
     except NotFound:
@@ -97,6 +141,7 @@ def _form(
     values: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
     status: int = 200,
+    first_page: int = 1,
 ) -> Response:
     """The page of a live link. :raises NotFound: the link is used, expired or unknown."""
     folder, step = external.find(db, secret)
@@ -111,11 +156,35 @@ def _form(
         "signer_email": seen.signer_email or "",
         "expires": _expiry(step.token_expires_at, locale),
         "documents": seen.documents,
+        "previews": [_preview(secret, document, first_page) for document in folder.main_documents],
+        "reading_required": external_reading.reading_required(db, folder),
         "name_limit": NAME_LIMIT,
         "values": values if values is not None else {"nom": seen.signer_name or ""},
         "errors": errors or {},
     }
     return _private(render(request, "parapheur/externe.html", context, status=status))
+
+
+def _preview(secret: str, document: FolderDocument, first_page: int) -> dict[str, Any]:
+    """A document to sign and the window of its pages shown as images (none for a file that is not a PDF)."""
+    view: dict[str, Any] = {"document": document, "pages": [], "count": 0, "error": None}
+    if not is_pdf(document):
+        return view
+    try:
+        count = page_count(document.current_key)
+    except SocleError as exc:
+        view["error"] = exc.detail
+        return view
+    first = min(first_page, count)
+    last = min(first + PAGE_WINDOW - 1, count)
+    view.update(
+        count=count,
+        first=first,
+        last=last,
+        previous=max(first - PAGE_WINDOW, 1),
+        pages=[(number, image_url(secret, document, number)) for number in range(first, last + 1)],
+    )
+    return view
 
 
 def _expiry(at: datetime | None, locale: str) -> dict[str, str] | None:
@@ -126,6 +195,13 @@ def _expiry(at: datetime | None, locale: str) -> dict[str, str] | None:
         "date": format_date(at.astimezone(PARIS).date(), format="long", locale=locale),
         "time": format_time(at, format="short", tzinfo=PARIS, locale=locale),
     }
+
+
+def _error(request: Request, exc: SocleError) -> Response:
+    """The error page (a document or page the live link does not open: 404), with the link's private headers."""
+    locale = locale_of(request)
+    context = {"title": rendering.translate(locale, exc.title), "detail": rendering.translate(locale, exc.detail)}
+    return _private(render(request, "socle/error.html", context, status=exc.status))
 
 
 def _dead_link(request: Request) -> Response:

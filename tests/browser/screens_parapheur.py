@@ -41,4 +41,6 @@ def screens(kit: Kit) -> list[Screen]:
         Screen("parapheur-dossier-signature-papier", "agent", f"/dossiers/{on_paper['id']}"),
         Screen("parapheur-nouveau-dossier", "agent", "/dossiers/nouveau"),
         Screen("parapheur-nouveau-dossier-circuit", "agent", f"/dossiers/nouveau?sous_type={setup.visa_then_sign}"),
+        Screen("parapheur-preferences", "agent", "/bureau/preferences"),
+        Screen("parapheur-admin-identites", "admin", "/admin/parapheur/identites"),
     ]

@@ -39,12 +39,12 @@ def public(app: Any) -> Iterator[TestClient]:
         yield client
 
 
-def external_folder(kit: Kit, pki: TestPki, **upload: Any) -> dict[str, Any]:
+def external_folder(kit: Kit, pki: TestPki, *, reading_required: bool = False, **upload: Any) -> dict[str, Any]:
     """A folder visaed by the secretariat, now waiting for its external signer (the link is mailed)."""
     secretariat = desk(kit, "Secrétariat", ["agent"])
     seal_id = import_seal(kit, pki)
     circuit = [{"kind": "visa", "desk_ids": [secretariat]}, {"kind": "external_signature"}]
-    subtype = typology(kit, circuit, name="Convention", seal_identity_id=seal_id)
+    subtype = typology(kit, circuit, name="Convention", seal_identity_id=seal_id, reading_required=reading_required)
     folder = sent_folder(kit, subtype, title="Convention de mise à disposition", external_signers=[SIGNER], **upload)
     ok(act(kit, "agent", folder["id"], "visa"))
     return folder
@@ -148,3 +148,19 @@ def test_an_expired_link_is_sent_again_by_the_creator_and_the_old_one_dies(
     ok(public.post(f"/parapheur/external/{third}/sign", json={"consent": True, "name": "Claude Lefèvre"}))
     refused = assert_problem(kit["agent"].post(f"/parapheur/folders/{folder['id']}/external-link"), 409)
     assert "aucun lien à renvoyer" in refused["detail"]
+
+
+def test_through_the_api_too_the_external_signer_reads_before_signing(
+    kit: Kit, pki: TestPki, mailbox: SmtpServer, public: TestClient
+) -> None:
+    """« Lecture obligatoire » binds the API as the page: a download is the reading, and signing waits for it."""
+    folder = external_folder(kit, pki, reading_required=True)
+    secret = mailed_secret(mailbox)
+    (document,) = ok(public.get(f"/parapheur/external/{secret}"))["documents"]
+    refused = public.post(f"/parapheur/external/{secret}/sign", json={"consent": True, "name": "Claude Lefèvre"})
+    assert_problem(refused, 409)
+    assert "lecture obligatoire" in refused.json()["detail"] and "document_read" not in actions(folder["id"])
+    assert public.get(f"/parapheur/external/{secret}/documents/{document['id']}").status_code == 200
+    ok(public.post(f"/parapheur/external/{secret}/sign", json={"consent": True, "name": "Claude Lefèvre"}))
+    assert folder_of(kit, folder["id"])["status"] == "completed"
+    assert actions(folder["id"]).count("document_read") == 1
