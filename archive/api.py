@@ -77,7 +77,15 @@ def download_sip(principal: PrincipalDep, session: SessionDep, transfer_id: str)
     return object_response(transfer.sip_key, f"{transfer.message_identifier}.zip", "application/zip")
 
 
-@router.post("/{transfer_id}/send", status_code=202, response_model=TransferOut, summary="Envoyer par un connecteur")
+@router.post(
+    "/{transfer_id}/send",
+    status_code=202,
+    response_model=TransferOut,
+    summary="Envoyer par un connecteur",
+    description="Le connecteur doit être l'un des connecteurs actifs du système d'archivage que l'interopérabilité "
+    "a fait connaître au service d'archives : sinon 422, dont le détail et `usable_connectors` nomment ceux-ci. "
+    "Tant qu'elle n'en a fait connaître aucun, le nom est transmis tel quel et l'interopérabilité en juge.",
+)
 def send(principal: PrincipalDep, session: SessionDep, transfer_id: str, body: SendIn) -> TransferOut:
     return TransferOut.of(service.send(session, principal, transfer_id, body))
 

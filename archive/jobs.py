@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from archive import lifecycle, profiles, service
+from archive import lifecycle, profiles, sae_connectors, service
 from archive.models import Transfer
 from archive.schemas import sae_token
 from socle import messages
@@ -41,6 +41,13 @@ def delivery_failed(*, tenant_id: str, transfer_id: str, reason: str) -> None:
 def record_sae_message(*, tenant_id: str, transfer_id: str, message_kind: str, object_key: str, size: int) -> None:
     with transaction() as session:
         lifecycle.record_sae_message(session, tenant_id, transfer_id, message_kind, object_key, size)
+
+
+def record_sae_connectors(*, tenant_id: str, version: int, connectors: list[dict[str, Any]]) -> None:
+    """The tenant's SAE connectors as the interop service has them now (messages.ARCHIVE_RECORD_SAE_CONNECTORS):
+    kept unless a list of this version or a later one is kept already (a job run twice, or overtaken)."""
+    with transaction() as session:
+        sae_connectors.record(session, tenant_id, version, connectors)
 
 
 # The namespace of the transfers asked by interop flows: the same flow always names the same transfer.

@@ -133,3 +133,20 @@ class TransferMapping(ArchiveBase):
     mapping: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_by: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SaeConnectorList(ArchiveBase):
+    """A tenant's connectors to its archival system, as the interop service last told (one row per tenant).
+
+    Interop sends the whole list at each change of one of them (messages.ARCHIVE_RECORD_SAE_CONNECTORS), with a
+    version that grows: only a greater version replaces the row, so an older list arriving late, or the same one
+    twice, changes nothing. No row: the list is not known yet (connectors made before the archive kept it).
+    """
+
+    __tablename__ = "archive_sae_connectors"
+
+    tenant_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+    # [{"name": …, "kind": "vitam" | "asalae" | "depot" | "sftp" | "webdav", "enabled": bool}], by name.
+    connectors: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -266,7 +266,12 @@ class ProfileOut(ReadModel):
 
 
 class SendIn(BaseModel):
-    connector: str = Field(min_length=1, max_length=100, description="Connecteur d'interopérabilité à utiliser")
+    connector: str = Field(
+        min_length=1,
+        max_length=100,
+        description="Connecteur d'interopérabilité à utiliser : quand l'interopérabilité a fait connaître les "
+        "connecteurs du système d'archivage de la collectivité, l'un de ceux qui sont actifs (sinon 422)",
+    )
     accept_unvalidated: bool = Field(
         False, description="Envoyer un paquet que les schémas absents n'ont pas permis de valider"
     )

@@ -17,7 +17,18 @@ from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from archive import checks, mapping, packaging, profiles, referential, seda, sources, unpacking, validation
+from archive import (
+    checks,
+    mapping,
+    packaging,
+    profiles,
+    referential,
+    sae_connectors,
+    seda,
+    sources,
+    unpacking,
+    validation,
+)
 from archive.models import Transfer
 from archive.schemas import FolderTransferIn, SendIn, TransferIn
 from archive.statuses import (
@@ -541,6 +552,7 @@ def send(session: Session, principal: Principal, transfer_id: str, body: SendIn)
         raise Conflict(message("le paquet n'a pas été validé (schémas absents) : confirmez avec accept_unvalidated"))
     if transfer.sip_key is None or transfer.sip_size is None:
         raise Conflict(message("ce versement n'a pas de paquet construit"))
+    sae_connectors.check(session, principal.tenant_id, body.connector)  # said now, not after a failed delivery
     transfer.status, transfer.connector, transfer.error, transfer.updated_at = SENDING, body.connector, None, utcnow()
     enqueue(
         session,

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
-from archive import profiles, service
+from archive import profiles, sae_connectors, service
 from archive.models import Transfer
 from archive.package_titles import PackageTitles, package_titles
 from archive.schemas import SendIn, TransferIn
@@ -49,7 +49,7 @@ from archive.ui_shared import (
 )
 from socle.errors import Conflict, InvalidInput, NotFound, message
 from socle.ui.sessions import SignedIn
-from socle.ui.web import DbDep, FormDep, UserDep, address_number, redirect, render, sentence, t
+from socle.ui.web import DbDep, FormDep, UserDep, address_number, error_text, redirect, render, sentence, t
 from socle.web import object_response
 
 router = APIRouter(include_in_schema=False)
@@ -328,6 +328,11 @@ def send_transfer(request: Request, db: DbDep, user: UserDep, form: FormDep, tra
         transfer = service.get_transfer(db, user.principal.tenant_id, transfer_id)
         field = "accept_unvalidated" if transfer.status == UNVALIDATED else "form"
         return _detail_again(request, db, user, transfer_id, values, {field: exc.detail}, 409)
+    except InvalidInput as exc:  # a connector the known list does not offer (unknown, or disabled)
+        db.rollback()
+        return _detail_again(
+            request, db, user, transfer_id, values, {"connector": sentence(error_text(request, exc))}, 422
+        )
     message = t(request, "Versement envoyé : le connecteur dépose le paquet auprès du système d'archivage.")
     return redirect(f"/archives/transferts/{transfer_id}", db=db, user=user, message=message)
 
@@ -418,11 +423,40 @@ def _detail_page(
         "redo_of": _transfer_link(db, transfer.tenant_id, transfer.redo_of),
         "redone_by": _redos(db, transfer),
         "can_abandon": transfer.status in ABANDONABLE,
-        "values": {"connector": transfer.connector or _last_connector(db, transfer.tenant_id), **(values or {})},
         "errors": errors or {},
         "shown_rows": SHOWN_ROWS,
     }
+    chosen = ""
+    if context["can_send"]:
+        chosen, context["connector_options"], context["connectors_known"] = _connector_field(request, db, transfer)
+    context["values"] = {"connector": chosen, **(values or {})}
     return render(request, "archive/transfer.html", context, status=status, db=db)
+
+
+# The kinds of the connectors to an archival system, in words (as the interop's administration pages say them).
+CONNECTOR_KINDS = {
+    "vitam": _("Système d'archivage Vitam"),
+    "asalae": _("Système d'archivage As@lae"),
+    "depot": _("Dépôt dans un dossier du serveur"),
+    "sftp": _("Dépôt sur un serveur SFTP"),
+    "webdav": _("Dépôt WebDAV"),
+}
+
+
+def _connector_field(request: Request, db: Session, transfer: Transfer) -> tuple[str, list[tuple[str, str]], bool]:
+    """The send form's connector: the one chosen beforehand, the list of the tenant's enabled SAE connectors
+    (name, then name and kind in words) and whether the interop service has told them. The last one used is
+    chosen, or the only one; no list known or none enabled, the form keeps a text field."""
+    known = sae_connectors.known(db, transfer.tenant_id)
+    usable = [connector for connector in known or [] if connector.enabled]
+    chosen = transfer.connector or _last_connector(db, transfer.tenant_id)
+    if usable and chosen not in {connector.name for connector in usable}:
+        chosen = usable[0].name if len(usable) == 1 else ""
+    options = [
+        (connector.name, f"{connector.name} — {t(request, CONNECTOR_KINDS.get(connector.kind, connector.kind))}")
+        for connector in usable
+    ]
+    return chosen, options, known is not None
 
 
 def _transfer_link(db: Session, tenant_id: str, transfer_id: str | None) -> dict[str, str] | None:

@@ -186,3 +186,32 @@ def pes_retours_command(tenant: str, connector: str) -> None:
     click.echo(
         f"PES Retour confiés à la GED : {counts.get('asked', 0)} ; marqués lus chez S²LOW : {counts.get('marked', 0)}."
     )
+
+
+@group.command(
+    "sae-connectors",
+    help="Renvoyer au service d'archives la liste des connecteurs du système d'archivage (Vitam, As@lae, dépôt, "
+    "SFTP, WebDAV) de chaque collectivité, ou d'une seule : après une mise à jour ou une restauration de sa base. "
+    "Sans effet en double.",
+)
+@click.option("--tenant", default=None, help="Identifiant court (slug) de la collectivité (par défaut : toutes)")
+def sae_connectors_command(tenant: str | None) -> None:
+    from sqlalchemy import select
+
+    from interop import service
+    from socle.auth import get_tenant
+    from socle.db import new_session, transaction
+    from socle.models import Tenant
+
+    with new_session() as session:
+        if tenant:
+            tenants = [(get_tenant(session, tenant).id, tenant)]  # NotFound, said in French by the `socle` command
+        else:
+            tenants = [
+                (row.id, row.slug) for row in session.execute(select(Tenant.id, Tenant.slug).order_by(Tenant.slug))
+            ]
+    for tenant_id, slug in tenants:
+        with transaction() as session:
+            connectors = service.publish_sae_connectors(session, tenant_id, "cli:socle-interop-sae-connectors")
+        names = ", ".join(connector["name"] for connector in connectors) or "aucun"
+        click.echo(f"{slug} : liste envoyée au service d'archives ({names}).")

@@ -53,6 +53,10 @@ OTHER_KINDS: dict[str, Callable[[str, dict[str, Any], dict[str, str]], Connector
     "s2low": S2lowConnector,
 }
 
+# The connector kinds that can carry an archival package to the SAE: the archive's transfer form offers these
+# (messages.ARCHIVE_RECORD_SAE_CONNECTORS). Mail, webhooks, CMIS, S²LOW and the external parapheur are not for it.
+SAE_KINDS = ("vitam", "asalae", "depot", "sftp", "webdav")
+
 # The archive service's answer to a SEDA message from the SAE (declared by the archive in socle.messages).
 RECORD_SAE_MESSAGE = "archive.jobs.record_sae_message"
 RECORD_DELIVERY = "archive.jobs.record_delivery"
@@ -85,7 +89,7 @@ def create_connector(session: Session, principal: Principal, body: ConnectorIn) 
     )
     session.add(connector)
     session.flush()
-    audit.record(
+    entry = audit.record(
         session,
         tenant_id=principal.tenant_id,
         actor=principal.actor,
@@ -94,6 +98,8 @@ def create_connector(session: Session, principal: Principal, body: ConnectorIn) 
         object_id=connector.id,
         details={"name": body.name, "kind": body.kind},
     )
+    if connector.kind in SAE_KINDS:
+        _tell_archive(session, principal.tenant_id, entry.seq)
     session.commit()
     return connector
 
@@ -120,7 +126,7 @@ def set_enabled(session: Session, principal: Principal, name: str, enabled: bool
     connector = get_connector(session, principal.tenant_id, name)
     if connector.enabled != enabled:
         connector.enabled = enabled
-        audit.record(
+        entry = audit.record(
             session,
             tenant_id=principal.tenant_id,
             actor=principal.actor,
@@ -129,6 +135,8 @@ def set_enabled(session: Session, principal: Principal, name: str, enabled: bool
             object_id=connector.id,
             details={"name": name},
         )
+        if connector.kind in SAE_KINDS:
+            _tell_archive(session, principal.tenant_id, entry.seq)
     session.commit()
     return connector
 
@@ -160,7 +168,7 @@ def update_connector(session: Session, principal: Principal, name: str, config: 
     changed = sorted(key for key in set(before) | set(checked) if before.get(key) != checked.get(key))
     # A new dict, not an in-place change: the JSON column is only written when the attribute is reassigned.
     connector.config = {**checked, "secrets": tokens, "tenant_slug": connector.config["tenant_slug"]}
-    audit.record(
+    entry = audit.record(
         session,
         tenant_id=principal.tenant_id,
         actor=principal.actor,
@@ -169,6 +177,8 @@ def update_connector(session: Session, principal: Principal, name: str, config: 
         object_id=connector.id,
         details={"name": name, "changed": changed, "secrets_changed": sorted(given)},
     )
+    if connector.kind in SAE_KINDS:
+        _tell_archive(session, principal.tenant_id, entry.seq)
     session.commit()
     return connector
 
@@ -213,7 +223,7 @@ def delete_connector(session: Session, principal: Principal, name: str) -> None:
             )
         )
     session.execute(delete(TdtClassification).where(TdtClassification.connector_id == connector.id))
-    audit.record(
+    entry = audit.record(
         session,
         tenant_id=principal.tenant_id,
         actor=principal.actor,
@@ -223,7 +233,55 @@ def delete_connector(session: Session, principal: Principal, name: str) -> None:
         details={"name": name, "kind": connector.kind},
     )
     session.delete(connector)
+    if connector.kind in SAE_KINDS:
+        _tell_archive(session, principal.tenant_id, entry.seq)
     session.commit()
+
+
+def sae_connectors(session: Session, tenant_id: str) -> list[dict[str, Any]]:
+    """The tenant's connectors an archival package can go through, as this transaction sees them, by name."""
+    session.flush()  # the caller's own change included
+    query = (
+        select(Connector.name, Connector.kind, Connector.enabled)
+        .where(Connector.tenant_id == tenant_id, Connector.kind.in_(SAE_KINDS))
+        .order_by(Connector.name)
+    )
+    return [{"name": name, "kind": kind, "enabled": bool(enabled)} for name, kind, enabled in session.execute(query)]
+
+
+def _tell_archive(session: Session, tenant_id: str, version: int) -> list[dict[str, Any]]:
+    """Send the archive service the tenant's whole list of SAE connectors (messages.ARCHIVE_RECORD_SAE_CONNECTORS),
+    in the caller's transaction, after its audit entry.
+
+    ``version`` is that entry's number in the tenant's audit chain: the chain's head is locked until the commit,
+    so the tenant's connector changes are serialised, each list read here holds every change committed before
+    it, and a later list always has a greater number. The archive keeps the greatest it has received.
+    """
+    connectors = sae_connectors(session, tenant_id)
+    enqueue(
+        session, messages.ARCHIVE_RECORD_SAE_CONNECTORS, tenant_id=tenant_id, version=version, connectors=connectors
+    )
+    return connectors
+
+
+def publish_sae_connectors(session: Session, tenant_id: str, actor: str) -> list[dict[str, Any]]:
+    """Send the archive service the tenant's SAE connectors again, as they are (``socle interop sae-connectors``):
+    after an upgrade (connectors made before the archive kept a list) or the archive's database restored.
+
+    Journalled (``interop.sae_connectors.published``), which gives the list its version as for a change (the
+    list is read after the entry, under the chain's lock: it cannot be named in the entry). Commits.
+    """
+    entry = audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="interop.sae_connectors.published",
+        object_type="tenant",
+        object_id=tenant_id,
+    )
+    connectors = _tell_archive(session, tenant_id, entry.seq)
+    session.commit()
+    return connectors
 
 
 def _signature_connector(flow: Flow) -> str | None:

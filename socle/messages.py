@@ -272,6 +272,15 @@ ARCHIVE_BUILD_FOLDER_TRANSFER = Message(
     "valide le paquet SEDA comme « socle archive build », puis efface le dossier de travail.",
     on_failure="archive.jobs.export_failed",
 )
+ARCHIVE_RECORD_SAE_CONNECTORS = Message(
+    "archive.jobs.record_sae_connectors",
+    ("tenant_id", "version", "connectors"),
+    "L'interopérabilité donne la liste entière des connecteurs d'une collectivité qui peuvent porter un paquet "
+    "vers le système d'archivage (« connectors » : liste de {name, kind, enabled}), à chaque création, "
+    "modification, activation, désactivation ou suppression de l'un d'eux, et à la demande (socle interop "
+    "sae-connectors) ; « version » croît à chaque liste : le service d'archives garde la plus récente et ignore "
+    "une liste plus ancienne ou déjà reçue.",
+)
 
 # Interop
 INTEROP_DELIVER = Message(
@@ -323,6 +332,29 @@ INTEROP_COLLECT_ALL_PES_RETOURS = Message(
     "Demander la relève des PES Retour de chaque connecteur TdT (S²LOW) actif de chaque collectivité : une tâche "
     "INTEROP_COLLECT_PES_RETOURS par connecteur, une seule fois par « period » (l'échéance qui la demande, "
     "ex. 2026-12-01T09:00Z).",
+)
+INTEROP_COLLECT_PREFECTURE_LETTERS = Message(
+    "interop.jobs.collect_prefecture_letters",
+    ("tenant_id", "connector"),
+    "Relever les courriers de la préfecture non lus d'un connecteur TdT (S²LOW) : chacun de la collectivité (SIREN "
+    "de son acte) est lu, ses fichiers confiés à la GED une seule fois (GED_STORE_FLOW_DOCUMENT, « name » : "
+    "courrier:<id>:<n>), noté dans l'historique du flux de son acte et annoncé par courriel à qui l'a démarré ; "
+    "celui d'une autre collectivité est refusé (ni classé ni marqué lu), au journal d'audit et annoncé aux "
+    "administrateurs.",
+)
+INTEROP_COLLECT_ALL_PREFECTURE_LETTERS = Message(
+    "interop.jobs.collect_all_prefecture_letters",
+    ("period",),
+    "Demander la relève des courriers de la préfecture de chaque connecteur TdT (S²LOW) actif qui a un dossier de la "
+    "GED : une tâche INTEROP_COLLECT_PREFECTURE_LETTERS par connecteur, une seule fois par « period ».",
+)
+INTEROP_SEND_NOTICE = Message(
+    "interop.jobs.send_notice",
+    ("tenant_id", "recipient", "notice"),
+    "Envoyer par courriel un avis sur un flux ou un document du TdT (acte ou PES refusé, flux en erreur, nouveau "
+    "courrier de la préfecture, document d'une autre collectivité refusé) à un utilisateur (« recipient » = "
+    "identifiant ; son adresse est lue à l'envoi), une seule fois par clé d'avis (« notice » : key) ; réessayé si le "
+    "serveur SMTP est injoignable.",
 )
 INTEROP_FLOW_FAILED = Message(
     "interop.jobs.flow_failed",
