@@ -7,11 +7,16 @@ collectivité as producer and submitter, the AppraisalRule of the referential wh
 GED's author as Writer and, for a document signed in the parapheur, its signatories as Signer.
 
 The archive service does not know the GED's types: a field named by a mapping is checked against each
-document when the package is built, and a missing value fails the transfer with the field's name.
+document when the package is built, and a missing value fails the transfer with the field's name. What it can
+check when a mapping is saved, it does: each source is one the element admits, and a field's name is written as
+the GED writes its fields' technical names (FIELD_NAME); each refusal names the element, its position in a list
+and the wrong value. Mappings saved before a check existed keep being read and applied as they are
+(``save_problems`` tells what saving one again would refuse).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from archive import referential, seda
 from archive.models import TransferMapping
-from archive.schemas import AGENT_FIELDS, MappingIn, MappingOut
+from archive.schemas import AGENT_FIELDS, AGENT_SOURCES, SOURCES, MappingIn, MappingOut
 from socle import audit
 from socle.auth import Principal, Role
 from socle.db import utcnow
@@ -40,6 +45,7 @@ __all__ = [
     "list_mappings",
     "mapping_version",
     "parse_mapping",
+    "save_problems",
     "set_mapping",
 ]
 
@@ -53,8 +59,6 @@ UNTYPED = "sans-type"  # the mapping key of documents without a GED type
 _MESSAGES = {
     "missing": "valeur obligatoire absente",
     "extra_forbidden": "élément inconnu de la correspondance",
-    "string_pattern_mismatch": "source inconnue : attendu title, document_type, type_name, author, document_date, "
-    "created_at, modified_at, dua_start ou field:<nom du champ> (tenant ou field:<nom> pour un service)",
     "literal_error": "valeur non admise",
     "string_type": "texte attendu",
     "bool_type": "vrai ou faux attendu",
@@ -65,7 +69,18 @@ _MESSAGES = {
     "dict_type": "objet JSON attendu",
     "model_type": "objet JSON attendu",
 }
-AGENT_SOURCE_UNKNOWN = "source inconnue : attendu author, signatories ou field:<nom du champ>"
+# The elements whose value is one source, by what they admit besides field:<name> (archive.schemas' patterns).
+SOURCE_ELEMENTS = ("title", "description", "start_date", "end_date", "access_start")
+AGENCY_ELEMENTS = ("originating_agency", "submission_agency")
+# A GED typed field's technical name, as the GED admits it (ged.schemas FieldDef.name): what may follow
+# « field: » in a source, and a name in keyword_fields. The archive service cannot know a type's fields (the GED
+# keeps them): it checks their syntax at save, their values when a package is built. Checked at save only: the
+# schema (archive.schemas) stays as loose as before, so mappings saved earlier are still read and applied.
+FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+FIELD_NAME_RULE = (
+    "le nom technique d'un champ typé de la GED s'écrit en minuscules sans accent, chiffres et souligné (_), "
+    "commence par une lettre et compte 63 caractères au plus"
+)
 # A rule id as the referential admits it (archive.schemas.RuleIn): checked even without a referential, since the
 # id is written as is in the package's Rule elements.
 RULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -87,7 +102,8 @@ class MappingError(seda.SedaError):
 def parse_mapping(raw: Any) -> MappingIn:
     """Check a mapping sent by an archivist.
 
-    :raises InvalidInput: in French, naming each wrong element of the mapping.
+    :raises InvalidInput: in French, naming each wrong element of the mapping (``detail``), and each one apart
+        (``errors``: ``field``, the element, with its position in a list, « writer.1 », and ``message``).
     """
     try:
         body = MappingIn.model_validate(raw)
@@ -96,40 +112,123 @@ def parse_mapping(raw: Any) -> MappingIn:
         for error in exc.errors():
             where = ".".join(str(part) for part in error["loc"]) or "correspondance"
             text = _MESSAGES.get(error["type"])
-            if error["type"] == "string_pattern_mismatch" and error["loc"] and error["loc"][0] in AGENT_FIELDS:
-                text = AGENT_SOURCE_UNKNOWN
+            if error["type"] == "string_pattern_mismatch" and error["loc"]:
+                text = _unknown_source(str(error["loc"][0]), error.get("input"))
             if text is None:  # our own validators already speak French
                 text = french_message(error)
-            problems.append(f"{where} : {text}")
-        raise InvalidInput("correspondance invalide : " + " ; ".join(problems)) from None
-    return _checked(body)
+            problems.append((where, text))
+        # The misspelt fields' names too, where the schema found nothing wrong: every refusal at once.
+        flagged = {where for where, _text in problems}
+        problems += [
+            (where, text)
+            for where, text in _field_problems(raw)
+            if where not in flagged and where.split(".")[0] not in flagged
+        ]
+        raise _invalid(problems) from None
+    problems = save_problems(body)
+    if problems:
+        raise _invalid(problems)
+    return body.model_copy(update={name: _rule_id(getattr(body, name)) for name in ("appraisal_rule", "access_rule")})
 
 
-def _checked(body: MappingIn) -> MappingIn:
-    """What the schema lets through but would make every package of the type fail or be refused: a date taken
-    from a source that never is a date, a rule id the referential could not hold (spaces, markup, controls)."""
+def _invalid(problems: list[tuple[str, str]]) -> InvalidInput:
+    return InvalidInput(
+        "correspondance invalide : " + " ; ".join(f"{where} : {text}" for where, text in problems),
+        errors=[{"field": where, "message": text} for where, text in problems],
+    )
+
+
+def _rule_id(rule_id: str | None) -> str | None:
+    return None if rule_id is not None and not rule_id.strip() else rule_id  # an empty choice: no rule named
+
+
+def save_problems(body: MappingIn) -> list[tuple[str, str]]:
+    """What the schema lets through but a save refuses, as (element, problem): what would make every package of
+    the type fail or be refused (a date taken from a source that never is a date, a rule id the referential
+    could not hold: spaces, markup, controls) or silently empty (a field's name the GED cannot have).
+
+    Also asked of a mapping saved before these checks (the mapping page shows what to correct): such a mapping
+    is still read and applied as it is."""
     problems = []
     for name in DATE_ELEMENTS:
         source = getattr(body, name)
         if not source.startswith("field:") and source not in DATE_SOURCES:
             problems.append(
-                f"{name} : la source « {source} » n'est pas une date : attendu "
-                f"{', '.join(DATE_SOURCES)} ou field:<nom d'un champ date>"
+                (
+                    name,
+                    f"la source « {source} » n'est pas une date : attendu "
+                    f"{', '.join(DATE_SOURCES)} ou field:<nom d'un champ date>",
+                )
             )
-    rules = {}
     for name in ("appraisal_rule", "access_rule"):
-        rule_id = getattr(body, name)
-        if rule_id is not None and not rule_id.strip():
-            rule_id = None  # an empty choice: no rule named
-        elif rule_id is not None and not RULE_ID.fullmatch(rule_id):
-            shown = rule_id[:100].encode("unicode_escape").decode("ascii")
+        rule_id = _rule_id(getattr(body, name))
+        if rule_id is not None and not RULE_ID.fullmatch(rule_id):
             problems.append(
-                f"{name} : identifiant de règle invalide « {shown} » : lettres, chiffres, point, tiret ou souligné"
+                (
+                    name,
+                    f"identifiant de règle invalide « {_shown(rule_id)} » : "
+                    "lettres, chiffres, point, tiret ou souligné",
+                )
             )
-        rules[name] = rule_id
-    if problems:
-        raise InvalidInput("correspondance invalide : " + " ; ".join(problems))
-    return body.model_copy(update=rules)
+    return problems + _field_problems(body.model_dump())
+
+
+def _field_problems(raw: Any) -> list[tuple[str, str]]:
+    """The typed fields' names the GED cannot have, as (element, problem): after « field: » in a source (« writer.1
+    »: a list's position, from 0 as in the schema's errors), and in keyword_fields. Read from the mapping as sent
+    (values of the wrong type are the schema's to refuse)."""
+    if not isinstance(raw, dict):
+        return []
+    found: list[tuple[str, Any]] = [(name, raw.get(name)) for name in (*SOURCE_ELEMENTS, *AGENCY_ELEMENTS)]
+    for name in AGENT_FIELDS:
+        found += [(f"{name}.{index}", source) for index, source in enumerate(_listed(raw.get(name)))]
+    problems = []
+    for where, source in found:
+        named = source.removeprefix("field:") if isinstance(source, str) and source.startswith("field:") else None
+        if named is not None and not FIELD_NAME.fullmatch(named):
+            problems.append((where, _bad_field(named, "field:")))
+    for index, name in enumerate(_listed(raw.get("keyword_fields"))):
+        if isinstance(name, str) and not FIELD_NAME.fullmatch(name):
+            problems.append((f"keyword_fields.{index}", _bad_field(name, "")))
+    return problems
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _bad_field(name: str, prefix: str) -> str:
+    """A field's name the GED cannot have, and the likely one when case or a dash or dot is all that is wrong."""
+    text = f"champ « {prefix}{_shown(name)} » mal écrit : {FIELD_NAME_RULE}"
+    likely = re.sub(r"[-.]", "_", name.lower())
+    if FIELD_NAME.fullmatch(likely):
+        text += f" (vouliez-vous dire « {prefix}{likely} » ?)"
+    return text
+
+
+def _unknown_source(element: str, value: Any) -> str:
+    """An element's source that is none it admits: what it is, what is admitted, and the likely one."""
+    if element in AGENT_FIELDS:
+        known: tuple[str, ...] = AGENT_SOURCES
+    elif element in AGENCY_ELEMENTS:
+        known = ("tenant",)
+    else:
+        known = SOURCES
+    text = str(value) if isinstance(value, str) else ""
+    problem = f"source inconnue : attendu {', '.join(known)} ou field:<nom du champ> (reçu « {_shown(text)} »"
+    close = difflib.get_close_matches(text.strip().lower(), known, n=1, cutoff=0.6)
+    if close:
+        return f"{problem} : vouliez-vous dire « {close[0]} » ?)"
+    if FIELD_NAME.fullmatch(text.strip()):  # a field's name without its prefix
+        return f"{problem} : un champ typé s'écrit « field:{text.strip()} »)"
+    return f"{problem})"
+
+
+def _shown(value: str) -> str:
+    """A value as a message may quote it: 100 characters at most, controls and invisible marks escaped."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in value[:100]
+    )
 
 
 def _check_type_code(type_code: str) -> None:

@@ -5,13 +5,17 @@ of the package it built (each document's unit carries the document's id as its
 OriginatingAgencyArchiveUnitIdentifier, and its Title). The manifest is the zip's first entry, with its sizes in
 its local header (archive.zipstream): it is read as a stream from the store, without fetching the documents'
 bytes behind it, and only the first MAX_MANIFEST_BYTES of it. The GED is not asked.
+
+A page shows a few hundred titles of a package that may describe tens of thousands of documents: given the ids it
+shows, the reading stops as soon as each one's title is found (the units come in the manifest's order, after the
+objects), and only those are kept.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -49,11 +53,37 @@ class PackageTitles:
     units: dict[str, str] = field(default_factory=dict)
 
 
-def package_titles(sip_key: str | None) -> PackageTitles:
-    """The titles of the package stored under ``sip_key``; empty when there is none or it cannot be read."""
+@dataclass
+class _Wanted:
+    """The ids whose titles are asked for (None: every one), and whether each has been found."""
+
+    documents: set[str] | None
+    units: set[str] | None
+
+    def complete(self, found: PackageTitles) -> bool:
+        """Every title asked for is found: nothing further in the manifest can change the answer."""
+        return (
+            self.documents is not None
+            and self.units is not None
+            and self.documents.issubset(found.documents)
+            and self.units.issubset(found.units)
+        )
+
+
+def package_titles(
+    sip_key: str | None, *, documents: Iterable[str] | None = None, units: Iterable[str] | None = None
+) -> PackageTitles:
+    """The titles of the package stored under ``sip_key``; empty when there is none or it cannot be read.
+
+    :param documents: the GED document ids whose titles are wanted (those a page shows), None for all of them;
+    :param units: likewise, the package's unit ids. With both given, only their titles are kept, and the manifest
+        is read no further than where the last of them is found: the titles of these ids are those a whole reading
+        gives (a document's first unit, as always).
+    """
     found = PackageTitles()
-    if sip_key is None:
-        return found
+    wanted = _Wanted(set(documents) if documents is not None else None, set(units) if units is not None else None)
+    if sip_key is None or wanted.complete(found):
+        return found  # no package, or nothing asked: the store is not even opened
     parser = etree.XMLPullParser(
         events=("end",),
         tag=_STREAMED,
@@ -66,16 +96,16 @@ def package_titles(sip_key: str | None) -> PackageTitles:
         with get_store().open(sip_key) as stream:
             for chunk in _manifest_chunks(stream):
                 parser.feed(chunk)
-                if _collect(parser, found):
-                    return found  # the units are all described: what follows has no title
+                if _collect(parser, found, wanted) or wanted.complete(found):
+                    return found  # the units are all described, or those asked for: what follows is not read
         parser.close()
-        _collect(parser, found)
+        _collect(parser, found, wanted)
     except (SocleError, OSError, ValueError, zlib.error, etree.XMLSyntaxError, LookupError):
         pass  # the package gone or unreadable: what was read stays, and the page shows ids for the rest
     return found
 
 
-def _collect(parser: etree.XMLPullParser, found: PackageTitles) -> bool:
+def _collect(parser: etree.XMLPullParser, found: PackageTitles, wanted: _Wanted) -> bool:
     """Read the parsed elements' titles, then forget them; True once DescriptiveMetadata has ended.
 
     The manifest is read in a stream, as archive.checks.check_manifest_file does: each unit's Content, each unit
@@ -86,22 +116,23 @@ def _collect(parser: etree.XMLPullParser, found: PackageTitles) -> bool:
         if local == "DescriptiveMetadata":
             return True
         if local == "Content":
-            _read_content(element, found)
+            _read_content(element, found, wanted)
         element.clear()
         while element.getprevious() is not None:  # the siblings before it, already read
             del element.getparent()[0]
     return False
 
 
-def _read_content(content: etree._Element, found: PackageTitles) -> None:
+def _read_content(content: etree._Element, found: PackageTitles, wanted: _Wanted) -> None:
     unit = content.getparent()
     title = (content.findtext("{*}Title") or "").strip()
     if unit is not None and title:
-        if unit.get("id"):
-            found.units[str(unit.get("id"))] = title
+        unit_id = unit.get("id")
+        if unit_id and (wanted.units is None or unit_id in wanted.units):
+            found.units[str(unit_id)] = title
         # A document's unit carries its GED id (a folder's, its cote: never a document's id).
         identifier = (content.findtext("{*}OriginatingAgencyArchiveUnitIdentifier") or "").strip()
-        if identifier:
+        if identifier and (wanted.documents is None or identifier in wanted.documents):
             found.documents.setdefault(identifier, title)
 
 

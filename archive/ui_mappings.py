@@ -85,7 +85,19 @@ def _list_page(
 def mapping_page(request: Request, db: DbDep, user: UserDep, type_code: str) -> Response:
     require_archivist(user)
     found = mapping.get_mapping(db, user.principal.tenant_id, type_code)
-    return _mapping_page(request, db, user, type_code, _values(found.model_dump()), {}, found=found)
+    # A mapping saved before a check existed is still applied as it is; what saving it again would refuse is shown
+    # next to its boxes now, not discovered when the archivist saves another change.
+    errors = _field_errors(mapping.save_problems(found)) if not found.default else {}
+    if errors:
+        errors = {
+            "form": t(
+                request,
+                "Cette correspondance a été enregistrée avant les contrôles actuels : les versements l'appliquent "
+                "telle quelle, mais elle ne peut être enregistrée de nouveau qu'une fois corrigée.",
+            ),
+            **errors,
+        }
+    return _mapping_page(request, db, user, type_code, _values(found.model_dump()), errors, found=found)
 
 
 @router.post("/archives/correspondances/{type_code}", response_class=HTMLResponse)
@@ -103,7 +115,7 @@ def save_mapping(request: Request, db: DbDep, user: UserDep, form: FormDep, type
         return _mapping_page(request, db, user, type_code, values, {"form": error_text(request, exc)}, status=409)
     except InvalidInput as exc:
         db.rollback()
-        return _mapping_page(request, db, user, type_code, values, _errors(exc.detail), status=422)
+        return _mapping_page(request, db, user, type_code, values, _errors(exc), status=422)
     message = t(request, "Correspondance du type « %(code)s » enregistrée.", code=type_code)
     return redirect(f"/archives/correspondances/{type_code}", db=db, user=user, message=message)
 
@@ -194,7 +206,32 @@ def _names(text: str) -> list[str]:
     return [name.strip() for name in text.replace(";", ",").split(",") if name.strip()]
 
 
-def _errors(detail: str) -> dict[str, str]:
+def _errors(exc: InvalidInput) -> dict[str, str]:
+    """Each wrong element's message next to its field: from the refusal's ``errors`` (archive.mapping names each
+    element apart, the value quoted in its message may hold anything), else from its detail (« correspondance
+    invalide : appraisal_rule : … »)."""
+    found = exc.extra.get("errors")
+    if not isinstance(found, list) or not found:
+        return _detail_errors(exc.detail)
+    problems = [(str(item["field"]), str(item["message"])) for item in found]
+    errors = _field_errors(problems)
+    if any(where.split(".")[0] not in FORM_FIELDS for where, _message in problems):
+        errors["form"] = exc.detail  # an element the form has no box for: said whole, above the form
+    return errors
+
+
+def _field_errors(problems: list[tuple[str, str]]) -> dict[str, str]:
+    """(element, message) pairs as the form shows them: the first message of each box (« writer.1 » is the box
+    writer), as a sentence."""
+    errors: dict[str, str] = {}
+    for where, message in problems:
+        field = where.split(".")[0]
+        if field in FORM_FIELDS:
+            errors.setdefault(field, sentence(message))
+    return errors
+
+
+def _detail_errors(detail: str) -> dict[str, str]:
     """The domain names each wrong element (« correspondance invalide : title : … ; start_date : … »): each
     message goes next to its field."""
     errors: dict[str, str] = {}

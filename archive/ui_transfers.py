@@ -400,7 +400,12 @@ def _detail_page(
 ) -> Response:
     kind = selection_kind(transfer)
     # The documents' titles as the package describes them (the GED's export, as built): the GED is not asked.
-    titles = package_titles(transfer.sip_key)
+    # Only those the page shows: the manifest is read no further than the last of them.
+    titles = package_titles(
+        transfer.sip_key,
+        documents=(transfer.document_ids or [])[:SHOWN_ROWS],
+        units=list((transfer.sae_identifiers or {}).get("units") or {})[:SHOWN_ROWS],
+    )
     context = {
         "transfer": transfer,
         "status_name": STATUS_NAMES.get(transfer.status, transfer.status),

@@ -1,8 +1,8 @@
 """GED use cases. Each takes a session and commits once; the API and the jobs only translate around them.
 
-Every write checks the user's rights (ged.access), refuses a held, eliminated or checked-out-by-another
-document, keeps typed metadata valid (ged.types), recomputes the DUA, is audited, and re-indexes the
-document (ged.indexing); a new content also schedules its renditions (ged.renditions).
+Every write checks the user's rights (ged.access), refuses a held, eliminated, archived, in-transfer or
+checked-out-by-another document, keeps typed metadata valid (ged.types), recomputes the DUA, is audited, and
+re-indexes the document (ged.indexing); a new content also schedules its renditions (ged.renditions).
 """
 
 from __future__ import annotations
@@ -84,20 +84,24 @@ def check_can_create(session: Session, principal: Principal, metadata: Metadata)
 def check_writable(
     session: Session, principal: Principal, document: Document, right: str = "write", *, filing: bool = False
 ) -> None:
-    """The user may change this document now: right, not eliminated, not archived, not held, not checked out by
-    another.
+    """The user may change this document now: right, not eliminated, not archived nor in a transfer in progress,
+    not held, not checked out by another.
 
     An archived document (accepted by the SAE) is frozen like a held one: its GED copy is the SAE's record, so a
     new version, new metadata or the trash would make it diverge from the archive (its elimination, approved by
-    an archivist, stays possible: ged.retention). ``filing`` (moving it in the plan, the GED's own arrangement and
-    rights) is allowed.
+    an archivist, stays possible: ged.retention). So is a document in a transfer in progress (« transferred »,
+    from the export that built its package until the transfer ends): the SAE would accept a package whose content
+    is no longer the GED's current version. It is writable again when the transfer ends without being accepted
+    (ged.jobs.transfer_ended), archived (and frozen for good) when accepted. ``filing`` (moving it in the plan,
+    the GED's own arrangement and rights, not in the package) is allowed in both cases.
 
-    :raises NotFound, Forbidden: rights; Conflict: eliminated, archived, held (naming the hold) or checked out.
+    :raises NotFound, Forbidden: rights; Conflict: eliminated, archived, in a transfer, held (naming the hold) or
+        checked out.
     """
     access.require(session, principal, document, right)
     if document.disposal == ELIMINATED:
         raise Conflict(message("document éliminé : il ne peut plus être modifié"))
-    if document.disposal == ARCHIVED and not filing:
+    if document.disposal in (ARCHIVED, TRANSFERRED) and not filing:
         raise Conflict(archived_detail(document))
     holds.check_not_held(session, document)
     if document.checked_out_by and document.checked_out_by != principal.username:
@@ -110,7 +114,14 @@ def check_writable(
 
 
 def archived_detail(document: Document) -> str:
-    """Why an archived document cannot be changed (the 409's detail)."""
+    """Why an archived document, or one in a transfer in progress, cannot be changed (the 409's detail)."""
+    if document.disposal == TRANSFERRED:
+        return message(
+            "document en cours de versement au système d'archivage (versement %(transfer_id)s) : sa copie dans la GED "
+            "est figée jusqu'à la fin du versement, elle ne peut recevoir de version, de métadonnées ni être mise à "
+            "la corbeille",
+            transfer_id=document.archive_transfer_id or "?",
+        )
     if document.sae_identifier:
         return message(
             "document archivé au système d'archivage (%(sae_identifier)s) : sa copie dans la GED est figée, elle ne "
@@ -309,7 +320,9 @@ def record_signed_version(
 ) -> Version:
     """Store a signed PDF from the parapheur as a new version, once, however often the job runs.
 
-    :raises Conflict: the document is held or eliminated meanwhile (the job waits for a retry).
+    :raises Conflict: the document is held, eliminated, archived or in a transfer in progress meanwhile: its copy
+        is frozen (see check_writable). The job fails, visible in ``socle jobs``; once a transfer has ended without
+        being accepted (or a hold is released), ``socle jobs retry`` adds the version.
     """
     origin = f"parapheur:{folder_id}"
     document = get_document(session, tenant_id, document_id, for_update=True)
@@ -318,6 +331,22 @@ def record_signed_version(
         return done
     if document.disposal == ELIMINATED:
         raise Conflict(message("document éliminé : la version signée ne peut plus y être ajoutée"))
+    if document.disposal == TRANSFERRED:
+        raise Conflict(
+            message(
+                "document en cours de versement au système d'archivage (versement %(transfer_id)s) : la version signée "
+                "ne pourra y être ajoutée que si le versement se termine sans être accepté (« socle jobs retry » la "
+                "relance alors)",
+                transfer_id=document.archive_transfer_id or "?",
+            )
+        )
+    if document.disposal == ARCHIVED:
+        raise Conflict(
+            message(
+                "document archivé au système d'archivage : sa copie dans la GED est figée, la version signée ne peut "
+                "plus y être ajoutée"
+            )
+        )
     holds.check_not_held(session, document)
     if not get_store().exists(object_key):
         raise NotFound(message("PDF signé %(object_key)s introuvable dans le stockage", object_key=object_key))

@@ -479,8 +479,10 @@ def _document_context(db: Session, principal: Principal, document: Document) -> 
     rights = access.rights_on(db, principal, document)
     held_by = holds.active_holds(db, [document.id]).get(document.id, [])
     eliminated = document.disposal == service.ELIMINATED
-    # Archived (accepted by the SAE): its GED copy is frozen (service.check_writable); it may still be filed.
+    # Archived (accepted by the SAE), or in a transfer in progress until it ends: its GED copy is frozen
+    # (service.check_writable); it may still be filed.
     archived = document.disposal == service.ARCHIVED
+    transferred = document.disposal == service.TRANSFERRED
     frozen = bool(held_by) or eliminated
     archivist = is_archivist(principal)
     versions = sorted(document.versions, key=lambda version: version.number, reverse=True)
@@ -493,14 +495,15 @@ def _document_context(db: Session, principal: Principal, document: Document) -> 
         "document_type": document_type,
         "untyped_match": _untyped(db, principal.tenant_id, current.document_type) if document_type is None else False,
         "archived": archived,
+        "transferred": transferred,
         # Archivists see the latest refused elimination of the document: when, by whom, why.
         "refusal": retention.refusals(db, principal.tenant_id, [document.id]).get(document.id) if archivist else None,
         "fields": fields_shown(document_type, current.field_values or {}),
         "trail": plan.visible_ancestors(db, principal, folder)[0] if folder else [],
         "held_by": held_by,
         "eliminated": eliminated,
-        "can_write": "write" in rights and not frozen and not archived,
-        "can_delete": "delete" in rights and not frozen and not archived,
+        "can_write": "write" in rights and not frozen and not archived and not transferred,
+        "can_delete": "delete" in rights and not frozen and not archived and not transferred,
         "can_file": "write" in rights and not frozen,
         "kind": renditions.media_kind(current.media_type),
         # Why a rendition could not be made, shown while it is missing (not « en préparation » forever).

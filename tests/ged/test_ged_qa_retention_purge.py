@@ -74,7 +74,10 @@ def test_a_document_in_a_transfer_in_progress_is_not_purged(kit: Kit) -> None:
     assert created.status_code == 202, created.text
     run_jobs()
     assert kit["agent"].get(f"/ged/documents/{register['id']}").json()["disposal"] == "transferred"
-    trash(kit, register)
+    # Frozen until the transfer ends, it no longer goes to the trash (test_transfer_freeze.py); one an older release
+    # let go there is still kept by the purge.
+    assert kit["agent"].delete(f"/ged/documents/{register['id']}").status_code == 409
+    age_in_trash(register["id"], 40)
 
     report = purge(kit)
 
