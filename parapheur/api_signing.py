@@ -7,6 +7,7 @@ Registered by parapheur.api.create_app, after the engine's routes.
 from __future__ import annotations
 
 import base64
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
@@ -70,17 +71,57 @@ def paper_signature(
     ],
     comment: Annotated[str | None, Form(max_length=2000)] = None,
     desk_id: Annotated[str | None, Form(max_length=36)] = None,
+    signatory: Annotated[
+        str | None,
+        Form(
+            max_length=100,
+            description="Qui a signé à la main, quand ce n'est pas vous : l'identifiant d'un membre d'un bureau de "
+            "l'étape (vous l'enregistrez pour lui)",
+        ),
+    ] = None,
+    signatory_name: Annotated[
+        str | None,
+        Form(
+            max_length=200,
+            description="Ou son nom et prénom, pour une personne sans compte (le maire qui n'utilise pas l'outil)",
+        ),
+    ] = None,
+    signed_on: Annotated[
+        date | None, Form(description="Jour de la signature à la main (AAAA-MM-JJ) ; par défaut aujourd'hui")
+    ] = None,
+    document_id: Annotated[
+        str | None,
+        Form(
+            max_length=36,
+            description="Le document principal dont c'est le scan, si le dossier en a plusieurs (PAdES)",
+        ),
+    ] = None,
 ) -> FolderOut:
     uploads = [
         service.Upload(part.file, display_name(part.filename or "", "signature-papier.pdf"), part.content_type or "")
         for part in file
     ]
-    # Refused before any image is decoded when the folder does not wait for this user's paper signature.
-    service.current_for(session, principal, folder_id, ("paper_signature",), desk_id)
+    on_paper = signature_acts.PaperSignatory(username=signatory or None, name=signatory_name, signed_on=signed_on)
+    # Refused before any image is decoded when the folder does not wait for this paper signature.
+    signature_acts.paper_context(session, principal, folder_id, desk_id, on_paper)
     session.rollback()  # no lock held while the images are read
     with service.paper_scan(uploads) as (scan, name):
-        folder = signature_acts.paper_signature(session, principal, folder_id, scan, name, comment, desk_id)
+        folder = signature_acts.paper_signature(
+            session, principal, folder_id, scan, name, comment, desk_id, on_paper, document_id
+        )
     return FolderOut.of(folder)
+
+
+@signatures.get(
+    "/{folder_id}/documents/{document_id}/original",
+    summary="Télécharger un document tel que reçu, avant toute signature",
+    response_class=Response,
+    responses=file_responses(ANY_FILE, description="Le document tel que déposé, non signé (ni sur papier ni en ligne)"),
+)
+def original_document(principal: PrincipalDep, session: SessionDep, folder_id: str, document_id: str) -> Response:
+    # Not a reading of its current state (lecture obligatoire): the signed version is what is signed next.
+    document = service.open_document(session, principal, folder_id, document_id, read=False)
+    return object_response(document.key, document.filename, document.media_type)
 
 
 @signatures.get(

@@ -615,6 +615,7 @@ _SUBTYPE_FIELDS = (
     "reading_required",
     "due_days",
     "ged_folder",
+    "paper_allowed",
 )
 
 
@@ -628,6 +629,9 @@ def _check_subtype_values(
         check_text(name, message("métadonnée obligatoire"))
     templates = circuits.validate_circuit(values.get("circuit"))
     check_signature_count(templates, signature_format, values.get("name"))
+    if values.get("paper_allowed") and signature_format == "xades":
+        # Hélios takes a PES bordereau signed in XAdES: a scan of a printed flux would leave it unsigned.
+        raise InvalidInput(message("un flux PES (XAdES) ne se signe pas sur papier : décochez la signature papier"))
     check_desks(session, tenant_id, circuits.circuit_desk_ids(templates) | set(values.get("creator_desk_ids") or []))
     seal_id = values.get("seal_identity_id")
     if seal_id is not None:

@@ -1,5 +1,6 @@
 """The filing of an uploaded folder's signed document in the GED, when it fails: kept on the folder, shown on its
-page, asked again by its creator or an administrator once the GED's plan or the sous-type is corrected.
+page, asked again by its creator or an administrator once the GED's plan or the sous-type is corrected. Where a
+folder's signed document stands with the GED (:func:`state`) is read from the folder and its job, for the page.
 
 The folder asks the GED once (GED_FILE_SIGNED_DOCUMENT, keyed by service.filing_key, see
 service.send_back_to_ged); a failure for good comes back as ``parapheur.jobs.ged_filing_failed`` (the kernel's
@@ -19,7 +20,9 @@ from parapheur.circuits import Actor
 from parapheur.models import Folder, FolderEvent, Subtype
 from socle.auth import Principal, Role
 from socle.errors import Conflict, Forbidden, message
-from socle.queue import failure_attempts, failure_detail, retry_keyed
+from socle.models import Job
+from socle.queue import DONE, failure_attempts, failure_detail, retry_keyed
+from socle.queue import FAILED as FAILED_JOB
 
 _GED = Actor("service:ged", "GED")
 FAILED = "ged_filing_failed"  # the history line's action (its label: « Classement dans la GED impossible »)
@@ -66,10 +69,52 @@ def _already_told(folder: Folder, told: list[dict[str, Any]], attempts: int | No
     return folder.ged_filing_error == detail
 
 
-def may_retry(principal: Principal, folder: Folder) -> bool:
-    """Whether this user may ask the filing again now: it failed, and they are the folder's creator or an
-    administrator (as for the external signer's link, service.resend_external_link)."""
-    return folder.ged_filing_error is not None and _manages(principal, folder)
+# What the folder's page says of its signed document and the GED (:func:`state`), from what is really so.
+FILED = "filed"  # an uploaded folder's document is filed: ged_document_id
+SENT = "sent"  # a GED folder's signed version is stored in the GED (its job done)
+UNDER_WAY = "under_way"  # a job is asked and not answered yet
+FAILING = "failed"  # the GED could not file it: ged_filing_error (asked again by :func:`retry`)
+SEND_FAILED = "send_failed"  # a GED folder's signed version could not be stored (an operator retries the job)
+AWAITING_LEVEL = "awaiting_level"  # a degraded signature owes its level: sent once reached
+UNSIGNED = "unsigned"  # completed with no signed copy of the document (a detached CAdES signature)
+NOT_ASKED = "not_asked"  # completed, signed, and nothing asked the GED (asked by :func:`retry`)
+LATER = "later"  # the circuit is not over yet
+CLOSED = "closed"  # rejected, withdrawn or in error: nothing will go to the GED
+
+
+def state(session: Session, folder: Folder) -> str | None:
+    """Where the folder's signed document stands with the GED, read from the folder and its job (the database,
+    the queue's source of truth), never assumed: « en cours » only while a job is really asked. None when the
+    folder has nothing to do with the GED (an uploaded folder not asked to be filed)."""
+    if folder.source == "upload" and not folder.ged_filing:
+        return None
+    if folder.source == "upload" and folder.ged_document_id is not None:
+        return FILED
+    if folder.ged_filing_error is not None:
+        return FAILING
+    if folder.status in (service.REJECTED, service.WITHDRAWN, service.ERROR):
+        return CLOSED
+    if folder.status != service.COMPLETED:
+        return LATER
+    key = service.filing_key(folder) if folder.source == "upload" else service.send_back_key(folder)
+    job = session.execute(select(Job.status).where(Job.key == key)).scalar_one_or_none()
+    if job is not None:
+        if folder.source == "ged" and job == DONE:
+            return SENT
+        if folder.source == "ged" and job == FAILED_JOB:
+            return SEND_FAILED
+        return UNDER_WAY  # asked; for a filing also done or failed, while the GED's answer is on its way
+    if folder.pending_level is not None:
+        return AWAITING_LEVEL
+    main = folder.main_documents
+    return NOT_ASKED if main and main[0].signed_key else UNSIGNED
+
+
+def may_retry(session: Session, principal: Principal, folder: Folder) -> bool:
+    """Whether this user may ask the GED (again) now: the filing failed, or nothing was ever asked of a completed
+    folder's signed document (one signed on paper before its scan was its signed version); and they are the
+    folder's creator or an administrator (as for the external signer's link, service.resend_external_link)."""
+    return _manages(principal, folder) and state(session, folder) in (FAILING, NOT_ASKED)
 
 
 def _manages(principal: Principal, folder: Folder) -> bool:
@@ -78,7 +123,8 @@ def _manages(principal: Principal, folder: Folder) -> bool:
 
 def retry(session: Session, principal: Principal, folder_id: str) -> Folder:
     """Ask the GED again to file the folder's signed document, in the sous-type's GED folder as it is now (the
-    administrator may have corrected it), and commit: the page says « en cours » until the GED answers.
+    administrator may have corrected it), and commit: the page says « en cours » until the GED answers. A
+    completed folder whose signed document was never sent (:data:`NOT_ASKED`) is sent now, as its end would have.
 
     :raises NotFound: a folder this user may not see.
     :raises Forbidden: neither its creator nor an administrator.
@@ -87,6 +133,8 @@ def retry(session: Session, principal: Principal, folder_id: str) -> Folder:
     folder = service.folder_for(session, principal, folder_id, for_update=True)
     if not _manages(principal, folder):
         raise Forbidden(message("seul le créateur du dossier ou un administrateur peut relancer le classement"))
+    if state(session, folder) == NOT_ASKED:
+        return _send_now(session, principal, folder)
     if folder.ged_document_id is not None:
         raise Conflict(message("le document signé est déjà classé dans la GED"))
     if folder.ged_filing_error is None:
@@ -101,6 +149,18 @@ def retry(session: Session, principal: Principal, folder_id: str) -> Folder:
     service.audit_folder(
         session, folder, principal.actor, "parapheur.folder.ged_filing_retried", ged_folder=ged_folder, reason=reason
     )
+    session.commit()
+    return folder
+
+
+def _send_now(session: Session, principal: Principal, folder: Folder) -> Folder:
+    """Send the completed folder's signed document to the GED, which nothing asked yet; commits."""
+    if folder.source == "upload" and not target_folder(session, folder):
+        raise Conflict(
+            message("le sous-type du dossier ne désigne aucun dossier de la GED : corrigez-le avant de relancer")
+        )
+    service.send_back_to_ged(session, folder)
+    service.audit_folder(session, folder, principal.actor, "parapheur.folder.ged_send_asked", source=folder.source)
     session.commit()
     return folder
 

@@ -138,6 +138,9 @@ class Subtype(ParapheurBase):
     # classification plan, by its path (« Ressources humaines/Arrêtés ») or id. The GED's rights on that folder
     # then say who reads them; without it, a document filed nowhere would be open to the whole collectivité.
     ged_folder: Mapped[str | None] = mapped_column(String(1000))
+    # Its signature steps may also be signed on paper, as an alternative (never for a PES: XAdES only): the
+    # scan of the signed paper then stands for the step's signature (parapheur.signature_acts). Off by default.
+    paper_allowed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     type: Mapped[SignatureType] = relationship()
@@ -209,6 +212,10 @@ class Folder(ParapheurBase):
 class FolderDocument(ParapheurBase):
     """One file of a folder. ``role``: main (to be signed), annex (carried along), scan (a paper signature).
 
+    A paper signature's scan of a PDF main document becomes that document's signed version: ``signed_key`` is the
+    scan's (then whatever later steps sign over it) and ``paper_scan_id`` names the scan's own row, kept as
+    uploaded; ``key`` stays the unsigned original, still downloadable. None: never signed on paper.
+
     ``signed_key`` is the main document as signed so far (PAdES, XAdES: the signature is inside), and
     ``signed_size`` its size, kept when the signed copy is stored (service.keep_signed_sizes), so that the folder's
     page does not ask the store; None while unknown (a copy signed before it was kept, or just replaced: a new
@@ -229,12 +236,18 @@ class FolderDocument(ParapheurBase):
     signed_key: Mapped[str | None] = mapped_column(String(64))
     signed_size: Mapped[int | None] = mapped_column(BigInteger)
     signature_key: Mapped[str | None] = mapped_column(String(64))
+    paper_scan_id: Mapped[str | None] = mapped_column(String(36))
     added_by: Mapped[str] = mapped_column(String(100))
     added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property
     def current_key(self) -> str:
         return self.signed_key or self.key
+
+    @property
+    def signed_on_paper(self) -> bool:
+        """Its signed version comes from the scan of a handwritten signature (not an electronic signature)."""
+        return self.paper_scan_id is not None
 
     @validates("signed_key")
     def _another_signed_copy(self, _name: str, key: str | None) -> str | None:
@@ -252,7 +265,8 @@ class Step(ParapheurBase):
     external_signature (an outside signer through a one-time link), paper_signature (printed, signed by hand,
     scan uploaded). ``mode``: all (every desk acts), any (one is enough), quorum (``quorum`` desks of them).
     For an external step, ``external_name``/``external_email`` say who signs and ``token_hash`` is the
-    SHA-256 of the one-time link's secret.
+    SHA-256 of the one-time link's secret. ``paper_allowed``: a signature step that may also be signed on paper
+    (copied from the sous-type's ``paper_allowed`` when the folder is sent).
     """
 
     __tablename__ = "parapheur_steps"
@@ -273,6 +287,7 @@ class Step(ParapheurBase):
     external_email: Mapped[str | None] = mapped_column(String(254))
     token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paper_allowed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     acts: Mapped[list[StepAct]] = relationship(order_by="StepAct.at", cascade="all, delete-orphan")
 
@@ -282,6 +297,11 @@ class StepAct(ParapheurBase):
 
     Undone acts (droit de remords) keep their row with ``undone_at`` set; ``previous_keys`` maps document ids
     to the key they had before a signature, so that undoing it restores them.
+
+    A paper signature recorded by someone else than its signatory (« signature papier de … »: the secrétariat
+    for the mayor) names who signed by hand: ``signatory_name``, ``signatory_username`` when that person has an
+    account here, and ``signed_on``, the day of the handwritten signature; ``username`` is who recorded it. All
+    None when the person who recorded it signed it themselves (``signed_on`` may still say the day).
     """
 
     __tablename__ = "parapheur_step_acts"
@@ -298,6 +318,9 @@ class StepAct(ParapheurBase):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     previous_keys: Mapped[dict[str, str | None] | None] = mapped_column(JSON)
+    signatory_name: Mapped[str | None] = mapped_column(String(200))
+    signatory_username: Mapped[str | None] = mapped_column(String(100))
+    signed_on: Mapped[date | None] = mapped_column(Date)
 
 
 class FolderEvent(ParapheurBase):

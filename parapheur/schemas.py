@@ -138,6 +138,11 @@ class SubtypeIn(BaseModel):
         description="Dossier du plan de classement de la GED (chemin « A/B » ou identifiant) où classer les "
         "documents signés ; sans lui, pas de classement",
     )
+    paper_allowed: bool = Field(
+        False,
+        description="Les étapes de signature acceptent aussi une signature papier (scan du document signé à la "
+        "main), à la place de la signature électronique ; jamais pour un flux PES (XAdES)",
+    )
 
 
 class SubtypePatch(BaseModel):
@@ -149,6 +154,7 @@ class SubtypePatch(BaseModel):
     reading_required: bool | None = None
     due_days: int | None = None
     ged_folder: Line | None = Field(None, max_length=1000)
+    paper_allowed: bool | None = None
 
 
 class SubtypeOut(ReadModel):
@@ -162,6 +168,7 @@ class SubtypeOut(ReadModel):
     reading_required: bool
     due_days: int | None
     ged_folder: str | None
+    paper_allowed: bool = Field(description="Signature papier acceptée aux étapes de signature")
     created_at: datetime
 
 
@@ -233,6 +240,13 @@ class ActOut(ReadModel):
     comment: str | None
     at: datetime
     undone_at: datetime | None = Field(description="Repris par droit de remords")
+    signatory_name: str | None = Field(
+        None,
+        description="Signature papier enregistrée pour une autre personne : qui a signé à la main (username : qui "
+        "l'a enregistrée) ; null quand la personne qui l'a enregistrée l'a signée elle-même",
+    )
+    signatory_username: str | None = Field(None, description="Identifiant de ce signataire, s'il a un compte")
+    signed_on: date | None = Field(None, description="Signature papier : jour de la signature à la main")
 
 
 class StepOut(ReadModel):
@@ -249,6 +263,7 @@ class StepOut(ReadModel):
     completed_at: datetime | None
     external_name: str | None
     external_email: str | None
+    paper_allowed: bool = Field(False, description="Étape de signature qui accepte aussi une signature papier")
     acts: list[ActOut]
 
 
@@ -262,6 +277,12 @@ class DocumentOut(ReadModel):
     sha256: str = Field(validation_alias="key", description="Empreinte du fichier reçu")
     current_sha256: str = Field(validation_alias="current_key", description="Empreinte dans son état actuel")
     signature_sha256: str | None = Field(validation_alias="signature_key", description="Signature détachée")
+    signed_on_paper: bool = Field(
+        False,
+        description="Sa version signée est le scan d'une signature à la main (paper_scan_id : ce scan), pas une "
+        "signature électronique ; le fichier reçu, non signé, reste à GET …/documents/{document}/original",
+    )
+    paper_scan_id: str | None = Field(None, description="Le scan de la signature papier, tel que déposé")
 
 
 class FolderOut(ReadModel):

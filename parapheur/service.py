@@ -59,6 +59,9 @@ COMPLETED, REJECTED, WITHDRAWN, ERROR = "completed", "rejected", "withdrawn", "e
 COMPLETING = circuits.COMPLETING_ACTS
 # Acts the droit de remords may take back.
 UNDOABLE = frozenset({"visa", "signature", "reading", "paper_signature"})
+# In a paper signature's previous_keys, beside each document's key before the act: the scan it was signed on paper
+# with before (an earlier paper step), under this prefix and the document's id.
+PAPER_SCAN_BEFORE = "paper_scan:"
 _ACTION_FOR_KIND = {"visa": "visa", "signature": "signature", "reading": "reading"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # A media type as RFC 6838 names them (type/subtype, no parameters), within FolderDocument.media_type's 100.
@@ -192,6 +195,11 @@ def _steps_from(subtype: Subtype, external_signers: list[dict[str, str]]) -> lis
             quorum=template.get("quorum"),
             mandatory_metadata=list(template.get("mandatory_metadata") or []),
             status="pending",
+            # The sous-type's paper alternative, for its signature steps; never for a PES (XAdES), whose type may
+            # have turned to XAdES since the sous-type allowed it.
+            paper_allowed=bool(
+                template["kind"] == "signature" and subtype.paper_allowed and subtype.type.signature_format != "xades"
+            ),
         )
         if step.kind == "external_signature":
             signer = next(signers, {})
@@ -620,7 +628,8 @@ def _live_acts(step: Step) -> list[StepAct]:
     return [act for act in step.acts if act.undone_at is None]
 
 
-def _acted_desks(step: Step) -> set[str | None]:
+def acted_desks(step: Step) -> set[str | None]:
+    """The step's desks that acted already (live acts that count towards it; the replaced desk under a delegation)."""
     return {act.on_behalf_of_desk_id or act.desk_id for act in _live_acts(step) if act.action in COMPLETING}
 
 
@@ -634,7 +643,7 @@ def acting_actor(
     Raises Forbidden (no desk of the step, no delegation), Conflict (their desks already acted).
     """
     held = config.user_desk_ids(session, folder.tenant_id, principal.username)
-    acted = _acted_desks(step)
+    acted = acted_desks(step)
     wanted = [d for d in step.desk_ids if desk_id is None or d == desk_id]
     direct = [d for d in wanted if d in held]
     delegating = {
@@ -733,13 +742,16 @@ def record_act(
     comment: str | None = None,
     previous_keys: dict[str, str | None] | None = None,
     details: dict[str, Any] | None = None,
+    act_values: dict[str, Any] | None = None,
 ) -> StepAct:
     """Record one act on a step (StepAct, history, audit), then complete the step and move on if its rule is met.
 
     Moving on starts the next step (``events.step_started``) or ends the folder (``events.folder_ended``, and a
-    GED folder's signed document is sent back to the GED). Nothing is committed here.
+    GED folder's signed document is sent back to the GED). ``act_values``: more columns of the act (a paper
+    signature's signatory), set before the step may end. Nothing is committed here.
     """
     act = StepAct(
+        **(act_values or {}),
         folder_id=folder.id,
         desk_id=actor.desk_id,
         on_behalf_of_desk_id=actor.on_behalf_of_desk_id,
@@ -768,7 +780,7 @@ def record_act(
         **(details or {}),
     )
     folder.updated_at = utcnow()
-    if action in COMPLETING and circuits.is_complete(step.mode, step.quorum, step.desk_ids, _acted_desks(step)):
+    if action in COMPLETING and circuits.is_complete(step.mode, step.quorum, step.desk_ids, acted_desks(step)):
         _complete_step(session, folder, step, actor)
     return act
 
@@ -812,12 +824,7 @@ def send_back_to_ged(session: Session, folder: Folder) -> None:
     if folder.pending_level is not None or not signed_key:
         return  # a detached signature (CAdES) leaves the document as it is
     document = main[0]
-    signatories = [
-        act.username
-        for step in folder.steps
-        for act in _live_acts(step)
-        if act.action in ("signature", "seal", "external_signature", "paper_signature")
-    ]
+    signatories = signatory_usernames(folder)
     if folder.source == "upload" and folder.ged_filing:
         _file_in_ged(session, folder, document, signed_key, signatories)
         return
@@ -826,7 +833,7 @@ def send_back_to_ged(session: Session, folder: Folder) -> None:
     enqueue(
         session,
         messages.GED_STORE_SIGNED_VERSION,
-        key=f"ged.signed:{folder.id}",
+        key=send_back_key(folder),
         tenant_id=folder.tenant_id,
         document_id=folder.ged_document_id,
         folder_id=folder.id,
@@ -837,10 +844,93 @@ def send_back_to_ged(session: Session, folder: Folder) -> None:
     )
 
 
+SIGNING_ACTIONS = ("signature", "seal", "external_signature", "paper_signature")
+
+
+def signatory_usernames(folder: Folder) -> list[str]:
+    """Who signed the folder's documents, as the GED keeps them (``signatories``: identifiers, which it resolves to
+    names and the archive writes as agents): each signing act's user (or the service's, the external signer's
+    own). A paper signature counts for whoever signed by hand, never for who recorded it for them: their username
+    when they have an account here, else no one (a name typed for someone without an account is no identifier)."""
+    usernames = []
+    for act in _signing_acts(folder):
+        if act.action == "paper_signature" and act.signatory_name is not None:
+            if act.signatory_username:
+                usernames.append(act.signatory_username)
+            continue
+        usernames.append(act.username)
+    return usernames
+
+
+def _signing_acts(folder: Folder) -> list[StepAct]:
+    return [act for step in folder.steps for act in _live_acts(step) if act.action in SIGNING_ACTIONS]
+
+
+@dataclass(frozen=True)
+class Signer:
+    """One signature of the folder, as people read it: the signatory's full name and quality (their desk's
+    « qualité », as the stamp prints it), and for a paper signature the day it was signed and who recorded it."""
+
+    name: str
+    quality: str | None
+    on_paper: bool = False
+    signed_on: date | None = None
+    recorded_by: str | None = None  # a paper signature recorded by someone else: their name
+
+    @property
+    def label(self) -> str:
+        """« Dominique Dupont, Maire »: the name, and the quality when known."""
+        return f"{self.name}, {self.quality}" if self.quality else self.name
+
+
+def signers(session: Session, folder: Folder) -> list[Signer]:
+    """The folder's live signatures, in order, by full name and quality (never a username nor a desk's code): an
+    electronic signature by its signer and the quality of the desk they signed from, the server's seal by its
+    name, an external signer by the name they were given, a paper signature by whoever signed by hand."""
+    desks = _desks_of(session, folder)
+    return [_signer(act, desks) for act in _signing_acts(folder)]
+
+
+def paper_signer(session: Session, folder: Folder, document: FolderDocument) -> Signer | None:
+    """Who signed ``document`` on paper, when its signed version comes from a paper signature's scan: the live
+    act that made that scan its signed version."""
+    if document.paper_scan_id is None:
+        return None
+    for act in _signing_acts(folder):
+        if act.action == "paper_signature" and document.paper_scan_id in (act.previous_keys or {}):
+            return _signer(act, _desks_of(session, folder))
+    return None
+
+
+def _desks_of(session: Session, folder: Folder) -> dict[str, Desk]:
+    desk_ids = {act.desk_id for act in _signing_acts(folder) if act.desk_id}
+    query = select(Desk).where(Desk.tenant_id == folder.tenant_id, Desk.id.in_(desk_ids))
+    return {desk.id: desk for desk in session.execute(query).scalars()}
+
+
+def _signer(act: StepAct, desks: dict[str, Desk]) -> Signer:
+    desk = desks.get(act.desk_id or "")
+    quality = (desk.stamp_role or desk.name) if desk else None
+    if act.action == "seal":
+        return Signer(act.display_name, None)
+    if act.action == "external_signature":
+        return Signer(act.display_name, message("signataire externe"))
+    if act.action != "paper_signature":
+        return Signer(act.display_name, quality)
+    if act.signatory_name is not None:  # recorded by someone else: the act's user is who recorded it
+        return Signer(act.signatory_name, quality, True, act.signed_on, act.display_name)
+    return Signer(act.display_name, quality, True, act.signed_on)
+
+
 def filing_key(folder: Folder) -> str:
     """The business key the folder's filing in the GED is asked with (:func:`_file_in_ged`), and asked again with
     (parapheur.filing.retry): one job for one filing, whatever the number of runs."""
     return f"ged.file:{folder.id}"
+
+
+def send_back_key(folder: Folder) -> str:
+    """The business key a GED folder's signed version is sent back with (:func:`send_back_to_ged`)."""
+    return f"ged.signed:{folder.id}"
 
 
 def _file_in_ged(
@@ -1061,13 +1151,7 @@ def undo(session: Session, principal: Principal, folder_id: str) -> Folder:
     step.status, step.completed_at = "current", None
     act.undone_at = utcnow()
     if act.action == "paper_signature" and act.previous_keys:
-        # The scan the act added goes with it: the folder does not show a signature taken back (its bytes stay in
-        # the store, its filename in the history), and signing on paper again does not add a second scan.
-        folder.documents[:] = [
-            document
-            for document in folder.documents
-            if not (document.role == "scan" and document.id in act.previous_keys)
-        ]
+        _take_back_paper_scan(folder, act.previous_keys)
     elif act.previous_keys:
         signing.restore_documents(folder, act.previous_keys)
         keep_signed_sizes(folder)  # the copy before, restored: its size again
@@ -1079,6 +1163,19 @@ def undo(session: Session, principal: Principal, folder_id: str) -> Folder:
     folder.updated_at = utcnow()
     session.commit()
     return folder
+
+
+def _take_back_paper_scan(folder: Folder, previous: dict[str, str | None]) -> None:
+    """Undo a paper signature: the scan the act added goes with it (its bytes stay in the store, its filename in
+    the history), and signing on paper again does not add a second scan; the document it signed gets back the
+    version it had before (unsigned, or signed so far)."""
+    taken = {document.id for document in folder.documents if document.role == "scan" and document.id in previous}
+    folder.documents[:] = [document for document in folder.documents if document.id not in taken]
+    for document in folder.documents:
+        if document.id in previous:
+            document.signed_key = previous[document.id]
+            document.paper_scan_id = previous.get(PAPER_SCAN_BEFORE + document.id)
+    keep_signed_sizes(folder)
 
 
 def withdraw(session: Session, principal: Principal, folder_id: str, comment: str | None) -> Folder:

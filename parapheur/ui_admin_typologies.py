@@ -251,6 +251,7 @@ def _subtype_values(form: FormData) -> dict[str, Any]:
         "reading_required": bool(_text(form, "reading_required")),
         "due_days": _text(form, "due_days"),
         "ged_folder": _text(form, "ged_folder"),
+        "paper_allowed": bool(_text(form, "paper_allowed")),
     }
     indexes = sorted(int(found.group(1)) for key in form if (found := _STEP_FIELD.match(key)))[:MAX_FORM_STEPS]
 
@@ -291,6 +292,7 @@ def _shown_subtype(row: Subtype) -> dict[str, Any]:
         "reading_required": row.reading_required,
         "due_days": "" if row.due_days is None else str(row.due_days),
         "ged_folder": row.ged_folder or "",
+        "paper_allowed": row.paper_allowed,
         "steps": [
             {
                 "kind": step["kind"],
@@ -339,6 +341,7 @@ def _parsed_subtype(
         "reading_required": values["reading_required"],
         "due_days": due_days,
         "ged_folder": values["ged_folder"] or None,
+        "paper_allowed": values["paper_allowed"],
     }
     return parsed, rows
 

@@ -10,21 +10,23 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from parapheur import circuits, config, filing, identities, report, service, signature_acts, signing
-from parapheur.models import Folder, FolderDocument, OpinionRequest
+from parapheur.models import Folder, FolderDocument, OpinionRequest, Step
 from parapheur.ui_common import files, kept, parapheur_user, text
 from parapheur.ui_pages import image_url, is_pdf, page_count
 from socle.auth import Principal, Role, get_user_by_id, issue_token
 from socle.db import utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError
 from socle.files import display_name
+from socle.models import User
 from socle.ui.sessions import SignedIn
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, t
 from socle.web import content_disposition, object_response
@@ -53,14 +55,23 @@ class Possible:
     link_expired: bool = False
     annotate: bool = False
     metadata: bool = False
-    retry_filing: bool = False  # the GED could not file the signed document: this user may ask it again
+    retry_filing: bool = False  # the GED could not file the signed document, or was never asked: this user may ask
+    paper: bool = False  # the current step may be signed on paper and this user may record it
+    paper_self: bool = False  # … for themselves (they act for the step); else only for its signatory
     resume: bool = False  # a rejected folder: a new draft with its documents (service.resume_rejected)
     answers: list[OpinionRequest] = field(default_factory=list)
 
     @property
     def any(self) -> bool:
         return bool(
-            self.acting or self.undo or self.send or self.withdraw or self.resend_link or self.answers or self.resume
+            self.acting
+            or self.paper
+            or self.undo
+            or self.send
+            or self.withdraw
+            or self.resend_link
+            or self.answers
+            or self.resume
         )
 
 
@@ -81,6 +92,9 @@ def possible(db: Session, principal: Principal, folder: Folder, opinions: list[O
             if step.kind == "signature":
                 can.server_key = _has_identity(db, principal)
                 can.card = folder.signature_format == signing.PADES and len(folder.main_documents) == 1
+        if signature_acts.accepts_paper(folder, step) and not can.blocked:
+            can.paper_self = can.acting
+            can.paper = can.acting or signature_acts.may_record_for_others(db, principal, folder)
         can.undo = _last_act_is_theirs(principal, folder)
     can.send = creator and folder.status in (service.DRAFT, service.AWAITING) and folder.sent_at is None
     can.withdraw = creator and folder.status not in circuits.ENDED_STATUSES
@@ -90,7 +104,7 @@ def possible(db: Session, principal: Principal, folder: Folder, opinions: list[O
         can.link_expired = current.token_expires_at is None or current.token_expires_at <= utcnow()
     can.metadata = (creator and folder.status in (service.DRAFT, service.AWAITING)) or can.acting
     can.annotate = service.may_annotate(db, principal, folder)
-    can.retry_filing = filing.may_retry(principal, folder)
+    can.retry_filing = filing.may_retry(db, principal, folder)
     can.resume = service.may_resume(db, principal, folder)
     can.answers = [
         opinion
@@ -170,11 +184,17 @@ def _render_folder(
     mandatory = list(subtype.mandatory_metadata or []) if subtype else []
     resumed_from, resumed_in = service.resumptions(db, folder)
     required_now = set(current.mandatory_metadata or []) if current else set(mandatory)
+    if values is None:
+        values = _metadata_values(folder, mandatory) | {"date_signature": service.today().isoformat()}
+    mains = folder.main_documents
+    paper_signed = {document.paper_scan_id for document in mains if document.paper_scan_id}
     context = {
         "folder": folder,
         "typology": f"{subtype.type.name} / {subtype.name}" if subtype else None,
         "reading_required": bool(subtype and subtype.reading_required),
         "ged_target": subtype.ged_folder if subtype else None,  # where a failed filing is asked again
+        "ged_state": filing.state(db, folder),  # what is really so: filed, asked and under way, failed, not asked…
+        "signers": service.signers(db, folder),  # by full name and quality, never a username
         "can": can,
         "resumed_from": resumed_from,  # the rejected folder this one resumes
         "resumed_in": resumed_in,  # the new folders that resume this rejected one
@@ -182,8 +202,15 @@ def _render_folder(
         "desk_names": {desk.id: desk.name for desk in desks},
         "transfer_desks": [(desk.id, desk.name) for desk in desks if not current or desk.id not in current.desk_ids],
         "opinion_desks": [(desk.id, desk.name) for desk in desks],
-        "documents": [_document_view(folder, document, first_page) for document in folder.main_documents],
-        "others": [document for document in folder.documents if document.role != "main"],
+        "documents": [_document_view(db, folder, document, first_page) for document in mains],
+        # A scan that is a main document's signed version is shown as that document, not again among the annexes.
+        "others": [
+            document for document in folder.documents if document.role != "main" and document.id not in paper_signed
+        ],
+        "paper_signatories": _paper_signatories(db, principal, current) if can.paper else [],
+        "paper_documents": [(document.id, document.filename) for document in mains]
+        if can.paper and folder.signature_format == signing.PADES and len(mains) > 1
+        else [],
         "metadata": [
             (f"meta-{index}", name, name in required_now)
             for index, name in enumerate(metadata_names(folder, mandatory))
@@ -198,9 +225,31 @@ def _render_folder(
         "card_expires_at": card_expires_at,
         "card_minutes": int(CARD_TOKEN_LIFETIME.total_seconds() // 60),
         "errors": errors or {},
-        "values": values if values is not None else _metadata_values(folder, mandatory),
+        "values": values,
     }
     return render(request, "parapheur/dossier.html", context, status=status, db=db)
+
+
+OTHER_SIGNATORY = "autre"  # the signatory select's choice for someone without an account, named in a text field
+
+
+def _paper_signatories(db: Session, principal: Principal, step: Step | None) -> list[tuple[str, str]]:
+    """Whom « who signed the paper » offers besides the user and someone without an account: the members of the
+    step's desks that have not signed yet, (username, full name), by name."""
+    if step is None:
+        return []
+    acted = service.acted_desks(step)
+    usernames = {
+        username
+        for desk_id in step.desk_ids
+        if desk_id not in acted
+        for username in _members(db, principal, desk_id)
+        if username != principal.username
+    }
+    query = select(User.username, User.display_name).where(
+        User.tenant_id == principal.tenant_id, User.username.in_(usernames), User.active
+    )
+    return sorted(((row.username, row.display_name or row.username) for row in db.execute(query)), key=lambda c: c[1])
 
 
 def api_url(request: Request) -> str:
@@ -222,10 +271,12 @@ def _metadata_values(folder: Folder, mandatory: list[str]) -> dict[str, Any]:
     return {f"meta-{index}": values.get(name, "") for index, name in enumerate(names)}
 
 
-def _document_view(folder: Folder, document: FolderDocument, first_page: int) -> dict[str, Any]:
-    """A main document and the window of its pages shown as images (none for a file that is not a PDF)."""
+def _document_view(db: Session, folder: Folder, document: FolderDocument, first_page: int) -> dict[str, Any]:
+    """A main document and the window of its pages shown as images (none for a file that is not a PDF), and who
+    signed it on paper when its signed version is a paper signature's scan."""
     view: dict[str, Any] = {"document": document, "pages": [], "count": 0, "error": None}
     view["size"] = _current_size(document)
+    view["paper"] = service.paper_signer(db, folder, document)
     if not is_pdf(document):
         return view
     try:
@@ -478,7 +529,8 @@ def prepare_card(request: Request, db: DbDep, user: UserDep, form: FormDep, fold
 
 @router.post("/dossiers/{folder_id}/signature-papier", response_class=HTMLResponse)
 def paper_signature(request: Request, db: DbDep, user: UserDep, form: FormDep, folder_id: str) -> Response:
-    """The scan of the signed document: a PDF, or photos of its pages (JPEG, PNG) made into one PDF."""
+    """The scan of the signed document: a PDF, or photos of its pages (JPEG, PNG) made into one PDF; signed by the
+    user, or by the person chosen (« signataire »: an account of the step's desks, or someone named)."""
     scans = files(form, "scan")
     comment = text(form, "commentaire_papier") or None
     if not scans:
@@ -491,17 +543,34 @@ def paper_signature(request: Request, db: DbDep, user: UserDep, form: FormDep, f
             "scan",
             t(request, "Choisissez le scan du document signé (PDF), ou les photos de ses pages (JPEG, PNG)."),
         )
+    chosen, named = text(form, "signataire", 100), text(form, "signataire_nom", 300)
+    if chosen == OTHER_SIGNATORY and not named:
+        message = t(request, "Indiquez le nom et le prénom de la personne qui a signé le document papier.")
+        return _missing(request, db, user, folder_id, form, "signataire_nom", message)
+    try:
+        signed_on = date.fromisoformat(text(form, "date_signature", 10)) if text(form, "date_signature", 10) else None
+    except ValueError:
+        message = t(request, "Indiquez la date de la signature (jour, mois, année).")
+        return _missing(request, db, user, folder_id, form, "date_signature", message)
+    signatory = signature_acts.PaperSignatory(
+        username=chosen if chosen and chosen != OTHER_SIGNATORY else None,
+        name=named if chosen == OTHER_SIGNATORY else None,
+        signed_on=signed_on,
+    )
+    document_id = text(form, "document", 36) or None
     uploads = [
         service.Upload(scan.file, display_name(scan.filename or "", "signature-papier.pdf"), scan.content_type or "")
         for scan in scans
     ]
 
     def act(who: Principal) -> object:
-        # Refused before any image is decoded when the folder does not wait for this user's paper signature.
-        service.current_for(db, who, folder_id, ("paper_signature",))
+        # Refused before any image is decoded when the folder does not wait for this paper signature.
+        signature_acts.paper_context(db, who, folder_id, None, signatory)
         db.rollback()  # no lock held while the images are read
         with service.paper_scan(uploads) as (scan, name):
-            return signature_acts.paper_signature(db, who, folder_id, scan, name, comment)
+            return signature_acts.paper_signature(
+                db, who, folder_id, scan, name, comment, signatory=signatory, document_id=document_id
+            )
 
     return _attempt(request, db, user, folder_id, form, "scan", act, t(request, "Signature papier enregistrée."))
 
@@ -607,6 +676,14 @@ def download(request: Request, db: DbDep, user: UserDep, folder_id: str, documen
     """A document in its current state (signed so far); opening it counts as reading it."""
     document = service.open_document(db, parapheur_user(user), folder_id, document_id)
     return object_response(document.current_key, document.filename, document.media_type)
+
+
+@router.get("/dossiers/{folder_id}/documents/{document_id}/original")
+def download_original(request: Request, db: DbDep, user: UserDep, folder_id: str, document_id: str) -> Response:
+    """A document as it was received, before any signature (its paper-signed scan or signed copy replaced it);
+    not a reading of its current state."""
+    document = service.open_document(db, parapheur_user(user), folder_id, document_id, read=False)
+    return object_response(document.key, document.filename, document.media_type)
 
 
 @router.get("/dossiers/{folder_id}/documents/{document_id}/signature")

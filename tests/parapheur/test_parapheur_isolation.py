@@ -113,6 +113,7 @@ _CALLS: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/folders/{folder_id}/paper-signature"): {"files": {"file": ("scan.pdf", b"%PDF-1.4", "application/pdf")}},
     ("post", "/folders/{folder_id}/copy"): {},
     ("get", "/folders/{folder_id}/documents/{document_id}/signature"): {},
+    ("get", "/folders/{folder_id}/documents/{document_id}/original"): {},
     ("get", "/folders/{folder_id}/bordereau"): {},
     ("get", "/bulk/{operation_id}"): {},
     ("post", "/identities/users/{username}"): {**_PKCS12, "data": {"passphrase": _PASSPHRASE}},
