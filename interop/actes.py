@@ -230,6 +230,13 @@ def act_id(sender: Sender, act: Act) -> str:
     return f"{sender.department}-{sender.siren}-{act.decision_date:%Y%m%d}-{act.number}-{NATURES[act.nature][0]}"
 
 
+def act_siren(identifier: str) -> str | None:
+    """The SIREN of the collectivité an act belongs to: the second field of its identifier
+    (``037-213700016-20261130-DEL2026_042-DE``); None when the identifier has no such field."""
+    parts = (identifier or "").strip().split("-")
+    return parts[1] if len(parts) >= 5 and _SIREN.fullmatch(parts[1]) else None
+
+
 def file_names(sender: Sender, act: Act, extensions: list[str] | None = None) -> tuple[str, list[str]]:
     """The act message's name and its files' names, by the ACTES naming convention.
 

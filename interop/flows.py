@@ -22,6 +22,13 @@ metadata name one: ``signature: {"connector": "<parapheur connector>"}``.
 What a flow files in the GED goes to a folder of the plan, never its root: the one its connector names
 (``ged_folder``, set by an administrator), or the one its metadata name if its creator may write there (see
 :func:`_filing_folder`); a flow that would file with neither is refused.
+
+What S²LOW hands back is the collectivité's only if it names its SIREN (:func:`commune_siren`): an ARActe, a letter
+of the prefecture, a PES Acquit or Retour of another collectivité (an account two collectivités share) is refused
+before anything is stored, filed or marked read (:func:`refuse_foreign`). The prefecture's letters are read by
+whoever may send acts (:data:`LETTER_ROLES`), collected by the schedule (:func:`collect_prefecture_letters`) and
+noted in their act's flow history. Who started a flow hears by mail of a refusal, an error, a new letter
+(interop.notices).
 """
 
 from __future__ import annotations
@@ -42,18 +49,26 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from interop import actes
+from interop import actes, notices
 from interop.connectors.mail import template_values
 from interop.connectors.parapheur import ParapheurConnector, send_id
-from interop.connectors.s2low import S2lowConnector, S2lowDuplicate, S2lowRefused, acquit_refusal, aracte_fields
+from interop.connectors.s2low import (
+    S2lowConnector,
+    S2lowDuplicate,
+    S2lowRefused,
+    acquit_refusal,
+    aracte_fields,
+    pes_siren,
+)
 from interop.connectors.sae import parse_xml
 from interop.models import Connector, Delivery, Flow, FlowEvent, FlowLock, TdtClassification
 from interop.retry import DEFAULT_POLICY, parse_policy
 from socle import audit, messages
 from socle.auth import Principal, Role
+from socle.dates import spelled_date
 from socle.db import advisory_xact_lock, utcnow
 from socle.errors import Conflict, InvalidInput, Message, NotFound, SocleError, message
-from socle.models import Job, Tenant
+from socle.models import AuditEntry, Job, Tenant
 from socle.queue import FAILED, enqueue
 from socle.settings import get_settings
 from socle.storage import get_store
@@ -88,6 +103,23 @@ DIGITS_ID = re.compile(r"[0-9]{1,20}")
 # Who starts, lists and reads flows (an administrator too: Principal.require); the secrétariat des assemblées is
 # who usually transmits délibérations and arrêtés to the préfecture.
 FLOW_ROLES = (Role.AGENT, Role.SECRETARIAT, Role.ARCHIVISTE)
+# Who reads the prefecture's letters and answers them: whoever may send the acts they are about (docs/interop.md:
+# the secrétariat des assemblées transmits délibérations and arrêtés, so it hears from the prefecture and replies),
+# an administrator too. A letter is the collectivité's (the SIREN of its act), never another's.
+LETTER_ROLES = FLOW_ROLES
+# What a step's data says of the platform's current state: dropped when the flow leaves that state (the history
+# keeps each line), so that « état S²LOW : posté » is never read as current once the flow has moved on.
+PLATFORM_NOTES = ("platform_state", "platform_code", "last_message")
+
+
+class Refused(InvalidInput):
+    """The platform refused the act or the PES (the prefecture's, the accountant's): the flow stops in error and who
+    started it is told it was refused (interop.notices)."""
+
+
+class ForeignDocument(InvalidInput):
+    """S²LOW handed the connector a document of another collectivité (another SIREN): refused before anything is
+    stored, filed or marked read; audited and told to the administrators (see :func:`refuse_foreign`)."""
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -685,8 +717,8 @@ def _run(session: Session, flow: Flow, connector: Connector, step: Step) -> None
         flow = get_flow(session, flow.tenant_id, flow.id, for_update=True)
         if exc.status >= 500:
             _count_try(session, flow, connector, exc.detail)  # the platform did not answer as it should
-        else:
-            _fail(session, flow, exc.detail)  # refused: trying again with the same input would not help
+        else:  # refused: trying again with the same input would not help
+            _fail(session, flow, exc.detail, refused=isinstance(exc, Refused))
         session.commit()
         return
     if isinstance(outcome, Advance):
@@ -735,6 +767,9 @@ def _enqueue_step(session: Session, flow: Flow, when: datetime | None = None) ->
 
 def _advance(session: Session, flow: Flow, outcome: Advance, actor: str = "service:interop") -> None:
     before = flow.state
+    if outcome.to != before and any(name in flow.data for name in PLATFORM_NOTES):
+        # Said of the state the flow leaves: kept in its history, never shown as the platform's current state.
+        flow.data = {name: value for name, value in flow.data.items() if name not in PLATFORM_NOTES}
     flow.state, flow.checks, flow.round_start, flow.updated_at = outcome.to, 0, 0, utcnow()
     _event(session, flow, before, outcome.to, actor, outcome.message, outcome.details)
     if _step_of(flow, outcome.to) is None:
@@ -801,10 +836,14 @@ def _count_try(session: Session, flow: Flow, connector: Connector, message: str)
     _enqueue_step(session, flow, utcnow() + wait)
 
 
-def _fail(session: Session, flow: Flow, reason: str) -> None:
+def _fail(session: Session, flow: Flow, reason: str, *, refused: bool = False) -> None:
+    """The flow stops in error, resumable; who started it hears it by mail, and the administrators unless the
+    platform refused the act or the PES (``refused``: the prefecture's or the accountant's word, not an operator's
+    matter)."""
     flow.status, flow.next_check_at, flow.updated_at = "error", None, utcnow()
     flow.error = f"{reason}. Reprendre : POST /interop/flows/{flow.id}/resume"
     _event(session, flow, flow.state, flow.state, "service:interop", f"erreur : {reason}", {"status": "error"})
+    notices.flow_stopped(session, flow, reason, refused=refused)
 
 
 def fail_from_job(tenant_id: str, flow_id: str, reason: str) -> None:
@@ -982,6 +1021,7 @@ def _max_age(connector: Connector) -> int:
 def _sender(session: Session, flow: Flow, connector: Connector) -> actes.Sender:
     tenant = session.get(Tenant, flow.tenant_id)
     config = connector.config
+    _check_connector_siren(session, flow.tenant_id, connector)
     return actes.Sender(
         siren=str(config.get("siren") or (tenant.siren if tenant else "") or ""),
         department=str(config.get("department") or ""),
@@ -994,6 +1034,141 @@ def _sender(session: Session, flow: Flow, connector: Connector) -> actes.Sender:
 
 def _set(flow: Flow, **values: Any) -> None:
     flow.data = {**flow.data, **values}  # a new dict: SQLAlchemy sees the JSON changed
+
+
+# --------------------------------------------------------------------------------------------------------
+# The collectivité's own documents only: what S²LOW hands back names a SIREN (an act's identifier, a PES's IdColl)
+
+_SIREN = re.compile(r"[0-9]{9}")
+# What a document of the TdT is called in a refusal, by the kind of refusal (see refuse_foreign).
+FOREIGN_KINDS = {
+    "courrier": "courrier de la préfecture",
+    "retour": "PES Retour",
+    "aracte": "ARActe",
+    "acquit": "PES Acquit",
+}
+
+
+def commune_siren(session: Session, tenant_id: str, connector: Connector) -> str:
+    """The SIREN of the collectivité a TdT connector speaks for: its ``siren`` when set, else the collectivité's.
+    Whatever S²LOW hands back (ARActe, letters of the prefecture, PES Acquit and Retour) must name it.
+
+    :raises InvalidInput: none is known (nothing could then be told the collectivité's), or the connector's is
+        another collectivité's of this installation.
+    """
+    tenant = session.get(Tenant, tenant_id)
+    siren = str(connector.config.get("siren") or (tenant.siren if tenant else "") or "").strip()
+    if not _SIREN.fullmatch(siren):
+        raise InvalidInput(
+            message(
+                "SIREN de la collectivité inconnu : sans lui, rien de ce que rapporte S²LOW ne peut être reconnu comme "
+                "le sien ; renseignez-le (administration de la collectivité) ou « siren » dans la configuration du "
+                "connecteur « %(name)s »",
+                name=connector.name,
+            )
+        )
+    _check_connector_siren(session, tenant_id, connector)
+    return siren
+
+
+def _check_connector_siren(session: Session, tenant_id: str, connector: Connector) -> None:
+    """A connector's own ``siren`` may not be another collectivité's of the installation: its acts would go, and
+    that collectivité's letters and PES Retour would come, under its name.
+
+    :raises InvalidInput: it is.
+    """
+    own = str(connector.config.get("siren") or "").strip()
+    if not own:
+        return
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is not None and tenant.siren == own:
+        return
+    other = session.execute(select(Tenant.id).where(Tenant.siren == own, Tenant.id != tenant_id).limit(1)).first()
+    if other is not None:
+        raise InvalidInput(
+            message(
+                "le SIREN %(siren)s du connecteur « %(name)s » est celui d'une autre collectivité de l'installation : "
+                "rien n'est envoyé ni reçu sous ce SIREN",
+                siren=own,
+                name=connector.name,
+            )
+        )
+
+
+def refuse_foreign(
+    session: Session,
+    tenant_id: str,
+    connector: Connector,
+    kind: str,
+    remote_id: str,
+    siren: str | None,
+    expected: str,
+    *,
+    tell: bool = True,
+) -> ForeignDocument:
+    """A document of another collectivité (or naming none) that S²LOW handed the connector: nothing of it is stored,
+    filed or marked read (its collectivité still finds it on S²LOW). Audited once per document
+    (``interop.foreign_document.refused``) and, with ``tell``, told the administrators by mail (a flow's own ARActe
+    or PES Acquit is told as the flow's error instead); committed. Returns the refusal, to raise or count.
+
+    :param kind: courrier, retour, aracte, acquit (:data:`FOREIGN_KINDS`).
+    """
+    what = FOREIGN_KINDS[kind]
+    object_id = f"{connector.id}:{kind}:{remote_id}"[:100]
+    told = session.execute(
+        select(AuditEntry.id)
+        .where(
+            AuditEntry.tenant_id == tenant_id,
+            AuditEntry.object_type == "tdt_document",
+            AuditEntry.object_id == object_id,
+            AuditEntry.action == "interop.foreign_document.refused",
+        )
+        .limit(1)
+    ).first()
+    if told is None:
+        audit.record(
+            session,
+            tenant_id=tenant_id,
+            actor="service:interop",
+            action="interop.foreign_document.refused",
+            object_type="tdt_document",
+            object_id=object_id,
+            details={"connector": connector.name, "kind": kind, "id": remote_id, "siren": siren, "expected": expected},
+        )
+        if tell:
+            notices.foreign_refused(
+                session, tenant_id, connector.name, connector.id, what, remote_id, siren or "absent", expected
+            )
+        session.commit()
+    log.warning("%s %s of connector %s names SIREN %s, not %s: refused", kind, remote_id, connector.id, siren, expected)
+    if siren is None:
+        detail = message(
+            "%(what)s %(remote_id)s sans SIREN de collectivité : refusé (ni classé dans la GED ni marqué lu chez "
+            "S²LOW), faute de pouvoir le reconnaître comme celui de la collectivité",
+            what=what,
+            remote_id=remote_id,
+        )
+    else:
+        detail = message(
+            "%(what)s %(remote_id)s d'une autre collectivité (SIREN %(siren)s ; celui de la collectivité : "
+            "%(expected)s) : refusé, ni classé dans la GED ni marqué lu chez S²LOW ; le compte S²LOW du connecteur "
+            "« %(name)s » sert sans doute à plusieurs collectivités (certificat partagé) : un administrateur est "
+            "prévenu",
+            what=what,
+            remote_id=remote_id,
+            siren=siren,
+            expected=expected,
+            name=connector.name,
+        )
+    return ForeignDocument(detail)
+
+
+def _french_day(value: str) -> str:
+    """A date the platform gives (``2026-12-03``) as a sentence writes it (« 3 décembre 2026 »); as it is otherwise."""
+    try:
+        return spelled_date(date.fromisoformat(value.strip()[:10]))
+    except ValueError:
+        return value
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -1103,11 +1278,18 @@ def _send_once(session: Session, flow: Flow, find: Callable[[], str | None], sen
 def _actes_follow(session: Session, flow: Flow, connector: Connector) -> Outcome:
     status = s2low(connector).actes_status(str(flow.data["transaction_id"]))
     if status.failed:
-        raise InvalidInput(f"transmission en état « {status.label} » chez S²LOW {status.message}".strip())
+        said = f"transmission en état « {status.label} » chez S²LOW {status.message}".strip()
+        raise (Refused if status.refused else InvalidInput)(said)
     if status.document is None:  # the ARActe comes with status 4, or later states of an acknowledged act
         return _follow_on(session, flow, status.code, status.label)
-    stored = get_store().put(io.BytesIO(status.document))
     fields = aracte_fields(status.document)
+    expected = commune_siren(session, flow.tenant_id, connector)
+    theirs = actes.act_siren(fields["id_acte"])
+    if theirs != expected:  # another collectivité's act: nothing of it kept, filed or held by this one
+        raise refuse_foreign(
+            session, flow.tenant_id, connector, "aracte", str(flow.data["transaction_id"]), theirs, expected, tell=False
+        )
+    stored = get_store().put(io.BytesIO(status.document))
     _set(flow, aracte_key=stored.key, aracte=fields)
     record_held(session, flow.tenant_id, stored.key, holder="interop")
     if fields["id_acte"] != flow.data["act_id"]:
@@ -1124,7 +1306,7 @@ def _actes_follow(session: Session, flow: Flow, connector: Connector) -> Outcome
     _note_prefecture_classification(session, flow, connector, fields["classification_en_cours"])
     _set(flow, ged_expected=["aracte", *_act_documents_to_file(flow)])
     details = {"sha256": stored.key, **fields}
-    return Advance(FILING, f"acquittement reçu le {fields['date_reception']}", details)
+    return Advance(FILING, f"acquittement reçu le {_french_day(fields['date_reception'])}", details)
 
 
 def _follow_on(session: Session, flow: Flow, code: int, label: str) -> Outcome:
@@ -1375,17 +1557,25 @@ def _helios_follow(session: Session, flow: Flow, connector: Connector) -> Outcom
     tdt, transaction_id = s2low(connector), str(flow.data["transaction_id"])
     status = tdt.helios_status(transaction_id)
     if status.failed:
-        raise InvalidInput(f"PES en état « {status.label} » chez S²LOW {status.message}".strip())
+        said = f"PES en état « {status.label} » chez S²LOW {status.message}".strip()
+        raise (Refused if status.refused else InvalidInput)(said)
     if not status.acquit_ready:
         return _follow_on(session, flow, status.code, status.label)
     acquit = tdt.helios_acquit(transaction_id)
+    theirs = pes_siren(acquit, "PES Acquit")
+    if theirs is not None:  # S²LOW binds the acquit to this transaction; one naming a collectivité must name ours
+        expected = commune_siren(session, flow.tenant_id, connector)
+        if theirs != expected:
+            raise refuse_foreign(
+                session, flow.tenant_id, connector, "acquit", transaction_id, theirs, expected, tell=False
+            )
     stored = get_store().put(io.BytesIO(acquit))
     _set(flow, acquit_key=stored.key)
     record_held(session, flow.tenant_id, stored.key, holder="interop")
     refusal = acquit_refusal(acquit)
     if refusal is not None:
         session.commit()  # the PES Acquit is kept with the flow: it holds the accountant's reasons
-        raise InvalidInput(
+        raise Refused(
             message(
                 "%(refusal)s (PES Acquit gardé, empreinte %(sha256_start)s…)",
                 refusal=refusal,
@@ -1430,11 +1620,12 @@ def request_pes_retours(session: Session, principal: Principal, connector_name: 
 
 
 def collect_pes_retours(session: Session, tenant_id: str, connector_name: str) -> dict[str, int]:
-    """File each unread PES Retour of a TdT connector in the GED, once; return {asked, marked}.
+    """File each unread PES Retour of a TdT connector in the GED, once; return {asked, marked, refused}.
 
     Each is asked of the GED under the name ``retour:<id>`` (the GED's origin, so stored once, whatever the
     runs); it is marked read on S²LOW only once the GED has answered (:func:`pes_retour_stored`), or here, by a
-    later run, when that answer exists already (its marking was lost).
+    later run, when that answer exists already (its marking was lost). One whose ``EnTetePES/IdColl`` does not
+    name the collectivité is refused (:func:`refuse_foreign`: left unread, counted in ``refused``).
 
     :raises SaeUnavailable: S²LOW did not answer as expected (the job is tried again).
     """
@@ -1444,8 +1635,9 @@ def collect_pes_retours(session: Session, tenant_id: str, connector_name: str) -
             message("« %(connector_name)s » n'est pas un tiers de télétransmission", connector_name=connector_name)
         )
     folder = ged_folder(connector)  # nothing read from S²LOW that could not be filed
+    expected = commune_siren(session, tenant_id, connector)  # nor what could not be told the collectivité's
     session.commit()  # no transaction held while S²LOW answers
-    tdt, counts = s2low(connector), {"asked": 0, "marked": 0}
+    tdt, counts = s2low(connector), {"asked": 0, "marked": 0, "refused": 0}
     for retour in tdt.pes_retours():
         retour_id = retour["id"]
         name = f"{RETOUR_PREFIX}{retour_id}"
@@ -1456,7 +1648,13 @@ def collect_pes_retours(session: Session, tenant_id: str, connector_name: str) -
             tdt.mark_pes_retour_read(retour_id)
             counts["marked"] += 1
             continue
-        stored = get_store().put(io.BytesIO(tdt.pes_retour(retour_id)))
+        content = tdt.pes_retour(retour_id)
+        theirs = pes_siren(content, "PES Retour")
+        if theirs != expected:  # another collectivité's (a shared account), or naming none: left unread, told
+            refuse_foreign(session, tenant_id, connector, "retour", retour_id, theirs, expected)
+            counts["refused"] += 1
+            continue
+        stored = get_store().put(io.BytesIO(content))
         filename = retour["nom"] or f"PES_Retour_{retour_id}.xml"
         record_held(session, tenant_id, stored.key, holder="interop")
         _ask_ged(
@@ -1768,16 +1966,39 @@ def cancel_act(session: Session, principal: Principal, flow_id: str) -> Flow:
     return flow
 
 
-def prefecture_letters(session: Session, principal: Principal, connector_name: str) -> list[dict[str, Any]]:
-    """The prefecture's letters waiting on the TdT, each with the flow of its act when there is one; for those
-    who may read them (their subjects already tell of the acts)."""
-    principal.require(Role.AGENT, Role.ARCHIVISTE)
-    connector = _connector(session, principal.tenant_id, connector_name)
+def may_read_letters(principal: Principal) -> bool:
+    """Whether ``principal`` may list, read and answer the prefecture's letters of their collectivité
+    (:data:`LETTER_ROLES`, or an administrator): whoever may send its acts."""
+    return Role.ADMIN in principal.roles or bool(principal.roles.intersection(LETTER_ROLES))
+
+
+def _tdt_connector(session: Session, tenant_id: str, connector_name: str) -> Connector:
+    connector = _connector(session, tenant_id, connector_name)
     if connector.kind not in TDT_KINDS:
         raise InvalidInput(
             message("« %(connector_name)s » n'est pas un tiers de télétransmission", connector_name=connector_name)
         )
-    letters = s2low(connector).prefecture_documents()
+    return connector
+
+
+def prefecture_letters(session: Session, principal: Principal, connector_name: str) -> list[dict[str, Any]]:
+    """The prefecture's letters waiting on the TdT, each with the flow of its act when there is one; for those who
+    may read them (:data:`LETTER_ROLES`: their subjects already tell of the acts).
+
+    A letter about another collectivité's act (the SIREN of its ``unique_id``: an account S²LOW shares between two
+    collectivités) is left out, audited and told the administrators once (:func:`refuse_foreign`).
+    """
+    principal.require(*LETTER_ROLES)
+    connector = _tdt_connector(session, principal.tenant_id, connector_name)
+    expected = commune_siren(session, principal.tenant_id, connector)
+    session.commit()  # no transaction held while S²LOW answers
+    letters = []
+    for letter in s2low(connector).prefecture_documents():
+        theirs = actes.act_siren(str(letter.get("unique_id") or ""))
+        if theirs is not None and theirs != expected:
+            refuse_foreign(session, principal.tenant_id, connector, "courrier", str(letter.get("id")), theirs, expected)
+            continue
+        letters.append(letter)
     transactions = {str(letter.get("related_transaction_id")) for letter in letters}
     transaction_id = Flow.data["transaction_id"].as_string()
     found = session.execute(  # only the flows of these letters, not every act the collectivité ever sent
@@ -1795,40 +2016,97 @@ def fetch_prefecture_letter(
     session: Session, principal: Principal, connector_name: str, letter_id: str
 ) -> dict[str, Any]:
     """Fetch a letter of the prefecture from the TdT and file its documents in the GED (marked read on S²LOW once
-    the GED has one): what it says (its @ctes message) and its files, each with its GED origin.
+    the GED has one): what it says (its @ctes message) and its files, each with its GED origin. The letter is
+    noted in its act's flow history, and who started that flow told by mail (once).
 
-    :raises InvalidInput: not a TdT connector, or not a letter's archive. :raises S2lowRefused: S²LOW does
-        not know the letter. :raises SaeUnavailable: the TdT did not answer as expected.
+    :raises InvalidInput: not a TdT connector, or not a letter's archive. :raises ForeignDocument: a letter about
+        another collectivité's act (nothing filed, not marked read). :raises S2lowRefused: S²LOW does not know the
+        letter. :raises SaeUnavailable: the TdT did not answer as expected.
     """
-    principal.require(Role.AGENT, Role.ARCHIVISTE)
-    connector = _connector(session, principal.tenant_id, connector_name)
-    if connector.kind not in TDT_KINDS:
-        raise InvalidInput(
-            message("« %(connector_name)s » n'est pas un tiers de télétransmission", connector_name=connector_name)
-        )
+    principal.require(*LETTER_ROLES)
+    connector = _tdt_connector(session, principal.tenant_id, connector_name)
     if not DIGITS_ID.fullmatch(letter_id):  # not isdigit(): « ² » or « ٣ » are digits to it, not to S²LOW
         raise InvalidInput(message("identifiant de courrier invalide : chiffres attendus"))
     folder = ged_folder(connector)  # refused before the letter is fetched: it could not be filed
+    expected = commune_siren(session, principal.tenant_id, connector)
     session.commit()  # no transaction held while S²LOW answers
-    tdt = s2low(connector)
+    return _file_letter(
+        session, principal.tenant_id, connector, s2low(connector), letter_id, principal.actor, folder, expected
+    )
+
+
+def collect_prefecture_letters(session: Session, tenant_id: str, connector_name: str) -> dict[str, int]:
+    """File each unread letter of the prefecture of a TdT connector in the GED, as an agent fetching it would
+    (:func:`fetch_prefecture_letter`): noted in its act's flow, who started it told by mail. A letter about another
+    collectivité's act is refused and left unread (:func:`refuse_foreign`). Return {fetched, refused, failed}.
+
+    :raises InvalidInput: not a TdT connector, no GED folder, no SIREN. :raises SaeUnavailable: S²LOW did not
+        answer as expected (the job is tried again; what was filed is not asked twice).
+    """
+    connector = _tdt_connector(session, tenant_id, connector_name)
+    folder = ged_folder(connector)
+    expected = commune_siren(session, tenant_id, connector)
+    session.commit()  # no transaction held while S²LOW answers
+    tdt, counts = s2low(connector), {"fetched": 0, "refused": 0, "failed": 0}
+    for letter in tdt.prefecture_documents():
+        letter_id = str(letter.get("id") or "")
+        if not DIGITS_ID.fullmatch(letter_id):
+            log.warning("letter of connector %s with an unusable id %r skipped", connector.id, letter_id[:40])
+            counts["failed"] += 1
+            continue
+        theirs = actes.act_siren(str(letter.get("unique_id") or ""))
+        if theirs is not None and theirs != expected:  # said by the list: not even downloaded
+            refuse_foreign(session, tenant_id, connector, "courrier", letter_id, theirs, expected)
+            counts["refused"] += 1
+            continue
+        try:
+            _file_letter(session, tenant_id, connector, tdt, letter_id, "service:interop", folder, expected)
+        except ForeignDocument:
+            counts["refused"] += 1
+        except SocleError as exc:
+            if exc.status >= 500:
+                raise  # the platform did not answer: the job is tried again
+            session.rollback()
+            log.warning("letter %s of connector %s not fetched: %s", letter_id, connector.id, exc.detail)
+            counts["failed"] += 1
+        else:
+            counts["fetched"] += 1
+    return counts
+
+
+def _file_letter(
+    session: Session,
+    tenant_id: str,
+    connector: Connector,
+    tdt: S2lowConnector,
+    letter_id: str,
+    actor: str,
+    folder: str,
+    expected: str,
+) -> dict[str, Any]:
+    """Fetch one letter, check it is about one of the collectivité's acts, ask the GED to file its files (once each),
+    note it in its act's flow and tell who started it; committed. What it says, and its files."""
     files = actes.read_package(tdt.prefecture_document(letter_id))
     described = actes.letter_fields(files)
+    theirs = actes.act_siren(described["act_id"])
+    if theirs != expected:  # before anything is stored: another collectivité's letter is never held by this one
+        raise refuse_foreign(session, tenant_id, connector, "courrier", letter_id, theirs, expected)
     kind = described["label"]
     out: list[dict[str, Any]] = []
     # Two agents fetching the same letter at once: the second asks the GED after the first committed, and finds
     # its jobs (without the lock, on PostgreSQL, both would create the same job key: an error 500).
-    advisory_xact_lock(session, "interop-letter", principal.tenant_id, connector.id, letter_id)
+    advisory_xact_lock(session, "interop-letter", tenant_id, connector.id, letter_id)
     for index, name in enumerate(sorted(files), start=1):
         if name == described["message"]:
             continue  # the @ctes message: what it says is returned here, its files are the letter
         stored = get_store().put(io.BytesIO(files[name]))
-        record_held(session, principal.tenant_id, stored.key, holder="interop")
+        record_held(session, tenant_id, stored.key, holder="interop")
         document_name = f"{LETTER_PREFIX}{letter_id}:{index}"
         media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         _ask_ged(
             session,
             f"ged.flow-document:{connector.id}:{document_name}",
-            tenant_id=principal.tenant_id,
+            tenant_id=tenant_id,
             flow_id=connector.id,
             name=document_name,
             object_key=stored.key,
@@ -1850,15 +2128,76 @@ def fetch_prefecture_letter(
         )
     audit.record(
         session,
-        tenant_id=principal.tenant_id,
-        actor=principal.actor,
+        tenant_id=tenant_id,
+        actor=actor,
         action="interop.prefecture.fetched",
         object_type="connector",
         object_id=connector.id,
         details={"letter": letter_id, "files": [item["sha256"] for item in out]},
     )
+    flow_id = _note_letter(session, tenant_id, connector, {"id": letter_id, **described}, out, actor)
     session.commit()
-    return {"id": letter_id, **described, "files": out}
+    return {"id": letter_id, **described, "files": out, "flow_id": flow_id}
+
+
+def _act_flow(session: Session, tenant_id: str, connector: Connector, act_id: str) -> Flow | None:
+    """The collectivité's flow that sent the act ``act_id`` through ``connector`` (locked), the latest that S²LOW
+    took; None for an act sent otherwise."""
+    if not act_id:
+        return None
+    query = (
+        select(Flow)
+        .where(
+            Flow.tenant_id == tenant_id,
+            Flow.kind == "actes",
+            Flow.connector == connector.name,
+            Flow.data["act_id"].as_string() == act_id,
+        )
+        .order_by(Flow.created_at.desc())
+    )
+    candidates = list(session.execute(query).scalars())
+    chosen = next((flow for flow in candidates if flow.data.get("transaction_id")), None)
+    if chosen is None:
+        return None
+    return get_flow(session, tenant_id, chosen.id, for_update=True)
+
+
+def _note_letter(
+    session: Session,
+    tenant_id: str,
+    connector: Connector,
+    letter: dict[str, Any],
+    files: list[dict[str, Any]],
+    actor: str,
+) -> str | None:
+    """A letter of the prefecture in its act's flow: a line of its history and ``data.letters``, and a mail to who
+    started it, the first time it is read (by anyone, or by the schedule). Returns the flow's id, if any."""
+    flow = _act_flow(session, tenant_id, connector, str(letter.get("act_id") or ""))
+    known = list((flow.data.get("letters") if flow is not None else None) or [])
+    if any(str(item.get("id")) == str(letter["id"]) for item in known):
+        return flow.id if flow is not None else None
+    if flow is not None:
+        dated = _french_day(str(letter.get("date") or ""))
+        said = f"courrier de la préfecture reçu : {str(letter.get('label') or 'courrier').lower()}"
+        said += f" du {dated}" if dated else ""
+        text = " ".join(str(letter.get("text") or "").split())
+        details = {"letter": letter["id"], "type": letter.get("type"), "files": [item["name"] for item in files]}
+        _event(session, flow, flow.state, flow.state, actor, f"{said}{f' — {text[:300]}' if text else ''}", details)
+        entry = {key: letter.get(key) for key in ("id", "type", "label", "date")} | {"text": text[:1000]}
+        _set(flow, letters=[*known, entry])
+        flow.updated_at = utcnow()
+    elif _letter_told(session, tenant_id, connector.id, str(letter["id"])):
+        return None
+    notices.letter_received(session, tenant_id, flow, connector.id, letter, actor)
+    return flow.id if flow is not None else None
+
+
+def _letter_told(session: Session, tenant_id: str, connector_id: str, letter_id: str) -> bool:
+    """A letter about an act no flow sent: whether its administrators were told already (its notices asked)."""
+    prefix = f"interop.notice:letter:{connector_id}:{letter_id}:"
+    return (
+        session.execute(select(Job.id).where(Job.key.startswith(prefix, autoescape=True)).limit(1)).first() is not None
+    )
 
 
 def _ask_ged(session: Session, key: str, **arguments: Any) -> Job:
@@ -1895,25 +2234,31 @@ def answer_prefecture(
     object_key: str,
     filename: str,
 ) -> str:
-    """Answer a letter of the prefecture with a stored file (administrator); return the reply's transaction id.
+    """Answer a letter of the prefecture with a stored PDF (whoever may read the letters: :data:`LETTER_ROLES`);
+    return the reply's transaction id. The letter is read again first: only one about the collectivité's own acts is
+    answered. The answer is noted in the act's flow history.
 
-    :raises InvalidInput: the file is not one of the collectivité's stored files.
-    :raises S2lowRefused: the TdT refused the reply.
+    :raises InvalidInput: the file is not one of the collectivité's stored PDFs, a bad letter id.
+    :raises ForeignDocument: the letter is about another collectivité's act. :raises S2lowRefused: the TdT refused.
     """
-    principal.require(Role.ADMIN)
-    connector = _connector(session, principal.tenant_id, connector_name)
-    if connector.kind not in TDT_KINDS:
-        raise InvalidInput(
-            message("« %(connector_name)s » n'est pas un tiers de télétransmission", connector_name=connector_name)
-        )
+    principal.require(*LETTER_ROLES)
+    connector = _tdt_connector(session, principal.tenant_id, connector_name)
     if not _held_in_store(session, principal.tenant_id, object_key):
         raise _absent(object_key)
     if actes.file_format(get_store(), object_key) != ".pdf":  # S²LOW takes the reply as « acte_pdf_file »
         raise InvalidInput(
             message("la réponse à la préfecture doit être un PDF : « %(filename)s » n'en est pas un", filename=filename)
         )
+    if not DIGITS_ID.fullmatch(letter_id):
+        raise InvalidInput(message("identifiant de courrier invalide : chiffres attendus"))
+    expected = commune_siren(session, principal.tenant_id, connector)
     session.commit()
-    answer = s2low(connector).reply_prefecture(letter_id, reply_type, get_store(), object_key, filename)
+    tdt = s2low(connector)
+    described = actes.letter_fields(actes.read_package(tdt.prefecture_document(letter_id)))
+    theirs = actes.act_siren(described["act_id"])
+    if theirs != expected:  # a shared account: another collectivité's letter is not this one's to answer
+        raise refuse_foreign(session, principal.tenant_id, connector, "courrier", letter_id, theirs, expected)
+    answer = tdt.reply_prefecture(letter_id, reply_type, get_store(), object_key, filename)
     audit.record(
         session,
         tenant_id=principal.tenant_id,
@@ -1923,5 +2268,11 @@ def answer_prefecture(
         object_id=connector.id,
         details={"letter": letter_id, "type": reply_type, "sha256": object_key, "transaction": answer},
     )
+    flow = _act_flow(session, principal.tenant_id, connector, described["act_id"])
+    if flow is not None:
+        said = "refus de répondre envoyé" if reply_type == "3" else "réponse envoyée"
+        note = f"{said} à la préfecture ({described['label'].lower()}, courrier {letter_id})"
+        details = {"letter": letter_id, "type": reply_type, "transaction": answer, "filename": filename}
+        _event(session, flow, flow.state, flow.state, principal.actor, note, details)
     session.commit()
     return answer

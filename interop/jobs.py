@@ -138,3 +138,63 @@ def collect_all_pes_retours(*, period: str) -> None:
         period,
         len(found) - len(connectors),
     )
+
+
+def collect_prefecture_letters(*, tenant_id: str, connector: str) -> None:
+    """File a TdT connector's unread letters of the prefecture in the GED, each noted in its act's flow and told to
+    who started it (messages.INTEROP_COLLECT_PREFECTURE_LETTERS); another collectivité's are refused."""
+    from interop import flows
+
+    with transaction() as session:
+        counts = flows.collect_prefecture_letters(session, tenant_id, connector)
+    log.info("prefecture letters of %s: %s", connector, counts)
+
+
+def collect_all_prefecture_letters(*, period: str) -> None:
+    """Ask the letter collection of every enabled TdT connector that has a GED folder, of every tenant, one job per
+    connector (messages.INTEROP_COLLECT_ALL_PREFECTURE_LETTERS, sent by the kernel's schedule), each keyed by its
+    connector and ``period``: run again, it asks nothing twice."""
+    from sqlalchemy import select
+
+    from interop.flows import TDT_KINDS
+    from interop.models import Connector
+    from socle import messages
+    from socle.queue import enqueue_all
+
+    with transaction() as session:
+        found = session.execute(
+            select(Connector.id, Connector.tenant_id, Connector.name, Connector.config)
+            .where(Connector.kind.in_(TDT_KINDS), Connector.enabled.is_(True))
+            .order_by(Connector.created_at)
+        ).all()
+        # Without a GED folder a letter could not be filed (asked by hand, it is refused with the reason); an
+        # account the administrator says has no @ctes (prefecture_letters false) would be refused each time.
+        connectors = [
+            (id_, tenant, name)
+            for id_, tenant, name, config in found
+            if config and config.get("ged_folder") and config.get("prefecture_letters", True) is not False
+        ]
+        enqueue_all(
+            session,
+            [
+                (
+                    messages.INTEROP_COLLECT_PREFECTURE_LETTERS,
+                    f"interop.prefecture-letters:{connector_id}:{period}",
+                    {"tenant_id": tenant_id, "connector": name},
+                )
+                for connector_id, tenant_id, name in connectors
+            ],
+        )
+    log.info(
+        "prefecture letters collection asked of %d connector(s) for %s (%d left out)",
+        len(connectors),
+        period,
+        len(found) - len(connectors),
+    )
+
+
+def send_notice(*, tenant_id: str, recipient: str, notice: dict[str, Any]) -> None:
+    """Mail one notice about a flow or a TdT document to one user, once (messages.INTEROP_SEND_NOTICE)."""
+    from interop import notices
+
+    notices.send_notice(tenant_id, recipient, notice)

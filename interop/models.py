@@ -141,3 +141,18 @@ class TdtClassification(InteropBase):
     natures: Mapped[dict[str, Any]] = mapped_column(JSON)
     matieres: Mapped[dict[str, Any]] = mapped_column(JSON)
     object_key: Mapped[str] = mapped_column(String(64))
+
+
+class InteropNotice(InteropBase):
+    """A mail sent to one person about a flow or a document of the TdT (interop.notices), once: the row is written
+    in the transaction that sends it, so that its job run again finds it and sends nothing."""
+
+    __tablename__ = "interop_notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(36), index=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    recipient: Mapped[str] = mapped_column(String(254))
+    flow_id: Mapped[str | None] = mapped_column(String(36))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

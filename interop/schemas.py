@@ -369,6 +369,11 @@ class S2lowConfig(SaeConfig):
         description="Relever les PES Retour (Hélios) chaque heure ; non pour un compte S²LOW sans Hélios, dont "
         "chaque relève échouerait",
     )
+    prefecture_letters: bool = Field(
+        True,
+        description="Relever les courriers de la préfecture (@ctes) chaque heure ; non pour un compte S²LOW sans "
+        "@ctes (Hélios seulement), dont chaque relève échouerait",
+    )
 
     _ged_folder = field_validator("ged_folder")(_valid_ged_folder)
 

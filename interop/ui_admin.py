@@ -104,6 +104,7 @@ FIELD_LABELS = {
     "actes_trigram": _("Trigramme d'application"),
     "ged_folder": _("Dossier de la GED"),
     "pes_retours": _("Relever les PES Retour (Hélios) chaque heure"),
+    "prefecture_letters": _("Relever les courriers de la préfecture (@ctes) chaque heure"),
 }
 # Settings typed on several lines: PEM blocks, keys, message texts, retry policies.
 _MULTILINE = frozenset({"client_certificate", "client_key", "host_key", "body", "retry_policy", "send_retry_policy"})

@@ -3,11 +3,13 @@
 A flow stops in error when a platform refuses it or its tries are spent; it is stuck when its next step
 should have run long ago. Both are resumed here (``interop.flows.resume``), like deliveries in error
 (``interop.service.resume_delivery``): the page shows the platform's own words and the flow's history.
+
+A flow's page (``/admin/flux/{id}``) is the one every reader of flows has in « Préfecture et trésorerie »
+(:func:`interop.ui_agent.flow_page`), reached from here; another reader is sent to ``/flux/{id}``.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,22 +18,17 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.orm import Session
 
 from interop import flows, service
-from interop.models import Connector, Delivery, Flow
+from interop.models import Connector, Delivery
+from interop.ui_agent import HOME, flow_page, plain_error
 from socle.auth import Role
 from socle.errors import Conflict, InvalidInput
 from socle.ui.sessions import SignedIn
 from socle.ui.web import DbDep, FormDep, UserDep, redirect, render, require_role, t
+from socle.ui.web import form_text as text
 
 router = APIRouter(include_in_schema=False)
 LISTED = 200  # the most of each list a page shows: an operator works from the oldest problems
 CANCELLED_LISTED = 20  # cancelled deliveries are shown for information only (nothing to do): the latest ones
-# The domain's error texts end by telling an API user how to resume; here the page's button does that.
-_API_HINT = re.compile(r"\s*Reprendre : POST /interop/\S+\s*$")
-
-
-def plain_error(text: str | None) -> str:
-    """An error as the page shows it: without the API's instruction to resume."""
-    return _API_HINT.sub("", text or "")
 
 
 def _admin(user: SignedIn) -> None:
@@ -68,38 +65,13 @@ def _flows_context(db: Session, tenant_id: str) -> dict[str, Any]:
     }
 
 
-def _can_take_transaction(flow: Flow) -> bool:
-    """A Hélios flow stopped before it knew its S²LOW transaction: the operator may give the one found there."""
-    return flow.kind == "helios" and flow.state == "prêt" and not (flow.data or {}).get("transaction_id")
-
-
-def _flow_page(
-    request: Request,
-    db: Session,
-    flow: Flow,
-    *,
-    values: dict[str, Any] | None = None,
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-) -> Response:
-    stuck = any(row.id == flow.id for row in flows.list_flows(db, flow.tenant_id, "stuck", LISTED))
-    context = {
-        "flow": flow,
-        "history": flows.history(db, flow),
-        "resumable": flow.status == "error" or stuck,
-        "stuck": stuck,
-        "takes_transaction": _can_take_transaction(flow),
-        "plain_error": plain_error,
-        "values": values or {},
-        "errors": errors or {},
-    }
-    return render(request, "interop/admin_flow.html", context, status=status, db=db)
-
-
 @router.get("/admin/flux/{flow_id}", response_class=HTMLResponse)
-def flow_page(request: Request, db: DbDep, user: UserDep, flow_id: str) -> Response:
+def flow_view(request: Request, db: DbDep, user: UserDep, flow_id: str) -> Response:
+    """A flow's page in the administration, for administrators only, as every page under /admin; the other
+    readers of flows have the same page in « Préfecture et trésorerie » (``/flux/{id}``)."""
     _admin(user)
-    return _flow_page(request, db, flows.get_flow(db, user.principal.tenant_id, flow_id))
+    flow = flows.get_flow(db, user.principal.tenant_id, flow_id)
+    return flow_page(request, db, user, flow, area="admin")
 
 
 @router.post("/admin/flux/{flow_id}/reprendre", response_class=HTMLResponse)
@@ -107,6 +79,7 @@ def resume_flow(request: Request, db: DbDep, user: UserDep, form: FormDep, flow_
     _admin(user)
     raw = form.get("transaction_id", "")
     transaction = raw.strip() if isinstance(raw, str) else ""
+    area = "agent" if text(form, "retour") == "agent" else "admin"  # the page the form was sent from
     try:
         flows.resume(db, user.principal, flow_id, transaction or None)
     except (Conflict, InvalidInput) as exc:
@@ -114,9 +87,11 @@ def resume_flow(request: Request, db: DbDep, user: UserDep, form: FormDep, flow_
         flow = flows.get_flow(db, user.principal.tenant_id, flow_id)
         field = "transaction_id" if transaction else "form"
         values = {"transaction_id": transaction}
-        return _flow_page(request, db, flow, values=values, errors={field: exc.detail}, status=exc.status)
+        errors = {field: exc.detail}
+        return flow_page(request, db, user, flow, area=area, values=values, errors=errors, status=exc.status)
     message = t(request, "Flux repris : son étape est relancée.")
-    return redirect(f"/admin/flux/{flow_id}", db=db, user=user, message=message)
+    back = f"{HOME}/{flow_id}" if area == "agent" else f"/admin/flux/{flow_id}"
+    return redirect(back, db=db, user=user, message=message)
 
 
 @router.post("/admin/flux/envois/{delivery_id}/reprendre", response_class=HTMLResponse)

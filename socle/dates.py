@@ -20,3 +20,30 @@ def french_date(moment: datetime) -> date:
 def french_today() -> date:
     """Today in Paris."""
     return french_date(datetime.now(UTC))
+
+
+_MONTHS = (
+    "janvier",
+    "février",
+    "mars",
+    "avril",
+    "mai",
+    "juin",
+    "juillet",
+    "août",
+    "septembre",
+    "octobre",
+    "novembre",
+    "décembre",
+)
+
+
+def spelled_date(day: date) -> str:
+    """A date as a French sentence writes it: ``date(2026, 12, 1)`` → « 1er décembre 2026 »."""
+    return f"{'1er' if day.day == 1 else day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+def spelled_datetime(moment: datetime) -> str:
+    """An aware instant in Paris time, as a sentence writes it: « 3 décembre 2026 à 9 h 05 »."""
+    local = moment.astimezone(PARIS)
+    return f"{spelled_date(local.date())} à {local.hour} h {local.minute:02d}"

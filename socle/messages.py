@@ -39,8 +39,9 @@ GED_SEND_TO_PARAPHEUR = Message(
 )
 GED_STORE_SIGNED_VERSION = Message(
     "ged.jobs.store_signed_version",
-    ("tenant_id", "document_id", "folder_id", "object_key", "size", "filename", "signatories"),
-    "Le circuit est terminé : la GED enregistre le PDF signé comme nouvelle version du document.",
+    ("tenant_id", "document_id", "folder_id", "object_key", "size", "filename", "signatories", "signed_by"),
+    "Le circuit est terminé : la GED enregistre le PDF signé comme nouvelle version du document (signatories : les "
+    "identifiants des signataires ; signed_by : leurs noms et qualités, pour le commentaire de la version).",
 )
 GED_FILE_SIGNED_DOCUMENT = Message(
     "ged.jobs.file_signed_document",
@@ -54,6 +55,7 @@ GED_FILE_SIGNED_DOCUMENT = Message(
         "title",
         "document_type",
         "signatories",
+        "signed_by",
         "ged_folder",
     ),
     "Le circuit d'un dossier déposé dans le parapheur est terminé et son créateur a demandé de le classer : la GED "

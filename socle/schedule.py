@@ -175,8 +175,8 @@ class Task:
 
 _BATCH = 1000  # rows per DELETE, each committed alone (see _delete_by_batches)
 # Keys naming a past period of a periodic task: nothing asks for that period again once it is over (the
-# schedule's own jobs, and the PES Retour collection each of them asks per connector, interop/jobs.py).
-PERIOD_KEY_PREFIXES = ("schedule:", "interop.pes-retours:")
+# schedule's own jobs, and the PES Retour and letter collections each of them asks per connector, interop/jobs.py).
+PERIOD_KEY_PREFIXES = ("schedule:", "interop.pes-retours:", "interop.prefecture-letters:")
 
 
 @dataclass(frozen=True)
@@ -297,6 +297,14 @@ TASKS: tuple[Task, ...] = (
         per_tenant=False,
         title="Relève des PES Retour de chaque connecteur S²LOW actif",
         by_hand="socle interop pes-retours --tenant COLLECTIVITÉ --connector NOM",
+    ),
+    Task(
+        "interop.collect_prefecture_letters",
+        messages.INTEROP_COLLECT_ALL_PREFECTURE_LETTERS,
+        "schedule_interop_prefecture_letters",
+        per_tenant=False,
+        title="Relève des courriers de la préfecture de chaque connecteur S²LOW actif",
+        by_hand="GET /interop/connectors/{nom}/prefecture, puis POST …/prefecture/{id}/fetch pour chaque courrier",
     ),
     Task(
         "socle.housekeeping",

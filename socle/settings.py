@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     schedule_interop_pes_retours: str = Field(
         "60min", description="Relève des PES Retour des connecteurs S²LOW : heures, période ou off."
     )
+    schedule_interop_prefecture_letters: str = Field(
+        "60min", description="Relève des courriers de la préfecture des connecteurs S²LOW : heures, période ou off."
+    )
     schedule_housekeeping: str = Field(
         "04:30",
         description="Nettoyage du noyau (tâches terminées anciennes, sessions expirées, tentatives de connexion) : "
@@ -180,6 +183,7 @@ class Settings(BaseSettings):
         "schedule_ged_purge_uploads",
         "schedule_parapheur_digests",
         "schedule_interop_pes_retours",
+        "schedule_interop_prefecture_letters",
         "schedule_housekeeping",
     )
     @classmethod

@@ -24,7 +24,12 @@ plain text « OK\\n<value>\\n » or « KO\\n<message>\\n », the message in ISO-
   <message/></transaction>``, the PES Acquit being there in status 4 (acquitté), 6 (refusé) and 8 (information
   disponible); ``GET helios_download_acquit.php?id=``; the PES Retour belong to the collectivité, not to a
   transaction: ``GET api/helios_get_list.php`` (unread ones), ``GET api/helios_get_retour.php?id=`` and
-  ``GET api/helios_change_status.php?id=`` (marks it read).
+  ``GET api/helios_change_status.php?id=`` (marks it read);
+- the connection: ``GET /api/test-connexion.php`` (« OK ») and ``GET /api/info-connexion.php`` (JSON: the
+  ``user_info`` and ``authority_info`` of the account that answered; no SIREN in it).
+
+What S²LOW hands back names a collectivité: the SIREN in an act's IDActe (ARActe, the prefecture's letters) and
+a PES's ``EnTetePES/IdColl`` (:func:`pes_siren`); interop.flows refuses what is not the connector's collectivité's.
 
 S²LOW has no lookup by our own key: an act is found again by its IDActe (``unique_id``) then its number in
 the list of its status; a PES file cannot be looked up, but S²LOW refuses it a second time (doublon).
@@ -40,6 +45,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from interop.connectors.sae import SaeRefused, SaeUnavailable, excerpt, http_client, parse_xml, request
@@ -122,6 +129,11 @@ class Status:
     document: bytes | None = None  # the ARActe (actes) once acknowledged
     failed: bool = False  # a dead end: error or cancelled
     acquit_ready: bool = False  # Hélios: the PES Acquit can be downloaded
+
+    @property
+    def refused(self) -> bool:
+        """The platform refused the transaction (error: the ministry's @ctes system, Hélios); cancelled is not."""
+        return self.code == ERROR
 
 
 def decode(content: bytes) -> str:
@@ -546,10 +558,54 @@ class S2lowConnector:
         )
 
     def test(self) -> str:
-        """Reach the platform with the configured certificate (and basic auth)."""
+        """Reach the platform as the connector will (its certificate, its basic auth) and say, in French, what was
+        really checked: a client certificate presented or none configured, a login sent or not, and the account
+        S²LOW says answered (``api/info-connexion.php``: the user and the collectivité of the certificate), when
+        the platform tells it.
+
+        :raises SaeRefused: the platform refused the connection (401, KO). :raises SaeUnavailable: unreachable.
+        """
         response = self._call("GET", "/api/test-connexion.php")
         self._lines(response, "test de connexion")
-        return "S²LOW joignable, certificat accepté"
+        said = ["S²LOW joignable, réponse OK"]
+        certificate = certificate_subject(str(self.config.get("client_certificate") or ""))
+        if certificate is None:
+            said.append(
+                "aucun certificat client configuré : S²LOW a répondu sans, l'authentification par certificat n'est "
+                "pas vérifiée (la plateforme réelle l'exige)"
+            )
+        else:
+            said.append(f"certificat client « {certificate} » présenté")
+        if self.config.get("username"):
+            said.append(f"identifiant « {self.config['username']} » accepté (authentification basique)")
+        said.append(self._account())
+        return " ; ".join(said)
+
+    def _account(self) -> str:
+        """Which account answered, as ``api/info-connexion.php`` tells it (user, collectivité, département); a
+        platform without that page, or an answer that is not its JSON, says nothing of it."""
+        try:
+            response = self._call("GET", "/api/info-connexion.php")
+            body = json.loads(decode(response.content))
+        except (SaeUnavailable, SaeRefused, ValueError):
+            return "compte non précisé par la plateforme"
+        if response.status_code != 200 or not isinstance(body, dict):
+            return "compte non précisé par la plateforme"
+        found_user, found_authority = body.get("user_info"), body.get("authority_info")
+        user: dict[str, Any] = found_user if isinstance(found_user, dict) else {}
+        authority: dict[str, Any] = found_authority if isinstance(found_authority, dict) else {}
+        who = " ".join(str(user.get(name) or "").strip() for name in ("givenname", "name")).strip()
+        email = str(user.get("email") or "").strip()
+        person = f"{who} <{email}>" if who and email else (who or email or "utilisateur sans nom")
+        collectivity = str(authority.get("name") or "").strip() or "sans nom"
+        words = f"compte de {person[:200]}, collectivité « {collectivity[:200]} »"
+        department = str(authority.get("department") or "").strip()
+        if department:
+            words += f" (département {department[:10]})"
+            expected = str(self.config.get("department") or "").strip()
+            if expected and department.lstrip("0") != expected.lstrip("0"):
+                words += f" — attention : le connecteur indique le département {expected}"
+        return words
 
 
 def _raise_unless_unknown(refusal: S2lowRefused) -> None:
@@ -601,6 +657,41 @@ def acquit_refusal(acquit: bytes) -> str | None:
         if text or code:
             reasons.append(f"{text} (anomalie {code})" if code else text)
     return "PES refusé par le comptable : " + ("; ".join(reasons) or f"état {', '.join(values) or 'absent'}")
+
+
+def certificate_subject(pem: str) -> str | None:
+    """The common name (or whole subject) of a PEM client certificate, for a message; None when there is none, and
+    « illisible » when it cannot be read (the connection would have failed on it first)."""
+    if not pem.strip():
+        return None
+    try:
+        certificate = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return "illisible"
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    name = str(names[0].value) if names else certificate.subject.rfc4514_string()
+    return name[:200] or "sans nom"
+
+
+def pes_siren(document: bytes, what: str) -> str | None:
+    """The SIREN of the collectivité a PES (Acquit, Retour) names: the first nine digits of its
+    ``EnTetePES/IdColl/@V`` (a SIRET, or a SIREN); None when it names none.
+
+    :raises SaeUnavailable: not readable XML (see :func:`interop.connectors.sae.parse_xml`).
+    """
+    root = parse_xml(document, what)
+    for element in root.iter():
+        if not isinstance(element.tag, str) or etree.QName(element).localname != "IdColl":
+            continue
+        parent = element.getparent()
+        if parent is None or etree.QName(parent).localname != "EnTetePES":
+            continue
+        value = (element.get("V") or element.text or "").strip()
+        if not value:
+            return None
+        # A SIRET's first nine digits are its SIREN; anything else is kept as it is: it matches no SIREN.
+        return value[:9] if value[:9].isascii() and value[:9].isdigit() else value[:20]
+    return None
 
 
 def aracte_fields(aracte: bytes) -> dict[str, str]:

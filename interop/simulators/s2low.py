@@ -17,6 +17,7 @@ simulate s2low``):
   « en traitement », 24; @ctes 17, 18, 21): states without the awaited document, that end nothing;
 - ``verdict``: ``KO`` puts transactions in error (status -1) instead of acknowledging them;
 - ``aracte_unknown``: the ARActe sent back names another act (an acknowledgement for an unknown act);
+- ``aracte_siren``: the ARActe sent back names this SIREN instead of the act's (another collectivité's act);
 - ``acquit``: ``KO`` makes the accountant refuse the PES (status 6, PES Acquit with EtatAck 2);
 - ``pes_retour``: the accountant also sends a PES Retour (in the collectivité's unread list);
 - ``envelope_submission``: ``false`` answers the envelope import as platforms that switched it off;
@@ -27,6 +28,10 @@ simulate s2low``):
 
 ``S2lowState.authority`` (siren, department, arrondissement, nature) is the account's collectivité: an envelope
 naming another one is refused with S²LOW's words (« … ne correspond pas à celui de l'utilisateur authentifié »).
+Its SIREN (else :data:`DEFAULT_SIREN`, the demo commune's) is the one of the letters about an act the simulator
+never received and of the PES Retour of a PES Aller naming no collectivité; a PES Aller's own
+``EnTetePES/IdColl`` is repeated in its PES Acquit and PES Retour, as the accountant does. ``api/info-connexion.php``
+tells which account answered (``S2lowState.account``).
 """
 
 from __future__ import annotations
@@ -60,6 +65,8 @@ SUBMISSION_OFF = (
     "Cette fonctionnalité est déprécié. Vous devez désormais utiliser : "
     "'/modules/actes/actes_transac_create.php' pour créer un acte."
 )
+# The collectivité of the account when no ``authority`` is set: the demo commune's (socle demo, the test kits).
+DEFAULT_SIREN = "213700000"
 LETTER_TYPES = {2: "courrier simple", 3: "demande de pièces complémentaires", 4: "lettre d'observations", 5: "déféré"}
 # The @ctes message of each type of letter, and its text (simulated).
 LETTER_MESSAGES = {
@@ -74,6 +81,7 @@ LETTER_TEXT_ELEMENTS = {"DemandePieceComplementaire": "DescriptionPieces", "Lett
 @dataclass
 class S2lowScenario(Scenario):
     aracte_unknown: bool = False
+    aracte_siren: str = ""
     acquit: str = "OK"
     pes_retour: bool = False
     envelope_submission: bool = True
@@ -92,6 +100,11 @@ class S2lowScenario(Scenario):
         for name in ("aracte_unknown", "pes_retour", "envelope_submission", "sae_after_ack"):
             if name in rest:
                 setattr(self, name, bool(rest.pop(name)))
+        if "aracte_siren" in rest:
+            siren = str(rest.pop("aracte_siren") or "")
+            if siren and not (len(siren) == 9 and siren.isdigit()):
+                raise ValueError("aracte_siren : un SIREN de 9 chiffres, ou vide")
+            self.aracte_siren = siren
         if "acquit" in rest:
             if rest["acquit"] not in ("OK", "KO"):
                 raise ValueError("acquit : OK ou KO")
@@ -118,6 +131,7 @@ class Transaction:
     acquit: str = "OK"
     cancelled: bool = False
     last_status: int = 1
+    collectivity: str = ""  # Hélios: the PES Aller's EnTetePES/IdColl (a SIRET), repeated in its Acquit and Retour
 
     @property
     def number(self) -> str:
@@ -142,6 +156,18 @@ class S2lowState:
     retours: list[dict[str, Any]] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1001))
+    # Who api/info-connexion.php says answered: its user_info and authority_info (S²LOW's users and authorities).
+    account: dict[str, Any] = field(
+        default_factory=lambda: {
+            "user_info": {"id": 1, "givenname": "Camille", "name": "Simulée", "email": "tdt@simulateur.test"},
+            "authority_info": {"id": 1, "name": "Commune simulée", "department": "037", "district": "0"},
+        }
+    )
+
+    @property
+    def siren(self) -> str:
+        """The SIREN of the account's collectivité."""
+        return str((self.authority or {}).get("siren") or DEFAULT_SIREN)
 
     def by_key(self, kind: str, key: str) -> Transaction | None:
         return next((t for t in self.transactions.values() if t.kind == kind and t.key == key), None)
@@ -286,6 +312,9 @@ def _aracte(transaction: Transaction, scenario: S2lowScenario) -> bytes:
     act_id = transaction.key
     if scenario.aracte_unknown:
         act_id = act_id.rsplit("-", 2)[0] + "-INCONNU999-" + act_id.rsplit("-", 1)[1]
+    if scenario.aracte_siren:
+        parts = act_id.split("-")
+        act_id = "-".join([parts[0], scenario.aracte_siren, *parts[2:]])
     root = etree.Element(f"{{{NS}}}ARActe", nsmap={"actes": NS, "insee": actes.INSEE_NS})
     root.set(f"{{{NS}}}IDActe", act_id)
     root.set(f"{{{NS}}}DateReception", transaction.received_at.date().isoformat())
@@ -329,7 +358,7 @@ def classification_xml(when: str) -> bytes:
 def _letter_archive(state: S2lowState, letter: dict[str, Any]) -> bytes:
     """The tar.gz S²LOW hands out for a prefecture's document: its @ctes message and the letter's PDF."""
     transaction = state.transactions.get(str(letter["related_transaction_id"]))
-    act_id = transaction.key if transaction else "037-000000000-20260101-X-DE"
+    act_id = transaction.key if transaction else f"037-{state.siren}-20260101-X-DE"  # an act sent by another tool
     # Each type of letter is its own @ctes message (valid against the XSD), as the prefecture writes it.
     element, text = LETTER_MESSAGES[int(letter["type"])]
     today = datetime.now(UTC).date().isoformat()
@@ -365,6 +394,8 @@ def _acquit(transaction: Transaction, accepted: bool) -> bytes:
     etree.SubElement(etree.SubElement(etree.SubElement(root, "Enveloppe"), "Parametres"), "NomFic").set(
         "V", transaction.key
     )
+    if transaction.collectivity:  # the PES Aller's collectivité, as the accountant writes it back
+        etree.SubElement(etree.SubElement(root, "EnTetePES"), "IdColl").set("V", transaction.collectivity)
     element = etree.SubElement(etree.SubElement(root, "ACQUIT"), "ElementACQUIT")
     etree.SubElement(element, "EtatAck").set("V", "1" if accepted else "2")
     if not accepted:
@@ -374,9 +405,12 @@ def _acquit(transaction: Transaction, accepted: bool) -> bytes:
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
 
-def _pes_retour(transaction: Transaction) -> bytes:
+def _pes_retour(transaction: Transaction, siren: str) -> bytes:
+    """A PES Retour for the collectivité of ``transaction``'s PES Aller (its IdColl, else the account's ``siren``)."""
     root = etree.Element("PES_Retour")
-    etree.SubElement(etree.SubElement(root, "EnTetePES"), "NomFic").set("V", "retour-" + transaction.key)
+    header = etree.SubElement(root, "EnTetePES")
+    etree.SubElement(header, "NomFic").set("V", "retour-" + transaction.key)
+    etree.SubElement(header, "IdColl").set("V", transaction.collectivity or f"{siren}00017")
     etree.SubElement(root, "PES_RecetteRetour").text = "simulé"
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
 
@@ -608,6 +642,7 @@ def create_app(state: S2lowState | None = None) -> Starlette:
             datetime.now(UTC),
             verdict=platform.scenario.verdict,
             acquit=platform.scenario.acquit,
+            collectivity=_collectivity(root),
         )
         platform.transactions[transaction.id] = transaction
         if hang:
@@ -628,7 +663,7 @@ def create_app(state: S2lowState | None = None) -> Starlette:
         if code == 4 and platform.scenario.pes_retour and not any(r["of"] == transaction.id for r in platform.retours):
             retour_id = str(next(platform.counter))
             name = f"PES_RETOUR_{retour_id}.xml"
-            content = _pes_retour(transaction)
+            content = _pes_retour(transaction, platform.siren)
             platform.retours.append(
                 {"id": retour_id, "nom": name, "of": transaction.id, "lu": False, "content": content}
             )
@@ -687,6 +722,11 @@ def create_app(state: S2lowState | None = None) -> Starlette:
             return refusal
         return PlainTextResponse("OK")
 
+    async def info_connection(request: Request) -> Response:
+        if (refusal := refused(request)) is not None:
+            return refusal
+        return JSONResponse(platform.account)
+
     async def control(request: Request) -> Response:
         if request.method == "PUT":
             try:
@@ -723,6 +763,7 @@ def create_app(state: S2lowState | None = None) -> Starlette:
             Route(f"{helios_pages}/api/helios_get_retour.php", retour, methods=["GET"]),
             Route(f"{helios_pages}/api/helios_change_status.php", retour_read, methods=["GET"]),
             Route("/api/test-connexion.php", test_connection, methods=["GET"]),
+            Route("/api/info-connexion.php", info_connection, methods=["GET"]),
             Route("/_simulateur", control, methods=["GET"]),
             Route("/_simulateur/scenario", control, methods=["PUT"]),
             Route("/_simulateur/courrier", control, methods=["POST"]),
@@ -730,6 +771,12 @@ def create_app(state: S2lowState | None = None) -> Starlette:
     )
     app.state.platform = platform
     return app
+
+
+def _collectivity(pes: etree._Element) -> str:
+    """The ``EnTetePES/IdColl`` of a PES Aller (a SIRET), or "" when it names none."""
+    found = pes.find("EnTetePES/IdColl")
+    return (found.get("V") or "").strip() if found is not None else ""
 
 
 def _xml(root_name: str, **children: str) -> Response:

@@ -114,7 +114,8 @@ def test_platform_states_without_the_acquit_keep_the_flow_following(kit: Kit, si
     sim.scenario(intermediate=[7, 24])  # « en traitement », « transmis sans acquittement », then the acquit
     flow = drive(start(kit, pes_request(kit, "PES_I.xml")))
     assert flow.status == "done" and flow.state == "classé", flow.error
-    assert set(flow.data["ged_documents"]) == {"acquit"} and flow.data["platform_state"] == "transmis sans acquittement"
+    assert set(flow.data["ged_documents"]) == {"acquit"}
+    assert "platform_state" not in flow.data and "last_message" not in flow.data  # history, not the current state
     lines = [(event.from_state, event.to_state, event.message) for event in events(flow.id)]
     assert ("posté", "posté", "état S²LOW : en traitement") in lines
     assert ("posté", "posté", "état S²LOW : transmis sans acquittement") in lines

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from s2low_helpers import ACTES_SCHEMAS, S2low, act_request, add_s2low, drive, start
+from s2low_helpers import ACTES_SCHEMAS, S2low, act_request, add_s2low, drive, events, start, store
 from sqlalchemy import select
 
 from ged.models import Document, Version
@@ -18,7 +18,7 @@ from socle.auth import create_user, issue_token
 from socle.db import new_session, transaction
 from socle.models import Tenant
 
-from conftest import Kit, assert_problem, run_jobs
+from conftest import Kit, assert_problem, make_pdf, run_jobs
 
 pytestmark = pytest.mark.usefixtures("actes_schemas")
 
@@ -77,14 +77,34 @@ def test_a_letter_is_fetched_only_through_ones_own_tdt(kit: Kit, sim: S2low, mak
     assert_problem(other["agent"].post("/interop/connectors/tdt/prefecture/1/fetch"), 404)
 
 
-def test_only_those_who_may_read_the_letters_list_them(kit: Kit, sim: S2low, app: Any) -> None:
+def test_who_may_send_acts_reads_and_answers_the_letters_others_do_not(kit: Kit, sim: S2low, app: Any) -> None:
+    """The secrétariat des assemblées sends the acts (docs/interop.md): it reads the prefecture's letters about them
+    and answers them; a user with no role does neither."""
     add_s2low(kit, sim)
+    flow = drive(start(kit, act_request(kit, "LET_R")))
+    letter = sim.state.add_letter(flow.data["transaction_id"], 3)
     with transaction() as session:
         tenant = session.get(Tenant, kit.tenant_id)
         assert tenant is not None
         clerk = create_user(session, tenant, "accueil", "Dominique Accueil", ["secretariat"])
-        token = issue_token(session, clerk, "tests")
-    with TestClient(app, headers={"Authorization": f"Bearer {token}"}, raise_server_exceptions=False) as client:
-        assert_problem(client.get("/interop/connectors/tdt/prefecture"), 403)  # reading one needs agent or archiviste
-        assert_problem(client.post("/interop/connectors/tdt/prefecture/1/fetch"), 403)
+        nobody = create_user(session, tenant, "stagiaire", "Lou Stagiaire", [])
+        tokens = issue_token(session, clerk, "tests"), issue_token(session, nobody, "tests")
+    answer = store(make_pdf("Pièces complémentaires"), kit)
+    body = {"type": "4", "object_key": answer.key, "filename": "pieces.pdf"}
+    with TestClient(app, headers={"Authorization": f"Bearer {tokens[1]}"}, raise_server_exceptions=False) as client:
+        assert_problem(client.get("/interop/connectors/tdt/prefecture"), 403)
+        assert_problem(client.post(f"/interop/connectors/tdt/prefecture/{letter}/fetch"), 403)
+        assert_problem(client.post(f"/interop/connectors/tdt/prefecture/{letter}/reply", json=body), 403)
+    with TestClient(app, headers={"Authorization": f"Bearer {tokens[0]}"}, raise_server_exceptions=False) as client:
+        assert [item["id"] for item in client.get("/interop/connectors/tdt/prefecture").json()] == [letter]
+        assert client.post(f"/interop/connectors/tdt/prefecture/{letter}/fetch").status_code == 200
+        replied = client.post(f"/interop/connectors/tdt/prefecture/{letter}/reply", json=body)
+        assert replied.status_code == 200, replied.text
+    assert [reply["to"] for reply in sim.state.replies] == [letter]
     assert kit["archiviste"].get("/interop/connectors/tdt/prefecture").status_code == 200
+    # The act's history tells of the letter and of the answer.
+    said = [event.message for event in events(flow.id)]
+    assert any(
+        line.startswith("courrier de la préfecture reçu : demande de pièces complémentaires du ") for line in said
+    )
+    assert f"réponse envoyée à la préfecture (demande de pièces complémentaires, courrier {letter})" in said

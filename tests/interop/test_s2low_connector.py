@@ -64,7 +64,12 @@ def test_an_act_is_sent_followed_and_acknowledged(sim: S2low) -> None:
     # S²LOW knows the act by its IDActe; its id comes from the list of its status, by the act's number.
     assert tdt.find_actes(built.act_id) == transaction and tdt.find_actes("037-1-2-3-DE") is None
     assert [row["number"] for row in tdt.list_actes(4)] == ["D100"]
-    assert tdt.test() == "S²LOW joignable, certificat accepté"
+    # What was checked, and which account answered: no certificate is configured here, and it says so.
+    assert tdt.test() == (
+        "S²LOW joignable, réponse OK ; aucun certificat client configuré : S²LOW a répondu sans, l'authentification "
+        "par certificat n'est pas vérifiée (la plateforme réelle l'exige) ; compte de Camille Simulée "
+        "<tdt@simulateur.test>, collectivité « Commune simulée » (département 037)"
+    )
     assert sim.state.requests[0] == "POST /modules/actes/actes_transac_submit.php"
 
 
@@ -337,7 +342,8 @@ def test_tls_with_a_client_certificate(tls: dict[str, Path], use_env: Callable[.
             client_certificate=tls["client"].read_text(),
             client_key=tls["client_key"].read_text(),
         )
-        assert good.test().startswith("S²LOW joignable")
+        said = good.test()  # what was checked: the certificate presented, named
+        assert said.startswith("S²LOW joignable") and "certificat client « mairie-de-test » présenté" in said
         with pytest.raises(SaeUnavailable, match="injoignable"):  # no client certificate: handshake refused
             connector(sim, ca_file=str(tls["ca"])).test()
         with pytest.raises(SaeRefused, match="certificat de la plateforme refusé"):  # server not trusted: no retry
