@@ -58,10 +58,13 @@ def store_signed_version(
     size: int,
     filename: str,
     signatories: list[str],
+    signed_by: list[str] | None,
 ) -> None:
+    """``signed_by``: the signatories' names and qualities (« Dominique Dupont, Maire »), for the version's
+    comment; None in a message queued before it was sent (socle.queue gives null), the usernames then."""
     with transaction() as session:
         service.record_signed_version(
-            session, tenant_id, document_id, folder_id, object_key, size, filename, signatories
+            session, tenant_id, document_id, folder_id, object_key, size, filename, signatories, signed_by
         )
 
 
@@ -467,6 +470,7 @@ def file_signed_document(
     document_type: str,
     signatories: list[str],
     ged_folder: str | None,
+    signed_by: list[str] | None,
 ) -> None:
     """A signed document of a folder made by upload in the parapheur: filed once as a new document in the folder
     of the plan its sous-type names (``ged_folder``: path or id), answered.
@@ -502,7 +506,7 @@ def file_signed_document(
                 tags=["parapheur"],
                 folder_id=filed_in.id if filed_in else None,
             ),
-            comment=("Signé par " + ", ".join(signatories))[:2000] if signatories else None,
+            comment=service.signed_comment(signed_by, signatories),
             signatories=list(signatories),
         )
         enqueue(

@@ -308,6 +308,13 @@ def add_content_version(
     return document
 
 
+def signed_comment(signed_by: list[str] | None, signatories: list[str]) -> str | None:
+    """A signed version's comment: « Signé par Dominique Dupont, Maire ; Camille Martin, Adjointe » (names and
+    qualities, from the parapheur), or « Signé par maire, agent » from a message queued before it sent them."""
+    text = " ; ".join(signed_by) if signed_by else ", ".join(signatories)
+    return ("Signé par " + text)[:2000] if text else None
+
+
 def record_signed_version(
     session: Session,
     tenant_id: str,
@@ -317,8 +324,10 @@ def record_signed_version(
     size: int,
     filename: str,
     signatories: list[str],
+    signed_by: list[str] | None = None,
 ) -> Version:
-    """Store a signed PDF from the parapheur as a new version, once, however often the job runs.
+    """Store a signed PDF from the parapheur as a new version, once, however often the job runs. Its comment
+    names the signatories as the parapheur does (``signed_by``), else by their usernames (an older message).
 
     :raises Conflict: the document is held, eliminated, archived or in a transfer in progress meanwhile: its copy
         is frozen (see check_writable). The job fails, visible in ``socle jobs``; once a transfer has ended without
@@ -362,7 +371,7 @@ def record_signed_version(
         media_type=PDF,
         filename=display_name(filename),
         origin=origin,
-        comment="Signé par " + ", ".join(signatories),
+        comment=signed_comment(signed_by, signatories),
     )
     version.signatories = list(signatories)
     _after_write(session, document, version)

@@ -6,6 +6,7 @@ not read, or another collectivité's, is « introuvable » (404 page).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -434,15 +435,27 @@ def _rendition_reasons(db: Session, tenant_id: str, document_id: str, current: V
 
 
 def _history(db: Session, tenant_id: str, document_id: str) -> list[tuple[Any, str, str]]:
-    """The document's latest audit entries: (when, who, what), ``what`` the action, or for a rendition
-    deliberately not made the action and its cause (« ged.rendition.skipped:pdf_signé »): the page names it."""
+    """The document's latest audit entries: (when, who, what), ``who`` the audit actor (``user:claire``,
+    ``service:interop``: the page names them, _people), ``what`` the action, or for a rendition deliberately not
+    made the action and its cause (« ged.rendition.skipped:pdf_signé »): the page names it."""
     history = []
     for entry in audit.entries_about(db, tenant_id, "document", document_id, limit=HISTORY_SHOWN):
         action = entry.action
         if action == renditions.SKIPPED_ACTION and (entry.details or {}).get("cause"):
             action = f"{action}:{entry.details['cause']}"
-        history.append((entry.at, entry.actor.removeprefix("user:"), action))
+        history.append((entry.at, entry.actor, action))
     return history
+
+
+def _people(db: Session, tenant_id: str, who: Iterable[str]) -> dict[str, str]:
+    """Display name of each user among the authors or audit actors ``who`` (``claire`` or ``user:claire``); the
+    page names the services itself (``interop``, ``service:interop``), and a former user by their username."""
+    bare = {name: name.removeprefix("user:") for name in who if ":" not in name.removeprefix("user:")}
+    query = select(User.username, User.display_name).where(
+        User.tenant_id == tenant_id, User.username.in_(set(bare.values()))
+    )
+    users = {username: display for username, display in db.execute(query) if display}
+    return {name: users[username] for name, username in bare.items() if username in users}
 
 
 def _signed_by(db: Session, tenant_id: str, versions: list[Version]) -> dict[int, str]:
@@ -486,12 +499,16 @@ def _document_context(db: Session, principal: Principal, document: Document) -> 
     frozen = bool(held_by) or eliminated
     archivist = is_archivist(principal)
     versions = sorted(document.versions, key=lambda version: version.number, reverse=True)
+    history = _history(db, principal.tenant_id, document.id)
     return {
         "document": document,
         "current": current,
         "versions": versions,
         "signed_by": _signed_by(db, principal.tenant_id, versions),
-        "history": _history(db, principal.tenant_id, document.id),
+        "history": history,
+        "people": _people(
+            db, principal.tenant_id, {document.created_by, *(v.author for v in versions), *(h[1] for h in history)}
+        ),
         "document_type": document_type,
         "untyped_match": _untyped(db, principal.tenant_id, current.document_type) if document_type is None else False,
         "archived": archived,

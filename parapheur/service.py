@@ -841,6 +841,7 @@ def send_back_to_ged(session: Session, folder: Folder) -> None:
         size=signed_size(document),
         filename=signed_name(document.filename),
         signatories=signatories,
+        signed_by=[signer.label for signer in signers(session, folder)],
     )
 
 
@@ -950,6 +951,7 @@ def _file_in_ged(
         title=folder.title,
         document_type=subtype.name if subtype else "Parapheur",
         signatories=signatories,
+        signed_by=[signer.label for signer in signers(session, folder)],
         ged_folder=subtype.ged_folder if subtype else None,
     )
 

@@ -64,6 +64,7 @@ def test_a_signed_document_filed_again_after_its_folder_was_renamed_answers_the_
         "title": "Délibération",
         "document_type": "Délibération",
         "signatories": ["maire"],
+        "signed_by": ["Dominique Dupont, Maire"],
         "ged_folder": "Délibérations",
     }
     jobs.file_signed_document(**arguments)

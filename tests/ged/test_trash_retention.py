@@ -303,6 +303,7 @@ def test_parapheur_signed_version_still_arrives_and_is_indexed(kit: Kit) -> None
         size=signed.size,
         filename="signé.pdf",
         signatories=["Dominique Dupont"],
+        signed_by=None,
     )
     jobs.store_signed_version(**arguments)
     jobs.store_signed_version(**arguments)

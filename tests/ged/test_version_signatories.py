@@ -23,7 +23,7 @@ from socle.storage import get_store
 from conftest import Kit, make_pdf, upload_document
 
 
-def _sign(kit: Kit, document_id: str, signatories: list[str]) -> None:
+def _sign(kit: Kit, document_id: str, signatories: list[str], signed_by: list[str] | None = None) -> None:
     signed = get_store().put(io.BytesIO(make_pdf(f"{document_id} (signé)")))
     ged_jobs.store_signed_version(
         tenant_id=kit.tenant_id,
@@ -33,6 +33,7 @@ def _sign(kit: Kit, document_id: str, signatories: list[str]) -> None:
         size=signed.size,
         filename="acte-signé.pdf",
         signatories=signatories,
+        signed_by=signed_by,  # None: a message queued before the parapheur sent names, the usernames then
     )
 
 
@@ -64,6 +65,18 @@ def test_a_signed_version_carries_its_signatories(kit: Kit) -> None:
     assert patched.status_code == 200, patched.text
     assert patched.json()["current"]["signatories"] is None
     assert [person["username"] for person in _exported_signatories(document["id"])] == ["maire", "agent"]
+
+
+def test_the_comment_names_the_signatories_as_the_parapheur_sends_them(kit: Kit) -> None:
+    """« Signé par maire » read like a login: the parapheur sends names and qualities for the comment, the
+    usernames stay the data (signatories, the SEDA agents)."""
+    document = upload_document(kit["agent"], make_pdf("Délibération"), title="Délibération")
+    _sign(kit, document["id"], ["maire", "agent"], ["Dominique Dupont, Maire", "Camille Martin, Adjointe"])
+    versions = kit["agent"].get(f"/ged/documents/{document['id']}/versions").json()
+    assert (versions[-1]["signatories"], versions[-1]["comment"]) == (
+        ["maire", "agent"],
+        "Signé par Dominique Dupont, Maire ; Camille Martin, Adjointe",
+    )
 
 
 def test_a_comment_reading_signed_by_names_no_signatory(kit: Kit) -> None:
@@ -105,6 +118,7 @@ def test_a_document_filed_by_the_parapheur_keeps_every_signatory(kit: Kit) -> No
         title="Délibération",
         document_type="Délibération",
         signatories=["maire", *many],
+        signed_by=None,
         ged_folder="Délibérations",
     )
     with new_session() as session:

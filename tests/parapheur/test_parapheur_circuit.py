@@ -120,7 +120,7 @@ def test_visa_then_signature_makes_a_signed_ged_version(kit: Kit, pdf_bytes: byt
     assert current["current_version"] == 2
     version = current["current"]
     assert version["origin"] == f"parapheur:{folder_id}"
-    assert version["comment"] == "Signé par maire"
+    assert version["comment"] == "Signé par Dominique Dupont, Maire"  # the signatory's name and quality
     assert version["author"] == "parapheur"
     assert version["title"] == "Délibération n° 1"  # metadata carried over
     assert version["content"]["filename"] == "acte-signe.pdf"
@@ -176,7 +176,9 @@ def test_two_signatures_are_both_valid(kit: Kit, tmp_path: Path) -> None:
     run_jobs()
 
     current = kit["agent"].get(f"/ged/documents/{document_id}").json()
-    assert current["current_version"] == 2 and current["current"]["comment"] == "Signé par maire, maire"
+    assert current["current_version"] == 2 and current["current"]["comment"] == (
+        "Signé par Dominique Dupont, Maire ; Dominique Dupont, Maire"
+    )
     path = tmp_path / "deux-signatures.pdf"
     path.write_bytes(kit["agent"].get(f"/ged/documents/{document_id}/content").content)
     assert_validly_signed(path, 2)

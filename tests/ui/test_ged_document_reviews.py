@@ -43,6 +43,7 @@ def file_signed(kit: Kit, circuit: str, document_type: str) -> str:
         title=f"Délibération {circuit}",
         document_type=document_type,
         signatories=["maire"],
+        signed_by=None,  # a message queued before the parapheur sent names: the page names them itself
         ged_folder="Délibérations",
     )
     run_jobs()
@@ -73,6 +74,8 @@ def test_a_document_signed_in_the_parapheur_reads_right(app: Any, kit: Kit) -> N
     assert "Pas de copie PDF/A pour ce document." not in page
     # The signatories by their display names, as the export names them, not by their logins.
     assert "Signé par Dominique Dupont" in page and "Signé par maire" not in page
+    # Filed by the parapheur, which the page names in French, not by its code.
+    assert "<dd>le parapheur, " in page and "<td>parapheur</td>" not in page
     # A free label the GED does not know as a type: said, rather than « document sans type ».
     assert "Non défini : le type « Délibération » n'est pas un type de document de la GED" in page
     assert "Non défini (document sans type)" not in page

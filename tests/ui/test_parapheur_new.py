@@ -213,7 +213,9 @@ def test_created_vised_by_a_colleague_signed_by_the_mayor_then_in_the_ged(app: A
     assert document["folder_id"] == plan_folder  # where the sous-type files, whose rights say who reads it
     current = document["current"]
     assert current["content"]["filename"] == "deliberation-118-signe.pdf"
-    assert current["origin"] == f"parapheur:{folder_id}" and current["comment"] == "Signé par maire"
+    assert (
+        current["origin"] == f"parapheur:{folder_id}" and current["comment"] == "Signé par Dominique Dupont, Le Maire"
+    )
     content = kit["agent"].get(f"/ged/documents/{document_id}/content")
     assert content.status_code == 200, content.text
     path = tmp_path / "signe.pdf"
@@ -262,6 +264,7 @@ def test_filing_in_the_ged_through_the_api_happens_once(kit: Kit) -> None:
         title="Arrêté de voirie",
         document_type="Arrêté",
         signatories=["maire"],
+        signed_by=["Dominique Dupont, Maire"],
         ged_folder="Actes signés",
     )
     run_jobs()

@@ -191,7 +191,9 @@ def test_document_page_shows_preview_versions_and_metadata(app: Any, kit: Kit) -
     assert "Détruire" in page.text
     # Its own lines of the audit log: who did what, the most recent first.
     journal = page.text[page.text.index("Journal des actions sur le document") :]
-    assert re.search(r"<td>agent</td><td>Dépôt du document</td>", journal), journal[:800]
+    # People by their names, never their usernames (« Déposé par camille »), nor a service by its code.
+    assert re.search(r"<td>Camille Martin</td><td>Dépôt du document</td>", journal), journal[:800]
+    assert "<dd>Camille Martin, " in page.text and "<td>agent</td>" not in page.text
     source = re.search(r'<img src="(/documents/[^"]+/pages/apercu\.png\?v=[0-9a-f]{16})"', page.text)
     assert source, "pas d'aperçu dans la page"
     preview = client.get(source.group(1))
