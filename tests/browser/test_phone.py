@@ -8,6 +8,7 @@ target of at least 24×24 px (WCAG 2.2, 2.5.8), and a folder's page leads straig
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -23,7 +24,7 @@ from parapheur.events import hash_secret
 from parapheur.models import Step
 from socle.db import transaction
 
-from conftest import ROOT, Kit, make_pdf
+from conftest import ROOT, Kit, make_pdf, upload_document
 
 sys.path.insert(0, str(ROOT / "tests" / "parapheur"))  # the signing helpers, beside the parapheur's tests
 from signing_helpers import import_seal
@@ -134,4 +135,35 @@ def test_the_external_signer_page_fits_a_phone(phone: Any, kit: Kit, pki: TestPk
     page = phone("anonyme")
     problems = fits_the_phone(page, f"/signature-externe/{SECRET}")
     assert LONG_EMAIL in page.locator("main").inner_text()
+    assert not problems, "\n".join(problems)
+
+
+def test_the_ged_fits_a_phone_with_long_values(phone: Any, kit: Kit) -> None:
+    """The GED's pages on a phone, with what a real collectivité files: a title, a file name, a keyword and a
+    field value without a space to break at. Tables scroll inside their own region; nothing else is wider."""
+    long_name = "Deliberation_2027-03-12_conseil-municipal_budget-primitif_annexe-IV-tableau-des-effectifs"
+    fields = [{"name": "reference", "label": "Référence du marché", "kind": "text"}]
+    body = {"code": "marche", "name": "Marché public", "fields": fields, "dua_months": 120}
+    assert kit["admin"].post("/ged/types", json=body).status_code == 201
+    folder = kit["admin"].post("/ged/plan", json={"name": "Commande publique", "code": "1M"}).json()
+    group = kit["admin"].post("/ged/groups", json={"name": "Commande publique"}).json()
+    assert kit["admin"].post(f"/ged/groups/{group['id']}/members", json={"username": "agent"}).status_code == 200
+    rights = [{"group_id": group["id"], "rights": ["read", "write", "delete", "manage"]}]
+    assert kit["admin"].put(f"/ged/plan/{folder['id']}/permissions", json=rights).status_code == 200
+    document = upload_document(
+        kit["agent"],
+        make_pdf("Marché de voirie"),
+        filename=f"{long_name}.pdf",
+        title=long_name,
+        type="marche",
+        folder_id=folder["id"],
+        tags=[LONG_EMAIL],
+        field_values=json.dumps({"reference": LONG_COMMENT}),
+    )
+    page = phone("agent", kit.slug)
+    problems = []
+    for path in ("/documents?q=Deliberation", f"/plan/{folder['id']}", f"/documents/{document['id']}"):
+        problems += fits_the_phone(page, path)
+    assert LONG_COMMENT in page.locator("main").inner_text()  # the document's page shows the long value
+    problems += fits_the_phone(page, f"/documents/{document['id']}/metadonnees")
     assert not problems, "\n".join(problems)
