@@ -198,3 +198,11 @@ def send_notice(*, tenant_id: str, recipient: str, notice: dict[str, Any]) -> No
     from interop import notices
 
     notices.send_notice(tenant_id, recipient, notice)
+
+
+def publish_sae_connectors(*, tenant_id: str) -> None:
+    """Send the archive service the tenant's SAE connectors again (messages.INTEROP_PUBLISH_SAE_CONNECTORS, sent
+    by the kernel's schedule each day): a list the archive lost or never had comes back by itself. Twice is
+    harmless: the archive keeps the list of the greater version, the same connectors."""
+    with transaction() as session:
+        service.publish_sae_connectors(session, tenant_id, "service:interop")

@@ -335,6 +335,13 @@ INTEROP_COLLECT_ALL_PES_RETOURS = Message(
     "INTEROP_COLLECT_PES_RETOURS par connecteur, une seule fois par « period » (l'échéance qui la demande, "
     "ex. 2026-12-01T09:00Z).",
 )
+INTEROP_PUBLISH_SAE_CONNECTORS = Message(
+    "interop.jobs.publish_sae_connectors",
+    ("tenant_id",),
+    "Envoyer de nouveau au service d'archives la liste des connecteurs du système d'archivage de la collectivité "
+    "(ARCHIVE_RECORD_SAE_CONNECTORS), telle qu'elle est : chaque jour par le calendrier intégré, pour qu'une "
+    "installation mise à jour ou une base d'archives restaurée retrouve la liste sans geste de l'exploitant.",
+)
 INTEROP_COLLECT_PREFECTURE_LETTERS = Message(
     "interop.jobs.collect_prefecture_letters",
     ("tenant_id", "connector"),

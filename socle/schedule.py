@@ -307,6 +307,14 @@ TASKS: tuple[Task, ...] = (
         by_hand="GET /interop/connectors/{nom}/prefecture, puis POST …/prefecture/{id}/fetch pour chaque courrier",
     ),
     Task(
+        "interop.publish_sae_connectors",
+        messages.INTEROP_PUBLISH_SAE_CONNECTORS,
+        "schedule_interop_sae_connectors",
+        per_tenant=True,
+        title="Liste des connecteurs du système d'archivage envoyée au service d'archives",
+        by_hand="socle interop sae-connectors --tenant COLLECTIVITÉ",
+    ),
+    Task(
         "socle.housekeeping",
         None,
         "schedule_housekeeping",

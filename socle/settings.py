@@ -166,6 +166,11 @@ class Settings(BaseSettings):
     schedule_interop_prefecture_letters: str = Field(
         "60min", description="Relève des courriers de la préfecture des connecteurs S²LOW : heures, période ou off."
     )
+    schedule_interop_sae_connectors: str = Field(
+        "05:00",
+        description="Envoi au service d'archives de la liste des connecteurs du système d'archivage (chaque "
+        "collectivité) : heures, période ou off.",
+    )
     schedule_housekeeping: str = Field(
         "04:30",
         description="Nettoyage du noyau (tâches terminées anciennes, sessions expirées, tentatives de connexion) : "
@@ -184,6 +189,7 @@ class Settings(BaseSettings):
         "schedule_parapheur_digests",
         "schedule_interop_pes_retours",
         "schedule_interop_prefecture_letters",
+        "schedule_interop_sae_connectors",
         "schedule_housekeeping",
     )
     @classmethod

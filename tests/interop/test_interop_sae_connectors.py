@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -19,6 +21,7 @@ from socle import messages
 from socle.db import new_session, transaction
 from socle.migrating import upgrade_all
 from socle.models import AuditEntry, Job
+from socle.schedule import Scheduler, period_of
 
 from conftest import Kit, run_jobs, socle_command
 
@@ -139,6 +142,25 @@ def test_the_command_sends_the_lists_again(make_kit: Callable[..., Kit]) -> None
 
 
 @pytest.mark.integration
+def test_the_schedule_sends_each_list_again_every_day(
+    use_env: Callable[..., None], tmp_path: Any, make_kit: Callable[..., Kit]
+) -> None:
+    """After an upgrade or a restored archive database, the list comes back by itself: the built-in schedule
+    asks each collectivité's list once a day (interop.publish_sae_connectors), no operator's command needed."""
+    use_env(SOCLE_DATA_DIR=str(tmp_path / "data"), SOCLE_DATABASE_URL=None)  # a kit of its own: the schedule's
+    upgrade_all()  # runs are per installation
+    kit = make_kit(with_identity=False)
+    depot(kit, "sae")
+    run_jobs()
+    with transaction() as session:
+        session.execute(delete(SaeConnectorList).where(SaeConnectorList.tenant_id == kit.tenant_id))
+    due = datetime(2026, 12, 1, 5, 0, tzinfo=ZoneInfo("Europe/Paris"))
+    assert ("interop.publish_sae_connectors", period_of(due)) in Scheduler(["interop"]).tick(due)
+    run_jobs()
+    assert kept(kit.tenant_id) is not None and kept(kit.tenant_id)[1] == [entry("sae")]  # type: ignore[index]
+    assert Scheduler(["interop"]).tick(due) == []  # once per day, whichever worker ticks
+
+
 def test_two_changes_at_once_leave_the_archive_both(
     own_postgres_url: str, use_env: Callable[..., None], make_kit: Callable[..., Kit], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -249,6 +249,7 @@ def test_a_worker_schedules_only_the_tasks_of_its_services(own_sqlite: Path) -> 
     assert {name for name, _period in Scheduler(["interop", "archive"]).tick(TUESDAY)} == {
         "interop.collect_pes_retours",
         "interop.collect_prefecture_letters",
+        "interop.publish_sae_connectors",
         "socle.housekeeping",  # the kernel's, run by a worker of any service (taken here, once)
     }
     assert {name for name, _period in Scheduler(["ged"]).tick(TUESDAY)} == {"ged.purge_trash", "ged.purge_uploads"}
@@ -420,8 +421,9 @@ def test_the_embedded_worker_runs_the_schedule(own_sqlite: Path, make_kit: Calla
         worker.stop()
     assert sorted(run.task for run in _all_runs()) == sorted(task.name for task in TASKS)
     jobs = _jobs("schedule:")
-    assert len(jobs) == 5 and {job.status for job in jobs} == {queue.DONE}
-    assert {job.tenant_id for job in jobs if job.function.endswith(("purge_trash", "send_digests"))} == {tenant}
+    assert len(jobs) == 6 and {job.status for job in jobs} == {queue.DONE}
+    per_tenant = ("purge_trash", "send_digests", "publish_sae_connectors")
+    assert {job.tenant_id for job in jobs if job.function.endswith(per_tenant)} == {tenant}
 
 
 def _all_runs() -> list[ScheduleRun]:
