@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from parapheur import circuits, config, filing, identities, report, service, signature_acts, signing
+from parapheur import circuits, config, filing, identities, pes_summary, report, service, signature_acts, signing
 from parapheur.models import Folder, FolderDocument, OpinionRequest, Step
 from parapheur.ui_common import files, kept, parapheur_user, text
 from parapheur.ui_pages import image_url, is_pdf, page_count
@@ -37,6 +37,7 @@ PAGE_WINDOW = 10  # page images shown at once; the next ones are a link away
 API_PREFIX = "/parapheur"  # where the kit serves the parapheur's API (socle.app)
 CARD_TOKEN_LIFETIME = timedelta(minutes=30)  # long enough to find the card and type the PIN, no longer
 ACTS = frozenset({"visa", "signature", "reading", "paper_signature"})  # step kinds a person acts on
+XML_MEDIA_TYPES = frozenset({"application/xml", "text/xml"})  # a main document that may be a PES Aller
 
 
 @dataclass
@@ -272,11 +273,14 @@ def _metadata_values(folder: Folder, mandatory: list[str]) -> dict[str, Any]:
 
 
 def _document_view(db: Session, folder: Folder, document: FolderDocument, first_page: int) -> dict[str, Any]:
-    """A main document and the window of its pages shown as images (none for a file that is not a PDF), and who
-    signed it on paper when its signed version is a paper signature's scan."""
-    view: dict[str, Any] = {"document": document, "pages": [], "count": 0, "error": None}
+    """A main document and the window of its pages shown as images (none for a file that is not a PDF), or the
+    summary of a PES Aller (an XML file); and who signed it on paper when its signed version is a paper
+    signature's scan."""
+    view: dict[str, Any] = {"document": document, "pages": [], "count": 0, "error": None, "pes": None}
     view["size"] = _current_size(document)
     view["paper"] = service.paper_signer(db, folder, document)
+    if is_xml(document):
+        view["pes"] = pes_summary.summary_of(document.current_key)  # None: not a PES Aller, the usual message
     if not is_pdf(document):
         return view
     try:
@@ -294,6 +298,11 @@ def _document_view(db: Session, folder: Folder, document: FolderDocument, first_
         pages=[(number, image_url(folder.id, document, number)) for number in range(first, last + 1)],
     )
     return view
+
+
+def is_xml(document: FolderDocument) -> bool:
+    media_type = document.media_type.split(";")[0].strip().lower()
+    return media_type in XML_MEDIA_TYPES or document.filename.lower().endswith(".xml")
 
 
 def _current_size(document: FolderDocument) -> int | None:
