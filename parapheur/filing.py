@@ -10,6 +10,7 @@ does): the GED still files the document once, whatever the number of runs.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -75,17 +76,48 @@ SENT = "sent"  # a GED folder's signed version is stored in the GED (its job don
 UNDER_WAY = "under_way"  # a job is asked and not answered yet
 FAILING = "failed"  # the GED could not file it: ged_filing_error (asked again by :func:`retry`)
 SEND_FAILED = "send_failed"  # a GED folder's signed version could not be stored (an operator retries the job)
+SEND_REFUSED = "send_refused"  # the GED refused it for good: its document is archived, in a transfer, eliminated
 AWAITING_LEVEL = "awaiting_level"  # a degraded signature owes its level: sent once reached
 UNSIGNED = "unsigned"  # completed with no signed copy of the document (a detached CAdES signature)
+PAPER_ANNEX = "paper_annex"  # the same, signed on paper: the scan stays an annex of the folder, in the parapheur
 NOT_ASKED = "not_asked"  # completed, signed, and nothing asked the GED (asked by :func:`retry`)
 LATER = "later"  # the circuit is not over yet
 CLOSED = "closed"  # rejected, withdrawn or in error: nothing will go to the GED
 
 
+class State(str):
+    """A :func:`state` (compared as its string), with the GED's reason when it refused the signed version for
+    good (:data:`SEND_REFUSED`): the page says why, and no retry advice that could not succeed."""
+
+    reason: str | None
+
+    def __new__(cls, value: str, reason: str | None = None) -> State:
+        self = super().__new__(cls, value)
+        self.reason = reason
+        return self
+
+
+# What the GED says when it will not take a signed version on a frozen document (ged.service.record_signed_version),
+# as the last line of the failed job's error (the traceback socle.queue keeps): the detail of its Conflict.
+_FROZEN = re.compile(
+    r"^socle\.errors\.Conflict: (?P<detail>document (?:archivé au système d'archivage|en cours de versement au "
+    r"système d'archivage|éliminé)\b.*)$",
+    re.MULTILINE,
+)
+
+
+def refusal(last_error: str | None) -> str | None:
+    """Why the GED refused a signed version for good, from its job's last error: its document is archived (frozen
+    for good), in a transfer to the archive, or eliminated; None for any other failure (a retry may succeed)."""
+    found = list(_FROZEN.finditer(last_error or ""))
+    return found[-1].group("detail").strip() if found else None
+
+
 def state(session: Session, folder: Folder) -> str | None:
     """Where the folder's signed document stands with the GED, read from the folder and its job (the database,
     the queue's source of truth), never assumed: « en cours » only while a job is really asked. None when the
-    folder has nothing to do with the GED (an uploaded folder not asked to be filed)."""
+    folder has nothing to do with the GED (an uploaded folder not asked to be filed). A :class:`State` that
+    carries the GED's reason when it refused a GED folder's signed version for good."""
     if folder.source == "upload" and not folder.ged_filing:
         return None
     if folder.source == "upload" and folder.ged_document_id is not None:
@@ -97,17 +129,22 @@ def state(session: Session, folder: Folder) -> str | None:
     if folder.status != service.COMPLETED:
         return LATER
     key = service.filing_key(folder) if folder.source == "upload" else service.send_back_key(folder)
-    job = session.execute(select(Job.status).where(Job.key == key)).scalar_one_or_none()
+    job = session.execute(select(Job.status, Job.last_error).where(Job.key == key)).one_or_none()
     if job is not None:
-        if folder.source == "ged" and job == DONE:
+        if folder.source == "ged" and job.status == DONE:
             return SENT
-        if folder.source == "ged" and job == FAILED_JOB:
-            return SEND_FAILED
+        if folder.source == "ged" and job.status == FAILED_JOB:
+            reason = refusal(job.last_error)
+            return State(SEND_REFUSED, reason) if reason else SEND_FAILED
         return UNDER_WAY  # asked; for a filing also done or failed, while the GED's answer is on its way
     if folder.pending_level is not None:
         return AWAITING_LEVEL
     main = folder.main_documents
-    return NOT_ASKED if main and main[0].signed_key else UNSIGNED
+    if main and main[0].signed_key:
+        return NOT_ASKED
+    # No signed copy: a detached signature, or a paper one whose scan a CAdES or XAdES folder keeps beside its
+    # document (signature_acts._signed_document; undoing the act takes the scan out).
+    return PAPER_ANNEX if any(document.role == "scan" for document in folder.documents) else UNSIGNED
 
 
 def may_retry(session: Session, principal: Principal, folder: Folder) -> bool:

@@ -43,7 +43,7 @@ from parapheur.models import (
 from parapheur.report import status_name
 from socle import audit, messages
 from socle.auth import Principal, Role
-from socle.dates import french_date, french_today
+from socle.dates import french_date, french_today, spelled_date
 from socle.db import new_id, utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError, message
 from socle.jsonvalues import check_json
@@ -879,9 +879,22 @@ class Signer:
     recorded_by: str | None = None  # a paper signature recorded by someone else: their name
 
     @property
-    def label(self) -> str:
+    def person(self) -> str:
         """« Dominique Dupont, Maire »: the name, and the quality when known."""
         return f"{self.name}, {self.quality}" if self.quality else self.name
+
+    @property
+    def label(self) -> str:
+        """Who signed and how, as the GED's version comment says it (``signed_by``): « Dominique Dupont, Maire »
+        for an electronic signature, « Dominique Dupont, Maire (signature papier du 2 décembre 2026) » for a paper
+        one, never to be taken for the other."""
+        if not self.on_paper:
+            return self.person
+        if self.signed_on is None:
+            return message("%(person)s (signature papier)", person=self.person)
+        return message(
+            "%(person)s (signature papier du %(date)s)", person=self.person, date=spelled_date(self.signed_on)
+        )
 
 
 def signers(session: Session, folder: Folder) -> list[Signer]:

@@ -7,7 +7,7 @@ to the same user, while the folder still waits at the same step on the same docu
 
 Signature papier: the agent prints, signs by hand and uploads the scan (a PDF), kept as a document of role
 "scan" and, in a PAdES folder, made the signed version of its main document; the act is recorded as such (the
-right not to use digital tools), by the signatory or, for them, by the folder's creating desk or the secrétariat.
+right not to use digital tools), by the signatory or, for them, by a member of the step's desks or the secrétariat.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from parapheur import circuits, config, pades, remote, service, signing
 from parapheur.circuits import Actor
-from parapheur.models import Desk, Folder, FolderDocument, PreparedSignature, Step, Subtype
+from parapheur.models import Desk, Folder, FolderDocument, PreparedSignature, Step
 from parapheur.report import status_name
 from socle.auth import Principal, Role
 from socle.db import utcnow
@@ -201,20 +201,11 @@ def accepts_paper(folder: Folder, step: Step) -> bool:
 
 def may_record_for_others(session: Session, principal: Principal, folder: Folder) -> bool:
     """Who may record the paper signature of the step's signatory, for them (« signature papier de … »), besides
-    the step's own desks: the folder's creator and the members of its creating desk (the creator's desks that
-    may create folders of its sous-type, as for « Reprendre »), and users of the ``secretariat`` role
-    (administrators hold every role). They must see the folder, as for any act."""
-    if Role.SECRETARIAT in principal.roles or Role.ADMIN in principal.roles:
-        return True
-    if folder.created_by == principal.username:
-        return True
-    shared = config.user_desk_ids(session, folder.tenant_id, folder.created_by) & config.user_desk_ids(
-        session, folder.tenant_id, principal.username
-    )
-    subtype = session.get(Subtype, folder.subtype_id) if folder.subtype_id else None
-    if subtype is not None and subtype.creator_desk_ids:
-        shared &= set(subtype.creator_desk_ids)
-    return bool(shared)
+    the members of the step's desks and their delegates (who act at the step, see :func:`paper_context`): users
+    of the ``secretariat`` role, and administrators (who hold every role). They must see the folder, as for any
+    act. Not the folder's creator nor its creating desk as such: they would sign « signature papier du maire »
+    with any PDF, at any paper step, without the collectivité having said so."""
+    return Role.SECRETARIAT in principal.roles or Role.ADMIN in principal.roles
 
 
 def paper_context(
@@ -264,8 +255,8 @@ def paper_context(
     if not may_record_for_others(session, principal, folder) and not _acts_for(session, principal, folder, step):
         raise Forbidden(
             message(
-                "seuls les bureaux de l'étape, le créateur du dossier, les membres de son bureau et le secrétariat "
-                "peuvent enregistrer la signature papier d'une autre personne"
+                "seuls les membres des bureaux de l'étape (ou leurs suppléants), le secrétariat et les "
+                "administrateurs peuvent enregistrer la signature papier d'une autre personne"
             )
         )
     desk, username, name = _signatory_desk(session, folder, step, desk_id, signatory)
@@ -361,7 +352,7 @@ def paper_signature(
     The scan joins the folder (role "scan", as uploaded) and, in a PAdES folder, becomes the signed version of the
     main document it is the scan of (``document_id``, needed only when there are several): the document shown,
     downloaded, signed by later steps and sent to the GED; its original stays, unsigned. The signatory is the user
-    recording it, or the person ``signatory`` names, for whom the folder's creating desk or the secrétariat
+    recording it, or the person ``signatory`` names, for whom a member of the step's desks or the secrétariat
     records it (:func:`may_record_for_others`). Nothing claims an electronic signature: the act, its history
     line and its audit entry say « signature papier », who signed, when, and who recorded it.
 

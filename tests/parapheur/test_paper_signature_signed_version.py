@@ -1,6 +1,6 @@
 """The paper path ends in the GED like any signed act: the scan of a handwritten signature becomes the signed
 version of the document (shown « signé sur papier », downloaded, signed by later steps, sent to the GED), its
-unsigned original stays reachable; the folder's creating desk or the secrétariat records « signature papier de … »
+unsigned original stays reachable; the secrétariat (or a member of the step's desks) records « signature papier de … »
 for a signatory who uses no digital tool; a signature step may accept paper instead; the page says where the
 signed document stands with the GED from what is really so; signatories are named by full name and quality."""
 
@@ -19,7 +19,8 @@ from ui_kit import csrf_of, sign_in
 
 from parapheur import service
 from parapheur.pades import verify_pdf
-from socle.auth import create_user, get_tenant, issue_token
+from socle.auth import create_user, get_tenant, get_user, issue_token
+from socle.dates import spelled_date
 from socle.db import transaction
 from socle.models import AuditEntry, Job
 
@@ -56,6 +57,13 @@ def _audit(kit: Kit, action: str, folder_id: str) -> list[AuditEntry]:
         return list(session.execute(query).scalars())
 
 
+def _in_secretariat(kit: Kit, username: str) -> None:
+    """The user also holds the ``secretariat`` role: they may record a paper signature for its signatory."""
+    with transaction() as session:
+        user = get_user(session, get_tenant(session, kit.slug), username)
+        user.roles = [*user.roles, "secretariat"]
+
+
 def _deliberation(kit: Kit) -> tuple[Standard, str]:
     """Secrétariat visas, then the mayor signs on paper; the signed délibération is filed in « Délibérations »."""
     setup = Standard(kit)
@@ -77,6 +85,7 @@ def test_the_secretariat_records_the_mayors_paper_signature_and_the_ged_files_th
     )
     folder_id, main_id = folder["id"], folder["documents"][0]["id"]
     ok(act(kit, "agent", folder_id, "visa"))
+    _in_secretariat(kit, "agent")
 
     # The secrétaire, not a member of the mayor's desk, records the signature for him from the folder's page.
     agent = sign_in(app, kit, "agent")
@@ -177,25 +186,28 @@ def test_who_may_record_a_paper_signature_for_someone_else(app: Any, kit: Kit) -
     ok(act(kit, "archiviste", folder["id"], "visa"))
     url, scan = _paper_url(folder["id"]), {"file": ("scan.pdf", _scan(), PDF)}
 
-    # A member of a visa desk sees the folder but neither holds the mayor's desk nor the creating desk.
+    # A member of a visa desk sees the folder but holds no desk of the paper step.
     refused = kit["archiviste"].post(url, files=scan, data={"signatory_name": "Dominique Dupont"})
     assert "secrétariat" in assert_problem(refused, 403)["detail"]
     assert_problem(kit["archiviste"].post(url, files=scan), 403)  # nor for himself
-    # Its creator may, naming who signed; a signatory who holds no desk of the step, or a day to come, is refused.
-    unnamed = assert_problem(kit["agent"].post(url, files=scan), 403)["detail"]
-    assert unnamed == "vous n'êtes pas attendu à cette étape : indiquez qui a signé le document papier"
-    assert_problem(kit["agent"].post(url, files=scan, data={"signatory": "archiviste"}), 422)
-    tomorrow = (service.today() + timedelta(days=1)).isoformat()
-    future = kit["agent"].post(url, files=scan, data={"signatory": "maire", "signed_on": tomorrow})
-    assert "futur" in assert_problem(future, 422)["detail"]
-    assert folder_of(kit, folder["id"])["status"] == "in_progress"
+    # Nor does its creator (of the agent role only): creating a folder gives no right to sign it for the mayor.
+    refused = kit["agent"].post(url, files=scan, data={"signatory": "maire"})
+    assert "secrétariat" in assert_problem(refused, 403)["detail"]
 
-    # A user of the secrétariat role, who sees the folder through a desk of its circuit, may too.
+    # A user of the secrétariat role, who sees the folder through a desk of its circuit, may, naming who signed;
+    # a signatory who holds no desk of the step, or a day to come, is refused.
     with transaction() as session:
         clerk = create_user(session, get_tenant(session, kit.slug), "greffe", "Alex Greffe", ["secretariat"])
         token = issue_token(session, clerk, "tests")
     ok(kit["admin"].post(f"/parapheur/desks/{juridique}/members", json={"username": "greffe"}))
     greffe = TestClient(app, headers={"Authorization": f"Bearer {token}"}, raise_server_exceptions=False)
+    unnamed = assert_problem(greffe.post(url, files=scan), 403)["detail"]
+    assert unnamed == "vous n'êtes pas attendu à cette étape : indiquez qui a signé le document papier"
+    assert_problem(greffe.post(url, files=scan, data={"signatory": "archiviste"}), 422)
+    tomorrow = (service.today() + timedelta(days=1)).isoformat()
+    future = greffe.post(url, files=scan, data={"signatory": "maire", "signed_on": tomorrow})
+    assert "futur" in assert_problem(future, 422)["detail"]
+    assert folder_of(kit, folder["id"])["status"] == "in_progress"
     done = ok(greffe.post(url, files=scan, data={"signatory_name": "Dominique Dupont"}))
     assert done["status"] == "completed"
     (paper_act,) = [a for step in done["steps"] for a in step["acts"] if a["action"] == "paper_signature"]
@@ -221,6 +233,7 @@ def test_a_signature_step_may_accept_paper_instead_when_its_sous_type_says_so(ap
     assert "Ou signer sur papier" in html and "Vous-même (Dominique Dupont)" in html and "Signer" in html
 
     signed_day = service.today() - timedelta(days=2)
+    _in_secretariat(kit, "agent")
     data = {"signatory_name": "Dominique Dupont", "signed_on": signed_day.isoformat()}
     done = ok(kit["agent"].post(_paper_url(folder["id"]), files={"file": ("scan.pdf", _scan(), PDF)}, data=data))
     assert done["status"] == "completed" and done["documents"][0]["signed_on_paper"] is True
@@ -231,7 +244,7 @@ def test_a_signature_step_may_accept_paper_instead_when_its_sous_type_says_so(ap
         completed = service.get_folder(session, kit.tenant_id, folder["id"])
         assert service.signatory_usernames(completed) == []
         labels = [signer.label for signer in service.signers(session, completed)]
-    assert labels == ["Dominique Dupont, Maire"]
+    assert labels == [f"Dominique Dupont, Maire (signature papier du {spelled_date(signed_day)})"]
 
     # Never for a PES: Hélios takes a flux signed in XAdES.
     pes = typology(kit, [{"kind": "signature", "desk_ids": [setup.maire]}], signature_format="xades", name="PES")
@@ -301,7 +314,7 @@ def test_undo_and_later_steps_the_scan_is_what_is_signed_next(kit: Kit, tmp_path
         completed = service.get_folder(session, kit.tenant_id, folder["id"])
         assert service.signatory_usernames(completed) == ["agent", "maire"]
         assert [signer.label for signer in service.signers(session, completed)] == [
-            "Camille Martin, Secrétaire de mairie",
+            "Camille Martin, Secrétaire de mairie (signature papier)",  # no day given: none claimed
             "Dominique Dupont, Maire",
         ]
 
@@ -407,7 +420,7 @@ def test_folders_signed_on_paper_before_the_upgrade_get_the_scan_as_signed_versi
         "m-esigned": ("e" * 64, None, None),
         "m-cades": (None, None, None),
     }
-    assert _as_dict(previous["a-pades"]) == {"c-pades": None, "m-pades": None}
+    assert _as_dict(previous["a-pades"]) == {"c-pades": None, "m-pades": None, "paper_scan:m-pades": None}
     assert _as_dict(previous["a-esigned"]) == {"c-esigned": None}
 
 

@@ -8,8 +8,9 @@ signatory by someone else (``parapheur_step_acts.signatory_name``, ``signatory_u
 sous-type may let its signature steps be signed on paper (``paper_allowed``, copied to each folder's steps).
 
 The folders signed on paper before this revision get the same: the scan of a PAdES folder's only main document,
-not signed electronically since, becomes its signed version, and the act that added it restores it on a droit
-de remords. Their page then offers to send the signed document to the GED, which nothing had asked.
+not signed electronically since, becomes its signed version (the last one's, in the order of the acts, when it
+was signed on paper several times), and the act that added it restores on a droit de remords what it had before
+(unsigned, or the previous act's scan). Their page then offers to send the signed document to the GED, which nothing had asked.
 
 Revision ID: par0011
 Revises: par0010
@@ -45,6 +46,7 @@ _acts = sa.table(
     sa.column("id", sa.String),
     sa.column("folder_id", sa.String),
     sa.column("action", sa.String),
+    sa.column("at", sa.DateTime),
     sa.column("undone_at", sa.DateTime),
     sa.column("previous_keys", sa.JSON),
 )
@@ -67,12 +69,17 @@ def upgrade() -> None:
 
 def _scans_become_signed_versions(connection: Any) -> None:
     """The live paper signatures of PAdES folders: each scan becomes the signed version of the folder's only
-    main document when nothing signed that document electronically (its signed key is still empty)."""
+    main document when nothing signed that document electronically (its signed key is still empty, or is the scan
+    of an earlier paper signature this revision made its signed version).
+
+    A folder signed on paper several times (a step of several desks, or several paper steps) is read in the order
+    the acts were made: the last scan is the signed version, and each act restores on a droit de remords what the
+    act before it gave (the previous scan), as a paper signature recorded now does (parapheur.signature_acts)."""
     acts = connection.execute(
         sa.select(_acts.c.id, _acts.c.folder_id, _acts.c.previous_keys)
         .join(_folders, _folders.c.id == _acts.c.folder_id)
         .where(_acts.c.action == "paper_signature", _acts.c.undone_at.is_(None), _folders.c.signature_format == "pades")
-        .order_by(_acts.c.folder_id)
+        .order_by(_acts.c.folder_id, _acts.c.at, _acts.c.id)
     ).all()
     for act_id, folder_id, previous in acts:
         previous = dict(previous or {})
@@ -81,18 +88,20 @@ def _scans_become_signed_versions(connection: Any) -> None:
         )
         mains = [document for document in documents if document["role"] == "main"]
         scans = [document for document in documents if document["role"] == "scan" and document["id"] in previous]
-        if len(mains) != 1 or len(scans) != 1 or mains[0]["signed_key"] is not None:
+        if len(mains) != 1 or len(scans) != 1:
             continue
         main, scan = mains[0], scans[0]
+        if main["signed_key"] is not None and main["paper_scan_id"] is None:
+            continue  # signed electronically: the scan stays beside it
         connection.execute(
             _documents.update()
             .where(_documents.c.id == main["id"])
             .values(signed_key=scan["key"], signed_size=scan["size"], paper_scan_id=scan["id"])
         )
-        # Undoing the act puts the document back as it was: unsigned.
-        connection.execute(
-            _acts.update().where(_acts.c.id == act_id).values(previous_keys={**previous, main["id"]: None})
-        )
+        # Undoing the act puts the document back as it was: unsigned, or the earlier act's scan
+        # (service.PAPER_SCAN_BEFORE, written here as this revision knows it).
+        before = {main["id"]: main["signed_key"], f"paper_scan:{main['id']}": main["paper_scan_id"]}
+        connection.execute(_acts.update().where(_acts.c.id == act_id).values(previous_keys={**previous, **before}))
 
 
 def downgrade() -> None:
