@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from ged import access, service
@@ -17,13 +18,16 @@ if TYPE_CHECKING:  # typing only: the models stay imported lazily, by the jobs t
 
 def send_to_parapheur(*, tenant_id: str, document_id: str, folder_id: str, username: str) -> None:
     """The parapheur asks, for the user creating a folder, for a document's current version: sent only if that
-    user may read it; otherwise the answer is the one for a missing document."""
+    user may read it, and if the GED could take its signed version back (not archived, nor in a transfer in
+    progress: frozen, service.check_writable); otherwise the answer is the one for a missing document, with why."""
     # One reply per folder, whichever it is: the key makes a second run send nothing more.
     key = f"parapheur.attach:{folder_id}"
     with transaction() as session:
         try:
             document = service.read_document(session, _requester(session, tenant_id, username), document_id)
             version = service.readable_content(document, document.current)
+            if document.disposal in (service.ARCHIVED, service.TRANSFERRED):  # the signed version would be refused
+                raise Conflict(service.archived_detail(document))
         except SocleError as exc:
             enqueue(
                 session,
@@ -384,9 +388,16 @@ def store_flow_document(
     document_type: str,
     ged_folder: str | None,
     username: str | None,
+    document_date: str | None,
+    type_code: str | None,
+    description: str | None,
 ) -> None:
     """A document brought back by an interop flow: stored once (found again by its origin) in the folder of the
     plan ``ged_folder`` names (path or id), then answered.
+
+    ``document_date`` (ISO) is its date; ``type_code`` the collectivité's document type it takes when it has one
+    of that code whose fields ask nothing (else ``document_type`` stays its label); ``description`` becomes its
+    version's comment. All three null for a message queued before they were sent.
 
     ``ged_folder`` is the interop connector's, set by an administrator, or the one the flow's creator named
     (``username``): it is then taken only if that user may write there, as if they filed it themselves.
@@ -406,6 +417,7 @@ def store_flow_document(
             if _already_filed(session, tenant_id, origin)
             else _flow_folder(session, tenant_id, ged_folder, username)
         )
+        typed = _flow_document_type(session, tenant_id, type_code)
         found = _file_once(
             session,
             tenant_id,
@@ -414,7 +426,14 @@ def store_flow_document(
             StoredObject(object_key, size),
             filename,
             media_type,
-            Metadata(title=title[:500], document_type=document_type, folder_id=filed_in.id if filed_in else None),
+            Metadata(
+                title=title[:500],
+                document_type=typed.name[:100] if typed is not None else document_type,
+                type=typed.code if typed is not None else None,
+                date=_iso_date(document_date),
+                folder_id=filed_in.id if filed_in else None,
+            ),
+            comment=description[:2000] if description else None,
             match_title=True,
         )
         enqueue(
@@ -426,6 +445,31 @@ def store_flow_document(
             name=name,
             document_id=found,
         )
+
+
+def _flow_document_type(session: Session, tenant_id: str, code: str | None) -> Any:
+    """The collectivité's document type an interop document takes (docs/interop.md: aracte,
+    courrier_prefecture, pes_acquit, pes_retour): None when it has none of that code, or one with a required field
+    no flow fills (the document would be refused, and never filed)."""
+    from sqlalchemy import select
+
+    from ged.models import DocumentType
+
+    if not code:
+        return None
+    found = session.execute(
+        select(DocumentType).where(DocumentType.tenant_id == tenant_id, DocumentType.code == code)
+    ).scalar_one_or_none()
+    if found is None or any(field.get("required") and not field.get("retired") for field in found.fields or []):
+        return None
+    return found
+
+
+def _iso_date(value: str | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(value[:10]) if value else None
+    except ValueError:
+        return None
 
 
 def _flow_folder(session: Session, tenant_id: str, reference: str | None, username: str | None) -> Any:
@@ -440,21 +484,20 @@ def _flow_folder(session: Session, tenant_id: str, reference: str | None, userna
                 "configuration du connecteur ; document non classé"
             )
         )
+    if username is None:  # the connector's folder, set by an administrator: a new year's folder is made
+        return plan.year_folder_at(session, tenant_id, reference, "service:interop")
     folder = plan.folder_at(session, tenant_id, reference)
-    if username is not None:
-        rights = access.folder_rights(session, _requester(session, tenant_id, username), folder.id)
-        if "read" not in rights:  # as unknown as a missing folder: its existence is not told
-            raise NotFound(
-                message("dossier « %(reference)s » introuvable dans le plan de classement", reference=reference)
+    rights = access.folder_rights(session, _requester(session, tenant_id, username), folder.id)
+    if "read" not in rights:  # as unknown as a missing folder: its existence is not told
+        raise NotFound(message("dossier « %(reference)s » introuvable dans le plan de classement", reference=reference))
+    if "write" not in rights:
+        raise Forbidden(
+            message(
+                "le créateur du flux n'a pas le droit d'écriture dans le dossier « %(reference)s » de la GED "
+                "qu'il a désigné (ged_folder) : document non classé",
+                reference=reference,
             )
-        if "write" not in rights:
-            raise Forbidden(
-                message(
-                    "le créateur du flux n'a pas le droit d'écriture dans le dossier « %(reference)s » de la GED "
-                    "qu'il a désigné (ged_folder) : document non classé",
-                    reference=reference,
-                )
-            )
+        )
     return folder
 
 

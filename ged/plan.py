@@ -9,6 +9,7 @@ A folder is renamed in place only by a user who may read its parent (names are u
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import func, select
@@ -61,6 +62,48 @@ def folder_at(session: Session, tenant_id: str, reference: str) -> Folder:
             break
     if folder is None:
         raise NotFound(message("dossier « %(reference)s » introuvable dans le plan de classement", reference=reference))
+    return folder
+
+
+_YEAR = re.compile(r"(19|20|21)[0-9]{2}")
+
+
+def year_folder_at(session: Session, tenant_id: str, reference: str, actor: str) -> Folder:
+    """:func:`folder_at`, except that a missing last folder named by a year (« Actes/2027 ») under an existing one
+    is created there, in the caller's transaction: a service's setting « Actes/{année} » then files the first
+    document of each year without anyone making its folder on the 1st of January. It takes its rights from its
+    parent, as any folder; its creation is audited for ``actor``. Two jobs creating it at once: one wins (the
+    unique name among siblings), the other files into it.
+
+    :raises NotFound: no such folder, and the reference does not end with a year under an existing folder.
+    """
+    try:
+        return folder_at(session, tenant_id, reference)
+    except NotFound:
+        parent_path, _, last = reference.strip().rstrip("/").rpartition("/")
+        if not parent_path.strip() or not _YEAR.fullmatch(last.strip()):
+            raise
+        parent = folder_at(session, tenant_id, parent_path)
+    if parent.path.count("/") + 1 >= MAX_DEPTH:
+        raise InvalidInput(message("le plan de classement ne peut dépasser %(max_depth)s niveaux", max_depth=MAX_DEPTH))
+    try:
+        with session.begin_nested():
+            folder = Folder(tenant_id=tenant_id, parent_id=parent.id, name=last.strip(), path="", created_by=actor)
+            session.add(folder)
+            session.flush()
+            folder.path = f"{parent.path}/{folder.id}"
+            session.flush()
+    except IntegrityError:  # created meanwhile by another job: file into that one
+        return folder_at(session, tenant_id, reference)
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="ged.folder.created",
+        object_type="folder",
+        object_id=folder.id,
+        details={"name": folder.name, "parent_id": parent.id, "cause": "année"},
+    )
     return folder
 
 

@@ -63,6 +63,7 @@ from interop.connectors.s2low import (
 from interop.connectors.sae import parse_xml
 from interop.models import Connector, Delivery, Flow, FlowEvent, FlowLock, TdtClassification
 from interop.retry import DEFAULT_POLICY, parse_policy
+from interop.schemas import YEAR_PLACEHOLDER
 from socle import audit, messages
 from socle.auth import Principal, Role
 from socle.dates import spelled_date
@@ -416,6 +417,47 @@ def _filing_folder(flow: Flow, connector: Connector) -> tuple[str, str | None]:
         # Never unchecked: a flow no user started (none today) names its actor, a user the GED does not know.
         return str(chosen), _creator(flow) or flow.created_by
     return ged_folder(connector), None
+
+
+# What a TdT connector files, by the name of its document: the setting naming its own folder (ged_folder_<kind>,
+# else ged_folder) and the code of the GED's document type it takes when the collectivité has one (docs/interop.md).
+FILED_KINDS = {
+    "aracte": ("aracte", "aracte"),
+    "acquit": ("pes_acquit", "pes_acquit"),
+    "retour": ("pes_retour", "pes_retour"),
+    "courrier": ("courrier", "courrier_prefecture"),
+}
+
+
+def kind_folder(connector: Connector, kind: str | None, year: str) -> str:
+    """The folder of the GED's plan where ``connector`` files a document of ``kind`` (aracte, acquit, retour,
+    courrier; None: any other): its own folder when set (``ged_folder_aracte``…), else ``ged_folder``; its
+    ``{année}`` replaced by ``year``, the act's or the document's.
+
+    :raises InvalidInput: no ``ged_folder`` (see :func:`ged_folder`): it stays the default of every kind.
+    """
+    default = ged_folder(connector)
+    setting = FILED_KINDS[kind][0] if kind in FILED_KINDS else None
+    own = str(connector.config.get(f"ged_folder_{setting}") or "").strip() if setting else ""
+    return (own or default).replace(YEAR_PLACEHOLDER, year)
+
+
+def act_number(act_id: str) -> str:
+    """The collectivité's number of an act from its @ctes id (037-213700000-20261130-DEL_42-DE → DEL_42)."""
+    parts = act_id.split("-")
+    return parts[3] if len(parts) == 5 else act_id
+
+
+def act_year(act_id: str) -> str:
+    """The year of an act from its @ctes id (its date, AAAAMMJJ), else the current year."""
+    parts = act_id.split("-")
+    return parts[2][:4] if len(parts) == 5 and parts[2][:4].isdigit() else str(utcnow().year)
+
+
+def act_title(label: str, act_id: str, subject: str) -> str:
+    """« Accusé de réception — acte n° DEL_42 : Budget primitif 2027 »: what a filed document is about."""
+    said = f"{label} — acte n° {act_number(act_id) or '?'}"
+    return (f"{said} : {subject}" if subject else said)[:500]
 
 
 def _checked_document(session: Session, tenant_id: str, document: dict[str, Any]) -> dict[str, Any]:
@@ -1083,8 +1125,7 @@ def _check_connector_siren(session: Session, tenant_id: str, connector: Connecto
     tenant = session.get(Tenant, tenant_id)
     if tenant is not None and tenant.siren == own:
         return
-    other = session.execute(select(Tenant.id).where(Tenant.siren == own, Tenant.id != tenant_id).limit(1)).first()
-    if other is not None:
+    if siren_holder(session, tenant_id, own) is not None:
         raise InvalidInput(
             message(
                 "le SIREN %(siren)s du connecteur « %(name)s » est celui d'une autre collectivité de l'installation : "
@@ -1093,6 +1134,73 @@ def _check_connector_siren(session: Session, tenant_id: str, connector: Connecto
                 name=connector.name,
             )
         )
+
+
+def siren_holder(session: Session, tenant_id: str, siren: str) -> str | None:
+    """The id of another collectivité of the installation that ``siren`` is already the SIREN of: its own
+    (``Tenant.siren``), or the ``siren`` of one of its TdT connectors (a commune may keep it there only); None when
+    no other holds it. Asked at a connector's save and at flow time."""
+    found = session.execute(
+        select(Tenant.id).where(Tenant.siren == siren, Tenant.id != tenant_id).limit(1)
+    ).scalar_one_or_none()
+    return str(found) if found is not None else connector_siren_holder(session, tenant_id, siren)
+
+
+def connector_siren_holder(session: Session, tenant_id: str, siren: str) -> str | None:
+    """The id of another collectivité one of whose TdT connectors names ``siren`` (its « siren »), or None."""
+    claimed = session.execute(
+        select(Connector.tenant_id)
+        .where(
+            Connector.kind.in_(TDT_KINDS),
+            Connector.tenant_id != tenant_id,
+            Connector.config["siren"].as_string() == siren,
+        )
+        .limit(1)
+    ).scalar_one_or_none()
+    return str(claimed) if claimed is not None else None
+
+
+def known_siren(session: Session, tenant_id: str, connector: Connector) -> str | None:
+    """The SIREN the TdT connector speaks for (:func:`commune_siren`), or None when none is known: a Hélios-only
+    collectivité needs none to send (S²LOW ties a PES Acquit to its transaction).
+
+    :raises InvalidInput: the connector's is another collectivité's of this installation.
+    """
+    tenant = session.get(Tenant, tenant_id)
+    siren = str(connector.config.get("siren") or (tenant.siren if tenant else "") or "").strip()
+    if not siren:
+        return None
+    return commune_siren(session, tenant_id, connector)
+
+
+def skip_without_siren(session: Session, tenant_id: str, connector: Connector, what: str) -> dict[str, int]:
+    """A collection (``what``: PES Retour, courriers de la préfecture) of a connector whose collectivité has no
+    known SIREN: nothing is read, since nothing could be told the collectivité's; one log line per run, and one
+    audit entry (``interop.tdt.collect_skipped``) the first time, not a failed job every hour. Committed."""
+    log.warning("collection of %s for connector %s skipped: no SIREN known", what, connector.id)
+    object_id = f"{connector.id}:{what}"[:100]
+    told = session.execute(
+        select(AuditEntry.id)
+        .where(
+            AuditEntry.tenant_id == tenant_id,
+            AuditEntry.object_type == "tdt_collection",
+            AuditEntry.object_id == object_id,
+            AuditEntry.action == "interop.tdt.collect_skipped",
+        )
+        .limit(1)
+    ).first()
+    if told is None:
+        audit.record(
+            session,
+            tenant_id=tenant_id,
+            actor="service:interop",
+            action="interop.tdt.collect_skipped",
+            object_type="tdt_collection",
+            object_id=object_id,
+            details={"connector": connector.name, "what": what, "reason": "no SIREN known"},
+        )
+    session.commit()
+    return {"skipped": 1}
 
 
 def refuse_foreign(
@@ -1339,8 +1447,11 @@ def _file_in_ged(session: Session, flow: Flow, connector: Connector) -> Outcome:
     """Ask the GED to store what the platform sent back (one message per document; the GED answers each)."""
     what = _ged_documents(flow)
     folder, chooser = _filing_folder(flow, connector)
+    year = act_year(str(flow.data.get("act_id") or "")) if flow.kind == "actes" else str(utcnow().year)
     for name in flow.data.get("ged_expected") or []:
         key, filename, title, media_type = what[name]
+        filed = FILED_KINDS.get(name)
+        where = folder.replace(YEAR_PLACEHOLDER, year) if chooser else kind_folder(connector, name, year)
         enqueue(
             session,
             messages.GED_STORE_FLOW_DOCUMENT,
@@ -1354,10 +1465,32 @@ def _file_in_ged(session: Session, flow: Flow, connector: Connector) -> Outcome:
             media_type=media_type,
             title=title,
             document_type=flow.kind,
-            ged_folder=folder,
+            ged_folder=where,
             username=chooser,
+            document_date=_document_date(flow, name),
+            type_code=filed[1] if filed else None,
+            description=_document_description(flow, name),
         )
     return Pause("documents confiés à la GED")
+
+
+def _document_date(flow: Flow, name: str) -> str | None:
+    """The date of a document a flow files (ISO): the ARActe's, its receipt by the prefecture; a PES Acquit's,
+    the day it came back; an act's own documents, the act's."""
+    if name == "aracte":
+        return str((flow.data.get("aracte") or {}).get("date_reception") or "")[:10] or None
+    if name == "acquit":
+        return utcnow().date().isoformat()
+    if flow.kind == "actes":
+        return str(flow.flow_metadata.get("date") or "")[:10] or None
+    return None
+
+
+def _document_description(flow: Flow, name: str) -> str | None:
+    if name != "aracte":
+        return None
+    received = _french_day(str((flow.data.get("aracte") or {}).get("date_reception") or ""))
+    return f"Acte {flow.data.get('act_id')} reçu par la préfecture le {received}" if received else None
 
 
 def archive_settings(metadata: dict[str, Any]) -> dict[str, Any] | None:
@@ -1490,7 +1623,7 @@ def _ged_documents(flow: Flow) -> dict[str, tuple[str, str, str, str]]:
         found["aracte"] = (
             data["aracte_key"],
             f"ARActe-{data['act_id']}.xml",
-            f"Accusé de réception — {subject}",
+            act_title("Accusé de réception", str(data["act_id"]), str(flow.flow_metadata.get("objet") or "")),
             "application/xml",
         )
     for name in ("acquit", "retour"):
@@ -1564,8 +1697,9 @@ def _helios_follow(session: Session, flow: Flow, connector: Connector) -> Outcom
     acquit = tdt.helios_acquit(transaction_id)
     theirs = pes_siren(acquit, "PES Acquit")
     if theirs is not None:  # S²LOW binds the acquit to this transaction; one naming a collectivité must name ours
-        expected = commune_siren(session, flow.tenant_id, connector)
-        if theirs != expected:
+        # when one is known: a Hélios-only collectivité may have none (its acquit is then taken, bound as said)
+        expected = known_siren(session, flow.tenant_id, connector)
+        if expected is not None and theirs != expected:
             raise refuse_foreign(
                 session, flow.tenant_id, connector, "acquit", transaction_id, theirs, expected, tell=False
             )
@@ -1634,8 +1768,10 @@ def collect_pes_retours(session: Session, tenant_id: str, connector_name: str) -
         raise InvalidInput(
             message("« %(connector_name)s » n'est pas un tiers de télétransmission", connector_name=connector_name)
         )
-    folder = ged_folder(connector)  # nothing read from S²LOW that could not be filed
-    expected = commune_siren(session, tenant_id, connector)  # nor what could not be told the collectivité's
+    ged_folder(connector)  # nothing read from S²LOW that could not be filed
+    expected = known_siren(session, tenant_id, connector)  # nor what could not be told the collectivité's
+    if expected is None:
+        return skip_without_siren(session, tenant_id, connector, "PES Retour")
     session.commit()  # no transaction held while S²LOW answers
     tdt, counts = s2low(connector), {"asked": 0, "marked": 0, "refused": 0}
     for retour in tdt.pes_retours():
@@ -1669,8 +1805,11 @@ def collect_pes_retours(session: Session, tenant_id: str, connector_name: str) -
             media_type="application/xml",
             title=f"PES Retour — {filename}",
             document_type="helios",
-            ged_folder=folder,
+            ged_folder=kind_folder(connector, "retour", str(utcnow().year)),
             username=None,  # the connector's folder, chosen by an administrator
+            document_date=utcnow().date().isoformat(),
+            type_code=FILED_KINDS["retour"][1],
+            description=None,
         )
         session.commit()
         counts["asked"] += 1
@@ -2038,16 +2177,25 @@ def fetch_prefecture_letter(
 def collect_prefecture_letters(session: Session, tenant_id: str, connector_name: str) -> dict[str, int]:
     """File each unread letter of the prefecture of a TdT connector in the GED, as an agent fetching it would
     (:func:`fetch_prefecture_letter`): noted in its act's flow, who started it told by mail. A letter about another
-    collectivité's act is refused and left unread (:func:`refuse_foreign`). Return {fetched, refused, failed}.
+    collectivité's act is refused and left unread (:func:`refuse_foreign`). Return {fetched, marked, waiting,
+    refused, failed}.
 
-    :raises InvalidInput: not a TdT connector, no GED folder, no SIREN. :raises SaeUnavailable: S²LOW did not
+    As :func:`collect_pes_retours`, a letter is fetched once: one whose GED filing was asked already is not
+    downloaded again (no new audit entry): marked read on S²LOW when the GED has answered (its marking was lost),
+    left alone while the GED's job is live, and not asked again when that job failed for good (an agent fetching
+    it asks anew). Without a known SIREN nothing is collected (:func:`skip_without_siren`).
+
+    :raises InvalidInput: not a TdT connector, no GED folder. :raises SaeUnavailable: S²LOW did not
         answer as expected (the job is tried again; what was filed is not asked twice).
     """
     connector = _tdt_connector(session, tenant_id, connector_name)
     folder = ged_folder(connector)
-    expected = commune_siren(session, tenant_id, connector)
+    expected = known_siren(session, tenant_id, connector)
+    if expected is None:
+        return skip_without_siren(session, tenant_id, connector, "courriers de la préfecture")
     session.commit()  # no transaction held while S²LOW answers
-    tdt, counts = s2low(connector), {"fetched": 0, "refused": 0, "failed": 0}
+    tdt = s2low(connector)
+    counts = {"fetched": 0, "marked": 0, "waiting": 0, "refused": 0, "failed": 0}
     for letter in tdt.prefecture_documents():
         letter_id = str(letter.get("id") or "")
         if not DIGITS_ID.fullmatch(letter_id):
@@ -2058,6 +2206,19 @@ def collect_prefecture_letters(session: Session, tenant_id: str, connector_name:
         if theirs is not None and theirs != expected:  # said by the list: not even downloaded
             refuse_foreign(session, tenant_id, connector, "courrier", letter_id, theirs, expected)
             counts["refused"] += 1
+            continue
+        asked = _letter_filing(session, connector.id, letter_id)
+        session.commit()
+        if asked == "answered":  # the GED filed it already: only the read mark is missing
+            tdt.mark_prefecture_document_read(letter_id)
+            counts["marked"] += 1
+            continue
+        if asked == "live":  # the GED's workers have yet to answer: its job marks it read then
+            counts["waiting"] += 1
+            continue
+        if asked == "failed":  # failed for good: not asked again every hour (an agent may fetch it anew)
+            log.warning("letter %s of connector %s: its GED filing failed, not asked again", letter_id, connector.id)
+            counts["failed"] += 1
             continue
         try:
             _file_letter(session, tenant_id, connector, tdt, letter_id, "service:interop", folder, expected)
@@ -2072,6 +2233,20 @@ def collect_prefecture_letters(session: Session, tenant_id: str, connector_name:
         else:
             counts["fetched"] += 1
     return counts
+
+
+def _letter_filing(session: Session, connector_id: str, letter_id: str) -> str | None:
+    """Where the GED filing of a letter's files stands: « answered » (the GED stored one: its answer was queued),
+    « live » (a job not failed), « failed » (every job failed for good), None (never asked)."""
+    name = f"{LETTER_PREFIX}{letter_id}:"  # the letter's files: courrier:<id>:<n>
+    stored = f"interop.flow-stored:interop:{connector_id}:{name}"
+    if session.execute(select(Job.id).where(Job.key.startswith(stored, autoescape=True)).limit(1)).first():
+        return "answered"
+    asked = f"ged.flow-document:{connector_id}:{name}"  # with its « :again:n » jobs
+    statuses = set(session.execute(select(Job.status).where(Job.key.startswith(asked, autoescape=True))).scalars())
+    if not statuses:
+        return None
+    return "failed" if statuses == {FAILED} else "live"
 
 
 def _file_letter(
@@ -2092,6 +2267,10 @@ def _file_letter(
     if theirs != expected:  # before anything is stored: another collectivité's letter is never held by this one
         raise refuse_foreign(session, tenant_id, connector, "courrier", letter_id, theirs, expected)
     kind = described["label"]
+    act_id = described["act_id"]
+    title = act_title(kind, act_id, _act_subject(session, tenant_id, connector, act_id))
+    # Filed under the act's year, with the act's ARActe: a letter of January about December's act beside it.
+    where = kind_folder(connector, "courrier", act_year(act_id))
     out: list[dict[str, Any]] = []
     # Two agents fetching the same letter at once: the second asks the GED after the first committed, and finds
     # its jobs (without the lock, on PostgreSQL, both would create the same job key: an error 500).
@@ -2113,10 +2292,13 @@ def _file_letter(
             size=stored.size,
             filename=name,
             media_type=media_type,
-            title=f"{kind} — acte {described['act_id'] or '?'}"[:500],
+            title=title,
             document_type="actes",
-            ged_folder=folder,
+            ged_folder=where,
             username=None,  # the connector's folder, chosen by an administrator
+            document_date=described["date"][:10] or None,
+            type_code=FILED_KINDS["courrier"][1],
+            description=_letter_description(described),
         )
         out.append(
             {
@@ -2138,6 +2320,40 @@ def _file_letter(
     flow_id = _note_letter(session, tenant_id, connector, {"id": letter_id, **described}, out, actor)
     session.commit()
     return {"id": letter_id, **described, "files": out, "flow_id": flow_id}
+
+
+# What the text of each kind of letter is (actes.LETTER_TEXTS), as the GED shows it.
+_LETTER_TEXT_LABELS = {"3": "Pièces demandées", "4": "Observations", "5": "Nature de l'illégalité"}
+
+
+def _letter_description(described: dict[str, str]) -> str | None:
+    """What a letter says, for its GED document: « Courrier de la préfecture du 5 décembre 2026. Pièces
+    demandées : … »."""
+    dated = _french_day(described.get("date") or "")
+    said = f"{described['label']} de la préfecture{f' du {dated}' if dated else ''}."
+    text = " ".join((described.get("text") or "").split())
+    if text:
+        said += f" {_LETTER_TEXT_LABELS.get(described.get('type') or '', 'Texte')} : {text}"
+    return said[:2000]
+
+
+def _act_subject(session: Session, tenant_id: str, connector: Connector, act_id: str) -> str:
+    """The subject of the act ``act_id`` as its flow gave it (« objet »), for a letter's title; empty for an act
+    sent otherwise."""
+    if not act_id:
+        return ""
+    subject = session.execute(
+        select(Flow.flow_metadata)
+        .where(
+            Flow.tenant_id == tenant_id,
+            Flow.kind == "actes",
+            Flow.connector == connector.name,
+            Flow.data["act_id"].as_string() == act_id,
+        )
+        .order_by(Flow.created_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return str((subject or {}).get("objet") or "")
 
 
 def _act_flow(session: Session, tenant_id: str, connector: Connector, act_id: str) -> Flow | None:

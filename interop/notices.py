@@ -42,6 +42,9 @@ FOOTER = "Ce message est envoyé automatiquement par socle ; merci de ne pas y r
 # The flow's page in the web interface, for everyone who may read the flow (and the connector's, administrators').
 FLOW_PAGE = "/flux/{flow_id}"
 CONNECTOR_PAGE = "/admin/connecteurs/{name}"
+# The prefecture's letters waiting on the TdT (interop.ui_letters): where a letter about an act sent outside socle,
+# which has no flow, is read and answered.
+LETTERS_PAGE = "/flux/courriers"
 # The API's hint at the end of a flow's error (interop.flows._fail): a mail's reader resumes from the page.
 _API_HINT = re.compile(r"\s*Reprendre : POST /interop/\S+\s*$")
 # What a letter's text is, by its type (2 courrier simple has none).
@@ -263,9 +266,16 @@ def notice_mail(to: tuple[str, ...], notice: dict[str, Any]) -> Mail:
             paragraphs.append(
                 "L'acte est déféré au tribunal administratif : prévenez sans tarder l'autorité territoriale."
             )
-        paragraphs.append(
-            "Le courrier et ses pièces sont classés dans la GED ; vous pouvez y répondre depuis la page du flux."
-        )
+        if notice.get("flow_id"):
+            paragraphs.append(
+                "Le courrier et ses pièces sont classés dans la GED ; vous pouvez y répondre depuis la page du flux."
+            )
+        else:  # no flow to answer from: the letters' page lists it, with its answer
+            paragraphs.append(
+                "Le courrier et ses pièces sont classés dans la GED ; vous pouvez y répondre depuis la page des "
+                "courriers de la préfecture."
+            )
+            link_label = "Les courriers de la préfecture"
     elif kind == "foreign":
         subject = f"Document d'une autre collectivité refusé (connecteur « {notice.get('connector')} »)"
         paragraphs = [
@@ -282,8 +292,8 @@ def notice_mail(to: tuple[str, ...], notice: dict[str, Any]) -> Mail:
     else:
         raise ValueError(f"avis inconnu : {kind}")
     link = str(notice.get("link") or "")
-    if link and kind == "letter" and not notice.get("flow_id"):
-        link = ""
+    if kind == "letter" and not notice.get("flow_id"):
+        link = _link(LETTERS_PAGE)  # at sending: a notice queued before this version carried no link
     parts = ["Bonjour,", *paragraphs]
     if link:
         parts.append(f"{link_label} : {link}")

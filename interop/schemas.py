@@ -70,16 +70,39 @@ GED_FOLDER_FIELD: Any = Field(
 )
 
 
+# The placeholder a folder's path may hold: the year of the act (or of the document: PES, letter) filed there.
+YEAR_PLACEHOLDER = "{année}"
+
+
 def _valid_ged_folder(value: str | None) -> str | None:
     """A folder of the GED's plan: its path of names from the top (slashes at the ends ignored) or its id; None
     when blank. Only its form is checked: the folder lives in the GED, which interop cannot ask while an
-    administrator saves; the GED resolves it when it files (ged.plan.folder_at) and refuses one it lacks."""
+    administrator saves; the GED resolves it when it files (ged.plan.folder_at) and refuses one it lacks.
+    ``{année}`` stands for the year of what is filed (« Actes/{année} »); no other braces are taken."""
     if value is None:
         return None
     fault = text_fault(value, required=False)
     if fault is not None:
         raise ValueError(fault)
+    if "{" in value.replace(YEAR_PLACEHOLDER, "") or "}" in value.replace(YEAR_PLACEHOLDER, ""):
+        raise ValueError(
+            "seul « {année} » (l'année de l'acte ou du document) peut figurer entre accolades dans le chemin du "
+            "dossier de la GED, ex. « Actes/{année} »"
+        )
     return value.strip(" /") or None
+
+
+def _kind_folder_field(what: str) -> Any:
+    return Field(
+        None,
+        max_length=1000,
+        description=f"Dossier de la GED pour {what} (« Actes/{{année}} ») ; vide : le dossier de la GED ci-dessus",
+        exclude_if=lambda value: value is None,
+    )
+
+
+# The kinds of documents a TdT connector files, each in its own folder when one is set (else ``ged_folder``).
+GED_FOLDER_KINDS = ("aracte", "courrier", "pes_acquit", "pes_retour")
 
 
 class DepotConfig(LayoutFields, DeliveryRetry):
@@ -364,6 +387,10 @@ class S2lowConfig(SaeConfig):
         description="Trigramme d'application de la plateforme S²LOW (nom des archives)",
     )
     ged_folder: str | None = GED_FOLDER_FIELD
+    ged_folder_aracte: str | None = _kind_folder_field("les accusés de réception des actes (ARActe)")
+    ged_folder_courrier: str | None = _kind_folder_field("les courriers de la préfecture")
+    ged_folder_pes_acquit: str | None = _kind_folder_field("les PES Acquit")
+    ged_folder_pes_retour: str | None = _kind_folder_field("les PES Retour")
     pes_retours: bool = Field(
         True,
         description="Relever les PES Retour (Hélios) chaque heure ; non pour un compte S²LOW sans Hélios, dont "
@@ -375,7 +402,7 @@ class S2lowConfig(SaeConfig):
         "@ctes (Hélios seulement), dont chaque relève échouerait",
     )
 
-    _ged_folder = field_validator("ged_folder")(_valid_ged_folder)
+    _ged_folder = field_validator("ged_folder", *(f"ged_folder_{kind}" for kind in GED_FOLDER_KINDS))(_valid_ged_folder)
 
     @field_validator("return_emails")
     @classmethod

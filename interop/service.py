@@ -26,6 +26,7 @@ from interop.connectors.sftp import SftpConnector
 from interop.connectors.vitam import VitamConnector
 from interop.connectors.webdav import WebdavConnector
 from interop.connectors.webhook import WebhookConnector
+from interop.flows import TDT_KINDS, siren_holder
 from interop.models import Connector, Delivery, Flow, TdtClassification
 from interop.retry import DEFAULT_POLICY, RetryPolicy, parse_policy
 from interop.schemas import CONFIG_MODELS, SECRET_FIELDS, ConnectorIn
@@ -33,7 +34,7 @@ from socle import audit, messages, secrets
 from socle.auth import Principal, Role
 from socle.db import utcnow
 from socle.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable, SocleError, message
-from socle.models import Job
+from socle.models import Job, Tenant
 from socle.queue import PENDING, QUEUED, enqueue
 from socle.settings import get_settings
 from socle.storage import ObjectStore, get_store
@@ -78,6 +79,7 @@ def create_connector(session: Session, principal: Principal, body: ConnectorIn) 
     config = body.config.model_dump()
     if body.kind == "depot":
         folder_for(get_settings().effective_deposit_root, principal.tenant_slug, config["path"])  # validates the path
+    _check_siren_free(session, principal.tenant_id, body.kind, body.name, config)
     # Secrets are encrypted at rest and kept apart, under a key the API never returns (see ConnectorOut).
     hidden = {name: config.pop(name) for name in SECRET_FIELDS if name in config}
     config["secrets"] = {name: secrets.encrypt(value.encode()).decode() for name, value in hidden.items() if value}
@@ -157,6 +159,7 @@ def update_connector(session: Session, principal: Principal, name: str, config: 
     checked = _validated(CONFIG_MODELS[connector.kind], merged)
     if connector.kind == "depot":
         folder_for(get_settings().effective_deposit_root, principal.tenant_slug, checked["path"])
+    _check_siren_free(session, principal.tenant_id, connector.kind, name, checked)
     tokens = dict(connector.config.get("secrets") or {})
     for key, value in given.items():
         tokens.pop(key, None)
@@ -181,6 +184,31 @@ def update_connector(session: Session, principal: Principal, name: str, config: 
         _tell_archive(session, principal.tenant_id, entry.seq)
     session.commit()
     return connector
+
+
+def _check_siren_free(session: Session, tenant_id: str, kind: str, name: str, config: dict[str, Any]) -> None:
+    """A TdT connector's ``siren`` may not be another collectivité's of the installation (its ``Tenant.siren``, or
+    the ``siren`` of one of its TdT connectors): its acts would leave, and that collectivité's letters, ARActe and
+    PES Retour come back, under it. The collectivité's own SIREN is always its connectors' to name.
+
+    :raises InvalidInput: it is another's (the flows refuse it too, for a connector saved before this check).
+    """
+    siren = str(config.get("siren") or "").strip()
+    if kind not in TDT_KINDS or not siren:
+        return
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is not None and tenant.siren == siren:
+        return
+    if siren_holder(session, tenant_id, siren) is not None:
+        raise InvalidInput(
+            message(
+                "le SIREN %(siren)s du connecteur « %(name)s » est déjà celui d'une autre collectivité de "
+                "l'installation (ou de l'un de ses connecteurs) : renseignez celui de la collectivité, ou demandez à "
+                "l'exploitant",
+                siren=siren,
+                name=name,
+            )
+        )
 
 
 def _validated(model: type[BaseModel], config: dict[str, Any]) -> dict[str, Any]:
@@ -313,13 +341,26 @@ def test_connector(session: Session, principal: Principal, name: str) -> tuple[b
     """Try the connector for real (a write in the folder, a call to the platform); failures are reported, not raised."""
     connector = get_connector(session, principal.tenant_id, name)
     try:
-        return True, implementation(connector).test()
+        said = implementation(connector).test()
+        if connector.kind in TDT_KINDS and not _siren_known(session, connector):
+            said += (
+                " ; aucun SIREN connu (celui de la collectivité ou « siren » du connecteur) : les PES Retour et les "
+                "courriers de la préfecture ne sont pas relevés tant qu'il n'est pas renseigné"
+            )
+        return True, said
     except OSError as exc:
         return False, f"échec : {exc.strerror or exc}"
     except SocleError as exc:
         if connector.kind == "depot" and exc.status < 500:
             raise
         return False, f"échec : {exc.detail}"
+
+
+def _siren_known(session: Session, connector: Connector) -> bool:
+    """Whether a TdT connector's collectivité has a SIREN (its own or the connector's): without one, nothing S²LOW
+    brings back unasked is collected (interop.flows.skip_without_siren)."""
+    tenant = session.get(Tenant, connector.tenant_id)
+    return bool(str(connector.config.get("siren") or (tenant.siren if tenant else "") or "").strip())
 
 
 def deliver(

@@ -103,6 +103,10 @@ FIELD_LABELS = {
     "classification_max_age_days": _("Âge maximal de la classification (jours)"),
     "actes_trigram": _("Trigramme d'application"),
     "ged_folder": _("Dossier de la GED"),
+    "ged_folder_aracte": _("Dossier de la GED des accusés de réception (ARActe)"),
+    "ged_folder_courrier": _("Dossier de la GED des courriers de la préfecture"),
+    "ged_folder_pes_acquit": _("Dossier de la GED des PES Acquit"),
+    "ged_folder_pes_retour": _("Dossier de la GED des PES Retour"),
     "pes_retours": _("Relever les PES Retour (Hélios) chaque heure"),
     "prefecture_letters": _("Relever les courriers de la préfecture (@ctes) chaque heure"),
 }

@@ -7,6 +7,7 @@ query by ``principal.tenant_id`` and answer 404, not 403, for another tenant's o
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 import secrets
 from collections.abc import Sequence
@@ -85,6 +86,32 @@ def hash_token(token: str) -> str:
 
 MAX_TENANT_NAME = 200  # Tenant.name's column
 
+# The services that keep a collectivité's SIREN of their own (interop: a TdT connector's « siren », where a commune
+# may keep it only), asked by their function's name as the queue's jobs are (the kernel imports no service):
+# ``(session, tenant_id, siren)`` → the id of another collectivité whose SIREN it is there, or None.
+SIREN_HOLDERS = ("interop.flows.connector_siren_holder",)
+
+
+def _siren_held_by_service(session: Session, tenant_id: str, siren: str) -> bool:
+    for name in SIREN_HOLDERS:
+        module, function = name.rsplit(".", 1)
+        if getattr(importlib.import_module(module), function)(session, tenant_id, siren) is not None:
+            return True
+    return False
+
+
+def _siren_conflict(siren: str) -> Conflict:
+    # ProConnect finds the collectivité of an agent by the SIREN of their employer, and a TdT connector files what
+    # S²LOW brings back under it: a second collectivité with the same one would receive another's agents at
+    # sign-in, or its letters of the prefecture and PES Retour.
+    return Conflict(
+        message(
+            "le SIREN %(siren)s est déjà celui d'une autre collectivité de cette installation : "
+            "vérifiez-le, ou demandez à l'exploitant",
+            siren=siren,
+        )
+    )
+
 
 def create_tenant(session: Session, slug: str, name: str, siren: str | None = None) -> Tenant:
     if not _SLUG.match(slug):
@@ -98,6 +125,10 @@ def create_tenant(session: Session, slug: str, name: str, siren: str | None = No
         raise InvalidInput(message("nom de la collectivité : %(max)s caractères au plus", max=MAX_TENANT_NAME))
     if session.execute(select(Tenant).where(Tenant.slug == slug)).scalar_one_or_none():
         raise Conflict(message("la collectivité « %(slug)s » existe déjà", slug=slug))
+    # Another collectivité's own SIREN stays the operator's to give twice (this is the operator's command); one
+    # another collectivité's TdT connector names is refused: that connector would take this one's documents.
+    if siren is not None and _siren_held_by_service(session, "", siren):
+        raise _siren_conflict(siren)
     tenant = Tenant(slug=slug, name=name, siren=siren)
     session.add(tenant)
     session.flush()
@@ -207,15 +238,7 @@ def update_tenant(session: Session, tenant: Tenant, *, name: str, siren: str | N
     if siren is not None and not re.fullmatch(r"\d{9}", siren):
         raise InvalidInput(message("le SIREN doit compter 9 chiffres"))
     if siren is not None and siren != tenant.siren and _siren_taken(session, tenant, siren):
-        # ProConnect finds the collectivité of an agent by the SIREN of their employer: a second collectivité
-        # with the same one would receive another's agents at sign-in. Only the operator sets that (CLI).
-        raise Conflict(
-            message(
-                "le SIREN %(siren)s est déjà celui d'une autre collectivité de cette installation : "
-                "vérifiez-le, ou demandez à l'exploitant",
-                siren=siren,
-            )
-        )
+        raise _siren_conflict(siren)  # only the operator gives a SIREN twice (CLI)
     changed = sorted(key for key, value in (("name", name), ("siren", siren)) if getattr(tenant, key) != value)
     tenant.name, tenant.siren = name, siren
     _audit(session, tenant.id, "tenant.updated", "tenant", tenant.id, actor=actor, changed=changed)
@@ -223,7 +246,7 @@ def update_tenant(session: Session, tenant: Tenant, *, name: str, siren: str | N
 
 def _siren_taken(session: Session, tenant: Tenant, siren: str) -> bool:
     found = session.execute(select(Tenant.id).where(Tenant.siren == siren, Tenant.id != tenant.id).limit(1)).first()
-    return found is not None
+    return found is not None or _siren_held_by_service(session, tenant.id, siren)
 
 
 def get_user(session: Session, tenant: Tenant, username: str) -> User:

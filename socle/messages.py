@@ -110,12 +110,19 @@ GED_STORE_FLOW_DOCUMENT = Message(
         "document_type",
         "ged_folder",
         "username",
+        "document_date",
+        "type_code",
+        "description",
     ),
     "Un flux d'interopérabilité rapporte un document (ARActe, PES Acquit, PES Retour, document signé, courrier de "
     "la préfecture…) : la GED l'enregistre comme nouveau document, une seule fois, dans le dossier du plan que "
     "nomme « ged_folder » (chemin ou identifiant : celui du connecteur, choisi par un administrateur, ou celui que "
     "le créateur du flux a désigné, « username », qui doit alors pouvoir y écrire ; null : aucun, classement "
-    "refusé), et répond par INTEROP_FLOW_DOCUMENT_STORED. Jamais hors du plan de classement.",
+    "refusé), et répond par INTEROP_FLOW_DOCUMENT_STORED. Jamais hors du plan de classement. « document_date » "
+    "(AAAA-MM-JJ) est la date du document (réception de l'ARActe, date du courrier) ; « type_code » le code d'un type "
+    "de document de la GED (aracte, courrier_prefecture, pes_acquit, pes_retour), pris si la collectivité en a un de "
+    "ce code sans champ obligatoire, sinon « document_type » reste le libellé ; « description » (ce que dit le "
+    "courrier : pièces demandées, observations…) devient le commentaire de la version. Null : rien de tout cela.",
     on_failure="interop.jobs.flow_failed",
 )
 GED_PURGE_TRASH = Message(

@@ -392,6 +392,7 @@ def signed_document(kit: Kit, title: str, **data: Any) -> str:
         size=signed.size,
         filename="acte-signé.pdf",
         signatories=["maire", "agent"],
+        signed_by=None,
     )
     return document_id
 
@@ -466,6 +467,7 @@ def filed_by_services(kit: Kit) -> tuple[str, str]:
         title="Arrêté de circulation",
         document_type="Arrêté",
         signatories=["maire", "agent"],
+        signed_by=None,
         ged_folder="Arrêtés signés",
     )
     aracte = get_store().put(io.BytesIO(b"<?xml version='1.0'?><ARActe/>"))
@@ -481,6 +483,9 @@ def filed_by_services(kit: Kit) -> tuple[str, str]:
         document_type="actes",
         ged_folder="Arrêtés signés",
         username=None,
+        document_date=None,
+        type_code=None,
+        description=None,
     )
     with new_session() as session:
         query = select(Version.origin, Version.document_id).join(Document).where(Document.tenant_id == kit.tenant_id)

@@ -35,6 +35,9 @@ def arguments(kit: Kit, name: str, **values: Any) -> dict[str, Any]:
         "document_type": "actes",
         "ged_folder": None,
         "username": None,
+        "document_date": None,
+        "type_code": None,
+        "description": None,
     } | values
 
 

@@ -12,12 +12,16 @@ from typing import Any
 
 import pytest
 from ga_helpers import make_folder, new_document
+from sqlalchemy import select
 from test_archive_loop import delivered_transfer
 from test_archive_transferred import transfer, transfer_lines
 from ui_kit import post_form, sign_in
 
 from ged import jobs
+from socle import messages
+from socle.db import new_session
 from socle.errors import Conflict
+from socle.models import Job
 from socle.storage import get_store
 
 from conftest import Kit, assert_problem, make_pdf, run_jobs
@@ -59,7 +63,21 @@ def signed_version(kit: Kit, document_id: str, folder_id: str) -> None:
         size=stored.size,
         filename="contrat-signe.pdf",
         signatories=["maire"],
+        signed_by=["Dominique Dupont, Maire"],
     )
+
+
+def test_no_circuit_starts_on_a_document_in_a_transfer(kit: Kit) -> None:
+    """Its signed version could not come back (frozen): the parapheur is told at once, with why, rather than
+    after the circuit, when nothing could be done with the signature."""
+    contract = new_document(kit, title="Contrat de maintenance")
+    delivered_transfer(kit, [contract["id"]])
+    asked = {"tenant_id": kit.tenant_id, "document_id": contract["id"], "folder_id": "dossier-1", "username": "agent"}
+    jobs.send_to_parapheur(**asked)
+    with new_session() as session:
+        (job,) = session.execute(select(Job).where(Job.key == "parapheur.attach:dossier-1")).scalars()
+        assert job.function == messages.PARAPHEUR_DOCUMENT_UNAVAILABLE.function
+        assert IN_TRANSFER in job.arguments["reason"]
 
 
 def test_a_document_is_frozen_from_its_export_and_writable_again_when_its_transfer_is_rejected(kit: Kit) -> None:

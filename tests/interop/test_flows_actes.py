@@ -363,6 +363,9 @@ def test_the_ged_stores_a_flow_document_once_even_after_a_crash(kit: Kit) -> Non
         "document_type": "actes",
         "ged_folder": "Actes",
         "username": None,
+        "document_date": None,
+        "type_code": None,
+        "description": None,
     }
     ged_jobs.store_flow_document(name="aracte", **arguments)
     ged_jobs.store_flow_document(name="aracte", **arguments)  # the job run again

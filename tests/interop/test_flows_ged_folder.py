@@ -175,8 +175,12 @@ def test_a_filing_asked_before_the_upgrade_is_refused_not_put_at_the_root(kit: K
             document_type="actes",
             ged_folder="Actes",
             username=None,
+            document_date=None,
+            type_code=None,
+            description=None,
         )
-        job.arguments = {key: value for key, value in job.arguments.items() if key not in ("ged_folder", "username")}
+        older = ("ged_folder", "username", "document_date", "type_code", "description")  # a job queued before them
+        job.arguments = {key: value for key, value in job.arguments.items() if key not in older}
 
     run_jobs()
 

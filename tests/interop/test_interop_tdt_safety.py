@@ -24,6 +24,7 @@ from sqlalchemy import func, select, update
 from ged.models import Document, Version
 from interop import jobs
 from interop.connectors.s2low import S2lowConnector
+from interop.models import Connector as InteropConnector
 from interop.models import InteropNotice
 from socle.db import new_session, transaction
 from socle.models import AuditEntry, Job, Tenant, User
@@ -211,7 +212,13 @@ def test_a_connector_may_not_speak_for_another_communes_siren(make_kit: Callable
     a, b = make_kit(with_identity=False), make_kit(with_identity=False)
     set_siren(a, "200000172")
     add_s2low(a, sim)
-    add_s2low(b, sim, siren="200000172")  # B's administrator names A's SIREN on B's connector
+    named = {"name": "tdt", "kind": "s2low", "config": s2low_config(sim, siren="200000172")}
+    refused = assert_problem(b["admin"].post("/interop/connectors", json=named), 422)  # refused at its save
+    assert "déjà celui d'une autre collectivité" in refused["detail"]
+    add_s2low(b, sim)
+    with transaction() as session:  # B's administrator named A's SIREN before the save checked it
+        row = session.execute(select(InteropConnector).where(InteropConnector.tenant_id == b.tenant_id)).scalar_one()
+        row.config = {**row.config, "siren": "200000172"}
     flow = drive(start(b, act_request(b, "SH_3")))
     assert flow.status == "error" and "est celui d'une autre collectivité de l'installation" in (flow.error or "")
     assert sim.state.sends == {}  # nothing left under A's name
