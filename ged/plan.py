@@ -83,7 +83,12 @@ def year_folder_at(session: Session, tenant_id: str, reference: str, actor: str)
         parent_path, _, last = reference.strip().rstrip("/").rpartition("/")
         if not parent_path.strip() or not _YEAR.fullmatch(last.strip()):
             raise
-        parent = folder_at(session, tenant_id, parent_path)
+        try:
+            parent = folder_at(session, tenant_id, parent_path)
+        except NotFound:
+            raise NotFound(
+                message("dossier « %(reference)s » introuvable dans le plan de classement", reference=reference)
+            ) from None
     if parent.path.count("/") + 1 >= MAX_DEPTH:
         raise InvalidInput(message("le plan de classement ne peut dépasser %(max_depth)s niveaux", max_depth=MAX_DEPTH))
     try:

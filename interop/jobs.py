@@ -99,45 +99,11 @@ def collect_pes_retours(*, tenant_id: str, connector: str) -> None:
 def collect_all_pes_retours(*, period: str) -> None:
     """Ask the PES Retour collection of every enabled TdT connector of every tenant, one job per connector
     (messages.INTEROP_COLLECT_ALL_PES_RETOURS, sent by the kernel's schedule): each keyed by its connector and
-    ``period``, so that this job run again asks nothing twice, and each failing or retried on its own."""
-    from sqlalchemy import select
-
-    from interop.flows import TDT_KINDS
-    from interop.models import Connector
+    ``period``, so that this job run again asks nothing twice, and each failing or retried on its own. An account
+    the administrator says has no Hélios (pes_retours false) is left out: S²LOW would refuse each collection."""
     from socle import messages
-    from socle.queue import enqueue_all
 
-    with transaction() as session:
-        found = session.execute(
-            select(Connector.id, Connector.tenant_id, Connector.name, Connector.config)
-            .where(Connector.kind.in_(TDT_KINDS), Connector.enabled.is_(True))
-            .order_by(Connector.created_at)
-        ).all()
-        # A connector with no GED folder could file nothing: its collection would fail every period (asked by
-        # hand, it is refused with the reason). Left out until an administrator names one. So is an account the
-        # administrator says has no Hélios (pes_retours false): S²LOW would refuse each collection.
-        connectors = [
-            (id_, tenant, name)
-            for id_, tenant, name, config in found
-            if config and config.get("ged_folder") and config.get("pes_retours", True) is not False
-        ]
-        enqueue_all(
-            session,
-            [
-                (
-                    messages.INTEROP_COLLECT_PES_RETOURS,
-                    f"interop.pes-retours:{connector_id}:{period}",
-                    {"tenant_id": tenant_id, "connector": name},
-                )
-                for connector_id, tenant_id, name in connectors
-            ],
-        )
-    log.info(
-        "PES Retour collection asked of %d connector(s) for %s (%d without GED folder or Hélios left out)",
-        len(connectors),
-        period,
-        len(found) - len(connectors),
-    )
+    _ask_each_tdt_connector(messages.INTEROP_COLLECT_PES_RETOURS, "interop.pes-retours", "pes_retours", period)
 
 
 def collect_prefecture_letters(*, tenant_id: str, connector: str) -> None:
@@ -153,12 +119,23 @@ def collect_prefecture_letters(*, tenant_id: str, connector: str) -> None:
 def collect_all_prefecture_letters(*, period: str) -> None:
     """Ask the letter collection of every enabled TdT connector that has a GED folder, of every tenant, one job per
     connector (messages.INTEROP_COLLECT_ALL_PREFECTURE_LETTERS, sent by the kernel's schedule), each keyed by its
-    connector and ``period``: run again, it asks nothing twice."""
+    connector and ``period``: run again, it asks nothing twice. An account the administrator says has no @ctes
+    (prefecture_letters false) is left out: it would be refused each time."""
+    from socle import messages
+
+    _ask_each_tdt_connector(
+        messages.INTEROP_COLLECT_PREFECTURE_LETTERS, "interop.prefecture-letters", "prefecture_letters", period
+    )
+
+
+def _ask_each_tdt_connector(message: Any, key_prefix: str, switch: str, period: str) -> None:
+    """One ``message`` job per enabled TdT connector of every tenant that has a GED folder and whose ``switch``
+    is not false, keyed ``<key_prefix>:<connector id>:<period>``. A connector with no GED folder could file
+    nothing: its collection would fail every period (asked by hand, it is refused with the reason)."""
     from sqlalchemy import select
 
     from interop.flows import TDT_KINDS
     from interop.models import Connector
-    from socle import messages
     from socle.queue import enqueue_all
 
     with transaction() as session:
@@ -167,26 +144,21 @@ def collect_all_prefecture_letters(*, period: str) -> None:
             .where(Connector.kind.in_(TDT_KINDS), Connector.enabled.is_(True))
             .order_by(Connector.created_at)
         ).all()
-        # Without a GED folder a letter could not be filed (asked by hand, it is refused with the reason); an
-        # account the administrator says has no @ctes (prefecture_letters false) would be refused each time.
         connectors = [
             (id_, tenant, name)
             for id_, tenant, name, config in found
-            if config and config.get("ged_folder") and config.get("prefecture_letters", True) is not False
+            if config and config.get("ged_folder") and config.get(switch, True) is not False
         ]
         enqueue_all(
             session,
             [
-                (
-                    messages.INTEROP_COLLECT_PREFECTURE_LETTERS,
-                    f"interop.prefecture-letters:{connector_id}:{period}",
-                    {"tenant_id": tenant_id, "connector": name},
-                )
+                (message, f"{key_prefix}:{connector_id}:{period}", {"tenant_id": tenant_id, "connector": name})
                 for connector_id, tenant_id, name in connectors
             ],
         )
     log.info(
-        "prefecture letters collection asked of %d connector(s) for %s (%d left out)",
+        "%s asked of %d connector(s) for %s (%d without GED folder or switched off)",
+        message.function,
         len(connectors),
         period,
         len(found) - len(connectors),

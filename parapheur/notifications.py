@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, tzinfo
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from socle.dates import spelled_date
 from socle.mail import Mail
 
 NoticeKind = Literal["to_act", "acted", "rejected", "completed", "late", "external_signature", "opinion_requested"]
@@ -21,20 +22,6 @@ NoticeKind = Literal["to_act", "acted", "rejected", "completed", "late", "extern
 # Times are stored in UTC and read by people in the collectivité's time.
 DEFAULT_TIMEZONE = "Europe/Paris"
 SUBJECT_PREFIX = "[Parapheur] "
-_MONTHS = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
 _FOOTER = "Ce message est envoyé automatiquement par le parapheur électronique ; merci de ne pas y répondre."
 # Digest sections: what needs the reader first; (heading, noun for one, noun for several).
 _SECTIONS: dict[str, tuple[str, str, str]] = {
@@ -148,8 +135,8 @@ def acted_by(notice: Notice) -> str | None:
 
 
 def french_date(day: date) -> str:
-    """``date(2026, 12, 1)`` → "1er décembre 2026"."""
-    return f"{'1er' if day.day == 1 else day.day} {_MONTHS[day.month - 1]} {day.year}"
+    """``date(2026, 12, 1)`` → "1er décembre 2026" (socle.dates.spelled_date)."""
+    return spelled_date(day)
 
 
 def zone_or_utc(name: str) -> tzinfo:
