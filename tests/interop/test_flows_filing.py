@@ -130,12 +130,15 @@ def pes_flow(kit: Kit) -> str:
     )
 
 
-def retour_origin(sim: S2low) -> str:
-    """The GED origin of the simulator's one PES Retour, once collected and filed."""
+def retour_origin(kit: Kit, sim: S2low) -> str:
+    """The GED origin of the simulator's one PES Retour, once collected and filed in the kit's GED (another test's
+    simulator numbers its retours alike)."""
     (retour,) = sim.state.retours
     with new_session() as session:
         found = session.execute(
-            select(Version.origin).where(Version.origin.like(f"interop:%:retour:{retour['id']}"))
+            select(Version.origin)
+            .join(Document, Document.id == Version.document_id)
+            .where(Document.tenant_id == kit.tenant_id, Version.origin.like(f"interop:%:retour:{retour['id']}"))
         ).scalar_one()
     return str(found)
 
@@ -152,7 +155,7 @@ def test_an_old_connector_files_everything_in_its_one_folder(kit: Kit, sim: S2lo
     assert acquitted.status == "done", acquitted.error
     jobs.collect_pes_retours(tenant_id=kit.tenant_id, connector="tdt")
     run_jobs()
-    origins = [f"interop:{flow.id}:aracte", file["origin"], f"interop:{acquitted.id}:acquit", retour_origin(sim)]
+    origins = [f"interop:{flow.id}:aracte", file["origin"], f"interop:{acquitted.id}:acquit", retour_origin(kit, sim)]
     assert [filed(origin)["folder"] for origin in origins] == [only] * 4
     letter_document = filed(file["origin"])
     assert letter_document["title"] == f"Lettre d'observations — acte n° DEL_43 : {SUBJECT}"
@@ -175,7 +178,7 @@ def test_pes_go_to_their_folders_with_their_types(kit: Kit, sim: S2low) -> None:
     assert acquit["date"] is not None
     jobs.collect_pes_retours(tenant_id=kit.tenant_id, connector="tdt")
     run_jobs()
-    retour = filed(retour_origin(sim))
+    retour = filed(retour_origin(kit, sim))
     assert (retour["folder"], retour["type"]) == (retours, "pes_retour") and retour["date"] is not None
 
 
