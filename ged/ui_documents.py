@@ -45,9 +45,8 @@ from ged.ui_common import (
     with_thumbnail,
 )
 from socle import audit
-from socle.auth import Principal
+from socle.auth import Principal, display_names
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge, SocleError, UnsupportedMediaType
-from socle.models import User
 from socle.settings import get_settings
 from socle.storage import StoredObject
 from socle.ui.rendering import format_number
@@ -451,23 +450,15 @@ def _people(db: Session, tenant_id: str, who: Iterable[str]) -> dict[str, str]:
     """Display name of each user among the authors or audit actors ``who`` (``claire`` or ``user:claire``); the
     page names the services itself (``interop``, ``service:interop``), and a former user by their username."""
     bare = {name: name.removeprefix("user:") for name in who if ":" not in name.removeprefix("user:")}
-    query = select(User.username, User.display_name).where(
-        User.tenant_id == tenant_id, User.username.in_(set(bare.values()))
-    )
-    users = {username: display for username, display in db.execute(query) if display}
+    users = display_names(db, tenant_id, bare.values())
     return {name: users[username] for name, username in bare.items() if username in users}
 
 
-def _signed_by(db: Session, tenant_id: str, versions: list[Version]) -> dict[int, str]:
-    """Version number → who signed it in the parapheur, by display name (``signatories`` keeps usernames),
-    resolved as the export does (ged.jobs._people); a former user keeps their username."""
-    usernames = {name for version in versions for name in version.signatories or [] if name}
-    if not usernames:
-        return {}
-    query = select(User.username, User.display_name).where(User.tenant_id == tenant_id, User.username.in_(usernames))
-    names = {username: name for username, name in db.execute(query) if name}
+def _signed_by(versions: list[Version], people: dict[str, str]) -> dict[int, str]:
+    """Version number → who signed it in the parapheur, by display name (``signatories`` keeps usernames; ``people``
+    from _people, as the export resolves them: ged.jobs._people); a former user keeps their username."""
     return {
-        version.number: ", ".join(names.get(name, name) for name in dict.fromkeys(version.signatories) if name)
+        version.number: ", ".join(people.get(name, name) for name in dict.fromkeys(version.signatories) if name)
         for version in versions
         if version.signatories
     }
@@ -500,15 +491,17 @@ def _document_context(db: Session, principal: Principal, document: Document) -> 
     archivist = is_archivist(principal)
     versions = sorted(document.versions, key=lambda version: version.number, reverse=True)
     history = _history(db, principal.tenant_id, document.id)
+    # Everyone the page names, in one query: the depositor, the versions' authors and signatories, the log's actors.
+    named = {document.created_by, *(v.author for v in versions), *(h[1] for h in history)}
+    named |= {name for version in versions for name in version.signatories or [] if name}
+    people = _people(db, principal.tenant_id, named)
     return {
         "document": document,
         "current": current,
         "versions": versions,
-        "signed_by": _signed_by(db, principal.tenant_id, versions),
+        "signed_by": _signed_by(versions, people),
         "history": history,
-        "people": _people(
-            db, principal.tenant_id, {document.created_by, *(v.author for v in versions), *(h[1] for h in history)}
-        ),
+        "people": people,
         "document_type": document_type,
         "untyped_match": _untyped(db, principal.tenant_id, current.document_type) if document_type is None else False,
         "archived": archived,

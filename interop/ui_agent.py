@@ -29,9 +29,8 @@ from sqlalchemy.orm import Session
 
 from interop import actes, flows, service
 from interop.models import Connector, Flow
-from socle.auth import Principal, Role
+from socle.auth import Principal, Role, display_names
 from socle.errors import SocleError
-from socle.models import User
 from socle.ui import rendering
 from socle.ui.rendering import Section
 from socle.ui.sessions import SignedIn, push_flash
@@ -167,13 +166,7 @@ def flow_title(request: Request, flow: Flow) -> str:
 def actor_names(request: Request, db: Session, tenant_id: str, actors: set[str]) -> dict[str, str]:
     """Each actor of a history (« user:claire », « service:interop ») as a reader knows them: a person by their
     full name (a former user keeps their username), a service by its French name, anything else « le système »."""
-    usernames = {actor.removeprefix("user:") for actor in actors if actor.startswith("user:")}
-    names: dict[str, str] = {}
-    if usernames:
-        query = select(User.username, User.display_name).where(
-            User.tenant_id == tenant_id, User.username.in_(usernames)
-        )
-        names = {username: display for username, display in db.execute(query) if display}
+    names = display_names(db, tenant_id, (actor.removeprefix("user:") for actor in actors if actor.startswith("user:")))
     shown = {}
     for actor in actors:
         if actor.startswith("user:"):

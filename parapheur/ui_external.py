@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from parapheur import external, external_reading
 from parapheur.models import FolderDocument
 from parapheur.ui_common import form_value, kept
-from parapheur.ui_pages import is_pdf, page_count, page_image
+from parapheur.ui_pages import is_pdf, page_count, page_image, page_window
 from socle.dates import PARIS
 from socle.errors import InvalidInput, NotFound, SocleError
 from socle.models import Tenant
@@ -41,7 +41,6 @@ router = APIRouter(include_in_schema=False)
 
 PREFIX = "/signature-externe"
 NAME_LIMIT = 200  # as parapheur.external.sign
-PAGE_WINDOW = 10  # page images shown at once, as on the folder page; the next ones are a link away
 _PRIVATE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
@@ -168,22 +167,7 @@ def _form(
 def _preview(secret: str, document: FolderDocument, first_page: int) -> dict[str, Any]:
     """A document to sign and the window of its pages shown as images (none for a file that is not a PDF)."""
     view: dict[str, Any] = {"document": document, "pages": [], "count": 0, "error": None}
-    if not is_pdf(document):
-        return view
-    try:
-        count = page_count(document.current_key)
-    except SocleError as exc:
-        view["error"] = exc.detail
-        return view
-    first = min(first_page, count)
-    last = min(first + PAGE_WINDOW - 1, count)
-    view.update(
-        count=count,
-        first=first,
-        last=last,
-        previous=max(first - PAGE_WINDOW, 1),
-        pages=[(number, image_url(secret, document, number)) for number in range(first, last + 1)],
-    )
+    page_window(view, document, first_page, lambda number: image_url(secret, document, number))
     return view
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from parapheur import circuits, config, filing, identities, pes_summary, report, service, signature_acts, signing
 from parapheur.models import Folder, FolderDocument, OpinionRequest, Step
 from parapheur.ui_common import files, kept, parapheur_user, text
-from parapheur.ui_pages import image_url, is_pdf, page_count
+from parapheur.ui_pages import image_url, page_window
 from socle.auth import Principal, Role, get_user_by_id, issue_token
 from socle.db import utcnow
 from socle.errors import Conflict, Forbidden, InvalidInput, NotFound, SocleError
@@ -33,7 +33,6 @@ from socle.web import content_disposition, object_response
 
 router = APIRouter(include_in_schema=False)
 
-PAGE_WINDOW = 10  # page images shown at once; the next ones are a link away
 API_PREFIX = "/parapheur"  # where the kit serves the parapheur's API (socle.app)
 CARD_TOKEN_LIFETIME = timedelta(minutes=30)  # long enough to find the card and type the PIN, no longer
 ACTS = frozenset({"visa", "signature", "reading", "paper_signature"})  # step kinds a person acts on
@@ -281,22 +280,7 @@ def _document_view(db: Session, folder: Folder, document: FolderDocument, first_
     view["paper"] = service.paper_signer(db, folder, document)
     if is_xml(document):
         view["pes"] = pes_summary.summary_of(document.current_key)  # None: not a PES Aller, the usual message
-    if not is_pdf(document):
-        return view
-    try:
-        count = page_count(document.current_key)
-    except SocleError as exc:
-        view["error"] = exc.detail
-        return view
-    first = min(first_page, count)
-    last = min(first + PAGE_WINDOW - 1, count)
-    view.update(
-        count=count,
-        first=first,
-        last=last,
-        previous=max(first - PAGE_WINDOW, 1),
-        pages=[(number, image_url(folder.id, document, number)) for number in range(first, last + 1)],
-    )
+    page_window(view, document, first_page, lambda number: image_url(folder.id, document, number))
     return view
 
 

@@ -14,7 +14,9 @@ import re
 import subprocess
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
@@ -22,7 +24,7 @@ from fastapi.responses import FileResponse, Response
 from parapheur import pades, service
 from parapheur.models import FolderDocument
 from parapheur.ui_common import parapheur_user
-from socle.errors import InvalidInput, NotFound, ServiceUnavailable
+from socle.errors import InvalidInput, NotFound, ServiceUnavailable, SocleError
 from socle.settings import get_settings
 from socle.storage import get_store
 from socle.ui.web import DbDep, UserDep
@@ -38,10 +40,33 @@ _slots = threading.BoundedSemaphore(RENDER_SLOTS)
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 _IMMUTABLE = "private, max-age=31536000, immutable"
 VERSION_CHARS = 16  # of the digest, in an image's URL
+PAGE_WINDOW = 10  # page images shown at once; the next ones are a link away
 
 
 def image_url(folder_id: str, document: FolderDocument, page: int) -> str:
     return f"/dossiers/{folder_id}/documents/{document.id}/pages/{page}?v={document.current_key[:VERSION_CHARS]}"
+
+
+def page_window(view: dict[str, Any], document: FolderDocument, first_page: int, url: Callable[[int], str]) -> None:
+    """Fill ``view`` with the window of a PDF's pages shown as images from ``first_page`` (``count``, ``first``,
+    ``last``, ``previous``, ``pages``: (number, ``url(number)``)), or ``error`` when its pages cannot be counted;
+    nothing for a file that is not a PDF. Shared by the folder's page and the external signer's."""
+    if not is_pdf(document):
+        return
+    try:
+        count = page_count(document.current_key)
+    except SocleError as exc:
+        view["error"] = exc.detail
+        return
+    first = min(first_page, count)
+    last = min(first + PAGE_WINDOW - 1, count)
+    view.update(
+        count=count,
+        first=first,
+        last=last,
+        previous=max(first - PAGE_WINDOW, 1),
+        pages=[(number, url(number)) for number in range(first, last + 1)],
+    )
 
 
 def is_pdf(document: FolderDocument) -> bool:

@@ -10,7 +10,7 @@ import hashlib
 import importlib
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -247,6 +247,16 @@ def update_tenant(session: Session, tenant: Tenant, *, name: str, siren: str | N
 def _siren_taken(session: Session, tenant: Tenant, siren: str) -> bool:
     found = session.execute(select(Tenant.id).where(Tenant.siren == siren, Tenant.id != tenant.id).limit(1)).first()
     return found is not None or _siren_held_by_service(session, tenant.id, siren)
+
+
+def display_names(session: Session, tenant_id: str, usernames: Iterable[str]) -> dict[str, str]:
+    """The display name of each of these users of the tenant who has one (a former user is absent: the caller
+    shows their username), in one query; what every page naming people by their logins asks."""
+    wanted = set(usernames)
+    if not wanted:
+        return {}
+    query = select(User.username, User.display_name).where(User.tenant_id == tenant_id, User.username.in_(wanted))
+    return {username: name for username, name in session.execute(query) if name}
 
 
 def get_user(session: Session, tenant: Tenant, username: str) -> User:
